@@ -1,0 +1,30 @@
+# The two commands README.md promises. Everything else is a CMake preset.
+#   make run   install what is missing, build, run the echo server on port 5000
+#   make test  install what is missing, build the default and asan presets, run every test
+.PHONY: run test deps build build-asan http fuzz clean
+
+PORT ?= 5000
+
+deps:
+	@bash third_party/install-deps.sh
+
+build: deps
+	cmake --preset default
+	cmake --build --preset default
+
+build-asan: deps
+	cmake --preset asan
+	cmake --build --preset asan
+
+run: build
+	./build/default/examples/echo_server --port $(PORT)
+
+http: build
+	./build/default/examples/http_responder --port 8080
+
+test: build build-asan
+	ctest --preset default
+	ctest --preset asan
+
+clean:
+	rm -rf build

@@ -1,0 +1,228 @@
+// File: ioloop/io_loop.h
+// IOLoop: a single-threaded reactor in the style of Tornado's IOLoop. It watches file
+// descriptors (add_handler), runs one-shot callbacks (add_callback), timeouts (call_later,
+// call_at) and signal handlers (add_signal_handler), on epoll, poll or select.
+//
+// Threading: an IOLoop belongs to the thread that runs start(). Every method must be called
+// on that thread (or before start(), by the thread that will run it), unless its comment
+// begins "Thread-safe." Only add_callback() and stop() are.
+//
+// Ownership: the loop never owns registered fds. remove_handler() before closing an fd.
+// Callables passed in are owned by the loop until they run or are removed; a handler may
+// remove itself (or any other handler) while it runs: the running callable is destroyed
+// only after the dispatch batch.
+//
+// Errors: misuse the caller can cause returns absl::Status. An exception escaping a
+// callback or handler is caught, logged (rate-limited) and counted in stats(); the loop
+// goes on. The library itself throws nothing.
+//
+// Example:
+//   ioloop::IOLoop loop;
+//   loop.call_later(absl::Milliseconds(10), [&loop] { loop.stop(); });
+//   loop.start();
+#ifndef IOLOOP_IO_LOOP_H_
+#define IOLOOP_IO_LOOP_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "ioloop/events.h"
+#include "ioloop/poller.h"
+#include "ioloop/rate_limiter.h"
+#include "ioloop/time.h"
+
+namespace ioloop {
+
+class TimerQueue;
+class Waker;
+
+// Identifies a timeout for remove_timeout(). A default-constructed handle is invalid and
+// removing it is a no-op; so is removing a handle whose timeout already ran.
+class TimeoutHandle {
+ public:
+  TimeoutHandle() = default;
+  explicit TimeoutHandle(uint64_t id) : id_(id) {}
+  bool valid() const { return id_ != 0; }
+  uint64_t id() const { return id_; }
+  friend bool operator==(TimeoutHandle a, TimeoutHandle b) { return a.id_ == b.id_; }
+
+ private:
+  uint64_t id_ = 0;
+};
+
+struct IOLoopOptions {
+  PollerKind poller = PollerKind::kEpoll;
+  // A callback, handler or timer that runs longer than this is logged with its duration
+  // (rate-limited) and counted. Zero disables the check and its clock reads.
+  absl::Duration slow_callback_threshold = absl::ZeroDuration();
+};
+
+class IOLoop {
+ public:
+  using Handler = absl::AnyInvocable<void(int fd, uint32_t events)>;  // repeating
+  using Callback = absl::AnyInvocable<void() &&>;                     // runs at most once
+  using SignalHandler = absl::AnyInvocable<void(int signo)>;          // repeating
+  // Passed to the function given to run_sync(); call it (once, from any thread) to finish.
+  using Done = absl::AnyInvocable<void(absl::Status) &&>;
+
+  static constexpr uint32_t READ = ::ioloop::READ;
+  static constexpr uint32_t WRITE = ::ioloop::WRITE;
+  static constexpr uint32_t ERROR = ::ioloop::ERROR;
+  static constexpr uint32_t EDGE = ::ioloop::EDGE;
+
+  using Options = IOLoopOptions;
+
+  // Counters since construction. Read them on the loop thread.
+  struct Stats {
+    uint64_t iterations = 0;
+    uint64_t events_dispatched = 0;  // handler invocations
+    uint64_t callbacks_run = 0;      // add_callback() callbacks
+    uint64_t timers_fired = 0;
+    uint64_t signals_dispatched = 0;
+    uint64_t exceptions = 0;      // exceptions caught from user code
+    uint64_t slow_callbacks = 0;  // over Options::slow_callback_threshold
+    uint64_t wakeups_sent = 0;    // eventfd writes by add_callback()/stop()
+    absl::Duration time_blocked;  // inside the poller's wait
+    absl::Duration time_busy;     // everything else while start() runs
+    size_t handlers = 0;          // registered fds (including the loop's own)
+    size_t timers_pending = 0;    // live timeouts
+    size_t timer_store_size = 0;  // heap entries + slots the timer store holds, live or dead
+  };
+
+  // Dies (logs, then aborts) if the backend or the eventfd cannot be created; use create()
+  // to get that failure as a Status instead.
+  IOLoop();
+  explicit IOLoop(Options options);
+  static absl::StatusOr<std::unique_ptr<IOLoop>> create(Options options = {});
+  // Must not be running. Pending callbacks and timeouts are destroyed unrun; registered
+  // fds are left open.
+  ~IOLoop();
+  IOLoop(const IOLoop&) = delete;
+  IOLoop& operator=(const IOLoop&) = delete;
+
+  // The process-wide loop, created on first use and never destroyed.
+  static IOLoop& instance();
+  // This thread's current loop: the one made current with make_current() or running
+  // start() on this thread; on the main thread, instance() if none was made current;
+  // on another thread a loop owned by that thread, created on first use.
+  static IOLoop& current();
+  // Makes this loop current() for the calling thread.
+  void make_current();
+
+  PollerKind poller_kind() const;
+
+  // --- File descriptors ---------------------------------------------------------------
+  // Watches `fd` for `events` (READ|WRITE, plus EDGE on epoll); ERROR is always reported.
+  // InvalidArgument: fd negative or not open, no READ/WRITE and no ERROR asked, EDGE on
+  // poll/select, fd >= FD_SETSIZE on select. AlreadyExists: fd is registered already.
+  absl::Status add_handler(int fd, Handler handler, uint32_t events);
+  // Changes the events of a registered fd. NotFound if `fd` is not registered.
+  absl::Status update_handler(int fd, uint32_t events);
+  // Stops watching `fd`. No further event for it is delivered, even from the batch being
+  // dispatched and even if the fd number is reused at once. A no-op for an unknown fd.
+  void remove_handler(int fd);
+  bool has_handler(int fd) const;
+
+  // --- Callbacks and timeouts ----------------------------------------------------------
+  // Thread-safe. Runs `cb` on the loop thread in a later iteration, FIFO per caller thread.
+  // Callbacks added while callbacks run wait for the next iteration, so I/O is never
+  // starved. The loop is woken (one eventfd write, coalesced) only if it may be sleeping.
+  // Not async-signal-safe: use add_signal_handler() for signals.
+  void add_callback(Callback cb) ABSL_LOCKS_EXCLUDED(mu_);
+  // Runs `cb` once `delay` has passed on the monotonic clock; never earlier.
+  TimeoutHandle call_later(absl::Duration delay, Callback cb);
+  // Runs `cb` at `deadline` or later. Timeouts due together run in deadline, then
+  // insertion, order.
+  TimeoutHandle call_at(TimePoint deadline, Callback cb);
+  // Cancels a timeout and frees its callback now. Safe to call even if the timeout ran.
+  void remove_timeout(TimeoutHandle handle);
+
+  // --- Signals ---------------------------------------------------------------------------
+  // Runs `handler` on the loop thread when `signo` arrives, through a signalfd. Blocks the
+  // signal in the calling thread (threads started afterwards inherit the mask; block it in
+  // older threads yourself, or it may be delivered to them by default action).
+  // Replaces an earlier handler for the same signal. InvalidArgument for a bad signo or
+  // SIGKILL/SIGSTOP.
+  absl::Status add_signal_handler(int signo, SignalHandler handler);
+  // Stops handling `signo` and restores the calling thread's mask for it. No-op if unknown.
+  void remove_signal_handler(int signo);
+
+  // --- Running -----------------------------------------------------------------------------
+  // Runs until stop(). Makes this loop current() for the thread while it runs.
+  // If stop() was called before start(), start() returns after one iteration.
+  void start();
+  // Thread-safe. Makes start() return after the current iteration.
+  void stop();
+  // Runs the loop until `fn` calls its Done argument (any thread), then returns that status;
+  // DeadlineExceeded if `timeout` passes first. InfiniteDuration means no limit.
+  absl::Status run_sync(absl::AnyInvocable<void(Done) &&> fn,
+                        absl::Duration timeout = absl::InfiniteDuration());
+  bool running() const { return running_.load(std::memory_order_acquire); }
+  // Thread-safe. True on the thread currently inside start().
+  bool in_loop_thread() const;
+
+  // The monotonic clock's now().
+  TimePoint time() const { return Clock::now(); }
+
+  Stats stats() const;
+
+ private:
+  struct Entry;
+  struct SignalState;
+
+  IOLoop(std::unique_ptr<Poller> poller, std::unique_ptr<Waker> waker, Options options);
+  void run_once();
+  void run_callbacks();
+  void run_timers();
+  void dispatch(const Poller::Event& ev);
+  void handle_signals();
+  // Runs user code with the exception and slow-callback guards.
+  template <typename F>
+  void guarded(const char* what, F&& f);
+  void report_exception(const char* what, const char* message);
+
+  Options options_;
+  std::unique_ptr<Poller> poller_;
+  std::unique_ptr<Waker> waker_;
+  std::unique_ptr<TimerQueue> timers_;
+
+  // Indexed by fd: a vector, not a hash map, because fds are small and dense.
+  std::vector<std::unique_ptr<Entry>> handlers_;
+  // Entries removed during dispatch; freed after the batch so a running handler survives.
+  std::vector<std::unique_ptr<Entry>> graveyard_;
+  uint32_t next_generation_ = 1;
+  size_t handler_count_ = 0;
+  std::vector<Poller::Event> events_;
+
+  std::unique_ptr<SignalState> signals_;
+
+  mutable absl::Mutex mu_;
+  std::vector<Callback> pending_ ABSL_GUARDED_BY(mu_);
+  bool polling_ ABSL_GUARDED_BY(mu_) = false;   // inside (or about to enter) the wait
+  bool wake_sent_ ABSL_GUARDED_BY(mu_) = false;  // an eventfd write is outstanding
+  std::vector<Callback> running_callbacks_;
+  std::vector<Callback> due_;  // timeouts popped for this iteration
+  TimePoint last_poll_end_{};
+
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> running_{false};
+  std::atomic<std::thread::id> thread_id_{};
+
+  Stats stats_;
+  std::atomic<uint64_t> wakeups_sent_{0};
+  // Exception and slow-callback lines: a handler failing on every event must not flood.
+  LogRateLimiter log_limiter_;
+};
+
+}  // namespace ioloop
+
+#endif  // IOLOOP_IO_LOOP_H_

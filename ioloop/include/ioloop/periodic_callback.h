@@ -1,0 +1,67 @@
+// File: ioloop/periodic_callback.h
+// PeriodicCallback runs a callback every `period` on an IOLoop, on the monotonic clock.
+//
+// Schedule: the next run is the last *scheduled* time plus k periods, the smallest k that
+// lands in the future. So it never drifts (a late or slow run does not push later runs back,
+// unlike libuv's and muduo's repeat timers, which re-arm from "now") and never bunches (runs
+// missed while the loop was busy are skipped, not replayed back to back); skipped() counts
+// them. A wall-clock jump changes nothing.
+//
+// Threading and lifetime: loop thread only. Destroying it stops it; it may be stopped or
+// destroyed from inside its own callback.
+//
+// Example:
+//   ioloop::PeriodicCallback tick(loop, [] { flush_stats(); }, absl::Seconds(1));
+//   tick.start();
+#ifndef IOLOOP_PERIODIC_CALLBACK_H_
+#define IOLOOP_PERIODIC_CALLBACK_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "ioloop/io_loop.h"
+
+namespace ioloop {
+
+class PeriodicCallback {
+ public:
+  // `period` must be positive; start() reports InvalidArgument otherwise.
+  PeriodicCallback(IOLoop& loop, absl::AnyInvocable<void()> callback, absl::Duration period);
+  ~PeriodicCallback();
+  PeriodicCallback(const PeriodicCallback&) = delete;
+  PeriodicCallback& operator=(const PeriodicCallback&) = delete;
+
+  // Schedules the first run at now + period. A no-op if already running.
+  absl::Status start();
+  // Cancels the next run. A no-op if not running.
+  void stop();
+  bool is_running() const { return running_; }
+
+  absl::Duration period() const { return period_; }
+  uint64_t runs() const { return runs_; }
+  // Scheduled runs that were skipped because the loop got to them late.
+  uint64_t skipped() const { return skipped_; }
+
+ private:
+  void schedule_next();
+  void run();
+  void advance();
+
+  IOLoop& loop_;
+  absl::AnyInvocable<void()> callback_;
+  absl::Duration period_;
+  bool running_ = false;
+  TimePoint next_{};
+  TimeoutHandle timeout_;
+  uint64_t runs_ = 0;
+  uint64_t skipped_ = 0;
+  // Lets run() notice that the callback destroyed this object.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace ioloop
+
+#endif  // IOLOOP_PERIODIC_CALLBACK_H_

@@ -1,0 +1,447 @@
+#include "ioloop/io_loop.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdlib>
+#include <exception>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "ioloop/logging.h"
+#include "timer_queue.h"
+#include "waker.h"
+
+namespace ioloop {
+
+struct IOLoop::Entry {
+  Handler handler;
+  uint32_t events;
+  uint32_t generation;
+};
+
+struct IOLoop::SignalState {
+  int fd = -1;
+  sigset_t mask;
+  std::array<SignalHandler, _NSIG> handlers;
+  SignalState() { sigemptyset(&mask); }
+};
+
+namespace {
+
+thread_local IOLoop* t_current = nullptr;
+thread_local std::unique_ptr<IOLoop> t_owned;
+
+bool is_main_thread() { return ::syscall(SYS_gettid) == ::getpid(); }
+
+template <typename T>
+T value_or_die(absl::StatusOr<T> v, const char* what) {
+  if (!v.ok()) {
+    logger().critical("cannot create IOLoop {}: {}", what, v.status().ToString());
+    std::abort();
+  }
+  return *std::move(v);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<IOLoop>> IOLoop::create(Options options) {
+  auto poller = Poller::create(options.poller);
+  if (!poller.ok()) return poller.status();
+  auto waker = Waker::create();
+  if (!waker.ok()) return waker.status();
+  return std::unique_ptr<IOLoop>(new IOLoop(*std::move(poller), *std::move(waker), options));
+}
+
+IOLoop::IOLoop() : IOLoop(Options{}) {}
+
+IOLoop::IOLoop(Options options)
+    : IOLoop(value_or_die(Poller::create(options.poller), "poller"),
+             value_or_die(Waker::create(), "waker"), options) {}
+
+IOLoop::IOLoop(std::unique_ptr<Poller> poller, std::unique_ptr<Waker> waker, Options options)
+    : options_(options),
+      poller_(std::move(poller)),
+      waker_(std::move(waker)),
+      timers_(std::make_unique<TimerQueue>()) {
+  absl::Status s = add_handler(waker_->fd(), [this](int, uint32_t) { waker_->drain(); }, READ);
+  if (!s.ok()) {
+    logger().critical("cannot watch the IOLoop waker: {}", s.ToString());
+    std::abort();
+  }
+}
+
+IOLoop::~IOLoop() {
+  if (t_current == this) t_current = nullptr;
+  if (signals_ && signals_->fd >= 0) {
+    remove_handler(signals_->fd);
+    ::close(signals_->fd);
+  }
+  remove_handler(waker_->fd());
+}
+
+IOLoop& IOLoop::instance() {
+  static IOLoop* const loop = new IOLoop();  // never destroyed: threads may outlive main
+  return *loop;
+}
+
+IOLoop& IOLoop::current() {
+  if (t_current != nullptr) return *t_current;
+  if (is_main_thread()) return instance();
+  if (!t_owned) t_owned = std::make_unique<IOLoop>();
+  return *t_owned;
+}
+
+void IOLoop::make_current() { t_current = this; }
+
+PollerKind IOLoop::poller_kind() const { return poller_->kind(); }
+
+bool IOLoop::in_loop_thread() const {
+  return thread_id_.load(std::memory_order_acquire) == std::this_thread::get_id();
+}
+
+// ---------------------------------------------------------------------------------------------
+// File descriptors
+
+absl::Status IOLoop::add_handler(int fd, Handler handler, uint32_t events) {
+  if (fd < 0) return absl::InvalidArgumentError(absl::StrCat("add_handler: invalid fd ", fd));
+  if ((events & ~(READ | WRITE | ERROR | EDGE)) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("add_handler: unknown event bits 0x", absl::Hex(events), " for fd ", fd));
+  }
+  if ((events & (READ | WRITE | ERROR)) == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("add_handler: fd ", fd, ": events must include READ, WRITE or ERROR"));
+  }
+  if (!handler) return absl::InvalidArgumentError("add_handler: empty handler");
+  if (static_cast<size_t>(fd) < handlers_.size() && handlers_[fd]) {
+    return absl::AlreadyExistsError(absl::StrCat("add_handler: fd ", fd, " already registered"));
+  }
+  if (::fcntl(fd, F_GETFD) < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("add_handler: fd ", fd, " is not open"));
+  }
+  uint32_t generation = next_generation_++;
+  if (next_generation_ == 0) next_generation_ = 1;
+  if (absl::Status s = poller_->add(fd, events, generation); !s.ok()) return s;
+  if (static_cast<size_t>(fd) >= handlers_.size()) {
+    handlers_.resize(std::max<size_t>(static_cast<size_t>(fd) + 1, handlers_.size() * 2));
+  }
+  handlers_[fd] = std::make_unique<Entry>(Entry{std::move(handler), events, generation});
+  ++handler_count_;
+  return absl::OkStatus();
+}
+
+absl::Status IOLoop::update_handler(int fd, uint32_t events) {
+  if (!has_handler(fd)) {
+    return absl::NotFoundError(absl::StrCat("update_handler: fd ", fd, " is not registered"));
+  }
+  if ((events & ~(READ | WRITE | ERROR | EDGE)) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("update_handler: unknown event bits 0x", absl::Hex(events), " for fd ", fd));
+  }
+  Entry& entry = *handlers_[fd];
+  if (entry.events == events) return absl::OkStatus();  // spare the syscall
+  if (absl::Status s = poller_->modify(fd, events, entry.generation); !s.ok()) return s;
+  entry.events = events;
+  return absl::OkStatus();
+}
+
+void IOLoop::remove_handler(int fd) {
+  if (!has_handler(fd)) return;
+  poller_->remove(fd);
+  // The entry may be the handler running right now: keep it alive until the batch ends.
+  graveyard_.push_back(std::move(handlers_[fd]));
+  --handler_count_;
+}
+
+bool IOLoop::has_handler(int fd) const {
+  return fd >= 0 && static_cast<size_t>(fd) < handlers_.size() && handlers_[fd] != nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Callbacks and timeouts
+
+void IOLoop::add_callback(Callback cb) {
+  bool wake = false;
+  {
+    absl::MutexLock lock(&mu_);
+    pending_.push_back(std::move(cb));
+    // The loop thread itself is never polling here, and a loop that is not polling
+    // checks pending_ before it next blocks: only a sleeping loop needs the eventfd.
+    if (polling_ && !wake_sent_) wake = wake_sent_ = true;
+  }
+  if (wake) {
+    wakeups_sent_.fetch_add(1, std::memory_order_relaxed);
+    waker_->wake();
+  }
+}
+
+TimeoutHandle IOLoop::call_later(absl::Duration delay, Callback cb) {
+  return call_at(time() + to_clock_duration(delay), std::move(cb));
+}
+
+TimeoutHandle IOLoop::call_at(TimePoint deadline, Callback cb) {
+  return TimeoutHandle(timers_->add(deadline, std::move(cb)));
+}
+
+void IOLoop::remove_timeout(TimeoutHandle handle) {
+  if (handle.valid()) timers_->cancel(handle.id());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signals
+
+absl::Status IOLoop::add_signal_handler(int signo, SignalHandler handler) {
+  if (signo <= 0 || signo >= _NSIG || signo == SIGKILL || signo == SIGSTOP) {
+    return absl::InvalidArgumentError(absl::StrCat("add_signal_handler: cannot handle signal ", signo));
+  }
+  if (!handler) return absl::InvalidArgumentError("add_signal_handler: empty handler");
+  if (!signals_) signals_ = std::make_unique<SignalState>();
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, signo);
+  // Block first: a signal arriving between the two steps then waits in the signalfd.
+  if (int err = ::pthread_sigmask(SIG_BLOCK, &one, nullptr); err != 0) {
+    return absl::ErrnoToStatus(err, "pthread_sigmask");
+  }
+  sigset_t mask = signals_->mask;
+  sigaddset(&mask, signo);
+  int fd = ::signalfd(signals_->fd, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (fd < 0) return absl::ErrnoToStatus(errno, "signalfd");
+  if (signals_->fd < 0) {
+    signals_->fd = fd;
+    absl::Status s = add_handler(fd, [this](int, uint32_t) { handle_signals(); }, READ);
+    if (!s.ok()) {
+      ::close(fd);
+      signals_->fd = -1;
+      return s;
+    }
+  }
+  signals_->mask = mask;
+  signals_->handlers[signo] = std::move(handler);
+  return absl::OkStatus();
+}
+
+void IOLoop::remove_signal_handler(int signo) {
+  if (!signals_ || signo <= 0 || signo >= _NSIG || !signals_->handlers[signo]) return;
+  signals_->handlers[signo] = nullptr;
+  sigdelset(&signals_->mask, signo);
+  ::signalfd(signals_->fd, &signals_->mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, signo);
+  ::pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+}
+
+void IOLoop::handle_signals() {
+  struct signalfd_siginfo info[8];
+  for (;;) {
+    ssize_t n = ::read(signals_->fd, info, sizeof info);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // EAGAIN: drained
+    for (size_t i = 0; i < static_cast<size_t>(n) / sizeof info[0]; ++i) {
+      const int signo = static_cast<int>(info[i].ssi_signo);
+      if (signo <= 0 || signo >= _NSIG || !signals_->handlers[signo]) continue;
+      ++stats_.signals_dispatched;
+      guarded("signal handler", [&] { signals_->handlers[signo](signo); });
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running
+
+template <typename F>
+void IOLoop::guarded(const char* what, F&& f) {
+  try {
+    if (options_.slow_callback_threshold <= absl::ZeroDuration()) {
+      f();
+      return;
+    }
+    const TimePoint t0 = Clock::now();
+    f();
+    const absl::Duration took = to_duration(Clock::now() - t0);
+    if (took > options_.slow_callback_threshold) {
+      ++stats_.slow_callbacks;
+      uint64_t suppressed = 0;
+      if (log_limiter_.allow(Clock::now(), &suppressed)) {
+        logger().warn("slow {}: blocked the loop for {} (threshold {}){}", what,
+                      absl::FormatDuration(took),
+                      absl::FormatDuration(options_.slow_callback_threshold),
+                      suppressed ? absl::StrCat("; ", suppressed, " similar lines suppressed") : "");
+      }
+    }
+  } catch (const std::exception& e) {
+    report_exception(what, e.what());
+  } catch (...) {
+    report_exception(what, "non-std::exception");
+  }
+}
+
+void IOLoop::report_exception(const char* what, const char* message) {
+  ++stats_.exceptions;
+  uint64_t suppressed = 0;
+  if (log_limiter_.allow(Clock::now(), &suppressed)) {
+    logger().error("exception escaped {}: {}{}", what, message,
+                   suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)") : "");
+  }
+}
+
+void IOLoop::run_callbacks() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (pending_.empty()) return;
+    // Swap, then run outside the lock; anything added meanwhile waits for the next
+    // iteration so a callback that re-adds itself cannot starve I/O.
+    running_callbacks_.swap(pending_);
+  }
+  for (Callback& cb : running_callbacks_) {
+    ++stats_.callbacks_run;
+    guarded("callback", [&] { std::move(cb)(); });
+    cb = nullptr;  // destroy captures now, not with the next batch
+  }
+  running_callbacks_.clear();
+}
+
+void IOLoop::dispatch(const Poller::Event& ev) {
+  if (ev.fd < 0 || static_cast<size_t>(ev.fd) >= handlers_.size()) return;
+  Entry* entry = handlers_[ev.fd].get();
+  // Removed earlier in this batch, or removed and the number re-registered: stale.
+  if (entry == nullptr || entry->generation != ev.tag) return;
+  // Mask to the current interest: an earlier handler in the batch may have dropped WRITE.
+  const uint32_t events = ev.events & ((entry->events & (READ | WRITE)) | ERROR);
+  if (events == 0) return;
+  ++stats_.events_dispatched;
+  guarded("handler", [&] { entry->handler(ev.fd, events); });
+}
+
+void IOLoop::run_once() {
+  ++stats_.iterations;
+  run_callbacks();
+
+  TimePoint now = Clock::now();
+  stats_.time_busy += to_duration(now - last_poll_end_);
+  if (timers_->live() > 0) {
+    due_.clear();
+    timers_->pop_due(now, &due_);
+    if (!due_.empty()) {
+      for (TimerQueue::Callback& cb : due_) {
+        ++stats_.timers_fired;
+        guarded("timeout", [&] { std::move(cb)(); });
+        cb = nullptr;
+      }
+      due_.clear();
+      now = Clock::now();
+    }
+  }
+
+  std::optional<absl::Duration> timeout;
+  if (std::optional<TimePoint> next = timers_->next_deadline()) {
+    timeout = next <= now ? absl::ZeroDuration() : to_duration(*next - now);
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (!pending_.empty() || stop_requested_.load(std::memory_order_relaxed)) {
+      timeout = absl::ZeroDuration();
+    }
+    polling_ = timeout != absl::ZeroDuration();
+  }
+
+  events_.clear();
+  absl::StatusOr<int> n = poller_->poll(timeout, &events_);
+  const TimePoint after = Clock::now();
+  stats_.time_blocked += to_duration(after - now);
+  last_poll_end_ = after;
+  {
+    absl::MutexLock lock(&mu_);
+    polling_ = false;
+    wake_sent_ = false;
+  }
+  if (!n.ok()) {
+    uint64_t suppressed = 0;
+    if (log_limiter_.allow(after, &suppressed)) {
+      logger().error("poller ({}) failed: {}", std::string(poller_kind_name(poller_->kind())),
+                     n.status().ToString());
+    }
+  }
+  for (const Poller::Event& ev : events_) dispatch(ev);
+  graveyard_.clear();
+}
+
+void IOLoop::start() {
+  if (running_.exchange(true, std::memory_order_acq_rel)) {
+    logger().error("IOLoop::start(): already running");
+    return;
+  }
+  IOLoop* previous = t_current;
+  t_current = this;
+  thread_id_.store(std::this_thread::get_id(), std::memory_order_release);
+  last_poll_end_ = Clock::now();
+  do {
+    run_once();
+  } while (!stop_requested_.load(std::memory_order_acquire));
+  stop_requested_.store(false, std::memory_order_release);
+  thread_id_.store(std::thread::id(), std::memory_order_release);
+  t_current = previous;
+  running_.store(false, std::memory_order_release);
+}
+
+void IOLoop::stop() {
+  stop_requested_.store(true, std::memory_order_release);
+  bool wake = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (polling_ && !wake_sent_) wake = wake_sent_ = true;
+  }
+  if (wake) {
+    wakeups_sent_.fetch_add(1, std::memory_order_relaxed);
+    waker_->wake();
+  }
+}
+
+absl::Status IOLoop::run_sync(absl::AnyInvocable<void(Done) &&> fn, absl::Duration timeout) {
+  struct State {
+    bool finished = false;
+    absl::Status status;
+  };
+  auto state = std::make_shared<State>();
+  auto finish = [this, state](absl::Status s) {
+    if (state->finished) return;
+    state->finished = true;
+    state->status = std::move(s);
+    stop();
+  };
+  TimeoutHandle deadline;
+  if (timeout != absl::InfiniteDuration()) {
+    deadline = call_later(timeout, [finish, timeout]() mutable {
+      finish(absl::DeadlineExceededError(
+          absl::StrCat("run_sync: not done after ", absl::FormatDuration(timeout))));
+    });
+  }
+  add_callback([this, finish, fn = std::move(fn)]() mutable {
+    // Done may be called from any thread: hop back onto the loop to touch the state.
+    std::move(fn)([this, finish](absl::Status s) mutable {
+      add_callback([finish, s = std::move(s)]() mutable { finish(std::move(s)); });
+    });
+  });
+  start();
+  remove_timeout(deadline);
+  return state->status;
+}
+
+IOLoop::Stats IOLoop::stats() const {
+  Stats s = stats_;
+  s.wakeups_sent = wakeups_sent_.load(std::memory_order_relaxed);
+  s.handlers = handler_count_;
+  s.timers_pending = timers_->live();
+  s.timer_store_size = timers_->store_size();
+  return s;
+}
+
+}  // namespace ioloop

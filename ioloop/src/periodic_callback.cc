@@ -1,0 +1,69 @@
+#include "ioloop/periodic_callback.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace ioloop {
+
+PeriodicCallback::PeriodicCallback(IOLoop& loop, absl::AnyInvocable<void()> callback,
+                                   absl::Duration period)
+    : loop_(loop), callback_(std::move(callback)), period_(period) {}
+
+PeriodicCallback::~PeriodicCallback() {
+  *alive_ = false;
+  stop();
+}
+
+absl::Status PeriodicCallback::start() {
+  if (period_ <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("PeriodicCallback: period must be positive, got ", absl::FormatDuration(period_)));
+  }
+  if (!callback_) return absl::InvalidArgumentError("PeriodicCallback: empty callback");
+  if (running_) return absl::OkStatus();
+  running_ = true;
+  next_ = loop_.time() + to_clock_duration(period_);
+  schedule_next();
+  return absl::OkStatus();
+}
+
+void PeriodicCallback::stop() {
+  running_ = false;
+  loop_.remove_timeout(timeout_);
+  timeout_ = TimeoutHandle();
+}
+
+void PeriodicCallback::schedule_next() {
+  timeout_ = loop_.call_at(next_, [this] { run(); });
+}
+
+void PeriodicCallback::run() {
+  timeout_ = TimeoutHandle();
+  if (!running_) return;
+  ++runs_;
+  // Reschedules even if the callback throws (the loop logs the exception), unless the
+  // callback destroyed, stopped or restarted this object.
+  struct Reschedule {
+    PeriodicCallback* self;
+    std::shared_ptr<bool> alive;
+    ~Reschedule() {
+      if (*alive && self->running_ && !self->timeout_.valid()) self->advance();
+    }
+  } guard{this, alive_};
+  callback_();
+}
+
+void PeriodicCallback::advance() {
+  // Next slot on the original grid: scheduled + k * period, the first one in the future.
+  const Clock::duration period = to_clock_duration(period_);
+  const TimePoint now = loop_.time();
+  TimePoint next = next_ + period;
+  if (next <= now) {
+    const auto missed = (now - next) / period + 1;  // grid slots at or before now
+    skipped_ += static_cast<uint64_t>(missed);
+    next += missed * period;
+  }
+  next_ = next;
+  schedule_next();
+}
+
+}  // namespace ioloop
