@@ -84,6 +84,23 @@ IOLoop::~IOLoop() {
     ::close(signals_->fd);
   }
   remove_handler(waker_->fd());
+  // Destroy user callables while the loop is still whole: their destructors may call back
+  // into it (a stream's destructor calls remove_handler), which must find consistent state.
+  // Several rounds, because destroying one callable may register another.
+  for (int round = 0; round < 4; ++round) {
+    std::vector<std::unique_ptr<Entry>> handlers;
+    handlers.swap(handlers_);
+    handler_count_ = 0;
+    std::vector<Callback> pending;
+    {
+      absl::MutexLock lock(&mu_);
+      pending.swap(pending_);
+    }
+    handlers.clear();
+    pending.clear();
+    graveyard_.clear();
+    timers_->clear();
+  }
 }
 
 IOLoop& IOLoop::instance() {

@@ -59,6 +59,18 @@ void TimerQueue::maybe_compact() {
   }
 }
 
+void TimerQueue::clear() {
+  std::vector<Callback> doomed;
+  for (uint32_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].live) {
+      doomed.push_back(std::move(slots_[i].cb));
+      release(i);
+    }
+  }
+  heap_.clear();
+  stale_ = 0;
+}
+
 void TimerQueue::drop_stale_top() {
   while (!heap_.empty() && stale(heap_.front())) {
     std::pop_heap(heap_.begin(), heap_.end(), later);

@@ -34,6 +34,9 @@ class TimerQueue {
   // Moves the callbacks of every live timeout with deadline <= now into `out`, in order.
   void pop_due(TimePoint now, std::vector<Callback>* out);
 
+  // Destroys every callback (in a local, so their destructors may add timeouts safely).
+  void clear();
+
   size_t live() const { return live_; }
   // Heap entries plus slots: what the store holds, live or not.
   size_t store_size() const { return heap_.size() + slots_.size(); }
