@@ -1,0 +1,148 @@
+// File: ioloop/net/http/request_parser.h
+// RequestParser: the incremental, connection-level HTTP/1.x request parser. One per
+// connection: feed() it bytes as they arrive, in any split; it keeps partial state between
+// calls and returns every request completed by those bytes (pipelining), in order. Built on
+// Debian's libhttp_parser, which stays private to the .cc (nothing here sees its callbacks).
+//
+// Guarantees:
+//  - Split independence: feeding a byte stream in any split (one byte at a time or all at once)
+//    yields the same requests and the same error. Limits are enforced at fixed stream
+//    positions to make this hold (tests/fuzz/request_parser_fuzzer.cc checks it).
+//  - Line endings: CRLF or bare LF in the request line, headers and trailers ("GET /
+//    HTTP/1.0\n\n" parses). Chunk-size lines of a chunked body need CRLF (libhttp_parser's
+//    rule): a bare LF there is a 400.
+//  - Errors (RequestError): the first one puts the parser in State::kError for good; every
+//    later feed() reports it again and parses nothing. Requests completed before the error in
+//    the same feed() are still returned: answer them, then send error_status() and close.
+//    The rules, checked when the header section is complete unless stated otherwise:
+//      400 kMalformed                syntax libhttp_parser rejects (bad request line, bad
+//                                    header name character, bad chunk size, ...)
+//      400 kInvalidContentLength     a non-numeric Content-Length, or several Content-Length
+//                                    fields (even equal ones: RFC 9112 §6.3 lets a recipient
+//                                    reject them, and libhttp_parser does)
+//      400 kContentLengthWithTransferEncoding  both framing headers (request smuggling)
+//      400 kInvalidTransferEncoding  "chunked" more than once, or an empty coding list
+//      400 kBadHost                  HTTP/1.1 without Host, or several Host fields (§3.2)
+//      431 kHeaderTooLarge           header section (request line, headers, blank line, and
+//                                    any empty lines before the request line) longer than
+//                                    max_header_size bytes; detected as soon as byte
+//                                    max_header_size + 1 arrives. Trailers have the same limit.
+//      413 kBodyTooLarge             Content-Length above max_body_size (at the end of the
+//                                    header section, before any body byte), or chunks whose
+//                                    sizes add up past it (at the chunk-size line)
+//      501 kUnsupportedTransferEncoding  any transfer coding other than "chunked" anywhere in
+//                                    the list ("gzip", "gzip, chunked", "chunked, gzip"):
+//                                    RFC 9112 §6.1 says 501 for a coding the server does not
+//                                    implement. This takes precedence over §6.3's 400 for a
+//                                    list whose last coding is not chunked; both close the
+//                                    connection, so the body is never misread either way.
+//      505 kUnsupportedVersion       an HTTP major version other than 1 (including 0.9)
+//  - After a request whose keep_alive() is false, the parser enters State::kClosed and ignores
+//    every further byte (RFC 9112 §9.6: no further request on that connection is processed).
+//  - Memory is bounded by the limits: max_header_size for the header section (plus
+//    per-field bookkeeping), max_body_size for a stored body.
+//  - libhttp_parser has its own compiled-in header limit (HTTP_MAX_HEADER_SIZE, 80 KiB); a
+//    max_header_size above it is effectively 80 KiB (also reported as 431). It is not
+//    raised, as that setting is process-wide.
+//
+// Expect: 100-continue: when a feed() completes the header section of a request that
+// expects_continue() and has a body, but the body is not complete yet, that feed()'s
+// Result::send_continue is true (once per request). The server writes "HTTP/1.1 100
+// Continue\r\n\r\n" after the responses to the requests returned by the same feed() (the
+// waiting request is always the last one on the connection). pending_request() shows its
+// method, target and headers meanwhile, should the server prefer a final status instead.
+//
+// Timeouts: state() is kIdle between requests (idle_timeout applies) and kHeaders while a
+// request's header section has started but is not complete (header_timeout: slowloris).
+//
+// Threading: one connection's parser; use from one thread at a time.
+//
+// Example:
+//   RequestParser parser;
+//   RequestParser::Result result = parser.feed(bytes_just_read);
+//   for (HTTPRequest& request : result.requests) respond(request);
+//   if (result.send_continue) write("HTTP/1.1 100 Continue\r\n\r\n");
+//   if (result.error) { write_error(error_status(*result.error)); close(); }
+#ifndef IOLOOP_NET_HTTP_REQUEST_PARSER_H_
+#define IOLOOP_NET_HTTP_REQUEST_PARSER_H_
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "ioloop/net/http/http_request.h"
+
+namespace ioloop::net {
+
+enum class RequestError {
+  kMalformed,
+  kInvalidContentLength,
+  kContentLengthWithTransferEncoding,
+  kInvalidTransferEncoding,
+  kBadHost,
+  kHeaderTooLarge,
+  kBodyTooLarge,
+  kUnsupportedTransferEncoding,
+  kUnsupportedVersion,
+};
+
+// The HTTP status to answer `error` with: 400, 413, 431, 501 or 505.
+int error_status(RequestError error);
+// A short name for logs and tests, e.g. "header section too large".
+absl::string_view error_name(RequestError error);
+
+class RequestParser {
+ public:
+  struct Options {
+    size_t max_header_size = 64 * 1024;       // bytes of a header (or trailer) section
+    size_t max_body_size = 64 * 1024 * 1024;  // bytes of a body after de-chunking
+    // Count and frame bodies, but do not keep them (HTTPRequest::body() stays empty): for
+    // servers that ignore bodies, such as the example responder.
+    bool discard_body = false;
+  };
+
+  enum class State {
+    kIdle,     // between requests: nothing of the next request yet (empty lines excepted)
+    kHeaders,  // a request's header section has started and is not complete
+    kBody,     // header section complete, body (or trailers) not complete
+    kClosed,   // a request without keep-alive ended the connection; input is ignored
+    kError,    // a RequestError occurred; see error()
+  };
+
+  struct Result {
+    std::vector<HTTPRequest> requests;  // completed by this feed(), in order
+    bool send_continue = false;         // see "Expect: 100-continue" above
+    std::optional<RequestError> error;  // set on the error's feed() and every later one
+  };
+
+  RequestParser();
+  explicit RequestParser(Options options);
+  ~RequestParser();
+  RequestParser(RequestParser&&) noexcept;
+  RequestParser& operator=(RequestParser&&) noexcept;
+
+  // Consumes all of `data` (the bytes are copied as needed; `data` may be reused after the
+  // call).
+  Result feed(absl::string_view data);
+  // Same, appending to `result` (whose vector's capacity is then reused): for servers.
+  void feed(absl::string_view data, Result& result);
+
+  State state() const;
+  std::optional<RequestError> error() const;
+  // A human-readable detail of the error, e.g. libhttp_parser's description; empty if none.
+  const std::string& error_detail() const;
+  // The request whose header section is complete and whose body is still arriving (state()
+  // is kBody), without its body; nullptr otherwise.
+  const HTTPRequest* pending_request() const;
+  const Options& options() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ioloop::net
+
+#endif  // IOLOOP_NET_HTTP_REQUEST_PARSER_H_

@@ -1,0 +1,73 @@
+// File: net/src/http/http_request.cc
+#include "ioloop/net/http/http_request.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace ioloop::net {
+
+HTTPMethod http_method_from_string(absl::string_view name) {
+  struct Entry {
+    absl::string_view name;
+    HTTPMethod id;
+  };
+  static constexpr Entry kMethods[] = {
+      {"GET", HTTPMethod::kGet},         {"HEAD", HTTPMethod::kHead},
+      {"POST", HTTPMethod::kPost},       {"PUT", HTTPMethod::kPut},
+      {"DELETE", HTTPMethod::kDelete},   {"CONNECT", HTTPMethod::kConnect},
+      {"OPTIONS", HTTPMethod::kOptions}, {"TRACE", HTTPMethod::kTrace},
+      {"PATCH", HTTPMethod::kPatch},
+  };
+  for (const Entry& e : kMethods) {
+    if (e.name == name) return e.id;
+  }
+  return HTTPMethod::kOther;
+}
+
+void HTTPRequest::set_method(std::string method) {
+  method_id_ = http_method_from_string(method);
+  method_ = std::move(method);
+}
+
+void HTTPRequest::set_target(std::string target) { target_ = std::move(target); }
+
+absl::string_view HTTPRequest::path() const {
+  absl::string_view t = target_;
+  if (t.empty() || t == "*") return t;
+  if (t.front() != '/') {
+    size_t scheme_end = t.find("://");
+    if (scheme_end == absl::string_view::npos) return t;  // authority-form: "host:port"
+    t.remove_prefix(scheme_end + 3);
+    size_t path_start = t.find_first_of("/?#");
+    if (path_start == absl::string_view::npos || t[path_start] != '/') return "/";
+    t.remove_prefix(path_start);
+  }
+  return t.substr(0, t.find_first_of("?#"));
+}
+
+absl::string_view HTTPRequest::query() const {
+  absl::string_view t = target_;
+  size_t q = t.find('?');
+  if (q == absl::string_view::npos) return {};
+  t.remove_prefix(q + 1);
+  return t.substr(0, t.find('#'));
+}
+
+std::string HTTPRequest::version_string() const {
+  return absl::StrCat("HTTP/", version_major_, ".", version_minor_);
+}
+
+bool HTTPRequest::keep_alive() const {
+  if (version_major_ != 1) return false;
+  if (method_id_ == HTTPMethod::kConnect) return false;
+  if (headers_.has_token("Connection", "close")) return false;
+  if (version_minor_ >= 1) return true;
+  if (headers_.contains("Transfer-Encoding")) return false;
+  return headers_.has_token("Connection", "keep-alive");
+}
+
+bool HTTPRequest::expects_continue() const {
+  if (version_major_ != 1 || version_minor_ < 1) return false;
+  return headers_.has_token("Expect", "100-continue");
+}
+
+}  // namespace ioloop::net

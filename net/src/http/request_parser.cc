@@ -1,0 +1,428 @@
+// File: net/src/http/request_parser.cc
+// RequestParser on libhttp_parser. The parser is paused in three callbacks so that
+// http_parser_execute() returns at each boundary where this wrapper has work to do:
+// end of a header section, last-chunk line (start of trailers) and end of a message. Between
+// boundaries, the bytes handed to libhttp_parser in a header or trailer section are capped at
+// what is left of max_header_size, so the 431 fires at one fixed stream position whatever the
+// split (and before libhttp_parser can see, and report, anything past the limit).
+#include "ioloop/net/http/request_parser.h"
+
+#include <http_parser.h>
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace ioloop::net {
+
+int error_status(RequestError error) {
+  switch (error) {
+    case RequestError::kMalformed:
+    case RequestError::kInvalidContentLength:
+    case RequestError::kContentLengthWithTransferEncoding:
+    case RequestError::kInvalidTransferEncoding:
+    case RequestError::kBadHost:
+      return 400;
+    case RequestError::kHeaderTooLarge:
+      return 431;
+    case RequestError::kBodyTooLarge:
+      return 413;
+    case RequestError::kUnsupportedTransferEncoding:
+      return 501;
+    case RequestError::kUnsupportedVersion:
+      return 505;
+  }
+  return 400;
+}
+
+absl::string_view error_name(RequestError error) {
+  switch (error) {
+    case RequestError::kMalformed:
+      return "malformed request";
+    case RequestError::kInvalidContentLength:
+      return "invalid Content-Length";
+    case RequestError::kContentLengthWithTransferEncoding:
+      return "both Content-Length and Transfer-Encoding";
+    case RequestError::kInvalidTransferEncoding:
+      return "invalid Transfer-Encoding";
+    case RequestError::kBadHost:
+      return "missing or repeated Host";
+    case RequestError::kHeaderTooLarge:
+      return "header section too large";
+    case RequestError::kBodyTooLarge:
+      return "body too large";
+    case RequestError::kUnsupportedTransferEncoding:
+      return "unsupported Transfer-Encoding";
+    case RequestError::kUnsupportedVersion:
+      return "unsupported HTTP version";
+  }
+  return "unknown error";
+}
+
+namespace {
+
+// RFC 9110 §5.6.2 token characters.
+bool is_tchar(char c) {
+  if (absl::ascii_isalnum(c)) return true;
+  switch (c) {
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+class RequestParser::Impl {
+ public:
+  explicit Impl(Options options) : options_(options) {
+    http_parser_init(&parser_, HTTP_REQUEST);
+    parser_.data = this;
+  }
+
+  void feed(absl::string_view data, Result& result);
+
+  State state() const { return state_; }
+  std::optional<RequestError> error() const { return error_; }
+  const std::string& error_detail() const { return error_detail_; }
+  const HTTPRequest* pending_request() const {
+    return state_ == State::kBody ? &current_ : nullptr;
+  }
+  const Options& options() const { return options_; }
+
+ private:
+  enum class Section { kHead, kBody, kTrailers, kOther };
+
+  Section section() const {
+    switch (state_) {
+      case State::kIdle:
+      case State::kHeaders:
+        return Section::kHead;
+      case State::kBody:
+        return in_trailers_ ? Section::kTrailers : Section::kBody;
+      default:
+        return Section::kOther;
+    }
+  }
+
+  // Records the first error; the callback that calls it returns -1 to stop libhttp_parser.
+  int fail(RequestError error, std::string detail) {
+    if (!error_) {
+      error_ = error;
+      error_detail_ = std::move(detail);
+    }
+    state_ = State::kError;
+    return -1;
+  }
+
+  void commit_header() {
+    if (!field_.empty() || in_value_) {
+      absl::string_view value = value_;
+      while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
+        value.remove_suffix(1);
+      }
+      current_.mutable_headers().add(std::move(field_), std::string(value));
+    }
+    field_.clear();
+    value_.clear();
+    in_value_ = false;
+  }
+
+  int validate_head();
+  RequestError classify_parser_error(http_errno err) const;
+
+  // libhttp_parser callbacks.
+  static Impl* self(http_parser* p) { return static_cast<Impl*>(p->data); }
+  static int on_message_begin(http_parser* p);
+  static int on_url(http_parser* p, const char* at, size_t n);
+  static int on_header_field(http_parser* p, const char* at, size_t n);
+  static int on_header_value(http_parser* p, const char* at, size_t n);
+  static int on_headers_complete(http_parser* p);
+  static int on_body(http_parser* p, const char* at, size_t n);
+  static int on_chunk_header(http_parser* p);
+  static int on_message_complete(http_parser* p);
+  static const http_parser_settings& settings();
+
+  Options options_;
+  http_parser parser_;
+  State state_ = State::kIdle;
+  bool in_trailers_ = false;
+  std::optional<RequestError> error_;
+  std::string error_detail_;
+
+  HTTPRequest current_;
+  std::string target_;
+  std::string field_;
+  std::string value_;
+  bool in_value_ = false;
+  size_t section_bytes_ = 0;  // bytes of the current header or trailer section so far
+  size_t body_bytes_ = 0;
+  bool continue_pending_ = false;  // expects 100-continue, body incomplete, not yet reported
+  Result* result_ = nullptr;       // where on_message_complete puts requests
+};
+
+const http_parser_settings& RequestParser::Impl::settings() {
+  static const http_parser_settings kSettings = [] {
+    http_parser_settings s;
+    http_parser_settings_init(&s);
+    s.on_message_begin = &Impl::on_message_begin;
+    s.on_url = &Impl::on_url;
+    s.on_header_field = &Impl::on_header_field;
+    s.on_header_value = &Impl::on_header_value;
+    s.on_headers_complete = &Impl::on_headers_complete;
+    s.on_body = &Impl::on_body;
+    s.on_chunk_header = &Impl::on_chunk_header;
+    s.on_message_complete = &Impl::on_message_complete;
+    return s;
+  }();
+  return kSettings;
+}
+
+int RequestParser::Impl::on_message_begin(http_parser* p) {
+  Impl* me = self(p);
+  me->state_ = State::kHeaders;
+  me->in_trailers_ = false;
+  me->current_ = HTTPRequest();
+  me->target_.clear();
+  me->field_.clear();
+  me->value_.clear();
+  me->in_value_ = false;
+  me->body_bytes_ = 0;
+  me->continue_pending_ = false;
+  return 0;
+}
+
+int RequestParser::Impl::on_url(http_parser* p, const char* at, size_t n) {
+  self(p)->target_.append(at, n);
+  return 0;
+}
+
+int RequestParser::Impl::on_header_field(http_parser* p, const char* at, size_t n) {
+  Impl* me = self(p);
+  if (me->in_trailers_) return 0;  // trailers are framing leftovers: counted, not kept
+  if (me->in_value_) me->commit_header();
+  // Debian builds libhttp_parser non-strict, which lets spaces into field names ("Host : h",
+  // " Host: h"); RFC 9112 §5.1 requires a 400 for those.
+  for (size_t i = 0; i < n; ++i) {
+    if (!is_tchar(at[i])) {
+      return me->fail(RequestError::kMalformed, "invalid character in header field name");
+    }
+  }
+  me->field_.append(at, n);
+  return 0;
+}
+
+int RequestParser::Impl::on_header_value(http_parser* p, const char* at, size_t n) {
+  Impl* me = self(p);
+  if (me->in_trailers_) return 0;
+  me->in_value_ = true;
+  me->value_.append(at, n);
+  return 0;
+}
+
+int RequestParser::Impl::validate_head() {
+  const HTTPHeaders& headers = current_.headers();
+  if (parser_.http_major != 1) {
+    return fail(RequestError::kUnsupportedVersion,
+                absl::StrCat("HTTP/", parser_.http_major, ".", parser_.http_minor));
+  }
+  size_t hosts = headers.count("Host");
+  if (hosts > 1 || (hosts == 0 && parser_.http_minor >= 1)) {
+    return fail(RequestError::kBadHost,
+                hosts == 0 ? "HTTP/1.1 request without Host" : "several Host fields");
+  }
+  std::vector<absl::string_view> lengths = headers.get_all("Content-Length");
+  if (lengths.size() > 1) {
+    return fail(RequestError::kInvalidContentLength, "several Content-Length fields");
+  }
+  if (lengths.size() == 1 &&
+      (lengths[0].empty() || !std::all_of(lengths[0].begin(), lengths[0].end(),
+                                          [](char c) { return absl::ascii_isdigit(c); }))) {
+    return fail(RequestError::kInvalidContentLength, absl::StrCat("Content-Length: ", lengths[0]));
+  }
+  std::vector<absl::string_view> encodings = headers.get_all("Transfer-Encoding");
+  if (!encodings.empty()) {
+    if (!lengths.empty()) {
+      return fail(RequestError::kContentLengthWithTransferEncoding,
+                  "both Content-Length and Transfer-Encoding");
+    }
+    int chunked = 0;
+    bool any = false;
+    for (absl::string_view value : encodings) {
+      for (absl::string_view coding : split_header_list(value)) {
+        any = true;
+        if (!absl::EqualsIgnoreCase(coding, "chunked")) {
+          return fail(RequestError::kUnsupportedTransferEncoding,
+                      absl::StrCat("Transfer-Encoding: ", value));
+        }
+        ++chunked;
+      }
+    }
+    if (!any || chunked != 1 || !(parser_.flags & F_CHUNKED)) {
+      return fail(RequestError::kInvalidTransferEncoding,
+                  "Transfer-Encoding must be exactly \"chunked\"");
+    }
+  }
+  if ((parser_.flags & F_CONTENTLENGTH) && parser_.content_length > options_.max_body_size) {
+    return fail(RequestError::kBodyTooLarge,
+                absl::StrCat("Content-Length ", parser_.content_length, " > max_body_size ",
+                             options_.max_body_size));
+  }
+  return 0;
+}
+
+int RequestParser::Impl::on_headers_complete(http_parser* p) {
+  Impl* me = self(p);
+  me->commit_header();
+  me->current_.set_method(http_method_str(static_cast<http_method>(p->method)));
+  me->current_.set_target(std::move(me->target_));
+  me->target_.clear();
+  me->current_.set_version(p->http_major, p->http_minor);
+  if (me->validate_head() != 0) return -1;
+  me->state_ = State::kBody;
+  bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
+  me->continue_pending_ = has_body && me->current_.expects_continue();
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+int RequestParser::Impl::on_body(http_parser* p, const char* at, size_t n) {
+  Impl* me = self(p);
+  if (n > me->options_.max_body_size - me->body_bytes_) {
+    // Unreachable while Content-Length and chunk sizes are checked up front; kept as a bound.
+    return me->fail(RequestError::kBodyTooLarge, "body exceeds max_body_size");
+  }
+  me->body_bytes_ += n;
+  if (!me->options_.discard_body) me->current_.mutable_body().append(at, n);
+  return 0;
+}
+
+int RequestParser::Impl::on_chunk_header(http_parser* p) {
+  Impl* me = self(p);
+  uint64_t size = p->content_length;
+  if (size == 0) {  // last-chunk: trailers follow, bounded like a header section
+    me->in_trailers_ = true;
+    http_parser_pause(p, 1);
+    return 0;
+  }
+  if (size > me->options_.max_body_size - me->body_bytes_) {
+    return me->fail(RequestError::kBodyTooLarge, absl::StrCat("chunked body exceeds max_body_size ",
+                                                              me->options_.max_body_size));
+  }
+  return 0;
+}
+
+int RequestParser::Impl::on_message_complete(http_parser* p) {
+  Impl* me = self(p);
+  bool keep_alive = me->current_.keep_alive();
+  me->result_->requests.push_back(std::move(me->current_));
+  me->current_ = HTTPRequest();
+  me->state_ = keep_alive ? State::kIdle : State::kClosed;
+  me->in_trailers_ = false;
+  me->continue_pending_ = false;
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+RequestError RequestParser::Impl::classify_parser_error(http_errno err) const {
+  switch (err) {
+    case HPE_HEADER_OVERFLOW:
+      return RequestError::kHeaderTooLarge;
+    case HPE_INVALID_CONTENT_LENGTH:
+      return RequestError::kInvalidContentLength;
+    case HPE_UNEXPECTED_CONTENT_LENGTH: {
+      // A second Content-Length, or Content-Length with chunked: tell which.
+      bool te = current_.headers().contains("Transfer-Encoding") ||
+                absl::EqualsIgnoreCase(field_, "Transfer-Encoding");
+      return te ? RequestError::kContentLengthWithTransferEncoding
+                : RequestError::kInvalidContentLength;
+    }
+    case HPE_INVALID_TRANSFER_ENCODING:
+      return RequestError::kInvalidTransferEncoding;
+    default:
+      return RequestError::kMalformed;
+  }
+}
+
+void RequestParser::Impl::feed(absl::string_view data, Result& result) {
+  result_ = &result;
+  while (!data.empty() && state_ != State::kError && state_ != State::kClosed) {
+    Section before = section();
+    size_t len = data.size();
+    if (before == Section::kHead || before == Section::kTrailers) {
+      if (section_bytes_ >= options_.max_header_size) {
+        fail(RequestError::kHeaderTooLarge,
+             absl::StrCat(before == Section::kHead ? "header" : "trailer",
+                          " section exceeds max_header_size ", options_.max_header_size));
+        break;
+      }
+      len = std::min(len, options_.max_header_size - section_bytes_);
+    }
+    size_t n = http_parser_execute(&parser_, &settings(), data.data(), len);
+    data.remove_prefix(n);
+    if (before == Section::kHead || before == Section::kTrailers) section_bytes_ += n;
+    if (section() != before) section_bytes_ = 0;
+
+    http_errno err = HTTP_PARSER_ERRNO(&parser_);
+    if (error_) break;  // a callback failed
+    if (err == HPE_PAUSED) {
+      http_parser_pause(&parser_, 0);
+      continue;
+    }
+    if (err != HPE_OK) {
+      fail(classify_parser_error(err), http_errno_description(err));
+      break;
+    }
+    if (n == 0) {  // no progress without a pause or an error: never loop forever
+      fail(RequestError::kMalformed, "parser made no progress");
+      break;
+    }
+  }
+  if (state_ == State::kBody && continue_pending_) {
+    result.send_continue = true;
+    continue_pending_ = false;
+  }
+  if (error_) result.error = error_;
+  result_ = nullptr;
+}
+
+RequestParser::RequestParser() : RequestParser(Options()) {}
+RequestParser::RequestParser(Options options) : impl_(std::make_unique<Impl>(options)) {}
+RequestParser::~RequestParser() = default;
+RequestParser::RequestParser(RequestParser&&) noexcept = default;
+RequestParser& RequestParser::operator=(RequestParser&&) noexcept = default;
+
+RequestParser::Result RequestParser::feed(absl::string_view data) {
+  Result result;
+  impl_->feed(data, result);
+  return result;
+}
+
+void RequestParser::feed(absl::string_view data, Result& result) { impl_->feed(data, result); }
+
+RequestParser::State RequestParser::state() const { return impl_->state(); }
+std::optional<RequestError> RequestParser::error() const { return impl_->error(); }
+const std::string& RequestParser::error_detail() const { return impl_->error_detail(); }
+const HTTPRequest* RequestParser::pending_request() const { return impl_->pending_request(); }
+const RequestParser::Options& RequestParser::options() const { return impl_->options(); }
+
+}  // namespace ioloop::net
