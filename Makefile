@@ -26,5 +26,10 @@ test: build build-asan
 	ctest --preset default
 	ctest --preset asan
 
+# libFuzzer on the HTTP request parser (clang preset "fuzz"), FUZZ_SECONDS long.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	bash tests/fuzz/run_fuzzers.sh $(FUZZ_SECONDS)
+
 clean:
 	rm -rf build
