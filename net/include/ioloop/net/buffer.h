@@ -1,0 +1,104 @@
+// File: ioloop/net/buffer.h
+// Buffer: a growable byte buffer for stream I/O, in the style of muduo's Buffer.
+//
+//   +---------------------+--------------------+-------------------+
+//   |   consumed (free)   |  readable bytes    |  writable bytes   |
+//   +---------------------+--------------------+-------------------+
+//   0           <=     read_index   <=   write_index   <=   capacity
+//
+// Bytes are appended at write_index and consumed (retrieve) at read_index. When the
+// buffer runs out of writable space it first slides the readable bytes to the front, and
+// only grows (at least doubling) if that is not enough. There is no reserved prepend area.
+//
+// Memory: a default-constructed Buffer owns no heap block (24 bytes inline). read_fd()
+// reads into the writable space plus a 64 KiB spill area on the caller's stack, so one
+// readv() can take up to 64 KiB without the buffer keeping 64 KiB allocated; the buffer
+// grows only by what was actually read. release_if_empty() frees the block, so an idle
+// connection holds no buffer at all.
+//
+// Threading: thread-compatible (use from one thread at a time).
+// Limits: a Buffer holds at most 4 GiB - 1 bytes (indices are 32-bit to keep it small);
+// IOStream's max_buffer_size keeps it far below that.
+#ifndef IOLOOP_NET_BUFFER_H_
+#define IOLOOP_NET_BUFFER_H_
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace ioloop::net {
+
+class Buffer {
+ public:
+  // Size of the stack spill area used by read_fd(): the most one call reads beyond the
+  // buffer's current writable space.
+  static constexpr size_t kSpillSize = 64 * 1024;
+  static constexpr size_t npos = static_cast<size_t>(-1);
+
+  Buffer() = default;
+  ~Buffer();
+  Buffer(Buffer&& other) noexcept;
+  Buffer& operator=(Buffer&& other) noexcept;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  size_t readable_bytes() const { return write_ - read_; }
+  size_t size() const { return readable_bytes(); }
+  bool empty() const { return write_ == read_; }
+  size_t writable_bytes() const { return capacity_ - write_; }
+  size_t capacity() const { return capacity_; }
+
+  // The readable bytes. Invalidated by any non-const call.
+  const char* peek() const { return data_ + read_; }
+  absl::string_view view() const { return absl::string_view(peek(), readable_bytes()); }
+
+  void append(const char* data, size_t n);
+  void append(absl::string_view data) { append(data.data(), data.size()); }
+
+  // Consumes `n` readable bytes (n <= readable_bytes()). Consuming everything resets the
+  // indices to 0 but keeps the block; see release_if_empty().
+  void retrieve(size_t n);
+  void retrieve_all() { read_ = write_ = 0; }
+  // Consumes `n` bytes and returns them.
+  std::string retrieve_as_string(size_t n);
+  std::string retrieve_all_as_string() { return retrieve_as_string(readable_bytes()); }
+
+  // Offset (from peek()) of the first occurrence of `delimiter` that starts at or after
+  // offset `from`, or npos. An empty delimiter is never found.
+  size_t find(absl::string_view delimiter, size_t from = 0) const;
+
+  // Makes room for at least `n` more bytes; see the class comment for the growth rule.
+  void ensure_writable(size_t n);
+  char* begin_write() { return data_ + write_; }
+  // Marks `n` bytes written at begin_write() as readable (n <= writable_bytes()).
+  void has_written(size_t n) { write_ += static_cast<uint32_t>(n); }
+
+  // Frees the heap block if no bytes are readable. Returns true if the buffer now holds no
+  // block.
+  bool release_if_empty();
+  // Reallocates to exactly the readable bytes (frees the block if empty).
+  void shrink();
+
+  // One readv() of at most `max_bytes` from `fd` into the writable space plus a stack
+  // spill area of kSpillSize; what lands in the spill area is appended. Returns what
+  // readv() returned: the byte count, 0 on EOF, or -1 with the errno in *saved_errno
+  // (EINTR is retried). max_bytes == 0 reads nothing and fails with ENOBUFS.
+  ssize_t read_fd(int fd, int* saved_errno, size_t max_bytes = npos);
+  // How many bytes read_fd(fd, _, max_bytes) would ask for: a return value below this
+  // means the fd had no more data at that moment.
+  size_t read_fd_request(size_t max_bytes = npos) const;
+
+ private:
+  char* data_ = nullptr;
+  uint32_t capacity_ = 0;
+  uint32_t read_ = 0;
+  uint32_t write_ = 0;
+};
+
+}  // namespace ioloop::net
+
+#endif  // IOLOOP_NET_BUFFER_H_

@@ -1,0 +1,163 @@
+#include "ioloop/net/buffer.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace ioloop::net {
+namespace {
+
+TEST(BufferTest, DefaultHoldsNoBlock) {
+  Buffer b;
+  EXPECT_EQ(b.capacity(), 0u);
+  EXPECT_TRUE(b.empty());
+  EXPECT_EQ(b.find("x"), Buffer::npos);
+  EXPECT_LE(sizeof(Buffer), 24u);
+}
+
+TEST(BufferTest, AppendRetrieve) {
+  Buffer b;
+  b.append("hello ");
+  b.append("world");
+  EXPECT_EQ(b.view(), "hello world");
+  EXPECT_EQ(b.retrieve_as_string(6), "hello ");
+  EXPECT_EQ(b.readable_bytes(), 5u);
+  b.retrieve(2);
+  EXPECT_EQ(b.view(), "rld");
+  EXPECT_EQ(b.retrieve_all_as_string(), "rld");
+  EXPECT_TRUE(b.empty());
+  EXPECT_GT(b.capacity(), 0u);
+  EXPECT_TRUE(b.release_if_empty());
+  EXPECT_EQ(b.capacity(), 0u);
+}
+
+TEST(BufferTest, FirstBlockIsExactThenDoubles) {
+  Buffer b;
+  b.append(std::string(10, 'a'));
+  EXPECT_EQ(b.capacity(), 10u);
+  b.append("b");
+  EXPECT_EQ(b.capacity(), 20u);
+  EXPECT_EQ(b.view(), std::string(10, 'a') + "b");
+}
+
+TEST(BufferTest, ReclaimsConsumedPrefixBeforeGrowing) {
+  Buffer b;
+  b.append(std::string(100, 'a'));
+  b.retrieve(90);
+  b.append(std::string(80, 'b'));
+  EXPECT_EQ(b.capacity(), 100u);
+  EXPECT_EQ(b.view(), std::string(10, 'a') + std::string(80, 'b'));
+}
+
+TEST(BufferTest, ReleaseIfEmptyKeepsData) {
+  Buffer b;
+  b.append("x");
+  EXPECT_FALSE(b.release_if_empty());
+  EXPECT_EQ(b.view(), "x");
+}
+
+TEST(BufferTest, ShrinkToReadable) {
+  Buffer b;
+  b.append(std::string(1000, 'a'));
+  b.retrieve(997);
+  b.shrink();
+  EXPECT_EQ(b.capacity(), 3u);
+  EXPECT_EQ(b.view(), "aaa");
+}
+
+TEST(BufferTest, FindFromOffsetAndStraddle) {
+  Buffer b;
+  b.append("ab\r\ncd\r\n");
+  EXPECT_EQ(b.find("\r\n"), 2u);
+  EXPECT_EQ(b.find("\r\n", 3), 6u);
+  EXPECT_EQ(b.find("\r\n", 7), Buffer::npos);
+  EXPECT_EQ(b.find(""), Buffer::npos);
+  b.retrieve(3);  // "\ncd\r\n"
+  EXPECT_EQ(b.find("\r\n"), 3u);
+}
+
+TEST(BufferTest, MoveTransfersBlock) {
+  Buffer a;
+  a.append("data");
+  Buffer b(std::move(a));
+  EXPECT_EQ(b.view(), "data");
+  EXPECT_EQ(a.capacity(), 0u);  // NOLINT(bugprone-use-after-move): moved-from is empty
+  Buffer c;
+  c = std::move(b);
+  EXPECT_EQ(c.view(), "data");
+}
+
+class BufferFdTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv_), 0);
+    int big = 1 << 20;
+    ::setsockopt(sv_[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    ::setsockopt(sv_[0], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  }
+  void TearDown() override {
+    ::close(sv_[0]);
+    ::close(sv_[1]);
+  }
+  void put(const std::string& s) {
+    ASSERT_EQ(::write(sv_[1], s.data(), s.size()), static_cast<ssize_t>(s.size()));
+  }
+  int sv_[2];
+};
+
+TEST_F(BufferFdTest, SmallReadAllocatesOnlyWhatArrived) {
+  put("hello");
+  Buffer b;
+  int err = 0;
+  EXPECT_EQ(b.read_fd(sv_[0], &err), 5);
+  EXPECT_EQ(b.view(), "hello");
+  EXPECT_EQ(b.capacity(), 5u);
+}
+
+TEST_F(BufferFdTest, OneCallReadsUpToSpillSize) {
+  std::string data(200 * 1024, 'x');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + i % 26);
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(sv_[1], data.data() + off, data.size() - off);
+    if (n <= 0) break;
+    off += static_cast<size_t>(n);
+  }
+  ASSERT_GE(off, Buffer::kSpillSize + 10);
+  Buffer b;
+  b.append("0123456789");
+  b.retrieve(10);  // 10 bytes of writable space, plus the spill area
+  int err = 0;
+  EXPECT_EQ(b.read_fd(sv_[0], &err), static_cast<ssize_t>(10 + Buffer::kSpillSize));
+  EXPECT_EQ(b.view(), data.substr(0, 10 + Buffer::kSpillSize));
+}
+
+TEST_F(BufferFdTest, MaxBytesLimitsTheRead) {
+  put("abcdefgh");
+  Buffer b;
+  int err = 0;
+  EXPECT_EQ(b.read_fd_request(3), 3u);
+  EXPECT_EQ(b.read_fd(sv_[0], &err, 3), 3);
+  EXPECT_EQ(b.view(), "abc");
+  EXPECT_EQ(b.read_fd(sv_[0], &err, 0), -1);
+  EXPECT_EQ(err, ENOBUFS);
+  EXPECT_EQ(b.read_fd(sv_[0], &err), 5);
+  EXPECT_EQ(b.view(), "abcdefgh");
+}
+
+TEST_F(BufferFdTest, EmptySocketAndEof) {
+  Buffer b;
+  int err = 0;
+  EXPECT_EQ(b.read_fd(sv_[0], &err), -1);
+  EXPECT_EQ(err, EAGAIN);
+  ::shutdown(sv_[1], SHUT_WR);
+  EXPECT_EQ(b.read_fd(sv_[0], &err), 0);
+  EXPECT_EQ(b.capacity(), 0u);
+}
+
+}  // namespace
+}  // namespace ioloop::net
