@@ -30,7 +30,14 @@ struct IOLoop::SignalState {
   int fd = -1;
   sigset_t mask;
   std::array<SignalHandler, _NSIG> handlers;
+  // Handlers removed or replaced while handle_signals() runs: one of them may be the running
+  // handler, so they are destroyed only once the dispatch is over.
+  std::vector<SignalHandler> retired;
+  bool dispatching = false;
   SignalState() { sigemptyset(&mask); }
+  void retire(SignalHandler h) {
+    if (dispatching) retired.push_back(std::move(h));
+  }
 };
 
 namespace {
@@ -70,7 +77,8 @@ IOLoop::IOLoop(std::unique_ptr<Poller> poller, std::unique_ptr<Waker> waker, Opt
       poller_(std::move(poller)),
       waker_(std::move(waker)),
       timers_(std::make_unique<TimerQueue>()) {
-  absl::Status s = add_handler(waker_->fd(), [this](int, uint32_t) { waker_->drain(); }, READ);
+  absl::Status s = add_handler(
+      waker_->fd(), [this](int, uint32_t) { waker_->drain(); }, READ);
   if (!s.ok()) {
     logger().critical("cannot watch the IOLoop waker: {}", s.ToString());
     std::abort();
@@ -216,7 +224,8 @@ void IOLoop::remove_timeout(TimeoutHandle handle) {
 
 absl::Status IOLoop::add_signal_handler(int signo, SignalHandler handler) {
   if (signo <= 0 || signo >= _NSIG || signo == SIGKILL || signo == SIGSTOP) {
-    return absl::InvalidArgumentError(absl::StrCat("add_signal_handler: cannot handle signal ", signo));
+    return absl::InvalidArgumentError(
+        absl::StrCat("add_signal_handler: cannot handle signal ", signo));
   }
   if (!handler) return absl::InvalidArgumentError("add_signal_handler: empty handler");
   if (!signals_) signals_ = std::make_unique<SignalState>();
@@ -233,7 +242,8 @@ absl::Status IOLoop::add_signal_handler(int signo, SignalHandler handler) {
   if (fd < 0) return absl::ErrnoToStatus(errno, "signalfd");
   if (signals_->fd < 0) {
     signals_->fd = fd;
-    absl::Status s = add_handler(fd, [this](int, uint32_t) { handle_signals(); }, READ);
+    absl::Status s = add_handler(
+        fd, [this](int, uint32_t) { handle_signals(); }, READ);
     if (!s.ok()) {
       ::close(fd);
       signals_->fd = -1;
@@ -241,13 +251,13 @@ absl::Status IOLoop::add_signal_handler(int signo, SignalHandler handler) {
     }
   }
   signals_->mask = mask;
-  signals_->handlers[signo] = std::move(handler);
+  signals_->retire(std::exchange(signals_->handlers[signo], std::move(handler)));
   return absl::OkStatus();
 }
 
 void IOLoop::remove_signal_handler(int signo) {
   if (!signals_ || signo <= 0 || signo >= _NSIG || !signals_->handlers[signo]) return;
-  signals_->handlers[signo] = nullptr;
+  signals_->retire(std::exchange(signals_->handlers[signo], nullptr));
   sigdelset(&signals_->mask, signo);
   ::signalfd(signals_->fd, &signals_->mask, SFD_NONBLOCK | SFD_CLOEXEC);
   sigset_t one;
@@ -258,6 +268,14 @@ void IOLoop::remove_signal_handler(int signo) {
 
 void IOLoop::handle_signals() {
   struct signalfd_siginfo info[8];
+  signals_->dispatching = true;
+  struct Done {
+    SignalState* state;
+    ~Done() {
+      state->dispatching = false;
+      state->retired.clear();
+    }
+  } done{signals_.get()};
   for (;;) {
     ssize_t n = ::read(signals_->fd, info, sizeof info);
     if (n < 0 && errno == EINTR) continue;
@@ -288,10 +306,10 @@ void IOLoop::guarded(const char* what, F&& f) {
       ++stats_.slow_callbacks;
       uint64_t suppressed = 0;
       if (log_limiter_.allow(Clock::now(), &suppressed)) {
-        logger().warn("slow {}: blocked the loop for {} (threshold {}){}", what,
-                      absl::FormatDuration(took),
-                      absl::FormatDuration(options_.slow_callback_threshold),
-                      suppressed ? absl::StrCat("; ", suppressed, " similar lines suppressed") : "");
+        logger().warn(
+            "slow {}: blocked the loop for {} (threshold {}){}", what, absl::FormatDuration(took),
+            absl::FormatDuration(options_.slow_callback_threshold),
+            suppressed ? absl::StrCat("; ", suppressed, " similar lines suppressed") : "");
       }
     }
   } catch (const std::exception& e) {
@@ -348,10 +366,13 @@ void IOLoop::run_once() {
     due_.clear();
     timers_->pop_due(now, &due_);
     if (!due_.empty()) {
-      for (TimerQueue::Callback& cb : due_) {
+      // Take each callback only when its turn comes: an earlier timeout of the batch may
+      // have cancelled it, and a cancelled timeout must never run.
+      for (uint64_t id : due_) {
+        TimerQueue::Callback cb = timers_->take(id);
+        if (!cb) continue;
         ++stats_.timers_fired;
         guarded("timeout", [&] { std::move(cb)(); });
-        cb = nullptr;
       }
       due_.clear();
       now = Clock::now();

@@ -6,7 +6,9 @@ namespace ioloop {
 
 PeriodicCallback::PeriodicCallback(IOLoop& loop, absl::AnyInvocable<void()> callback,
                                    absl::Duration period)
-    : loop_(loop), callback_(std::move(callback)), period_(period) {}
+    : loop_(loop),
+      callback_(std::make_shared<absl::AnyInvocable<void()>>(std::move(callback))),
+      period_(period) {}
 
 PeriodicCallback::~PeriodicCallback() {
   *alive_ = false;
@@ -15,10 +17,10 @@ PeriodicCallback::~PeriodicCallback() {
 
 absl::Status PeriodicCallback::start() {
   if (period_ <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("PeriodicCallback: period must be positive, got ", absl::FormatDuration(period_)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "PeriodicCallback: period must be positive, got ", absl::FormatDuration(period_)));
   }
-  if (!callback_) return absl::InvalidArgumentError("PeriodicCallback: empty callback");
+  if (!*callback_) return absl::InvalidArgumentError("PeriodicCallback: empty callback");
   if (running_) return absl::OkStatus();
   running_ = true;
   next_ = loop_.time() + to_clock_duration(period_);
@@ -49,7 +51,10 @@ void PeriodicCallback::run() {
       if (*alive && self->running_ && !self->timeout_.valid()) self->advance();
     }
   } guard{this, alive_};
-  callback_();
+  // Destroying this object inside the callback must not destroy the running callable (its
+  // captures would dangle for the rest of the call): hold a reference of our own.
+  std::shared_ptr<absl::AnyInvocable<void()>> callback = callback_;
+  (*callback)();
 }
 
 void PeriodicCallback::advance() {

@@ -16,6 +16,7 @@ uint64_t TimerQueue::add(TimePoint deadline, Callback cb) {
   Slot& s = slots_[slot];
   s.cb = std::move(cb);
   s.live = true;
+  s.in_heap = true;
   ++live_;
   heap_.push_back(HeapEntry{deadline, next_seq_++, slot, s.generation});
   std::push_heap(heap_.begin(), heap_.end(), later);
@@ -40,9 +41,12 @@ bool TimerQueue::cancel(uint64_t id) {
   if (!s.live || s.generation != generation) return false;
   // Destroy the callback now (it may hold resources), but outside the slot's state change.
   Callback doomed = std::move(s.cb);
+  const bool in_heap = s.in_heap;
   release(slot);
-  ++stale_;
-  maybe_compact();
+  if (in_heap) {
+    ++stale_;
+    maybe_compact();
+  }
   return true;
 }
 
@@ -85,16 +89,27 @@ std::optional<TimePoint> TimerQueue::next_deadline() {
   return heap_.front().deadline;
 }
 
-void TimerQueue::pop_due(TimePoint now, std::vector<Callback>* out) {
+void TimerQueue::pop_due(TimePoint now, std::vector<uint64_t>* out) {
   for (;;) {
     drop_stale_top();
     if (heap_.empty() || heap_.front().deadline > now) return;
     const HeapEntry top = heap_.front();
     std::pop_heap(heap_.begin(), heap_.end(), later);
     heap_.pop_back();
-    out->push_back(std::move(slots_[top.slot].cb));
-    release(top.slot);
+    slots_[top.slot].in_heap = false;
+    out->push_back((static_cast<uint64_t>(top.generation) << 32) | top.slot);
   }
+}
+
+TimerQueue::Callback TimerQueue::take(uint64_t id) {
+  const auto slot = static_cast<uint32_t>(id & 0xffffffffu);
+  const auto generation = static_cast<uint32_t>(id >> 32);
+  if (slot >= slots_.size()) return nullptr;
+  Slot& s = slots_[slot];
+  if (!s.live || s.generation != generation || s.in_heap) return nullptr;
+  Callback cb = std::move(s.cb);
+  release(slot);
+  return cb;
 }
 
 }  // namespace ioloop

@@ -31,8 +31,13 @@ class TimerQueue {
   bool cancel(uint64_t id);
   // The earliest live deadline.
   std::optional<TimePoint> next_deadline();
-  // Moves the callbacks of every live timeout with deadline <= now into `out`, in order.
-  void pop_due(TimePoint now, std::vector<Callback>* out);
+  // Appends the ids of every live timeout with deadline <= now to `out`, in run order, and
+  // takes them off the heap. They stay live, so cancel() still works on them until take():
+  // a timeout that cancels another one due in the same batch must win (Tornado's rule).
+  void pop_due(TimePoint now, std::vector<uint64_t>* out);
+  // Returns the callback of a timeout popped by pop_due() and frees its slot; an empty
+  // callback if it was cancelled in between.
+  Callback take(uint64_t id);
 
   // Destroys every callback (in a local, so their destructors may add timeouts safely).
   void clear();
@@ -52,6 +57,7 @@ class TimerQueue {
     Callback cb;
     uint32_t generation = 1;
     bool live = false;
+    bool in_heap = false;  // false once pop_due() took its heap entry
   };
   static bool later(const HeapEntry& a, const HeapEntry& b) {
     return a.deadline != b.deadline ? a.deadline > b.deadline : a.seq > b.seq;

@@ -207,10 +207,10 @@ class IOLoop {
 
   mutable absl::Mutex mu_;
   std::vector<Callback> pending_ ABSL_GUARDED_BY(mu_);
-  bool polling_ ABSL_GUARDED_BY(mu_) = false;   // inside (or about to enter) the wait
+  bool polling_ ABSL_GUARDED_BY(mu_) = false;    // inside (or about to enter) the wait
   bool wake_sent_ ABSL_GUARDED_BY(mu_) = false;  // an eventfd write is outstanding
   std::vector<Callback> running_callbacks_;
-  std::vector<Callback> due_;  // timeouts popped for this iteration
+  std::vector<uint64_t> due_;  // ids of the timeouts popped for this iteration
   TimePoint last_poll_end_{};
 
   std::atomic<bool> stop_requested_{false};

@@ -44,6 +44,9 @@ class PeriodicCallback {
   uint64_t runs() const { return runs_; }
   // Scheduled runs that were skipped because the loop got to them late.
   uint64_t skipped() const { return skipped_; }
+  // The grid time of the pending run; inside the callback, of the run in progress. Always
+  // first run + k * period: lateness never shifts it.
+  TimePoint scheduled_time() const { return next_; }
 
  private:
   void schedule_next();
@@ -51,7 +54,8 @@ class PeriodicCallback {
   void advance();
 
   IOLoop& loop_;
-  absl::AnyInvocable<void()> callback_;
+  // Shared so that run() keeps the callable alive if the callback destroys this object.
+  std::shared_ptr<absl::AnyInvocable<void()>> callback_;
   absl::Duration period_;
   bool running_ = false;
   TimePoint next_{};
