@@ -42,6 +42,7 @@ struct IOStream::WriteState {
 };
 
 struct IOStream::Extras {
+  absl::Status error;  // what closed the stream, if not OK
   size_t high = 0;
   size_t low = 0;
   bool above_high = false;
@@ -84,7 +85,7 @@ IOStream::IOStream(CreateToken, IOLoop& loop, Socket socket, const IOStreamOptio
       allow_half_open_(options.allow_half_open) {
   if (!socket_.valid()) {
     closed_ = true;
-    error_ = absl::InvalidArgumentError("IOStream: created without a socket");
+    extras().error = absl::InvalidArgumentError("IOStream: created without a socket");
     close_callbacks_ran_ = true;
   }
 }
@@ -94,7 +95,7 @@ IOStream::~IOStream() { clear_delimiter(); }
 
 void IOStream::set_delimiter(std::string delimiter) {
   clear_delimiter();
-  delimiter_len_ = static_cast<uint32_t>(delimiter.size());
+  delimiter_len_ = static_cast<uint16_t>(delimiter.size());
   char* dst = delimiter_.inline_chars;
   if (delimiter.size() > sizeof delimiter_.inline_chars) {
     dst = delimiter_.heap_chars = new char[delimiter.size()];
@@ -133,13 +134,13 @@ void post_write_result(IOLoop& loop, IOStream::WriteCallback cb, absl::Status st
 
 bool IOStream::start_read(ReadMode mode, ReadCallback& cb) {
   if (!cb) cb = [](absl::StatusOr<std::string>) {};
-  if (read_mode_ != ReadMode::kNone) {
+  if (read_mode() != ReadMode::kNone) {
     post_read_result(*loop_, std::move(cb),
                      absl::FailedPreconditionError(
                          "IOStream: a read is already outstanding (one read at a time)"));
     return false;
   }
-  read_mode_ = mode;
+  set_read_mode(mode);
   read_cb_ = std::move(cb);
   return true;
 }
@@ -147,14 +148,14 @@ bool IOStream::start_read(ReadMode mode, ReadCallback& cb) {
 void IOStream::after_read_started() {
   if (dispatching_) return;  // the running dispatch serves it after the callback returns
   if (!read_buffer_.empty() || eof_ || closed_ ||
-      (read_mode_ == ReadMode::kBytes && read_target_ == 0)) {
+      (read_mode() == ReadMode::kBytes && read_target_ == 0)) {
     schedule_deferred();
   }
   update_interest();
 }
 
 void IOStream::read_until(std::string delimiter, ReadCallback cb, size_t max_bytes) {
-  if (delimiter.empty() || delimiter.size() > max_buffer_size_) {
+  if (delimiter.empty() || delimiter.size() > std::min<size_t>(max_buffer_size_, UINT16_MAX)) {
     post_read_result(*loop_, std::move(cb),
                      absl::InvalidArgumentError(
                          absl::StrCat("IOStream::read_until: delimiter of ", delimiter.size(),
@@ -198,7 +199,7 @@ void IOStream::resume_reading() {
   if (!paused_) return;
   paused_ = false;
   if (dispatching_) return;
-  if (read_mode_ != ReadMode::kNone && (!read_buffer_.empty() || eof_ || closed_)) {
+  if (read_mode() != ReadMode::kNone && (!read_buffer_.empty() || eof_ || closed_)) {
     schedule_deferred();
   } else if (eof_) {
     schedule_deferred();  // a close held back while paused
@@ -225,20 +226,20 @@ void IOStream::dispatch_deferred() {
 
 void IOStream::serve_reads() {
   for (int i = 0; i < kMaxCompletionsPerDispatch; ++i) {
-    if (read_mode_ == ReadMode::kNone || (paused_ && !closed_)) return;
+    if (read_mode() == ReadMode::kNone || (paused_ && !closed_)) return;
     if (try_complete_read()) continue;
-    if (read_mode_ != ReadMode::kNone && (eof_ || closed_)) {
+    if (read_mode() != ReadMode::kNone && (eof_ || closed_)) {
       finish_read_at_eof();
       continue;
     }
     return;
   }
-  if (read_mode_ != ReadMode::kNone) schedule_deferred();
+  if (read_mode() != ReadMode::kNone) schedule_deferred();
 }
 
 bool IOStream::try_complete_read() {
   const size_t size = read_buffer_.size();
-  switch (read_mode_) {
+  switch (read_mode()) {
     case ReadMode::kNone:
     case ReadMode::kUntilClose:  // completes only at EOF
       return false;
@@ -287,7 +288,7 @@ bool IOStream::try_complete_read() {
       // Hold the callable in a local: the user may start a new read from a later callback.
       std::unique_ptr<StreamingCallback> on_chunk = std::move(streaming_cb_);
       (*on_chunk)(std::move(chunk));
-      if (read_mode_ == ReadMode::kStreaming && !streaming_cb_) {
+      if (read_mode() == ReadMode::kStreaming && !streaming_cb_) {
         if (last) {
           complete_read(std::string());
         } else {
@@ -303,7 +304,7 @@ bool IOStream::try_complete_read() {
 void IOStream::complete_read(absl::StatusOr<std::string> result) {
   ReadCallback cb = std::move(read_cb_);
   read_cb_ = nullptr;
-  read_mode_ = ReadMode::kNone;
+  set_read_mode(ReadMode::kNone);
   streaming_cb_.reset();
   clear_delimiter();
   read_target_ = 0;
@@ -312,18 +313,18 @@ void IOStream::complete_read(absl::StatusOr<std::string> result) {
 }
 
 void IOStream::finish_read_at_eof() {
-  switch (read_mode_) {
+  switch (read_mode()) {
     case ReadMode::kNone:
       return;
     case ReadMode::kUntilClose:
-      if (error_.ok()) {
+      if (error().ok()) {
         complete_read(read_buffer_.retrieve_all_as_string());
       } else {
-        complete_read(error_);
+        complete_read(error());
       }
       return;
     case ReadMode::kStreaming:
-      if (error_.ok() && read_target_ == 0) {
+      if (error().ok() && read_target_ == 0) {
         complete_read(std::string());
       } else {
         complete_read(closed_status());
@@ -336,7 +337,7 @@ void IOStream::finish_read_at_eof() {
 }
 
 absl::Status IOStream::closed_status() const {
-  if (!error_.ok()) return error_;
+  if (!error().ok()) return error();
   if (eof_) return absl::UnavailableError("IOStream: stream closed by peer (EOF)");
   return absl::CancelledError("IOStream: stream closed");
 }
@@ -349,7 +350,8 @@ void IOStream::update_interest() {
   uint32_t want = 0;
   // With no read outstanding, still read into an empty buffer when a close callback wants
   // to hear about EOF/RST (Tornado's "error listener"); stop once anything is buffered.
-  if (!eof_ && !paused_ && (read_mode_ != ReadMode::kNone || (close_cb_ && read_buffer_.empty()))) {
+  if (!eof_ && !paused_ &&
+      (read_mode() != ReadMode::kNone || (close_cb_ && read_buffer_.empty()))) {
     want |= IOLoop::READ;
   }
   if (writing()) want |= IOLoop::WRITE;
@@ -363,16 +365,16 @@ void IOStream::update_interest() {
       return;
     }
     registered_ = true;
-    events_ = want;
+    set_events(want);
     return;
   }
-  if (want != events_) {
+  if (want != events()) {
     absl::Status s = loop_->update_handler(socket_.fd(), want);
     if (!s.ok()) {
       close(s);
       return;
     }
-    events_ = want;
+    set_events(want);
   }
 }
 
@@ -424,7 +426,7 @@ void IOStream::handle_read(bool force) {
       break;
     }
     budget -= std::min(budget, static_cast<size_t>(n));
-    if (read_mode_ == ReadMode::kNone) break;  // buffered for a future read
+    if (read_mode() == ReadMode::kNone) break;  // buffered for a future read
     serve_reads();
     if (static_cast<size_t>(n) < asked) break;  // drained
   }
@@ -437,7 +439,7 @@ void IOStream::handle_read(bool force) {
 
 void IOStream::maybe_close_after_eof() {
   if (closed_ || !eof_ || writing()) return;
-  if (paused_ && !read_buffer_.empty() && read_mode_ != ReadMode::kNone) return;
+  if (paused_ && !read_buffer_.empty() && read_mode() != ReadMode::kNone) return;
   if (allow_half_open_ && !shutdown_done_) return;
   close();
 }
@@ -640,6 +642,19 @@ void IOStream::set_high_watermark_callback(WatermarkCallback cb) {
 }
 void IOStream::set_low_watermark_callback(WatermarkCallback cb) { extras().on_low = std::move(cb); }
 
+const absl::Status& IOStream::error() const {
+  static const absl::Status* const kOk = new absl::Status();
+  return extras_ ? extras_->error : *kOk;
+}
+
+uint32_t IOStream::events() const {
+  return ((events_bits_ & 1) ? IOLoop::READ : 0u) | ((events_bits_ & 2) ? IOLoop::WRITE : 0u);
+}
+
+void IOStream::set_events(uint32_t events) {
+  events_bits_ = ((events & IOLoop::READ) ? 1 : 0) | ((events & IOLoop::WRITE) ? 2 : 0);
+}
+
 IOStream::Extras& IOStream::extras() {
   if (!extras_) extras_ = std::make_unique<Extras>();
   return *extras_;
@@ -686,7 +701,7 @@ void IOStream::do_shutdown_write() {
 void IOStream::set_close_callback(CloseCallback cb) {
   if (close_callbacks_ran_) {
     if (!cb) return;
-    loop_->add_callback([cb = std::move(cb), status = error_]() mutable { cb(status); });
+    loop_->add_callback([cb = std::move(cb), status = error()]() mutable { cb(status); });
     return;
   }
   close_cb_ = std::move(cb);
@@ -696,7 +711,7 @@ void IOStream::set_close_callback(CloseCallback cb) {
 void IOStream::close(absl::Status reason) {
   if (closed_) return;
   closed_ = true;
-  error_ = std::move(reason);
+  if (!reason.ok()) extras().error = std::move(reason);
   if (registered_) {
     // The loop keeps the handler (and its reference to us) alive until the batch ends.
     loop_->remove_handler(socket_.fd());
@@ -729,7 +744,7 @@ void IOStream::run_close_callbacks() {
     if (close_cb_) {
       CloseCallback cb = std::move(close_cb_);
       close_cb_ = nullptr;
-      cb(error_);
+      cb(error());
     }
     // Reads or writes started by those callbacks: complete them too.
     serve_reads();
@@ -741,7 +756,11 @@ void IOStream::run_close_callbacks() {
     }
   }
   read_buffer_.release_if_empty();
-  extras_.reset();
+  // Keep the close reason (in extras_) for error(); drop the rest.
+  if (extras_) {
+    extras_->on_high = nullptr;
+    extras_->on_low = nullptr;
+  }
 }
 
 }  // namespace ioloop::net

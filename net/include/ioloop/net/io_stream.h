@@ -110,7 +110,8 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   // --- Reads (one outstanding at a time) ------------------------------------------------
   // Completes with everything up to and including the first `delimiter`. With max_bytes
   // > 0, if the delimiter does not end within the first max_bytes bytes, the read fails
-  // and the stream closes with ResourceExhausted. An empty delimiter: InvalidArgument.
+  // and the stream closes with ResourceExhausted. The delimiter must be 1..65535 bytes
+  // (and no longer than max_buffer_size), else this read fails with InvalidArgument.
   void read_until(std::string delimiter, ReadCallback cb, size_t max_bytes = 0);
   // Completes with exactly `n` bytes; with `partial`, with 1..n bytes as soon as any are
   // available. n == 0 completes with "".
@@ -123,7 +124,7 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   // completes `on_done` with "". `on_chunk` may call pause_reading(), write() or close().
   void read_streaming(StreamingCallback on_chunk, ReadCallback on_done, size_t total_bytes = 0);
   // True while a read is outstanding.
-  bool reading() const { return read_mode_ != ReadMode::kNone; }
+  bool reading() const { return read_mode() != ReadMode::kNone; }
 
   // Stops reading from the socket and delivering buffered data until resume_reading().
   // A read may be outstanding meanwhile. Idempotent.
@@ -165,7 +166,7 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void close(absl::Status reason = absl::OkStatus());
   bool closed() const { return closed_; }
   // The status that closed the stream (OK while open; see the file comment).
-  const absl::Status& error() const { return error_; }
+  const absl::Status& error() const;
 
   // --- Socket ------------------------------------------------------------------------------
   absl::Status set_nodelay(bool on) { return socket_.set_nodelay(on); }
@@ -219,12 +220,16 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void run_close_callbacks();
   Extras& extras();
 
+  ReadMode read_mode() const { return static_cast<ReadMode>(read_mode_bits_); }
+  void set_read_mode(ReadMode mode) { read_mode_bits_ = static_cast<uint8_t>(mode) & 7; }
+  uint32_t events() const;  // interest registered with the loop
+  void set_events(uint32_t events);
   void set_delimiter(std::string delimiter);
   absl::string_view delimiter() const;
   void clear_delimiter();
 
   // Members are ordered to avoid padding: sizeof(IOStream) is most of what an idle
-  // connection costs (192 bytes on x86-64; the loop's handler entry adds 48).
+  // connection costs (176 bytes on x86-64; the loop's handler entry adds 48).
   ReadCallback read_cb_;  // the pending read's completion
   CloseCallback close_cb_;
   IOLoop* loop_;
@@ -241,15 +246,14 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   // Queued output and its callbacks; allocated only while something is queued, so the
   // fast path (send completes) and idle streams pay nothing.
   std::unique_ptr<WriteState> write_state_;
-  absl::Status error_;
-  // Rarely used settings (watermarks), allocated on first use.
+  // Rarely used state (watermarks, a close reason other than OK), allocated on first use.
   std::unique_ptr<Extras> extras_;
   Socket socket_;
   uint32_t max_buffer_size_;
-  uint32_t events_ = 0;     // interest registered with the loop
   uint32_t scan_from_ = 0;  // read_until: where the delimiter search resumes
-  uint32_t delimiter_len_ = 0;
-  ReadMode read_mode_ = ReadMode::kNone;
+  uint16_t delimiter_len_ = 0;
+  uint8_t read_mode_bits_ : 3 = 0;  // a ReadMode
+  uint8_t events_bits_ : 2 = 0;     // 1: READ, 2: WRITE registered
   bool closed_ : 1 = false;
   bool eof_ : 1 = false;  // the peer sent FIN
   bool paused_ : 1 = false;
