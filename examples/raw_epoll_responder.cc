@@ -1,0 +1,117 @@
+// raw_epoll_responder: the source tutorial's HTTP responder, on the bare reactor.
+//
+//   raw_epoll_responder [--port=8080] [--address=] [--poller=epoll]
+//   curl -0 http://127.0.0.1:8080/          # Hello, world!
+//
+// A teaching example: no streams, no parser, just IOLoop::add_handler and add_accept_handler.
+// Each connection: read until the blank line that ends the request ("\r\n\r\n", or "\n\n" as
+// the tutorial's client sends), answer HTTP/1.0 "Hello, world!", close. The lessons:
+//   - every socket is non-blocking; read and write until EAGAIN;
+//   - watch READ while waiting for the request, WRITE only while output is pending (an idle
+//     socket is always writable: watching WRITE all the time would spin the loop);
+//   - remove the handler before closing the fd (the number can be reused at once).
+// For a real server (keep-alive, pipelining, limits, timeouts) see http_responder.cc.
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "example_support.h"
+#include "ioloop/net/accept.h"
+#include "ioloop/net/bind.h"
+
+ABSL_FLAG(int, port, 8080, "TCP port; 0 lets the kernel pick one (printed on stdout)");
+ABSL_FLAG(std::string, address, "", "address to listen on; empty means every local address");
+ABSL_FLAG(std::string, poller, "epoll", "readiness backend: epoll, poll or select");
+
+namespace {
+
+using ioloop::IOLoop;
+using ioloop::net::Socket;
+
+constexpr char kResponse[] =
+    "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!";
+
+struct Connection {
+  Socket socket;
+  std::string input;   // the request so far
+  std::string output;  // the response, once the request is complete
+  size_t sent = 0;
+};
+std::map<int, std::unique_ptr<Connection>> connections;  // by fd
+
+void close_connection(IOLoop& loop, int fd) {
+  loop.remove_handler(fd);  // first: once closed, the fd number may be reused
+  connections.erase(fd);    // the Socket closes the fd
+}
+
+void on_events(IOLoop& loop, int fd, uint32_t /*events*/) {
+  Connection& c = *connections.at(fd);
+  if (c.output.empty()) {  // reading the request (READ, or ERROR which read will explain)
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) c.input.append(buf, n);
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      return close_connection(loop, fd);  // EOF before the request ended, or an error
+    }
+    if (c.input.find("\r\n\r\n") == std::string::npos &&
+        c.input.find("\n\n") == std::string::npos) {
+      if (c.input.size() > 64 * 1024) close_connection(loop, fd);  // not HTTP: give up
+      return;                                                      // wait for more
+    }
+    c.output = kResponse;
+    (void)loop.update_handler(fd, IOLoop::WRITE);  // output pending: now we want WRITE only
+  }
+  while (c.sent < c.output.size()) {  // writing the response
+    ssize_t n = ::send(fd, c.output.data() + c.sent, c.output.size() - c.sent, MSG_NOSIGNAL);
+    if (n > 0) {
+      c.sent += n;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      return;  // the kernel's buffer is full: the loop calls us again when it drains
+    } else if (errno != EINTR) {
+      break;  // the client went away
+    }
+  }
+  close_connection(loop, fd);  // HTTP/1.0: the response ends with the connection
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  namespace ex = ioloop::examples;
+  ex::raise_fd_limit();
+  ex::ignore_sigpipe();
+  auto options = ex::loop_options(absl::GetFlag(FLAGS_poller));
+  if (!options.ok()) return 2;
+  IOLoop loop(*options);
+  if (!ex::stop_on_signals(loop).ok()) return 1;
+
+  auto sockets = ioloop::net::bind_sockets(absl::GetFlag(FLAGS_port), absl::GetFlag(FLAGS_address));
+  if (!sockets.ok()) return 1;
+  std::vector<std::unique_ptr<ioloop::net::Acceptor>> acceptors;
+  for (const Socket& listener : *sockets) {
+    auto acceptor = ioloop::net::add_accept_handler(
+        loop, listener.fd(), [&loop](Socket conn, ioloop::net::SocketAddress) {
+          const int fd = conn.fd();
+          // READ only: there is nothing to write until the request has arrived.
+          auto handler = [&loop](int ready_fd, uint32_t events) {
+            on_events(loop, ready_fd, events);
+          };
+          if (!loop.add_handler(fd, handler, IOLoop::READ).ok()) return;  // `conn` closes
+          connections[fd] = std::make_unique<Connection>();
+          connections[fd]->socket = std::move(conn);
+        });
+    if (!acceptor.ok()) return 1;
+    acceptors.push_back(*std::move(acceptor));
+  }
+  ex::announce_listening(*sockets);
+  loop.start();  // until SIGINT or SIGTERM
+  acceptors.clear();
+  while (!connections.empty()) close_connection(loop, connections.begin()->first);
+  return 0;
+}

@@ -1,0 +1,94 @@
+// File: ioloop/net/http/http_response.h
+// HTTPResponseWriter: what an HTTPServer handler fills in to answer one request: the status,
+// header fields and body. The server serializes it once the handler returns (handlers are
+// synchronous: the response is complete when the handler returns).
+//
+// The server writes these fields itself and ignores any the handler sets:
+//   Content-Length  the body's size (also for HEAD, where the body is not sent; omitted
+//                   for 1xx, 204 and 304, which have no body)
+//   Date            the current time, from a per-thread cache refreshed once per second
+//   Connection      "close" when the connection ends after this response, "keep-alive"
+//                   for an HTTP/1.0 request that asked to stay open, absent otherwise
+//   Transfer-Encoding  never sent: bodies are sent whole, with Content-Length
+// A handler that sets "Connection: close" (or calls set_close()) ends the connection after
+// its response. `Server` is added when HTTPServerOptions::server_name is not empty.
+//
+// Threading: one writer per connection, used on that connection's loop thread.
+// Lifetime: valid only during the handler call it is passed to.
+#ifndef IOLOOP_NET_HTTP_HTTP_RESPONSE_H_
+#define IOLOOP_NET_HTTP_HTTP_RESPONSE_H_
+
+#include <string>
+#include <utility>
+
+#include "absl/strings/string_view.h"
+#include "ioloop/net/http/http_headers.h"
+
+namespace ioloop::net {
+
+// The standard reason phrase of `status` (RFC 9110 §15), e.g. "Not Found" for 404; "Unknown"
+// for a code it does not list.
+absl::string_view reason_phrase(int status);
+
+class HTTPResponseWriter {
+ public:
+  HTTPResponseWriter() = default;
+
+  // The status code, 100..999 (others are sent as 500). The reason phrase is the standard one
+  // unless given.
+  void set_status(int status) {
+    status_ = status;
+    reason_.clear();
+  }
+  void set_status(int status, std::string reason) {
+    status_ = status;
+    reason_ = std::move(reason);
+  }
+  int status() const { return status_; }
+  // The reason phrase that will be sent.
+  absl::string_view reason() const {
+    return reason_.empty() ? reason_phrase(status_) : absl::string_view(reason_);
+  }
+
+  // Header fields, sent in this order after the server's own (see the file comment).
+  // Names and values must not contain CR or LF: such a field is dropped (response
+  // splitting).
+  void add_header(std::string name, std::string value) {
+    headers_.add(std::move(name), std::move(value));
+  }
+  void set_header(std::string name, std::string value) {
+    headers_.set(std::move(name), std::move(value));
+  }
+  const HTTPHeaders& headers() const { return headers_; }
+  HTTPHeaders& mutable_headers() { return headers_; }
+
+  // The body: replaced by set_body, extended by write.
+  void set_body(std::string body) { body_ = std::move(body); }
+  void write(absl::string_view data) { body_.append(data.data(), data.size()); }
+  const std::string& body() const { return body_; }
+  std::string& mutable_body() { return body_; }
+
+  // Ends the connection after this response (it then carries "Connection: close").
+  void set_close() { close_ = true; }
+  bool close_requested() const { return close_; }
+
+  // Back to a fresh 200 with no headers and no body (keeps allocated capacity).
+  void reset() {
+    status_ = 200;
+    reason_.clear();
+    headers_.clear();
+    body_.clear();
+    close_ = false;
+  }
+
+ private:
+  int status_ = 200;
+  std::string reason_;
+  HTTPHeaders headers_;
+  std::string body_;
+  bool close_ = false;
+};
+
+}  // namespace ioloop::net
+
+#endif  // IOLOOP_NET_HTTP_HTTP_RESPONSE_H_

@@ -1,0 +1,137 @@
+// File: ioloop/net/http/http_server.h
+// HTTPServer: an HTTP/1.1 server (RFC 9112) on TCPServer. Each connection feeds what it reads
+// to a RequestParser and calls `handler(request, writer)` for every complete request, in
+// order; the handler fills the HTTPResponseWriter and returns, and the response is then
+// complete (handlers are synchronous: do slow work elsewhere and keep the loop free).
+//
+//   ioloop::IOLoop loop;
+//   HTTPServer server(loop, [](const HTTPRequest& request, HTTPResponseWriter& response) {
+//     response.set_header("Content-Type", "text/plain");
+//     response.set_body("Hello, world!");
+//   });
+//   if (absl::Status s = server.listen(8080); !s.ok()) return s;
+//   server.start();   // or start(N): N loops in N threads
+//   loop.start();
+//
+// Connection semantics:
+//  - HTTP/1.1 keeps the connection open unless the request says "Connection: close";
+//    HTTP/1.0 closes after the response unless it says "Connection: keep-alive" (then the
+//    response says it too). A response after which the connection ends says
+//    "Connection: close". The status line's version follows the request's (HTTP/1.0 or 1.1).
+//  - HEAD gets the headers, with the Content-Length the body would have, and no body.
+//  - Pipelining: requests are answered in order. All responses produced from one read are
+//    sent with ONE send/sendmsg call (one buffer; large bodies as extra iovecs). This beat
+//    TCP_CORK (cork, a send per response, uncork): see tests/bench/http_server_benchmark.cc.
+//  - Expect: 100-continue: "HTTP/1.1 100 Continue" is sent when the header section is in and
+//    the body is not (RequestParser::Result::send_continue).
+//  - Errors (each response says "Connection: close", then the connection closes once it is
+//    flushed; responses to requests before the bad one in the same read go out first):
+//    malformed request, bad Content-Length, Content-Length with Transfer-Encoding, HTTP/1.1
+//    without Host -> 400; header section over max_header_size -> 431; body over
+//    max_body_size -> 413; unsupported Transfer-Encoding -> 501; HTTP major version != 1 ->
+//    505. An exception escaping the handler -> 500 (logged through ioloop::logger(); the
+//    server goes on).
+//  - Closing: after the last response the server shuts down its sending side and reads and
+//    discards input until the client closes or linger_timeout passes (a "lingering close":
+//    closing with unread input would send a RST that can destroy the response in flight).
+//  - Backpressure: while more than max_pending_output bytes wait to be sent on a connection,
+//    it stops reading from that connection (TCP flow control pushes back on the client).
+//
+// Timeouts (per connection, one loop timer each, re-armed lazily: a request only stores a new
+// deadline, and the timer, when it fires early, re-arms itself for the stored deadline; so
+// the per-request cost is one clock read, not a timer insert and cancel):
+//  - idle_timeout: a keep-alive connection waiting for its next request, a body that stops
+//    arriving, or output that stops draining, for this long is closed.
+//  - header_timeout: a request whose header section started this long ago and is not
+//    complete (slowloris) is answered 408 and the connection closed.
+//  Zero or InfiniteDuration() disables a timeout.
+//
+// Threading: construct, listen, start and stop on `loop`'s thread (or before it runs). With
+// start(N > 1) the handler runs concurrently on N threads and must be thread-safe. stats() is
+// thread-safe.
+// Lifetime: destroying the server stops it and closes its connections. The handler and options
+// are shared with the connections, so a connection that outlives the server (closing on its
+// loop) never touches freed state.
+#ifndef IOLOOP_NET_HTTP_HTTP_SERVER_H_
+#define IOLOOP_NET_HTTP_HTTP_SERVER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "ioloop/io_loop.h"
+#include "ioloop/net/http/http_request.h"
+#include "ioloop/net/http/http_response.h"
+#include "ioloop/net/io_stream.h"
+#include "ioloop/net/tcp_server.h"
+
+namespace ioloop::net {
+
+struct HTTPServerOptions {
+  size_t max_header_size = 64 * 1024;       // 431 above this
+  size_t max_body_size = 64 * 1024 * 1024;  // 413 above this
+  // Count and frame request bodies but do not keep them (HTTPRequest::body() is empty).
+  bool discard_body = false;
+  absl::Duration idle_timeout = absl::Seconds(60);
+  absl::Duration header_timeout = absl::Seconds(10);
+  // How long a closing connection waits for the client's EOF (see "Closing").
+  absl::Duration linger_timeout = absl::Seconds(2);
+  // Stop reading from a connection while this many response bytes are unsent; resume at a
+  // quarter of it.
+  size_t max_pending_output = 1024 * 1024;
+  // The Server header's value; empty sends none.
+  std::string server_name;
+  TCPServerOptions tcp_options;
+};
+
+class HTTPServer {
+ public:
+  using Handler = absl::AnyInvocable<void(const HTTPRequest&, HTTPResponseWriter&)>;
+
+  // Counters over all connections of this server (relaxed atomics: a snapshot).
+  struct Stats {
+    uint64_t connections = 0;         // accepted or handed to serve()
+    uint64_t requests = 0;            // handed to the handler
+    uint64_t responses = 0;           // serialized, including error responses and 408
+    uint64_t writes = 0;              // write/writev calls on streams (one syscall each when
+                                      // the kernel takes everything at once)
+    uint64_t protocol_errors = 0;     // 400/413/431/501/505 sent
+    uint64_t handler_exceptions = 0;  // 500 sent
+    uint64_t idle_timeouts = 0;
+    uint64_t header_timeouts = 0;
+  };
+
+  HTTPServer(IOLoop& loop, Handler handler, HTTPServerOptions options = {});
+  ~HTTPServer();
+  HTTPServer(const HTTPServer&) = delete;
+  HTTPServer& operator=(const HTTPServer&) = delete;
+
+  // TCPServer's: bind (port 0 picks one, see port()), then start accepting on N loops.
+  absl::Status listen(uint16_t port, absl::string_view address = "");
+  absl::Status add_sockets(std::vector<Socket> sockets);
+  absl::Status start(int num_threads = 1);
+  // Stops accepting; with `close_connections`, closes every open connection too.
+  void stop(bool close_connections = false);
+  uint16_t port() const;
+  std::vector<SocketAddress> addresses() const;
+
+  // Serves an already connected stream (e.g. one end of a socketpair) on the stream's loop,
+  // exactly as an accepted connection. Call on that loop's thread.
+  void serve(std::shared_ptr<IOStream> stream);
+
+  Stats stats() const;
+
+  struct Shared;  // handler, options and counters, shared with the connections
+
+ private:
+  std::shared_ptr<Shared> shared_;
+  TCPServer tcp_server_;
+};
+
+}  // namespace ioloop::net
+
+#endif  // IOLOOP_NET_HTTP_HTTP_SERVER_H_

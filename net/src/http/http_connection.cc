@@ -1,0 +1,180 @@
+// File: net/src/http/http_connection.cc
+#include "http_connection.h"
+
+#include <exception>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "http_date.h"
+#include "ioloop/logging.h"
+
+namespace ioloop::net {
+namespace {
+
+// Bodies up to this size are copied behind their headers (one buffer, one iovec); larger ones
+// are moved into their own iovec.
+constexpr size_t kCopyBodyLimit = 16 * 1024;
+
+// Fields the server writes itself (see http_response.h).
+bool is_server_field(absl::string_view name) {
+  switch (name.size()) {
+    case 4:
+      return absl::EqualsIgnoreCase(name, "Date");
+    case 10:
+      return absl::EqualsIgnoreCase(name, "Connection");
+    case 14:
+      return absl::EqualsIgnoreCase(name, "Content-Length");
+    case 17:
+      return absl::EqualsIgnoreCase(name, "Transfer-Encoding");
+    default:
+      return false;
+  }
+}
+
+bool has_line_break(absl::string_view s) {
+  return s.find_first_of("\r\n") != absl::string_view::npos;
+}
+
+}  // namespace
+
+HTTPConnectionCore::HTTPConnectionCore(std::shared_ptr<HTTPServer::Shared> shared)
+    : shared_(std::move(shared)),
+      s_(*shared_),
+      parser_(RequestParser::Options{s_.options.max_header_size, s_.options.max_body_size,
+                                     s_.options.discard_body}) {}
+
+size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out) {
+  if (finished_) return 0;
+  result_.requests.clear();
+  result_.send_continue = false;
+  result_.error.reset();
+  parser_.feed(data, result_);
+  const size_t completed = result_.requests.size();
+
+  for (const HTTPRequest& request : result_.requests) {
+    s_.requests.fetch_add(1, std::memory_order_relaxed);
+    writer_.reset();
+    // The parser answers any major version but 1 with 505, so only the minor matters here;
+    // HTTP/1.2+ is answered as HTTP/1.1, the highest version we speak (RFC 9110 §6.2).
+    const int minor = request.version_minor() == 0 ? 0 : 1;
+    const bool head = request.method_id() == HTTPMethod::kHead;
+    // The message is copied: the exception object dies at the end of its catch block.
+    std::string what;
+    bool threw = false;
+    try {
+      s_.handler(request, writer_);
+    } catch (const std::exception& e) {
+      threw = true;
+      what = e.what();
+    } catch (...) {
+      threw = true;
+      what = "unknown exception";
+    }
+    if (threw) {
+      s_.handler_exceptions.fetch_add(1, std::memory_order_relaxed);
+      logger().error("HTTP handler threw on {} {}: {}; answering 500 and closing",
+                     request.method(), request.target(), what);
+      respond_and_close(500, minor, head, out);
+      return completed;
+    }
+    const bool keep_alive = request.keep_alive() && !writer_.close_requested() &&
+                            !writer_.headers().has_token("Connection", "close");
+    serialize(minor, head, keep_alive, out);
+    s_.responses.fetch_add(1, std::memory_order_relaxed);
+    if (!keep_alive) {
+      // Later pipelined requests, if the parser returned any, are not answered (RFC 9112
+      // §9.6: the connection ends with this response).
+      finished_ = true;
+      out.close = true;
+      return completed;
+    }
+  }
+
+  if (result_.error) {
+    s_.protocol_errors.fetch_add(1, std::memory_order_relaxed);
+    logger().debug("HTTP request rejected: {} ({})", std::string(error_name(*result_.error)),
+                   parser_.error_detail());
+    respond_and_close(error_status(*result_.error), 1, false, out);
+    return completed;
+  }
+  if (result_.send_continue) out.head.append("HTTP/1.1 100 Continue\r\n\r\n");
+  return completed;
+}
+
+void HTTPConnectionCore::on_header_timeout(HTTPOutput& out) {
+  if (finished_) return;
+  respond_and_close(408, 1, false, out);
+}
+
+void HTTPConnectionCore::respond_and_close(int status, int minor, bool head, HTTPOutput& out) {
+  writer_.reset();
+  writer_.set_status(status);
+  writer_.add_header("Content-Type", "text/plain");
+  writer_.set_body(absl::StrCat(reason_phrase(status), "\n"));
+  serialize(minor, head, /*keep_alive=*/false, out);
+  s_.responses.fetch_add(1, std::memory_order_relaxed);
+  finished_ = true;
+  out.close = true;
+}
+
+void HTTPConnectionCore::serialize(int minor, bool head, bool keep_alive, HTTPOutput& out) {
+  int status = writer_.status();
+  absl::string_view reason = writer_.reason();
+  if (status < 100 || status > 999) {
+    logger().error("HTTP handler set status {}; sending 500", status);
+    status = 500;
+    reason = reason_phrase(500);
+  } else if (has_line_break(reason)) {
+    reason = reason_phrase(status);
+  }
+  std::string& h = out.head;
+  h.append(minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  const char code[3] = {static_cast<char>('0' + status / 100),
+                        static_cast<char>('0' + status / 10 % 10),
+                        static_cast<char>('0' + status % 10)};
+  h.append(code, 3);
+  h.push_back(' ');
+  h.append(reason.data(), reason.size());
+  h.append("\r\n");
+  const std::string& server_name = s_.options.server_name;
+  if (!server_name.empty()) {
+    h.append("Server: ");
+    h.append(server_name);
+    h.append("\r\n");
+  }
+  h.append("Date: ");
+  const absl::string_view date = cached_http_date();
+  h.append(date.data(), date.size());
+  h.append("\r\n");
+  for (const auto& [name, value] : writer_.headers()) {
+    if (name.empty() || is_server_field(name) || has_line_break(name) || has_line_break(value)) {
+      continue;
+    }
+    h.append(name);
+    h.append(": ");
+    h.append(value);
+    h.append("\r\n");
+  }
+  // 1xx, 204 and 304 responses have no body and no Content-Length (RFC 9110 §8.6).
+  const bool bodyless = status < 200 || status == 204 || status == 304;
+  std::string& body = writer_.mutable_body();
+  if (!bodyless) absl::StrAppend(&h, "Content-Length: ", body.size(), "\r\n");
+  if (!keep_alive) {
+    h.append("Connection: close\r\n");
+  } else if (minor == 0) {
+    h.append("Connection: keep-alive\r\n");
+  }
+  h.append("\r\n");
+  if (head || bodyless || body.empty()) return;
+  if (body.size() <= kCopyBodyLimit) {
+    h.append(body);
+  } else {
+    out.chunks.push_back(std::move(h));
+    h.clear();
+    out.chunks.push_back(std::move(body));
+    body.clear();
+  }
+}
+
+}  // namespace ioloop::net

@@ -1,0 +1,85 @@
+// File: net/src/http/http_connection.h (private)
+// The I/O-free core of an HTTPServer connection: bytes in, response bytes out. The server's
+// stream glue (http_server.cc) reads, calls on_data(), writes what it produced in one call and
+// closes when told; the benchmark and the fuzzer drive this class directly.
+#ifndef IOLOOP_NET_SRC_HTTP_HTTP_CONNECTION_H_
+#define IOLOOP_NET_SRC_HTTP_HTTP_CONNECTION_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "ioloop/net/http/http_request.h"
+#include "ioloop/net/http/http_response.h"
+#include "ioloop/net/http/http_server.h"
+#include "ioloop/net/http/request_parser.h"
+
+namespace ioloop::net {
+
+struct HTTPServer::Shared {
+  Shared(Handler h, HTTPServerOptions o) : handler(std::move(h)), options(std::move(o)) {}
+
+  Handler handler;
+  const HTTPServerOptions options;
+  std::atomic<uint64_t> connections{0};
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> responses{0};
+  std::atomic<uint64_t> writes{0};
+  std::atomic<uint64_t> protocol_errors{0};
+  std::atomic<uint64_t> handler_exceptions{0};
+  std::atomic<uint64_t> idle_timeouts{0};
+  std::atomic<uint64_t> header_timeouts{0};
+};
+
+// Response bytes produced by one on_data(): `head` collects small pieces; a large body is
+// moved into `chunks` rather than copied (then head's bytes so far go before it). Send as
+// chunks + head, in that order, with one write/writev.
+struct HTTPOutput {
+  std::vector<std::string> chunks;
+  std::string head;
+  bool close = false;  // the connection ends once this output is flushed
+
+  bool empty() const { return chunks.empty() && head.empty(); }
+  size_t size() const {
+    size_t n = head.size();
+    for (const std::string& c : chunks) n += c.size();
+    return n;
+  }
+};
+
+class HTTPConnectionCore {
+ public:
+  explicit HTTPConnectionCore(std::shared_ptr<HTTPServer::Shared> shared);
+
+  // Parses `data`, runs the handler for each complete request and appends the responses (and
+  // any 100 Continue, or a final error response) to `out`. Once `out.close` has been set, the
+  // connection is finished: later calls ignore their input. Returns the number of requests
+  // completed.
+  size_t on_data(absl::string_view data, HTTPOutput& out);
+
+  // The 408 for a header section that took too long; sets out.close.
+  void on_header_timeout(HTTPOutput& out);
+
+  RequestParser::State parser_state() const { return parser_.state(); }
+  bool finished() const { return finished_; }
+
+ private:
+  // Serializes writer_ as the answer to a request of HTTP/1.`minor`.
+  void serialize(int minor, bool head, bool keep_alive, HTTPOutput& out);
+  // A canned response (errors, 408, 500) that closes the connection.
+  void respond_and_close(int status, int minor, bool head, HTTPOutput& out);
+
+  std::shared_ptr<HTTPServer::Shared> shared_;
+  HTTPServer::Shared& s_;
+  RequestParser parser_;
+  RequestParser::Result result_;
+  HTTPResponseWriter writer_;
+  bool finished_ = false;
+};
+
+}  // namespace ioloop::net
+
+#endif  // IOLOOP_NET_SRC_HTTP_HTTP_CONNECTION_H_

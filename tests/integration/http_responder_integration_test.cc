@@ -1,0 +1,230 @@
+// Runs the built examples/http_responder on a free port and drives it with real clients:
+// curl, Python's http.client, ApacheBench (with and without keep-alive) and 2,000 concurrent
+// keep-alive connections from this process. A tool that is not installed skips its test
+// (third_party/install-deps.sh installs curl, python3 and apache2-utils).
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "integration/server_process.h"
+#include "ioloop/net/socket.h"
+
+#ifndef HTTP_RESPONDER_PATH
+#error "HTTP_RESPONDER_PATH must name the http_responder binary (tests/integration/CMakeLists.txt)"
+#endif
+
+namespace ioloop::testing {
+namespace {
+
+using net::Socket;
+
+constexpr char kBody[] = "Hello, world!";
+
+// Runs `command` with sh -c; returns its stdout, and its exit status in *status.
+std::string run(const std::string& command, int* status) {
+  std::string out;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) {
+    *status = -1;
+    return out;
+  }
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  *status = ::pclose(pipe);
+  return out;
+}
+
+bool have(const std::string& tool) {
+  int status;
+  run("command -v " + tool + " >/dev/null 2>&1", &status);
+  return status == 0;
+}
+
+class HTTPResponderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = ServerProcess::start(HTTP_RESPONDER_PATH,
+                                       {"--port=0", "--address=127.0.0.1", "--log_level=warn"});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    url_ = absl::StrCat("http://127.0.0.1:", server_->port(), "/");
+  }
+
+  std::unique_ptr<ServerProcess> server_;
+  std::string url_;
+};
+
+TEST_F(HTTPResponderTest, CurlGetsExactBodyAndHeaders) {
+  if (!have("curl")) GTEST_SKIP() << "curl not installed";
+  int status;
+  const std::string out = run("curl -s -i --max-time 20 " + url_ + "any/path?x=1", &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(out.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << out;
+  EXPECT_NE(out.find("\r\nContent-Type: text/plain\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\r\nContent-Length: 13\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\r\nDate: "), std::string::npos) << out;
+  EXPECT_EQ(out.substr(out.find("\r\n\r\n") + 4), kBody);
+
+  // Any method; HEAD gets no body; HTTP/1.0 gets an HTTP/1.0 status line.
+  EXPECT_EQ(run("curl -s --max-time 20 -X POST --data abc " + url_, &status), kBody);
+  const std::string head = run("curl -s -I --max-time 20 " + url_, &status);
+  EXPECT_EQ(status, 0);
+  EXPECT_NE(head.find("Content-Length: 13\r\n"), std::string::npos) << head;
+  EXPECT_EQ(head.find(kBody), std::string::npos) << head;
+  const std::string old = run("curl -s -i -0 --max-time 20 " + url_, &status);
+  EXPECT_EQ(old.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << old;
+  EXPECT_NE(old.find("Connection: close\r\n"), std::string::npos) << old;
+}
+
+TEST_F(HTTPResponderTest, PythonHttpClientKeepsOneConnectionForThreeRequests) {
+  if (!have("python3")) GTEST_SKIP() << "python3 not installed";
+  const std::string script = absl::StrCat(
+      "import http.client\n"
+      "c = http.client.HTTPConnection('127.0.0.1', ",
+      server_->port(),
+      ", timeout=20)\n"
+      "socks = set()\n"
+      "for path in ('/a', '/b', '/c'):\n"
+      "    c.request('GET', path)\n"
+      "    r = c.getresponse()\n"
+      "    assert r.status == 200, r.status\n"
+      "    assert r.getheader('Content-Type') == 'text/plain'\n"
+      "    assert r.read() == b'Hello, world!'\n"
+      "    socks.add(id(c.sock))\n"
+      "assert len(socks) == 1, 'reconnected'\n"
+      "print('ok')\n");
+  int status;
+  const std::string out = run("python3 -c \"" + script + "\" 2>&1", &status);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "ok\n");
+}
+
+// "Failed requests: N" from ab's report; -1 when absent.
+int failed_requests(const std::string& report) {
+  const size_t p = report.find("Failed requests:");
+  if (p == std::string::npos) return -1;
+  return std::atoi(report.c_str() + p + std::strlen("Failed requests:"));
+}
+
+TEST_F(HTTPResponderTest, ApacheBenchHasNoFailedRequests) {
+  if (!have("ab")) GTEST_SKIP() << "ab (apache2-utils) not installed";
+  int status;
+  const std::string report = run("ab -n 2000 -c 20 " + url_ + " 2>&1", &status);
+  ASSERT_EQ(status, 0) << report;
+  EXPECT_NE(report.find("Complete requests:      2000"), std::string::npos) << report;
+  EXPECT_EQ(failed_requests(report), 0) << report;
+  EXPECT_NE(report.find("Document Length:        13 bytes"), std::string::npos) << report;
+}
+
+TEST_F(HTTPResponderTest, ApacheBenchKeepAliveHasNoFailedRequests) {
+  if (!have("ab")) GTEST_SKIP() << "ab (apache2-utils) not installed";
+  int status;
+  const std::string report = run("ab -k -n 2000 -c 20 " + url_ + " 2>&1", &status);
+  ASSERT_EQ(status, 0) << report;
+  EXPECT_EQ(failed_requests(report), 0) << report;
+  // ab -k only reuses a connection whose HTTP/1.0 response says "Connection: keep-alive".
+  EXPECT_NE(report.find("Keep-Alive requests:    2000"), std::string::npos) << report;
+}
+
+// 2,000 connections open at once, each answered twice (so each stayed alive).
+TEST_F(HTTPResponderTest, TwoThousandConcurrentKeepAliveConnections) {
+  constexpr int kConnections = 2000;
+  rlimit rl;
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &rl), 0);
+  if (rl.rlim_max < kConnections + 100) GTEST_SKIP() << "open file limit too low";
+  if (rl.rlim_cur < kConnections + 100) {
+    rl.rlim_cur = rl.rlim_max;
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &rl), 0);
+  }
+  const std::string request = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  std::vector<Socket> sockets;
+  for (int i = 0; i < kConnections; ++i) {
+    Socket s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_TRUE(s.valid()) << std::strerror(errno);
+    // Blocking connect: loopback completes it from the listen backlog, before accept().
+    ASSERT_EQ(::connect(s.fd(), server_->address().get(), server_->address().length()), 0)
+        << "connection " << i << ": " << std::strerror(errno);
+    ASSERT_EQ(::fcntl(s.fd(), F_SETFL, O_NONBLOCK), 0);
+    sockets.push_back(std::move(s));
+  }
+  for (int round = 0; round < 2; ++round) {
+    for (Socket& s : sockets) {
+      ASSERT_EQ(::send(s.fd(), request.data(), request.size(), MSG_NOSIGNAL),
+                static_cast<ssize_t>(request.size()));
+    }
+    std::vector<std::string> got(kConnections);
+    std::vector<pollfd> fds(kConnections);
+    int complete = 0;
+    while (complete < kConnections) {
+      for (int i = 0; i < kConnections; ++i) {
+        const bool done =
+            got[i].size() >= std::strlen(kBody) &&
+            got[i].compare(got[i].size() - std::strlen(kBody), std::string::npos, kBody) == 0;
+        fds[i] = {done ? -1 : sockets[i].fd(), POLLIN, 0};
+      }
+      const int ready = ::poll(fds.data(), fds.size(), 20000);
+      ASSERT_GT(ready, 0) << "no progress for 20 s; " << complete << " answered";
+      for (int i = 0; i < kConnections; ++i) {
+        if (fds[i].revents == 0) continue;
+        char buf[1024];
+        const ssize_t n = ::recv(sockets[i].fd(), buf, sizeof buf, 0);
+        ASSERT_GT(n, 0) << "connection " << i << " closed or failed: " << std::strerror(errno);
+        got[i].append(buf, static_cast<size_t>(n));
+        if (got[i].size() >= std::strlen(kBody) &&
+            got[i].compare(got[i].size() - std::strlen(kBody), std::string::npos, kBody) == 0) {
+          ++complete;
+        }
+      }
+    }
+    for (int i = 0; i < kConnections; ++i) {
+      ASSERT_EQ(got[i].rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got[i];
+      ASSERT_EQ(got[i].find("Connection: close"), std::string::npos) << got[i];
+    }
+  }
+}
+
+TEST_F(HTTPResponderTest, SigtermExitsZero) {
+  absl::StatusOr<int> status = server_->signal_and_wait(SIGTERM);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 0);
+}
+
+TEST_F(HTTPResponderTest, SigintExitsZeroWithOpenConnections) {
+  Socket s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::connect(s.fd(), server_->address().get(), server_->address().length()), 0);
+  absl::StatusOr<int> status = server_->signal_and_wait(SIGINT);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 0);
+}
+
+TEST(HTTPResponderThreadsTest, FourThreadsServeCurl) {
+  if (!have("curl")) GTEST_SKIP() << "curl not installed";
+  auto server = ServerProcess::start(
+      HTTP_RESPONDER_PATH, {"--port=0", "--address=127.0.0.1", "--threads=4", "--log_level=warn"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string url = absl::StrCat("http://127.0.0.1:", (*server)->port(), "/");
+  int status;
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(run("curl -s --max-time 20 " + url, &status), kBody);
+  absl::StatusOr<int> exit = (*server)->signal_and_wait(SIGTERM);
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  EXPECT_EQ(WEXITSTATUS(*exit), 0);
+}
+
+}  // namespace
+}  // namespace ioloop::testing

@@ -1,0 +1,533 @@
+// File: tests/net/http/http_server_test.cc
+// HTTPServer over socketpairs (and once over loopback TCP): exact response bytes (Date
+// normalized after its format is checked), connection semantics, pipelining, bodies, errors,
+// timeouts and handler exceptions. The connection core is also driven directly to split
+// requests at every byte boundary.
+#include "ioloop/net/http/http_server.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <memory>
+#include <regex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "http/http_connection.h"
+#include "http/http_date.h"
+#include "ioloop/net/io_stream.h"
+#include "ioloop/net/socket.h"
+#include "testing/loop_test_base.h"
+
+namespace ioloop::net {
+namespace {
+
+const std::regex& date_re() {
+  static const std::regex re(
+      "Date: (Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-3][0-9] "
+      "(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} [0-2][0-9]:[0-5][0-9]:[0-6][0-9] "
+      "GMT\r\n");
+  return re;
+}
+
+// Replaces each well-formed Date field with "Date: D"; fails if any Date field is malformed.
+std::string normalize(const std::string& s) {
+  std::string out = std::regex_replace(s, date_re(), "Date: D\r\n");
+  size_t dates = 0;
+  for (size_t p = 0; (p = out.find("Date: ", p)) != std::string::npos; p += 6) {
+    EXPECT_EQ(out.compare(p, 9, "Date: D\r\n"), 0) << "malformed Date in: " << s;
+    ++dates;
+  }
+  return out;
+}
+
+std::string ok_response(absl::string_view body, absl::string_view extra = "",
+                        absl::string_view version = "HTTP/1.1") {
+  return absl::StrCat(version, " 200 OK\r\nDate: D\r\nContent-Type: text/plain\r\n",
+                      "Content-Length: ", body.size(), "\r\n", extra, "\r\n", body);
+}
+
+std::string error_response(int status, absl::string_view reason) {
+  return absl::StrCat("HTTP/1.1 ", status, " ", reason,
+                      "\r\nDate: D\r\nContent-Type: text/plain\r\nContent-Length: ",
+                      reason.size() + 1, "\r\nConnection: close\r\n\r\n", reason, "\n");
+}
+
+// Counts complete responses at the start of `data` (HEAD responses are not expected here
+// unless `heads` says which positions are HEAD).
+size_t count_responses(const std::string& data, const std::vector<bool>& heads = {}) {
+  size_t pos = 0, n = 0;
+  while (true) {
+    size_t end = data.find("\r\n\r\n", pos);
+    if (end == std::string::npos) return n;
+    std::string head = data.substr(pos, end + 4 - pos);
+    size_t length = 0;
+    size_t cl = head.find("Content-Length: ");
+    if (cl != std::string::npos) {
+      size_t eol = head.find("\r\n", cl);
+      EXPECT_TRUE(absl::SimpleAtoi(head.substr(cl + 16, eol - cl - 16), &length));
+    }
+    const bool is_head = n < heads.size() && heads[n];
+    if (head.rfind("HTTP/1.1 100", 0) == 0 || is_head) length = 0;
+    if (data.size() < end + 4 + length) return n;
+    pos = end + 4 + length;
+    ++n;
+  }
+}
+
+void hello(const HTTPRequest&, HTTPResponseWriter& w) {
+  w.set_header("Content-Type", "text/plain");
+  w.set_body("Hello, world!");
+}
+
+// Answers with the target and the body: "<target>|<body>".
+void echo(const HTTPRequest& r, HTTPResponseWriter& w) {
+  w.set_header("Content-Type", "text/plain");
+  w.set_body(absl::StrCat(r.target(), "|", r.body()));
+}
+
+class HTTPServerTest : public ::ioloop::testing::LoopTestBase {
+ protected:
+  void start_server(HTTPServer::Handler handler = hello, HTTPServerOptions options = {}) {
+    server_ = std::make_unique<HTTPServer>(loop(), std::move(handler), std::move(options));
+  }
+
+  // A new connection: the server serves one end of a socketpair, client_ is the other.
+  void connect() {
+    auto pair = Socket::pair();
+    ASSERT_TRUE(pair.ok()) << pair.status();
+    server_->serve(IOStream::create(loop(), std::move(pair->first)));
+    client_ = IOStream::create(loop(), std::move(pair->second));
+    received_.clear();
+    eof_ = false;
+    client_->read_streaming(
+        [this](std::string chunk) {
+          received_ += chunk;
+          check();
+        },
+        [this](absl::StatusOr<std::string>) {
+          eof_ = true;
+          check();
+        });
+  }
+
+  void send(std::string bytes) { client_->write(std::move(bytes)); }
+
+  // Runs the loop until `pred` holds (checked after each chunk and at EOF).
+  void wait_for(std::function<bool()> pred) {
+    pred_ = std::move(pred);
+    if (pred_()) return;
+    ASSERT_TRUE(wait());
+    pred_ = nullptr;
+  }
+  void check() {
+    if (pred_ && pred_()) {
+      pred_ = nullptr;
+      done();
+    }
+  }
+
+  // Everything the server sends until it closes, normalized.
+  std::string read_to_eof() {
+    wait_for([this] { return eof_; });
+    return normalize(received_);
+  }
+  // The first `n` responses, normalized; the connection stays open.
+  std::string read_responses(size_t n, std::vector<bool> heads = {}) {
+    wait_for([this, n, heads] { return eof_ || count_responses(received_, heads) >= n; });
+    EXPECT_FALSE(eof_) << "closed early after: " << received_;
+    return normalize(received_);
+  }
+
+  std::unique_ptr<HTTPServer> server_;
+  std::shared_ptr<IOStream> client_;
+  std::string received_;
+  bool eof_ = false;
+  std::function<bool()> pred_;
+};
+
+TEST_F(HTTPServerTest, AnswersGetWithExactBytesAndKeepsConnectionOpen) {
+  start_server();
+  connect();
+  send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(read_responses(1), ok_response("Hello, world!"));
+  received_.clear();
+  send("GET /again HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(read_responses(1), ok_response("Hello, world!"));
+  EXPECT_EQ(server_->stats().requests, 2u);
+  EXPECT_EQ(server_->stats().connections, 1u);
+}
+
+TEST_F(HTTPServerTest, DateIsImfFixdateAndCachedPerSecond) {
+  EXPECT_EQ(format_http_date(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");
+  EXPECT_EQ(format_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+  const uint64_t before = http_date_format_count();
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < 10000; ++i) ASSERT_EQ(cached_http_date().size(), kHTTPDateLength);
+  const int64_t seconds = absl::ToInt64Seconds(absl::Now() - start);
+  // At most one format per wall-clock second touched (+1 for the first, +1 for the boundary).
+  EXPECT_LE(http_date_format_count() - before, static_cast<uint64_t>(seconds) + 2);
+}
+
+TEST_F(HTTPServerTest, ServerHeaderWhenConfigured) {
+  HTTPServerOptions options;
+  options.server_name = "ioloop";
+  start_server(hello, options);
+  connect();
+  send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(read_responses(1),
+            "HTTP/1.1 200 OK\r\nServer: ioloop\r\nDate: D\r\nContent-Type: text/plain\r\n"
+            "Content-Length: 13\r\n\r\nHello, world!");
+}
+
+TEST_F(HTTPServerTest, Http10ClosesAfterResponseByDefault) {
+  start_server();
+  connect();
+  send("GET / HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(read_to_eof(), ok_response("Hello, world!", "Connection: close\r\n", "HTTP/1.0"));
+}
+
+TEST_F(HTTPServerTest, TutorialRequestWithBareLineFeeds) {
+  start_server();
+  connect();
+  send("GET / HTTP/1.0\n\n");
+  EXPECT_EQ(read_to_eof(), ok_response("Hello, world!", "Connection: close\r\n", "HTTP/1.0"));
+}
+
+TEST_F(HTTPServerTest, Http10KeepAliveIsHonouredAndEchoed) {
+  start_server();
+  connect();
+  send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  const std::string keep = ok_response("Hello, world!", "Connection: keep-alive\r\n", "HTTP/1.0");
+  EXPECT_EQ(read_responses(1), keep);
+  send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  EXPECT_EQ(read_responses(2), keep + keep);
+  send("GET / HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(read_to_eof(),
+            keep + keep + ok_response("Hello, world!", "Connection: close\r\n", "HTTP/1.0"));
+}
+
+TEST_F(HTTPServerTest, Http11ConnectionCloseEndsConnection) {
+  start_server();
+  connect();
+  // The request after the closing one is never answered.
+  send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(read_to_eof(), ok_response("Hello, world!", "Connection: close\r\n"));
+  EXPECT_EQ(server_->stats().requests, 1u);
+}
+
+TEST_F(HTTPServerTest, HandlerMayCloseTheConnection) {
+  start_server([](const HTTPRequest&, HTTPResponseWriter& w) {
+    w.set_header("Content-Type", "text/plain");
+    w.set_header("Connection", "close");  // replaced by the server's own
+    w.set_body("bye");
+  });
+  connect();
+  send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(read_to_eof(), ok_response("bye", "Connection: close\r\n"));
+}
+
+TEST_F(HTTPServerTest, ServerFieldsFromHandlerAreReplacedAndInjectionDropped) {
+  start_server([](const HTTPRequest&, HTTPResponseWriter& w) {
+    w.set_status(404);
+    w.add_header("Content-Length", "999");
+    w.add_header("Transfer-Encoding", "chunked");
+    w.add_header("Date", "yesterday");
+    w.add_header("X-Evil", "a\r\nSet-Cookie: x=1");
+    w.add_header("X-Good", "yes");
+    w.set_body("nope");
+  });
+  connect();
+  send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(read_responses(1),
+            "HTTP/1.1 404 Not Found\r\nDate: D\r\nX-Good: yes\r\nContent-Length: 4\r\n\r\nnope");
+}
+
+TEST_F(HTTPServerTest, NoContentHasNoContentLengthAndNoBody) {
+  start_server([](const HTTPRequest&, HTTPResponseWriter& w) {
+    w.set_status(204);
+    w.set_body("ignored");
+  });
+  connect();
+  send("DELETE /x HTTP/1.1\r\nHost: x\r\n\r\nDELETE /y HTTP/1.1\r\nHost: x\r\n\r\n");
+  wait_for([this] { return received_.size() >= 2 * 45; });
+  EXPECT_EQ(normalize(received_),
+            "HTTP/1.1 204 No Content\r\nDate: D\r\n\r\nHTTP/1.1 204 No Content\r\nDate: D\r\n\r\n");
+}
+
+TEST_F(HTTPServerTest, HeadGetsHeadersWithoutBodyInsidePipeline) {
+  start_server(echo);
+  connect();
+  send(
+      "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+      "HEAD /b HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /c HTTP/1.1\r\nHost: x\r\n\r\n");
+  const std::string head_response =
+      "HTTP/1.1 200 OK\r\nDate: D\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\n";
+  EXPECT_EQ(read_responses(3, {false, true, false}),
+            ok_response("/a|") + head_response + ok_response("/c|"));
+}
+
+TEST_F(HTTPServerTest, HundredPipelinedRequestsAnsweredInOrderWithFewWrites) {
+  start_server(echo);
+  connect();
+  std::string requests, expected;
+  for (int i = 0; i < 100; ++i) {
+    requests += absl::StrCat("GET /", i, " HTTP/1.1\r\nHost: x\r\n\r\n");
+    expected += ok_response(absl::StrCat("/", i, "|"));
+  }
+  send(requests);
+  EXPECT_EQ(read_responses(100), expected);
+  EXPECT_EQ(server_->stats().responses, 100u);
+  // One write per read that produced responses; 100 small requests arrive in a few reads.
+  EXPECT_LT(server_->stats().writes, 100u);
+  EXPECT_GE(server_->stats().writes, 1u);
+}
+
+TEST_F(HTTPServerTest, PipelineMixesContentLengthAndChunkedBodies) {
+  start_server(echo);
+  connect();
+  send(
+      "POST /cl HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+      "POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"
+      "GET /plain HTTP/1.1\r\nHost: x\r\n\r\n"
+      "PUT /empty HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(read_responses(4), ok_response("/cl|hello") + ok_response("/chunked|abcdefg") +
+                                   ok_response("/plain|") + ok_response("/empty|"));
+}
+
+TEST_F(HTTPServerTest, ExpectContinueGets100ThenTheResponse) {
+  start_server(echo);
+  connect();
+  send("POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+  wait_for([this] { return received_.size() >= 25 || eof_; });
+  EXPECT_EQ(received_, "HTTP/1.1 100 Continue\r\n\r\n");
+  send("data");
+  EXPECT_EQ(read_responses(2), "HTTP/1.1 100 Continue\r\n\r\n" + ok_response("/up|data"));
+}
+
+struct ErrorCase {
+  const char* name;
+  std::string request;
+  int status;
+  const char* reason;
+};
+
+class HTTPServerErrorTest : public HTTPServerTest,
+                            public ::testing::WithParamInterface<ErrorCase> {};
+
+TEST_P(HTTPServerErrorTest, AnswersStatusAndClosesAfterEarlierResponses) {
+  HTTPServerOptions options;
+  options.max_header_size = 1024;
+  options.max_body_size = 100;
+  start_server(echo, options);
+  connect();
+  // A good request first, in the same write: its response goes out before the error's.
+  send("GET /ok HTTP/1.1\r\nHost: x\r\n\r\n" + GetParam().request);
+  EXPECT_EQ(read_to_eof(),
+            ok_response("/ok|") + error_response(GetParam().status, GetParam().reason));
+  EXPECT_EQ(server_->stats().protocol_errors, 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Errors, HTTPServerErrorTest,
+    ::testing::Values(
+        ErrorCase{"Malformed", "GARBAGE\r\n\r\n", 400, "Bad Request"},
+        ErrorCase{"BadHeaderName", "GET / HTTP/1.1\r\nHo st: x\r\n\r\n", 400, "Bad Request"},
+        ErrorCase{"HeaderTooLarge",
+                  "GET / HTTP/1.1\r\nHost: x\r\nX: " + std::string(2000, 'a') + "\r\n\r\n", 431,
+                  "Request Header Fields Too Large"},
+        ErrorCase{"BodyTooLarge", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n", 413,
+                  "Content Too Large"},
+        ErrorCase{"ChunkedBodyTooLarge",
+                  "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "50\r\n" +
+                      std::string(80, 'b') + "\r\n50\r\n",
+                  413, "Content Too Large"},
+        ErrorCase{"ContentLengthAndTransferEncoding",
+                  "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n",
+                  400, "Bad Request"},
+        ErrorCase{"ConflictingContentLengths",
+                  "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+                  400, "Bad Request"},
+        ErrorCase{"NonNumericContentLength",
+                  "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400, "Bad Request"},
+        ErrorCase{"Http11WithoutHost", "GET / HTTP/1.1\r\n\r\n", 400, "Bad Request"},
+        ErrorCase{"UnsupportedTransferEncoding",
+                  "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501,
+                  "Not Implemented"},
+        ErrorCase{"UnsupportedVersion", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505,
+                  "HTTP Version Not Supported"}),
+    [](const ::testing::TestParamInfo<ErrorCase>& p) { return p.param.name; });
+
+TEST_F(HTTPServerTest, HandlerExceptionGives500ClosesAndServerGoesOn) {
+  start_server([](const HTTPRequest& r, HTTPResponseWriter& w) {
+    if (r.target() == "/throw") throw std::runtime_error("boom");
+    hello(r, w);
+  });
+  connect();
+  send(
+      "GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /throw HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /never HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(read_to_eof(),
+            ok_response("Hello, world!") + error_response(500, "Internal Server Error"));
+  EXPECT_EQ(server_->stats().handler_exceptions, 1u);
+  connect();
+  send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(read_responses(1), ok_response("Hello, world!"));
+}
+
+TEST_F(HTTPServerTest, IdleTimeoutClosesKeepAliveConnection) {
+  HTTPServerOptions options;
+  options.idle_timeout = absl::Milliseconds(50);
+  start_server(hello, options);
+  connect();
+  send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  // Answered, then closed without a further response once idle.
+  EXPECT_EQ(read_to_eof(), ok_response("Hello, world!"));
+  EXPECT_EQ(server_->stats().idle_timeouts, 1u);
+  // A connection that never sends anything is closed too.
+  connect();
+  EXPECT_EQ(read_to_eof(), "");
+  EXPECT_EQ(server_->stats().idle_timeouts, 2u);
+}
+
+TEST_F(HTTPServerTest, HeaderTimeoutAnswers408ToSlowloris) {
+  HTTPServerOptions options;
+  options.header_timeout = absl::Milliseconds(50);
+  options.idle_timeout = absl::Seconds(30);
+  start_server(hello, options);
+  connect();
+  send("GET / HTTP/1.1\r\nHost: x\r\n");
+  // Trickle more header bytes; the header timeout counts from the first one, so this
+  // does not extend it.
+  loop().call_later(absl::Milliseconds(20), [this] { send("X-A: 1\r\n"); });
+  EXPECT_EQ(read_to_eof(), error_response(408, "Request Timeout"));
+  EXPECT_EQ(server_->stats().header_timeouts, 1u);
+}
+
+TEST_F(HTTPServerTest, LargeBodiesFlowWithBackpressure) {
+  HTTPServerOptions options;
+  options.max_pending_output = 64 * 1024;
+  const std::string big(200 * 1024, 'z');
+  start_server([&big](const HTTPRequest&, HTTPResponseWriter& w) { w.set_body(big); }, options);
+  connect();
+  std::string requests;
+  for (int i = 0; i < 20; ++i) requests += "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  send(requests);
+  std::string one =
+      absl::StrCat("HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: ", big.size(), "\r\n\r\n", big);
+  std::string expected;
+  for (int i = 0; i < 20; ++i) expected += one;
+  EXPECT_EQ(read_responses(20), expected);
+}
+
+// The same conversation, one request at a time and pipelined in one write, gives the same
+// response stream.
+TEST_F(HTTPServerTest, PipelinedAndSequentialResponsesAreIdentical) {
+  start_server(echo);
+  const std::vector<std::string> requests = {
+      "GET /1 HTTP/1.1\r\nHost: x\r\n\r\n",
+      "POST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+      "HEAD /3 HTTP/1.1\r\nHost: x\r\n\r\n",
+      "POST /4 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nxy\r\n0\r\n\r\n",
+      "GET /5 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+      "GET /6 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+  };
+  const std::vector<bool> heads = {false, false, true, false, false, false};
+  connect();
+  for (size_t i = 0; i + 1 < requests.size(); ++i) {
+    send(requests[i]);
+    wait_for([&] { return eof_ || count_responses(received_, heads) >= i + 1; });
+  }
+  send(requests.back());
+  const std::string sequential = read_to_eof();
+
+  connect();
+  std::string all;
+  for (const std::string& r : requests) all += r;
+  send(all);
+  const std::string pipelined = read_to_eof();
+  EXPECT_EQ(pipelined, sequential);
+  EXPECT_EQ(count_responses(sequential, heads), requests.size());
+}
+
+// Byte-by-byte over the socket: the kernel may coalesce some bytes, and the answer must not
+// depend on how.
+TEST_F(HTTPServerTest, RequestTrickledByteByByteOverSocket) {
+  start_server(echo);
+  connect();
+  const std::string request = "POST /t HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok";
+  for (size_t i = 0; i < request.size(); ++i) {
+    loop().call_later(absl::Microseconds(100 * i), [this, c = request.substr(i, 1)] { send(c); });
+  }
+  EXPECT_EQ(read_responses(1), ok_response("/t|ok"));
+}
+
+// Every two-way split of a pipeline through the connection core gives the same bytes as one
+// feed (the core is what a connection runs on each read).
+TEST(HTTPConnectionCoreTest, EverySplitGivesTheSameResponses) {
+  const std::string input =
+      "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+      "HEAD /b HTTP/1.1\r\nHost: x\r\n\r\n"
+      "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nq\r\n0\r\n\r\n"
+      "GET /d HTTP/1.0\n\n";
+  auto shared = std::make_shared<HTTPServer::Shared>(echo, HTTPServerOptions{});
+  auto run = [&](const std::vector<std::string>& pieces) {
+    HTTPConnectionCore core(shared);
+    std::string bytes;
+    bool closed = false;
+    for (const std::string& piece : pieces) {
+      HTTPOutput out;
+      core.on_data(piece, out);
+      for (std::string& c : out.chunks) bytes += c;
+      bytes += out.head;
+      closed = closed || out.close;
+    }
+    EXPECT_TRUE(closed);
+    return normalize(bytes);
+  };
+  const std::string whole = run({input});
+  EXPECT_EQ(count_responses(whole, {false, true, false, false}), 4u);
+  for (size_t k = 0; k <= input.size(); ++k) {
+    ASSERT_EQ(run({input.substr(0, k), input.substr(k)}), whole) << "split at " << k;
+  }
+  std::vector<std::string> bytes;
+  for (char c : input) bytes.emplace_back(1, c);
+  EXPECT_EQ(run(bytes), whole);
+}
+
+TEST_F(HTTPServerTest, ListensOnLoopbackTcp) {
+  start_server();
+  ASSERT_TRUE(server_->listen(0, "127.0.0.1").ok());
+  ASSERT_TRUE(server_->start().ok());
+  ASSERT_NE(server_->port(), 0);
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(server_->port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  client_ = IOStream::create(loop(), Socket(fd));
+  client_->read_until_close([this](absl::StatusOr<std::string> data) {
+    ASSERT_TRUE(data.ok()) << data.status();
+    received_ = *data;
+    done();
+  });
+  send("GET / HTTP/1.0\r\n\r\n");
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(normalize(received_),
+            ok_response("Hello, world!", "Connection: close\r\n", "HTTP/1.0"));
+  server_->stop(true);
+}
+
+}  // namespace
+}  // namespace ioloop::net
