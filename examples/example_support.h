@@ -1,0 +1,100 @@
+// File: examples/example_support.h
+// Process set-up shared by the example servers (header-only: each examples/*.cc is built as
+// its own program). Call these from main() before starting any thread, in this order:
+//
+//   ioloop::examples::configure_logging(absl::GetFlag(FLAGS_log_level));
+//   ioloop::examples::raise_fd_limit();
+//   ioloop::examples::ignore_sigpipe();
+//   ... create the IOLoop ...
+//   ioloop::examples::stop_on_signals(loop);
+//   ... bind, then announce_listening(sockets) ...
+//
+// Every function logs what it did through the library's logger; failures are logged and, for
+// the ones a server cannot run without, returned.
+#ifndef IOLOOP_EXAMPLES_EXAMPLE_SUPPORT_H_
+#define IOLOOP_EXAMPLES_EXAMPLE_SUPPORT_H_
+
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "ioloop/io_loop.h"
+#include "ioloop/logging.h"
+#include "ioloop/net/socket.h"
+#include "ioloop/poller.h"
+
+namespace ioloop::examples {
+
+// Sets the logger's level from a --log_level flag value. InvalidArgument for an unknown name.
+inline absl::Status configure_logging(const std::string& level) {
+  return ::ioloop::set_log_level(level);
+}
+
+// IOLoop options for a --poller flag value ("epoll", "poll" or "select").
+inline absl::StatusOr<IOLoop::Options> loop_options(const std::string& poller) {
+  absl::StatusOr<PollerKind> kind = parse_poller_kind(poller);
+  if (!kind.ok()) return kind.status();
+  IOLoop::Options options;
+  options.poller = *kind;
+  return options;
+}
+
+// A server holds one fd per client. The soft limit is often 1024 while the hard limit is far
+// higher: raise the soft one as far as we are allowed. Logs both values.
+inline void raise_fd_limit() {
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    logger().warn("getrlimit(RLIMIT_NOFILE): {}", std::strerror(errno));
+    return;
+  }
+  const rlim_t before = rl.rlim_cur;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+      logger().warn("setrlimit(RLIMIT_NOFILE, {}): {}", rl.rlim_max, std::strerror(errno));
+      return;
+    }
+  }
+  logger().info("open file limit: {} (was {}, hard limit {})", rl.rlim_cur, before, rl.rlim_max);
+}
+
+// A write to a connection the peer has reset raises SIGPIPE, whose default action kills the
+// whole server. The examples send with MSG_NOSIGNAL; this covers every other path.
+inline void ignore_sigpipe() { ::signal(SIGPIPE, SIG_IGN); }
+
+// Stops `loop` (so start() returns and main() can exit 0) on SIGINT or SIGTERM. Uses the
+// loop's signalfd, which blocks the signals in the calling thread: call it before starting
+// any thread, so that every thread inherits the mask.
+inline absl::Status stop_on_signals(IOLoop& loop) {
+  for (int signo : {SIGINT, SIGTERM}) {
+    absl::Status s = loop.add_signal_handler(signo, [&loop](int sig) {
+      logger().info("received {}, stopping", ::strsignal(sig));
+      loop.stop();
+    });
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+// Prints "listening on ADDRESS" on stdout for each socket, one line each, flushed at once:
+// with --port 0 this is how a script or a test learns the port the kernel picked.
+inline void announce_listening(const std::vector<net::Socket>& sockets) {
+  for (const net::Socket& s : sockets) {
+    absl::StatusOr<net::SocketAddress> local = s.local_address();
+    if (!local.ok()) continue;
+    std::printf("listening on %s\n", local->to_string().c_str());
+    logger().info("listening on {}", local->to_string());
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace ioloop::examples
+
+#endif  // IOLOOP_EXAMPLES_EXAMPLE_SUPPORT_H_

@@ -1,0 +1,234 @@
+// Runs the built examples/echo_server on a free port and checks it from the outside, as a
+// user with nc would.
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "integration/server_process.h"
+#include "ioloop/net/socket.h"
+
+#ifndef ECHO_SERVER_PATH
+#error "ECHO_SERVER_PATH must name the echo_server binary (see tests/integration/CMakeLists.txt)"
+#endif
+
+namespace ioloop::testing {
+namespace {
+
+using net::Socket;
+
+// A blocking client with a receive timeout, so a broken server fails the test instead of
+// hanging it.
+Socket connect_to(const net::SocketAddress& addr) {
+  Socket s(::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  EXPECT_TRUE(s.valid());
+  timeval tv = {20, 0};
+  ::setsockopt(s.fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  EXPECT_EQ(::connect(s.fd(), addr.get(), addr.length()), 0) << std::strerror(errno);
+  return s;
+}
+
+void send_all(int fd, const std::string& data) {
+  size_t sent = 0;
+  while (sent < data.size()) {
+    ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    ASSERT_GT(n, 0) << std::strerror(errno);
+    sent += static_cast<size_t>(n);
+  }
+}
+
+// Reads exactly `n` bytes (fewer only on EOF, error or timeout).
+std::string read_exactly(int fd, size_t n) {
+  std::string out(n, '\0');
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::recv(fd, out.data() + got, n - got, 0);
+    if (r <= 0) break;
+    got += static_cast<size_t>(r);
+  }
+  out.resize(got);
+  return out;
+}
+
+// Reads until EOF. `*clean_eof` tells whether it ended with recv() == 0.
+std::string read_to_eof(int fd, bool* clean_eof) {
+  std::string out;
+  char buf[64 * 1024];
+  while (true) {
+    ssize_t r = ::recv(fd, buf, sizeof buf, 0);
+    if (r > 0) {
+      out.append(buf, static_cast<size_t>(r));
+      continue;
+    }
+    *clean_eof = r == 0;
+    return out;
+  }
+}
+
+std::string pattern(size_t n) {
+  std::string s(n, '\0');
+  uint32_t x = 2463534242u;  // xorshift: every byte value, no period near the buffer sizes
+  for (char& c : s) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    c = static_cast<char>(x);
+  }
+  return s;
+}
+
+// Every behaviour, on each readiness backend.
+class EchoServerTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { start({}); }
+
+  void start(std::vector<std::string> extra) {
+    std::vector<std::string> args = {"--port=0", "--address=127.0.0.1", "--log_level=warn",
+                                     "--poller=" + GetParam()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    absl::StatusOr<std::unique_ptr<ServerProcess>> s = ServerProcess::start(ECHO_SERVER_PATH, args);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = *std::move(s);
+  }
+
+  void expect_clean_exit(int signo) {
+    absl::StatusOr<int> status = server_->signal_and_wait(signo);
+    ASSERT_TRUE(status.ok()) << status.status();
+    ASSERT_TRUE(WIFEXITED(*status)) << "wait status " << *status;
+    EXPECT_EQ(WEXITSTATUS(*status), 0);
+  }
+
+  std::unique_ptr<ServerProcess> server_;
+};
+
+TEST_P(EchoServerTest, AnnouncesTheKernelChosenPort) {
+  EXPECT_EQ(server_->address().host(), "127.0.0.1");
+  EXPECT_NE(server_->port(), 0);
+  EXPECT_EQ(server_->stdout_text(), "listening on " + server_->address().to_string() + "\n");
+}
+
+TEST_P(EchoServerTest, EchoesExactBytes) {
+  Socket c = connect_to(server_->address());
+  const std::string first("hi\0there\xff\r\n", 12);
+  send_all(c.fd(), first);
+  EXPECT_EQ(read_exactly(c.fd(), first.size()), first);
+  const std::string second = "second message on the same connection";
+  send_all(c.fd(), second);
+  EXPECT_EQ(read_exactly(c.fd(), second.size()), second);
+}
+
+TEST_P(EchoServerTest, ServesSeveralClientsIndependently) {
+  std::vector<Socket> clients;
+  for (int i = 0; i < 5; ++i) clients.push_back(connect_to(server_->address()));
+  for (int i = 4; i >= 0; --i) send_all(clients[i].fd(), "client " + std::to_string(i));
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(read_exactly(clients[i].fd(), 8), "client " + std::to_string(i));
+  }
+  // One client resetting its connection affects nobody else.
+  ASSERT_TRUE(clients[2].set_linger_zero().ok());
+  send_all(clients[2].fd(), "unread");
+  clients[2].reset();  // RST
+  send_all(clients[3].fd(), "still here");
+  EXPECT_EQ(read_exactly(clients[3].fd(), 10), "still here");
+}
+
+TEST_P(EchoServerTest, OneMebibyteComesBackIntact) {
+  Socket c = connect_to(server_->address());
+  const std::string payload = pattern(1 << 20);
+  // Write from another thread: the server stops reading while its output is backed up, so a
+  // client that only writes, then only reads, could stall.
+  std::thread writer([&] {
+    send_all(c.fd(), payload);
+    ::shutdown(c.fd(), SHUT_WR);
+  });
+  bool clean_eof = false;
+  std::string echoed = read_to_eof(c.fd(), &clean_eof);
+  writer.join();
+  EXPECT_TRUE(clean_eof);
+  ASSERT_EQ(echoed.size(), payload.size());
+  EXPECT_TRUE(echoed == payload) << "payload corrupted";
+}
+
+TEST_P(EchoServerTest, HalfCloseGetsEverythingThenEof) {
+  Socket c = connect_to(server_->address());
+  const std::string data = pattern(200 * 1000);
+  send_all(c.fd(), data);
+  ASSERT_EQ(::shutdown(c.fd(), SHUT_WR), 0);  // "no more from me", but keep reading
+  bool clean_eof = false;
+  std::string echoed = read_to_eof(c.fd(), &clean_eof);
+  EXPECT_TRUE(clean_eof) << std::strerror(errno);
+  EXPECT_EQ(echoed.size(), data.size());
+  EXPECT_TRUE(echoed == data);
+}
+
+TEST_P(EchoServerTest, ClientThatDoesNotReadIsThrottled) {
+  // This is the server's own logic, and slow-ish (zero-window probes): one backend will do.
+  if (GetParam() != "epoll") GTEST_SKIP() << "covered by the epoll variant";
+  server_.reset();
+  start({"--max_pending=65536"});
+  Socket c = connect_to(server_->address());
+  const int small = 64 * 1024;  // fixed client buffers: no autotuning on our side
+  ASSERT_TRUE(c.set_send_buffer(small).ok());
+  ASSERT_TRUE(c.set_receive_buffer(small).ok());
+  // Send without reading until the connection stops taking data. An unthrottled server
+  // would read (and buffer) without limit, and we would hit kCap.
+  constexpr size_t kCap = 256u << 20;
+  const std::string chunk = pattern(64 * 1024);
+  std::string sent;  // what the connection accepted, in order
+  while (sent.size() < kCap) {
+    ssize_t n = ::send(c.fd(), chunk.data(), chunk.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      sent.append(chunk, 0, static_cast<size_t>(n));
+      continue;
+    }
+    ASSERT_TRUE(errno == EAGAIN || errno == EWOULDBLOCK) << std::strerror(errno);
+    // No room: wait for some. Half a second without any means the server stopped reading.
+    // (A slow server can only end this loop early, never fail the test.)
+    pollfd p = {c.fd(), POLLOUT, 0};
+    if (::poll(&p, 1, 500) == 0) break;
+  }
+  // Bounded by the kernel's socket buffers plus --max_pending, far below the cap.
+  EXPECT_LT(sent.size(), kCap);
+  std::cout << "server stopped taking data after " << sent.size() << " bytes\n";
+  // Reading resumes the flow: every byte comes back, in order.
+  ASSERT_EQ(::shutdown(c.fd(), SHUT_WR), 0);
+  bool clean_eof = false;
+  std::string echoed = read_to_eof(c.fd(), &clean_eof);
+  EXPECT_TRUE(clean_eof);
+  ASSERT_EQ(echoed.size(), sent.size());
+  EXPECT_TRUE(echoed == sent) << "echo differs from what was sent";
+}
+
+TEST_P(EchoServerTest, SigtermExitsZero) {
+  Socket idle = connect_to(server_->address());  // an open connection does not block exit
+  send_all(idle.fd(), "x");
+  EXPECT_EQ(read_exactly(idle.fd(), 1), "x");
+  expect_clean_exit(SIGTERM);
+  bool clean_eof = false;
+  read_to_eof(idle.fd(), &clean_eof);
+  EXPECT_TRUE(clean_eof);  // the server closed it on the way out
+}
+
+TEST_P(EchoServerTest, SigintExitsZero) { expect_clean_exit(SIGINT); }
+
+INSTANTIATE_TEST_SUITE_P(Pollers, EchoServerTest, ::testing::Values("epoll", "poll", "select"),
+                         [](const auto& param_info) { return param_info.param; });
+
+TEST(EchoServerFlagsTest, BadPollerExitsWithUsageError) {
+  absl::StatusOr<std::unique_ptr<ServerProcess>> s =
+      ServerProcess::start(ECHO_SERVER_PATH, {"--port=0", "--poller=kqueue"});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kUnavailable) << s.status();
+}
+
+}  // namespace
+}  // namespace ioloop::testing
