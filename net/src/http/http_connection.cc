@@ -73,8 +73,8 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out) {
     }
     if (threw) {
       s_.handler_exceptions.fetch_add(1, std::memory_order_relaxed);
-      logger().error("HTTP handler threw on {} {}: {}; answering 500 and closing",
-                     request.method(), request.target(), what);
+      logger().error("HTTP handler threw on {} {}: {}; answering 500 and closing", request.method(),
+                     request.target(), what);
       respond_and_close(500, minor, head, out);
       return completed;
     }

@@ -93,9 +93,14 @@ class HTTPConnection : public std::enable_shared_from_this<HTTPConnection> {
     const TimePoint now = loop_.time();
     last_pending_ = stream_->write_buffer_size();
     // While output is still flushing, allow the idle timeout for progress first.
-    arm(last_pending_ > 0 ? after(now, options_.idle_timeout) : after(now, options_.linger_timeout),
-        Timeout::kLinger);
-    if (deadline_ == kNever) arm(after(now, absl::Seconds(2)), Timeout::kLinger);
+    const TimePoint deadline = last_pending_ > 0 ? after(now, options_.idle_timeout) : kNever;
+    arm(deadline != kNever ? deadline : linger_deadline(now), Timeout::kLinger);
+  }
+
+  // A closing connection always ends: the linger timeout cannot be disabled.
+  TimePoint linger_deadline(TimePoint now) const {
+    const TimePoint t = after(now, options_.linger_timeout);
+    return t != kNever ? t : after(now, absl::Seconds(2));
   }
 
   // Sets the deadline. The timer is only moved when the deadline comes earlier than it fires;
@@ -123,9 +128,8 @@ class HTTPConnection : public std::enable_shared_from_this<HTTPConnection> {
     const size_t pending = stream_->write_buffer_size();
     if (pending > 0 && pending != last_pending_) {
       last_pending_ = pending;
-      TimePoint next = after(now, options_.idle_timeout);
-      if (next == kNever) next = after(now, options_.linger_timeout);
-      return arm(next, kind_);
+      const TimePoint next = after(now, options_.idle_timeout);
+      return arm(next != kNever ? next : linger_deadline(now), kind_);
     }
     switch (kind_) {
       case Timeout::kIdle:

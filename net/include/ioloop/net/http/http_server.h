@@ -44,7 +44,7 @@
 //    arriving, or output that stops draining, for this long is closed.
 //  - header_timeout: a request whose header section started this long ago and is not
 //    complete (slowloris) is answered 408 and the connection closed.
-//  Zero or InfiniteDuration() disables a timeout.
+//  Zero or InfiniteDuration() disables either.
 //
 // Threading: construct, listen, start and stop on `loop`'s thread (or before it runs). With
 // start(N > 1) the handler runs concurrently on N threads and must be thread-safe. stats() is
@@ -78,7 +78,8 @@ struct HTTPServerOptions {
   bool discard_body = false;
   absl::Duration idle_timeout = absl::Seconds(60);
   absl::Duration header_timeout = absl::Seconds(10);
-  // How long a closing connection waits for the client's EOF (see "Closing").
+  // How long a closing connection waits for the client's EOF once its output is flushed
+  // (see "Closing"). Cannot be disabled: zero or infinite means 2 s.
   absl::Duration linger_timeout = absl::Seconds(2);
   // Stop reading from a connection while this many response bytes are unsent; resume at a
   // quarter of it.
