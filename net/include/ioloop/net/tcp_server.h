@@ -1,0 +1,100 @@
+// File: ioloop/net/tcp_server.h
+// TCPServer accepts TCP (or Unix-domain) connections and hands each to `handler` as an
+// IOStream, on one loop or on N loops in N threads.
+//
+//   ioloop::IOLoop loop;
+//   ioloop::net::TCPServer server(loop, [](std::shared_ptr<IOStream> stream, const SocketAddress&) {
+//     stream->read_until_close(...);
+//   });
+//   if (absl::Status s = server.listen(5000); !s.ok()) return s;
+//   server.start(4);   // 4 loops; or start() / start(1): everything on `loop`
+//   loop.start();
+//
+// Threads: with start(1) everything runs on `loop`. With start(N > 1) the server runs N
+// worker loops in N threads; each has its own SO_REUSEPORT listener on the same address, so
+// the kernel spreads connections with no hand-off and no shared lock. (The alternative, one
+// acceptor handing sockets round-robin to N loops as muduo does, costs a cross-thread
+// add_callback per connection and lets one thread's backlog stall all of them.) Every
+// stream lives on exactly one loop for its whole life; reach it from elsewhere with
+// `stream->loop().add_callback(...)`. With N > 1, `handler` is called concurrently from the
+// worker threads and must be thread-safe. Worker threads block all signals, so signal
+// handlers on the main loop keep working.
+//
+// Methods are called on `loop`'s thread (or before it starts). stop() stops accepting;
+// open streams go on unless `close_streams`. The destructor stops, closes streams and joins
+// the workers. Unix-domain listeners are accepted on the first loop only.
+#ifndef IOLOOP_NET_TCP_SERVER_H_
+#define IOLOOP_NET_TCP_SERVER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "ioloop/io_loop.h"
+#include "ioloop/net/accept.h"
+#include "ioloop/net/bind.h"
+#include "ioloop/net/io_stream.h"
+#include "ioloop/net/socket.h"
+#include "ioloop/net/socket_address.h"
+
+namespace ioloop::net {
+
+struct TCPServerOptions {
+  int backlog = kDefaultBacklog;
+  // Bind listen() sockets with SO_REUSEPORT, which start(N > 1) needs.
+  bool reuse_port = true;
+  bool nodelay = true;  // TCP_NODELAY on accepted TCP connections
+  IOStreamOptions stream_options;
+  AcceptOptions accept_options;
+  PollerKind worker_poller = PollerKind::kEpoll;  // for the loops of start(N > 1)
+};
+
+class TCPServer {
+ public:
+  using StreamHandler =
+      absl::AnyInvocable<void(std::shared_ptr<IOStream> stream, const SocketAddress& peer)>;
+
+  TCPServer(IOLoop& loop, StreamHandler handler, TCPServerOptions options = {});
+  ~TCPServer();
+  TCPServer(const TCPServer&) = delete;
+  TCPServer& operator=(const TCPServer&) = delete;
+
+  // bind_sockets(port, address) + add_sockets(). Port 0 picks a free port (see port()).
+  absl::Status listen(uint16_t port, absl::string_view address = "");
+  // Takes ownership of listening sockets. Before start() they wait; after it they accept at
+  // once. With N > 1 threads each TCP socket must have SO_REUSEPORT (FailedPrecondition
+  // otherwise), because every worker binds its own copy of the address.
+  absl::Status add_sockets(std::vector<Socket> sockets);
+  // Starts accepting on `num_threads` loops. InvalidArgument if num_threads < 1;
+  // FailedPrecondition if already started.
+  absl::Status start(int num_threads = 1);
+  // Stops accepting (listeners closed); with `close_streams`, closes every open stream too.
+  // With N > 1 the workers do it asynchronously; the destructor waits for them.
+  void stop(bool close_streams = false);
+
+  // The addresses listened on, with the real port when 0 was asked.
+  std::vector<SocketAddress> addresses() const { return addresses_; }
+  uint16_t port() const { return addresses_.empty() ? 0 : addresses_.front().port(); }
+  int num_threads() const { return static_cast<int>(workers_.size()); }
+  bool started() const { return !workers_.empty(); }
+
+ private:
+  struct Worker;
+  absl::Status activate(std::vector<Socket> sockets);
+  void on_connection(Worker* worker, Socket conn, const SocketAddress& peer);
+
+  IOLoop& loop_;
+  StreamHandler handler_;
+  TCPServerOptions options_;
+  std::vector<Socket> waiting_;  // added before start()
+  std::vector<SocketAddress> addresses_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+}  // namespace ioloop::net
+
+#endif  // IOLOOP_NET_TCP_SERVER_H_

@@ -1,0 +1,221 @@
+#include "ioloop/net/tcp_server.h"
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "ioloop/logging.h"
+
+namespace ioloop::net {
+
+struct TCPServer::Worker {
+  IOLoop* loop = nullptr;
+  std::unique_ptr<IOLoop> owned_loop;  // null when the worker is the caller's loop
+  std::thread thread;
+  // Touched only on the worker's loop thread once it runs.
+  std::vector<Socket> listeners;
+  std::vector<std::unique_ptr<Acceptor>> acceptors;
+  std::vector<std::weak_ptr<IOStream>> streams;
+  size_t streams_after_prune = 0;
+
+  void close_listeners(bool close_streams) {
+    acceptors.clear();
+    listeners.clear();
+    if (!close_streams) return;
+    std::vector<std::weak_ptr<IOStream>> open;
+    open.swap(streams);
+    for (auto& weak : open) {
+      if (auto stream = weak.lock()) stream->close();
+    }
+  }
+};
+
+namespace {
+
+// Binds one more listener on `addr` (same port) for another worker's SO_REUSEPORT group.
+absl::StatusOr<Socket> bind_copy(const SocketAddress& addr, int backlog) {
+  absl::StatusOr<Socket> sock = Socket::create(addr.family());
+  if (!sock.ok()) return sock.status();
+  if (absl::Status s = sock->set_reuse_addr(true); !s.ok()) return s;
+  if (absl::Status s = sock->set_reuse_port(true); !s.ok()) return s;
+  if (addr.family() == AF_INET6) {
+    if (absl::Status s = sock->set_option(IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY"); !s.ok()) {
+      return s;
+    }
+  }
+  if (::bind(sock->fd(), addr.get(), addr.length()) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("bind ", addr.to_string()));
+  }
+  if (::listen(sock->fd(), backlog) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("listen ", addr.to_string()));
+  }
+  return sock;
+}
+
+}  // namespace
+
+TCPServer::TCPServer(IOLoop& loop, StreamHandler handler, TCPServerOptions options)
+    : loop_(loop), handler_(std::move(handler)), options_(std::move(options)) {}
+
+TCPServer::~TCPServer() {
+  waiting_.clear();
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    if (!w->owned_loop) {
+      worker->close_listeners(/*close_streams=*/true);
+      continue;
+    }
+    // Close everything, then stop one iteration later so that the completions the closed
+    // streams queued (read/write/close callbacks) still run on their own thread.
+    w->loop->add_callback([worker] {
+      worker->close_listeners(/*close_streams=*/true);
+      worker->loop->add_callback([worker] { worker->loop->stop(); });
+    });
+  }
+  for (auto& w : workers_) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+  // Worker loops, and the streams still registered on them, are destroyed here, after
+  // their threads have finished.
+  workers_.clear();
+}
+
+absl::Status TCPServer::listen(uint16_t port, absl::string_view address) {
+  BindOptions bind_options;
+  bind_options.backlog = options_.backlog;
+  bind_options.reuse_port = options_.reuse_port;
+  absl::StatusOr<std::vector<Socket>> sockets = bind_sockets(port, address, bind_options);
+  if (!sockets.ok()) return sockets.status();
+  return add_sockets(*std::move(sockets));
+}
+
+absl::Status TCPServer::add_sockets(std::vector<Socket> sockets) {
+  for (const Socket& s : sockets) {
+    absl::StatusOr<SocketAddress> addr = s.local_address();
+    if (!addr.ok()) return addr.status();
+    addresses_.push_back(*addr);
+  }
+  if (!started()) {
+    for (Socket& s : sockets) waiting_.push_back(std::move(s));
+    return absl::OkStatus();
+  }
+  return activate(std::move(sockets));
+}
+
+absl::Status TCPServer::start(int num_threads) {
+  if (num_threads < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("TCPServer::start: num_threads must be >= 1, got ",
+                                                   num_threads));
+  }
+  if (started()) return absl::FailedPreconditionError("TCPServer::start: already started");
+  if (num_threads == 1) {
+    auto w = std::make_unique<Worker>();
+    w->loop = &loop_;
+    workers_.push_back(std::move(w));
+  } else {
+    IOLoop::Options loop_options;
+    loop_options.poller = options_.worker_poller;
+    for (int i = 0; i < num_threads; ++i) {
+      auto w = std::make_unique<Worker>();
+      absl::StatusOr<std::unique_ptr<IOLoop>> loop = IOLoop::create(loop_options);
+      if (!loop.ok()) return loop.status();
+      w->owned_loop = *std::move(loop);
+      w->loop = w->owned_loop.get();
+      workers_.push_back(std::move(w));
+    }
+    // Workers block every signal so that SIGINT/SIGTERM reach the main loop's signalfd.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (auto& w : workers_) {
+      IOLoop* loop = w->loop;
+      w->thread = std::thread([loop] { loop->start(); });
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+  std::vector<Socket> waiting;
+  waiting.swap(waiting_);
+  return activate(std::move(waiting));
+}
+
+absl::Status TCPServer::activate(std::vector<Socket> sockets) {
+  const size_t n = workers_.size();
+  // One set of listeners per worker: the given sockets for worker 0, copies for the rest.
+  std::vector<std::vector<Socket>> sets(n);
+  for (Socket& sock : sockets) {
+    absl::StatusOr<SocketAddress> addr = sock.local_address();
+    if (!addr.ok()) return addr.status();
+    const bool tcp = addr->family() == AF_INET || addr->family() == AF_INET6;
+    if (n > 1 && tcp) {
+      absl::StatusOr<int> reuse = sock.get_option(SOL_SOCKET, SO_REUSEPORT, "SO_REUSEPORT");
+      if (!reuse.ok()) return reuse.status();
+      if (*reuse == 0) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "TCPServer: listener ", addr->to_string(),
+            " lacks SO_REUSEPORT, which start(N > 1) needs; bind it with reuse_port=true"));
+      }
+      for (size_t i = 1; i < n; ++i) {
+        absl::StatusOr<Socket> copy = bind_copy(*addr, options_.backlog);
+        if (!copy.ok()) return copy.status();
+        sets[i].push_back(*std::move(copy));
+      }
+    }
+    sets[0].push_back(std::move(sock));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    Worker* w = workers_[i].get();
+    auto install = [this, w, set = std::move(sets[i])]() mutable {
+      for (Socket& sock : set) {
+        absl::StatusOr<std::unique_ptr<Acceptor>> acceptor = add_accept_handler(
+            *w->loop, sock.fd(),
+            [this, w](Socket conn, SocketAddress peer) { on_connection(w, std::move(conn), peer); },
+            options_.accept_options);
+        if (!acceptor.ok()) {
+          logger().error("TCPServer: cannot accept on fd {}: {}", sock.fd(),
+                         acceptor.status().ToString());
+          continue;
+        }
+        w->acceptors.push_back(*std::move(acceptor));
+        w->listeners.push_back(std::move(sock));
+      }
+    };
+    if (w->owned_loop) {
+      w->loop->add_callback(std::move(install));
+    } else {
+      install();
+    }
+  }
+  return absl::OkStatus();
+}
+
+void TCPServer::on_connection(Worker* w, Socket conn, const SocketAddress& peer) {
+  if (options_.nodelay && (peer.family() == AF_INET || peer.family() == AF_INET6)) {
+    (void)conn.set_nodelay(true);  // best effort: the connection works without it
+  }
+  std::shared_ptr<IOStream> stream =
+      IOStream::create(*w->loop, std::move(conn), options_.stream_options);
+  // Forget closed streams now and then, so the list tracks only the open ones.
+  if (w->streams.size() >= 2 * w->streams_after_prune + 64) {
+    std::erase_if(w->streams, [](const std::weak_ptr<IOStream>& s) { return s.expired(); });
+    w->streams_after_prune = w->streams.size();
+  }
+  w->streams.push_back(stream);
+  handler_(std::move(stream), peer);
+}
+
+void TCPServer::stop(bool close_streams) {
+  waiting_.clear();
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    if (w->owned_loop) {
+      w->loop->add_callback([worker, close_streams] { worker->close_listeners(close_streams); });
+    } else {
+      worker->close_listeners(close_streams);
+    }
+  }
+}
+
+}  // namespace ioloop::net

@@ -1,0 +1,267 @@
+#include "ioloop/net/tcp_client.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gtest/gtest.h"
+#include "ioloop/net/bind.h"
+#include "testing/loop_test_base.h"
+
+namespace ioloop::net {
+namespace {
+
+class TCPClientTest : public ioloop::testing::LoopTestBase {};
+
+// A port with nothing listening: bound (so nobody else takes it) but not listening.
+struct ClosedPort {
+  Socket socket;
+  uint16_t port = 0;
+  ClosedPort() {
+    socket = *Socket::create(AF_INET);
+    SocketAddress addr = SocketAddress::ipv4_loopback(0);
+    EXPECT_EQ(::bind(socket.fd(), addr.get(), addr.length()), 0);
+    port = socket.local_address()->port();
+  }
+};
+
+TEST_F(TCPClientTest, ConnectsAndExchangesBytes) {
+  absl::StatusOr<std::vector<Socket>> listeners = bind_sockets(0, "127.0.0.1");
+  ASSERT_TRUE(listeners.ok());
+  Socket& listener = (*listeners)[0];
+  const uint16_t port = listener.local_address()->port();
+  TCPClient client(loop());
+  std::shared_ptr<IOStream> stream;
+  client.connect("127.0.0.1", port, [&](absl::StatusOr<std::shared_ptr<IOStream>> s) {
+    ASSERT_TRUE(s.ok()) << s.status();
+    stream = *s;
+    done();
+  });
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(client.pending(), 0u);
+  int server_fd = ::accept4(listener.fd(), nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(server_fd, 0);
+  Socket server_side(server_fd);
+  ASSERT_EQ(::write(server_fd, "abc", 3), 3);
+  std::string got;
+  stream->read_bytes(3, [&](absl::StatusOr<std::string> data) {
+    ASSERT_TRUE(data.ok()) << data.status();
+    got = *data;
+    done();
+  });
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(got, "abc");
+  // TCP_NODELAY is on by default.
+  EXPECT_EQ(*stream->socket().get_option(IPPROTO_TCP, TCP_NODELAY, "TCP_NODELAY"), 1);
+}
+
+TEST_F(TCPClientTest, RefusedConnectionIsUnavailableAndNamesTheAddress) {
+  ClosedPort closed;
+  TCPClient client(loop());
+  absl::StatusOr<std::shared_ptr<IOStream>> result;
+  client.connect("127.0.0.1", closed.port, [&](absl::StatusOr<std::shared_ptr<IOStream>> s) {
+    result = std::move(s);
+    done();
+  });
+  ASSERT_TRUE(wait());
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable) << result.status();
+  EXPECT_NE(result.status().message().find("127.0.0.1:" + std::to_string(closed.port)),
+            absl::string_view::npos)
+      << result.status();
+  EXPECT_NE(result.status().message().find("refused"), absl::string_view::npos) << result.status();
+}
+
+TEST_F(TCPClientTest, TimeoutIsDeadlineExceeded) {
+  // A listener whose accept queue is full drops further SYNs, so connect() hangs.
+  absl::StatusOr<std::vector<Socket>> listeners = bind_sockets(0, "127.0.0.1", AF_INET, 0);
+  ASSERT_TRUE(listeners.ok());
+  const uint16_t port = (*listeners)[0].local_address()->port();
+  std::vector<Socket> fillers;
+  TCPClient client(loop());
+  int filled = 0;
+  absl::StatusOr<std::shared_ptr<IOStream>> result;
+  bool timed_out = false;
+  // Connect until one attempt times out; earlier ones fill the queue.
+  std::function<void()> next = [&] {
+    ConnectOptions options;
+    options.timeout = absl::Milliseconds(200);
+    client.connect(
+        "127.0.0.1", port,
+        [&](absl::StatusOr<std::shared_ptr<IOStream>> s) {
+          if (s.ok()) {
+            fillers.push_back(std::move((*s)->socket()));
+            if (++filled > 16) return done();  // the kernel never dropped a SYN: give up
+            return next();
+          }
+          result = std::move(s);
+          timed_out = true;
+          done();
+        },
+        options);
+  };
+  next();
+  ASSERT_TRUE(wait(absl::Seconds(20)));
+  ASSERT_TRUE(timed_out) << "accept queue never filled after " << filled << " connections";
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kDeadlineExceeded) << result.status();
+}
+
+TEST_F(TCPClientTest, UnknownHostIsNotFound) {
+  TCPClient client(loop());
+  absl::StatusOr<std::shared_ptr<IOStream>> result;
+  client.connect("no-such-host.invalid", 80, [&](absl::StatusOr<std::shared_ptr<IOStream>> s) {
+    result = std::move(s);
+    done();
+  });
+  ASSERT_TRUE(wait(absl::Seconds(30)));
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kNotFound) << result.status();
+}
+
+TEST_F(TCPClientTest, RetryGivesUpAfterMaxAttempts) {
+  ClosedPort closed;
+  TCPClient client(loop());
+  absl::StatusOr<std::shared_ptr<IOStream>> result;
+  RetryPolicy retry{.initial_delay = absl::Milliseconds(1),
+                    .max_delay = absl::Milliseconds(4),
+                    .multiplier = 2.0,
+                    .max_attempts = 3};
+  client.connect_with_retry(
+      "127.0.0.1", closed.port,
+      [&](absl::StatusOr<std::shared_ptr<IOStream>> s) {
+        result = std::move(s);
+        done();
+      },
+      retry);
+  ASSERT_TRUE(wait());
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(TCPClientTest, RetrySucceedsOnceTheServerListens) {
+  ClosedPort closed;
+  TCPClient client(loop());
+  absl::StatusOr<std::shared_ptr<IOStream>> result;
+  RetryPolicy retry{.initial_delay = absl::Milliseconds(20),
+                    .max_delay = absl::Milliseconds(40),
+                    .multiplier = 2.0,
+                    .max_attempts = 0};
+  client.connect_with_retry(
+      "127.0.0.1", closed.port,
+      [&](absl::StatusOr<std::shared_ptr<IOStream>> s) {
+        result = std::move(s);
+        done();
+      },
+      retry);
+  // The first attempt is refused (nothing listens); then the port starts listening.
+  loop().call_later(absl::Milliseconds(5), [&] { ASSERT_EQ(::listen(closed.socket.fd(), 8), 0); });
+  ASSERT_TRUE(wait());
+  EXPECT_TRUE(result.ok()) << result.status();
+}
+
+TEST_F(TCPClientTest, DestroyingTheClientCancelsPendingConnects) {
+  ClosedPort closed;
+  absl::StatusOr<std::shared_ptr<IOStream>> result;
+  int calls = 0;
+  {
+    TCPClient client(loop());
+    RetryPolicy retry{.initial_delay = absl::Seconds(10)};
+    client.connect_with_retry(
+        "127.0.0.1", closed.port,
+        [&](absl::StatusOr<std::shared_ptr<IOStream>> s) {
+          ++calls;
+          result = std::move(s);
+        },
+        retry);
+    EXPECT_EQ(client.pending(), 1u);
+  }
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kCancelled);
+  // Nothing left behind fires later.
+  loop().call_later(absl::Milliseconds(20), [&] { done(); });
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(calls, 1);
+}
+
+// A listening socket on `host` whose accept queue is full, so further SYNs are dropped
+// and connect() to it hangs.
+struct Blackhole {
+  Socket listener;
+  std::vector<Socket> fillers;
+  SocketAddress address;
+  explicit Blackhole(const char* host) {
+    auto sockets = bind_sockets(0, host, AF_UNSPEC, 0);
+    EXPECT_TRUE(sockets.ok()) << sockets.status();
+    listener = std::move((*sockets)[0]);
+    address = *listener.local_address();
+    // Backlog 0 admits one connection (two on some kernels); fill generously.
+    for (int i = 0; i < 4; ++i) {
+      Socket s = *Socket::create(address.family());
+      ::connect(s.fd(), address.get(), address.length());
+      fillers.push_back(std::move(s));
+    }
+  }
+};
+
+TEST_F(TCPClientTest, HappyEyeballsTriesTheSecondFamilyAtOnceWhenTheFirstFails) {
+  ClosedPort v4_closed;
+  absl::StatusOr<std::vector<Socket>> v6 = bind_sockets(0, "::1");
+  ASSERT_TRUE(v6.ok()) << v6.status();
+  // First family: IPv4, refused. Second: IPv6, listening. The delay is huge, so only the
+  // failure of the first family can start the second.
+  SocketAddress v6_addr = *(*v6)[0].local_address();
+  ConnectOptions options;
+  options.happy_eyeballs_delay = absl::Seconds(60);
+  TCPClient client(loop());
+  absl::StatusOr<std::shared_ptr<IOStream>> result;
+  client.connect_to({SocketAddress::ipv4_loopback(v4_closed.port), v6_addr},
+                    [&](absl::StatusOr<std::shared_ptr<IOStream>> s) {
+                      result = std::move(s);
+                      done();
+                    },
+                    options);
+  ASSERT_TRUE(wait());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ((*result)->peer_address()->to_string(), v6_addr.to_string());
+}
+
+TEST_F(TCPClientTest, HappyEyeballsStartsTheSecondFamilyAfterTheDelay) {
+  Blackhole v6_hang("::1");
+  absl::StatusOr<std::vector<Socket>> v4 = bind_sockets(0, "127.0.0.1");
+  ASSERT_TRUE(v4.ok());
+  SocketAddress v4_addr = *(*v4)[0].local_address();
+  ConnectOptions options;
+  options.happy_eyeballs_delay = absl::Milliseconds(50);
+  options.timeout = absl::Seconds(20);
+  TCPClient client(loop());
+  absl::StatusOr<std::shared_ptr<IOStream>> result;
+  const TimePoint start = loop().time();
+  TimePoint finished;
+  client.connect_to({v6_hang.address, v4_addr},
+                    [&](absl::StatusOr<std::shared_ptr<IOStream>> s) {
+                      finished = loop().time();
+                      result = std::move(s);
+                      done();
+                    },
+                    options);
+  ASSERT_TRUE(wait());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ((*result)->peer_address()->to_string(), v4_addr.to_string());
+  // Not before the delay: the second family waited its turn (a lower bound, never flaky).
+  EXPECT_GE(finished - start, std::chrono::milliseconds(50));
+}
+
+TEST_F(TCPClientTest, ConnectToWithNoAddressesIsInvalidArgument) {
+  TCPClient client(loop());
+  absl::Status status;
+  client.connect_to({}, [&](absl::StatusOr<std::shared_ptr<IOStream>> s) {
+    status = s.status();
+    done();
+  });
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace ioloop::net
