@@ -701,6 +701,45 @@ TEST_P(IOStreamTest, EveryCallbackRunsOnceWhenClosedWithWorkPending) {
   EXPECT_EQ(log[7], "late:CANCELLED");
 }
 
+TEST_P(IOStreamTest, CallsFromInsideCloseCallbackStillComplete) {
+  make_pair();
+  absl::Status read_status, write_status;
+  int closes = 0;
+  stream_->set_close_callback([&](absl::Status) {
+    ++closes;
+    stream_->read_bytes(1, [&](absl::StatusOr<std::string> r) { read_status = r.status(); });
+    stream_->write("x", [&](absl::Status s) {
+      write_status = s;
+      done();
+    });
+  });
+  stream_->close(absl::AbortedError("stop"));
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(closes, 1);
+  EXPECT_EQ(read_status.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(write_status.code(), absl::StatusCode::kAborted);
+}
+
+TEST_P(IOStreamTest, WritesFromFlushCallbacksKeepOrder) {
+  make_pair();
+  ASSERT_TRUE(stream_->socket().set_send_buffer(4096).ok());
+  const size_t block = 50000;
+  int next = 0;
+  std::function<void(absl::Status)> chain = [&](absl::Status s) {
+    ASSERT_TRUE(s.ok()) << s;
+    if (++next < 20) stream_->write(pattern(next * block, block), chain);
+  };
+  stream_->write(pattern(0, block), chain);
+  PeerReader reader{loop(), peer_.fd(), 65536, {}, false, nullptr};
+  reader.on_data = [&] {
+    if (reader.received.size() == 20 * block) done();
+  };
+  reader.start();
+  ASSERT_TRUE(wait());
+  loop().remove_handler(peer_.fd());
+  EXPECT_TRUE(reader.received == pattern(0, 20 * block));
+}
+
 TEST_P(IOStreamTest, CloseWithReasonIsReported) {
   make_pair();
   absl::Status read_status, close_status;
