@@ -17,7 +17,7 @@ cmake --build --preset fuzz
 work="$(mktemp -d "${TMPDIR:-/tmp}/ioloop-fuzz.XXXXXX")"
 echo "fuzz work directory: ${work}"
 status=0
-for name in request_parser; do
+for name in request_parser http_connection; do
   fuzzer="${root}/build/fuzz/tests/fuzz/${name}_fuzzer"
   corpus="${work}/${name}/corpus"
   artifacts="${work}/${name}/artifacts/"
