@@ -7,7 +7,7 @@
 //   ioloop::examples::ignore_sigpipe();
 //   ... create the IOLoop ...
 //   ioloop::examples::stop_on_signals(loop);
-//   ... bind, then announce_listening(sockets) ...
+//   ... bind, then announce_listening(sockets) (or announce_listening(server.addresses())) ...
 //
 // Every function logs what it did through the library's logger; failures are logged and, for
 // the ones a server cannot run without, returned.
@@ -28,6 +28,7 @@
 #include "ioloop/io_loop.h"
 #include "ioloop/logging.h"
 #include "ioloop/net/socket.h"
+#include "ioloop/net/socket_address.h"
 #include "ioloop/poller.h"
 
 namespace ioloop::examples {
@@ -91,6 +92,15 @@ inline void announce_listening(const std::vector<net::Socket>& sockets) {
     if (!local.ok()) continue;
     std::printf("listening on %s\n", local->to_string().c_str());
     logger().info("listening on {}", local->to_string());
+  }
+  std::fflush(stdout);
+}
+
+// The same for addresses already known, e.g. TCPServer::addresses().
+inline void announce_listening(const std::vector<net::SocketAddress>& addresses) {
+  for (const net::SocketAddress& address : addresses) {
+    std::printf("listening on %s\n", address.to_string().c_str());
+    logger().info("listening on {}", address.to_string());
   }
   std::fflush(stdout);
 }

@@ -1,5 +1,7 @@
-// Runs the built examples/echo_server on a free port and checks it from the outside, as a
-// user with nc would.
+// Runs the built examples/echo_server (TCPServer + IOStream) and
+// examples/echo_server_lowlevel (add_handler + add_accept_handler) on a free port and checks
+// them from the outside, as a user with nc would: both must pass the same suite, on every
+// readiness backend. The acceptance bullets live in echo_server_acceptance_test.cc.
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -11,14 +13,16 @@
 #include <iostream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "integration/echo_test_support.h"
 #include "integration/server_process.h"
 #include "ioloop/net/socket.h"
 
-#ifndef ECHO_SERVER_PATH
-#error "ECHO_SERVER_PATH must name the echo_server binary (see tests/integration/CMakeLists.txt)"
+#if !defined(ECHO_SERVER_PATH) || !defined(ECHO_SERVER_LOWLEVEL_PATH)
+#error "ECHO_SERVER_PATH and ECHO_SERVER_LOWLEVEL_PATH must name the programs (see CMakeLists.txt)"
 #endif
 
 namespace ioloop::testing {
@@ -26,76 +30,32 @@ namespace {
 
 using net::Socket;
 
-// A blocking client with a receive timeout, so a broken server fails the test instead of
-// hanging it.
 Socket connect_to(const net::SocketAddress& addr) {
-  Socket s(::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
-  EXPECT_TRUE(s.valid());
-  timeval tv = {20, 0};
-  ::setsockopt(s.fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  EXPECT_EQ(::connect(s.fd(), addr.get(), addr.length()), 0) << std::strerror(errno);
+  Socket s = connect_blocking(addr);
+  EXPECT_TRUE(s.valid()) << std::strerror(errno);
   return s;
 }
 
 void send_all(int fd, const std::string& data) {
-  size_t sent = 0;
-  while (sent < data.size()) {
-    ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-    ASSERT_GT(n, 0) << std::strerror(errno);
-    sent += static_cast<size_t>(n);
-  }
+  ASSERT_TRUE(send_all_blocking(fd, data.data(), data.size())) << std::strerror(errno);
 }
 
-// Reads exactly `n` bytes (fewer only on EOF, error or timeout).
-std::string read_exactly(int fd, size_t n) {
-  std::string out(n, '\0');
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = ::recv(fd, out.data() + got, n - got, 0);
-    if (r <= 0) break;
-    got += static_cast<size_t>(r);
-  }
-  out.resize(got);
-  return out;
-}
-
-// Reads until EOF. `*clean_eof` tells whether it ended with recv() == 0.
-std::string read_to_eof(int fd, bool* clean_eof) {
-  std::string out;
-  char buf[64 * 1024];
-  while (true) {
-    ssize_t r = ::recv(fd, buf, sizeof buf, 0);
-    if (r > 0) {
-      out.append(buf, static_cast<size_t>(r));
-      continue;
-    }
-    *clean_eof = r == 0;
-    return out;
-  }
-}
-
-std::string pattern(size_t n) {
-  std::string s(n, '\0');
-  uint32_t x = 2463534242u;  // xorshift: every byte value, no period near the buffer sizes
-  for (char& c : s) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    c = static_cast<char>(x);
-  }
-  return s;
-}
+// (program path, poller)
+using EchoParam = std::tuple<std::string, std::string>;
 
 // Every behaviour, on each readiness backend.
-class EchoServerTest : public ::testing::TestWithParam<std::string> {
+class EchoServerTest : public ::testing::TestWithParam<EchoParam> {
  protected:
+  const std::string& program() const { return std::get<0>(GetParam()); }
+  const std::string& poller() const { return std::get<1>(GetParam()); }
+
   void SetUp() override { start({}); }
 
   void start(std::vector<std::string> extra) {
     std::vector<std::string> args = {"--port=0", "--address=127.0.0.1", "--log_level=warn",
-                                     "--poller=" + GetParam()};
+                                     "--poller=" + poller()};
     args.insert(args.end(), extra.begin(), extra.end());
-    absl::StatusOr<std::unique_ptr<ServerProcess>> s = ServerProcess::start(ECHO_SERVER_PATH, args);
+    absl::StatusOr<std::unique_ptr<ServerProcess>> s = ServerProcess::start(program(), args);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = *std::move(s);
   }
@@ -172,7 +132,7 @@ TEST_P(EchoServerTest, HalfCloseGetsEverythingThenEof) {
 
 TEST_P(EchoServerTest, ClientThatDoesNotReadIsThrottled) {
   // This is the server's own logic, and slow-ish (zero-window probes): one backend will do.
-  if (GetParam() != "epoll") GTEST_SKIP() << "covered by the epoll variant";
+  if (poller() != "epoll") GTEST_SKIP() << "covered by the epoll variant";
   server_.reset();
   start({"--max_pending=65536"});
   Socket c = connect_to(server_->address());
@@ -220,14 +180,24 @@ TEST_P(EchoServerTest, SigtermExitsZero) {
 
 TEST_P(EchoServerTest, SigintExitsZero) { expect_clean_exit(SIGINT); }
 
-INSTANTIATE_TEST_SUITE_P(Pollers, EchoServerTest, ::testing::Values("epoll", "poll", "select"),
-                         [](const auto& param_info) { return param_info.param; });
+INSTANTIATE_TEST_SUITE_P(Servers, EchoServerTest,
+                         ::testing::Combine(::testing::Values(ECHO_SERVER_PATH,
+                                                              ECHO_SERVER_LOWLEVEL_PATH),
+                                            ::testing::Values("epoll", "poll", "select")),
+                         [](const ::testing::TestParamInfo<EchoParam>& param_info) {
+                           const std::string& path = std::get<0>(param_info.param);
+                           const std::string name =
+                               path.substr(path.rfind('/') + 1);  // echo_server[_lowlevel]
+                           return name + "_" + std::get<1>(param_info.param);
+                         });
 
 TEST(EchoServerFlagsTest, BadPollerExitsWithUsageError) {
-  absl::StatusOr<std::unique_ptr<ServerProcess>> s =
-      ServerProcess::start(ECHO_SERVER_PATH, {"--port=0", "--poller=kqueue"});
-  ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.status().code(), absl::StatusCode::kUnavailable) << s.status();
+  for (const char* program : {ECHO_SERVER_PATH, ECHO_SERVER_LOWLEVEL_PATH}) {
+    absl::StatusOr<std::unique_ptr<ServerProcess>> s =
+        ServerProcess::start(program, {"--port=0", "--poller=kqueue"});
+    ASSERT_FALSE(s.ok()) << program;
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kUnavailable) << s.status();
+  }
 }
 
 }  // namespace

@@ -37,10 +37,11 @@ namespace ioloop::testing {
 class ServerProcess {
  public:
   // Runs `path` with `args`, stdout piped to us (stderr is inherited, so server logs show
-  // in the test output). Waits up to `timeout` for the "listening on " line.
+  // in the test output, unless `stderr_path` names a file to write them to instead). Waits
+  // up to `timeout` for the "listening on " line.
   static absl::StatusOr<std::unique_ptr<ServerProcess>> start(
       const std::string& path, const std::vector<std::string>& args,
-      absl::Duration timeout = absl::Seconds(20)) {
+      absl::Duration timeout = absl::Seconds(20), const std::string& stderr_path = "") {
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "pipe2");
     std::vector<std::string> argv_storage = {path};
@@ -53,6 +54,10 @@ class ServerProcess {
     if (pid < 0) return absl::ErrnoToStatus(errno, "fork");
     if (pid == 0) {
       ::dup2(out[1], STDOUT_FILENO);  // dup2 clears CLOEXEC on the copy
+      if (!stderr_path.empty()) {
+        const int err = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (err >= 0) ::dup2(err, STDERR_FILENO);
+      }
       ::execv(path.c_str(), argv.data());
       std::fprintf(stderr, "execv %s: %s\n", path.c_str(), std::strerror(errno));
       ::_exit(127);

@@ -1,0 +1,154 @@
+// File: integration/echo_test_support.h
+// Blocking-client helpers and /proc readers shared by the echo server integration tests and
+// the echo_load tool. Header-only; every function is for the test's own thread.
+#ifndef IOLOOP_TESTS_INTEGRATION_ECHO_TEST_SUPPORT_H_
+#define IOLOOP_TESTS_INTEGRATION_ECHO_TEST_SUPPORT_H_
+
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "ioloop/net/socket.h"
+#include "ioloop/net/socket_address.h"
+
+namespace ioloop::testing {
+
+// A blocking client with a 20 s receive timeout, so a broken server fails a test instead of
+// hanging it. Invalid Socket (and errno set) if the connection fails.
+inline net::Socket connect_blocking(const net::SocketAddress& addr) {
+  net::Socket s(::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s.valid()) return s;
+  timeval tv = {20, 0};
+  ::setsockopt(s.fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (::connect(s.fd(), addr.get(), addr.length()) != 0) {
+    const int saved = errno;
+    s.reset();
+    errno = saved;
+  }
+  return s;
+}
+
+// Sends all of `data` on a blocking socket. False (errno set) on error.
+inline bool send_all_blocking(int fd, const char* data, size_t n) {
+  size_t sent = 0;
+  while (sent < n) {
+    ssize_t r = ::send(fd, data + sent, n - sent, MSG_NOSIGNAL);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    sent += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+// Reads exactly `n` bytes (fewer only on EOF, error or timeout).
+inline std::string read_exactly(int fd, size_t n) {
+  std::string out(n, '\0');
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::recv(fd, out.data() + got, n - got, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += static_cast<size_t>(r);
+  }
+  out.resize(got);
+  return out;
+}
+
+// Reads until EOF. `*clean_eof` tells whether it ended with recv() == 0.
+inline std::string read_to_eof(int fd, bool* clean_eof) {
+  std::string out;
+  char buf[64 * 1024];
+  while (true) {
+    ssize_t r = ::recv(fd, buf, sizeof buf, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r > 0) {
+      out.append(buf, static_cast<size_t>(r));
+      continue;
+    }
+    *clean_eof = r == 0;
+    return out;
+  }
+}
+
+// Byte `i` of an endless pseudo-random stream in which every byte value occurs and equal
+// windows do not repeat at any buffer-size period, so a dropped, duplicated or reordered
+// chunk is caught by comparing against it.
+inline char pattern_byte(uint64_t i) {
+  uint64_t x = (i >> 3) * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
+  x ^= x >> 29;
+  x *= 0xBF58476D1CE4E5B9ull;
+  x ^= x >> 32;
+  return static_cast<char>(x >> (8 * (i & 7)));
+}
+
+inline std::string pattern(size_t n, uint64_t offset = 0) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = pattern_byte(offset + i);
+  return s;
+}
+
+// A field of /proc/<pid>/status in KiB ("VmRSS", "VmHWM", ...).
+inline absl::StatusOr<int64_t> proc_status_kib(pid_t pid, const std::string& field) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  if (!in) return absl::NotFoundError(absl::StrCat("no /proc/", pid, "/status"));
+  std::string line;
+  const std::string prefix = field + ":";
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) != 0) continue;
+    std::istringstream fields(line.substr(prefix.size()));
+    int64_t kib = 0;
+    if (fields >> kib) return kib;
+  }
+  return absl::NotFoundError(absl::StrCat(field, " not in /proc/", pid, "/status"));
+}
+
+// utime + stime of `pid` from /proc/<pid>/stat, in clock ticks (sysconf(_SC_CLK_TCK)).
+inline absl::StatusOr<int64_t> proc_cpu_ticks(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Field 2 (comm) may contain spaces: count fields after its closing parenthesis.
+  const size_t paren = text.rfind(')');
+  if (paren == std::string::npos) return absl::NotFoundError(absl::StrCat("no /proc/", pid));
+  std::istringstream fields(text.substr(paren + 2));
+  std::string f;
+  int64_t utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> f; ++i) {
+    if (i == 14 && !absl::SimpleAtoi(f, &utime)) return absl::InternalError("bad utime");
+    if (i == 15 && !absl::SimpleAtoi(f, &stime)) return absl::InternalError("bad stime");
+  }
+  return utime + stime;
+}
+
+// Raises this process's soft RLIMIT_NOFILE to its hard limit; returns the new soft limit.
+inline rlim_t raise_own_fd_limit() {
+  rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+    ::getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  return rl.rlim_cur;
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+}  // namespace ioloop::testing
+
+#endif  // IOLOOP_TESTS_INTEGRATION_ECHO_TEST_SUPPORT_H_
