@@ -50,6 +50,46 @@ struct IOStream::Extras {
   WatermarkCallback on_low;
 };
 
+// A strong reference to the stream held by the loop: its fd handler or a queued callback.
+// If the loop destroys it unrun (the loop itself is being destroyed) while the stream still
+// has callbacks to deliver, those callbacks are destroyed unrun. One of them usually owns the
+// stream (`[s] { ... s->read_until(...) }`), and that cycle would otherwise outlive the loop.
+class IOStream::LoopRef {
+ public:
+  enum Kind { kHandler, kOneShot };
+  LoopRef(std::shared_ptr<IOStream> stream, Kind kind) : stream_(std::move(stream)), kind_(kind) {}
+  LoopRef(LoopRef&& other) noexcept = default;
+  LoopRef& operator=(LoopRef&&) = delete;
+  ~LoopRef() {
+    if (!stream_ || ran_) return;
+    // close() removes the handler on purpose; its queued close callbacks still run.
+    if (kind_ == kHandler && stream_->closed_) return;
+    stream_->drop_callbacks();
+  }
+  // A one-shot use: marks it run, so destruction drops nothing.
+  IOStream* take() {
+    ran_ = true;
+    return stream_.get();
+  }
+  IOStream* get() const { return stream_.get(); }
+
+ private:
+  std::shared_ptr<IOStream> stream_;
+  Kind kind_;
+  bool ran_ = false;
+};
+
+void IOStream::drop_callbacks() {
+  ReadCallback read = std::move(read_cb_);
+  read_cb_ = nullptr;
+  std::unique_ptr<StreamingCallback> streaming = std::move(streaming_cb_);
+  CloseCallback on_close = std::move(close_cb_);
+  close_cb_ = nullptr;
+  std::unique_ptr<WriteState> writes = std::move(write_state_);
+  std::unique_ptr<Extras> extras = std::move(extras_);
+  // The locals die here; the LoopRef's reference keeps `this` alive meanwhile.
+}
+
 // Marks "inside this stream's own dispatch": read_*() then only records the request and
 // the running dispatch serves it, so callbacks never recurse into each other.
 class IOStream::DispatchScope {
@@ -210,7 +250,9 @@ void IOStream::resume_reading() {
 void IOStream::schedule_deferred() {
   if (deferred_scheduled_ || !loop_) return;
   deferred_scheduled_ = true;
-  loop_->add_callback([self = shared_from_this()] { self->dispatch_deferred(); });
+  loop_->add_callback([ref = LoopRef(shared_from_this(), LoopRef::kOneShot)]() mutable {
+    ref.take()->dispatch_deferred();
+  });
 }
 
 void IOStream::dispatch_deferred() {
@@ -359,7 +401,10 @@ void IOStream::update_interest() {
     if (want == 0) return;
     absl::Status s = loop_->add_handler(
         socket_.fd(),
-        [self = shared_from_this()](int, uint32_t events) { self->on_events(events); }, want);
+        [ref = LoopRef(shared_from_this(), LoopRef::kHandler)](int, uint32_t events) {
+          ref.get()->on_events(events);
+        },
+        want);
     if (!s.ok()) {
       close(s);
       return;
@@ -726,7 +771,9 @@ void IOStream::close(absl::Status reason) {
     ws.head = ws.head_offset = 0;
     ws.pending = 0;
   }
-  loop_->add_callback([self = shared_from_this()] { self->run_close_callbacks(); });
+  loop_->add_callback([ref = LoopRef(shared_from_this(), LoopRef::kOneShot)]() mutable {
+    ref.take()->run_close_callbacks();
+  });
 }
 
 void IOStream::run_close_callbacks() {

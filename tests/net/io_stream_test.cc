@@ -1004,5 +1004,29 @@ TEST_P(IOStreamTest, AccessorsAndNodelay) {
   stream_->close();
 }
 
+// A read callback that owns its stream is a cycle. If the loop is destroyed first (the stream
+// still registered, or closed with its completions still queued), the loop's references drop
+// the pending callbacks, so the stream is freed rather than leaked.
+TEST(IOStreamLifetimeTest, DestroyingTheLoopFreesStreamsOwnedByTheirCallbacks) {
+  for (bool close_first : {false, true}) {
+    std::weak_ptr<IOStream> weak;
+    int calls = 0;
+    {
+      auto loop = IOLoop::create();
+      ASSERT_TRUE(loop.ok());
+      auto pair = Socket::pair();
+      ASSERT_TRUE(pair.ok());
+      std::shared_ptr<IOStream> stream = IOStream::create(**loop, std::move(pair->first));
+      weak = stream;
+      stream->read_until("\n", [stream, &calls](absl::StatusOr<std::string>) { ++calls; });
+      if (close_first) stream->close();
+      stream.reset();
+      EXPECT_FALSE(weak.expired()) << "the loop holds the stream while it has work";
+    }
+    EXPECT_TRUE(weak.expired()) << "close_first=" << close_first;
+    EXPECT_EQ(calls, 0) << "dropped callbacks never run";
+  }
+}
+
 }  // namespace
 }  // namespace ioloop::net

@@ -13,7 +13,8 @@
 // or a close callback notices the peer going away). A stream is never destroyed inside its
 // own dispatch: after close() the loop's reference is released after the current batch,
 // and the completion callbacks hold their own reference while they run. Destroying the
-// IOLoop destroys registered streams without running their pending callbacks.
+// IOLoop destroys registered streams without running their pending callbacks; those
+// callbacks are destroyed first, so a callback that owns its stream does not leak it.
 // The fd is closed by close() (or the destructor); socket() gives access for options.
 //
 // Completion rule (libuv's): every read and write callback runs exactly once, with the
@@ -228,6 +229,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void check_low_watermark();
   void do_shutdown_write();
   void run_close_callbacks();
+  class LoopRef;
+  // Destroys pending callbacks unrun when the loop abandons the stream (see LoopRef).
+  void drop_callbacks();
   Extras& extras();
 
   ReadMode read_mode() const { return static_cast<ReadMode>(read_mode_bits_); }
