@@ -16,7 +16,8 @@ cmake --build --preset fuzz
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/ioloop-fuzz.XXXXXX")"
 echo "fuzz work directory: ${work}"
-status=0
+# The fuzzers run side by side (one per core), each for the full time.
+pids=()
 for name in request_parser http_connection; do
   fuzzer="${root}/build/fuzz/tests/fuzz/${name}_fuzzer"
   corpus="${work}/${name}/corpus"
@@ -24,13 +25,25 @@ for name in request_parser http_connection; do
   mkdir -p "${corpus}" "${artifacts}"
   cp "${root}/tests/fuzz/corpus/${name}/"* "${corpus}/"
   dict=()
-  if [[ -f "${root}/tests/fuzz/${name}.dict" ]]; then dict=(-dict="${root}/tests/fuzz/${name}.dict"); fi
-  echo "== ${name}_fuzzer for ${seconds}s"
-  if ! ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" \
-       UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-       "${fuzzer}" -max_total_time="${seconds}" -max_len=4096 -timeout=10 -print_final_stats=1 \
-         -artifact_prefix="${artifacts}" "${dict[@]}" "${corpus}"; then
-    echo "FAILED: ${name}_fuzzer; reproducers in ${artifacts}" >&2
+  if [[ -f "${root}/tests/fuzz/request_parser.dict" ]]; then
+    dict=(-dict="${root}/tests/fuzz/request_parser.dict")
+  fi
+  echo "== ${name}_fuzzer for ${seconds}s (log: ${work}/${name}.log)"
+  ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" \
+  UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+    "${fuzzer}" -max_total_time="${seconds}" -max_len=4096 -timeout=10 -print_final_stats=1 \
+      -artifact_prefix="${artifacts}" "${dict[@]}" "${corpus}" > "${work}/${name}.log" 2>&1 &
+  pids+=("$!")
+done
+status=0
+names=(request_parser http_connection)
+for i in "${!pids[@]}"; do
+  name="${names[$i]}"
+  if wait "${pids[$i]}"; then
+    echo "== ${name}_fuzzer: $(grep -E '^(Done|stat::number_of_executed_units)' "${work}/${name}.log" | head -1)"
+  else
+    echo "FAILED: ${name}_fuzzer; log ${work}/${name}.log, reproducers in ${work}/${name}/artifacts/" >&2
+    tail -40 "${work}/${name}.log" >&2
     status=1
   fi
 done
