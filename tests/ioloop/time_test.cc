@@ -1,0 +1,34 @@
+#include "ioloop/time.h"
+
+#include "gtest/gtest.h"
+
+namespace ioloop {
+namespace {
+
+TEST(TimeTest, ConvertsExactly) {
+  EXPECT_EQ(to_clock_duration(absl::Microseconds(1500)), std::chrono::microseconds(1500));
+  EXPECT_EQ(to_clock_duration(absl::Nanoseconds(1)), std::chrono::nanoseconds(1));
+  EXPECT_EQ(to_clock_duration(-absl::Seconds(2)), -std::chrono::seconds(2));
+  EXPECT_EQ(to_duration(std::chrono::milliseconds(7)), absl::Milliseconds(7));
+}
+
+TEST(TimeTest, InfiniteDurationsSaturateWithoutOverflow) {
+  const Clock::duration far = to_clock_duration(absl::InfiniteDuration());
+  EXPECT_GT(far, std::chrono::hours(24 * 365 * 100));
+  // Adding it to now must not overflow the clock's representation.
+  const TimePoint later = Clock::now() + far;
+  EXPECT_GT(later, Clock::now());
+  const Clock::duration past = to_clock_duration(-absl::InfiniteDuration());
+  EXPECT_LT(past, -std::chrono::hours(24 * 365 * 100));
+  EXPECT_LT(Clock::now() + past, Clock::now());
+}
+
+TEST(TimeTest, ClockIsMonotonic) {
+  static_assert(Clock::is_steady, "timers must not follow wall-clock steps");
+  TimePoint a = Clock::now();
+  TimePoint b = Clock::now();
+  EXPECT_LE(a, b);
+}
+
+}  // namespace
+}  // namespace ioloop
