@@ -86,17 +86,11 @@ int main(int argc, char** argv) {
   if (threads < 1) return usage_error("--threads must be at least 1");
   const int port = absl::GetFlag(FLAGS_port);
   if (port < 0 || port > 65535) return usage_error("--port must be 0..65535");
-  ex::raise_fd_limit();
-  ex::ignore_sigpipe();
-
-  absl::StatusOr<std::unique_ptr<ioloop::IOLoop>> loop = ioloop::IOLoop::create(*options);
+  // Raises the fd limit, ignores SIGPIPE, stops the loop on SIGINT/SIGTERM; before any
+  // thread starts, so that every thread inherits the blocked signals.
+  absl::StatusOr<std::unique_ptr<ioloop::IOLoop>> loop = ex::make_server_loop(*options);
   if (!loop.ok()) {
-    logger().critical("cannot create the loop: {}", std::string(loop.status().message()));
-    return 1;
-  }
-  // Before server.start() creates threads, so that they inherit the blocked signals.
-  if (absl::Status s = ex::stop_on_signals(**loop); !s.ok()) {
-    logger().critical("cannot handle signals: {}", std::string(s.message()));
+    logger().critical("{}", std::string(loop.status().message()));
     return 1;
   }
 

@@ -3,10 +3,8 @@
 // its own program). Call these from main() before starting any thread, in this order:
 //
 //   ioloop::examples::configure_logging(absl::GetFlag(FLAGS_log_level));
-//   ioloop::examples::raise_fd_limit();
-//   ioloop::examples::ignore_sigpipe();
-//   ... create the IOLoop ...
-//   ioloop::examples::stop_on_signals(loop);
+//   auto loop = ioloop::examples::make_server_loop(options);  // or the steps one by one:
+//     raise_fd_limit(); ignore_sigpipe(); create the IOLoop; stop_on_signals(loop);
 //   ... bind, then announce_listening(sockets) (or announce_listening(server.addresses())) ...
 //
 // Every function logs what it did through the library's logger; failures are logged and, for
@@ -20,11 +18,13 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "ioloop/io_loop.h"
 #include "ioloop/logging.h"
 #include "ioloop/net/socket.h"
@@ -82,6 +82,24 @@ inline absl::Status stop_on_signals(IOLoop& loop) {
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
+}
+
+// The usual start of a server's main(): raise_fd_limit(), ignore_sigpipe(), create the loop,
+// make it current and stop_on_signals(). Call it before starting any thread. The error says
+// which step failed.
+inline absl::StatusOr<std::unique_ptr<IOLoop>> make_server_loop(const IOLoop::Options& options) {
+  raise_fd_limit();
+  ignore_sigpipe();
+  absl::StatusOr<std::unique_ptr<IOLoop>> loop = IOLoop::create(options);
+  if (!loop.ok()) {
+    return absl::Status(loop.status().code(),
+                        absl::StrCat("cannot create the loop: ", loop.status().message()));
+  }
+  (*loop)->make_current();
+  if (absl::Status s = stop_on_signals(**loop); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("cannot handle signals: ", s.message()));
+  }
+  return loop;
 }
 
 // Prints "listening on ADDRESS" on stdout for each socket, one line each, flushed at once:

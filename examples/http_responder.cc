@@ -59,18 +59,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "http_responder: --threads must be >= 1 and --port in 0..65535\n");
     return 2;
   }
-  ex::raise_fd_limit();
-  ex::ignore_sigpipe();
-
-  absl::StatusOr<std::unique_ptr<IOLoop>> loop = IOLoop::create(*options);
+  // Raises the fd limit, ignores SIGPIPE, stops the loop on SIGINT/SIGTERM; before any
+  // thread starts, so that every thread inherits the blocked signals.
+  absl::StatusOr<std::unique_ptr<IOLoop>> loop = ex::make_server_loop(*options);
   if (!loop.ok()) {
-    logger().critical("cannot create the loop: {}", std::string(loop.status().message()));
-    return 1;
-  }
-  (*loop)->make_current();
-  // Before any worker thread starts, so that they all inherit the blocked signal mask.
-  if (absl::Status s = ex::stop_on_signals(**loop); !s.ok()) {
-    logger().critical("cannot handle signals: {}", std::string(s.message()));
+    logger().critical("{}", std::string(loop.status().message()));
     return 1;
   }
 
