@@ -24,25 +24,15 @@
 #include "ioloop/logging.h"
 #include "spdlog/sinks/base_sink.h"
 #include "testing/loop_test_base.h"
+#include "testing/pollers.h"
+#include "testing/socket_pair.h"
 
 namespace ioloop {
 namespace {
 
 using ::testing::HasSubstr;
 
-// A connected non-blocking AF_UNIX pair, closed on destruction (unless released).
-struct SocketPair {
-  int fd[2] = {-1, -1};
-  SocketPair() {
-    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd), 0);
-  }
-  ~SocketPair() {
-    for (int f : fd) {
-      if (f >= 0) ::close(f);
-    }
-  }
-  void send(const char* s = "x") { ASSERT_EQ(::write(fd[1], s, 1), 1); }
-};
+using ::ioloop::testing::SocketPair;
 
 // Counts the lines the "ioloop" logger writes while it is installed.
 class CountingSink : public spdlog::sinks::base_sink<std::mutex> {
@@ -77,9 +67,8 @@ class ScopedLogCapture {
   std::shared_ptr<CountingSink> sink_;
 };
 
-std::string PollerName(const ::testing::TestParamInfo<PollerKind>& info) {
-  return std::string(poller_kind_name(info.param));
-}
+using ::ioloop::testing::AllPollers;
+using ::ioloop::testing::PollerName;
 
 class IOLoopTest : public testing::LoopTestBase, public ::testing::WithParamInterface<PollerKind> {
  protected:
@@ -1172,10 +1161,7 @@ TEST_P(IOLoopTest, StatsCountWhatRan) {
   loop().remove_handler(sp.fd[0]);
 }
 
-INSTANTIATE_TEST_SUITE_P(Pollers, IOLoopTest,
-                         ::testing::Values(PollerKind::kEpoll, PollerKind::kPoll,
-                                           PollerKind::kSelect),
-                         PollerName);
+INSTANTIATE_TEST_SUITE_P(Pollers, IOLoopTest, AllPollers(), PollerName);
 
 }  // namespace
 }  // namespace ioloop

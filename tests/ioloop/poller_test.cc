@@ -17,24 +17,17 @@
 #include "ioloop/events.h"
 #include "ioloop/io_loop.h"
 #include "ioloop/time.h"
+#include "testing/pollers.h"
+#include "testing/socket_pair.h"
 
 namespace ioloop {
 namespace {
 
 using ::testing::HasSubstr;
 
-struct SocketPair {
-  int fd[2] = {-1, -1};
-  SocketPair() {
-    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd), 0);
-  }
-  ~SocketPair() {
-    for (int f : fd) {
-      if (f >= 0) ::close(f);
-    }
-  }
-  void send() { ASSERT_EQ(::write(fd[1], "x", 1), 1); }
-};
+using ::ioloop::testing::AllPollers;
+using ::ioloop::testing::PollerName;
+using ::ioloop::testing::SocketPair;
 
 // Makes sure fd numbers up to `n` can exist (hard limit here is 20000).
 bool RaiseFdLimit(rlim_t n) {
@@ -283,12 +276,7 @@ TEST_P(PollerTest, IOLoopRefusesFdAboveFdSetSizeOnSelectOnly) {
   ::close(kHigh);
 }
 
-INSTANTIATE_TEST_SUITE_P(Pollers, PollerTest,
-                         ::testing::Values(PollerKind::kEpoll, PollerKind::kPoll,
-                                           PollerKind::kSelect),
-                         [](const ::testing::TestParamInfo<PollerKind>& param_info) {
-                           return std::string(poller_kind_name(param_info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(Pollers, PollerTest, AllPollers(), PollerName);
 
 TEST(ParsePollerKindTest, KnownNames) {
   for (PollerKind kind : {PollerKind::kEpoll, PollerKind::kPoll, PollerKind::kSelect}) {

@@ -18,6 +18,7 @@
 #include "ioloop/logging.h"
 #include "ioloop/net/bind.h"
 #include "testing/loop_test_base.h"
+#include "testing/pollers.h"
 
 namespace ioloop::net {
 namespace {
@@ -403,12 +404,8 @@ TEST_P(AcceptTest, EmfileClosesWaitingClientsPausesAndResumes) {
   EXPECT_EQ(failure, "");
 }
 
-INSTANTIATE_TEST_SUITE_P(Pollers, AcceptTest,
-                         ::testing::Values(PollerKind::kEpoll, PollerKind::kPoll,
-                                           PollerKind::kSelect),
-                         [](const auto& param_info) {
-                           return std::string(poller_kind_name(param_info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(Pollers, AcceptTest, ioloop::testing::AllPollers(),
+                         ioloop::testing::PollerName);
 
 }  // namespace
 }  // namespace ioloop::net

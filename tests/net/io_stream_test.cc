@@ -19,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 #include "testing/loop_test_base.h"
+#include "testing/pollers.h"
 
 namespace ioloop::net {
 namespace {
@@ -115,12 +116,8 @@ class IOStreamTest : public LoopTestBase, public ::testing::WithParamInterface<P
   std::shared_ptr<IOStream> stream_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Pollers, IOStreamTest,
-                         ::testing::Values(PollerKind::kEpoll, PollerKind::kPoll,
-                                           PollerKind::kSelect),
-                         [](const ::testing::TestParamInfo<PollerKind>& param_info) {
-                           return std::string(poller_kind_name(param_info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(Pollers, IOStreamTest, ioloop::testing::AllPollers(),
+                         ioloop::testing::PollerName);
 
 // --- Every read mode, with the message split at every byte boundary ------------------------
 
