@@ -1,8 +1,12 @@
 # The two commands README.md promises. Everything else is a CMake preset.
 #   make run   install what is missing, build, run the echo server on port 5000
-#   make test  install what is missing, build the default and asan presets, run every test,
-#              then fuzz the HTTP request parser and connection for FUZZ_SECONDS
-.PHONY: run test deps build build-asan http fuzz clean
+#   make test  install what is missing, build the default, asan and tsan presets, run every
+#              test in each, then run every libFuzzer target for FUZZ_SECONDS (30 s)
+# Longer runs, not part of `make test`:
+#   make fuzz      every fuzzer for FUZZ_SECONDS (default here 300 s)
+#   make soak      load and soak runs against the real servers (tests/soak/)
+#   make valgrind  memcheck over the unit tests
+.PHONY: run test deps build build-asan build-tsan http fuzz soak valgrind clean
 
 PORT ?= 5000
 
@@ -17,22 +21,26 @@ build-asan: deps
 	cmake --preset asan
 	cmake --build --preset asan
 
+build-tsan: deps
+	cmake --preset tsan
+	cmake --build --preset tsan
+
 run: build
 	./build/default/examples/echo_server --port $(PORT)
 
 http: build
 	./build/default/examples/http_responder --port 8080
 
-# The fuzz stage is part of the test run (issue: 60 s on the HTTP parser and connection).
-test: build build-asan
+test: build build-asan build-tsan
 	ctest --preset default
 	ctest --preset asan
-	bash tests/fuzz/run_fuzzers.sh $(FUZZ_SECONDS)
+	ctest --preset tsan
+	bash tests/fuzz/run.sh 30
 
-# libFuzzer on the HTTP request parser (clang preset "fuzz"), FUZZ_SECONDS long.
-FUZZ_SECONDS ?= 60
+# libFuzzer on every target (clang preset "fuzz"), FUZZ_SECONDS each, two at a time.
+FUZZ_SECONDS ?= 300
 fuzz: deps
-	bash tests/fuzz/run_fuzzers.sh $(FUZZ_SECONDS)
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf build

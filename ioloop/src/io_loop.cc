@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <exception>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -312,11 +313,22 @@ void IOLoop::guarded(const char* what, F&& f) {
             suppressed ? absl::StrCat("; ", suppressed, " similar lines suppressed") : "");
       }
     }
-  } catch (const std::exception& e) {
-    report_exception(what, e.what());
   } catch (...) {
-    report_exception(what, "non-std::exception");
+    handle_callback_exception(what);
   }
+}
+
+absl::Status IOLoop::handle_callback_exception(const char* what) {
+  std::string message;
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    message = e.what();
+  } catch (...) {
+    message = "non-std::exception";
+  }
+  report_exception(what, message.c_str());
+  return absl::InternalError(absl::StrCat("exception in ", what, ": ", message));
 }
 
 void IOLoop::report_exception(const char* what, const char* message) {

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -174,6 +175,26 @@ class IOLoop {
   TimePoint time() const { return Clock::now(); }
 
   Stats stats() const;
+
+  // --- Exceptions from user code ---------------------------------------------------------
+  // For layers above the loop (streams, servers, clients) that call user code themselves
+  // and must repair their own state when it throws (Tornado's handle_callback_exception).
+  // Loop thread only.
+  //
+  // Call inside a catch block: logs the exception in flight through the loop's rate-limited
+  // path, counts it in stats().exceptions, and returns Internal "exception in <what>: <its
+  // what()>" for the caller to close its stream or connection with.
+  absl::Status handle_callback_exception(const char* what);
+  // Runs `fn()`; OK if it returns normally, else handle_callback_exception(what).
+  template <typename F>
+  absl::Status invoke_guarded(const char* what, F&& fn) {
+    try {
+      std::forward<F>(fn)();
+      return absl::OkStatus();
+    } catch (...) {
+      return handle_callback_exception(what);
+    }
+  }
 
  private:
   struct Entry;
