@@ -314,7 +314,7 @@ void IOLoop::guarded(const char* what, F&& f) {
       }
     }
   } catch (...) {
-    handle_callback_exception(what);
+    handle_callback_exception(what).IgnoreError();  // the loop goes on
   }
 }
 
