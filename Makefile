@@ -42,5 +42,9 @@ FUZZ_SECONDS ?= 300
 fuzz: deps
 	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
+# valgrind memcheck over the default preset's unit tests (tests/valgrind/run.sh says what it skips).
+valgrind: build
+	bash tests/valgrind/run.sh
+
 clean:
 	rm -rf build
