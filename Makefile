@@ -42,6 +42,13 @@ FUZZ_SECONDS ?= 300
 fuzz: deps
 	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
+# Load and soak runs against the real servers, loopback only (tests/soak/run.sh says what each
+# stage checks; every duration and count is a SOAK_* variable, e.g. SOAK_WRK_SECONDS=30 for a
+# short run). Summary table in build/soak/summary.md; non-zero exit if any stage failed.
+soak: build
+	@bash third_party/install-deps.sh --soak
+	bash tests/soak/run.sh build/soak/summary.md
+
 # valgrind memcheck over the default preset's unit tests (tests/valgrind/run.sh says what it skips).
 valgrind: build
 	bash tests/valgrind/run.sh

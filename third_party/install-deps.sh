@@ -2,6 +2,9 @@
 # Installs, with apt-get, only the Debian packages this project needs that are missing.
 # Idempotent: when everything is present it prints one line and changes nothing.
 # Uses sudo when not run as root.
+#
+#   bash third_party/install-deps.sh          # what `make build` / `make test` need
+#   bash third_party/install-deps.sh --soak   # those plus the load generators of `make soak`
 set -euo pipefail
 
 packages=(
@@ -12,6 +15,14 @@ packages=(
   libhttp-parser-dev
   python3 curl netcat-openbsd apache2-utils procps util-linux  # integration tests
 )
+# Only `make soak` (tests/soak/run.sh) needs these: wrk and h2load (nghttp2-client).
+soak_packages=(wrk nghttp2-client)
+
+case "${1:-}" in
+  "") ;;
+  --soak) packages+=("${soak_packages[@]}") ;;
+  *) echo "usage: install-deps.sh [--soak]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
