@@ -1,0 +1,339 @@
+// IOLoop: add_callback (ordering, cross-thread wake-ups, lifetime) and timeouts, on every
+// poller.
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <latch>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "io_loop_fixture.h"
+#include "ioloop/io_loop.h"
+#include "testing/socket_pair.h"
+
+namespace ioloop {
+namespace {
+
+using ::ioloop::testing::AllPollers;
+using ::ioloop::testing::PollerName;
+using ::ioloop::testing::SocketPair;
+using ::testing::HasSubstr;
+using IOLoopTest = ::ioloop::testing::IOLoopParamTest;
+
+// ---------------------------------------------------------------------------------------------
+// 5. add_callback
+
+TEST_P(IOLoopTest, CallbacksRunInOrder) {
+  std::vector<int> order;
+  for (int i = 0; i < 100; ++i) loop().add_callback([&order, i] { order.push_back(i); });
+  loop().add_callback([this] { done(); });
+  ASSERT_TRUE(wait());
+  ASSERT_EQ(order.size(), 100u);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(order[i], i);
+}
+
+TEST_P(IOLoopTest, CallbackAddedDuringCallbacksRunsNextIteration) {
+  uint64_t first = 0, second = 0, sibling = 0;
+  loop().add_callback([&] {
+    first = loop().stats().iterations;
+    loop().add_callback([&] {
+      second = loop().stats().iterations;
+      done();
+    });
+  });
+  loop().add_callback([&] { sibling = loop().stats().iterations; });
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(sibling, first);     // queued before the batch started: same iteration
+  EXPECT_EQ(second, first + 1);  // queued during the batch: the next one
+}
+
+TEST_P(IOLoopTest, IOIsNotStarvedByCallbacksAddingCallbacks) {
+  SocketPair sp;
+  std::vector<std::string> order;
+  ASSERT_TRUE(loop()
+                  .add_handler(
+                      sp.fd[0],
+                      [&](int fd, uint32_t) {
+                        char c;
+                        ASSERT_EQ(::read(fd, &c, 1), 1);
+                        order.push_back("io");
+                      },
+                      READ)
+                  .ok());
+  sp.send();
+  loop().add_callback([&] {
+    order.push_back("cb1");
+    loop().add_callback([&] {
+      order.push_back("cb2");
+      done();
+    });
+  });
+  ASSERT_TRUE(wait());
+  EXPECT_THAT(order, ::testing::ElementsAre("cb1", "io", "cb2"));
+  loop().remove_handler(sp.fd[0]);
+}
+
+TEST_P(IOLoopTest, CrossThreadCallbacksRunExactlyOnceInPerThreadOrder) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 100000;
+  std::vector<int> next(kThreads, 0);  // loop thread only
+  int total = 0;
+  int out_of_order = 0;
+  std::vector<std::thread> threads;
+  loop().add_callback([&] {
+    // Start the producers once the loop runs, so they race with it.
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          loop().add_callback([&, t, i] {
+            if (next[t] != i) ++out_of_order;
+            next[t] = i + 1;
+            if (++total == kThreads * kPerThread) done();
+          });
+        }
+      });
+    }
+  });
+  const bool finished = wait(absl::Seconds(60));
+  for (auto& t : threads) t.join();
+  ASSERT_TRUE(finished);
+  EXPECT_EQ(out_of_order, 0);
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(next[t], kPerThread);
+  // Nothing runs twice: one more iteration runs nothing further.
+  run_iterations(2);
+  EXPECT_EQ(total, kThreads * kPerThread);
+  const IOLoop::Stats s = loop().stats();
+  EXPECT_GE(s.callbacks_run, static_cast<uint64_t>(kThreads * kPerThread));
+  // Coalesced: at most one eventfd write per poll, so far fewer than one per callback.
+  EXPECT_LE(s.wakeups_sent, s.iterations);
+  EXPECT_LT(s.wakeups_sent, static_cast<uint64_t>(kThreads * kPerThread));
+}
+
+TEST_P(IOLoopTest, NoWakeupWhileTheLoopIsNotPolling) {
+  // The loop thread is busy in a callback while another thread adds 1000 callbacks: it is
+  // not sleeping, so not one eventfd write is needed.
+  uint64_t wakeups_before = 0;
+  int ran = 0;
+  loop().add_callback([&] {
+    wakeups_before = loop().stats().wakeups_sent;
+    std::thread t([&] {
+      for (int i = 0; i < 1000; ++i) {
+        loop().add_callback([&] {
+          if (++ran == 1000) done();
+        });
+      }
+    });
+    t.join();
+  });
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(ran, 1000);
+  EXPECT_EQ(loop().stats().wakeups_sent, wakeups_before);
+  EXPECT_EQ(wakeups_before, 0u);
+}
+
+TEST_P(IOLoopTest, CrossThreadCallbackWakesASleepingLoop) {
+  // No timers and no I/O: without a wake-up the loop would sleep until wait()'s timeout.
+  std::thread t;
+  loop().add_callback(
+      [&] { t = std::thread([this] { loop().add_callback([this] { done(); }); }); });
+  const bool ok = wait();
+  t.join();
+  EXPECT_TRUE(ok);
+}
+
+TEST_P(IOLoopTest, CallbackCapturesDestroyedAfterRunning) {
+  auto token = std::make_shared<int>(1);
+  std::weak_ptr<int> weak = token;
+  loop().add_callback([token = std::move(token)] {});
+  loop().add_callback([&] {
+    EXPECT_TRUE(weak.expired());  // freed when it ran, not with the next batch
+    done();
+  });
+  ASSERT_TRUE(wait());
+}
+
+TEST(IOLoopLifetimeTest, PendingCallbacksAndTimersDestroyedWithLoop) {
+  auto token = std::make_shared<int>(1);
+  std::weak_ptr<int> weak = token;
+  {
+    IOLoop loop;
+    loop.add_callback([t = token] {});
+    loop.call_later(absl::Hours(1), [t = token] {});
+    token.reset();
+    EXPECT_FALSE(weak.expired());
+  }
+  EXPECT_TRUE(weak.expired());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Timers
+
+TEST_P(IOLoopTest, TimerNeverEarly) {
+  const TimePoint start = loop().time();
+  TimePoint fired;
+  loop().call_later(absl::Milliseconds(3), [&] {
+    fired = loop().time();
+    done();
+  });
+  ASSERT_TRUE(wait());
+  EXPECT_GE(fired - start, std::chrono::milliseconds(3));
+}
+
+TEST_P(IOLoopTest, ManyTimersNeverEarly) {
+  // Sub-millisecond and odd delays: any rounding down in the poller would show here.
+  std::vector<std::pair<TimePoint, TimePoint>> fired;  // (deadline, fired)
+  constexpr int kTimers = 40;
+  for (int i = 0; i < kTimers; ++i) {
+    const TimePoint deadline = loop().time() + std::chrono::microseconds(137 * i + 50);
+    loop().call_at(deadline, [&, deadline] {
+      fired.emplace_back(deadline, loop().time());
+      if (fired.size() == kTimers) done();
+    });
+  }
+  ASSERT_TRUE(wait());
+  for (auto [deadline, at] : fired) EXPECT_GE(at, deadline);
+}
+
+TEST_P(IOLoopTest, TimersRunInDeadlineThenInsertionOrder) {
+  std::vector<char> order;
+  const TimePoint t0 = loop().time() + std::chrono::milliseconds(2);
+  loop().call_at(t0 + std::chrono::milliseconds(1), [&] { order.push_back('a'); });
+  loop().call_at(t0, [&] { order.push_back('b'); });
+  loop().call_at(t0, [&] { order.push_back('c'); });
+  loop().call_at(t0 + std::chrono::milliseconds(1), [&] { order.push_back('d'); });
+  loop().call_at(t0 - std::chrono::milliseconds(1), [&] { order.push_back('e'); });
+  loop().call_at(t0 + std::chrono::milliseconds(2), [&] { done(); });
+  ASSERT_TRUE(wait());
+  EXPECT_THAT(order, ::testing::ElementsAre('e', 'b', 'c', 'a', 'd'));
+}
+
+TEST_P(IOLoopTest, SameDeadlineTimersRunInInsertionOrderWithinOneBatch) {
+  std::vector<int> order;
+  const TimePoint past = loop().time() - std::chrono::seconds(1);
+  for (int i = 0; i < 50; ++i) loop().call_at(past, [&, i] { order.push_back(i); });
+  loop().add_callback([this] { loop().add_callback([this] { done(); }); });
+  ASSERT_TRUE(wait());
+  ASSERT_EQ(order.size(), 50u);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(order[i], i);
+}
+
+TEST_P(IOLoopTest, RemovedTimerNeverRunsAndFreesItsCallbackAtOnce) {
+  auto token = std::make_shared<int>(1);
+  std::weak_ptr<int> weak = token;
+  bool ran = false;
+  TimeoutHandle h =
+      loop().call_later(absl::Milliseconds(1), [&ran, t = std::move(token)] { ran = true; });
+  EXPECT_TRUE(h.valid());
+  EXPECT_EQ(loop().stats().timers_pending, 1u);
+  loop().remove_timeout(h);
+  EXPECT_TRUE(weak.expired());  // destroyed by remove_timeout itself
+  EXPECT_EQ(loop().stats().timers_pending, 0u);
+  loop().call_later(absl::Milliseconds(5), [this] { done(); });
+  ASSERT_TRUE(wait());
+  EXPECT_FALSE(ran);
+}
+
+TEST_P(IOLoopTest, TimerCancelledByAnEarlierTimerOfTheSameBatchNeverRuns) {
+  // Both are due in the same poll; the first cancels the second, which must not run.
+  const TimePoint deadline = loop().time() + std::chrono::milliseconds(1);
+  bool second_ran = false;
+  TimeoutHandle second;
+  loop().call_at(deadline, [&] { loop().remove_timeout(second); });
+  second = loop().call_at(deadline, [&] { second_ran = true; });
+  loop().call_at(deadline + std::chrono::milliseconds(2), [this] { done(); });
+  ASSERT_TRUE(wait());
+  EXPECT_FALSE(second_ran);
+  EXPECT_EQ(loop().stats().timers_fired, 2u);
+}
+
+TEST_P(IOLoopTest, RemoveTimeoutAfterFireIsNoOp) {
+  int runs = 0;
+  TimeoutHandle h = loop().call_later(absl::ZeroDuration(), [&] { ++runs; });
+  TimeoutHandle later;
+  loop().call_later(absl::Milliseconds(1), [&] {
+    loop().remove_timeout(h);  // already ran
+    later = loop().call_later(absl::Milliseconds(1), [&] {
+      ++runs;
+      done();
+    });
+    loop().remove_timeout(h);  // must not cancel `later`, even if it reused the slot
+  });
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(runs, 2);
+  loop().remove_timeout(TimeoutHandle());  // invalid handle: no-op
+  loop().remove_timeout(h);
+}
+
+TEST_P(IOLoopTest, TimerRemovingItselfIsNoOp) {
+  TimeoutHandle self;
+  int runs = 0;
+  self = loop().call_later(absl::ZeroDuration(), [&] {
+    ++runs;
+    loop().remove_timeout(self);
+    done();
+  });
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(runs, 1);
+}
+
+// The timer store is the same for every poller: one loop is enough (and keeps ASan fast).
+TEST(IOLoopTimerStoreTest, MillionAddCancelCyclesKeepTimerStoreSmall) {
+  IOLoop loop_object;
+  auto loop = [&loop_object]() -> IOLoop& { return loop_object; };
+  for (int i = 0; i < 1000000; ++i) {
+    TimeoutHandle h = loop().call_later(absl::Seconds(60), [] {});
+    loop().remove_timeout(h);
+  }
+  IOLoop::Stats s = loop().stats();
+  EXPECT_EQ(s.timers_pending, 0u);
+  EXPECT_LT(s.timer_store_size, 2048u);
+
+  // Interleaved with a standing population of live timers: bounded by that population.
+  std::vector<TimeoutHandle> live;
+  for (int i = 0; i < 100; ++i) live.push_back(loop().call_later(absl::Seconds(60), [] {}));
+  for (int i = 0; i < 200000; ++i) {
+    TimeoutHandle h = loop().call_later(absl::Milliseconds(i % 1000), [] {});
+    loop().remove_timeout(h);
+  }
+  s = loop().stats();
+  EXPECT_EQ(s.timers_pending, 100u);
+  EXPECT_LT(s.timer_store_size, 2048u);
+  for (TimeoutHandle h : live) loop().remove_timeout(h);
+}
+
+TEST_P(IOLoopTest, TimerPollDoesNotWakeBeforeDeadline) {
+  // The wait for a 1.5 ms timer must not return before the deadline: a poller that rounded
+  // the timeout down (epoll_wait's milliseconds) would wake early, find nothing due and need
+  // another iteration. So the timer fires in the iteration right after the one that slept.
+  uint64_t fired_iteration = 0;
+  uint64_t armed_iteration = 0;
+  loop().add_callback([&] {
+    armed_iteration = loop().stats().iterations;
+    loop().call_later(absl::Microseconds(1500), [&] {
+      fired_iteration = loop().stats().iterations;
+      done();
+    });
+  });
+  ASSERT_TRUE(wait());
+  // armed + 1 normally; armed itself if this thread was preempted for 1.5 ms after arming.
+  EXPECT_LE(fired_iteration, armed_iteration + 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Pollers, IOLoopTest, AllPollers(), PollerName);
+
+}  // namespace
+}  // namespace ioloop

@@ -1,0 +1,391 @@
+// IOLoop: instance()/current(), signals, start/stop/run_sync, exceptions and slow callbacks.
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <latch>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "io_loop_fixture.h"
+#include "ioloop/io_loop.h"
+#include "testing/log_capture.h"
+#include "testing/socket_pair.h"
+
+namespace ioloop {
+namespace {
+
+using ::ioloop::testing::AllPollers;
+using ::ioloop::testing::PollerName;
+using ::ioloop::testing::SocketPair;
+using ::testing::HasSubstr;
+using IOLoopTest = ::ioloop::testing::IOLoopParamTest;
+using ::ioloop::testing::ScopedLogCapture;
+
+// ---------------------------------------------------------------------------------------------
+// 1. instance() and current()
+
+TEST(IOLoopCurrentTest, InstanceIsASingleton) {
+  EXPECT_EQ(&IOLoop::instance(), &IOLoop::instance());
+}
+
+TEST(IOLoopCurrentTest, MainThreadCurrentIsInstanceUntilMadeCurrent) {
+  EXPECT_EQ(&IOLoop::current(), &IOLoop::instance());
+  {
+    IOLoop mine;
+    mine.make_current();
+    EXPECT_EQ(&IOLoop::current(), &mine);
+  }
+  // Destroying the current loop un-registers it.
+  EXPECT_EQ(&IOLoop::current(), &IOLoop::instance());
+}
+
+TEST(IOLoopCurrentTest, OtherThreadsGetTheirOwnLoop) {
+  IOLoop* a1 = nullptr;
+  IOLoop* a2 = nullptr;
+  IOLoop* b = nullptr;
+  // Both threads stay alive until both looked: a thread's loop dies with the thread, and the
+  // next one could be allocated at the same address.
+  std::latch looked(2);
+  std::thread ta([&] {
+    a1 = &IOLoop::current();
+    a2 = &IOLoop::current();
+    looked.arrive_and_wait();
+  });
+  std::thread tb([&] {
+    b = &IOLoop::current();
+    looked.arrive_and_wait();
+  });
+  ta.join();
+  tb.join();
+  EXPECT_EQ(a1, a2);  // stable within a thread
+  EXPECT_NE(a1, b);
+  EXPECT_NE(a1, &IOLoop::instance());
+  EXPECT_NE(b, &IOLoop::instance());
+}
+
+TEST(IOLoopCurrentTest, ThreadMayMakeItsOwnLoopCurrent) {
+  IOLoop* seen = nullptr;
+  IOLoop* owned = nullptr;
+  std::thread t([&] {
+    IOLoop mine;
+    owned = &mine;
+    mine.make_current();
+    seen = &IOLoop::current();
+  });
+  t.join();
+  EXPECT_EQ(seen, owned);
+}
+
+TEST(IOLoopCurrentTest, CurrentInsideStartIsTheRunningLoop) {
+  IOLoop other;
+  other.make_current();
+  IOLoop loop;
+  IOLoop* inside = nullptr;
+  bool in_thread = false;
+  loop.add_callback([&] {
+    inside = &IOLoop::current();
+    in_thread = loop.in_loop_thread();
+    loop.stop();
+  });
+  EXPECT_FALSE(loop.in_loop_thread());
+  loop.start();
+  EXPECT_EQ(inside, &loop);
+  EXPECT_TRUE(in_thread);
+  EXPECT_FALSE(loop.in_loop_thread());
+  EXPECT_EQ(&IOLoop::current(), &other);  // restored after start() returns
+}
+
+TEST(IOLoopCurrentTest, CreateReportsPollerKind) {
+  for (PollerKind kind : {PollerKind::kEpoll, PollerKind::kPoll, PollerKind::kSelect}) {
+    IOLoop::Options options;
+    options.poller = kind;
+    auto loop = IOLoop::create(options);
+    ASSERT_TRUE(loop.ok()) << loop.status();
+    EXPECT_EQ((*loop)->poller_kind(), kind);
+  }
+  EXPECT_EQ(IOLoop().poller_kind(), PollerKind::kEpoll);  // the default
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Signals
+
+TEST(IOLoopSignalTest, InvalidSignals) {
+  IOLoop loop;
+  for (int signo : {0, -1, SIGKILL, SIGSTOP, _NSIG, 1000}) {
+    absl::Status s = loop.add_signal_handler(signo, [](int) {});
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << signo << ": " << s;
+  }
+  EXPECT_EQ(loop.add_signal_handler(SIGUSR1, nullptr).code(), absl::StatusCode::kInvalidArgument);
+  loop.remove_signal_handler(SIGUSR2);  // unknown: no-op
+  loop.remove_signal_handler(-5);
+}
+
+TEST(IOLoopSignalTest, RaiseAndKillAreDeliveredOnTheLoopThread) {
+  IOLoop loop;
+  std::vector<int> seen;
+  std::thread::id seen_thread;
+  ASSERT_TRUE(loop.add_signal_handler(SIGUSR1,
+                                      [&](int signo) {
+                                        seen.push_back(signo);
+                                        seen_thread = std::this_thread::get_id();
+                                        loop.stop();
+                                      })
+                  .ok());
+  ASSERT_EQ(::raise(SIGUSR1), 0);  // thread-directed
+  loop.start();
+  ASSERT_EQ(::kill(::getpid(), SIGUSR1), 0);  // process-directed
+  loop.start();
+  EXPECT_THAT(seen, ::testing::ElementsAre(SIGUSR1, SIGUSR1));
+  EXPECT_EQ(seen_thread, std::this_thread::get_id());
+  EXPECT_EQ(loop.stats().signals_dispatched, 2u);
+  loop.remove_signal_handler(SIGUSR1);
+}
+
+volatile sig_atomic_t g_default_handler_runs = 0;
+
+TEST(IOLoopSignalTest, RemoveSignalHandlerRestoresMaskAndStopsDelivery) {
+  IOLoop loop;
+  struct sigaction sa = {}, old = {};
+  sa.sa_handler = [](int) { g_default_handler_runs = g_default_handler_runs + 1; };
+  ASSERT_EQ(::sigaction(SIGUSR2, &sa, &old), 0);
+  int loop_calls = 0;
+  ASSERT_TRUE(loop.add_signal_handler(SIGUSR2, [&](int) { ++loop_calls; }).ok());
+  sigset_t mask;
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, nullptr, &mask), 0);
+  EXPECT_TRUE(sigismember(&mask, SIGUSR2));
+  loop.remove_signal_handler(SIGUSR2);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, nullptr, &mask), 0);
+  EXPECT_FALSE(sigismember(&mask, SIGUSR2));
+  // Unblocked again: raise() runs the process handler synchronously, not the loop's.
+  g_default_handler_runs = 0;
+  ASSERT_EQ(::raise(SIGUSR2), 0);
+  EXPECT_EQ(g_default_handler_runs, 1);
+  loop.add_callback([&] { loop.add_callback([&] { loop.stop(); }); });
+  loop.start();
+  EXPECT_EQ(loop_calls, 0);
+  ::sigaction(SIGUSR2, &old, nullptr);
+}
+
+TEST(IOLoopSignalTest, SignalHandlerMayRemoveItself) {
+  IOLoop loop;
+  std::string payload(100, 's');
+  std::string seen;
+  ASSERT_TRUE(
+      loop.add_signal_handler(SIGUSR1,
+                              [&, payload](int signo) {
+                                loop.remove_signal_handler(signo);
+                                seen = payload;  // the running handler must survive its removal
+                                loop.stop();
+                              })
+          .ok());
+  ASSERT_EQ(::raise(SIGUSR1), 0);
+  loop.start();
+  EXPECT_EQ(seen, payload);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. start / stop / run_sync
+
+TEST(IOLoopRunTest, StopBeforeStartRunsOneIteration) {
+  IOLoop loop;
+  int runs = 0;
+  loop.add_callback([&] { ++runs; });
+  loop.stop();
+  loop.start();
+  EXPECT_EQ(loop.stats().iterations, 1u);
+  EXPECT_EQ(runs, 1);
+  EXPECT_FALSE(loop.running());
+  // The stop request was consumed: the next start() runs until the next stop().
+  loop.add_callback([&] { loop.add_callback([&] { loop.stop(); }); });
+  loop.start();
+  EXPECT_EQ(loop.stats().iterations, 3u);
+}
+
+TEST(IOLoopRunTest, StartAndStopFromAnotherThread) {
+  IOLoop loop;
+  absl::Notification started;
+  bool running_inside = false;
+  loop.add_callback([&] {
+    running_inside = loop.running();
+    started.Notify();
+  });
+  std::thread t([&] { loop.start(); });
+  started.WaitForNotification();
+  // The loop now sleeps in its poller with nothing to do; stop() must wake it.
+  loop.stop();
+  t.join();
+  EXPECT_TRUE(running_inside);
+  EXPECT_FALSE(loop.running());
+}
+
+TEST(IOLoopRunTest, StopFromAnotherThreadWhileBusy) {
+  IOLoop loop;
+  std::atomic<bool> stop_sent{false};
+  std::thread stopper;
+  // A callback chain keeps the loop busy (never sleeping) until stop() lands.
+  std::function<void()> spin = [&] {
+    if (!stopper.joinable()) {
+      stopper = std::thread([&] {
+        loop.stop();
+        stop_sent = true;
+      });
+    }
+    loop.add_callback([&] { spin(); });
+  };
+  loop.add_callback([&] { spin(); });
+  loop.start();
+  stopper.join();
+  EXPECT_TRUE(stop_sent);
+}
+
+TEST(IOLoopRunTest, RunSyncReturnsTheDoneStatus) {
+  IOLoop loop;
+  absl::Status s =
+      loop.run_sync([](IOLoop::Done done) { std::move(done)(absl::NotFoundError("nope")); });
+  EXPECT_EQ(s, absl::NotFoundError("nope"));
+  s = loop.run_sync([](IOLoop::Done done) { std::move(done)(absl::OkStatus()); });
+  EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST(IOLoopRunTest, RunSyncDoneFromAnotherThread) {
+  IOLoop loop;
+  std::thread t;
+  absl::Status s = loop.run_sync(
+      [&](IOLoop::Done done) {
+        t = std::thread([done = std::move(done)]() mutable {
+          std::move(done)(absl::DataLossError("from thread"));
+        });
+      },
+      absl::Seconds(30));
+  t.join();
+  EXPECT_EQ(s, absl::DataLossError("from thread"));
+}
+
+TEST(IOLoopRunTest, RunSyncTimesOut) {
+  IOLoop loop;
+  IOLoop::Done kept;
+  const TimePoint start = loop.time();
+  absl::Status s =
+      loop.run_sync([&](IOLoop::Done done) { kept = std::move(done); }, absl::Milliseconds(5));
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  EXPECT_GE(loop.time() - start, std::chrono::milliseconds(5));
+  // A late Done is harmless and does not stop a later run.
+  std::move(kept)(absl::InternalError("late"));
+  s = loop.run_sync([](IOLoop::Done done) { std::move(done)(absl::OkStatus()); });
+  EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST(IOLoopRunTest, TimeIsMonotonic) {
+  static_assert(Clock::is_steady, "timers must not follow wall-clock jumps");
+  IOLoop loop;
+  TimePoint prev = loop.time();
+  for (int i = 0; i < 1000; ++i) {
+    TimePoint now = loop.time();
+    EXPECT_GE(now, prev);
+    prev = now;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. Exceptions and slow callbacks
+
+TEST_P(IOLoopTest, ExceptionsAreContainedAndCounted) {
+  ScopedLogCapture log;
+  SocketPair sp;
+  std::vector<std::string> order;
+  loop().add_callback([] { throw std::runtime_error("from callback"); });
+  loop().add_callback([&] { order.push_back("after callback"); });
+  loop().call_later(absl::ZeroDuration(), [] { throw std::runtime_error("from timer"); });
+  loop().call_later(absl::ZeroDuration(), [&] { order.push_back("after timer"); });
+  ASSERT_TRUE(loop()
+                  .add_handler(
+                      sp.fd[0],
+                      [&](int fd, uint32_t) {
+                        loop().remove_handler(fd);
+                        loop().call_later(absl::Milliseconds(1), [&] {
+                          order.push_back("after handler");
+                          done();
+                        });
+                        throw 42;  // not a std::exception
+                      },
+                      READ)
+                  .ok());
+  sp.send();
+  ASSERT_TRUE(wait());
+  EXPECT_THAT(order,
+              ::testing::UnorderedElementsAre("after callback", "after timer", "after handler"));
+  EXPECT_EQ(loop().stats().exceptions, 3u);
+  std::string all;
+  for (const std::string& l : log.lines()) all += l + "\n";
+  EXPECT_THAT(all, HasSubstr("from callback"));
+  EXPECT_THAT(all, HasSubstr("from timer"));
+  EXPECT_THAT(all, HasSubstr("non-std::exception"));
+}
+
+TEST_P(IOLoopTest, ThrowingHandlerDoesNotFloodTheLog) {
+  ScopedLogCapture log;
+  SocketPair sp;
+  int calls = 0;
+  ASSERT_TRUE(loop()
+                  .add_handler(
+                      sp.fd[0],
+                      [&](int fd, uint32_t) {
+                        // Never reads: level-triggered, so it fires on every poll.
+                        if (++calls == 1000) {
+                          loop().remove_handler(fd);
+                          done();
+                        }
+                        throw std::runtime_error("boom");
+                      },
+                      READ)
+                  .ok());
+  sp.send();
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(calls, 1000);
+  EXPECT_EQ(loop().stats().exceptions, 1000u);
+  const std::vector<std::string> lines = log.lines();
+  EXPECT_GE(lines.size(), 1u);
+  EXPECT_LT(lines.size(), 100u) << "1000 exceptions must not give ~1000 log lines";
+  EXPECT_THAT(lines.front(), HasSubstr("boom"));
+}
+
+TEST(IOLoopSlowCallbackTest, SlowCallbackIsLoggedAndCounted) {
+  ScopedLogCapture log;
+  IOLoop::Options options;
+  options.slow_callback_threshold = absl::Milliseconds(1);
+  IOLoop loop(options);
+  loop.add_callback([] { std::this_thread::sleep_for(std::chrono::milliseconds(20)); });
+  loop.add_callback([&] { loop.stop(); });
+  loop.start();
+  EXPECT_GE(loop.stats().slow_callbacks, 1u);
+  bool logged = false;
+  for (const std::string& l : log.lines()) logged |= l.find("slow callback") != std::string::npos;
+  EXPECT_TRUE(logged);
+}
+
+TEST(IOLoopSlowCallbackTest, DisabledByDefault) {
+  IOLoop loop;
+  loop.add_callback([] { std::this_thread::sleep_for(std::chrono::milliseconds(5)); });
+  loop.add_callback([&] { loop.stop(); });
+  loop.start();
+  EXPECT_EQ(loop.stats().slow_callbacks, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Pollers, IOLoopTest, AllPollers(), PollerName);
+
+}  // namespace
+}  // namespace ioloop
