@@ -51,6 +51,7 @@ soak: build
 
 # valgrind memcheck over the default preset's unit tests (tests/valgrind/run.sh says what it skips).
 valgrind: build
+	@bash third_party/install-deps.sh --valgrind
 	bash tests/valgrind/run.sh
 
 clean:

@@ -5,6 +5,7 @@
 #
 #   bash third_party/install-deps.sh          # what `make build` / `make test` need
 #   bash third_party/install-deps.sh --soak   # those plus the load generators of `make soak`
+#   bash third_party/install-deps.sh --valgrind  # those plus valgrind, for `make valgrind`
 set -euo pipefail
 
 packages=(
@@ -21,7 +22,8 @@ soak_packages=(wrk nghttp2-client)
 case "${1:-}" in
   "") ;;
   --soak) packages+=("${soak_packages[@]}") ;;
-  *) echo "usage: install-deps.sh [--soak]" >&2; exit 2 ;;
+  --valgrind) packages+=(valgrind) ;;
+  *) echo "usage: install-deps.sh [--soak|--valgrind]" >&2; exit 2 ;;
 esac
 
 missing=()
