@@ -24,7 +24,10 @@
 #           SOAK_RESET_SECONDS (SOAK_ECHO_SECONDS) with SOAK_RESET_CONNECTIONS
 #           (SOAK_ECHO_CONNECTIONS). Then a fresh 100-client echo check, and the server's
 #           VmRSS, SOAK_SETTLE_SECONDS (5) after the clients left, must be back within
-#           SOAK_RSS_END_SLACK_KIB (16384) KiB of its value before they came.
+#           SOAK_RSS_END_SLACK_KIB (16384) KiB of its value before they came. (glibc keeps
+#           freed heap, so RSS does not fall back to the start; 10,000 connections cost the
+#           server about 6 MiB, and a leak of 1 KiB per reset over the ~20,000 resets of a
+#           60 s run would exceed the slack.)
 # SOAK_STAGES ("echo wrk h2load reset") picks stages; SOAK_BUILD_DIR (build/default) the build;
 # SOAK_SERVER_THREADS (1) the servers' --threads. Every client runs under `timeout`.
 # Exit status 0 only if every stage passed. Per-stage logs and RSS CSVs are written next to
@@ -150,8 +153,8 @@ server_log_errors() { grep -cE '\[(warning|error|critical)\]' "$server_log"; }
 
 # run_sampled STAGE TIMEOUT_S CMD...: runs CMD (under `timeout`) in the background with its
 # output in STAGE.client.log, and meanwhile samples the server every rss_interval seconds into
-# STAGE.rss.csv (elapsed_s,vmrss_kib,fds). Sets client_exit, max_fds, last_rss (the last sample
-# taken while the client ran). The client's exit status is returned.
+# STAGE.rss.csv (elapsed_s,vmrss_kib,fds), and once more as the client exits. Sets client_exit,
+# max_fds and last_rss (that last sample). The client's exit status is returned.
 run_sampled() {
   local stage=$1 limit=$2
   shift 2
@@ -179,6 +182,12 @@ run_sampled() {
   done
   wait "$client"
   client_exit=$?
+  # One more sample as the load ends (the client has just closed its connections).
+  if alive "$server_pid"; then
+    rss=$(rss_kib "$server_pid" VmRSS)
+    echo "$((($(now_ms) - t0) / 1000)),$rss,$(fd_count "$server_pid")" >>"$csv"
+    last_rss=$rss
+  fi
   return "$client_exit"
 }
 
@@ -250,7 +259,7 @@ echo_stage() {
   local details="$connections conns, ${seconds} s, messages 1..$echo_max_message B"
   ((percent > 0)) && details+=", $resets client resets (${percent}% of messages)"
   add_row "$stage" "$ok" "$held" "$messages msgs" "$errors" "${rss_start:-0}" "${rss_peak:-0}" \
-    "${rss_end:-0}" "$((($(now_ms) - t0) / 1000))" "$details${why:+; FAILED: $why}"
+    "${rss_end:-0}" "$((($(now_ms) - t0) / 1000))" "$details${why:+; FAILED: ${why%; }}"
 }
 
 wrk_stage() {
@@ -297,7 +306,7 @@ wrk_stage() {
   [[ $ok == PASS && -z $why ]] || ok=FAIL
   add_row $stage "$ok" $((max_fds - fds0)) "$requests reqs" "$errors" "${rss_start:-0}" \
     "${rss_peak:-0}" "${rss_end:-0}" "$((($(now_ms) - t0) / 1000))" \
-    "wrk -t$wrk_threads -c$wrk_connections -d${wrk_seconds}s; server counted ${served:-?} requests; RSS ${base:-?} KiB at ${wrk_warmup} s, $last_rss KiB at the end of the load (wrk.rss.csv)${why:+; FAILED: $why}"
+    "wrk -t$wrk_threads -c$wrk_connections -d${wrk_seconds}s; server counted ${served:-?} requests; RSS ${base:-?} KiB at ${wrk_warmup} s, $last_rss KiB at the end of the load (wrk.rss.csv)${why:+; FAILED: ${why%; }}"
 }
 
 h2load_stage() {
@@ -343,7 +352,7 @@ h2load_stage() {
   [[ -z $why ]] || ok=FAIL
   add_row $stage "$ok" $((max_fds - fds0)) "${succeeded:-0} reqs" "$errors" "${rss_start:-0}" \
     "${rss_peak:-0}" "${rss_end:-0}" "$((($(now_ms) - t0) / 1000))" \
-    "h2load --h1 -m$h2load_streams -c$h2load_connections -n$h2load_requests, ${rps:-?} req/s${why:+; FAILED: $why}"
+    "h2load --h1 -m$h2load_streams -c$h2load_connections -n$h2load_requests, ${rps:-?} req/s${why:+; FAILED: ${why%; }}"
 }
 
 for bin in examples/echo_server examples/http_responder tests/integration/echo_load; do
