@@ -11,13 +11,31 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/strings/string_view.h"
 #include "ioloop/net/http/http_request.h"
 #include "ioloop/net/http/http_response.h"
 #include "ioloop/net/http/http_server.h"
 #include "ioloop/net/http/request_parser.h"
+#include "ioloop/net/io_stream.h"
+#include "ioloop/time.h"
 
 namespace ioloop::net {
+
+// Where a connection's timeouts come from. With none installed (the default) the stream glue
+// uses its loop: loop.time() and loop.call_at(). Tests and the fuzzer install a
+// ManualHTTPClock (manual_http_clock.h) to drive every timeout deterministically, without
+// wall-clock waits. Loop thread only.
+class HTTPClock {
+ public:
+  using Callback = absl::AnyInvocable<void() &&>;
+  virtual ~HTTPClock() = default;
+  virtual TimePoint now() = 0;
+  // Runs `cb` once at `deadline` or later; returns a nonzero id for cancel().
+  virtual uint64_t call_at(TimePoint deadline, Callback cb) = 0;
+  // Drops a pending callback unrun; a no-op for an id that ran or was cancelled.
+  virtual void cancel(uint64_t id) = 0;
+};
 
 struct HTTPServer::Shared {
   Shared(Handler h, HTTPServerOptions o) : handler(std::move(h)), options(std::move(o)) {}
@@ -32,7 +50,16 @@ struct HTTPServer::Shared {
   std::atomic<uint64_t> handler_exceptions{0};
   std::atomic<uint64_t> idle_timeouts{0};
   std::atomic<uint64_t> header_timeouts{0};
+  // Null: each connection's loop. Set before the first connection is served.
+  std::shared_ptr<HTTPClock> clock;
 };
+
+// The stream glue (http_server.cc), for tests and the fuzzer: serves `stream` exactly as
+// HTTPServer::serve() does, with `shared`'s handler, options and clock.
+void serve_http_connection(const std::shared_ptr<HTTPServer::Shared>& shared,
+                           const std::shared_ptr<IOStream>& stream);
+// The counters of `shared` (what HTTPServer::stats() returns).
+HTTPServer::Stats http_server_stats(const HTTPServer::Shared& shared);
 
 // Response bytes produced by one on_data(): `head` collects small pieces; a large body is
 // moved into `chunks` rather than copied (then head's bytes so far go before it). Send as

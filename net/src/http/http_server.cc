@@ -30,6 +30,7 @@ class HTTPConnection : public std::enable_shared_from_this<HTTPConnection> {
         shared_(std::move(shared)),
         stream_(stream),
         loop_(stream->loop()),
+        clock_(shared_->clock.get()),
         core_(shared_) {}
 
   void start() {
@@ -45,7 +46,7 @@ class HTTPConnection : public std::enable_shared_from_this<HTTPConnection> {
     stream_->read_streaming([self](std::string chunk) { self->on_chunk(chunk); },
                             // EOF or error: the stream closes itself once output is flushed.
                             [](absl::StatusOr<std::string>) {});
-    arm(after(loop_.time(), options_.idle_timeout), Timeout::kIdle);
+    arm(after(now(), options_.idle_timeout), Timeout::kIdle);
   }
 
  private:
@@ -57,16 +58,16 @@ class HTTPConnection : public std::enable_shared_from_this<HTTPConnection> {
     const size_t completed = core_.on_data(chunk, out_);
     flush();
     if (out_.close) return begin_close();
-    const TimePoint now = loop_.time();
+    const TimePoint t = now();
     switch (core_.parser_state()) {
       case RequestParser::State::kHeaders:
         // The header timeout counts from the first byte of the header section.
         if (before != RequestParser::State::kHeaders || completed > 0) {
-          arm(after(now, options_.header_timeout), Timeout::kHeader);
+          arm(after(t, options_.header_timeout), Timeout::kHeader);
         }
         break;
       default:  // kIdle, or a body arriving
-        arm(after(now, options_.idle_timeout), Timeout::kIdle);
+        arm(after(t, options_.idle_timeout), Timeout::kIdle);
         break;
     }
   }
@@ -90,11 +91,11 @@ class HTTPConnection : public std::enable_shared_from_this<HTTPConnection> {
     closing_ = true;
     stream_->shutdown_write();
     stream_->resume_reading();  // drain input so the client's EOF can be seen
-    const TimePoint now = loop_.time();
+    const TimePoint t = now();
     last_pending_ = stream_->write_buffer_size();
     // While output is still flushing, allow the idle timeout for progress first.
-    const TimePoint deadline = last_pending_ > 0 ? after(now, options_.idle_timeout) : kNever;
-    arm(deadline != kNever ? deadline : linger_deadline(now), Timeout::kLinger);
+    const TimePoint deadline = last_pending_ > 0 ? after(t, options_.idle_timeout) : kNever;
+    arm(deadline != kNever ? deadline : linger_deadline(t), Timeout::kLinger);
   }
 
   // A closing connection always ends: the linger timeout cannot be disabled.
@@ -109,20 +110,34 @@ class HTTPConnection : public std::enable_shared_from_this<HTTPConnection> {
     deadline_ = deadline;
     kind_ = kind;
     if (deadline == kNever) return;
-    if (timer_.valid()) {
+    if (timer_id_ != 0) {
       if (timer_at_ <= deadline) return;
-      loop_.remove_timeout(timer_);
+      cancel_timer();
     }
     timer_at_ = deadline;
-    timer_ = loop_.call_at(deadline, [weak = weak_from_this()] {
+    auto cb = [weak = weak_from_this()] {
       if (std::shared_ptr<HTTPConnection> self = weak.lock()) self->on_timer();
-    });
+    };
+    timer_id_ = clock_ ? clock_->call_at(deadline, std::move(cb))
+                       : loop_.call_at(deadline, std::move(cb)).id();
+  }
+
+  TimePoint now() const { return clock_ ? clock_->now() : loop_.time(); }
+
+  void cancel_timer() {
+    if (timer_id_ == 0) return;
+    if (clock_) {
+      clock_->cancel(timer_id_);
+    } else {
+      loop_.remove_timeout(TimeoutHandle(timer_id_));
+    }
+    timer_id_ = 0;
   }
 
   void on_timer() {
-    timer_ = TimeoutHandle();
+    timer_id_ = 0;
     if (closed_ || deadline_ == kNever) return;
-    const TimePoint now = loop_.time();
+    const TimePoint now = this->now();
     if (now < deadline_) return arm(deadline_, kind_);
     // Output still draining to a slow reader: that is progress, not idleness.
     const size_t pending = stream_->write_buffer_size();
@@ -152,19 +167,17 @@ class HTTPConnection : public std::enable_shared_from_this<HTTPConnection> {
 
   void on_closed() {
     closed_ = true;
-    if (timer_.valid()) {
-      loop_.remove_timeout(timer_);
-      timer_ = TimeoutHandle();
-    }
+    cancel_timer();
   }
 
   const HTTPServerOptions& options_;
   std::shared_ptr<HTTPServer::Shared> shared_;
   IOStream* stream_;
   IOLoop& loop_;
+  HTTPClock* clock_;  // null: loop_ (the clock is owned by shared_)
   HTTPConnectionCore core_;
   HTTPOutput out_;
-  TimeoutHandle timer_;
+  uint64_t timer_id_ = 0;  // the pending timer's id (loop_'s or clock_'s); 0: none
   TimePoint timer_at_{};
   TimePoint deadline_ = kNever;
   Timeout kind_ = Timeout::kIdle;
@@ -173,20 +186,20 @@ class HTTPConnection : public std::enable_shared_from_this<HTTPConnection> {
   bool closed_ = false;
 };
 
-void start_connection(const std::shared_ptr<HTTPServer::Shared>& shared,
-                      const std::shared_ptr<IOStream>& stream) {
+}  // namespace
+
+void serve_http_connection(const std::shared_ptr<HTTPServer::Shared>& shared,
+                           const std::shared_ptr<IOStream>& stream) {
   shared->connections.fetch_add(1, std::memory_order_relaxed);
   std::make_shared<HTTPConnection>(shared, stream.get())->start();
 }
-
-}  // namespace
 
 HTTPServer::HTTPServer(IOLoop& loop, Handler handler, HTTPServerOptions options)
     : shared_(std::make_shared<Shared>(std::move(handler), options)),
       tcp_server_(
           loop,
           [shared = shared_](std::shared_ptr<IOStream> stream, const SocketAddress&) {
-            start_connection(shared, stream);
+            serve_http_connection(shared, stream);
           },
           options.tcp_options) {}
 
@@ -208,11 +221,12 @@ uint16_t HTTPServer::port() const { return tcp_server_.port(); }
 
 std::vector<SocketAddress> HTTPServer::addresses() const { return tcp_server_.addresses(); }
 
-void HTTPServer::serve(std::shared_ptr<IOStream> stream) { start_connection(shared_, stream); }
+void HTTPServer::serve(std::shared_ptr<IOStream> stream) { serve_http_connection(shared_, stream); }
 
-HTTPServer::Stats HTTPServer::stats() const {
-  const Shared& s = *shared_;
-  Stats out;
+HTTPServer::Stats HTTPServer::stats() const { return http_server_stats(*shared_); }
+
+HTTPServer::Stats http_server_stats(const HTTPServer::Shared& s) {
+  HTTPServer::Stats out;
   out.connections = s.connections.load(std::memory_order_relaxed);
   out.requests = s.requests.load(std::memory_order_relaxed);
   out.responses = s.responses.load(std::memory_order_relaxed);

@@ -9,7 +9,6 @@
 #include <sys/socket.h>
 
 #include <memory>
-#include <regex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -22,134 +21,11 @@
 #include "http/http_date.h"
 #include "ioloop/net/io_stream.h"
 #include "ioloop/net/socket.h"
+#include "net/http/http_server_testing.h"
 #include "testing/loop_test_base.h"
 
 namespace ioloop::net {
 namespace {
-
-const std::regex& date_re() {
-  static const std::regex re(
-      "Date: (Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-3][0-9] "
-      "(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} [0-2][0-9]:[0-5][0-9]:[0-6][0-9] "
-      "GMT\r\n");
-  return re;
-}
-
-// Replaces each well-formed Date field with "Date: D"; fails if any Date field is malformed.
-std::string normalize(const std::string& s) {
-  std::string out = std::regex_replace(s, date_re(), "Date: D\r\n");
-  size_t dates = 0;
-  for (size_t p = 0; (p = out.find("Date: ", p)) != std::string::npos; p += 6) {
-    EXPECT_EQ(out.compare(p, 9, "Date: D\r\n"), 0) << "malformed Date in: " << s;
-    ++dates;
-  }
-  return out;
-}
-
-std::string ok_response(absl::string_view body, absl::string_view extra = "",
-                        absl::string_view version = "HTTP/1.1") {
-  return absl::StrCat(version, " 200 OK\r\nDate: D\r\nContent-Type: text/plain\r\n",
-                      "Content-Length: ", body.size(), "\r\n", extra, "\r\n", body);
-}
-
-std::string error_response(int status, absl::string_view reason) {
-  return absl::StrCat("HTTP/1.1 ", status, " ", reason,
-                      "\r\nDate: D\r\nContent-Type: text/plain\r\nContent-Length: ",
-                      reason.size() + 1, "\r\nConnection: close\r\n\r\n", reason, "\n");
-}
-
-// Counts complete responses at the start of `data` (HEAD responses are not expected here
-// unless `heads` says which positions are HEAD).
-size_t count_responses(const std::string& data, const std::vector<bool>& heads = {}) {
-  size_t pos = 0, n = 0;
-  while (true) {
-    size_t end = data.find("\r\n\r\n", pos);
-    if (end == std::string::npos) return n;
-    std::string head = data.substr(pos, end + 4 - pos);
-    size_t length = 0;
-    size_t cl = head.find("Content-Length: ");
-    if (cl != std::string::npos) {
-      size_t eol = head.find("\r\n", cl);
-      EXPECT_TRUE(absl::SimpleAtoi(head.substr(cl + 16, eol - cl - 16), &length));
-    }
-    const bool is_head = n < heads.size() && heads[n];
-    if (head.rfind("HTTP/1.1 100", 0) == 0 || is_head) length = 0;
-    if (data.size() < end + 4 + length) return n;
-    pos = end + 4 + length;
-    ++n;
-  }
-}
-
-void hello(const HTTPRequest&, HTTPResponseWriter& w) {
-  w.set_header("Content-Type", "text/plain");
-  w.set_body("Hello, world!");
-}
-
-// Answers with the target and the body: "<target>|<body>".
-void echo(const HTTPRequest& r, HTTPResponseWriter& w) {
-  w.set_header("Content-Type", "text/plain");
-  w.set_body(absl::StrCat(r.target(), "|", r.body()));
-}
-
-class HTTPServerTest : public ::ioloop::testing::LoopTestBase {
- protected:
-  void start_server(HTTPServer::Handler handler = hello, HTTPServerOptions options = {}) {
-    server_ = std::make_unique<HTTPServer>(loop(), std::move(handler), std::move(options));
-  }
-
-  // A new connection: the server serves one end of a socketpair, client_ is the other.
-  void connect() {
-    auto pair = Socket::pair();
-    ASSERT_TRUE(pair.ok()) << pair.status();
-    server_->serve(IOStream::create(loop(), std::move(pair->first)));
-    client_ = IOStream::create(loop(), std::move(pair->second));
-    received_.clear();
-    eof_ = false;
-    client_->read_streaming(
-        [this](std::string chunk) {
-          received_ += chunk;
-          check();
-        },
-        [this](absl::StatusOr<std::string>) {
-          eof_ = true;
-          check();
-        });
-  }
-
-  void send(std::string bytes) { client_->write(std::move(bytes)); }
-
-  // Runs the loop until `pred` holds (checked after each chunk and at EOF).
-  void wait_for(std::function<bool()> pred) {
-    pred_ = std::move(pred);
-    if (pred_()) return;
-    ASSERT_TRUE(wait());
-    pred_ = nullptr;
-  }
-  void check() {
-    if (pred_ && pred_()) {
-      pred_ = nullptr;
-      done();
-    }
-  }
-
-  // Everything the server sends until it closes, normalized.
-  std::string read_to_eof() {
-    wait_for([this] { return eof_; });
-    return normalize(received_);
-  }
-  // The first `n` responses, normalized; the connection stays open.
-  std::string read_responses(size_t n, std::vector<bool> heads = {}) {
-    wait_for([this, n, heads] { return eof_ || count_responses(received_, heads) >= n; });
-    EXPECT_FALSE(eof_) << "closed early after: " << received_;
-    return normalize(received_);
-  }
-
-  std::unique_ptr<HTTPServer> server_;
-  std::shared_ptr<IOStream> client_;
-  std::string received_;
-  bool eof_ = false;
-  std::function<bool()> pred_;
-};
 
 TEST_F(HTTPServerTest, AnswersGetWithExactBytesAndKeepsConnectionOpen) {
   start_server();
