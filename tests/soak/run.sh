@@ -91,6 +91,7 @@ done
 # need one fd per connection.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 fd_limit=$(ulimit -n)
+[[ $fd_limit != unlimited ]] || fd_limit=1048576
 
 # Every process this script starts is a background job of it (a server, or `timeout` around
 # a client). On exit, the ones still running are ended by their PIDs. Only the shell's own job
