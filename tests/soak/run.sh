@@ -73,13 +73,19 @@ h2load_timeout=${SOAK_H2LOAD_TIMEOUT:-900}
 die() { echo "soak: $*" >&2; exit 2; }
 
 # Outputs go under build/ or outside the repository, never into the source tree.
-mkdir -p "$(dirname "$summary")" || die "cannot create $(dirname "$summary")"
-outdir=$(cd "$(dirname "$summary")" && pwd)
-summary=$outdir/$(basename "$summary")
+summary=$(realpath -m "$summary")
+outdir=$(dirname "$summary")
 case "$outdir/" in
   "$root/build/"*) ;;
   "$root/"*) die "$summary is inside the source tree; put it under build/ or outside $root" ;;
 esac
+mkdir -p "$outdir" || die "cannot create $outdir"
+for stage in $stages; do
+  case $stage in
+    echo | wrk | h2load | reset) ;;
+    *) die "unknown stage '$stage' in SOAK_STAGES (echo, wrk, h2load, reset)" ;;
+  esac
+done
 for n in echo_connections echo_seconds echo_max_message reset_connections reset_seconds \
          wrk_seconds wrk_connections wrk_threads wrk_warmup h2load_requests h2load_connections \
          h2load_streams h2load_timeout rss_interval settle server_threads rss_slack rss_end_slack; do
