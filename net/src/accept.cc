@@ -120,7 +120,13 @@ void Acceptor::on_readable() {
     }
     peer.set_length(len);
     ++stats_.accepted;
-    shared->on_connection(Socket(fd), peer);
+    // A throwing callback costs only its own connection (the Socket is destroyed, so the fd
+    // is closed, as the exception unwinds); the loop logs and counts it, and the batch goes
+    // on. `loop` is read first: the callback may destroy this Acceptor.
+    IOLoop& loop = loop_;
+    loop.invoke_guarded("Acceptor connection callback",
+                        [&] { shared->on_connection(Socket(fd), peer); })
+        .IgnoreError();
     if (!shared->alive || stopped_) return;
   }
 }
@@ -180,6 +186,14 @@ absl::StatusOr<std::unique_ptr<Acceptor>> add_accept_handler(
     return absl::InvalidArgumentError(
         absl::StrCat("add_accept_handler: max_accepts_per_wakeup must be positive, got ",
                      options.max_accepts_per_wakeup));
+  }
+  // Zero would re-enable the listener at once while accept() still fails: the very spin
+  // the back-off exists to prevent. Infinity would never resume.
+  if (options.emfile_backoff <= absl::ZeroDuration() ||
+      options.emfile_backoff == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("add_accept_handler: emfile_backoff must be positive and finite, got ",
+                     absl::FormatDuration(options.emfile_backoff)));
   }
   int spare = open_spare();
   if (spare < 0) {

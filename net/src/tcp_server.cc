@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "ioloop/logging.h"
 
 namespace ioloop::net {
@@ -15,15 +16,21 @@ struct TCPServer::Worker {
   IOLoop* loop = nullptr;
   std::unique_ptr<IOLoop> owned_loop;  // null when the worker is the caller's loop
   std::thread thread;
-  // Touched only on the worker's loop thread once it runs.
+  // Touched only on the worker's loop thread once it runs. acceptors[i] accepts on
+  // listeners[i].
   std::vector<Socket> listeners;
   std::vector<std::unique_ptr<Acceptor>> acceptors;
   std::vector<std::weak_ptr<IOStream>> streams;
   size_t streams_after_prune = 0;
 
+  // Keeps the first `n` listeners; the acceptors go before the sockets they watch.
+  void keep_listeners(size_t n) {
+    if (acceptors.size() > n) acceptors.resize(n);
+    while (listeners.size() > n) listeners.pop_back();
+  }
+
   void close_listeners(bool close_streams) {
-    acceptors.clear();
-    listeners.clear();
+    keep_listeners(0);
     if (!close_streams) return;
     std::vector<std::weak_ptr<IOStream>> open;
     open.swap(streams);
@@ -55,6 +62,23 @@ absl::StatusOr<Socket> bind_copy(const SocketAddress& addr, int backlog) {
   return sock;
 }
 
+// Options under which an error path would spin instead of backing off.
+absl::Status validate(const TCPServerOptions& options) {
+  const AcceptOptions& accept = options.accept_options;
+  if (accept.max_accepts_per_wakeup <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("TCPServer: accept_options.max_accepts_per_wakeup must be positive, got ",
+                     accept.max_accepts_per_wakeup));
+  }
+  if (accept.emfile_backoff <= absl::ZeroDuration() ||
+      accept.emfile_backoff == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("TCPServer: accept_options.emfile_backoff must be positive and finite, got ",
+                     absl::FormatDuration(accept.emfile_backoff)));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 TCPServer::TCPServer(IOLoop& loop, StreamHandler handler, TCPServerOptions options)
@@ -62,9 +86,14 @@ TCPServer::TCPServer(IOLoop& loop, StreamHandler handler, TCPServerOptions optio
 
 TCPServer::~TCPServer() {
   waiting_.clear();
+  shut_down_workers();
+}
+
+void TCPServer::shut_down_workers() {
   for (auto& w : workers_) {
     Worker* worker = w.get();
-    if (!w->owned_loop) {
+    if (!w->thread.joinable()) {
+      // The caller's loop, or a worker loop whose thread never started.
       worker->close_listeners(/*close_streams=*/true);
       continue;
     }
@@ -93,24 +122,29 @@ absl::Status TCPServer::listen(uint16_t port, absl::string_view address) {
 }
 
 absl::Status TCPServer::add_sockets(std::vector<Socket> sockets) {
+  std::vector<SocketAddress> added;
   for (const Socket& s : sockets) {
     absl::StatusOr<SocketAddress> addr = s.local_address();
     if (!addr.ok()) return addr.status();
-    addresses_.push_back(*addr);
+    added.push_back(*addr);
   }
   if (!started()) {
     for (Socket& s : sockets) waiting_.push_back(std::move(s));
+    addresses_.insert(addresses_.end(), added.begin(), added.end());
     return absl::OkStatus();
   }
-  return activate(std::move(sockets));
+  if (absl::Status s = activate(std::move(sockets)); !s.ok()) return s;
+  addresses_.insert(addresses_.end(), added.begin(), added.end());
+  return absl::OkStatus();
 }
 
 absl::Status TCPServer::start(int num_threads) {
   if (num_threads < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("TCPServer::start: num_threads must be >= 1, got ",
-                                                   num_threads));
+    return absl::InvalidArgumentError(
+        absl::StrCat("TCPServer::start: num_threads must be >= 1, got ", num_threads));
   }
   if (started()) return absl::FailedPreconditionError("TCPServer::start: already started");
+  if (absl::Status s = validate(options_); !s.ok()) return s;
   if (num_threads == 1) {
     auto w = std::make_unique<Worker>();
     w->loop = &loop_;
@@ -121,11 +155,25 @@ absl::Status TCPServer::start(int num_threads) {
     for (int i = 0; i < num_threads; ++i) {
       auto w = std::make_unique<Worker>();
       absl::StatusOr<std::unique_ptr<IOLoop>> loop = IOLoop::create(loop_options);
-      if (!loop.ok()) return loop.status();
+      if (!loop.ok()) {
+        workers_.clear();
+        return loop.status();
+      }
       w->owned_loop = *std::move(loop);
       w->loop = w->owned_loop.get();
       workers_.push_back(std::move(w));
     }
+  }
+  // The worker threads start only once every listener is installed: their loops are not
+  // running yet, so the install runs here, and a failure leaves no thread to stop.
+  std::vector<Socket> waiting;
+  waiting.swap(waiting_);
+  if (absl::Status s = activate(std::move(waiting)); !s.ok()) {
+    shut_down_workers();  // closes what was installed; no thread runs yet
+    addresses_.clear();
+    return s;
+  }
+  if (num_threads > 1) {
     // Workers block every signal so that SIGINT/SIGTERM reach the main loop's signalfd.
     sigset_t all, old;
     sigfillset(&all);
@@ -136,9 +184,28 @@ absl::Status TCPServer::start(int num_threads) {
     }
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
-  std::vector<Socket> waiting;
-  waiting.swap(waiting_);
-  return activate(std::move(waiting));
+  return absl::OkStatus();
+}
+
+absl::Status TCPServer::install(Worker* w, std::vector<Socket>& set) {
+  const size_t before = w->listeners.size();
+  for (Socket& sock : set) {
+    absl::StatusOr<std::unique_ptr<Acceptor>> acceptor = add_accept_handler(
+        *w->loop, sock.fd(),
+        [this, w](Socket conn, SocketAddress peer) { on_connection(w, std::move(conn), peer); },
+        options_.accept_options);
+    if (!acceptor.ok()) {
+      w->keep_listeners(before);  // all or nothing
+      absl::StatusOr<SocketAddress> addr = sock.local_address();
+      return absl::Status(
+          acceptor.status().code(),
+          absl::StrCat("TCPServer: cannot accept on ", addr.ok() ? addr->to_string() : "?", " (fd ",
+                       sock.fd(), "): ", acceptor.status().message()));
+    }
+    w->acceptors.push_back(*std::move(acceptor));
+    w->listeners.push_back(std::move(sock));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status TCPServer::activate(std::vector<Socket> sockets) {
@@ -165,30 +232,79 @@ absl::Status TCPServer::activate(std::vector<Socket> sockets) {
     }
     sets[0].push_back(std::move(sock));
   }
+  // Not running yet (start()) or the caller's own loop: install right here.
+  const bool workers_run = n > 0 && workers_[0]->thread.joinable();
+  if (!workers_run) {
+    std::vector<size_t> before(n);
+    for (size_t i = 0; i < n; ++i) {
+      before[i] = workers_[i]->listeners.size();
+      if (absl::Status s = install(workers_[i].get(), sets[i]); !s.ok()) {
+        for (size_t j = 0; j < i; ++j) workers_[j]->keep_listeners(before[j]);
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+  return install_on_running_workers(std::move(sets));
+}
+
+// Each worker installs its set on its own thread, reports, and then holds its loop until
+// every worker has reported: if one refuses, the others remove their part before accepting
+// a single connection from it, so the batch is all or nothing. The caller blocks meanwhile.
+absl::Status TCPServer::install_on_running_workers(std::vector<std::vector<Socket>> sets) {
+  struct Round {
+    absl::Mutex mu;
+    std::vector<absl::Status> results ABSL_GUARDED_BY(mu);
+    size_t reported ABSL_GUARDED_BY(mu) = 0;
+    size_t finished ABSL_GUARDED_BY(mu) = 0;
+    bool decided ABSL_GUARDED_BY(mu) = false;
+    bool commit ABSL_GUARDED_BY(mu) = false;
+  };
+  const size_t n = workers_.size();
+  auto round = std::make_shared<Round>();
+  {
+    absl::MutexLock lock(&round->mu);
+    round->results.resize(n);
+  }
   for (size_t i = 0; i < n; ++i) {
     Worker* w = workers_[i].get();
-    auto install = [this, w, set = std::move(sets[i])]() mutable {
-      for (Socket& sock : set) {
-        absl::StatusOr<std::unique_ptr<Acceptor>> acceptor = add_accept_handler(
-            *w->loop, sock.fd(),
-            [this, w](Socket conn, SocketAddress peer) { on_connection(w, std::move(conn), peer); },
-            options_.accept_options);
-        if (!acceptor.ok()) {
-          logger().error("TCPServer: cannot accept on fd {}: {}", sock.fd(),
-                         acceptor.status().ToString());
-          continue;
+    w->loop->add_callback([this, w, i, round, set = std::move(sets[i])]() mutable {
+      const size_t before = w->listeners.size();
+      absl::Status s = install(w, set);
+      set.clear();  // closes what was not installed before the caller returns
+      bool commit = false;
+      {
+        absl::MutexLock lock(&round->mu);
+        round->results[i] = s;
+        ++round->reported;
+        if (s.ok()) {
+          round->mu.Await(absl::Condition(&round->decided));
+          commit = round->commit;
         }
-        w->acceptors.push_back(*std::move(acceptor));
-        w->listeners.push_back(std::move(sock));
       }
-    };
-    if (w->owned_loop) {
-      w->loop->add_callback(std::move(install));
-    } else {
-      install();
+      if (!commit) w->keep_listeners(before);
+      absl::MutexLock lock(&round->mu);
+      ++round->finished;
+    });
+  }
+  absl::MutexLock lock(&round->mu);
+  round->mu.Await(absl::Condition(
+      +[](Round* r) ABSL_NO_THREAD_SAFETY_ANALYSIS { return r->reported == r->results.size(); },
+      round.get()));
+  absl::Status first;
+  for (const absl::Status& s : round->results) {
+    if (!s.ok()) {
+      first = s;
+      break;
     }
   }
-  return absl::OkStatus();
+  round->commit = first.ok();
+  round->decided = true;
+  // Wait for the roll-backs too: when add_sockets() fails, no part of the batch listens.
+  round->mu.Await(absl::Condition(
+      +[](Round* r) ABSL_NO_THREAD_SAFETY_ANALYSIS { return r->finished == r->results.size(); },
+      round.get()));
+  return first;
 }
 
 void TCPServer::on_connection(Worker* w, Socket conn, const SocketAddress& peer) {
@@ -203,7 +319,11 @@ void TCPServer::on_connection(Worker* w, Socket conn, const SocketAddress& peer)
     w->streams_after_prune = w->streams.size();
   }
   w->streams.push_back(stream);
-  handler_(std::move(stream), peer);
+  // An exception from the handler is the stream's failure, not the server's: it is logged
+  // and counted by the loop, that stream is closed with it, and accepting goes on.
+  absl::Status s =
+      w->loop->invoke_guarded("TCPServer stream handler", [&] { handler_(stream, peer); });
+  if (!s.ok()) stream->close(std::move(s));
 }
 
 void TCPServer::stop(bool close_streams) {

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -213,6 +214,84 @@ TEST_P(AcceptTest, BadArgumentsAreInvalidArgument) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(add_accept_handler(loop(), -1, [](Socket, SocketAddress) {}).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// A zero back-off would re-enable the listener at once while accept() still fails: the
+// spin the back-off exists to prevent.
+TEST_P(AcceptTest, NonPositiveEmfileBackoffIsInvalidArgumentNamingTheField) {
+  Socket listener = listen_v4();
+  for (absl::Duration backoff : {absl::ZeroDuration(), absl::Milliseconds(-5)}) {
+    AcceptOptions options;
+    options.emfile_backoff = backoff;
+    absl::StatusOr<std::unique_ptr<Acceptor>> a = add_accept_handler(
+        loop(), listener.fd(), [](Socket, SocketAddress) {}, options);
+    EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument) << a.status();
+    EXPECT_NE(a.status().message().find("emfile_backoff"), absl::string_view::npos) << a.status();
+    EXPECT_FALSE(loop().has_handler(listener.fd()));
+  }
+}
+
+// --- Exceptions from on_connection ---------------------------------------------------------
+
+// The callback throws for the first two connections. Each exception is logged and counted by
+// the loop, the connection it was given is closed (its client sees EOF: no fd leaks), and
+// accepting goes on within the same wake-up.
+TEST_P(AcceptTest, ThrowingCallbackIsCountedClosesItsConnectionAndAcceptingGoesOn) {
+  Socket listener = listen_v4();
+  std::vector<Socket> clients;
+  for (int i = 0; i < 3; ++i) clients.push_back(connect_blocking(address_of(listener)));
+  int calls = 0;
+  std::vector<Socket> conns;
+  absl::StatusOr<std::unique_ptr<Acceptor>> acceptor =
+      add_accept_handler(loop(), listener.fd(), [&](Socket conn, SocketAddress) {
+        if (++calls <= 2) throw std::runtime_error("accept boom");
+        conns.push_back(std::move(conn));
+        done();
+      });
+  ASSERT_TRUE(acceptor.ok()) << acceptor.status();
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(conns.size(), 1u);
+  EXPECT_EQ(loop().stats().exceptions, 2u);
+  EXPECT_EQ((*acceptor)->stats().accepted, 3u);
+  EXPECT_EQ((*acceptor)->stats().wakeups, 1u);  // the exceptions did not end the batch
+  EXPECT_TRUE((*acceptor)->accepting());
+  // The connections handed to the throwing calls were closed: their clients read EOF.
+  char c;
+  EXPECT_EQ(::recv(clients[0].fd(), &c, 1, MSG_DONTWAIT), 0) << std::strerror(errno);
+  EXPECT_EQ(::recv(clients[1].fd(), &c, 1, MSG_DONTWAIT), 0) << std::strerror(errno);
+  // The third is open.
+  EXPECT_EQ(::recv(clients[2].fd(), &c, 1, MSG_DONTWAIT), -1);
+  EXPECT_EQ(errno, EAGAIN);
+
+  // And later connections are accepted as usual.
+  clients.push_back(connect_blocking(address_of(listener)));
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(conns.size(), 2u);
+}
+
+// A callback that destroys its Acceptor and then throws: the exception is handled, nothing
+// of the destroyed Acceptor is touched (ASan would see it).
+TEST_P(AcceptTest, CallbackMayDestroyTheAcceptorAndThrow) {
+  Socket listener = listen_v4();
+  std::unique_ptr<Acceptor> acceptor;
+  int calls = 0;
+  absl::StatusOr<std::unique_ptr<Acceptor>> created =
+      add_accept_handler(loop(), listener.fd(), [&](Socket, SocketAddress) {
+        ++calls;
+        acceptor.reset();
+        loop().add_callback([this] { done(); });
+        throw std::runtime_error("destroyed and threw");
+      });
+  ASSERT_TRUE(created.ok());
+  acceptor = *std::move(created);
+  std::vector<Socket> clients;
+  for (int i = 0; i < 3; ++i) clients.push_back(connect_blocking(address_of(listener)));
+  ASSERT_TRUE(wait());
+  run_iterations(3);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(loop().stats().exceptions, 1u);
+  EXPECT_FALSE(loop().has_handler(listener.fd()));
 }
 
 // --- Out of file descriptors -------------------------------------------------------------

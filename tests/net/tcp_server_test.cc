@@ -1,10 +1,18 @@
 #include "ioloop/net/tcp_server.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <functional>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
@@ -16,6 +24,49 @@ namespace ioloop::net {
 namespace {
 
 class TCPServerTest : public ioloop::testing::LoopTestBase {};
+
+class TCPServerSelectTest : public ioloop::testing::LoopTestBase {
+ protected:
+  TCPServerSelectTest() : LoopTestBase(PollerKind::kSelect) {}
+};
+
+// A listening SO_REUSEPORT socket on 127.0.0.1 moved to an fd >= FD_SETSIZE, which the select
+// poller refuses to watch: a listener that cannot be installed, for real.
+constexpr int kHighFd = FD_SETSIZE + 100;
+
+absl::StatusOr<Socket> listener_at_high_fd() {
+  struct rlimit rl;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return absl::ErrnoToStatus(errno, "getrlimit");
+  if (rl.rlim_cur <= kHighFd) {
+    if (rl.rlim_max <= kHighFd) return absl::FailedPreconditionError("RLIMIT_NOFILE too low");
+    rl.rlim_cur = kHighFd + 1;
+    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) return absl::ErrnoToStatus(errno, "setrlimit");
+  }
+  absl::StatusOr<std::vector<Socket>> sockets =
+      bind_sockets(0, "127.0.0.1", AF_INET, kDefaultBacklog, /*reuse_port=*/true);
+  if (!sockets.ok()) return sockets.status();
+  const int fd = ::fcntl((*sockets)[0].fd(), F_DUPFD_CLOEXEC, kHighFd);
+  if (fd < 0) return absl::ErrnoToStatus(errno, "F_DUPFD_CLOEXEC");
+  return Socket(fd);  // the low original is closed with `sockets`
+}
+
+// A blocking connect to `port` on 127.0.0.1: 0 if accepted into a backlog, else the errno.
+int connect_errno(uint16_t port) {
+  Socket s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  SocketAddress addr = SocketAddress::ipv4_loopback(port);
+  return ::connect(s.fd(), addr.get(), addr.length()) == 0 ? 0 : errno;
+}
+
+int thread_count() {
+  int n = 0;
+  DIR* dir = ::opendir("/proc/self/task");
+  if (dir == nullptr) return -1;
+  while (struct dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  ::closedir(dir);
+  return n;
+}
 
 // A handler that echoes each line back.
 TCPServer::StreamHandler line_echo() {
@@ -65,9 +116,11 @@ TEST_F(TCPServerTest, StartValidatesArguments) {
 }
 
 TEST_F(TCPServerTest, ListenOnBusyPortNamesTheAddress) {
-  TCPServer first(loop(), line_echo(), TCPServerOptions{.reuse_port = false});
+  TCPServerOptions no_reuse;
+  no_reuse.reuse_port = false;
+  TCPServer first(loop(), line_echo(), no_reuse);
   ASSERT_TRUE(first.listen(0, "127.0.0.1").ok());
-  TCPServer second(loop(), line_echo(), TCPServerOptions{.reuse_port = false});
+  TCPServer second(loop(), line_echo(), no_reuse);
   absl::Status s = second.listen(first.port(), "127.0.0.1");
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("127.0.0.1"), absl::string_view::npos) << s;
@@ -158,6 +211,260 @@ TEST_F(TCPServerTest, StopClosesListenersAndOptionallyStreams) {
   ASSERT_TRUE(wait());
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable) << second.status();
+}
+
+// --- Options that would turn an error path into a busy loop ------------------------------
+
+TEST_F(TCPServerTest, StartRejectsAZeroEmfileBackoffNamingTheField) {
+  TCPServerOptions options;
+  options.accept_options.emfile_backoff = absl::ZeroDuration();
+  TCPServer server(loop(), line_echo(), options);
+  ASSERT_TRUE(server.listen(0, "127.0.0.1").ok());
+  absl::Status s = server.start();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("accept_options.emfile_backoff"), absl::string_view::npos) << s;
+  EXPECT_FALSE(server.started());
+  // Rejected before any thread is started.
+  const int threads_before = thread_count();
+  EXPECT_EQ(server.start(4).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(thread_count(), threads_before);
+}
+
+TEST_F(TCPServerTest, StartRejectsZeroAcceptsPerWakeupNamingTheField) {
+  TCPServerOptions options;
+  options.accept_options.max_accepts_per_wakeup = 0;
+  TCPServer server(loop(), line_echo(), options);
+  ASSERT_TRUE(server.listen(0, "127.0.0.1").ok());
+  absl::Status s = server.start(2);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("accept_options.max_accepts_per_wakeup"), absl::string_view::npos)
+      << s;
+  EXPECT_FALSE(server.started());
+}
+
+// --- Exceptions from the stream handler -----------------------------------------------------
+
+// The handler starts a read (so the loop holds the stream) and throws. The exception is
+// counted and logged by the loop, the stream is closed with Internal naming it, and the next
+// connection is served as usual.
+TEST_F(TCPServerTest, ThrowingHandlerClosesItsStreamAndTheServerKeepsAccepting) {
+  int calls = 0;
+  absl::Status thrown_close = absl::UnknownError("close callback did not run");
+  TCPServer server(loop(), [&](std::shared_ptr<IOStream> stream, const SocketAddress& peer) {
+    if (++calls == 1) {
+      stream->set_close_callback([&](absl::Status why) { thrown_close = why; });
+      stream->read_until("\n", [](absl::StatusOr<std::string>) {});
+      throw std::runtime_error("handler boom");
+    }
+    line_echo()(std::move(stream), peer);
+  });
+  ASSERT_TRUE(server.listen(0, "127.0.0.1").ok());
+  ASSERT_TRUE(server.start().ok());
+
+  TCPClient client(loop());
+  absl::StatusOr<std::string> first_rest;
+  client.connect("127.0.0.1", server.port(), [&](absl::StatusOr<std::shared_ptr<IOStream>> c) {
+    ASSERT_TRUE(c.ok()) << c.status();
+    std::shared_ptr<IOStream> stream = *c;
+    stream->read_until_close([&, stream](absl::StatusOr<std::string> rest) {
+      first_rest = std::move(rest);
+      done();
+    });
+  });
+  ASSERT_TRUE(wait());
+  ASSERT_TRUE(first_rest.ok()) << first_rest.status();
+  EXPECT_EQ(*first_rest, "");  // the server closed the connection: EOF
+
+  std::string reply;
+  client.connect("127.0.0.1", server.port(), [&](absl::StatusOr<std::shared_ptr<IOStream>> c) {
+    ASSERT_TRUE(c.ok()) << c.status();
+    std::shared_ptr<IOStream> stream = *c;
+    stream->write("second\n");
+    stream->read_until("\n", [&, stream](absl::StatusOr<std::string> line) {
+      ASSERT_TRUE(line.ok()) << line.status();
+      reply = *line;
+      done();
+    });
+  });
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(reply, "second\n");
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(thrown_close,
+            absl::InternalError("exception in TCPServer stream handler: handler boom"));
+  EXPECT_EQ(loop().stats().exceptions, 1u);
+}
+
+// With threads the handler runs on the workers: the same rule holds there. Connections are
+// made one after another; the server throws on the even ones and answers "ok" on the others.
+TEST_F(TCPServerTest, ThreadsThrowingHandlerClosesItsStreamAndWorkersGoOn) {
+  constexpr int kClients = 8;
+  std::atomic<int> calls{0};
+  absl::Mutex mu;
+  std::vector<absl::Status> closes;
+  std::vector<std::string> results;
+  {
+    TCPServer server(loop(), [&](std::shared_ptr<IOStream> stream, const SocketAddress&) {
+      if (calls.fetch_add(1) % 2 == 0) {
+        stream->set_close_callback([&](absl::Status why) {
+          absl::MutexLock lock(&mu);
+          closes.push_back(why);
+        });
+        stream->read_until("\n", [](absl::StatusOr<std::string>) {});
+        throw std::runtime_error("worker boom");
+      }
+      stream->write("ok\n", [stream](absl::Status) { stream->close(); });
+    });
+    ASSERT_TRUE(server.listen(0, "127.0.0.1").ok());
+    ASSERT_TRUE(server.start(2).ok());
+
+    TCPClient client(loop());
+    std::function<void()> next = [&] {
+      client.connect("127.0.0.1", server.port(), [&](absl::StatusOr<std::shared_ptr<IOStream>> c) {
+        ASSERT_TRUE(c.ok()) << c.status();
+        std::shared_ptr<IOStream> stream = *c;
+        stream->read_until_close([&, stream](absl::StatusOr<std::string> all) {
+          results.push_back(all.ok() ? *all : all.status().ToString());
+          if (static_cast<int>(results.size()) == kClients) {
+            done();
+          } else {
+            next();
+          }
+        });
+      });
+    };
+    next();
+    ASSERT_TRUE(wait(absl::Seconds(30)));
+  }  // joins the workers: every close callback has run
+  EXPECT_EQ(results, (std::vector<std::string>{"", "ok\n", "", "ok\n", "", "ok\n", "", "ok\n"}));
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(closes, std::vector<absl::Status>(
+                        kClients / 2,
+                        absl::InternalError("exception in TCPServer stream handler: worker boom")));
+}
+
+// --- A listener that cannot be installed is an error, not a log line ---------------------
+
+TEST_F(TCPServerSelectTest, StartReturnsTheInstallErrorAndIsNotStarted) {
+  absl::StatusOr<Socket> high = listener_at_high_fd();
+  ASSERT_TRUE(high.ok()) << high.status();
+  const uint16_t port = high->local_address()->port();
+  std::vector<Socket> sockets;
+  sockets.push_back(*std::move(high));
+  TCPServer server(loop(), line_echo());
+  ASSERT_TRUE(server.add_sockets(std::move(sockets)).ok());  // waits for start()
+  absl::Status s = server.start();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("FD_SETSIZE"), absl::string_view::npos) << s;
+  // Nothing half-started: no worker, no address, and the listener is closed.
+  EXPECT_FALSE(server.started());
+  EXPECT_TRUE(server.addresses().empty());
+  EXPECT_EQ(::fcntl(kHighFd, F_GETFD), -1);
+  EXPECT_EQ(connect_errno(port), ECONNREFUSED);
+  // The server can be started again with a usable listener.
+  ASSERT_TRUE(server.listen(0, "127.0.0.1").ok());
+  ASSERT_TRUE(server.start().ok());
+  EXPECT_EQ(server.addresses().size(), 1u);
+}
+
+TEST_F(TCPServerSelectTest, AddSocketsAfterStartReturnsTheInstallError) {
+  TCPServer server(loop(), line_echo());
+  ASSERT_TRUE(server.listen(0, "127.0.0.1").ok());
+  ASSERT_TRUE(server.start().ok());
+  const uint16_t good_port = server.port();
+
+  absl::StatusOr<Socket> high = listener_at_high_fd();
+  ASSERT_TRUE(high.ok()) << high.status();
+  const uint16_t bad_port = high->local_address()->port();
+  std::vector<Socket> sockets;
+  sockets.push_back(*std::move(high));
+  absl::Status s = server.add_sockets(std::move(sockets));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("FD_SETSIZE"), absl::string_view::npos) << s;
+  // The failed socket is closed and forgotten; the first listener still serves.
+  EXPECT_EQ(::fcntl(kHighFd, F_GETFD), -1);
+  EXPECT_EQ(connect_errno(bad_port), ECONNREFUSED);
+  ASSERT_EQ(server.addresses().size(), 1u);
+  EXPECT_EQ(server.port(), good_port);
+
+  TCPClient client(loop());
+  std::string reply;
+  client.connect("127.0.0.1", good_port, [&](absl::StatusOr<std::shared_ptr<IOStream>> c) {
+    ASSERT_TRUE(c.ok()) << c.status();
+    std::shared_ptr<IOStream> stream = *c;
+    stream->write("still here\n");
+    stream->read_until("\n", [&, stream](absl::StatusOr<std::string> line) {
+      ASSERT_TRUE(line.ok()) << line.status();
+      reply = *line;
+      done();
+    });
+  });
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(reply, "still here\n");
+}
+
+// With threads the listeners are installed on the workers. Worker 0 gets the given socket
+// (fd >= FD_SETSIZE: its select loop refuses it); workers 1 and 2 get low-fd copies and
+// succeed. start() must wait for all three, report worker 0's error, and stop and join the
+// others so that nothing accepts.
+TEST_F(TCPServerTest, ThreadsStartFailsWhenOneWorkerCannotInstallAndJoinsTheOthers) {
+  absl::StatusOr<Socket> high = listener_at_high_fd();
+  ASSERT_TRUE(high.ok()) << high.status();
+  const uint16_t port = high->local_address()->port();
+  std::vector<Socket> sockets;
+  sockets.push_back(*std::move(high));
+  TCPServerOptions options;
+  options.worker_poller = PollerKind::kSelect;
+  TCPServer server(loop(), line_echo(), options);
+  ASSERT_TRUE(server.add_sockets(std::move(sockets)).ok());
+  const int threads_before = thread_count();
+  absl::Status s = server.start(3);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("FD_SETSIZE"), absl::string_view::npos) << s;
+  EXPECT_FALSE(server.started());
+  EXPECT_EQ(server.num_threads(), 0);
+  EXPECT_EQ(thread_count(), threads_before);  // every worker joined
+  EXPECT_TRUE(server.addresses().empty());
+  // Neither the given listener nor the workers' copies accept any more.
+  EXPECT_EQ(::fcntl(kHighFd, F_GETFD), -1);
+  EXPECT_EQ(connect_errno(port), ECONNREFUSED);
+}
+
+TEST_F(TCPServerTest, ThreadsAddSocketsFailureLeavesEarlierListenersServing) {
+  TCPServerOptions options;
+  options.worker_poller = PollerKind::kSelect;
+  TCPServer server(loop(), line_echo(), options);
+  ASSERT_TRUE(server.listen(0, "127.0.0.1").ok());
+  ASSERT_TRUE(server.start(2).ok());
+  const uint16_t good_port = server.port();
+
+  absl::StatusOr<Socket> high = listener_at_high_fd();
+  ASSERT_TRUE(high.ok()) << high.status();
+  const uint16_t bad_port = high->local_address()->port();
+  std::vector<Socket> sockets;
+  sockets.push_back(*std::move(high));
+  absl::Status s = server.add_sockets(std::move(sockets));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_EQ(::fcntl(kHighFd, F_GETFD), -1);
+  // Worker 1 had installed its copy of the failed socket: it is rolled back before
+  // add_sockets() returns.
+  EXPECT_EQ(connect_errno(bad_port), ECONNREFUSED);
+  EXPECT_EQ(server.addresses().size(), 1u);
+  EXPECT_EQ(server.num_threads(), 2);
+
+  TCPClient client(loop());
+  std::string reply;
+  client.connect("127.0.0.1", good_port, [&](absl::StatusOr<std::shared_ptr<IOStream>> c) {
+    ASSERT_TRUE(c.ok()) << c.status();
+    std::shared_ptr<IOStream> stream = *c;
+    stream->write("still here\n");
+    stream->read_until("\n", [&, stream](absl::StatusOr<std::string> line) {
+      ASSERT_TRUE(line.ok()) << line.status();
+      reply = *line;
+      done();
+    });
+  });
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(reply, "still here\n");
 }
 
 }  // namespace

@@ -24,6 +24,9 @@
 // Lifetime: on_connection may call stop(), and may even destroy the Acceptor (the running
 // callable is kept alive until it returns); no further connection is then accepted from
 // that wake-up.
+// Exceptions: one escaping on_connection is logged through the loop's rate-limited path and
+// counted in the loop's stats().exceptions; the connection it was given is closed (unless
+// the callback moved the Socket elsewhere first) and accepting goes on in the same batch.
 //
 // Example:
 //   auto sockets = ioloop::net::bind_sockets(5000, "");
@@ -51,7 +54,7 @@ namespace ioloop::net {
 struct AcceptOptions {
   // Upper bound on accept() calls per READ wake-up (successful or not), for fairness.
   int max_accepts_per_wakeup = 128;
-  // How long the listener is ignored after accept() ran out of fds.
+  // How long the listener is ignored after accept() ran out of fds. Positive and finite.
   absl::Duration emfile_backoff = absl::Milliseconds(100);
 };
 
@@ -119,7 +122,8 @@ class Acceptor {
 
 // Starts accepting connections on `listen_fd` (a listening, non-blocking socket) in `loop`,
 // calling `on_connection(conn, peer)` for each. Loop thread only.
-// Errors: InvalidArgument for a negative max_accepts_per_wakeup or an empty callback; the
+// Errors: InvalidArgument for max_accepts_per_wakeup < 1, an emfile_backoff that is not
+// positive and finite (zero would spin on EMFILE), or an empty callback; the
 // errno status if the spare fd cannot be opened; add_handler()'s status (e.g. AlreadyExists
 // when `listen_fd` is already registered).
 absl::StatusOr<std::unique_ptr<Acceptor>> add_accept_handler(

@@ -3,7 +3,8 @@
 // IOStream, on one loop or on N loops in N threads.
 //
 //   ioloop::IOLoop loop;
-//   ioloop::net::TCPServer server(loop, [](std::shared_ptr<IOStream> stream, const SocketAddress&) {
+//   ioloop::net::TCPServer server(loop, [](std::shared_ptr<IOStream> stream, const SocketAddress&)
+//   {
 //     stream->read_until_close(...);
 //   });
 //   if (absl::Status s = server.listen(5000); !s.ok()) return s;
@@ -23,6 +24,16 @@
 // Methods are called on `loop`'s thread (or before it starts). stop() stops accepting;
 // open streams go on unless `close_streams`. The destructor stops, closes streams and joins
 // the workers. Unix-domain listeners are accepted on the first loop only.
+//
+// Errors: start(), listen() and add_sockets() return the first error of installing a
+// listener (for example add_handler()'s InvalidArgument for an fd the poller cannot watch,
+// or the errno of opening the acceptor's spare fd), never just log it. A failed call
+// installs none of its sockets (they are closed) and leaves earlier listeners alone.
+//
+// Exceptions: one escaping `handler` is logged through the loop's rate-limited path and
+// counted in that loop's stats().exceptions; the stream it was given is closed with
+// Internal "exception in TCPServer stream handler: <what()>" (its pending callbacks and its
+// close callback see that status), and the server goes on accepting.
 #ifndef IOLOOP_NET_TCP_SERVER_H_
 #define IOLOOP_NET_TCP_SERVER_H_
 
@@ -68,9 +79,18 @@ class TCPServer {
   // Takes ownership of listening sockets. Before start() they wait; after it they accept at
   // once. With N > 1 threads each TCP socket must have SO_REUSEPORT (FailedPrecondition
   // otherwise), because every worker binds its own copy of the address.
+  // After start() with N > 1 the call blocks until every worker has installed its copies;
+  // each worker holds its loop until all have answered, so that none accepts from a batch
+  // another one refused. On error none of `sockets` accepts (all are closed), addresses()
+  // is unchanged and the earlier listeners go on.
   absl::Status add_sockets(std::vector<Socket> sockets);
-  // Starts accepting on `num_threads` loops. InvalidArgument if num_threads < 1;
-  // FailedPrecondition if already started.
+  // Starts accepting on `num_threads` loops. InvalidArgument if num_threads < 1 or an
+  // option would turn an error path into a busy loop (accept_options.max_accepts_per_wakeup
+  // < 1, accept_options.emfile_backoff not positive and finite); FailedPrecondition if
+  // already started or (N > 1) a listener lacks SO_REUSEPORT; else the first error of
+  // installing a listener. Every listener is installed before any worker thread starts, so
+  // on error no thread is left running, the sockets added so far are closed, addresses() is
+  // empty, and the server may be given new sockets and started again.
   absl::Status start(int num_threads = 1);
   // Stops accepting (listeners closed); with `close_streams`, closes every open stream too.
   // With N > 1 the workers do it asynchronously; the destructor waits for them.
@@ -84,7 +104,14 @@ class TCPServer {
 
  private:
   struct Worker;
+  // Installs `sockets` on every worker (copies for workers 1..N-1): all or nothing.
   absl::Status activate(std::vector<Socket> sockets);
+  // Adds an Acceptor per socket of `set` to `worker`, on its thread (or before it runs);
+  // on failure removes those this call added and returns the error.
+  absl::Status install(Worker* worker, std::vector<Socket>& set);
+  absl::Status install_on_running_workers(std::vector<std::vector<Socket>> sets);
+  // Closes every listener and stream, stops and joins the worker threads, drops workers_.
+  void shut_down_workers();
   void on_connection(Worker* worker, Socket conn, const SocketAddress& peer);
 
   IOLoop& loop_;
