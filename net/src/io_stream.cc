@@ -25,7 +25,58 @@ constexpr int kMaxCompletionsPerDispatch = 64;
 
 bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
+// What a throwing callback is called in the log and in the status that closes its stream.
+constexpr char kReadCallback[] = "IOStream read callback";
+constexpr char kStreamingCallback[] = "IOStream streaming callback";
+constexpr char kWriteCallback[] = "IOStream write callback";
+constexpr char kHighCallback[] = "IOStream high watermark callback";
+constexpr char kLowCallback[] = "IOStream low watermark callback";
+constexpr char kCloseCallback[] = "IOStream close callback";
+
 }  // namespace
+
+// Every user callback runs through here (Tornado's _run_callback): an exception is logged and
+// counted by the loop and closes the stream with Internal "exception in <what>: <what()>"
+// (if it is still open; else the first reason stands). Unread data goes with it, so the
+// reads still pending fail with that status rather than feed more data to failing code.
+// Returns false if `fn` threw.
+template <typename F>
+bool IOStream::run_user(const char* what, F&& fn) {
+  absl::Status s = loop_->invoke_guarded(what, std::forward<F>(fn));
+  if (s.ok()) return true;
+  if (!closed_) {
+    read_buffer_.retrieve_all();
+    scan_from_ = 0;
+    close(std::move(s));
+  }
+  return false;
+}
+
+// Runs the user callback `fn` on the next iteration, through run_user() if the stream still
+// exists (the post must not keep it alive: dropping the last pointer closes the fd now).
+template <typename F>
+void IOStream::post(const char* what, F fn) {
+  loop_->add_callback([self = weak_from_this(), loop = loop_, what, fn = std::move(fn)]() mutable {
+    if (std::shared_ptr<IOStream> stream = self.lock()) {
+      stream->run_user(what, fn);
+    } else {
+      loop->invoke_guarded(what, fn).IgnoreError();  // no stream left to close
+    }
+  });
+}
+
+void IOStream::post_read(ReadCallback cb, absl::StatusOr<std::string> result) {
+  if (!cb) return;
+  post(kReadCallback, [cb = std::move(cb), result = std::move(result)]() mutable {
+    std::move(cb)(std::move(result));
+  });
+}
+
+void IOStream::post_write(WriteCallback cb, absl::Status status) {
+  if (!cb) return;
+  post(kWriteCallback,
+       [cb = std::move(cb), status = std::move(status)]() mutable { std::move(cb)(status); });
+}
 
 struct IOStream::WriteState {
   std::vector<std::string> chunks;
@@ -158,26 +209,11 @@ void IOStream::clear_delimiter() {
 // ---------------------------------------------------------------------------------------------
 // Reads
 
-namespace {
-void post_read_result(IOLoop& loop, IOStream::ReadCallback cb, absl::StatusOr<std::string> result) {
-  if (!cb) return;
-  loop.add_callback([cb = std::move(cb), result = std::move(result)]() mutable {
-    std::move(cb)(std::move(result));
-  });
-}
-void post_write_result(IOLoop& loop, IOStream::WriteCallback cb, absl::Status status) {
-  if (!cb) return;
-  loop.add_callback(
-      [cb = std::move(cb), status = std::move(status)]() mutable { std::move(cb)(status); });
-}
-}  // namespace
-
 bool IOStream::start_read(ReadMode mode, ReadCallback& cb) {
   if (!cb) cb = [](absl::StatusOr<std::string>) {};
   if (read_mode() != ReadMode::kNone) {
-    post_read_result(*loop_, std::move(cb),
-                     absl::FailedPreconditionError(
-                         "IOStream: a read is already outstanding (one read at a time)"));
+    post_read(std::move(cb), absl::FailedPreconditionError(
+                                 "IOStream: a read is already outstanding (one read at a time)"));
     return false;
   }
   set_read_mode(mode);
@@ -196,10 +232,9 @@ void IOStream::after_read_started() {
 
 void IOStream::read_until(std::string delimiter, ReadCallback cb, size_t max_bytes) {
   if (delimiter.empty() || delimiter.size() > std::min<size_t>(max_buffer_size_, UINT16_MAX)) {
-    post_read_result(*loop_, std::move(cb),
-                     absl::InvalidArgumentError(
-                         absl::StrCat("IOStream::read_until: delimiter of ", delimiter.size(),
-                                      " bytes (must be 1..max_buffer_size)")));
+    post_read(std::move(cb), absl::InvalidArgumentError(absl::StrCat(
+                                 "IOStream::read_until: delimiter of ", delimiter.size(),
+                                 " bytes (must be 1..max_buffer_size)")));
     return;
   }
   if (!start_read(ReadMode::kUntil, cb)) return;
@@ -329,9 +364,11 @@ bool IOStream::try_complete_read() {
       }
       // Hold the callable in a local: the user may start a new read from a later callback.
       std::unique_ptr<StreamingCallback> on_chunk = std::move(streaming_cb_);
-      (*on_chunk)(std::move(chunk));
+      const bool ok = run_user(kStreamingCallback, [&] { (*on_chunk)(std::move(chunk)); });
       if (read_mode() == ReadMode::kStreaming && !streaming_cb_) {
-        if (last) {
+        if (!ok) {
+          complete_read(closed_status());  // a callback that threw is not called again
+        } else if (last) {
           complete_read(std::string());
         } else {
           streaming_cb_ = std::move(on_chunk);
@@ -351,7 +388,7 @@ void IOStream::complete_read(absl::StatusOr<std::string> result) {
   clear_delimiter();
   read_target_ = 0;
   scan_from_ = 0;
-  std::move(cb)(std::move(result));
+  run_user(kReadCallback, [&] { std::move(cb)(std::move(result)); });
 }
 
 void IOStream::finish_read_at_eof() {
@@ -531,7 +568,7 @@ absl::Status IOStream::write_precheck() const {
 
 void IOStream::write(std::string data, WriteCallback on_flushed) {
   if (absl::Status s = write_precheck(); !s.ok()) {
-    post_write_result(*loop_, std::move(on_flushed), std::move(s));
+    post_write(std::move(on_flushed), std::move(s));
     return;
   }
   if (writing()) {
@@ -551,7 +588,7 @@ void IOStream::write(std::string data, WriteCallback on_flushed) {
     return;
   }
   if (sent == data.size()) {
-    post_write_result(*loop_, std::move(on_flushed), absl::OkStatus());
+    post_write(std::move(on_flushed), absl::OkStatus());
     return;
   }
   const size_t total = data.size();
@@ -567,7 +604,7 @@ void IOStream::write(std::string data, WriteCallback on_flushed) {
 
 void IOStream::writev(std::vector<std::string> chunks, WriteCallback on_flushed) {
   if (absl::Status s = write_precheck(); !s.ok()) {
-    post_write_result(*loop_, std::move(on_flushed), std::move(s));
+    post_write(std::move(on_flushed), std::move(s));
     return;
   }
   const bool was_writing = writing();
@@ -579,7 +616,7 @@ void IOStream::writev(std::vector<std::string> chunks, WriteCallback on_flushed)
     // Callbacks whose data is out: complete them on the next iteration, never in here.
     WriteState& ws = *write_state_;
     while (ws.cb_head < ws.callbacks.size() && ws.callbacks[ws.cb_head].first <= ws.written_total) {
-      post_write_result(*loop_, std::move(ws.callbacks[ws.cb_head].second), absl::OkStatus());
+      post_write(std::move(ws.callbacks[ws.cb_head].second), absl::OkStatus());
       ++ws.cb_head;
     }
     if (ws.idle()) write_state_.reset();
@@ -588,7 +625,7 @@ void IOStream::writev(std::vector<std::string> chunks, WriteCallback on_flushed)
     // Only empty chunks: nothing to send, complete in order on the next iteration.
     WriteState& ws = *write_state_;
     while (ws.cb_head < ws.callbacks.size()) {
-      post_write_result(*loop_, std::move(ws.callbacks[ws.cb_head].second), absl::OkStatus());
+      post_write(std::move(ws.callbacks[ws.cb_head].second), absl::OkStatus());
       ++ws.cb_head;
     }
     write_state_.reset();
@@ -671,7 +708,7 @@ void IOStream::run_flush_callbacks() {
       ws.callbacks.clear();
       ws.cb_head = 0;
     }
-    std::move(cb)(absl::OkStatus());
+    run_user(kWriteCallback, [&] { std::move(cb)(absl::OkStatus()); });
   }
 }
 
@@ -710,8 +747,8 @@ void IOStream::check_high_watermark() {
   if (write_buffer_size() < extras_->high) return;
   extras_->above_high = true;
   if (!extras_->on_high) return;
-  WatermarkCallback cb = std::move(extras_->on_high);
-  cb();
+  WatermarkCallback cb = std::move(extras_->on_high);  // it may replace itself
+  run_user(kHighCallback, cb);
   if (extras_ && !extras_->on_high) extras_->on_high = std::move(cb);
 }
 
@@ -720,7 +757,7 @@ void IOStream::check_low_watermark() {
   extras_->above_high = false;
   if (!extras_->on_low) return;
   WatermarkCallback cb = std::move(extras_->on_low);
-  cb();
+  run_user(kLowCallback, cb);
   if (extras_ && !extras_->on_low) extras_->on_low = std::move(cb);
 }
 
@@ -746,7 +783,7 @@ void IOStream::do_shutdown_write() {
 void IOStream::set_close_callback(CloseCallback cb) {
   if (close_callbacks_ran_) {
     if (!cb) return;
-    loop_->add_callback([cb = std::move(cb), status = error()]() mutable { cb(status); });
+    post(kCloseCallback, [cb = std::move(cb), status = error()]() mutable { cb(status); });
     return;
   }
   close_cb_ = std::move(cb);
@@ -784,21 +821,22 @@ void IOStream::run_close_callbacks() {
       const absl::Status status = closed_status();
       for (size_t i = ws->cb_head; i < ws->callbacks.size(); ++i) {
         auto& [end, cb] = ws->callbacks[i];
-        std::move(cb)(end <= ws->written_total ? absl::OkStatus() : status);
+        const absl::Status result = end <= ws->written_total ? absl::OkStatus() : status;
+        run_user(kWriteCallback, [&] { std::move(cb)(result); });
       }
     }
     close_callbacks_ran_ = true;
     if (close_cb_) {
       CloseCallback cb = std::move(close_cb_);
       close_cb_ = nullptr;
-      cb(error());
+      run_user(kCloseCallback, [&] { cb(error()); });
     }
     // Reads or writes started by those callbacks: complete them too.
     serve_reads();
     if (write_state_) {
       std::unique_ptr<WriteState> ws = std::move(write_state_);
       for (size_t i = ws->cb_head; i < ws->callbacks.size(); ++i) {
-        post_write_result(*loop_, std::move(ws->callbacks[i].second), closed_status());
+        post_write(std::move(ws->callbacks[i].second), closed_status());
       }
     }
   }

@@ -38,6 +38,18 @@
 //   - A write after close: its callback gets the close status (as above); a write after
 //     shutdown_write(): FailedPrecondition.
 //
+// Exceptions: the library throws nothing, and callbacks should not either. If one does (a
+// read completion of any mode, a streaming chunk, a write/flush completion, a watermark or
+// the close callback), the exception is logged through the loop's rate-limited path and
+// counted in loop().stats().exceptions, and the stream closes with Internal "exception in
+// IOStream <read|streaming|write|high watermark|low watermark|close> callback: <what()>"
+// (as Tornado closes a stream whose callback raised). Its unread data is dropped, and every
+// other pending completion still runs exactly once, with that status (a write whose bytes
+// were already in the kernel: OK); a streaming callback that threw is not called again: its
+// read fails. Other streams are unaffected. An exception after the stream closed (from the
+// close callback, or a completion run by the close) is logged and counted; the first close
+// status stands.
+//
 // Delivery: data that arrives from the socket completes the pending read synchronously
 // in the loop's handler; a read started while enough data is already buffered (or after
 // EOF) completes on the next loop iteration (add_callback), never inside read_*() itself.
@@ -214,6 +226,12 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void complete_read(absl::StatusOr<std::string> result);
   void finish_read_at_eof();
   absl::Status closed_status() const;
+  template <typename F>
+  bool run_user(const char* what, F&& fn);
+  template <typename F>
+  void post(const char* what, F fn);
+  void post_read(ReadCallback cb, absl::StatusOr<std::string> result);
+  void post_write(WriteCallback cb, absl::Status status);
   void update_interest();
   void on_events(uint32_t events);
   void handle_read(bool force);
