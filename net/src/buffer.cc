@@ -9,6 +9,8 @@
 #include <new>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+
 namespace ioloop::net {
 
 Buffer::~Buffer() { std::free(data_); }
@@ -30,11 +32,12 @@ Buffer& Buffer::operator=(Buffer&& other) noexcept {
   return *this;
 }
 
-void Buffer::append(const char* data, size_t n) {
-  if (n == 0) return;
-  ensure_writable(n);
+absl::Status Buffer::append(const char* data, size_t n) {
+  if (n == 0) return absl::OkStatus();
+  if (absl::Status s = ensure_writable(n); !s.ok()) return s;
   std::memcpy(data_ + write_, data, n);
   write_ += static_cast<uint32_t>(n);
+  return absl::OkStatus();
 }
 
 void Buffer::retrieve(size_t n) {
@@ -59,21 +62,25 @@ size_t Buffer::find(absl::string_view delimiter, size_t from) const {
   return pos == absl::string_view::npos ? npos : pos;
 }
 
-void Buffer::ensure_writable(size_t n) {
-  if (writable_bytes() >= n) return;
+absl::Status Buffer::ensure_writable(size_t n) {
+  if (writable_bytes() >= n) return absl::OkStatus();
   const size_t readable = readable_bytes();
+  if (n > kMaxSize - readable) {  // the 32-bit indices cannot address it
+    return absl::ResourceExhaustedError(absl::StrCat("Buffer: ", readable, " bytes held + ", n,
+                                                     " more exceed the limit of ", kMaxSize));
+  }
   if (read_ > 0 && capacity_ - readable >= n) {
     // Enough room once the consumed prefix is reclaimed.
     std::memmove(data_, data_ + read_, readable);
     read_ = 0;
     write_ = static_cast<uint32_t>(readable);
-    return;
+    return absl::OkStatus();
   }
   // Exact fit for the first block (small messages stay small), doubling afterwards so a
   // growing buffer costs amortised O(1) per byte.
   size_t want = readable + n;
   if (capacity_ > 0) want = std::max(want, static_cast<size_t>(capacity_) * 2);
-  want = std::min<size_t>(std::max(want, readable + n), UINT32_MAX);
+  want = std::min(std::max(want, readable + n), kMaxSize);
   char* fresh = static_cast<char*>(std::malloc(want));
   if (fresh == nullptr) throw std::bad_alloc();  // as operator new would
   if (readable > 0) std::memcpy(fresh, data_ + read_, readable);
@@ -82,6 +89,7 @@ void Buffer::ensure_writable(size_t n) {
   capacity_ = static_cast<uint32_t>(want);
   read_ = 0;
   write_ = static_cast<uint32_t>(readable);
+  return absl::OkStatus();
 }
 
 bool Buffer::release_if_empty() {
@@ -106,12 +114,14 @@ void Buffer::shrink() {
 }
 
 size_t Buffer::read_fd_request(size_t max_bytes) const {
+  max_bytes = std::min(max_bytes, kMaxSize - readable_bytes());
   const size_t writable = std::min(writable_bytes(), max_bytes);
   if (writable >= kSpillSize) return writable;
   return writable + std::min(kSpillSize, max_bytes - writable);
 }
 
 ssize_t Buffer::read_fd(int fd, int* saved_errno, size_t max_bytes) {
+  max_bytes = std::min(max_bytes, kMaxSize - readable_bytes());  // so the append below fits
   char spill[kSpillSize];
   const size_t writable = std::min(writable_bytes(), max_bytes);
   struct iovec iov[2];
@@ -145,7 +155,7 @@ ssize_t Buffer::read_fd(int fd, int* saved_errno, size_t max_bytes) {
     has_written(got);
   } else {
     has_written(writable);
-    append(spill, got - writable);
+    append(spill, got - writable).IgnoreError();  // fits: max_bytes was capped to the room left
   }
   return n;
 }

@@ -1,11 +1,15 @@
 #include "ioloop/net/buffer.h"
 
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <cstring>
 #include <string>
 
+#include "absl/status/status.h"
 #include "gtest/gtest.h"
 
 namespace ioloop::net {
@@ -21,8 +25,8 @@ TEST(BufferTest, DefaultHoldsNoBlock) {
 
 TEST(BufferTest, AppendRetrieve) {
   Buffer b;
-  b.append("hello ");
-  b.append("world");
+  ASSERT_TRUE(b.append("hello ").ok());
+  ASSERT_TRUE(b.append("world").ok());
   EXPECT_EQ(b.view(), "hello world");
   EXPECT_EQ(b.retrieve_as_string(6), "hello ");
   EXPECT_EQ(b.readable_bytes(), 5u);
@@ -37,32 +41,32 @@ TEST(BufferTest, AppendRetrieve) {
 
 TEST(BufferTest, FirstBlockIsExactThenDoubles) {
   Buffer b;
-  b.append(std::string(10, 'a'));
+  ASSERT_TRUE(b.append(std::string(10, 'a')).ok());
   EXPECT_EQ(b.capacity(), 10u);
-  b.append("b");
+  ASSERT_TRUE(b.append("b").ok());
   EXPECT_EQ(b.capacity(), 20u);
   EXPECT_EQ(b.view(), std::string(10, 'a') + "b");
 }
 
 TEST(BufferTest, ReclaimsConsumedPrefixBeforeGrowing) {
   Buffer b;
-  b.append(std::string(100, 'a'));
+  ASSERT_TRUE(b.append(std::string(100, 'a')).ok());
   b.retrieve(90);
-  b.append(std::string(80, 'b'));
+  ASSERT_TRUE(b.append(std::string(80, 'b')).ok());
   EXPECT_EQ(b.capacity(), 100u);
   EXPECT_EQ(b.view(), std::string(10, 'a') + std::string(80, 'b'));
 }
 
 TEST(BufferTest, ReleaseIfEmptyKeepsData) {
   Buffer b;
-  b.append("x");
+  ASSERT_TRUE(b.append("x").ok());
   EXPECT_FALSE(b.release_if_empty());
   EXPECT_EQ(b.view(), "x");
 }
 
 TEST(BufferTest, ShrinkToReadable) {
   Buffer b;
-  b.append(std::string(1000, 'a'));
+  ASSERT_TRUE(b.append(std::string(1000, 'a')).ok());
   b.retrieve(997);
   b.shrink();
   EXPECT_EQ(b.capacity(), 3u);
@@ -71,7 +75,7 @@ TEST(BufferTest, ShrinkToReadable) {
 
 TEST(BufferTest, FindFromOffsetAndStraddle) {
   Buffer b;
-  b.append("ab\r\ncd\r\n");
+  ASSERT_TRUE(b.append("ab\r\ncd\r\n").ok());
   EXPECT_EQ(b.find("\r\n"), 2u);
   EXPECT_EQ(b.find("\r\n", 3), 6u);
   EXPECT_EQ(b.find("\r\n", 7), Buffer::npos);
@@ -82,13 +86,34 @@ TEST(BufferTest, FindFromOffsetAndStraddle) {
 
 TEST(BufferTest, MoveTransfersBlock) {
   Buffer a;
-  a.append("data");
+  ASSERT_TRUE(a.append("data").ok());
   Buffer b(std::move(a));
   EXPECT_EQ(b.view(), "data");
   EXPECT_EQ(a.capacity(), 0u);  // NOLINT(bugprone-use-after-move): moved-from is empty
   Buffer c;
   c = std::move(b);
   EXPECT_EQ(c.view(), "data");
+}
+
+// Appending past the 4 GiB - 1 limit used to allocate a 4 GiB - 1 block and copy the whole
+// source into it (a heap overflow). The source here is an untouched MAP_NORESERVE mapping,
+// so the test costs address space, not memory: a correct append refuses before reading it.
+TEST(BufferTest, AppendPastTheLimitFailsAndKeepsTheData) {
+  const size_t n = static_cast<size_t>(UINT32_MAX);  // 3 + n > the limit
+  void* src = ::mmap(nullptr, n, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (src == MAP_FAILED) GTEST_SKIP() << "cannot map 4 GiB of address space: " << strerror(errno);
+  Buffer b;
+  ASSERT_TRUE(b.append("abc").ok());
+  const absl::Status s = b.append(static_cast<const char*>(src), n);
+  ::munmap(src, n);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(s.message(), "Buffer: 3 bytes held + 4294967295 more exceed the limit of 4294967295");
+  EXPECT_EQ(b.view(), "abc");
+  EXPECT_EQ(b.capacity(), 3u);
+  EXPECT_EQ(b.ensure_writable(Buffer::kMaxSize).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(b.capacity(), 3u);
+  EXPECT_TRUE(b.append("de").ok());
+  EXPECT_EQ(b.view(), "abcde");
 }
 
 class BufferFdTest : public ::testing::Test {
@@ -129,7 +154,7 @@ TEST_F(BufferFdTest, OneCallReadsUpToSpillSize) {
   }
   ASSERT_GE(off, Buffer::kSpillSize + 10);
   Buffer b;
-  b.append("0123456789");
+  ASSERT_TRUE(b.append("0123456789").ok());
   b.retrieve(10);  // 10 bytes of writable space, plus the spill area
   int err = 0;
   EXPECT_EQ(b.read_fd(sv_[0], &err), static_cast<ssize_t>(10 + Buffer::kSpillSize));

@@ -17,8 +17,10 @@
 // connection holds no buffer at all.
 //
 // Threading: thread-compatible (use from one thread at a time).
-// Limits: a Buffer holds at most 4 GiB - 1 bytes (indices are 32-bit to keep it small);
-// IOStream's max_buffer_size keeps it far below that.
+// Limits: a Buffer holds at most kMaxSize = 4 GiB - 1 bytes (indices are 32-bit to keep it
+// small). append() and ensure_writable() refuse to go past it with ResourceExhausted and
+// change nothing; read_fd() never reads more than fits. IOStream's max_buffer_size keeps a
+// stream's buffer below it.
 #ifndef IOLOOP_NET_BUFFER_H_
 #define IOLOOP_NET_BUFFER_H_
 
@@ -28,6 +30,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
 namespace ioloop::net {
@@ -38,6 +41,8 @@ class Buffer {
   // buffer's current writable space.
   static constexpr size_t kSpillSize = 64 * 1024;
   static constexpr size_t npos = static_cast<size_t>(-1);
+  // Most readable bytes a Buffer can hold.
+  static constexpr size_t kMaxSize = UINT32_MAX;
 
   Buffer() = default;
   ~Buffer();
@@ -56,8 +61,10 @@ class Buffer {
   const char* peek() const { return data_ + read_; }
   absl::string_view view() const { return absl::string_view(peek(), readable_bytes()); }
 
-  void append(const char* data, size_t n);
-  void append(absl::string_view data) { append(data.data(), data.size()); }
+  // Appends `n` bytes, or fails with ResourceExhausted (appending nothing, reading nothing
+  // from `data`) if the buffer would then hold more than kMaxSize bytes.
+  absl::Status append(const char* data, size_t n);
+  absl::Status append(absl::string_view data) { return append(data.data(), data.size()); }
 
   // Consumes `n` readable bytes (n <= readable_bytes()). Consuming everything resets the
   // indices to 0 but keeps the block; see release_if_empty().
@@ -71,8 +78,9 @@ class Buffer {
   // offset `from`, or npos. An empty delimiter is never found.
   size_t find(absl::string_view delimiter, size_t from = 0) const;
 
-  // Makes room for at least `n` more bytes; see the class comment for the growth rule.
-  void ensure_writable(size_t n);
+  // Makes room for at least `n` more bytes; see the class comment for the growth rule. Fails
+  // with ResourceExhausted (changing nothing) if that would exceed kMaxSize.
+  absl::Status ensure_writable(size_t n);
   char* begin_write() { return data_ + write_; }
   // Marks `n` bytes written at begin_write() as readable (n <= writable_bytes()).
   void has_written(size_t n) { write_ += static_cast<uint32_t>(n); }
@@ -86,7 +94,8 @@ class Buffer {
   // One readv() of at most `max_bytes` from `fd` into the writable space plus a stack
   // spill area of kSpillSize; what lands in the spill area is appended. Returns what
   // readv() returned: the byte count, 0 on EOF, or -1 with the errno in *saved_errno
-  // (EINTR is retried). max_bytes == 0 reads nothing and fails with ENOBUFS.
+  // (EINTR is retried). max_bytes is lowered to what still fits under kMaxSize; if that is
+  // 0, it reads nothing and fails with ENOBUFS.
   ssize_t read_fd(int fd, int* saved_errno, size_t max_bytes = npos);
   // How many bytes read_fd(fd, _, max_bytes) would ask for: a return value below this
   // means the fd had no more data at that moment.
