@@ -456,15 +456,29 @@ void IOLoop::stop() {
 }
 
 absl::Status IOLoop::run_sync(absl::AnyInvocable<void(Done) &&> fn, absl::Duration timeout) {
+  if (running()) {
+    // A nested start() would return at once, and fn's Done would later stop the caller's loop.
+    return absl::FailedPreconditionError(
+        "run_sync: the loop is already running (run_sync runs a stopped loop to completion)");
+  }
+  // Shared with Done, which may be called from any thread, at any time, even after this
+  // returned and the loop was destroyed: `over` tells it to touch nothing.
   struct State {
-    bool finished = false;
-    absl::Status status;
+    absl::Mutex mu;
+    bool over ABSL_GUARDED_BY(mu) = false;      // run_sync returned
+    bool finished ABSL_GUARDED_BY(mu) = false;  // fn's Done (or the timeout) ended the run
+    absl::Status status ABSL_GUARDED_BY(mu);
   };
   auto state = std::make_shared<State>();
+  // Loop thread. Only the first completion counts, and none once run_sync returned: a late
+  // Done must not stop a later start().
   auto finish = [this, state](absl::Status s) {
-    if (state->finished) return;
-    state->finished = true;
-    state->status = std::move(s);
+    {
+      absl::MutexLock lock(&state->mu);
+      if (state->over || state->finished) return;
+      state->finished = true;
+      state->status = std::move(s);
+    }
     stop();
   };
   TimeoutHandle deadline;
@@ -474,14 +488,21 @@ absl::Status IOLoop::run_sync(absl::AnyInvocable<void(Done) &&> fn, absl::Durati
           absl::StrCat("run_sync: not done after ", absl::FormatDuration(timeout))));
     });
   }
-  add_callback([this, finish, fn = std::move(fn)]() mutable {
-    // Done may be called from any thread: hop back onto the loop to touch the state.
-    std::move(fn)([this, finish](absl::Status s) mutable {
+  add_callback([this, state, finish, fn = std::move(fn)]() mutable {
+    std::move(fn)([this, state, finish](absl::Status s) mutable {
+      // Hop back onto the loop, unless run_sync has returned (the loop may be gone).
+      absl::MutexLock lock(&state->mu);
+      if (state->over) return;
       add_callback([finish, s = std::move(s)]() mutable { finish(std::move(s)); });
     });
   });
   start();
   remove_timeout(deadline);
+  absl::MutexLock lock(&state->mu);
+  state->over = true;
+  if (!state->finished) {
+    return absl::CancelledError("run_sync: the loop was stopped before fn called Done");
+  }
   return state->status;
 }
 

@@ -289,6 +289,110 @@ TEST(IOLoopRunTest, RunSyncTimesOut) {
   EXPECT_TRUE(s.ok()) << s;
 }
 
+// Keeps a loop iterating for exactly `n` iterations (one self-re-adding callback each), then
+// stops it: a loop stopped early by someone else shows as count < n.
+struct IterationChain {
+  IOLoop& loop;
+  int n;
+  int count = 0;
+  void start() {
+    loop.add_callback([this] { step(); });
+  }
+  void step() {
+    if (++count == n) {
+      loop.stop();
+    } else {
+      loop.add_callback([this] { step(); });
+    }
+  }
+};
+
+TEST(IOLoopRunSyncTest, OnARunningLoopFailsAndRunsNothing) {
+  IOLoop loop;
+  absl::Status status;
+  bool ran = false;
+  IterationChain chain{loop, 5};
+  loop.add_callback([&] {
+    status = loop.run_sync([&](IOLoop::Done done) {
+      ran = true;
+      std::move(done)(absl::OkStatus());
+    });
+  });
+  chain.start();
+  loop.start();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_THAT(status.message(), HasSubstr("already running"));
+  EXPECT_FALSE(ran);
+  EXPECT_EQ(chain.count, 5);  // the caller's loop was not stopped by the refused run_sync
+  EXPECT_EQ(loop.stats().callbacks_run, 6u);
+}
+
+TEST(IOLoopRunSyncTest, EndedBySomeoneElsesStopIsCancelled) {
+  IOLoop loop;
+  IOLoop::Done kept;
+  absl::Status status = loop.run_sync([&](IOLoop::Done done) {
+    kept = std::move(done);
+    loop.add_callback([&] { loop.stop(); });
+  });
+  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
+  EXPECT_THAT(status.message(), HasSubstr("stopped"));
+}
+
+TEST(IOLoopRunSyncTest, DoneQueuedButNotRunWhenStoppedIsCancelled) {
+  IOLoop loop;
+  absl::Status status = loop.run_sync([&](IOLoop::Done done) {
+    // Both land in the same later iteration; stop() wins because run_sync's completion is
+    // itself a callback queued behind it.
+    loop.stop();
+    std::move(done)(absl::OkStatus());
+  });
+  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
+}
+
+TEST(IOLoopRunSyncTest, LateDoneNeverStopsALaterStart) {
+  IOLoop loop;
+  IOLoop::Done kept;
+  absl::Status status = loop.run_sync([&](IOLoop::Done done) {
+    kept = std::move(done);
+    loop.add_callback([&] { loop.stop(); });
+  });
+  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
+  std::move(kept)(absl::OkStatus());  // after run_sync returned
+  IterationChain chain{loop, 5};
+  chain.start();
+  loop.start();
+  EXPECT_EQ(chain.count, 5);
+}
+
+TEST(IOLoopRunSyncTest, LateDoneFromAnotherThreadNeverStopsALaterStart) {
+  IOLoop loop;
+  IOLoop::Done kept;
+  absl::Status status = loop.run_sync([&](IOLoop::Done done) {
+    kept = std::move(done);
+    loop.add_callback([&] { loop.stop(); });
+  });
+  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
+  std::thread t([&] { std::move(kept)(absl::OkStatus()); });
+  t.join();
+  IterationChain chain{loop, 5};
+  chain.start();
+  loop.start();
+  EXPECT_EQ(chain.count, 5);
+}
+
+TEST(IOLoopRunSyncTest, LateDoneAfterTheLoopIsDestroyedTouchesNothing) {
+  IOLoop::Done kept;
+  {
+    auto loop = std::make_unique<IOLoop>();
+    absl::Status status = loop->run_sync([&](IOLoop::Done done) {
+      kept = std::move(done);
+      loop->add_callback([&] { loop->stop(); });
+    });
+    EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
+  }
+  std::move(kept)(absl::OkStatus());  // ASan: no use of the destroyed loop
+}
+
 TEST(IOLoopRunTest, TimeIsMonotonic) {
   static_assert(Clock::is_steady, "timers must not follow wall-clock jumps");
   IOLoop loop;

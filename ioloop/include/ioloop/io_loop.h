@@ -164,7 +164,11 @@ class IOLoop {
   // Thread-safe. Makes start() return after the current iteration.
   void stop();
   // Runs the loop until `fn` calls its Done argument (any thread), then returns that status;
-  // DeadlineExceeded if `timeout` passes first. InfiniteDuration means no limit.
+  // DeadlineExceeded if `timeout` passes first (InfiniteDuration means no limit); Cancelled if
+  // the loop is stopped by someone else's stop() first. FailedPrecondition, and `fn` never
+  // runs, if the loop is already running (e.g. run_sync from inside one of its callbacks).
+  // A Done called after run_sync returned does nothing: it never stops a later start() and
+  // never touches the loop, which may be gone by then.
   absl::Status run_sync(absl::AnyInvocable<void(Done) &&> fn,
                         absl::Duration timeout = absl::InfiniteDuration());
   bool running() const { return running_.load(std::memory_order_acquire); }
