@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "ioloop/logging.h"
+#include "ioloop/loop_handle.h"
 #include "timer_queue.h"
 #include "waker.h"
 
@@ -77,7 +78,8 @@ IOLoop::IOLoop(std::unique_ptr<Poller> poller, std::unique_ptr<Waker> waker, Opt
     : options_(options),
       poller_(std::move(poller)),
       waker_(std::move(waker)),
-      timers_(std::make_unique<TimerQueue>()) {
+      timers_(std::make_unique<TimerQueue>()),
+      handle_(new LoopHandle(this)) {
   absl::Status s = add_handler(
       waker_->fd(), [this](int, uint32_t) { waker_->drain(); }, READ);
   if (!s.ok()) {
@@ -87,6 +89,9 @@ IOLoop::IOLoop(std::unique_ptr<Poller> poller, std::unique_ptr<Waker> waker, Opt
 }
 
 IOLoop::~IOLoop() {
+  // First: from here on no other thread may reach the loop through its handle (a post in
+  // progress is waited for), so what follows tears down a loop nobody else can touch.
+  handle_->detach();
   if (t_current == this) t_current = nullptr;
   if (signals_ && signals_->fd >= 0) {
     remove_handler(signals_->fd);

@@ -45,6 +45,7 @@ namespace ioloop {
 
 class TimerQueue;
 class Waker;
+class LoopHandle;  // ioloop/loop_handle.h
 
 // Identifies a timeout for remove_timeout(). A default-constructed handle is invalid and
 // removing it is a no-op; so is removing a handle whose timeout already ran.
@@ -118,6 +119,11 @@ class IOLoop {
   static IOLoop& current();
   // Makes this loop current() for the calling thread.
   void make_current();
+
+  // Thread-safe. The loop's LoopHandle (ioloop/loop_handle.h), the same object every time:
+  // what other threads keep to post to this loop without ever touching it once destroyed.
+  // ~IOLoop detaches it before anything else; posts through it fail from then on.
+  std::shared_ptr<LoopHandle> handle() const { return handle_; }
 
   PollerKind poller_kind() const;
 
@@ -246,6 +252,8 @@ class IOLoop {
   std::atomic<uint64_t> wakeups_sent_{0};
   // Exception and slow-callback lines: a handler failing on every event must not flood.
   LogRateLimiter log_limiter_;
+  // Created with the loop, detached first thing in ~IOLoop; shared with other threads.
+  std::shared_ptr<LoopHandle> handle_;
 };
 
 }  // namespace ioloop
