@@ -3,13 +3,61 @@
 #include <netdb.h>
 #include <signal.h>
 
+#include <cerrno>
 #include <memory>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "gai_status.h"
 
 namespace ioloop::net {
 
-Resolver::Resolver(int num_threads) {
+namespace {
+
+// Wraps the user's callback and its result into a loop callback.
+IOLoop::Callback deliver(Resolver::Callback cb, absl::StatusOr<std::vector<SocketAddress>> result) {
+  return [cb = std::move(cb), result = std::move(result)]() mutable {
+    std::move(cb)(std::move(result));
+  };
+}
+
+}  // namespace
+
+namespace internal {
+
+absl::Status gai_error_to_status(int gai_error, int saved_errno, absl::string_view host) {
+  const std::string message = absl::StrCat("resolve '", host, "'");
+  if (gai_error == EAI_SYSTEM) return absl::ErrnoToStatus(saved_errno, message);
+  const std::string text = absl::StrCat(message, ": ", ::gai_strerror(gai_error));
+  switch (gai_error) {
+    case EAI_AGAIN:  // the name server is unreachable or busy: worth retrying
+      return absl::UnavailableError(text);
+    case EAI_NONAME:
+#ifdef EAI_NODATA
+    case EAI_NODATA:
+#endif
+#ifdef EAI_ADDRFAMILY
+    case EAI_ADDRFAMILY:
+#endif
+    case EAI_FAIL:  // a permanent failure from the name server
+      return absl::NotFoundError(text);
+    case EAI_FAMILY:
+    case EAI_SERVICE:
+    case EAI_SOCKTYPE:
+    case EAI_BADFLAGS:
+      return absl::InvalidArgumentError(text);
+    case EAI_MEMORY:
+      return absl::ResourceExhaustedError(text);
+    default:
+      return absl::UnknownError(text);
+  }
+}
+
+}  // namespace internal
+
+Resolver::Resolver(int num_threads) : Resolver(num_threads, &Resolver::resolve_blocking) {}
+
+Resolver::Resolver(int num_threads, Lookup lookup) : lookup_(std::move(lookup)) {
   if (num_threads < 1) num_threads = 1;
   // Threads inherit the creator's signal mask; block everything so a signal meant for a
   // loop's signalfd is never delivered to a resolver thread instead.
@@ -21,58 +69,91 @@ Resolver::Resolver(int num_threads) {
 }
 
 Resolver::~Resolver() {
-  std::deque<Request> cancelled;
+  std::map<RequestId, Request> cancelled;
   {
     absl::MutexLock lock(&mu_);
     shutdown_ = true;
     cancelled.swap(queue_);
   }
-  for (Request& r : cancelled) {
-    r.loop->add_callback([cb = std::move(r.cb)]() mutable {
-      std::move(cb)(absl::CancelledError("resolver destroyed"));
-    });
+  for (auto& [id, r] : cancelled) {
+    r.loop->post(deliver(std::move(r.cb), absl::CancelledError("resolver destroyed")));
   }
   for (std::thread& t : threads_) t.join();
 }
 
-void Resolver::resolve(IOLoop& loop, std::string host, uint16_t port, int family, Callback cb) {
+Resolver& Resolver::instance() {
+  static Resolver* const resolver = new Resolver(2);  // never destroyed: see the header
+  return *resolver;
+}
+
+Resolver::RequestId Resolver::resolve(IOLoop& loop, std::string host, uint16_t port, int family,
+                                      Callback cb) {
+  return resolve(loop.handle(), std::move(host), port, family, std::move(cb));
+}
+
+Resolver::RequestId Resolver::resolve(std::shared_ptr<LoopHandle> loop, std::string host,
+                                      uint16_t port, int family, Callback cb) {
   // Numeric addresses skip the pool: no thread hop, no lookup.
   if (auto numeric = SocketAddress::parse(host, port); numeric.ok()) {
     if (family == AF_UNSPEC || family == numeric->family()) {
-      loop.add_callback([cb = std::move(cb), addr = *numeric]() mutable {
-        std::move(cb)(std::vector<SocketAddress>{addr});
-      });
-      return;
+      loop->post(deliver(std::move(cb), std::vector<SocketAddress>{*numeric}));
+      return 0;
     }
   }
-  absl::MutexLock lock(&mu_);
-  if (shutdown_) {
-    loop.add_callback([cb = std::move(cb)]() mutable {
-      std::move(cb)(absl::CancelledError("resolver destroyed"));
-    });
-    return;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!shutdown_) {
+      const RequestId id = next_id_++;
+      queue_.emplace(id, Request{std::move(loop), std::move(host), port, family, std::move(cb)});
+      return id;
+    }
   }
-  queue_.push_back(Request{&loop, std::move(host), port, family, std::move(cb)});
+  loop->post(deliver(std::move(cb), absl::CancelledError("resolver destroyed")));
+  return 0;
+}
+
+bool Resolver::cancel(RequestId id) {
+  Request dropped;  // destroyed after the lock is released: its callback may call in again
+  absl::MutexLock lock(&mu_);
+  if (auto it = queue_.find(id); it != queue_.end()) {
+    dropped = std::move(it->second);
+    queue_.erase(it);
+    return true;
+  }
+  if (auto it = in_progress_.find(id); it != in_progress_.end()) {
+    it->second = true;
+    return true;
+  }
+  return false;
 }
 
 void Resolver::worker() {
   for (;;) {
+    RequestId id;
     Request r;
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](Resolver* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-            return self->shutdown_ || !self->queue_.empty();
-          },
-          this));
+      mu_.Await(absl::Condition(this, &Resolver::has_work));
       if (queue_.empty()) return;  // shut down
-      r = std::move(queue_.front());
-      queue_.pop_front();
+      auto first = queue_.begin();
+      id = first->first;
+      r = std::move(first->second);
+      queue_.erase(first);
+      in_progress_.emplace(id, false);
     }
-    auto result = resolve_blocking(r.host, r.port, r.family);
-    r.loop->add_callback([cb = std::move(r.cb), result = std::move(result)]() mutable {
-      std::move(cb)(std::move(result));
-    });
+    // Nobody would receive the answer of a loop that is gone: skip the lookup.
+    absl::StatusOr<std::vector<SocketAddress>> result =
+        r.loop->alive() ? lookup_(r.host, r.port, r.family)
+                        : absl::CancelledError("loop destroyed");
+    bool cancelled;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = in_progress_.find(id);
+      cancelled = it->second;
+      in_progress_.erase(it);
+    }
+    // If the loop is gone, post() destroys the callback here, unrun.
+    if (!cancelled) r.loop->post(deliver(std::move(r.cb), std::move(result)));
   }
 }
 
@@ -84,10 +165,9 @@ absl::StatusOr<std::vector<SocketAddress>> Resolver::resolve_blocking(const std:
   hints.ai_flags = AI_ADDRCONFIG;
   struct addrinfo* res = nullptr;
   const std::string service = std::to_string(port);
+  errno = 0;
   int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
-  if (rc != 0) {
-    return absl::NotFoundError(absl::StrCat("resolve '", host, "': ", ::gai_strerror(rc)));
-  }
+  if (rc != 0) return internal::gai_error_to_status(rc, errno, host);
   std::unique_ptr<struct addrinfo, decltype(&::freeaddrinfo)> owner(res, &::freeaddrinfo);
   std::vector<SocketAddress> out;
   for (struct addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {

@@ -1,28 +1,44 @@
 // File: ioloop/net/resolver.h
 // Resolver: getaddrinfo() on a small pool of threads, so DNS never blocks a loop. Results
-// are posted back to the requesting loop with add_callback. Numeric hosts ("127.0.0.1",
+// are posted back to the requesting loop through its LoopHandle. Numeric hosts ("127.0.0.1",
 // "::1") are answered without a thread hop or any lookup.
 //
-// Threading: resolve() may be called from any loop thread; the callback runs on `loop`.
-// Lifetime: destroying the Resolver cancels queued lookups (their callbacks get Cancelled on
-// their loop) and waits for lookups in progress (getaddrinfo cannot be interrupted). The
-// loops named in pending requests must outlive the Resolver.
+// Threading: every method is thread-safe; callbacks run on the loop they were given.
+//
+// Lifetime (no lookup ever touches a destroyed loop or its owner):
+// - Loops are reached only through their LoopHandle. A lookup whose loop is destroyed
+//   first never runs its callback: if still queued, it is dropped without being looked up;
+//   if in flight, its result is discarded. The callback is then destroyed unrun on a resolver
+//   thread (or the thread destroying the Resolver), so whatever it captures must be safe to
+//   destroy there: values and weak_ptrs, not objects tied to the loop's thread.
+// - cancel() withdraws one lookup (TCPClient cancels its own when it is destroyed).
+// - ~Resolver completes queued lookups with Cancelled on their loops (dropped if the loop is
+//   gone) and waits for lookups in progress (getaddrinfo cannot be interrupted).
+// - instance() is the process-wide resolver, never destroyed (see there).
+//
+// Errors passed to callbacks: NotFound (no such name, or no address of the family),
+// Unavailable (a transient failure such as EAI_AGAIN: try again later), InvalidArgument
+// (a bad family or port), ResourceExhausted (out of memory or fds), Cancelled (resolver
+// destroyed). Messages name the host and carry gai_strerror's text.
 #ifndef IOLOOP_NET_RESOLVER_H_
 #define IOLOOP_NET_RESOLVER_H_
 
 #include <sys/socket.h>
 
 #include <cstdint>
-#include <deque>
+#include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "ioloop/io_loop.h"
+#include "ioloop/loop_handle.h"
 #include "ioloop/net/socket_address.h"
 
 namespace ioloop::net {
@@ -30,34 +46,65 @@ namespace ioloop::net {
 class Resolver {
  public:
   using Callback = absl::AnyInvocable<void(absl::StatusOr<std::vector<SocketAddress>>) &&>;
+  // The blocking lookup the threads run, called concurrently from all of them. The default
+  // is resolve_blocking(); tests inject one that blocks on a latch or fails on purpose.
+  using Lookup = absl::AnyInvocable<absl::StatusOr<std::vector<SocketAddress>>(
+      const std::string& host, uint16_t port, int family) const>;
+  // Names a lookup for cancel(). 0 never names one.
+  using RequestId = uint64_t;
 
+  // `num_threads` below 1 means 1. The threads block every signal.
   explicit Resolver(int num_threads = 2);
+  Resolver(int num_threads, Lookup lookup);
   ~Resolver();
   Resolver(const Resolver&) = delete;
   Resolver& operator=(const Resolver&) = delete;
 
+  // The process-wide resolver (two threads) that TCPClient uses unless given another. It is
+  // created on first use and never destroyed, like IOLoop::instance(): destroying it at exit
+  // would make exit wait for lookups in progress and race with threads still resolving.
+  // Leaving it is safe because it reaches loops only through LoopHandles; idle, its threads
+  // sleep on a condition variable.
+  static Resolver& instance();
+
   // Resolves `host` for SOCK_STREAM connections to `port` (family AF_UNSPEC, AF_INET or
-  // AF_INET6), in getaddrinfo's order (RFC 6724 preference). NotFound with gai_strerror's
-  // text if the name does not resolve. Thread-safe.
-  void resolve(IOLoop& loop, std::string host, uint16_t port, int family, Callback cb)
+  // AF_INET6), in getaddrinfo's order (RFC 6724 preference), and posts the result to `loop`.
+  // Returns the id to cancel() it with, or 0 if the answer was posted at once (a numeric
+  // host, or a resolver shutting down) and cannot be cancelled.
+  RequestId resolve(std::shared_ptr<LoopHandle> loop, std::string host, uint16_t port, int family,
+                    Callback cb) ABSL_LOCKS_EXCLUDED(mu_);
+  // The same for a loop the caller knows to be alive (e.g. the caller runs on it).
+  RequestId resolve(IOLoop& loop, std::string host, uint16_t port, int family, Callback cb)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  // The synchronous lookup the threads run; also handy in tools and tests.
+  // Withdraws lookup `id`: its callback will not run. A queued lookup is dropped (its
+  // callback destroyed on the calling thread, after the lock is released); one in progress
+  // has its result discarded (its callback destroyed on the resolver thread). Returns false
+  // if `id` is 0, unknown, or already answered (the callback may then still run).
+  bool cancel(RequestId id) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The synchronous lookup the threads run by default; also handy in tools and tests.
   static absl::StatusOr<std::vector<SocketAddress>> resolve_blocking(const std::string& host,
                                                                      uint16_t port, int family);
 
  private:
   struct Request {
-    IOLoop* loop;
+    std::shared_ptr<LoopHandle> loop;
     std::string host;
-    uint16_t port;
-    int family;
+    uint16_t port = 0;
+    int family = AF_UNSPEC;
     Callback cb;
   };
-  void worker();
+  void worker() ABSL_LOCKS_EXCLUDED(mu_);
+  bool has_work() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return shutdown_ || !queue_.empty(); }
 
+  const Lookup lookup_;
   absl::Mutex mu_;
-  std::deque<Request> queue_ ABSL_GUARDED_BY(mu_);
+  RequestId next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  // FIFO by id; a map so that cancel() takes one out without scanning.
+  std::map<RequestId, Request> queue_ ABSL_GUARDED_BY(mu_);
+  // Lookups a thread is running: id -> cancelled.
+  absl::flat_hash_map<RequestId, bool> in_progress_ ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
