@@ -4,13 +4,46 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <memory>
 #include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 
 namespace ioloop::net {
+
+namespace {
+
+// Options that would turn the retry path into a busy loop are refused (point 9 of issue 7).
+absl::Status validate(const RetryPolicy& retry) {
+  if (retry.initial_delay <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("RetryPolicy.initial_delay must be positive (got ",
+                     absl::FormatDuration(retry.initial_delay), "): retries would spin"));
+  }
+  if (retry.max_delay < retry.initial_delay) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("RetryPolicy.max_delay must be at least initial_delay (got ",
+                     absl::FormatDuration(retry.max_delay), " < ",
+                     absl::FormatDuration(retry.initial_delay), ")"));
+  }
+  if (!(retry.multiplier >= 1.0)) {  // also NaN
+    return absl::InvalidArgumentError(
+        absl::StrCat("RetryPolicy.multiplier must be at least 1 (got ", retry.multiplier,
+                     "): the delay would shrink towards zero"));
+  }
+  if (retry.max_attempts < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("RetryPolicy.max_attempts must be 0 (no limit) or positive (got ",
+                     retry.max_attempts, ")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 struct TCPClient::Attempt {
   uint64_t id = 0;
@@ -25,8 +58,10 @@ struct TCPClient::Attempt {
 
   // State of the current try; `generation` makes callbacks of an abandoned try stale.
   uint64_t generation = 0;
+  Resolver::RequestId lookup = 0;          // in the resolver's hands; 0: none
   std::vector<SocketAddress> families[2];  // [0] primary, [1] secondary
   size_t next_index[2] = {0, 0};
+  bool primary_failed = false;  // an address of the primary family failed
   bool secondary_started = false;
   struct InFlight {
     Socket socket;
@@ -48,10 +83,21 @@ struct TCPClient::State : std::enable_shared_from_this<TCPClient::State> {
   uint64_t next_id = 1;
   absl::flat_hash_map<uint64_t, std::unique_ptr<Attempt>> attempts;
 
-  Attempt* find(uint64_t id, uint64_t generation) {
-    auto it = attempts.find(id);
-    if (it == attempts.end() || it->second->generation != generation) return nullptr;
-    return it->second.get();
+  // Every callback a try hands to the loop or the resolver goes through here: `fn(self,
+  // attempt, args...)` runs only if the client still exists and `a`'s current try is the
+  // one that made the callback (the client's destruction, completion, a timeout or a retry
+  // make it stale). It captures only a weak_ptr and two integers, so it may be destroyed on
+  // any thread (the resolver drops callbacks on its own threads).
+  template <typename F>
+  auto bind_try(const Attempt* a, F fn) {
+    return [weak = weak_from_this(), id = a->id, gen = a->generation,
+            fn = std::move(fn)](auto&&... args) mutable {
+      std::shared_ptr<State> self = weak.lock();
+      if (!self) return;
+      auto it = self->attempts.find(id);
+      if (it == self->attempts.end() || it->second->generation != gen) return;
+      fn(*self, it->second.get(), std::forward<decltype(args)>(args)...);
+    };
   }
 
   void start_try(Attempt* a) {
@@ -60,105 +106,106 @@ struct TCPClient::State : std::enable_shared_from_this<TCPClient::State> {
     a->families[0].clear();
     a->families[1].clear();
     a->next_index[0] = a->next_index[1] = 0;
-    a->secondary_started = false;
+    a->primary_failed = a->secondary_started = false;
     a->last_error = absl::OkStatus();
-    std::weak_ptr<State> weak = weak_from_this();
-    const uint64_t id = a->id, gen = a->generation;
-    a->deadline_timer = loop.call_later(a->options.timeout, [weak, id, gen] {
-      auto self = weak.lock();
-      if (!self) return;
-      Attempt* at = self->find(id, gen);
-      if (at == nullptr) return;
-      at->deadline_timer = TimeoutHandle();
-      self->fail_try(at, absl::DeadlineExceededError(absl::StrCat(
-                             "connect to ", at->host, ":", at->port, " timed out after ",
-                             absl::FormatDuration(at->options.timeout))));
-    });
+    a->deadline_timer = loop.call_later(
+        a->options.timeout, bind_try(a, [](State& self, Attempt* at) {
+          at->deadline_timer = TimeoutHandle();
+          self.fail_try(at, absl::DeadlineExceededError(absl::StrCat(
+                                "connect to ", at->host, ":", at->port, " timed out after ",
+                                absl::FormatDuration(at->options.timeout))));
+        }));
     if (!a->given.empty()) {
       // Still asynchronous, so the callback never runs inside connect_to().
-      loop.add_callback([weak, id, gen] {
-        auto self = weak.lock();
-        if (!self) return;
-        if (Attempt* at = self->find(id, gen)) self->on_resolved(at, at->given);
-      });
+      loop.add_callback(
+          bind_try(a, [](State& self, Attempt* at) { self.on_resolved(at, at->given); }));
       return;
     }
-    resolver->resolve(loop, a->host, a->port, a->options.family,
-                      [weak, id, gen](absl::StatusOr<std::vector<SocketAddress>> addrs) {
-                        auto self = weak.lock();
-                        if (!self) return;
-                        if (Attempt* at = self->find(id, gen)) self->on_resolved(at, std::move(addrs));
-                      });
+    a->lookup = resolver->resolve(
+        loop, a->host, a->port, a->options.family,
+        bind_try(a, [](State& self, Attempt* at, absl::StatusOr<std::vector<SocketAddress>> addrs) {
+          at->lookup = 0;
+          self.on_resolved(at, std::move(addrs));
+        }));
   }
 
   void on_resolved(Attempt* a, absl::StatusOr<std::vector<SocketAddress>> addrs) {
     if (!addrs.ok()) return fail_try(a, addrs.status());
+    if (addrs->empty()) return fail_try(a, absl::UnavailableError("no address to connect to"));
     // Primary family: the resolver's first choice; the rest of its family keeps its order.
     const int primary = addrs->front().family();
     for (SocketAddress& addr : *addrs) {
       a->families[addr.family() == primary ? 0 : 1].push_back(std::move(addr));
     }
     if (!a->families[1].empty()) {
-      std::weak_ptr<State> weak = weak_from_this();
-      const uint64_t id = a->id, gen = a->generation;
-      a->eyeballs_timer = loop.call_later(a->options.happy_eyeballs_delay, [weak, id, gen] {
-        auto self = weak.lock();
-        if (!self) return;
-        if (Attempt* at = self->find(id, gen)) {
-          at->eyeballs_timer = TimeoutHandle();
-          self->start_secondary(at);
-        }
-      });
+      a->eyeballs_timer = loop.call_later(a->options.happy_eyeballs_delay,
+                                          bind_try(a, [](State& self, Attempt* at) {
+                                            at->eyeballs_timer = TimeoutHandle();
+                                            self.start_secondary(at);
+                                            self.settle(at);
+                                          }));
     }
-    try_next(a, 0);
+    start_next(a, 0);
+    settle(a);
+  }
+
+  // Happy Eyeballs as Tornado's _Connector. Each family is a chain that tries its addresses
+  // one at a time, moving on when one fails. The primary chain starts at once; the
+  // secondary when `happy_eyeballs_delay` expires or at the first failure of a primary
+  // address, whichever comes first. The first connection made wins.
+
+  // Tornado's try_connect: starts the next address of family `fi`, if it has one left. One
+  // that fails at once (no socket, no route) is a failure like one reported later.
+  void start_next(Attempt* a, int fi) {
+    while (a->next_index[fi] < a->families[fi].size()) {
+      const SocketAddress addr = a->families[fi][a->next_index[fi]++];
+      absl::Status s = start_connect(a, fi, addr);
+      if (s.ok()) return;
+      note_failure(a, fi, std::move(s));
+    }
+  }
+
+  absl::Status start_connect(Attempt* a, int fi, const SocketAddress& addr) {
+    absl::StatusOr<Socket> sock = Socket::create(addr.family());
+    if (!sock.ok()) return sock.status();
+    // A non-blocking connect() interrupted by a signal goes on asynchronously, as one that
+    // returned EINPROGRESS.
+    if (::connect(sock->fd(), addr.get(), addr.length()) != 0 && errno != EINPROGRESS &&
+        errno != EINTR) {
+      return absl::ErrnoToStatus(errno, absl::StrCat("connect ", addr.to_string()));
+    }
+    absl::Status s = loop.add_handler(sock->fd(),
+                                      bind_try(a, [](State& self, Attempt* at, int fd,
+                                                     uint32_t) { self.on_connect_ready(at, fd); }),
+                                      WRITE);
+    if (!s.ok()) return s;
+    a->in_flight.push_back(Attempt::InFlight{*std::move(sock), fi, addr});
+    return absl::OkStatus();
+  }
+
+  void note_failure(Attempt* a, int fi, absl::Status error) {
+    a->last_error = std::move(error);
+    if (fi == 0) a->primary_failed = true;
   }
 
   void start_secondary(Attempt* a) {
-    if (a->secondary_started || a->families[1].empty()) return;
+    if (a->secondary_started) return;
     a->secondary_started = true;
     loop.remove_timeout(a->eyeballs_timer);
     a->eyeballs_timer = TimeoutHandle();
-    try_next(a, 1);
+    start_next(a, 1);
   }
 
-  // Starts the next address of family `fi`; when that family is used up, moves on to the
-  // other family or, if nothing is left in flight, fails the try.
-  void try_next(Attempt* a, int fi) {
-    const uint64_t gen = a->generation;
-    while (a->next_index[fi] < a->families[fi].size()) {
-      const SocketAddress addr = a->families[fi][a->next_index[fi]++];
-      absl::StatusOr<Socket> sock = Socket::create(addr.family());
-      if (!sock.ok()) {
-        a->last_error = sock.status();
-        continue;
-      }
-      if (::connect(sock->fd(), addr.get(), addr.length()) != 0 && errno != EINPROGRESS) {
-        a->last_error = absl::ErrnoToStatus(errno, absl::StrCat("connect ", addr.to_string()));
-        continue;
-      }
-      const int fd = sock->fd();
-      std::weak_ptr<State> weak = weak_from_this();
-      const uint64_t id = a->id;
-      absl::Status s = loop.add_handler(
-          fd,
-          [weak, id, gen](int ready_fd, uint32_t) {
-            auto self = weak.lock();
-            if (!self) return;
-            if (Attempt* at = self->find(id, gen)) self->on_connect_ready(at, ready_fd);
-          },
-          WRITE);
-      if (!s.ok()) {
-        a->last_error = s;
-        continue;
-      }
-      a->in_flight.push_back(Attempt::InFlight{*std::move(sock), fi, addr});
-      return;
-    }
-    if (fi == 0 && !a->secondary_started && !a->families[1].empty()) return start_secondary(a);
-    if (a->in_flight.empty()) {
-      fail_try(a, a->last_error.ok() ? absl::UnavailableError("no address to connect to")
-                                     : a->last_error);
-    }
+  // Ends every event of a try. A failure in the primary family starts the secondary one
+  // (Tornado's on_connect_done calls on_timeout). A chain with addresses left always has one
+  // in flight, so nothing in flight means every started chain is used up, and the secondary
+  // one has started too (the primary's failures started it): the try failed. Must be the
+  // caller's last step, since failing may complete the attempt.
+  void settle(Attempt* a) {
+    if (a->primary_failed) start_secondary(a);
+    if (!a->in_flight.empty()) return;
+    fail_try(
+        a, a->last_error.ok() ? absl::UnavailableError("no address to connect to") : a->last_error);
   }
 
   void on_connect_ready(Attempt* a, int fd) {
@@ -169,9 +216,11 @@ struct TCPClient::State : std::enable_shared_from_this<TCPClient::State> {
     Attempt::InFlight done = std::move(*it);
     a->in_flight.erase(it);
     if (absl::Status err = done.socket.take_error(); !err.ok()) {
-      a->last_error = absl::Status(err.code(), absl::StrCat("connect ", done.address.to_string(),
-                                                            ": ", err.message()));
-      return try_next(a, done.family_index);
+      note_failure(a, done.family_index,
+                   absl::Status(err.code(), absl::StrCat("connect ", done.address.to_string(), ": ",
+                                                         err.message())));
+      start_next(a, done.family_index);
+      return settle(a);
     }
     if (a->options.nodelay) (void)done.socket.set_nodelay(true);
     std::shared_ptr<IOStream> stream =
@@ -179,9 +228,13 @@ struct TCPClient::State : std::enable_shared_from_this<TCPClient::State> {
     complete(a, std::move(stream));
   }
 
-  // Stops everything the current try started.
+  // Stops everything the current try started, its lookup included.
   void abandon_try(Attempt* a) {
     ++a->generation;
+    if (a->lookup != 0) {
+      resolver->cancel(a->lookup);
+      a->lookup = 0;
+    }
     for (Attempt::InFlight& f : a->in_flight) loop.remove_handler(f.socket.fd());
     a->in_flight.clear();
     loop.remove_timeout(a->deadline_timer);
@@ -195,16 +248,10 @@ struct TCPClient::State : std::enable_shared_from_this<TCPClient::State> {
     if (a->retry && (a->retry->max_attempts == 0 || a->tries < a->retry->max_attempts)) {
       const absl::Duration delay = a->retry_delay;
       a->retry_delay = std::min(a->retry->max_delay, a->retry_delay * a->retry->multiplier);
-      std::weak_ptr<State> weak = weak_from_this();
-      const uint64_t id = a->id, gen = a->generation;
-      a->retry_timer = loop.call_later(delay, [weak, id, gen] {
-        auto self = weak.lock();
-        if (!self) return;
-        if (Attempt* at = self->find(id, gen)) {
-          at->retry_timer = TimeoutHandle();
-          self->start_try(at);
-        }
-      });
+      a->retry_timer = loop.call_later(delay, bind_try(a, [](State& self, Attempt* at) {
+                                         at->retry_timer = TimeoutHandle();
+                                         self.start_try(at);
+                                       }));
       return;
     }
     complete(a, std::move(status));
@@ -214,20 +261,21 @@ struct TCPClient::State : std::enable_shared_from_this<TCPClient::State> {
     abandon_try(a);
     ConnectCallback cb = std::move(a->cb);
     attempts.erase(a->id);  // `a` is gone from here on
-    // Last: the callback may destroy the client.
-    std::move(cb)(std::move(result));
+    // Last: the callback may destroy the client (the caller holds the State alive).
+    run_callback(loop, std::move(cb), std::move(result));
+  }
+
+  // Runs a user callback. An exception from it is the loop's to log and count; it must not
+  // unwind through the client (nor out of ~TCPClient, where it would terminate).
+  static void run_callback(IOLoop& loop, ConnectCallback cb,
+                           absl::StatusOr<std::shared_ptr<IOStream>> result) {
+    loop.invoke_guarded("TCPClient connect callback", [&] { std::move(cb)(std::move(result)); })
+        .IgnoreError();
   }
 };
 
-namespace {
-Resolver& default_resolver() {
-  static Resolver* const resolver = new Resolver(2);  // never destroyed: threads may use it late
-  return *resolver;
-}
-}  // namespace
-
 TCPClient::TCPClient(IOLoop& loop, Resolver* resolver)
-    : state_(std::make_shared<State>(loop, resolver ? resolver : &default_resolver())) {}
+    : state_(std::make_shared<State>(loop, resolver ? resolver : &Resolver::instance())) {}
 
 TCPClient::~TCPClient() {
   std::vector<ConnectCallback> cancelled;
@@ -237,7 +285,8 @@ TCPClient::~TCPClient() {
   }
   state_->attempts.clear();
   for (ConnectCallback& cb : cancelled) {
-    std::move(cb)(absl::CancelledError("TCPClient destroyed before the connection was made"));
+    State::run_callback(state_->loop, std::move(cb),
+                        absl::CancelledError("TCPClient destroyed before the connection was made"));
   }
 }
 
@@ -248,15 +297,15 @@ void TCPClient::connect(std::string host, uint16_t port, ConnectCallback cb,
 
 void TCPClient::connect_with_retry(std::string host, uint16_t port, ConnectCallback cb,
                                    RetryPolicy retry, ConnectOptions options) {
-  begin(std::move(host), port, {}, std::move(cb), retry, std::move(options));
+  absl::Status valid = validate(retry);
+  begin(std::move(host), port, {}, std::move(cb), retry, std::move(options), std::move(valid));
 }
 
 void TCPClient::connect_to(std::vector<SocketAddress> addresses, ConnectCallback cb,
                            ConnectOptions options) {
   if (addresses.empty()) {
-    state_->loop.add_callback([cb = std::move(cb)]() mutable {
-      std::move(cb)(absl::InvalidArgumentError("connect_to: no addresses"));
-    });
+    begin("", 0, {}, std::move(cb), std::nullopt, std::move(options),
+          absl::InvalidArgumentError("connect_to: no addresses"));
     return;
   }
   std::string host = addresses.front().host();
@@ -266,8 +315,8 @@ void TCPClient::connect_to(std::vector<SocketAddress> addresses, ConnectCallback
 }
 
 void TCPClient::begin(std::string host, uint16_t port, std::vector<SocketAddress> addresses,
-                      ConnectCallback cb, std::optional<RetryPolicy> retry,
-                      ConnectOptions options) {
+                      ConnectCallback cb, std::optional<RetryPolicy> retry, ConnectOptions options,
+                      absl::Status invalid) {
   auto a = std::make_unique<Attempt>();
   a->id = state_->next_id++;
   a->host = std::move(host);
@@ -279,6 +328,15 @@ void TCPClient::begin(std::string host, uint16_t port, std::vector<SocketAddress
   if (retry) a->retry_delay = retry->initial_delay;
   Attempt* raw = a.get();
   state_->attempts.emplace(raw->id, std::move(a));
+  if (!invalid.ok()) {
+    // A pending attempt like any other (destroying the client cancels it), completed from
+    // the loop so that the callback never runs inside the call that was given it.
+    state_->loop.add_callback(
+        state_->bind_try(raw, [invalid = std::move(invalid)](State& self, Attempt* at) mutable {
+          self.complete(at, std::move(invalid));
+        }));
+    return;
+  }
   state_->start_try(raw);
 }
 

@@ -7,6 +7,7 @@
 
 #include "gtest/gtest.h"
 #include "ioloop/net/bind.h"
+#include "testing/connect_targets.h"
 #include "testing/loop_test_base.h"
 
 namespace ioloop::net {
@@ -14,17 +15,7 @@ namespace {
 
 class TCPClientTest : public ioloop::testing::LoopTestBase {};
 
-// A port with nothing listening: bound (so nobody else takes it) but not listening.
-struct ClosedPort {
-  Socket socket;
-  uint16_t port = 0;
-  ClosedPort() {
-    socket = *Socket::create(AF_INET);
-    SocketAddress addr = SocketAddress::ipv4_loopback(0);
-    EXPECT_EQ(::bind(socket.fd(), addr.get(), addr.length()), 0);
-    port = socket.local_address()->port();
-  }
-};
+using ioloop::testing::ClosedPort;
 
 TEST_F(TCPClientTest, ConnectsAndExchangesBytes) {
   absl::StatusOr<std::vector<Socket>> listeners = bind_sockets(0, "127.0.0.1");
@@ -182,74 +173,6 @@ TEST_F(TCPClientTest, DestroyingTheClientCancelsPendingConnects) {
   loop().call_later(absl::Milliseconds(20), [&] { done(); });
   ASSERT_TRUE(wait());
   EXPECT_EQ(calls, 1);
-}
-
-// A listening socket on `host` whose accept queue is full, so further SYNs are dropped
-// and connect() to it hangs.
-struct Blackhole {
-  Socket listener;
-  std::vector<Socket> fillers;
-  SocketAddress address;
-  explicit Blackhole(const char* host) {
-    auto sockets = bind_sockets(0, host, AF_UNSPEC, 0);
-    EXPECT_TRUE(sockets.ok()) << sockets.status();
-    listener = std::move((*sockets)[0]);
-    address = *listener.local_address();
-    // Backlog 0 admits one connection (two on some kernels); fill generously.
-    for (int i = 0; i < 4; ++i) {
-      Socket s = *Socket::create(address.family());
-      ::connect(s.fd(), address.get(), address.length());
-      fillers.push_back(std::move(s));
-    }
-  }
-};
-
-TEST_F(TCPClientTest, HappyEyeballsTriesTheSecondFamilyAtOnceWhenTheFirstFails) {
-  ClosedPort v4_closed;
-  absl::StatusOr<std::vector<Socket>> v6 = bind_sockets(0, "::1");
-  ASSERT_TRUE(v6.ok()) << v6.status();
-  // First family: IPv4, refused. Second: IPv6, listening. The delay is huge, so only the
-  // failure of the first family can start the second.
-  SocketAddress v6_addr = *(*v6)[0].local_address();
-  ConnectOptions options;
-  options.happy_eyeballs_delay = absl::Seconds(60);
-  TCPClient client(loop());
-  absl::StatusOr<std::shared_ptr<IOStream>> result;
-  client.connect_to({SocketAddress::ipv4_loopback(v4_closed.port), v6_addr},
-                    [&](absl::StatusOr<std::shared_ptr<IOStream>> s) {
-                      result = std::move(s);
-                      done();
-                    },
-                    options);
-  ASSERT_TRUE(wait());
-  ASSERT_TRUE(result.ok()) << result.status();
-  EXPECT_EQ((*result)->peer_address()->to_string(), v6_addr.to_string());
-}
-
-TEST_F(TCPClientTest, HappyEyeballsStartsTheSecondFamilyAfterTheDelay) {
-  Blackhole v6_hang("::1");
-  absl::StatusOr<std::vector<Socket>> v4 = bind_sockets(0, "127.0.0.1");
-  ASSERT_TRUE(v4.ok());
-  SocketAddress v4_addr = *(*v4)[0].local_address();
-  ConnectOptions options;
-  options.happy_eyeballs_delay = absl::Milliseconds(50);
-  options.timeout = absl::Seconds(20);
-  TCPClient client(loop());
-  absl::StatusOr<std::shared_ptr<IOStream>> result;
-  const TimePoint start = loop().time();
-  TimePoint finished;
-  client.connect_to({v6_hang.address, v4_addr},
-                    [&](absl::StatusOr<std::shared_ptr<IOStream>> s) {
-                      finished = loop().time();
-                      result = std::move(s);
-                      done();
-                    },
-                    options);
-  ASSERT_TRUE(wait());
-  ASSERT_TRUE(result.ok()) << result.status();
-  EXPECT_EQ((*result)->peer_address()->to_string(), v4_addr.to_string());
-  // Not before the delay: the second family waited its turn (a lower bound, never flaky).
-  EXPECT_GE(finished - start, std::chrono::milliseconds(50));
 }
 
 TEST_F(TCPClientTest, ConnectToWithNoAddressesIsInvalidArgument) {

@@ -10,19 +10,27 @@
 // Behaviour:
 // - connect() never blocks: names are resolved on a Resolver thread pool (numeric addresses
 //   skip it) and sockets connect non-blocking.
-// - Happy Eyeballs (RFC 8305, as Tornado's _Connector): addresses of the first family in the
-//   resolver's order are tried one after another; the other family starts after
-//   `happy_eyeballs_delay` or as soon as the first family has failed. The first connection
-//   wins, the others are closed.
+// - Happy Eyeballs (RFC 8305, as Tornado's _Connector): the addresses are split into the
+//   family of the resolver's first choice (primary) and the other one (secondary), each
+//   kept in the resolver's order. Each family tries its addresses one at a time, moving to
+//   its next address when one fails. The primary family starts at once; the secondary when
+//   `happy_eyeballs_delay` expires or at the first failure of a primary address, whichever
+//   comes first. The first connection made wins; the others are closed.
 // - `timeout` bounds the whole attempt, resolution included: DeadlineExceeded.
 // - connect_with_retry() retries failed attempts with exponential back-off (muduo's
 //   Connector), up to `max_attempts`.
 // The callback runs exactly once on the loop thread: with the stream, with the last
-// connection error (Unavailable with the errno text, e.g. "Connection refused"), with
-// DeadlineExceeded, or with Cancelled if the TCPClient is destroyed first (then it runs
-// from the destructor).
+// connection error (Unavailable with the errno text, e.g. "Connection refused"), with the
+// resolver's error (NotFound; Unavailable for a transient DNS failure), with
+// DeadlineExceeded, with InvalidArgument for bad arguments (see each method), or with
+// Cancelled if the TCPClient is destroyed first (then it runs from the destructor). It never
+// runs inside the call that was given it. An exception thrown by it is logged and counted by
+// the loop (IOLoop::handle_callback_exception, stats().exceptions) and goes no further: the
+// client stays usable, other connects are unaffected.
 //
-// Threading: loop thread only. The loop must outlive the client.
+// Threading: loop thread only. The loop and the resolver must outlive the client.
+// Lifetime: destroying the client cancels its lookups in the resolver (queued ones are never
+// looked up) and closes its sockets in progress; nothing it started runs afterwards.
 #ifndef IOLOOP_NET_TCP_CLIENT_H_
 #define IOLOOP_NET_TCP_CLIENT_H_
 
@@ -33,6 +41,7 @@
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "ioloop/io_loop.h"
@@ -49,6 +58,10 @@ struct ConnectOptions {
   IOStreamOptions stream_options;
 };
 
+// The n-th retry waits min(max_delay, initial_delay * multiplier^(n-1)). A policy under
+// which retries could spin is refused with InvalidArgument naming the field: initial_delay
+// must be positive, max_delay at least initial_delay, multiplier at least 1, max_attempts
+// not negative.
 struct RetryPolicy {
   absl::Duration initial_delay = absl::Milliseconds(500);
   absl::Duration max_delay = absl::Seconds(30);
@@ -60,8 +73,8 @@ class TCPClient {
  public:
   using ConnectCallback = absl::AnyInvocable<void(absl::StatusOr<std::shared_ptr<IOStream>>) &&>;
 
-  // `resolver` may be shared between clients; null uses a process-wide resolver with two
-  // threads, created on first use.
+  // `resolver` may be shared between clients and must outlive them; null uses
+  // Resolver::instance().
   explicit TCPClient(IOLoop& loop, Resolver* resolver = nullptr);
   // Completes every pending connect with Cancelled.
   ~TCPClient();
@@ -69,6 +82,7 @@ class TCPClient {
   TCPClient& operator=(const TCPClient&) = delete;
 
   void connect(std::string host, uint16_t port, ConnectCallback cb, ConnectOptions options = {});
+  // InvalidArgument through `cb` for a RetryPolicy that could spin (see RetryPolicy).
   void connect_with_retry(std::string host, uint16_t port, ConnectCallback cb, RetryPolicy retry,
                           ConnectOptions options = {});
   // Skips resolution: Happy Eyeballs over `addresses` (each with its port), in this order.
@@ -80,8 +94,11 @@ class TCPClient {
   size_t pending() const;
 
  private:
+  // Adds a pending attempt and starts it, or, if `invalid` is an error, completes it with
+  // that error from the loop.
   void begin(std::string host, uint16_t port, std::vector<SocketAddress> addresses,
-             ConnectCallback cb, std::optional<RetryPolicy> retry, ConnectOptions options);
+             ConnectCallback cb, std::optional<RetryPolicy> retry, ConnectOptions options,
+             absl::Status invalid = absl::OkStatus());
 
   struct State;
   struct Attempt;
