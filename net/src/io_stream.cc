@@ -820,8 +820,9 @@ void IOStream::run_close_callbacks() {
     if (std::unique_ptr<WriteState> ws = std::move(write_state_)) {
       const absl::Status status = closed_status();
       for (size_t i = ws->cb_head; i < ws->callbacks.size(); ++i) {
-        auto& [end, cb] = ws->callbacks[i];
-        const absl::Status result = end <= ws->written_total ? absl::OkStatus() : status;
+        const absl::Status result =
+            ws->callbacks[i].first <= ws->written_total ? absl::OkStatus() : status;
+        WriteCallback& cb = ws->callbacks[i].second;  // (clang 14 cannot capture a binding)
         run_user(kWriteCallback, [&] { std::move(cb)(result); });
       }
     }
