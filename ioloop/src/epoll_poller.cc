@@ -1,5 +1,8 @@
 // The default backend. Level-triggered unless EDGE is asked. The fd and the caller's tag
 // travel in epoll_event.data.u64 so dispatch never needs a lookup to spot a stale event.
+// The wait call (epoll_pwait2 or epoll_wait) is chosen once, by a probe at construction.
+// A registered fd that is closed leaves the epoll set by itself (unless dup'ed), so a closed
+// fd is never reported here: its handler hears nothing.
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -18,7 +21,7 @@ constexpr uint32_t kInterest = READ | WRITE | EDGE;
 
 class EpollPoller final : public Poller {
  public:
-  explicit EpollPoller(int epfd) : epfd_(epfd), ready_(64) {}
+  EpollPoller(int epfd, EpollWait wait) : epfd_(epfd), ready_(64), wait_(wait) {}
   ~EpollPoller() override { ::close(epfd_); }
 
   PollerKind kind() const override { return PollerKind::kEpoll; }
@@ -37,21 +40,19 @@ class EpollPoller final : public Poller {
   absl::StatusOr<int> poll(std::optional<absl::Duration> timeout,
                            std::vector<Event>* out) override {
     int n;
-    if (have_pwait2_) {
+    if (wait_ == EpollWait::kPwait2) {
       struct timespec ts;
       n = ::epoll_pwait2(epfd_, ready_.data(), static_cast<int>(ready_.size()),
                          to_timespec(timeout, &ts), nullptr);
-      if (n < 0 && errno == ENOSYS) {
-        have_pwait2_ = false;  // kernel < 5.11: fall back to millisecond waits
-        return poll(timeout, out);
-      }
     } else {
       n = ::epoll_wait(epfd_, ready_.data(), static_cast<int>(ready_.size()),
                        to_millis_rounding_up(timeout));
     }
     if (n < 0) {
       if (errno == EINTR) return 0;
-      return absl::ErrnoToStatus(errno, "epoll_wait");
+      // The loop backs off and counts it; the probe already chose a call the kernel accepts.
+      return absl::ErrnoToStatus(errno,
+                                 wait_ == EpollWait::kPwait2 ? "epoll_pwait2" : "epoll_wait");
     }
     for (int i = 0; i < n; ++i) {
       const uint64_t data = ready_[i].data.u64;
@@ -81,7 +82,8 @@ class EpollPoller final : public Poller {
     if (::epoll_ctl(epfd_, op, fd, &ev) == 0) return absl::OkStatus();
     const int err = errno;
     const char* what = op == EPOLL_CTL_ADD ? "epoll_ctl(ADD) fd " : "epoll_ctl(MOD) fd ";
-    if (err == EEXIST) return absl::AlreadyExistsError(absl::StrCat(what, fd, ": already registered"));
+    if (err == EEXIST)
+      return absl::AlreadyExistsError(absl::StrCat(what, fd, ": already registered"));
     if (err == ENOENT) return absl::NotFoundError(absl::StrCat(what, fd, ": not registered"));
     if (err == EPERM) {
       return absl::InvalidArgumentError(
@@ -92,15 +94,40 @@ class EpollPoller final : public Poller {
 
   int epfd_;
   std::vector<struct epoll_event> ready_;
-  bool have_pwait2_ = true;
+  EpollWait wait_;
 };
+
+EpollWait probe_epoll_wait(int epfd) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    struct epoll_event ev;
+    struct timespec zero = {0, 0};
+    const int n = ::epoll_pwait2(epfd, &ev, 1, &zero, nullptr);
+    if (std::optional<EpollWait> w = epoll_wait_after_probe(n < 0 ? errno : 0)) return *w;
+  }
+  return EpollWait::kWait;  // interrupted every time: take the call that always works
+}
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Poller>> make_epoll_poller() {
+std::optional<EpollWait> epoll_wait_after_probe(int probe_errno) {
+  switch (probe_errno) {
+    case 0:
+      return EpollWait::kPwait2;
+    case EINTR:
+      return std::nullopt;
+    case ENOSYS:  // kernel < 5.11
+    case EPERM:   // seccomp: unknown syscalls refused with EPERM (container default profiles)
+    case EINVAL:  // sandboxes that reject the call's arguments
+    default:      // anything else: epoll_wait is the baseline every kernel accepts
+      return EpollWait::kWait;
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Poller>> make_epoll_poller(std::optional<EpollWait> force) {
   int epfd = ::epoll_create1(EPOLL_CLOEXEC);
   if (epfd < 0) return absl::ErrnoToStatus(errno, "epoll_create1");
-  return std::unique_ptr<Poller>(new EpollPoller(epfd));
+  const EpollWait wait = force ? *force : probe_epoll_wait(epfd);
+  return std::unique_ptr<Poller>(new EpollPoller(epfd, wait));
 }
 
 }  // namespace ioloop

@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "ioloop/logging.h"
 #include "ioloop/loop_handle.h"
 #include "timer_queue.h"
@@ -378,7 +380,6 @@ void IOLoop::run_once() {
   run_callbacks();
 
   TimePoint now = Clock::now();
-  stats_.time_busy += to_duration(now - last_poll_end_);
   if (timers_->live() > 0) {
     due_.clear();
     timers_->pop_due(now, &due_);
@@ -395,6 +396,8 @@ void IOLoop::run_once() {
       now = Clock::now();
     }
   }
+  // Busy: everything since the last wait ended (its handlers, these callbacks and timers).
+  stats_.time_busy += to_duration(now - last_poll_end_);
 
   std::optional<absl::Duration> timeout;
   if (std::optional<TimePoint> next = timers_->next_deadline()) {
@@ -410,23 +413,43 @@ void IOLoop::run_once() {
 
   events_.clear();
   absl::StatusOr<int> n = poller_->poll(timeout, &events_);
-  const TimePoint after = Clock::now();
-  stats_.time_blocked += to_duration(after - now);
-  last_poll_end_ = after;
   {
     absl::MutexLock lock(&mu_);
     polling_ = false;
     wake_sent_ = false;
   }
-  if (!n.ok()) {
-    uint64_t suppressed = 0;
-    if (log_limiter_.allow(after, &suppressed)) {
-      logger().error("poller ({}) failed: {}", std::string(poller_kind_name(poller_->kind())),
-                     n.status().ToString());
-    }
+  if (n.ok()) {
+    poll_backoff_ = absl::ZeroDuration();
+  } else {
+    back_off_after_poll_failure(n.status());
   }
+  last_poll_end_ = Clock::now();
+  stats_.time_blocked += to_duration(last_poll_end_ - now);
   for (const Poller::Event& ev : events_) dispatch(ev);
   graveyard_.clear();
+}
+
+void IOLoop::back_off_after_poll_failure(const absl::Status& status) {
+  // A wait that fails at once would otherwise make the loop spin at 100% CPU while it
+  // dispatches nothing. Doubling from 1 ms to 100 ms keeps a transient failure (ENOMEM)
+  // nearly invisible and a persistent one cheap; the next successful wait resets it.
+  constexpr absl::Duration kFirst = absl::Milliseconds(1);
+  constexpr absl::Duration kMax = absl::Milliseconds(100);
+  poll_backoff_ =
+      poll_backoff_ == absl::ZeroDuration() ? kFirst : std::min(poll_backoff_ * 2, kMax);
+  ++stats_.poll_failures;
+  uint64_t suppressed = 0;
+  if (log_limiter_.allow(Clock::now(), &suppressed)) {
+    logger().error("poller ({}) failed: {}; retrying in {}{}",
+                   std::string(poller_kind_name(poller_->kind())), status.ToString(),
+                   absl::FormatDuration(poll_backoff_),
+                   suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)") : "");
+  }
+  if (sleep_for_) {
+    sleep_for_(poll_backoff_);
+  } else {
+    absl::SleepFor(poll_backoff_);
+  }
 }
 
 void IOLoop::start() {

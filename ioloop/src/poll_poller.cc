@@ -1,5 +1,8 @@
 // poll(2) backend: a dense pollfd array scanned by the kernel on every call, which is why
 // its cost grows with the number of registered fds. ppoll() gives nanosecond timeouts.
+// A registered fd closed behind our back shows as POLLNVAL on every call: it is reported once
+// as ERROR and then muted (its pollfd.fd negated, which poll() skips) until modify() or
+// remove(), so a handler that ignores the error cannot make the loop spin.
 #include <poll.h>
 
 #include <cerrno>
@@ -38,6 +41,7 @@ class PollPoller final : public Poller {
     if (fd < 0 || static_cast<size_t>(fd) >= index_.size() || index_[fd] < 0) {
       return absl::NotFoundError(absl::StrCat("poll: fd ", fd, " not registered"));
     }
+    fds_[index_[fd]].fd = fd;  // unmutes
     fds_[index_[fd]].events = static_cast<short>(events & (READ | WRITE));
     tags_[index_[fd]] = tag;
     return absl::OkStatus();
@@ -50,7 +54,7 @@ class PollPoller final : public Poller {
     if (pos != last) {
       fds_[pos] = fds_[last];
       tags_[pos] = tags_[last];
-      index_[fds_[pos].fd] = pos;
+      index_[real_fd(fds_[pos])] = pos;
     }
     fds_.pop_back();
     tags_.pop_back();
@@ -70,14 +74,21 @@ class PollPoller final : public Poller {
       if (fds_[i].revents == 0) continue;
       ++found;
       uint32_t ev = static_cast<uint32_t>(fds_[i].revents) & (READ | WRITE | ERROR);
-      // POLLNVAL: the fd was closed while registered. Report it as an error.
-      if (fds_[i].revents & POLLNVAL) ev |= ERROR;
-      out->push_back(Event{fds_[i].fd, ev, tags_[i]});
+      const int fd = fds_[i].fd;
+      if (fds_[i].revents & POLLNVAL) {
+        // Closed while registered: report it as an error once, then stop asking the kernel.
+        ev |= ERROR;
+        fds_[i].fd = ~fd;
+      }
+      out->push_back(Event{fd, ev, tags_[i]});
     }
     return found;
   }
 
  private:
+  // A muted entry holds ~fd: negative, so poll() ignores it, and still names the fd.
+  static int real_fd(const pollfd& p) { return p.fd < 0 ? ~p.fd : p.fd; }
+
   std::vector<pollfd> fds_;
   std::vector<uint32_t> tags_;  // parallel to fds_
   std::vector<int> index_;      // fd -> position in fds_, or -1

@@ -14,7 +14,20 @@
 
 namespace ioloop {
 
-absl::StatusOr<std::unique_ptr<Poller>> make_epoll_poller();
+// How the epoll backend waits: epoll_pwait2 (Linux 5.11) takes a nanosecond timeout, epoll_wait
+// only milliseconds (rounded up, so never early).
+enum class EpollWait { kPwait2, kWait };
+
+// The decision taken once, at construction, from probing epoll_pwait2 with a zero timeout:
+// `probe_errno` is 0 if the probe succeeded, else its errno. kWait for ENOSYS (kernel < 5.11),
+// EPERM (container seccomp profiles answer syscalls they do not know with EPERM), EINVAL (some
+// sandboxes) and any other failure: epoll_wait always works and costs only sub-millisecond
+// precision, while a wait that fails on every call would spin. nullopt for EINTR: probe again.
+std::optional<EpollWait> epoll_wait_after_probe(int probe_errno);
+
+// `force` skips the probe (tests of the epoll_wait path).
+absl::StatusOr<std::unique_ptr<Poller>> make_epoll_poller(
+    std::optional<EpollWait> force = std::nullopt);
 absl::StatusOr<std::unique_ptr<Poller>> make_poll_poller();
 absl::StatusOr<std::unique_ptr<Poller>> make_select_poller();
 

@@ -2,6 +2,10 @@
 // of FD_SETSIZE bits: FD_SET on a larger fd writes past it, so such fds are refused.
 // select has no error set for sockets (exceptfds means urgent data): an error or hang-up
 // shows as readable/writable, and the handler's read or write then sees it.
+// A registered fd closed behind our back fails the whole call with EBADF: the poller finds
+// which fds are closed (fcntl(F_GETFD) over the watched set), reports each once as ERROR and
+// mutes it (out of the fd_sets) until modify() or remove(), so the loop never spins on it.
+#include <fcntl.h>
 #include <sys/select.h>
 
 #include <algorithm>
@@ -58,6 +62,10 @@ class SelectPoller final : public Poller {
     int n = ::pselect(max_fd_ + 1, &r, &w, nullptr, to_timespec(timeout, &ts), nullptr);
     if (n < 0) {
       if (errno == EINTR) return 0;
+      if (errno == EBADF) {
+        if (int bad = report_closed_fds(out); bad > 0) return bad;
+        errno = EBADF;
+      }
       return absl::ErrnoToStatus(errno, "pselect");
     }
     int found = 0;
@@ -87,11 +95,32 @@ class SelectPoller final : public Poller {
     return absl::OkStatus();
   }
 
+  // After EBADF: appends an ERROR event for every watched fd that is not open and mutes it.
+  // Returns how many were found.
+  int report_closed_fds(std::vector<Event>* out) {
+    int found = 0;
+    for (int fd = 0; fd <= max_fd_; ++fd) {
+      if (!FD_ISSET(fd, &read_) && !FD_ISSET(fd, &write_)) continue;  // not given to select
+      if (::fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+      FD_CLR(fd, &read_);
+      FD_CLR(fd, &write_);
+      out->push_back(Event{fd, ERROR, tags_[fd]});
+      ++found;
+    }
+    return found;
+  }
+
   void set(int fd, uint32_t events, uint32_t tag) {
     interest_[fd] = kRegistered | (events & (READ | WRITE));
     tags_[fd] = tag;
-    if (events & READ) FD_SET(fd, &read_); else FD_CLR(fd, &read_);
-    if (events & WRITE) FD_SET(fd, &write_); else FD_CLR(fd, &write_);
+    if (events & READ)
+      FD_SET(fd, &read_);
+    else
+      FD_CLR(fd, &read_);
+    if (events & WRITE)
+      FD_SET(fd, &write_);
+    else
+      FD_CLR(fd, &write_);
   }
 
   fd_set read_;

@@ -16,6 +16,24 @@
 
 namespace ioloop::testing {
 
+// Keeps a loop iterating for exactly `n` iterations (one self-re-adding callback each, so the
+// loop never blocks), then stops it: a loop stopped early by someone else shows as count < n.
+struct IterationChain {
+  IOLoop& loop;
+  int n;
+  int count = 0;
+  void start() {
+    loop.add_callback([this] { step(); });
+  }
+  void step() {
+    if (++count == n) {
+      loop.stop();
+    } else {
+      loop.add_callback([this] { step(); });
+    }
+  }
+};
+
 class IOLoopParamTest : public LoopTestBase, public ::testing::WithParamInterface<PollerKind> {
  protected:
   IOLoopParamTest() : LoopTestBase(GetParam()) {}

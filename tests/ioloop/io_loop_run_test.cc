@@ -33,6 +33,7 @@ using ::ioloop::testing::PollerName;
 using ::ioloop::testing::SocketPair;
 using ::testing::HasSubstr;
 using IOLoopTest = ::ioloop::testing::IOLoopParamTest;
+using ::ioloop::testing::IterationChain;
 using ::ioloop::testing::ScopedLogCapture;
 
 // ---------------------------------------------------------------------------------------------
@@ -288,24 +289,6 @@ TEST(IOLoopRunTest, RunSyncTimesOut) {
   s = loop.run_sync([](IOLoop::Done done) { std::move(done)(absl::OkStatus()); });
   EXPECT_TRUE(s.ok()) << s;
 }
-
-// Keeps a loop iterating for exactly `n` iterations (one self-re-adding callback each), then
-// stops it: a loop stopped early by someone else shows as count < n.
-struct IterationChain {
-  IOLoop& loop;
-  int n;
-  int count = 0;
-  void start() {
-    loop.add_callback([this] { step(); });
-  }
-  void step() {
-    if (++count == n) {
-      loop.stop();
-    } else {
-      loop.add_callback([this] { step(); });
-    }
-  }
-};
 
 TEST(IOLoopRunSyncTest, OnARunningLoopFailsAndRunsNothing) {
   IOLoop loop;

@@ -93,8 +93,9 @@ class IOLoop {
     uint64_t exceptions = 0;      // exceptions caught from user code
     uint64_t slow_callbacks = 0;  // over Options::slow_callback_threshold
     uint64_t wakeups_sent = 0;    // eventfd writes by add_callback()/stop()
-    absl::Duration time_blocked;  // inside the poller's wait
-    absl::Duration time_busy;     // everything else while start() runs
+    uint64_t poll_failures = 0;   // failed poller waits (EINTR excluded); each one backs off
+    absl::Duration time_blocked;  // in the poller's wait (and the back-off after a failed one)
+    absl::Duration time_busy;     // running callbacks, timers and handlers
     size_t handlers = 0;          // registered fds (including the loop's own)
     size_t timers_pending = 0;    // live timeouts
     size_t timer_store_size = 0;  // heap entries + slots the timer store holds, live or dead
@@ -209,6 +210,7 @@ class IOLoop {
  private:
   struct Entry;
   struct SignalState;
+  friend class IOLoopTestPeer;  // src/io_loop_test_peer.h: fake pollers, injected sleep
 
   IOLoop(std::unique_ptr<Poller> poller, std::unique_ptr<Waker> waker, Options options);
   void run_once();
@@ -220,6 +222,8 @@ class IOLoop {
   template <typename F>
   void guarded(const char* what, F&& f);
   void report_exception(const char* what, const char* message);
+  // Counts and logs a failed wait, then sleeps the (doubled) back-off.
+  void back_off_after_poll_failure(const absl::Status& status);
 
   Options options_;
   std::unique_ptr<Poller> poller_;
@@ -249,6 +253,10 @@ class IOLoop {
   std::atomic<std::thread::id> thread_id_{};
 
   Stats stats_;
+  // The sleep after the last failed wait; zero after a successful one.
+  absl::Duration poll_backoff_ = absl::ZeroDuration();
+  // The poller-failure back-off sleeps through this if set (tests record instead).
+  absl::AnyInvocable<void(absl::Duration)> sleep_for_;
   std::atomic<uint64_t> wakeups_sent_{0};
   // Exception and slow-callback lines: a handler failing on every event must not flood.
   LogRateLimiter log_limiter_;

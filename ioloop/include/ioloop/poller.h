@@ -39,6 +39,7 @@ class Poller {
   };
 
   // Creates a backend. Fails with the errno text if the kernel object cannot be made.
+  // epoll probes epoll_pwait2 here, once, and uses epoll_wait if the probe fails.
   static absl::StatusOr<std::unique_ptr<Poller>> create(PollerKind kind);
 
   virtual ~Poller() = default;
@@ -60,6 +61,9 @@ class Poller {
   // block) and appends the ready fds to `out`. The timeout has nanosecond resolution where
   // the kernel allows (epoll_pwait2, ppoll, pselect); it is never rounded down.
   // Returns the number of events appended; EINTR is reported as 0 events, not an error.
+  // A registered fd found closed (poll: POLLNVAL; select: EBADF) is reported once, as ERROR,
+  // and then muted until modify() or remove(); epoll never sees one (close() removes it).
+  // Any other failure is returned as a Status; IOLoop counts it and backs off.
   virtual absl::StatusOr<int> poll(std::optional<absl::Duration> timeout,
                                    std::vector<Event>* out) = 0;
 
