@@ -321,25 +321,33 @@ bool IOStream::try_complete_read() {
     case ReadMode::kUntilClose:  // completes only at EOF
       return false;
     case ReadMode::kUntil: {
+      // max_bytes exceeded: the stream closes with ResourceExhausted; if it is closed already,
+      // the read alone fails with it (buffered data must not get past the limit either).
+      auto exceeded = [this](std::string message) {
+        absl::Status status = absl::ResourceExhaustedError(std::move(message));
+        if (!closed_) {
+          close(std::move(status));
+          return false;
+        }
+        complete_read(std::move(status));
+        return true;
+      };
       const absl::string_view delim = delimiter();
       const size_t pos = read_buffer_.find(delim, scan_from_);
       if (pos == Buffer::npos) {
         // A delimiter found later would end at size + 1 or beyond.
-        if (read_target_ > 0 && size >= read_target_ && !closed_) {
-          close(absl::ResourceExhaustedError(absl::StrCat(
-              "IOStream::read_until: delimiter not found within max_bytes=", read_target_)));
-          return false;
+        if (read_target_ > 0 && size >= read_target_) {
+          return exceeded(absl::StrCat(
+              "IOStream::read_until: delimiter not found within max_bytes=", read_target_));
         }
         const size_t keep = delim.size() - 1;  // a delimiter may straddle the next read
         scan_from_ = static_cast<uint32_t>(size > keep ? size - keep : 0);
         return false;
       }
       const size_t end = pos + delim.size();
-      if (read_target_ > 0 && end > read_target_ && !closed_) {
-        close(absl::ResourceExhaustedError(
-            absl::StrCat("IOStream::read_until: delimiter ends at byte ", end,
-                         ", beyond max_bytes=", read_target_)));
-        return false;
+      if (read_target_ > 0 && end > read_target_) {
+        return exceeded(absl::StrCat("IOStream::read_until: delimiter ends at byte ", end,
+                                     ", beyond max_bytes=", read_target_));
       }
       complete_read(read_buffer_.retrieve_as_string(end));
       return true;

@@ -133,7 +133,8 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   // --- Reads (one outstanding at a time) ------------------------------------------------
   // Completes with everything up to and including the first `delimiter`. With max_bytes
   // > 0, if the delimiter does not end within the first max_bytes bytes, the read fails
-  // and the stream closes with ResourceExhausted. The delimiter must be 1..65535 bytes
+  // and the stream closes with ResourceExhausted (after a close, when buffered data is read,
+  // the read alone fails with it). The delimiter must be 1..65535 bytes
   // (and no longer than max_buffer_size), else this read fails with InvalidArgument.
   void read_until(std::string delimiter, ReadCallback cb, size_t max_bytes = 0);
   // Completes with exactly `n` bytes; with `partial`, with 1..n bytes as soon as any are
