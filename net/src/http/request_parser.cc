@@ -10,6 +10,8 @@
 #include <http_parser.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -65,6 +67,11 @@ absl::string_view error_name(RequestError error) {
 
 namespace {
 
+// Empty lines allowed before a request line (RFC 9112 §2.2 asks a server to ignore "at least
+// one"; old clients send one after a POST body). More is a 400: a client sending a blank line
+// now and then must not hold a connection for ever.
+constexpr int kMaxEmptyLines = 8;
+
 // RFC 9110 §5.6.2 token characters.
 bool is_tchar(char c) {
   if (absl::ascii_isalnum(c)) return true;
@@ -99,9 +106,13 @@ class RequestParser::Impl {
     parser_.data = this;
   }
 
-  void feed(absl::string_view data, Result& result);
+  size_t feed(absl::string_view data, Result& result, size_t max_requests);
 
   State state() const { return state_; }
+  std::optional<int> version_minor() const {
+    if (!request_line_done_ || parser_.http_major != 1) return std::nullopt;
+    return parser_.http_minor;
+  }
   std::optional<RequestError> error() const { return error_; }
   const std::string& error_detail() const { return error_detail_; }
   const HTTPRequest* pending_request() const {
@@ -148,6 +159,9 @@ class RequestParser::Impl {
   }
 
   int validate_head();
+  // Consumes the CR and LF bytes at the start of `data` (before a request line), counting
+  // the empty lines; returns how many. Fails on a bare CR or on too many lines.
+  size_t skip_empty_lines(absl::string_view data);
   RequestError classify_parser_error(http_errno err) const;
 
   // libhttp_parser callbacks.
@@ -177,7 +191,13 @@ class RequestParser::Impl {
   size_t section_bytes_ = 0;  // bytes of the current header or trailer section so far
   size_t body_bytes_ = 0;
   bool continue_pending_ = false;  // expects 100-continue, body incomplete, not yet reported
-  Result* result_ = nullptr;       // where on_message_complete puts requests
+  // Before a request line: the header section has started with empty lines only (state_ is
+  // kHeaders, libhttp_parser has seen none of it), how many, and a CR awaiting its LF.
+  bool leading_ = false;
+  int empty_lines_ = 0;
+  bool pending_cr_ = false;
+  bool request_line_done_ = false;  // the current request's line has its LF: version known
+  Result* result_ = nullptr;        // where on_message_complete puts requests
 };
 
 const http_parser_settings& RequestParser::Impl::settings() {
@@ -200,6 +220,9 @@ const http_parser_settings& RequestParser::Impl::settings() {
 int RequestParser::Impl::on_message_begin(http_parser* p) {
   Impl* me = self(p);
   me->state_ = State::kHeaders;
+  me->leading_ = false;
+  me->empty_lines_ = 0;
+  me->request_line_done_ = false;
   me->in_trailers_ = false;
   me->current_ = HTTPRequest();
   me->target_.clear();
@@ -337,6 +360,7 @@ int RequestParser::Impl::on_message_complete(http_parser* p) {
   me->result_->requests.push_back(std::move(me->current_));
   me->current_ = HTTPRequest();
   me->state_ = keep_alive ? State::kIdle : State::kClosed;
+  me->request_line_done_ = false;
   me->in_trailers_ = false;
   me->continue_pending_ = false;
   http_parser_pause(p, 1);
@@ -363,8 +387,33 @@ RequestError RequestParser::Impl::classify_parser_error(http_errno err) const {
   }
 }
 
-void RequestParser::Impl::feed(absl::string_view data, Result& result) {
+size_t RequestParser::Impl::skip_empty_lines(absl::string_view data) {
+  size_t i = 0;
+  for (; i < data.size(); ++i) {
+    if (data[i] == '\n') {
+      pending_cr_ = false;
+      if (++empty_lines_ > kMaxEmptyLines) {
+        fail(RequestError::kMalformed,
+             absl::StrCat("more than ", kMaxEmptyLines, " empty lines before a request line"));
+        return i;
+      }
+    } else if (data[i] == '\r') {
+      if (pending_cr_) {
+        fail(RequestError::kMalformed, "bare CR before a request line");
+        return i;
+      }
+      pending_cr_ = true;
+    } else {
+      break;
+    }
+  }
+  return i;
+}
+
+size_t RequestParser::Impl::feed(absl::string_view data, Result& result, size_t max_requests) {
   result_ = &result;
+  const size_t size = data.size();
+  const size_t first_request = result.requests.size();
   while (!data.empty() && state_ != State::kError && state_ != State::kClosed) {
     Section before = section();
     size_t len = data.size();
@@ -377,7 +426,31 @@ void RequestParser::Impl::feed(absl::string_view data, Result& result) {
       }
       len = std::min(len, options_.max_header_size - section_bytes_);
     }
+    if (state_ == State::kIdle || leading_) {
+      // Empty lines before the request line are consumed here, not by libhttp_parser (which
+      // would skip any number silently), and they start the header section: its size limit
+      // and the server's header timeout count them.
+      const size_t skipped = skip_empty_lines(data.substr(0, len));
+      if (error_) break;
+      if (skipped > 0) {
+        data.remove_prefix(skipped);
+        section_bytes_ += skipped;
+        state_ = State::kHeaders;
+        leading_ = true;
+        continue;
+      }
+      if (pending_cr_) {  // data[0] starts the request line: the CR before it was bare
+        fail(RequestError::kMalformed, "bare CR before a request line");
+        break;
+      }
+    }
+    const bool line_pending = !request_line_done_ && before == Section::kHead;
     size_t n = http_parser_execute(&parser_, &settings(), data.data(), len);
+    // The request line's LF has been consumed: http_major/minor are final (the first
+    // byte handed to libhttp_parser in a header section is the request line's first).
+    if (line_pending && state_ != State::kIdle && std::memchr(data.data(), '\n', n) != nullptr) {
+      request_line_done_ = true;
+    }
     data.remove_prefix(n);
     if (before == Section::kHead || before == Section::kTrailers) section_bytes_ += n;
     if (section() != before) section_bytes_ = 0;
@@ -386,6 +459,7 @@ void RequestParser::Impl::feed(absl::string_view data, Result& result) {
     if (error_) break;  // a callback failed
     if (err == HPE_PAUSED) {
       http_parser_pause(&parser_, 0);
+      if (result.requests.size() - first_request >= max_requests) break;
       continue;
     }
     if (err != HPE_OK) {
@@ -403,6 +477,7 @@ void RequestParser::Impl::feed(absl::string_view data, Result& result) {
   }
   if (error_) result.error = error_;
   result_ = nullptr;
+  return size - data.size();
 }
 
 RequestParser::RequestParser() : RequestParser(Options()) {}
@@ -413,16 +488,23 @@ RequestParser& RequestParser::operator=(RequestParser&&) noexcept = default;
 
 RequestParser::Result RequestParser::feed(absl::string_view data) {
   Result result;
-  impl_->feed(data, result);
+  impl_->feed(data, result, SIZE_MAX);
   return result;
 }
 
-void RequestParser::feed(absl::string_view data, Result& result) { impl_->feed(data, result); }
+void RequestParser::feed(absl::string_view data, Result& result) {
+  impl_->feed(data, result, SIZE_MAX);
+}
+
+size_t RequestParser::feed(absl::string_view data, Result& result, size_t max_requests) {
+  return impl_->feed(data, result, max_requests);
+}
 
 RequestParser::State RequestParser::state() const { return impl_->state(); }
 std::optional<RequestError> RequestParser::error() const { return impl_->error(); }
 const std::string& RequestParser::error_detail() const { return impl_->error_detail(); }
 const HTTPRequest* RequestParser::pending_request() const { return impl_->pending_request(); }
+std::optional<int> RequestParser::version_minor() const { return impl_->version_minor(); }
 const RequestParser::Options& RequestParser::options() const { return impl_->options(); }
 
 }  // namespace ioloop::net

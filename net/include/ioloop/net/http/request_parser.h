@@ -11,12 +11,19 @@
 //  - Line endings: CRLF or bare LF in the request line, headers and trailers ("GET /
 //    HTTP/1.0\n\n" parses). Chunk-size lines of a chunked body need CRLF (libhttp_parser's
 //    rule): a bare LF there is a 400.
+//  - Empty lines before a request line (CRLF or LF; RFC 9112 §2.2): up to 8 are skipped, the
+//    9th is a 400 (kMalformed), and so is a bare CR among them. They belong to the next
+//    request's header section: state() is kHeaders from the first of them (so the server's
+//    header timeout starts there, and a client cannot hold a connection open with a blank
+//    line now and then), and they count toward max_header_size.
 //  - Errors (RequestError): the first one puts the parser in State::kError for good; every
 //    later feed() reports it again and parses nothing. Requests completed before the error in
 //    the same feed() are still returned: answer them, then send error_status() and close.
 //    The rules, checked when the header section is complete unless stated otherwise:
 //      400 kMalformed                syntax libhttp_parser rejects (bad request line, bad
-//                                    header name character, bad chunk size, ...)
+//                                    header name character, bad chunk size, ...); more than
+//                                    8 empty lines, or a bare CR, before a request line (at
+//                                    that byte)
 //      400 kInvalidContentLength     a non-numeric Content-Length, or several Content-Length
 //                                    fields (even equal ones: RFC 9112 §6.3 lets a recipient
 //                                    reject them, and libhttp_parser does)
@@ -53,7 +60,8 @@
 // method, target and headers meanwhile, should the server prefer a final status instead.
 //
 // Timeouts: state() is kIdle between requests (idle_timeout applies) and kHeaders while a
-// request's header section has started but is not complete (header_timeout: slowloris).
+// request's header section, empty lines before its request line included, has started but
+// is not complete (header_timeout: slowloris).
 //
 // Threading: one connection's parser; use from one thread at a time.
 //
@@ -104,8 +112,8 @@ class RequestParser {
   };
 
   enum class State {
-    kIdle,     // between requests: nothing of the next request yet (empty lines excepted)
-    kHeaders,  // a request's header section has started and is not complete
+    kIdle,     // between requests: not a byte of the next request yet
+    kHeaders,  // a request's header section (or an empty line before it) has started
     kBody,     // header section complete, body (or trailers) not complete
     kClosed,   // a request without keep-alive ended the connection; input is ignored
     kError,    // a RequestError occurred; see error()
@@ -128,6 +136,11 @@ class RequestParser {
   Result feed(absl::string_view data);
   // Same, appending to `result` (whose vector's capacity is then reused): for servers.
   void feed(absl::string_view data, Result& result);
+  // Same, but stops once `max_requests` (>= 1) requests have completed in this call: returns
+  // how many bytes of `data` were consumed; feed the rest later (a server that must stop
+  // answering for a while keeps the unparsed bytes rather than parsed requests). Stopping
+  // there is just another split: the requests and errors are the same.
+  size_t feed(absl::string_view data, Result& result, size_t max_requests);
 
   State state() const;
   std::optional<RequestError> error() const;
@@ -136,6 +149,10 @@ class RequestParser {
   // The request whose header section is complete and whose body is still arriving (state()
   // is kBody), without its body; nullptr otherwise.
   const HTTPRequest* pending_request() const;
+  // The minor version of the request being parsed (or of the one that failed) once its
+  // request line is complete and says HTTP/1.x; nullopt before that or for another major
+  // version. Error and timeout responses use it for their status line.
+  std::optional<int> version_minor() const;
   const Options& options() const;
 
  private:

@@ -1,0 +1,150 @@
+// File: tests/net/http/request_parser_lines_test.cc
+// RequestParser: empty lines before a request line (RFC 9112 §2.2 lets a server ignore "at
+// least one" of them; this parser allows 8 and counts them as the start of the header
+// section), bare CRs there, the request's version as soon as its request line is complete,
+// and feed() stopping after a number of requests. Every case is checked at every split.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "gtest/gtest.h"
+#include "ioloop/net/http/request_parser.h"
+
+namespace ioloop::net {
+namespace {
+
+using State = RequestParser::State;
+
+struct Outcome {
+  std::vector<std::string> targets;
+  std::optional<RequestError> error;
+  State state = State::kIdle;
+  std::optional<int> version_minor;
+  bool operator==(const Outcome&) const = default;
+};
+
+Outcome parse_pieces(const std::vector<std::string>& pieces) {
+  RequestParser parser;
+  Outcome out;
+  for (const std::string& piece : pieces) {
+    RequestParser::Result r = parser.feed(piece);
+    for (const HTTPRequest& req : r.requests) out.targets.push_back(req.target());
+    if (r.error) out.error = r.error;
+  }
+  out.state = parser.state();
+  out.version_minor = parser.version_minor();
+  return out;
+}
+
+// What one feed gives, asserting that every two-way split and byte-at-a-time give the same.
+Outcome parse_every_split(const std::string& input) {
+  const Outcome whole = parse_pieces({input});
+  for (size_t k = 0; k <= input.size(); ++k) {
+    EXPECT_EQ(parse_pieces({input.substr(0, k), input.substr(k)}), whole) << "split at " << k;
+  }
+  std::vector<std::string> bytes;
+  for (char c : input) bytes.emplace_back(1, c);
+  EXPECT_EQ(parse_pieces(bytes), whole) << "byte at a time";
+  return whole;
+}
+
+std::string lines(int crlf, int lf = 0) {
+  std::string s;
+  for (int i = 0; i < crlf; ++i) s += "\r\n";
+  return s + std::string(lf, '\n');
+}
+
+constexpr char kGet[] = "GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
+
+TEST(RequestParserLinesTest, EmptyLinesStartTheHeaderSection) {
+  EXPECT_EQ(parse_every_split("\r\n").state, State::kHeaders);
+  EXPECT_EQ(parse_every_split("\n").state, State::kHeaders);
+  EXPECT_EQ(parse_every_split(lines(3)).state, State::kHeaders);
+  EXPECT_EQ(parse_every_split(std::string(kGet) + "\r\n").state, State::kHeaders);
+  EXPECT_EQ(parse_every_split(kGet).state, State::kIdle);
+}
+
+TEST(RequestParserLinesTest, EightEmptyLinesBeforeARequestAreAccepted) {
+  Outcome out = parse_every_split(lines(8) + kGet);
+  EXPECT_EQ(out.targets, std::vector<std::string>{"/a"});
+  EXPECT_EQ(out.error, std::nullopt);
+  out = parse_every_split(lines(4, 4) + kGet + lines(2, 6) + kGet);
+  EXPECT_EQ(out.targets, (std::vector<std::string>{"/a", "/a"}));
+  EXPECT_EQ(out.error, std::nullopt);
+  EXPECT_EQ(out.state, State::kIdle);
+}
+
+// Issue 7, defect 7: empty lines are not a way to keep a connection busy for ever.
+TEST(RequestParserLinesTest, NinthEmptyLineIsMalformed) {
+  Outcome out = parse_every_split(lines(9) + kGet);
+  EXPECT_TRUE(out.targets.empty());
+  EXPECT_EQ(out.error, RequestError::kMalformed);
+  out = parse_every_split(lines(5, 4));
+  EXPECT_EQ(out.error, RequestError::kMalformed);
+  // Between requests: the count starts again after each request.
+  out = parse_every_split(lines(8) + kGet + lines(8) + kGet + lines(9));
+  EXPECT_EQ(out.targets, (std::vector<std::string>{"/a", "/a"}));
+  EXPECT_EQ(out.error, RequestError::kMalformed);
+  RequestParser parser;
+  parser.feed(lines(9));
+  EXPECT_EQ(parser.error_detail(), "more than 8 empty lines before a request line");
+}
+
+// RFC 9112 §2.2: a bare CR is not a line ending.
+TEST(RequestParserLinesTest, BareCarriageReturnBeforeARequestIsMalformed) {
+  EXPECT_EQ(parse_every_split(std::string("\r") + kGet).error, RequestError::kMalformed);
+  EXPECT_EQ(parse_every_split(std::string("\r\r\n") + kGet).error, RequestError::kMalformed);
+  EXPECT_EQ(parse_every_split(std::string("\r\n\r") + kGet).error, RequestError::kMalformed);
+}
+
+TEST(RequestParserLinesTest, VersionIsKnownOnceTheRequestLineIsComplete) {
+  EXPECT_EQ(parse_every_split("GET / HTTP/1.0").version_minor, std::nullopt);
+  EXPECT_EQ(parse_every_split("GET / HTTP/1.0\r").version_minor, std::nullopt);
+  EXPECT_EQ(parse_every_split("GET / HTTP/1.0\r\n").version_minor, 0);
+  EXPECT_EQ(parse_every_split("\r\nGET / HTTP/1.1\nX: 1").version_minor, 1);
+  EXPECT_EQ(parse_every_split("POST / HTTP/1.0\r\nContent-Length: 5\r\n\r\nab").version_minor, 0);
+  // Kept after an error in the header section or body.
+  Outcome out = parse_every_split("GET / HTTP/1.0\r\nHo st: x\r\n\r\n");
+  EXPECT_EQ(out.error, RequestError::kMalformed);
+  EXPECT_EQ(out.version_minor, 0);
+  // Between requests there is none; nor for another major version or a broken line.
+  EXPECT_EQ(parse_every_split(kGet).version_minor, std::nullopt);
+  EXPECT_EQ(parse_every_split("GET / HTTP/2.0\r\nHost: h\r\n\r\n").version_minor, std::nullopt);
+  EXPECT_EQ(parse_every_split("GARBAGE\r\n\r\n").version_minor, std::nullopt);
+}
+
+// The server stops parsing while its output drains: stopping after each request and feeding
+// the rest later is one more split.
+TEST(RequestParserLinesTest, FeedStopsAfterMaxRequests) {
+  const std::string input = std::string("\r\n") + kGet +
+                            "POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nxy\r\n" +
+                            kGet + "GET /c HTTP/1.1\r\n";
+  RequestParser parser;
+  RequestParser::Result result;
+  std::vector<size_t> consumed;
+  absl::string_view rest = input;
+  while (!rest.empty()) {
+    const size_t n = parser.feed(rest, result, 1);
+    consumed.push_back(n);
+    rest.remove_prefix(n);
+  }
+  // Each call ends right after a request; the last takes the partial one.
+  const size_t get = std::string(kGet).size();
+  EXPECT_EQ(consumed, (std::vector<size_t>{2 + get, 50, 2 + get, 17}));
+  std::vector<std::string> targets;
+  for (const HTTPRequest& r : result.requests) targets.push_back(r.target());
+  EXPECT_EQ(targets, (std::vector<std::string>{"/a", "/b", "/a"}));
+  EXPECT_EQ(result.requests[1].body(), "xy");
+  EXPECT_EQ(parser.state(), State::kHeaders);
+  EXPECT_EQ(parser.version_minor(), 1);
+
+  // Two at a time; and the whole stream at once gives the same requests.
+  RequestParser two;
+  RequestParser::Result r2;
+  EXPECT_EQ(two.feed(input, r2, 2), 2 + get + 50);
+  EXPECT_EQ(parse_every_split(input).targets, targets);
+}
+
+}  // namespace
+}  // namespace ioloop::net
