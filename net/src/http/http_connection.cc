@@ -38,20 +38,48 @@ bool has_line_break(absl::string_view s) {
 
 }  // namespace
 
-HTTPConnectionCore::HTTPConnectionCore(std::shared_ptr<HTTPServer::Shared> shared)
+HTTPConnectionCore::HTTPConnectionCore(std::shared_ptr<HTTPServer::Shared> shared, IOLoop* loop)
     : shared_(std::move(shared)),
       s_(*shared_),
+      loop_(loop),
       parser_(RequestParser::Options{s_.options.max_header_size, s_.options.max_body_size,
                                      s_.options.discard_body}) {}
 
-size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out) {
+size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size_t output_limit) {
   if (finished_) return 0;
-  result_.requests.clear();
-  result_.send_continue = false;
-  result_.error.reset();
-  parser_.feed(data, result_);
-  const size_t completed = result_.requests.size();
+  absl::string_view input = data;
+  const bool had_backlog = has_backlog();
+  if (had_backlog) {
+    backlog_.append(data.data(), data.size());
+    input = absl::string_view(backlog_).substr(backlog_pos_);
+  }
+  size_t completed = 0;
+  // One request per feed(), so that answering can stop between any two requests, with the
+  // bytes after the stop still unparsed (they cost their size; parsed requests would cost
+  // far more).
+  while (!input.empty() && !finished_ && out.size() < output_limit) {
+    result_.requests.clear();
+    result_.send_continue = false;
+    result_.error.reset();
+    const size_t n = parser_.feed(input, result_, /*max_requests=*/1);
+    input.remove_prefix(n);
+    completed += result_.requests.size();
+    answer(out);
+    if (n == 0 && !finished_) input = {};  // the parser takes nothing more (never spin)
+  }
+  if (finished_ || input.empty()) {
+    if (had_backlog || !backlog_.empty()) release_backlog();
+  } else if (had_backlog) {
+    backlog_pos_ = backlog_.size() - input.size();
+  } else {
+    backlog_.assign(input.data(), input.size());
+    backlog_pos_ = 0;
+  }
+  if (has_backlog()) s_.output_stalls.fetch_add(1, std::memory_order_relaxed);
+  return completed;
+}
 
+void HTTPConnectionCore::answer(HTTPOutput& out) {
   for (const HTTPRequest& request : result_.requests) {
     s_.requests.fetch_add(1, std::memory_order_relaxed);
     writer_.reset();
@@ -59,35 +87,42 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out) {
     // HTTP/1.2+ is answered as HTTP/1.1, the highest version we speak (RFC 9110 §6.2).
     const int minor = request.version_minor() == 0 ? 0 : 1;
     const bool head = request.method_id() == HTTPMethod::kHead;
-    // The message is copied: the exception object dies at the end of its catch block.
-    std::string what;
     bool threw = false;
     try {
       s_.handler(request, writer_);
-    } catch (const std::exception& e) {
-      threw = true;
-      what = e.what();
     } catch (...) {
       threw = true;
-      what = "unknown exception";
+      if (loop_ != nullptr) {
+        // Logged (rate-limited) and counted by the loop, like any user callback's exception.
+        loop_->handle_callback_exception("HTTP handler").IgnoreError();
+      } else {
+        std::string what = "unknown exception";
+        try {
+          throw;
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        logger().error("HTTP handler threw: {}", what);
+      }
     }
     if (threw) {
       s_.handler_exceptions.fetch_add(1, std::memory_order_relaxed);
-      logger().error("HTTP handler threw on {} {}: {}; answering 500 and closing", request.method(),
-                     request.target(), what);
+      logger().debug("HTTP handler threw on {} {}; answering 500 and closing", request.method(),
+                     request.target());
       respond_and_close(500, minor, head, out);
-      return completed;
+      return;
     }
     const bool keep_alive = request.keep_alive() && !writer_.close_requested() &&
                             !writer_.headers().has_token("Connection", "close");
     serialize(minor, head, keep_alive, out);
     s_.responses.fetch_add(1, std::memory_order_relaxed);
     if (!keep_alive) {
-      // Later pipelined requests, if the parser returned any, are not answered (RFC 9112
-      // §9.6: the connection ends with this response).
+      // Later pipelined requests are not answered (RFC 9112 §9.6: the connection ends with
+      // this response).
       finished_ = true;
       out.close = true;
-      return completed;
+      return;
     }
   }
 
@@ -95,16 +130,15 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out) {
     s_.protocol_errors.fetch_add(1, std::memory_order_relaxed);
     logger().debug("HTTP request rejected: {} ({})", std::string(error_name(*result_.error)),
                    parser_.error_detail());
-    respond_and_close(error_status(*result_.error), 1, false, out);
-    return completed;
+    respond_and_close(error_status(*result_.error), error_minor(), false, out);
+    return;
   }
   if (result_.send_continue) out.head.append("HTTP/1.1 100 Continue\r\n\r\n");
-  return completed;
 }
 
-void HTTPConnectionCore::on_header_timeout(HTTPOutput& out) {
+void HTTPConnectionCore::on_timeout(HTTPOutput& out) {
   if (finished_) return;
-  respond_and_close(408, 1, false, out);
+  respond_and_close(408, error_minor(), false, out);
 }
 
 void HTTPConnectionCore::respond_and_close(int status, int minor, bool head, HTTPOutput& out) {
@@ -116,6 +150,7 @@ void HTTPConnectionCore::respond_and_close(int status, int minor, bool head, HTT
   s_.responses.fetch_add(1, std::memory_order_relaxed);
   finished_ = true;
   out.close = true;
+  release_backlog();
 }
 
 void HTTPConnectionCore::serialize(int minor, bool head, bool keep_alive, HTTPOutput& out) {

@@ -50,6 +50,10 @@ struct HTTPServer::Shared {
   std::atomic<uint64_t> handler_exceptions{0};
   std::atomic<uint64_t> idle_timeouts{0};
   std::atomic<uint64_t> header_timeouts{0};
+  std::atomic<uint64_t> body_rate_timeouts{0};
+  std::atomic<uint64_t> request_timeouts{0};
+  std::atomic<uint64_t> output_stalls{0};
+  std::atomic<uint64_t> max_output_queued{0};
   // Null: each connection's loop. Set before the first connection is served.
   std::shared_ptr<HTTPClock> clock;
 };
@@ -79,31 +83,55 @@ struct HTTPOutput {
 
 class HTTPConnectionCore {
  public:
-  explicit HTTPConnectionCore(std::shared_ptr<HTTPServer::Shared> shared);
+  // `loop`, if given, is the connection's loop: a handler's exception is reported through
+  // it (rate-limited log, stats().exceptions). Without one (benchmarks, the fuzzer) it is
+  // logged through ioloop::logger().
+  explicit HTTPConnectionCore(std::shared_ptr<HTTPServer::Shared> shared, IOLoop* loop = nullptr);
 
   // Parses `data`, runs the handler for each complete request and appends the responses (and
   // any 100 Continue, or a final error response) to `out`. Once `out.close` has been set, the
   // connection is finished: later calls ignore their input. Returns the number of requests
   // completed.
-  size_t on_data(absl::string_view data, HTTPOutput& out);
+  //
+  // Flow control: before each request is parsed, if out.size() >= `output_limit`, the core
+  // stops and keeps the rest of the input, unparsed, as its backlog (has_backlog()). The
+  // next call parses the backlog first, then its own `data` (call with empty data once the
+  // output has drained). So one call's output exceeds output_limit by at most one response.
+  size_t on_data(absl::string_view data, HTTPOutput& out, size_t output_limit = SIZE_MAX);
+  bool has_backlog() const { return backlog_pos_ < backlog_.size(); }
+  size_t backlog_size() const { return backlog_.size() - backlog_pos_; }
 
-  // The 408 for a header section that took too long; sets out.close.
-  void on_header_timeout(HTTPOutput& out);
+  // The 408 for a request that took too long (header section, body rate or whole-request
+  // deadline); sets out.close. In the request's version when its request line is complete.
+  void on_timeout(HTTPOutput& out);
 
   RequestParser::State parser_state() const { return parser_.state(); }
   bool finished() const { return finished_; }
 
  private:
+  // Answers what the last parser_.feed() left in result_: its request (at most one), then
+  // its error or 100 Continue. May finish the connection.
+  void answer(HTTPOutput& out);
   // Serializes writer_ as the answer to a request of HTTP/1.`minor`.
   void serialize(int minor, bool head, bool keep_alive, HTTPOutput& out);
   // A canned response (errors, 408, 500) that closes the connection.
   void respond_and_close(int status, int minor, bool head, HTTPOutput& out);
+  // The minor version for an error response: the request's if known, else 1.
+  int error_minor() const { return parser_.version_minor().value_or(1) == 0 ? 0 : 1; }
+  void release_backlog() {
+    std::string().swap(backlog_);  // give the memory back: it may be a whole read's worth
+    backlog_pos_ = 0;
+  }
 
   std::shared_ptr<HTTPServer::Shared> shared_;
   HTTPServer::Shared& s_;
+  IOLoop* loop_;
   RequestParser parser_;
   RequestParser::Result result_;
   HTTPResponseWriter writer_;
+  // Input not parsed yet because output reached its limit: backlog_[backlog_pos_..].
+  std::string backlog_;
+  size_t backlog_pos_ = 0;
   bool finished_ = false;
 };
 

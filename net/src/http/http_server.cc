@@ -4,8 +4,11 @@
 #include "ioloop/net/http/http_server.h"
 
 #include <algorithm>
+#include <atomic>
+#include <initializer_list>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "http_connection.h"
 #include "ioloop/logging.h"
 
@@ -20,9 +23,22 @@ TimePoint after(TimePoint now, absl::Duration d) {
   return now + to_clock_duration(d);
 }
 
+TimePoint earliest(std::initializer_list<TimePoint> deadlines) { return std::min(deadlines); }
+
 // Ownership: the stream's callbacks hold the only strong references to the connection, so the
 // connection never outlives its stream and may keep a plain pointer to it. The timer holds a
 // weak reference.
+//
+// Flow control: the core stops answering once the output of the current read reaches
+// max_pending_output minus what the stream still queues (so the stream never holds more than
+// max_pending_output plus one response) and keeps the unparsed rest. The connection then
+// stops reading and queues an empty write whose completion (everything before it is in the
+// kernel) resumes the rest. Independently, the stream's watermarks pause reading while
+// max_pending_output bytes wait and resume at a quarter of it.
+//
+// Timeouts: one timer, at the earliest of the deadlines below, moved only when a deadline
+// comes earlier than it fires; when it fires early it re-arms itself (so a read costs a clock
+// read, not a timer insert and cancel).
 class HTTPConnection : public std::enable_shared_from_this<HTTPConnection> {
  public:
   HTTPConnection(std::shared_ptr<HTTPServer::Shared> shared, IOStream* stream)
@@ -31,44 +47,68 @@ class HTTPConnection : public std::enable_shared_from_this<HTTPConnection> {
         stream_(stream),
         loop_(stream->loop()),
         clock_(shared_->clock.get()),
-        core_(shared_) {}
+        core_(shared_, &loop_) {}
 
   void start() {
     std::shared_ptr<HTTPConnection> self = shared_from_this();
     stream_->set_close_callback([self](absl::Status) { self->on_closed(); });
-    if (options_.max_pending_output > 0) {
-      stream_->set_write_watermarks(options_.max_pending_output, options_.max_pending_output / 4);
-      stream_->set_high_watermark_callback([self] { self->stream_->pause_reading(); });
-      stream_->set_low_watermark_callback([self] {
-        if (!self->closing_) self->stream_->resume_reading();
-      });
-    }
+    // max_pending_output > 0: HTTPServer rejects 0.
+    stream_->set_write_watermarks(options_.max_pending_output, options_.max_pending_output / 4);
+    stream_->set_high_watermark_callback([self] {
+      self->output_full_ = true;
+      self->update_reading();
+    });
+    stream_->set_low_watermark_callback([self] {
+      self->output_full_ = false;
+      self->update_reading();
+    });
     stream_->read_streaming([self](std::string chunk) { self->on_chunk(chunk); },
                             // EOF or error: the stream closes itself once output is flushed.
                             [](absl::StatusOr<std::string>) {});
-    arm(after(now(), options_.idle_timeout), Timeout::kIdle);
+    idle_deadline_ = after(now(), options_.idle_timeout);
+    rearm();
   }
 
  private:
-  enum class Timeout { kIdle, kHeader, kLinger };
+  using State = RequestParser::State;
 
   void on_chunk(const std::string& chunk) {
     if (closing_) return;  // lingering close: discard
-    const RequestParser::State before = core_.parser_state();
-    const size_t completed = core_.on_data(chunk, out_);
+    process(chunk);
+  }
+
+  // Feeds `data` (after any backlog) to the core and sends what it produced.
+  void process(absl::string_view data) {
+    const State before = core_.parser_state();
+    const size_t queued = stream_->write_buffer_size();
+    const size_t limit = queued < options_.max_pending_output
+                             ? options_.max_pending_output - queued
+                             : 0;  // answer nothing until the queue drains
+    const size_t completed = core_.on_data(data, out_, limit);
     flush();
     if (out_.close) return begin_close();
-    const TimePoint t = now();
-    switch (core_.parser_state()) {
-      case RequestParser::State::kHeaders:
-        // The header timeout counts from the first byte of the header section.
-        if (before != RequestParser::State::kHeaders || completed > 0) {
-          arm(after(t, options_.header_timeout), Timeout::kHeader);
-        }
-        break;
-      default:  // kIdle, or a body arriving
-        arm(after(t, options_.idle_timeout), Timeout::kIdle);
-        break;
+    if (core_.has_backlog() && !waiting_for_drain_) wait_for_drain();
+    update_reading();
+    update_deadlines(before, completed, data.size());
+  }
+
+  // Resumes the backlog once everything queued so far is in the kernel: an empty write
+  // completes exactly then, on a later iteration.
+  void wait_for_drain() {
+    waiting_for_drain_ = true;
+    stream_->write(std::string(), [self = shared_from_this()](absl::Status status) {
+      self->waiting_for_drain_ = false;
+      if (status.ok() && !self->closing_ && !self->closed_) self->process({});
+    });
+  }
+
+  // Reading pauses while output is over the high watermark or requests wait unanswered.
+  void update_reading() {
+    if (closing_ || closed_) return;  // begin_close() drains input until the end
+    if (output_full_ || core_.has_backlog()) {
+      stream_->pause_reading();
+    } else {
+      stream_->resume_reading();
     }
   }
 
@@ -83,6 +123,48 @@ class HTTPConnection : public std::enable_shared_from_this<HTTPConnection> {
       out_.chunks.clear();
     }
     out_.head.clear();
+    const uint64_t queued = stream_->write_buffer_size();
+    uint64_t seen = shared_->max_output_queued.load(std::memory_order_relaxed);
+    while (queued > seen && !shared_->max_output_queued.compare_exchange_weak(
+                                seen, queued, std::memory_order_relaxed)) {
+    }
+  }
+
+  // After a read: the idle deadline restarts; a request that began in this read starts its
+  // header and whole-request deadlines; a body that began in it starts a rate window.
+  void update_deadlines(State before, size_t completed, size_t bytes) {
+    const TimePoint t = now();
+    idle_deadline_ = after(t, options_.idle_timeout);
+    const State state = core_.parser_state();
+    // The request in progress now began in this read (its first byte, empty lines included).
+    const bool began_here = before == State::kIdle || completed > 0;
+    switch (state) {
+      case State::kIdle:
+        header_deadline_ = request_deadline_ = rate_deadline_ = kNever;
+        break;
+      case State::kHeaders:
+        if (began_here) {
+          header_deadline_ = after(t, options_.header_timeout);
+          request_deadline_ = after(t, options_.request_timeout);
+        }
+        rate_deadline_ = kNever;
+        break;
+      case State::kBody:
+        header_deadline_ = kNever;
+        if (began_here) request_deadline_ = after(t, options_.request_timeout);
+        if (before != State::kBody || completed > 0) {  // this read began the body
+          rate_bytes_ = bytes;
+          rate_deadline_ =
+              options_.min_body_rate > 0 ? after(t, options_.body_rate_window) : kNever;
+        } else {
+          rate_bytes_ += bytes;
+        }
+        break;
+      case State::kClosed:
+      case State::kError:
+        break;  // the core set out.close: the connection is closing
+    }
+    rearm();
   }
 
   // Sends FIN once the output is flushed, then waits (discarding input) for the client's EOF,
@@ -95,21 +177,26 @@ class HTTPConnection : public std::enable_shared_from_this<HTTPConnection> {
     last_pending_ = stream_->write_buffer_size();
     // While output is still flushing, allow the idle timeout for progress first.
     const TimePoint deadline = last_pending_ > 0 ? after(t, options_.idle_timeout) : kNever;
-    arm(deadline != kNever ? deadline : linger_deadline(t), Timeout::kLinger);
+    close_deadline_ = deadline != kNever ? deadline : linger_deadline(t);
+    rearm();
   }
 
   // A closing connection always ends: the linger timeout cannot be disabled.
-  TimePoint linger_deadline(TimePoint now) const {
-    const TimePoint t = after(now, options_.linger_timeout);
-    return t != kNever ? t : after(now, absl::Seconds(2));
+  TimePoint linger_deadline(TimePoint t) const {
+    const TimePoint d = after(t, options_.linger_timeout);
+    return d != kNever ? d : after(t, absl::Seconds(2));
   }
 
-  // Sets the deadline. The timer is only moved when the deadline comes earlier than it fires;
-  // otherwise it re-arms itself when it fires (see on_timer).
-  void arm(TimePoint deadline, Timeout kind) {
-    deadline_ = deadline;
-    kind_ = kind;
-    if (deadline == kNever) return;
+  TimePoint next_deadline() const {
+    if (closing_) return close_deadline_;
+    return earliest({idle_deadline_, header_deadline_, request_deadline_, rate_deadline_});
+  }
+
+  // Makes the timer fire no later than next_deadline(). It is only moved when the deadline
+  // comes earlier than it fires; otherwise it re-arms itself when it fires (see on_timer).
+  void rearm() {
+    const TimePoint deadline = next_deadline();
+    if (deadline == kNever || closed_) return;
     if (timer_id_ != 0) {
       if (timer_at_ <= deadline) return;
       cancel_timer();
@@ -134,35 +221,62 @@ class HTTPConnection : public std::enable_shared_from_this<HTTPConnection> {
     timer_id_ = 0;
   }
 
+  // Output still draining to a slow reader is progress, not idleness: true (and the deadline
+  // moved) if the queue changed since the last look.
+  bool output_progress(TimePoint t, TimePoint& deadline) {
+    const size_t pending = stream_->write_buffer_size();
+    if (pending == 0 || pending == last_pending_) return false;
+    last_pending_ = pending;
+    const TimePoint next = after(t, options_.idle_timeout);
+    deadline = next != kNever ? next : linger_deadline(t);
+    return true;
+  }
+
   void on_timer() {
     timer_id_ = 0;
-    if (closed_ || deadline_ == kNever) return;
-    const TimePoint now = this->now();
-    if (now < deadline_) return arm(deadline_, kind_);
-    // Output still draining to a slow reader: that is progress, not idleness.
-    const size_t pending = stream_->write_buffer_size();
-    if (pending > 0 && pending != last_pending_) {
-      last_pending_ = pending;
-      const TimePoint next = after(now, options_.idle_timeout);
-      return arm(next != kNever ? next : linger_deadline(now), kind_);
+    if (closed_) return;
+    const TimePoint t = now();
+    if (closing_) {
+      if (t < close_deadline_ || output_progress(t, close_deadline_)) return rearm();
+      stream_->close();
+      return;
     }
-    switch (kind_) {
-      case Timeout::kIdle:
-        shared_->idle_timeouts.fetch_add(1, std::memory_order_relaxed);
-        logger().debug("HTTP connection fd {} idle timeout", stream_->fd());
-        stream_->close();
-        break;
-      case Timeout::kHeader:
-        shared_->header_timeouts.fetch_add(1, std::memory_order_relaxed);
-        logger().debug("HTTP connection fd {} header timeout", stream_->fd());
-        core_.on_header_timeout(out_);
-        flush();
-        begin_close();
-        break;
-      case Timeout::kLinger:
-        stream_->close();
-        break;
+    // While the server itself is not reading (its output is backed up), the client's bytes
+    // cannot arrive: the header, request and body-rate clocks start again meanwhile.
+    const bool backed_up = output_full_ || core_.has_backlog();
+    if (header_deadline_ <= t) {
+      if (!backed_up) return time_out(shared_->header_timeouts, "header");
+      header_deadline_ = after(t, options_.header_timeout);
     }
+    if (request_deadline_ <= t) {
+      if (!backed_up) return time_out(shared_->request_timeouts, "request");
+      request_deadline_ = after(t, options_.request_timeout);
+    }
+    if (rate_deadline_ <= t) {
+      const double needed = static_cast<double>(options_.min_body_rate) *
+                            absl::ToDoubleSeconds(options_.body_rate_window);
+      if (!backed_up && static_cast<double>(rate_bytes_) < needed) {
+        return time_out(shared_->body_rate_timeouts, "body rate");
+      }
+      rate_bytes_ = 0;
+      rate_deadline_ = after(t, options_.body_rate_window);
+    }
+    if (idle_deadline_ <= t && !output_progress(t, idle_deadline_)) {
+      shared_->idle_timeouts.fetch_add(1, std::memory_order_relaxed);
+      logger().debug("HTTP connection fd {} idle timeout", stream_->fd());
+      stream_->close();
+      return;
+    }
+    rearm();
+  }
+
+  // A request took too long: 408, then close.
+  void time_out(std::atomic<uint64_t>& counter, const char* which) {
+    counter.fetch_add(1, std::memory_order_relaxed);
+    logger().debug("HTTP connection fd {} {} timeout", stream_->fd(), which);
+    core_.on_timeout(out_);
+    flush();
+    begin_close();
   }
 
   void on_closed() {
@@ -179,12 +293,37 @@ class HTTPConnection : public std::enable_shared_from_this<HTTPConnection> {
   HTTPOutput out_;
   uint64_t timer_id_ = 0;  // the pending timer's id (loop_'s or clock_'s); 0: none
   TimePoint timer_at_{};
-  TimePoint deadline_ = kNever;
-  Timeout kind_ = Timeout::kIdle;
+  TimePoint idle_deadline_ = kNever;     // no read for idle_timeout
+  TimePoint header_deadline_ = kNever;   // header section started header_timeout ago
+  TimePoint request_deadline_ = kNever;  // request started request_timeout ago
+  TimePoint rate_deadline_ = kNever;     // end of the current body-rate window
+  TimePoint close_deadline_ = kNever;    // closing: flush progress, then the linger timeout
+  uint64_t rate_bytes_ = 0;              // bytes read in the current body-rate window
   size_t last_pending_ = 0;
+  bool output_full_ = false;        // over the high watermark
+  bool waiting_for_drain_ = false;  // wait_for_drain()'s write is pending
   bool closing_ = false;
   bool closed_ = false;
 };
+
+absl::Status check_options(const HTTPServerOptions& o) {
+  if (o.max_pending_output == 0) {
+    return absl::InvalidArgumentError(
+        "HTTPServerOptions.max_pending_output must be > 0 (0 would hold every response back)");
+  }
+  if (o.max_header_size == 0) {
+    return absl::InvalidArgumentError(
+        "HTTPServerOptions.max_header_size must be > 0 (0 would reject every request)");
+  }
+  if (o.min_body_rate > 0 && (o.body_rate_window < absl::Milliseconds(1) ||
+                              o.body_rate_window == absl::InfiniteDuration())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "HTTPServerOptions.body_rate_window must be finite and at least 1ms when min_body_rate "
+        "is set, got ",
+        absl::FormatDuration(o.body_rate_window)));
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -195,7 +334,8 @@ void serve_http_connection(const std::shared_ptr<HTTPServer::Shared>& shared,
 }
 
 HTTPServer::HTTPServer(IOLoop& loop, Handler handler, HTTPServerOptions options)
-    : shared_(std::make_shared<Shared>(std::move(handler), options)),
+    : options_status_(check_options(options)),
+      shared_(std::make_shared<Shared>(std::move(handler), options)),
       tcp_server_(
           loop,
           [shared = shared_](std::shared_ptr<IOStream> stream, const SocketAddress&) {
@@ -206,14 +346,19 @@ HTTPServer::HTTPServer(IOLoop& loop, Handler handler, HTTPServerOptions options)
 HTTPServer::~HTTPServer() = default;
 
 absl::Status HTTPServer::listen(uint16_t port, absl::string_view address) {
+  if (!options_status_.ok()) return options_status_;
   return tcp_server_.listen(port, address);
 }
 
 absl::Status HTTPServer::add_sockets(std::vector<Socket> sockets) {
+  if (!options_status_.ok()) return options_status_;
   return tcp_server_.add_sockets(std::move(sockets));
 }
 
-absl::Status HTTPServer::start(int num_threads) { return tcp_server_.start(num_threads); }
+absl::Status HTTPServer::start(int num_threads) {
+  if (!options_status_.ok()) return options_status_;
+  return tcp_server_.start(num_threads);
+}
 
 void HTTPServer::stop(bool close_connections) { tcp_server_.stop(close_connections); }
 
@@ -221,7 +366,14 @@ uint16_t HTTPServer::port() const { return tcp_server_.port(); }
 
 std::vector<SocketAddress> HTTPServer::addresses() const { return tcp_server_.addresses(); }
 
-void HTTPServer::serve(std::shared_ptr<IOStream> stream) { serve_http_connection(shared_, stream); }
+absl::Status HTTPServer::serve(std::shared_ptr<IOStream> stream) {
+  if (!options_status_.ok()) {
+    stream->close(options_status_);
+    return options_status_;
+  }
+  serve_http_connection(shared_, stream);
+  return absl::OkStatus();
+}
 
 HTTPServer::Stats HTTPServer::stats() const { return http_server_stats(*shared_); }
 
@@ -235,6 +387,10 @@ HTTPServer::Stats http_server_stats(const HTTPServer::Shared& s) {
   out.handler_exceptions = s.handler_exceptions.load(std::memory_order_relaxed);
   out.idle_timeouts = s.idle_timeouts.load(std::memory_order_relaxed);
   out.header_timeouts = s.header_timeouts.load(std::memory_order_relaxed);
+  out.body_rate_timeouts = s.body_rate_timeouts.load(std::memory_order_relaxed);
+  out.request_timeouts = s.request_timeouts.load(std::memory_order_relaxed);
+  out.output_stalls = s.output_stalls.load(std::memory_order_relaxed);
+  out.max_output_queued = s.max_output_queued.load(std::memory_order_relaxed);
   return out;
 }
 

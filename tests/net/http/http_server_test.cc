@@ -149,7 +149,7 @@ TEST_F(HTTPServerTest, HeadGetsHeadersWithoutBodyInsidePipeline) {
             ok_response("/a|") + head_response + ok_response("/c|"));
 }
 
-TEST_F(HTTPServerTest, HundredPipelinedRequestsAnsweredInOrderWithFewWrites) {
+TEST_F(HTTPServerTest, HundredPipelinedRequestsAnsweredInOrderInOneWrite) {
   start_server(echo);
   connect();
   std::string requests, expected;
@@ -157,12 +157,15 @@ TEST_F(HTTPServerTest, HundredPipelinedRequestsAnsweredInOrderWithFewWrites) {
     requests += absl::StrCat("GET /", i, " HTTP/1.1\r\nHost: x\r\n\r\n");
     expected += ok_response(absl::StrCat("/", i, "|"));
   }
+  ASSERT_EQ(requests.size(), 2890u);
   send(requests);
   EXPECT_EQ(read_responses(100), expected);
   EXPECT_EQ(server_->stats().responses, 100u);
-  // One write per read that produced responses; 100 small requests arrive in a few reads.
-  EXPECT_LT(server_->stats().writes, 100u);
-  EXPECT_GE(server_->stats().writes, 1u);
+  // Exactly one write: the client's one send() put all 100 requests (2,890 bytes) in the
+  // socket before the loop ran, the server's one read takes them all (a read takes up to
+  // 256 KiB), and their 100 responses (10,490 bytes, under max_pending_output's 1 MiB) go out
+  // together.
+  EXPECT_EQ(server_->stats().writes, 1u);
 }
 
 TEST_F(HTTPServerTest, PipelineMixesContentLengthAndChunkedBodies) {
@@ -273,20 +276,6 @@ TEST_F(HTTPServerTest, IdleTimeoutClosesKeepAliveConnection) {
   connect();
   EXPECT_EQ(read_to_eof(), "");
   EXPECT_EQ(server_->stats().idle_timeouts, 2u);
-}
-
-TEST_F(HTTPServerTest, HeaderTimeoutAnswers408ToSlowloris) {
-  HTTPServerOptions options;
-  options.header_timeout = absl::Milliseconds(50);
-  options.idle_timeout = absl::Seconds(30);
-  start_server(hello, options);
-  connect();
-  send("GET / HTTP/1.1\r\nHost: x\r\n");
-  // Trickle more header bytes; the header timeout counts from the first one, so this
-  // does not extend it.
-  loop().call_later(absl::Milliseconds(20), [this] { send("X-A: 1\r\n"); });
-  EXPECT_EQ(read_to_eof(), error_response(408, "Request Timeout"));
-  EXPECT_EQ(server_->stats().header_timeouts, 1u);
 }
 
 TEST_F(HTTPServerTest, LargeBodiesFlowWithBackpressure) {

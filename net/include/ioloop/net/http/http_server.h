@@ -22,6 +22,10 @@
 //  - Pipelining: requests are answered in order. All responses produced from one read are
 //    sent with ONE send/sendmsg call (one buffer; large bodies as extra iovecs). This beat
 //    TCP_CORK (cork, a send per response, uncork): see tests/bench/http_server_benchmark.cc.
+//    One read (up to 256 KiB) can hold thousands of requests: the handler stops being called
+//    once that read's output reaches max_pending_output (minus what is still queued), the
+//    rest of the read is kept unparsed, reading stops, and answering resumes once the output
+//    is in the kernel. So a connection queues at most max_pending_output plus one response.
 //  - Expect: 100-continue: "HTTP/1.1 100 Continue" is sent when the header section is in and
 //    the body is not (RequestParser::Result::send_continue).
 //  - Errors (each response says "Connection: close", then the connection closes once it is
@@ -29,22 +33,43 @@
 //    malformed request, bad Content-Length, Content-Length with Transfer-Encoding, HTTP/1.1
 //    without Host -> 400; header section over max_header_size -> 431; body over
 //    max_body_size -> 413; unsupported Transfer-Encoding -> 501; HTTP major version != 1 ->
-//    505. An exception escaping the handler -> 500 (logged through ioloop::logger(); the
-//    server goes on).
+//    505; more than 8 empty lines (or a bare CR) before a request line -> 400 (see
+//    request_parser.h). The status line says HTTP/1.0 when the request's line said so
+//    (HTTP/1.1 when it was not complete or named another version). An exception escaping
+//    the handler -> 500 on that connection only; it is logged through the loop's rate-limited
+//    path and counted in the loop's stats().exceptions (IOLoop::handle_callback_exception)
+//    and in Stats::handler_exceptions. The handler is the only user code this layer calls.
 //  - Closing: after the last response the server shuts down its sending side and reads and
 //    discards input until the client closes or linger_timeout passes (a "lingering close":
 //    closing with unread input would send a RST that can destroy the response in flight).
-//  - Backpressure: while more than max_pending_output bytes wait to be sent on a connection,
-//    it stops reading from that connection (TCP flow control pushes back on the client).
+//  - Backpressure: while max_pending_output bytes or more wait to be sent on a connection,
+//    it stops reading from that connection (TCP flow control pushes back on the client), and
+//    resumes at a quarter of it.
 //
 // Timeouts (per connection, one loop timer each, re-armed lazily: a request only stores a new
 // deadline, and the timer, when it fires early, re-arms itself for the stored deadline; so
 // the per-request cost is one clock read, not a timer insert and cancel):
-//  - idle_timeout: a keep-alive connection waiting for its next request, a body that stops
-//    arriving, or output that stops draining, for this long is closed.
+//  - idle_timeout: a connection that reads nothing for this long (a keep-alive connection
+//    waiting for its next request, a request or body that stops arriving) is closed without
+//    a response, unless its output is still draining to a slow reader (that is progress).
 //  - header_timeout: a request whose header section started this long ago and is not
-//    complete (slowloris) is answered 408 and the connection closed.
-//  Zero or InfiniteDuration() disables either.
+//    complete (slowloris) is answered 408 and the connection closed. The section starts at
+//    the request's first byte, an empty line before its request line included.
+//  - request_timeout (off by default): the same for a whole request, header section and
+//    body, counted from its first byte.
+//  - min_body_rate (off by default): a body is read in windows of body_rate_window from the
+//    end of its header section; a window in which fewer than min_body_rate *
+//    body_rate_window bytes arrived is answered 408 and the connection closed (the bytes of
+//    the read that ended the header section count toward the first window).
+//  While the server has stopped reading a connection (backpressure), the last three clocks
+//  start again when they run out: the client's bytes cannot arrive then.
+//  Zero or InfiniteDuration() disables idle_timeout, header_timeout and request_timeout.
+//  Each 408 is counted in Stats (header_timeouts, request_timeouts, body_rate_timeouts).
+//
+// Options are checked when the server is constructed: listen(), add_sockets(), start() and
+// serve() return InvalidArgument, naming the field, for options that cannot work
+// (max_pending_output or max_header_size 0, body_rate_window under 1 ms or infinite with
+// min_body_rate set).
 //
 // Threading: construct, listen, start and stop on `loop`'s thread (or before it runs). With
 // start(N > 1) the handler runs concurrently on N threads and must be thread-safe. stats() is
@@ -81,9 +106,18 @@ struct HTTPServerOptions {
   // How long a closing connection waits for the client's EOF once its output is flushed
   // (see "Closing"). Cannot be disabled: zero or infinite means 2 s.
   absl::Duration linger_timeout = absl::Seconds(2);
-  // Stop reading from a connection while this many response bytes are unsent; resume at a
-  // quarter of it.
+  // Output bound per connection: stop calling the handler once this many response bytes are
+  // unsent (see "Pipelining") and stop reading while they are (resume at a quarter of it).
+  // Must be > 0.
   size_t max_pending_output = 1024 * 1024;
+  // 408 for a request body arriving slower than min_body_rate bytes per second on average
+  // over each body_rate_window (e.g. 1024 and 10 s). 0 (the default) disables; when set, the
+  // window must be finite and at least 1 ms.
+  size_t min_body_rate = 0;
+  absl::Duration body_rate_window = absl::Seconds(10);
+  // 408 for a request not complete this long after its first byte. Zero (the default) or
+  // InfiniteDuration() disables.
+  absl::Duration request_timeout = absl::ZeroDuration();
   // The Server header's value; empty sends none.
   std::string server_name;
   TCPServerOptions tcp_options;
@@ -101,9 +135,15 @@ class HTTPServer {
     uint64_t writes = 0;              // write/writev calls on streams (one syscall each when
                                       // the kernel takes everything at once)
     uint64_t protocol_errors = 0;     // 400/413/431/501/505 sent
-    uint64_t handler_exceptions = 0;  // 500 sent
+    uint64_t handler_exceptions = 0;  // 500 sent (also in the loop's stats().exceptions)
     uint64_t idle_timeouts = 0;
     uint64_t header_timeouts = 0;
+    uint64_t body_rate_timeouts = 0;  // 408 for a body below min_body_rate
+    uint64_t request_timeouts = 0;    // 408 for a request past request_timeout
+    uint64_t output_stalls = 0;       // reads whose answering stopped at max_pending_output
+    uint64_t max_output_queued = 0;   // most response bytes queued unsent on one connection
+                                      // (after a write; at most max_pending_output + one
+                                      // response)
   };
 
   HTTPServer(IOLoop& loop, Handler handler, HTTPServerOptions options = {});
@@ -112,6 +152,7 @@ class HTTPServer {
   HTTPServer& operator=(const HTTPServer&) = delete;
 
   // TCPServer's: bind (port 0 picks one, see port()), then start accepting on N loops.
+  // Each returns InvalidArgument first if the options are invalid (see above).
   absl::Status listen(uint16_t port, absl::string_view address = "");
   absl::Status add_sockets(std::vector<Socket> sockets);
   absl::Status start(int num_threads = 1);
@@ -121,14 +162,16 @@ class HTTPServer {
   std::vector<SocketAddress> addresses() const;
 
   // Serves an already connected stream (e.g. one end of a socketpair) on the stream's loop,
-  // exactly as an accepted connection. Call on that loop's thread.
-  void serve(std::shared_ptr<IOStream> stream);
+  // exactly as an accepted connection. Call on that loop's thread. InvalidArgument (and the
+  // stream is closed) if the options are invalid.
+  absl::Status serve(std::shared_ptr<IOStream> stream);
 
   Stats stats() const;
 
   struct Shared;  // handler, options and counters, shared with the connections
 
  private:
+  const absl::Status options_status_;  // InvalidArgument for options that cannot work
   std::shared_ptr<Shared> shared_;
   TCPServer tcp_server_;
 };

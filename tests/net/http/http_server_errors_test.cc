@@ -1,0 +1,185 @@
+// File: tests/net/http/http_server_errors_test.cc
+// HTTPServer's error paths: the status line of error and timeout responses follows the
+// request's version when it is known; options that would make an error path spin are
+// rejected with InvalidArgument; an exception from the handler is the loop's business
+// (logged, counted) and ends only its own connection.
+#include <memory>
+#include <ostream>
+#include <stdexcept>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "gtest/gtest.h"
+#include "ioloop/net/http/http_server.h"
+#include "ioloop/net/io_stream.h"
+#include "ioloop/net/socket.h"
+#include "net/http/http_server_testing.h"
+
+namespace ioloop::net {
+namespace {
+
+struct VersionCase {
+  const char* name;
+  std::string request;
+  std::string response;
+};
+
+void PrintTo(const VersionCase& c, std::ostream* os) { *os << c.name; }
+
+class HTTPServerErrorVersionTest : public HTTPServerTest,
+                                   public ::testing::WithParamInterface<VersionCase> {};
+
+// Issue 7, point 9: an error answered to an HTTP/1.0 request said "HTTP/1.1".
+TEST_P(HTTPServerErrorVersionTest, StatusLineFollowsTheRequestWhenKnown) {
+  HTTPServerOptions options;
+  options.max_header_size = 1024;
+  options.max_body_size = 100;
+  start_server(echo, options);
+  connect();
+  send(GetParam().request);
+  EXPECT_EQ(read_to_eof(), GetParam().response);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Versions, HTTPServerErrorVersionTest,
+    ::testing::Values(
+        VersionCase{"BadHeaderName10", "GET / HTTP/1.0\r\nHo st: x\r\n\r\n",
+                    error_response(400, "Bad Request", "HTTP/1.0")},
+        VersionCase{"BadHeaderName11", "GET / HTTP/1.1\r\nHo st: x\r\n\r\n",
+                    error_response(400, "Bad Request")},
+        VersionCase{"BodyTooLarge10", "POST / HTTP/1.0\r\nContent-Length: 101\r\n\r\n",
+                    error_response(413, "Content Too Large", "HTTP/1.0")},
+        VersionCase{"HeaderTooLarge10",
+                    "GET / HTTP/1.0\r\nX: " + std::string(2000, 'a') + "\r\n\r\n",
+                    error_response(431, "Request Header Fields Too Large", "HTTP/1.0")},
+        VersionCase{"BadContentLength10", "POST / HTTP/1.0\r\nContent-Length: x\r\n\r\n",
+                    error_response(400, "Bad Request", "HTTP/1.0")},
+        VersionCase{"ChunkedAfter10", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                    error_response(400, "Bad Request", "HTTP/1.0")},
+        // Unknown version: the request line is broken or incomplete, or not HTTP/1.x.
+        VersionCase{"GarbageRequestLine", "GARBAGE\r\n\r\n", error_response(400, "Bad Request")},
+        VersionCase{"Http2", "GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+                    error_response(505, "HTTP Version Not Supported")},
+        VersionCase{"RequestLineTooLarge10", "GET /" + std::string(2000, 'a') + " HTTP/1.0\r\n",
+                    error_response(431, "Request Header Fields Too Large")}),
+    [](const ::testing::TestParamInfo<VersionCase>& p) { return p.param.name; });
+
+TEST_F(HTTPServerTest, TimeoutAnswersInTheRequestsVersion) {
+  HTTPServerOptions options;
+  options.header_timeout = absl::Seconds(10);
+  start_manual_server(hello, options);
+  connect();
+  send("GET / HTTP/1.0\r\nX-A: 1\r\n");
+  settle();
+  advance(absl::Seconds(10));
+  EXPECT_TRUE(eof_);
+  EXPECT_EQ(normalize(received_), error_response(408, "Request Timeout", "HTTP/1.0"));
+
+  connect();  // the request line is not complete: the version is unknown
+  send("GET / HTTP/1.0");
+  settle();
+  advance(absl::Seconds(10));
+  EXPECT_TRUE(eof_);
+  EXPECT_EQ(normalize(received_), error_response(408, "Request Timeout"));
+}
+
+struct BadOption {
+  const char* name;
+  void (*set)(HTTPServerOptions&);
+  const char* field;
+};
+
+void PrintTo(const BadOption& c, std::ostream* os) { *os << c.name; }
+
+class HTTPServerOptionsTest : public HTTPServerTest,
+                              public ::testing::WithParamInterface<BadOption> {};
+
+// Issue 7, point 9: max_pending_output 0 stopped every handler for good (with the output
+// bound, a connection that can never send is a spin or a hang), max_header_size 0 answers
+// 431 to every byte, and a zero body-rate window re-arms its timer at once, for ever.
+TEST_P(HTTPServerOptionsTest, RejectedWithInvalidArgumentNamingTheField) {
+  HTTPServerOptions options;
+  GetParam().set(options);
+  start_server(hello, options);
+  const absl::Status listen = server_->listen(0, "127.0.0.1");
+  EXPECT_EQ(listen.code(), absl::StatusCode::kInvalidArgument) << listen;
+  EXPECT_TRUE(absl::StrContains(listen.message(), GetParam().field)) << listen;
+  const absl::Status start = server_->start();
+  EXPECT_EQ(start.code(), absl::StatusCode::kInvalidArgument) << start;
+  EXPECT_TRUE(absl::StrContains(start.message(), GetParam().field)) << start;
+  EXPECT_EQ(server_->port(), 0);
+
+  // serve() refuses too, and closes the stream it was given.
+  auto pair = Socket::pair();
+  ASSERT_TRUE(pair.ok());
+  auto stream = IOStream::create(loop(), std::move(pair->first));
+  const absl::Status serve = server_->serve(stream);
+  EXPECT_EQ(serve.code(), absl::StatusCode::kInvalidArgument) << serve;
+  EXPECT_TRUE(stream->closed());
+  EXPECT_EQ(server_->stats().connections, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Options, HTTPServerOptionsTest,
+    ::testing::Values(BadOption{"MaxPendingOutputZero",
+                                [](HTTPServerOptions& o) { o.max_pending_output = 0; },
+                                "max_pending_output"},
+                      BadOption{"MaxHeaderSizeZero",
+                                [](HTTPServerOptions& o) { o.max_header_size = 0; },
+                                "max_header_size"},
+                      BadOption{"BodyRateWindowZero",
+                                [](HTTPServerOptions& o) {
+                                  o.min_body_rate = 1;
+                                  o.body_rate_window = absl::ZeroDuration();
+                                },
+                                "body_rate_window"},
+                      BadOption{"BodyRateWindowInfinite",
+                                [](HTTPServerOptions& o) {
+                                  o.min_body_rate = 1;
+                                  o.body_rate_window = absl::InfiniteDuration();
+                                },
+                                "body_rate_window"}),
+    [](const ::testing::TestParamInfo<BadOption>& p) { return p.param.name; });
+
+TEST_F(HTTPServerTest, DefaultOptionsAreAccepted) {
+  start_server();
+  EXPECT_TRUE(server_->listen(0, "127.0.0.1").ok());
+  EXPECT_TRUE(server_->start().ok());
+  server_->stop(true);
+}
+
+// Issue 7, defect 1's audit for net/http: the handler is the layer's only user callback. Its
+// exception goes through the loop (rate-limited log, stats().exceptions), is answered 500 on
+// its own connection, and another connection goes on.
+TEST_F(HTTPServerTest, HandlerExceptionIsCountedByTheLoopAndEndsOnlyItsConnection) {
+  start_server([](const HTTPRequest& r, HTTPResponseWriter& w) {
+    if (r.target() == "/throw") throw std::runtime_error("boom");
+    hello(r, w);
+  });
+  // The other connection: opened first, its request sent after the exception.
+  auto pair = Socket::pair();
+  ASSERT_TRUE(pair.ok());
+  ASSERT_TRUE(server_->serve(IOStream::create(loop(), std::move(pair->first))).ok());
+  auto other = IOStream::create(loop(), std::move(pair->second));
+
+  connect();
+  send("GET /throw HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(read_to_eof(), error_response(500, "Internal Server Error"));
+  EXPECT_EQ(loop().stats().exceptions, 1u);
+  EXPECT_EQ(server_->stats().handler_exceptions, 1u);
+
+  std::string got;
+  other->write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  other->read_until("Hello, world!", [&](absl::StatusOr<std::string> data) {
+    ASSERT_TRUE(data.ok()) << data.status();
+    got = *data;
+    done();
+  });
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(normalize(got), ok_response("Hello, world!"));
+  EXPECT_FALSE(other->closed());
+}
+
+}  // namespace
+}  // namespace ioloop::net
