@@ -5,7 +5,7 @@
 //
 // Threading: every method is thread-safe; callbacks run on the loop they were given.
 //
-// Lifetime (no lookup ever touches a destroyed loop or its owner):
+// Lifetime (no lookup ever touches a destroyed loop):
 // - Loops are reached only through their LoopHandle. A lookup whose loop is destroyed
 //   first never runs its callback: if still queued, it is dropped without being looked up;
 //   if in flight, its result is discarded. The callback is then destroyed unrun on a resolver
@@ -16,10 +16,11 @@
 //   gone) and waits for lookups in progress (getaddrinfo cannot be interrupted).
 // - instance() is the process-wide resolver, never destroyed (see there).
 //
-// Errors passed to callbacks: NotFound (no such name, or no address of the family),
-// Unavailable (a transient failure such as EAI_AGAIN: try again later), InvalidArgument
-// (a bad family or port), ResourceExhausted (out of memory or fds), Cancelled (resolver
-// destroyed). Messages name the host and carry gai_strerror's text.
+// Errors passed to callbacks: NotFound (no such name, no address of the family, a permanent
+// name server failure), Unavailable (EAI_AGAIN, a transient failure: try again later),
+// InvalidArgument (a bad family or service), ResourceExhausted (EAI_MEMORY), errno's status
+// for EAI_SYSTEM (e.g. ResourceExhausted for EMFILE), Unknown for anything else, Cancelled
+// (resolver destroyed). Messages name the host and carry gai_strerror's (or errno's) text.
 #ifndef IOLOOP_NET_RESOLVER_H_
 #define IOLOOP_NET_RESOLVER_H_
 
