@@ -6,7 +6,7 @@ namespace ioloop {
 
 bool LoopHandle::post(IOLoop::Callback cb) {
   {
-    absl::ReaderMutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (loop_ != nullptr) {
       loop_->add_callback(std::move(cb));
       return true;
@@ -17,12 +17,12 @@ bool LoopHandle::post(IOLoop::Callback cb) {
 }
 
 bool LoopHandle::alive() const {
-  absl::ReaderMutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return loop_ != nullptr;
 }
 
 void LoopHandle::detach() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   loop_ = nullptr;
 }
 

@@ -71,7 +71,7 @@ Resolver::Resolver(int num_threads, Lookup lookup) : lookup_(std::move(lookup)) 
 Resolver::~Resolver() {
   std::map<RequestId, Request> cancelled;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     shutdown_ = true;
     cancelled.swap(queue_);
   }
@@ -101,7 +101,7 @@ Resolver::RequestId Resolver::resolve(std::shared_ptr<LoopHandle> loop, std::str
     }
   }
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (!shutdown_) {
       const RequestId id = next_id_++;
       queue_.emplace(id, Request{std::move(loop), std::move(host), port, family, std::move(cb)});
@@ -114,7 +114,7 @@ Resolver::RequestId Resolver::resolve(std::shared_ptr<LoopHandle> loop, std::str
 
 bool Resolver::cancel(RequestId id) {
   Request dropped;  // destroyed after the lock is released: its callback may call in again
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (auto it = queue_.find(id); it != queue_.end()) {
     dropped = std::move(it->second);
     queue_.erase(it);
@@ -132,8 +132,8 @@ void Resolver::worker() {
     RequestId id;
     Request r;
     {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(this, &Resolver::has_work));
+      MutexLock lock(&mu_);
+      mu_.await([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return has_work(); });
       if (queue_.empty()) return;  // shut down
       auto first = queue_.begin();
       id = first->first;
@@ -147,7 +147,7 @@ void Resolver::worker() {
                         : absl::CancelledError("loop destroyed");
     bool cancelled;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       auto it = in_progress_.find(id);
       cancelled = it->second;
       in_progress_.erase(it);

@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "ioloop/mutex.h"
 #include "ioloop/logging.h"
 
 namespace ioloop::net {
@@ -253,7 +253,7 @@ absl::Status TCPServer::activate(std::vector<Socket> sockets) {
 // a single connection from it, so the batch is all or nothing. The caller blocks meanwhile.
 absl::Status TCPServer::install_on_running_workers(std::vector<std::vector<Socket>> sets) {
   struct Round {
-    absl::Mutex mu;
+    Mutex mu;
     std::vector<absl::Status> results ABSL_GUARDED_BY(mu);
     size_t reported ABSL_GUARDED_BY(mu) = 0;
     size_t finished ABSL_GUARDED_BY(mu) = 0;
@@ -263,7 +263,7 @@ absl::Status TCPServer::install_on_running_workers(std::vector<std::vector<Socke
   const size_t n = workers_.size();
   auto round = std::make_shared<Round>();
   {
-    absl::MutexLock lock(&round->mu);
+    MutexLock lock(&round->mu);
     round->results.resize(n);
   }
   for (size_t i = 0; i < n; ++i) {
@@ -274,23 +274,23 @@ absl::Status TCPServer::install_on_running_workers(std::vector<std::vector<Socke
       set.clear();  // closes what was not installed before the caller returns
       bool commit = false;
       {
-        absl::MutexLock lock(&round->mu);
+        MutexLock lock(&round->mu);
         round->results[i] = s;
         ++round->reported;
         if (s.ok()) {
-          round->mu.Await(absl::Condition(&round->decided));
+          round->mu.await([&round]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return round->decided; });
           commit = round->commit;
         }
       }
       if (!commit) w->keep_listeners(before);
-      absl::MutexLock lock(&round->mu);
+      MutexLock lock(&round->mu);
       ++round->finished;
     });
   }
-  absl::MutexLock lock(&round->mu);
-  round->mu.Await(absl::Condition(
-      +[](Round* r) ABSL_NO_THREAD_SAFETY_ANALYSIS { return r->reported == r->results.size(); },
-      round.get()));
+  MutexLock lock(&round->mu);
+  round->mu.await([r = round.get()]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return r->reported == r->results.size();
+  });
   absl::Status first;
   for (const absl::Status& s : round->results) {
     if (!s.ok()) {
@@ -301,9 +301,9 @@ absl::Status TCPServer::install_on_running_workers(std::vector<std::vector<Socke
   round->commit = first.ok();
   round->decided = true;
   // Wait for the roll-backs too: when add_sockets() fails, no part of the batch listens.
-  round->mu.Await(absl::Condition(
-      +[](Round* r) ABSL_NO_THREAD_SAFETY_ANALYSIS { return r->finished == r->results.size(); },
-      round.get()));
+  round->mu.await([r = round.get()]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return r->finished == r->results.size();
+  });
   return first;
 }
 

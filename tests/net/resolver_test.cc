@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "ioloop/mutex.h"
 #include "gai_status.h"
 #include "gtest/gtest.h"
 #include "testing/gated_lookup.h"
@@ -51,11 +51,11 @@ TEST_F(ResolverTest, Ipv6NumericAddress) {
 
 TEST_F(ResolverTest, LocalhostResolvesOnAWorkerThreadAndPostsBackToTheLoopThread) {
   // The real lookup, wrapped to record the thread that ran it.
-  absl::Mutex mu;
+  ioloop::Mutex mu;
   std::vector<std::thread::id> lookup_threads;
   Resolver resolver(2, [&](const std::string& host, uint16_t port, int family) {
     {
-      absl::MutexLock lock(&mu);
+      ioloop::MutexLock lock(&mu);
       lookup_threads.push_back(std::this_thread::get_id());
     }
     return Resolver::resolve_blocking(host, port, family);
@@ -71,7 +71,7 @@ TEST_F(ResolverTest, LocalhostResolvesOnAWorkerThreadAndPostsBackToTheLoopThread
   ASSERT_TRUE(wait());
   EXPECT_EQ(callback_thread, loop_thread);
   {
-    absl::MutexLock lock(&mu);
+    ioloop::MutexLock lock(&mu);
     ASSERT_EQ(lookup_threads.size(), 1u);
     EXPECT_NE(lookup_threads[0], loop_thread);
   }

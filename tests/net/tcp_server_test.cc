@@ -15,7 +15,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "absl/synchronization/mutex.h"
+#include "ioloop/mutex.h"
 #include "gtest/gtest.h"
 #include "ioloop/net/tcp_client.h"
 #include "testing/loop_test_base.h"
@@ -137,12 +137,12 @@ TEST_F(TCPServerTest, ThreadsNeedReusePortSockets) {
 }
 
 TEST_F(TCPServerTest, FourThreadsSpreadConnectionsAndEachStreamStaysOnItsLoop) {
-  absl::Mutex mu;
+  ioloop::Mutex mu;
   std::set<std::thread::id> threads;
   int on_wrong_thread = 0;
   TCPServer server(loop(), [&](std::shared_ptr<IOStream> stream, const SocketAddress&) {
     {
-      absl::MutexLock lock(&mu);
+      ioloop::MutexLock lock(&mu);
       threads.insert(std::this_thread::get_id());
       if (!stream->loop().in_loop_thread()) ++on_wrong_thread;
     }
@@ -171,7 +171,7 @@ TEST_F(TCPServerTest, FourThreadsSpreadConnectionsAndEachStreamStaysOnItsLoop) {
     });
   }
   ASSERT_TRUE(wait(absl::Seconds(30)));
-  absl::MutexLock lock(&mu);
+  ioloop::MutexLock lock(&mu);
   // SO_REUSEPORT hashes the 4-tuple: with 64 clients every listener gets some
   // (the chance that one of four gets none is about 4e-8).
   EXPECT_EQ(threads.size(), 4u);
@@ -299,14 +299,14 @@ TEST_F(TCPServerTest, ThrowingHandlerClosesItsStreamAndTheServerKeepsAccepting) 
 TEST_F(TCPServerTest, ThreadsThrowingHandlerClosesItsStreamAndWorkersGoOn) {
   constexpr int kClients = 8;
   std::atomic<int> calls{0};
-  absl::Mutex mu;
+  ioloop::Mutex mu;
   std::vector<absl::Status> closes;
   std::vector<std::string> results;
   {
     TCPServer server(loop(), [&](std::shared_ptr<IOStream> stream, const SocketAddress&) {
       if (calls.fetch_add(1) % 2 == 0) {
         stream->set_close_callback([&](absl::Status why) {
-          absl::MutexLock lock(&mu);
+          ioloop::MutexLock lock(&mu);
           closes.push_back(why);
         });
         stream->read_until("\n", [](absl::StatusOr<std::string>) {});
@@ -336,7 +336,7 @@ TEST_F(TCPServerTest, ThreadsThrowingHandlerClosesItsStreamAndWorkersGoOn) {
     ASSERT_TRUE(wait(absl::Seconds(30)));
   }  // joins the workers: every close callback has run
   EXPECT_EQ(results, (std::vector<std::string>{"", "ok\n", "", "ok\n", "", "ok\n", "", "ok\n"}));
-  absl::MutexLock lock(&mu);
+  ioloop::MutexLock lock(&mu);
   EXPECT_EQ(closes, std::vector<absl::Status>(
                         kClients / 2,
                         absl::InternalError("exception in TCPServer stream handler: worker boom")));

@@ -20,11 +20,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "ioloop/mutex.h"
 #include "ioloop/net/resolver.h"
 #include "ioloop/net/socket_address.h"
+#include "testing/notification.h"
 
 namespace ioloop::testing {
 
@@ -37,11 +37,10 @@ class GatedLookup {
     return [this](const std::string& host, uint16_t port,
                   int) -> absl::StatusOr<std::vector<net::SocketAddress>> {
       {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         ++started_;
         threads_.push_back(std::this_thread::get_id());
         hosts_.push_back(host);
-        started_cv_.SignalAll();
       }
       if (!gate_.WaitForNotificationWithTimeout(max_wait_)) {
         return absl::DeadlineExceededError("GatedLookup: the gate was never opened");
@@ -55,28 +54,27 @@ class GatedLookup {
 
   // Blocks the calling thread until `n` lookups have started.
   void wait_started(int n) {
-    absl::MutexLock lock(&mu_);
-    while (started_ < n) started_cv_.Wait(&mu_);
+    MutexLock lock(&mu_);
+    mu_.await([this, n]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return started_ >= n; });
   }
 
   int started() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return started_;
   }
   std::vector<std::thread::id> threads() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return threads_;
   }
   std::vector<std::string> hosts() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return hosts_;
   }
 
  private:
   const absl::Duration max_wait_;
-  absl::Notification gate_;
-  mutable absl::Mutex mu_;
-  absl::CondVar started_cv_;
+  Notification gate_;
+  mutable Mutex mu_;
   int started_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::thread::id> threads_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> hosts_ ABSL_GUARDED_BY(mu_);

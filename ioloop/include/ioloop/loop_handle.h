@@ -25,7 +25,7 @@
 #define IOLOOP_LOOP_HANDLE_H_
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "ioloop/mutex.h"
 #include "ioloop/io_loop.h"
 
 namespace ioloop {
@@ -50,7 +50,7 @@ class LoopHandle {
 
   // Posts hold it shared (they may run in parallel: add_callback is thread-safe); detach()
   // holds it exclusively.
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   IOLoop* loop_ ABSL_GUARDED_BY(mu_);
 };
 

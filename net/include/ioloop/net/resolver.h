@@ -37,7 +37,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "ioloop/mutex.h"
 #include "ioloop/io_loop.h"
 #include "ioloop/loop_handle.h"
 #include "ioloop/net/socket_address.h"
@@ -97,10 +97,10 @@ class Resolver {
     Callback cb;
   };
   void worker() ABSL_LOCKS_EXCLUDED(mu_);
-  bool has_work() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return shutdown_ || !queue_.empty(); }
+  bool has_work() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return shutdown_ || !queue_.empty(); }
 
   const Lookup lookup_;
-  absl::Mutex mu_;
+  Mutex mu_;
   RequestId next_id_ ABSL_GUARDED_BY(mu_) = 1;
   // FIFO by id; a map so that cancel() takes one out without scanning.
   std::map<RequestId, Request> queue_ ABSL_GUARDED_BY(mu_);
