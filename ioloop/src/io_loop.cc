@@ -1,8 +1,6 @@
 #include "ioloop/io_loop.h"
 
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -10,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <string>
@@ -17,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "io_loop_signals.h"
 #include "ioloop/logging.h"
 #include "ioloop/loop_handle.h"
 #include "timer_queue.h"
@@ -30,24 +30,26 @@ struct IOLoop::Entry {
   uint32_t generation;
 };
 
-struct IOLoop::SignalState {
-  int fd = -1;
-  sigset_t mask;
-  std::array<SignalHandler, _NSIG> handlers;
-  // Handlers removed or replaced while handle_signals() runs: one of them may be the running
-  // handler, so they are destroyed only once the dispatch is over.
-  std::vector<SignalHandler> retired;
-  bool dispatching = false;
-  SignalState() { sigemptyset(&mask); }
-  void retire(SignalHandler h) {
-    if (dispatching) retired.push_back(std::move(h));
-  }
-};
-
 namespace {
 
-thread_local IOLoop* t_current = nullptr;
-thread_local std::unique_ptr<IOLoop> t_owned;
+// This thread's current loop, with its handle: another thread may destroy a loop this thread
+// made current (and a new loop may reuse its address), so the pointer alone could dangle.
+struct CurrentLoop {
+  IOLoop* loop = nullptr;
+  std::weak_ptr<LoopHandle> handle;
+};
+thread_local CurrentLoop t_current;
+
+// The current loop if it still exists, else nullptr (and forgets it).
+IOLoop* live_current() {
+  if (t_current.loop == nullptr) return nullptr;
+  std::shared_ptr<LoopHandle> handle = t_current.handle.lock();
+  if (handle == nullptr || !handle->alive()) {
+    t_current = CurrentLoop{};
+    return nullptr;
+  }
+  return t_current.loop;
+}
 
 bool is_main_thread() { return ::syscall(SYS_gettid) == ::getpid(); }
 
@@ -94,10 +96,11 @@ IOLoop::~IOLoop() {
   // First: from here on no other thread may reach the loop through its handle (a post in
   // progress is waited for), so what follows tears down a loop nobody else can touch.
   handle_->detach();
-  if (t_current == this) t_current = nullptr;
+  if (t_current.loop == this) t_current = CurrentLoop{};  // other threads notice the handle
   if (signals_ && signals_->fd >= 0) {
     remove_handler(signals_->fd);
     ::close(signals_->fd);
+    signals_->release_all();
   }
   remove_handler(waker_->fd());
   // Destroy user callables while the loop is still whole: their destructors may call back
@@ -125,13 +128,23 @@ IOLoop& IOLoop::instance() {
 }
 
 IOLoop& IOLoop::current() {
-  if (t_current != nullptr) return *t_current;
+  if (IOLoop* loop = live_current()) return *loop;
   if (is_main_thread()) return instance();
-  if (!t_owned) t_owned = std::make_unique<IOLoop>();
-  return *t_owned;
+  // Creating one here would hand out a loop nobody runs: its callbacks would never run.
+  static constexpr char kMessage[] =
+      "IOLoop::current() on a thread with no current loop: create an IOLoop for this thread "
+      "and call its make_current() (or run its start()) first; only the main thread falls back "
+      "to IOLoop::instance()";
+  if (logger().should_log(spdlog::level::critical)) {
+    logger().critical(kMessage);
+    logger().flush();
+  } else {
+    std::fprintf(stderr, "%s\n", kMessage);
+  }
+  std::abort();
 }
 
-void IOLoop::make_current() { t_current = this; }
+void IOLoop::make_current() { t_current = CurrentLoop{this, handle_}; }
 
 PollerKind IOLoop::poller_kind() const { return poller_->kind(); }
 
@@ -228,76 +241,6 @@ void IOLoop::remove_timeout(TimeoutHandle handle) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Signals
-
-absl::Status IOLoop::add_signal_handler(int signo, SignalHandler handler) {
-  if (signo <= 0 || signo >= _NSIG || signo == SIGKILL || signo == SIGSTOP) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("add_signal_handler: cannot handle signal ", signo));
-  }
-  if (!handler) return absl::InvalidArgumentError("add_signal_handler: empty handler");
-  if (!signals_) signals_ = std::make_unique<SignalState>();
-  sigset_t one;
-  sigemptyset(&one);
-  sigaddset(&one, signo);
-  // Block first: a signal arriving between the two steps then waits in the signalfd.
-  if (int err = ::pthread_sigmask(SIG_BLOCK, &one, nullptr); err != 0) {
-    return absl::ErrnoToStatus(err, "pthread_sigmask");
-  }
-  sigset_t mask = signals_->mask;
-  sigaddset(&mask, signo);
-  int fd = ::signalfd(signals_->fd, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (fd < 0) return absl::ErrnoToStatus(errno, "signalfd");
-  if (signals_->fd < 0) {
-    signals_->fd = fd;
-    absl::Status s = add_handler(
-        fd, [this](int, uint32_t) { handle_signals(); }, READ);
-    if (!s.ok()) {
-      ::close(fd);
-      signals_->fd = -1;
-      return s;
-    }
-  }
-  signals_->mask = mask;
-  signals_->retire(std::exchange(signals_->handlers[signo], std::move(handler)));
-  return absl::OkStatus();
-}
-
-void IOLoop::remove_signal_handler(int signo) {
-  if (!signals_ || signo <= 0 || signo >= _NSIG || !signals_->handlers[signo]) return;
-  signals_->retire(std::exchange(signals_->handlers[signo], nullptr));
-  sigdelset(&signals_->mask, signo);
-  ::signalfd(signals_->fd, &signals_->mask, SFD_NONBLOCK | SFD_CLOEXEC);
-  sigset_t one;
-  sigemptyset(&one);
-  sigaddset(&one, signo);
-  ::pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
-}
-
-void IOLoop::handle_signals() {
-  struct signalfd_siginfo info[8];
-  signals_->dispatching = true;
-  struct Done {
-    SignalState* state;
-    ~Done() {
-      state->dispatching = false;
-      state->retired.clear();
-    }
-  } done{signals_.get()};
-  for (;;) {
-    ssize_t n = ::read(signals_->fd, info, sizeof info);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // EAGAIN: drained
-    for (size_t i = 0; i < static_cast<size_t>(n) / sizeof info[0]; ++i) {
-      const int signo = static_cast<int>(info[i].ssi_signo);
-      if (signo <= 0 || signo >= _NSIG || !signals_->handlers[signo]) continue;
-      ++stats_.signals_dispatched;
-      guarded("signal handler", [&] { signals_->handlers[signo](signo); });
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Running
 
 template <typename F>
@@ -322,6 +265,29 @@ void IOLoop::guarded(const char* what, F&& f) {
     }
   } catch (...) {
     handle_callback_exception(what).IgnoreError();  // the loop goes on
+  }
+}
+
+void IOLoop::handle_signals() {
+  struct signalfd_siginfo info[8];
+  signals_->dispatching = true;
+  struct Done {
+    SignalState* state;
+    ~Done() {
+      state->dispatching = false;
+      state->retired.clear();
+    }
+  } done{signals_.get()};
+  for (;;) {
+    ssize_t n = ::read(signals_->fd, info, sizeof info);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // EAGAIN: drained
+    for (size_t i = 0; i < static_cast<size_t>(n) / sizeof info[0]; ++i) {
+      const int signo = static_cast<int>(info[i].ssi_signo);
+      if (signo <= 0 || signo >= _NSIG || !signals_->handlers[signo]) continue;
+      ++stats_.signals_dispatched;
+      guarded("signal handler", [&] { signals_->handlers[signo](signo); });
+    }
   }
 }
 
@@ -457,8 +423,7 @@ void IOLoop::start() {
     logger().error("IOLoop::start(): already running");
     return;
   }
-  IOLoop* previous = t_current;
-  t_current = this;
+  CurrentLoop previous = std::exchange(t_current, CurrentLoop{this, handle_});
   thread_id_.store(std::this_thread::get_id(), std::memory_order_release);
   last_poll_end_ = Clock::now();
   do {
@@ -466,7 +431,7 @@ void IOLoop::start() {
   } while (!stop_requested_.load(std::memory_order_acquire));
   stop_requested_.store(false, std::memory_order_release);
   thread_id_.store(std::thread::id(), std::memory_order_release);
-  t_current = previous;
+  t_current = std::move(previous);  // current() checks it still exists
   running_.store(false, std::memory_order_release);
 }
 

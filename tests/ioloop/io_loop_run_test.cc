@@ -1,4 +1,5 @@
-// IOLoop: instance()/current(), signals, start/stop/run_sync, exceptions and slow callbacks.
+// IOLoop: start/stop/run_sync, exceptions and slow callbacks. current() is in
+// io_loop_current_test.cc, signals in io_loop_signal_test.cc.
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -17,12 +18,12 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "io_loop_fixture.h"
 #include "ioloop/io_loop.h"
 #include "testing/log_capture.h"
+#include "testing/notification.h"
 #include "testing/socket_pair.h"
 
 namespace ioloop {
@@ -35,168 +36,6 @@ using ::testing::HasSubstr;
 using IOLoopTest = ::ioloop::testing::IOLoopParamTest;
 using ::ioloop::testing::IterationChain;
 using ::ioloop::testing::ScopedLogCapture;
-
-// ---------------------------------------------------------------------------------------------
-// 1. instance() and current()
-
-TEST(IOLoopCurrentTest, InstanceIsASingleton) {
-  EXPECT_EQ(&IOLoop::instance(), &IOLoop::instance());
-}
-
-TEST(IOLoopCurrentTest, MainThreadCurrentIsInstanceUntilMadeCurrent) {
-  EXPECT_EQ(&IOLoop::current(), &IOLoop::instance());
-  {
-    IOLoop mine;
-    mine.make_current();
-    EXPECT_EQ(&IOLoop::current(), &mine);
-  }
-  // Destroying the current loop un-registers it.
-  EXPECT_EQ(&IOLoop::current(), &IOLoop::instance());
-}
-
-TEST(IOLoopCurrentTest, OtherThreadsGetTheirOwnLoop) {
-  IOLoop* a1 = nullptr;
-  IOLoop* a2 = nullptr;
-  IOLoop* b = nullptr;
-  // Both threads stay alive until both looked: a thread's loop dies with the thread, and the
-  // next one could be allocated at the same address.
-  std::latch looked(2);
-  std::thread ta([&] {
-    a1 = &IOLoop::current();
-    a2 = &IOLoop::current();
-    looked.arrive_and_wait();
-  });
-  std::thread tb([&] {
-    b = &IOLoop::current();
-    looked.arrive_and_wait();
-  });
-  ta.join();
-  tb.join();
-  EXPECT_EQ(a1, a2);  // stable within a thread
-  EXPECT_NE(a1, b);
-  EXPECT_NE(a1, &IOLoop::instance());
-  EXPECT_NE(b, &IOLoop::instance());
-}
-
-TEST(IOLoopCurrentTest, ThreadMayMakeItsOwnLoopCurrent) {
-  IOLoop* seen = nullptr;
-  IOLoop* owned = nullptr;
-  std::thread t([&] {
-    IOLoop mine;
-    owned = &mine;
-    mine.make_current();
-    seen = &IOLoop::current();
-  });
-  t.join();
-  EXPECT_EQ(seen, owned);
-}
-
-TEST(IOLoopCurrentTest, CurrentInsideStartIsTheRunningLoop) {
-  IOLoop other;
-  other.make_current();
-  IOLoop loop;
-  IOLoop* inside = nullptr;
-  bool in_thread = false;
-  loop.add_callback([&] {
-    inside = &IOLoop::current();
-    in_thread = loop.in_loop_thread();
-    loop.stop();
-  });
-  EXPECT_FALSE(loop.in_loop_thread());
-  loop.start();
-  EXPECT_EQ(inside, &loop);
-  EXPECT_TRUE(in_thread);
-  EXPECT_FALSE(loop.in_loop_thread());
-  EXPECT_EQ(&IOLoop::current(), &other);  // restored after start() returns
-}
-
-TEST(IOLoopCurrentTest, CreateReportsPollerKind) {
-  for (PollerKind kind : {PollerKind::kEpoll, PollerKind::kPoll, PollerKind::kSelect}) {
-    IOLoop::Options options;
-    options.poller = kind;
-    auto loop = IOLoop::create(options);
-    ASSERT_TRUE(loop.ok()) << loop.status();
-    EXPECT_EQ((*loop)->poller_kind(), kind);
-  }
-  EXPECT_EQ(IOLoop().poller_kind(), PollerKind::kEpoll);  // the default
-}
-
-// ---------------------------------------------------------------------------------------------
-// 8. Signals
-
-TEST(IOLoopSignalTest, InvalidSignals) {
-  IOLoop loop;
-  for (int signo : {0, -1, SIGKILL, SIGSTOP, _NSIG, 1000}) {
-    absl::Status s = loop.add_signal_handler(signo, [](int) {});
-    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << signo << ": " << s;
-  }
-  EXPECT_EQ(loop.add_signal_handler(SIGUSR1, nullptr).code(), absl::StatusCode::kInvalidArgument);
-  loop.remove_signal_handler(SIGUSR2);  // unknown: no-op
-  loop.remove_signal_handler(-5);
-}
-
-TEST(IOLoopSignalTest, RaiseAndKillAreDeliveredOnTheLoopThread) {
-  IOLoop loop;
-  std::vector<int> seen;
-  std::thread::id seen_thread;
-  ASSERT_TRUE(loop.add_signal_handler(SIGUSR1,
-                                      [&](int signo) {
-                                        seen.push_back(signo);
-                                        seen_thread = std::this_thread::get_id();
-                                        loop.stop();
-                                      })
-                  .ok());
-  ASSERT_EQ(::raise(SIGUSR1), 0);  // thread-directed
-  loop.start();
-  ASSERT_EQ(::kill(::getpid(), SIGUSR1), 0);  // process-directed
-  loop.start();
-  EXPECT_THAT(seen, ::testing::ElementsAre(SIGUSR1, SIGUSR1));
-  EXPECT_EQ(seen_thread, std::this_thread::get_id());
-  EXPECT_EQ(loop.stats().signals_dispatched, 2u);
-  loop.remove_signal_handler(SIGUSR1);
-}
-
-volatile sig_atomic_t g_default_handler_runs = 0;
-
-TEST(IOLoopSignalTest, RemoveSignalHandlerRestoresMaskAndStopsDelivery) {
-  IOLoop loop;
-  struct sigaction sa = {}, old = {};
-  sa.sa_handler = [](int) { g_default_handler_runs = g_default_handler_runs + 1; };
-  ASSERT_EQ(::sigaction(SIGUSR2, &sa, &old), 0);
-  int loop_calls = 0;
-  ASSERT_TRUE(loop.add_signal_handler(SIGUSR2, [&](int) { ++loop_calls; }).ok());
-  sigset_t mask;
-  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, nullptr, &mask), 0);
-  EXPECT_TRUE(sigismember(&mask, SIGUSR2));
-  loop.remove_signal_handler(SIGUSR2);
-  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, nullptr, &mask), 0);
-  EXPECT_FALSE(sigismember(&mask, SIGUSR2));
-  // Unblocked again: raise() runs the process handler synchronously, not the loop's.
-  g_default_handler_runs = 0;
-  ASSERT_EQ(::raise(SIGUSR2), 0);
-  EXPECT_EQ(g_default_handler_runs, 1);
-  loop.add_callback([&] { loop.add_callback([&] { loop.stop(); }); });
-  loop.start();
-  EXPECT_EQ(loop_calls, 0);
-  ::sigaction(SIGUSR2, &old, nullptr);
-}
-
-TEST(IOLoopSignalTest, SignalHandlerMayRemoveItself) {
-  IOLoop loop;
-  std::string payload(100, 's');
-  std::string seen;
-  ASSERT_TRUE(
-      loop.add_signal_handler(SIGUSR1,
-                              [&, payload](int signo) {
-                                loop.remove_signal_handler(signo);
-                                seen = payload;  // the running handler must survive its removal
-                                loop.stop();
-                              })
-          .ok());
-  ASSERT_EQ(::raise(SIGUSR1), 0);
-  loop.start();
-  EXPECT_EQ(seen, payload);
-}
 
 // ---------------------------------------------------------------------------------------------
 // 9. start / stop / run_sync
@@ -218,7 +57,7 @@ TEST(IOLoopRunTest, StopBeforeStartRunsOneIteration) {
 
 TEST(IOLoopRunTest, StartAndStopFromAnotherThread) {
   IOLoop loop;
-  absl::Notification started;
+  testing::Notification started;
   bool running_inside = false;
   loop.add_callback([&] {
     running_inside = loop.running();

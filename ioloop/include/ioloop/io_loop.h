@@ -107,18 +107,22 @@ class IOLoop {
   explicit IOLoop(Options options);
   static absl::StatusOr<std::unique_ptr<IOLoop>> create(Options options = {});
   // Must not be running. Pending callbacks and timeouts are destroyed unrun; registered
-  // fds are left open.
+  // fds are left open. Every thread that made it current stops seeing it as current. Its
+  // signals are given back as remove_signal_handler() does, to the destroying thread's mask
+  // (destroy it on the thread that added the handlers).
   ~IOLoop();
   IOLoop(const IOLoop&) = delete;
   IOLoop& operator=(const IOLoop&) = delete;
 
   // The process-wide loop, created on first use and never destroyed.
   static IOLoop& instance();
-  // This thread's current loop: the one made current with make_current() or running
-  // start() on this thread; on the main thread, instance() if none was made current;
-  // on another thread a loop owned by that thread, created on first use.
+  // This thread's current loop: the one running start() on this thread, else the one last
+  // made current with make_current() on this thread, if it still exists. Otherwise, on the
+  // main thread, instance(). On any other thread it dies (logs, then aborts) with a message
+  // naming make_current(): it never creates a loop, which nobody would run.
   static IOLoop& current();
-  // Makes this loop current() for the calling thread.
+  // Makes this loop current() for the calling thread, until another loop is made current or
+  // this one is destroyed (by any thread).
   void make_current();
 
   // Thread-safe. The loop's LoopHandle (ioloop/loop_handle.h), the same object every time:
@@ -157,11 +161,15 @@ class IOLoop {
   // --- Signals ---------------------------------------------------------------------------
   // Runs `handler` on the loop thread when `signo` arrives, through a signalfd. Blocks the
   // signal in the calling thread (threads started afterwards inherit the mask; block it in
-  // older threads yourself, or it may be delivered to them by default action).
+  // older threads yourself, or it may be delivered to them by default action), remembering
+  // whether it was blocked already.
   // Replaces an earlier handler for the same signal. InvalidArgument for a bad signo or
   // SIGKILL/SIGSTOP.
   absl::Status add_signal_handler(int signo, SignalHandler handler);
-  // Stops handling `signo` and restores the calling thread's mask for it. No-op if unknown.
+  // Stops handling `signo` and restores the calling thread's mask for it: a signal the thread
+  // had blocked before add_signal_handler() stays blocked; otherwise instances of it that
+  // arrived but were not dispatched are discarded (not left to its default action, which may
+  // kill the process) and it is unblocked. No-op if unknown.
   void remove_signal_handler(int signo);
 
   // --- Running -----------------------------------------------------------------------------

@@ -1,0 +1,100 @@
+// IOLoop's signal registration (add_signal_handler, remove_signal_handler) and the mask it
+// gives back, kept apart from io_loop.cc (which dispatches: handle_signals()). See
+// io_loop_signals.h for the state.
+#include "io_loop_signals.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "ioloop/io_loop.h"
+
+namespace ioloop {
+
+void IOLoop::SignalState::release(int signo) {
+  const bool keep_blocked = sigismember(&blocked_before, signo) == 1;
+  sigdelset(&blocked_before, signo);
+  if (keep_blocked) return;
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, signo);
+  const struct timespec zero = {0, 0};
+  // Still blocked here, so sigtimedwait() takes pending instances (thread- or process-
+  // directed) without running any handler; EAGAIN once none is left.
+  while (::sigtimedwait(&one, nullptr, &zero) == signo) {
+  }
+  ::pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+}
+
+void IOLoop::SignalState::release_all() {
+  for (int signo = 1; signo < _NSIG; ++signo) {
+    if (sigismember(&mask, signo) == 1) release(signo);
+  }
+  sigemptyset(&mask);
+}
+
+absl::Status IOLoop::add_signal_handler(int signo, SignalHandler handler) {
+  if (signo <= 0 || signo >= _NSIG || signo == SIGKILL || signo == SIGSTOP) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("add_signal_handler: cannot handle signal ", signo));
+  }
+  if (!handler) return absl::InvalidArgumentError("add_signal_handler: empty handler");
+  if (!signals_) signals_ = std::make_unique<SignalState>();
+  const bool handled = signals_->handlers[signo] != nullptr;
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, signo);
+  sigset_t old;
+  // Block first: a signal arriving between the two steps then waits in the signalfd.
+  if (int err = ::pthread_sigmask(SIG_BLOCK, &one, &old); err != 0) {
+    return absl::ErrnoToStatus(err, "pthread_sigmask");
+  }
+  if (!handled) {
+    if (sigismember(&old, signo)) {
+      sigaddset(&signals_->blocked_before, signo);
+    } else {
+      sigdelset(&signals_->blocked_before, signo);
+    }
+  }
+  // On failure below, give the signal back as it was (unless an earlier handler holds it).
+  auto undo = [&] {
+    if (!handled) signals_->release(signo);
+  };
+  sigset_t mask = signals_->mask;
+  sigaddset(&mask, signo);
+  int fd = ::signalfd(signals_->fd, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    undo();
+    return absl::ErrnoToStatus(err, "signalfd");
+  }
+  if (signals_->fd < 0) {
+    signals_->fd = fd;
+    absl::Status s = add_handler(
+        fd, [this](int, uint32_t) { handle_signals(); }, READ);
+    if (!s.ok()) {
+      ::close(fd);
+      signals_->fd = -1;
+      undo();
+      return s;
+    }
+  }
+  signals_->mask = mask;
+  signals_->retire(std::exchange(signals_->handlers[signo], std::move(handler)));
+  return absl::OkStatus();
+}
+
+void IOLoop::remove_signal_handler(int signo) {
+  if (!signals_ || signo <= 0 || signo >= _NSIG || !signals_->handlers[signo]) return;
+  signals_->retire(std::exchange(signals_->handlers[signo], nullptr));
+  sigdelset(&signals_->mask, signo);
+  ::signalfd(signals_->fd, &signals_->mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  signals_->release(signo);
+}
+
+}  // namespace ioloop

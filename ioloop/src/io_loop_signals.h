@@ -1,0 +1,47 @@
+// File: io_loop_signals.h (private)
+// IOLoop's signal state: one signalfd for every handled signal, the handlers, and what the
+// loop must give back when it stops handling a signal (the thread's mask as it found it).
+// Loop thread only, like the rest of IOLoop.
+#ifndef IOLOOP_SRC_IO_LOOP_SIGNALS_H_
+#define IOLOOP_SRC_IO_LOOP_SIGNALS_H_
+
+#include <signal.h>
+
+#include <array>
+#include <utility>
+#include <vector>
+
+#include "ioloop/io_loop.h"
+
+namespace ioloop {
+
+struct IOLoop::SignalState {
+  int fd = -1;
+  sigset_t mask;  // the signals handled (the signalfd's mask)
+  // Of those, the ones the calling thread had blocked already when the loop took them: the
+  // application's own choice, left blocked when the loop lets them go.
+  sigset_t blocked_before;
+  std::array<SignalHandler, _NSIG> handlers;
+  // Handlers removed or replaced while handle_signals() runs: one of them may be the running
+  // handler, so they are destroyed only once the dispatch is over.
+  std::vector<SignalHandler> retired;
+  bool dispatching = false;
+
+  SignalState() {
+    sigemptyset(&mask);
+    sigemptyset(&blocked_before);
+  }
+  void retire(SignalHandler h) {
+    if (dispatching) retired.push_back(std::move(h));
+  }
+  // Gives `signo` back to the calling thread: unless it was blocked before the loop took it,
+  // discards what is pending of it (it was meant for the loop's handler, which is gone; its
+  // default action could kill the process) and unblocks it.
+  void release(int signo);
+  // release() for every handled signal (~IOLoop).
+  void release_all();
+};
+
+}  // namespace ioloop
+
+#endif  // IOLOOP_SRC_IO_LOOP_SIGNALS_H_

@@ -1,0 +1,177 @@
+// IOLoop: add_signal_handler()/remove_signal_handler(), and the signal mask a loop leaves.
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <latch>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "io_loop_fixture.h"
+#include "ioloop/io_loop.h"
+#include "testing/log_capture.h"
+#include "testing/socket_pair.h"
+
+namespace ioloop {
+namespace {
+
+using ::ioloop::testing::AllPollers;
+using ::ioloop::testing::PollerName;
+using ::ioloop::testing::SocketPair;
+using ::testing::HasSubstr;
+using IOLoopTest = ::ioloop::testing::IOLoopParamTest;
+using ::ioloop::testing::IterationChain;
+using ::ioloop::testing::ScopedLogCapture;
+
+// ---------------------------------------------------------------------------------------------
+// 8. Signals
+
+TEST(IOLoopSignalTest, InvalidSignals) {
+  IOLoop loop;
+  for (int signo : {0, -1, SIGKILL, SIGSTOP, _NSIG, 1000}) {
+    absl::Status s = loop.add_signal_handler(signo, [](int) {});
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << signo << ": " << s;
+  }
+  EXPECT_EQ(loop.add_signal_handler(SIGUSR1, nullptr).code(), absl::StatusCode::kInvalidArgument);
+  loop.remove_signal_handler(SIGUSR2);  // unknown: no-op
+  loop.remove_signal_handler(-5);
+}
+
+TEST(IOLoopSignalTest, RaiseAndKillAreDeliveredOnTheLoopThread) {
+  IOLoop loop;
+  std::vector<int> seen;
+  std::thread::id seen_thread;
+  ASSERT_TRUE(loop.add_signal_handler(SIGUSR1,
+                                      [&](int signo) {
+                                        seen.push_back(signo);
+                                        seen_thread = std::this_thread::get_id();
+                                        loop.stop();
+                                      })
+                  .ok());
+  ASSERT_EQ(::raise(SIGUSR1), 0);  // thread-directed
+  loop.start();
+  ASSERT_EQ(::kill(::getpid(), SIGUSR1), 0);  // process-directed
+  loop.start();
+  EXPECT_THAT(seen, ::testing::ElementsAre(SIGUSR1, SIGUSR1));
+  EXPECT_EQ(seen_thread, std::this_thread::get_id());
+  EXPECT_EQ(loop.stats().signals_dispatched, 2u);
+  loop.remove_signal_handler(SIGUSR1);
+}
+
+volatile sig_atomic_t g_default_handler_runs = 0;
+
+TEST(IOLoopSignalTest, RemoveSignalHandlerRestoresMaskAndStopsDelivery) {
+  IOLoop loop;
+  struct sigaction sa = {}, old = {};
+  sa.sa_handler = [](int) { g_default_handler_runs = g_default_handler_runs + 1; };
+  ASSERT_EQ(::sigaction(SIGUSR2, &sa, &old), 0);
+  int loop_calls = 0;
+  ASSERT_TRUE(loop.add_signal_handler(SIGUSR2, [&](int) { ++loop_calls; }).ok());
+  sigset_t mask;
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, nullptr, &mask), 0);
+  EXPECT_TRUE(sigismember(&mask, SIGUSR2));
+  loop.remove_signal_handler(SIGUSR2);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, nullptr, &mask), 0);
+  EXPECT_FALSE(sigismember(&mask, SIGUSR2));
+  // Unblocked again: raise() runs the process handler synchronously, not the loop's.
+  g_default_handler_runs = 0;
+  ASSERT_EQ(::raise(SIGUSR2), 0);
+  EXPECT_EQ(g_default_handler_runs, 1);
+  loop.add_callback([&] { loop.add_callback([&] { loop.stop(); }); });
+  loop.start();
+  EXPECT_EQ(loop_calls, 0);
+  ::sigaction(SIGUSR2, &old, nullptr);
+}
+
+TEST(IOLoopSignalTest, SignalHandlerMayRemoveItself) {
+  IOLoop loop;
+  std::string payload(100, 's');
+  std::string seen;
+  ASSERT_TRUE(
+      loop.add_signal_handler(SIGUSR1,
+                              [&, payload](int signo) {
+                                loop.remove_signal_handler(signo);
+                                seen = payload;  // the running handler must survive its removal
+                                loop.stop();
+                              })
+          .ok());
+  ASSERT_EQ(::raise(SIGUSR1), 0);
+  loop.start();
+  EXPECT_EQ(seen, payload);
+}
+
+bool Blocked(int signo) {
+  sigset_t mask;
+  EXPECT_EQ(::pthread_sigmask(SIG_BLOCK, nullptr, &mask), 0);
+  return sigismember(&mask, signo) == 1;
+}
+
+TEST(IOLoopSignalTest, DestroyingTheLoopRestoresTheSignalMask) {
+  ASSERT_FALSE(Blocked(SIGUSR2));
+  ASSERT_FALSE(Blocked(SIGWINCH));
+  {
+    IOLoop loop;
+    ASSERT_TRUE(loop.add_signal_handler(SIGUSR2, [](int) {}).ok());
+    ASSERT_TRUE(loop.add_signal_handler(SIGWINCH, [](int) {}).ok());
+    EXPECT_TRUE(Blocked(SIGUSR2));
+    EXPECT_TRUE(Blocked(SIGWINCH));
+  }
+  EXPECT_FALSE(Blocked(SIGUSR2));
+  EXPECT_FALSE(Blocked(SIGWINCH));
+}
+
+TEST(IOLoopSignalTest, ASignalBlockedBeforeTheLoopStaysBlocked) {
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, SIGUSR2);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &one, nullptr), 0);  // the application's own choice
+  {
+    IOLoop loop;
+    ASSERT_TRUE(loop.add_signal_handler(SIGUSR2, [](int) {}).ok());
+    loop.remove_signal_handler(SIGUSR2);
+    EXPECT_TRUE(Blocked(SIGUSR2));
+    ASSERT_TRUE(loop.add_signal_handler(SIGUSR2, [](int) {}).ok());
+  }
+  EXPECT_TRUE(Blocked(SIGUSR2));
+  ASSERT_EQ(::pthread_sigmask(SIG_UNBLOCK, &one, nullptr), 0);
+}
+
+// A signal that arrived for the loop but was never dispatched is discarded with the loop: it
+// must not be delivered by its default action (SIGUSR2 terminates) once unblocked.
+TEST(IOLoopSignalTest, UndispatchedSignalDiesWithTheLoop) {
+  {
+    IOLoop loop;
+    int calls = 0;
+    ASSERT_TRUE(loop.add_signal_handler(SIGUSR2, [&](int) { ++calls; }).ok());
+    ASSERT_EQ(::raise(SIGUSR2), 0);
+    EXPECT_EQ(calls, 0);
+  }
+  EXPECT_FALSE(Blocked(SIGUSR2));
+  sigset_t pending;
+  ASSERT_EQ(::sigpending(&pending), 0);
+  EXPECT_FALSE(sigismember(&pending, SIGUSR2));
+}
+
+TEST(IOLoopSignalTest, RemoveDiscardsAnUndispatchedSignal) {
+  IOLoop loop;
+  ASSERT_TRUE(loop.add_signal_handler(SIGUSR2, [](int) {}).ok());
+  ASSERT_EQ(::raise(SIGUSR2), 0);
+  loop.remove_signal_handler(SIGUSR2);  // survives: the pending SIGUSR2 is not delivered
+  EXPECT_FALSE(Blocked(SIGUSR2));
+}
+
+}  // namespace
+}  // namespace ioloop
