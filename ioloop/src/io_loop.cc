@@ -348,7 +348,7 @@ void IOLoop::run_once() {
   TimePoint now = Clock::now();
   if (timers_->live() > 0) {
     due_.clear();
-    timers_->pop_due(now, &due_);
+    timers_->pop_due(options_.clock ? options_.clock->now() : now, &due_);
     if (!due_.empty()) {
       // Take each callback only when its turn comes: an earlier timeout of the batch may
       // have cancelled it, and a cancelled timeout must never run.
@@ -367,18 +367,23 @@ void IOLoop::run_once() {
 
   std::optional<absl::Duration> timeout;
   if (std::optional<TimePoint> next = timers_->next_deadline()) {
-    timeout = next <= now ? absl::ZeroDuration() : to_duration(*next - now);
+    const TimePoint t = options_.clock ? options_.clock->now() : now;
+    timeout = next <= t ? absl::ZeroDuration() : to_duration(*next - t);
   }
+  std::optional<absl::Duration> wait;
   {
     absl::MutexLock lock(&mu_);
     if (!pending_.empty() || stop_requested_.load(std::memory_order_relaxed)) {
       timeout = absl::ZeroDuration();
     }
-    polling_ = timeout != absl::ZeroDuration();
+    // A manual clock is never slept for: only check readiness, then jump it (below).
+    wait = options_.clock && timeout ? absl::ZeroDuration() : timeout;
+    polling_ = wait != absl::ZeroDuration();
   }
 
   events_.clear();
-  absl::StatusOr<int> n = poller_->poll(timeout, &events_);
+  absl::StatusOr<int> n = poller_->poll(wait, &events_);
+  if (options_.clock && timeout && n.ok() && events_.empty()) options_.clock->advance(*timeout);
   {
     absl::MutexLock lock(&mu_);
     polling_ = false;

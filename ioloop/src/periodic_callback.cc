@@ -42,19 +42,17 @@ void PeriodicCallback::run() {
   timeout_ = TimeoutHandle();
   if (!running_) return;
   ++runs_;
-  // Reschedules even if the callback throws (the loop logs the exception), unless the
-  // callback destroyed, stopped or restarted this object.
-  struct Reschedule {
-    PeriodicCallback* self;
-    std::shared_ptr<bool> alive;
-    ~Reschedule() {
-      if (*alive && self->running_ && !self->timeout_.valid()) self->advance();
-    }
-  } guard{this, alive_};
-  // Destroying this object inside the callback must not destroy the running callable (its
-  // captures would dangle for the rest of the call): hold a reference of our own.
+  // The callback may destroy this object: keep what the rest of run() needs on the stack.
+  // Destroying it must not destroy the running callable either (its captures would dangle
+  // for the rest of the call): hold a reference of our own.
+  std::shared_ptr<bool> alive = alive_;
   std::shared_ptr<absl::AnyInvocable<void()>> callback = callback_;
-  (*callback)();
+  IOLoop& loop = loop_;
+  // Tornado's rule: an exception is logged (as this callback's, rate-limited) and counted in
+  // the loop's stats().exceptions, and the schedule goes on.
+  loop.invoke_guarded("periodic callback", [&] { (*callback)(); }).IgnoreError();
+  // Reschedule unless the callback destroyed, stopped or restarted this object.
+  if (*alive && running_ && !timeout_.valid()) advance();
 }
 
 void PeriodicCallback::advance() {

@@ -335,5 +335,71 @@ TEST_P(IOLoopTest, TimerPollDoesNotWakeBeforeDeadline) {
 
 INSTANTIATE_TEST_SUITE_P(Pollers, IOLoopTest, AllPollers(), PollerName);
 
+// ---------------------------------------------------------------------------------------------
+// Timers on a ManualClock (IOLoopOptions::clock)
+
+class ManualClockLoopTest : public ::testing::TestWithParam<PollerKind> {
+ protected:
+  ManualClockLoopTest() {
+    IOLoop::Options options;
+    options.poller = GetParam();
+    options.clock = &clock_;
+    auto loop = IOLoop::create(options);
+    EXPECT_TRUE(loop.ok()) << loop.status();
+    loop_ = *std::move(loop);
+  }
+  ManualClock clock_;
+  std::unique_ptr<IOLoop> loop_;
+};
+
+TEST_P(ManualClockLoopTest, TimersFireAtTheirDeadlinesWithoutWaiting) {
+  const TimePoint start = loop_->time();
+  EXPECT_EQ(start, clock_.now());
+  std::vector<TimePoint> at;
+  loop_->call_later(absl::Hours(1), [&] { at.push_back(loop_->time()); });
+  loop_->call_later(absl::Milliseconds(3), [&] { at.push_back(loop_->time()); });
+  loop_->call_later(absl::Hours(2), [&] {
+    at.push_back(loop_->time());
+    loop_->stop();
+  });
+  loop_->start();
+  EXPECT_THAT(at,
+              ::testing::ElementsAre(start + std::chrono::milliseconds(3),
+                                     start + std::chrono::hours(1), start + std::chrono::hours(2)));
+  // Each iteration runs the timers due and jumps the clock to the next one: no sleeping.
+  EXPECT_EQ(loop_->stats().iterations, 4u);
+  EXPECT_EQ(loop_->time(), start + std::chrono::hours(2));
+}
+
+TEST_P(ManualClockLoopTest, ReadyFdsAreServedBeforeTheClockJumps) {
+  SocketPair sp;
+  const TimePoint start = loop_->time();
+  TimePoint read_at{};
+  bool timer_ran = false;
+  ASSERT_TRUE(loop_
+                  ->add_handler(
+                      sp.fd[0],
+                      [&](int fd, uint32_t) {
+                        char c;
+                        ASSERT_EQ(::read(fd, &c, 1), 1);
+                        read_at = loop_->time();
+                        EXPECT_FALSE(timer_ran);
+                      },
+                      READ)
+                  .ok());
+  loop_->call_later(absl::Seconds(30), [&] {
+    timer_ran = true;
+    loop_->stop();
+  });
+  sp.send();
+  loop_->start();
+  EXPECT_EQ(read_at, start);  // served at once, the clock not moved for it
+  EXPECT_TRUE(timer_ran);
+  EXPECT_EQ(loop_->time(), start + std::chrono::seconds(30));
+  loop_->remove_handler(sp.fd[0]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Pollers, ManualClockLoopTest, AllPollers(), PollerName);
+
 }  // namespace
 }  // namespace ioloop

@@ -30,5 +30,21 @@ TEST(TimeTest, ClockIsMonotonic) {
   EXPECT_LE(a, b);
 }
 
+TEST(ManualClockTest, MovesOnlyWhenToldAndNeverBackwards) {
+  const TimePoint start = TimePoint(std::chrono::hours(5));
+  ManualClock clock(start);
+  EXPECT_EQ(clock.now(), start);
+  EXPECT_EQ(clock.now(), start);
+  clock.advance(absl::Microseconds(1500));
+  EXPECT_EQ(clock.now(), start + std::chrono::microseconds(1500));
+  clock.advance(-absl::Seconds(1));  // ignored
+  clock.advance(absl::ZeroDuration());
+  EXPECT_EQ(clock.now(), start + std::chrono::microseconds(1500));
+  clock.advance_to(start);  // earlier: ignored
+  EXPECT_EQ(clock.now(), start + std::chrono::microseconds(1500));
+  clock.advance_to(start + std::chrono::seconds(3));
+  EXPECT_EQ(clock.now(), start + std::chrono::seconds(3));
+}
+
 }  // namespace
 }  // namespace ioloop

@@ -66,6 +66,12 @@ struct IOLoopOptions {
   // A callback, handler or timer that runs longer than this is logged with its duration
   // (rate-limited) and counted. Zero disables the check and its clock reads.
   absl::Duration slow_callback_threshold = absl::ZeroDuration();
+  // Tests: run time() and every timeout on this clock (not owned; must outlive the loop).
+  // When the loop would sleep until a timeout, it checks readiness without blocking and, if
+  // no fd is ready and no callback pending, jumps the clock to that timeout instead: timers
+  // fire at once and in order, exactly at their deadlines. Waits with no timeout pending
+  // block as usual. nullptr: the steady clock.
+  ManualClock* clock = nullptr;
 };
 
 class IOLoop {
@@ -190,8 +196,8 @@ class IOLoop {
   // Thread-safe. True on the thread currently inside start().
   bool in_loop_thread() const;
 
-  // The monotonic clock's now().
-  TimePoint time() const { return Clock::now(); }
+  // The monotonic clock's now() (Options::clock's, if set).
+  TimePoint time() const { return options_.clock ? options_.clock->now() : Clock::now(); }
 
   Stats stats() const;
 

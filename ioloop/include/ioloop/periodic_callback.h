@@ -10,6 +10,13 @@
 // Threading and lifetime: loop thread only. Destroying it stops it; it may be stopped or
 // destroyed from inside its own callback.
 //
+// Errors: an exception from the callback is logged through the loop's rate-limited path as
+// "exception escaped periodic callback: <what()>" and counted in the loop's stats().exceptions;
+// the callback keeps running on its grid (Tornado's PeriodicCallback does the same).
+//
+// Time is the loop's time(): on a loop given a ManualClock (IOLoopOptions::clock) it runs on
+// that clock, which is how its tests drive it deterministically.
+//
 // Example:
 //   ioloop::PeriodicCallback tick(loop, [] { flush_stats(); }, absl::Seconds(1));
 //   tick.start();
