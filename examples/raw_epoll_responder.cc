@@ -7,12 +7,16 @@
 // Each connection: read until the blank line that ends the request ("\r\n\r\n", or "\n\n" as
 // the tutorial's client sends), answer HTTP/1.0 "Hello, world!", close. The lessons:
 //   - every socket is non-blocking; read and write until EAGAIN;
+//   - bound what you buffer while you read, not after: a client that sends faster than the
+//     loop drains would otherwise grow the buffer (and hold the loop) without limit within
+//     one event;
 //   - watch READ while waiting for the request, WRITE only while output is pending (an idle
 //     socket is always writable: watching WRITE all the time would spin the loop);
 //   - remove the handler before closing the fd (the number can be reused at once).
 // For a real server (keep-alive, pipelining, limits, timeouts) see http_responder.cc.
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <map>
 #include <memory>
@@ -35,6 +39,16 @@ using ioloop::net::Socket;
 
 constexpr char kResponse[] =
     "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!";
+// A request longer than this is not HTTP we answer: the connection is closed.
+constexpr size_t kMaxRequest = 64 * 1024;
+
+// Whether the request in `input` has ended; only bytes from `from` on are new, so the search
+// starts just before them (a delimiter may straddle two reads).
+bool request_ended(const std::string& input, size_t from) {
+  from = from >= 3 ? from - 3 : 0;
+  return input.find("\r\n\r\n", from) != std::string::npos ||
+         input.find("\n\n", from) != std::string::npos;
+}
 
 struct Connection {
   Socket socket;
@@ -53,15 +67,25 @@ void on_events(IOLoop& loop, int fd, uint32_t /*events*/) {
   Connection& c = *connections.at(fd);
   if (c.output.empty()) {  // reading the request (READ, or ERROR which read will explain)
     char buf[4096];
-    ssize_t n;
-    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) c.input.append(buf, n);
-    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-      return close_connection(loop, fd);  // EOF before the request ended, or an error
-    }
-    if (c.input.find("\r\n\r\n") == std::string::npos &&
-        c.input.find("\n\n") == std::string::npos) {
-      if (c.input.size() > 64 * 1024) close_connection(loop, fd);  // not HTTP: give up
-      return;                                                      // wait for more
+    // The size check comes before each recv(), and each recv() asks for no more than the
+    // limit leaves, so the buffer never exceeds kMaxRequest + 1 bytes. Reading stops at the
+    // end of the request: HTTP/1.0 asks one request per connection.
+    bool ended = false;
+    while (!ended) {
+      if (c.input.size() > kMaxRequest) return close_connection(loop, fd);  // not HTTP
+      const size_t room = std::min(sizeof buf, kMaxRequest + 1 - c.input.size());
+      const ssize_t n = ::recv(fd, buf, room, 0);
+      if (n > 0) {
+        const size_t old_size = c.input.size();
+        c.input.append(buf, static_cast<size_t>(n));
+        ended = request_ended(c.input, old_size);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        return;  // wait for more
+      } else {
+        return close_connection(loop, fd);  // EOF before the request ended, or an error
+      }
     }
     c.output = kResponse;
     (void)loop.update_handler(fd, IOLoop::WRITE);  // output pending: now we want WRITE only
