@@ -40,6 +40,7 @@ class ABSL_LOCKABLE Mutex {
   template <typename Pred>
   void await(Pred pred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(this) {
     if (pred()) return;
+    wake_before_sleeping();
     ++waiters_;
     std::unique_lock<std::mutex> lk(mu_, std::adopt_lock);
     cv_.wait(lk, pred);
@@ -50,6 +51,7 @@ class ABSL_LOCKABLE Mutex {
   template <typename Pred>
   bool await_with_timeout(Pred pred, absl::Duration timeout) ABSL_EXCLUSIVE_LOCKS_REQUIRED(this) {
     if (pred()) return true;
+    wake_before_sleeping();
     ++waiters_;
     std::unique_lock<std::mutex> lk(mu_, std::adopt_lock);
     const bool ok = cv_.wait_for(lk, absl::ToChronoNanoseconds(timeout), pred);
@@ -59,6 +61,13 @@ class ABSL_LOCKABLE Mutex {
   }
 
  private:
+  // Going to sleep releases the lock without unlock(): the caller may have changed state
+  // another waiter is waiting for (a worker that reports, then waits for the verdict), so
+  // that waiter must re-check now, as it would at unlock().
+  void wake_before_sleeping() {
+    if (waiters_ > 0) cv_.notify_all();
+  }
+
   std::mutex mu_;
   std::condition_variable cv_;
   int waiters_ = 0;  // guarded by mu_ (threads inside await())
