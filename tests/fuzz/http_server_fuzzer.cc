@@ -1,0 +1,443 @@
+// File: tests/fuzz/http_server_fuzzer.cc
+// libFuzzer target for HTTPServer's stream glue (net/src/http/http_server.cc): the connection
+// over a real IOStream and loop, its timeouts and its flow control. The I/O-free connection
+// core (parser, handler dispatch, split independence) is http_connection_fuzzer's; this one
+// drives what sits around it.
+//
+// A socketpair with small kernel buffers joins the server's IOStream to a raw client fd the
+// fuzzer works by hand; time is a ManualHTTPClock, so every timeout is deterministic. The
+// first 4 input bytes pick the options (max_pending_output from 256 B, header, request, idle
+// and linger timeouts, min_body_rate, size limits); the rest is a sequence of operations:
+//   send N raw bytes (N from the input: truly arbitrary splits), send a canned request (GET,
+//   HEAD, POST with a body, chunked, HTTP/1.0, Connection: close, Expect: 100-continue, a
+//   handler that throws, bodies up to 70 KB), advance the clock, fire the next timer, read N
+//   bytes on the client (not reading is how the peer applies backpressure), half-close.
+// The loop runs until quiet after each operation. At the end the client reads everything,
+// time runs out every timeout, and the client closes.
+//
+// Besides the sanitizers' checks (crashes, leaks, UB), it traps when:
+//  - the response stream is not a sequence of well-formed HTTP/1.x responses (status line,
+//    fields, Content-Length framing; 100 Continue only as an interim response);
+//  - the responses are not the handler's answers in request order (each body names its
+//    request), followed at most by one error response (400/408/413/431/501/505);
+//  - anything follows a "Connection: close" response, or the client never sees EOF after it;
+//  - a response is cut short although the server did not close the connection on a timeout;
+//  - an idle timeout leaves the connection open, or the connection is still open at the end;
+//  - the stream ever queued more than max_pending_output plus one response;
+//  - the loop does not settle (a busy loop).
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "http/http_connection.h"
+#include "http/manual_http_clock.h"
+#include "ioloop/io_loop.h"
+#include "ioloop/logging.h"
+#include "ioloop/net/io_stream.h"
+#include "ioloop/net/socket.h"
+
+namespace {
+
+using ioloop::IOLoop;
+using ioloop::net::HTTPMethod;
+using ioloop::net::HTTPRequest;
+using ioloop::net::HTTPResponseWriter;
+using ioloop::net::HTTPServer;
+using ioloop::net::HTTPServerOptions;
+using ioloop::net::IOStream;
+using ioloop::net::ManualHTTPClock;
+using ioloop::net::Socket;
+
+// HTTP_SERVER_FUZZER_DEBUG=1 prints what a failing input did (for reproducers).
+const bool kDebug = std::getenv("HTTP_SERVER_FUZZER_DEBUG") != nullptr;
+
+#define check(ok)                                                                      \
+  do {                                                                                 \
+    if (!(ok)) {                                                                       \
+      if (kDebug) std::fprintf(stderr, "check failed: %s (line %d)\n", #ok, __LINE__); \
+      __builtin_trap();                                                                \
+    }                                                                                  \
+  } while (0)
+
+constexpr size_t kMaxBody = 70000;
+constexpr int kMaxOps = 256;
+
+// Reads the input front to back; past the end, every read is 0.
+struct Input {
+  const uint8_t* data;
+  size_t size;
+  size_t pos = 0;
+  bool done() const { return pos >= size; }
+  uint8_t byte() { return pos < size ? data[pos++] : 0; }
+  absl::string_view bytes(size_t n) {
+    n = std::min(n, size - std::min(pos, size));
+    absl::string_view s(reinterpret_cast<const char*>(data) + pos, n);
+    pos += n;
+    return s;
+  }
+};
+
+struct Seen {
+  bool head;
+  std::string target;
+  bool threw;
+};
+
+// The body size a request asks for: the digits after the first '/', capped.
+size_t wanted_size(absl::string_view path) {
+  size_t n = 0;
+  for (size_t i = 1; i < path.size() && i < 7 && path[i] >= '0' && path[i] <= '9'; ++i) {
+    n = n * 10 + static_cast<size_t>(path[i] - '0');
+  }
+  return std::min(n, kMaxBody);
+}
+
+class Harness {
+ public:
+  explicit Harness(HTTPServerOptions options) : options_(options) {}
+
+  bool setup() {
+    auto pair = Socket::pair();
+    if (!pair.ok()) return false;
+    // Small kernel buffers: the stream's own queue and backpressure come into play early.
+    const int small = 4096;
+    ::setsockopt(pair->first.fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    ::setsockopt(pair->second.fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    client_ = std::move(pair->second);
+    shared_ = std::make_shared<HTTPServer::Shared>(
+        [this](const HTTPRequest& r, HTTPResponseWriter& w) { handle(r, w); }, options_);
+    shared_->clock = clock_;
+    server_ = IOStream::create(loop_, std::move(pair->first));
+    ioloop::net::serve_http_connection(shared_, server_);
+    return true;
+  }
+
+  void handle(const HTTPRequest& r, HTTPResponseWriter& w) {
+    const bool threw = r.path() == "/throw";
+    seen_.push_back({r.method_id() == HTTPMethod::kHead, r.target(), threw});
+    if (threw) throw std::runtime_error("fuzz");
+    std::string body = absl::StrCat(r.target(), "|", r.body().size(), "|");
+    body.resize(std::max(body.size(), wanted_size(r.path())), 'b');
+    biggest_body_ = std::max(biggest_body_, body.size());
+    w.set_header("Content-Type", "text/plain");
+    if (r.query() == "close") w.set_header("Connection", "close");
+    w.set_body(std::move(body));
+  }
+
+  // Runs loop iterations until one does nothing; traps on a loop that never settles.
+  void settle() {
+    for (int i = 0; i < 20000; ++i) {
+      const IOLoop::Stats before = loop_.stats();
+      loop_.stop();
+      loop_.start();
+      const IOLoop::Stats after = loop_.stats();
+      if (after.events_dispatched == before.events_dispatched &&
+          after.callbacks_run == before.callbacks_run) {
+        check_queue_bound();
+        return;
+      }
+    }
+    check(false);  // a busy loop
+  }
+
+  void send(absl::string_view bytes) {
+    if (write_closed_ || client_.fd() < 0) return;
+    // What does not fit is dropped (a client giving up mid-send): the checks rely on what the
+    // handler saw, not on what was sent.
+    (void)!::send(client_.fd(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+
+  void send_canned(uint8_t c, uint8_t d) {
+    static constexpr size_t kSizes[] = {0, 10, 1000, 5000, 20000, kMaxBody};
+    const size_t size = kSizes[d % 6];
+    const char* version = (c & 0x80) ? "HTTP/1.0" : "HTTP/1.1";
+    const std::string query = (d & 0x40) ? "?close" : "";
+    const std::string target = (d & 0x80) ? "/throw" : absl::StrCat("/", size, query);
+    std::string body = std::string((d >> 3) & 7, 'q');
+    std::string r;
+    switch (c % 6) {
+      case 0:
+        r = absl::StrCat("GET ", target, " ", version, "\r\nHost: x\r\n\r\n");
+        break;
+      case 1:
+        r = absl::StrCat("HEAD ", target, " ", version, "\r\nHost: x\r\n\r\n");
+        break;
+      case 2:
+        r = absl::StrCat("POST ", target, " ", version,
+                         "\r\nHost: x\r\nContent-Length: ", body.size(), "\r\n\r\n", body);
+        break;
+      case 3:
+        r = absl::StrCat(
+            "POST ", target, " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n", "\r\n",
+            body.empty() ? "" : absl::StrCat(body.size(), "\r\n", body, "\r\n"), "0\r\n\r\n");
+        break;
+      case 4:  // Expect: 100-continue, the body follows in a later operation (or never)
+        r = absl::StrCat("PUT ", target, " HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n",
+                         "Content-Length: 4\r\n\r\n");
+        break;
+      default:
+        r = absl::StrCat("GET ", target, " ", version, "\r\nHost: x\r\nConnection: close\r\n\r\n");
+        break;
+    }
+    send(r);
+  }
+
+  // Reads up to `n` bytes (0: all there is) on the client.
+  void read(size_t n) {
+    if (client_.fd() < 0) return;
+    char buf[16384];
+    size_t total = 0;
+    while (n == 0 || total < n) {
+      const size_t want = n == 0 ? sizeof buf : std::min(sizeof buf, n - total);
+      const ssize_t got = ::recv(client_.fd(), buf, want, MSG_DONTWAIT);
+      if (got > 0) {
+        received_.append(buf, static_cast<size_t>(got));
+        total += static_cast<size_t>(got);
+      } else {
+        if (got == 0) eof_ = true;
+        return;
+      }
+    }
+  }
+
+  void half_close() {
+    if (write_closed_ || client_.fd() < 0) return;
+    ::shutdown(client_.fd(), SHUT_WR);
+    write_closed_ = true;
+  }
+
+  // Moves the clock (timeouts run inside), then lets the loop act on what they did.
+  void advance(absl::Duration d) {
+    const bool was_open = !server_->closed();
+    const uint64_t idle_before = ioloop::net::http_server_stats(*shared_).idle_timeouts;
+    clock_->advance(d);
+    if (was_open && server_->closed()) closed_by_timer_ = true;
+    // An idle timeout closes the connection at once.
+    if (ioloop::net::http_server_stats(*shared_).idle_timeouts != idle_before) {
+      check(server_->closed());
+    }
+    settle();
+  }
+
+  void fire_next_timer() {
+    const ioloop::TimePoint next = clock_->next_deadline();
+    if (next == ioloop::TimePoint::max()) return settle();
+    advance(ioloop::to_duration(next - clock_->now()));
+  }
+
+  void check_queue_bound() {
+    const uint64_t queued = ioloop::net::http_server_stats(*shared_).max_output_queued;
+    // One response: its body, the head (status line, Date, Content-Type, Content-Length,
+    // Connection) and at most a 100 Continue and an error response around it.
+    check(queued <= options_.max_pending_output + biggest_body_ + 512);
+  }
+
+  // Reads everything, lets every timeout run out, then closes the client; the server must
+  // have closed.
+  void finish() {
+    for (int round = 0; round < 64 && !server_->closed(); ++round) {
+      for (int i = 0; i < 256; ++i) {  // drain: the server may be waiting on our reading
+        const size_t before = received_.size();
+        read(0);
+        settle();
+        if (received_.size() == before) break;
+      }
+      advance(absl::Seconds(5));
+    }
+    read(0);
+    if (!server_->closed()) {  // timeouts disabled: the client ends it
+      client_ = Socket();
+      settle();
+    }
+    check(server_->closed());
+  }
+
+  // The invariants on the whole response stream.
+  void verify() {
+    if (kDebug) {
+      std::fprintf(stderr, "received %zu bytes:\n%s\n--- handler saw:\n", received_.size(),
+                   received_.substr(0, 4000).c_str());
+      for (const Seen& s : seen_)
+        std::fprintf(stderr, "  %s%s\n", s.head ? "HEAD " : "", s.target.c_str());
+      const HTTPServer::Stats st = ioloop::net::http_server_stats(*shared_);
+      std::fprintf(
+          stderr, "eof %d closed_by_timer %d idle %lu header %lu request %lu rate %lu stalls %lu\n",
+          eof_, closed_by_timer_, st.idle_timeouts, st.header_timeouts, st.request_timeouts,
+          st.body_rate_timeouts, st.output_stalls);
+    }
+    absl::string_view in = received_;
+    size_t next = 0;      // index into seen_
+    bool closed = false;  // a "Connection: close" response was complete
+    bool truncated = false;
+    while (!in.empty()) {
+      check(!closed);  // nothing after Connection: close
+      const size_t end = in.find("\r\n\r\n");
+      if (end == absl::string_view::npos) {
+        truncated = true;
+        break;
+      }
+      const absl::string_view head = in.substr(0, end + 2);
+      check(head.substr(0, 9) == "HTTP/1.1 " || head.substr(0, 9) == "HTTP/1.0 ");
+      int status = 0;
+      check(head.size() > 13 && absl::SimpleAtoi(head.substr(9, 3), &status));
+      check(head[12] == ' ');
+      if (status == 100) {
+        check(head == "HTTP/1.1 100 Continue\r\n");
+        in.remove_prefix(end + 4);
+        continue;
+      }
+      size_t length = 0;
+      bool has_length = false;
+      bool close = false;
+      size_t line_start = head.find("\r\n") + 2;
+      while (line_start < head.size()) {
+        const size_t eol = head.find("\r\n", line_start);
+        const absl::string_view line = head.substr(line_start, eol - line_start);
+        const size_t colon = line.find(": ");
+        check(colon != absl::string_view::npos && colon > 0);
+        if (line.substr(0, colon) == "Content-Length") {
+          check(!has_length && absl::SimpleAtoi(line.substr(colon + 2), &length));
+          has_length = true;
+        }
+        if (line == "Connection: close") close = true;
+        line_start = eol + 2;
+      }
+      check(has_length);  // the handler never answers 204/304; errors have bodies
+      const bool handler_response =
+          next < seen_.size() && (status == 200 || (status == 500 && seen_[next].threw));
+      const bool head_request = handler_response && seen_[next].head;
+      const size_t body_size = head_request ? 0 : length;
+      if (in.size() < end + 4 + body_size) {
+        truncated = true;
+        break;
+      }
+      const absl::string_view body = in.substr(end + 4, body_size);
+      if (handler_response) {
+        if (status == 200) {
+          check(!seen_[next].threw);
+          if (!head_request)
+            check(body.substr(0, seen_[next].target.size() + 1) ==
+                  absl::StrCat(seen_[next].target, "|"));
+        } else {
+          check(close);  // 500 closes
+        }
+        ++next;
+      } else {
+        // Not the handler's: an error response, the connection's last.
+        check(status == 400 || status == 408 || status == 413 || status == 431 || status == 501 ||
+              status == 505);
+        check(close);
+        if (status == 408) saw_408_ = true;
+      }
+      closed = closed || close;
+      in.remove_prefix(end + 4 + body_size);
+    }
+    // Only a connection the server closed on a timeout may lose queued output.
+    if (truncated) check(closed_by_timer_);
+    // Every answered request's response arrived, unless a timeout cut the connection short
+    // (which may happen between two responses too).
+    if (!closed_by_timer_) check(next == seen_.size());
+    // After a complete close response the server shut its side: the client saw EOF.
+    if (closed && !truncated) check(eof_);
+    // A 408 is counted as a timeout.
+    const HTTPServer::Stats stats = ioloop::net::http_server_stats(*shared_);
+    if (saw_408_) {
+      check(stats.header_timeouts + stats.request_timeouts + stats.body_rate_timeouts == 1);
+    }
+    check(stats.header_timeouts + stats.request_timeouts + stats.body_rate_timeouts <= 1);
+  }
+
+  // The loop outlives everything that may touch it.
+  IOLoop loop_;
+  HTTPServerOptions options_;
+  std::shared_ptr<ManualHTTPClock> clock_ = std::make_shared<ManualHTTPClock>();
+  std::shared_ptr<HTTPServer::Shared> shared_;
+  std::shared_ptr<IOStream> server_;
+  Socket client_;
+  std::vector<Seen> seen_;
+  std::string received_;
+  size_t biggest_body_ = 0;
+  bool eof_ = false;
+  bool write_closed_ = false;
+  bool closed_by_timer_ = false;
+  bool saw_408_ = false;
+};
+
+HTTPServerOptions decode_options(Input& in) {
+  static constexpr size_t kPending[] = {256, 1024, 4096, 16384, 65536, 1 << 20};
+  static constexpr size_t kHeader[] = {64, 256, 1024, 64 * 1024};
+  static constexpr size_t kBody[] = {16, 1024, 64 * 1024};
+  const uint8_t a = in.byte(), b = in.byte(), c = in.byte(), d = in.byte();
+  HTTPServerOptions o;
+  o.max_pending_output = kPending[a % 6];
+  o.discard_body = (a & 0x40) != 0;
+  o.header_timeout = absl::Seconds(b & 15);         // 0: off
+  o.request_timeout = absl::Seconds((b >> 4) * 3);  // 0: off
+  o.idle_timeout = absl::Seconds((c & 15) * 5);     // 0: off
+  o.min_body_rate = (c >> 4) * 64;                  // 0: off
+  o.body_rate_window = absl::Seconds(1 + (a >> 7) * 3);
+  o.max_header_size = kHeader[d & 3];
+  o.max_body_size = kBody[(d >> 2) % 3];
+  o.linger_timeout = absl::Seconds(d >> 4);  // 0: 2 s
+  return o;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  ioloop::set_log_level("off").IgnoreError();  // handler exceptions would flood stderr
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  Input in{data, size};
+  Harness h(decode_options(in));
+  if (!h.setup()) return 0;
+  for (int ops = 0; ops < kMaxOps && !in.done(); ++ops) {
+    const uint8_t op = in.byte();
+    switch (op % 8) {
+      case 0:
+      case 1:
+        h.send(in.bytes(1 + in.byte()));  // 1..256 bytes, exactly as the input has them
+        break;
+      case 2: {
+        const uint8_t c = in.byte();
+        h.send_canned(c, in.byte());
+        break;
+      }
+      case 3: {
+        const uint8_t t = in.byte();  // up to 127 s, in 10 ms or 1 s steps
+        h.advance(absl::Milliseconds((t & 0x7f) * ((t & 0x80) ? 1000 : 10)));
+        continue;  // advance() settles
+      }
+      case 4:
+        h.read(in.byte() * size_t{64});  // 0: everything there is
+        break;
+      case 5:
+        h.fire_next_timer();
+        continue;
+      case 6:
+        h.half_close();
+        break;
+      default:
+        break;
+    }
+    h.settle();
+  }
+  h.finish();
+  h.verify();
+  return 0;
+}
