@@ -112,7 +112,7 @@ IOLoop::~IOLoop() {
     handler_count_ = 0;
     std::vector<Callback> pending;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       pending.swap(pending_);
     }
     handlers.clear();
@@ -216,7 +216,7 @@ bool IOLoop::has_handler(int fd) const {
 void IOLoop::add_callback(Callback cb) {
   bool wake = false;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     pending_.push_back(std::move(cb));
     // The loop thread itself is never polling here, and a loop that is not polling
     // checks pending_ before it next blocks: only a sleeping loop needs the eventfd.
@@ -315,7 +315,7 @@ void IOLoop::report_exception(const char* what, const char* message) {
 
 void IOLoop::run_callbacks() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (pending_.empty()) return;
     // Swap, then run outside the lock; anything added meanwhile waits for the next
     // iteration so a callback that re-adds itself cannot starve I/O.
@@ -372,7 +372,7 @@ void IOLoop::run_once() {
   }
   std::optional<absl::Duration> wait;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (!pending_.empty() || stop_requested_.load(std::memory_order_relaxed)) {
       timeout = absl::ZeroDuration();
     }
@@ -385,7 +385,7 @@ void IOLoop::run_once() {
   absl::StatusOr<int> n = poller_->poll(wait, &events_);
   if (options_.clock && timeout && n.ok() && events_.empty()) options_.clock->advance(*timeout);
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     polling_ = false;
     wake_sent_ = false;
   }
@@ -444,7 +444,7 @@ void IOLoop::stop() {
   stop_requested_.store(true, std::memory_order_release);
   bool wake = false;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (polling_ && !wake_sent_) wake = wake_sent_ = true;
   }
   if (wake) {
@@ -462,7 +462,7 @@ absl::Status IOLoop::run_sync(absl::AnyInvocable<void(Done) &&> fn, absl::Durati
   // Shared with Done, which may be called from any thread, at any time, even after this
   // returned and the loop was destroyed: `over` tells it to touch nothing.
   struct State {
-    absl::Mutex mu;
+    Mutex mu;
     bool over ABSL_GUARDED_BY(mu) = false;      // run_sync returned
     bool finished ABSL_GUARDED_BY(mu) = false;  // fn's Done (or the timeout) ended the run
     absl::Status status ABSL_GUARDED_BY(mu);
@@ -472,7 +472,7 @@ absl::Status IOLoop::run_sync(absl::AnyInvocable<void(Done) &&> fn, absl::Durati
   // Done must not stop a later start().
   auto finish = [this, state](absl::Status s) {
     {
-      absl::MutexLock lock(&state->mu);
+      MutexLock lock(&state->mu);
       if (state->over || state->finished) return;
       state->finished = true;
       state->status = std::move(s);
@@ -489,14 +489,14 @@ absl::Status IOLoop::run_sync(absl::AnyInvocable<void(Done) &&> fn, absl::Durati
   add_callback([this, state, finish, fn = std::move(fn)]() mutable {
     std::move(fn)([this, state, finish](absl::Status s) mutable {
       // Hop back onto the loop, unless run_sync has returned (the loop may be gone).
-      absl::MutexLock lock(&state->mu);
+      MutexLock lock(&state->mu);
       if (state->over) return;
       add_callback([finish, s = std::move(s)]() mutable { finish(std::move(s)); });
     });
   });
   start();
   remove_timeout(deadline);
-  absl::MutexLock lock(&state->mu);
+  MutexLock lock(&state->mu);
   state->over = true;
   if (!state->finished) {
     return absl::CancelledError("run_sync: the loop was stopped before fn called Done");

@@ -34,9 +34,9 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "ioloop/events.h"
+#include "ioloop/mutex.h"
 #include "ioloop/poller.h"
 #include "ioloop/rate_limiter.h"
 #include "ioloop/time.h"
@@ -254,7 +254,7 @@ class IOLoop {
 
   std::unique_ptr<SignalState> signals_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::vector<Callback> pending_ ABSL_GUARDED_BY(mu_);
   bool polling_ ABSL_GUARDED_BY(mu_) = false;    // inside (or about to enter) the wait
   bool wake_sent_ ABSL_GUARDED_BY(mu_) = false;  // an eventfd write is outstanding
