@@ -5,7 +5,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "ioloop/io_loop.h"
 #include "testing/loop_test_base.h"
