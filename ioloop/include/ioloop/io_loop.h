@@ -182,7 +182,8 @@ class IOLoop {
   // Runs until stop(). Makes this loop current() for the thread while it runs.
   // If stop() was called before start(), start() returns after one iteration.
   void start();
-  // Thread-safe. Makes start() return after the current iteration.
+  // Thread-safe. Makes start() return after the current iteration. Not async-signal-safe
+  // (it takes the loop's mutex): to stop on a signal, call it from add_signal_handler().
   void stop();
   // Runs the loop until `fn` calls its Done argument (any thread), then returns that status;
   // DeadlineExceeded if `timeout` passes first (InfiniteDuration means no limit); Cancelled if
