@@ -436,14 +436,18 @@ TEST_P(IOLoopTest, StatsCountWhatRan) {
                       [&](int fd, uint32_t) {
                         char c;
                         ASSERT_EQ(::read(fd, &c, 1), 1);
+                        loop().call_later(absl::Milliseconds(5), [this] { done(); });
                       },
                       READ)
                   .ok());
   for (int i = 0; i < 3; ++i) loop().add_callback([] {});
-  loop().call_later(absl::Milliseconds(1), [] {});
-  // A blocking wait: nothing happens for 2 ms.
-  loop().call_later(absl::Milliseconds(3), [&] { sp.send(); });
-  loop().call_later(absl::Milliseconds(6), [this] { done(); });
+  // A chain, not a schedule of fixed times (which a slow machine, e.g. under TSan, may find all
+  // due in one iteration): each step is armed by the one before, so the first timer, the
+  // second, and the last (armed by the READ the second caused) run in three iterations at
+  // least, and the loop blocks waiting for each.
+  loop().call_later(absl::Milliseconds(5), [&] {
+    loop().call_later(absl::Milliseconds(5), [&] { sp.send(); });
+  });
   ASSERT_TRUE(wait());
   const IOLoop::Stats s = loop().stats();
   EXPECT_GE(s.iterations, 3u);
