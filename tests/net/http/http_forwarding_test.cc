@@ -1,0 +1,75 @@
+// File: tests/net/http/http_forwarding_test.cc
+#include "ioloop/net/http/http_forwarding.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ioloop::net {
+namespace {
+
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+HTTPHeaders make(const Fields& fields) {
+  HTTPHeaders h;
+  for (const auto& [name, value] : fields) h.add(name, value);
+  return h;
+}
+
+Fields fields(const HTTPHeaders& h) { return Fields(h.begin(), h.end()); }
+
+TEST(HTTPForwardingTest, RemovesEveryHopByHopFieldAndWhatConnectionNames) {
+  HTTPHeaders h = make({{"Host", "example.com"},
+                        {"connection", "keep-alive, X-Secret ,Upgrade"},
+                        {"Keep-Alive", "timeout=5"},
+                        {"X-Secret", "1"},
+                        {"Proxy-Connection", "keep-alive"},
+                        {"TE", "trailers"},
+                        {"Trailer", "X-Sum"},
+                        {"Transfer-Encoding", "chunked"},
+                        {"Upgrade", "websocket"},
+                        {"Proxy-Authenticate", "Basic"},
+                        {"Proxy-Authorization", "Basic Zm9v"},
+                        {"Connection", "x-other"},
+                        {"X-Other", "2"},
+                        {"Accept", "*/*"}});
+  EXPECT_EQ(remove_hop_by_hop_fields(h), 12u);
+  EXPECT_EQ(fields(h), (Fields{{"Host", "example.com"}, {"Accept", "*/*"}}));
+}
+
+TEST(HTTPForwardingTest, EndToEndFieldsAreKeptInOrder) {
+  HTTPHeaders h = make({{"Host", "a"}, {"Content-Length", "3"}, {"X-A", "1"}, {"X-A", "2"}});
+  EXPECT_EQ(remove_hop_by_hop_fields(h), 0u);
+  EXPECT_EQ(fields(h),
+            (Fields{{"Host", "a"}, {"Content-Length", "3"}, {"X-A", "1"}, {"X-A", "2"}}));
+}
+
+TEST(HTTPForwardingTest, ForwardedForCombinesEarlierFieldsInOrderThenTheClient) {
+  HTTPHeaders h = make({{"X-Forwarded-For", "192.0.2.1, 192.0.2.2"},
+                        {"Host", "a"},
+                        {"x-forwarded-for", " 192.0.2.3 ,"}});
+  append_forwarded_for(h, "127.0.0.1");
+  EXPECT_EQ(fields(h), (Fields{{"Host", "a"},
+                               {"X-Forwarded-For", "192.0.2.1, 192.0.2.2, 192.0.2.3, 127.0.0.1"}}));
+}
+
+TEST(HTTPForwardingTest, ForwardedForWithoutEarlierFieldsIsTheClientAlone) {
+  HTTPHeaders h;
+  append_forwarded_for(h, "2001:db8::1");
+  EXPECT_EQ(fields(h), (Fields{{"X-Forwarded-For", "2001:db8::1"}}));
+}
+
+TEST(HTTPForwardingTest, ViaNamesTheReceivedProtocolVersion) {
+  HTTPHeaders h11;
+  append_via(h11, 1, "ioloop");
+  EXPECT_EQ(fields(h11), (Fields{{"Via", "1.1 ioloop"}}));
+
+  HTTPHeaders h10 = make({{"Via", "1.0 fred, 1.1 p.example.net"}});
+  append_via(h10, 0, "ioloop");
+  EXPECT_EQ(fields(h10), (Fields{{"Via", "1.0 fred, 1.1 p.example.net, 1.0 ioloop"}}));
+}
+
+}  // namespace
+}  // namespace ioloop::net
