@@ -1,32 +1,428 @@
 // File: net/src/http/response_parser.cc
-// Placeholder so that code written against response_parser.h compiles; the implementation
-// follows.
+// ResponseParser on libhttp_parser (HTTP_RESPONSE mode). As in request_parser.cc, the parser is
+// paused in the callbacks that end a section (end of a head, last-chunk line, end of a message)
+// so that http_parser_execute() returns at each boundary where this wrapper has work to do, and
+// the bytes handed to it in a head or trailer section are capped at what is left of
+// max_header_size, so the limit fires at one fixed stream position whatever the split. Pausing
+// in on_message_complete also makes feed() stop right after a response's last byte.
+//
+// libhttp_parser quirks handled here:
+//  - It decides "no body" for 1xx/204/304 only without Content-Length or chunked, and never for
+//    HEAD (it does not know the request): on_headers_complete returns 1 ("skip body") for all
+//    of those, whatever the fields say.
+//  - A close-delimited body ends at EOF only (http_parser_execute with len 0); finish() ends it
+//    here instead, from the wrapper's own phase.
+//  - After a message that does not keep the connection alive it enters s_dead; the parser is
+//    re-initialised after each 1xx and on start(), so that never matters.
+//  - Debian builds it non-strict: spaces in field names are let through; rejected here.
 #include "ioloop/net/http/response_parser.h"
+
+#include <http_parser.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 
 namespace ioloop::net {
 
 bool HTTPResponseHead::keep_alive() const {
   if (headers.has_token("Connection", "close")) return false;
+  // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing; close after.
+  if (version_minor < 1 && headers.contains("Transfer-Encoding")) return false;
   if (version_minor >= 1) return true;
   return headers.has_token("Connection", "keep-alive");
 }
 
-class ResponseParser::Impl {};
+namespace {
 
-ResponseParser::ResponseParser(ResponseParserOptions) : impl_(std::make_unique<Impl>()) {}
+// RFC 9110 §5.6.2 token characters.
+bool is_tchar(char c) {
+  if (absl::ascii_isalnum(c)) return true;
+  return absl::string_view("!#$%&'*+-.^_`|~").find(c) != absl::string_view::npos;
+}
+
+absl::Status malformed(absl::string_view what) {
+  return absl::DataLossError(absl::StrCat("malformed response: ", what));
+}
+
+}  // namespace
+
+class ResponseParser::Impl {
+ public:
+  explicit Impl(ResponseParserOptions options) : options_(options) {}
+
+  void start(HTTPMethod method) {
+    method_ = method;
+    phase_ = Phase::kHead;
+    started_ = false;
+    close_delimited_ = false;
+    interim_ = false;
+    no_body_ = false;
+    head_ = HTTPResponseHead();
+    field_.clear();
+    value_.clear();
+    in_value_ = false;
+    section_bytes_ = 0;
+    body_bytes_ = 0;
+    content_length_ = 0;
+    error_ = absl::OkStatus();
+    init_parser();
+  }
+
+  absl::StatusOr<size_t> feed(absl::string_view data, Sink& sink);
+  absl::Status finish(Sink& sink);
+
+  bool started_response() const { return started_; }
+  bool complete() const { return phase_ == Phase::kComplete; }
+  bool keep_alive() const {
+    return phase_ == Phase::kComplete && !close_delimited_ && head_keep_alive_;
+  }
+
+ private:
+  enum class Phase {
+    kNotStarted,  // before the first start()
+    kHead,        // status line and fields (of a 1xx or of the final response)
+    kBody,        // body after the final head (Content-Length, chunked or close-delimited)
+    kTrailers,    // trailer section of a chunked body
+    kComplete,
+    kError,
+  };
+
+  void init_parser() {
+    http_parser_init(&parser_, HTTP_RESPONSE);
+    parser_.data = this;
+  }
+
+  // Records the first error; a callback that calls it returns -1 to stop libhttp_parser.
+  int fail(absl::Status status) {
+    if (error_.ok()) error_ = std::move(status);
+    phase_ = Phase::kError;
+    return -1;
+  }
+
+  void commit_header() {
+    if (!field_.empty() || in_value_) {
+      absl::string_view value = value_;
+      while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
+        value.remove_suffix(1);
+      }
+      head_.headers.add(std::move(field_), std::string(value));
+    }
+    field_.clear();
+    value_.clear();
+    in_value_ = false;
+  }
+
+  // Checks the final head's framing fields; returns -1 (after fail()) if they are unusable.
+  int validate_head();
+  absl::Status classify_parser_error(http_errno err) const;
+
+  // libhttp_parser callbacks.
+  static Impl* self(http_parser* p) { return static_cast<Impl*>(p->data); }
+  static int on_status(http_parser* p, const char* at, size_t n);
+  static int on_header_field(http_parser* p, const char* at, size_t n);
+  static int on_header_value(http_parser* p, const char* at, size_t n);
+  static int on_headers_complete(http_parser* p);
+  static int on_body(http_parser* p, const char* at, size_t n);
+  static int on_chunk_header(http_parser* p);
+  static int on_message_complete(http_parser* p);
+  static const http_parser_settings& settings();
+
+  ResponseParserOptions options_;
+  http_parser parser_;
+  HTTPMethod method_ = HTTPMethod::kGet;
+  Phase phase_ = Phase::kNotStarted;
+  absl::Status error_;
+  bool started_ = false;
+  bool close_delimited_ = false;
+  bool head_keep_alive_ = false;
+  // Set by on_headers_complete for a 1xx head (skipped), and for a final head without body.
+  bool interim_ = false;
+  bool no_body_ = false;
+  // Set in callbacks, acted upon by feed() once http_parser_execute() has returned paused.
+  bool head_done_ = false;
+  bool message_done_ = false;
+  HTTPResponseHead head_;
+  std::string field_;
+  std::string value_;
+  bool in_value_ = false;
+  size_t section_bytes_ = 0;  // bytes of the current head or trailer section so far
+  uint64_t body_bytes_ = 0;
+  uint64_t content_length_ = 0;  // of the final head, when it has Content-Length
+  Sink* sink_ = nullptr;         // during feed() only
+};
+
+const http_parser_settings& ResponseParser::Impl::settings() {
+  static const http_parser_settings settings = [] {
+    http_parser_settings s;
+    http_parser_settings_init(&s);
+    s.on_status = &Impl::on_status;
+    s.on_header_field = &Impl::on_header_field;
+    s.on_header_value = &Impl::on_header_value;
+    s.on_headers_complete = &Impl::on_headers_complete;
+    s.on_body = &Impl::on_body;
+    s.on_chunk_header = &Impl::on_chunk_header;
+    s.on_message_complete = &Impl::on_message_complete;
+    return s;
+  }();
+  return settings;
+}
+
+int ResponseParser::Impl::on_status(http_parser* p, const char* at, size_t n) {
+  self(p)->head_.reason.append(at, n);
+  return 0;
+}
+
+int ResponseParser::Impl::on_header_field(http_parser* p, const char* at, size_t n) {
+  Impl* me = self(p);
+  if (me->phase_ == Phase::kTrailers) return 0;  // trailers are framing leftovers: not kept
+  if (me->in_value_) me->commit_header();
+  for (size_t i = 0; i < n; ++i) {
+    if (!is_tchar(at[i])) return me->fail(malformed("invalid character in header field name"));
+  }
+  me->field_.append(at, n);
+  return 0;
+}
+
+int ResponseParser::Impl::on_header_value(http_parser* p, const char* at, size_t n) {
+  Impl* me = self(p);
+  if (me->phase_ == Phase::kTrailers) return 0;
+  me->in_value_ = true;
+  me->value_.append(at, n);
+  return 0;
+}
+
+int ResponseParser::Impl::validate_head() {
+  const HTTPHeaders& headers = head_.headers;
+  std::vector<absl::string_view> encodings = headers.get_all("Transfer-Encoding");
+  if (encodings.empty()) return 0;
+  if (headers.contains("Content-Length")) {
+    return fail(malformed("both Content-Length and Transfer-Encoding"));
+  }
+  // Only "chunked", once: this client asks for no other transfer coding (it sends no TE), and
+  // passing on a body still encoded (or framed by EOF for "gzip") would hand its user bytes
+  // that are not the representation.
+  int chunked = 0;
+  for (absl::string_view value : encodings) {
+    for (absl::string_view coding : split_header_list(value)) {
+      if (!absl::EqualsIgnoreCase(coding, "chunked")) {
+        return fail(malformed(absl::StrCat("unsupported Transfer-Encoding: ", value)));
+      }
+      ++chunked;
+    }
+  }
+  if (chunked != 1 || !(parser_.flags & F_CHUNKED)) {
+    return fail(malformed("Transfer-Encoding must be exactly \"chunked\""));
+  }
+  return 0;
+}
+
+int ResponseParser::Impl::on_headers_complete(http_parser* p) {
+  Impl* me = self(p);
+  me->commit_header();
+  const int status = p->status_code;
+  if (p->http_major != 1) {
+    return me->fail(
+        malformed(absl::StrCat("unsupported version HTTP/", p->http_major, ".", p->http_minor)));
+  }
+  if (status < 100 || status > 599) {
+    return me->fail(malformed(absl::StrCat("invalid status code ", status)));
+  }
+  if (status == 101) {
+    return me->fail(malformed("101 Switching Protocols (upgrades are not supported)"));
+  }
+  me->head_.version_minor = p->http_minor;
+  me->head_.status = status;
+  me->head_done_ = true;
+  http_parser_pause(p, 1);
+  if (status < 200) {  // interim: skipped whatever its fields say (RFC 9110 §15.2)
+    me->interim_ = true;
+    return 1;
+  }
+  if (me->validate_head() != 0) return -1;
+  me->no_body_ = me->method_ == HTTPMethod::kHead || status == 204 || status == 304 ||
+                 (me->method_ == HTTPMethod::kConnect && status < 300);
+  if (me->no_body_) return 1;
+  if (p->flags & F_CONTENTLENGTH) {
+    me->content_length_ = p->content_length;
+  } else if (!(p->flags & F_CHUNKED)) {
+    me->close_delimited_ = true;
+  }
+  return 0;
+}
+
+int ResponseParser::Impl::on_body(http_parser* p, const char* at, size_t n) {
+  Impl* me = self(p);
+  if (n == 0) return 0;
+  me->body_bytes_ += n;
+  me->sink_->on_body(absl::string_view(at, n));
+  return 0;
+}
+
+int ResponseParser::Impl::on_chunk_header(http_parser* p) {
+  Impl* me = self(p);
+  if (p->content_length == 0) {  // last-chunk: trailers follow, bounded like a head
+    me->phase_ = Phase::kTrailers;
+    me->section_bytes_ = 0;
+    http_parser_pause(p, 1);
+  }
+  return 0;
+}
+
+int ResponseParser::Impl::on_message_complete(http_parser* p) {
+  Impl* me = self(p);
+  me->message_done_ = true;
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+absl::Status ResponseParser::Impl::classify_parser_error(http_errno err) const {
+  switch (err) {
+    case HPE_HEADER_OVERFLOW:
+      return absl::ResourceExhaustedError(
+          absl::StrCat("response head exceeds ", HTTP_MAX_HEADER_SIZE, " bytes"));
+    case HPE_UNEXPECTED_CONTENT_LENGTH: {
+      // A second Content-Length, or Content-Length with chunked: tell which.
+      bool te = head_.headers.contains("Transfer-Encoding") ||
+                absl::EqualsIgnoreCase(field_, "Transfer-Encoding");
+      return malformed(te ? "both Content-Length and Transfer-Encoding"
+                          : "several Content-Length fields");
+    }
+    default:
+      return malformed(http_errno_description(err));
+  }
+}
+
+absl::StatusOr<size_t> ResponseParser::Impl::feed(absl::string_view data, Sink& sink) {
+  switch (phase_) {
+    case Phase::kNotStarted:
+      return absl::InvalidArgumentError("ResponseParser: feed() before start()");
+    case Phase::kComplete:
+      return absl::InvalidArgumentError("ResponseParser: feed() after the response completed");
+    case Phase::kError:
+      return error_;
+    default:
+      break;
+  }
+  sink_ = &sink;
+  const size_t size = data.size();
+  while (!data.empty()) {
+    const Phase before = phase_;
+    size_t len = data.size();
+    if (before == Phase::kHead || before == Phase::kTrailers) {
+      if (section_bytes_ >= options_.max_header_size) {
+        fail(absl::ResourceExhaustedError(
+            absl::StrCat("response ", before == Phase::kHead ? "head" : "trailer section",
+                         " exceeds max_header_size ", options_.max_header_size)));
+        break;
+      }
+      len = std::min(len, options_.max_header_size - section_bytes_);
+    }
+    size_t n = http_parser_execute(&parser_, &settings(), data.data(), len);
+    if (!started_) {
+      // Empty lines before a status line (which libhttp_parser skips) are not a response yet.
+      started_ = std::any_of(data.begin(), data.begin() + n,
+                             [](char c) { return c != '\r' && c != '\n'; });
+    }
+    data.remove_prefix(n);
+    if (before == Phase::kHead || before == Phase::kTrailers) section_bytes_ += n;
+
+    if (phase_ == Phase::kError) break;  // a callback failed
+    http_errno err = HTTP_PARSER_ERRNO(&parser_);
+    if (err == HPE_PAUSED) {
+      http_parser_pause(&parser_, 0);
+      if (head_done_) {
+        head_done_ = false;
+        if (!interim_) {
+          head_keep_alive_ = head_.keep_alive();
+          phase_ = Phase::kBody;
+          section_bytes_ = 0;
+          sink.on_head(std::move(head_));
+          head_ = HTTPResponseHead();
+        }
+      }
+      if (message_done_) {
+        message_done_ = false;
+        if (interim_) {  // a 1xx ended: the final response (or another 1xx) follows
+          interim_ = false;
+          head_ = HTTPResponseHead();
+          section_bytes_ = 0;
+          init_parser();
+          continue;
+        }
+        phase_ = Phase::kComplete;
+        sink.on_complete();
+        break;
+      }
+      continue;
+    }
+    if (err != HPE_OK) {
+      fail(classify_parser_error(err));
+      break;
+    }
+    if (n == 0) {  // no progress without a pause or an error: never loop forever
+      fail(malformed("parser made no progress"));
+      break;
+    }
+  }
+  sink_ = nullptr;
+  if (phase_ == Phase::kError) {
+    started_ = true;  // whatever arrived was not nothing
+    return error_;
+  }
+  return size - data.size();
+}
+
+absl::Status ResponseParser::Impl::finish(Sink& sink) {
+  switch (phase_) {
+    case Phase::kNotStarted:
+      return absl::InvalidArgumentError("ResponseParser: finish() before start()");
+    case Phase::kComplete:
+      return absl::OkStatus();
+    case Phase::kError:
+      return error_;
+    case Phase::kHead:
+      fail(absl::DataLossError(started_ ? "connection closed in the response head"
+                                        : "connection closed before the response"));
+      return error_;
+    case Phase::kBody:
+      if (close_delimited_) {
+        phase_ = Phase::kComplete;
+        sink.on_complete();
+        return absl::OkStatus();
+      }
+      if (parser_.flags & F_CHUNKED) {
+        fail(absl::DataLossError("connection closed in a chunked body"));
+      } else {
+        fail(absl::DataLossError(absl::StrCat("connection closed after ", body_bytes_, " of ",
+                                              content_length_, " body bytes")));
+      }
+      return error_;
+    case Phase::kTrailers:
+      fail(absl::DataLossError("connection closed in a chunked body"));
+      return error_;
+  }
+  return error_;
+}
+
+ResponseParser::ResponseParser(ResponseParserOptions options)
+    : impl_(std::make_unique<Impl>(options)) {}
 ResponseParser::~ResponseParser() = default;
 ResponseParser::ResponseParser(ResponseParser&&) noexcept = default;
 ResponseParser& ResponseParser::operator=(ResponseParser&&) noexcept = default;
 
-void ResponseParser::start(HTTPMethod) {}
-absl::StatusOr<size_t> ResponseParser::feed(absl::string_view, Sink&) {
-  return absl::UnimplementedError("ResponseParser: not implemented yet");
+void ResponseParser::start(HTTPMethod method) { impl_->start(method); }
+absl::StatusOr<size_t> ResponseParser::feed(absl::string_view data, Sink& sink) {
+  return impl_->feed(data, sink);
 }
-absl::Status ResponseParser::finish(Sink&) {
-  return absl::UnimplementedError("ResponseParser: not implemented yet");
-}
-bool ResponseParser::started_response() const { return false; }
-bool ResponseParser::complete() const { return false; }
-bool ResponseParser::keep_alive() const { return false; }
+absl::Status ResponseParser::finish(Sink& sink) { return impl_->finish(sink); }
+bool ResponseParser::started_response() const { return impl_->started_response(); }
+bool ResponseParser::complete() const { return impl_->complete(); }
+bool ResponseParser::keep_alive() const { return impl_->keep_alive(); }
 
 }  // namespace ioloop::net
