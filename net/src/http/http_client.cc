@@ -1,0 +1,190 @@
+// File: net/src/http/http_client.cc
+// HTTPClient's public API and the fetch lifecycle: start, completion (exactly once), cancel,
+// shutdown. See http_client_core.h for how the core is split and kept alive.
+#include "ioloop/net/http/http_client.h"
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "http/http_client_core.h"
+
+namespace ioloop::net {
+
+// --- HTTPClientBodyWriter ---------------------------------------------------------------------
+
+bool HTTPClientBodyWriter::write(std::string chunk) {
+  std::shared_ptr<HTTPClientCore> core = core_.lock();
+  return core && core->writer_write(id_, std::move(chunk));
+}
+
+bool HTTPClientBodyWriter::finish() {
+  std::shared_ptr<HTTPClientCore> core = core_.lock();
+  return core && core->writer_finish(id_);
+}
+
+bool HTTPClientBodyWriter::active() const {
+  std::shared_ptr<HTTPClientCore> core = core_.lock();
+  return core && core->writer_active(id_);
+}
+
+// --- HTTPClient -----------------------------------------------------------------------------
+
+HTTPClient::HTTPClient(IOLoop& loop, HTTPClientOptions options)
+    : core_(std::make_shared<HTTPClientCore>(loop, std::move(options))) {}
+
+HTTPClient::~HTTPClient() { core_->shutdown(); }
+
+uint64_t HTTPClient::fetch(HTTPClientRequest request, FetchCallback callback) {
+  return core_->fetch(std::move(request), std::move(callback));
+}
+
+bool HTTPClient::cancel(uint64_t id) { return core_->cancel(id); }
+bool HTTPClient::pause_reading(uint64_t id) { return core_->pause_reading(id, true); }
+bool HTTPClient::resume_reading(uint64_t id) { return core_->pause_reading(id, false); }
+HTTPClient::Stats HTTPClient::stats() const { return core_->stats(); }
+
+// --- HTTPClientCore -------------------------------------------------------------------------
+
+HTTPClientCore::HTTPClientCore(IOLoop& l, HTTPClientOptions o)
+    : loop(l),
+      options(std::move(o)),
+      options_status(validate_options(options)),
+      tcp(l, options.resolver) {}
+
+HTTPClientCore::~HTTPClientCore() = default;
+
+ClientFetch* HTTPClientCore::find(uint64_t id) {
+  auto it = fetches.find(id);
+  return it == fetches.end() ? nullptr : it->second.get();
+}
+
+uint64_t HTTPClientCore::fetch(HTTPClientRequest request, HTTPClient::FetchCallback callback) {
+  const uint64_t id = next_id++;
+  ++counters.fetches;
+  auto f = std::make_unique<ClientFetch>();
+  ClientFetch& fr = *f;
+  fr.id = id;
+  fr.callback = std::move(callback);
+  fr.started = loop.time();
+  fr.request = std::move(request);
+  fetches.emplace(id, std::move(f));
+  absl::StatusOr<URL> url =
+      options_status.ok() ? validate_request(fr.request) : absl::StatusOr<URL>(options_status);
+  if (!url.ok()) {
+    // Never inside fetch(): delivered from the loop (or by the destructor, if it comes first).
+    fr.invalid = url.status();
+    loop.add_callback([weak = weak_from_this(), id] {
+      std::shared_ptr<HTTPClientCore> core = weak.lock();
+      if (!core || core->shut_down) return;
+      if (ClientFetch* pending = core->find(id)) core->fail(id, pending->invalid);
+    });
+    return id;
+  }
+  fr.url = *std::move(url);
+  fr.key = pool_key(fr.url);
+  fr.method = http_method_from_string(fr.request.method);
+  fr.streamed_body = static_cast<bool>(fr.request.body_producer);
+  acquire(fr);
+  return id;
+}
+
+void HTTPClientCore::complete(uint64_t id, absl::StatusOr<HTTPClientResponse> result) {
+  auto it = fetches.find(id);
+  if (it == fetches.end()) return;
+  std::unique_ptr<ClientFetch> f = std::move(it->second);
+  fetches.erase(it);
+  loop.remove_timeout(f->timer);
+  if (f->phase == ClientFetch::Phase::kQueued) {
+    auto pit = pools.find(f->key);
+    if (pit != pools.end()) {
+      auto& q = pit->second.queue;
+      q.erase(std::remove(q.begin(), q.end(), id), q.end());
+    }
+  }
+  if (std::shared_ptr<ClientConnection> conn = std::move(f->conn)) {
+    // Mid-exchange: the response (or our request) is unfinished; the connection cannot be
+    // reused.
+    conn->close(result.ok() ? absl::OkStatus() : result.status());
+    drop(*conn);
+  }
+  if (result.ok()) {
+    result->effective_url = f->url.to_string();
+    result->redirects = f->redirects;
+    result->timings.total = to_duration(loop.time() - f->started);
+  }
+  HTTPClient::FetchCallback cb = std::move(f->callback);
+  f.reset();
+  if (cb) {
+    // An exception here is logged and counted; the fetch is over either way.
+    (void)loop.invoke_guarded("HTTPClient fetch callback",
+                              [&] { std::move(cb)(std::move(result)); });
+  }
+}
+
+bool HTTPClientCore::cancel(uint64_t id) {
+  if (shut_down || find(id) == nullptr) return false;
+  fail(id, absl::CancelledError("fetch cancelled"));
+  return true;
+}
+
+bool HTTPClientCore::pause_reading(uint64_t id, bool pause) {
+  ClientFetch* f = find(id);
+  if (f == nullptr || !f->conn || f->conn->closed()) return false;
+  if (pause) {
+    f->conn->pause_reading();
+  } else {
+    f->conn->resume_reading();
+  }
+  return true;
+}
+
+HTTPClient::Stats HTTPClientCore::stats() const {
+  HTTPClient::Stats s = counters;
+  s.open_connections = s.idle_connections = s.queued = 0;
+  for (const auto& [key, pool] : pools) {
+    s.open_connections += pool.open;
+    s.idle_connections += pool.idle.size();
+    s.queued += pool.queue.size();
+  }
+  s.pending = fetches.size();
+  return s;
+}
+
+void HTTPClientCore::shutdown() {
+  if (shut_down) return;
+  shut_down = true;
+  for (auto& [key, pool] : pools) {
+    for (auto& conn : pool.idle) {
+      loop.remove_timeout(conn->idle_timer);
+      conn->close();
+    }
+    pool.idle.clear();
+    pool.queue.clear();
+  }
+  std::vector<std::unique_ptr<ClientFetch>> pending;
+  pending.reserve(fetches.size());
+  for (auto& [id, f] : fetches) pending.push_back(std::move(f));
+  fetches.clear();
+  std::sort(pending.begin(), pending.end(),
+            [](const auto& a, const auto& b) { return a->id < b->id; });
+  for (auto& f : pending) {
+    loop.remove_timeout(f->timer);
+    if (f->conn) f->conn->close(absl::CancelledError("HTTPClient destroyed"));
+  }
+  pools.clear();
+  for (auto& f : pending) {
+    absl::Status status = f->invalid.ok()
+                              ? absl::CancelledError("HTTPClient destroyed with the fetch pending")
+                              : f->invalid;
+    HTTPClient::FetchCallback cb = std::move(f->callback);
+    f.reset();
+    if (cb) {
+      (void)loop.invoke_guarded("HTTPClient fetch callback",
+                                [&] { std::move(cb)(std::move(status)); });
+    }
+  }
+}
+
+}  // namespace ioloop::net

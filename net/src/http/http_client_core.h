@@ -1,0 +1,164 @@
+// File: net/src/http/http_client_core.h (private)
+// HTTPClientCore: what HTTPClient is made of, split by concern over several files:
+//   http_client.cc           the public API, fetch start/completion, cancel, shutdown
+//   http_client_pool.cc      the per-host pool: idle connections, the limit, the FIFO queue
+//   http_client_exchange.cc  one request/response on a connection: writing the request (and a
+//                            streamed body), response events, timeouts, retry, redirects
+//   http_client_request.cc   validation and serialization of requests (no I/O)
+//
+// Lifetime (one idiom: shared_ptr + weak_ptr, as muduo's tie): HTTPClient owns the core through
+// a shared_ptr; every loop callback (stream events through ClientConnection, timers, connects,
+// flush completions) holds a weak_ptr and locks it for its duration. ~HTTPClient calls
+// shutdown(), which sets `shut_down` and completes every fetch; a dispatch in progress keeps the
+// core alive until it unwinds and checks `shut_down` (or the fetch's absence) after each user
+// callback. Fetches are looked up by id after every call into user code, never held by pointer
+// across one.
+#ifndef IOLOOP_NET_SRC_HTTP_HTTP_CLIENT_CORE_H_
+#define IOLOOP_NET_SRC_HTTP_HTTP_CLIENT_CORE_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "http/http_client_connection.h"
+#include "ioloop/io_loop.h"
+#include "ioloop/net/http/http_client.h"
+#include "ioloop/net/http/url.h"
+#include "ioloop/net/tcp_client.h"
+
+namespace ioloop::net {
+
+struct ClientFetch {
+  enum class Phase { kNew, kQueued, kConnecting, kExchange };
+
+  uint64_t id = 0;
+  HTTPClientRequest request;
+  HTTPClient::FetchCallback callback;
+  absl::Status invalid;  // a validation error, delivered from the loop
+  URL url;
+  std::string key;  // the pool's: scheme://host:port
+  HTTPMethod method = HTTPMethod::kGet;
+  Phase phase = Phase::kNew;
+  std::shared_ptr<ClientConnection> conn;
+  TimeoutHandle timer;  // request_timeout of the current exchange
+  bool head_received = false;
+  bool redirecting = false;  // the current response is a redirect being followed
+  std::string location;
+  bool retried = false;
+  int redirects = 0;
+  HTTPClientResponse response;
+  TimePoint started{};
+  TimePoint connect_started{};
+  TimePoint request_started{};
+  absl::Duration connect_time;
+  // Streamed upload (body_producer).
+  bool chunked_upload = false;
+  std::optional<size_t> upload_length;  // a Content-Length the producer must match
+  size_t uploaded = 0;
+  size_t writes_in_flight = 0;  // writer writes not yet flushed (head included)
+  bool upload_done = false;     // finish() called (always true without a producer)
+  bool in_producer = false;
+  bool streamed_body = false;  // the request's body comes from a body_producer
+};
+
+class HTTPClientCore : public ClientConnection::Owner,
+                       public std::enable_shared_from_this<HTTPClientCore> {
+ public:
+  HTTPClientCore(IOLoop& loop, HTTPClientOptions options);
+  ~HTTPClientCore() override;
+
+  // --- http_client.cc ---------------------------------------------------------------------
+  uint64_t fetch(HTTPClientRequest request, HTTPClient::FetchCallback callback);
+  bool cancel(uint64_t id);
+  bool pause_reading(uint64_t id, bool pause);
+  HTTPClient::Stats stats() const;
+  void shutdown();
+  ClientFetch* find(uint64_t id);
+  // Completes the fetch (removing it) with `result`; the connection it holds, if any, is
+  // closed and dropped from the pool. Runs the user's callback last: the caller must not touch
+  // the fetch afterwards, and must check shut_down before touching anything else.
+  void complete(uint64_t id, absl::StatusOr<HTTPClientResponse> result);
+  void fail(uint64_t id, absl::Status status) { complete(id, std::move(status)); }
+  // Runs user code; on an exception fails the fetch with Internal and returns false. Also false
+  // if the fetch is gone (or the client shut down) when it returns.
+  template <typename F>
+  bool call_user(uint64_t id, const char* what, F&& fn) {
+    absl::Status s = loop.invoke_guarded(what, std::forward<F>(fn));
+    if (shut_down) return false;
+    if (!s.ok()) {
+      if (find(id) != nullptr) fail(id, std::move(s));
+      return false;
+    }
+    return find(id) != nullptr;
+  }
+
+  // --- http_client_pool.cc ----------------------------------------------------------------
+  // Gives the fetch a connection: an idle one, a new one, or a place in the queue.
+  void acquire(ClientFetch& f);
+  void connect(ClientFetch& f);
+  // A connection finished an exchange and may be reused: to the queue's head, else idle.
+  void release(std::shared_ptr<ClientConnection> conn);
+  // A connection closed (or is closed now): no longer counted; the queue may connect.
+  void drop(ClientConnection& conn);
+  void dispatch_queue(const std::string& key);
+  void expire_idle(const std::shared_ptr<ClientConnection>& conn);
+
+  // --- http_client_exchange.cc ------------------------------------------------------------
+  void start_exchange(ClientFetch& f, std::shared_ptr<ClientConnection> conn, bool reused);
+  void on_request_timeout(uint64_t id);
+  void on_upload_flushed(uint64_t id, absl::Status status);
+  void run_producer(uint64_t id);
+  bool writer_write(uint64_t id, std::string chunk);
+  bool writer_finish(uint64_t id);
+  bool writer_active(uint64_t id);
+  void follow_redirect(uint64_t id);
+  // ClientConnection::Owner
+  void on_head(ClientConnection& c, uint64_t exchange, HTTPResponseHead head) override;
+  void on_body(ClientConnection& c, uint64_t exchange, absl::string_view data) override;
+  void on_complete(ClientConnection& c, uint64_t exchange, bool reusable) override;
+  void on_failed(ClientConnection& c, uint64_t exchange, absl::Status status,
+                 bool response_started) override;
+  void on_idle_closed(ClientConnection& c) override;
+
+  IOLoop& loop;
+  const HTTPClientOptions options;
+  const absl::Status options_status;
+  TCPClient tcp;
+  bool shut_down = false;
+  uint64_t next_id = 1;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<ClientFetch>> fetches;
+
+  struct HostPool {
+    std::vector<std::shared_ptr<ClientConnection>> idle;  // most recently used last
+    std::deque<uint64_t> queue;                           // fetch ids, FIFO
+    size_t open = 0;                                      // connecting, busy or idle
+  };
+  absl::flat_hash_map<std::string, HostPool> pools;
+  HTTPClient::Stats counters;
+};
+
+// --- http_client_request.cc ---------------------------------------------------------------
+// InvalidArgument naming the field, for options that cannot work.
+absl::Status validate_options(const HTTPClientOptions& options);
+// Checks the request and parses its URL. InvalidArgument / Unimplemented (https).
+absl::StatusOr<URL> validate_request(const HTTPClientRequest& request);
+// The request line and fields (ending with the empty line), and the body when it is a string.
+// Sets f.chunked_upload / f.upload_length for a body_producer.
+std::string serialize_request(ClientFetch& f, const HTTPClientOptions& options);
+// The pool key of a URL.
+std::string pool_key(const URL& url);
+// RFC 9110 §9.2.2.
+bool idempotent(absl::string_view method);
+// The request for following a redirect of `status` to `target` (see http_client.h). False if it
+// must not be followed (a 307/308 with a body_producer).
+bool rewrite_for_redirect(ClientFetch& f, int status, const URL& target);
+
+}  // namespace ioloop::net
+
+#endif  // IOLOOP_NET_SRC_HTTP_HTTP_CLIENT_CORE_H_

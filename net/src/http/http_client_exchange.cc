@@ -1,0 +1,271 @@
+// File: net/src/http/http_client_exchange.cc
+// One request/response exchange of HTTPClient on a ClientConnection: writing the request (a
+// string body, or a streamed one from body_producer with flow control), the response events,
+// the request_timeout, the keep-alive race retry and redirects.
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "http/http_client_core.h"
+
+namespace ioloop::net {
+
+namespace {
+
+bool is_redirect(int status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+}  // namespace
+
+void HTTPClientCore::start_exchange(ClientFetch& f, std::shared_ptr<ClientConnection> conn,
+                                    bool reused) {
+  f.phase = ClientFetch::Phase::kExchange;
+  f.conn = conn;
+  f.head_received = false;
+  f.redirecting = false;
+  f.response = HTTPClientResponse();
+  f.response.reused_connection = reused;
+  if (reused) {
+    ++counters.connections_reused;
+    f.connect_time = absl::ZeroDuration();
+  }
+  f.request_started = loop.time();
+  const absl::Duration t = f.request.request_timeout;
+  if (t != absl::ZeroDuration() && t != absl::InfiniteDuration()) {
+    f.timer = loop.call_later(t, [weak = weak_from_this(), id = f.id] {
+      if (std::shared_ptr<HTTPClientCore> core = weak.lock(); core && !core->shut_down) {
+        core->on_request_timeout(id);
+      }
+    });
+  }
+  conn->begin(f.id, f.method);
+  std::string head = serialize_request(f, options);
+  if (!f.request.body_producer) {
+    conn->write(std::move(head));
+    return;
+  }
+  f.writes_in_flight = 1;
+  conn->write(std::move(head), [weak = weak_from_this(), id = f.id](absl::Status s) {
+    if (std::shared_ptr<HTTPClientCore> core = weak.lock(); core && !core->shut_down) {
+      core->on_upload_flushed(id, s);
+    }
+  });
+}
+
+void HTTPClientCore::on_request_timeout(uint64_t id) {
+  ClientFetch* f = find(id);
+  if (f == nullptr || f->phase != ClientFetch::Phase::kExchange) return;
+  f->timer = TimeoutHandle();
+  fail(id, absl::DeadlineExceededError(absl::StrCat(
+               "request_timeout (", absl::FormatDuration(f->request.request_timeout), ") expired ",
+               f->head_received ? "reading the body" : "waiting for the response", " from ",
+               f->url.to_string())));
+}
+
+// --- Streamed upload ------------------------------------------------------------------------
+
+void HTTPClientCore::on_upload_flushed(uint64_t id, absl::Status status) {
+  ClientFetch* f = find(id);
+  if (f == nullptr || f->phase != ClientFetch::Phase::kExchange) return;
+  if (f->writes_in_flight > 0) --f->writes_in_flight;
+  // A write error closes the stream: the read side reports it.
+  if (!status.ok() || f->writes_in_flight > 0 || f->upload_done) return;
+  run_producer(id);
+}
+
+void HTTPClientCore::run_producer(uint64_t id) {
+  ClientFetch* f = find(id);
+  if (f == nullptr || f->in_producer || !f->request.body_producer) return;
+  f->in_producer = true;
+  HTTPClientBodyWriter writer(weak_from_this(), id);
+  // The producer is moved out while it runs so that the fetch may end (and be freed) inside it.
+  auto producer = std::move(f->request.body_producer);
+  const bool alive = call_user(id, "HTTPClient body_producer", [&] { producer(writer); });
+  if (!alive) return;
+  f = find(id);
+  f->in_producer = false;
+  if (!f->upload_done) f->request.body_producer = std::move(producer);
+}
+
+bool HTTPClientCore::writer_active(uint64_t id) {
+  ClientFetch* f = find(id);
+  return f != nullptr && f->phase == ClientFetch::Phase::kExchange && !f->upload_done;
+}
+
+bool HTTPClientCore::writer_write(uint64_t id, std::string chunk) {
+  if (!writer_active(id)) return false;
+  ClientFetch* f = find(id);
+  if (chunk.empty()) return true;
+  f->uploaded += chunk.size();
+  if (f->upload_length && f->uploaded > *f->upload_length) {
+    fail(id, absl::InvalidArgumentError(absl::StrCat(
+                 "body_producer wrote more than the Content-Length (", *f->upload_length, ")")));
+    return false;
+  }
+  std::string data;
+  if (f->chunked_upload) {
+    data = absl::StrCat(absl::Hex(chunk.size()), "\r\n", chunk, "\r\n");
+  } else {
+    data = std::move(chunk);
+  }
+  ++f->writes_in_flight;
+  f->conn->write(std::move(data), [weak = weak_from_this(), id](absl::Status s) {
+    if (std::shared_ptr<HTTPClientCore> core = weak.lock(); core && !core->shut_down) {
+      core->on_upload_flushed(id, s);
+    }
+  });
+  return true;
+}
+
+bool HTTPClientCore::writer_finish(uint64_t id) {
+  if (!writer_active(id)) return false;
+  ClientFetch* f = find(id);
+  if (f->upload_length && f->uploaded != *f->upload_length) {
+    fail(id, absl::InvalidArgumentError(absl::StrCat("body_producer finished after ", f->uploaded,
+                                                     " bytes; the Content-Length is ",
+                                                     *f->upload_length)));
+    return false;
+  }
+  f->upload_done = true;
+  f->request.body_producer = nullptr;
+  if (f->chunked_upload) f->conn->write("0\r\n\r\n");
+  return true;
+}
+
+// --- Response events ------------------------------------------------------------------------
+
+void HTTPClientCore::on_head(ClientConnection& c, uint64_t exchange, HTTPResponseHead head) {
+  ClientFetch* f = find(exchange);
+  if (f == nullptr || f->conn.get() != &c) return;
+  f->head_received = true;
+  if (f->request.follow_redirects && is_redirect(head.status)) {
+    if (auto location = head.headers.get("Location")) {
+      if (f->redirects >= f->request.max_redirects) {
+        return fail(exchange,
+                    absl::AbortedError(absl::StrCat(
+                        "too many redirects: max_redirects is ", f->request.max_redirects, ", and ",
+                        f->url.to_string(), " redirects (", head.status, ") to ", *location)));
+      }
+      if (head.status <= 303 || !f->streamed_body) {
+        f->redirecting = true;
+        f->response.status = head.status;
+        f->location = std::string(*location);
+        return;  // its body is read and dropped
+      }
+    }
+  }
+  if (!f->request.streaming_callback) {
+    if (auto cl = head.headers.get("Content-Length")) {
+      size_t n = 0;
+      if (absl::SimpleAtoi(*cl, &n) && n > f->request.max_body_size) {
+        return fail(exchange, absl::ResourceExhaustedError(absl::StrCat(
+                                  "response body of ", n,
+                                  " bytes (Content-Length) exceeds "
+                                  "max_body_size (",
+                                  f->request.max_body_size, ") from ", f->url.to_string())));
+      }
+    }
+  }
+  if (f->request.header_callback) {
+    // Moved out while it runs: the fetch may end (and be freed) inside it.
+    auto cb = std::move(f->request.header_callback);
+    if (!call_user(exchange, "HTTPClient header_callback", [&] { cb(head); })) return;
+    f = find(exchange);
+    f->request.header_callback = std::move(cb);
+  }
+  f->response.status = head.status;
+  f->response.reason = std::move(head.reason);
+  f->response.version_minor = head.version_minor;
+  f->response.headers = std::move(head.headers);
+}
+
+void HTTPClientCore::on_body(ClientConnection& c, uint64_t exchange, absl::string_view data) {
+  ClientFetch* f = find(exchange);
+  if (f == nullptr || f->conn.get() != &c || f->redirecting) return;
+  if (f->request.streaming_callback) {
+    auto cb = std::move(f->request.streaming_callback);
+    if (!call_user(exchange, "HTTPClient streaming_callback", [&] { cb(data); })) return;
+    find(exchange)->request.streaming_callback = std::move(cb);
+    return;
+  }
+  if (f->response.body.size() + data.size() > f->request.max_body_size) {
+    return fail(exchange, absl::ResourceExhaustedError(absl::StrCat(
+                              "response body exceeds max_body_size (", f->request.max_body_size,
+                              " bytes) from ", f->url.to_string())));
+  }
+  f->response.body.append(data.data(), data.size());
+}
+
+void HTTPClientCore::on_complete(ClientConnection& c, uint64_t exchange, bool reusable) {
+  ClientFetch* f = find(exchange);
+  std::shared_ptr<ClientConnection> conn = c.shared_from_this();
+  // A response that came while the request body was still being streamed leaves the request
+  // unfinished on the wire: that connection cannot carry another request.
+  if (f != nullptr && !f->upload_done) reusable = false;
+  if (f != nullptr && f->conn == conn) {
+    f->conn = nullptr;
+    loop.remove_timeout(f->timer);
+    f->timer = TimeoutHandle();
+    if (c.first_byte_at() != TimePoint{}) {
+      f->response.timings.first_byte = to_duration(c.first_byte_at() - f->request_started);
+    }
+    f->response.timings.connect = f->connect_time;
+  }
+  if (reusable) {
+    release(conn);  // may start a queued fetch's exchange on it at once
+  } else {
+    conn->close();
+    drop(*conn);
+  }
+  if (shut_down || f == nullptr || (f = find(exchange)) == nullptr) return;
+  if (f->redirecting) return follow_redirect(exchange);
+  complete(exchange, std::move(f->response));
+}
+
+void HTTPClientCore::follow_redirect(uint64_t id) {
+  ClientFetch* f = find(id);
+  absl::StatusOr<URL> target = f->url.resolve(f->location);
+  if (!target.ok()) {
+    return fail(
+        id, absl::Status(target.status().code(), absl::StrCat("redirect from ", f->url.to_string(),
+                                                              ": ", target.status().message())));
+  }
+  if (target->scheme == "https") {
+    return fail(id, absl::UnimplementedError(absl::StrCat("redirect to ", target->to_string(),
+                                                          ": https is not supported yet")));
+  }
+  const int status = f->response.status;
+  f->redirecting = false;
+  if (!rewrite_for_redirect(*f, status == 0 ? 302 : status, *target)) {
+    return complete(id, std::move(f->response));
+  }
+  ++f->redirects;
+  ++counters.redirects;
+  f->retried = false;
+  acquire(*f);
+}
+
+void HTTPClientCore::on_failed(ClientConnection& c, uint64_t exchange, absl::Status status,
+                               bool response_started) {
+  std::shared_ptr<ClientConnection> conn = c.shared_from_this();
+  ClientFetch* f = find(exchange);
+  if (f == nullptr || f->conn != conn) return drop(*conn);
+  f->conn = nullptr;
+  loop.remove_timeout(f->timer);
+  f->timer = TimeoutHandle();
+  // The keep-alive race: the server closed a pooled connection as the request went out. The
+  // retry inherits the dead connection's slot (so the queue cannot take it first).
+  if (!response_started && conn->exchanges() > 1 && !f->retried && idempotent(f->request.method) &&
+      !f->streamed_body) {
+    f->retried = true;
+    ++counters.retries;
+    conn->counted = false;
+    return connect(*f);
+  }
+  drop(*conn);
+  if (shut_down || find(exchange) == nullptr) return;
+  fail(exchange, std::move(status));
+}
+
+}  // namespace ioloop::net

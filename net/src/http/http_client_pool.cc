@@ -1,0 +1,164 @@
+// File: net/src/http/http_client_pool.cc
+// HTTPClient's keep-alive pool, one HostPool per scheme+host+port: idle connections (reused most
+// recently used first: the likeliest to still be open), at most max_connections_per_host open
+// connections (connecting, busy or idle), and a FIFO queue of fetches waiting for one.
+//
+// Invariant: HostPool::open counts every ClientConnection with `counted` set plus the connects
+// in progress; drop() clears `counted` exactly once. A slot freed by drop() goes to the queue's
+// head (a new connect); a connection released after an exchange goes to the queue's head (the
+// exchange starts at once) or, with nobody waiting, to the idle list with its idle timer.
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "http/http_client_core.h"
+
+namespace ioloop::net {
+
+void HTTPClientCore::acquire(ClientFetch& f) {
+  HostPool& pool = pools[f.key];
+  while (!pool.idle.empty()) {
+    std::shared_ptr<ClientConnection> conn = std::move(pool.idle.back());
+    pool.idle.pop_back();
+    loop.remove_timeout(conn->idle_timer);
+    conn->idle_timer = TimeoutHandle();
+    if (conn->closed()) {  // cannot happen (closing drops it), but never reuse one
+      drop(*conn);
+      continue;
+    }
+    start_exchange(f, std::move(conn), /*reused=*/true);
+    return;
+  }
+  if (pool.open < options.max_connections_per_host) {
+    ++pool.open;
+    connect(f);
+    return;
+  }
+  f.phase = ClientFetch::Phase::kQueued;
+  pool.queue.push_back(f.id);
+}
+
+void HTTPClientCore::connect(ClientFetch& f) {
+  f.phase = ClientFetch::Phase::kConnecting;
+  f.connect_started = loop.time();
+  ConnectOptions co;
+  absl::Duration t = f.request.connect_timeout;
+  co.timeout = (t == absl::ZeroDuration()) ? absl::InfiniteDuration() : t;
+  // The seam for https: the TLS issue wraps the connected stream here (f.url.scheme).
+  tcp.connect(
+      f.url.host, f.url.port,
+      [weak = weak_from_this(), id = f.id, key = f.key, host = f.url.authority(),
+       t](absl::StatusOr<std::shared_ptr<IOStream>> stream) {
+        std::shared_ptr<HTTPClientCore> core = weak.lock();
+        if (!core || core->shut_down) return;  // the stream closes as it is dropped
+        ClientFetch* waiting = core->find(id);
+        if (waiting != nullptr && waiting->phase != ClientFetch::Phase::kConnecting) {
+          waiting = nullptr;
+        }
+        if (!stream.ok()) {
+          --core->pools[key].open;
+          if (waiting != nullptr) {
+            absl::Status s = stream.status();
+            if (absl::IsDeadlineExceeded(s)) {
+              s = absl::DeadlineExceededError(absl::StrCat("connect to ", host,
+                                                           ": connect_timeout (",
+                                                           absl::FormatDuration(t), ") expired"));
+            } else {
+              s = absl::Status(s.code(), absl::StrCat("connect to ", host, ": ", s.message()));
+            }
+            core->fail(id, std::move(s));
+            if (core->shut_down) return;
+          }
+          core->dispatch_queue(key);
+          return;
+        }
+        ++core->counters.connections_opened;
+        ResponseParserOptions po;
+        po.max_header_size = core->options.max_header_size;
+        std::shared_ptr<ClientConnection> conn =
+            ClientConnection::create(core->loop, *std::move(stream), key, po,
+                                     std::static_pointer_cast<ClientConnection::Owner>(core));
+        if (waiting != nullptr) {
+          waiting->connect_time = to_duration(core->loop.time() - waiting->connect_started);
+          core->start_exchange(*waiting, std::move(conn), /*reused=*/false);
+        } else {
+          core->release(std::move(conn));  // its fetch went away: serve the queue or idle
+        }
+      },
+      co);
+}
+
+void HTTPClientCore::release(std::shared_ptr<ClientConnection> conn) {
+  if (conn->closed()) return drop(*conn);
+  if (conn->reading_paused()) conn->resume_reading();
+  HostPool& pool = pools[conn->key()];
+  while (!pool.queue.empty()) {
+    const uint64_t id = pool.queue.front();
+    pool.queue.pop_front();
+    if (ClientFetch* f = find(id)) {
+      start_exchange(*f, std::move(conn), /*reused=*/true);
+      return;
+    }
+  }
+  if (options.idle_timeout == absl::ZeroDuration()) {
+    conn->close();
+    return drop(*conn);
+  }
+  if (options.idle_timeout != absl::InfiniteDuration()) {
+    conn->idle_timer = loop.call_later(options.idle_timeout,
+                                       [weak = weak_from_this(), wconn = std::weak_ptr(conn)] {
+                                         std::shared_ptr<HTTPClientCore> core = weak.lock();
+                                         std::shared_ptr<ClientConnection> c = wconn.lock();
+                                         if (!core || !c || core->shut_down) return;
+                                         c->idle_timer = TimeoutHandle();
+                                         core->expire_idle(c);
+                                       });
+  }
+  pool.idle.push_back(std::move(conn));
+}
+
+void HTTPClientCore::expire_idle(const std::shared_ptr<ClientConnection>& conn) {
+  HostPool& pool = pools[conn->key()];
+  auto it = std::find(pool.idle.begin(), pool.idle.end(), conn);
+  if (it == pool.idle.end()) return;
+  pool.idle.erase(it);
+  ++counters.idle_expired;
+  conn->close();
+  drop(*conn);
+}
+
+void HTTPClientCore::drop(ClientConnection& conn) {
+  if (!conn.counted) return;
+  conn.counted = false;
+  loop.remove_timeout(conn.idle_timer);
+  conn.idle_timer = TimeoutHandle();
+  auto pit = pools.find(conn.key());
+  if (pit == pools.end()) return;
+  HostPool& pool = pit->second;
+  auto it = std::find_if(pool.idle.begin(), pool.idle.end(),
+                         [&](const auto& c) { return c.get() == &conn; });
+  std::shared_ptr<ClientConnection> keep;  // `conn` may be owned only by the idle list
+  if (it != pool.idle.end()) {
+    keep = std::move(*it);
+    pool.idle.erase(it);
+  }
+  --pool.open;
+  dispatch_queue(conn.key());
+}
+
+void HTTPClientCore::dispatch_queue(const std::string& key) {
+  if (shut_down) return;
+  HostPool& pool = pools[key];
+  while (!pool.queue.empty() && pool.open < options.max_connections_per_host) {
+    const uint64_t id = pool.queue.front();
+    pool.queue.pop_front();
+    if (ClientFetch* f = find(id)) {
+      ++pool.open;
+      connect(*f);
+    }
+  }
+}
+
+void HTTPClientCore::on_idle_closed(ClientConnection& c) { drop(c); }
+
+}  // namespace ioloop::net
