@@ -14,7 +14,12 @@
 //    here instead, from the wrapper's own phase.
 //  - After a message that does not keep the connection alive it enters s_dead; the parser is
 //    re-initialised after each 1xx and on start(), so that never matters.
-//  - Debian builds it non-strict: spaces in field names are let through; rejected here.
+//  - Debian builds it non-strict: spaces in field names are let through, and after a CR
+//    where an LF must follow it takes any byte as that LF (status line, end of the head,
+//    chunk-size lines, the CRLF after chunk data, trailers). Both are rejected here: field
+//    names are checked in on_header_field; every CR in a head or trailer section must be
+//    followed by LF (scanned here), and the parser is paused at the end of each chunk-size line
+//    and each chunk's data so that the bytes it took for CR and LF can be checked.
 #include "ioloop/net/http/response_parser.h"
 
 #include <http_parser.h>
@@ -68,6 +73,8 @@ class ResponseParser::Impl {
     value_.clear();
     in_value_ = false;
     section_bytes_ = 0;
+    prev_cr_ = false;
+    last_byte_ = 0;
     body_bytes_ = 0;
     content_length_ = 0;
     error_ = absl::OkStatus();
@@ -130,6 +137,11 @@ class ResponseParser::Impl {
   static int on_headers_complete(http_parser* p);
   static int on_body(http_parser* p, const char* at, size_t n);
   static int on_chunk_header(http_parser* p);
+  static int on_chunk_complete(http_parser* p);
+  // Checks the line ends libhttp_parser (non-strict) does not; see the top of the file.
+  // Returns false (after recording the error, which then takes precedence over any other from
+  // the same http_parser_execute() call: those bytes came first) on a bad one.
+  bool check_line_ends(absl::string_view data, size_t n, Phase before);
   static int on_message_complete(http_parser* p);
   static const http_parser_settings& settings();
 
@@ -147,6 +159,11 @@ class ResponseParser::Impl {
   // Set in callbacks, acted upon by feed() once http_parser_execute() has returned paused.
   bool head_done_ = false;
   bool message_done_ = false;
+  bool at_head_end_ = false;     // on_headers_complete ran: data[n] is the head's last LF
+  bool chunk_line_end_ = false;  // on_chunk_header ran: data[n - 1] is a chunk-size line's LF
+  bool chunk_data_end_ = false;  // on_chunk_complete ran: data[n - 2, n) are CR LF
+  bool prev_cr_ = false;         // the last byte scanned in a head or trailer section was CR
+  char last_byte_ = 0;           // the last byte consumed
   HTTPResponseHead head_;
   std::string field_;
   std::string value_;
@@ -167,6 +184,7 @@ const http_parser_settings& ResponseParser::Impl::settings() {
     s.on_headers_complete = &Impl::on_headers_complete;
     s.on_body = &Impl::on_body;
     s.on_chunk_header = &Impl::on_chunk_header;
+    s.on_chunk_complete = &Impl::on_chunk_complete;
     s.on_message_complete = &Impl::on_message_complete;
     return s;
   }();
@@ -224,6 +242,7 @@ int ResponseParser::Impl::validate_head() {
 
 int ResponseParser::Impl::on_headers_complete(http_parser* p) {
   Impl* me = self(p);
+  me->at_head_end_ = true;
   me->commit_header();
   const int status = p->status_code;
   if (p->http_major != 1) {
@@ -269,9 +288,52 @@ int ResponseParser::Impl::on_chunk_header(http_parser* p) {
   if (p->content_length == 0) {  // last-chunk: trailers follow, bounded like a head
     me->phase_ = Phase::kTrailers;
     me->section_bytes_ = 0;
+  }
+  me->chunk_line_end_ = true;
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+int ResponseParser::Impl::on_chunk_complete(http_parser* p) {
+  Impl* me = self(p);
+  // Also called at the end of the trailers (not a chunk's data; checked by the scan there).
+  if (me->phase_ == Phase::kBody) {
+    me->chunk_data_end_ = true;
     http_parser_pause(p, 1);
   }
   return 0;
+}
+
+bool ResponseParser::Impl::check_line_ends(absl::string_view data, size_t n, Phase before) {
+  const char previous = last_byte_;
+  if (n > 0) last_byte_ = data[n - 1];
+  absl::string_view bad;
+  if (before == Phase::kHead || before == Phase::kTrailers) {
+    for (size_t i = 0; i < n && bad.empty(); ++i) {
+      if (prev_cr_ && data[i] != '\n') bad = "bare CR (not followed by LF)";
+      prev_cr_ = data[i] == '\r';
+    }
+  }
+  if (bad.empty() && at_head_end_) {
+    at_head_end_ = false;
+    // libhttp_parser stopped on the byte it takes for the head's last LF (it consumes it after
+    // the pause, or never: the callback may have failed).
+    if (prev_cr_ && n < data.size() && data[n] != '\n') bad = "bare CR (not followed by LF)";
+    prev_cr_ = false;
+  }
+  if (bad.empty() && chunk_line_end_) {
+    chunk_line_end_ = false;
+    if (n == 0 || data[n - 1] != '\n') bad = "bare CR (not followed by LF)";
+  }
+  if (bad.empty() && chunk_data_end_) {
+    chunk_data_end_ = false;
+    const char cr = n >= 2 ? data[n - 2] : previous;
+    if (n == 0 || cr != '\r' || data[n - 1] != '\n') bad = "CRLF expected after chunk data";
+  }
+  if (bad.empty()) return true;
+  error_ = malformed(bad);  // overrides: these bytes precede whatever else failed
+  phase_ = Phase::kError;
+  return false;
 }
 
 int ResponseParser::Impl::on_message_complete(http_parser* p) {
@@ -329,6 +391,7 @@ absl::StatusOr<size_t> ResponseParser::Impl::feed(absl::string_view data, Sink& 
       started_ = std::any_of(data.begin(), data.begin() + n,
                              [](char c) { return c != '\r' && c != '\n'; });
     }
+    if (!check_line_ends(data, n, before)) break;
     data.remove_prefix(n);
     if (before == Phase::kHead || before == Phase::kTrailers) section_bytes_ += n;
 

@@ -81,7 +81,10 @@ inline Outcome run_pieces(HTTPMethod method, const std::vector<std::string>& pie
 inline void expect_same(const Outcome& a, const Outcome& b, const std::string& where) {
   EXPECT_EQ(a.events, b.events) << where;
   EXPECT_EQ(a.head, b.head) << where;
-  EXPECT_EQ(a.consumed, b.consumed) << where;
+  // Bytes consumed by the feeds before an error depend on the split; the error does not.
+  if (a.status.ok() || b.status.ok()) {
+    EXPECT_EQ(a.consumed, b.consumed) << where;
+  }
   EXPECT_EQ(a.status, b.status) << where;
   EXPECT_EQ(a.complete, b.complete) << where;
   EXPECT_EQ(a.keep_alive, b.keep_alive) << where;
