@@ -4,10 +4,14 @@
 // schemes). Parsing is strict and explains itself: every rejection is an InvalidArgument whose
 // message names the problem and quotes the offending part.
 //
-// Not supported (rejected with InvalidArgument): schemes other than http and https, userinfo
-// ("user:pass@host"), an empty host, spaces and control characters anywhere. Percent-encoding
-// is kept as given (the target is sent as it is); the fragment ("#...") is dropped, as a client
-// never sends it (RFC 9110 §4.2.5). IPv6 literals are accepted in brackets ("http://[::1]:8080/")
+// Not supported (rejected with InvalidArgument): schemes other than http and https, a URL
+// without "//authority" ("http:x"), userinfo ("user:pass@host"), an empty host, port 0,
+// spaces, control characters and non-ASCII bytes anywhere (percent-encode them), a '%' not
+// followed by two hex digits, characters other than RFC 3986's unreserved, sub-delims and
+// percent-encoding in a host name. The path and query are otherwise kept exactly as given
+// (dot segments included: the target is sent as it is); the fragment ("#...") is dropped, as
+// a client never sends it (RFC 9110 §4.2.5). Error messages quote input with C escapes
+// ('\x00'). IPv6 literals are accepted in brackets ("http://[::1]:8080/")
 // and stored without them; IPvFuture ("[v1.x]") and zone identifiers are rejected.
 //
 // Threading: a value type; use from one thread at a time.

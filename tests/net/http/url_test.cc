@@ -1,0 +1,222 @@
+// File: tests/net/http/url_test.cc
+// URL::parse() on tables of valid and invalid inputs (exact fields and exact messages), and
+// URL::resolve() on the RFC 3986 §5.4 examples that apply to http, plus redirect cases.
+#include "ioloop/net/http/url.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace ioloop::net {
+namespace {
+
+struct Valid {
+  const char* input;
+  const char* scheme;
+  const char* host;
+  uint16_t port;
+  const char* target;
+  const char* authority;
+  const char* text;  // to_string()
+};
+
+TEST(URLTest, ParsesValidURLs) {
+  const Valid cases[] = {
+      {"http://example.com", "http", "example.com", 80, "/", "example.com", "http://example.com/"},
+      {"http://example.com/", "http", "example.com", 80, "/", "example.com", "http://example.com/"},
+      {"https://example.com/a/b?x=1&y=2", "https", "example.com", 443, "/a/b?x=1&y=2",
+       "example.com", "https://example.com/a/b?x=1&y=2"},
+      {"HTTP://Example.COM:8080/Path?Q", "http", "example.com", 8080, "/Path?Q", "example.com:8080",
+       "http://example.com:8080/Path?Q"},
+      {"http://h:80/", "http", "h", 80, "/", "h", "http://h/"},
+      {"http://h:443/", "http", "h", 443, "/", "h:443", "http://h:443/"},
+      {"https://h:443", "https", "h", 443, "/", "h", "https://h/"},
+      {"https://h:80", "https", "h", 80, "/", "h:80", "https://h:80/"},
+      {"http://h:/x", "http", "h", 80, "/x", "h", "http://h/x"},  // empty port: the default
+      {"http://h:65535", "http", "h", 65535, "/", "h:65535", "http://h:65535/"},
+      {"http://h?q=1", "http", "h", 80, "/?q=1", "h", "http://h/?q=1"},
+      {"http://h/p#frag", "http", "h", 80, "/p", "h", "http://h/p"},
+      {"http://h#frag", "http", "h", 80, "/", "h", "http://h/"},
+      {"http://h/p?#", "http", "h", 80, "/p?", "h", "http://h/p?"},
+      {"http://127.0.0.1:8000/x", "http", "127.0.0.1", 8000, "/x", "127.0.0.1:8000",
+       "http://127.0.0.1:8000/x"},
+      {"http://[::1]:8080/a", "http", "::1", 8080, "/a", "[::1]:8080", "http://[::1]:8080/a"},
+      {"http://[::FFFF:1.2.3.4]/", "http", "::ffff:1.2.3.4", 80, "/", "[::ffff:1.2.3.4]",
+       "http://[::ffff:1.2.3.4]/"},
+      {"http://h/a%20b/%7e?x=%2F", "http", "h", 80, "/a%20b/%7e?x=%2F", "h",
+       "http://h/a%20b/%7e?x=%2F"},
+      {"http://h/./a/../b", "http", "h", 80, "/./a/../b", "h", "http://h/./a/../b"},  // as given
+      {"http://my-host_1.example~/", "http", "my-host_1.example~", 80, "/", "my-host_1.example~",
+       "http://my-host_1.example~/"},
+  };
+  for (const Valid& c : cases) {
+    SCOPED_TRACE(c.input);
+    absl::StatusOr<URL> url = URL::parse(c.input);
+    ASSERT_TRUE(url.ok()) << url.status();
+    EXPECT_EQ(url->scheme, c.scheme);
+    EXPECT_EQ(url->host, c.host);
+    EXPECT_EQ(url->port, c.port);
+    EXPECT_EQ(url->target, c.target);
+    EXPECT_EQ(url->authority(), c.authority);
+    EXPECT_EQ(url->to_string(), c.text);
+    // to_string() parses back to the same URL.
+    absl::StatusOr<URL> again = URL::parse(url->to_string());
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(*again, *url);
+  }
+}
+
+struct Invalid {
+  std::string input;
+  const char* message;
+};
+
+TEST(URLTest, RejectsInvalidURLsSayingWhy) {
+  const Invalid cases[] = {
+      {"", "URL: missing scheme in ''"},
+      {"foo", "URL: missing scheme in 'foo'"},
+      {"/path", "URL: missing scheme in '/path'"},
+      {"//h/p", "URL: missing scheme in '//h/p'"},
+      {"1http://h/", "URL: missing scheme in '1http://h/'"},
+      {"ftp://h/", "URL: unsupported scheme 'ftp'"},
+      {"FTP://h/", "URL: unsupported scheme 'ftp'"},
+      {"localhost:8080/x", "URL: unsupported scheme 'localhost'"},
+      {"http:h/p", "URL: expected '//' after 'http:' in 'http:h/p'"},
+      {"http:/h/p", "URL: expected '//' after 'http:' in 'http:/h/p'"},
+      {"http://", "URL: empty host"},
+      {"http:///p", "URL: empty host"},
+      {"http://:80/", "URL: empty host"},
+      {"http://h:99999/", "URL: port 99999 out of range"},
+      {"http://h:65536/", "URL: port 65536 out of range"},
+      {"http://h:0/", "URL: port 0 out of range"},
+      {"http://h:123456789012345678901234567890/",
+       "URL: port 123456789012345678901234567890 out of range"},
+      {"http://h:8a/", "URL: invalid port '8a'"},
+      {"http://h:-1/", "URL: invalid port '-1'"},
+      {"http://user@h/", "URL: userinfo not supported"},
+      {"http://user:pass@h/", "URL: userinfo not supported"},
+      {"http://h p/", "URL: invalid character ' ' at 8 in 'http://h p/'"},
+      {"http://h/a b", "URL: invalid character ' ' at 10 in 'http://h/a b'"},
+      {"http://h/\r\nX: y", "URL: invalid character '\\r' at 9 in 'http://h/\\r\\nX: y'"},
+      {std::string("http://h/\0", 10), "URL: invalid character '\\x00' at 9 in 'http://h/\\x00'"},
+      {"http://h/\x7f", "URL: invalid character '\\x7f' at 9 in 'http://h/\\x7f'"},
+      {"http://h/caf\xc3\xa9", "URL: invalid character '\\xc3' at 12 in 'http://h/caf\\xc3\\xa9'"},
+      {"http://h\t/", "URL: invalid character '\\t' at 8 in 'http://h\\t/'"},
+      {"http://h<x>/", "URL: invalid character '<' in host 'h<x>'"},
+      {"http://h\\x/", "URL: invalid character '\\\\' in host 'h\\\\x'"},
+      {"http://[::1/", "URL: unterminated IPv6 literal in 'http://[::1/'"},
+      {"http://[::1]x/", "URL: unexpected 'x' after the IPv6 literal in 'http://[::1]x/'"},
+      {"http://[not-ip]/", "URL: invalid IPv6 literal 'not-ip'"},
+      {"http://[fe80::1%25eth0]/", "URL: invalid IPv6 literal 'fe80::1%25eth0'"},
+      {"http://[v1.x]/", "URL: invalid IPv6 literal 'v1.x'"},
+      {"http://[]/", "URL: invalid IPv6 literal ''"},
+      {"http://h%zz/", "URL: invalid percent-encoding in host 'h%zz'"},
+      {"http://h/a%2", "URL: invalid percent-encoding '%2' in 'http://h/a%2'"},
+      {"http://h/?q=%G0", "URL: invalid percent-encoding '%G0' in 'http://h/?q=%G0'"},
+  };
+  for (const Invalid& c : cases) {
+    SCOPED_TRACE(c.input);
+    absl::StatusOr<URL> url = URL::parse(c.input);
+    ASSERT_FALSE(url.ok()) << url->to_string();
+    EXPECT_EQ(url.status(), absl::InvalidArgumentError(c.message));
+  }
+}
+
+// RFC 3986 §5.4.1 and §5.4.2, base "http://a/b/c/d;p?q". The results are the RFC's except
+// that the fragment is dropped and an empty path is "/".
+TEST(URLTest, ResolvesRfc3986Examples) {
+  absl::StatusOr<URL> base = URL::parse("http://a/b/c/d;p?q");
+  ASSERT_TRUE(base.ok());
+  const std::pair<const char*, const char*> cases[] = {
+      // §5.4.1 normal examples
+      {"g", "http://a/b/c/g"},
+      {"./g", "http://a/b/c/g"},
+      {"g/", "http://a/b/c/g/"},
+      {"/g", "http://a/g"},
+      {"//g", "http://g/"},
+      {"?y", "http://a/b/c/d;p?y"},
+      {"g?y", "http://a/b/c/g?y"},
+      {"#s", "http://a/b/c/d;p?q"},
+      {"g#s", "http://a/b/c/g"},
+      {"g?y#s", "http://a/b/c/g?y"},
+      {";x", "http://a/b/c/;x"},
+      {"g;x", "http://a/b/c/g;x"},
+      {"g;x?y#s", "http://a/b/c/g;x?y"},
+      {"", "http://a/b/c/d;p?q"},
+      {".", "http://a/b/c/"},
+      {"./", "http://a/b/c/"},
+      {"..", "http://a/b/"},
+      {"../", "http://a/b/"},
+      {"../g", "http://a/b/g"},
+      {"../..", "http://a/"},
+      {"../../", "http://a/"},
+      {"../../g", "http://a/g"},
+      // §5.4.2 abnormal examples
+      {"../../../g", "http://a/g"},
+      {"../../../../g", "http://a/g"},
+      {"/./g", "http://a/g"},
+      {"/../g", "http://a/g"},
+      {"g.", "http://a/b/c/g."},
+      {".g", "http://a/b/c/.g"},
+      {"g..", "http://a/b/c/g.."},
+      {"..g", "http://a/b/c/..g"},
+      {"./../g", "http://a/b/g"},
+      {"./g/.", "http://a/b/c/g/"},
+      {"g/./h", "http://a/b/c/g/h"},
+      {"g/../h", "http://a/b/c/h"},
+      {"g;x=1/./y", "http://a/b/c/g;x=1/y"},
+      {"g;x=1/../y", "http://a/b/c/y"},
+      {"g?y/./x", "http://a/b/c/g?y/./x"},
+      {"g?y/../x", "http://a/b/c/g?y/../x"},
+      {"g#s/./x", "http://a/b/c/g"},
+      {"g#s/../x", "http://a/b/c/g"},
+      // Absolute references (the scheme may change: an https redirect).
+      {"https://other:8443/x?y", "https://other:8443/x?y"},
+      {"HTTP://A/b/../c", "http://a/c"},
+      {"//other:81", "http://other:81/"},
+  };
+  for (const auto& [reference, expected] : cases) {
+    SCOPED_TRACE(reference);
+    absl::StatusOr<URL> url = base->resolve(reference);
+    ASSERT_TRUE(url.ok()) << url.status();
+    EXPECT_EQ(url->to_string(), expected);
+  }
+}
+
+TEST(URLTest, ResolveKeepsTheBasePortAndScheme) {
+  absl::StatusOr<URL> base = URL::parse("https://[::1]:8443/dir/page?x");
+  ASSERT_TRUE(base.ok());
+  EXPECT_EQ(base->resolve("next")->to_string(), "https://[::1]:8443/dir/next");
+  EXPECT_EQ(base->resolve("/top")->to_string(), "https://[::1]:8443/top");
+  EXPECT_EQ(base->resolve("//h/p")->to_string(), "https://h/p");
+  absl::StatusOr<URL> root = URL::parse("http://h");
+  ASSERT_TRUE(root.ok());
+  EXPECT_EQ(root->resolve("g")->to_string(), "http://h/g");
+  EXPECT_EQ(root->resolve("?q")->to_string(), "http://h/?q");
+}
+
+TEST(URLTest, ResolveRejectsWhatParseRejects) {
+  absl::StatusOr<URL> base = URL::parse("http://a/b/c/d;p?q");
+  ASSERT_TRUE(base.ok());
+  const std::pair<const char*, const char*> cases[] = {
+      {"g:h", "URL: unsupported scheme 'g'"},
+      {"ftp://h/", "URL: unsupported scheme 'ftp'"},
+      // §5.4.2: strict parsers resolve "http:g" to "http:g", which is not a usable http URL.
+      {"http:g", "URL: expected '//' after 'http:' in 'http:g'"},
+      {"//user@h/", "URL: userinfo not supported"},
+      {"//h:99999/", "URL: port 99999 out of range"},
+      {"///p", "URL: empty host"},
+      {"/a b", "URL: invalid character ' ' at 2 in '/a b'"},
+      {"/a\r\nSet-Cookie: x", "URL: invalid character '\\r' at 2 in '/a\\r\\nSet-Cookie: x'"},
+      {"/%zz", "URL: invalid percent-encoding '%zz' in 'http://a/%zz'"},
+  };
+  for (const auto& [reference, message] : cases) {
+    SCOPED_TRACE(reference);
+    absl::StatusOr<URL> url = base->resolve(reference);
+    ASSERT_FALSE(url.ok()) << url->to_string();
+    EXPECT_EQ(url.status(), absl::InvalidArgumentError(message));
+  }
+}
+
+}  // namespace
+}  // namespace ioloop::net
