@@ -12,10 +12,6 @@
 namespace ioloop::net {
 namespace {
 
-// Bodies up to this size are copied behind their headers (one buffer, one iovec); larger ones
-// are moved into their own iovec.
-constexpr size_t kCopyBodyLimit = 16 * 1024;
-
 // Fields the server writes itself (see http_response.h).
 bool is_server_field(absl::string_view name) {
   switch (name.size()) {
@@ -43,7 +39,18 @@ HTTPConnectionCore::HTTPConnectionCore(std::shared_ptr<HTTPServer::Shared> share
       s_(*shared_),
       loop_(loop),
       parser_(RequestParser::Options{s_.options.max_header_size, s_.options.max_body_size,
-                                     s_.options.discard_body}) {}
+                                     s_.options.discard_body}) {
+  writer_.target_ = this;
+}
+
+HTTPConnectionCore::~HTTPConnectionCore() {
+  if (d_.stream != nullptr) {
+    HTTPResponseStream* stream = d_.stream;
+    d_.stream = nullptr;
+    d_.active = false;
+    stream->detach(absl::OkStatus());  // no close callback: nobody is left to run it
+  }
+}
 
 size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size_t output_limit) {
   if (finished_) return 0;
@@ -54,10 +61,11 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size
     input = absl::string_view(backlog_).substr(backlog_pos_);
   }
   size_t completed = 0;
+  cur_out_ = &out;
   // One request per feed(), so that answering can stop between any two requests, with the
   // bytes after the stop still unparsed (they cost their size; parsed requests would cost
-  // far more).
-  while (!input.empty() && !finished_ && out.size() < output_limit) {
+  // far more). A pending deferred response stops it too (the pipelining rule).
+  while (!input.empty() && !finished_ && out.size() < output_limit && !d_.active) {
     result_.requests.clear();
     result_.send_continue = false;
     result_.error.reset();
@@ -67,6 +75,7 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size
     answer(out);
     if (n == 0 && !finished_) input = {};  // the parser takes nothing more (never spin)
   }
+  cur_out_ = nullptr;
   if (finished_ || input.empty()) {
     if (had_backlog || !backlog_.empty()) release_backlog();
   } else if (had_backlog) {
@@ -75,7 +84,7 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size
     backlog_.assign(input.data(), input.size());
     backlog_pos_ = 0;
   }
-  if (has_backlog()) s_.output_stalls.fetch_add(1, std::memory_order_relaxed);
+  if (has_backlog() && !d_.active) s_.output_stalls.fetch_add(1, std::memory_order_relaxed);
   return completed;
 }
 
@@ -88,6 +97,7 @@ void HTTPConnectionCore::answer(HTTPOutput& out) {
     const int minor = request.version_minor() == 0 ? 0 : 1;
     const bool head = request.method_id() == HTTPMethod::kHead;
     bool threw = false;
+    current_ = &request;
     try {
       s_.handler(request, writer_);
     } catch (...) {
@@ -105,6 +115,19 @@ void HTTPConnectionCore::answer(HTTPOutput& out) {
         }
         logger().error("HTTP handler threw: {}", what);
       }
+    }
+    current_ = nullptr;
+    if (d_.used) {
+      // The handler deferred its response: the stream serialized (or will serialize) it.
+      d_.used = false;
+      if (threw) {
+        s_.handler_exceptions.fetch_add(1, std::memory_order_relaxed);
+        if (d_.active) {
+          fail_response(absl::InternalError("HTTP handler threw after defer()"), 500, out);
+        }
+      }
+      if (d_.active || finished_) return;  // wait for it, or the connection ended
+      continue;
     }
     if (threw) {
       s_.handler_exceptions.fetch_add(1, std::memory_order_relaxed);
@@ -153,7 +176,7 @@ void HTTPConnectionCore::respond_and_close(int status, int minor, bool head, HTT
   release_backlog();
 }
 
-void HTTPConnectionCore::serialize(int minor, bool head, bool keep_alive, HTTPOutput& out) {
+int HTTPConnectionCore::append_status_and_fields(int minor, std::string& h) {
   int status = writer_.status();
   absl::string_view reason = writer_.reason();
   if (status < 100 || status > 999) {
@@ -163,7 +186,6 @@ void HTTPConnectionCore::serialize(int minor, bool head, bool keep_alive, HTTPOu
   } else if (has_line_break(reason)) {
     reason = reason_phrase(status);
   }
-  std::string& h = out.head;
   h.append(minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ");
   const char code[3] = {static_cast<char>('0' + status / 100),
                         static_cast<char>('0' + status / 10 % 10),
@@ -191,6 +213,12 @@ void HTTPConnectionCore::serialize(int minor, bool head, bool keep_alive, HTTPOu
     h.append(value);
     h.append("\r\n");
   }
+  return status;
+}
+
+void HTTPConnectionCore::serialize(int minor, bool head, bool keep_alive, HTTPOutput& out) {
+  std::string& h = out.head;
+  const int status = append_status_and_fields(minor, h);
   // 1xx, 204 and 304 responses have no body and no Content-Length (RFC 9110 §8.6).
   const bool bodyless = status < 200 || status == 204 || status == 304;
   std::string& body = writer_.mutable_body();

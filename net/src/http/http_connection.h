@@ -1,7 +1,13 @@
 // File: net/src/http/http_connection.h (private)
 // The I/O-free core of an HTTPServer connection: bytes in, response bytes out. The server's
-// stream glue (http_server.cc) reads, calls on_data(), writes what it produced in one call and
-// closes when told; the benchmark and the fuzzer drive this class directly.
+// stream glue (http_connection_glue.cc) reads, calls on_data(), writes what it produced in one
+// call and closes when told; the benchmark and the fuzzer drive this class directly.
+//
+// Deferred responses (http_response_stream.h): the core is the stream's target. It frames what
+// the stream writes (http_connection_stream.cc); bytes written during on_data() go to that
+// call's output, later ones to pending_output(), and the Listener (the glue) is told to send
+// them. While a deferred response is pending, on_data() parses nothing: input joins the
+// backlog, and parsing resumes with the next on_data() after the response ended.
 #ifndef IOLOOP_NET_SRC_HTTP_HTTP_CONNECTION_H_
 #define IOLOOP_NET_SRC_HTTP_HTTP_CONNECTION_H_
 
@@ -12,9 +18,11 @@
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "ioloop/net/http/http_request.h"
 #include "ioloop/net/http/http_response.h"
+#include "ioloop/net/http/http_response_stream.h"
 #include "ioloop/net/http/http_server.h"
 #include "ioloop/net/http/request_parser.h"
 #include "ioloop/net/io_stream.h"
@@ -54,6 +62,9 @@ struct HTTPServer::Shared {
   std::atomic<uint64_t> request_timeouts{0};
   std::atomic<uint64_t> output_stalls{0};
   std::atomic<uint64_t> max_output_queued{0};
+  std::atomic<uint64_t> deferred_responses{0};
+  std::atomic<uint64_t> response_timeouts{0};
+  std::atomic<uint64_t> stream_errors{0};
   // Null: each connection's loop. Set before the first connection is served.
   std::shared_ptr<HTTPClock> clock;
 };
@@ -65,13 +76,21 @@ void serve_http_connection(const std::shared_ptr<HTTPServer::Shared>& shared,
 // The counters of `shared` (what HTTPServer::stats() returns).
 HTTPServer::Stats http_server_stats(const HTTPServer::Shared& shared);
 
+// Bodies (and deferred chunks) up to this size are copied behind their headers (one buffer,
+// one iovec); larger ones are moved into their own iovec.
+inline constexpr size_t kCopyBodyLimit = 16 * 1024;
+
 // Response bytes produced by one on_data(): `head` collects small pieces; a large body is
 // moved into `chunks` rather than copied (then head's bytes so far go before it). Send as
 // chunks + head, in that order, with one write/writev.
 struct HTTPOutput {
+  using FlushCallback = absl::AnyInvocable<void(absl::Status) &&>;
   std::vector<std::string> chunks;
   std::string head;
   bool close = false;  // the connection ends once this output is flushed
+  // HTTPResponseStream::flush() callbacks: run once these bytes (and all before) are in the
+  // kernel, or with the error if the connection closes first.
+  std::vector<FlushCallback> on_flushed;
 
   bool empty() const { return chunks.empty() && head.empty(); }
   size_t size() const {
@@ -81,12 +100,35 @@ struct HTTPOutput {
   }
 };
 
-class HTTPConnectionCore {
+class HTTPConnectionCore final : public internal::HTTPResponseTarget {
  public:
+  // The stream glue, told about deferred-response output produced outside on_data().
+  class Listener {
+   public:
+    // Bytes or flush callbacks were added to pending_output(): send them now.
+    // `response_ended`: the deferred response finished or failed, so the connection closes
+    // (pending_output().close) or goes on with its backlog.
+    virtual void on_stream_output(bool response_ended) = 0;
+    // Bytes queued on the connection and not yet in the kernel.
+    virtual size_t queued_output() const = 0;
+
+   protected:
+    ~Listener() = default;
+  };
+
   // `loop`, if given, is the connection's loop: a handler's exception is reported through
   // it (rate-limited log, stats().exceptions). Without one (benchmarks, the fuzzer) it is
   // logged through ioloop::logger().
   explicit HTTPConnectionCore(std::shared_ptr<HTTPServer::Shared> shared, IOLoop* loop = nullptr);
+  // A stream still attached is detached (Cancelled) without its close callback.
+  ~HTTPConnectionCore();
+  HTTPConnectionCore(const HTTPConnectionCore&) = delete;
+  HTTPConnectionCore& operator=(const HTTPConnectionCore&) = delete;
+
+  // Without a listener, deferred output outside on_data() accumulates in pending_output()
+  // for the caller to take (the fuzzer does).
+  void set_listener(Listener* listener) { listener_ = listener; }
+  HTTPOutput& pending_output() { return pending_; }
 
   // Parses `data`, runs the handler for each complete request and appends the responses (and
   // any 100 Continue, or a final error response) to `out`. Once `out.close` has been set, the
@@ -108,16 +150,53 @@ class HTTPConnectionCore {
   RequestParser::State parser_state() const { return parser_.state(); }
   bool finished() const { return finished_; }
 
+  // A deferred response has not ended yet (later requests wait in the backlog).
+  bool response_pending() const { return d_.active; }
+  // HTTPServerOptions::response_timeout ran out: 503 if nothing was sent, else close; the
+  // stream is closed with DeadlineExceeded. Sets out.close.
+  void on_response_timeout(HTTPOutput& out);
+  // The connection closed: a pending response's stream is closed with Unavailable "HTTP
+  // connection closed[: why]" and its flush callbacks in pending_output() fail.
+  void on_connection_closed(const absl::Status& why);
+
+  // internal::HTTPResponseTarget (HTTPResponseStream calls these).
+  std::shared_ptr<HTTPResponseStream> defer() override;
+  absl::Status stream_write(std::string chunk) override;
+  void stream_flush(HTTPOutput::FlushCallback done) override;
+  absl::Status stream_finish() override;
+  void stream_fail(const absl::Status& why, bool exception) override;
+  size_t stream_queued() const override;
+
  private:
   // Answers what the last parser_.feed() left in result_: its request (at most one), then
   // its error or 100 Continue. May finish the connection.
   void answer(HTTPOutput& out);
+  // Appends writer_'s status line (after checking its status), the Server and Date fields and
+  // the handler's fields; returns the status sent.
+  int append_status_and_fields(int minor, std::string& h);
   // Serializes writer_ as the answer to a request of HTTP/1.`minor`.
   void serialize(int minor, bool head, bool keep_alive, HTTPOutput& out);
   // A canned response (errors, 408, 500) that closes the connection.
   void respond_and_close(int status, int minor, bool head, HTTPOutput& out);
   // The minor version for an error response: the request's if known, else 1.
   int error_minor() const { return parser_.version_minor().value_or(1) == 0 ? 0 : 1; }
+  // Deferred responses (http_connection_stream.cc).
+  // Where stream bytes go now: on_data()'s output during it, else pending_.
+  HTTPOutput& stream_out() { return cur_out_ != nullptr ? *cur_out_ : pending_; }
+  // Decides the framing and appends the head (and a body set on the writer); false if the
+  // response failed instead.
+  // `first` more bytes are about to be written, or the response is `finishing`: a Content-Length
+  // they break fails the response with 500 before anything is sent.
+  absl::Status send_stream_head(HTTPOutput& out, size_t first, bool finishing);
+  absl::Status append_body(std::string chunk, HTTPOutput& out);
+  // The response failed: 500/503 (`status`) if its head was not sent, else close; the stream
+  // is closed with `why`. The caller notifies.
+  void fail_response(const absl::Status& why, int status, HTTPOutput& out);
+  // Tells the listener about output made outside on_data().
+  void notify(bool response_ended);
+  // Runs `cb(status)` on a later loop iteration (at once without a loop).
+  void post(HTTPOutput::FlushCallback cb, absl::Status status);
+
   void release_backlog() {
     std::string().swap(backlog_);  // give the memory back: it may be a whole read's worth
     backlog_pos_ = 0;
@@ -133,6 +212,27 @@ class HTTPConnectionCore {
   std::string backlog_;
   size_t backlog_pos_ = 0;
   bool finished_ = false;
+
+  // The request whose handler is running (defer() reads it); null otherwise.
+  const HTTPRequest* current_ = nullptr;
+  HTTPOutput* cur_out_ = nullptr;  // on_data()'s output while it runs
+  HTTPOutput pending_;             // deferred output made outside on_data()
+  Listener* listener_ = nullptr;
+  // The deferred response (one at a time: later requests wait).
+  struct Deferred {
+    std::weak_ptr<HTTPResponseStream> weak;
+    HTTPResponseStream* stream = nullptr;  // attached while active
+    uint64_t remaining = 0;                // Content-Length bytes still to write
+    int minor = 1;
+    bool used = false;    // defer() was called by the running handler
+    bool active = false;  // not ended
+    bool head = false;    // HEAD request
+    bool keep_alive = false;
+    bool head_sent = false;
+    bool has_length = false;
+    bool chunked = false;
+    bool no_body = false;  // HEAD, 1xx, 204, 304: body bytes are discarded
+  } d_;
 };
 
 }  // namespace ioloop::net

@@ -1,7 +1,8 @@
 // File: ioloop/net/http/http_response.h
 // HTTPResponseWriter: what an HTTPServer handler fills in to answer one request: the status,
-// header fields and body. The server serializes it once the handler returns (handlers are
-// synchronous: the response is complete when the handler returns).
+// header fields and body. The server serializes it once the handler returns, unless the
+// handler called defer(): then the response finishes later, through the returned
+// HTTPResponseStream (http_response_stream.h).
 //
 // The server writes these fields itself and ignores any the handler sets:
 //   Content-Length  the body's size (also for HEAD, where the body is not sent; omitted
@@ -9,15 +10,19 @@
 //   Date            the current time, from a per-thread cache refreshed once per second
 //   Connection      "close" when the connection ends after this response, "keep-alive"
 //                   for an HTTP/1.0 request that asked to stay open, absent otherwise
-//   Transfer-Encoding  never sent: bodies are sent whole, with Content-Length
+//   Transfer-Encoding  never sent by a synchronous response (bodies are sent whole, with
+//                   Content-Length); a deferred one frames its body itself (see
+//                   http_response_stream.h), where a Content-Length set by the handler counts
 // A handler that sets "Connection: close" (or calls set_close()) ends the connection after
 // its response. `Server` is added when HTTPServerOptions::server_name is not empty.
 //
 // Threading: one writer per connection, used on that connection's loop thread.
-// Lifetime: valid only during the handler call it is passed to.
+// Lifetime: valid only during the handler call it is passed to (a deferred response's head
+// stays reachable through HTTPResponseStream::head()).
 #ifndef IOLOOP_NET_HTTP_HTTP_RESPONSE_H_
 #define IOLOOP_NET_HTTP_HTTP_RESPONSE_H_
 
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -25,6 +30,11 @@
 #include "ioloop/net/http/http_headers.h"
 
 namespace ioloop::net {
+
+class HTTPResponseStream;
+namespace internal {
+class HTTPResponseTarget;
+}  // namespace internal
 
 // The standard reason phrase of `status` (RFC 9110 §15), e.g. "Not Found" for 404; "Unknown"
 // for a code it does not list.
@@ -72,6 +82,12 @@ class HTTPResponseWriter {
   void set_close() { close_ = true; }
   bool close_requested() const { return close_; }
 
+  // Takes ownership of the response: it is not sent when the handler returns but completed
+  // later through the returned stream (http_response_stream.h); later pipelined requests
+  // wait for it. Call it inside the handler; a second call returns the same stream while it
+  // lives. Null for a writer that no server handed to a handler.
+  std::shared_ptr<HTTPResponseStream> defer();
+
   // Back to a fresh 200 with no headers and no body (keeps allocated capacity).
   void reset() {
     status_ = 200;
@@ -87,6 +103,9 @@ class HTTPResponseWriter {
   HTTPHeaders headers_;
   std::string body_;
   bool close_ = false;
+  internal::HTTPResponseTarget* target_ = nullptr;  // set by the server: what defer() uses
+
+  friend class HTTPConnectionCore;
 };
 
 }  // namespace ioloop::net

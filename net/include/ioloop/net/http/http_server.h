@@ -1,8 +1,12 @@
 // File: ioloop/net/http/http_server.h
 // HTTPServer: an HTTP/1.1 server (RFC 9112) on TCPServer. Each connection feeds what it reads
 // to a RequestParser and calls `handler(request, writer)` for every complete request, in
-// order; the handler fills the HTTPResponseWriter and returns, and the response is then
-// complete (handlers are synchronous: do slow work elsewhere and keep the loop free).
+// order. Either the handler fills the HTTPResponseWriter and returns, and the response is
+// then complete (the synchronous fast path), or it calls writer.defer() and completes the
+// response later through the returned HTTPResponseStream (write/flush/finish, possibly
+// streaming a chunked body; see http_response_stream.h). Either way keep the loop free: do
+// slow work elsewhere and finish from a timer, another stream's callback, or (from another
+// thread) through loop.add_callback().
 //
 //   ioloop::IOLoop loop;
 //   HTTPServer server(loop, [](const HTTPRequest& request, HTTPResponseWriter& response) {
@@ -19,7 +23,13 @@
 //    response says it too). A response after which the connection ends says
 //    "Connection: close". The status line's version follows the request's (HTTP/1.0 or 1.1).
 //  - HEAD gets the headers, with the Content-Length the body would have, and no body.
-//  - Pipelining: requests are answered in order. All responses produced from one read are
+//  - Pipelining: requests are answered in order. The rule for deferred responses is
+//    Tornado's (HTTP1Connection): the next pipelined request is not parsed, nor its handler
+//    called, until the previous response finished (or failed). Input already read waits
+//    unparsed in the connection's backlog; reading goes on meanwhile so that the client's
+//    EOF or reset is noticed (and the response's stream is told), but pauses once that
+//    backlog exceeds 64 KiB. A deferred response finished inside its handler costs nothing
+//    more: the next request is answered in the same pass. All responses produced from one read are
 //    sent with ONE send/sendmsg call (one buffer; large bodies as extra iovecs). This beat
 //    TCP_CORK (cork, a send per response, uncork): see tests/bench/http_server_benchmark.cc.
 //    One read (up to 256 KiB) can hold thousands of requests: the handler stops being called
@@ -51,7 +61,12 @@
 // the per-request cost is one clock read, not a timer insert and cancel):
 //  - idle_timeout: a connection that reads nothing for this long (a keep-alive connection
 //    waiting for its next request, a request or body that stops arriving) is closed without
-//    a response, unless its output is still draining to a slow reader (that is progress).
+//    a response, unless its output is still draining to a slow reader (that is progress) or
+//    a deferred response is in progress (the handler's business, see response_timeout).
+//  - response_timeout (off by default): a deferred response not finished this long after
+//    its handler deferred it fails: 503 "Service Unavailable" if no byte of it was sent,
+//    else the connection closes; its stream is closed with DeadlineExceeded. Counted in
+//    Stats::response_timeouts.
 //  - header_timeout: a request whose header section started this long ago and is not
 //    complete (slowloris) is answered 408 and the connection closed. The section starts at
 //    the request's first byte, an empty line before its request line included.
@@ -73,7 +88,9 @@
 //
 // Threading: construct, listen, start and stop on `loop`'s thread (or before it runs). With
 // start(N > 1) the handler runs concurrently on N threads and must be thread-safe. stats() is
-// thread-safe.
+// thread-safe. A deferred response's stream belongs to its connection's loop thread
+// (stream->loop()); complete it from another thread only by posting to that loop
+// (add_callback).
 // Lifetime: destroying the server stops it and closes its connections. The handler and options
 // are shared with the connections, so a connection that outlives the server (closing on its
 // loop) never touches freed state.
@@ -91,6 +108,7 @@
 #include "ioloop/io_loop.h"
 #include "ioloop/net/http/http_request.h"
 #include "ioloop/net/http/http_response.h"
+#include "ioloop/net/http/http_response_stream.h"
 #include "ioloop/net/io_stream.h"
 #include "ioloop/net/tcp_server.h"
 
@@ -118,6 +136,9 @@ struct HTTPServerOptions {
   // 408 for a request not complete this long after its first byte. Zero (the default) or
   // InfiniteDuration() disables.
   absl::Duration request_timeout = absl::ZeroDuration();
+  // A deferred response not finished this long after its handler ran: 503 or close (see
+  // "Timeouts"). Zero (the default) or InfiniteDuration() disables.
+  absl::Duration response_timeout = absl::ZeroDuration();
   // The Server header's value; empty sends none.
   std::string server_name;
   TCPServerOptions tcp_options;
@@ -135,7 +156,9 @@ class HTTPServer {
     uint64_t writes = 0;              // write/writev calls on streams (one syscall each when
                                       // the kernel takes everything at once)
     uint64_t protocol_errors = 0;     // 400/413/431/501/505 sent
-    uint64_t handler_exceptions = 0;  // 500 sent (also in the loop's stats().exceptions)
+    uint64_t handler_exceptions = 0;  // exceptions from handlers and from deferred code run
+                                      // through HTTPResponseStream::run() (also in the
+                                      // loop's stats().exceptions): 500 or close
     uint64_t idle_timeouts = 0;
     uint64_t header_timeouts = 0;
     uint64_t body_rate_timeouts = 0;  // 408 for a body below min_body_rate
@@ -144,6 +167,10 @@ class HTTPServer {
     uint64_t max_output_queued = 0;   // most response bytes queued unsent on one connection
                                       // (after a write; at most max_pending_output + one
                                       // response)
+    uint64_t deferred_responses = 0;  // defer() calls that returned a stream
+    uint64_t response_timeouts = 0;   // deferred responses failed by response_timeout
+    uint64_t stream_errors = 0;       // deferred responses failed by the handler: Content-
+                                      // Length misuse, dropped unfinished (500 or close)
   };
 
   HTTPServer(IOLoop& loop, Handler handler, HTTPServerOptions options = {});

@@ -1,0 +1,373 @@
+// File: net/src/http/http_connection_glue.cc
+// The stream glue of HTTPServer: one HTTPConnection per IOStream, feeding what arrives to
+// HTTPConnectionCore, writing what it produces with one call, and running the timeouts.
+#include <algorithm>
+#include <atomic>
+#include <initializer_list>
+#include <utility>
+
+#include "http_connection.h"
+#include "ioloop/logging.h"
+
+namespace ioloop::net {
+namespace {
+
+// A deadline far enough away to mean "never".
+constexpr TimePoint kNever = TimePoint::max();
+
+TimePoint after(TimePoint now, absl::Duration d) {
+  if (d <= absl::ZeroDuration() || d == absl::InfiniteDuration()) return kNever;
+  return now + to_clock_duration(d);
+}
+
+TimePoint earliest(std::initializer_list<TimePoint> deadlines) { return std::min(deadlines); }
+
+// While a deferred response is pending, later requests wait unparsed in the core's backlog;
+// reading goes on (so the client's EOF or reset is noticed) until the backlog exceeds this.
+constexpr size_t kMaxWaitingBacklog = 64 * 1024;
+
+// Ownership: the stream's callbacks hold the only strong references to the connection, so the
+// connection never outlives its stream and may keep a plain pointer to it. The timer holds a
+// weak reference.
+//
+// Flow control: the core stops answering once the output of the current read reaches
+// max_pending_output minus what the stream still queues (so the stream never holds more than
+// max_pending_output plus one response) and keeps the unparsed rest. The connection then
+// stops reading and queues an empty write whose completion (everything before it is in the
+// kernel) resumes the rest. Independently, the stream's watermarks pause reading while
+// max_pending_output bytes wait and resume at a quarter of it.
+//
+// Timeouts: one timer, at the earliest of the deadlines below, moved only when a deadline
+// comes earlier than it fires; when it fires early it re-arms itself (so a read costs a clock
+// read, not a timer insert and cancel).
+//
+// Deferred responses: the core calls on_stream_output() when a response stream wrote outside
+// on_data(); the output is sent at once (flush callbacks as empty writes behind it). While the
+// response is pending the idle timeout does not close the connection and response_timeout
+// runs instead; when it ends the backlog resumes after the output drained (wait_for_drain()).
+class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>,
+                             public HTTPConnectionCore::Listener {
+ public:
+  HTTPConnection(std::shared_ptr<HTTPServer::Shared> shared, IOStream* stream)
+      : options_(shared->options),
+        shared_(std::move(shared)),
+        stream_(stream),
+        loop_(stream->loop()),
+        clock_(shared_->clock.get()),
+        core_(shared_, &loop_) {
+    core_.set_listener(this);
+  }
+
+  // HTTPConnectionCore::Listener: a deferred response wrote, flushed, finished or failed.
+  void on_stream_output(bool response_ended) override {
+    if (closed_) return;
+    flush_output(core_.pending_output());
+    if (!response_ended) return;
+    if (core_.pending_output().close) return begin_close();
+    response_deadline_ = kNever;
+    idle_deadline_ = after(now(), options_.idle_timeout);
+    if (core_.has_backlog() && !waiting_for_drain_) wait_for_drain();
+    update_reading();
+    rearm();
+  }
+  size_t queued_output() const override { return stream_->write_buffer_size(); }
+
+  void start() {
+    std::shared_ptr<HTTPConnection> self = shared_from_this();
+    stream_->set_close_callback([self](absl::Status status) { self->on_closed(status); });
+    // max_pending_output > 0: HTTPServer rejects 0.
+    stream_->set_write_watermarks(options_.max_pending_output, options_.max_pending_output / 4);
+    stream_->set_high_watermark_callback([self] {
+      self->output_full_ = true;
+      self->update_reading();
+    });
+    stream_->set_low_watermark_callback([self] {
+      self->output_full_ = false;
+      self->update_reading();
+    });
+    stream_->read_streaming([self](std::string chunk) { self->on_chunk(chunk); },
+                            // EOF or error: the stream closes itself once output is flushed.
+                            [](absl::StatusOr<std::string>) {});
+    idle_deadline_ = after(now(), options_.idle_timeout);
+    rearm();
+  }
+
+ private:
+  using State = RequestParser::State;
+
+  void on_chunk(const std::string& chunk) {
+    if (closing_) return;  // lingering close: discard
+    process(chunk);
+  }
+
+  // Feeds `data` (after any backlog) to the core and sends what it produced.
+  void process(absl::string_view data) {
+    const State before = core_.parser_state();
+    const size_t queued = stream_->write_buffer_size();
+    const size_t limit = queued < options_.max_pending_output
+                             ? options_.max_pending_output - queued
+                             : 0;  // answer nothing until the queue drains
+    const size_t completed = core_.on_data(data, out_, limit);
+    flush();
+    if (out_.close) return begin_close();
+    if (core_.has_backlog() && !waiting_for_drain_ && !core_.response_pending()) {
+      wait_for_drain();
+    }
+    update_reading();
+    update_deadlines(before, completed, data.size());
+  }
+
+  // Resumes the backlog once everything queued so far is in the kernel: an empty write
+  // completes exactly then, on a later iteration.
+  void wait_for_drain() {
+    waiting_for_drain_ = true;
+    stream_->write(std::string(), [self = shared_from_this()](absl::Status status) {
+      self->waiting_for_drain_ = false;
+      if (status.ok() && !self->closing_ && !self->closed_) self->process({});
+    });
+  }
+
+  // Reading pauses while output is over the high watermark or requests wait unanswered.
+  void update_reading() {
+    if (closing_ || closed_) return;  // begin_close() drains input until the end
+    if (output_full_ || (core_.has_backlog() && (!core_.response_pending() ||
+                                                 core_.backlog_size() > kMaxWaitingBacklog))) {
+      stream_->pause_reading();
+    } else {
+      stream_->resume_reading();
+    }
+  }
+
+  void flush() { flush_output(out_); }
+
+  void flush_output(HTTPOutput& out) {
+    if (out.empty()) {
+      if (!out.on_flushed.empty()) flush_callbacks(out);
+      return;
+    }
+    shared_->writes.fetch_add(1, std::memory_order_relaxed);
+    if (out.chunks.empty()) {
+      stream_->write(std::move(out.head));
+    } else {
+      if (!out.head.empty()) out.chunks.push_back(std::move(out.head));
+      stream_->writev(std::move(out.chunks));
+      out.chunks.clear();
+    }
+    out.head.clear();
+    if (!out.on_flushed.empty()) flush_callbacks(out);
+    const uint64_t queued = stream_->write_buffer_size();
+    uint64_t seen = shared_->max_output_queued.load(std::memory_order_relaxed);
+    while (queued > seen && !shared_->max_output_queued.compare_exchange_weak(
+                                seen, queued, std::memory_order_relaxed)) {
+    }
+  }
+
+  // A stream's flush(done): an empty write behind its bytes completes once they are in the
+  // kernel (or with the close status).
+  void flush_callbacks(HTTPOutput& out) {
+    for (HTTPOutput::FlushCallback& cb : out.on_flushed)
+      stream_->write(std::string(), std::move(cb));
+    out.on_flushed.clear();
+  }
+
+  // After a read: the idle deadline restarts; a request that began in this read starts its
+  // header and whole-request deadlines; a body that began in it starts a rate window.
+  void update_deadlines(State before, size_t completed, size_t bytes) {
+    const TimePoint t = now();
+    idle_deadline_ = after(t, options_.idle_timeout);
+    const State state = core_.parser_state();
+    // The request in progress now began in this read (its first byte, empty lines included).
+    const bool began_here = before == State::kIdle || completed > 0;
+    switch (state) {
+      case State::kIdle:
+        header_deadline_ = request_deadline_ = rate_deadline_ = kNever;
+        break;
+      case State::kHeaders:
+        if (began_here) {
+          header_deadline_ = after(t, options_.header_timeout);
+          request_deadline_ = after(t, options_.request_timeout);
+        }
+        rate_deadline_ = kNever;
+        break;
+      case State::kBody:
+        header_deadline_ = kNever;
+        if (began_here) request_deadline_ = after(t, options_.request_timeout);
+        if (before != State::kBody || completed > 0) {  // this read began the body
+          rate_bytes_ = bytes;
+          rate_deadline_ =
+              options_.min_body_rate > 0 ? after(t, options_.body_rate_window) : kNever;
+        } else {
+          rate_bytes_ += bytes;
+        }
+        break;
+      case State::kClosed:
+      case State::kError:
+        break;  // the core set out.close: the connection is closing
+    }
+    if (core_.response_pending() && response_deadline_ == kNever) {
+      response_deadline_ = after(t, options_.response_timeout);
+    }
+    rearm();
+  }
+
+  // Sends FIN once the output is flushed, then waits (discarding input) for the client's EOF,
+  // which closes the stream, or for the linger timeout.
+  void begin_close() {
+    closing_ = true;
+    stream_->shutdown_write();
+    stream_->resume_reading();  // drain input so the client's EOF can be seen
+    const TimePoint t = now();
+    last_pending_ = stream_->write_buffer_size();
+    // While output is still flushing, allow the idle timeout for progress first.
+    const TimePoint deadline = last_pending_ > 0 ? after(t, options_.idle_timeout) : kNever;
+    close_deadline_ = deadline != kNever ? deadline : linger_deadline(t);
+    rearm();
+  }
+
+  // A closing connection always ends: the linger timeout cannot be disabled.
+  TimePoint linger_deadline(TimePoint t) const {
+    const TimePoint d = after(t, options_.linger_timeout);
+    return d != kNever ? d : after(t, absl::Seconds(2));
+  }
+
+  TimePoint next_deadline() const {
+    if (closing_) return close_deadline_;
+    return earliest(
+        {idle_deadline_, header_deadline_, request_deadline_, rate_deadline_, response_deadline_});
+  }
+
+  // Makes the timer fire no later than next_deadline(). It is only moved when the deadline
+  // comes earlier than it fires; otherwise it re-arms itself when it fires (see on_timer).
+  void rearm() {
+    const TimePoint deadline = next_deadline();
+    if (deadline == kNever || closed_) return;
+    if (timer_id_ != 0) {
+      if (timer_at_ <= deadline) return;
+      cancel_timer();
+    }
+    timer_at_ = deadline;
+    auto cb = [weak = weak_from_this()] {
+      if (std::shared_ptr<HTTPConnection> self = weak.lock()) self->on_timer();
+    };
+    timer_id_ = clock_ ? clock_->call_at(deadline, std::move(cb))
+                       : loop_.call_at(deadline, std::move(cb)).id();
+  }
+
+  TimePoint now() const { return clock_ ? clock_->now() : loop_.time(); }
+
+  void cancel_timer() {
+    if (timer_id_ == 0) return;
+    if (clock_) {
+      clock_->cancel(timer_id_);
+    } else {
+      loop_.remove_timeout(TimeoutHandle(timer_id_));
+    }
+    timer_id_ = 0;
+  }
+
+  // Output still draining to a slow reader is progress, not idleness: true (and the deadline
+  // moved) if the queue changed since the last look.
+  bool output_progress(TimePoint t, TimePoint& deadline) {
+    const size_t pending = stream_->write_buffer_size();
+    if (pending == 0 || pending == last_pending_) return false;
+    last_pending_ = pending;
+    const TimePoint next = after(t, options_.idle_timeout);
+    deadline = next != kNever ? next : linger_deadline(t);
+    return true;
+  }
+
+  void on_timer() {
+    timer_id_ = 0;
+    if (closed_) return;
+    const TimePoint t = now();
+    if (closing_) {
+      if (t < close_deadline_ || output_progress(t, close_deadline_)) return rearm();
+      stream_->close();
+      return;
+    }
+    // While the server itself is not reading (its output is backed up), the client's bytes
+    // cannot arrive: the header, request and body-rate clocks start again meanwhile.
+    const bool backed_up = output_full_ || core_.has_backlog();
+    if (response_deadline_ <= t) {
+      response_deadline_ = kNever;
+      logger().debug("HTTP connection fd {} response timeout", stream_->fd());
+      core_.on_response_timeout(out_);  // 503, or close after a partial response
+      flush();
+      return begin_close();
+    }
+    if (header_deadline_ <= t) {
+      if (!backed_up) return time_out(shared_->header_timeouts, "header");
+      header_deadline_ = after(t, options_.header_timeout);
+    }
+    if (request_deadline_ <= t) {
+      if (!backed_up) return time_out(shared_->request_timeouts, "request");
+      request_deadline_ = after(t, options_.request_timeout);
+    }
+    if (rate_deadline_ <= t) {
+      const double needed = static_cast<double>(options_.min_body_rate) *
+                            absl::ToDoubleSeconds(options_.body_rate_window);
+      if (!backed_up && static_cast<double>(rate_bytes_) < needed) {
+        return time_out(shared_->body_rate_timeouts, "body rate");
+      }
+      rate_bytes_ = 0;
+      rate_deadline_ = after(t, options_.body_rate_window);
+    }
+    // A response in progress is not idleness: its own timeout is response_timeout.
+    if (idle_deadline_ <= t && core_.response_pending())
+      idle_deadline_ = after(t, options_.idle_timeout);
+    if (idle_deadline_ <= t && !output_progress(t, idle_deadline_)) {
+      shared_->idle_timeouts.fetch_add(1, std::memory_order_relaxed);
+      logger().debug("HTTP connection fd {} idle timeout", stream_->fd());
+      stream_->close();
+      return;
+    }
+    rearm();
+  }
+
+  // A request took too long: 408, then close.
+  void time_out(std::atomic<uint64_t>& counter, const char* which) {
+    counter.fetch_add(1, std::memory_order_relaxed);
+    logger().debug("HTTP connection fd {} {} timeout", stream_->fd(), which);
+    core_.on_timeout(out_);
+    flush();
+    begin_close();
+  }
+
+  void on_closed(const absl::Status& status) {
+    closed_ = true;
+    cancel_timer();
+    core_.on_connection_closed(status);  // a pending response's stream learns it here
+  }
+
+  const HTTPServerOptions& options_;
+  std::shared_ptr<HTTPServer::Shared> shared_;
+  IOStream* stream_;
+  IOLoop& loop_;
+  HTTPClock* clock_;  // null: loop_ (the clock is owned by shared_)
+  HTTPConnectionCore core_;
+  HTTPOutput out_;
+  uint64_t timer_id_ = 0;  // the pending timer's id (loop_'s or clock_'s); 0: none
+  TimePoint timer_at_{};
+  TimePoint idle_deadline_ = kNever;      // no read for idle_timeout
+  TimePoint header_deadline_ = kNever;    // header section started header_timeout ago
+  TimePoint request_deadline_ = kNever;   // request started request_timeout ago
+  TimePoint rate_deadline_ = kNever;      // end of the current body-rate window
+  TimePoint close_deadline_ = kNever;     // closing: flush progress, then the linger timeout
+  TimePoint response_deadline_ = kNever;  // a deferred response started response_timeout ago
+  uint64_t rate_bytes_ = 0;               // bytes read in the current body-rate window
+  size_t last_pending_ = 0;
+  bool output_full_ = false;        // over the high watermark
+  bool waiting_for_drain_ = false;  // wait_for_drain()'s write is pending
+  bool closing_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+void serve_http_connection(const std::shared_ptr<HTTPServer::Shared>& shared,
+                           const std::shared_ptr<IOStream>& stream) {
+  shared->connections.fetch_add(1, std::memory_order_relaxed);
+  std::make_shared<HTTPConnection>(shared, stream.get())->start();
+}
+
+}  // namespace ioloop::net

@@ -1,0 +1,246 @@
+// File: net/src/http/http_connection_stream.cc
+// HTTPConnectionCore as the target of a deferred response (HTTPResponseStream): the framing
+// (Content-Length, chunked, close-delimited), its misuse, and how the response ends.
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "http_connection.h"
+#include "ioloop/logging.h"
+
+namespace ioloop::net {
+namespace {
+
+// A Content-Length value: digits only (RFC 9110 §8.6), no sign or spaces inside.
+bool parse_length(absl::string_view v, uint64_t& n) {
+  v = absl::StripAsciiWhitespace(v);
+  if (v.empty()) return false;
+  for (char c : v) {
+    if (c < '0' || c > '9') return false;
+  }
+  return absl::SimpleAtoi(v, &n);
+}
+
+}  // namespace
+
+std::shared_ptr<HTTPResponseStream> HTTPConnectionCore::defer() {
+  if (d_.active) return d_.weak.lock();
+  if (current_ == nullptr || d_.used) return nullptr;  // outside a handler, or ended already
+  const HTTPRequest& r = *current_;
+  d_ = Deferred{};
+  d_.used = d_.active = true;
+  d_.minor = r.version_minor() == 0 ? 0 : 1;
+  d_.head = r.method_id() == HTTPMethod::kHead;
+  d_.keep_alive = r.keep_alive();
+  auto stream = std::make_shared<HTTPResponseStream>(this, loop_, &writer_, d_.minor, d_.head);
+  d_.weak = stream;
+  d_.stream = stream.get();
+  s_.deferred_responses.fetch_add(1, std::memory_order_relaxed);
+  return stream;
+}
+
+absl::Status HTTPConnectionCore::send_stream_head(HTTPOutput& out, size_t first, bool finishing) {
+  if (d_.head_sent) return absl::OkStatus();
+  std::string body = std::move(writer_.mutable_body());
+  writer_.mutable_body().clear();
+  uint64_t length = 0;
+  const std::optional<absl::string_view> cl = writer_.headers().get("Content-Length");
+  int status = writer_.status();
+  if (status < 100 || status > 999) status = 500;  // as append_status_and_fields() sends it
+  const bool bodyless = status < 200 || status == 204 || status == 304;
+  const bool no_body = bodyless || d_.head;
+  absl::Status error;
+  if (cl && !bodyless && !parse_length(*cl, length)) {
+    error = absl::InvalidArgumentError(
+        absl::StrCat("HTTP response Content-Length \"", *cl, "\" is not a number"));
+  } else if (cl && !no_body && body.size() + first > length) {
+    error = absl::InvalidArgumentError(absl::StrCat("HTTP response write of ", body.size() + first,
+                                                    " bytes exceeds its Content-Length ", length));
+  } else if (cl && !no_body && finishing && body.size() < length) {
+    error = absl::InvalidArgumentError(absl::StrCat("HTTP response finished after ", body.size(),
+                                                    " of its Content-Length ", length, " bytes"));
+  }
+  if (!error.ok()) {
+    s_.stream_errors.fetch_add(1, std::memory_order_relaxed);
+    fail_response(error, 500, out);
+    return error;
+  }
+  std::string& h = out.head;
+  append_status_and_fields(d_.minor, h);
+  bool keep_alive = d_.keep_alive && !writer_.close_requested() &&
+                    !writer_.headers().has_token("Connection", "close");
+  if (bodyless) {
+    // no framing fields (RFC 9110 §8.6, RFC 9112 §6.1)
+  } else if (cl) {
+    absl::StrAppend(&h, "Content-Length: ", length, "\r\n");
+    d_.has_length = true;
+    d_.remaining = length;
+  } else if (d_.minor == 1) {
+    h.append("Transfer-Encoding: chunked\r\n");
+    d_.chunked = true;
+  } else if (!d_.head) {
+    keep_alive = false;  // HTTP/1.0 without a length: the close ends the body
+  }
+  d_.no_body = no_body;
+  d_.keep_alive = keep_alive;
+  if (!keep_alive) {
+    h.append("Connection: close\r\n");
+  } else if (d_.minor == 0) {
+    h.append("Connection: keep-alive\r\n");
+  }
+  h.append("\r\n");
+  d_.head_sent = true;
+  d_.stream->mark_head_sent();
+  return append_body(std::move(body), out);
+}
+
+absl::Status HTTPConnectionCore::append_body(std::string chunk, HTTPOutput& out) {
+  if (chunk.empty() || d_.no_body) return absl::OkStatus();
+  if (d_.has_length) {
+    if (chunk.size() > d_.remaining) {
+      absl::Status error = absl::InvalidArgumentError(
+          absl::StrCat("HTTP response write of ", chunk.size(),
+                       " bytes exceeds its Content-Length (", d_.remaining, " bytes left)"));
+      s_.stream_errors.fetch_add(1, std::memory_order_relaxed);
+      fail_response(error, 500, out);
+      return error;
+    }
+    d_.remaining -= chunk.size();
+  }
+  std::string& h = out.head;
+  if (d_.chunked) absl::StrAppend(&h, absl::Hex(chunk.size()), "\r\n");
+  if (chunk.size() <= kCopyBodyLimit) {
+    h.append(chunk);
+  } else {
+    out.chunks.push_back(std::move(h));
+    h.clear();
+    out.chunks.push_back(std::move(chunk));
+  }
+  if (d_.chunked) h.append("\r\n");
+  return absl::OkStatus();
+}
+
+absl::Status HTTPConnectionCore::stream_write(std::string chunk) {
+  if (!d_.active) return absl::FailedPreconditionError("HTTP response not active");
+  HTTPOutput& out = stream_out();
+  const size_t n = chunk.size();
+  absl::Status status = send_stream_head(out, n, /*finishing=*/false);
+  if (status.ok()) status = append_body(std::move(chunk), out);
+  notify(/*response_ended=*/!d_.active);
+  return status;
+}
+
+void HTTPConnectionCore::stream_flush(HTTPOutput::FlushCallback done) {
+  if (!d_.active) return post(std::move(done), absl::FailedPreconditionError("not active"));
+  HTTPOutput& out = stream_out();
+  absl::Status status = send_stream_head(out, 0, /*finishing=*/false);
+  if (!status.ok()) {
+    post(std::move(done), status);
+    notify(/*response_ended=*/true);
+    return;
+  }
+  out.on_flushed.push_back(std::move(done));
+  notify(/*response_ended=*/false);
+}
+
+absl::Status HTTPConnectionCore::stream_finish() {
+  if (!d_.active) return absl::FailedPreconditionError("HTTP response not active");
+  HTTPOutput& out = stream_out();
+  absl::Status status = send_stream_head(out, 0, /*finishing=*/true);
+  if (status.ok() && d_.has_length && d_.remaining > 0) {
+    status = absl::InvalidArgumentError(absl::StrCat("HTTP response finished with ", d_.remaining,
+                                                     " bytes of its Content-Length missing"));
+    s_.stream_errors.fetch_add(1, std::memory_order_relaxed);
+    fail_response(status, 500, out);
+  }
+  if (!status.ok()) {
+    notify(/*response_ended=*/true);
+    return status;
+  }
+  if (d_.chunked && !d_.no_body) out.head.append("0\r\n\r\n");
+  s_.responses.fetch_add(1, std::memory_order_relaxed);
+  if (!d_.keep_alive) {
+    // Later pipelined requests are not answered (RFC 9112 §9.6).
+    finished_ = true;
+    out.close = true;
+    release_backlog();
+  }
+  HTTPResponseStream* stream = d_.stream;
+  d_.stream = nullptr;
+  d_.active = false;
+  stream->detach(absl::OkStatus());
+  notify(/*response_ended=*/true);
+  return absl::OkStatus();
+}
+
+void HTTPConnectionCore::stream_fail(const absl::Status& why, bool exception) {
+  if (!d_.active) return;
+  if (exception) {
+    s_.handler_exceptions.fetch_add(1, std::memory_order_relaxed);  // the loop logged it
+  } else {
+    s_.stream_errors.fetch_add(1, std::memory_order_relaxed);
+    logger().error("{}", std::string(why.message()));
+  }
+  fail_response(why, 500, stream_out());
+  notify(/*response_ended=*/true);
+}
+
+void HTTPConnectionCore::fail_response(const absl::Status& why, int status, HTTPOutput& out) {
+  logger().debug("HTTP response failed ({}): {}", d_.head_sent ? "closing" : "answering",
+                 why.ToString());
+  HTTPResponseStream* stream = d_.stream;
+  d_.stream = nullptr;
+  d_.active = false;
+  if (!d_.head_sent) {
+    respond_and_close(status, d_.minor, d_.head, out);
+  } else {
+    // Part of the response is out: only closing can tell the client it is cut short.
+    finished_ = true;
+    out.close = true;
+    release_backlog();
+  }
+  // A stream being destroyed (abandoned) is already closed: nothing to tell it.
+  if (stream != nullptr && !stream->closed()) stream->detach(why);
+}
+
+void HTTPConnectionCore::on_response_timeout(HTTPOutput& out) {
+  if (!d_.active) return;
+  s_.response_timeouts.fetch_add(1, std::memory_order_relaxed);
+  fail_response(absl::DeadlineExceededError("HTTP response not finished within response_timeout"),
+                503, out);
+}
+
+void HTTPConnectionCore::on_connection_closed(const absl::Status& why) {
+  finished_ = true;
+  const absl::Status status =
+      absl::UnavailableError(why.ok() ? std::string("HTTP connection closed")
+                                      : absl::StrCat("HTTP connection closed: ", why.message()));
+  for (HTTPOutput::FlushCallback& cb : pending_.on_flushed) post(std::move(cb), status);
+  pending_.on_flushed.clear();
+  if (!d_.active) return;
+  HTTPResponseStream* stream = d_.stream;
+  d_.stream = nullptr;
+  d_.active = false;
+  if (stream != nullptr && !stream->closed()) stream->detach(status);
+}
+
+size_t HTTPConnectionCore::stream_queued() const {
+  const HTTPOutput& out = cur_out_ != nullptr ? *cur_out_ : pending_;
+  return out.size() + (listener_ != nullptr ? listener_->queued_output() : 0);
+}
+
+void HTTPConnectionCore::notify(bool response_ended) {
+  if (cur_out_ != nullptr) return;  // inside on_data(): its caller sends the output
+  if (listener_ != nullptr) listener_->on_stream_output(response_ended);
+}
+
+void HTTPConnectionCore::post(HTTPOutput::FlushCallback cb, absl::Status status) {
+  if (loop_ != nullptr) {
+    loop_->add_callback([cb = std::move(cb), status]() mutable { std::move(cb)(status); });
+  } else {
+    std::move(cb)(status);
+  }
+}
+
+}  // namespace ioloop::net

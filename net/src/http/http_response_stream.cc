@@ -1,0 +1,132 @@
+// File: net/src/http/http_response_stream.cc
+// HTTPResponseStream's checks and lifetime; the framing lives in the connection core
+// (http_connection_stream.cc), which implements internal::HTTPResponseTarget.
+#include "ioloop/net/http/http_response_stream.h"
+
+#include <exception>
+#include <utility>
+
+#include "ioloop/logging.h"
+
+namespace ioloop::net {
+
+std::shared_ptr<HTTPResponseStream> HTTPResponseWriter::defer() {
+  return target_ != nullptr ? target_->defer() : nullptr;
+}
+
+HTTPResponseStream::~HTTPResponseStream() {
+  if (target_ != nullptr) {
+    internal::HTTPResponseTarget* target = target_;
+    target_ = nullptr;
+    closed_ = true;  // the target must not detach() a stream being destroyed
+    target->stream_fail(
+        absl::InternalError("HTTP response dropped before finish() (an abandoned response)"),
+        /*exception=*/false);
+  }
+}
+
+absl::Status HTTPResponseStream::unusable() const {
+  if (closed_) return status_;
+  if (finished_) return absl::FailedPreconditionError("HTTP response already finished");
+  return absl::OkStatus();
+}
+
+absl::Status HTTPResponseStream::write(std::string chunk) {
+  if (absl::Status s = unusable(); !s.ok()) return s;
+  return target_->stream_write(std::move(chunk));
+}
+
+void HTTPResponseStream::flush(Callback done) {
+  if (target_ == nullptr) {
+    absl::Status s = closed_ ? status_ : absl::OkStatus();  // finished: nothing is pending
+    if (loop_ != nullptr) {
+      loop_->add_callback([done = std::move(done), s]() mutable { std::move(done)(s); });
+    } else {
+      std::move(done)(s);
+    }
+    return;
+  }
+  target_->stream_flush(std::move(done));
+}
+
+absl::Status HTTPResponseStream::finish() {
+  if (absl::Status s = unusable(); !s.ok()) return s;
+  return target_->stream_finish();
+}
+
+size_t HTTPResponseStream::write_buffer_size() const {
+  return target_ != nullptr ? target_->stream_queued() : 0;
+}
+
+void HTTPResponseStream::set_close_callback(Callback cb) {
+  close_cb_ = std::move(cb);
+  close_cb_ran_ = false;
+  if (closed_) {
+    if (loop_ != nullptr) {
+      loop_->add_callback([weak = weak_from_this()] {
+        if (std::shared_ptr<HTTPResponseStream> self = weak.lock()) self->run_close_callback();
+      });
+    } else {
+      run_close_callback();
+    }
+  }
+}
+
+void HTTPResponseStream::run_close_callback() {
+  if (close_cb_ran_ || !close_cb_) return;
+  close_cb_ran_ = true;
+  Callback cb = std::move(close_cb_);
+  close_cb_ = nullptr;
+  absl::Status s = status_;
+  if (loop_ != nullptr) {
+    loop_->invoke_guarded("HTTP response close callback", [&] { std::move(cb)(s); }).IgnoreError();
+  } else {
+    std::move(cb)(s);
+  }
+}
+
+void HTTPResponseStream::detach(absl::Status status) {
+  target_ = nullptr;
+  detached_head_.reset();
+  head_ = &detached_head_;
+  if (status.ok()) {
+    finished_ = true;
+    close_cb_ = nullptr;  // never runs: it may hold the stream itself
+    return;
+  }
+  closed_ = true;
+  status_ = std::move(status);
+  if (!close_cb_) return;
+  if (loop_ != nullptr) {
+    // weak: the stream may be dropped meanwhile (then nobody is left to tell).
+    loop_->add_callback([weak = weak_from_this()] {
+      if (std::shared_ptr<HTTPResponseStream> self = weak.lock()) self->run_close_callback();
+    });
+  } else {
+    run_close_callback();
+  }
+}
+
+absl::Status HTTPResponseStream::on_exception() {
+  absl::Status status;
+  if (loop_ != nullptr) {
+    status = loop_->handle_callback_exception("HTTP deferred response");
+  } else {
+    std::string what = "unknown exception";
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    logger().error("HTTP deferred response threw: {}", what);
+    status = absl::InternalError("exception in HTTP deferred response: " + what);
+  }
+  if (target_ != nullptr) {
+    internal::HTTPResponseTarget* target = target_;
+    target->stream_fail(status, /*exception=*/true);
+  }
+  return status;
+}
+
+}  // namespace ioloop::net
