@@ -1,0 +1,161 @@
+// HTTPClient redirects against the project's HTTPServer: 301/302/303 become GET without body,
+// 307/308 keep method and body, relative and absolute Locations, the max_redirects limit, and
+// follow_redirects false.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "gtest/gtest.h"
+#include "http_client_testing.h"
+#include "ioloop/net/http/http_client.h"
+
+namespace ioloop::net {
+namespace {
+
+class HTTPClientRedirectTest : public HTTPClientTest {
+ protected:
+  // /redirect/<status>/<location...> answers <status> with that Location; /loop/<n> redirects
+  // to /loop/<n+1>; anything else echoes "<method> <target>|<body>|<content-type>".
+  void SetUp() override {
+    start_server([this](const HTTPRequest& r, HTTPResponseWriter& w) {
+      seen.push_back(absl::StrCat(r.method(), " ", r.target(), " ", r.body().size()));
+      absl::string_view path = r.path();
+      if (absl::ConsumePrefix(&path, "/redirect/")) {
+        int status = 0;
+        ASSERT_TRUE(absl::SimpleAtoi(path.substr(0, 3), &status));
+        w.set_status(status);
+        absl::string_view rest = path.substr(4);
+        w.set_header("Location",
+                     absl::StartsWith(rest, "http") ? std::string(rest) : absl::StrCat("/", rest));
+        w.set_body("moved");
+        return;
+      }
+      if (path == "/rel/x") {
+        w.set_status(303);
+        w.set_header("Location", "../t?q");
+        return;
+      }
+      if (absl::ConsumePrefix(&path, "/loop/")) {
+        int n = 0;
+        ASSERT_TRUE(absl::SimpleAtoi(path, &n));
+        w.set_status(302);
+        w.set_header("Location", absl::StrCat("/loop/", n + 1));
+        return;
+      }
+      auto type = r.headers().get("Content-Type");
+      w.set_body(
+          absl::StrCat(r.method(), " ", r.target(), "|", r.body(), "|", type ? *type : "none"));
+    });
+  }
+
+  absl::StatusOr<HTTPClientResponse> post(HTTPClient& client, std::string path,
+                                          std::string method = "POST") {
+    HTTPClientRequest request;
+    request.method = std::move(method);
+    request.url = url(path);
+    request.body = "payload";
+    request.headers.add("Content-Type", "text/x");
+    return fetch(client, std::move(request));
+  }
+
+  std::vector<std::string> seen;
+};
+
+TEST_F(HTTPClientRedirectTest, SeeOtherFamilyBecomesGetWithoutBody) {
+  HTTPClient client(loop());
+  for (int status : {301, 302, 303}) {
+    seen.clear();
+    absl::StatusOr<HTTPClientResponse> r = post(client, absl::StrCat("/redirect/", status, "/t"));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "GET /t||none") << status;
+    EXPECT_EQ(r->redirects, 1);
+    EXPECT_EQ(r->effective_url, url("/t"));
+    EXPECT_EQ(seen, (std::vector<std::string>{absl::StrCat("POST /redirect/", status, "/t 7"),
+                                              "GET /t 0"}));
+  }
+  EXPECT_EQ(server_->stats().connections, 1u);  // the redirect bodies were read, not abandoned
+  EXPECT_EQ(client.stats().redirects, 3u);
+}
+
+TEST_F(HTTPClientRedirectTest, TemporaryAndPermanentRedirectsKeepMethodAndBody) {
+  HTTPClient client(loop());
+  for (int status : {307, 308}) {
+    absl::StatusOr<HTTPClientResponse> r =
+        post(client, absl::StrCat("/redirect/", status, "/t"), "PUT");
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->body, "PUT /t|payload|text/x") << status;
+    EXPECT_EQ(r->redirects, 1);
+  }
+}
+
+TEST_F(HTTPClientRedirectTest, HeadStaysHeadAndRelativeAndAbsoluteLocationsResolve) {
+  HTTPClient client(loop());
+  HTTPClientRequest head;
+  head.method = "HEAD";
+  head.url = url("/redirect/301/t");
+  absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(head));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(seen.back(), "HEAD /t 0");
+
+  r = get(client, url("/rel/x"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, "GET /t?q||none");
+  r = get(client, url(absl::StrCat("/redirect/302/", url("/abs"))));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, "GET /abs||none");
+  EXPECT_EQ(r->effective_url, url("/abs"));
+}
+
+TEST_F(HTTPClientRedirectTest, MoreThanMaxRedirectsIsAnErrorThatSaysSo) {
+  HTTPClient client(loop());
+  HTTPClientRequest request;
+  request.url = url("/loop/0");
+  request.max_redirects = 3;
+  absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(request));
+  EXPECT_EQ(r.status(),
+            absl::AbortedError(absl::StrCat("too many redirects: max_redirects is 3, and ",
+                                            url("/loop/3"), " redirects (302) to /loop/4")));
+  EXPECT_EQ(seen.size(), 4u);
+
+  // Exactly max_redirects is fine.
+  seen.clear();
+  HTTPClientRequest ok;
+  ok.url = url("/redirect/302/redirect/302/done");
+  ok.max_redirects = 2;
+  r = fetch(client, std::move(ok));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->redirects, 2);
+  EXPECT_EQ(r->body, "GET /done||none");
+}
+
+TEST_F(HTTPClientRedirectTest, NotFollowedWhenDisabledAndCallbacksSeeOnlyTheFinalResponse) {
+  HTTPClient client(loop());
+  HTTPClientRequest request;
+  request.url = url("/redirect/302/t");
+  request.follow_redirects = false;
+  absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(request));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 302);
+  EXPECT_EQ(r->headers.get("Location"), "/t");
+  EXPECT_EQ(r->body, "moved");
+
+  std::vector<int> heads;
+  std::string streamed;
+  HTTPClientRequest followed;
+  followed.url = url("/redirect/302/t");
+  followed.header_callback = [&](const HTTPResponseHead& h) { heads.push_back(h.status); };
+  followed.streaming_callback = [&](absl::string_view d) { streamed.append(d.data(), d.size()); };
+  r = fetch(client, std::move(followed));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(heads, std::vector<int>{200});
+  EXPECT_EQ(streamed, "GET /t||none");
+  EXPECT_EQ(r->body, "");
+}
+
+}  // namespace
+}  // namespace ioloop::net

@@ -1,0 +1,197 @@
+// HTTPClient streaming: the response body through streaming_callback (max_body_size not applied,
+// pause_reading/resume_reading), and streamed uploads through body_producer (chunked or with a
+// Content-Length, flow control, a writer kept and used later, misuse, exceptions).
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "http_client_testing.h"
+#include "ioloop/net/http/http_client.h"
+
+namespace ioloop::net {
+namespace {
+
+using Result = std::optional<absl::StatusOr<HTTPClientResponse>>;
+
+TEST_F(HTTPClientTest, StreamingCallbackGetsTheBodyAndMaxBodySizeDoesNotApply) {
+  start_server(
+      [](const HTTPRequest&, HTTPResponseWriter& w) { w.set_body(std::string(300000, 'x')); });
+  HTTPClient client(loop());
+  HTTPClientRequest request;
+  request.url = url();
+  request.max_body_size = 10;
+  std::string streamed;
+  int chunks = 0;
+  request.streaming_callback = [&](absl::string_view d) {
+    streamed.append(d.data(), d.size());
+    ++chunks;
+  };
+  absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(request));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, "");
+  EXPECT_EQ(streamed, std::string(300000, 'x'));
+  EXPECT_GT(chunks, 1);
+}
+
+TEST_F(HTTPClientTest, PauseReadingHoldsTheBodyBackUntilResumed) {
+  auto raw = raw_server();
+  HTTPClient client(loop());
+  HTTPClientRequest request;
+  request.url = raw->url();
+  std::string streamed;
+  uint64_t id = 0;
+  request.streaming_callback = [&](absl::string_view d) {
+    streamed.append(d.data(), d.size());
+    EXPECT_TRUE(client.pause_reading(id));
+  };
+  Result result;
+  id = start(client, std::move(request), &result);
+  ASSERT_TRUE(wait_for([&] { return raw->connections() == 1 && raw->last().heads() == 1; }));
+  raw->last().stream->write("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nabc");
+  ASSERT_TRUE(wait_for([&] { return streamed == "abc"; }));
+  raw->last().stream->write("def");
+  settle();
+  EXPECT_EQ(streamed, "abc");  // paused: not read
+  EXPECT_FALSE(result.has_value());
+  EXPECT_TRUE(client.resume_reading(id));
+  ASSERT_TRUE(wait_for([&] { return result.has_value(); }));
+  ASSERT_TRUE(result->ok()) << result->status();
+  EXPECT_EQ(streamed, "abcdef");
+  EXPECT_FALSE(client.pause_reading(id));  // over
+  // The connection went back to the pool reading again: a second fetch works on it.
+  raw->on_data = [](RawServer::Conn& c) {
+    if (c.heads() == 2) c.stream->write("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz");
+  };
+  absl::StatusOr<HTTPClientResponse> again = get(client, raw->url());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->reused_connection);
+}
+
+TEST_F(HTTPClientTest, BodyProducerSendsChunksOneFlushAtATime) {
+  auto raw = raw_server();
+  HTTPClient client(loop());
+  HTTPClientRequest request;
+  request.method = "POST";
+  request.url = raw->url("/up");
+  int calls = 0;
+  request.body_producer = [&](HTTPClientBodyWriter& w) {
+    ++calls;
+    if (calls == 1) {
+      EXPECT_TRUE(w.write("a"));
+    }
+    if (calls == 2) {
+      EXPECT_TRUE(w.write("bb"));
+    }
+    if (calls == 3) {
+      EXPECT_TRUE(w.finish());
+      EXPECT_FALSE(w.write("late"));
+      EXPECT_FALSE(w.active());
+    }
+  };
+  Result result;
+  start(client, std::move(request), &result);
+  EXPECT_EQ(calls, 0) << "never inside fetch()";
+  ASSERT_TRUE(wait_for([&] {
+    return raw->connections() == 1 && raw->last().received.find("0\r\n\r\n") != std::string::npos;
+  }));
+  EXPECT_EQ(raw->last().received,
+            absl::StrCat("POST /up HTTP/1.1\r\nHost: 127.0.0.1:", raw->port(),
+                         "\r\nUser-Agent: ioloop\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "1\r\na\r\n2\r\nbb\r\n0\r\n\r\n"));
+  EXPECT_EQ(calls, 3);
+  raw->last().stream->write("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+  ASSERT_TRUE(wait_for([&] { return result.has_value(); }));
+  ASSERT_TRUE(result->ok()) << result->status();
+  EXPECT_EQ((*result)->status, 201);
+}
+
+TEST_F(HTTPClientTest, BodyProducerUploadsToHTTPServerWithAContentLengthAndAKeptWriter) {
+  start_server(echo_handler);
+  HTTPClient client(loop());
+  HTTPClientRequest request;
+  request.method = "PUT";
+  request.url = url("/kept");
+  request.headers.add("Content-Length", "10");
+  HTTPClientBodyWriter kept;
+  request.body_producer = [&](HTTPClientBodyWriter& w) { kept = w; };  // writes nothing now
+  Result result;
+  start(client, std::move(request), &result);
+  ASSERT_TRUE(wait_for([&] { return kept.active(); }));
+  loop().call_later(absl::Seconds(1), [&] {
+    EXPECT_TRUE(kept.write("01234"));
+    EXPECT_TRUE(kept.write("56789"));
+    EXPECT_TRUE(kept.finish());
+  });
+  ASSERT_TRUE(wait_for([&] { return result.has_value(); }));
+  ASSERT_TRUE(result->ok()) << result->status();
+  EXPECT_EQ((*result)->body, "PUT /kept|0123456789");
+  EXPECT_FALSE(kept.active());
+}
+
+TEST_F(HTTPClientTest, BodyProducerMisuseAndExceptionsFailTheFetch) {
+  start_server(echo_handler);
+  HTTPClient client(loop());
+  struct Case {
+    std::string content_length;
+    std::function<void(HTTPClientBodyWriter&)> produce;
+    absl::Status status;
+  };
+  const std::vector<Case> cases = {
+      {"5",
+       [](HTTPClientBodyWriter& w) {
+         w.write("hi");
+         w.finish();
+       },
+       absl::InvalidArgumentError("body_producer finished after 2 bytes; the Content-Length is 5")},
+      {"5", [](HTTPClientBodyWriter& w) { w.write("too long"); },
+       absl::InvalidArgumentError("body_producer wrote more than the Content-Length (5)")},
+      {"", [](HTTPClientBodyWriter&) { throw std::runtime_error("no data"); },
+       absl::InternalError("exception in HTTPClient body_producer: no data")},
+  };
+  for (const Case& c : cases) {
+    HTTPClientRequest request;
+    request.method = "POST";
+    request.url = url();
+    if (!c.content_length.empty()) request.headers.add("Content-Length", c.content_length);
+    request.body_producer = c.produce;
+    absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(request));
+    EXPECT_EQ(r.status(), c.status);
+  }
+  EXPECT_EQ(client.stats().open_connections, 0u);  // each connection was closed
+  HTTPClientRequest throws;
+  throws.url = url();
+  throws.streaming_callback = [](absl::string_view) { throw std::runtime_error("sink"); };
+  EXPECT_EQ(fetch(client, std::move(throws)).status(),
+            absl::InternalError("exception in HTTPClient streaming_callback: sink"));
+  EXPECT_EQ(loop().stats().exceptions, 2u);
+}
+
+TEST_F(HTTPClientTest, LargeStreamedUploadIsFlowControlled) {
+  start_server([](const HTTPRequest& r, HTTPResponseWriter& w) {
+    w.set_body(absl::StrCat(r.body().size()));
+  });
+  HTTPClient client(loop());
+  HTTPClientRequest request;
+  request.method = "POST";
+  request.url = url();
+  int calls = 0;
+  const std::string chunk(256 * 1024, 'u');
+  request.body_producer = [&](HTTPClientBodyWriter& w) {
+    if (++calls <= 16) {
+      w.write(chunk);
+    } else {
+      w.finish();
+    }
+  };
+  absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(request));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, absl::StrCat(16 * 256 * 1024));
+  EXPECT_EQ(calls, 17);  // one call per flushed chunk, then the finish
+}
+
+}  // namespace
+}  // namespace ioloop::net

@@ -1,0 +1,379 @@
+// HTTPClient basics against the project's HTTPServer and a RawServer: the request bytes, the
+// response, the keep-alive pool (reuse, limit and FIFO queue, idle expiry), invalid requests,
+// cancel(), destruction with fetches pending and exceptions from user callbacks.
+#include "ioloop/net/http/http_client.h"
+
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "http_client_testing.h"
+
+namespace ioloop::net {
+namespace {
+
+using Result = std::optional<absl::StatusOr<HTTPClientResponse>>;
+
+TEST_F(HTTPClientTest, GetReturnsTheResponse) {
+  start_server([](const HTTPRequest& r, HTTPResponseWriter& w) {
+    w.set_status(201);
+    w.set_header("X-Target", r.target());
+    w.set_body("hello");
+  });
+  HTTPClient client(loop());
+  absl::StatusOr<HTTPClientResponse> r = get(client, url("/a?b=1"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 201);
+  EXPECT_EQ(r->reason, "Created");
+  EXPECT_EQ(r->version_minor, 1);
+  EXPECT_EQ(r->body, "hello");
+  EXPECT_EQ(r->headers.get("X-Target"), "/a?b=1");
+  EXPECT_EQ(r->headers.get("Content-Length"), "5");
+  EXPECT_EQ(r->effective_url, url("/a?b=1"));
+  EXPECT_EQ(r->redirects, 0);
+  EXPECT_FALSE(r->reused_connection);
+  EXPECT_GE(r->timings.total, r->timings.first_byte);
+}
+
+TEST_F(HTTPClientTest, WritesExactRequestBytes) {
+  auto raw = raw_server();
+  HTTPClient client(loop());
+  HTTPClientRequest request;
+  request.method = "POST";
+  request.url = raw->url("/p?q=1#frag");
+  request.body = "abc";
+  request.headers.add("X-A", "1");
+  request.headers.add("Connection", "close");        // the client's: dropped
+  request.headers.add("Content-Length", "99");       // the client's: replaced
+  request.headers.add("Transfer-Encoding", "gzip");  // the client's: dropped
+  Result result;
+  start(client, std::move(request), &result);
+  ASSERT_TRUE(wait_for([&] { return raw->connections() == 1 && raw->last().heads() == 1; }));
+  settle();
+  EXPECT_EQ(raw->last().received,
+            absl::StrCat("POST /p?q=1 HTTP/1.1\r\nHost: 127.0.0.1:", raw->port(),
+                         "\r\nUser-Agent: ioloop\r\nX-A: 1\r\nContent-Length: 3\r\n\r\nabc"));
+  raw->last().stream->write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
+  ASSERT_TRUE(wait_for([&] { return result.has_value(); }));
+  ASSERT_TRUE(result->ok()) << result->status();
+  EXPECT_EQ((*result)->body, "hi");
+}
+
+TEST_F(HTTPClientTest, HostAndUserAgentFromTheCallerWin) {
+  auto raw = raw_server();
+  Result result;  // outlives the client, which completes the fetch as it is destroyed
+  HTTPClientOptions options;
+  options.user_agent = "";
+  HTTPClient client(loop(), options);
+  HTTPClientRequest request;
+  request.method = "PUT";  // an empty PUT still says Content-Length: 0
+  request.url = raw->url("/");
+  request.headers.add("Host", "example.com");
+  start(client, std::move(request), &result);
+  ASSERT_TRUE(wait_for([&] { return raw->connections() == 1 && raw->last().heads() == 1; }));
+  EXPECT_EQ(raw->last().received,
+            "PUT / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 0\r\n\r\n");
+}
+
+TEST_F(HTTPClientTest, HundredSequentialFetchesUseOneConnection) {
+  start_server(echo_handler);
+  HTTPClient client(loop());
+  for (int i = 0; i < 100; ++i) {
+    absl::StatusOr<HTTPClientResponse> r = get(client, url(absl::StrCat("/", i)));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->body, absl::StrCat("GET /", i, "|"));
+    EXPECT_EQ(r->reused_connection, i > 0);
+    if (i > 0) {
+      EXPECT_EQ(r->timings.connect, absl::ZeroDuration());
+    }
+  }
+  EXPECT_EQ(server_->stats().connections, 1u);
+  EXPECT_EQ(server_->stats().requests, 100u);
+  HTTPClient::Stats s = client.stats();
+  EXPECT_EQ(s.connections_opened, 1u);
+  EXPECT_EQ(s.connections_reused, 99u);
+  EXPECT_EQ(s.idle_connections, 1u);
+  EXPECT_EQ(s.open_connections, 1u);
+  EXPECT_EQ(s.pending, 0u);
+}
+
+TEST_F(HTTPClientTest, PoolLimitQueuesInFifoOrder) {
+  std::vector<std::string> served;
+  start_server([&](const HTTPRequest& r, HTTPResponseWriter& w) {
+    served.push_back(r.target());
+    w.set_body(r.target());
+  });
+  HTTPClientOptions options;
+  options.max_connections_per_host = 1;
+  HTTPClient client(loop(), options);
+  std::vector<Result> results(5);
+  for (int i = 0; i < 5; ++i) {
+    HTTPClientRequest request;
+    request.url = url(absl::StrCat("/", i));
+    start(client, std::move(request), &results[i]);
+  }
+  EXPECT_EQ(client.stats().queued, 4u);
+  EXPECT_EQ(client.stats().open_connections, 1u);
+  ASSERT_TRUE(wait_for([&] { return results[4].has_value(); }));
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(results[i].has_value() && results[i]->ok()) << i;
+    EXPECT_EQ((*results[i])->body, absl::StrCat("/", i));
+  }
+  EXPECT_EQ(served, (std::vector<std::string>{"/0", "/1", "/2", "/3", "/4"}));
+  EXPECT_EQ(server_->stats().connections, 1u);
+  EXPECT_EQ(client.stats().queued, 0u);
+}
+
+TEST_F(HTTPClientTest, PoolLimitOfTwoOpensTwoConnections) {
+  start_server(echo_handler);
+  HTTPClientOptions options;
+  options.max_connections_per_host = 2;
+  HTTPClient client(loop(), options);
+  std::vector<Result> results(6);
+  for (int i = 0; i < 6; ++i) {
+    HTTPClientRequest request;
+    request.url = url(absl::StrCat("/", i));
+    start(client, std::move(request), &results[i]);
+  }
+  EXPECT_EQ(client.stats().queued, 4u);
+  ASSERT_TRUE(wait_for([&] {
+    for (auto& r : results) {
+      if (!r.has_value()) return false;
+    }
+    return true;
+  }));
+  for (auto& r : results) ASSERT_TRUE(r->ok()) << r->status();
+  EXPECT_EQ(server_->stats().connections, 2u);
+  EXPECT_EQ(client.stats().connections_opened, 2u);
+  EXPECT_EQ(client.stats().idle_connections, 2u);
+}
+
+TEST_F(HTTPClientTest, QueueTimeCountsTowardNeitherTimeout) {
+  auto raw = raw_server();
+  HTTPClientOptions options;
+  options.max_connections_per_host = 1;
+  HTTPClient client(loop(), options);
+  Result first, second;
+  HTTPClientRequest r1;
+  r1.url = raw->url("/1");
+  r1.request_timeout = absl::Seconds(100);
+  start(client, std::move(r1), &first);
+  HTTPClientRequest r2;
+  r2.url = raw->url("/2");
+  r2.request_timeout = absl::Seconds(1);
+  r2.connect_timeout = absl::Seconds(1);
+  start(client, std::move(r2), &second);
+  ASSERT_TRUE(wait_for([&] { return raw->connections() == 1 && raw->last().heads() == 1; }));
+  const TimePoint t0 = loop().time();
+  // The first response comes 10 s later: the second fetch waits in the queue meanwhile.
+  loop().call_later(absl::Seconds(10), [&] {
+    raw->last().stream->write("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1");
+  });
+  raw->on_data = [](RawServer::Conn& c) {
+    if (c.heads() == 2) c.stream->write("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2");
+  };
+  ASSERT_TRUE(wait_for([&] { return second.has_value(); }));
+  EXPECT_EQ(loop().time() - t0, std::chrono::seconds(10));
+  ASSERT_TRUE(first->ok()) << first->status();
+  ASSERT_TRUE(second->ok()) << second->status();
+  EXPECT_EQ((*second)->body, "2");
+  EXPECT_TRUE((*second)->reused_connection);
+}
+
+TEST_F(HTTPClientTest, IdleConnectionsExpireAfterIdleTimeout) {
+  start_server(echo_handler);
+  HTTPClientOptions options;
+  options.idle_timeout = absl::Seconds(5);
+  HTTPClient client(loop(), options);
+  ASSERT_TRUE(get(client, url()).ok());
+  const TimePoint t0 = loop().time();
+  EXPECT_EQ(client.stats().idle_connections, 1u);
+  size_t idle_at_4s = 99;
+  loop().call_later(absl::Milliseconds(4999),
+                    [&] { idle_at_4s = client.stats().idle_connections; });
+  ASSERT_TRUE(wait_for([&] { return client.stats().idle_connections == 0; }));
+  EXPECT_EQ(idle_at_4s, 1u);
+  EXPECT_GE(loop().time() - t0, std::chrono::seconds(5));
+  EXPECT_EQ(client.stats().idle_expired, 1u);
+  EXPECT_EQ(client.stats().open_connections, 0u);
+  ASSERT_TRUE(get(client, url()).ok());
+  EXPECT_EQ(server_->stats().connections, 2u);
+}
+
+TEST_F(HTTPClientTest, ServerClosingAnIdleConnectionTakesItOutOfThePool) {
+  auto raw = raw_server();
+  raw->on_data = [](RawServer::Conn& c) {
+    if (c.heads() == 1 && !c.eof) {
+      c.stream->write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+      c.stream->close();  // right after a keep-alive response
+    }
+  };
+  HTTPClient client(loop());
+  ASSERT_TRUE(get(client, raw->url()).ok());
+  ASSERT_TRUE(wait_for([&] { return client.stats().open_connections == 0; }));
+  EXPECT_EQ(client.stats().idle_connections, 0u);
+  ASSERT_TRUE(get(client, raw->url()).ok());
+  EXPECT_EQ(raw->connections(), 2u);
+  EXPECT_EQ(client.stats().retries, 0u);
+}
+
+TEST_F(HTTPClientTest, InvalidRequestsFailFromTheLoopWithInvalidArgument) {
+  HTTPClient client(loop());
+  struct Case {
+    std::string method, url, header_value;
+    absl::StatusCode code;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {"GET", "nope", "v", absl::StatusCode::kInvalidArgument, "URL: "},
+      {"G T", "http://127.0.0.1:1/", "v", absl::StatusCode::kInvalidArgument,
+       "HTTPClientRequest.method is not a token: 'G T'"},
+      {"GET", "http://127.0.0.1:1/", "a\r\nb", absl::StatusCode::kInvalidArgument,
+       "HTTPClientRequest.headers: the value of X contains CR, LF or NUL"},
+      {"GET", "https://127.0.0.1:1/", "v", absl::StatusCode::kUnimplemented,
+       "https is not supported yet: https://127.0.0.1:1/"},
+  };
+  for (Case& c : cases) {
+    HTTPClientRequest request;
+    request.method = c.method;
+    request.url = c.url;
+    request.headers.add("X", c.header_value);
+    Result result;
+    start(client, std::move(request), &result);
+    EXPECT_FALSE(result.has_value()) << "never inside fetch()";
+    ASSERT_TRUE(wait_for([&] { return result.has_value(); }));
+    EXPECT_EQ(result->status().code(), c.code) << result->status();
+    EXPECT_EQ(result->status().message().substr(0, c.message.size()), c.message);
+  }
+  HTTPClientOptions bad;
+  bad.max_connections_per_host = 0;
+  HTTPClient bad_client(loop(), bad);
+  absl::StatusOr<HTTPClientResponse> r = get(bad_client, "http://127.0.0.1:1/");
+  EXPECT_EQ(r.status(),
+            absl::InvalidArgumentError("HTTPClientOptions.max_connections_per_host must be > 0"));
+}
+
+TEST_F(HTTPClientTest, ConnectionRefusedIsUnavailable) {
+  auto raw = raw_server();
+  const std::string dead = raw->url();
+  raw.reset();  // nothing listens there any more
+  HTTPClient client(loop());
+  absl::StatusOr<HTTPClientResponse> r = get(client, dead);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_NE(r.status().message().find("Connection refused"), std::string::npos) << r.status();
+  EXPECT_EQ(client.stats().open_connections, 0u);
+}
+
+TEST_F(HTTPClientTest, CancelCompletesInsideCancelAndClosesABusyConnection) {
+  auto raw = raw_server();
+  HTTPClientOptions options;
+  options.max_connections_per_host = 1;
+  HTTPClient client(loop(), options);
+  Result busy, queued;
+  HTTPClientRequest r1;
+  r1.url = raw->url("/1");
+  const uint64_t id1 = start(client, std::move(r1), &busy);
+  HTTPClientRequest r2;
+  r2.url = raw->url("/2");
+  const uint64_t id2 = start(client, std::move(r2), &queued);
+  EXPECT_TRUE(client.cancel(id2));
+  ASSERT_TRUE(queued.has_value());
+  EXPECT_EQ(queued->status(), absl::CancelledError("fetch cancelled"));
+  EXPECT_FALSE(client.cancel(id2));
+  ASSERT_TRUE(wait_for([&] { return raw->connections() == 1 && raw->last().heads() == 1; }));
+  EXPECT_TRUE(client.cancel(id1));
+  EXPECT_EQ(busy->status(), absl::CancelledError("fetch cancelled"));
+  ASSERT_TRUE(wait_for([&] { return raw->last().eof; }));  // closed, not pooled
+  EXPECT_EQ(client.stats().open_connections, 0u);
+  EXPECT_EQ(client.stats().pending, 0u);
+  // A late response to the cancelled request reaches nobody; a new fetch gets a new connection.
+  raw->on_data = [](RawServer::Conn& c) {
+    if (c.heads() == 1) c.stream->write("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx");
+  };
+  absl::StatusOr<HTTPClientResponse> r = get(client, raw->url("/3"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(raw->connections(), 2u);
+}
+
+TEST_F(HTTPClientTest, DestructionCompletesEveryPendingFetchOnceInOrder) {
+  auto raw = raw_server();
+  HTTPClientOptions options;
+  options.max_connections_per_host = 1;
+  auto client = std::make_unique<HTTPClient>(loop(), options);
+  std::vector<std::string> calls;
+  auto record = [&](std::string name) {
+    return [&calls, name](absl::StatusOr<HTTPClientResponse> r) {
+      calls.push_back(absl::StrCat(name, ": ", r.status().ToString()));
+    };
+  };
+  HTTPClientRequest r1;
+  r1.url = raw->url("/1");
+  client->fetch(std::move(r1), record("busy"));
+  HTTPClientRequest r2;
+  r2.url = raw->url("/2");
+  client->fetch(std::move(r2), record("queued"));
+  ASSERT_TRUE(wait_for([&] { return raw->connections() == 1 && raw->last().heads() == 1; }));
+  HTTPClientRequest r3;
+  r3.url = "bad";  // its InvalidArgument is not delivered yet
+  client->fetch(std::move(r3), record("invalid"));
+  client.reset();
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[0], "busy: CANCELLED: HTTPClient destroyed with the fetch pending");
+  EXPECT_EQ(calls[1], "queued: CANCELLED: HTTPClient destroyed with the fetch pending");
+  EXPECT_EQ(calls[2].substr(0, 27), "invalid: INVALID_ARGUMENT: ");
+  ASSERT_TRUE(wait_for([&] { return raw->last().eof; }));
+  settle();
+  EXPECT_EQ(calls.size(), 3u);
+}
+
+TEST_F(HTTPClientTest, ClientMayBeDestroyedInsideItsCallbacks) {
+  start_server(echo_handler);
+  auto client = std::make_unique<HTTPClient>(loop());
+  std::vector<std::string> calls;
+  HTTPClientRequest request;
+  request.url = url();
+  request.header_callback = [&](const HTTPResponseHead& head) {
+    calls.push_back(absl::StrCat("head ", head.status));
+    client.reset();
+  };
+  client->fetch(std::move(request), [&](absl::StatusOr<HTTPClientResponse> r) {
+    calls.push_back(r.status().ToString());
+  });
+  ASSERT_TRUE(wait_for([&] { return calls.size() == 2; }));
+  EXPECT_EQ(calls[0], "head 200");
+  EXPECT_EQ(calls[1], "CANCELLED: HTTPClient destroyed with the fetch pending");
+  settle();
+  EXPECT_EQ(calls.size(), 2u);
+}
+
+TEST_F(HTTPClientTest, CallbackExceptionsEndTheFetchWithInternalAndAreCounted) {
+  start_server(echo_handler);
+  HTTPClient client(loop());
+  HTTPClientRequest request;
+  request.url = url();
+  request.header_callback = [](const HTTPResponseHead&) { throw std::runtime_error("boom"); };
+  absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(request));
+  EXPECT_EQ(r.status(), absl::InternalError("exception in HTTPClient header_callback: boom"));
+  EXPECT_EQ(loop().stats().exceptions, 1u);
+  EXPECT_EQ(client.stats().open_connections, 0u);  // that connection was closed
+
+  // An exception from the final callback is counted and goes no further.
+  HTTPClientRequest again;
+  again.url = url();
+  bool ran = false;
+  client.fetch(std::move(again), [&](absl::StatusOr<HTTPClientResponse>) {
+    ran = true;
+    check();
+    throw std::runtime_error("late");
+  });
+  ASSERT_TRUE(wait_for([&] { return ran; }));
+  EXPECT_EQ(loop().stats().exceptions, 2u);
+  EXPECT_TRUE(get(client, url()).ok());
+}
+
+}  // namespace
+}  // namespace ioloop::net

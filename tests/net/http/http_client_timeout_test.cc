@@ -1,0 +1,189 @@
+// HTTPClient timeouts on the manual clock (each fires exactly at its deadline, no wall-clock
+// wait), and the keep-alive race retry: idempotent requests only, once, proven not to retry a
+// POST.
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "http_client_testing.h"
+#include "ioloop/net/http/http_client.h"
+#include "testing/connect_targets.h"
+
+namespace ioloop::net {
+namespace {
+
+using Result = std::optional<absl::StatusOr<HTTPClientResponse>>;
+
+TEST_F(HTTPClientTest, ConnectTimeoutNamesTheConnectPhase) {
+  ::ioloop::testing::Blackhole hole;  // SYNs dropped: the connect hangs
+  HTTPClient client(loop());
+  HTTPClientRequest request;
+  request.url = absl::StrCat("http://127.0.0.1:", hole.address.port(), "/");
+  request.connect_timeout = absl::Seconds(2);
+  const TimePoint t0 = loop().time();
+  absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(request));
+  EXPECT_EQ(r.status(),
+            absl::DeadlineExceededError(absl::StrCat("connect to 127.0.0.1:", hole.address.port(),
+                                                     ": connect_timeout (2s) expired")));
+  EXPECT_EQ(loop().time() - t0, std::chrono::seconds(2));
+  EXPECT_EQ(client.stats().open_connections, 0u);
+}
+
+TEST_F(HTTPClientTest, RequestTimeoutWaitingForTheResponse) {
+  auto raw = raw_server();  // never answers
+  HTTPClient client(loop());
+  HTTPClientRequest request;
+  request.url = raw->url("/slow");
+  request.request_timeout = absl::Seconds(3);
+  const TimePoint t0 = loop().time();
+  absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(request));
+  EXPECT_EQ(r.status(), absl::DeadlineExceededError(
+                            absl::StrCat("request_timeout (3s) expired waiting for the response "
+                                         "from ",
+                                         raw->url("/slow"))));
+  EXPECT_EQ(loop().time() - t0, std::chrono::seconds(3));
+  ASSERT_TRUE(wait_for([&] { return raw->last().eof; }));  // closed, not pooled
+  EXPECT_EQ(client.stats().open_connections, 0u);
+}
+
+TEST_F(HTTPClientTest, RequestTimeoutReadingTheBody) {
+  auto raw = raw_server();
+  raw->on_data = [](RawServer::Conn& c) {
+    if (c.heads() == 1 && !c.eof)
+      c.stream->write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab");
+  };
+  HTTPClient client(loop());
+  HTTPClientRequest request;
+  request.url = raw->url();
+  request.request_timeout = absl::Seconds(3);
+  absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(request));
+  EXPECT_EQ(r.status(), absl::DeadlineExceededError(absl::StrCat(
+                            "request_timeout (3s) expired reading the body from ", raw->url())));
+}
+
+TEST_F(HTTPClientTest, ACompletedFetchLeavesNoTimerBehind) {
+  start_server(echo_handler);
+  HTTPClient client(loop());
+  HTTPClientRequest request;
+  request.url = url();
+  request.request_timeout = absl::Seconds(1);
+  ASSERT_TRUE(fetch(client, std::move(request)).ok());
+  // Well past the request_timeout the pooled connection is still there and usable.
+  bool checked = false;
+  loop().call_later(absl::Seconds(5), [&] {
+    checked = true;
+    check();
+  });
+  ASSERT_TRUE(wait_for([&] { return checked; }));
+  EXPECT_EQ(client.stats().idle_connections, 1u);
+  absl::StatusOr<HTTPClientResponse> r = get(client, url());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->reused_connection);
+}
+
+// --- The keep-alive race ----------------------------------------------------------------------
+
+// Answers the first request on each connection; on the second request of connection 0 it
+// closes without a byte (EOF, or a reset with `reset`), as a server whose keep-alive timeout
+// fires just as the request arrives. Later connections answer every request.
+std::unique_ptr<RawServer> racy_server(std::unique_ptr<RawServer> raw, bool reset) {
+  RawServer* r = raw.get();
+  raw->on_data = [r, reset](RawServer::Conn& c) {
+    if (c.eof) return;
+    const bool first_conn = &c == &r->conn(0);
+    if (first_conn && c.heads() == 2) {
+      if (reset) (void)c.stream->socket().set_linger_zero();
+      c.stream->close();
+      return;
+    }
+    c.stream->write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  };
+  return raw;
+}
+
+TEST_F(HTTPClientTest, IdempotentRequestOnAStaleConnectionIsRetriedOnceOnAFreshOne) {
+  for (bool reset : {false, true}) {
+    for (const char* method : {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"}) {
+      auto raw = racy_server(raw_server(), reset);
+      HTTPClient client(loop());
+      ASSERT_TRUE(get(client, raw->url()).ok());
+      HTTPClientRequest request;
+      request.method = method;
+      request.url = raw->url();
+      absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(request));
+      ASSERT_TRUE(r.ok()) << method << " reset=" << reset << ": " << r.status();
+      EXPECT_FALSE(r->reused_connection);
+      EXPECT_EQ(client.stats().retries, 1u) << method;
+      EXPECT_EQ(raw->connections(), 2u) << method;
+      EXPECT_EQ(raw->conn(1).heads(), 1u) << method;
+    }
+  }
+}
+
+TEST_F(HTTPClientTest, PostOnAStaleConnectionIsNeverRetried) {
+  for (bool reset : {false, true}) {
+    for (const char* method : {"POST", "PATCH"}) {
+      auto raw = racy_server(raw_server(), reset);
+      HTTPClient client(loop());
+      ASSERT_TRUE(get(client, raw->url()).ok());
+      HTTPClientRequest request;
+      request.method = method;
+      request.url = raw->url();
+      request.body = "once";
+      absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(request));
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+      if (!reset) {
+        EXPECT_EQ(r.status(), absl::UnavailableError(
+                                  "the server closed the connection before sending a response"));
+      }
+      EXPECT_EQ(client.stats().retries, 0u);
+      settle();
+      EXPECT_EQ(raw->connections(), 1u) << "the request was sent again";
+    }
+  }
+}
+
+TEST_F(HTTPClientTest, RetryHappensOnceAndNotAfterAResponseByte) {
+  auto raw = raw_server();
+  RawServer* r = raw.get();
+  // Connection 0 answers its first request and closes on the second; connection 1 closes on
+  // its first: the retry is not retried again.
+  raw->on_data = [r](RawServer::Conn& c) {
+    if (c.eof) return;
+    if (&c == &r->conn(0) && c.heads() == 1) {
+      c.stream->write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    } else if (c.heads() >= 1) {
+      c.stream->close();
+    }
+  };
+  HTTPClient client(loop());
+  ASSERT_TRUE(get(client, raw->url()).ok());
+  absl::StatusOr<HTTPClientResponse> res = get(client, raw->url());
+  EXPECT_EQ(res.status(),
+            absl::UnavailableError("the server closed the connection before sending a response"));
+  EXPECT_EQ(client.stats().retries, 1u);
+  EXPECT_EQ(raw->connections(), 2u);
+
+  // A reused connection that dies after a byte of the response: DataLoss, no retry.
+  auto raw2 = raw_server();
+  RawServer* r2 = raw2.get();
+  raw2->on_data = [r2](RawServer::Conn& c) {
+    if (c.eof || &c != &r2->conn(0)) return;
+    if (c.heads() == 1) c.stream->write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    if (c.heads() == 2) {
+      c.stream->write("HTTP/1.1 2");
+      c.stream->close();
+    }
+  };
+  HTTPClient client2(loop());
+  ASSERT_TRUE(get(client2, raw2->url()).ok());
+  res = get(client2, raw2->url());
+  EXPECT_EQ(res.status().code(), absl::StatusCode::kDataLoss) << res.status();
+  EXPECT_EQ(client2.stats().retries, 0u);
+  EXPECT_EQ(raw2->connections(), 1u);
+}
+
+}  // namespace
+}  // namespace ioloop::net
