@@ -7,7 +7,10 @@
 //    bytes (Date lines aside) or a different decision to close;
 //  - output does not start with a status line, or bytes come after the connection finished;
 //  - the handler ran for more requests than were parsed.
-// The handler throws on one path, so the 500 path is fuzzed too.
+// The handler throws on one path, so the 500 path is fuzzed too. Other paths defer the
+// response (HTTPResponseWriter::defer): finished inside the handler (/defer), finished after
+// on_data() returned, with later requests waiting in the backlog (/late, /late-cl with a
+// Content-Length, /short: finished short of it), or dropped unfinished (/drop).
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -17,12 +20,14 @@
 
 #include "absl/strings/string_view.h"
 #include "http/http_connection.h"
+#include "ioloop/net/http/http_response_stream.h"
 
 namespace {
 
 using ioloop::net::HTTPConnectionCore;
 using ioloop::net::HTTPOutput;
 using ioloop::net::HTTPRequest;
+using ioloop::net::HTTPResponseStream;
 using ioloop::net::HTTPResponseWriter;
 using ioloop::net::HTTPServer;
 using ioloop::net::HTTPServerOptions;
@@ -52,10 +57,27 @@ std::string without_date_lines(const std::string& s) {
 Outcome run(const HTTPServerOptions& options, absl::string_view input,
             const std::vector<size_t>& sizes) {
   size_t handled = 0;
+  std::shared_ptr<HTTPResponseStream> late;
+  bool late_short = false;
   auto shared = std::make_shared<HTTPServer::Shared>(
-      [&handled](const HTTPRequest& request, HTTPResponseWriter& writer) {
+      [&handled, &late, &late_short](const HTTPRequest& request, HTTPResponseWriter& writer) {
         ++handled;
         if (request.path() == "/throw") throw std::runtime_error("fuzz");
+        if (request.path() == "/defer") {
+          std::shared_ptr<HTTPResponseStream> s = writer.defer();
+          check(s->write("d").ok() && s->finish().ok());
+          return;
+        }
+        if (request.path() == "/drop") {
+          writer.defer();
+          return;
+        }
+        if (request.path().substr(0, 5) == "/late" || request.path() == "/short") {
+          if (request.path() != "/late") writer.set_header("Content-Length", "4");
+          late_short = request.path() == "/short";
+          late = writer.defer();
+          return;
+        }
         writer.set_status(request.path() == "/404" ? 404 : 200);
         writer.set_header("Content-Type", "text/plain");
         writer.set_body(std::string(request.body().size() % 7, 'x') + "ok");
@@ -64,18 +86,41 @@ Outcome run(const HTTPServerOptions& options, absl::string_view input,
   HTTPConnectionCore core(shared);
   Outcome out;
   std::string raw;
+  const auto take = [&](HTTPOutput& o) {
+    for (const std::string& c : o.chunks) raw += c;
+    raw += o.head;
+    out.closed = out.closed || o.close;
+    o = HTTPOutput();
+  };
+  // Feeds `data`, then completes any response left pending ("late") and resumes the backlog
+  // behind it, as the stream glue does.
+  const auto feed = [&](absl::string_view data) {
+    HTTPOutput o;
+    const bool was_finished = core.finished();
+    out.requests += core.on_data(data, o);
+    if (was_finished) check(o.empty());
+    take(o);
+    while (late != nullptr) {
+      check(core.response_pending());
+      // "/short" finishes 1 byte short of its Content-Length: a handler error (not for HEAD,
+      // which has no body).
+      const bool is_short = late_short && !late->head_request();
+      const bool ok = late->write(is_short ? "abc" : "late").ok() && late->finish().ok();
+      check(ok != is_short);
+      late.reset();
+      take(core.pending_output());
+      if (core.finished() || !core.has_backlog()) break;
+      HTTPOutput more;
+      out.requests += core.on_data({}, more);
+      take(more);
+    }
+  };
   size_t i = 0;
   while (!input.empty()) {
     size_t n = sizes.empty() ? input.size() : sizes[i++ % sizes.size()];
     n = std::min(n, input.size());
-    HTTPOutput o;
-    const bool was_finished = core.finished();
-    out.requests += core.on_data(input.substr(0, n), o);
+    feed(input.substr(0, n));
     input.remove_prefix(n);
-    if (was_finished) check(o.empty());
-    for (const std::string& c : o.chunks) raw += c;
-    raw += o.head;
-    out.closed = out.closed || o.close;
   }
   if (!raw.empty()) check(raw.compare(0, 7, "HTTP/1.") == 0);
   // Every parsed request is counted; the handler runs for those before the connection ends.

@@ -148,7 +148,7 @@ absl::Status HTTPConnectionCore::stream_finish() {
   if (!d_.active) return absl::FailedPreconditionError("HTTP response not active");
   HTTPOutput& out = stream_out();
   absl::Status status = send_stream_head(out, 0, /*finishing=*/true);
-  if (status.ok() && d_.has_length && d_.remaining > 0) {
+  if (status.ok() && d_.has_length && !d_.no_body && d_.remaining > 0) {
     status = absl::InvalidArgumentError(absl::StrCat("HTTP response finished with ", d_.remaining,
                                                      " bytes of its Content-Length missing"));
     s_.stream_errors.fetch_add(1, std::memory_order_relaxed);

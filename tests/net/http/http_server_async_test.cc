@@ -146,6 +146,24 @@ TEST_F(HTTPServerAsyncTest, HeadAndNoContentGetNoBody) {
   EXPECT_FALSE(eof_);
 }
 
+// Found by http_connection_fuzzer: finish() counted a HEAD response's Content-Length as
+// missing body bytes and failed it.
+TEST_F(HTTPServerAsyncTest, HeadWithContentLengthFinishesWithoutBody) {
+  start_manual_server([this](const HTTPRequest&, HTTPResponseWriter& w) {
+    w.set_header("Content-Length", "5");
+    stream_ = w.defer();
+  });
+  connect();
+  send("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+  settle();
+  EXPECT_TRUE(stream_->write("hello").ok());  // discarded
+  EXPECT_TRUE(stream_->finish().ok());
+  settle();
+  EXPECT_EQ(normalize(received_), "HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 5\r\n\r\n");
+  EXPECT_FALSE(eof_);
+  EXPECT_EQ(stats().stream_errors, 0u);
+}
+
 TEST_F(HTTPServerAsyncTest, WritePastContentLengthSendsNothingOfItAndCloses) {
   start_manual_server(keep());
   connect();
