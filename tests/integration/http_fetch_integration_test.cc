@@ -1,0 +1,361 @@
+// Runs the built examples/http_fetch against a scripted HTTP server in this process (a thread
+// per connection answering canned bytes by request path, so malformed, cut-short and silent
+// responses are exact) and checks its exit status (0 for 2xx/3xx, 1 for 4xx/5xx, 2 for
+// transport errors with a one-line reason), the body on stdout byte for byte, --include's head
+// on stderr, and what it sent (method, fields, body).
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "ioloop/mutex.h"
+
+#ifndef HTTP_FETCH_PATH
+#error "HTTP_FETCH_PATH must name the http_fetch binary (tests/integration/CMakeLists.txt)"
+#endif
+
+namespace ioloop::testing {
+namespace {
+
+// Answers each request with the canned bytes for its path (404 if none), then keeps the
+// connection open for the next request unless the canned response says to close. Records
+// every request (head and body) it read.
+class ScriptedServer {
+ public:
+  struct Reply {
+    std::string bytes;
+    bool close = false;   // close the connection after writing
+    bool silent = false;  // write nothing; wait for the client to go away
+  };
+
+  explicit ScriptedServer(std::map<std::string, Reply> replies) : replies_(std::move(replies)) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(listener_, 16) != 0 ||
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      ADD_FAILURE() << "cannot listen: " << std::strerror(errno);
+    }
+    port_ = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+
+  ~ScriptedServer() {
+    ::shutdown(listener_, SHUT_RDWR);  // wakes accept()
+    acceptor_.join();
+    {
+      MutexLock lock(&mu_);
+      for (int fd : connections_) ::shutdown(fd, SHUT_RDWR);
+    }
+    for (std::thread& t : threads_) t.join();
+    ::close(listener_);
+  }
+
+  std::string url(absl::string_view path) const {
+    return absl::StrCat("http://127.0.0.1:", port_, path);
+  }
+
+  std::vector<std::string> requests() {
+    MutexLock lock(&mu_);
+    return requests_;
+  }
+
+ private:
+  void accept_loop() {
+    for (;;) {
+      int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) return;
+      MutexLock lock(&mu_);
+      connections_.push_back(fd);
+      threads_.emplace_back([this, fd] { serve(fd); });
+    }
+  }
+
+  // Reads one request (head, then a Content-Length body); false at EOF or on error.
+  static bool read_request(int fd, std::string& buffer, std::string& request) {
+    size_t end;
+    while ((end = buffer.find("\r\n\r\n")) == std::string::npos) {
+      if (!read_more(fd, buffer)) return false;
+    }
+    std::string head = buffer.substr(0, end + 4);
+    size_t length = 0;
+    for (absl::string_view line : absl::StrSplit(head, "\r\n")) {
+      if (absl::StartsWithIgnoreCase(line, "content-length:")) {
+        (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(15)), &length);
+      }
+    }
+    while (buffer.size() < head.size() + length) {
+      if (!read_more(fd, buffer)) return false;
+    }
+    request = buffer.substr(0, head.size() + length);
+    buffer.erase(0, request.size());
+    return true;
+  }
+
+  static bool read_more(int fd, std::string& buffer) {
+    char chunk[4096];
+    ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+    if (n <= 0) return false;
+    buffer.append(chunk, static_cast<size_t>(n));
+    return true;
+  }
+
+  void serve(int fd) {
+    std::string buffer, request;
+    while (read_request(fd, buffer, request)) {
+      {
+        MutexLock lock(&mu_);
+        requests_.push_back(request);
+      }
+      // "GET /path HTTP/1.1": the target is between the first two spaces.
+      size_t a = request.find(' ');
+      size_t b = request.find(' ', a + 1);
+      std::string path = request.substr(a + 1, b - a - 1);
+      auto it = replies_.find(path);
+      Reply reply = it != replies_.end()
+                        ? it->second
+                        : Reply{"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found"};
+      if (reply.silent) {
+        while (read_more(fd, buffer)) {
+        }
+        break;
+      }
+      size_t sent = 0;
+      while (sent < reply.bytes.size()) {
+        ssize_t n = ::send(fd, reply.bytes.data() + sent, reply.bytes.size() - sent, MSG_NOSIGNAL);
+        if (n <= 0) break;
+        sent += static_cast<size_t>(n);
+      }
+      if (reply.close) break;
+    }
+    ::shutdown(fd, SHUT_RDWR);
+    MutexLock lock(&mu_);
+    // The fd is closed here, once, by its own thread; the destructor only shuts it down.
+    for (int& c : connections_) {
+      if (c == fd) c = -1;
+    }
+    ::close(fd);
+  }
+
+  const std::map<std::string, Reply> replies_;
+  int listener_ = -1;
+  uint16_t port_ = 0;
+  std::thread acceptor_;
+  Mutex mu_;
+  std::vector<int> connections_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> requests_ ABSL_GUARDED_BY(mu_);
+};
+
+using Replies = std::map<std::string, ScriptedServer::Reply>;
+
+struct Result {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Runs http_fetch with `args` (each single-quoted for sh), stdout and stderr to files.
+Result fetch(const std::vector<std::string>& args) {
+  const std::string dir = ::testing::TempDir();
+  const std::string out = dir + "/http_fetch.out", err = dir + "/http_fetch.err";
+  std::string command = HTTP_FETCH_PATH;
+  for (const std::string& a : args) absl::StrAppend(&command, " '", a, "'");
+  absl::StrAppend(&command, " >", out, " 2>", err);
+  int status = std::system(command.c_str());
+  Result r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = read_file(out);
+  r.err = read_file(err);
+  return r;
+}
+
+std::string binary_body() {
+  std::string body;
+  for (int i = 0; i < 70000; ++i) body.push_back(static_cast<char>((i * 7 + i / 256) & 0xff));
+  return body;
+}
+
+ScriptedServer::Reply ok(const std::string& body, const std::string& fields = "") {
+  return {absl::StrCat("HTTP/1.1 200 OK\r\n", fields, "Content-Length: ", body.size(), "\r\n\r\n",
+                       body)};
+}
+
+TEST(HTTPFetchTest, BinaryBodyByteExactOnStdout) {
+  const std::string body = binary_body();
+  ScriptedServer server(Replies{{"/bin", ok(body)}});
+  Result r = fetch({server.url("/bin")});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, body);  // NULs, CRLFs and high bytes included
+  EXPECT_EQ(r.err, "");
+}
+
+TEST(HTTPFetchTest, ChunkedBodyIsDechunked) {
+  static constexpr char kResponse[] =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n\0\r\n\r\n4\r\nabcd\r\n0\r\n\r\n";
+  ScriptedServer server(Replies{{"/c", {std::string(kResponse, sizeof kResponse - 1)}}});
+  Result r = fetch({server.url("/c")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, std::string("\0\r\nabcd", 7));
+}
+
+TEST(HTTPFetchTest, IncludeWritesTheHeadToStderr) {
+  ScriptedServer server(Replies{{"/h", ok("body", "X-Test: a, b\r\nServer: scripted\r\n")}});
+  Result r = fetch({"--include", server.url("/h")});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "body");
+  EXPECT_EQ(r.err,
+            "HTTP/1.1 200 OK\r\nX-Test: a, b\r\nServer: scripted\r\nContent-Length: 4\r\n\r\n");
+}
+
+TEST(HTTPFetchTest, OutputFlagWritesTheFile) {
+  const std::string body = binary_body();
+  ScriptedServer server(Replies{{"/bin", ok(body)}});
+  const std::string file = ::testing::TempDir() + "/http_fetch_output.bin";
+  std::remove(file.c_str());
+  Result r = fetch({"--output=" + file, server.url("/bin")});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(read_file(file), body);
+}
+
+TEST(HTTPFetchTest, ClientAndServerErrorsExitOneWithTheBody) {
+  ScriptedServer server(
+      Replies{{"/500", {"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\noops"}}});
+  Result r = fetch({server.url("/missing")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "not found");
+  EXPECT_EQ(r.err, "");
+  r = fetch({server.url("/500")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "oops");
+}
+
+TEST(HTTPFetchTest, RedirectsAreFollowedOrNot) {
+  ScriptedServer server(Replies{
+      {"/old", {"HTTP/1.1 302 Found\r\nLocation: /new\r\nContent-Length: 5\r\n\r\nmoved"}},
+      {"/new", ok("new body")},
+      {"/loop",
+       {"HTTP/1.1 301 Moved Permanently\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n"}}});
+  Result r = fetch({"--include", server.url("/old")});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "new body");
+  EXPECT_EQ(r.err, "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n");  // the final head only
+
+  r = fetch({"--follow_redirects=false", server.url("/old")});
+  EXPECT_EQ(r.exit_code, 0);  // a 3xx is a success
+  EXPECT_EQ(r.out, "moved");
+
+  r = fetch({"--max_redirects=2", server.url("/loop")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_TRUE(absl::StartsWith(r.err, "http_fetch: ")) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "too many redirects")) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST(HTTPFetchTest, SendsMethodFieldsAndBody) {
+  ScriptedServer server(Replies{{"/p", ok("done")}});
+  Result r = fetch(
+      {"--data=a=1&b=2", "--header=X-List: x, y", "--header", "X-Other:  z ", server.url("/p")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "done");
+  r = fetch({"--method=PUT", "--data=", server.url("/p")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = fetch({server.url("/p?q=1")});  // 404 (the path differs), but sent as GET
+  std::vector<std::string> requests = server.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_TRUE(absl::StartsWith(requests[0], "POST /p HTTP/1.1\r\n")) << requests[0];
+  EXPECT_TRUE(absl::StrContains(requests[0], "\r\nX-List: x, y\r\nX-Other: z\r\n")) << requests[0];
+  EXPECT_TRUE(absl::StrContains(requests[0], "\r\nContent-Length: 7\r\n")) << requests[0];
+  EXPECT_TRUE(absl::EndsWith(requests[0], "\r\n\r\na=1&b=2")) << requests[0];
+  EXPECT_TRUE(absl::StartsWith(requests[1], "PUT /p HTTP/1.1\r\n")) << requests[1];
+  EXPECT_TRUE(absl::StartsWith(requests[2], "GET /p?q=1 HTTP/1.1\r\n")) << requests[2];
+}
+
+TEST(HTTPFetchTest, TransportErrorsExitTwoWithOneLine) {
+  ScriptedServer server(
+      Replies{{"/bad", {"HTTP/1.1 abc OK\r\n\r\n", true}},
+              {"/short", {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", true}},
+              {"/hang", {"", false, true}}});
+  struct Case {
+    std::vector<std::string> args;
+    const char* reason;
+  };
+  // A port nobody listens on: bind one, note it, close it.
+  int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ::close(probe);
+  const std::string refused = absl::StrCat("http://127.0.0.1:", ntohs(addr.sin_port), "/");
+
+  const Case cases[] = {
+      {{refused}, "Connection refused"},
+      {{server.url("/bad")}, "malformed response: invalid HTTP status code"},
+      {{server.url("/short")}, "connection closed after 3 of 10 body bytes"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.args.back());
+    Result r = fetch(c.args);
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_TRUE(absl::StartsWith(r.err, "http_fetch: ")) << r.err;
+    EXPECT_TRUE(absl::StrContains(r.err, c.reason)) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  // What arrived before the cut is on stdout.
+  EXPECT_EQ(fetch({server.url("/short")}).out, "abc");
+}
+
+TEST(HTTPFetchTest, TimeoutAndUsageErrorsExitTwoWithOneLine) {
+  ScriptedServer server(Replies{{"/hang", {"", false, true}}});
+  const std::pair<std::vector<std::string>, const char*> cases[] = {
+      {{"--timeout=300ms", server.url("/hang")},
+       "http_fetch: timeout: the transfer took longer than 300ms\n"},
+      {{"ftp://example.com/"}, "http_fetch: URL: unsupported scheme 'ftp'\n"},
+      {{"--header=NoColon", server.url("/")},
+       "http_fetch: --header must be 'Name: value', got 'NoColon'\n"},
+  };
+  for (const auto& [args, message] : cases) {
+    SCOPED_TRACE(args.back());
+    Result r = fetch(args);
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_EQ(r.err, message);
+    EXPECT_EQ(r.out, "");
+  }
+}
+
+}  // namespace
+}  // namespace ioloop::testing
