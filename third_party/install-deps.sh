@@ -15,9 +15,10 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libhttp-parser-dev
   python3 curl netcat-openbsd apache2-utils procps util-linux  # integration tests
+  wrk                               # the proxy's integration test drives it with wrk too
 )
-# Only `make soak` (tests/soak/run.sh) needs these: wrk and h2load (nghttp2-client).
-soak_packages=(wrk nghttp2-client)
+# Only `make soak` (tests/soak/run.sh) needs this: h2load (nghttp2-client).
+soak_packages=(nghttp2-client)
 
 case "${1:-}" in
   "") ;;

@@ -128,6 +128,8 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget {
   // Without a listener, deferred output outside on_data() accumulates in pending_output()
   // for the caller to take (the fuzzer does).
   void set_listener(Listener* listener) { listener_ = listener; }
+  // The connection's stream, for HTTPResponseWriter::remote_address(); once per connection.
+  void set_stream(const IOStream* stream) { writer_.stream_ = stream; }
   HTTPOutput& pending_output() { return pending_; }
 
   // Parses `data`, runs the handler for each complete request and appends the responses (and

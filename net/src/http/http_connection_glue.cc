@@ -73,6 +73,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   size_t queued_output() const override { return stream_->write_buffer_size(); }
 
   void start() {
+    core_.set_stream(stream_);
     std::shared_ptr<HTTPConnection> self = shared_from_this();
     stream_->set_close_callback([self](absl::Status status) { self->on_closed(status); });
     // max_pending_output > 0: HTTPServer rejects 0.

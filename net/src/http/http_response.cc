@@ -1,7 +1,16 @@
 // File: net/src/http/http_response.cc
 #include "ioloop/net/http/http_response.h"
 
+#include "ioloop/net/io_stream.h"
+
 namespace ioloop::net {
+
+std::string HTTPResponseWriter::remote_address() const {
+  if (stream_ == nullptr || stream_->closed()) return "";
+  absl::StatusOr<SocketAddress> peer = stream_->peer_address();
+  if (!peer.ok() || peer->family() == AF_UNIX) return "";
+  return peer->host();
+}
 
 absl::string_view reason_phrase(int status) {
   switch (status) {

@@ -54,6 +54,12 @@ absl::Status HTTPResponseStream::finish() {
   return target_->stream_finish();
 }
 
+void HTTPResponseStream::abort(absl::Status why) {
+  if (target_ == nullptr) return;
+  if (why.ok()) why = absl::InternalError("HTTP response aborted");
+  target_->stream_fail(why, /*exception=*/false);
+}
+
 size_t HTTPResponseStream::write_buffer_size() const {
   return target_ != nullptr ? target_->stream_queued() : 0;
 }

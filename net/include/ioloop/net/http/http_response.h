@@ -32,6 +32,7 @@
 namespace ioloop::net {
 
 class HTTPResponseStream;
+class IOStream;
 namespace internal {
 class HTTPResponseTarget;
 }  // namespace internal
@@ -88,6 +89,11 @@ class HTTPResponseWriter {
   // lives. Null for a writer that no server handed to a handler.
   std::shared_ptr<HTTPResponseStream> defer();
 
+  // The client's IP address as text ("192.0.2.7", "::1"), as Tornado's request.remote_ip; empty
+  // when unknown (a socketpair, a closed connection, or a writer no server handed out). Asked
+  // of the socket on each call (getpeername), so that a server that never asks pays nothing.
+  std::string remote_address() const;
+
   // Back to a fresh 200 with no headers and no body (keeps allocated capacity).
   void reset() {
     status_ = 200;
@@ -104,6 +110,7 @@ class HTTPResponseWriter {
   std::string body_;
   bool close_ = false;
   internal::HTTPResponseTarget* target_ = nullptr;  // set by the server: what defer() uses
+  const IOStream* stream_ = nullptr;                // set by the server, kept by reset()
 
   friend class HTTPConnectionCore;
 };

@@ -106,6 +106,11 @@ class HTTPResponseStream : public std::enable_shared_from_this<HTTPResponseStrea
   // Ends the response (see "Framing"). Errors as write(); InvalidArgument when fewer bytes
   // than the Content-Length were written (the response then fails).
   absl::Status finish();
+  // Ends the response unfinished, for one that cannot be completed (its source failed, e.g. an
+  // upstream that died mid-body): a failed response (see above: 500 if no byte was sent, else
+  // the connection closes after what was written), with `why` as the stream's status. A no-op
+  // once closed or finished.
+  void abort(absl::Status why);
 
   // Runs once when the response ends without finishing (see "Closed"); replaces an earlier
   // callback. Set after closing, it runs on the next loop iteration.

@@ -1,0 +1,341 @@
+// http_proxy: a reverse proxy on HTTPServer (deferred responses) and HTTPClient (pooled
+// keep-alive connections to the upstream).
+//
+//   http_proxy --upstream=http://127.0.0.1:8080 [--port=8000] [--address=] [--threads=1]
+//              [--poller=epoll|poll|select] [--connect_timeout=5s] [--upstream_timeout=60s]
+//              [--max_upstream_connections=64] [--idle_timeout=60s] [--log_level=info]
+//   curl -i http://127.0.0.1:8000/any/path    # what the upstream answers, plus "Via: 1.1 ioloop"
+//
+// What it does to each request and response (RFC 9110 §7.6):
+//  - forwards the method, target, fields and body to the upstream, and the upstream's status,
+//    reason, fields and body back; Host goes through as received;
+//  - removes the hop-by-hop fields both ways (http_forwarding.h), re-frames bodies for each
+//    side (chunked or Content-Length towards HTTP/1.1, close-delimited towards HTTP/1.0),
+//    appends the client's address to X-Forwarded-For and "1.x ioloop" to Via both ways;
+//  - streams response bodies with backpressure: while the client has more than kHighWater bytes
+//    unsent, the upstream connection is not read;
+//  - 502 when the upstream refuses or cannot be reached within --connect_timeout, 504 when no
+//    response arrives within --upstream_timeout of the request being sent (that upstream
+//    connection is closed, not reused); the client connection stays usable after either; a
+//    response cut short by the upstream closes the client connection, and a client that leaves
+//    mid-response cancels the fetch (its upstream connection is closed, not pooled);
+//  - upstream connections are pooled per thread (--max_upstream_connections each; beyond it
+//    requests wait in the pool's FIFO queue), so sequential requests reuse one connection; a
+//    request that meets a pooled connection the upstream had just closed is retried once on a
+//    fresh one if its method is idempotent (HTTPClient's keep-alive race rule).
+// Pipelined requests are answered in order (HTTPServer runs the next one when the previous
+// response finished). SIGINT or SIGTERM stops it and it exits 0.
+#include <sys/socket.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "example_support.h"
+#include "ioloop/io_loop.h"
+#include "ioloop/logging.h"
+#include "ioloop/net/bind.h"
+#include "ioloop/net/http/http_client.h"
+#include "ioloop/net/http/http_forwarding.h"
+#include "ioloop/net/http/http_response_stream.h"
+#include "ioloop/net/http/http_server.h"
+#include "ioloop/net/http/url.h"
+
+ABSL_FLAG(int, port, 8000, "TCP port; 0 lets the kernel pick one (printed on stdout)");
+ABSL_FLAG(std::string, address, "",
+          "address to listen on; empty means every local address, IPv4 and IPv6");
+ABSL_FLAG(std::string, upstream, "", "the server to forward to, http://HOST:PORT (required)");
+ABSL_FLAG(int, threads, 1, "event loops (threads); each has its own listener and upstream pool");
+ABSL_FLAG(std::string, poller, "epoll", "readiness backend: epoll, poll or select");
+ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(5),
+          "502 when the upstream cannot be reached within this");
+ABSL_FLAG(absl::Duration, upstream_timeout, absl::Seconds(60),
+          "504 when no response arrives within this of the request being sent");
+ABSL_FLAG(int, max_upstream_connections, 64, "upstream connections per thread (pool size)");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
+          "close a client keep-alive connection idle this long (0 disables)");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, critical or off");
+
+namespace {
+
+using ioloop::IOLoop;
+using ioloop::logger;
+using ioloop::net::HTTPClient;
+using ioloop::net::HTTPClientRequest;
+using ioloop::net::HTTPClientResponse;
+using ioloop::net::HTTPRequest;
+using ioloop::net::HTTPResponseHead;
+using ioloop::net::HTTPResponseStream;
+using ioloop::net::HTTPResponseWriter;
+using ioloop::net::HTTPServer;
+using ioloop::net::URL;
+
+// Response bytes queued towards a client above which the upstream is not read (and below
+// which, once flushed, it is read again): bounds the memory of a fast upstream and a slow
+// client to about this much per request.
+constexpr size_t kHighWater = 256 * 1024;
+
+struct Config {
+  URL upstream;
+  absl::Duration connect_timeout;
+  absl::Duration upstream_timeout;
+  size_t max_upstream_connections;
+  absl::Duration idle_timeout;
+};
+
+// The status and a one-line body for a request the upstream did not answer.
+void answer_error(HTTPResponseStream& response, int status, absl::string_view why) {
+  HTTPResponseWriter& head = response.head();
+  head.set_status(status);
+  head.mutable_headers().clear();
+  head.set_header("Content-Type", "text/plain");
+  const std::string body = absl::StrCat(ioloop::net::reason_phrase(status), ": ", why, "\n");
+  head.set_header("Content-Length", absl::StrCat(body.size()));
+  response.write(body).IgnoreError();
+  response.finish().IgnoreError();
+}
+
+// One loop's proxy: its upstream pool and the requests in flight on it. Loop thread only;
+// lives as long as the loop's HTTPServer (declared before it).
+class Proxy {
+ public:
+  Proxy(IOLoop& loop, const Config& config)
+      : config_(config), client_(loop, client_options(config)) {}
+
+  void handle(const HTTPRequest& request, HTTPResponseWriter& writer) {
+    auto exchange = std::make_shared<Exchange>();
+    exchange->response = writer.defer();
+    HTTPClientRequest up = upstream_request(request, writer);
+    std::weak_ptr<Exchange> weak = exchange;
+    up.header_callback = [weak](const HTTPResponseHead& head) {
+      if (auto ex = weak.lock()) on_head(*ex, head);
+    };
+    up.streaming_callback = [this, weak](absl::string_view chunk) {
+      if (auto ex = weak.lock()) on_body(ex, chunk);
+    };
+    exchange->fetch = client_.fetch(std::move(up),
+                                    [this, exchange](absl::StatusOr<HTTPClientResponse> r) mutable {
+                                      on_done(*exchange, r.status());
+                                    });
+    // The client left mid-response: stop the fetch; its upstream connection is closed rather
+    // than pooled, since the rest of that response would still be on it.
+    exchange->response->set_close_callback([this, weak](absl::Status) {
+      if (auto ex = weak.lock(); ex && ex->fetch != 0) client_.cancel(ex->fetch);
+    });
+  }
+
+ private:
+  struct Exchange {
+    std::shared_ptr<HTTPResponseStream> response;
+    uint64_t fetch = 0;   // 0 once the fetch completed
+    bool paused = false;  // the upstream is not read until the client drained
+  };
+
+  static ioloop::net::HTTPClientOptions client_options(const Config& config) {
+    ioloop::net::HTTPClientOptions o;
+    o.max_connections_per_host = config.max_upstream_connections;
+    o.user_agent.clear();  // forward the client's User-Agent, add none
+    return o;
+  }
+
+  HTTPClientRequest upstream_request(const HTTPRequest& request, HTTPResponseWriter& writer) {
+    HTTPClientRequest up;
+    up.method = request.method();
+    // An absolute-form target ("http://host/p?q") is sent on as its path and query.
+    std::string target(request.path());
+    if (!request.query().empty()) absl::StrAppend(&target, "?", request.query());
+    if (target.empty() || target[0] != '/') target = request.target();
+    up.url = absl::StrCat("http://", config_.upstream.authority(), target);
+    up.headers = request.headers();
+    ioloop::net::remove_hop_by_hop_fields(up.headers);
+    up.headers.remove("Content-Length");  // re-framed from the body
+    if (std::string peer = writer.remote_address(); !peer.empty()) {
+      ioloop::net::append_forwarded_for(up.headers, peer);
+    }
+    ioloop::net::append_via(up.headers, request.version_minor(), "ioloop");
+    up.body = request.body();
+    up.connect_timeout = config_.connect_timeout;
+    up.request_timeout = config_.upstream_timeout;
+    up.follow_redirects = false;  // a proxy passes redirects on
+    return up;
+  }
+
+  static void on_head(Exchange& ex, const HTTPResponseHead& upstream) {
+    if (ex.response->closed()) return;
+    HTTPResponseWriter& head = ex.response->head();
+    head.set_status(upstream.status, upstream.reason);
+    head.mutable_headers() = upstream.headers;
+    ioloop::net::remove_hop_by_hop_fields(head.mutable_headers());
+    ioloop::net::append_via(head.mutable_headers(), upstream.version_minor, "ioloop");
+  }
+
+  void on_body(const std::shared_ptr<Exchange>& ex, absl::string_view chunk) {
+    if (!ex->response->write(std::string(chunk)).ok() || ex->paused) return;
+    if (ex->response->write_buffer_size() < kHighWater) return;
+    // The client is slower than the upstream: stop reading the upstream until it caught up.
+    if (!client_.pause_reading(ex->fetch)) return;
+    ex->paused = true;
+    ex->response->flush([this, weak = std::weak_ptr<Exchange>(ex)](absl::Status) {
+      std::shared_ptr<Exchange> self = weak.lock();
+      if (!self || !self->paused) return;
+      self->paused = false;
+      if (self->fetch != 0) client_.resume_reading(self->fetch);
+    });
+  }
+
+  static void on_done(Exchange& ex, const absl::Status& status) {
+    ex.fetch = 0;
+    HTTPResponseStream& response = *ex.response;
+    if (response.closed()) return;
+    if (status.ok()) {
+      response.finish().IgnoreError();
+      return;
+    }
+    logger().debug("upstream: {}", status.ToString());
+    if (response.head_sent()) {
+      // The upstream died mid-response: the client sees its connection end before the
+      // response's end, which is the only honest signal left.
+      response.abort(status);
+      return;
+    }
+    // No response byte within --upstream_timeout of the request being sent: 504. Everything
+    // else before a response (refused, unreachable, connect timeout, reset, malformed): 502.
+    const bool timeout = status.code() == absl::StatusCode::kDeadlineExceeded &&
+                         !absl::StrContains(status.message(), "connect");
+    answer_error(response, timeout ? 504 : 502, status.message());
+  }
+
+  const Config& config_;
+  HTTPClient client_;
+};
+
+// One loop with its proxy and server. `loop` runs on the calling thread.
+absl::Status serve(IOLoop& loop, const Config& config, std::vector<ioloop::net::Socket> sockets) {
+  Proxy proxy(loop, config);
+  ioloop::net::HTTPServerOptions options;
+  options.idle_timeout = config.idle_timeout;
+  HTTPServer server(
+      loop,
+      [&proxy](const HTTPRequest& request, HTTPResponseWriter& writer) {
+        proxy.handle(request, writer);
+      },
+      options);
+  if (absl::Status s = server.add_sockets(std::move(sockets)); !s.ok()) return s;
+  if (absl::Status s = server.start(); !s.ok()) return s;
+  loop.start();
+  server.stop(/*close_connections=*/true);
+  // The connections close on later iterations: let them (briefly), so that no response stream
+  // is still attached when the proxy's client completes its fetches with Cancelled.
+  loop.run_sync([&loop](IOLoop::Done done) {
+        loop.call_later(absl::Milliseconds(50),
+                        [done = std::move(done)]() mutable { std::move(done)(absl::OkStatus()); });
+      })
+      .IgnoreError();
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("HTTP/1.1 reverse proxy: --upstream=http://HOST:PORT");
+  absl::ParseCommandLine(argc, argv);
+  namespace ex = ioloop::examples;
+
+  if (absl::Status s = ex::configure_logging(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
+    std::fprintf(stderr, "http_proxy: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  absl::StatusOr<URL> upstream = URL::parse(absl::GetFlag(FLAGS_upstream));
+  if (!upstream.ok() || upstream->scheme != "http" || upstream->target != "/") {
+    std::fprintf(stderr, "http_proxy: --upstream must be http://HOST:PORT%s%s\n",
+                 upstream.ok() ? "" : ": ",
+                 upstream.ok() ? "" : std::string(upstream.status().message()).c_str());
+    return 2;
+  }
+  const int threads = absl::GetFlag(FLAGS_threads);
+  const int port = absl::GetFlag(FLAGS_port);
+  const int max_upstream = absl::GetFlag(FLAGS_max_upstream_connections);
+  if (threads < 1 || port < 0 || port > 65535 || max_upstream < 1) {
+    std::fprintf(stderr,
+                 "http_proxy: --threads and --max_upstream_connections must be >= 1, --port in "
+                 "0..65535\n");
+    return 2;
+  }
+  absl::StatusOr<IOLoop::Options> options = ex::loop_options(absl::GetFlag(FLAGS_poller));
+  if (!options.ok()) {
+    std::fprintf(stderr, "http_proxy: %s\n", std::string(options.status().message()).c_str());
+    return 2;
+  }
+  const Config config{*std::move(upstream), absl::GetFlag(FLAGS_connect_timeout),
+                      absl::GetFlag(FLAGS_upstream_timeout), static_cast<size_t>(max_upstream),
+                      absl::GetFlag(FLAGS_idle_timeout)};
+
+  // Signals are blocked in this thread before any other starts, so every thread inherits it.
+  absl::StatusOr<std::unique_ptr<IOLoop>> main_loop = ex::make_server_loop(*options);
+  if (!main_loop.ok()) {
+    logger().critical("{}", std::string(main_loop.status().message()));
+    return 1;
+  }
+
+  // One listener per thread on the same port (SO_REUSEPORT): the first picks the port for
+  // --port 0, the others bind the one it got.
+  std::vector<std::vector<ioloop::net::Socket>> listeners;
+  int bound_port = port;
+  for (int i = 0; i < threads; ++i) {
+    absl::StatusOr<std::vector<ioloop::net::Socket>> sockets = ioloop::net::bind_sockets(
+        bound_port, absl::GetFlag(FLAGS_address), AF_UNSPEC, ioloop::net::kDefaultBacklog,
+        /*reuse_port=*/true);
+    if (!sockets.ok()) {
+      logger().critical("{}", std::string(sockets.status().message()));
+      return 1;
+    }
+    if (i == 0) {
+      ex::announce_listening(*sockets);
+      if (absl::StatusOr<ioloop::net::SocketAddress> a = (*sockets)[0].local_address(); a.ok()) {
+        bound_port = a->port();
+      }
+    }
+    listeners.push_back(*std::move(sockets));
+  }
+
+  // Threads 1..N-1 run loops of their own; the main loop is thread 0 and stops them all.
+  std::vector<std::unique_ptr<IOLoop>> loops;
+  for (int i = 1; i < threads; ++i) {
+    absl::StatusOr<std::unique_ptr<IOLoop>> loop = IOLoop::create(*options);
+    if (!loop.ok()) {
+      logger().critical("cannot create loop {}: {}", i, std::string(loop.status().message()));
+      return 1;
+    }
+    loops.push_back(*std::move(loop));
+  }
+  std::vector<std::thread> workers;
+  for (int i = 1; i < threads; ++i) {
+    workers.emplace_back(
+        [&config, &loop = *loops[i - 1], sockets = std::move(listeners[i])]() mutable {
+          loop.make_current();
+          if (absl::Status s = serve(loop, config, std::move(sockets)); !s.ok()) {
+            logger().critical("thread cannot serve: {}", std::string(s.message()));
+          }
+        });
+  }
+  logger().info("HTTP proxy to {} on {} thread(s); Ctrl-C stops it", config.upstream.to_string(),
+                threads);
+  absl::Status status = serve(**main_loop, config, std::move(listeners[0]));
+  for (auto& loop : loops) loop->stop();
+  for (std::thread& t : workers) t.join();
+  if (!status.ok()) {
+    logger().critical("cannot serve: {}", std::string(status.message()));
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,98 @@
+// File: tests/net/http/http_server_intermediary_test.cc
+// What a handler that forwards to another server needs beyond deferred responses:
+// HTTPResponseStream::abort() for a source that failed (500 before any byte, a cut-short body
+// after) and HTTPResponseWriter::remote_address() for X-Forwarded-For.
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "gtest/gtest.h"
+#include "ioloop/net/bind.h"
+#include "ioloop/net/http/http_response_stream.h"
+#include "ioloop/net/http/http_server.h"
+#include "ioloop/net/tcp_client.h"
+#include "net/http/http_server_testing.h"
+
+namespace ioloop::net {
+namespace {
+
+constexpr char kGet[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+
+class HTTPServerIntermediaryTest : public HTTPServerTest {
+ protected:
+  HTTPServer::Handler keep() {
+    return [this](const HTTPRequest&, HTTPResponseWriter& w) { stream_ = w.defer(); };
+  }
+  std::shared_ptr<HTTPResponseStream> stream_;
+};
+
+TEST_F(HTTPServerIntermediaryTest, AbortBeforeAnyByteAnswers500AndCloses) {
+  start_server(keep());
+  connect();
+  send(kGet);
+  settle();
+  ASSERT_NE(stream_, nullptr);
+  stream_->abort(absl::UnavailableError("upstream went away"));
+  EXPECT_TRUE(stream_->closed());
+  EXPECT_EQ(stream_->status(), absl::UnavailableError("upstream went away"));
+  EXPECT_EQ(read_to_eof(), error_response(500, "Internal Server Error"));
+  EXPECT_EQ(stream_->write("x").code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(HTTPServerIntermediaryTest, AbortAfterTheHeadClosesWithTheBodyCutShort) {
+  start_server(keep());
+  connect();
+  send(kGet);
+  settle();
+  ASSERT_NE(stream_, nullptr);
+  stream_->head().set_header("Content-Length", "10");
+  ASSERT_TRUE(stream_->write("12345").ok());
+  stream_->abort(absl::DataLossError("upstream closed mid-body"));
+  EXPECT_EQ(read_to_eof(), "HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 10\r\n\r\n12345");
+  stream_->abort(absl::InternalError("again"));  // a no-op once closed
+  EXPECT_EQ(stream_->status(), absl::DataLossError("upstream closed mid-body"));
+}
+
+TEST_F(HTTPServerIntermediaryTest, AbortAfterFinishIsANoOp) {
+  start_server(keep());
+  connect();
+  send(kGet);
+  settle();
+  ASSERT_NE(stream_, nullptr);
+  stream_->head().set_header("Content-Length", "2");
+  ASSERT_TRUE(stream_->write("ok").ok());
+  ASSERT_TRUE(stream_->finish().ok());
+  stream_->abort(absl::InternalError("late"));
+  EXPECT_EQ(read_responses(1), "HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 2\r\n\r\nok");
+  EXPECT_FALSE(stream_->closed());
+}
+
+TEST_F(HTTPServerIntermediaryTest, RemoteAddressIsEmptyOnASocketpair) {
+  std::string seen = "unset";
+  start_server([&seen](const HTTPRequest&, HTTPResponseWriter& w) { seen = w.remote_address(); });
+  connect();
+  send(kGet);
+  read_responses(1);
+  EXPECT_EQ(seen, "");
+  EXPECT_EQ(HTTPResponseWriter().remote_address(), "");
+}
+
+TEST_F(HTTPServerIntermediaryTest, RemoteAddressIsTheClientsIPOverTCP) {
+  std::string seen = "unset";
+  start_server([&seen](const HTTPRequest&, HTTPResponseWriter& w) { seen = w.remote_address(); });
+  ASSERT_TRUE(server_->listen(0, "127.0.0.1").ok());
+  ASSERT_TRUE(server_->start().ok());
+  TCPClient tcp(loop());
+  tcp.connect("127.0.0.1", server_->port(), [this](absl::StatusOr<std::shared_ptr<IOStream>> s) {
+    ASSERT_TRUE(s.ok()) << s.status();
+    client_ = *s;
+    client_->write(kGet);
+    client_->read_until("\r\n\r\n", [this](absl::StatusOr<std::string>) { done(); });
+  });
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(seen, "127.0.0.1");
+}
+
+}  // namespace
+}  // namespace ioloop::net
