@@ -11,7 +11,9 @@
 //   send N raw bytes (N from the input: truly arbitrary splits), send a canned request (GET,
 //   HEAD, POST with a body, chunked, HTTP/1.0, Connection: close, Expect: 100-continue, a
 //   handler that throws, bodies up to 70 KB), advance the clock, fire the next timer, read N
-//   bytes on the client (not reading is how the peer applies backpressure), half-close.
+//   bytes on the client (not reading is how the peer applies backpressure), half-close,
+//   complete the deferred response (a canned request with "?defer" makes the handler
+//   defer() with a Content-Length; later pipelined requests wait behind it).
 // The loop runs until quiet after each operation. At the end the client reads everything,
 // time runs out every timeout, and the client closes.
 //
@@ -38,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -46,6 +49,7 @@
 #include "http/manual_http_clock.h"
 #include "ioloop/io_loop.h"
 #include "ioloop/logging.h"
+#include "ioloop/net/http/http_response_stream.h"
 #include "ioloop/net/io_stream.h"
 #include "ioloop/net/socket.h"
 
@@ -54,6 +58,7 @@ namespace {
 using ioloop::IOLoop;
 using ioloop::net::HTTPMethod;
 using ioloop::net::HTTPRequest;
+using ioloop::net::HTTPResponseStream;
 using ioloop::net::HTTPResponseWriter;
 using ioloop::net::HTTPServer;
 using ioloop::net::HTTPServerOptions;
@@ -94,6 +99,7 @@ struct Seen {
   bool head;
   std::string target;
   bool threw;
+  bool cancelled = false;  // deferred, and the connection closed before it finished
 };
 
 // The body size a request asks for: the digits after the first '/', capped.
@@ -133,8 +139,31 @@ class Harness {
     body.resize(std::max(body.size(), wanted_size(r.path())), 'b');
     biggest_body_ = std::max(biggest_body_, body.size());
     w.set_header("Content-Type", "text/plain");
-    if (r.query() == "close") w.set_header("Connection", "close");
+    if (absl::StrContains(r.query(), "close")) w.set_header("Connection", "close");
+    if (absl::StrContains(r.query(), "defer")) {
+      // The same bytes as the synchronous response, written later in two pieces.
+      w.set_header("Content-Length", absl::StrCat(body.size()));
+      deferred_body_ = std::move(body);
+      deferred_ = w.defer();
+      check(deferred_ != nullptr);
+      return;
+    }
     w.set_body(std::move(body));
+  }
+
+  // Completes the pending deferred response: half, flush, the rest, finish.
+  void complete() {
+    if (deferred_ == nullptr) return;
+    std::shared_ptr<HTTPResponseStream> s = std::move(deferred_);
+    if (s->closed()) {
+      seen_.back().cancelled = true;
+      return;
+    }
+    const size_t half = deferred_body_.size() / 2;
+    check(s->write(deferred_body_.substr(0, half)).ok());
+    s->flush([](absl::Status) {});
+    check(s->write(deferred_body_.substr(half)).ok());
+    check(s->finish().ok());
   }
 
   // Runs loop iterations until one does nothing; traps on a loop that never settles.
@@ -164,7 +193,8 @@ class Harness {
     static constexpr size_t kSizes[] = {0, 10, 1000, 5000, 20000, kMaxBody};
     const size_t size = kSizes[d % 6];
     const char* version = (c & 0x80) ? "HTTP/1.0" : "HTTP/1.1";
-    const std::string query = (d & 0x40) ? "?close" : "";
+    const std::string query =
+        (d & 0x40) ? ((c & 0x40) ? "?close&defer" : "?close") : ((c & 0x40) ? "?defer" : "");
     const std::string target = (d & 0x80) ? "/throw" : absl::StrCat("/", size, query);
     std::string body = std::string((d >> 3) & 7, 'q');
     std::string r;
@@ -248,6 +278,7 @@ class Harness {
   // Reads everything, lets every timeout run out, then closes the client; the server must
   // have closed.
   void finish() {
+    complete();
     for (int round = 0; round < 64 && !server_->closed(); ++round) {
       for (int i = 0; i < 256; ++i) {  // drain: the server may be waiting on our reading
         const size_t before = received_.size();
@@ -349,7 +380,10 @@ class Harness {
     if (truncated) check(closed_by_timer_);
     // Every answered request's response arrived, unless a timeout cut the connection short
     // (which may happen between two responses too).
-    if (!closed_by_timer_) check(next == seen_.size());
+    // (A deferred response the client's leaving cancelled has none: the last one.)
+    if (!closed_by_timer_) {
+      check(next == seen_.size() || (next + 1 == seen_.size() && seen_.back().cancelled));
+    }
     // After a complete close response the server shut its side: the client saw EOF.
     if (closed && !truncated) check(eof_);
     // A 408 is counted as a timeout.
@@ -368,6 +402,8 @@ class Harness {
   std::shared_ptr<IOStream> server_;
   Socket client_;
   std::vector<Seen> seen_;
+  std::shared_ptr<HTTPResponseStream> deferred_;
+  std::string deferred_body_;
   std::string received_;
   size_t biggest_body_ = 0;
   bool eof_ = false;
@@ -433,6 +469,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         h.half_close();
         break;
       default:
+        h.complete();
         break;
     }
     h.settle();
