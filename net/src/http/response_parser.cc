@@ -17,7 +17,7 @@
 //  - Debian builds it non-strict: spaces in field names are let through, and after a CR
 //    where an LF must follow it takes any byte as that LF (status line, end of the head,
 //    chunk-size lines, the CRLF after chunk data, trailers). Both are rejected here: field
-//    names are checked in on_header_field; every CR in a head or trailer section must be
+//    names are checked at the end of the head; every CR in a head or trailer section must be
 //    followed by LF (scanned here), and the parser is paused at the end of each chunk-size line
 //    and each chunk's data so that the bytes it took for CR and LF can be checked.
 #include "ioloop/net/http/response_parser.h"
@@ -200,9 +200,9 @@ int ResponseParser::Impl::on_header_field(http_parser* p, const char* at, size_t
   Impl* me = self(p);
   if (me->phase_ == Phase::kTrailers) return 0;  // trailers are framing leftovers: not kept
   if (me->in_value_) me->commit_header();
-  for (size_t i = 0; i < n; ++i) {
-    if (!is_tchar(at[i])) return me->fail(malformed("invalid character in header field name"));
-  }
+  // Names are checked in on_headers_complete, not here: this callback runs at buffer ends, so
+  // failing here would report the error at a split-dependent position (before or after an
+  // error libhttp_parser finds later in the same name).
   me->field_.append(at, n);
   return 0;
 }
@@ -244,6 +244,11 @@ int ResponseParser::Impl::on_headers_complete(http_parser* p) {
   Impl* me = self(p);
   me->at_head_end_ = true;
   me->commit_header();
+  for (const auto& [name, value] : me->head_.headers) {
+    if (!std::all_of(name.begin(), name.end(), is_tchar)) {
+      return me->fail(malformed("invalid character in header field name"));
+    }
+  }
   const int status = p->status_code;
   if (p->http_major != 1) {
     return me->fail(

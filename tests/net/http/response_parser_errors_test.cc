@@ -44,6 +44,14 @@ TEST(ResponseParserErrorsTest, MalformedResponses) {
            "malformed response: 101 Switching Protocols (upgrades are not supported)")},
       {"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
        absl::DataLossError("malformed response: invalid character in header field name")},
+      // Regression (found by the fuzzer): a space in a name, then a CR before any ':', gave
+      // "invalid character in header field name" when fed byte by byte (the name callback saw
+      // the space first) but libhttp_parser's error when fed whole. Names are now checked at
+      // the end of the head, so libhttp_parser's error comes first at every split.
+      {"HTTP/1.1 200 OK\r\nCo1 200 OK\r\nX: y\r\n\r\n",
+       absl::DataLossError("malformed response: invalid character in header")},
+      {"HTTP/1.1 200 OK\r\nBad Name: x\x01\r\n\r\n",
+       absl::DataLossError("malformed response: invalid character in header")},
       {"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n",
        absl::DataLossError("malformed response: invalid character in content-length header")},
       {"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
