@@ -106,7 +106,9 @@ class RequestParser::Impl {
     parser_.data = this;
   }
 
-  size_t feed(absl::string_view data, Result& result, size_t max_requests);
+  size_t feed(absl::string_view data, Result& result, const FeedOptions& options);
+  absl::Status stream_body(BodySink sink);
+  bool streaming() const { return static_cast<bool>(sink_); }
 
   State state() const { return state_; }
   std::optional<int> version_minor() const {
@@ -142,6 +144,7 @@ class RequestParser::Impl {
       error_detail_ = std::move(detail);
     }
     state_ = State::kError;
+    sink_ = nullptr;  // never called again: release what it holds
     return -1;
   }
 
@@ -159,6 +162,11 @@ class RequestParser::Impl {
   }
 
   int validate_head();
+  int fail_body_too_large() {
+    return fail(RequestError::kBodyTooLarge,
+                absl::StrCat("Content-Length ", parser_.content_length, " > max_body_size ",
+                             options_.max_body_size));
+  }
   // Consumes the CR and LF bytes at the start of `data` (before a request line), counting
   // the empty lines; returns how many. Fails on a bare CR or on too many lines.
   size_t skip_empty_lines(absl::string_view data);
@@ -198,6 +206,15 @@ class RequestParser::Impl {
   bool pending_cr_ = false;
   bool request_line_done_ = false;  // the current request's line has its LF: version known
   Result* result_ = nullptr;        // where on_message_complete puts requests
+  // Streaming: this feed()'s stop_at_headers; why the last pause ends feed() (a header section
+  // followed by a body, or the sink asked to stop); a 413 (Content-Length above max_body_size)
+  // held back at a stop at the header section until the caller has chosen not to stream (the
+  // next feed()); the current request's sink.
+  enum class Stop : uint8_t { kNone, kHeaders, kSink };
+  bool stop_at_headers_ = false;
+  Stop stop_ = Stop::kNone;
+  bool too_large_pending_ = false;
+  BodySink sink_;
 };
 
 const http_parser_settings& RequestParser::Impl::settings() {
@@ -231,6 +248,7 @@ int RequestParser::Impl::on_message_begin(http_parser* p) {
   me->in_value_ = false;
   me->body_bytes_ = 0;
   me->continue_pending_ = false;
+  me->too_large_pending_ = false;
   return 0;
 }
 
@@ -306,9 +324,12 @@ int RequestParser::Impl::validate_head() {
     }
   }
   if ((parser_.flags & F_CONTENTLENGTH) && parser_.content_length > options_.max_body_size) {
-    return fail(RequestError::kBodyTooLarge,
-                absl::StrCat("Content-Length ", parser_.content_length, " > max_body_size ",
-                             options_.max_body_size));
+    // Stopping at this header section, the caller may yet stream the body (no limit then).
+    if (stop_at_headers_) {
+      too_large_pending_ = true;
+      return 0;
+    }
+    return fail_body_too_large();
   }
   return 0;
 }
@@ -324,12 +345,25 @@ int RequestParser::Impl::on_headers_complete(http_parser* p) {
   me->state_ = State::kBody;
   bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
   me->continue_pending_ = has_body && me->current_.expects_continue();
+  if (has_body && me->stop_at_headers_) me->stop_ = Stop::kHeaders;
   http_parser_pause(p, 1);
   return 0;
 }
 
 int RequestParser::Impl::on_body(http_parser* p, const char* at, size_t n) {
   Impl* me = self(p);
+  if (me->sink_) {
+    if (n == 0) return 0;
+    me->body_bytes_ += n;
+    if (!me->sink_(absl::string_view(at, n))) {
+      me->stop_ = Stop::kSink;
+      // The last piece of a Content-Length body: let the message complete first. Pausing
+      // here would leave that piece's last byte unconsumed (libhttp_parser counts it when it
+      // completes the message), so feed() could return 0 after delivering a piece.
+      if ((p->flags & F_CHUNKED) || p->content_length > 0) http_parser_pause(p, 1);
+    }
+    return 0;
+  }
   if (n > me->options_.max_body_size - me->body_bytes_) {
     // Unreachable while Content-Length and chunk sizes are checked up front; kept as a bound.
     return me->fail(RequestError::kBodyTooLarge, "body exceeds max_body_size");
@@ -347,7 +381,7 @@ int RequestParser::Impl::on_chunk_header(http_parser* p) {
     http_parser_pause(p, 1);
     return 0;
   }
-  if (size > me->options_.max_body_size - me->body_bytes_) {
+  if (!me->sink_ && size > me->options_.max_body_size - me->body_bytes_) {
     return me->fail(RequestError::kBodyTooLarge, absl::StrCat("chunked body exceeds max_body_size ",
                                                               me->options_.max_body_size));
   }
@@ -357,6 +391,10 @@ int RequestParser::Impl::on_chunk_header(http_parser* p) {
 int RequestParser::Impl::on_message_complete(http_parser* p) {
   Impl* me = self(p);
   bool keep_alive = me->current_.keep_alive();
+  if (me->sink_) {
+    me->result_->streamed.push_back(me->result_->requests.size());
+    me->sink_ = nullptr;
+  }
   me->result_->requests.push_back(std::move(me->current_));
   me->current_ = HTTPRequest();
   me->state_ = keep_alive ? State::kIdle : State::kClosed;
@@ -410,10 +448,20 @@ size_t RequestParser::Impl::skip_empty_lines(absl::string_view data) {
   return i;
 }
 
-size_t RequestParser::Impl::feed(absl::string_view data, Result& result, size_t max_requests) {
+size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
+                                 const FeedOptions& feed_options) {
   result_ = &result;
+  stop_at_headers_ = feed_options.stop_at_headers;
+  const size_t max_requests = feed_options.max_requests;
   const size_t size = data.size();
   const size_t first_request = result.requests.size();
+  bool at_headers = false;
+  // Only a feed() stopping at a header section sets it, so it is checked at the next one's
+  // first byte (the header section's last LF, where the buffered parse reports it).
+  if (too_large_pending_ && !data.empty()) {  // the caller did not stream the body
+    too_large_pending_ = false;
+    fail_body_too_large();
+  }
   while (!data.empty() && state_ != State::kError && state_ != State::kClosed) {
     Section before = section();
     size_t len = data.size();
@@ -459,6 +507,12 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result, size_t 
     if (error_) break;  // a callback failed
     if (err == HPE_PAUSED) {
       http_parser_pause(&parser_, 0);
+      if (stop_ != Stop::kNone) {  // streaming only: never on the synchronous fast path
+        at_headers = stop_ == Stop::kHeaders;
+        (at_headers ? result.at_headers : result.sink_paused) = true;
+        stop_ = Stop::kNone;
+        break;
+      }
       if (result.requests.size() - first_request >= max_requests) break;
       continue;
     }
@@ -471,13 +525,29 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result, size_t 
       break;
     }
   }
-  if (state_ == State::kBody && continue_pending_) {
+  // At a stop at the header section, the 100 waits for the caller's choice (next feed()).
+  if (state_ == State::kBody && continue_pending_ && !at_headers) {
     result.send_continue = true;
     continue_pending_ = false;
   }
   if (error_) result.error = error_;
   result_ = nullptr;
+  stop_at_headers_ = false;
   return size - data.size();
+}
+
+absl::Status RequestParser::Impl::stream_body(BodySink sink) {
+  if (!sink) return absl::InvalidArgumentError("stream_body: empty sink");
+  if (state_ != State::kBody) {
+    return absl::FailedPreconditionError("stream_body: no request body is pending");
+  }
+  if (sink_) return absl::FailedPreconditionError("stream_body: the body is streamed already");
+  if (body_bytes_ > 0) {
+    return absl::FailedPreconditionError("stream_body: body bytes were consumed already");
+  }
+  sink_ = std::move(sink);
+  too_large_pending_ = false;  // a streamed body has no max_body_size
+  return absl::OkStatus();
 }
 
 RequestParser::RequestParser() : RequestParser(Options()) {}
@@ -488,17 +558,26 @@ RequestParser& RequestParser::operator=(RequestParser&&) noexcept = default;
 
 RequestParser::Result RequestParser::feed(absl::string_view data) {
   Result result;
-  impl_->feed(data, result, SIZE_MAX);
+  impl_->feed(data, result, FeedOptions());
   return result;
 }
 
 void RequestParser::feed(absl::string_view data, Result& result) {
-  impl_->feed(data, result, SIZE_MAX);
+  impl_->feed(data, result, FeedOptions());
 }
 
 size_t RequestParser::feed(absl::string_view data, Result& result, size_t max_requests) {
-  return impl_->feed(data, result, max_requests);
+  return impl_->feed(data, result, FeedOptions{.max_requests = max_requests});
 }
+
+size_t RequestParser::feed(absl::string_view data, Result& result, const FeedOptions& options) {
+  return impl_->feed(data, result, options);
+}
+
+absl::Status RequestParser::stream_body(BodySink sink) {
+  return impl_->stream_body(std::move(sink));
+}
+bool RequestParser::streaming() const { return impl_->streaming(); }
 
 RequestParser::State RequestParser::state() const { return impl_->state(); }
 std::optional<RequestError> RequestParser::error() const { return impl_->error(); }

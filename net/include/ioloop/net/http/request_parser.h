@@ -47,7 +47,7 @@
 //  - After a request whose keep_alive() is false, the parser enters State::kClosed and ignores
 //    every further byte (RFC 9112 §9.6: no further request on that connection is processed).
 //  - Memory is bounded by the limits: max_header_size for the header section (plus
-//    per-field bookkeeping), max_body_size for a stored body.
+//    per-field bookkeeping), max_body_size for a stored body (a streamed body is not stored).
 //  - libhttp_parser has its own compiled-in header limit (HTTP_MAX_HEADER_SIZE, 80 KiB); a
 //    max_header_size above it is effectively 80 KiB (also reported as 431). It is not
 //    raised, as that setting is process-wide.
@@ -58,6 +58,36 @@
 // Continue\r\n\r\n" after the responses to the requests returned by the same feed() (the
 // waiting request is always the last one on the connection). pending_request() shows its
 // method, target and headers meanwhile, should the server prefer a final status instead.
+//
+// Streaming bodies (Tornado's @stream_request_body), for a handler that consumes a body as it
+// arrives instead of a buffered body up to max_body_size:
+//  1. feed() with FeedOptions::stop_at_headers: a feed() that completes the header section of a
+//     request with a body (chunked, or Content-Length > 0) stops right there, before any body
+//     byte, with Result::at_headers set; state() is kBody and pending_request() is that request
+//     (method, target, headers). A request without a body does not stop: it completes as usual.
+//  2. Optionally stream_body(sink) (state() is kBody, no body byte consumed yet): the request's
+//     body bytes, de-chunked, go to `sink` instead of HTTPRequest::body(), in order, in
+//     non-empty pieces whose boundaries depend on the split (their concatenation does not).
+//     max_body_size and discard_body do not apply to a streamed body: memory stays bounded
+//     because nothing is kept, and a consumer that wants a limit counts bytes itself. Without
+//     stream_body() the body is buffered as before; its 413 (Content-Length above
+//     max_body_size) is then reported by the next feed() at the same stream position.
+//  3. Flow control: a sink returning false stops feed() right after that piece; the bytes
+//     consumed so far are returned (Result::sink_paused is set) and the caller feeds the rest
+//     later, e.g. once its consumer has caught up. As with max_requests, stopping there is just
+//     another split: the same body bytes, requests and errors result. A stop after a body's
+//     last piece comes after the request completes (it is in Result::requests), so a stop
+//     always consumed at least one byte.
+//  4. The request completes like any other: it is appended to Result::requests with an empty
+//     body, and its index in that vector is appended to Result::streamed (so the caller knows
+//     its body ended; requests pipelined after it follow as usual). The parser drops the sink
+//     then, on an error, or when it is destroyed.
+//  Errors while streaming (chunk framing, trailers too large) are the same RequestError at the
+//  same stream position as for a buffered body; the sink has then received exactly the body
+//  bytes before that position (a buffered body would be dropped with the request).
+//  Expect: 100-continue with stop_at_headers: send_continue is not reported by the feed() that
+//  stops at the headers but by the next one that leaves the request in kBody, so the caller
+//  decides (stream, buffer, or answer with a final status) before the client is told to send.
 //
 // Timeouts: state() is kIdle between requests (idle_timeout applies) and kHeaders while a
 // request's header section, empty lines before its request line included, has started but
@@ -75,10 +105,13 @@
 #define IOLOOP_NET_HTTP_REQUEST_PARSER_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "ioloop/net/http/http_request.h"
 
@@ -123,7 +156,31 @@ class RequestParser {
     std::vector<HTTPRequest> requests;  // completed by this feed(), in order
     bool send_continue = false;         // see "Expect: 100-continue" above
     std::optional<RequestError> error;  // set on the error's feed() and every later one
+    // Streaming (see "Streaming bodies" above); false and empty unless it is used.
+    bool at_headers = false;       // stopped after pending_request()'s header section
+    bool sink_paused = false;      // stopped because the body sink returned false
+    std::vector<size_t> streamed;  // indices in `requests` of requests whose body was streamed
+
+    // Empties everything, keeping the vectors' capacity (for a result reused across feeds).
+    void clear() {
+      requests.clear();
+      send_continue = false;
+      error.reset();
+      at_headers = false;
+      sink_paused = false;
+      streamed.clear();
+    }
   };
+
+  struct FeedOptions {
+    size_t max_requests = SIZE_MAX;  // stop once this many (>= 1) requests have completed
+    bool stop_at_headers = false;    // stop after a header section if a body follows
+  };
+
+  // Receives a streamed body's bytes; returns false to stop the current feed() after this
+  // piece (flow control). Runs inside feed(), on its thread; it must not call feed() or
+  // stream_body() on this parser nor destroy it (the other const accessors are fine).
+  using BodySink = absl::AnyInvocable<bool(absl::string_view chunk)>;
 
   RequestParser();
   explicit RequestParser(Options options);
@@ -141,6 +198,16 @@ class RequestParser {
   // answering for a while keeps the unparsed bytes rather than parsed requests). Stopping
   // there is just another split: the requests and errors are the same.
   size_t feed(absl::string_view data, Result& result, size_t max_requests);
+  // The general form: max_requests as above, and stop_at_headers (see "Streaming bodies").
+  // Returns how many bytes of `data` were consumed; feed the rest later.
+  size_t feed(absl::string_view data, Result& result, const FeedOptions& options);
+
+  // Sends the body of pending_request() to `sink` (see "Streaming bodies"). FailedPrecondition,
+  // and nothing changes, unless state() is kBody, no byte of that body has been consumed and
+  // it is not streamed already; InvalidArgument for an empty sink.
+  absl::Status stream_body(BodySink sink);
+  // Whether pending_request()'s body goes to a sink.
+  bool streaming() const;
 
   State state() const;
   std::optional<RequestError> error() const;
