@@ -42,7 +42,7 @@ struct ClientFetch {
   HTTPClient::FetchCallback callback;
   absl::Status invalid;  // a validation error, delivered from the loop
   URL url;
-  std::string key;  // the pool's: scheme://host:port
+  std::string key;  // the pool's: scheme://authority (host, and the port unless default)
   HTTPMethod method = HTTPMethod::kGet;
   Phase phase = Phase::kNew;
   std::shared_ptr<ClientConnection> conn;

@@ -98,7 +98,8 @@ absl::StatusOr<URL> validate_request(const HTTPClientRequest& request) {
 }
 
 std::string pool_key(const URL& url) {
-  return absl::StrCat(url.scheme, "://", url.authority(), ":", url.port);
+  // authority() names the port unless it is the scheme's default, so "h" and "h:80" share.
+  return absl::StrCat(url.scheme, "://", url.authority());
 }
 
 bool idempotent(absl::string_view m) {
