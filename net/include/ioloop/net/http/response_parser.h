@@ -13,19 +13,33 @@
 //    max_header_size is enforced at a fixed stream position to make this hold
 //    (tests/fuzz/response_parser_fuzzer.cc checks it).
 //  - Framing (RFC 9112 §6.3): no body for a response to HEAD, a 2xx to CONNECT, 1xx, 204 and
-//    304, whatever the fields say; otherwise chunked (Transfer-Encoding: chunked as the final
-//    coding), Content-Length, or close-delimited (neither: the body runs until the peer closes,
-//    which finish() reports).
+//    304, whatever the fields say; otherwise chunked (Transfer-Encoding: chunked, the only
+//    coding accepted), Content-Length, or close-delimited (neither: the body runs until the peer
+//    closes, which finish() reports).
 //  - 1xx interim responses (100, 102, 103, ...) are consumed and skipped: the Sink never sees
 //    them. 101 Switching Protocols is an error (this client never asks for an upgrade).
+//  - Line endings: CRLF or bare LF in the head and trailers. A CR not followed by LF is an
+//    error anywhere in a head or trailer section, and chunk-size lines and the end of each
+//    chunk's data need CRLF (Debian's libhttp_parser is built non-strict and would take any
+//    byte for that LF: checked here). Empty lines before the status line are skipped (they
+//    count toward max_header_size) and are not "a byte of the response" for
+//    started_response().
+//  - Trailer fields of a chunked body are consumed and not reported.
 //  - Errors: the first one leaves the parser failed: every later feed() or finish() returns it
 //    again (until the next start()). Events reported before the error stand.
 //      DataLoss          malformed input, with libhttp_parser's reason, as
 //                        "malformed response: <reason>" (e.g. "malformed response: invalid
-//                        HTTP status code"); Content-Length together with Transfer-Encoding,
-//                        several differing Content-Length values, a final transfer coding
-//                        other than chunked, 101, an HTTP major version other than 1; the
-//                        connection closed before the response ended (finish()).
+//                        HTTP status code"); and, with the same prefix: a bare CR; a
+//                        character outside RFC 9110's token in a field name (checked at the
+//                        end of the head, so that the error does not depend on the split);
+//                        a status outside 100..599; 101; an HTTP major version other than 1;
+//                        Content-Length together with Transfer-Encoding; several
+//                        Content-Length fields (even equal ones: libhttp_parser rejects them,
+//                        and RFC 9112 §6.3 allows it); any transfer coding other than a single
+//                        "chunked" ("gzip, chunked" too: this client sends no TE field, so a
+//                        server must not use other codings, and passing their bytes on as the
+//                        body would be wrong). And the connection closed before the response
+//                        ended (finish(), messages below).
 //      ResourceExhausted the status line and fields (or the trailer section) exceed
 //                        max_header_size bytes; detected as soon as byte max_header_size + 1
 //                        of the section arrives.
@@ -37,7 +51,7 @@
 //
 // Threading: one connection's parser; use from one thread at a time. The Sink is called
 // synchronously from feed()/finish() on the calling thread; it must not call back into this
-// parser.
+// parser, nor throw (the parser's state would then be unspecified: discard it).
 //
 // Example:
 //   parser.start(HTTPMethod::kGet);
@@ -69,8 +83,9 @@ struct HTTPResponseHead {
 
   // Whether the connection may carry another request after this response, by RFC 9112 §9.3
   // for a response: a "close" Connection token -> false; HTTP/1.1 -> true; HTTP/1.0 -> only
-  // with a "keep-alive" Connection token. (A close-delimited body also ends the connection:
-  // see ResponseParser::keep_alive().)
+  // with a "keep-alive" Connection token, and never with Transfer-Encoding (§6.1: faulty
+  // framing, close after it). (A close-delimited body also ends the connection: see
+  // ResponseParser::keep_alive().)
   bool keep_alive() const;
 
   friend bool operator==(const HTTPResponseHead&, const HTTPResponseHead&) = default;
