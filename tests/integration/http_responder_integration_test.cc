@@ -19,6 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "integration/command.h"
 #include "integration/server_process.h"
 #include "ioloop/net/socket.h"
 
@@ -32,27 +33,6 @@ namespace {
 using net::Socket;
 
 constexpr char kBody[] = "Hello, world!";
-
-// Runs `command` with sh -c; returns its stdout, and its exit status in *status.
-std::string run(const std::string& command, int* status) {
-  std::string out;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    *status = -1;
-    return out;
-  }
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
-  *status = ::pclose(pipe);
-  return out;
-}
-
-bool have(const std::string& tool) {
-  int status;
-  run("command -v " + tool + " >/dev/null 2>&1", &status);
-  return status == 0;
-}
 
 class HTTPResponderTest : public ::testing::Test {
  protected:

@@ -1,0 +1,37 @@
+// File: integration/command.h
+// Runs shell commands for the integration tests that drive examples with real tools (curl,
+// Python's http.client, ab, wrk). A tool that is not installed makes its test skip
+// (third_party/install-deps.sh installs them all).
+#ifndef IOLOOP_TESTS_INTEGRATION_COMMAND_H_
+#define IOLOOP_TESTS_INTEGRATION_COMMAND_H_
+
+#include <cstdio>
+#include <string>
+
+namespace ioloop::testing {
+
+// Runs `command` with sh -c; returns its stdout, and its wait status in *status (0: exit 0).
+inline std::string run(const std::string& command, int* status) {
+  std::string out;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) {
+    *status = -1;
+    return out;
+  }
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  *status = ::pclose(pipe);
+  return out;
+}
+
+// Whether `tool` is on PATH.
+inline bool have(const std::string& tool) {
+  int status;
+  run("command -v " + tool + " >/dev/null 2>&1", &status);
+  return status == 0;
+}
+
+}  // namespace ioloop::testing
+
+#endif  // IOLOOP_TESTS_INTEGRATION_COMMAND_H_

@@ -1,0 +1,342 @@
+// Runs the built examples/http_proxy in front of examples/http_responder and in front of a
+// Python upstream (proxy_upstream.py), and drives it with curl, Python's http.client, ab -k,
+// wrk and raw sockets: forwarding and field rewriting both ways, connection reuse, bodiless
+// responses, 502/504 with the client connection still usable, an upstream dying mid-response,
+// pipelining, a large streamed download with the proxy's peak RSS read from /proc, and a clean
+// exit on SIGTERM.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "integration/command.h"
+#include "integration/server_process.h"
+#include "ioloop/net/socket.h"
+#include "ioloop/net/socket_address.h"
+
+#if !defined(HTTP_PROXY_PATH) || !defined(HTTP_RESPONDER_PATH) || !defined(PROXY_UPSTREAM_PY)
+#error "HTTP_PROXY_PATH, HTTP_RESPONDER_PATH and PROXY_UPSTREAM_PY must be defined (CMakeLists.txt)"
+#endif
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
+namespace ioloop::testing {
+namespace {
+
+// Starts the Python upstream; null (and the test skips) without python3.
+std::unique_ptr<ServerProcess> start_python_upstream() {
+  if (!have("python3")) return nullptr;
+  auto server = ServerProcess::start("/usr/bin/env", {"python3", PROXY_UPSTREAM_PY});
+  EXPECT_TRUE(server.ok()) << server.status();
+  return server.ok() ? *std::move(server) : nullptr;
+}
+
+std::unique_ptr<ServerProcess> start_proxy(uint16_t upstream_port,
+                                           std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"--port=0", "--address=127.0.0.1", "--log_level=warn",
+                                   absl::StrCat("--upstream=http://127.0.0.1:", upstream_port)};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto server = ServerProcess::start(HTTP_PROXY_PATH, args);
+  EXPECT_TRUE(server.ok()) << server.status();
+  return server.ok() ? *std::move(server) : nullptr;
+}
+
+// A /proc/<pid>/status field in KiB (VmRSS, VmHWM).
+int64_t proc_kib(pid_t pid, const std::string& field) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) != 0) continue;
+    int64_t v = 0;
+    std::vector<std::string> parts = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (parts.size() >= 2 && absl::SimpleAtoi(parts[1], &v)) return v;
+  }
+  return -1;
+}
+
+// Everything the peer sends on `fd` until it closes.
+std::string read_all(int fd) {
+  std::string out;
+  char buf[16384];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
+class ProxyToResponderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto upstream = ServerProcess::start(HTTP_RESPONDER_PATH,
+                                         {"--port=0", "--address=127.0.0.1", "--log_level=warn"});
+    ASSERT_TRUE(upstream.ok()) << upstream.status();
+    upstream_ = *std::move(upstream);
+    proxy_ = start_proxy(upstream_->port());
+    ASSERT_NE(proxy_, nullptr);
+    url_ = absl::StrCat("http://127.0.0.1:", proxy_->port(), "/");
+  }
+  std::unique_ptr<ServerProcess> upstream_;
+  std::unique_ptr<ServerProcess> proxy_;
+  std::string url_;
+};
+
+TEST_F(ProxyToResponderTest, CurlGetsTheUpstreamsResponseWithVia) {
+  if (!have("curl")) GTEST_SKIP() << "curl not installed";
+  int status;
+  const std::string out = run("curl -s -i --max-time 20 " + url_ + "a/b?c=1", &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(out.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << out;
+  EXPECT_NE(out.find("\r\nVia: 1.1 ioloop\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\r\nContent-Length: 13\r\n"), std::string::npos) << out;
+  EXPECT_EQ(out.substr(out.find("\r\n\r\n") + 4), "Hello, world!");
+  // HTTP/1.0 client: answered as HTTP/1.0, closed after.
+  const std::string old = run("curl -s -i -0 --max-time 20 " + url_, &status);
+  EXPECT_EQ(old.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << old;
+  EXPECT_EQ(old.substr(old.find("\r\n\r\n") + 4), "Hello, world!");
+}
+
+TEST_F(ProxyToResponderTest, ApacheBenchKeepAliveHasNoFailedRequests) {
+  if (!have("ab")) GTEST_SKIP() << "ab (apache2-utils) not installed";
+  int status;
+  const std::string out = run("ab -q -k -n 3000 -c 16 " + url_ + " 2>&1", &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("Complete requests:      3000"), std::string::npos) << out;
+  EXPECT_NE(out.find("Failed requests:        0"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Non-2xx"), std::string::npos) << out;
+}
+
+TEST_F(ProxyToResponderTest, WrkHasNoErrors) {
+  if (!have("wrk")) GTEST_SKIP() << "wrk not installed";
+  int status;
+  const std::string out = run("wrk -t1 -c32 -d1s " + url_ + " 2>&1", &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("requests in"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Socket errors"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Non-2xx"), std::string::npos) << out;
+}
+
+TEST_F(ProxyToResponderTest, PipelinedRequestsAreAnsweredInOrder) {
+  auto sock = net::Socket::create(AF_INET, SOCK_STREAM);
+  ASSERT_TRUE(sock.ok());
+  ASSERT_EQ(::fcntl(sock->fd(), F_SETFL, 0), 0);  // blocking: connect, send, read to EOF
+  auto addr = net::SocketAddress::parse("127.0.0.1", proxy_->port());
+  ASSERT_TRUE(addr.ok());
+  ASSERT_EQ(::connect(sock->fd(), addr->get(), addr->length()), 0);
+  const std::string requests =
+      "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /2 HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(::send(sock->fd(), requests.data(), requests.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(requests.size()));
+  const std::string out = read_all(sock->fd());
+  // GET, HEAD (no body), GET with Connection: close; nothing after.
+  std::vector<std::string> parts = absl::StrSplit(out, "HTTP/1.1 200 OK\r\n", absl::SkipEmpty());
+  ASSERT_EQ(parts.size(), 3u) << out;
+  EXPECT_TRUE(absl::EndsWith(parts[0], "\r\n\r\nHello, world!")) << out;
+  EXPECT_TRUE(absl::EndsWith(parts[1], "\r\n\r\n")) << out;
+  EXPECT_TRUE(absl::EndsWith(parts[2], "Connection: close\r\n\r\nHello, world!")) << out;
+}
+
+TEST_F(ProxyToResponderTest, SigtermExitsZero) {
+  auto status = proxy_->signal_and_wait(SIGTERM);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+}
+
+class ProxyToPythonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    upstream_ = start_python_upstream();
+    if (upstream_ == nullptr) GTEST_SKIP() << "python3 not installed";
+    if (!have("curl")) GTEST_SKIP() << "curl not installed";
+    proxy_ = start_proxy(upstream_->port());
+    ASSERT_NE(proxy_, nullptr);
+    url_ = absl::StrCat("http://127.0.0.1:", proxy_->port());
+  }
+  std::unique_ptr<ServerProcess> upstream_;
+  std::unique_ptr<ServerProcess> proxy_;
+  std::string url_;
+};
+
+TEST_F(ProxyToPythonTest, RewritesFieldsBothWays) {
+  int status;
+  const std::string out =
+      run("curl -s -i --max-time 20 -H 'Connection: X-Secret' -H 'X-Secret: 1' "
+          "-H 'X-Forwarded-For: 10.0.0.1' -H 'X-Forwarded-For: 10.0.0.2' -H 'TE: trailers' "
+          "-H 'Proxy-Authorization: Basic eA==' -H 'Via: 1.0 first' " +
+              url_ + "/headers",
+          &status);
+  ASSERT_EQ(status, 0) << out;
+  const size_t split = out.find("\r\n\r\n");
+  ASSERT_NE(split, std::string::npos) << out;
+  const std::string head = out.substr(0, split + 2);
+  const std::string seen = out.substr(split + 4);  // the fields the upstream received
+  // Towards the upstream: hop-by-hop fields gone, X-Forwarded-For combined with the client
+  // appended, Via appended, Host as the client sent it.
+  EXPECT_NE(seen.find(absl::StrCat("Host: 127.0.0.1:", proxy_->port(), "\n")), std::string::npos)
+      << seen;
+  EXPECT_NE(seen.find("X-Forwarded-For: 10.0.0.1, 10.0.0.2, 127.0.0.1\n"), std::string::npos)
+      << seen;
+  EXPECT_NE(seen.find("Via: 1.0 first, 1.1 ioloop\n"), std::string::npos) << seen;
+  for (const char* gone : {"X-Secret", "TE:", "Proxy-Authorization", "Connection"}) {
+    EXPECT_EQ(seen.find(gone), std::string::npos) << gone << " reached the upstream: " << seen;
+  }
+  // Back to the client: the upstream's hop-by-hop fields gone, Via appended.
+  EXPECT_NE(head.find("\r\nVia: 1.1 ioloop\r\n"), std::string::npos) << head;
+  EXPECT_NE(head.find("\r\nX-Upstream-Peer: "), std::string::npos) << head;
+  for (const char* gone : {"X-Hop", "Keep-Alive"}) {
+    EXPECT_EQ(head.find(gone), std::string::npos) << gone << " reached the client: " << head;
+  }
+}
+
+TEST_F(ProxyToPythonTest, SequentialRequestsReuseOneUpstreamConnection) {
+  int status;
+  // Three requests on one client connection (curl reuses it for URLs given together); the
+  // upstream reports the client port of the connection each came on.
+  const std::string out = run("curl -s -D - -o /dev/null --max-time 20 " + url_ + "/headers " +
+                                  url_ + "/headers " + url_ + "/headers",
+                              &status);
+  ASSERT_EQ(status, 0) << out;
+  std::vector<std::string> peers;
+  for (absl::string_view line : absl::StrSplit(out, "\r\n")) {
+    if (absl::StartsWith(line, "X-Upstream-Peer: ")) peers.emplace_back(line.substr(17));
+  }
+  ASSERT_EQ(peers.size(), 3u) << out;
+  EXPECT_EQ(peers[0], peers[1]);
+  EXPECT_EQ(peers[1], peers[2]);
+}
+
+TEST_F(ProxyToPythonTest, BodilessResponsesPassThrough) {
+  int status;
+  for (const char* code : {"204", "304"}) {
+    const std::string out =
+        run(absl::StrCat("curl -s -i --max-time 20 ", url_, "/status/", code), &status);
+    ASSERT_EQ(status, 0) << out;
+    EXPECT_EQ(out.rfind(absl::StrCat("HTTP/1.1 ", code, " "), 0), 0u) << out;
+    EXPECT_TRUE(absl::EndsWith(out, "\r\n\r\n")) << out;
+    EXPECT_EQ(out.find("Content-Length"), std::string::npos) << out;
+    EXPECT_EQ(out.find("Transfer-Encoding"), std::string::npos) << out;
+  }
+  const std::string head = run("curl -s -I --max-time 20 " + url_ + "/big/1000", &status);
+  ASSERT_EQ(status, 0) << head;
+  EXPECT_NE(head.find("\r\nContent-Length: 1000\r\n"), std::string::npos) << head;
+  EXPECT_TRUE(absl::EndsWith(head, "\r\n\r\n")) << head;
+}
+
+TEST_F(ProxyToPythonTest, PostBodyIsForwarded) {
+  int status;
+  const std::string out =
+      run("curl -s --max-time 20 --data-binary 'hello proxy' " + url_ + "/echo", &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "hello proxy");
+}
+
+TEST_F(ProxyToPythonTest, UpstreamDyingMidResponseClosesTheClientConnection) {
+  int status;
+  // curl exits 18 (partial file): 10 of the 100 announced bytes, then the connection ended.
+  const std::string out = run("curl -s --max-time 20 " + url_ + "/die", &status);
+  EXPECT_EQ(out, "0123456789");
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 18);
+}
+
+TEST_F(ProxyToPythonTest, LargeDownloadStreamsWithBoundedMemory) {
+  // 1 GiB in the optimized build; a quarter of it under the sanitizers (several times slower).
+  const int64_t bytes = kSanitized ? (256ll << 20) : (1ll << 30);
+  const int64_t before = proc_kib(proxy_->pid(), "VmRSS");
+  ASSERT_GT(before, 0);
+  int status;
+  const std::string out = run(absl::StrCat("curl -s -o /dev/null -w '%{size_download}' ",
+                                           "--max-time 110 ", url_, "/big/", bytes),
+                              &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(out, absl::StrCat(bytes));
+  const int64_t peak = proc_kib(proxy_->pid(), "VmHWM");
+  // The proxy holds at most kHighWater (256 KiB) plus a read or two per transfer: a few MiB
+  // over its idle size, not the body. (The sanitizers' allocators keep freed memory resident,
+  // ASan's quarantine alone up to 256 MiB: there only the bytes are checked.)
+  std::printf("proxied %lld bytes: proxy VmRSS %lld KiB before, VmHWM %lld KiB after\n",
+              static_cast<long long>(bytes), static_cast<long long>(before),
+              static_cast<long long>(peak));
+  if (!kSanitized) {
+    EXPECT_LT(peak - before, 16 * 1024) << "VmRSS before " << before << " KiB, peak " << peak;
+  }
+}
+
+TEST(ProxyErrorsTest, RefusedUpstreamIs502AndTheConnectionStaysUsable) {
+  if (!have("python3")) GTEST_SKIP() << "python3 not installed";
+  // A port nobody listens on: bind one, then close it.
+  uint16_t port = 0;
+  {
+    auto s = net::Socket::create(AF_INET, SOCK_STREAM);
+    ASSERT_TRUE(s.ok());
+    auto any = net::SocketAddress::parse("127.0.0.1", 0);
+    ASSERT_TRUE(any.ok());
+    ASSERT_EQ(::bind(s->fd(), any->get(), any->length()), 0);
+    auto local = s->local_address();
+    ASSERT_TRUE(local.ok());
+    port = local->port();
+  }
+  auto proxy = start_proxy(port);
+  ASSERT_NE(proxy, nullptr);
+  // Two requests on one connection: both 502, the second proves the connection survived.
+  const std::string script = absl::StrCat(
+      "import http.client\n"
+      "c = http.client.HTTPConnection('127.0.0.1', ",
+      proxy->port(),
+      ", timeout=20)\n"
+      "for i in range(2):\n"
+      "    c.request('GET', '/x')\n"
+      "    r = c.getresponse()\n"
+      "    r.read()\n"
+      "    print(r.status, r.getheader('Connection'))\n");
+  int status;
+  const std::string out = run("python3 -c \"" + script + "\" 2>&1", &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "502 None\n502 None\n");
+}
+
+TEST(ProxyErrorsTest, SilentUpstreamIs504AfterTheUpstreamTimeout) {
+  if (!have("python3")) GTEST_SKIP() << "python3 not installed";
+  // An upstream that accepts (the kernel does, from the backlog) and never answers.
+  auto silent = net::Socket::create(AF_INET, SOCK_STREAM);
+  ASSERT_TRUE(silent.ok());
+  auto any = net::SocketAddress::parse("127.0.0.1", 0);
+  ASSERT_TRUE(any.ok());
+  ASSERT_EQ(::bind(silent->fd(), any->get(), any->length()), 0);
+  ASSERT_EQ(::listen(silent->fd(), 16), 0);
+  auto local = silent->local_address();
+  ASSERT_TRUE(local.ok());
+  auto proxy = start_proxy(local->port(), {"--upstream_timeout=300ms"});
+  ASSERT_NE(proxy, nullptr);
+  const std::string script = absl::StrCat(
+      "import http.client\n"
+      "c = http.client.HTTPConnection('127.0.0.1', ",
+      proxy->port(),
+      ", timeout=20)\n"
+      "for i in range(2):\n"
+      "    c.request('GET', '/x')\n"
+      "    r = c.getresponse()\n"
+      "    r.read()\n"
+      "    print(r.status)\n");
+  int status;
+  const std::string out = run("python3 -c \"" + script + "\" 2>&1", &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "504\n504\n");
+}
+
+}  // namespace
+}  // namespace ioloop::testing
