@@ -75,9 +75,9 @@
 //  3. Flow control: a sink returning false stops feed() right after that piece; the bytes
 //     consumed so far are returned (Result::sink_paused is set) and the caller feeds the rest
 //     later, e.g. once its consumer has caught up. As with max_requests, stopping there is just
-//     another split: the same body bytes, requests and errors result. A stop after a body's
-//     last piece comes after the request completes (it is in Result::requests), so a stop
-//     always consumed at least one byte.
+//     another split: the same body bytes, requests and errors result. A stop after the last
+//     piece of a Content-Length body comes once the request has completed (it is then in
+//     Result::requests); every stop has consumed at least one byte.
 //  4. The request completes like any other: it is appended to Result::requests with an empty
 //     body, and its index in that vector is appended to Result::streamed (so the caller knows
 //     its body ended; requests pipelined after it follow as usual). The parser drops the sink
