@@ -228,6 +228,19 @@ TEST(ResponseParserTest, StatusLineVariants) {
   EXPECT_THAT(out.head->headers, ElementsAre(Pair("Location", "/x"), Pair("Content-Length", "1")));
 }
 
+TEST(ResponseParserTest, FieldValues) {
+  // Empty values, whitespace around values trimmed, an obs-fold line (RFC 9112 §5.2) joined
+  // into the value by libhttp_parser, names kept as spelled.
+  Outcome out =
+      run_every_split(HTTPMethod::kGet,
+                      "HTTP/1.1 200 OK\r\nX-Empty:\r\nx-blank: \t \r\nX-Fold: a\r\n  b\r\n"
+                      "CONTENT-length:   1 \r\n\r\nz",
+                      false);
+  EXPECT_THAT(out.events, ElementsAre("head 200 OK", "body:z", "complete"));
+  EXPECT_THAT(out.head->headers, ElementsAre(Pair("X-Empty", ""), Pair("x-blank", ""),
+                                             Pair("X-Fold", "a  b"), Pair("CONTENT-length", "1")));
+}
+
 TEST(ResponseParserTest, EmptyLinesBeforeTheStatusLineAreNotAResponseYet) {
   ResponseParser parser;
   Outcome out;
