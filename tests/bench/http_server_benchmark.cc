@@ -3,6 +3,9 @@
 // e.g. "450n" is 450 ns per request) as the number to compare:
 //   BM_Core*       parse + handler + serialize, no I/O: HTTPConnectionCore::on_data(), which a
 //                  connection runs on every read (single request, and 16 pipelined per read).
+//   BM_CoreDeferred*  the same with a handler that defers and finishes inside itself (write,
+//                  finish: a chunked body): what a deferred response costs over the fast path,
+//                  minus any waiting.
 //   BM_Socketpair* the whole server path over a socketpair on one loop: recv by the server's
 //                  IOStream, the core, one send of the responses, and the client's recv of
 //                  them (the client runs on the same loop; loop start/stop per round included).
@@ -19,6 +22,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +30,7 @@
 #include "benchmark/benchmark.h"
 #include "http/http_connection.h"
 #include "ioloop/io_loop.h"
+#include "ioloop/net/http/http_response_stream.h"
 #include "ioloop/net/http/http_server.h"
 #include "ioloop/net/io_stream.h"
 #include "ioloop/net/socket.h"
@@ -74,6 +79,31 @@ void BM_Core(benchmark::State& state) {
   set_per_request(state, n);
 }
 BENCHMARK(BM_Core)->Arg(1)->Arg(16);
+
+void hello_deferred(const HTTPRequest&, HTTPResponseWriter& w) {
+  w.add_header("Content-Type", "text/plain");
+  std::shared_ptr<ioloop::net::HTTPResponseStream> s = w.defer();
+  if (!s->write("Hello, world!").ok() || !s->finish().ok()) std::abort();
+}
+
+void BM_CoreDeferred(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  std::string input;
+  for (int i = 0; i < n; ++i) input += kCurlRequest;
+  auto shared = std::make_shared<HTTPServer::Shared>(hello_deferred, HTTPServerOptions{});
+  HTTPConnectionCore core(shared);
+  HTTPOutput out;
+  for (auto _ : state) {
+    out.head.clear();
+    if (core.on_data(input, out) != static_cast<size_t>(n) || out.close) {
+      state.SkipWithError("unexpected result");
+      break;
+    }
+    benchmark::DoNotOptimize(out.head.data());
+  }
+  set_per_request(state, n);
+}
+BENCHMARK(BM_CoreDeferred)->Arg(1)->Arg(16);
 
 size_t one_response_size() {
   auto shared = std::make_shared<HTTPServer::Shared>(hello, HTTPServerOptions{});
