@@ -31,6 +31,28 @@ TEST_F(HTTPClientTest, ConnectTimeoutNamesTheConnectPhase) {
   EXPECT_EQ(client.stats().open_connections, 0u);
 }
 
+TEST_F(HTTPClientTest, DestroyedWhileConnectingCompletesTheFetchOnce) {
+  ::ioloop::testing::Blackhole hole;
+  int calls = 0;
+  absl::Status status;
+  {
+    HTTPClient client(loop());
+    HTTPClientRequest request;
+    request.url = absl::StrCat("http://127.0.0.1:", hole.address.port(), "/");
+    client.fetch(std::move(request), [&](absl::StatusOr<HTTPClientResponse> r) {
+      ++calls;
+      status = r.status();
+    });
+    settle();
+    EXPECT_EQ(client.stats().open_connections, 1u);  // connecting
+    EXPECT_EQ(calls, 0);
+  }
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(status, absl::CancelledError("HTTPClient destroyed with the fetch pending"));
+  settle();
+  EXPECT_EQ(calls, 1);
+}
+
 TEST_F(HTTPClientTest, RequestTimeoutWaitingForTheResponse) {
   auto raw = raw_server();  // never answers
   HTTPClient client(loop());
@@ -81,6 +103,22 @@ TEST_F(HTTPClientTest, ACompletedFetchLeavesNoTimerBehind) {
   absl::StatusOr<HTTPClientResponse> r = get(client, url());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->reused_connection);
+}
+
+class HTTPClientRealClockTest : public HTTPClientTest {
+ protected:
+  HTTPClientRealClockTest() : HTTPClientTest(/*manual_clock=*/false) {}
+};
+
+TEST_F(HTTPClientRealClockTest, HostNamesGoThroughTheResolver) {
+  start_server(echo_handler);
+  HTTPClient client(loop());
+  // "localhost" may resolve to ::1 first, where nothing listens: Happy Eyeballs falls back.
+  absl::StatusOr<HTTPClientResponse> r =
+      get(client, absl::StrCat("http://localhost:", server_->port(), "/name"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, "GET /name|");
+  EXPECT_EQ(r->effective_url, absl::StrCat("http://localhost:", server_->port(), "/name"));
 }
 
 // --- The keep-alive race ----------------------------------------------------------------------
