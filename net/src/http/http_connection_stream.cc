@@ -1,6 +1,7 @@
 // File: net/src/http/http_connection_stream.cc
 // HTTPConnectionCore as the target of a deferred response (HTTPResponseStream): the framing
 // (Content-Length, chunked, close-delimited), its misuse, and how the response ends.
+#include <exception>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -178,6 +179,8 @@ void HTTPConnectionCore::stream_fail(const absl::Status& why, bool exception) {
   if (!d_.active) return;
   if (exception) {
     s_.handler_exceptions.fetch_add(1, std::memory_order_relaxed);  // the loop logged it
+  } else if (current_ != nullptr && std::uncaught_exceptions() > 0) {
+    // Dropped while an exception unwinds out of the handler: answer() counts and logs that.
   } else {
     s_.stream_errors.fetch_add(1, std::memory_order_relaxed);
     logger().error("{}", std::string(why.message()));
@@ -216,6 +219,7 @@ void HTTPConnectionCore::on_connection_closed(const absl::Status& why) {
   const absl::Status status =
       absl::UnavailableError(why.ok() ? std::string("HTTP connection closed")
                                       : absl::StrCat("HTTP connection closed: ", why.message()));
+  if (body_.handler != nullptr) close_body(status);  // the client left mid-body
   for (HTTPOutput::FlushCallback& cb : pending_.on_flushed) post(std::move(cb), status);
   pending_.on_flushed.clear();
   if (!d_.active) return;
