@@ -95,7 +95,7 @@ void HTTPClientCore::complete(uint64_t id, absl::StatusOr<HTTPClientResponse> re
   if (it == fetches.end()) return;
   std::unique_ptr<ClientFetch> f = std::move(it->second);
   fetches.erase(it);
-  loop.remove_timeout(f->timer);
+  stop_timers(*f);
   if (f->phase == ClientFetch::Phase::kQueued) {
     auto pit = pools.find(f->key);
     if (pit != pools.end()) {
@@ -170,7 +170,7 @@ void HTTPClientCore::shutdown() {
   std::sort(pending.begin(), pending.end(),
             [](const auto& a, const auto& b) { return a->id < b->id; });
   for (auto& f : pending) {
-    loop.remove_timeout(f->timer);
+    stop_timers(*f);
     if (f->conn) f->conn->close(absl::CancelledError("HTTPClient destroyed"));
   }
   pools.clear();

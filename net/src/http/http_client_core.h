@@ -46,7 +46,8 @@ struct ClientFetch {
   HTTPMethod method = HTTPMethod::kGet;
   Phase phase = Phase::kNew;
   std::shared_ptr<ClientConnection> conn;
-  TimeoutHandle timer;  // request_timeout of the current exchange
+  TimeoutHandle timer;       // request_timeout of the current exchange
+  TimeoutHandle head_timer;  // response_timeout of the current exchange
   bool head_received = false;
   bool redirecting = false;  // the current response is a redirect being followed
   std::string location;
@@ -111,7 +112,8 @@ class HTTPClientCore : public ClientConnection::Owner,
 
   // --- http_client_exchange.cc ------------------------------------------------------------
   void start_exchange(ClientFetch& f, std::shared_ptr<ClientConnection> conn, bool reused);
-  void on_request_timeout(uint64_t id);
+  void on_request_timeout(uint64_t id, bool head_only);
+  void stop_timers(ClientFetch& f);
   void on_upload_flushed(uint64_t id, absl::Status status);
   void run_producer(uint64_t id);
   bool writer_write(uint64_t id, std::string chunk);

@@ -35,7 +35,15 @@ void HTTPClientCore::start_exchange(ClientFetch& f, std::shared_ptr<ClientConnec
   if (t != absl::ZeroDuration() && t != absl::InfiniteDuration()) {
     f.timer = loop.call_later(t, [weak = weak_from_this(), id = f.id] {
       if (std::shared_ptr<HTTPClientCore> core = weak.lock(); core && !core->shut_down) {
-        core->on_request_timeout(id);
+        core->on_request_timeout(id, /*head_only=*/false);
+      }
+    });
+  }
+  const absl::Duration h = f.request.response_timeout;
+  if (h != absl::ZeroDuration() && h != absl::InfiniteDuration()) {
+    f.head_timer = loop.call_later(h, [weak = weak_from_this(), id = f.id] {
+      if (std::shared_ptr<HTTPClientCore> core = weak.lock(); core && !core->shut_down) {
+        core->on_request_timeout(id, /*head_only=*/true);
       }
     });
   }
@@ -53,14 +61,21 @@ void HTTPClientCore::start_exchange(ClientFetch& f, std::shared_ptr<ClientConnec
   });
 }
 
-void HTTPClientCore::on_request_timeout(uint64_t id) {
+void HTTPClientCore::stop_timers(ClientFetch& f) {
+  loop.remove_timeout(f.timer);
+  loop.remove_timeout(f.head_timer);
+  f.timer = f.head_timer = TimeoutHandle();
+}
+
+void HTTPClientCore::on_request_timeout(uint64_t id, bool head_only) {
   ClientFetch* f = find(id);
   if (f == nullptr || f->phase != ClientFetch::Phase::kExchange) return;
-  f->timer = TimeoutHandle();
-  fail(id, absl::DeadlineExceededError(absl::StrCat(
-               "request_timeout (", absl::FormatDuration(f->request.request_timeout), ") expired ",
-               f->head_received ? "reading the body" : "waiting for the response", " from ",
-               f->url.to_string())));
+  const char* name = head_only ? "response_timeout" : "request_timeout";
+  const absl::Duration d = head_only ? f->request.response_timeout : f->request.request_timeout;
+  fail(id, absl::DeadlineExceededError(
+               absl::StrCat(name, " (", absl::FormatDuration(d), ") expired ",
+                            f->head_received ? "reading the body" : "waiting for the response",
+                            " from ", f->url.to_string())));
 }
 
 // --- Streamed upload ------------------------------------------------------------------------
@@ -139,6 +154,8 @@ void HTTPClientCore::on_head(ClientConnection& c, uint64_t exchange, HTTPRespons
   ClientFetch* f = find(exchange);
   if (f == nullptr || f->conn.get() != &c) return;
   f->head_received = true;
+  loop.remove_timeout(f->head_timer);
+  f->head_timer = TimeoutHandle();
   if (f->request.follow_redirects && is_redirect(head.status)) {
     if (auto location = head.headers.get("Location")) {
       if (f->redirects >= f->request.max_redirects) {
@@ -205,8 +222,7 @@ void HTTPClientCore::on_complete(ClientConnection& c, uint64_t exchange, bool re
   if (f != nullptr && !f->upload_done) reusable = false;
   if (f != nullptr && f->conn == conn) {
     f->conn = nullptr;
-    loop.remove_timeout(f->timer);
-    f->timer = TimeoutHandle();
+    stop_timers(*f);
     if (c.first_byte_at() != TimePoint{}) {
       f->response.timings.first_byte = to_duration(c.first_byte_at() - f->request_started);
     }
@@ -252,8 +268,7 @@ void HTTPClientCore::on_failed(ClientConnection& c, uint64_t exchange, absl::Sta
   ClientFetch* f = find(exchange);
   if (f == nullptr || f->conn != conn) return drop(*conn);
   f->conn = nullptr;
-  loop.remove_timeout(f->timer);
-  f->timer = TimeoutHandle();
+  stop_timers(*f);
   // The keep-alive race: the server closed a pooled connection as the request went out. The
   // retry inherits the dead connection's slot (so the queue cannot take it first).
   if (!response_started && conn->exchanges() > 1 && !f->retried && idempotent(f->request.method) &&

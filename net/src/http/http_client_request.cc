@@ -61,7 +61,8 @@ absl::StatusOr<URL> validate_request(const HTTPClientRequest& request) {
         "HTTPClientRequest.max_redirects must not be negative (got ", request.max_redirects, ")"));
   }
   if (request.connect_timeout < absl::ZeroDuration() ||
-      request.request_timeout < absl::ZeroDuration()) {
+      request.request_timeout < absl::ZeroDuration() ||
+      request.response_timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("HTTPClientRequest: timeouts must not be negative");
   }
   if (request.body_producer && !request.body.empty()) {

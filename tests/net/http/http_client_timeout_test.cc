@@ -85,12 +85,45 @@ TEST_F(HTTPClientTest, RequestTimeoutReadingTheBody) {
                             "request_timeout (3s) expired reading the body from ", raw->url())));
 }
 
+TEST_F(HTTPClientTest, ResponseTimeoutBoundsOnlyTheWaitForTheHead) {
+  auto raw = raw_server();
+  HTTPClient client(loop());
+  HTTPClientRequest silent;
+  silent.url = raw->url("/silent");
+  silent.request_timeout = absl::InfiniteDuration();
+  silent.response_timeout = absl::Seconds(2);
+  const TimePoint t0 = loop().time();
+  absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(silent));
+  EXPECT_EQ(r.status(), absl::DeadlineExceededError(absl::StrCat(
+                            "response_timeout (2s) expired waiting for the response from ",
+                            raw->url("/silent"))));
+  EXPECT_EQ(loop().time() - t0, std::chrono::seconds(2));
+
+  // The head at 1 s, the body's end at 10 s: the response_timeout no longer applies.
+  raw->on_data = [&](RawServer::Conn& c) {
+    if (c.heads() != 1 || c.eof || &c != &raw->last() || raw->connections() != 2) return;
+    RawServer::Conn* conn = &c;
+    loop().call_later(absl::Seconds(1), [conn] {
+      conn->stream->write("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab");
+    });
+    loop().call_later(absl::Seconds(10), [conn] { conn->stream->write("cd"); });
+  };
+  HTTPClientRequest slow_body;
+  slow_body.url = raw->url("/slow-body");
+  slow_body.request_timeout = absl::InfiniteDuration();
+  slow_body.response_timeout = absl::Seconds(2);
+  r = fetch(client, std::move(slow_body));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, "abcd");
+}
+
 TEST_F(HTTPClientTest, ACompletedFetchLeavesNoTimerBehind) {
   start_server(echo_handler);
   HTTPClient client(loop());
   HTTPClientRequest request;
   request.url = url();
   request.request_timeout = absl::Seconds(1);
+  request.response_timeout = absl::Seconds(1);
   ASSERT_TRUE(fetch(client, std::move(request)).ok());
   // Well past the request_timeout the pooled connection is still there and usable.
   bool checked = false;

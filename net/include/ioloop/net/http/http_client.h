@@ -24,7 +24,8 @@
 //                         retry described below, if it applied).
 //      NotFound           the host name does not resolve (the Resolver's error).
 //      DeadlineExceeded   a timeout, naming its phase: "connect" (connect_timeout),
-//                         "waiting for the response" or "reading the body" (request_timeout).
+//                         "waiting for the response" or "reading the body" (request_timeout,
+//                         response_timeout).
 //      DataLoss           a malformed response or one cut short, with the parser's reason
 //                         ("malformed response: ...", "connection closed after 3 of 10 body
 //                         bytes", see response_parser.h).
@@ -135,6 +136,11 @@ struct HTTPClientRequest {
   // request may still be being sent), then "reading the body". The connection is closed.
   // Zero or infinite: no limit.
   absl::Duration request_timeout = absl::Seconds(20);
+  // Optional (zero or infinite: off): bounds the wait for the final response's head, from the
+  // request's first write until the head is complete: DeadlineExceeded "response_timeout (..)
+  // expired waiting for the response from <url>", and the connection is closed. For a proxy's
+  // 504, with request_timeout infinite so that a long body may stream.
+  absl::Duration response_timeout = absl::ZeroDuration();
   bool follow_redirects = true;
   int max_redirects = 5;  // >= 0, else InvalidArgument
   // Largest body kept in HTTPClientResponse::body: ResourceExhausted above it (checked against
