@@ -260,12 +260,18 @@ TEST(HTTPFetchTest, ClientAndServerErrorsExitOneWithTheBody) {
   EXPECT_EQ(r.out, "oops");
 }
 
-TEST(HTTPFetchTest, RedirectsAreFollowedOrNot) {
-  ScriptedServer server(Replies{
+// Each test runs http_fetch at most twice: a sanitizer build starts a process in about a
+// second on a loaded machine, and every test must stay well under 5 s.
+Replies redirects() {
+  return Replies{
       {"/old", {"HTTP/1.1 302 Found\r\nLocation: /new\r\nContent-Length: 5\r\n\r\nmoved"}},
       {"/new", ok("new body")},
       {"/loop",
-       {"HTTP/1.1 301 Moved Permanently\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n"}}});
+       {"HTTP/1.1 301 Moved Permanently\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n"}}};
+}
+
+TEST(HTTPFetchTest, RedirectsAreFollowedOrNot) {
+  ScriptedServer server(redirects());
   Result r = fetch({"--include", server.url("/old")});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_EQ(r.out, "new body");
@@ -274,43 +280,58 @@ TEST(HTTPFetchTest, RedirectsAreFollowedOrNot) {
   r = fetch({"--follow_redirects=false", server.url("/old")});
   EXPECT_EQ(r.exit_code, 0);  // a 3xx is a success
   EXPECT_EQ(r.out, "moved");
+}
 
-  r = fetch({"--max_redirects=2", server.url("/loop")});
+TEST(HTTPFetchTest, TooManyRedirectsExitTwo) {
+  ScriptedServer server(redirects());
+  Result r = fetch({"--max_redirects=2", server.url("/loop")});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.out, "");
   EXPECT_TRUE(absl::StartsWith(r.err, "http_fetch: ")) << r.err;
   EXPECT_TRUE(absl::StrContains(r.err, "too many redirects")) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(server.requests().size(), 3u);  // the first request and 2 redirects
 }
 
-TEST(HTTPFetchTest, SendsMethodFieldsAndBody) {
+TEST(HTTPFetchTest, SendsPostWithFieldsAndBody) {
   ScriptedServer server(Replies{{"/p", ok("done")}});
   Result r = fetch(
       {"--data=a=1&b=2", "--header=X-List: x, y", "--header", "X-Other:  z ", server.url("/p")});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "done");
-  r = fetch({"--method=PUT", "--data=", server.url("/p")});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  r = fetch({server.url("/p?q=1")});  // 404 (the path differs), but sent as GET
   std::vector<std::string> requests = server.requests();
-  ASSERT_EQ(requests.size(), 3u);
+  ASSERT_EQ(requests.size(), 1u);
   EXPECT_TRUE(absl::StartsWith(requests[0], "POST /p HTTP/1.1\r\n")) << requests[0];
   EXPECT_TRUE(absl::StrContains(requests[0], "\r\nX-List: x, y\r\nX-Other: z\r\n")) << requests[0];
   EXPECT_TRUE(absl::StrContains(requests[0], "\r\nContent-Length: 7\r\n")) << requests[0];
   EXPECT_TRUE(absl::EndsWith(requests[0], "\r\n\r\na=1&b=2")) << requests[0];
-  EXPECT_TRUE(absl::StartsWith(requests[1], "PUT /p HTTP/1.1\r\n")) << requests[1];
-  EXPECT_TRUE(absl::StartsWith(requests[2], "GET /p?q=1 HTTP/1.1\r\n")) << requests[2];
 }
 
-TEST(HTTPFetchTest, TransportErrorsExitTwoWithOneLine) {
-  ScriptedServer server(
-      Replies{{"/bad", {"HTTP/1.1 abc OK\r\n\r\n", true}},
-              {"/short", {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", true}},
-              {"/hang", {"", false, true}}});
-  struct Case {
-    std::vector<std::string> args;
-    const char* reason;
-  };
+TEST(HTTPFetchTest, MethodFlagAndDefaultGet) {
+  ScriptedServer server(Replies{{"/p", ok("done")}});
+  Result r = fetch({"--method=PUT", "--data=", server.url("/p")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = fetch({server.url("/p?q=1")});  // 404 (the path differs), but sent as GET
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  std::vector<std::string> requests = server.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_TRUE(absl::StartsWith(requests[0], "PUT /p HTTP/1.1\r\n")) << requests[0];
+  EXPECT_TRUE(absl::StartsWith(requests[1], "GET /p?q=1 HTTP/1.1\r\n")) << requests[1];
+}
+
+// Runs http_fetch once with `args` and expects exit status 2, nothing on stdout beyond
+// `out`, and one line on stderr starting "http_fetch: " and containing `reason`.
+void expect_transport_error(const std::vector<std::string>& args, absl::string_view reason,
+                            absl::string_view out = "") {
+  Result r = fetch(args);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, out);
+  EXPECT_TRUE(absl::StartsWith(r.err, "http_fetch: ")) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, reason)) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST(HTTPFetchTest, RefusedExitsTwo) {
   // A port nobody listens on: bind one, note it, close it.
   int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
@@ -320,41 +341,35 @@ TEST(HTTPFetchTest, TransportErrorsExitTwoWithOneLine) {
   ASSERT_EQ(::bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
   ASSERT_EQ(::getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len), 0);
   ::close(probe);
-  const std::string refused = absl::StrCat("http://127.0.0.1:", ntohs(addr.sin_port), "/");
-
-  const Case cases[] = {
-      {{refused}, "Connection refused"},
-      {{server.url("/bad")}, "malformed response: invalid HTTP status code"},
-      {{server.url("/short")}, "connection closed after 3 of 10 body bytes"},
-  };
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.args.back());
-    Result r = fetch(c.args);
-    EXPECT_EQ(r.exit_code, 2);
-    EXPECT_TRUE(absl::StartsWith(r.err, "http_fetch: ")) << r.err;
-    EXPECT_TRUE(absl::StrContains(r.err, c.reason)) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  }
-  // What arrived before the cut is on stdout.
-  EXPECT_EQ(fetch({server.url("/short")}).out, "abc");
+  expect_transport_error({absl::StrCat("http://127.0.0.1:", ntohs(addr.sin_port), "/")},
+                         "Connection refused");
 }
 
-TEST(HTTPFetchTest, TimeoutAndUsageErrorsExitTwoWithOneLine) {
+TEST(HTTPFetchTest, MalformedAndCutShortResponsesExitTwo) {
+  ScriptedServer server(
+      Replies{{"/bad", {"HTTP/1.1 abc OK\r\n\r\n", true}},
+              {"/short", {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", true}}});
+  expect_transport_error({server.url("/bad")}, "malformed response: invalid HTTP status code");
+  // What arrived before the cut is on stdout.
+  expect_transport_error({server.url("/short")}, "connection closed after 3 of 10 body bytes",
+                         "abc");
+}
+
+TEST(HTTPFetchTest, TimeoutExitsTwo) {
   ScriptedServer server(Replies{{"/hang", {"", false, true}}});
-  const std::pair<std::vector<std::string>, const char*> cases[] = {
-      {{"--timeout=300ms", server.url("/hang")},
-       "http_fetch: timeout: the transfer took longer than 300ms\n"},
-      {{"ftp://example.com/"}, "http_fetch: URL: unsupported scheme 'ftp'\n"},
-      {{"--header=NoColon", server.url("/")},
-       "http_fetch: --header must be 'Name: value', got 'NoColon'\n"},
-  };
-  for (const auto& [args, message] : cases) {
-    SCOPED_TRACE(args.back());
-    Result r = fetch(args);
-    EXPECT_EQ(r.exit_code, 2);
-    EXPECT_EQ(r.err, message);
-    EXPECT_EQ(r.out, "");
-  }
+  Result r = fetch({"--timeout=300ms", server.url("/hang")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "http_fetch: timeout: the transfer took longer than 300ms\n");
+}
+
+TEST(HTTPFetchTest, UsageErrorsExitTwo) {
+  Result r = fetch({"ftp://example.com/"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "http_fetch: URL: unsupported scheme 'ftp'\n");
+  r = fetch({"--header=NoColon", "http://127.0.0.1:1/"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "http_fetch: --header must be 'Name: value', got 'NoColon'\n");
 }
 
 }  // namespace
