@@ -202,8 +202,9 @@ PY
 SYSCALL_NAMES=(read readv write writev recvfrom sendto recvmsg sendmsg epoll_wait epoll_pwait
   epoll_pwait2 epoll_ctl accept4 connect socket close shutdown getpeername getsockname getsockopt
   setsockopt fcntl ioctl futex clock_gettime timerfd_settime eventfd2 brk mmap munmap madvise)
+# SYSCALL_COUNTER=strace forces the fallback.
 COUNTER=strace
-if command -v perf >/dev/null 2>&1 &&
+if [[ "${SYSCALL_COUNTER:-perf}" == perf ]] && command -v perf >/dev/null 2>&1 &&
   perf stat -x, -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then
   COUNTER=perf
   PERF_EVENTS=raw_syscalls:sys_enter
