@@ -87,6 +87,7 @@ HTTPConnectionCore::HTTPConnectionCore(std::shared_ptr<HTTPServer::Shared> share
 }
 
 HTTPConnectionCore::~HTTPConnectionCore() {
+  if (body_.handler != nullptr) close_body(absl::CancelledError("HTTP connection destroyed"));
   if (d_.stream != nullptr) {
     HTTPResponseStream* stream = d_.stream;
     d_.stream = nullptr;
@@ -105,14 +106,18 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size
   }
   size_t completed = 0;
   cur_out_ = &out;
+  // Streamed bodies cost the synchronous fast path this one test.
+  const bool streaming = static_cast<bool>(s_.body_factory);
   // One request per feed(), so that answering can stop between any two requests, with the
   // bytes after the stop still unparsed (they cost their size; parsed requests would cost
-  // far more). A pending deferred response stops it too (the pipelining rule).
-  while (!input.empty() && !finished_ && out.size() < output_limit && !d_.active) {
+  // far more). A pending deferred response stops it too (the pipelining rule), and so does a
+  // streamed body's handler that stopped (flow control).
+  while (!input.empty() && !finished_ && out.size() < output_limit && !d_.active && !body_.paused) {
     result_.requests.clear();
     result_.send_continue = false;
     result_.error.reset();
-    const size_t n = parser_.feed(input, result_, /*max_requests=*/1);
+    const size_t n =
+        streaming ? feed_streaming(input, out) : parser_.feed(input, result_, /*max_requests=*/1);
     input.remove_prefix(n);
     completed += result_.requests.size();
     answer(out);
@@ -127,7 +132,8 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size
     backlog_.assign(input.data(), input.size());
     backlog_pos_ = 0;
   }
-  if (has_backlog() && !d_.active) s_.output_stalls.fetch_add(1, std::memory_order_relaxed);
+  if (has_backlog() && !d_.active && !body_.paused)
+    s_.output_stalls.fetch_add(1, std::memory_order_relaxed);
   return completed;
 }
 
@@ -142,7 +148,11 @@ void HTTPConnectionCore::answer(HTTPOutput& out) {
     bool threw = false;
     current_ = &request;
     try {
-      s_.handler(request, writer_);
+      if (body_.handler == nullptr) [[likely]] {
+        s_.handler(request, writer_);
+      } else {
+        end_body(request);  // the streamed request (feed_streaming() completes one at most)
+      }
     } catch (...) {
       threw = true;
       if (loop_ != nullptr) {
@@ -196,6 +206,10 @@ void HTTPConnectionCore::answer(HTTPOutput& out) {
     s_.protocol_errors.fetch_add(1, std::memory_order_relaxed);
     logger().debug("HTTP request rejected: {} ({})", std::string(error_name(*result_.error)),
                    parser_.error_detail());
+    if (body_.handler != nullptr) {
+      close_body(absl::InvalidArgumentError(absl::StrCat(
+          "HTTP request body: ", error_name(*result_.error), " (", parser_.error_detail(), ")")));
+    }
     respond_and_close(error_status(*result_.error), error_minor(), false, out);
     return;
   }
@@ -204,6 +218,9 @@ void HTTPConnectionCore::answer(HTTPOutput& out) {
 
 void HTTPConnectionCore::on_timeout(HTTPOutput& out) {
   if (finished_) return;
+  if (body_.handler != nullptr) {
+    close_body(absl::DeadlineExceededError("HTTP request body timed out"));
+  }
   respond_and_close(408, error_minor(), false, out);
 }
 

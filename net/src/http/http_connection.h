@@ -47,8 +47,12 @@ class HTTPClock {
 
 struct HTTPServer::Shared {
   Shared(Handler h, HTTPServerOptions o) : handler(std::move(h)), options(std::move(o)) {}
+  Shared(Handler h, HTTPBodyHandlerFactory f, HTTPServerOptions o)
+      : handler(std::move(h)), body_factory(std::move(f)), options(std::move(o)) {}
 
   Handler handler;
+  // Empty: every body is buffered (the fast path tests only this).
+  HTTPBodyHandlerFactory body_factory;
   const HTTPServerOptions options;
   std::atomic<uint64_t> connections{0};
   std::atomic<uint64_t> requests{0};
@@ -65,6 +69,8 @@ struct HTTPServer::Shared {
   std::atomic<uint64_t> deferred_responses{0};
   std::atomic<uint64_t> response_timeouts{0};
   std::atomic<uint64_t> stream_errors{0};
+  std::atomic<uint64_t> streamed_requests{0};
+  std::atomic<uint64_t> body_pauses{0};
   // Null: each connection's loop. Set before the first connection is served.
   std::shared_ptr<HTTPClock> clock;
 };
@@ -100,7 +106,7 @@ struct HTTPOutput {
   }
 };
 
-class HTTPConnectionCore final : public internal::HTTPResponseTarget {
+class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HTTPBodyControl {
  public:
   // The stream glue, told about deferred-response output produced outside on_data().
   class Listener {
@@ -111,6 +117,9 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget {
     virtual void on_stream_output(bool response_ended) = 0;
     // Bytes queued on the connection and not yet in the kernel.
     virtual size_t queued_output() const = 0;
+    // A streamed body's handler called resume(): parse the backlog and read again (later,
+    // not inside the caller).
+    virtual void on_body_resumed() = 0;
 
    protected:
     ~Listener() = default;
@@ -151,6 +160,9 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget {
 
   RequestParser::State parser_state() const { return parser_.state(); }
   bool finished() const { return finished_; }
+  // A streamed body's handler returned false from on_body and has not resumed: parse and
+  // read nothing (http_connection_body.cc).
+  bool body_paused() const { return body_.paused; }
 
   // A deferred response has not ended yet (later requests wait in the backlog).
   bool response_pending() const { return d_.active; }
@@ -199,6 +211,19 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget {
   // Runs `cb(status)` on a later loop iteration (at once without a loop).
   void post(HTTPOutput::FlushCallback cb, absl::Status status);
 
+  // Streamed request bodies (http_connection_body.cc). feed_streaming() is feed() with
+  // stop_at_headers, asking the factory at a header section; returns the bytes consumed.
+  size_t feed_streaming(absl::string_view input, HTTPOutput& out);
+  bool on_body_piece(absl::string_view chunk);
+  // on_end for the streamed request in result_ (rethrows the handler's exception).
+  void end_body(const HTTPRequest& request);
+  // The streamed request ended without on_end: on_close(why), then the handler is dropped.
+  void close_body(const absl::Status& why);
+  // HTTPBodyControl.
+  void resume() override;
+  uint64_t received() const override { return body_.received; }
+  bool paused() const override { return body_.paused; }
+
   void release_backlog() {
     std::string().swap(backlog_);  // give the memory back: it may be a whole read's worth
     backlog_pos_ = 0;
@@ -235,6 +260,14 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget {
     bool chunked = false;
     bool no_body = false;  // HEAD, 1xx, 204, 304: body bytes are discarded
   } d_;
+  struct Body {
+    std::unique_ptr<HTTPBodyHandler> handler;  // the streamed request's, until on_end/close
+    uint64_t received = 0;
+    bool paused = false;   // on_body returned false, no resume() yet
+    bool in_sink = false;  // on_body is running
+    bool resumed = false;  // resume() during on_body
+    bool threw = false;    // on_body threw (the sink stopped feed())
+  } body_;
 };
 
 }  // namespace ioloop::net

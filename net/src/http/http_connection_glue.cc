@@ -71,6 +71,15 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     rearm();
   }
   size_t queued_output() const override { return stream_->write_buffer_size(); }
+  // A streamed body's handler resumed: go on in a callback of its own (resume() may be
+  // called from anywhere on the loop thread, e.g. inside another connection's callback).
+  void on_body_resumed() override {
+    if (closed_ || closing_) return;
+    loop_.add_callback([self = shared_from_this()] {
+      if (self->closed_ || self->closing_ || self->core_.body_paused()) return;
+      self->process({});
+    });
+  }
 
   void start() {
     core_.set_stream(stream_);
@@ -111,7 +120,8 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     const size_t completed = core_.on_data(data, out_, limit);
     flush();
     if (out_.close) return begin_close();
-    if (core_.has_backlog() && !waiting_for_drain_ && !core_.response_pending()) {
+    if (core_.has_backlog() && !waiting_for_drain_ && !core_.response_pending() &&
+        !core_.body_paused()) {
       wait_for_drain();
     }
     update_reading();
@@ -131,8 +141,9 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   // Reading pauses while output is over the high watermark or requests wait unanswered.
   void update_reading() {
     if (closing_ || closed_) return;  // begin_close() drains input until the end
-    if (output_full_ || (core_.has_backlog() && (!core_.response_pending() ||
-                                                 core_.backlog_size() > kMaxWaitingBacklog))) {
+    if (output_full_ || core_.body_paused() ||
+        (core_.has_backlog() &&
+         (!core_.response_pending() || core_.backlog_size() > kMaxWaitingBacklog))) {
       stream_->pause_reading();
     } else {
       stream_->resume_reading();
@@ -288,7 +299,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     }
     // While the server itself is not reading (its output is backed up), the client's bytes
     // cannot arrive: the header, request and body-rate clocks start again meanwhile.
-    const bool backed_up = output_full_ || core_.has_backlog();
+    const bool backed_up = output_full_ || core_.has_backlog() || core_.body_paused();
     if (response_deadline_ <= t) {
       response_deadline_ = kNever;
       logger().debug("HTTP connection fd {} response timeout", stream_->fd());
@@ -314,7 +325,8 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
       rate_deadline_ = after(t, options_.body_rate_window);
     }
     // A response in progress is not idleness: its own timeout is response_timeout.
-    if (idle_deadline_ <= t && core_.response_pending())
+    // Nor is a streamed body its handler stopped (flow control).
+    if (idle_deadline_ <= t && (core_.response_pending() || core_.body_paused()))
       idle_deadline_ = after(t, options_.idle_timeout);
     if (idle_deadline_ <= t && !output_progress(t, idle_deadline_)) {
       shared_->idle_timeouts.fetch_add(1, std::memory_order_relaxed);

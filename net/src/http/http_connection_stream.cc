@@ -219,6 +219,7 @@ void HTTPConnectionCore::on_connection_closed(const absl::Status& why) {
   const absl::Status status =
       absl::UnavailableError(why.ok() ? std::string("HTTP connection closed")
                                       : absl::StrCat("HTTP connection closed: ", why.message()));
+  if (body_.handler != nullptr) close_body(status);  // the client left mid-body
   for (HTTPOutput::FlushCallback& cb : pending_.on_flushed) post(std::move(cb), status);
   pending_.on_flushed.clear();
   if (!d_.active) return;

@@ -46,6 +46,17 @@ HTTPServer::HTTPServer(IOLoop& loop, Handler handler, HTTPServerOptions options)
           },
           options.tcp_options) {}
 
+HTTPServer::HTTPServer(IOLoop& loop, Handler handler, HTTPBodyHandlerFactory on_headers,
+                       HTTPServerOptions options)
+    : options_status_(check_options(options)),
+      shared_(std::make_shared<Shared>(std::move(handler), std::move(on_headers), options)),
+      tcp_server_(
+          loop,
+          [shared = shared_](std::shared_ptr<IOStream> stream, const SocketAddress&) {
+            serve_http_connection(shared, stream);
+          },
+          options.tcp_options) {}
+
 HTTPServer::~HTTPServer() = default;
 
 absl::Status HTTPServer::listen(uint16_t port, absl::string_view address) {
@@ -97,6 +108,8 @@ HTTPServer::Stats http_server_stats(const HTTPServer::Shared& s) {
   out.deferred_responses = s.deferred_responses.load(std::memory_order_relaxed);
   out.response_timeouts = s.response_timeouts.load(std::memory_order_relaxed);
   out.stream_errors = s.stream_errors.load(std::memory_order_relaxed);
+  out.streamed_requests = s.streamed_requests.load(std::memory_order_relaxed);
+  out.body_pauses = s.body_pauses.load(std::memory_order_relaxed);
   return out;
 }
 

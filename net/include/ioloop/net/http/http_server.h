@@ -38,6 +38,8 @@
 //    is in the kernel. So a connection queues at most max_pending_output plus one response.
 //  - Expect: 100-continue: "HTTP/1.1 100 Continue" is sent when the header section is in and
 //    the body is not (RequestParser::Result::send_continue).
+//  - Streamed request bodies (the constructor with an HTTPBodyHandlerFactory): see
+//    http_body_handler.h. Without a factory the server costs nothing more for them.
 //  - Errors (each response says "Connection: close", then the connection closes once it is
 //    flushed; responses to requests before the bad one in the same read go out first):
 //    malformed request, bad Content-Length, Content-Length with Transfer-Encoding, HTTP/1.1
@@ -106,6 +108,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "ioloop/io_loop.h"
+#include "ioloop/net/http/http_body_handler.h"
 #include "ioloop/net/http/http_request.h"
 #include "ioloop/net/http/http_response.h"
 #include "ioloop/net/http/http_response_stream.h"
@@ -171,9 +174,16 @@ class HTTPServer {
     uint64_t response_timeouts = 0;   // deferred responses failed by response_timeout
     uint64_t stream_errors = 0;       // deferred responses failed by the handler: Content-
                                       // Length misuse, dropped unfinished (500 or close)
+    uint64_t streamed_requests = 0;   // bodies the factory chose to stream (http_body_handler.h)
+    uint64_t body_pauses = 0;         // on_body calls that returned false (reading stopped)
   };
 
   HTTPServer(IOLoop& loop, Handler handler, HTTPServerOptions options = {});
+  // With streamed request bodies: `on_headers` chooses, per request with a body, between
+  // streaming it to an HTTPBodyHandler and buffering it for `handler` (http_body_handler.h).
+  // An empty factory is the constructor above.
+  HTTPServer(IOLoop& loop, Handler handler, HTTPBodyHandlerFactory on_headers,
+             HTTPServerOptions options = {});
   ~HTTPServer();
   HTTPServer(const HTTPServer&) = delete;
   HTTPServer& operator=(const HTTPServer&) = delete;

@@ -1,0 +1,132 @@
+// File: net/src/http/http_connection_body.cc
+// HTTPConnectionCore with an HTTPBodyHandlerFactory: streamed request bodies
+// (http_body_handler.h) on RequestParser's streaming mode (stop_at_headers, stream_body(), a
+// sink returning false). Only reached when a factory is installed.
+#include <exception>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "http_connection.h"
+#include "ioloop/logging.h"
+
+namespace ioloop::net {
+namespace {
+
+// Logs and counts the exception being handled (inside a catch block).
+void report_exception(IOLoop* loop, const char* what) {
+  if (loop != nullptr) {
+    loop->handle_callback_exception(what).IgnoreError();
+    return;
+  }
+  std::string message = "unknown exception";
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    message = e.what();
+  } catch (...) {
+  }
+  logger().error("{} threw: {}", what, message);
+}
+
+}  // namespace
+
+size_t HTTPConnectionCore::feed_streaming(absl::string_view input, HTTPOutput& out) {
+  RequestParser::FeedOptions options;
+  options.max_requests = 1;
+  options.stop_at_headers = true;
+  size_t n = parser_.feed(input, result_, options);
+  if (result_.at_headers) {
+    result_.at_headers = false;
+    const HTTPRequest& head = *parser_.pending_request();
+    std::unique_ptr<HTTPBodyHandler> handler;
+    body_ = Body{};
+    try {
+      handler = s_.body_factory(head, *this);
+    } catch (...) {
+      report_exception(loop_, "HTTP body handler factory");
+      s_.handler_exceptions.fetch_add(1, std::memory_order_relaxed);
+      respond_and_close(500, error_minor(), head.method_id() == HTTPMethod::kHead, out);
+      return n;
+    }
+    bool buffered_too_large = false;
+    if (handler != nullptr) {
+      s_.streamed_requests.fetch_add(1, std::memory_order_relaxed);
+      body_.handler = std::move(handler);
+      // Cannot fail: state() is kBody and no body byte has been consumed.
+      parser_.stream_body([this](absl::string_view chunk) { return on_body_piece(chunk); })
+          .IgnoreError();
+    } else if (const auto cl = head.headers().get("Content-Length")) {
+      uint64_t length = 0;
+      buffered_too_large = absl::SimpleAtoi(*cl, &length) && length > s_.options.max_body_size;
+    }
+    // The rest of this read follows in the caller's next feed(). If nothing is left, an empty
+    // feed() reports a 100 Continue the client may be waiting for (not for a buffered body
+    // over max_body_size: its 413 comes with the next byte).
+    if (n == input.size() && !buffered_too_large) parser_.feed({}, result_, options);
+    return n;
+  }
+  if (body_.threw) {
+    // on_body threw: the parser stopped after that piece.
+    body_.threw = false;
+    s_.handler_exceptions.fetch_add(1, std::memory_order_relaxed);
+    close_body(absl::InternalError("HTTP body handler's on_body threw"));
+    result_.clear();  // a request its last piece completed is not answered
+    respond_and_close(500, error_minor(), false, out);
+  }
+  return n;
+}
+
+bool HTTPConnectionCore::on_body_piece(absl::string_view chunk) {
+  if (body_.handler == nullptr) return true;  // closed: drain
+  body_.received += chunk.size();
+  body_.in_sink = true;
+  body_.resumed = false;
+  bool go = true;
+  try {
+    go = body_.handler->on_body(chunk);
+  } catch (...) {
+    report_exception(loop_, "HTTP body handler");
+    body_.in_sink = false;
+    body_.threw = true;
+    return false;
+  }
+  body_.in_sink = false;
+  if (!go && !body_.resumed) {
+    body_.paused = true;
+    s_.body_pauses.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+void HTTPConnectionCore::end_body(const HTTPRequest& request) {
+  // Destroyed when on_end returns or throws. A stop after the last piece ends with the body.
+  std::unique_ptr<HTTPBodyHandler> handler = std::move(body_.handler);
+  body_.paused = false;
+  handler->on_end(request, writer_);
+}
+
+void HTTPConnectionCore::close_body(const absl::Status& why) {
+  std::unique_ptr<HTTPBodyHandler> handler = std::move(body_.handler);
+  body_.paused = false;
+  if (handler == nullptr) return;
+  try {
+    handler->on_close(why);
+  } catch (...) {
+    report_exception(loop_, "HTTP body handler's on_close");
+    s_.handler_exceptions.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void HTTPConnectionCore::resume() {
+  if (body_.in_sink) {
+    body_.resumed = true;
+    return;
+  }
+  if (!body_.paused) return;
+  body_.paused = false;
+  if (listener_ != nullptr) listener_->on_body_resumed();
+}
+
+}  // namespace ioloop::net
