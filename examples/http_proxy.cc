@@ -165,7 +165,11 @@ class Proxy {
     ioloop::net::append_via(up.headers, request.version_minor(), "ioloop");
     up.body = request.body();
     up.connect_timeout = config_.connect_timeout;
-    up.request_timeout = config_.upstream_timeout;
+    // --upstream_timeout bounds the wait for the response's head, from the request's first
+    // write (time in the pool's queue excluded); a long body then streams for as long as it
+    // takes (the client-side idle timeout still applies to a stalled client).
+    up.response_timeout = config_.upstream_timeout;
+    up.request_timeout = absl::InfiniteDuration();
     up.follow_redirects = false;  // a proxy passes redirects on
     return up;
   }
@@ -211,7 +215,7 @@ class Proxy {
     // No response byte within --upstream_timeout of the request being sent: 504. Everything
     // else before a response (refused, unreachable, connect timeout, reset, malformed): 502.
     const bool timeout = status.code() == absl::StatusCode::kDeadlineExceeded &&
-                         !absl::StrContains(status.message(), "connect");
+                         absl::StrContains(status.message(), "waiting for the response");
     answer_error(response, timeout ? 504 : 502, status.message());
   }
 
