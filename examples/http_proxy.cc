@@ -159,7 +159,7 @@ class Proxy {
     up.headers = request.headers();
     ioloop::net::remove_hop_by_hop_fields(up.headers);
     up.headers.remove("Content-Length");  // re-framed from the body
-    if (std::string peer = writer.remote_address(); !peer.empty()) {
+    if (const std::string& peer = writer.remote_address(); !peer.empty()) {
       ioloop::net::append_forwarded_for(up.headers, peer);
     }
     ioloop::net::append_via(up.headers, request.version_minor(), "ioloop");

@@ -5,11 +5,11 @@
 
 namespace ioloop::net {
 
-std::string HTTPResponseWriter::remote_address() const {
-  if (stream_ == nullptr || stream_->closed()) return "";
+const std::string& HTTPResponseWriter::remote_address() const {
+  if (!remote_address_.empty() || stream_ == nullptr || stream_->closed()) return remote_address_;
   absl::StatusOr<SocketAddress> peer = stream_->peer_address();
-  if (!peer.ok() || peer->family() == AF_UNIX) return "";
-  return peer->host();
+  if (peer.ok() && peer->family() != AF_UNIX) remote_address_ = peer->host();
+  return remote_address_;
 }
 
 absl::string_view reason_phrase(int status) {

@@ -91,8 +91,9 @@ class HTTPResponseWriter {
 
   // The client's IP address as text ("192.0.2.7", "::1"), as Tornado's request.remote_ip; empty
   // when unknown (a socketpair, a closed connection, or a writer no server handed out). Asked
-  // of the socket on each call (getpeername), so that a server that never asks pays nothing.
-  std::string remote_address() const;
+  // of the socket (getpeername) on the connection's first call and kept, so that a server that
+  // never asks pays nothing and one that always asks pays one syscall per connection.
+  const std::string& remote_address() const;
 
   // Back to a fresh 200 with no headers and no body (keeps allocated capacity).
   void reset() {
@@ -111,6 +112,7 @@ class HTTPResponseWriter {
   bool close_ = false;
   internal::HTTPResponseTarget* target_ = nullptr;  // set by the server: what defer() uses
   const IOStream* stream_ = nullptr;                // set by the server, kept by reset()
+  mutable std::string remote_address_;              // remote_address()'s cache, kept by reset()
 
   friend class HTTPConnectionCore;
 };
