@@ -186,8 +186,12 @@ std::string read_file(const std::string& path) {
 
 // Runs http_fetch with `args` (each single-quoted for sh), stdout and stderr to files.
 Result fetch(const std::vector<std::string>& args) {
-  const std::string dir = ::testing::TempDir();
-  const std::string out = dir + "/http_fetch.out", err = dir + "/http_fetch.err";
+  // Per process and call: ctest runs tests of this file in parallel processes that share
+  // TempDir(), and shared names mixed one test's output into another's.
+  static int calls = 0;
+  const std::string base =
+      absl::StrCat(::testing::TempDir(), "/http_fetch.", ::getpid(), ".", ++calls);
+  const std::string out = base + ".out", err = base + ".err";
   std::string command = HTTP_FETCH_PATH;
   for (const std::string& a : args) absl::StrAppend(&command, " '", a, "'");
   absl::StrAppend(&command, " >", out, " 2>", err);
@@ -196,6 +200,8 @@ Result fetch(const std::vector<std::string>& args) {
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   r.out = read_file(out);
   r.err = read_file(err);
+  std::remove(out.c_str());
+  std::remove(err.c_str());
   return r;
 }
 
@@ -240,7 +246,8 @@ TEST(HTTPFetchTest, IncludeWritesTheHeadToStderr) {
 TEST(HTTPFetchTest, OutputFlagWritesTheFile) {
   const std::string body = binary_body();
   ScriptedServer server(Replies{{"/bin", ok(body)}});
-  const std::string file = ::testing::TempDir() + "/http_fetch_output.bin";
+  const std::string file =
+      absl::StrCat(::testing::TempDir(), "/http_fetch_output.", ::getpid(), ".bin");
   std::remove(file.c_str());
   Result r = fetch({"--output=" + file, server.url("/bin")});
   EXPECT_EQ(r.exit_code, 0);
@@ -332,7 +339,7 @@ void expect_transport_error(const std::vector<std::string>& args, absl::string_v
 }
 
 TEST(HTTPFetchTest, RefusedExitsTwo) {
-  // A port nobody listens on: bind one, note it, close it.
+  // A port nobody listens on: bound by this test, not listening.
   int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -340,9 +347,11 @@ TEST(HTTPFetchTest, RefusedExitsTwo) {
   socklen_t len = sizeof addr;
   ASSERT_EQ(::bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
   ASSERT_EQ(::getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  ::close(probe);
+  // Kept bound, never listening: connecting is refused, and no other test's server can take
+  // the port meanwhile (closing it first let one do so under ctest -j).
   expect_transport_error({absl::StrCat("http://127.0.0.1:", ntohs(addr.sin_port), "/")},
                          "Connection refused");
+  ::close(probe);
 }
 
 TEST(HTTPFetchTest, MalformedAndCutShortResponsesExitTwo) {

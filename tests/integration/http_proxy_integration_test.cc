@@ -278,18 +278,16 @@ TEST_F(ProxyToPythonTest, LargeDownloadStreamsWithBoundedMemory) {
 
 TEST(ProxyErrorsTest, RefusedUpstreamIs502AndTheConnectionStaysUsable) {
   if (!have("python3")) GTEST_SKIP() << "python3 not installed";
-  // A port nobody listens on: bind one, then close it.
-  uint16_t port = 0;
-  {
-    auto s = net::Socket::create(AF_INET, SOCK_STREAM);
-    ASSERT_TRUE(s.ok());
-    auto any = net::SocketAddress::parse("127.0.0.1", 0);
-    ASSERT_TRUE(any.ok());
-    ASSERT_EQ(::bind(s->fd(), any->get(), any->length()), 0);
-    auto local = s->local_address();
-    ASSERT_TRUE(local.ok());
-    port = local->port();
-  }
+  // A port nobody listens on: bound here for the whole test and never listening, so that
+  // connecting is refused and no other test's server can take it meanwhile (ctest -j).
+  auto bound = net::Socket::create(AF_INET, SOCK_STREAM);
+  ASSERT_TRUE(bound.ok());
+  auto any = net::SocketAddress::parse("127.0.0.1", 0);
+  ASSERT_TRUE(any.ok());
+  ASSERT_EQ(::bind(bound->fd(), any->get(), any->length()), 0);
+  auto local = bound->local_address();
+  ASSERT_TRUE(local.ok());
+  const uint16_t port = local->port();
   auto proxy = start_proxy(port);
   ASSERT_NE(proxy, nullptr);
   // Two requests on one connection: both 502, the second proves the connection survived.
