@@ -9,12 +9,15 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -276,33 +279,44 @@ TEST_F(ProxyToPythonTest, LargeDownloadStreamsWithBoundedMemory) {
   }
 }
 
-TEST(ProxyErrorsTest, RefusedUpstreamIs502AndTheConnectionStaysUsable) {
-  if (!have("python3")) GTEST_SKIP() << "python3 not installed";
-  // A port nobody listens on: bound here for the whole test and never listening, so that
-  // connecting is refused and no other test's server can take it meanwhile (ctest -j).
-  auto bound = net::Socket::create(AF_INET, SOCK_STREAM);
-  ASSERT_TRUE(bound.ok());
-  auto any = net::SocketAddress::parse("127.0.0.1", 0);
-  ASSERT_TRUE(any.ok());
-  ASSERT_EQ(::bind(bound->fd(), any->get(), any->length()), 0);
-  auto local = bound->local_address();
-  ASSERT_TRUE(local.ok());
-  const uint16_t port = local->port();
-  auto proxy = start_proxy(port);
-  ASSERT_NE(proxy, nullptr);
-  // Two requests on one connection: both 502, the second proves the connection survived.
+// A TCP socket bound to a free loopback port (not listening): held by the test, so no other
+// test's server can take the port meanwhile (ctest -j).
+absl::StatusOr<net::Socket> bound_loopback_socket() {
+  absl::StatusOr<net::Socket> s = net::Socket::create(AF_INET, SOCK_STREAM);
+  if (!s.ok()) return s.status();
+  absl::StatusOr<net::SocketAddress> any = net::SocketAddress::parse("127.0.0.1", 0);
+  if (!any.ok()) return any.status();
+  if (::bind(s->fd(), any->get(), any->length()) != 0) return absl::ErrnoToStatus(errno, "bind");
+  return s;
+}
+
+// Two GETs on one connection to the proxy with Python's http.client, printing each status and
+// Connection field: the second proves the connection survived the first.
+std::string two_gets_on_one_connection(uint16_t port, int* status) {
   const std::string script = absl::StrCat(
       "import http.client\n"
       "c = http.client.HTTPConnection('127.0.0.1', ",
-      proxy->port(),
+      port,
       ", timeout=20)\n"
       "for i in range(2):\n"
       "    c.request('GET', '/x')\n"
       "    r = c.getresponse()\n"
       "    r.read()\n"
       "    print(r.status, r.getheader('Connection'))\n");
+  return run("python3 -c \"" + script + "\" 2>&1", status);
+}
+
+TEST(ProxyErrorsTest, RefusedUpstreamIs502AndTheConnectionStaysUsable) {
+  if (!have("python3")) GTEST_SKIP() << "python3 not installed";
+  // Bound for the whole test and never listening: connecting to it is refused.
+  absl::StatusOr<net::Socket> bound = bound_loopback_socket();
+  ASSERT_TRUE(bound.ok()) << bound.status();
+  auto local = bound->local_address();
+  ASSERT_TRUE(local.ok());
+  auto proxy = start_proxy(local->port());
+  ASSERT_NE(proxy, nullptr);
   int status;
-  const std::string out = run("python3 -c \"" + script + "\" 2>&1", &status);
+  const std::string out = two_gets_on_one_connection(proxy->port(), &status);
   ASSERT_EQ(status, 0) << out;
   EXPECT_EQ(out, "502 None\n502 None\n");
 }
@@ -310,30 +324,17 @@ TEST(ProxyErrorsTest, RefusedUpstreamIs502AndTheConnectionStaysUsable) {
 TEST(ProxyErrorsTest, SilentUpstreamIs504AfterTheUpstreamTimeout) {
   if (!have("python3")) GTEST_SKIP() << "python3 not installed";
   // An upstream that accepts (the kernel does, from the backlog) and never answers.
-  auto silent = net::Socket::create(AF_INET, SOCK_STREAM);
-  ASSERT_TRUE(silent.ok());
-  auto any = net::SocketAddress::parse("127.0.0.1", 0);
-  ASSERT_TRUE(any.ok());
-  ASSERT_EQ(::bind(silent->fd(), any->get(), any->length()), 0);
+  absl::StatusOr<net::Socket> silent = bound_loopback_socket();
+  ASSERT_TRUE(silent.ok()) << silent.status();
   ASSERT_EQ(::listen(silent->fd(), 16), 0);
   auto local = silent->local_address();
   ASSERT_TRUE(local.ok());
   auto proxy = start_proxy(local->port(), {"--upstream_timeout=300ms"});
   ASSERT_NE(proxy, nullptr);
-  const std::string script = absl::StrCat(
-      "import http.client\n"
-      "c = http.client.HTTPConnection('127.0.0.1', ",
-      proxy->port(),
-      ", timeout=20)\n"
-      "for i in range(2):\n"
-      "    c.request('GET', '/x')\n"
-      "    r = c.getresponse()\n"
-      "    r.read()\n"
-      "    print(r.status)\n");
   int status;
-  const std::string out = run("python3 -c \"" + script + "\" 2>&1", &status);
+  const std::string out = two_gets_on_one_connection(proxy->port(), &status);
   ASSERT_EQ(status, 0) << out;
-  EXPECT_EQ(out, "504\n504\n");
+  EXPECT_EQ(out, "504 None\n504 None\n");
 }
 
 }  // namespace
