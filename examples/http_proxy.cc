@@ -12,8 +12,10 @@
 //  - removes the hop-by-hop fields both ways (http_forwarding.h), re-frames bodies for each
 //    side (chunked or Content-Length towards HTTP/1.1, close-delimited towards HTTP/1.0),
 //    appends the client's address to X-Forwarded-For and "1.x ioloop" to Via both ways;
-//  - streams response bodies with backpressure: while the client has more than kHighWater bytes
-//    unsent, the upstream connection is not read;
+//  - streams bodies both ways with backpressure: while the client has more than kHighWater
+//    response bytes unsent, the upstream connection is not read; while kHighWater request body
+//    bytes wait for the upstream, the client connection is not read (a request body keeps the
+//    client's Content-Length, or goes chunked without one);
 //  - 502 when the upstream refuses or cannot be reached within --connect_timeout, 504 when no
 //    response arrives within --upstream_timeout of the request being sent (that upstream
 //    connection is closed, not reused); the client connection stays usable after either; a
@@ -29,6 +31,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -45,6 +48,7 @@
 #include "ioloop/io_loop.h"
 #include "ioloop/logging.h"
 #include "ioloop/net/bind.h"
+#include "ioloop/net/http/http_body_handler.h"
 #include "ioloop/net/http/http_client.h"
 #include "ioloop/net/http/http_forwarding.h"
 #include "ioloop/net/http/http_response_stream.h"
@@ -70,7 +74,10 @@ namespace {
 
 using ioloop::IOLoop;
 using ioloop::logger;
+using ioloop::net::HTTPBodyControl;
+using ioloop::net::HTTPBodyHandler;
 using ioloop::net::HTTPClient;
+using ioloop::net::HTTPClientBodyWriter;
 using ioloop::net::HTTPClientRequest;
 using ioloop::net::HTTPClientResponse;
 using ioloop::net::HTTPRequest;
@@ -105,6 +112,27 @@ void answer_error(HTTPResponseStream& response, int status, absl::string_view wh
   response.finish().IgnoreError();
 }
 
+// One proxied request: the client's response and the upstream fetch, shared by the fetch's
+// callbacks, the response's close callback and, for a request with a body, its Upload.
+struct Exchange {
+  // Null while a streamed request body is still arriving (the response writer comes with
+  // on_end); what the upstream sends meanwhile waits in early_* (its reading paused).
+  std::shared_ptr<HTTPResponseStream> response;
+  uint64_t fetch = 0;   // 0 once the fetch completed
+  bool paused = false;  // the upstream is not read until the client drained
+  std::optional<HTTPResponseHead> early_head;
+  std::string early_body;
+  std::optional<absl::Status> early_done;
+
+  // The request body, client -> upstream (requests with a body only).
+  HTTPBodyControl* control = nullptr;  // until on_end or on_close returned
+  bool client_paused = false;          // on_body returned false: waits for pending to drain
+  std::string pending;                 // body bytes not yet handed to the upstream
+  HTTPClientBodyWriter writer;         // the upstream's side, from the body_producer
+  bool writer_ready = false;           // everything written so far was flushed upstream
+  bool body_complete = false;          // on_end ran: finish() once pending is written
+};
+
 // One loop's proxy: its upstream pool and the requests in flight on it. Loop thread only;
 // lives as long as the loop's HTTPServer (declared before it).
 class Proxy {
@@ -112,11 +140,75 @@ class Proxy {
   Proxy(IOLoop& loop, const Config& config)
       : config_(config), client_(loop, client_options(config)) {}
 
+  // A request without a body, complete: forward it.
   void handle(const HTTPRequest& request, HTTPResponseWriter& writer) {
     auto exchange = std::make_shared<Exchange>();
-    exchange->response = writer.defer();
-    HTTPClientRequest up = upstream_request(request, writer);
+    start(exchange, request, writer.remote_address(), /*streamed_body=*/false);
+    attach(exchange, writer);
+  }
+
+  // A request with a body, at its header section: forward the head now and the body as it
+  // arrives (HTTPServer's on_headers factory).
+  std::unique_ptr<HTTPBodyHandler> on_headers(const HTTPRequest& head, HTTPBodyControl& control) {
+    auto exchange = std::make_shared<Exchange>();
+    exchange->control = &control;
+    start(exchange, head, control.remote_address(), /*streamed_body=*/true);
+    return std::make_unique<Upload>(*this, std::move(exchange));
+  }
+
+ private:
+  // The streamed body of one request, client -> upstream, with backpressure both ways: the
+  // client is not read while kHighWater bytes wait for the upstream, and the upstream is
+  // given the next piece once everything before it was flushed.
+  class Upload final : public HTTPBodyHandler {
+   public:
+    Upload(Proxy& proxy, std::shared_ptr<Exchange> ex) : proxy_(proxy), ex_(std::move(ex)) {}
+    bool on_body(absl::string_view chunk) override {
+      if (ex_->fetch == 0) return true;  // the exchange already ended (a 502): drop the rest
+      ex_->pending.append(chunk.data(), chunk.size());
+      pump_upload(*ex_);
+      if (ex_->pending.size() < kHighWater) return true;
+      ex_->client_paused = true;
+      return false;
+    }
+    void on_end(const HTTPRequest&, HTTPResponseWriter& writer) override {
+      ex_->control = nullptr;
+      ex_->body_complete = true;
+      pump_upload(*ex_);
+      proxy_.attach(ex_, writer);
+    }
+    void on_close(const absl::Status&) override {
+      // The client left (or sent a bad body) before the end of its request.
+      ex_->control = nullptr;
+      if (ex_->fetch != 0) proxy_.client_.cancel(ex_->fetch);
+    }
+
+   private:
+    Proxy& proxy_;
+    std::shared_ptr<Exchange> ex_;
+  };
+
+  static ioloop::net::HTTPClientOptions client_options(const Config& config) {
+    ioloop::net::HTTPClientOptions o;
+    o.max_connections_per_host = config.max_upstream_connections;
+    o.user_agent.clear();  // forward the client's User-Agent, add none
+    return o;
+  }
+
+  // Starts the upstream fetch for `request` (its body, if any, comes through the Upload).
+  void start(const std::shared_ptr<Exchange>& exchange, const HTTPRequest& request,
+             const std::string& peer, bool streamed_body) {
+    HTTPClientRequest up = upstream_request(request, peer);
     std::weak_ptr<Exchange> weak = exchange;
+    if (streamed_body) {
+      up.body_producer = [weak](HTTPClientBodyWriter& writer) {
+        std::shared_ptr<Exchange> ex = weak.lock();
+        if (!ex) return;
+        ex->writer = writer;
+        ex->writer_ready = true;
+        pump_upload(*ex);
+      };
+    }
     up.header_callback = [weak](const HTTPResponseHead& head) {
       if (auto ex = weak.lock()) on_head(*ex, head);
     };
@@ -127,28 +219,46 @@ class Proxy {
                                     [this, exchange](absl::StatusOr<HTTPClientResponse> r) mutable {
                                       on_done(*exchange, r.status());
                                     });
+  }
+
+  // The request is complete: take over its response and replay what the upstream already sent.
+  void attach(const std::shared_ptr<Exchange>& ex, HTTPResponseWriter& writer) {
+    ex->response = writer.defer();
+    std::weak_ptr<Exchange> weak = ex;
     // The client left mid-response: stop the fetch; its upstream connection is closed rather
     // than pooled, since the rest of that response would still be on it.
-    exchange->response->set_close_callback([this, weak](absl::Status) {
-      if (auto ex = weak.lock(); ex && ex->fetch != 0) client_.cancel(ex->fetch);
+    ex->response->set_close_callback([this, weak](absl::Status) {
+      if (auto self = weak.lock(); self && self->fetch != 0) client_.cancel(self->fetch);
     });
+    if (ex->early_head) on_head(*ex, *std::exchange(ex->early_head, std::nullopt));
+    if (!ex->early_body.empty()) {
+      ex->response->write(std::exchange(ex->early_body, std::string())).IgnoreError();
+    }
+    if (ex->early_done) {
+      on_done(*ex, *ex->early_done);
+    } else if (ex->paused) {
+      resume_when_flushed(ex);
+    }
   }
 
- private:
-  struct Exchange {
-    std::shared_ptr<HTTPResponseStream> response;
-    uint64_t fetch = 0;   // 0 once the fetch completed
-    bool paused = false;  // the upstream is not read until the client drained
-  };
-
-  static ioloop::net::HTTPClientOptions client_options(const Config& config) {
-    ioloop::net::HTTPClientOptions o;
-    o.max_connections_per_host = config.max_upstream_connections;
-    o.user_agent.clear();  // forward the client's User-Agent, add none
-    return o;
+  // Hands the pending body to the upstream when it can take it, finishes the body after the
+  // last piece, and lets the client send more once little is pending.
+  static void pump_upload(Exchange& ex) {
+    if (ex.writer_ready && !ex.pending.empty()) {
+      ex.writer_ready = false;
+      ex.writer.write(std::exchange(ex.pending, std::string()));
+    }
+    if (ex.writer_ready && ex.body_complete) {
+      ex.writer_ready = false;
+      ex.writer.finish();
+    }
+    if (ex.client_paused && ex.pending.size() < kHighWater && ex.control != nullptr) {
+      ex.client_paused = false;
+      ex.control->resume();
+    }
   }
 
-  HTTPClientRequest upstream_request(const HTTPRequest& request, HTTPResponseWriter& writer) {
+  HTTPClientRequest upstream_request(const HTTPRequest& request, const std::string& peer) {
     HTTPClientRequest up;
     up.method = request.method();
     // An absolute-form target ("http://host/p?q") is sent on as its path and query.
@@ -156,14 +266,11 @@ class Proxy {
     if (!request.query().empty()) absl::StrAppend(&target, "?", request.query());
     if (target.empty() || target[0] != '/') target = request.target();
     up.url = absl::StrCat("http://", config_.upstream.authority(), target);
+    // A body keeps the client's Content-Length (sent unframed) or goes chunked without one.
     up.headers = request.headers();
     ioloop::net::remove_hop_by_hop_fields(up.headers);
-    up.headers.remove("Content-Length");  // re-framed from the body
-    if (const std::string& peer = writer.remote_address(); !peer.empty()) {
-      ioloop::net::append_forwarded_for(up.headers, peer);
-    }
+    if (!peer.empty()) ioloop::net::append_forwarded_for(up.headers, peer);
     ioloop::net::append_via(up.headers, request.version_minor(), "ioloop");
-    up.body = request.body();
     up.connect_timeout = config_.connect_timeout;
     // --upstream_timeout bounds the wait for the response's head, from the request's first
     // write (time in the pool's queue excluded); a long body then streams for as long as it
@@ -175,6 +282,10 @@ class Proxy {
   }
 
   static void on_head(Exchange& ex, const HTTPResponseHead& upstream) {
+    if (!ex.response) {
+      ex.early_head = upstream;
+      return;
+    }
     if (ex.response->closed()) return;
     HTTPResponseWriter& head = ex.response->head();
     head.set_status(upstream.status, upstream.reason);
@@ -184,11 +295,22 @@ class Proxy {
   }
 
   void on_body(const std::shared_ptr<Exchange>& ex, absl::string_view chunk) {
+    if (!ex->response) {
+      // The upstream answers before the request's body ended: hold this piece and read no
+      // more of the upstream until the client's response exists.
+      ex->early_body.append(chunk.data(), chunk.size());
+      if (!ex->paused && client_.pause_reading(ex->fetch)) ex->paused = true;
+      return;
+    }
     if (!ex->response->write(std::string(chunk)).ok() || ex->paused) return;
     if (ex->response->write_buffer_size() < kHighWater) return;
     // The client is slower than the upstream: stop reading the upstream until it caught up.
     if (!client_.pause_reading(ex->fetch)) return;
     ex->paused = true;
+    resume_when_flushed(ex);
+  }
+
+  void resume_when_flushed(const std::shared_ptr<Exchange>& ex) {
     ex->response->flush([this, weak = std::weak_ptr<Exchange>(ex)](absl::Status) {
       std::shared_ptr<Exchange> self = weak.lock();
       if (!self || !self->paused) return;
@@ -199,6 +321,16 @@ class Proxy {
 
   static void on_done(Exchange& ex, const absl::Status& status) {
     ex.fetch = 0;
+    // A body still arriving is dropped from here on (Upload::on_body); let it come.
+    ex.pending.clear();
+    if (ex.client_paused && ex.control != nullptr) {
+      ex.client_paused = false;
+      ex.control->resume();
+    }
+    if (!ex.response) {
+      ex.early_done = status;
+      return;
+    }
     HTTPResponseStream& response = *ex.response;
     if (response.closed()) return;
     if (status.ok()) {
@@ -232,6 +364,9 @@ absl::Status serve(IOLoop& loop, const Config& config, std::vector<ioloop::net::
       loop,
       [&proxy](const HTTPRequest& request, HTTPResponseWriter& writer) {
         proxy.handle(request, writer);
+      },
+      [&proxy](const HTTPRequest& head, ioloop::net::HTTPBodyControl& control) {
+        return proxy.on_headers(head, control);
       },
       options);
   if (absl::Status s = server.add_sockets(std::move(sockets)); !s.ok()) return s;

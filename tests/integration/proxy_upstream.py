@@ -7,10 +7,15 @@
 #   /big/N          N bytes of a repeating pattern, Content-Length framed, written 1 MiB at a time
 #   /die            Content-Length 100, then 10 bytes, then the connection is closed
 #   /echo (POST)    the request body
+#   /early (POST)   413 with "early\n" and "Connection: close" before reading the body, then
+#                   reads (and drops) the body and closes
+#   /count (PUT or POST)  reads the body (Content-Length or chunked) a block at a time, checks
+#                   it against the repeating pattern (byte i is i % 256), and answers
+#                   "<bytes> <ok|mismatch at N> <chunked|length>"
 import http.server
 import sys
 
-PATTERN = bytes(range(256)) * 4096  # 1 MiB
+PATTERN = bytes(range(256)) * 4097  # 1 MiB and 256 bytes: any 1 MiB slice of the pattern
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -65,7 +70,67 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_HEAD(self):
         self.route(False)
 
+    def count_body(self):
+        # The pattern repeats every 256 bytes: byte i of the body is i % 256.
+        received, bad = 0, None
+
+        def check(block):
+            nonlocal received, bad
+            if bad is None:
+                start = received % 256
+                expected = PATTERN[start : start + len(block)]  # blocks are at most 1 MiB
+                if block != expected:
+                    bad = received + next(i for i in range(len(block)) if block[i] != expected[i])
+            received += len(block)
+
+        chunked = self.headers.get("Transfer-Encoding", "").lower() == "chunked"
+        if chunked:
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:  # the last-chunk, then trailer fields up to an empty line
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                while size > 0:
+                    block = self.rfile.read(min(size, 1 << 20))
+                    if not block:
+                        raise ConnectionError("body cut short")
+                    check(block)
+                    size -= len(block)
+                self.rfile.readline()  # the CRLF after the chunk's data
+        else:
+            left = int(self.headers.get("Content-Length", "0"))
+            while left > 0:
+                block = self.rfile.read(min(left, 1 << 20))
+                if not block:
+                    break
+                check(block)
+                left -= len(block)
+        verdict = "ok" if bad is None else "mismatch at %d" % bad
+        framing = "chunked" if chunked else "length"
+        self.reply(200, ("%d %s %s\n" % (received, verdict, framing)).encode())
+
+    def do_PUT(self):
+        if self.path == "/count":
+            self.count_body()
+        else:
+            self.reply(404, b"no such path\n")
+
     def do_POST(self):
+        if self.path == "/count":
+            self.count_body()
+            return
+        if self.path == "/early":
+            self.reply(413, b"early\n", [("Connection", "close")])
+            self.wfile.flush()
+            left = int(self.headers.get("Content-Length", "0"))
+            while left > 0:
+                block = self.rfile.read(min(left, 1 << 20))
+                if not block:
+                    break
+                left -= len(block)
+            self.close_connection = True
+            return
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.reply(200, body, [("Content-Type", "application/octet-stream")])
 

@@ -223,6 +223,7 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   void resume() override;
   uint64_t received() const override { return body_.received; }
   bool paused() const override { return body_.paused; }
+  const std::string& remote_address() const override { return writer_.remote_address(); }
 
   void release_backlog() {
     std::string().swap(backlog_);  // give the memory back: it may be a whole read's worth

@@ -56,6 +56,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
@@ -77,6 +78,9 @@ class HTTPBodyControl {
   virtual uint64_t received() const = 0;
   // Whether the connection is stopped waiting for resume().
   virtual bool paused() const = 0;
+  // The client's IP address, as HTTPResponseWriter::remote_address() (a proxy's
+  // X-Forwarded-For needs it before on_end).
+  virtual const std::string& remote_address() const = 0;
 
  protected:
   ~HTTPBodyControl() = default;
