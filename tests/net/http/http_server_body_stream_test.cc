@@ -1,16 +1,20 @@
 // File: tests/net/http/http_server_body_stream_test.cc
 // HTTPServer with an HTTPBodyHandlerFactory (http_body_handler.h): streamed request bodies,
 // flow control, the lifecycle (on_headers / on_body / on_end / on_close), pipelining after a
-// streamed request, exceptions. Over a socketpair (HTTPServerTest, http_server_testing.h).
+// streamed request, timeouts mid-body (on a ManualHTTPClock), exceptions. Over a socketpair
+// (HTTPServerTest, http_server_testing.h).
 #include <algorithm>
 #include <cstring>
 #include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "http_server_testing.h"
 #include "ioloop/net/http/http_body_handler.h"
@@ -27,6 +31,7 @@ struct Recorder {
   size_t max_read_buffer = 0;  // the server stream's read buffer, sampled in on_body
   bool stop = false;           // on_body returns false
   HTTPBodyControl* control = nullptr;
+  absl::Status closed_with;  // on_close's status
 };
 
 class RecordingHandler : public HTTPBodyHandler {
@@ -50,6 +55,7 @@ class RecordingHandler : public HTTPBodyHandler {
   }
   void on_close(const absl::Status& why) override {
     r_.events.push_back(absl::StrCat("close ", absl::StatusCodeToString(why.code())));
+    r_.closed_with = why;
   }
 
  private:
@@ -61,15 +67,21 @@ class HTTPServerBodyStreamTest : public HTTPServerTest {
  protected:
   // Streams the bodies of targets starting with /s, buffers the others (for echo).
   void start_streaming(HTTPServerOptions options = {}) {
-    server_ = std::make_unique<HTTPServer>(
-        loop(), echo,
-        [this](const HTTPRequest& head,
-               HTTPBodyControl& control) -> std::unique_ptr<HTTPBodyHandler> {
-          rec_.events.push_back(absl::StrCat("headers ", head.target()));
-          if (head.path().rfind("/s", 0) != 0) return nullptr;
-          return std::make_unique<RecordingHandler>(rec_, control, server_stream_.get());
-        },
-        options);
+    server_ = std::make_unique<HTTPServer>(loop(), echo, factory(), options);
+  }
+  // The same as the bare stream glue on a ManualHTTPClock (HTTPServerTest::advance()).
+  void start_manual_streaming(HTTPServerOptions options) {
+    shared_ = std::make_shared<HTTPServer::Shared>(echo, factory(), std::move(options));
+    clock_ = std::make_shared<ManualHTTPClock>();
+    shared_->clock = clock_;
+  }
+  HTTPBodyHandlerFactory factory() {
+    return [this](const HTTPRequest& head,
+                  HTTPBodyControl& control) -> std::unique_ptr<HTTPBodyHandler> {
+      rec_.events.push_back(absl::StrCat("headers ", head.target()));
+      if (head.path().rfind("/s", 0) != 0) return nullptr;
+      return std::make_unique<RecordingHandler>(rec_, control, server_stream_.get());
+    };
   }
   size_t count(absl::string_view event) const {
     return std::count(rec_.events.begin(), rec_.events.end(), event);
@@ -216,6 +228,92 @@ TEST_F(HTTPServerBodyStreamTest, FramingErrorMidBodyIs400AndOnClose) {
   EXPECT_EQ(rec_.body, "hello");
   EXPECT_EQ(rec_.events, (std::vector<std::string>{"headers /s", "close INVALID_ARGUMENT"}));
   EXPECT_EQ(stats().protocol_errors, 1u);
+}
+
+// Timeouts that end a streamed request mid-body, on a ManualHTTPClock: the handler's on_close
+// gets DeadlineExceeded (http_body_handler.h, 4.), never on_end, and the client gets the
+// server's 408 with "Connection: close", then the end of the connection.
+HTTPServerOptions body_timeouts() {
+  HTTPServerOptions o;
+  o.idle_timeout = absl::Seconds(60);
+  o.header_timeout = absl::Seconds(10);
+  return o;
+}
+
+TEST_F(HTTPServerBodyStreamTest, RequestTimeoutMidBodyIs408AndOnCloseDeadlineExceeded) {
+  HTTPServerOptions o = body_timeouts();
+  o.request_timeout = absl::Seconds(30);
+  start_manual_streaming(o);
+  connect();
+  send("POST /s HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc");
+  settle();
+  advance(absl::Seconds(20));
+  send("def");  // body bytes do not extend the whole-request deadline
+  settle();
+  advance(absl::Milliseconds(9999));
+  EXPECT_EQ(rec_.body, "abcdef");
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"headers /s"});
+  EXPECT_EQ(received_, "");
+  EXPECT_FALSE(eof_);
+  advance(absl::Milliseconds(1));  // 30 s after the request's first byte
+  EXPECT_EQ(read_to_eof(), error_response(408, "Request Timeout"));
+  EXPECT_EQ(rec_.events, (std::vector<std::string>{"headers /s", "close DEADLINE_EXCEEDED"}));
+  EXPECT_EQ(rec_.closed_with, absl::DeadlineExceededError("HTTP request body timed out"));
+  EXPECT_EQ(stats().request_timeouts, 1u);
+  EXPECT_EQ(stats().requests, 0u);
+  EXPECT_EQ(stats().responses, 1u);
+}
+
+TEST_F(HTTPServerBodyStreamTest, BodyRateTimeoutMidChunkedBodyIs408AndOnCloseDeadlineExceeded) {
+  HTTPServerOptions o = body_timeouts();
+  o.min_body_rate = 1024;  // 10 KiB per 10 s window
+  o.body_rate_window = absl::Seconds(10);
+  start_manual_streaming(o);
+  connect();
+  send(absl::StrCat("PUT /s HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n2800\r\n",
+                    std::string(10 * 1024, 'a'), "\r\n1000\r\n"));
+  settle();
+  advance(absl::Seconds(10));  // 10 KiB in the first window: enough
+  send(std::string(4 * 1024 - 1, 'b'));
+  settle();
+  advance(absl::Milliseconds(9999));
+  EXPECT_EQ(rec_.body.size(), 14u * 1024 - 1);
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"headers /s"});
+  EXPECT_FALSE(eof_);
+  advance(absl::Milliseconds(1));  // 4 KiB in the second window: too slow
+  // The 408 says HTTP/1.0, the request's version.
+  EXPECT_EQ(read_to_eof(), error_response(408, "Request Timeout", "HTTP/1.0"));
+  EXPECT_EQ(rec_.events, (std::vector<std::string>{"headers /s", "close DEADLINE_EXCEEDED"}));
+  EXPECT_EQ(rec_.closed_with, absl::DeadlineExceededError("HTTP request body timed out"));
+  EXPECT_EQ(stats().body_rate_timeouts, 1u);
+  EXPECT_EQ(stats().requests, 0u);
+}
+
+// While the handler holds the body stopped the timeouts wait (the wait is the handler's);
+// once it resumes and the client stalls, the whole-request deadline ends the request.
+TEST_F(HTTPServerBodyStreamTest, StoppedBodyOutwaitsTimeoutsThenResumedOneTimesOut) {
+  HTTPServerOptions o = body_timeouts();
+  o.request_timeout = absl::Seconds(30);
+  start_manual_streaming(o);
+  connect();
+  rec_.stop = true;
+  send("POST /s HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc");
+  settle();
+  ASSERT_NE(rec_.control, nullptr);
+  ASSERT_TRUE(rec_.control->paused());
+  advance(absl::Minutes(10));  // past every timeout, several times over
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"headers /s"});
+  EXPECT_EQ(received_, "");
+  EXPECT_FALSE(eof_);
+  rec_.stop = false;
+  rec_.control->resume();
+  settle();
+  EXPECT_FALSE(eof_);
+  advance(absl::Seconds(30));  // the request deadline restarted no earlier than the last wait
+  EXPECT_EQ(read_to_eof(), error_response(408, "Request Timeout"));
+  EXPECT_EQ(rec_.events, (std::vector<std::string>{"headers /s", "close DEADLINE_EXCEEDED"}));
+  EXPECT_EQ(stats().request_timeouts, 1u);
+  EXPECT_EQ(stats().idle_timeouts, 0u);
 }
 
 struct Thrower : HTTPBodyHandler {
