@@ -1,12 +1,12 @@
 // File: net/src/http/http_connection.cc
 #include "http_connection.h"
 
-#include <exception>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "http_date.h"
+#include "http_exception.h"
 #include "ioloop/logging.h"
 
 namespace ioloop::net {
@@ -155,19 +155,8 @@ void HTTPConnectionCore::answer(HTTPOutput& out) {
       }
     } catch (...) {
       threw = true;
-      if (loop_ != nullptr) {
-        // Logged (rate-limited) and counted by the loop, like any user callback's exception.
-        loop_->handle_callback_exception("HTTP handler").IgnoreError();
-      } else {
-        std::string what = "unknown exception";
-        try {
-          throw;
-        } catch (const std::exception& e) {
-          what = e.what();
-        } catch (...) {
-        }
-        logger().error("HTTP handler threw: {}", what);
-      }
+      // Logged (rate-limited) and counted by the loop, like any user callback's exception.
+      internal::report_http_exception(loop_, "HTTP handler").IgnoreError();
     }
     current_ = nullptr;
     if (d_.used) {

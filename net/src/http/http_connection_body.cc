@@ -2,34 +2,14 @@
 // HTTPConnectionCore with an HTTPBodyHandlerFactory: streamed request bodies
 // (http_body_handler.h) on RequestParser's streaming mode (stop_at_headers, stream_body(), a
 // sink returning false). Only reached when a factory is installed.
-#include <exception>
 #include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "http_connection.h"
-#include "ioloop/logging.h"
+#include "http_exception.h"
 
 namespace ioloop::net {
-namespace {
-
-// Logs and counts the exception being handled (inside a catch block).
-void report_exception(IOLoop* loop, const char* what) {
-  if (loop != nullptr) {
-    loop->handle_callback_exception(what).IgnoreError();
-    return;
-  }
-  std::string message = "unknown exception";
-  try {
-    throw;
-  } catch (const std::exception& e) {
-    message = e.what();
-  } catch (...) {
-  }
-  logger().error("{} threw: {}", what, message);
-}
-
-}  // namespace
 
 size_t HTTPConnectionCore::feed_streaming(absl::string_view input, HTTPOutput& out) {
   RequestParser::FeedOptions options;
@@ -44,7 +24,7 @@ size_t HTTPConnectionCore::feed_streaming(absl::string_view input, HTTPOutput& o
     try {
       handler = s_.body_factory(head, *this);
     } catch (...) {
-      report_exception(loop_, "HTTP body handler factory");
+      internal::report_http_exception(loop_, "HTTP body handler factory").IgnoreError();
       s_.handler_exceptions.fetch_add(1, std::memory_order_relaxed);
       respond_and_close(500, error_minor(), head.method_id() == HTTPMethod::kHead, out);
       return n;
@@ -86,7 +66,7 @@ bool HTTPConnectionCore::on_body_piece(absl::string_view chunk) {
   try {
     go = body_.handler->on_body(chunk);
   } catch (...) {
-    report_exception(loop_, "HTTP body handler");
+    internal::report_http_exception(loop_, "HTTP body handler").IgnoreError();
     body_.in_sink = false;
     body_.threw = true;
     return false;
@@ -114,7 +94,7 @@ void HTTPConnectionCore::close_body(const absl::Status& why) {
   try {
     handler->on_close(why);
   } catch (...) {
-    report_exception(loop_, "HTTP body handler's on_close");
+    internal::report_http_exception(loop_, "HTTP body handler's on_close").IgnoreError();
     s_.handler_exceptions.fetch_add(1, std::memory_order_relaxed);
   }
 }

@@ -3,10 +3,9 @@
 // (http_connection_stream.cc), which implements internal::HTTPResponseTarget.
 #include "ioloop/net/http/http_response_stream.h"
 
-#include <exception>
 #include <utility>
 
-#include "ioloop/logging.h"
+#include "http_exception.h"
 
 namespace ioloop::net {
 
@@ -114,20 +113,7 @@ void HTTPResponseStream::detach(absl::Status status) {
 }
 
 absl::Status HTTPResponseStream::on_exception() {
-  absl::Status status;
-  if (loop_ != nullptr) {
-    status = loop_->handle_callback_exception("HTTP deferred response");
-  } else {
-    std::string what = "unknown exception";
-    try {
-      throw;
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    logger().error("HTTP deferred response threw: {}", what);
-    status = absl::InternalError("exception in HTTP deferred response: " + what);
-  }
+  absl::Status status = internal::report_http_exception(loop_, "HTTP deferred response");
   if (target_ != nullptr) {
     internal::HTTPResponseTarget* target = target_;
     target->stream_fail(status, /*exception=*/true);
