@@ -124,7 +124,10 @@ void BM_Socketpair(benchmark::State& state) {
     state.SkipWithError("socketpair");
     return;
   }
-  server.serve(ioloop::net::IOStream::create(loop, std::move(pair->first)));
+  if (!server.serve(ioloop::net::IOStream::create(loop, std::move(pair->first))).ok()) {
+    state.SkipWithError("serve");
+    return;
+  }
   const int client = pair->second.fd();
   // Every response to kCurlRequest has the same length.
   const size_t expected = static_cast<size_t>(n) * one_response_size();

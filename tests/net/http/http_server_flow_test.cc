@@ -140,7 +140,9 @@ TEST(HTTPConnectionCoreFlowTest, OutputLimitOnlyDelaysResponses) {
       EXPECT_EQ(normalize(got), expected) << "limit " << limit << ", split at " << k;
       EXPECT_TRUE(closed);
       EXPECT_FALSE(core.has_backlog());
-      if (limit == 1) EXPECT_LE(biggest, 160u) << "more than one response per call";
+      if (limit == 1) {
+        EXPECT_LE(biggest, 160u) << "more than one response per call";
+      }
     }
   }
 }
