@@ -3,32 +3,24 @@
 #include <string>
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "http/http_ascii.h"
 #include "http/http_client_core.h"
 
 namespace ioloop::net {
 
 namespace {
 
-// RFC 9110 §5.6.2 token characters.
-bool is_token(absl::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (absl::ascii_isalnum(c)) continue;
-    if (absl::string_view("!#$%&'*+-.^_`|~").find(c) == absl::string_view::npos) return false;
-  }
-  return true;
-}
+using internal::equals_ignore_case;
+using internal::is_token;
 
 // Fields the client writes itself (see HTTPClientRequest::headers).
 bool client_owned(absl::string_view name) {
-  return absl::EqualsIgnoreCase(name, "Content-Length") ||
-         absl::EqualsIgnoreCase(name, "Transfer-Encoding") ||
-         absl::EqualsIgnoreCase(name, "Connection") || absl::EqualsIgnoreCase(name, "Keep-Alive");
+  return equals_ignore_case(name, "Content-Length") ||
+         equals_ignore_case(name, "Transfer-Encoding") || equals_ignore_case(name, "Connection") ||
+         equals_ignore_case(name, "Keep-Alive");
 }
 
 }  // namespace
@@ -74,8 +66,7 @@ absl::StatusOr<URL> validate_request(const HTTPClientRequest& request) {
       return absl::InvalidArgumentError(absl::StrCat(
           "HTTPClientRequest.headers: field name is not a token: '", absl::CHexEscape(name), "'"));
     }
-    if (absl::string_view(value).find_first_of(absl::string_view("\r\n\0", 3)) !=
-        absl::string_view::npos) {
+    if (internal::has_cr_lf_nul(value)) {
       return absl::InvalidArgumentError(absl::StrCat("HTTPClientRequest.headers: the value of ",
                                                      name, " contains CR, LF or NUL"));
     }
@@ -121,7 +112,7 @@ std::string serialize_request(ClientFetch& f, const HTTPClientOptions& options) 
     absl::StrAppend(&out, "User-Agent: ", options.user_agent, "\r\n");
   }
   for (const auto& [name, value] : r.headers) {
-    if (client_owned(name) || absl::EqualsIgnoreCase(name, "Host")) continue;
+    if (client_owned(name) || equals_ignore_case(name, "Host")) continue;
     absl::StrAppend(&out, name, ": ", value, "\r\n");
   }
   f.chunked_upload = false;

@@ -4,41 +4,76 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
+#include "absl/container/inlined_vector.h"
+#include "http/http_ascii.h"
 
 namespace ioloop::net {
 namespace {
 
-// Joins every `name` field's value, in order, with `item` after them, into one field.
+using internal::equals_ignore_case;
+
+// Joins every `name` field's elements, in order, with `item` after them, into one field at the
+// end. A single field is extended in place of its old copy; nothing allocates beyond the value.
 void append_list_item(HTTPHeaders& headers, absl::string_view name, absl::string_view item) {
-  std::vector<absl::string_view> values = headers.get_all(name);
   std::string combined;
-  for (absl::string_view v : values) {
-    for (absl::string_view element : split_header_list(v)) {
-      absl::StrAppend(&combined, combined.empty() ? "" : ", ", element);
-    }
+  size_t fields = 0;
+  for (const HTTPHeaders::Field& f : headers) {
+    if (!equals_ignore_case(f.first, name)) continue;
+    ++fields;
+    internal::any_list_element(f.second, [&combined](absl::string_view element) {
+      if (!combined.empty()) combined += ", ";
+      combined.append(element.data(), element.size());
+      return false;
+    });
   }
-  absl::StrAppend(&combined, combined.empty() ? "" : ", ", item);
-  headers.set(std::string(name), std::move(combined));
+  if (!combined.empty()) combined += ", ";
+  combined.append(item.data(), item.size());
+  if (fields > 0) headers.remove(name);
+  headers.add(std::string(name), std::move(combined));
+}
+
+// RFC 9110 §7.6.1's fixed hop-by-hop fields (and the obsolete Proxy-Connection), by length
+// first so that most names are rejected without a comparison.
+bool is_fixed_hop_by_hop(absl::string_view name) {
+  switch (name.size()) {
+    case 2:
+      return equals_ignore_case(name, "TE");
+    case 7:
+      return equals_ignore_case(name, "Trailer") || equals_ignore_case(name, "Upgrade");
+    case 10:
+      return equals_ignore_case(name, "Connection") || equals_ignore_case(name, "Keep-Alive");
+    case 16:
+      return equals_ignore_case(name, "Proxy-Connection");
+    case 17:
+      return equals_ignore_case(name, "Transfer-Encoding");
+    case 18:
+      return equals_ignore_case(name, "Proxy-Authenticate");
+    case 19:
+      return equals_ignore_case(name, "Proxy-Authorization");
+    default:
+      return false;
+  }
 }
 
 }  // namespace
 
 size_t remove_hop_by_hop_fields(HTTPHeaders& headers) {
-  // The fields Connection names first: removing Connection loses them.
-  std::vector<std::string> named;
-  for (absl::string_view value : headers.get_all("Connection")) {
-    for (absl::string_view token : split_header_list(value)) named.emplace_back(token);
+  // The fields Connection names, copied first: the removal below moves the Connection fields.
+  absl::InlinedVector<std::string, 4> named;
+  for (const HTTPHeaders::Field& f : headers) {
+    if (!equals_ignore_case(f.first, "Connection")) continue;
+    internal::any_list_element(f.second, [&named](absl::string_view token) {
+      named.emplace_back(token);
+      return false;
+    });
   }
-  size_t removed = 0;
-  for (const std::string& name : named) removed += headers.remove(name);
-  for (absl::string_view name :
-       {"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding",
-        "Upgrade", "Proxy-Authenticate", "Proxy-Authorization"}) {
-    removed += headers.remove(name);
-  }
-  return removed;
+  return headers.remove_if([&named](const HTTPHeaders::Field& f) {
+    if (is_fixed_hop_by_hop(f.first)) return true;
+    for (const std::string& n : named) {
+      if (equals_ignore_case(f.first, n)) return true;
+    }
+    return false;
+  });
 }
 
 void append_forwarded_for(HTTPHeaders& headers, absl::string_view client) {
@@ -46,7 +81,9 @@ void append_forwarded_for(HTTPHeaders& headers, absl::string_view client) {
 }
 
 void append_via(HTTPHeaders& headers, int received_minor, absl::string_view pseudonym) {
-  append_list_item(headers, "Via", absl::StrCat(received_minor == 0 ? "1.0 " : "1.1 ", pseudonym));
+  std::string item(received_minor == 0 ? "1.0 " : "1.1 ");
+  item.append(pseudonym.data(), pseudonym.size());
+  append_list_item(headers, "Via", item);
 }
 
 }  // namespace ioloop::net

@@ -2,6 +2,7 @@
 #include "ioloop/net/http/http_request.h"
 
 #include "absl/strings/str_cat.h"
+#include "http/http_ascii.h"
 
 namespace ioloop::net {
 
@@ -59,10 +60,24 @@ std::string HTTPRequest::version_string() const {
 bool HTTPRequest::keep_alive() const {
   if (version_major_ != 1) return false;
   if (method_id_ == HTTPMethod::kConnect) return false;
-  if (headers_.has_token("Connection", "close")) return false;
+  // One pass over the fields (the server asks this for every request).
+  bool close = false;
+  bool keep = false;
+  bool transfer_encoding = false;
+  for (const HTTPHeaders::Field& f : headers_) {
+    if (internal::equals_ignore_case(f.first, "Connection")) {
+      internal::any_list_element(f.second, [&](absl::string_view token) {
+        close = close || internal::equals_ignore_case(token, "close");
+        keep = keep || internal::equals_ignore_case(token, "keep-alive");
+        return false;
+      });
+    } else if (internal::equals_ignore_case(f.first, "Transfer-Encoding")) {
+      transfer_encoding = true;
+    }
+  }
+  if (close) return false;
   if (version_minor_ >= 1) return true;
-  if (headers_.contains("Transfer-Encoding")) return false;
-  return headers_.has_token("Connection", "keep-alive");
+  return !transfer_encoding && keep;
 }
 
 bool HTTPRequest::expects_continue() const {

@@ -14,6 +14,7 @@
 #ifndef IOLOOP_NET_HTTP_HTTP_HEADERS_H_
 #define IOLOOP_NET_HTTP_HTTP_HEADERS_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -39,6 +40,16 @@ class HTTPHeaders {
   void set(std::string name, std::string value);
   // Removes every field named `name`; returns how many were removed.
   size_t remove(absl::string_view name);
+  // Removes every field for which pred(const Field&) is true, in one pass, keeping the order
+  // of the others; returns how many were removed. `pred` must not refer into this object's
+  // fields (they move while it runs).
+  template <typename Pred>
+  size_t remove_if(Pred pred) {
+    auto it = std::remove_if(fields_.begin(), fields_.end(), pred);
+    const size_t removed = static_cast<size_t>(fields_.end() - it);
+    fields_.erase(it, fields_.end());
+    return removed;
+  }
   void clear() { fields_.clear(); }
 
   // The value of the first field named `name` (any case), or nullopt.
