@@ -4,7 +4,10 @@
 // streamed request, timeouts mid-body (on a ManualHTTPClock), exceptions. Over a socketpair
 // (HTTPServerTest, http_server_testing.h).
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -372,16 +375,31 @@ TEST_F(HTTPServerBodyStreamTest, ExceptionInOnEndOrTheFactoryIs500AndCounted) {
 
 // A large upload through the socketpair with a handler that keeps nothing, checks a
 // position-dependent pattern, and stops after every piece (resumed on a later iteration):
-// every byte arrives in order, and neither the pieces nor the server's read buffer ever
-// exceed one read. The client writes the next MiB once the previous one is in the kernel.
-// Smaller under the sanitizers (TSan instruments every memcpy/memcmp of the pattern).
+// every byte arrives in order, neither the pieces nor the server's read buffer ever exceed one
+// read, and the process's peak RSS (server and client both) grows by a few MiB, not the body.
+// The client writes the next MiB once the previous one is in the kernel. 1 GiB; smaller under
+// the sanitizers (TSan instruments every memcpy/memcmp of the pattern; their allocators keep
+// freed memory resident, so the RSS bound is checked only without them).
 #if defined(__SANITIZE_THREAD__)
 constexpr uint64_t kUpload = uint64_t{32} << 20;
+constexpr bool kSanitized = true;
 #elif defined(__SANITIZE_ADDRESS__)
 constexpr uint64_t kUpload = uint64_t{64} << 20;
+constexpr bool kSanitized = true;
 #else
-constexpr uint64_t kUpload = uint64_t{256} << 20;
+constexpr uint64_t kUpload = uint64_t{1} << 30;
+constexpr bool kSanitized = false;
 #endif
+
+// This process's peak resident set (VmHWM) in KiB, or -1.
+int64_t peak_rss_kib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtoll(line.c_str() + 6, nullptr, 10);
+  }
+  return -1;
+}
 constexpr size_t kPeriod = 251;  // prime: a piece's bytes depend on its offset
 
 TEST_F(HTTPServerBodyStreamTest, LargeUploadKeepsPiecesAndTheReadBufferBounded) {
@@ -431,6 +449,8 @@ TEST_F(HTTPServerBodyStreamTest, LargeUploadKeepsPiecesAndTheReadBufferBounded) 
         return std::make_unique<Forward>(counter);
       });
   connect();
+  const int64_t peak_before = peak_rss_kib();
+  ASSERT_GT(peak_before, 0);
   send(absl::StrCat("POST /s HTTP/1.1\r\nHost: h\r\nContent-Length: ", kUpload, "\r\n\r\n"));
   uint64_t sent = 0;
   std::function<void()> next = [&] {
@@ -450,6 +470,13 @@ TEST_F(HTTPServerBodyStreamTest, LargeUploadKeepsPiecesAndTheReadBufferBounded) 
   EXPECT_LE(counter.max_buffer, 256u * 1024);
   EXPECT_GE(stats().body_pauses, kUpload / (256 * 1024));
   EXPECT_LE(stats().max_output_queued, 1024u);
+  const int64_t peak_after = peak_rss_kib();
+  std::printf("uploaded %llu bytes: peak RSS %lld KiB before, %lld KiB after\n",
+              static_cast<unsigned long long>(kUpload), static_cast<long long>(peak_before),
+              static_cast<long long>(peak_after));
+  if (!kSanitized) {
+    EXPECT_LT(peak_after - peak_before, 16 * 1024);
+  }
 }
 
 }  // namespace
