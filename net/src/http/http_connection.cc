@@ -3,8 +3,8 @@
 
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "http/http_ascii.h"
 #include "http_date.h"
 #include "http_exception.h"
 #include "ioloop/logging.h"
@@ -16,20 +16,23 @@ namespace {
 bool is_server_field(absl::string_view name) {
   switch (name.size()) {
     case 4:
-      return absl::EqualsIgnoreCase(name, "Date");
+      return internal::equals_ignore_case(name, "Date");
     case 10:
-      return absl::EqualsIgnoreCase(name, "Connection");
+      return internal::equals_ignore_case(name, "Connection");
     case 14:
-      return absl::EqualsIgnoreCase(name, "Content-Length");
+      return internal::equals_ignore_case(name, "Content-Length");
     case 17:
-      return absl::EqualsIgnoreCase(name, "Transfer-Encoding");
+      return internal::equals_ignore_case(name, "Transfer-Encoding");
     default:
       return false;
   }
 }
 
 bool has_line_break(absl::string_view s) {
-  return s.find_first_of("\r\n") != absl::string_view::npos;
+  for (char c : s) {
+    if (c == '\r' || c == '\n') return true;
+  }
+  return false;
 }
 
 // The status line, Server, Date and the handler's fields. Inlined into serialize(): the
