@@ -26,6 +26,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -314,9 +315,23 @@ bool ResponseParser::Impl::check_line_ends(absl::string_view data, size_t n, Pha
   if (n > 0) last_byte_ = data[n - 1];
   absl::string_view bad;
   if (before == Phase::kHead || before == Phase::kTrailers) {
-    for (size_t i = 0; i < n && bad.empty(); ++i) {
-      if (prev_cr_ && data[i] != '\n') bad = "bare CR (not followed by LF)";
-      prev_cr_ = data[i] == '\r';
+    // Every CR must be followed by LF; memchr jumps from one CR to the next (a head is mostly
+    // neither).
+    size_t i = 0;
+    while (i < n) {
+      if (prev_cr_) {
+        if (data[i] != '\n') {
+          bad = "bare CR (not followed by LF)";
+          break;
+        }
+        prev_cr_ = false;
+        ++i;
+        continue;
+      }
+      const void* cr = std::memchr(data.data() + i, '\r', n - i);
+      if (cr == nullptr) break;
+      i = static_cast<size_t>(static_cast<const char*>(cr) - data.data()) + 1;
+      prev_cr_ = true;
     }
   }
   if (bad.empty() && at_head_end_) {
