@@ -157,6 +157,9 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   // The 408 for a request that took too long (header section, body rate or whole-request
   // deadline); sets out.close. In the request's version when its request line is complete.
   void on_timeout(HTTPOutput& out);
+  // The idle timeout is closing the connection (no response: http_server.h "Timeouts"): a
+  // streamed body's handler gets on_close(DeadlineExceeded), not the Unavailable of a close.
+  void on_idle_timeout();
 
   RequestParser::State parser_state() const { return parser_.state(); }
   bool finished() const { return finished_; }

@@ -99,6 +99,12 @@ void HTTPConnectionCore::close_body(const absl::Status& why) {
   }
 }
 
+void HTTPConnectionCore::on_idle_timeout() {
+  if (body_.handler != nullptr) {
+    close_body(absl::DeadlineExceededError("HTTP request body timed out (idle)"));
+  }
+}
+
 void HTTPConnectionCore::resume() {
   if (body_.in_sink) {
     body_.resumed = true;

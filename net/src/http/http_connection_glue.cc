@@ -331,6 +331,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     if (idle_deadline_ <= t && !output_progress(t, idle_deadline_)) {
       shared_->idle_timeouts.fetch_add(1, std::memory_order_relaxed);
       logger().debug("HTTP connection fd {} idle timeout", stream_->fd());
+      core_.on_idle_timeout();  // before the close: on_connection_closed() finds no handler
       stream_->close();
       return;
     }

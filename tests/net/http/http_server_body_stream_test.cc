@@ -319,6 +319,21 @@ TEST_F(HTTPServerBodyStreamTest, StoppedBodyOutwaitsTimeoutsThenResumedOneTimesO
   EXPECT_EQ(stats().idle_timeouts, 0u);
 }
 
+// The idle timeout mid-body: closed without a response (http_server.h, "Timeouts").
+TEST_F(HTTPServerBodyStreamTest, IdleTimeoutMidBodyClosesAndOnCloseDeadlineExceeded) {
+  start_manual_streaming(body_timeouts());
+  connect();
+  send("POST /s HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc");
+  settle();
+  advance(absl::Milliseconds(59999));
+  EXPECT_FALSE(eof_);
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"headers /s"});
+  advance(absl::Milliseconds(1));
+  EXPECT_EQ(read_to_eof(), "");
+  EXPECT_EQ(rec_.events, (std::vector<std::string>{"headers /s", "close DEADLINE_EXCEEDED"}));
+  EXPECT_EQ(stats().idle_timeouts, 1u);
+}
+
 struct Thrower : HTTPBodyHandler {
   explicit Thrower(bool in_body) : in_body(in_body) {}
   bool on_body(absl::string_view) override {
