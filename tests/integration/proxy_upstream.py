@@ -5,7 +5,11 @@
 #                   and X-Upstream-Peer: the client port of the connection it came on
 #   /status/N       status N with no body (204, 304) or a short one
 #   /big/N          N bytes of a repeating pattern, Content-Length framed, written 1 MiB at a time
+#                   (a connection closed mid-body counts in /aborted)
+#   /aborted        how many /big responses ended with the connection closed under them
 #   /die            Content-Length 100, then 10 bytes, then the connection is closed
+#   /chunked        "hello chunked world\n" in three chunks (Transfer-Encoding: chunked)
+#   /slow/MS        waits MS milliseconds, then "slept\n" with X-Upstream-Peer as for /headers
 #   /echo (POST)    the request body
 #   /early (POST)   413 with "early\n" and "Connection: close" before reading the body, then
 #                   reads (and drops) the body and closes
@@ -14,7 +18,11 @@
 #                   "<bytes> <ok|mismatch at N> <chunked|length>"
 import http.server
 import sys
+import threading
+import time
 
+ABORTED = 0
+LOCK = threading.Lock()
 PATTERN = bytes(range(256)) * 4097  # 1 MiB and 256 bytes: any 1 MiB slice of the pattern
 
 
@@ -50,10 +58,33 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             if not send_body:
                 return
-            while n > 0:
-                block = PATTERN[: min(n, len(PATTERN))]
-                self.wfile.write(block)
-                n -= len(block)
+            global ABORTED
+            try:
+                while n > 0:
+                    block = PATTERN[: min(n, len(PATTERN))]
+                    self.wfile.write(block)
+                    n -= len(block)
+            except (BrokenPipeError, ConnectionResetError):
+                with LOCK:
+                    ABORTED += 1
+                self.close_connection = True
+        elif path == "/aborted":
+            with LOCK:
+                count = ABORTED
+            self.reply(200, b"%d\n" % count, (), send_body)
+        elif path == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            if send_body:
+                for piece in (b"hello ", b"chunked ", b"world\n"):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+        elif path.startswith("/slow/"):
+            time.sleep(int(path[6:]) / 1000.0)
+            self.reply(200, b"slept\n", [("X-Upstream-Peer", str(self.client_address[1]))],
+                       send_body)
         elif path == "/die":
             self.send_response(200)
             self.send_header("Content-Length", "100")

@@ -1,0 +1,93 @@
+// File: integration/proxy_testing.h
+// Shared by the http_proxy integration tests: starting the Python upstream
+// (proxy_upstream.py) and the proxy, reading a process's memory from /proc, and the fixture
+// with a proxy in front of the Python upstream.
+#ifndef IOLOOP_TESTS_INTEGRATION_PROXY_TESTING_H_
+#define IOLOOP_TESTS_INTEGRATION_PROXY_TESTING_H_
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "integration/command.h"
+#include "integration/server_process.h"
+
+#if !defined(HTTP_PROXY_PATH) || !defined(PROXY_UPSTREAM_PY)
+#error "HTTP_PROXY_PATH and PROXY_UPSTREAM_PY must be defined (CMakeLists.txt)"
+#endif
+
+namespace ioloop::testing {
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
+// Starts the Python upstream; null (and the test skips) without python3.
+inline std::unique_ptr<ServerProcess> start_python_upstream() {
+  if (!have("python3")) return nullptr;
+  auto server = ServerProcess::start("/usr/bin/env", {"python3", PROXY_UPSTREAM_PY});
+  EXPECT_TRUE(server.ok()) << server.status();
+  return server.ok() ? *std::move(server) : nullptr;
+}
+
+inline std::unique_ptr<ServerProcess> start_proxy(uint16_t upstream_port,
+                                                  std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"--port=0", "--address=127.0.0.1", "--log_level=warn",
+                                   absl::StrCat("--upstream=http://127.0.0.1:", upstream_port)};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto server = ServerProcess::start(HTTP_PROXY_PATH, args);
+  EXPECT_TRUE(server.ok()) << server.status();
+  return server.ok() ? *std::move(server) : nullptr;
+}
+
+// A /proc/<pid>/status field in KiB (VmRSS, VmHWM).
+inline int64_t proc_kib(pid_t pid, const std::string& field) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) != 0) continue;
+    int64_t v = 0;
+    std::vector<std::string> parts = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (parts.size() >= 2 && absl::SimpleAtoi(parts[1], &v)) return v;
+  }
+  return -1;
+}
+
+// Everything the peer sends on `fd` until it closes.
+inline std::string read_all(int fd) {
+  std::string out;
+  char buf[16384];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
+// A proxy in front of the Python upstream; url_ is the proxy's http://127.0.0.1:PORT.
+class ProxyToPythonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    upstream_ = start_python_upstream();
+    if (upstream_ == nullptr) GTEST_SKIP() << "python3 not installed";
+    if (!have("curl")) GTEST_SKIP() << "curl not installed";
+    proxy_ = start_proxy(upstream_->port());
+    ASSERT_NE(proxy_, nullptr);
+    url_ = absl::StrCat("http://127.0.0.1:", proxy_->port());
+  }
+  std::unique_ptr<ServerProcess> upstream_;
+  std::unique_ptr<ServerProcess> proxy_;
+  std::string url_;
+};
+
+}  // namespace ioloop::testing
+
+#endif  // IOLOOP_TESTS_INTEGRATION_PROXY_TESTING_H_
