@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# responder_ab.sh: A/B comparison of examples/http_responder built from two trees (issue 8's
+# "server CPU per keep-alive request within 5% of the previous commit"). Both responders run
+# side by side in one run, driven alternately by wrk keep-alive, so that the machine's load
+# hits both alike: the per-round ratios B/A are what count, not the absolute figures.
+# Not part of `make test` (it takes minutes and its figures depend on the machine).
+#
+#   tests/load/responder_ab.sh BUILD_A BUILD_B [OUTPUT.md]
+#   ROUNDS=7 DURATION=5 tests/load/responder_ab.sh /tmp/prev/build build/release /tmp/ab.md
+#
+# BUILD_A and BUILD_B (absolute, or relative to the repository) must each hold
+# examples/http_responder, normally Release builds (`cmake --preset release`, or for an older
+# commit a `git worktree` configured with -DCMAKE_BUILD_TYPE=Release). A is the baseline: the
+# ratio is B/A, so below 1 means B spends less CPU per request.
+# Environment: ROUNDS (5) measured rounds, DURATION (5) seconds per wrk run, WARMUP (2) seconds
+# of wrk per responder before the first round, CONNECTIONS (64), SERVER_CPU (0) and
+# CLIENT_CPU (1), LABEL_A and LABEL_B (default: the build directories) for the table.
+# Needs wrk, taskset, python3 and 2 CPUs; it names the Debian packages to install when one is
+# missing.
+#
+# What it does, and why:
+#  - both responders run single-threaded (--threads=1, --log_level=warn, port 0 on 127.0.0.1)
+#    pinned to CPU $SERVER_CPU; wrk runs on CPU $CLIENT_CPU, so the server has a core of its
+#    own and its CPU time is its own; only one responder is loaded at a time;
+#  - both are started once, checked to answer "Hello, world!", warmed up, then measured in
+#    interleaved rounds (A, B; ROUNDS times);
+#  - a measurement is `wrk -t1 -c$CONNECTIONS -d${DURATION}s` (keep-alive): requests/s from wrk,
+#    and the server's CPU per request = (utime + stime) delta of /proc/PID/stat over the run
+#    (every thread) / requests completed (wrk's count). The tick count is shown too (at 100
+#    ticks/s, one tick in a few hundred); as a cross-check of that resolution the same delta
+#    is also taken from /proc/PID/task/*/schedstat (on-CPU time in ns, every thread);
+#  - every process it starts is stopped by its PID (SIGTERM, then SIGKILL) on any exit.
+# On a shared, loaded machine single rounds scatter by up to +-20% (docs/benchmarks.md §4.1):
+# use 20 or more rounds, and run the same build dir as both A and B once (an A/A control) to
+# see how far from 1.00 the median ratio drifts on its own.
+# Output: a Markdown table (each round's figures, then median and min-max over the rounds, and
+# the median of the per-round ratios B/A), the machine's load and the command; printed and
+# written to OUTPUT.md if given. Scratch files stay in $WORK_DIR (printed), a mktemp directory.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+usage() {
+  echo "usage: [ROUNDS=5] [DURATION=5] $0 BUILD_A BUILD_B [OUTPUT.md]" >&2
+  exit 2
+}
+(($# >= 2 && $# <= 3)) || usage
+abs_dir() {
+  case "$1" in /*) echo "$1" ;; *) echo "$REPO/$1" ;; esac
+}
+BUILD_A="$(abs_dir "$1")"
+BUILD_B="$(abs_dir "$2")"
+OUTPUT="${3:-}"
+ROUNDS="${ROUNDS:-5}"
+DURATION="${DURATION:-5}"
+WARMUP="${WARMUP:-2}"
+CONNECTIONS="${CONNECTIONS:-64}"
+SERVER_CPU="${SERVER_CPU:-0}"
+CLIENT_CPU="${CLIENT_CPU:-1}"
+LABEL_A="${LABEL_A:-$1}"
+LABEL_B="${LABEL_B:-$2}"
+
+die() {
+  echo "responder_ab: $*" >&2
+  exit 1
+}
+
+# --- prerequisites ------------------------------------------------------------------------
+missing=()
+for tool in wrk:wrk taskset:util-linux python3:python3; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+done
+if ((${#missing[@]})); then
+  die "missing tools; install them with: apt-get install -y ${missing[*]}"
+fi
+declare -A BIN
+BIN[A]="$BUILD_A/examples/http_responder"
+BIN[B]="$BUILD_B/examples/http_responder"
+for side in A B; do
+  [[ -x "${BIN[$side]}" ]] || die "${BIN[$side]} not found: build it first (cmake -B DIR \
+-G Ninja -DCMAKE_BUILD_TYPE=Release && ninja -C DIR http_responder)"
+done
+(($(nproc) >= 2)) || die "needs 2 CPUs (the server on one, wrk on the other)"
+
+WORK_DIR="$(mktemp -d /tmp/responder_ab.XXXXXX)"
+CLK_TCK="$(getconf CLK_TCK)"
+RESULTS="$WORK_DIR/results.tsv"
+: >"$RESULTS"
+
+# --- process management: every PID started is remembered and stopped by that PID ----------
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Waits for "listening on ADDRESS:PORT" in $1 (a server's stdout) and prints the port.
+port_from_stdout() {
+  local file="$1" line
+  for _ in $(seq 100); do
+    line="$(grep -m1 'listening on' "$file" 2>/dev/null || true)"
+    if [[ -n "$line" ]]; then echo "${line##*:}"; return 0; fi
+    sleep 0.1
+  done
+  die "no 'listening on' in $file: $(cat "$file" "${file%.out}.err" 2>/dev/null)"
+}
+
+# utime + stime of every thread of $1, in clock ticks.
+cpu_ticks() {
+  local stat
+  stat="$(cat "/proc/$1/stat")" || die "process $1 is gone"
+  stat="${stat##*) }"  # fields after the command name, which may hold spaces
+  # shellcheck disable=SC2086
+  set -- $stat
+  echo $((${12} + ${13}))
+}
+
+# On-CPU time of every thread of $1 in ns (first field of each task's schedstat); 0 when the
+# kernel has no schedstat (the cross-check then reads n/a).
+cpu_ns() {
+  local total=0 f ns _
+  for f in /proc/"$1"/task/*/schedstat; do
+    [[ -r "$f" ]] || continue
+    read -r ns _ <"$f" || continue
+    total=$((total + ns))
+  done
+  echo "$total"
+}
+
+# --- start both --------------------------------------------------------------------------------
+echo "responder_ab: scratch directory $WORK_DIR" >&2
+declare -A PID PORT
+for side in A B; do
+  taskset -c "$SERVER_CPU" "${BIN[$side]}" --port=0 --address=127.0.0.1 --threads=1 \
+    --log_level=warn >"$WORK_DIR/$side.out" 2>"$WORK_DIR/$side.err" &
+  PIDS+=($!)
+  PID[$side]=$!
+  PORT[$side]="$(port_from_stdout "$WORK_DIR/$side.out")"
+done
+
+# Each must answer the responder's body; one that fails here would make its numbers void.
+for side in A B; do
+  body="$(python3 - "${PORT[$side]}" <<'PY'
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
+c.request("GET", "/")
+r = c.getresponse()
+print(r.status, r.read().decode())
+PY
+)" || die "$side (${BIN[$side]}) does not answer"
+  [[ "$body" == "200 Hello, world!"* ]] || die "$side answered: $body"
+done
+
+# --- measure -----------------------------------------------------------------------------------
+# Runs wrk against port $1 for $2 seconds (output in $3); prints "requests requests_per_s errors".
+run_wrk() {
+  local port="$1" seconds="$2" out="$3"
+  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" "http://127.0.0.1:$port/" \
+    >"$out" 2>&1 || die "wrk failed: $(cat "$out")"
+  python3 - "$out" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+requests = int(re.search(r"(\d+) requests in", text).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
+m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+errors += int(m.group(1)) if m else 0
+print(requests, rps, errors)
+PY
+}
+
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+START=$(date +%s)
+echo "responder_ab: warming up" >&2
+for side in A B; do run_wrk "${PORT[$side]}" "$WARMUP" "$WORK_DIR/wrk.warmup.$side" >/dev/null; done
+
+for round in $(seq "$ROUNDS"); do
+  for side in A B; do
+    before="$(cpu_ticks "${PID[$side]}")"
+    ns_before="$(cpu_ns "${PID[$side]}")"
+    out="$(run_wrk "${PORT[$side]}" "$DURATION" "$WORK_DIR/wrk.$side.$round")"
+    after="$(cpu_ticks "${PID[$side]}")"
+    ns_after="$(cpu_ns "${PID[$side]}")"
+    read -r requests rps errors <<<"$out"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$side" "$requests" "$rps" "$errors" \
+      "$((after - before))" "$((ns_after - ns_before))" >>"$RESULTS"
+    echo "responder_ab: round $round $side: $rps requests/s, $errors errors," \
+      "$((after - before)) ticks" >&2
+  done
+done
+LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+ELAPSED=$(($(date +%s) - START))
+
+# --- report --------------------------------------------------------------------------------------
+REPORT="$WORK_DIR/report.md"
+python3 - "$RESULTS" "$CLK_TCK" "$LABEL_A" "$LABEL_B" >"$REPORT" <<'PY'
+import collections, statistics, sys
+
+results, clk_tck, label_a, label_b = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+rows = collections.defaultdict(dict)  # round -> side -> values
+for line in open(results):
+    rnd, side, requests, rps, errors, ticks, ns = line.rstrip("\n").split("\t")
+    n = max(int(requests), 1)
+    rows[int(rnd)][side] = {"requests": int(requests), "rps": float(rps), "errors": int(errors),
+                            "ticks": int(ticks), "cpu_us": int(ticks) * 1e6 / clk_tck / n,
+                            "sched_us": int(ns) / 1e3 / n}
+rounds = sorted(rows)
+
+def col(side, key):
+    return [rows[r][side][key] for r in rounds]
+
+def spread(values, fmt):
+    return (f"{fmt.format(statistics.median(values))} "
+            f"({fmt.format(min(values))} to {fmt.format(max(values))})")
+
+cpu_ratio = [rows[r]["B"]["cpu_us"] / rows[r]["A"]["cpu_us"] for r in rounds]
+have_sched = all(rows[r][s]["sched_us"] > 0 for r in rounds for s in "AB")
+sched_ratio = [rows[r]["B"]["sched_us"] / rows[r]["A"]["sched_us"] for r in rounds
+               ] if have_sched else []
+rps_ratio = [rows[r]["B"]["rps"] / rows[r]["A"]["rps"] for r in rounds]
+
+print(f"A = {label_a}, B = {label_b}.")
+print()
+print("| round | A requests/s | A CPU per request | B requests/s | B CPU per request | "
+      "CPU B/A |")
+print("|---|---:|---:|---:|---:|---:|")
+for r, ratio in zip(rounds, cpu_ratio):
+    a, b = rows[r]["A"], rows[r]["B"]
+    print(f"| {r} | {a['rps']:,.0f} | {a['cpu_us']:.2f} µs ({a['ticks']} ticks) | "
+          f"{b['rps']:,.0f} | {b['cpu_us']:.2f} µs ({b['ticks']} ticks) | {ratio:.3f} |")
+print(f"| median (min to max) | {spread(col('A', 'rps'), '{:,.0f}')} | "
+      f"{spread(col('A', 'cpu_us'), '{:.2f}')} µs | {spread(col('B', 'rps'), '{:,.0f}')} | "
+      f"{spread(col('B', 'cpu_us'), '{:.2f}')} µs | "
+      f"**{spread(cpu_ratio, '{:.3f}')}** |")
+print()
+print(f"CPU B/A is taken within each round, then the median of those ratios is shown "
+      f"({len(rounds)} interleaved rounds); requests/s B/A, the same way: "
+      f"{spread(rps_ratio, '{:.3f}')}. wrk errors: A {sum(col('A', 'errors'))}, "
+      f"B {sum(col('B', 'errors'))}.")
+if have_sched:
+    print()
+    print(f"Cross-check, CPU per request from /proc/PID/task/*/schedstat (ns): A "
+          f"{spread(col('A', 'sched_us'), '{:.2f}')} µs, "
+          f"B {spread(col('B', 'sched_us'), '{:.2f}')} µs, "
+          f"B/A per round {spread(sched_ratio, '{:.3f}')}.")
+PY
+
+{
+  echo
+  cpu_model="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+  echo "Machine: $(nproc) CPUs ($cpu_model), kernel $(uname -r); load average (1, 5, 15 min)" \
+    "$LOAD_BEFORE before, $LOAD_AFTER after; run took ${ELAPSED} s."
+  bt='`'
+  echo "Command: ${bt}ROUNDS=$ROUNDS DURATION=$DURATION tests/load/responder_ab.sh $1 $2\
+${OUTPUT:+ $OUTPUT}${bt}; wrk ${bt}-t1 -c$CONNECTIONS -d${DURATION}s${bt} on CPU $CLIENT_CPU, \
+each responder (one thread) on CPU $SERVER_CPU."
+} >>"$REPORT"
+
+cat "$REPORT"
+if [[ -n "$OUTPUT" ]]; then cp "$REPORT" "$OUTPUT"; fi
