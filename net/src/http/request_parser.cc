@@ -18,6 +18,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "http/http_ascii.h"
 
 namespace ioloop::net {
 
@@ -72,30 +73,7 @@ namespace {
 // now and then must not hold a connection for ever.
 constexpr int kMaxEmptyLines = 8;
 
-// RFC 9110 §5.6.2 token characters.
-bool is_tchar(char c) {
-  if (absl::ascii_isalnum(c)) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
+using internal::is_tchar;  // RFC 9110 §5.6.2 token characters
 
 }  // namespace
 
