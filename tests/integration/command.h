@@ -25,6 +25,12 @@ inline std::string run(const std::string& command, int* status) {
   return out;
 }
 
+// Runs a Python program with `python3 -c` (stderr joined to stdout), as run() does. The program
+// goes inside double quotes: it must not contain ", $, ` or \.
+inline std::string run_python(const std::string& program, int* status) {
+  return run("python3 -c \"" + program + "\" 2>&1", status);
+}
+
 // Whether `tool` is on PATH.
 inline bool have(const std::string& tool) {
   int status;

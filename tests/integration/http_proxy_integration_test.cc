@@ -258,7 +258,7 @@ std::string two_gets_on_one_connection(uint16_t port, int* status) {
       "    r = c.getresponse()\n"
       "    r.read()\n"
       "    print(r.status, r.getheader('Connection'))\n");
-  return run("python3 -c \"" + script + "\" 2>&1", status);
+  return run_python(script, status);
 }
 
 TEST(ProxyErrorsTest, RefusedUpstreamIs502AndTheConnectionStaysUsable) {

@@ -120,7 +120,7 @@ TEST_F(ProxyToPythonTest, UpstreamAnsweringBeforeTheBodyEndedIsRelayedAfterIt) {
       "r = c.getresponse()\n"
       "print(r.status, len(r.read()))\n");
   int status;
-  const std::string out = run("python3 -c \"" + script + "\" 2>&1", &status);
+  const std::string out = run_python(script, &status);
   ASSERT_EQ(status, 0) << out;
   EXPECT_EQ(out, "413 early\n204 0\n");
 }

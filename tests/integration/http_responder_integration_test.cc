@@ -88,7 +88,7 @@ TEST_F(HTTPResponderTest, PythonHttpClientKeepsOneConnectionForThreeRequests) {
       "assert len(socks) == 1, 'reconnected'\n"
       "print('ok')\n");
   int status;
-  const std::string out = run("python3 -c \"" + script + "\" 2>&1", &status);
+  const std::string out = run_python(script, &status);
   EXPECT_EQ(status, 0) << out;
   EXPECT_EQ(out, "ok\n");
 }
