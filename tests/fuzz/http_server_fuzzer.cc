@@ -2,7 +2,8 @@
 // libFuzzer target for HTTPServer's stream glue (net/src/http/http_server.cc): the connection
 // over a real IOStream and loop, its timeouts and its flow control. The I/O-free connection
 // core (parser, handler dispatch, split independence) is http_connection_fuzzer's; this one
-// drives what sits around it.
+// drives what sits around it. http_body_stream_fuzzer is its sibling for streamed request
+// bodies; the two share http_fuzz_harness.h (input, options, response-stream checks).
 //
 // A socketpair with small kernel buffers joins the server's IOStream to a raw client fd the
 // fuzzer works by hand; time is a ManualHTTPClock, so every timeout is deterministic. The
@@ -47,6 +48,7 @@
 #include "absl/time/time.h"
 #include "http/http_connection.h"
 #include "http/manual_http_clock.h"
+#include "http_fuzz_harness.h"
 #include "ioloop/io_loop.h"
 #include "ioloop/logging.h"
 #include "ioloop/net/http/http_response_stream.h"
@@ -66,50 +68,13 @@ using ioloop::net::IOStream;
 using ioloop::net::ManualHTTPClock;
 using ioloop::net::Socket;
 
-// HTTP_SERVER_FUZZER_DEBUG=1 prints what a failing input did (for reproducers).
-const bool kDebug = std::getenv("HTTP_SERVER_FUZZER_DEBUG") != nullptr;
+using ioloop_fuzz::debug;
+using ioloop_fuzz::Input;
+using ioloop_fuzz::kMaxBody;
+using ioloop_fuzz::Seen;
+using ioloop_fuzz::wanted_size;
 
-#define check(ok)                                                                      \
-  do {                                                                                 \
-    if (!(ok)) {                                                                       \
-      if (kDebug) std::fprintf(stderr, "check failed: %s (line %d)\n", #ok, __LINE__); \
-      __builtin_trap();                                                                \
-    }                                                                                  \
-  } while (0)
-
-constexpr size_t kMaxBody = 70000;
 constexpr int kMaxOps = 256;
-
-// Reads the input front to back; past the end, every read is 0.
-struct Input {
-  const uint8_t* data;
-  size_t size;
-  size_t pos = 0;
-  bool done() const { return pos >= size; }
-  uint8_t byte() { return pos < size ? data[pos++] : 0; }
-  absl::string_view bytes(size_t n) {
-    n = std::min(n, size - std::min(pos, size));
-    absl::string_view s(reinterpret_cast<const char*>(data) + pos, n);
-    pos += n;
-    return s;
-  }
-};
-
-struct Seen {
-  bool head;
-  std::string target;
-  bool threw;
-  bool cancelled = false;  // deferred, and the connection closed before it finished
-};
-
-// The body size a request asks for: the digits after the first '/', capped.
-size_t wanted_size(absl::string_view path) {
-  size_t n = 0;
-  for (size_t i = 1; i < path.size() && i < 7 && path[i] >= '0' && path[i] <= '9'; ++i) {
-    n = n * 10 + static_cast<size_t>(path[i] - '0');
-  }
-  return std::min(n, kMaxBody);
-}
 
 class Harness {
  public:
@@ -145,7 +110,7 @@ class Harness {
       w.set_header("Content-Length", absl::StrCat(body.size()));
       deferred_body_ = std::move(body);
       deferred_ = w.defer();
-      check(deferred_ != nullptr);
+      FUZZ_CHECK(deferred_ != nullptr);
       return;
     }
     w.set_body(std::move(body));
@@ -160,10 +125,10 @@ class Harness {
       return;
     }
     const size_t half = deferred_body_.size() / 2;
-    check(s->write(deferred_body_.substr(0, half)).ok());
+    FUZZ_CHECK(s->write(deferred_body_.substr(0, half)).ok());
     s->flush([](absl::Status) {});
-    check(s->write(deferred_body_.substr(half)).ok());
-    check(s->finish().ok());
+    FUZZ_CHECK(s->write(deferred_body_.substr(half)).ok());
+    FUZZ_CHECK(s->finish().ok());
   }
 
   // Runs loop iterations until one does nothing; traps on a loop that never settles.
@@ -179,7 +144,7 @@ class Harness {
         return;
       }
     }
-    check(false);  // a busy loop
+    FUZZ_CHECK(false);  // a busy loop
   }
 
   void send(absl::string_view bytes) {
@@ -257,7 +222,7 @@ class Harness {
     if (was_open && server_->closed()) closed_by_timer_ = true;
     // An idle timeout closes the connection at once.
     if (ioloop::net::http_server_stats(*shared_).idle_timeouts != idle_before) {
-      check(server_->closed());
+      FUZZ_CHECK(server_->closed());
     }
     settle();
   }
@@ -272,7 +237,7 @@ class Harness {
     const uint64_t queued = ioloop::net::http_server_stats(*shared_).max_output_queued;
     // One response: its body, the head (status line, Date, Content-Type, Content-Length,
     // Connection) and at most a 100 Continue and an error response around it.
-    check(queued <= options_.max_pending_output + biggest_body_ + 512);
+    FUZZ_CHECK(queued <= options_.max_pending_output + biggest_body_ + 512);
   }
 
   // Reads everything, lets every timeout run out, then closes the client; the server must
@@ -298,12 +263,12 @@ class Harness {
       settle();
     }
     complete();  // marks a response the close cancelled
-    check(server_->closed());
+    FUZZ_CHECK(server_->closed());
   }
 
   // The invariants on the whole response stream.
   void verify() {
-    if (kDebug) {
+    if (debug()) {
       std::fprintf(stderr, "received %zu bytes:\n%s\n--- handler saw:\n", received_.size(),
                    received_.substr(0, 4000).c_str());
       for (const Seen& s : seen_)
@@ -314,89 +279,8 @@ class Harness {
           eof_, closed_by_timer_, st.idle_timeouts, st.header_timeouts, st.request_timeouts,
           st.body_rate_timeouts, st.output_stalls);
     }
-    absl::string_view in = received_;
-    size_t next = 0;      // index into seen_
-    bool closed = false;  // a "Connection: close" response was complete
-    bool truncated = false;
-    while (!in.empty()) {
-      check(!closed);  // nothing after Connection: close
-      const size_t end = in.find("\r\n\r\n");
-      if (end == absl::string_view::npos) {
-        truncated = true;
-        break;
-      }
-      const absl::string_view head = in.substr(0, end + 2);
-      check(head.substr(0, 9) == "HTTP/1.1 " || head.substr(0, 9) == "HTTP/1.0 ");
-      int status = 0;
-      check(head.size() > 13 && absl::SimpleAtoi(head.substr(9, 3), &status));
-      check(head[12] == ' ');
-      if (status == 100) {
-        check(head == "HTTP/1.1 100 Continue\r\n");
-        in.remove_prefix(end + 4);
-        continue;
-      }
-      size_t length = 0;
-      bool has_length = false;
-      bool close = false;
-      size_t line_start = head.find("\r\n") + 2;
-      while (line_start < head.size()) {
-        const size_t eol = head.find("\r\n", line_start);
-        const absl::string_view line = head.substr(line_start, eol - line_start);
-        const size_t colon = line.find(": ");
-        check(colon != absl::string_view::npos && colon > 0);
-        if (line.substr(0, colon) == "Content-Length") {
-          check(!has_length && absl::SimpleAtoi(line.substr(colon + 2), &length));
-          has_length = true;
-        }
-        if (line == "Connection: close") close = true;
-        line_start = eol + 2;
-      }
-      check(has_length);  // the handler never answers 204/304; errors have bodies
-      const bool handler_response =
-          next < seen_.size() && (status == 200 || (status == 500 && seen_[next].threw));
-      const bool head_request = handler_response && seen_[next].head;
-      const size_t body_size = head_request ? 0 : length;
-      if (in.size() < end + 4 + body_size) {
-        truncated = true;
-        break;
-      }
-      const absl::string_view body = in.substr(end + 4, body_size);
-      if (handler_response) {
-        if (status == 200) {
-          check(!seen_[next].threw);
-          if (!head_request)
-            check(body.substr(0, seen_[next].target.size() + 1) ==
-                  absl::StrCat(seen_[next].target, "|"));
-        } else {
-          check(close);  // 500 closes
-        }
-        ++next;
-      } else {
-        // Not the handler's: an error response, the connection's last.
-        check(status == 400 || status == 408 || status == 413 || status == 431 || status == 501 ||
-              status == 505);
-        check(close);
-        if (status == 408) saw_408_ = true;
-      }
-      closed = closed || close;
-      in.remove_prefix(end + 4 + body_size);
-    }
-    // Only a connection the server closed on a timeout may lose queued output.
-    if (truncated) check(closed_by_timer_);
-    // Every answered request's response arrived, unless a timeout cut the connection short
-    // (which may happen between two responses too).
-    // (A deferred response the client's leaving cancelled has none: the last one.)
-    if (!closed_by_timer_) {
-      check(next == seen_.size() || (next + 1 == seen_.size() && seen_.back().cancelled));
-    }
-    // After a complete close response the server shut its side: the client saw EOF.
-    if (closed && !truncated) check(eof_);
-    // A 408 is counted as a timeout.
-    const HTTPServer::Stats stats = ioloop::net::http_server_stats(*shared_);
-    if (saw_408_) {
-      check(stats.header_timeouts + stats.request_timeouts + stats.body_rate_timeouts == 1);
-    }
-    check(stats.header_timeouts + stats.request_timeouts + stats.body_rate_timeouts <= 1);
+    ioloop_fuzz::check_responses(received_, seen_, closed_by_timer_, eof_,
+                                 ioloop::net::http_server_stats(*shared_));
   }
 
   // The loop outlives everything that may touch it.
@@ -414,27 +298,7 @@ class Harness {
   bool eof_ = false;
   bool write_closed_ = false;
   bool closed_by_timer_ = false;
-  bool saw_408_ = false;
 };
-
-HTTPServerOptions decode_options(Input& in) {
-  static constexpr size_t kPending[] = {256, 1024, 4096, 16384, 65536, 1 << 20};
-  static constexpr size_t kHeader[] = {64, 256, 1024, 64 * 1024};
-  static constexpr size_t kBody[] = {16, 1024, 64 * 1024};
-  const uint8_t a = in.byte(), b = in.byte(), c = in.byte(), d = in.byte();
-  HTTPServerOptions o;
-  o.max_pending_output = kPending[a % 6];
-  o.discard_body = (a & 0x40) != 0;
-  o.header_timeout = absl::Seconds(b & 15);         // 0: off
-  o.request_timeout = absl::Seconds((b >> 4) * 3);  // 0: off
-  o.idle_timeout = absl::Seconds((c & 15) * 5);     // 0: off
-  o.min_body_rate = (c >> 4) * 64;                  // 0: off
-  o.body_rate_window = absl::Seconds(1 + (a >> 7) * 3);
-  o.max_header_size = kHeader[d & 3];
-  o.max_body_size = kBody[(d >> 2) % 3];
-  o.linger_timeout = absl::Seconds(d >> 4);  // 0: 2 s
-  return o;
-}
 
 }  // namespace
 
@@ -445,7 +309,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Input in{data, size};
-  Harness h(decode_options(in));
+  Harness h(ioloop_fuzz::decode_options(in));
   if (!h.setup()) return 0;
   for (int ops = 0; ops < kMaxOps && !in.done(); ++ops) {
     const uint8_t op = in.byte();
