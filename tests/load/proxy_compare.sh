@@ -26,15 +26,18 @@
 #    requests in that window), counted by `perf stat` on the syscall tracepoints, or by
 #    `strace -c -f -p PID` where perf cannot (see syscall_window). Either slows the proxy, so
 #    that window is used for counts only, never for time;
-#  - every process it starts is stopped by its PID (SIGTERM, then SIGKILL) on any exit.
+#  - every process it starts is stopped by its PID (SIGTERM, then SIGKILL) on any exit,
+#    Ctrl-C included (the helpers in tests/load/lib.sh).
 # Output: a Markdown table (median and min-max over the rounds, ratios to the relay computed per
 # round), the per-syscall breakdown per request of each proxy, the raw rounds and the machine's
 # load; printed and written to OUTPUT.md if given. Scratch files stay in $WORK_DIR (printed).
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-BUILD_DIR="${BUILD_DIR:-build/release}"
-case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$REPO/$BUILD_DIR" ;; esac
+SCRIPT_NAME=proxy_compare
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+BUILD_DIR="$(abs_dir "${BUILD_DIR:-build/release}")"
 ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-10}"
 STRACE_DURATION="${STRACE_DURATION:-5}"
@@ -44,57 +47,18 @@ PROXY_CPU="${PROXY_CPU:-0}"
 CLIENT_CPU="${CLIENT_CPU:-1}"
 OUTPUT="${1:-}"
 
-die() {
-  echo "proxy_compare: $*" >&2
-  exit 1
-}
-
 # --- prerequisites ------------------------------------------------------------------------
-missing=()
-for tool in wrk:wrk nginx:nginx-light haproxy:haproxy taskset:util-linux cc:gcc \
-  python3:python3; do
-  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
-done
-if ((${#missing[@]})); then
-  die "missing tools; install them with: apt-get install -y ${missing[*]}"
-fi
+require_tools wrk:wrk nginx:nginx-light haproxy:haproxy taskset:util-linux cc:gcc \
+  python3:python3
 PROXY_BIN="$BUILD_DIR/examples/http_proxy"
 RESPONDER_BIN="$BUILD_DIR/examples/http_responder"
-for bin in "$PROXY_BIN" "$RESPONDER_BIN"; do
-  [[ -x "$bin" ]] || die "$bin not found: build it first (cmake --preset release && \
-cmake --build build/release --target http_proxy http_responder), or set BUILD_DIR"
-done
+require_built "(cmake --preset release && cmake --build build/release --target http_proxy \
+http_responder), or set BUILD_DIR" "$PROXY_BIN" "$RESPONDER_BIN"
 (($(nproc) >= 2)) || die "needs 2 CPUs (the proxy on one, the upstream and wrk on the other)"
 
-WORK_DIR="$(mktemp -d /tmp/proxy_compare.XXXXXX)"
-CLK_TCK="$(getconf CLK_TCK)"
+make_work_dir
 RESULTS="$WORK_DIR/results.tsv"
 : >"$RESULTS"
-
-# --- process management: every PID started is remembered and stopped by that PID ----------
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Waits for "listening on ADDRESS:PORT" in $1 (a server's stdout) and prints the port.
-port_from_stdout() {
-  local file="$1" line
-  for _ in $(seq 100); do
-    line="$(grep -m1 'listening on' "$file" 2>/dev/null || true)"
-    if [[ -n "$line" ]]; then echo "${line##*:}"; return 0; fi
-    sleep 0.1
-  done
-  die "no 'listening on' in $file: $(cat "$file" "${file%.out}.err" 2>/dev/null)"
-}
 
 wait_for_port() {
   for _ in $(seq 100); do
@@ -108,56 +72,38 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# utime + stime of every thread of $1, in clock ticks.
-cpu_ticks() {
-  local stat
-  stat="$(cat "/proc/$1/stat")" || die "process $1 is gone"
-  stat="${stat##*) }"  # fields after the command name, which may hold spaces
-  # shellcheck disable=SC2086
-  set -- $stat
-  echo $((${12} + ${13}))
-}
-
 # --- start everything ------------------------------------------------------------------------
 echo "proxy_compare: scratch directory $WORK_DIR" >&2
 cc -O2 -Wall -Wextra -o "$WORK_DIR/relay" "$REPO/tests/load/relay.c" || die "cannot build relay.c"
 
-taskset -c "$CLIENT_CPU" "$RESPONDER_BIN" --port=0 --address=127.0.0.1 --log_level=warn \
-  >"$WORK_DIR/responder.out" 2>"$WORK_DIR/responder.err" &
-PIDS+=($!)
-RESPONDER_PID=$!
+start responder taskset -c "$CLIENT_CPU" "$RESPONDER_BIN" --port=0 --address=127.0.0.1 \
+  --log_level=warn
+RESPONDER_PID=$STARTED_PID
 UP_PORT="$(port_from_stdout "$WORK_DIR/responder.out")"
 
 declare -A PID PORT
-taskset -c "$PROXY_CPU" "$PROXY_BIN" --port=0 --address=127.0.0.1 --log_level=warn \
-  --upstream="http://127.0.0.1:$UP_PORT" --max_upstream_connections=64 \
-  >"$WORK_DIR/ioloop.out" 2>"$WORK_DIR/ioloop.err" &
-PIDS+=($!)
-PID[ioloop]=$!
+start ioloop taskset -c "$PROXY_CPU" "$PROXY_BIN" --port=0 --address=127.0.0.1 --log_level=warn \
+  --upstream="http://127.0.0.1:$UP_PORT" --max_upstream_connections=64
+PID[ioloop]=$STARTED_PID
 PORT[ioloop]="$(port_from_stdout "$WORK_DIR/ioloop.out")"
 
 PORT[nginx]="$(free_port)"
 sed -e "s|@DIR@|$WORK_DIR|g" -e "s|@PORT@|${PORT[nginx]}|g" -e "s|@UPSTREAM_PORT@|$UP_PORT|g" \
   "$REPO/tests/load/nginx_proxy.conf.in" >"$WORK_DIR/nginx.conf"
-taskset -c "$PROXY_CPU" nginx -p "$WORK_DIR" -e "$WORK_DIR/nginx_error.log" \
-  -c "$WORK_DIR/nginx.conf" >"$WORK_DIR/nginx.out" 2>"$WORK_DIR/nginx.err" &
-PIDS+=($!)
-PID[nginx]=$!
+start nginx taskset -c "$PROXY_CPU" nginx -p "$WORK_DIR" -e "$WORK_DIR/nginx_error.log" \
+  -c "$WORK_DIR/nginx.conf"
+PID[nginx]=$STARTED_PID
 wait_for_port "${PORT[nginx]}" nginx
 
 PORT[haproxy]="$(free_port)"
 sed -e "s|@PORT@|${PORT[haproxy]}|g" -e "s|@UPSTREAM_PORT@|$UP_PORT|g" \
   "$REPO/tests/load/haproxy.cfg.in" >"$WORK_DIR/haproxy.cfg"
-taskset -c "$PROXY_CPU" haproxy -db -f "$WORK_DIR/haproxy.cfg" \
-  >"$WORK_DIR/haproxy.out" 2>"$WORK_DIR/haproxy.err" &
-PIDS+=($!)
-PID[haproxy]=$!
+start haproxy taskset -c "$PROXY_CPU" haproxy -db -f "$WORK_DIR/haproxy.cfg"
+PID[haproxy]=$STARTED_PID
 wait_for_port "${PORT[haproxy]}" haproxy
 
-taskset -c "$PROXY_CPU" "$WORK_DIR/relay" 0 127.0.0.1 "$UP_PORT" \
-  >"$WORK_DIR/relay.out" 2>"$WORK_DIR/relay.err" &
-PIDS+=($!)
-PID[relay]=$!
+start relay taskset -c "$PROXY_CPU" "$WORK_DIR/relay" 0 127.0.0.1 "$UP_PORT"
+PID[relay]=$STARTED_PID
 PORT[relay]="$(port_from_stdout "$WORK_DIR/relay.out")"
 
 PROXIES=(ioloop nginx haproxy relay)
@@ -165,36 +111,9 @@ PID[direct]=$RESPONDER_PID
 PORT[direct]=$UP_PORT
 
 # Each must answer the responder's body; a proxy that fails here would make its numbers void.
-for name in "${PROXIES[@]}" direct; do
-  body="$(python3 - "${PORT[$name]}" <<'PY'
-import http.client, sys
-c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
-c.request("GET", "/")
-r = c.getresponse()
-print(r.status, r.read().decode())
-PY
-)" || die "$name does not answer"
-  [[ "$body" == "200 Hello, world!"* ]] || die "$name answered: $body"
-done
+for name in "${PROXIES[@]}" direct; do check_hello "$name" "${PORT[$name]}"; done
 
 # --- measure -----------------------------------------------------------------------------------
-# Runs wrk against $1 for $2 seconds; prints "requests requests_per_s errors".
-run_wrk() {
-  local port="$1" seconds="$2" out="$3"
-  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" "http://127.0.0.1:$port/" \
-    >"$out" 2>&1 || die "wrk failed: $(cat "$out")"
-  python3 - "$out" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-requests = int(re.search(r"(\d+) requests in", text).group(1))
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
-m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-errors += int(m.group(1)) if m else 0
-print(requests, rps, errors)
-PY
-}
-
 # Syscall counting. perf's syscall tracepoints when they work (in-kernel counters: the proxy
 # runs at nearly full speed, so the window holds many requests and wrk's 64 connection setups
 # weigh nothing per request); strace -c otherwise (ptrace stops the proxy at every syscall, so
@@ -257,8 +176,7 @@ for line in open(path):
 PY
 }
 
-LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
-START=$(date +%s)
+mark_start
 echo "proxy_compare: warming up" >&2
 for name in "${PROXIES[@]}"; do run_wrk "${PORT[$name]}" "$WARMUP" "$WORK_DIR/wrk.warmup.$name" >/dev/null; done
 
@@ -275,8 +193,7 @@ for round in $(seq "$ROUNDS"); do
     echo "proxy_compare: round $round $name: $rps requests/s, $errors errors, $((after - before)) ticks" >&2
   done
 done
-LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
-ELAPSED=$(($(date +%s) - START))
+MACHINE="$(machine_summary)"
 
 # --- report --------------------------------------------------------------------------------------
 REPORT="$WORK_DIR/report.md"
@@ -366,8 +283,7 @@ PY
 
 {
   echo
-  echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), \
-kernel $(uname -r); load average (1, 5, 15 min) $LOAD_BEFORE before, $LOAD_AFTER after; run took ${ELAPSED} s."
+  echo "$MACHINE"
   echo "Versions: $(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v | head -1 | cut -d' ' -f1-3), \
 $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)."
   bt='`'

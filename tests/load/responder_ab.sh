@@ -29,7 +29,8 @@
 #    (every thread) / requests completed (wrk's count). The tick count is shown too (at 100
 #    ticks/s, one tick in a few hundred); as a cross-check of that resolution the same delta
 #    is also taken from /proc/PID/task/*/schedstat (on-CPU time in ns, every thread);
-#  - every process it starts is stopped by its PID (SIGTERM, then SIGKILL) on any exit.
+#  - every process it starts is stopped by its PID (SIGTERM, then SIGKILL) on any exit,
+#    Ctrl-C included (the helpers in tests/load/lib.sh).
 # On a shared, loaded machine single rounds scatter by up to +-20% (docs/benchmarks.md §4.1):
 # use 20 or more rounds, and run the same build dir as both A and B once (an A/A control) to
 # see how far from 1.00 the median ratio drifts on its own.
@@ -38,15 +39,15 @@
 # written to OUTPUT.md if given. Scratch files stay in $WORK_DIR (printed), a mktemp directory.
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+SCRIPT_NAME=responder_ab
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 usage() {
   echo "usage: [ROUNDS=5] [DURATION=5] $0 BUILD_A BUILD_B [OUTPUT.md]" >&2
   exit 2
 }
 (($# >= 2 && $# <= 3)) || usage
-abs_dir() {
-  case "$1" in /*) echo "$1" ;; *) echo "$REPO/$1" ;; esac
-}
 BUILD_A="$(abs_dir "$1")"
 BUILD_B="$(abs_dir "$2")"
 OUTPUT="${3:-}"
@@ -59,67 +60,18 @@ CLIENT_CPU="${CLIENT_CPU:-1}"
 LABEL_A="${LABEL_A:-$1}"
 LABEL_B="${LABEL_B:-$2}"
 
-die() {
-  echo "responder_ab: $*" >&2
-  exit 1
-}
-
 # --- prerequisites ------------------------------------------------------------------------
-missing=()
-for tool in wrk:wrk taskset:util-linux python3:python3; do
-  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
-done
-if ((${#missing[@]})); then
-  die "missing tools; install them with: apt-get install -y ${missing[*]}"
-fi
+require_tools wrk:wrk taskset:util-linux python3:python3
 declare -A BIN
 BIN[A]="$BUILD_A/examples/http_responder"
 BIN[B]="$BUILD_B/examples/http_responder"
-for side in A B; do
-  [[ -x "${BIN[$side]}" ]] || die "${BIN[$side]} not found: build it first (cmake -B DIR \
--G Ninja -DCMAKE_BUILD_TYPE=Release && ninja -C DIR http_responder)"
-done
+require_built "(cmake -B DIR -G Ninja -DCMAKE_BUILD_TYPE=Release && ninja -C DIR \
+http_responder)" "${BIN[A]}" "${BIN[B]}"
 (($(nproc) >= 2)) || die "needs 2 CPUs (the server on one, wrk on the other)"
 
-WORK_DIR="$(mktemp -d /tmp/responder_ab.XXXXXX)"
-CLK_TCK="$(getconf CLK_TCK)"
+make_work_dir
 RESULTS="$WORK_DIR/results.tsv"
 : >"$RESULTS"
-
-# --- process management: every PID started is remembered and stopped by that PID ----------
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Waits for "listening on ADDRESS:PORT" in $1 (a server's stdout) and prints the port.
-port_from_stdout() {
-  local file="$1" line
-  for _ in $(seq 100); do
-    line="$(grep -m1 'listening on' "$file" 2>/dev/null || true)"
-    if [[ -n "$line" ]]; then echo "${line##*:}"; return 0; fi
-    sleep 0.1
-  done
-  die "no 'listening on' in $file: $(cat "$file" "${file%.out}.err" 2>/dev/null)"
-}
-
-# utime + stime of every thread of $1, in clock ticks.
-cpu_ticks() {
-  local stat
-  stat="$(cat "/proc/$1/stat")" || die "process $1 is gone"
-  stat="${stat##*) }"  # fields after the command name, which may hold spaces
-  # shellcheck disable=SC2086
-  set -- $stat
-  echo $((${12} + ${13}))
-}
 
 # On-CPU time of every thread of $1 in ns (first field of each task's schedstat); 0 when the
 # kernel has no schedstat (the cross-check then reads n/a).
@@ -137,46 +89,17 @@ cpu_ns() {
 echo "responder_ab: scratch directory $WORK_DIR" >&2
 declare -A PID PORT
 for side in A B; do
-  taskset -c "$SERVER_CPU" "${BIN[$side]}" --port=0 --address=127.0.0.1 --threads=1 \
-    --log_level=warn >"$WORK_DIR/$side.out" 2>"$WORK_DIR/$side.err" &
-  PIDS+=($!)
-  PID[$side]=$!
+  start "$side" taskset -c "$SERVER_CPU" "${BIN[$side]}" --port=0 --address=127.0.0.1 \
+    --threads=1 --log_level=warn
+  PID[$side]=$STARTED_PID
   PORT[$side]="$(port_from_stdout "$WORK_DIR/$side.out")"
 done
 
 # Each must answer the responder's body; one that fails here would make its numbers void.
-for side in A B; do
-  body="$(python3 - "${PORT[$side]}" <<'PY'
-import http.client, sys
-c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
-c.request("GET", "/")
-r = c.getresponse()
-print(r.status, r.read().decode())
-PY
-)" || die "$side (${BIN[$side]}) does not answer"
-  [[ "$body" == "200 Hello, world!"* ]] || die "$side answered: $body"
-done
+for side in A B; do check_hello "$side (${BIN[$side]})" "${PORT[$side]}"; done
 
 # --- measure -----------------------------------------------------------------------------------
-# Runs wrk against port $1 for $2 seconds (output in $3); prints "requests requests_per_s errors".
-run_wrk() {
-  local port="$1" seconds="$2" out="$3"
-  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" "http://127.0.0.1:$port/" \
-    >"$out" 2>&1 || die "wrk failed: $(cat "$out")"
-  python3 - "$out" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-requests = int(re.search(r"(\d+) requests in", text).group(1))
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
-m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-errors += int(m.group(1)) if m else 0
-print(requests, rps, errors)
-PY
-}
-
-LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
-START=$(date +%s)
+mark_start
 echo "responder_ab: warming up" >&2
 for side in A B; do run_wrk "${PORT[$side]}" "$WARMUP" "$WORK_DIR/wrk.warmup.$side" >/dev/null; done
 
@@ -194,8 +117,7 @@ for round in $(seq "$ROUNDS"); do
       "$((after - before)) ticks" >&2
   done
 done
-LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
-ELAPSED=$(($(date +%s) - START))
+MACHINE="$(machine_summary)"
 
 # --- report --------------------------------------------------------------------------------------
 REPORT="$WORK_DIR/report.md"
@@ -253,9 +175,7 @@ PY
 
 {
   echo
-  cpu_model="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-  echo "Machine: $(nproc) CPUs ($cpu_model), kernel $(uname -r); load average (1, 5, 15 min)" \
-    "$LOAD_BEFORE before, $LOAD_AFTER after; run took ${ELAPSED} s."
+  echo "$MACHINE"
   bt='`'
   echo "Command: ${bt}ROUNDS=$ROUNDS DURATION=$DURATION tests/load/responder_ab.sh $1 $2\
 ${OUTPUT:+ $OUTPUT}${bt}; wrk ${bt}-t1 -c$CONNECTIONS -d${DURATION}s${bt} on CPU $CLIENT_CPU, \

@@ -1,0 +1,172 @@
+# shellcheck shell=bash
+# tests/load/lib.sh: the helpers the load scripts in tests/load/ share (proxy_compare.sh,
+# responder_ab.sh, instructions_per_request.sh). Sourced, not run; a script sets SCRIPT_NAME,
+# then sources it after `set -euo pipefail`:
+#
+#   SCRIPT_NAME=proxy_compare
+#   # shellcheck source=SCRIPTDIR/lib.sh
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+#
+# Variables it expects:
+#   SCRIPT_NAME     (before sourcing) the prefix of every message `die` prints ("NAME: ...");
+#   WORK_DIR        (before `start`; make_work_dir sets it) the scratch directory that gets
+#                   each process's output;
+#   CLIENT_CPU, CONNECTIONS  (before `run_wrk`) wrk's CPU and its number of connections;
+#   REMOVE_ON_EXIT  (optional) a directory removed on exit, once every started process is gone.
+# What sourcing it does: sets REPO (the repository's root, absolute) and PIDS (empty), and sets
+# the traps: on any exit `cleanup` stops every PID in PIDS by that PID (SIGTERM, up to 5 s, then
+# SIGKILL); SIGINT and SIGTERM exit 130, so that cleanup runs then too. A process started in the
+# background other than by `start` must be added to PIDS by the script (PIDS+=($!)).
+# Functions:
+#   die MESSAGE...               MESSAGE on stderr after "$SCRIPT_NAME: ", then exit 1;
+#   abs_dir DIR                  prints DIR, made absolute relative to REPO if it is not;
+#   require_built HOW FILE...    dies "FILE not found: build it first HOW" for a FILE that is
+#                                not executable;
+#   make_work_dir                sets WORK_DIR to a new mktemp directory,
+#                                ${TMPDIR:-/tmp}/$SCRIPT_NAME.XXXXXX;
+#   require_tools TOOL:PACKAGE...  dies naming the Debian packages to install (apt-get install
+#                                -y ...) of every TOOL not on PATH;
+#   start NAME COMMAND...        runs COMMAND in the background, stdout in $WORK_DIR/NAME.out and
+#                                stderr in $WORK_DIR/NAME.err; adds its PID to PIDS and sets
+#                                STARTED_PID (so not to be called in a subshell: $(start ...));
+#   port_from_stdout FILE [SECONDS]  waits up to SECONDS (10) for "listening on ADDRESS:PORT" in
+#                                FILE (a server's stdout) and prints PORT; dies with FILE and
+#                                the matching .err file's text if it does not come;
+#   cpu_ticks PID                prints utime + stime of every thread of PID, in clock ticks
+#                                (CLK_TCK, set on sourcing, is how many make a second);
+#   run_wrk PORT SECONDS OUT     `wrk -t1 -c$CONNECTIONS` keep-alive on CPU $CLIENT_CPU against
+#                                127.0.0.1:PORT, its output in OUT; prints "requests
+#                                requests_per_s errors" (errors: socket errors and non-2xx/3xx);
+#   check_hello LABEL PORT       dies unless GET / on 127.0.0.1:PORT answers 200 with
+#                                http_responder's "Hello, world!" body (LABEL names the server);
+#   mark_start                   notes the load average and the time, for machine_summary;
+#   machine_summary              prints "Machine: CPUs (model), kernel; load average (1, 5, 15
+#                                min) at mark_start and now; seconds since mark_start" as one
+#                                line (for a report's footer: call it when the measuring ends).
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  echo "tests/load/lib.sh is sourced by the load scripts, not run" >&2
+  exit 2
+fi
+: "${SCRIPT_NAME:?set SCRIPT_NAME before sourcing tests/load/lib.sh}"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+
+die() {
+  echo "$SCRIPT_NAME: $*" >&2
+  exit 1
+}
+
+abs_dir() {
+  case "$1" in /*) echo "$1" ;; *) echo "$REPO/$1" ;; esac
+}
+
+make_work_dir() {
+  WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/$SCRIPT_NAME.XXXXXX")"
+}
+
+require_tools() {
+  local tool missing=()
+  for tool in "$@"; do
+    command -v "${tool%%:*}" >/dev/null 2>&1 && continue
+    [[ " ${missing[*]} " == *" ${tool#*:} "* ]] || missing+=("${tool#*:}")  # each package once
+  done
+  if ((${#missing[@]})); then
+    die "missing tools; install them with: apt-get install -y ${missing[*]}"
+  fi
+}
+
+require_built() {
+  local how="$1" file
+  shift
+  for file in "$@"; do
+    [[ -x "$file" ]] || die "$file not found: build it first $how"
+  done
+}
+
+# --- process management: every PID started is remembered and stopped by that PID ----------
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [[ -n "${REMOVE_ON_EXIT:-}" ]]; then rm -rf "$REMOVE_ON_EXIT"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+start() {
+  local name="$1"
+  shift
+  "$@" >"$WORK_DIR/$name.out" 2>"$WORK_DIR/$name.err" &
+  PIDS+=($!)
+  # shellcheck disable=SC2034  # read by the scripts
+  STARTED_PID=$!
+}
+
+port_from_stdout() {
+  local file="$1" seconds="${2:-10}" line
+  for _ in $(seq $((seconds * 10))); do
+    line="$(grep -m1 'listening on' "$file" 2>/dev/null || true)"
+    if [[ -n "$line" ]]; then echo "${line##*:}"; return 0; fi
+    sleep 0.1
+  done
+  die "no 'listening on' in $file: $(cat "$file" "${file%.out}.err" 2>/dev/null)"
+}
+
+# shellcheck disable=SC2034  # read by the scripts
+CLK_TCK="$(getconf CLK_TCK)"
+cpu_ticks() {
+  local stat
+  stat="$(cat "/proc/$1/stat")" || die "process $1 is gone"
+  stat="${stat##*) }"  # fields after the command name, which may hold spaces
+  # shellcheck disable=SC2086
+  set -- $stat
+  echo $((${12} + ${13}))
+}
+
+run_wrk() {
+  local port="$1" seconds="$2" out="$3"
+  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" "http://127.0.0.1:$port/" \
+    >"$out" 2>&1 || die "wrk failed: $(cat "$out")"
+  python3 - "$out" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+requests = int(re.search(r"(\d+) requests in", text).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
+m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+errors += int(m.group(1)) if m else 0
+print(requests, rps, errors)
+PY
+}
+
+# A server that fails this would make its numbers void.
+check_hello() {
+  local label="$1" port="$2" body
+  body="$(python3 - "$port" <<'PY'
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
+c.request("GET", "/")
+r = c.getresponse()
+print(r.status, r.read().decode())
+PY
+)" || die "$label does not answer"
+  [[ "$body" == "200 Hello, world!"* ]] || die "$label answered: $body"
+}
+
+mark_start() {
+  LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+  START_SECONDS=$(date +%s)
+}
+
+machine_summary() {
+  local model
+  model="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+  echo "Machine: $(nproc) CPUs ($model), kernel $(uname -r); load average (1, 5, 15 min)" \
+    "$LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) after;" \
+    "run took $(($(date +%s) - START_SECONDS)) s."
+}
