@@ -21,8 +21,10 @@
 //         counts bytes itself, see control.received()).
 //     Requests without a body never reach on_headers: they go to the Handler. With
 //     "Expect: 100-continue", "100 Continue" is sent after on_headers returned.
-//  2. on_body(chunk) for each piece of the de-chunked body (non-empty; the boundaries follow
-//     the reads, never the chunked framing; their concatenation is the body). Returning true
+//  2. on_body(chunk) for each piece of the de-chunked body (non-empty, framing bytes never
+//     included; their concatenation is the body). A piece ends where a read ends or, in a
+//     chunked body, where a chunk ends: a client sending tiny chunks gets tiny pieces, and a
+//     handler that stops after every piece then pays a loop iteration per chunk. Returning true
 //     asks for the next piece at once; false stops: the connection parses nothing more and
 //     stops reading (TCP flow control then stops the client) until control.resume(). A
 //     resume() made during that on_body call means "go on". While a handler holds the body
