@@ -1,36 +1,19 @@
 #include "ioloop/net/io_stream.h"
 
 #include <fcntl.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
+#include "write_queue.h"
 
 namespace ioloop::net {
 namespace {
 
-// Per readiness event: at most this many bytes read or written, so one busy stream yields
-// to timers and other fds (level-triggered polling brings it back next iteration).
-constexpr size_t kReadSlice = 256 * 1024;
-constexpr size_t kWriteSlice = 256 * 1024;
-constexpr int kMaxIov = 64;
-// Read completions served by one dispatch before the rest is deferred to the next
-// iteration (pipelined requests issued from callbacks).
-constexpr int kMaxCompletionsPerDispatch = 64;
-
-bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
-
 // What a throwing callback is called in the log and in the status that closes its stream.
 constexpr char kReadCallback[] = "IOStream read callback";
-constexpr char kStreamingCallback[] = "IOStream streaming callback";
 constexpr char kWriteCallback[] = "IOStream write callback";
-constexpr char kHighCallback[] = "IOStream high watermark callback";
-constexpr char kLowCallback[] = "IOStream low watermark callback";
+constexpr char kHandshakeCallback[] = "IOStream handshake callback";
 constexpr char kCloseCallback[] = "IOStream close callback";
 
 }  // namespace
@@ -40,13 +23,11 @@ constexpr char kCloseCallback[] = "IOStream close callback";
 // (if it is still open; else the first reason stands). Unread data goes with it, so the
 // reads still pending fail with that status rather than feed more data to failing code.
 // Returns false if `fn` threw.
-template <typename F>
-bool IOStream::run_user(const char* what, F&& fn) {
-  absl::Status s = loop_->invoke_guarded(what, std::forward<F>(fn));
+bool IOStream::run_user(const char* what, absl::FunctionRef<void()> fn) {
+  absl::Status s = loop_->invoke_guarded(what, fn);
   if (s.ok()) return true;
-  if (!closed_) {
+  if (!closed()) {
     read_buffer_.retrieve_all();
-    scan_from_ = 0;
     close(std::move(s));
   }
   return false;
@@ -58,7 +39,7 @@ template <typename F>
 void IOStream::post(const char* what, F fn) {
   loop_->add_callback([self = weak_from_this(), loop = loop_, what, fn = std::move(fn)]() mutable {
     if (std::shared_ptr<IOStream> stream = self.lock()) {
-      stream->run_user(what, fn);
+      stream->run_user(what, [&] { fn(); });
     } else {
       loop->invoke_guarded(what, fn).IgnoreError();  // no stream left to close
     }
@@ -78,29 +59,6 @@ void IOStream::post_write(WriteCallback cb, absl::Status status) {
        [cb = std::move(cb), status = std::move(status)]() mutable { std::move(cb)(status); });
 }
 
-struct IOStream::WriteState {
-  std::vector<std::string> chunks;
-  size_t head = 0;         // first chunk not fully written
-  size_t head_offset = 0;  // bytes of chunks[head] already written
-  size_t pending = 0;      // queued bytes not yet written
-  uint64_t queued_total = 0;
-  uint64_t written_total = 0;
-  // on_flushed callbacks, each with the queued_total its data ends at.
-  std::vector<std::pair<uint64_t, WriteCallback>> callbacks;
-  size_t cb_head = 0;
-
-  bool idle() const { return pending == 0 && cb_head == callbacks.size(); }
-};
-
-struct IOStream::Extras {
-  absl::Status error;  // what closed the stream, if not OK
-  size_t high = 0;
-  size_t low = 0;
-  bool above_high = false;
-  WatermarkCallback on_high;
-  WatermarkCallback on_low;
-};
-
 // A strong reference to the stream held by the loop: its fd handler or a queued callback.
 // If the loop destroys it unrun (the loop itself is being destroyed) while the stream still
 // has callbacks to deliver, those callbacks are destroyed unrun. One of them usually owns the
@@ -114,7 +72,7 @@ class IOStream::LoopRef {
   ~LoopRef() {
     if (!stream_ || ran_) return;
     // close() removes the handler on purpose; its queued close callbacks still run.
-    if (kind_ == kHandler && stream_->closed_) return;
+    if (kind_ == kHandler && stream_->closed()) return;
     stream_->drop_callbacks();
   }
   // A one-shot use: marks it run, so destruction drops nothing.
@@ -131,13 +89,11 @@ class IOStream::LoopRef {
 };
 
 void IOStream::drop_callbacks() {
-  ReadCallback read = std::move(read_cb_);
-  read_cb_ = nullptr;
-  std::unique_ptr<StreamingCallback> streaming = std::move(streaming_cb_);
+  read_.drop();
   CloseCallback on_close = std::move(close_cb_);
   close_cb_ = nullptr;
-  std::unique_ptr<WriteState> writes = std::move(write_state_);
-  std::unique_ptr<Extras> extras = std::move(extras_);
+  std::unique_ptr<WriteQueue> writes = std::move(writes_);
+  std::unique_ptr<Hooks> hooks = std::move(hooks_);
   // The locals die here; the LoopRef's reference keeps `this` alive meanwhile.
 }
 
@@ -157,130 +113,40 @@ class IOStream::DispatchScope {
   bool prev_;
 };
 
-std::shared_ptr<IOStream> IOStream::create(IOLoop& loop, Socket socket, IOStreamOptions options) {
+std::shared_ptr<IOStream> IOStream::create(IOLoop& loop, Socket socket, IOStreamOptions options,
+                                           std::unique_ptr<Transport> transport) {
   if (socket.valid()) {
     int flags = ::fcntl(socket.fd(), F_GETFL);
     if (flags >= 0 && (flags & O_NONBLOCK) == 0) {
       ::fcntl(socket.fd(), F_SETFL, flags | O_NONBLOCK);
     }
   }
-  return std::make_shared<IOStream>(CreateToken(), loop, std::move(socket), options);
+  return std::make_shared<IOStream>(CreateToken(), loop, std::move(socket), options,
+                                    std::move(transport));
 }
 
-IOStream::IOStream(CreateToken, IOLoop& loop, Socket socket, const IOStreamOptions& options)
+IOStream::IOStream(CreateToken, IOLoop& loop, Socket socket, const IOStreamOptions& options,
+                   std::unique_ptr<Transport> transport)
     : loop_(&loop),
-      delimiter_{},
+      transport_(std::move(transport)),
       socket_(std::move(socket)),
       max_buffer_size_(
           static_cast<uint32_t>(std::min<size_t>(options.max_buffer_size, UINT32_MAX - 1))),
       allow_half_open_(options.allow_half_open) {
+  if (transport_) transport_wait_ = kHandshaking;
   if (!socket_.valid()) {
-    closed_ = true;
-    extras().error = absl::InvalidArgumentError("IOStream: created without a socket");
-    close_callbacks_ran_ = true;
+    phase_ = Phase::kFinished;
+    error_ = absl::InvalidArgumentError("IOStream: created without a socket");
   }
 }
 
 // A registered stream is only destroyed by the IOLoop's destructor, so never touch loop_.
-IOStream::~IOStream() { clear_delimiter(); }
+IOStream::~IOStream() = default;
 
-void IOStream::set_delimiter(std::string delimiter) {
-  clear_delimiter();
-  delimiter_len_ = static_cast<uint16_t>(delimiter.size());
-  char* dst = delimiter_.inline_chars;
-  if (delimiter.size() > sizeof delimiter_.inline_chars) {
-    dst = delimiter_.heap_chars = new char[delimiter.size()];
-  }
-  std::memcpy(dst, delimiter.data(), delimiter.size());
-}
-
-absl::string_view IOStream::delimiter() const {
-  return absl::string_view(delimiter_len_ > sizeof delimiter_.inline_chars
-                               ? delimiter_.heap_chars
-                               : delimiter_.inline_chars,
-                           delimiter_len_);
-}
-
-void IOStream::clear_delimiter() {
-  if (delimiter_len_ > sizeof delimiter_.inline_chars) delete[] delimiter_.heap_chars;
-  delimiter_len_ = 0;
-}
+bool IOStream::peer_ended() const { return peer_eof_ || closed(); }
 
 // ---------------------------------------------------------------------------------------------
-// Reads
-
-bool IOStream::start_read(ReadMode mode, ReadCallback& cb) {
-  if (!cb) cb = [](absl::StatusOr<std::string>) {};
-  if (read_mode() != ReadMode::kNone) {
-    post_read(std::move(cb), absl::FailedPreconditionError(
-                                 "IOStream: a read is already outstanding (one read at a time)"));
-    return false;
-  }
-  set_read_mode(mode);
-  read_cb_ = std::move(cb);
-  return true;
-}
-
-void IOStream::after_read_started() {
-  if (dispatching_) return;  // the running dispatch serves it after the callback returns
-  if (!read_buffer_.empty() || eof_ || closed_ ||
-      (read_mode() == ReadMode::kBytes && read_target_ == 0)) {
-    schedule_deferred();
-  }
-  update_interest();
-}
-
-void IOStream::read_until(std::string delimiter, ReadCallback cb, size_t max_bytes) {
-  if (delimiter.empty() || delimiter.size() > std::min<size_t>(max_buffer_size_, UINT16_MAX)) {
-    post_read(std::move(cb), absl::InvalidArgumentError(absl::StrCat(
-                                 "IOStream::read_until: delimiter of ", delimiter.size(),
-                                 " bytes (must be 1..max_buffer_size)")));
-    return;
-  }
-  if (!start_read(ReadMode::kUntil, cb)) return;
-  set_delimiter(std::move(delimiter));
-  read_target_ = max_bytes;
-  scan_from_ = 0;
-  after_read_started();
-}
-
-void IOStream::read_bytes(size_t n, ReadCallback cb, bool partial) {
-  if (!start_read(partial && n > 0 ? ReadMode::kBytesPartial : ReadMode::kBytes, cb)) return;
-  read_target_ = n;
-  after_read_started();
-}
-
-void IOStream::read_until_close(ReadCallback cb) {
-  if (!start_read(ReadMode::kUntilClose, cb)) return;
-  after_read_started();
-}
-
-void IOStream::read_streaming(StreamingCallback on_chunk, ReadCallback on_done,
-                              size_t total_bytes) {
-  if (!start_read(ReadMode::kStreaming, on_done)) return;
-  if (!on_chunk) on_chunk = [](std::string) {};
-  streaming_cb_ = std::make_unique<StreamingCallback>(std::move(on_chunk));
-  read_target_ = total_bytes;
-  after_read_started();
-}
-
-void IOStream::pause_reading() {
-  if (paused_) return;
-  paused_ = true;
-  if (!dispatching_) update_interest();
-}
-
-void IOStream::resume_reading() {
-  if (!paused_) return;
-  paused_ = false;
-  if (dispatching_) return;
-  if (read_mode() != ReadMode::kNone && (!read_buffer_.empty() || eof_ || closed_)) {
-    schedule_deferred();
-  } else if (eof_) {
-    schedule_deferred();  // a close held back while paused
-  }
-  update_interest();
-}
+// Dispatch
 
 void IOStream::schedule_deferred() {
   if (deferred_scheduled_ || !loop_) return;
@@ -294,154 +160,51 @@ void IOStream::dispatch_deferred() {
   deferred_scheduled_ = false;
   {
     DispatchScope scope(this);
-    serve_reads();
+    run_handshake_callback();
+    // TLS plaintext read ahead of the socket: read it now, no readiness will announce it.
+    if (!closed() && transport_ && transport_->has_buffered_input()) handle_read(false);
+    if (!closed()) serve_reads();
   }
+  dispatch_epilogue();
+}
+
+// Both dispatch paths end here: close a finished half-close, free an empty read buffer, and
+// register what the stream now waits for.
+void IOStream::dispatch_epilogue() {
   maybe_close_after_eof();
   if (read_buffer_.empty()) read_buffer_.release_if_empty();
+  if (!closed() && transport_ && transport_->has_buffered_input() && !paused_ &&
+      read_.active()) {
+    schedule_deferred();
+  }
   update_interest();
-}
-
-void IOStream::serve_reads() {
-  for (int i = 0; i < kMaxCompletionsPerDispatch; ++i) {
-    if (read_mode() == ReadMode::kNone || (paused_ && !closed_)) return;
-    if (try_complete_read()) continue;
-    if (read_mode() != ReadMode::kNone && (eof_ || closed_)) {
-      finish_read_at_eof();
-      continue;
-    }
-    return;
-  }
-  if (read_mode() != ReadMode::kNone) schedule_deferred();
-}
-
-bool IOStream::try_complete_read() {
-  const size_t size = read_buffer_.size();
-  switch (read_mode()) {
-    case ReadMode::kNone:
-    case ReadMode::kUntilClose:  // completes only at EOF
-      return false;
-    case ReadMode::kUntil: {
-      // max_bytes exceeded: the stream closes with ResourceExhausted; if it is closed already,
-      // the read alone fails with it (buffered data must not get past the limit either).
-      auto exceeded = [this](std::string message) {
-        absl::Status status = absl::ResourceExhaustedError(std::move(message));
-        if (!closed_) {
-          close(std::move(status));
-          return false;
-        }
-        complete_read(std::move(status));
-        return true;
-      };
-      const absl::string_view delim = delimiter();
-      const size_t pos = read_buffer_.find(delim, scan_from_);
-      if (pos == Buffer::npos) {
-        // A delimiter found later would end at size + 1 or beyond.
-        if (read_target_ > 0 && size >= read_target_) {
-          return exceeded(absl::StrCat(
-              "IOStream::read_until: delimiter not found within max_bytes=", read_target_));
-        }
-        const size_t keep = delim.size() - 1;  // a delimiter may straddle the next read
-        scan_from_ = static_cast<uint32_t>(size > keep ? size - keep : 0);
-        return false;
-      }
-      const size_t end = pos + delim.size();
-      if (read_target_ > 0 && end > read_target_) {
-        return exceeded(absl::StrCat("IOStream::read_until: delimiter ends at byte ", end,
-                                     ", beyond max_bytes=", read_target_));
-      }
-      complete_read(read_buffer_.retrieve_as_string(end));
-      return true;
-    }
-    case ReadMode::kBytes:
-      if (size < read_target_) return false;
-      complete_read(read_buffer_.retrieve_as_string(read_target_));
-      return true;
-    case ReadMode::kBytesPartial:
-      if (size == 0) return false;
-      complete_read(read_buffer_.retrieve_as_string(std::min(size, read_target_)));
-      return true;
-    case ReadMode::kStreaming: {
-      if (size == 0) return false;
-      size_t n = std::min(size, kReadSlice);
-      if (read_target_ > 0) n = std::min(n, read_target_);
-      std::string chunk = read_buffer_.retrieve_as_string(n);
-      bool last = false;
-      if (read_target_ > 0) {
-        read_target_ -= n;
-        last = read_target_ == 0;
-      }
-      // Hold the callable in a local: the user may start a new read from a later callback.
-      std::unique_ptr<StreamingCallback> on_chunk = std::move(streaming_cb_);
-      const bool ok = run_user(kStreamingCallback, [&] { (*on_chunk)(std::move(chunk)); });
-      if (read_mode() == ReadMode::kStreaming && !streaming_cb_) {
-        if (!ok) {
-          complete_read(closed_status());  // a callback that threw is not called again
-        } else if (last) {
-          complete_read(std::string());
-        } else {
-          streaming_cb_ = std::move(on_chunk);
-        }
-      }
-      return true;
-    }
-  }
-  return false;
-}
-
-void IOStream::complete_read(absl::StatusOr<std::string> result) {
-  ReadCallback cb = std::move(read_cb_);
-  read_cb_ = nullptr;
-  set_read_mode(ReadMode::kNone);
-  streaming_cb_.reset();
-  clear_delimiter();
-  read_target_ = 0;
-  scan_from_ = 0;
-  run_user(kReadCallback, [&] { std::move(cb)(std::move(result)); });
-}
-
-void IOStream::finish_read_at_eof() {
-  switch (read_mode()) {
-    case ReadMode::kNone:
-      return;
-    case ReadMode::kUntilClose:
-      if (error().ok()) {
-        complete_read(read_buffer_.retrieve_all_as_string());
-      } else {
-        complete_read(error());
-      }
-      return;
-    case ReadMode::kStreaming:
-      if (error().ok() && read_target_ == 0) {
-        complete_read(std::string());
-      } else {
-        complete_read(closed_status());
-      }
-      return;
-    default:
-      complete_read(closed_status());
-      return;
-  }
-}
-
-absl::Status IOStream::closed_status() const {
-  if (!error().ok()) return error();
-  if (eof_) return absl::UnavailableError("IOStream: stream closed by peer (EOF)");
-  return absl::CancelledError("IOStream: stream closed");
 }
 
 // ---------------------------------------------------------------------------------------------
 // Events
 
-void IOStream::update_interest() {
-  if (closed_) return;
+uint32_t IOStream::wanted_events() const {
+  if (transport_wait_ & kHandshaking) {
+    return (transport_wait_ & kHandshakeNeedsWrite) ? IOLoop::WRITE : IOLoop::READ;
+  }
   uint32_t want = 0;
   // With no read outstanding, still read into an empty buffer when a close callback wants
   // to hear about EOF/RST (Tornado's "error listener"); stop once anything is buffered.
-  if (!eof_ && !paused_ &&
-      (read_mode() != ReadMode::kNone || (close_cb_ && read_buffer_.empty()))) {
-    want |= IOLoop::READ;
+  if (!peer_eof_ && !paused_ && (read_.active() || (close_cb_ && read_buffer_.empty()))) {
+    want |= (transport_wait_ & kReadNeedsWrite) ? IOLoop::WRITE : IOLoop::READ;
   }
-  if (writing()) want |= IOLoop::WRITE;
+  if (writing()) want |= (transport_wait_ & kWriteNeedsRead) ? IOLoop::READ : IOLoop::WRITE;
+  return want;
+}
+
+void IOStream::update_interest() {
+  if (closed()) return;
+  if (!registered_ && (transport_wait_ & kHandshaking)) {
+    advance_handshake();  // a client speaks first; a server learns it must wait to read
+    if (closed()) return;
+    if (!(transport_wait_ & kHandshaking)) schedule_deferred();  // finished at once
+  }
+  const uint32_t want = wanted_events();
   if (!registered_) {
     if (want == 0) return;
     absl::Status s = loop_->add_handler(
@@ -455,21 +218,21 @@ void IOStream::update_interest() {
       return;
     }
     registered_ = true;
-    set_events(want);
+    interest_ = static_cast<uint8_t>(want);
     return;
   }
-  if (want != events()) {
+  if (want != interest_) {
     absl::Status s = loop_->update_handler(socket_.fd(), want);
     if (!s.ok()) {
       close(s);
       return;
     }
-    set_events(want);
+    interest_ = static_cast<uint8_t>(want);
   }
 }
 
 void IOStream::on_events(uint32_t events) {
-  if (closed_) return;
+  if (closed()) return;
   {
     DispatchScope scope(this);
     bool force_read = false;
@@ -477,7 +240,7 @@ void IOStream::on_events(uint32_t events) {
       absl::Status err = socket_.take_error();
       if (!err.ok()) {
         close(std::move(err));
-      } else if (eof_) {
+      } else if (peer_eof_) {
         // Hang-up after EOF: the write side is gone too.
         if (writing()) {
           events |= IOLoop::WRITE;
@@ -488,310 +251,80 @@ void IOStream::on_events(uint32_t events) {
         force_read = true;  // find the EOF or error, even while paused
       }
     }
-    if (!closed_ && ((events & IOLoop::READ) || force_read)) handle_read(force_read);
-    if (!closed_ && (events & IOLoop::WRITE)) handle_write();
-    if (!closed_) serve_reads();
+    if (!closed() && (transport_wait_ & kHandshaking)) {
+      advance_handshake();
+      if (transport_wait_ & kHandshaking) force_read = false;  // still waiting
+      // Done: what queued meanwhile goes out, what arrived with the handshake is read.
+      events = (transport_wait_ & kHandshaking) ? 0 : IOLoop::READ | IOLoop::WRITE;
+      run_handshake_callback();
+    }
+    // A TLS read may wait for WRITE and a TLS write for READ; plain streams never do.
+    const bool readable = events & IOLoop::READ;
+    const bool writable = events & IOLoop::WRITE;
+    const bool read_ready = (transport_wait_ & kReadNeedsWrite) ? writable : readable;
+    const bool write_ready = (transport_wait_ & kWriteNeedsRead) ? readable : writable;
+    if (!closed() && (read_ready || force_read)) handle_read(force_read);
+    if (!closed() && write_ready && writing()) handle_write();
+    if (!closed()) serve_reads();
   }
-  maybe_close_after_eof();
-  if (read_buffer_.empty()) read_buffer_.release_if_empty();
-  update_interest();
+  dispatch_epilogue();
 }
 
-void IOStream::handle_read(bool force) {
-  size_t budget = kReadSlice;
-  while (budget > 0 && !closed_ && !eof_ && (force || !paused_)) {
-    const size_t size = read_buffer_.size();
-    if (size > max_buffer_size_) break;
-    const size_t limit = std::min(budget, max_buffer_size_ - size + 1);
-    const size_t asked = read_buffer_.read_fd_request(limit);
-    int err = 0;
-    const ssize_t n = read_buffer_.read_fd(socket_.fd(), &err, limit);
-    if (n < 0) {
-      if (would_block(err)) break;
-      close(absl::ErrnoToStatus(err, absl::StrCat("IOStream: read from fd ", socket_.fd())));
+void IOStream::advance_handshake() {
+  IOResult r = transport().handshake(socket_.fd());
+  switch (r.outcome) {
+    case IOResult::kDone:
+      transport_wait_ = 0;
       return;
-    }
-    if (n == 0) {
-      eof_ = true;
-      break;
-    }
-    budget -= std::min(budget, static_cast<size_t>(n));
-    if (read_mode() == ReadMode::kNone) break;  // buffered for a future read
-    serve_reads();
-    if (static_cast<size_t>(n) < asked) break;  // drained
-  }
-  if (!closed_ && read_buffer_.size() > max_buffer_size_) {
-    close(absl::ResourceExhaustedError(
-        absl::StrCat("IOStream: read buffer exceeded max_buffer_size=", max_buffer_size_,
-                     " bytes on fd ", socket_.fd())));
-  }
-}
-
-void IOStream::maybe_close_after_eof() {
-  if (closed_ || !eof_ || writing()) return;
-  if (paused_ && !read_buffer_.empty() && read_mode() != ReadMode::kNone) return;
-  if (allow_half_open_ && !shutdown_done_) return;
-  close();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Writes
-
-size_t IOStream::write_buffer_size() const { return write_state_ ? write_state_->pending : 0; }
-
-void IOStream::send_now(const char* data, size_t n, size_t* sent) {
-  *sent = 0;
-  ssize_t r;
-  do {
-    r = ::send(socket_.fd(), data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-  } while (r < 0 && errno == EINTR);
-  if (r >= 0) {
-    *sent = static_cast<size_t>(r);
-  } else if (!would_block(errno)) {
-    close(absl::ErrnoToStatus(errno, absl::StrCat("IOStream: write to fd ", socket_.fd())));
+    case IOResult::kWantRead:
+      transport_wait_ = kHandshaking;
+      return;
+    case IOResult::kWantWrite:
+      transport_wait_ = kHandshaking | kHandshakeNeedsWrite;
+      return;
+    case IOResult::kEof:
+      peer_eof_ = true;
+      close(absl::UnavailableError("IOStream: the peer closed the connection in the handshake"));
+      return;
+    case IOResult::kError:
+      close(std::move(r.status));
+      return;
   }
 }
 
-void IOStream::enqueue(std::string data) {
-  if (!write_state_) write_state_ = std::make_unique<WriteState>();
-  WriteState& ws = *write_state_;
-  ws.pending += data.size();
-  ws.queued_total += data.size();
-  if (!data.empty()) ws.chunks.push_back(std::move(data));
+void IOStream::run_handshake_callback() {
+  if ((transport_wait_ & kHandshaking) || !hooks_ || !hooks_->on_handshake) return;
+  HandshakeCallback cb = std::move(hooks_->on_handshake);
+  hooks_->on_handshake = nullptr;
+  run_user(kHandshakeCallback, [&] { std::move(cb)(absl::OkStatus()); });
 }
 
-void IOStream::add_flush_callback(WriteCallback cb) {
+void IOStream::wait_for_handshake(HandshakeCallback cb) {
   if (!cb) return;
-  if (!write_state_) write_state_ = std::make_unique<WriteState>();
-  write_state_->callbacks.emplace_back(write_state_->queued_total, std::move(cb));
-}
-
-absl::Status IOStream::write_precheck() const {
-  if (closed_) return closed_status();
-  if (shutdown_requested_) {
-    return absl::FailedPreconditionError("IOStream: write after shutdown_write()");
-  }
-  return absl::OkStatus();
-}
-
-void IOStream::write(std::string data, WriteCallback on_flushed) {
-  if (absl::Status s = write_precheck(); !s.ok()) {
-    post_write(std::move(on_flushed), std::move(s));
+  if (closed() || !(transport_wait_ & kHandshaking)) {
+    post(kHandshakeCallback, [cb = std::move(cb), status = closed() ? closed_status()
+                                                                    : absl::OkStatus()]() mutable {
+      std::move(cb)(status);
+    });
     return;
   }
-  if (writing()) {
-    enqueue(std::move(data));
-    add_flush_callback(std::move(on_flushed));
-    check_high_watermark();
-    return;
+  if (HandshakeCallback old = std::move(hooks().on_handshake)) {
+    post(kHandshakeCallback, [old = std::move(old)]() mutable {
+      std::move(old)(absl::FailedPreconditionError("IOStream: wait_for_handshake replaced"));
+    });
   }
-  // Fast path: nothing queued, so the bytes may go straight to the kernel.
-  size_t sent = 0;
-  if (!data.empty()) send_now(data.data(), data.size(), &sent);
-  if (closed_) {
-    // Leave the callback to run_close_callbacks(), so it runs before the close callback.
-    enqueue(std::move(data));
-    write_state_->pending = 0;
-    add_flush_callback(std::move(on_flushed));
-    return;
-  }
-  if (sent == data.size()) {
-    post_write(std::move(on_flushed), absl::OkStatus());
-    return;
-  }
-  const size_t total = data.size();
-  enqueue(std::move(data));
-  WriteState& ws = *write_state_;
-  ws.head_offset = sent;  // the queue was empty: this chunk is the head
-  ws.pending = total - sent;
-  ws.queued_total -= sent;  // positions count only queued bytes
-  add_flush_callback(std::move(on_flushed));
-  update_interest();
-  check_high_watermark();
+  hooks().on_handshake = std::move(cb);
+  if (!dispatching_) update_interest();
 }
 
-void IOStream::writev(std::vector<std::string> chunks, WriteCallback on_flushed) {
-  if (absl::Status s = write_precheck(); !s.ok()) {
-    post_write(std::move(on_flushed), std::move(s));
-    return;
-  }
-  const bool was_writing = writing();
-  for (std::string& chunk : chunks) enqueue(std::move(chunk));
-  add_flush_callback(std::move(on_flushed));
-  if (!was_writing && writing()) {
-    flush_queue(kWriteSlice);
-    if (closed_) return;  // close() completes the callbacks
-    // Callbacks whose data is out: complete them on the next iteration, never in here.
-    WriteState& ws = *write_state_;
-    while (ws.cb_head < ws.callbacks.size() && ws.callbacks[ws.cb_head].first <= ws.written_total) {
-      post_write(std::move(ws.callbacks[ws.cb_head].second), absl::OkStatus());
-      ++ws.cb_head;
-    }
-    if (ws.idle()) write_state_.reset();
-    update_interest();
-  } else if (!writing() && write_state_) {
-    // Only empty chunks: nothing to send, complete in order on the next iteration.
-    WriteState& ws = *write_state_;
-    while (ws.cb_head < ws.callbacks.size()) {
-      post_write(std::move(ws.callbacks[ws.cb_head].second), absl::OkStatus());
-      ++ws.cb_head;
-    }
-    write_state_.reset();
-  }
-  check_high_watermark();
-}
-
-void IOStream::flush_queue(size_t budget) {
-  WriteState* ws = write_state_.get();
-  while (ws != nullptr && ws->pending > 0 && budget > 0) {
-    struct iovec iov[kMaxIov];
-    int count = 0;
-    size_t asked = 0;
-    for (size_t i = ws->head; i < ws->chunks.size() && count < kMaxIov && asked < budget; ++i) {
-      const std::string& chunk = ws->chunks[i];
-      const size_t offset = i == ws->head ? ws->head_offset : 0;
-      const size_t len = std::min(chunk.size() - offset, budget - asked);
-      if (len == 0) continue;
-      iov[count].iov_base = const_cast<char*>(chunk.data() + offset);
-      iov[count].iov_len = len;
-      ++count;
-      asked += len;
-    }
-    struct msghdr msg = {};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(count);
-    const ssize_t n = ::sendmsg(socket_.fd(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (would_block(errno)) return;
-      close(absl::ErrnoToStatus(errno, absl::StrCat("IOStream: write to fd ", socket_.fd())));
-      return;
-    }
-    size_t left = static_cast<size_t>(n);
-    ws->pending -= left;
-    ws->written_total += left;
-    budget -= std::min(budget, left);
-    while (left > 0) {
-      std::string& chunk = ws->chunks[ws->head];
-      const size_t rest = chunk.size() - ws->head_offset;
-      if (left < rest) {
-        ws->head_offset += left;
-        break;
-      }
-      left -= rest;
-      std::string().swap(chunk);  // free sent data now, not when the queue drains
-      ++ws->head;
-      ws->head_offset = 0;
-    }
-    if (ws->head == ws->chunks.size()) {
-      ws->chunks.clear();
-      ws->head = 0;
-    } else if (ws->head >= 32 && ws->head * 2 >= ws->chunks.size()) {
-      ws->chunks.erase(ws->chunks.begin(), ws->chunks.begin() + static_cast<long>(ws->head));
-      ws->head = 0;
-    }
-    if (static_cast<size_t>(n) < asked) return;  // the socket buffer is full
-  }
-}
-
-void IOStream::handle_write() {
-  flush_queue(kWriteSlice);
-  if (closed_) return;
-  run_flush_callbacks();
-  if (closed_) return;
-  check_low_watermark();
-  if (closed_ || writing()) return;
-  if (shutdown_requested_ && !shutdown_done_) do_shutdown_write();
-  if (write_state_ && write_state_->idle()) write_state_.reset();
-}
-
-void IOStream::run_flush_callbacks() {
-  while (!closed_ && write_state_) {
-    WriteState& ws = *write_state_;
-    if (ws.cb_head >= ws.callbacks.size() || ws.callbacks[ws.cb_head].first > ws.written_total) {
-      break;
-    }
-    WriteCallback cb = std::move(ws.callbacks[ws.cb_head].second);
-    if (++ws.cb_head == ws.callbacks.size()) {
-      ws.callbacks.clear();
-      ws.cb_head = 0;
-    }
-    run_user(kWriteCallback, [&] { std::move(cb)(absl::OkStatus()); });
-  }
-}
-
-void IOStream::set_write_watermarks(size_t high, size_t low) {
-  Extras& e = extras();
-  e.high = high;
-  e.low = high == 0 ? 0 : std::min(low, high - 1);
-  check_high_watermark();
-}
-
-void IOStream::set_high_watermark_callback(WatermarkCallback cb) {
-  extras().on_high = std::move(cb);
-}
-void IOStream::set_low_watermark_callback(WatermarkCallback cb) { extras().on_low = std::move(cb); }
-
-const absl::Status& IOStream::error() const {
-  static const absl::Status* const kOk = new absl::Status();
-  return extras_ ? extras_->error : *kOk;
-}
-
-uint32_t IOStream::events() const {
-  return ((events_bits_ & 1) ? IOLoop::READ : 0u) | ((events_bits_ & 2) ? IOLoop::WRITE : 0u);
-}
-
-void IOStream::set_events(uint32_t events) {
-  events_bits_ = ((events & IOLoop::READ) ? 1 : 0) | ((events & IOLoop::WRITE) ? 2 : 0);
-}
-
-IOStream::Extras& IOStream::extras() {
-  if (!extras_) extras_ = std::make_unique<Extras>();
-  return *extras_;
-}
-
-void IOStream::check_high_watermark() {
-  if (!extras_ || extras_->high == 0 || extras_->above_high || closed_) return;
-  if (write_buffer_size() < extras_->high) return;
-  extras_->above_high = true;
-  if (!extras_->on_high) return;
-  WatermarkCallback cb = std::move(extras_->on_high);  // it may replace itself
-  run_user(kHighCallback, cb);
-  if (extras_ && !extras_->on_high) extras_->on_high = std::move(cb);
-}
-
-void IOStream::check_low_watermark() {
-  if (!extras_ || !extras_->above_high || write_buffer_size() > extras_->low) return;
-  extras_->above_high = false;
-  if (!extras_->on_low) return;
-  WatermarkCallback cb = std::move(extras_->on_low);
-  run_user(kLowCallback, cb);
-  if (extras_ && !extras_->on_low) extras_->on_low = std::move(cb);
-}
-
-void IOStream::shutdown_write() {
-  if (closed_ || shutdown_requested_) return;
-  shutdown_requested_ = true;
-  if (!writing()) do_shutdown_write();
-}
-
-void IOStream::do_shutdown_write() {
-  shutdown_done_ = true;
-  if (::shutdown(socket_.fd(), SHUT_WR) != 0 && errno != ENOTCONN) {
-    close(
-        absl::ErrnoToStatus(errno, absl::StrCat("IOStream: shutdown(SHUT_WR) fd ", socket_.fd())));
-    return;
-  }
-  if (!dispatching_ && eof_) schedule_deferred();  // both directions done: close
-}
 
 // ---------------------------------------------------------------------------------------------
 // Closing
 
 void IOStream::set_close_callback(CloseCallback cb) {
-  if (close_callbacks_ran_) {
+  if (phase_ == Phase::kFinished) {
     if (!cb) return;
-    post(kCloseCallback, [cb = std::move(cb), status = error()]() mutable { cb(status); });
+    post(kCloseCallback, [cb = std::move(cb), status = error_]() mutable { cb(status); });
     return;
   }
   close_cb_ = std::move(cb);
@@ -799,9 +332,15 @@ void IOStream::set_close_callback(CloseCallback cb) {
 }
 
 void IOStream::close(absl::Status reason) {
-  if (closed_) return;
-  closed_ = true;
-  if (!reason.ok()) extras().error = std::move(reason);
+  if (closed()) return;
+  // A clean local close of a TLS stream says goodbye (close_notify), best effort: the fd
+  // closes right after, whatever the peer does.
+  if (reason.ok() && error_.ok() && transport_ && !(transport_wait_ & kHandshaking) &&
+      phase_ != Phase::kWriteShut) {
+    transport_->shutdown_write(socket_.fd());
+  }
+  phase_ = Phase::kClosed;
+  if (!reason.ok() && error_.ok()) error_ = std::move(reason);
   if (registered_) {
     // The loop keeps the handler (and its reference to us) alive until the batch ends.
     loop_->remove_handler(socket_.fd());
@@ -809,51 +348,49 @@ void IOStream::close(absl::Status reason) {
   }
   socket_.reset();
   // Unsent data is discarded now; its callbacks complete in run_close_callbacks().
-  if (write_state_) {
-    WriteState& ws = *write_state_;
-    ws.chunks.clear();
-    ws.chunks.shrink_to_fit();
-    ws.head = ws.head_offset = 0;
-    ws.pending = 0;
-  }
+  if (writes_) writes_->discard_unsent();
   loop_->add_callback([ref = LoopRef(shared_from_this(), LoopRef::kOneShot)]() mutable {
     ref.take()->run_close_callbacks();
   });
 }
 
+// Completion order at close: the handshake callback, the pending read, the write callbacks
+// in write order, then the close callback.
 void IOStream::run_close_callbacks() {
   {
     DispatchScope scope(this);
+    if (hooks_ && hooks_->on_handshake) {
+      HandshakeCallback cb = std::move(hooks_->on_handshake);
+      hooks_->on_handshake = nullptr;
+      run_user(kHandshakeCallback, [&] { std::move(cb)(closed_status()); });
+    }
     serve_reads();
-    if (std::unique_ptr<WriteState> ws = std::move(write_state_)) {
+    if (std::unique_ptr<WriteQueue> writes = std::move(writes_)) {
       const absl::Status status = closed_status();
-      for (size_t i = ws->cb_head; i < ws->callbacks.size(); ++i) {
-        const absl::Status result =
-            ws->callbacks[i].first <= ws->written_total ? absl::OkStatus() : status;
-        WriteCallback& cb = ws->callbacks[i].second;  // (clang 14 cannot capture a binding)
-        run_user(kWriteCallback, [&] { std::move(cb)(result); });
+      WriteCallback cb;
+      bool written = false;
+      while (writes->pop_remaining(&cb, &written)) {
+        run_user(kWriteCallback, [&] { std::move(cb)(written ? absl::OkStatus() : status); });
       }
     }
-    close_callbacks_ran_ = true;
+    phase_ = Phase::kFinished;
     if (close_cb_) {
       CloseCallback cb = std::move(close_cb_);
       close_cb_ = nullptr;
-      run_user(kCloseCallback, [&] { cb(error()); });
+      run_user(kCloseCallback, [&] { cb(error_); });
     }
     // Reads or writes started by those callbacks: complete them too.
     serve_reads();
-    if (write_state_) {
-      std::unique_ptr<WriteState> ws = std::move(write_state_);
-      for (size_t i = ws->cb_head; i < ws->callbacks.size(); ++i) {
-        post_write(std::move(ws->callbacks[i].second), closed_status());
-      }
+    if (std::unique_ptr<WriteQueue> writes = std::move(writes_)) {
+      WriteCallback cb;
+      bool written = false;
+      while (writes->pop_remaining(&cb, &written)) post_write(std::move(cb), closed_status());
     }
   }
   read_buffer_.release_if_empty();
-  // Keep the close reason (in extras_) for error(); drop the rest.
-  if (extras_) {
-    extras_->on_high = nullptr;
-    extras_->on_low = nullptr;
+  if (hooks_) {
+    hooks_->on_high = nullptr;
+    hooks_->on_low = nullptr;
   }
 }
 

@@ -89,15 +89,20 @@
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "ioloop/io_loop.h"
 #include "ioloop/net/buffer.h"
+#include "ioloop/net/internal/read_request.h"
 #include "ioloop/net/socket.h"
 #include "ioloop/net/socket_address.h"
+#include "ioloop/net/transport.h"
 
 namespace ioloop::net {
+
+class WriteQueue;
 
 struct IOStreamOptions {
   // Most bytes the read buffer may hold. A read that needs more (a read_until with no
@@ -111,20 +116,25 @@ struct IOStreamOptions {
 class IOStream : public std::enable_shared_from_this<IOStream> {
  public:
   // One-shot completion of a read: the bytes, or why they cannot come.
-  using ReadCallback = absl::AnyInvocable<void(absl::StatusOr<std::string>) &&>;
+  using ReadCallback = internal::ReadRequest::ReadCallback;
   // Repeating: one chunk of a read_streaming(), as it arrives (never empty).
-  using StreamingCallback = absl::AnyInvocable<void(std::string chunk)>;
+  using StreamingCallback = internal::ReadRequest::StreamingCallback;
   // One-shot: OK once the data of that write() has been handed to the kernel.
   using WriteCallback = absl::AnyInvocable<void(absl::Status) &&>;
   // Runs once, with error(), after every pending read/write callback has run.
   using CloseCallback = absl::AnyInvocable<void(absl::Status)>;
   // Watermark crossings (see set_write_watermarks).
   using WatermarkCallback = absl::AnyInvocable<void()>;
+  // One-shot: the transport's handshake finished (OK) or failed (the close status).
+  using HandshakeCallback = absl::AnyInvocable<void(absl::Status) &&>;
 
   // Adopts a connected socket (made non-blocking if it is not). The stream must be used
-  // on `loop`'s thread only.
+  // on `loop`'s thread only. `transport` does the I/O (null: the plain socket; TLS:
+  // ioloop/net/tls/tls_context.h); a transport with a handshake starts it when the stream
+  // first registers with the loop (a read, a write, a close callback or wait_for_handshake).
   static std::shared_ptr<IOStream> create(IOLoop& loop, Socket socket,
-                                          IOStreamOptions options = {});
+                                          IOStreamOptions options = {},
+                                          std::unique_ptr<Transport> transport = nullptr);
   // Closes the fd if still open. Runs no callbacks.
   ~IOStream();
   IOStream(const IOStream&) = delete;
@@ -148,7 +158,7 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   // completes `on_done` with "". `on_chunk` may call pause_reading(), write() or close().
   void read_streaming(StreamingCallback on_chunk, ReadCallback on_done, size_t total_bytes = 0);
   // True while a read is outstanding.
-  bool reading() const { return read_mode() != ReadMode::kNone; }
+  bool reading() const { return read_.active(); }
 
   // Stops reading from the socket and delivering buffered data until resume_reading().
   // A read may be outstanding meanwhile. Idempotent.
@@ -165,7 +175,7 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   // Several buffers, flushed together with one sendmsg() (e.g. pipelined responses).
   // `on_flushed` runs once, when the last of them is flushed.
   void writev(std::vector<std::string> chunks, WriteCallback on_flushed = nullptr);
-  // Bytes queued and not yet accepted by the kernel.
+  // Bytes queued and not yet accepted by the kernel (or the transport).
   size_t write_buffer_size() const;
   bool writing() const { return write_buffer_size() > 0; }
 
@@ -181,6 +191,15 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   // Later writes fail with FailedPrecondition.
   void shutdown_write();
 
+  // --- Handshake ---------------------------------------------------------------------------
+  // `cb` runs once: with OK when the transport's handshake has finished (a plain stream: on
+  // the next iteration), else with the status that closed the stream (a failed handshake:
+  // its reason). Until then reads wait and writes queue. One callback at a time: a second
+  // call replaces a callback that has not run (it gets FailedPrecondition).
+  void wait_for_handshake(HandshakeCallback cb);
+  // The transport (for TLS details: ioloop/net/tls/tls_transport.h).
+  Transport& transport() const { return transport_ ? *transport_ : Transport::plain(); }
+
   // --- Closing -----------------------------------------------------------------------------
   // Runs once after the stream closed, with error(). If the stream is already closed and
   // its close callback has run, `cb` is scheduled to run on the next iteration.
@@ -188,9 +207,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   // Closes the fd now, discarding unread and unsent data; pending callbacks complete on a
   // later iteration (see "Completion rule"). Idempotent: only the first reason counts.
   void close(absl::Status reason = absl::OkStatus());
-  bool closed() const { return closed_; }
+  bool closed() const { return phase_ >= Phase::kClosed; }
   // The status that closed the stream (OK while open; see the file comment).
-  const absl::Status& error() const;
+  const absl::Status& error() const { return error_; }
 
   // --- Socket ------------------------------------------------------------------------------
   absl::Status set_nodelay(bool on) { return socket_.set_nodelay(on); }
@@ -210,36 +229,65 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
  public:
   // Use create(); public only so that make_shared can allocate the stream and its control
   // block together.
-  IOStream(CreateToken, IOLoop& loop, Socket socket, const IOStreamOptions& options);
+  IOStream(CreateToken, IOLoop& loop, Socket socket, const IOStreamOptions& options,
+           std::unique_ptr<Transport> transport);
 
  private:
-  enum class ReadMode : uint8_t { kNone, kUntil, kBytes, kBytesPartial, kUntilClose, kStreaming };
-  struct WriteState;
-  struct Extras;
+  // Close order, one step at a time (see "Half-close" above).
+  enum class Phase : uint8_t {
+    kOpen,          // both directions open
+    kPeerEof,       // the peer ended its side; writes go on (they flush, then the stream
+                    // closes, unless allow_half_open)
+    kShuttingDown,  // shutdown_write(): our end follows the queued bytes; reads go on
+    kWriteShut,     // our end is sent; reads go on until the peer's EOF, then close
+    kDraining,      // both sides ended: the queue flushes, then the stream closes
+    kClosed,        // the fd is closed; the close callbacks are queued
+    kFinished,      // the close callbacks ran
+  };
+  // What the transport waits for besides the stream's own reads and writes (TLS only).
+  enum TransportWait : uint8_t {
+    kHandshaking = 1,         // the handshake is not finished; reads wait, writes queue
+    kHandshakeNeedsWrite = 2, // ...and it waits for WRITE (else READ)
+    kReadNeedsWrite = 4,      // a read got kWantWrite
+    kWriteNeedsRead = 8,      // a write got kWantRead
+  };
+  // Rarely set callbacks and their state, allocated on first use.
+  struct Hooks {
+    size_t high = 0;  // watermarks (set_write_watermarks)
+    size_t low = 0;
+    bool above_high = false;
+    WatermarkCallback on_high;
+    WatermarkCallback on_low;
+    HandshakeCallback on_handshake;
+  };
+  class LoopRef;
   class DispatchScope;
 
-  bool start_read(ReadMode mode, ReadCallback& cb);
+  bool open_for_reading() const { return phase_ < Phase::kClosed; }
+  bool peer_ended() const;
+  bool start_read();
   void after_read_started();
   void schedule_deferred();
   void dispatch_deferred();
+  void dispatch_epilogue();
   void serve_reads();
   bool try_complete_read();
   void complete_read(absl::StatusOr<std::string> result);
-  void finish_read_at_eof();
   absl::Status closed_status() const;
-  template <typename F>
-  bool run_user(const char* what, F&& fn);
+  bool run_user(const char* what, absl::FunctionRef<void()> fn);
   template <typename F>
   void post(const char* what, F fn);
   void post_read(ReadCallback cb, absl::StatusOr<std::string> result);
   void post_write(WriteCallback cb, absl::Status status);
   void update_interest();
+  uint32_t wanted_events() const;
   void on_events(uint32_t events);
+  void advance_handshake();
+  void run_handshake_callback();
   void handle_read(bool force);
+  void on_peer_eof(absl::Status truncation);
   void maybe_close_after_eof();
-  void send_now(const char* data, size_t n, size_t* sent);
-  void enqueue(std::string data);
-  void add_flush_callback(WriteCallback cb);
+  WriteQueue& queue();
   absl::Status write_precheck() const;
   void flush_queue(size_t budget);
   void handle_write();
@@ -248,55 +296,34 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void check_low_watermark();
   void do_shutdown_write();
   void run_close_callbacks();
-  class LoopRef;
   // Destroys pending callbacks unrun when the loop abandons the stream (see LoopRef).
   void drop_callbacks();
-  Extras& extras();
-
-  ReadMode read_mode() const { return static_cast<ReadMode>(read_mode_bits_); }
-  void set_read_mode(ReadMode mode) { read_mode_bits_ = static_cast<uint8_t>(mode) & 7; }
-  uint32_t events() const;  // interest registered with the loop
-  void set_events(uint32_t events);
-  void set_delimiter(std::string delimiter);
-  absl::string_view delimiter() const;
-  void clear_delimiter();
+  Hooks& hooks();
 
   // Members are ordered to avoid padding: sizeof(IOStream) is most of what an idle
-  // connection costs (176 bytes on x86-64; the loop's handler entry adds 48).
-  ReadCallback read_cb_;  // the pending read's completion
+  // connection costs (184 bytes on x86-64; the loop's handler entry adds 48).
+  internal::ReadRequest read_;  // the outstanding read, if any
   CloseCallback close_cb_;
   IOLoop* loop_;
   Buffer read_buffer_;
-  // read_until's delimiter: inline up to 16 bytes (every usual one), else on the heap.
-  union {
-    char inline_chars[16];
-    char* heap_chars;
-  } delimiter_;
-  // read_until: max_bytes (0: none); read_bytes: the count; read_streaming: bytes left
-  // (0: until EOF).
-  size_t read_target_ = 0;
-  std::unique_ptr<StreamingCallback> streaming_cb_;
   // Queued output and its callbacks; allocated only while something is queued, so the
   // fast path (send completes) and idle streams pay nothing.
-  std::unique_ptr<WriteState> write_state_;
-  // Rarely used state (watermarks, a close reason other than OK), allocated on first use.
-  std::unique_ptr<Extras> extras_;
+  std::unique_ptr<WriteQueue> writes_;
+  // Watermarks and the handshake callback, allocated on first use.
+  std::unique_ptr<Hooks> hooks_;
+  std::unique_ptr<Transport> transport_;  // null: Transport::plain()
+  absl::Status error_;                    // what closed the stream, if not OK
   Socket socket_;
   uint32_t max_buffer_size_;
-  uint32_t scan_from_ = 0;  // read_until: where the delimiter search resumes
-  uint16_t delimiter_len_ = 0;
-  uint8_t read_mode_bits_ : 3 = 0;  // a ReadMode
-  uint8_t events_bits_ : 2 = 0;     // 1: READ, 2: WRITE registered
-  bool closed_ : 1 = false;
-  bool eof_ : 1 = false;  // the peer sent FIN
-  bool paused_ : 1 = false;
-  bool registered_ : 1 = false;
-  bool dispatching_ : 1 = false;  // inside on_events(), dispatch_deferred() or close callbacks
-  bool deferred_scheduled_ : 1 = false;
-  bool shutdown_requested_ : 1 = false;
-  bool shutdown_done_ : 1 = false;
-  bool allow_half_open_ : 1 = false;
-  bool close_callbacks_ran_ : 1 = false;
+  Phase phase_ = Phase::kOpen;
+  uint8_t transport_wait_ = 0;  // TransportWait bits
+  uint8_t interest_ = 0;        // events registered with the loop (READ 1, WRITE 2)
+  bool registered_ = false;
+  bool peer_eof_ = false;  // the peer ended its side (kept after the close, for statuses)
+  bool paused_ = false;
+  bool dispatching_ = false;  // inside on_events(), dispatch_deferred() or close callbacks
+  bool deferred_scheduled_ = false;
+  const bool allow_half_open_;
 };
 
 }  // namespace ioloop::net

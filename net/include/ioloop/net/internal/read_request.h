@@ -1,0 +1,95 @@
+// File: ioloop/net/internal/read_request.h (an implementation detail of IOStream, not API:
+// it is a public header only because IOStream holds it by value).
+// ReadRequest: IOStream's one outstanding read, as a value. It knows the read modes
+// (read_until, read_bytes, partial read_bytes, read_until_close, read_streaming) and how
+// each one completes against a Buffer; it never calls back into the stream and runs no user
+// code: match() says what the buffered bytes complete, and the stream runs the callbacks,
+// in its own order, under its own exception guard.
+//
+// Memory: 56 bytes; the streaming callback and a read_until delimiter live in one side
+// allocation made when such a read starts (neither is on an idle stream).
+// Threading: the stream's loop thread, like the stream.
+#ifndef IOLOOP_NET_INTERNAL_READ_REQUEST_H_
+#define IOLOOP_NET_INTERNAL_READ_REQUEST_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "ioloop/net/buffer.h"
+
+namespace ioloop::net::internal {
+
+class ReadRequest {
+ public:
+  // IOStream::ReadCallback and IOStream::StreamingCallback.
+  using ReadCallback = absl::AnyInvocable<void(absl::StatusOr<std::string>) &&>;
+  using StreamingCallback = absl::AnyInvocable<void(std::string chunk)>;
+
+  // What match() found in the buffer.
+  enum class Match : uint8_t {
+    kWait,      // not enough data yet
+    kComplete,  // *out is the read's result; call finish()
+    kChunk,     // *out is a streaming chunk for on_chunk(); the read goes on
+    kLastChunk, // *out is the last streaming chunk (total_bytes reached); then finish("")
+    kTooLong,   // read_until's max_bytes exceeded; *error says so
+  };
+
+  // Most bytes one streaming chunk carries (a fairness slice).
+  static constexpr size_t kMaxChunk = 256 * 1024;
+
+  ReadRequest() = default;
+  ReadRequest(const ReadRequest&) = delete;
+  ReadRequest& operator=(const ReadRequest&) = delete;
+
+  bool active() const { return kind_ != Kind::kNone; }
+  // A read_bytes(0): complete without any data.
+  bool wants_nothing() const { return kind_ == Kind::kBytes && target_ == 0; }
+
+  // Each start_*() requires !active(); the stream checks that first (one read at a time).
+  void start_until(std::string delimiter, size_t max_bytes, ReadCallback cb);
+  void start_bytes(size_t n, bool partial, ReadCallback cb);
+  void start_until_close(ReadCallback cb);
+  void start_streaming(StreamingCallback on_chunk, size_t total_bytes, ReadCallback on_done);
+
+  // Takes from `buffer` what completes (part of) the request; see Match.
+  Match match(Buffer& buffer, std::string* out, absl::Status* error);
+  // The result of the request when no more data will come (the peer's EOF or a close) and
+  // match() found nothing: read_until_close gets everything buffered and streaming to EOF
+  // gets "" when `error` (the stream's close status) is OK; everything else fails with
+  // `error` if it is not OK, else with `ended` (why the stream ended).
+  absl::StatusOr<std::string> result_at_end(Buffer& buffer, const absl::Status& error,
+                                            const absl::Status& ended) const;
+
+  // The streaming callback (only while a read_streaming is active).
+  StreamingCallback& on_chunk() { return side_->on_chunk; }
+  // Ends the request and hands back its completion callback (never null).
+  ReadCallback finish();
+  // Destroys the callbacks unrun (the loop abandons the stream).
+  void drop();
+
+ private:
+  enum class Kind : uint8_t { kNone, kUntil, kBytes, kBytesPartial, kUntilClose, kStreaming };
+  // What only read_until and read_streaming need.
+  struct Side {
+    std::string delimiter;
+    StreamingCallback on_chunk;
+  };
+
+  Match match_until(Buffer& buffer, std::string* out, absl::Status* error);
+
+  ReadCallback on_done_;
+  std::unique_ptr<Side> side_;
+  // read_until: max_bytes (0: none); read_bytes: the count; streaming: bytes left (0: to EOF).
+  size_t target_ = 0;
+  uint32_t scan_from_ = 0;  // read_until: where the delimiter search resumes
+  Kind kind_ = Kind::kNone;
+};
+
+}  // namespace ioloop::net::internal
+
+#endif  // IOLOOP_NET_INTERNAL_READ_REQUEST_H_

@@ -1,0 +1,215 @@
+// IOStream's read side: the read modes against the buffer, pause/resume, reading from the
+// transport and the peer's EOF. (Writes are in io_stream_write.cc; registration, dispatch and
+// close order in io_stream.cc.)
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "ioloop/net/io_stream.h"
+
+namespace ioloop::net {
+namespace {
+
+// Per readiness event: at most this many bytes read, so one fast sender yields to timers
+// and other fds (level-triggered polling brings it back next iteration).
+constexpr size_t kReadSlice = 256 * 1024;
+// Read completions served by one dispatch before the rest is deferred to the next
+// iteration (pipelined requests issued from callbacks).
+constexpr int kMaxCompletionsPerDispatch = 64;
+
+constexpr char kReadCallback[] = "IOStream read callback";
+constexpr char kStreamingCallback[] = "IOStream streaming callback";
+constexpr char kSecondRead[] = "IOStream: a read is already outstanding (one read at a time)";
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+// Refuses a second outstanding read; the caller then hands `cb` to post_read().
+bool IOStream::start_read() { return !read_.active(); }
+
+void IOStream::after_read_started() {
+  if (dispatching_) return;  // the running dispatch serves it after the callback returns
+  if (!read_buffer_.empty() || peer_ended() || read_.wants_nothing()) schedule_deferred();
+  update_interest();
+}
+
+void IOStream::read_until(std::string delimiter, ReadCallback cb, size_t max_bytes) {
+  if (delimiter.empty() || delimiter.size() > std::min<size_t>(max_buffer_size_, UINT16_MAX)) {
+    post_read(std::move(cb), absl::InvalidArgumentError(absl::StrCat(
+                                 "IOStream::read_until: delimiter of ", delimiter.size(),
+                                 " bytes (must be 1..max_buffer_size)")));
+    return;
+  }
+  if (!start_read()) return post_read(std::move(cb), absl::FailedPreconditionError(kSecondRead));
+  read_.start_until(std::move(delimiter), max_bytes, std::move(cb));
+  after_read_started();
+}
+
+void IOStream::read_bytes(size_t n, ReadCallback cb, bool partial) {
+  if (!start_read()) return post_read(std::move(cb), absl::FailedPreconditionError(kSecondRead));
+  read_.start_bytes(n, partial, std::move(cb));
+  after_read_started();
+}
+
+void IOStream::read_until_close(ReadCallback cb) {
+  if (!start_read()) return post_read(std::move(cb), absl::FailedPreconditionError(kSecondRead));
+  read_.start_until_close(std::move(cb));
+  after_read_started();
+}
+
+void IOStream::read_streaming(StreamingCallback on_chunk, ReadCallback on_done,
+                              size_t total_bytes) {
+  if (!start_read()) {
+    return post_read(std::move(on_done), absl::FailedPreconditionError(kSecondRead));
+  }
+  if (!on_chunk) on_chunk = [](std::string) {};
+  read_.start_streaming(std::move(on_chunk), total_bytes, std::move(on_done));
+  after_read_started();
+}
+
+void IOStream::pause_reading() {
+  if (paused_) return;
+  paused_ = true;
+  if (!dispatching_) update_interest();
+}
+
+void IOStream::resume_reading() {
+  if (!paused_) return;
+  paused_ = false;
+  if (dispatching_) return;
+  // Buffered data for a read, an EOF (or a close held back while paused), or plaintext the
+  // transport already decrypted: none of them makes the fd readable again.
+  if ((read_.active() && !read_buffer_.empty()) || peer_ended() ||
+      (transport_ && transport_->has_buffered_input())) {
+    schedule_deferred();
+  }
+  update_interest();
+}
+
+void IOStream::serve_reads() {
+  for (int i = 0; i < kMaxCompletionsPerDispatch; ++i) {
+    if (!read_.active() || (paused_ && !closed())) return;
+    if (try_complete_read()) continue;
+    if (read_.active() && peer_ended()) {
+      complete_read(read_.result_at_end(read_buffer_, error_, closed_status()));
+      continue;
+    }
+    return;
+  }
+  if (read_.active()) schedule_deferred();
+}
+
+bool IOStream::try_complete_read() {
+  if (transport_wait_ & kHandshaking) return false;
+  std::string data;
+  absl::Status error;
+  const internal::ReadRequest::Match match = read_.match(read_buffer_, &data, &error);
+  switch (match) {
+    case internal::ReadRequest::Match::kWait:
+      return false;
+    case internal::ReadRequest::Match::kComplete:
+      complete_read(std::move(data));
+      return true;
+    case internal::ReadRequest::Match::kTooLong:
+      // The stream closes with ResourceExhausted; if it is closed already, the read alone
+      // fails with it (buffered data must not get past the limit either).
+      if (!closed()) {
+        close(std::move(error));
+        return false;
+      }
+      complete_read(std::move(error));
+      return true;
+    case internal::ReadRequest::Match::kChunk:
+    case internal::ReadRequest::Match::kLastChunk: {
+      const bool last = match == internal::ReadRequest::Match::kLastChunk;
+      const bool ok = run_user(kStreamingCallback, [&] { read_.on_chunk()(std::move(data)); });
+      if (!ok) {
+        complete_read(closed_status());  // a callback that threw is not called again
+      } else if (last) {
+        complete_read(std::string());
+      }
+      return true;
+    }
+  }
+  return false;
+}
+
+void IOStream::complete_read(absl::StatusOr<std::string> result) {
+  ReadCallback cb = read_.finish();
+  run_user(kReadCallback, [&] { std::move(cb)(std::move(result)); });
+}
+
+absl::Status IOStream::closed_status() const {
+  if (!error_.ok()) return error_;
+  if (peer_eof_) return absl::UnavailableError("IOStream: stream closed by peer (EOF)");
+  return absl::CancelledError("IOStream: stream closed");
+}
+
+void IOStream::handle_read(bool force) {
+  if (transport_wait_ & kHandshaking) return;
+  Transport& t = transport();
+  size_t budget = kReadSlice;
+  while (budget > 0 && !closed() && !peer_eof_ && (force || !paused_)) {
+    const size_t size = read_buffer_.size();
+    if (size > max_buffer_size_) break;
+    const size_t limit = std::min(budget, max_buffer_size_ - size + 1);
+    IOResult r = t.read(socket_.fd(), read_buffer_, limit);
+    transport_wait_ &= static_cast<uint8_t>(~kReadNeedsWrite);
+    if (r.outcome == IOResult::kWantRead) break;
+    if (r.outcome == IOResult::kWantWrite) {
+      transport_wait_ |= kReadNeedsWrite;
+      break;
+    }
+    if (r.outcome == IOResult::kEof) {
+      on_peer_eof(t.eof_status());
+      break;
+    }
+    if (r.outcome == IOResult::kError) {
+      close(std::move(r.status));
+      return;
+    }
+    budget -= std::min(budget, r.bytes);
+    if (!read_.active()) break;  // buffered for a future read
+    serve_reads();
+    if (r.drained) break;
+  }
+  if (!closed() && read_buffer_.size() > max_buffer_size_) {
+    close(absl::ResourceExhaustedError(
+        absl::StrCat("IOStream: read buffer exceeded max_buffer_size=", max_buffer_size_,
+                     " bytes on fd ", socket_.fd())));
+  }
+}
+
+// The peer ended its side. `truncation` is not OK when that end was not clean (a TLS peer
+// that sent FIN without close_notify): it becomes the close status, so a read to the end
+// fails with it instead of passing a cut stream off as complete.
+void IOStream::on_peer_eof(absl::Status truncation) {
+  peer_eof_ = true;
+  if (!truncation.ok() && error_.ok()) error_ = std::move(truncation);
+  switch (phase_) {
+    case Phase::kOpen:
+      phase_ = Phase::kPeerEof;
+      return;
+    case Phase::kShuttingDown:
+    case Phase::kWriteShut:
+      phase_ = Phase::kDraining;
+      return;
+    default:
+      return;
+  }
+}
+
+void IOStream::maybe_close_after_eof() {
+  if (writing()) return;
+  if (phase_ == Phase::kPeerEof) {
+    if (allow_half_open_) return;
+  } else if (phase_ != Phase::kDraining) {
+    return;
+  }
+  if (paused_ && !read_buffer_.empty() && read_.active()) return;
+  close();
+}
+
+}  // namespace ioloop::net

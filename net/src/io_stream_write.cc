@@ -1,0 +1,211 @@
+// IOStream's write side: the send fast path, the queue, watermarks and shutdown_write().
+// (Reads are in io_stream_read.cc; registration, dispatch and close order in io_stream.cc.)
+#include <algorithm>
+#include <utility>
+
+#include "ioloop/net/io_stream.h"
+#include "write_queue.h"
+
+namespace ioloop::net {
+namespace {
+
+// Per readiness event: at most this many bytes written, so one stream's huge write cannot
+// starve timers and other fds.
+constexpr size_t kWriteSlice = 256 * 1024;
+
+constexpr char kWriteCallback[] = "IOStream write callback";
+constexpr char kHighCallback[] = "IOStream high watermark callback";
+constexpr char kLowCallback[] = "IOStream low watermark callback";
+
+}  // namespace
+
+size_t IOStream::write_buffer_size() const { return writes_ ? writes_->size() : 0; }
+
+WriteQueue& IOStream::queue() {
+  if (!writes_) writes_ = std::make_unique<WriteQueue>();
+  return *writes_;
+}
+
+absl::Status IOStream::write_precheck() const {
+  if (closed()) return closed_status();
+  if (phase_ == Phase::kShuttingDown || phase_ == Phase::kWriteShut ||
+      phase_ == Phase::kDraining) {
+    return absl::FailedPreconditionError("IOStream: write after shutdown_write()");
+  }
+  return absl::OkStatus();
+}
+
+void IOStream::write(std::string data, WriteCallback on_flushed) {
+  if (absl::Status s = write_precheck(); !s.ok()) {
+    post_write(std::move(on_flushed), std::move(s));
+    return;
+  }
+  if (writing() || (transport_wait_ & kHandshaking)) {
+    // Behind queued bytes, or before the handshake: queue, in order.
+    queue().append(std::move(data));
+    queue().add_callback(std::move(on_flushed));
+    check_high_watermark();
+    if (!dispatching_) update_interest();
+    return;
+  }
+  // Fast path: nothing queued, so the bytes may go straight to the kernel (no WRITE
+  // registration unless the kernel takes less than all of them).
+  size_t sent = 0;
+  if (!data.empty()) {
+    struct iovec iov = {data.data(), data.size()};
+    IOResult r = transport().write(socket_.fd(), &iov, 1);
+    if (r.outcome == IOResult::kDone) {
+      sent = r.bytes;
+    } else if (r.outcome == IOResult::kWantRead) {
+      transport_wait_ |= kWriteNeedsRead;
+    } else if (r.outcome == IOResult::kError) {
+      close(std::move(r.status));
+    }
+  }
+  if (closed()) {
+    // The callback fails in run_close_callbacks(), before the close callback runs.
+    queue().append(std::move(data));
+    queue().add_callback(std::move(on_flushed));
+    writes_->discard_unsent();
+    return;
+  }
+  if (sent == data.size()) {
+    post_write(std::move(on_flushed), absl::OkStatus());
+    return;
+  }
+  queue().append(std::move(data), sent);
+  queue().add_callback(std::move(on_flushed));
+  update_interest();
+  check_high_watermark();
+}
+
+void IOStream::writev(std::vector<std::string> chunks, WriteCallback on_flushed) {
+  if (absl::Status s = write_precheck(); !s.ok()) {
+    post_write(std::move(on_flushed), std::move(s));
+    return;
+  }
+  const bool was_writing = writing();
+  WriteQueue& q = queue();
+  for (std::string& chunk : chunks) q.append(std::move(chunk));
+  q.add_callback(std::move(on_flushed));
+  if (transport_wait_ & kHandshaking) {
+    if (!dispatching_) update_interest();
+  } else if (!was_writing) {
+    // One send for the whole batch; callbacks whose data is out complete on the next
+    // iteration, never in here.
+    if (writing()) flush_queue(kWriteSlice);
+    if (closed()) return;  // close() completes the callbacks
+    WriteCallback cb;
+    while (writes_->pop_flushed(&cb)) post_write(std::move(cb), absl::OkStatus());
+    if (writes_->idle()) writes_.reset();
+    update_interest();
+  }
+  check_high_watermark();
+}
+
+void IOStream::flush_queue(size_t budget) {
+  Transport& t = transport();
+  while (writes_ && writes_->size() > 0 && budget > 0) {
+    struct iovec iov[WriteQueue::kMaxIov];
+    size_t asked = 0;
+    const int count = writes_->gather(iov, budget, &asked);
+    IOResult r = t.write(socket_.fd(), iov, count);
+    transport_wait_ &= static_cast<uint8_t>(~kWriteNeedsRead);
+    if (r.outcome == IOResult::kWantWrite) return;
+    if (r.outcome == IOResult::kWantRead) {
+      transport_wait_ |= kWriteNeedsRead;
+      return;
+    }
+    if (r.outcome != IOResult::kDone) {
+      close(std::move(r.status));
+      return;
+    }
+    writes_->consume(r.bytes);
+    budget -= std::min(budget, r.bytes);
+    if (r.bytes < asked) return;  // the socket buffer is full
+  }
+}
+
+void IOStream::handle_write() {
+  flush_queue(kWriteSlice);
+  if (closed()) return;
+  run_flush_callbacks();
+  if (closed()) return;
+  check_low_watermark();
+  if (closed() || writing()) return;
+  if (phase_ == Phase::kShuttingDown || phase_ == Phase::kDraining) do_shutdown_write();
+  if (writes_ && writes_->idle()) writes_.reset();
+}
+
+void IOStream::run_flush_callbacks() {
+  WriteCallback cb;
+  while (!closed() && writes_ && writes_->pop_flushed(&cb)) {
+    run_user(kWriteCallback, [&] { std::move(cb)(absl::OkStatus()); });
+  }
+}
+
+void IOStream::set_write_watermarks(size_t high, size_t low) {
+  Hooks& h = hooks();
+  h.high = high;
+  h.low = high == 0 ? 0 : std::min(low, high - 1);
+  check_high_watermark();
+}
+
+void IOStream::set_high_watermark_callback(WatermarkCallback cb) { hooks().on_high = std::move(cb); }
+void IOStream::set_low_watermark_callback(WatermarkCallback cb) { hooks().on_low = std::move(cb); }
+
+IOStream::Hooks& IOStream::hooks() {
+  if (!hooks_) hooks_ = std::make_unique<Hooks>();
+  return *hooks_;
+}
+
+void IOStream::check_high_watermark() {
+  if (!hooks_ || hooks_->high == 0 || hooks_->above_high || closed()) return;
+  if (write_buffer_size() < hooks_->high) return;
+  hooks_->above_high = true;
+  if (!hooks_->on_high) return;
+  WatermarkCallback cb = std::move(hooks_->on_high);  // it may replace itself
+  run_user(kHighCallback, [&] { cb(); });
+  if (hooks_ && !hooks_->on_high) hooks_->on_high = std::move(cb);
+}
+
+void IOStream::check_low_watermark() {
+  if (!hooks_ || !hooks_->above_high || write_buffer_size() > hooks_->low) return;
+  hooks_->above_high = false;
+  if (!hooks_->on_low) return;
+  WatermarkCallback cb = std::move(hooks_->on_low);
+  run_user(kLowCallback, [&] { cb(); });
+  if (hooks_ && !hooks_->on_low) hooks_->on_low = std::move(cb);
+}
+
+void IOStream::shutdown_write() {
+  switch (phase_) {
+    case Phase::kOpen:
+      phase_ = Phase::kShuttingDown;
+      break;
+    case Phase::kPeerEof:
+      phase_ = Phase::kDraining;
+      break;
+    default:
+      return;  // already shutting down, or closed
+  }
+  if (!writing() && !(transport_wait_ & kHandshaking)) do_shutdown_write();
+}
+
+// The queue is empty: send our end (FIN, or TLS close_notify).
+void IOStream::do_shutdown_write() {
+  IOResult r = transport().shutdown_write(socket_.fd());
+  if (r.outcome == IOResult::kError) {
+    close(std::move(r.status));
+    return;
+  }
+  // (A TLS close_notify that did not fit now is not retried: the close that follows, or the
+  // peer's own EOF, ends the connection either way.)
+  if (phase_ == Phase::kShuttingDown) {
+    phase_ = Phase::kWriteShut;
+  } else if (phase_ == Phase::kDraining && !dispatching_) {
+    schedule_deferred();  // both directions done: close
+  }
+}
+
+}  // namespace ioloop::net

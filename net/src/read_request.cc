@@ -1,0 +1,122 @@
+#include "ioloop/net/internal/read_request.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace ioloop::net::internal {
+
+void ReadRequest::start_until(std::string delimiter, size_t max_bytes, ReadCallback cb) {
+  side_ = std::make_unique<Side>();
+  side_->delimiter = std::move(delimiter);
+  on_done_ = std::move(cb);
+  target_ = max_bytes;
+  scan_from_ = 0;
+  kind_ = Kind::kUntil;
+}
+
+void ReadRequest::start_bytes(size_t n, bool partial, ReadCallback cb) {
+  on_done_ = std::move(cb);
+  target_ = n;
+  kind_ = partial && n > 0 ? Kind::kBytesPartial : Kind::kBytes;
+}
+
+void ReadRequest::start_until_close(ReadCallback cb) {
+  on_done_ = std::move(cb);
+  kind_ = Kind::kUntilClose;
+}
+
+void ReadRequest::start_streaming(StreamingCallback on_chunk, size_t total_bytes,
+                                  ReadCallback on_done) {
+  side_ = std::make_unique<Side>();
+  side_->on_chunk = std::move(on_chunk);
+  on_done_ = std::move(on_done);
+  target_ = total_bytes;
+  kind_ = Kind::kStreaming;
+}
+
+ReadRequest::Match ReadRequest::match(Buffer& buffer, std::string* out, absl::Status* error) {
+  const size_t size = buffer.size();
+  switch (kind_) {
+    case Kind::kNone:
+    case Kind::kUntilClose:  // completes only at the end
+      return Match::kWait;
+    case Kind::kUntil:
+      return match_until(buffer, out, error);
+    case Kind::kBytes:
+      if (size < target_) return Match::kWait;
+      *out = buffer.retrieve_as_string(target_);
+      return Match::kComplete;
+    case Kind::kBytesPartial:
+      if (size == 0) return Match::kWait;
+      *out = buffer.retrieve_as_string(std::min(size, target_));
+      return Match::kComplete;
+    case Kind::kStreaming: {
+      if (size == 0) return Match::kWait;
+      size_t n = std::min(size, kMaxChunk);
+      if (target_ > 0) n = std::min(n, target_);
+      *out = buffer.retrieve_as_string(n);
+      if (target_ == 0) return Match::kChunk;
+      target_ -= n;
+      return target_ == 0 ? Match::kLastChunk : Match::kChunk;
+    }
+  }
+  return Match::kWait;
+}
+
+ReadRequest::Match ReadRequest::match_until(Buffer& buffer, std::string* out,
+                                            absl::Status* error) {
+  const size_t size = buffer.size();
+  const std::string& delim = side_->delimiter;
+  const size_t pos = buffer.find(delim, scan_from_);
+  if (pos == Buffer::npos) {
+    // A delimiter found later would end at size + 1 or beyond.
+    if (target_ > 0 && size >= target_) {
+      *error = absl::ResourceExhaustedError(
+          absl::StrCat("IOStream::read_until: delimiter not found within max_bytes=", target_));
+      return Match::kTooLong;
+    }
+    const size_t keep = delim.size() - 1;  // a delimiter may straddle the next read
+    scan_from_ = static_cast<uint32_t>(size > keep ? size - keep : 0);
+    return Match::kWait;
+  }
+  const size_t end = pos + delim.size();
+  if (target_ > 0 && end > target_) {
+    *error = absl::ResourceExhaustedError(absl::StrCat(
+        "IOStream::read_until: delimiter ends at byte ", end, ", beyond max_bytes=", target_));
+    return Match::kTooLong;
+  }
+  *out = buffer.retrieve_as_string(end);
+  return Match::kComplete;
+}
+
+absl::StatusOr<std::string> ReadRequest::result_at_end(Buffer& buffer, const absl::Status& error,
+                                                       const absl::Status& ended) const {
+  if (error.ok()) {
+    if (kind_ == Kind::kUntilClose) return buffer.retrieve_all_as_string();
+    if (kind_ == Kind::kStreaming && target_ == 0) return std::string();
+    return ended;
+  }
+  return error;
+}
+
+ReadRequest::ReadCallback ReadRequest::finish() {
+  ReadCallback cb = std::move(on_done_);
+  on_done_ = nullptr;
+  side_.reset();
+  target_ = 0;
+  scan_from_ = 0;
+  kind_ = Kind::kNone;
+  if (!cb) cb = [](absl::StatusOr<std::string>) {};
+  return cb;
+}
+
+void ReadRequest::drop() {
+  ReadCallback done = std::move(on_done_);
+  on_done_ = nullptr;
+  std::unique_ptr<Side> side = std::move(side_);
+  kind_ = Kind::kNone;
+}
+
+}  // namespace ioloop::net::internal
