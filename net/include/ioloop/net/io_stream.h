@@ -60,17 +60,27 @@
 // Half-close: on EOF from the peer, data already buffered is still delivered, the pending
 // read fails (see above), queued writes still flush, and only then does the stream close
 // (OK) and run the close callback. With IOStreamOptions::allow_half_open the stream
-// instead stays open for writing after EOF until you close() it. shutdown_write() sends
-// FIN once queued data has flushed; reading goes on.
+// instead stays open for writing after EOF until you close() it or call shutdown_write()
+// (then it closes once the queue flushed). shutdown_write() sends FIN once queued data has
+// flushed; reading goes on. Over TLS the peer's EOF is its close_notify and our end is
+// ours; a peer that sends FIN without close_notify still ends the stream, but the close
+// status is DataLoss (truncation), so read_until_close and a streaming read to EOF fail
+// rather than pass a cut stream off as complete.
 //
 // Fairness: each readiness event reads or writes at most 256 KiB, so one stream's huge
 // write or fast sender cannot starve timers or other streams.
 //
-// Memory: an idle open stream costs sizeof(IOStream) (176 bytes on x86-64) plus its
+// Transport: every byte goes through the Transport given to create() (transport.h): the
+// plain socket by default, TLS (ioloop/net/tls/) when asked. Everything in this comment
+// holds for both. A transport with a handshake runs it first: reads wait and writes queue
+// until it finished; wait_for_handshake() tells when (a failed handshake closes the stream
+// with its reason).
+//
+// Memory: an idle open stream costs sizeof(IOStream) (184 bytes on x86-64) plus its
 // shared_ptr control block (one allocation, 208 bytes with malloc's header) plus the
 // loop's handler entry (48): the read buffer is freed whenever it is empty, the write
-// queue exists only while bytes are queued, watermarks and a non-OK close reason live in a
-// side allocation made on first use. Callbacks whose captures exceed 16 bytes are
+// queue exists only while bytes are queued, watermarks live in a side allocation made on
+// first use, and the plain transport is shared. Callbacks whose captures exceed 16 bytes are
 // heap-allocated by absl::AnyInvocable; capture one or two pointers to stay inline.
 // (tests/bench/io_stream_benchmark.cc, BM_IdleConnectionMemory, measures it.)
 //
@@ -317,7 +327,7 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   uint32_t max_buffer_size_;
   Phase phase_ = Phase::kOpen;
   uint8_t transport_wait_ = 0;  // TransportWait bits
-  uint8_t interest_ = 0;        // events registered with the loop (READ 1, WRITE 2)
+  uint8_t interest_ = 0;        // IOLoop::READ | WRITE as registered with the loop
   bool registered_ = false;
   bool peer_eof_ = false;  // the peer ended its side (kept after the close, for statuses)
   bool paused_ = false;
