@@ -89,11 +89,13 @@ class IOStream::LoopRef {
 };
 
 void IOStream::drop_callbacks() {
-  read_.drop();
+  ReadCallback read = std::move(read_cb_);
+  read_cb_ = nullptr;
+  read_.finish();
   CloseCallback on_close = std::move(close_cb_);
   close_cb_ = nullptr;
   std::unique_ptr<WriteQueue> writes = std::move(writes_);
-  std::unique_ptr<Hooks> hooks = std::move(hooks_);
+  std::unique_ptr<SideState> side = std::move(side_);
   // The locals die here; the LoopRef's reference keeps `this` alive meanwhile.
 }
 
@@ -136,12 +138,19 @@ IOStream::IOStream(CreateToken, IOLoop& loop, Socket socket, const IOStreamOptio
   if (transport_) transport_wait_ = kHandshaking;
   if (!socket_.valid()) {
     phase_ = Phase::kFinished;
-    error_ = absl::InvalidArgumentError("IOStream: created without a socket");
+    set_error(absl::InvalidArgumentError("IOStream: created without a socket"));
   }
 }
 
 // A registered stream is only destroyed by the IOLoop's destructor, so never touch loop_.
 IOStream::~IOStream() = default;
+
+const absl::Status& IOStream::error() const {
+  static const absl::Status* const kOk = new absl::Status();
+  return side_ ? side_->error : *kOk;
+}
+
+void IOStream::set_error(absl::Status status) { side().error = std::move(status); }
 
 bool IOStream::peer_ended() const { return peer_eof_ || closed(); }
 
@@ -199,13 +208,13 @@ uint32_t IOStream::wanted_events() const {
 
 void IOStream::update_interest() {
   if (closed()) return;
-  if (!registered_ && (transport_wait_ & kHandshaking)) {
+  if (interest_ == kUnregistered && (transport_wait_ & kHandshaking)) {
     advance_handshake();  // a client speaks first; a server learns it must wait to read
     if (closed()) return;
     if (!(transport_wait_ & kHandshaking)) schedule_deferred();  // finished at once
   }
   const uint32_t want = wanted_events();
-  if (!registered_) {
+  if (interest_ == kUnregistered) {
     if (want == 0) return;
     absl::Status s = loop_->add_handler(
         socket_.fd(),
@@ -217,7 +226,6 @@ void IOStream::update_interest() {
       close(s);
       return;
     }
-    registered_ = true;
     interest_ = static_cast<uint8_t>(want);
     return;
   }
@@ -293,9 +301,9 @@ void IOStream::advance_handshake() {
 }
 
 void IOStream::run_handshake_callback() {
-  if ((transport_wait_ & kHandshaking) || !hooks_ || !hooks_->on_handshake) return;
-  HandshakeCallback cb = std::move(hooks_->on_handshake);
-  hooks_->on_handshake = nullptr;
+  if ((transport_wait_ & kHandshaking) || !side_ || !side_->on_handshake) return;
+  HandshakeCallback cb = std::move(side_->on_handshake);
+  side_->on_handshake = nullptr;
   run_user(kHandshakeCallback, [&] { std::move(cb)(absl::OkStatus()); });
 }
 
@@ -308,12 +316,12 @@ void IOStream::wait_for_handshake(HandshakeCallback cb) {
     });
     return;
   }
-  if (HandshakeCallback old = std::move(hooks().on_handshake)) {
+  if (HandshakeCallback old = std::move(side().on_handshake)) {
     post(kHandshakeCallback, [old = std::move(old)]() mutable {
       std::move(old)(absl::FailedPreconditionError("IOStream: wait_for_handshake replaced"));
     });
   }
-  hooks().on_handshake = std::move(cb);
+  side().on_handshake = std::move(cb);
   if (!dispatching_) update_interest();
 }
 
@@ -324,7 +332,7 @@ void IOStream::wait_for_handshake(HandshakeCallback cb) {
 void IOStream::set_close_callback(CloseCallback cb) {
   if (phase_ == Phase::kFinished) {
     if (!cb) return;
-    post(kCloseCallback, [cb = std::move(cb), status = error_]() mutable { cb(status); });
+    post(kCloseCallback, [cb = std::move(cb), status = error()]() mutable { cb(status); });
     return;
   }
   close_cb_ = std::move(cb);
@@ -335,16 +343,16 @@ void IOStream::close(absl::Status reason) {
   if (closed()) return;
   // A clean local close of a TLS stream says goodbye (close_notify), best effort: the fd
   // closes right after, whatever the peer does.
-  if (reason.ok() && error_.ok() && transport_ && !(transport_wait_ & kHandshaking) &&
+  if (reason.ok() && error().ok() && transport_ && !(transport_wait_ & kHandshaking) &&
       phase_ != Phase::kWriteShut) {
     transport_->shutdown_write(socket_.fd());
   }
   phase_ = Phase::kClosed;
-  if (!reason.ok() && error_.ok()) error_ = std::move(reason);
-  if (registered_) {
+  if (!reason.ok() && error().ok()) set_error(std::move(reason));
+  if (interest_ != kUnregistered) {
     // The loop keeps the handler (and its reference to us) alive until the batch ends.
     loop_->remove_handler(socket_.fd());
-    registered_ = false;
+    interest_ = kUnregistered;
   }
   socket_.reset();
   // Unsent data is discarded now; its callbacks complete in run_close_callbacks().
@@ -359,9 +367,9 @@ void IOStream::close(absl::Status reason) {
 void IOStream::run_close_callbacks() {
   {
     DispatchScope scope(this);
-    if (hooks_ && hooks_->on_handshake) {
-      HandshakeCallback cb = std::move(hooks_->on_handshake);
-      hooks_->on_handshake = nullptr;
+    if (side_ && side_->on_handshake) {
+      HandshakeCallback cb = std::move(side_->on_handshake);
+      side_->on_handshake = nullptr;
       run_user(kHandshakeCallback, [&] { std::move(cb)(closed_status()); });
     }
     serve_reads();
@@ -377,7 +385,7 @@ void IOStream::run_close_callbacks() {
     if (close_cb_) {
       CloseCallback cb = std::move(close_cb_);
       close_cb_ = nullptr;
-      run_user(kCloseCallback, [&] { cb(error_); });
+      run_user(kCloseCallback, [&] { cb(error()); });
     }
     // Reads or writes started by those callbacks: complete them too.
     serve_reads();
@@ -388,9 +396,9 @@ void IOStream::run_close_callbacks() {
     }
   }
   read_buffer_.release_if_empty();
-  if (hooks_) {
-    hooks_->on_high = nullptr;
-    hooks_->on_low = nullptr;
+  if (side_) {
+    side_->on_high = nullptr;
+    side_->on_low = nullptr;
   }
 }
 

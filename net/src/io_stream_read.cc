@@ -26,8 +26,17 @@ constexpr char kSecondRead[] = "IOStream: a read is already outstanding (one rea
 // ---------------------------------------------------------------------------------------------
 // Reads
 
-// Refuses a second outstanding read; the caller then hands `cb` to post_read().
-bool IOStream::start_read() { return !read_.active(); }
+// Takes `cb` as the new read's completion; a second outstanding read instead fails `cb`
+// with FailedPrecondition (on the next iteration) and returns false.
+bool IOStream::start_read(ReadCallback& cb) {
+  if (read_.active()) {
+    post_read(std::move(cb), absl::FailedPreconditionError(kSecondRead));
+    return false;
+  }
+  read_cb_ = std::move(cb);
+  if (!read_cb_) read_cb_ = [](absl::StatusOr<std::string>) {};
+  return true;
+}
 
 void IOStream::after_read_started() {
   if (dispatching_) return;  // the running dispatch serves it after the callback returns
@@ -42,30 +51,28 @@ void IOStream::read_until(std::string delimiter, ReadCallback cb, size_t max_byt
                                  " bytes (must be 1..max_buffer_size)")));
     return;
   }
-  if (!start_read()) return post_read(std::move(cb), absl::FailedPreconditionError(kSecondRead));
-  read_.start_until(std::move(delimiter), max_bytes, std::move(cb));
+  if (!start_read(cb)) return;
+  read_.start_until(std::move(delimiter), max_bytes);
   after_read_started();
 }
 
 void IOStream::read_bytes(size_t n, ReadCallback cb, bool partial) {
-  if (!start_read()) return post_read(std::move(cb), absl::FailedPreconditionError(kSecondRead));
-  read_.start_bytes(n, partial, std::move(cb));
+  if (!start_read(cb)) return;
+  read_.start_bytes(n, partial);
   after_read_started();
 }
 
 void IOStream::read_until_close(ReadCallback cb) {
-  if (!start_read()) return post_read(std::move(cb), absl::FailedPreconditionError(kSecondRead));
-  read_.start_until_close(std::move(cb));
+  if (!start_read(cb)) return;
+  read_.start_until_close();
   after_read_started();
 }
 
 void IOStream::read_streaming(StreamingCallback on_chunk, ReadCallback on_done,
                               size_t total_bytes) {
-  if (!start_read()) {
-    return post_read(std::move(on_done), absl::FailedPreconditionError(kSecondRead));
-  }
+  if (!start_read(on_done)) return;
   if (!on_chunk) on_chunk = [](std::string) {};
-  read_.start_streaming(std::move(on_chunk), total_bytes, std::move(on_done));
+  read_.start_streaming(std::move(on_chunk), total_bytes);
   after_read_started();
 }
 
@@ -93,7 +100,7 @@ void IOStream::serve_reads() {
     if (!read_.active() || (paused_ && !closed())) return;
     if (try_complete_read()) continue;
     if (read_.active() && peer_ended()) {
-      complete_read(read_.result_at_end(read_buffer_, error_, closed_status()));
+      complete_read(read_.result_at_end(read_buffer_, error(), closed_status()));
       continue;
     }
     return;
@@ -137,12 +144,14 @@ bool IOStream::try_complete_read() {
 }
 
 void IOStream::complete_read(absl::StatusOr<std::string> result) {
-  ReadCallback cb = read_.finish();
+  ReadCallback cb = std::move(read_cb_);
+  read_cb_ = nullptr;
+  read_.finish();
   run_user(kReadCallback, [&] { std::move(cb)(std::move(result)); });
 }
 
 absl::Status IOStream::closed_status() const {
-  if (!error_.ok()) return error_;
+  if (!error().ok()) return error();
   if (peer_eof_) return absl::UnavailableError("IOStream: stream closed by peer (EOF)");
   return absl::CancelledError("IOStream: stream closed");
 }
@@ -187,7 +196,7 @@ void IOStream::handle_read(bool force) {
 // fails with it instead of passing a cut stream off as complete.
 void IOStream::on_peer_eof(absl::Status truncation) {
   peer_eof_ = true;
-  if (!truncation.ok() && error_.ok()) error_ = std::move(truncation);
+  if (!truncation.ok() && error().ok()) set_error(std::move(truncation));
   switch (phase_) {
     case Phase::kOpen:
       phase_ = Phase::kPeerEof;

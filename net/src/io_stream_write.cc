@@ -145,37 +145,37 @@ void IOStream::run_flush_callbacks() {
 }
 
 void IOStream::set_write_watermarks(size_t high, size_t low) {
-  Hooks& h = hooks();
+  SideState& h = side();
   h.high = high;
   h.low = high == 0 ? 0 : std::min(low, high - 1);
   check_high_watermark();
 }
 
-void IOStream::set_high_watermark_callback(WatermarkCallback cb) { hooks().on_high = std::move(cb); }
-void IOStream::set_low_watermark_callback(WatermarkCallback cb) { hooks().on_low = std::move(cb); }
+void IOStream::set_high_watermark_callback(WatermarkCallback cb) { side().on_high = std::move(cb); }
+void IOStream::set_low_watermark_callback(WatermarkCallback cb) { side().on_low = std::move(cb); }
 
-IOStream::Hooks& IOStream::hooks() {
-  if (!hooks_) hooks_ = std::make_unique<Hooks>();
-  return *hooks_;
+IOStream::SideState& IOStream::side() {
+  if (!side_) side_ = std::make_unique<SideState>();
+  return *side_;
 }
 
 void IOStream::check_high_watermark() {
-  if (!hooks_ || hooks_->high == 0 || hooks_->above_high || closed()) return;
-  if (write_buffer_size() < hooks_->high) return;
-  hooks_->above_high = true;
-  if (!hooks_->on_high) return;
-  WatermarkCallback cb = std::move(hooks_->on_high);  // it may replace itself
+  if (!side_ || side_->high == 0 || side_->above_high || closed()) return;
+  if (write_buffer_size() < side_->high) return;
+  side_->above_high = true;
+  if (!side_->on_high) return;
+  WatermarkCallback cb = std::move(side_->on_high);  // it may replace itself
   run_user(kHighCallback, [&] { cb(); });
-  if (hooks_ && !hooks_->on_high) hooks_->on_high = std::move(cb);
+  if (side_ && !side_->on_high) side_->on_high = std::move(cb);
 }
 
 void IOStream::check_low_watermark() {
-  if (!hooks_ || !hooks_->above_high || write_buffer_size() > hooks_->low) return;
-  hooks_->above_high = false;
-  if (!hooks_->on_low) return;
-  WatermarkCallback cb = std::move(hooks_->on_low);
+  if (!side_ || !side_->above_high || write_buffer_size() > side_->low) return;
+  side_->above_high = false;
+  if (!side_->on_low) return;
+  WatermarkCallback cb = std::move(side_->on_low);
   run_user(kLowCallback, [&] { cb(); });
-  if (hooks_ && !hooks_->on_low) hooks_->on_low = std::move(cb);
+  if (side_ && !side_->on_low) side_->on_low = std::move(cb);
 }
 
 void IOStream::shutdown_write() {

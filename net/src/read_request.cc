@@ -7,31 +7,25 @@
 
 namespace ioloop::net::internal {
 
-void ReadRequest::start_until(std::string delimiter, size_t max_bytes, ReadCallback cb) {
+void ReadRequest::start_until(std::string delimiter, size_t max_bytes) {
   side_ = std::make_unique<Side>();
   side_->delimiter = std::move(delimiter);
-  on_done_ = std::move(cb);
   target_ = max_bytes;
-  scan_from_ = 0;
   kind_ = Kind::kUntil;
 }
 
-void ReadRequest::start_bytes(size_t n, bool partial, ReadCallback cb) {
-  on_done_ = std::move(cb);
+void ReadRequest::start_bytes(size_t n, bool partial) {
   target_ = n;
   kind_ = partial && n > 0 ? Kind::kBytesPartial : Kind::kBytes;
 }
 
-void ReadRequest::start_until_close(ReadCallback cb) {
-  on_done_ = std::move(cb);
+void ReadRequest::start_until_close() {
   kind_ = Kind::kUntilClose;
 }
 
-void ReadRequest::start_streaming(StreamingCallback on_chunk, size_t total_bytes,
-                                  ReadCallback on_done) {
+void ReadRequest::start_streaming(StreamingCallback on_chunk, size_t total_bytes) {
   side_ = std::make_unique<Side>();
   side_->on_chunk = std::move(on_chunk);
-  on_done_ = std::move(on_done);
   target_ = total_bytes;
   kind_ = Kind::kStreaming;
 }
@@ -69,7 +63,7 @@ ReadRequest::Match ReadRequest::match_until(Buffer& buffer, std::string* out,
                                             absl::Status* error) {
   const size_t size = buffer.size();
   const std::string& delim = side_->delimiter;
-  const size_t pos = buffer.find(delim, scan_from_);
+  const size_t pos = buffer.find(delim, side_->scan_from);
   if (pos == Buffer::npos) {
     // A delimiter found later would end at size + 1 or beyond.
     if (target_ > 0 && size >= target_) {
@@ -78,7 +72,7 @@ ReadRequest::Match ReadRequest::match_until(Buffer& buffer, std::string* out,
       return Match::kTooLong;
     }
     const size_t keep = delim.size() - 1;  // a delimiter may straddle the next read
-    scan_from_ = static_cast<uint32_t>(size > keep ? size - keep : 0);
+    side_->scan_from = static_cast<uint32_t>(size > keep ? size - keep : 0);
     return Match::kWait;
   }
   const size_t end = pos + delim.size();
@@ -101,21 +95,9 @@ absl::StatusOr<std::string> ReadRequest::result_at_end(Buffer& buffer, const abs
   return error;
 }
 
-ReadRequest::ReadCallback ReadRequest::finish() {
-  ReadCallback cb = std::move(on_done_);
-  on_done_ = nullptr;
+void ReadRequest::finish() {
   side_.reset();
   target_ = 0;
-  scan_from_ = 0;
-  kind_ = Kind::kNone;
-  if (!cb) cb = [](absl::StatusOr<std::string>) {};
-  return cb;
-}
-
-void ReadRequest::drop() {
-  ReadCallback done = std::move(on_done_);
-  on_done_ = nullptr;
-  std::unique_ptr<Side> side = std::move(side_);
   kind_ = Kind::kNone;
 }
 

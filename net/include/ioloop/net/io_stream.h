@@ -76,11 +76,11 @@
 // until it finished; wait_for_handshake() tells when (a failed handshake closes the stream
 // with its reason).
 //
-// Memory: an idle open stream costs sizeof(IOStream) (184 bytes on x86-64) plus its
+// Memory: an idle open stream costs sizeof(IOStream) (176 bytes on x86-64) plus its
 // shared_ptr control block (one allocation, 208 bytes with malloc's header) plus the
 // loop's handler entry (48): the read buffer is freed whenever it is empty, the write
-// queue exists only while bytes are queued, watermarks live in a side allocation made on
-// first use, and the plain transport is shared. Callbacks whose captures exceed 16 bytes are
+// queue exists only while bytes are queued, watermarks and a non-OK close status live in a
+// side allocation made on first use, and the plain transport is shared. Callbacks whose captures exceed 16 bytes are
 // heap-allocated by absl::AnyInvocable; capture one or two pointers to stay inline.
 // (tests/bench/io_stream_benchmark.cc, BM_IdleConnectionMemory, measures it.)
 //
@@ -219,7 +219,7 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void close(absl::Status reason = absl::OkStatus());
   bool closed() const { return phase_ >= Phase::kClosed; }
   // The status that closed the stream (OK while open; see the file comment).
-  const absl::Status& error() const { return error_; }
+  const absl::Status& error() const;
 
   // --- Socket ------------------------------------------------------------------------------
   absl::Status set_nodelay(bool on) { return socket_.set_nodelay(on); }
@@ -261,9 +261,11 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
     kReadNeedsWrite = 4,      // a read got kWantWrite
     kWriteNeedsRead = 8,      // a write got kWantRead
   };
-  // Rarely set callbacks and their state, allocated on first use.
-  struct Hooks {
-    size_t high = 0;  // watermarks (set_write_watermarks)
+  // What most streams never need, allocated on first use.
+  static constexpr uint8_t kUnregistered = 0x80;
+  struct SideState {
+    absl::Status error;  // what closed the stream, if not OK
+    size_t high = 0;     // watermarks (set_write_watermarks)
     size_t low = 0;
     bool above_high = false;
     WatermarkCallback on_high;
@@ -275,7 +277,7 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
 
   bool open_for_reading() const { return phase_ < Phase::kClosed; }
   bool peer_ended() const;
-  bool start_read();
+  bool start_read(ReadCallback& cb);
   void after_read_started();
   void schedule_deferred();
   void dispatch_deferred();
@@ -308,27 +310,27 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void run_close_callbacks();
   // Destroys pending callbacks unrun when the loop abandons the stream (see LoopRef).
   void drop_callbacks();
-  Hooks& hooks();
+  SideState& side();
+  void set_error(absl::Status status);
 
   // Members are ordered to avoid padding: sizeof(IOStream) is most of what an idle
-  // connection costs (184 bytes on x86-64; the loop's handler entry adds 48).
-  internal::ReadRequest read_;  // the outstanding read, if any
+  // connection costs (176 bytes on x86-64; the loop's handler entry adds 48).
+  ReadCallback read_cb_;        // the outstanding read's completion
   CloseCallback close_cb_;
+  internal::ReadRequest read_;  // the outstanding read's mode and progress
   IOLoop* loop_;
   Buffer read_buffer_;
   // Queued output and its callbacks; allocated only while something is queued, so the
   // fast path (send completes) and idle streams pay nothing.
   std::unique_ptr<WriteQueue> writes_;
-  // Watermarks and the handshake callback, allocated on first use.
-  std::unique_ptr<Hooks> hooks_;
+  std::unique_ptr<SideState> side_;
   std::unique_ptr<Transport> transport_;  // null: Transport::plain()
-  absl::Status error_;                    // what closed the stream, if not OK
   Socket socket_;
   uint32_t max_buffer_size_;
   Phase phase_ = Phase::kOpen;
   uint8_t transport_wait_ = 0;  // TransportWait bits
-  uint8_t interest_ = 0;        // IOLoop::READ | WRITE as registered with the loop
-  bool registered_ = false;
+  // IOLoop::READ | WRITE as registered with the loop, or kUnregistered.
+  uint8_t interest_ = kUnregistered;
   bool peer_eof_ = false;  // the peer ended its side (kept after the close, for statuses)
   bool paused_ = false;
   bool dispatching_ = false;  // inside on_events(), dispatch_deferred() or close callbacks

@@ -3,10 +3,10 @@
 // ReadRequest: IOStream's one outstanding read, as a value. It knows the read modes
 // (read_until, read_bytes, partial read_bytes, read_until_close, read_streaming) and how
 // each one completes against a Buffer; it never calls back into the stream and runs no user
-// code: match() says what the buffered bytes complete, and the stream runs the callbacks,
-// in its own order, under its own exception guard.
+// code: match() says what the buffered bytes complete, and the stream runs the callbacks
+// (it keeps the completion callback itself), in its own order, under its own exception guard.
 //
-// Memory: 56 bytes; the streaming callback and a read_until delimiter live in one side
+// Memory: 24 bytes; the streaming callback and read_until's delimiter live in one side
 // allocation made when such a read starts (neither is on an idle stream).
 // Threading: the stream's loop thread, like the stream.
 #ifndef IOLOOP_NET_INTERNAL_READ_REQUEST_H_
@@ -33,7 +33,7 @@ class ReadRequest {
   // What match() found in the buffer.
   enum class Match : uint8_t {
     kWait,      // not enough data yet
-    kComplete,  // *out is the read's result; call finish()
+    kComplete,  // *out is the read's result; call finish() and complete the read
     kChunk,     // *out is a streaming chunk for on_chunk(); the read goes on
     kLastChunk, // *out is the last streaming chunk (total_bytes reached); then finish("")
     kTooLong,   // read_until's max_bytes exceeded; *error says so
@@ -51,10 +51,10 @@ class ReadRequest {
   bool wants_nothing() const { return kind_ == Kind::kBytes && target_ == 0; }
 
   // Each start_*() requires !active(); the stream checks that first (one read at a time).
-  void start_until(std::string delimiter, size_t max_bytes, ReadCallback cb);
-  void start_bytes(size_t n, bool partial, ReadCallback cb);
-  void start_until_close(ReadCallback cb);
-  void start_streaming(StreamingCallback on_chunk, size_t total_bytes, ReadCallback on_done);
+  void start_until(std::string delimiter, size_t max_bytes);
+  void start_bytes(size_t n, bool partial);
+  void start_until_close();
+  void start_streaming(StreamingCallback on_chunk, size_t total_bytes);
 
   // Takes from `buffer` what completes (part of) the request; see Match.
   Match match(Buffer& buffer, std::string* out, absl::Status* error);
@@ -67,26 +67,23 @@ class ReadRequest {
 
   // The streaming callback (only while a read_streaming is active).
   StreamingCallback& on_chunk() { return side_->on_chunk; }
-  // Ends the request and hands back its completion callback (never null).
-  ReadCallback finish();
-  // Destroys the callbacks unrun (the loop abandons the stream).
-  void drop();
+  // Ends the request (destroying the streaming callback, if any).
+  void finish();
 
  private:
   enum class Kind : uint8_t { kNone, kUntil, kBytes, kBytesPartial, kUntilClose, kStreaming };
   // What only read_until and read_streaming need.
   struct Side {
     std::string delimiter;
+    uint32_t scan_from = 0;  // where the delimiter search resumes
     StreamingCallback on_chunk;
   };
 
   Match match_until(Buffer& buffer, std::string* out, absl::Status* error);
 
-  ReadCallback on_done_;
   std::unique_ptr<Side> side_;
   // read_until: max_bytes (0: none); read_bytes: the count; streaming: bytes left (0: to EOF).
   size_t target_ = 0;
-  uint32_t scan_from_ = 0;  // read_until: where the delimiter search resumes
   Kind kind_ = Kind::kNone;
 };
 
