@@ -73,6 +73,9 @@ struct TCPClient::Attempt {
   TimeoutHandle deadline_timer;
   TimeoutHandle eyeballs_timer;
   TimeoutHandle retry_timer;
+  // TLS: the connection that won, while its handshake runs.
+  std::shared_ptr<IOStream> handshaking;
+  TimeoutHandle handshake_timer;
 };
 
 struct TCPClient::State : std::enable_shared_from_this<TCPClient::State> {
@@ -223,9 +226,40 @@ struct TCPClient::State : std::enable_shared_from_this<TCPClient::State> {
       return settle(a);
     }
     if (a->options.nodelay) (void)done.socket.set_nodelay(true);
-    std::shared_ptr<IOStream> stream =
-        IOStream::create(loop, std::move(done.socket), a->options.stream_options);
-    complete(a, std::move(stream));
+    std::unique_ptr<Transport> transport;
+    if (a->options.tls) {
+      const std::string& name = a->options.server_name.empty() ? a->host : a->options.server_name;
+      absl::StatusOr<std::unique_ptr<Transport>> made =
+          a->options.tls->client_transport(done.socket.fd(), name, a->port);
+      if (!made.ok()) return complete(a, made.status());
+      transport = *std::move(made);
+    }
+    std::shared_ptr<IOStream> stream = IOStream::create(
+        loop, std::move(done.socket), a->options.stream_options, std::move(transport));
+    if (!a->options.tls) return complete(a, std::move(stream));
+    start_handshake(a, std::move(stream));
+  }
+
+  // The first connection made wins (the others stop now) and must finish its handshake
+  // within handshake_timeout; the try's generation makes a late callback of an abandoned
+  // try stale, as everywhere else.
+  void start_handshake(Attempt* a, std::shared_ptr<IOStream> stream) {
+    for (Attempt::InFlight& f : a->in_flight) loop.remove_handler(f.socket.fd());
+    a->in_flight.clear();
+    loop.remove_timeout(a->eyeballs_timer);
+    a->eyeballs_timer = TimeoutHandle();
+    a->handshaking = stream;
+    const absl::Duration limit = a->options.handshake_timeout;
+    a->handshake_timer = loop.call_later(limit, bind_try(a, [limit](State&, Attempt* at) {
+      at->handshake_timer = TimeoutHandle();
+      at->handshaking->close(absl::DeadlineExceededError(
+          absl::StrCat("TLS handshake not finished within ", absl::FormatDuration(limit))));
+    }));
+    stream->wait_for_handshake(bind_try(a, [](State& self, Attempt* at, absl::Status status) {
+      std::shared_ptr<IOStream> s = std::move(at->handshaking);
+      if (!status.ok()) return self.complete(at, std::move(status));
+      self.complete(at, std::move(s));
+    }));
   }
 
   // Stops everything the current try started, its lookup included.
@@ -240,7 +274,11 @@ struct TCPClient::State : std::enable_shared_from_this<TCPClient::State> {
     loop.remove_timeout(a->deadline_timer);
     loop.remove_timeout(a->eyeballs_timer);
     loop.remove_timeout(a->retry_timer);
-    a->deadline_timer = a->eyeballs_timer = a->retry_timer = TimeoutHandle();
+    loop.remove_timeout(a->handshake_timer);
+    a->deadline_timer = a->eyeballs_timer = a->retry_timer = a->handshake_timer = TimeoutHandle();
+    if (std::shared_ptr<IOStream> s = std::move(a->handshaking)) {
+      s->close(absl::CancelledError("TCPClient: connection attempt abandoned"));
+    }
   }
 
   void fail_try(Attempt* a, absl::Status status) {

@@ -4,13 +4,36 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "ioloop/mutex.h"
 #include "ioloop/logging.h"
+#include "ioloop/rate_limiter.h"
 
 namespace ioloop::net {
+
+struct TCPServer::Handoff {
+  explicit Handoff(StreamHandler h) : handler(std::move(h)) {}
+  StreamHandler handler;
+  std::atomic<uint64_t> handshake_failures{0};
+  Mutex log_mu;
+  LogRateLimiter log_limiter ABSL_GUARDED_BY(log_mu){5, std::chrono::seconds(1)};
+
+  // Counts the failure and logs it, at most a few lines a second over all workers.
+  void handshake_failed(const SocketAddress& peer, const absl::Status& status) {
+    handshake_failures.fetch_add(1, std::memory_order_relaxed);
+    uint64_t suppressed = 0;
+    {
+      MutexLock lock(&log_mu);
+      if (!log_limiter.allow(Clock::now(), &suppressed)) return;
+    }
+    logger().warn("TCPServer: handshake with {} failed: {}{}", peer.to_string(),
+                  status.ToString(),
+                  suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)") : "");
+  }
+};
 
 struct TCPServer::Worker {
   IOLoop* loop = nullptr;
@@ -82,7 +105,13 @@ absl::Status validate(const TCPServerOptions& options) {
 }  // namespace
 
 TCPServer::TCPServer(IOLoop& loop, StreamHandler handler, TCPServerOptions options)
-    : loop_(loop), handler_(std::move(handler)), options_(std::move(options)) {}
+    : loop_(loop),
+      handoff_(std::make_shared<Handoff>(std::move(handler))),
+      options_(std::move(options)) {}
+
+uint64_t TCPServer::handshake_failures() const {
+  return handoff_->handshake_failures.load(std::memory_order_relaxed);
+}
 
 TCPServer::~TCPServer() {
   waiting_.clear();
@@ -311,18 +340,57 @@ void TCPServer::on_connection(Worker* w, Socket conn, const SocketAddress& peer)
   if (options_.nodelay && (peer.family() == AF_INET || peer.family() == AF_INET6)) {
     (void)conn.set_nodelay(true);  // best effort: the connection works without it
   }
+  std::unique_ptr<Transport> transport;
+  if (options_.tls) {
+    absl::StatusOr<std::unique_ptr<Transport>> made = options_.tls->server_transport(conn.fd());
+    if (!made.ok()) {
+      handoff_->handshake_failed(peer, made.status());
+      return;  // `conn` closes
+    }
+    transport = *std::move(made);
+  }
   std::shared_ptr<IOStream> stream =
-      IOStream::create(*w->loop, std::move(conn), options_.stream_options);
+      IOStream::create(*w->loop, std::move(conn), options_.stream_options, std::move(transport));
   // Forget closed streams now and then, so the list tracks only the open ones.
   if (w->streams.size() >= 2 * w->streams_after_prune + 64) {
     std::erase_if(w->streams, [](const std::weak_ptr<IOStream>& s) { return s.expired(); });
     w->streams_after_prune = w->streams.size();
   }
   w->streams.push_back(stream);
-  // An exception from the handler is the stream's failure, not the server's: it is logged
-  // and counted by the loop, that stream is closed with it, and accepting goes on.
-  absl::Status s =
-      w->loop->invoke_guarded("TCPServer stream handler", [&] { handler_(stream, peer); });
+  if (!options_.tls) {
+    hand_over(*handoff_, stream, peer);
+    return;
+  }
+  // The handshake's deadline counts from accept. The timer and the handshake callback hold
+  // the stream weakly and the server not at all: either may run after the server is gone.
+  std::weak_ptr<IOStream> weak = stream;
+  const absl::Duration limit = options_.handshake_timeout;
+  TimeoutHandle timer = w->loop->call_later(limit, [weak, limit] {
+    if (std::shared_ptr<IOStream> s = weak.lock()) {
+      s->close(absl::DeadlineExceededError(
+          absl::StrCat("TLS handshake not finished within ", absl::FormatDuration(limit))));
+    }
+  });
+  stream->wait_for_handshake([handoff = std::weak_ptr<Handoff>(handoff_), weak, peer, timer,
+                              loop = w->loop](absl::Status status) mutable {
+    loop->remove_timeout(timer);
+    std::shared_ptr<Handoff> h = handoff.lock();
+    std::shared_ptr<IOStream> s = weak.lock();
+    if (!h || !s) return;
+    if (status.ok()) {
+      hand_over(*h, s, peer);
+    } else {
+      h->handshake_failed(peer, status);
+    }
+  });
+}
+
+// An exception from the handler is the stream's failure, not the server's: it is logged
+// and counted by the loop, that stream is closed with it, and accepting goes on.
+void TCPServer::hand_over(Handoff& handoff, const std::shared_ptr<IOStream>& stream,
+                          const SocketAddress& peer) {
+  absl::Status s = stream->loop().invoke_guarded("TCPServer stream handler",
+                                                 [&] { handoff.handler(stream, peer); });
   if (!s.ok()) stream->close(std::move(s));
 }
 

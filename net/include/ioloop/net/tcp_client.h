@@ -16,7 +16,10 @@
 //   its next address when one fails. The primary family starts at once; the secondary when
 //   `happy_eyeballs_delay` expires or at the first failure of a primary address, whichever
 //   comes first. The first connection made wins; the others are closed.
-// - `timeout` bounds the whole attempt, resolution included: DeadlineExceeded.
+// - `timeout` bounds the whole attempt, resolution and TLS handshake included:
+//   DeadlineExceeded.
+// - TLS (ConnectOptions::tls): the first TCP connection made wins and runs the handshake;
+//   the callback gets the stream once it finished. A handshake failure is not retried.
 // - connect_with_retry() retries failed attempts with exponential back-off (muduo's
 //   Connector), up to `max_attempts`.
 // The callback runs exactly once on the loop thread: with the stream, with the last
@@ -47,10 +50,20 @@
 #include "ioloop/io_loop.h"
 #include "ioloop/net/io_stream.h"
 #include "ioloop/net/resolver.h"
+#include "ioloop/net/transport.h"
 
 namespace ioloop::net {
 
 struct ConnectOptions {
+  // TLS (or another transport with a handshake): the connection is handed over only after
+  // tls->client_transport()'s handshake succeeded; a failed one completes the connect with
+  // its reason (e.g. a certificate that does not verify). Null: plain TCP.
+  std::shared_ptr<const TransportFactory> tls;
+  // The name the server must prove and that is sent as SNI; empty: the host given to
+  // connect() (for connect_to(), the first address's numeric host).
+  std::string server_name;
+  // Most time from the TCP connection to the end of the handshake (within `timeout`).
+  absl::Duration handshake_timeout = absl::Seconds(10);
   absl::Duration timeout = absl::Seconds(20);
   absl::Duration happy_eyeballs_delay = absl::Milliseconds(300);
   int family = AF_UNSPEC;  // or AF_INET / AF_INET6 to use one family only

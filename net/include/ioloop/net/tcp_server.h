@@ -30,6 +30,11 @@
 // or the errno of opening the acceptor's spare fd), never just log it. A failed call
 // installs none of its sockets (they are closed) and leaves earlier listeners alone.
 //
+// TLS: with TCPServerOptions::tls, `handler` is called after a successful handshake. A
+// failed or timed-out handshake (a plaintext client, an unknown client certificate, a protocol
+// too old, garbage, silence) closes that connection only, is logged (at most a few lines a
+// second) and counted in handshake_failures(); the server goes on.
+//
 // Exceptions: one escaping `handler` is logged through the loop's rate-limited path and
 // counted in that loop's stats().exceptions; the stream it was given is closed with
 // Internal "exception in TCPServer stream handler: <what()>" (its pending callbacks and its
@@ -45,16 +50,26 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "ioloop/io_loop.h"
 #include "ioloop/net/accept.h"
 #include "ioloop/net/bind.h"
 #include "ioloop/net/io_stream.h"
 #include "ioloop/net/socket.h"
 #include "ioloop/net/socket_address.h"
+#include "ioloop/net/transport.h"
 
 namespace ioloop::net {
 
 struct TCPServerOptions {
+  // TLS (or another transport with a handshake): each accepted connection gets
+  // tls->server_transport(fd), and the handler receives its stream only once the handshake
+  // has finished. Null: plain TCP.
+  std::shared_ptr<const TransportFactory> tls;
+  // Most time from accept to the end of the handshake (counted from accept, not from the
+  // last byte received, so a client that dribbles its hello cannot hold a connection
+  // longer). Only with `tls`.
+  absl::Duration handshake_timeout = absl::Seconds(10);
   int backlog = kDefaultBacklog;
   // Bind listen() sockets with SO_REUSEPORT, which start(N > 1) needs.
   bool reuse_port = true;
@@ -100,10 +115,15 @@ class TCPServer {
   std::vector<SocketAddress> addresses() const { return addresses_; }
   uint16_t port() const { return addresses_.empty() ? 0 : addresses_.front().port(); }
   int num_threads() const { return static_cast<int>(workers_.size()); }
+  // Connections whose handshake failed or timed out (any thread may read it).
+  uint64_t handshake_failures() const;
   bool started() const { return !workers_.empty(); }
 
  private:
   struct Worker;
+  // What outlives the server: a handshake that ends after the server is gone finds no
+  // handler here, rather than a dangling server.
+  struct Handoff;
   // Installs `sockets` on every worker (copies for workers 1..N-1): all or nothing.
   absl::Status activate(std::vector<Socket> sockets);
   // Adds an Acceptor per socket of `set` to `worker`, on its thread (or before it runs);
@@ -113,9 +133,12 @@ class TCPServer {
   // Closes every listener and stream, stops and joins the worker threads, drops workers_.
   void shut_down_workers();
   void on_connection(Worker* worker, Socket conn, const SocketAddress& peer);
+  // Hands `stream` to the handler (after its handshake, if it has one).
+  static void hand_over(Handoff& handoff, const std::shared_ptr<IOStream>& stream,
+                        const SocketAddress& peer);
 
   IOLoop& loop_;
-  StreamHandler handler_;
+  std::shared_ptr<Handoff> handoff_;
   TCPServerOptions options_;
   std::vector<Socket> waiting_;  // added before start()
   std::vector<SocketAddress> addresses_;

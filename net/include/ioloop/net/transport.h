@@ -27,7 +27,11 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <memory>
+
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "ioloop/net/buffer.h"
 
 namespace ioloop::net {
@@ -81,6 +85,21 @@ class Transport {
 
   // The shared stateless plain-socket transport.
   static Transport& plain();
+};
+
+// Makes the transport of each new connection for TCPServer (server side) and TCPClient
+// (client side). TLSContext (ioloop/net/tls/tls_context.h) is the one the library ships.
+// Thread-safe: a server with N loops calls it from N threads at once.
+class TransportFactory {
+ public:
+  virtual ~TransportFactory() = default;
+  // For an accepted connection on `fd`.
+  virtual absl::StatusOr<std::unique_ptr<Transport>> server_transport(int fd) const = 0;
+  // For an outgoing connection on `fd` to `host`:`port` (`host` is the name the peer must
+  // prove, and the one a TLS client sends as SNI; the pair keys session resumption).
+  virtual absl::StatusOr<std::unique_ptr<Transport>> client_transport(int fd,
+                                                                      absl::string_view host,
+                                                                      uint16_t port) const = 0;
 };
 
 }  // namespace ioloop::net
