@@ -29,6 +29,7 @@
 
 #include "benchmark/benchmark.h"
 #include "http/http_connection.h"
+#include "http/http_server_state.h"
 #include "ioloop/io_loop.h"
 #include "ioloop/net/http/http_response_stream.h"
 #include "ioloop/net/http/http_server.h"
@@ -44,6 +45,7 @@ using ioloop::net::HTTPRequest;
 using ioloop::net::HTTPResponseWriter;
 using ioloop::net::HTTPServer;
 using ioloop::net::HTTPServerOptions;
+using ioloop::net::HTTPServerState;
 
 // What curl 7.88 sends for `curl http://127.0.0.1:8080/`.
 const char kCurlRequest[] =
@@ -65,7 +67,7 @@ void BM_Core(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
   std::string input;
   for (int i = 0; i < n; ++i) input += kCurlRequest;
-  auto shared = std::make_shared<HTTPServer::Shared>(hello, HTTPServerOptions{});
+  auto shared = std::make_shared<HTTPServerState>(hello, HTTPServerOptions{});
   HTTPConnectionCore core(shared);
   HTTPOutput out;
   for (auto _ : state) {
@@ -90,7 +92,7 @@ void BM_CoreDeferred(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
   std::string input;
   for (int i = 0; i < n; ++i) input += kCurlRequest;
-  auto shared = std::make_shared<HTTPServer::Shared>(hello_deferred, HTTPServerOptions{});
+  auto shared = std::make_shared<HTTPServerState>(hello_deferred, HTTPServerOptions{});
   HTTPConnectionCore core(shared);
   HTTPOutput out;
   for (auto _ : state) {
@@ -106,7 +108,7 @@ void BM_CoreDeferred(benchmark::State& state) {
 BENCHMARK(BM_CoreDeferred)->Arg(1)->Arg(16);
 
 size_t one_response_size() {
-  auto shared = std::make_shared<HTTPServer::Shared>(hello, HTTPServerOptions{});
+  auto shared = std::make_shared<HTTPServerState>(hello, HTTPServerOptions{});
   HTTPConnectionCore core(shared);
   HTTPOutput out;
   core.on_data(kCurlRequest, out);
@@ -176,7 +178,7 @@ bool tcp_pair(int* a, int* b) {
 }
 
 std::vector<std::string> sixteen_responses() {
-  auto shared = std::make_shared<HTTPServer::Shared>(hello, HTTPServerOptions{});
+  auto shared = std::make_shared<HTTPServerState>(hello, HTTPServerOptions{});
   HTTPConnectionCore core(shared);
   std::vector<std::string> responses;
   for (int i = 0; i < 16; ++i) {

@@ -52,6 +52,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "http/http_connection.h"
+#include "http/http_server_state.h"
 #include "http/manual_http_clock.h"
 #include "http_fuzz_harness.h"
 #include "ioloop/io_loop.h"
@@ -72,6 +73,7 @@ using ioloop::net::HTTPResponseStream;
 using ioloop::net::HTTPResponseWriter;
 using ioloop::net::HTTPServer;
 using ioloop::net::HTTPServerOptions;
+using ioloop::net::HTTPServerState;
 using ioloop::net::IOStream;
 using ioloop::net::ManualHTTPClock;
 using ioloop::net::Socket;
@@ -132,7 +134,7 @@ class Harness {
     ::setsockopt(pair->first.fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
     ::setsockopt(pair->second.fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
     client_ = std::move(pair->second);
-    shared_ = std::make_shared<HTTPServer::Shared>(
+    shared_ = std::make_shared<HTTPServerState>(
         [this](const HTTPRequest& r, HTTPResponseWriter& w) { handle_buffered(r, w); },
         [this](const HTTPRequest& head, HTTPBodyControl& control) {
           return on_headers(head, control);
@@ -486,7 +488,7 @@ class Harness {
   std::vector<std::shared_ptr<Stream>> streams_;
   int live_ = 0;         // handlers not destroyed
   uint64_t pieces_ = 0;  // on_body calls, all handlers
-  std::shared_ptr<HTTPServer::Shared> shared_;
+  std::shared_ptr<HTTPServerState> shared_;
   std::shared_ptr<IOStream> server_;
   Socket client_;
   std::string outbox_;

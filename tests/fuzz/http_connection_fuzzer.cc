@@ -20,6 +20,7 @@
 
 #include "absl/strings/string_view.h"
 #include "http/http_connection.h"
+#include "http/http_server_state.h"
 #include "ioloop/net/http/http_response_stream.h"
 
 namespace {
@@ -29,8 +30,8 @@ using ioloop::net::HTTPOutput;
 using ioloop::net::HTTPRequest;
 using ioloop::net::HTTPResponseStream;
 using ioloop::net::HTTPResponseWriter;
-using ioloop::net::HTTPServer;
 using ioloop::net::HTTPServerOptions;
+using ioloop::net::HTTPServerState;
 
 void check(bool ok) {
   if (!ok) __builtin_trap();
@@ -59,7 +60,7 @@ Outcome run(const HTTPServerOptions& options, absl::string_view input,
   size_t handled = 0;
   std::shared_ptr<HTTPResponseStream> late;
   bool late_short = false;
-  auto shared = std::make_shared<HTTPServer::Shared>(
+  auto shared = std::make_shared<HTTPServerState>(
       [&handled, &late, &late_short](const HTTPRequest& request, HTTPResponseWriter& writer) {
         ++handled;
         if (request.path() == "/throw") throw std::runtime_error("fuzz");

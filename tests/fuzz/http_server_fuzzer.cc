@@ -47,6 +47,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "http/http_connection.h"
+#include "http/http_server_state.h"
 #include "http/manual_http_clock.h"
 #include "http_fuzz_harness.h"
 #include "ioloop/io_loop.h"
@@ -64,6 +65,7 @@ using ioloop::net::HTTPResponseStream;
 using ioloop::net::HTTPResponseWriter;
 using ioloop::net::HTTPServer;
 using ioloop::net::HTTPServerOptions;
+using ioloop::net::HTTPServerState;
 using ioloop::net::IOStream;
 using ioloop::net::ManualHTTPClock;
 using ioloop::net::Socket;
@@ -88,7 +90,7 @@ class Harness {
     ::setsockopt(pair->first.fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
     ::setsockopt(pair->second.fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
     client_ = std::move(pair->second);
-    shared_ = std::make_shared<HTTPServer::Shared>(
+    shared_ = std::make_shared<HTTPServerState>(
         [this](const HTTPRequest& r, HTTPResponseWriter& w) { handle(r, w); }, options_);
     shared_->clock = clock_;
     server_ = IOStream::create(loop_, std::move(pair->first));
@@ -287,7 +289,7 @@ class Harness {
   IOLoop loop_;
   HTTPServerOptions options_;
   std::shared_ptr<ManualHTTPClock> clock_ = std::make_shared<ManualHTTPClock>();
-  std::shared_ptr<HTTPServer::Shared> shared_;
+  std::shared_ptr<HTTPServerState> shared_;
   std::shared_ptr<IOStream> server_;
   Socket client_;
   std::vector<Seen> seen_;

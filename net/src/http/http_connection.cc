@@ -80,12 +80,8 @@ bool has_line_break(absl::string_view s) {
 
 }  // namespace
 
-HTTPConnectionCore::HTTPConnectionCore(std::shared_ptr<HTTPServer::Shared> shared, IOLoop* loop)
-    : shared_(std::move(shared)),
-      s_(*shared_),
-      loop_(loop),
-      parser_(RequestParser::Options{s_.options.max_header_size, s_.options.max_body_size,
-                                     s_.options.discard_body}) {
+HTTPConnectionCore::HTTPConnectionCore(std::shared_ptr<HTTPCoreState> shared, IOLoop* loop)
+    : shared_(std::move(shared)), s_(*shared_), loop_(loop), parser_(s_.parser_options) {
   writer_.target_ = this;
 }
 
@@ -229,12 +225,12 @@ void HTTPConnectionCore::respond_and_close(int status, int minor, bool head, HTT
 }
 
 int HTTPConnectionCore::append_status_and_fields(int minor, std::string& h) {
-  return append_head(writer_, s_.options.server_name, minor, h);
+  return append_head(writer_, s_.server_name, minor, h);
 }
 
 void HTTPConnectionCore::serialize(int minor, bool head, bool keep_alive, HTTPOutput& out) {
   std::string& h = out.head;
-  const int status = append_head(writer_, s_.options.server_name, minor, h);
+  const int status = append_head(writer_, s_.server_name, minor, h);
   // 1xx, 204 and 304 responses have no body and no Content-Length (RFC 9110 §8.6).
   const bool bodyless = status < 200 || status == 204 || status == 304;
   std::string& body = writer_.mutable_body();

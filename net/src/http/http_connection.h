@@ -1,7 +1,10 @@
 // File: net/src/http/http_connection.h (private)
 // The I/O-free core of an HTTPServer connection: bytes in, response bytes out. The server's
 // stream glue (http_connection_glue.cc) reads, calls on_data(), writes what it produced in one
-// call and closes when told; the benchmark and the fuzzer drive this class directly.
+// call and closes when told; the benchmark and the fuzzer drive this class directly. It shares
+// only an HTTPCoreState (below) with its server, and includes no socket, stream or server
+// header: the server's own state (HTTPServerState) and the glue's entry point are in
+// http_server_state.h.
 //
 // Deferred responses (http_response_stream.h): the core is the stream's target. It frames what
 // the stream writes (http_connection_stream.cc); bytes written during on_data() go to that
@@ -15,45 +18,45 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "ioloop/net/http/http_body_handler.h"
 #include "ioloop/net/http/http_request.h"
 #include "ioloop/net/http/http_response.h"
 #include "ioloop/net/http/http_response_stream.h"
-#include "ioloop/net/http/http_server.h"
 #include "ioloop/net/http/request_parser.h"
-#include "ioloop/net/io_stream.h"
-#include "ioloop/time.h"
 
 namespace ioloop::net {
 
-// Where a connection's timeouts come from. With none installed (the default) the stream glue
-// uses its loop: loop.time() and loop.call_at(). Tests and the fuzzer install a
-// ManualHTTPClock (manual_http_clock.h) to drive every timeout deterministically, without
-// wall-clock waits. Loop thread only.
-class HTTPClock {
- public:
-  using Callback = absl::AnyInvocable<void() &&>;
-  virtual ~HTTPClock() = default;
-  virtual TimePoint now() = 0;
-  // Runs `cb` once at `deadline` or later; returns a nonzero id for cancel().
-  virtual uint64_t call_at(TimePoint deadline, Callback cb) = 0;
-  // Drops a pending callback unrun; a no-op for an id that ran or was cancelled.
-  virtual void cancel(uint64_t id) = 0;
-};
+// What the core calls for each complete request; the same type as HTTPServer::Handler
+// (http_server.cc checks), spelled here so that the core does not include the server.
+using HTTPRequestHandler = absl::AnyInvocable<void(const HTTPRequest&, HTTPResponseWriter&)>;
 
-struct HTTPServer::Shared {
-  Shared(Handler h, HTTPServerOptions o) : handler(std::move(h)), options(std::move(o)) {}
-  Shared(Handler h, HTTPBodyHandlerFactory f, HTTPServerOptions o)
-      : handler(std::move(h)), body_factory(std::move(f)), options(std::move(o)) {}
+// What the cores of one server's connections share: the handler, the body factory, the limits
+// and Server name they answer with, and the counters HTTPServer::stats() reads. The server's
+// private state (HTTPServerState, http_server_state.h) extends it with what only the stream
+// glue needs (the options, a clock), so the I/O-free core never includes the socket and TCP
+// server stack. Copied once from HTTPServerOptions when the server is built, never per
+// connection or request.
+// Threads: with start(N > 1) N loops use one state at once: the handler and factory must be
+// thread-safe (http_server.h), the counters are relaxed atomics, the rest is immutable.
+struct HTTPCoreState {
+  HTTPCoreState(HTTPRequestHandler h, HTTPBodyHandlerFactory f, RequestParser::Options limits,
+                std::string server)
+      : handler(std::move(h)),
+        body_factory(std::move(f)),
+        parser_options(limits),
+        server_name(std::move(server)) {}
 
-  Handler handler;
+  HTTPRequestHandler handler;
   // Empty: every body is buffered (the fast path tests only this).
   HTTPBodyHandlerFactory body_factory;
-  const HTTPServerOptions options;
+  const RequestParser::Options parser_options;  // HTTPServerOptions' header and body limits
+  const std::string server_name;                // the Server field's value; empty: none
   std::atomic<uint64_t> connections{0};
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> responses{0};
@@ -71,16 +74,7 @@ struct HTTPServer::Shared {
   std::atomic<uint64_t> stream_errors{0};
   std::atomic<uint64_t> streamed_requests{0};
   std::atomic<uint64_t> body_pauses{0};
-  // Null: each connection's loop. Set before the first connection is served.
-  std::shared_ptr<HTTPClock> clock;
 };
-
-// The stream glue (http_server.cc), for tests and the fuzzer: serves `stream` exactly as
-// HTTPServer::serve() does, with `shared`'s handler, options and clock.
-void serve_http_connection(const std::shared_ptr<HTTPServer::Shared>& shared,
-                           const std::shared_ptr<IOStream>& stream);
-// The counters of `shared` (what HTTPServer::stats() returns).
-HTTPServer::Stats http_server_stats(const HTTPServer::Shared& shared);
 
 // Bodies (and deferred chunks) up to this size are copied behind their headers (one buffer,
 // one iovec); larger ones are moved into their own iovec.
@@ -128,7 +122,7 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   // `loop`, if given, is the connection's loop: a handler's exception is reported through
   // it (rate-limited log, stats().exceptions). Without one (benchmarks, the fuzzer) it is
   // logged through ioloop::logger().
-  explicit HTTPConnectionCore(std::shared_ptr<HTTPServer::Shared> shared, IOLoop* loop = nullptr);
+  explicit HTTPConnectionCore(std::shared_ptr<HTTPCoreState> shared, IOLoop* loop = nullptr);
   // A stream still attached is detached (Cancelled) without its close callback.
   ~HTTPConnectionCore();
   HTTPConnectionCore(const HTTPConnectionCore&) = delete;
@@ -233,8 +227,8 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
     backlog_pos_ = 0;
   }
 
-  std::shared_ptr<HTTPServer::Shared> shared_;
-  HTTPServer::Shared& s_;
+  std::shared_ptr<HTTPCoreState> shared_;
+  HTTPCoreState& s_;
   IOLoop* loop_;
   RequestParser parser_;
   RequestParser::Result result_;

@@ -38,7 +38,8 @@ size_t HTTPConnectionCore::feed_streaming(absl::string_view input, HTTPOutput& o
           .IgnoreError();
     } else if (const auto cl = head.headers().get("Content-Length")) {
       uint64_t length = 0;
-      buffered_too_large = absl::SimpleAtoi(*cl, &length) && length > s_.options.max_body_size;
+      buffered_too_large =
+          absl::SimpleAtoi(*cl, &length) && length > s_.parser_options.max_body_size;
     }
     // The rest of this read follows in the caller's next feed(). If nothing is left, an empty
     // feed() reports a 100 Continue the client may be waiting for (not for a buffered body

@@ -6,7 +6,7 @@
 #include <initializer_list>
 #include <utility>
 
-#include "http_connection.h"
+#include "http_server_state.h"
 #include "ioloop/logging.h"
 
 namespace ioloop::net {
@@ -48,13 +48,13 @@ constexpr size_t kMaxWaitingBacklog = 64 * 1024;
 class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>,
                              public HTTPConnectionCore::Listener {
  public:
-  HTTPConnection(std::shared_ptr<HTTPServer::Shared> shared, IOStream* stream)
-      : options_(shared->options),
-        shared_(std::move(shared)),
+  HTTPConnection(std::shared_ptr<HTTPServerState> state, IOStream* stream)
+      : options_(state->options),
+        state_(std::move(state)),
         stream_(stream),
         loop_(stream->loop()),
-        clock_(shared_->clock.get()),
-        core_(shared_, &loop_) {
+        clock_(state_->clock.get()),
+        core_(state_, &loop_) {
     core_.set_listener(this);
   }
 
@@ -157,7 +157,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
       if (!out.on_flushed.empty()) flush_callbacks(out);
       return;
     }
-    shared_->writes.fetch_add(1, std::memory_order_relaxed);
+    state_->writes.fetch_add(1, std::memory_order_relaxed);
     if (out.chunks.empty()) {
       stream_->write(std::move(out.head));
     } else {
@@ -168,8 +168,8 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     out.head.clear();
     if (!out.on_flushed.empty()) flush_callbacks(out);
     const uint64_t queued = stream_->write_buffer_size();
-    uint64_t seen = shared_->max_output_queued.load(std::memory_order_relaxed);
-    while (queued > seen && !shared_->max_output_queued.compare_exchange_weak(
+    uint64_t seen = state_->max_output_queued.load(std::memory_order_relaxed);
+    while (queued > seen && !state_->max_output_queued.compare_exchange_weak(
                                 seen, queued, std::memory_order_relaxed)) {
     }
   }
@@ -308,18 +308,18 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
       return begin_close();
     }
     if (header_deadline_ <= t) {
-      if (!backed_up) return time_out(shared_->header_timeouts, "header");
+      if (!backed_up) return time_out(state_->header_timeouts, "header");
       header_deadline_ = after(t, options_.header_timeout);
     }
     if (request_deadline_ <= t) {
-      if (!backed_up) return time_out(shared_->request_timeouts, "request");
+      if (!backed_up) return time_out(state_->request_timeouts, "request");
       request_deadline_ = after(t, options_.request_timeout);
     }
     if (rate_deadline_ <= t) {
       const double needed = static_cast<double>(options_.min_body_rate) *
                             absl::ToDoubleSeconds(options_.body_rate_window);
       if (!backed_up && static_cast<double>(rate_bytes_) < needed) {
-        return time_out(shared_->body_rate_timeouts, "body rate");
+        return time_out(state_->body_rate_timeouts, "body rate");
       }
       rate_bytes_ = 0;
       rate_deadline_ = after(t, options_.body_rate_window);
@@ -329,7 +329,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     if (idle_deadline_ <= t && (core_.response_pending() || core_.body_paused()))
       idle_deadline_ = after(t, options_.idle_timeout);
     if (idle_deadline_ <= t && !output_progress(t, idle_deadline_)) {
-      shared_->idle_timeouts.fetch_add(1, std::memory_order_relaxed);
+      state_->idle_timeouts.fetch_add(1, std::memory_order_relaxed);
       logger().debug("HTTP connection fd {} idle timeout", stream_->fd());
       core_.on_idle_timeout();  // before the close: on_connection_closed() finds no handler
       stream_->close();
@@ -354,10 +354,10 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   }
 
   const HTTPServerOptions& options_;
-  std::shared_ptr<HTTPServer::Shared> shared_;
+  std::shared_ptr<HTTPServerState> state_;
   IOStream* stream_;
   IOLoop& loop_;
-  HTTPClock* clock_;  // null: loop_ (the clock is owned by shared_)
+  HTTPClock* clock_;  // null: loop_ (the clock is owned by state_)
   HTTPConnectionCore core_;
   HTTPOutput out_;
   uint64_t timer_id_ = 0;  // the pending timer's id (loop_'s or clock_'s); 0: none
@@ -378,10 +378,10 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
 
 }  // namespace
 
-void serve_http_connection(const std::shared_ptr<HTTPServer::Shared>& shared,
+void serve_http_connection(const std::shared_ptr<HTTPServerState>& state,
                            const std::shared_ptr<IOStream>& stream) {
-  shared->connections.fetch_add(1, std::memory_order_relaxed);
-  std::make_shared<HTTPConnection>(shared, stream.get())->start();
+  state->connections.fetch_add(1, std::memory_order_relaxed);
+  std::make_shared<HTTPConnection>(state, stream.get())->start();
 }
 
 }  // namespace ioloop::net

@@ -6,10 +6,11 @@
 #include <algorithm>
 #include <atomic>
 #include <initializer_list>
+#include <type_traits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "http_connection.h"
+#include "http_server_state.h"
 #include "ioloop/logging.h"
 
 namespace ioloop::net {
@@ -36,24 +37,27 @@ absl::Status check_options(const HTTPServerOptions& o) {
 
 }  // namespace
 
+// The core names the handler's type without including this server (http_connection.h).
+static_assert(std::is_same_v<HTTPServer::Handler, HTTPRequestHandler>);
+
 HTTPServer::HTTPServer(IOLoop& loop, Handler handler, HTTPServerOptions options)
     : options_status_(check_options(options)),
-      shared_(std::make_shared<Shared>(std::move(handler), options)),
+      state_(std::make_shared<HTTPServerState>(std::move(handler), options)),
       tcp_server_(
           loop,
-          [shared = shared_](std::shared_ptr<IOStream> stream, const SocketAddress&) {
-            serve_http_connection(shared, stream);
+          [state = state_](std::shared_ptr<IOStream> stream, const SocketAddress&) {
+            serve_http_connection(state, stream);
           },
           options.tcp_options) {}
 
 HTTPServer::HTTPServer(IOLoop& loop, Handler handler, HTTPBodyHandlerFactory on_headers,
                        HTTPServerOptions options)
     : options_status_(check_options(options)),
-      shared_(std::make_shared<Shared>(std::move(handler), std::move(on_headers), options)),
+      state_(std::make_shared<HTTPServerState>(std::move(handler), std::move(on_headers), options)),
       tcp_server_(
           loop,
-          [shared = shared_](std::shared_ptr<IOStream> stream, const SocketAddress&) {
-            serve_http_connection(shared, stream);
+          [state = state_](std::shared_ptr<IOStream> stream, const SocketAddress&) {
+            serve_http_connection(state, stream);
           },
           options.tcp_options) {}
 
@@ -85,13 +89,13 @@ absl::Status HTTPServer::serve(std::shared_ptr<IOStream> stream) {
     stream->close(options_status_);
     return options_status_;
   }
-  serve_http_connection(shared_, stream);
+  serve_http_connection(state_, stream);
   return absl::OkStatus();
 }
 
-HTTPServer::Stats HTTPServer::stats() const { return http_server_stats(*shared_); }
+HTTPServer::Stats HTTPServer::stats() const { return http_server_stats(*state_); }
 
-HTTPServer::Stats http_server_stats(const HTTPServer::Shared& s) {
+HTTPServer::Stats http_server_stats(const HTTPServerState& s) {
   HTTPServer::Stats out;
   out.connections = s.connections.load(std::memory_order_relaxed);
   out.requests = s.requests.load(std::memory_order_relaxed);

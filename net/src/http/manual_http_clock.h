@@ -11,7 +11,7 @@
 #include <utility>
 
 #include "absl/time/time.h"
-#include "http_connection.h"
+#include "http_server_state.h"
 
 namespace ioloop::net {
 

@@ -74,7 +74,7 @@ class HTTPServerBodyStreamTest : public HTTPServerTest {
   }
   // The same as the bare stream glue on a ManualHTTPClock (HTTPServerTest::advance()).
   void start_manual_streaming(HTTPServerOptions options) {
-    shared_ = std::make_shared<HTTPServer::Shared>(echo, factory(), std::move(options));
+    shared_ = std::make_shared<HTTPServerState>(echo, factory(), std::move(options));
     clock_ = std::make_shared<ManualHTTPClock>();
     shared_->clock = clock_;
   }

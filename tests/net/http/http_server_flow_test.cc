@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "http/http_connection.h"
+#include "http/http_server_state.h"
 #include "ioloop/net/http/http_server.h"
 #include "net/http/http_server_testing.h"
 
@@ -108,7 +109,7 @@ TEST(HTTPConnectionCoreFlowTest, OutputLimitOnlyDelaysResponses) {
       "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nq\r\n0\r\n\r\n"
       "GET /d HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nzz"
       "GET /e HTTP/1.0\n\nGET /never HTTP/1.1\r\nHost: x\r\n\r\n";
-  auto shared = std::make_shared<HTTPServer::Shared>(echo, HTTPServerOptions{});
+  auto shared = std::make_shared<HTTPServerState>(echo, HTTPServerOptions{});
   auto bytes_of = [](HTTPOutput& out) {
     std::string b;
     for (const std::string& c : out.chunks) b += c;

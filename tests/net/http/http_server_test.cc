@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "http/http_connection.h"
 #include "http/http_date.h"
+#include "http/http_server_state.h"
 #include "ioloop/net/io_stream.h"
 #include "ioloop/net/socket.h"
 #include "net/http/http_server_testing.h"
@@ -344,7 +345,7 @@ TEST(HTTPConnectionCoreTest, EverySplitGivesTheSameResponses) {
       "HEAD /b HTTP/1.1\r\nHost: x\r\n\r\n"
       "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nq\r\n0\r\n\r\n"
       "GET /d HTTP/1.0\n\n";
-  auto shared = std::make_shared<HTTPServer::Shared>(echo, HTTPServerOptions{});
+  auto shared = std::make_shared<HTTPServerState>(echo, HTTPServerOptions{});
   auto run = [&](const std::vector<std::string>& pieces) {
     HTTPConnectionCore core(shared);
     std::string bytes;

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "http/http_connection.h"
+#include "http/http_server_state.h"
 #include "http/manual_http_clock.h"
 #include "ioloop/net/http/http_server.h"
 #include "ioloop/net/io_stream.h"
@@ -127,7 +128,7 @@ class HTTPServerTest : public ::ioloop::testing::LoopTestBase {
   // The stream glue without HTTPServer, on a ManualHTTPClock: no timeout fires unless the
   // test calls advance().
   void start_manual_server(HTTPServer::Handler handler = hello, HTTPServerOptions options = {}) {
-    shared_ = std::make_shared<HTTPServer::Shared>(std::move(handler), std::move(options));
+    shared_ = std::make_shared<HTTPServerState>(std::move(handler), std::move(options));
     clock_ = std::make_shared<ManualHTTPClock>();
     shared_->clock = clock_;
   }
@@ -214,7 +215,7 @@ class HTTPServerTest : public ::ioloop::testing::LoopTestBase {
   }
 
   std::unique_ptr<HTTPServer> server_;
-  std::shared_ptr<HTTPServer::Shared> shared_;
+  std::shared_ptr<HTTPServerState> shared_;
   std::shared_ptr<ManualHTTPClock> clock_;
   std::shared_ptr<IOStream> server_stream_;
   std::shared_ptr<IOStream> client_;

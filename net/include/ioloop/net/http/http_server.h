@@ -117,6 +117,8 @@
 
 namespace ioloop::net {
 
+struct HTTPServerState;  // net/src/http/http_server_state.h
+
 struct HTTPServerOptions {
   size_t max_header_size = 64 * 1024;       // 431 above this
   size_t max_body_size = 64 * 1024 * 1024;  // 413 above this
@@ -205,11 +207,11 @@ class HTTPServer {
 
   Stats stats() const;
 
-  struct Shared;  // handler, options and counters, shared with the connections
-
  private:
   const absl::Status options_status_;  // InvalidArgument for options that cannot work
-  std::shared_ptr<Shared> shared_;
+  // Handler, options and counters, shared with the connections (private: only the library
+  // sees its definition).
+  std::shared_ptr<HTTPServerState> state_;
   TCPServer tcp_server_;
 };
 
