@@ -130,12 +130,14 @@ std::shared_ptr<IOStream> IOStream::create(IOLoop& loop, Socket socket, IOStream
 IOStream::IOStream(CreateToken, IOLoop& loop, Socket socket, const IOStreamOptions& options,
                    std::unique_ptr<Transport> transport)
     : loop_(&loop),
-      transport_(std::move(transport)),
       socket_(std::move(socket)),
       max_buffer_size_(
           static_cast<uint32_t>(std::min<size_t>(options.max_buffer_size, UINT32_MAX - 1))),
       allow_half_open_(options.allow_half_open) {
-  if (transport_) transport_wait_ = kHandshaking;
+  if (transport) {
+    side().transport = std::move(transport);
+    transport_wait_ = kHandshaking;
+  }
   if (!socket_.valid()) {
     phase_ = Phase::kFinished;
     set_error(absl::InvalidArgumentError("IOStream: created without a socket"));
@@ -171,7 +173,7 @@ void IOStream::dispatch_deferred() {
     DispatchScope scope(this);
     run_handshake_callback();
     // TLS plaintext read ahead of the socket: read it now, no readiness will announce it.
-    if (!closed() && transport_ && transport_->has_buffered_input()) handle_read(false);
+    if (!closed() && has_buffered_input()) handle_read(false);
     if (!closed()) serve_reads();
   }
   dispatch_epilogue();
@@ -182,7 +184,7 @@ void IOStream::dispatch_deferred() {
 void IOStream::dispatch_epilogue() {
   maybe_close_after_eof();
   if (read_buffer_.empty()) read_buffer_.release_if_empty();
-  if (!closed() && transport_ && transport_->has_buffered_input() && !paused_ &&
+  if (!closed() && has_buffered_input() && !paused_ &&
       read_.active()) {
     schedule_deferred();
   }
@@ -343,9 +345,9 @@ void IOStream::close(absl::Status reason) {
   if (closed()) return;
   // A clean local close of a TLS stream says goodbye (close_notify), best effort: the fd
   // closes right after, whatever the peer does.
-  if (reason.ok() && error().ok() && transport_ && !(transport_wait_ & kHandshaking) &&
+  if (reason.ok() && error().ok() && side_ && side_->transport && !(transport_wait_ & kHandshaking) &&
       phase_ != Phase::kWriteShut) {
-    transport_->shutdown_write(socket_.fd());
+    side_->transport->shutdown_write(socket_.fd());
   }
   phase_ = Phase::kClosed;
   if (!reason.ok() && error().ok()) set_error(std::move(reason));

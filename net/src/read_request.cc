@@ -1,6 +1,7 @@
 #include "ioloop/net/internal/read_request.h"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -8,10 +9,20 @@
 namespace ioloop::net::internal {
 
 void ReadRequest::start_until(std::string delimiter, size_t max_bytes) {
-  side_ = std::make_unique<Side>();
-  side_->delimiter = std::move(delimiter);
+  if (delimiter.size() <= kShortDelimiter) {
+    short_size_ = static_cast<uint8_t>(delimiter.size());
+    std::memcpy(short_delimiter_, delimiter.data(), delimiter.size());
+  } else {
+    long_delimiter_ = std::make_unique<std::string>(std::move(delimiter));
+  }
   target_ = max_bytes;
+  scan_from_ = 0;
   kind_ = Kind::kUntil;
+}
+
+absl::string_view ReadRequest::delimiter() const {
+  if (long_delimiter_) return *long_delimiter_;
+  return absl::string_view(short_delimiter_, short_size_);
 }
 
 void ReadRequest::start_bytes(size_t n, bool partial) {
@@ -24,8 +35,7 @@ void ReadRequest::start_until_close() {
 }
 
 void ReadRequest::start_streaming(StreamingCallback on_chunk, size_t total_bytes) {
-  side_ = std::make_unique<Side>();
-  side_->on_chunk = std::move(on_chunk);
+  on_chunk_ = std::make_unique<StreamingCallback>(std::move(on_chunk));
   target_ = total_bytes;
   kind_ = Kind::kStreaming;
 }
@@ -62,8 +72,8 @@ ReadRequest::Match ReadRequest::match(Buffer& buffer, std::string* out, absl::St
 ReadRequest::Match ReadRequest::match_until(Buffer& buffer, std::string* out,
                                             absl::Status* error) {
   const size_t size = buffer.size();
-  const std::string& delim = side_->delimiter;
-  const size_t pos = buffer.find(delim, side_->scan_from);
+  const absl::string_view delim = delimiter();
+  const size_t pos = buffer.find(delim, scan_from_);
   if (pos == Buffer::npos) {
     // A delimiter found later would end at size + 1 or beyond.
     if (target_ > 0 && size >= target_) {
@@ -72,7 +82,7 @@ ReadRequest::Match ReadRequest::match_until(Buffer& buffer, std::string* out,
       return Match::kTooLong;
     }
     const size_t keep = delim.size() - 1;  // a delimiter may straddle the next read
-    side_->scan_from = static_cast<uint32_t>(size > keep ? size - keep : 0);
+    scan_from_ = static_cast<uint32_t>(size > keep ? size - keep : 0);
     return Match::kWait;
   }
   const size_t end = pos + delim.size();
@@ -96,8 +106,11 @@ absl::StatusOr<std::string> ReadRequest::result_at_end(Buffer& buffer, const abs
 }
 
 void ReadRequest::finish() {
-  side_.reset();
+  on_chunk_.reset();
+  long_delimiter_.reset();
+  short_size_ = 0;
   target_ = 0;
+  scan_from_ = 0;
   kind_ = Kind::kNone;
 }
 

@@ -208,7 +208,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   // call replaces a callback that has not run (it gets FailedPrecondition).
   void wait_for_handshake(HandshakeCallback cb);
   // The transport (for TLS details: ioloop/net/tls/tls_transport.h).
-  Transport& transport() const { return transport_ ? *transport_ : Transport::plain(); }
+  Transport& transport() const {
+    return side_ && side_->transport ? *side_->transport : Transport::plain();
+  }
 
   // --- Closing -----------------------------------------------------------------------------
   // Runs once after the stream closed, with error(). If the stream is already closed and
@@ -271,11 +273,16 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
     WatermarkCallback on_high;
     WatermarkCallback on_low;
     HandshakeCallback on_handshake;
+    // A transport other than the plain one (which is shared and needs no state).
+    std::unique_ptr<Transport> transport;
   };
   class LoopRef;
   class DispatchScope;
 
-  bool open_for_reading() const { return phase_ < Phase::kClosed; }
+  // Plaintext a TLS transport decrypted ahead that no readiness event will announce.
+  bool has_buffered_input() const {
+    return side_ && side_->transport && side_->transport->has_buffered_input();
+  }
   bool peer_ended() const;
   bool start_read(ReadCallback& cb);
   void after_read_started();
@@ -324,7 +331,6 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   // fast path (send completes) and idle streams pay nothing.
   std::unique_ptr<WriteQueue> writes_;
   std::unique_ptr<SideState> side_;
-  std::unique_ptr<Transport> transport_;  // null: Transport::plain()
   Socket socket_;
   uint32_t max_buffer_size_;
   Phase phase_ = Phase::kOpen;
