@@ -188,8 +188,9 @@ absl::Status use_certificate(SSL_CTX* ctx, const PemSource& chain, const PemSour
   if (X509_check_private_key(SSL_CTX_get0_certificate(ctx), pkey) != 1) {
     EVP_PKEY_free(pkey);
     ERR_clear_error();
-    return absl::InvalidArgumentError(absl::StrCat(
-        "TLSContext: private key ", key.name, " does not match the certificate in ", chain.name));
+    return absl::InvalidArgumentError(
+        absl::StrCat("TLSContext: private key does not match the certificate in ", chain.name,
+                     " (key: ", key.name, ")"));
   }
   const int key_used = SSL_CTX_use_PrivateKey(ctx, pkey);
   EVP_PKEY_free(pkey);

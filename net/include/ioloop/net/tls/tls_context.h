@@ -55,21 +55,21 @@ enum class TLSVersion : uint8_t { kTLS1_2, kTLS1_3 };
 struct TLSServerOptions {
   // The certificate chain: the leaf first, then its intermediates (not the root), in one
   // PEM. RSA and ECDSA leaves are accepted.
-  std::string cert_chain_file;
-  std::string cert_chain_pem;
+  std::string cert_chain_file{};
+  std::string cert_chain_pem{};
   // The leaf's private key (PEM, unencrypted: PKCS#8, traditional RSA or EC).
-  std::string private_key_file;
-  std::string private_key_pem;
+  std::string private_key_file{};
+  std::string private_key_pem{};
   // Require a client certificate that verifies against client_ca (file or memory); the
   // handshake fails without one.
   bool verify_client = false;
-  std::string client_ca_file;
-  std::string client_ca_pem;
+  std::string client_ca_file{};
+  std::string client_ca_pem{};
   // Application protocols the server accepts, in its order of preference: the server picks
   // the first of this list the client offers. A client offering none of them gets no ALPN
   // answer (the handshake goes on; TLSTransport::alpn_protocol() is empty). Empty: ALPN is
   // ignored.
-  std::vector<std::string> alpn_protocols;
+  std::vector<std::string> alpn_protocols{};
   // Session resumption (a server-side session cache for TLS 1.2, session tickets for both
   // versions). On by default.
   bool session_resumption = true;
@@ -83,20 +83,20 @@ struct TLSServerOptions {
 struct TLSClientOptions {
   // Trust anchors: a PEM file, a hashed directory (c_rehash), PEM in memory, any
   // combination. None of them given: the system store (OpenSSL's default paths).
-  std::string ca_file;
-  std::string ca_dir;
-  std::string ca_pem;
+  std::string ca_file{};
+  std::string ca_dir{};
+  std::string ca_pem{};
   // Verify the server's certificate chain and that it was issued for the host name passed
   // to new_client_transport() (an IP literal is matched against IP SANs). Turning it off
   // accepts any server: only for tests and debugging.
   bool verify_peer = true;
   // Protocols offered with ALPN, most preferred first. Empty: no ALPN extension.
-  std::vector<std::string> alpn_protocols;
+  std::vector<std::string> alpn_protocols{};
   // Optional client certificate (for servers with verify_client), as for the server.
-  std::string cert_chain_file;
-  std::string cert_chain_pem;
-  std::string private_key_file;
-  std::string private_key_pem;
+  std::string cert_chain_file{};
+  std::string cert_chain_pem{};
+  std::string private_key_file{};
+  std::string private_key_pem{};
   // Resume sessions: the context keeps the latest resumable session per "host:port" (at
   // most session_cache_size entries) and offers it on the next connection to that peer.
   bool session_resumption = true;
@@ -142,7 +142,7 @@ class TLSContext : public std::enable_shared_from_this<TLSContext> {
   ssl_ctx_st* const ctx_;
   const bool is_server_;
   // Server ALPN preference list in wire format (length-prefixed names).
-  std::string alpn_wire_;
+  std::string alpn_wire_{};
   // Client contexts with session_resumption only; null otherwise.
   std::unique_ptr<TLSClientSessionCache> session_cache_;
 };
