@@ -31,7 +31,7 @@ enum class PairKind { kUnix, kTcp };
 // fd[0]: the client end, fd[1]: the server end. Closed on destruction unless set to -1.
 struct StreamPair {
   int fd[2] = {-1, -1};
-  explicit StreamPair(PairKind kind = PairKind::kUnix) {
+  explicit StreamPair(PairKind kind = PairKind::kUnix) : kind_(kind) {
     if (kind == PairKind::kUnix) {
       EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd), 0);
       return;
@@ -62,12 +62,17 @@ struct StreamPair {
   StreamPair& operator=(const StreamPair&) = delete;
 
   // Small kernel buffers on both ends, so big transfers hit partial writes and WANT_*.
+  // TCP keeps its receive buffer: a receive window below loopback's MSS (64 KiB) makes the
+  // sender wait for the 200 ms persist timer on every window, turning 1 MiB into a minute.
   void shrink_buffers(int bytes = 4096) {
     for (int f : fd) {
       ::setsockopt(f, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
-      ::setsockopt(f, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+      if (kind_ == PairKind::kUnix) ::setsockopt(f, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
     }
   }
+
+ private:
+  PairKind kind_;
 };
 
 inline short events_for(const net::IOResult& r) {

@@ -88,13 +88,21 @@ int session_key_index() {
   return index;
 }
 
-// OpenSSL's new-session callback (client contexts with resumption): keep the session.
+// OpenSSL's new-session callback (client contexts with resumption): keep a copy of the
+// session. A copy, because OpenSSL marks a connection's own session not resumable when the
+// connection is freed without close_notify (SSL_free -> SSL_CTX_remove_session), and
+// connections that simply close (HTTP/1.1 servers often do) should still resume.
 int on_new_session(SSL* ssl, SSL_SESSION* session) {
   auto* cache = static_cast<TLSClientSessionCache*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
   auto* key = static_cast<std::string*>(SSL_get_ex_data(ssl, session_key_index()));
   if (cache == nullptr || key == nullptr || !SSL_SESSION_is_resumable(session)) return 0;
-  cache->put(*key, session);
-  return 1;  // we took the reference
+  SSL_SESSION* copy = SSL_SESSION_dup(session);
+  if (copy == nullptr) {
+    ERR_clear_error();
+    return 0;
+  }
+  cache->put(*key, copy);
+  return 0;  // OpenSSL keeps (and frees) its reference to `session`
 }
 
 // Server ALPN: the first protocol of the server's list (arg: wire format) the client offers.

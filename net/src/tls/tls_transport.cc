@@ -25,7 +25,8 @@ struct TLSTransportAccess {
 
 namespace {
 
-// Most plaintext in one TLS record: small buffers are gathered up to this.
+// Most plaintext in one TLS record: small buffers are gathered up to this, and no
+// SSL_write_ex is given more.
 constexpr size_t kRecordSize = 16 * 1024;
 // What one SSL_read_ex asks for at most (a record's worth; OpenSSL returns one record's
 // plaintext per call anyway).
@@ -72,7 +73,7 @@ IOResult TLSTransport::failure(int ret, const char* what) {
       break;
   }
   failed_ = true;
-  const bool in_handshake = !SSL_is_init_finished(ssl_);
+  const bool in_handshake = !handshake_done_;
   const std::string prefix = in_handshake ? "TLS handshake failed" : absl::StrCat("TLS: ", what);
   const unsigned long first = ERR_peek_error();
   if (err == SSL_ERROR_SYSCALL) {
@@ -113,7 +114,10 @@ IOResult TLSTransport::handshake(int) {
   errno = 0;
   const int ret = SSL_do_handshake(ssl_);
   starved_ = false;
-  if (ret == 1) return IOResult::done(0);
+  if (ret == 1) {
+    handshake_done_ = true;
+    return IOResult::done(0);
+  }
   IOResult r = failure(ret, "handshake");
   starved_ = r.outcome == IOResult::kWantRead || r.outcome == IOResult::kWantWrite;
   if (r.outcome == IOResult::kEof) {
@@ -206,8 +210,10 @@ IOResult TLSTransport::write(int, const struct iovec* iov, int count) {
             "TLS: write retried with ", available(), " bytes; the interrupted write had ", n)));
       }
     } else {
-      // A big buffer goes to OpenSSL in place (it cuts the records); small ones are gathered.
-      n = in_this >= kRecordSize ? in_this : std::min(available(), kRecordSize);
+      // At most one record per call: with partial writes OpenSSL returns after each record
+      // anyway, and a retry (which must offer the same bytes, however the caller cuts them
+      // next time) then always fits the staging area.
+      n = std::min(available(), kRecordSize);
     }
     if (n <= in_this) {
       data = here;
@@ -258,7 +264,7 @@ IOResult TLSTransport::write(int, const struct iovec* iov, int count) {
 IOResult TLSTransport::shutdown_write(int) {
   // Nothing to send after a fatal error (OpenSSL forbids it), before the handshake (no
   // session to close) or once close_notify is out.
-  if (failed_ || shutdown_sent_ || !SSL_is_init_finished(ssl_)) return IOResult::done(0);
+  if (failed_ || shutdown_sent_ || !handshake_done_) return IOResult::done(0);
   ERR_clear_error();
   errno = 0;
   // A retry after kWantWrite only flushes the pending alert; it never waits for the peer's.
@@ -275,8 +281,6 @@ IOResult TLSTransport::shutdown_write(int) {
 bool TLSTransport::has_buffered_input() const {
   return SSL_pending(ssl_) > 0 || (!starved_ && SSL_has_pending(ssl_) == 1);
 }
-
-bool TLSTransport::handshake_done() const { return SSL_is_init_finished(ssl_) == 1; }
 
 std::string TLSTransport::protocol_version() const { return SSL_get_version(ssl_); }
 

@@ -75,7 +75,8 @@ class TLSTransport final : public Transport {
   absl::Status eof_status() const override { return eof_status_; }
 
   // After the handshake:
-  bool handshake_done() const;
+  // handshake() has returned kDone.
+  bool handshake_done() const { return handshake_done_; }
   // "TLSv1.3", "TLSv1.2".
   std::string protocol_version() const;
   // The protocol ALPN selected, or empty.
@@ -105,6 +106,9 @@ class TLSTransport final : public Transport {
   // An end found while bytes were being returned: handed out by the next read().
   bool read_ended_ = false;
   IOResult read_end_;
+  // handshake() returned kDone. (Not SSL_is_init_finished: that turns false again after a
+  // fatal error, which would make a later read's failure look like a handshake's.)
+  bool handshake_done_ = false;
   // A fatal error happened: OpenSSL forbids shutdown afterwards.
   bool failed_ = false;
   // SSL_shutdown returned 0 or 1: our close_notify is out. (Calling it again would make

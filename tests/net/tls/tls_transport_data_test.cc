@@ -1,0 +1,270 @@
+// TLSTransport after the handshake, driven by hand: exact bytes both ways (1 MiB through
+// tiny socket buffers, forcing partial writes and WANT_*), read limits and buffered input,
+// the three ways a stream ends (close_notify, FIN without it, reset), half-close, and
+// session resumption.
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <random>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "ioloop/net/tls/tls_transport.h"
+#include "testing/tls_fixture.h"
+
+namespace ioloop::net {
+namespace {
+
+using ::ioloop::testing::client_context;
+using ::ioloop::testing::PairKind;
+using ::ioloop::testing::pump;
+using ::ioloop::testing::PumpStats;
+using ::ioloop::testing::read_to_end;
+using ::ioloop::testing::server_context;
+using ::ioloop::testing::test_pki;
+using ::ioloop::testing::TLSPair;
+using ::testing::HasSubstr;
+
+std::string random_bytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+// Writes all of `data` (waiting for writability as a stream would).
+void write_all(Transport& t, int fd, const std::string& data) {
+  size_t sent = 0;
+  while (sent < data.size()) {
+    iovec iov = {const_cast<char*>(data.data() + sent), data.size() - sent};
+    IOResult r = t.write(fd, &iov, 1);
+    if (r.outcome == IOResult::kDone) {
+      sent += r.bytes;
+      continue;
+    }
+    ASSERT_NE(r.outcome, IOResult::kError) << r.status;
+    pollfd p = {fd, ioloop::testing::events_for(r), 0};
+    ASSERT_GT(::poll(&p, 1, ioloop::testing::kPollMs), 0);
+  }
+}
+
+void shutdown_all(Transport& t, int fd) {
+  for (;;) {
+    IOResult r = t.shutdown_write(fd);
+    if (r.outcome == IOResult::kDone) return;
+    ASSERT_NE(r.outcome, IOResult::kError) << r.status;
+    pollfd p = {fd, ioloop::testing::events_for(r), 0};
+    ASSERT_GT(::poll(&p, 1, ioloop::testing::kPollMs), 0);
+  }
+}
+
+class TLSDataTest : public ::testing::TestWithParam<PairKind> {};
+
+std::string PairName(const ::testing::TestParamInfo<PairKind>& param_info) {
+  return param_info.param == PairKind::kUnix ? "Unix" : "Tcp";
+}
+
+TEST_P(TLSDataTest, SmallMessagesBothWays) {
+  TLSPair p(server_context(test_pki().ecdsa_leaf), client_context(), "localhost", GetParam());
+  p.connect();
+  EXPECT_EQ(pump(*p.client, p.cfd(), *p.server, p.sfd(), "hello", 4096), "hello");
+  EXPECT_EQ(pump(*p.server, p.sfd(), *p.client, p.cfd(), "world!", 4096), "world!");
+}
+
+// 1 MiB each way through 4 KiB socket buffers, read in odd-sized pieces: the writer sees
+// partial writes and kWant*, retries with the same bytes cut differently, and every byte
+// arrives in order.
+TEST_P(TLSDataTest, OneMebibyteThroughTinySocketBuffers) {
+  TLSPair p(server_context(test_pki().ecdsa_leaf), client_context(), "localhost", GetParam());
+  p.sockets.shrink_buffers(4096);
+  p.connect();
+  const std::string up = random_bytes(1 << 20, 1);
+  const std::string down = random_bytes(1 << 20, 2);
+  PumpStats st_up, st_down;
+  const std::string got_up = pump(*p.client, p.cfd(), *p.server, p.sfd(), up, 1000, &st_up);
+  ASSERT_EQ(got_up.size(), up.size());
+  EXPECT_TRUE(got_up == up) << "bytes differ";
+  const std::string got_down = pump(*p.server, p.sfd(), *p.client, p.cfd(), down, 70000, &st_down);
+  ASSERT_EQ(got_down.size(), down.size());
+  EXPECT_TRUE(got_down == down) << "bytes differ";
+  EXPECT_GT(st_up.partial_writes + st_up.write_wants, 0u);
+  EXPECT_GT(st_up.write_wants, 0u);
+  EXPECT_GT(st_down.write_wants, 0u);
+  EXPECT_GT(st_up.read_wants, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Sockets, TLSDataTest, ::testing::Values(PairKind::kUnix, PairKind::kTcp),
+                         PairName);
+
+TEST(TLSTransportDataTest, SmallBuffersGatheredIntoOneWrite) {
+  TLSPair p(server_context(test_pki().ecdsa_leaf), client_context());
+  p.connect();
+  std::string parts[64];
+  iovec iov[64];
+  std::string all;
+  for (int i = 0; i < 64; ++i) {
+    parts[i] = std::string(10, static_cast<char>('a' + i % 26));
+    iov[i] = {parts[i].data(), parts[i].size()};
+    all += parts[i];
+  }
+  IOResult r = p.client->write(p.cfd(), iov, 64);
+  ASSERT_EQ(r.outcome, IOResult::kDone);
+  EXPECT_EQ(r.bytes, 640u);
+  // One record of 640 bytes: the server gets it all in one read call.
+  Buffer in;
+  pollfd pfd = {p.sfd(), POLLIN, 0};
+  ASSERT_GT(::poll(&pfd, 1, ioloop::testing::kPollMs), 0);
+  IOResult rd = p.server->read(p.sfd(), in, 1 << 20);
+  ASSERT_EQ(rd.outcome, IOResult::kDone);
+  EXPECT_EQ(in.view(), all);
+  EXPECT_TRUE(rd.drained);
+  EXPECT_FALSE(p.server->has_buffered_input());
+  EXPECT_EQ(p.server->read(p.sfd(), in, 1 << 20).outcome, IOResult::kWantRead);
+}
+
+TEST(TLSTransportDataTest, ReadLimitLeavesBufferedInput) {
+  TLSPair p(server_context(test_pki().ecdsa_leaf), client_context());
+  p.connect();
+  const std::string data = random_bytes(10000, 3);
+  write_all(*p.client, p.cfd(), data);
+  pollfd pfd = {p.sfd(), POLLIN, 0};
+  ASSERT_GT(::poll(&pfd, 1, ioloop::testing::kPollMs), 0);
+  Buffer in;
+  IOResult r = p.server->read(p.sfd(), in, 100);
+  ASSERT_EQ(r.outcome, IOResult::kDone);
+  EXPECT_EQ(r.bytes, 100u);
+  EXPECT_FALSE(r.drained);
+  EXPECT_TRUE(p.server->has_buffered_input());
+  // The rest comes without waiting for the fd.
+  while (p.server->has_buffered_input()) {
+    r = p.server->read(p.sfd(), in, 100);
+    ASSERT_EQ(r.outcome, IOResult::kDone);
+  }
+  EXPECT_EQ(in.view(), data);
+}
+
+// The client's first bytes often travel with its Finished: after the server's handshake
+// completes they are already inside OpenSSL, and has_buffered_input() says so.
+TEST(TLSTransportDataTest, DataArrivingWithTheHandshakeIsBuffered) {
+  TLSPair p(server_context(test_pki().ecdsa_leaf), client_context());
+  ASSERT_EQ(p.client->handshake(p.cfd()).outcome, IOResult::kWantRead);  // ClientHello
+  ASSERT_EQ(p.server->handshake(p.sfd()).outcome, IOResult::kWantRead);  // ServerHello..Fin
+  ASSERT_EQ(p.client->handshake(p.cfd()).outcome, IOResult::kDone);      // Finished
+  write_all(*p.client, p.cfd(), "early bytes");
+  ASSERT_EQ(p.server->handshake(p.sfd()).outcome, IOResult::kDone);
+  EXPECT_TRUE(p.server->has_buffered_input());
+  Buffer in;
+  IOResult r = p.server->read(p.sfd(), in, 4096);
+  ASSERT_EQ(r.outcome, IOResult::kDone);
+  EXPECT_EQ(in.view(), "early bytes");
+}
+
+TEST(TLSTransportDataTest, CloseNotifyIsCleanEofAndHalfCloseWorks) {
+  TLSPair p(server_context(test_pki().ecdsa_leaf), client_context());
+  p.connect();
+  write_all(*p.client, p.cfd(), "request");
+  shutdown_all(*p.client, p.cfd());
+  std::string got;
+  IOResult end = read_to_end(*p.server, p.sfd(), &got);
+  EXPECT_EQ(got, "request");
+  ASSERT_EQ(end.outcome, IOResult::kEof);
+  EXPECT_TRUE(p.server->eof_status().ok()) << p.server->eof_status();
+  // The end is sticky.
+  Buffer more;
+  EXPECT_EQ(p.server->read(p.sfd(), more, 10).outcome, IOResult::kEof);
+
+  // After the peer's close_notify the server still writes, then closes its side.
+  write_all(*p.server, p.sfd(), "response after the client's close_notify");
+  shutdown_all(*p.server, p.sfd());
+  got.clear();
+  end = read_to_end(*p.client, p.cfd(), &got);
+  EXPECT_EQ(got, "response after the client's close_notify");
+  ASSERT_EQ(end.outcome, IOResult::kEof);
+  EXPECT_TRUE(p.client->eof_status().ok());
+  // Once sent, close_notify is not sent again.
+  EXPECT_EQ(p.client->shutdown_write(p.cfd()).outcome, IOResult::kDone);
+}
+
+TEST(TLSTransportDataTest, FinWithoutCloseNotifyIsTruncation) {
+  TLSPair p(server_context(test_pki().ecdsa_leaf), client_context());
+  p.connect();
+  write_all(*p.client, p.cfd(), "partial");
+  ASSERT_EQ(::shutdown(p.cfd(), SHUT_WR), 0);
+  std::string got;
+  IOResult end = read_to_end(*p.server, p.sfd(), &got);
+  EXPECT_EQ(got, "partial");
+  ASSERT_EQ(end.outcome, IOResult::kEof) << end.status;
+  EXPECT_EQ(p.server->eof_status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(p.server->eof_status().message(),
+            "TLS: peer closed the connection without close_notify (truncation)");
+  // Nothing can be sent after a truncation; shutdown_write does not try.
+  EXPECT_EQ(p.server->shutdown_write(p.sfd()).outcome, IOResult::kDone);
+}
+
+TEST(TLSTransportDataTest, ResetIsAnErrorWithTheErrnoText) {
+  TLSPair p(server_context(test_pki().ecdsa_leaf), client_context(), "localhost", PairKind::kTcp);
+  p.connect();
+  const linger lin = {1, 0};  // close() sends RST
+  ASSERT_EQ(::setsockopt(p.cfd(), SOL_SOCKET, SO_LINGER, &lin, sizeof(lin)), 0);
+  ::close(p.sockets.fd[0]);
+  p.sockets.fd[0] = -1;
+  IOResult end = read_to_end(*p.server, p.sfd(), nullptr);
+  ASSERT_EQ(end.outcome, IOResult::kError);
+  EXPECT_EQ(end.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(end.status.message(), HasSubstr("Connection reset by peer"));
+}
+
+// Exchanges a message so the client has read the server's TLS 1.3 session tickets.
+void exchange(TLSPair& p) {
+  ASSERT_EQ(pump(*p.client, p.cfd(), *p.server, p.sfd(), "ping", 4096), "ping");
+  ASSERT_EQ(pump(*p.server, p.sfd(), *p.client, p.cfd(), "pong", 4096), "pong");
+}
+
+TEST(TLSTransportDataTest, SessionResumption) {
+  for (TLSVersion v : {TLSVersion::kTLS1_3, TLSVersion::kTLS1_2}) {
+    SCOPED_TRACE(v == TLSVersion::kTLS1_3 ? "TLS 1.3" : "TLS 1.2");
+    auto server = server_context(test_pki().ecdsa_leaf);
+    auto client = client_context({.max_version = v});
+    {
+      TLSPair first(server, client, "localhost", PairKind::kUnix, 8443);
+      first.connect();
+      EXPECT_FALSE(first.client->session_resumed());
+      exchange(first);
+    }
+    EXPECT_EQ(client->cached_client_sessions(), 1u);
+    TLSPair second(server, client, "localhost", PairKind::kUnix, 8443);
+    SSL_SESSION* offered = SSL_get_session(second.client->native_handle());
+    ASSERT_NE(offered, nullptr);
+    EXPECT_EQ(SSL_SESSION_is_resumable(offered), 1);
+    second.connect();
+    EXPECT_TRUE(second.client->session_resumed());
+    EXPECT_TRUE(second.server->session_resumed());
+    exchange(second);
+    // Another port is another peer: no session offered.
+    TLSPair other(server, client, "localhost", PairKind::kUnix, 9443);
+    other.connect();
+    EXPECT_FALSE(other.client->session_resumed());
+  }
+}
+
+TEST(TLSTransportDataTest, ResumptionOffMeansFullHandshakes) {
+  auto server =
+      ioloop::testing::must(TLSContext::server({.cert_chain_pem = test_pki().ecdsa_leaf.chain_pem,
+                                                .private_key_pem = test_pki().ecdsa_leaf.key_pem,
+                                                .session_resumption = false}));
+  auto client = client_context();
+  {
+    TLSPair first(server, client);
+    first.connect();
+    exchange(first);
+  }
+  EXPECT_EQ(client->cached_client_sessions(), 0u);
+  TLSPair second(server, client);
+  second.connect();
+  EXPECT_FALSE(second.client->session_resumed());
+}
+
+}  // namespace
+}  // namespace ioloop::net
