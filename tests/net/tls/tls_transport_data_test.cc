@@ -2,6 +2,7 @@
 // tiny socket buffers, forcing partial writes and WANT_*), read limits and buffered input,
 // the three ways a stream ends (close_notify, FIN without it, reset), half-close, and
 // session resumption.
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -264,6 +265,48 @@ TEST(TLSTransportDataTest, ResumptionOffMeansFullHandshakes) {
   TLSPair second(server, client);
   second.connect();
   EXPECT_FALSE(second.client->session_resumed());
+}
+
+}  // namespace
+}  // namespace ioloop::net
+
+namespace ioloop::net {
+namespace {
+
+// Renegotiation is refused: a TLS 1.2 client that asks for it (the options never allow it, so
+// the test clears the flag underneath) fails, and the server never renegotiates.
+TEST(TLSTransportDataTest, RenegotiationIsRefused) {
+  auto client = client_context({.max_version = TLSVersion::kTLS1_2});
+  SSL_CTX_clear_options(client->native_handle(), SSL_OP_NO_RENEGOTIATION);
+  TLSPair p(server_context(test_pki().ecdsa_leaf), client);
+  p.connect();
+  SSL* raw = p.client->native_handle();
+  ASSERT_EQ(SSL_renegotiate(raw), 1);
+  // The client's ClientHello goes out; the server reads it while reading application data.
+  int ret = SSL_do_handshake(raw);
+  ASSERT_LE(ret, 0);
+  ASSERT_EQ(SSL_get_error(raw, ret), SSL_ERROR_WANT_READ);
+  Buffer in;
+  IOResult server_read = IOResult::want_read();
+  IOResult client_end = IOResult::want_read();
+  for (int round = 0; round < 100; ++round) {
+    if (server_read.outcome != IOResult::kError && server_read.outcome != IOResult::kEof) {
+      server_read = p.server->read(p.sfd(), in, 4096);
+    }
+    ret = SSL_do_handshake(raw);
+    if (ret <= 0 && SSL_get_error(raw, ret) != SSL_ERROR_WANT_READ) break;
+    ASSERT_NE(ret, 1) << "renegotiation succeeded";
+    pollfd pfd[2] = {{p.cfd(), POLLIN, 0}, {p.sfd(), POLLIN, 0}};
+    ASSERT_GT(::poll(pfd, 2, ioloop::testing::kPollMs), 0);
+  }
+  EXPECT_EQ(in.size(), 0u);  // no application data came out of the attempt
+  // The client gave up; the server sees the client's alert (or its end) next.
+  const IOResult end = read_to_end(*p.server, p.sfd(), nullptr);
+  // The server answered the ClientHello with a no_renegotiation warning; the client aborted
+  // with a handshake_failure alert, which ends the server's connection.
+  ASSERT_EQ(end.outcome, IOResult::kError);
+  EXPECT_EQ(end.status.message(), "TLS: read: sslv3 alert handshake failure");
+  ERR_clear_error();
 }
 
 }  // namespace
