@@ -285,6 +285,11 @@ absl::StatusOr<std::shared_ptr<const TLSContext>> TLSContext::server(
   absl::StatusOr<PemSource> client_ca =
       load_source(options.client_ca_file, options.client_ca_pem, "client_ca_file", "client_ca_pem");
   if (!client_ca.ok()) return client_ca.status();
+  if (!options.verify_client && !client_ca->name.empty()) {
+    // Silently ignoring the CA would leave a server that believes it checks clients.
+    return absl::InvalidArgumentError(
+        "TLSContext: client_ca_file/client_ca_pem given without verify_client");
+  }
   if (options.verify_client && client_ca->name.empty()) {
     return absl::InvalidArgumentError(
         "TLSContext: verify_client needs client_ca_file or client_ca_pem");

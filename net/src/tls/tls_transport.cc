@@ -134,18 +134,27 @@ IOResult TLSTransport::read(int, Buffer& buffer, size_t limit) {
   starved_ = false;
   recv_short_ = false;
   size_t total = 0;
+  // Plaintext goes straight into the buffer's free space when a record's worth fits; else
+  // through a stack area and appended, so a small message does not make an idle stream's
+  // buffer grow to 16 KiB (the plain transport's spill area, for the same reason).
+  char spill[kReadChunk];
   while (total < limit) {
     const size_t want = std::min(limit - total, kReadChunk);
-    if (absl::Status s = buffer.ensure_writable(want); !s.ok()) {
-      if (total > 0) return IOResult::done(total);
-      return IOResult::error(std::move(s));
-    }
+    const bool in_place = buffer.writable_bytes() >= want;
     ERR_clear_error();
     errno = 0;
     size_t got = 0;
-    const int ret = SSL_read_ex(ssl_, buffer.begin_write(), want, &got);
+    const int ret = SSL_read_ex(ssl_, in_place ? buffer.begin_write() : spill, want, &got);
     if (ret == 1) {
-      buffer.has_written(got);
+      if (in_place) {
+        buffer.has_written(got);
+      } else if (absl::Status s = buffer.append(spill, got); !s.ok()) {
+        // Over Buffer::kMaxSize (4 GiB): the plaintext is lost, so this ends the stream.
+        failed_ = true;
+        read_ended_ = true;
+        read_end_ = IOResult::error(std::move(s));
+        return total > 0 ? IOResult::done(total) : read_end_;
+      }
       total += got;
       // The socket came up short and OpenSSL holds nothing more: another SSL_read would only
       // recv EAGAIN, so stop here and say so.
@@ -188,11 +197,8 @@ IOResult TLSTransport::write(int, const struct iovec* iov, int count) {
       offset = 0;
     }
   };
-  auto available = [&] {
-    size_t n = 0;
-    for (int i = index; i < count; ++i) n += iov[i].iov_len;
-    return n - offset;
-  };
+  size_t available = 0;  // bytes offered from the current position on
+  for (int i = 0; i < count; ++i) available += iov[i].iov_len;
   char staging[kRecordSize];
   size_t total = 0;
   skip_empty();
@@ -204,16 +210,16 @@ IOResult TLSTransport::write(int, const struct iovec* iov, int count) {
     if (retry_len_ > 0) {
       // OpenSSL holds a record begun with these bytes: offer exactly them again.
       n = retry_len_;
-      if (available() < n) {
+      if (available < n) {
         failed_ = true;
         return IOResult::error(absl::InternalError(absl::StrCat(
-            "TLS: write retried with ", available(), " bytes; the interrupted write had ", n)));
+            "TLS: write retried with ", available, " bytes; the interrupted write had ", n)));
       }
     } else {
       // At most one record per call: with partial writes OpenSSL returns after each record
       // anyway, and a retry (which must offer the same bytes, however the caller cuts them
       // next time) then always fits the staging area.
-      n = std::min(available(), kRecordSize);
+      n = std::min(available, kRecordSize);
     }
     if (n <= in_this) {
       data = here;
@@ -248,6 +254,7 @@ IOResult TLSTransport::write(int, const struct iovec* iov, int count) {
     }
     retry_len_ = 0;
     total += written;
+    available -= written;
     // Advance past `written` bytes.
     size_t left = written;
     while (left > 0) {

@@ -121,6 +121,12 @@ TEST(TLSContextTest, OptionsThatMakeNoSense) {
   EXPECT_EQ(no_ca.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(no_ca.status().message(), HasSubstr("verify_client needs client_ca_file"));
 
+  auto ca_unused = TLSContext::server({.cert_chain_pem = leaf.chain_pem,
+                                       .private_key_pem = leaf.key_pem,
+                                       .client_ca_pem = test_pki().root_ca_pem});
+  EXPECT_EQ(ca_unused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ca_unused.status().message(), HasSubstr("without verify_client"));
+
   auto alpn = TLSContext::client({.ca_pem = test_pki().root_ca_pem, .alpn_protocols = {""}});
   EXPECT_EQ(alpn.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(alpn.status().message(), HasSubstr("ALPN"));

@@ -15,7 +15,8 @@
 //
 // Errors: creation fails with an absl::Status and never logs:
 //   - InvalidArgument for an option set that makes no sense (a server without a
-//     certificate, a source given both as a file and in memory, verify_client without a CA,
+//     certificate, a source given both as a file and in memory, verify_client without a CA
+//     or a client CA without verify_client,
 //     an ALPN name of 0 or more than 255 bytes, min_version above max_version), and for
 //     content OpenSSL refuses: "TLSContext: no certificate in <file>: <reason>",
 //     "TLSContext: private key does not match the certificate in <file>", ...
