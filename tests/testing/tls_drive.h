@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ namespace ioloop::testing {
 inline constexpr int kPollMs = 20000;
 
 enum class PairKind { kUnix, kTcp };
+inline void PrintTo(PairKind kind, std::ostream* os) {
+  *os << (kind == PairKind::kUnix ? "unix" : "tcp");
+}
 
 // fd[0]: the client end, fd[1]: the server end. Closed on destruction unless set to -1.
 struct StreamPair {
@@ -90,6 +94,7 @@ inline bool wait_ready(int fd0, short ev0, int fd1, short ev1) {
 struct HandshakeResults {
   net::IOResult client;
   net::IOResult server;
+  int want_writes = 0;  // kWantWrite results seen on either side
 };
 
 // Runs both handshakes to kDone or kError. A side that fails shuts its socket down (as its
@@ -103,10 +108,12 @@ inline HandshakeResults drive_handshake(net::Transport& client, int cfd, net::Tr
   for (int round = 0; round < 100000; ++round) {
     if (!finished(r.client)) {
       r.client = client.handshake(cfd);
+      if (r.client.outcome == net::IOResult::kWantWrite) ++r.want_writes;
       if (r.client.outcome == net::IOResult::kError) ::shutdown(cfd, SHUT_RDWR);
     }
     if (!finished(r.server)) {
       r.server = server.handshake(sfd);
+      if (r.server.outcome == net::IOResult::kWantWrite) ++r.want_writes;
       if (r.server.outcome == net::IOResult::kError) ::shutdown(sfd, SHUT_RDWR);
     }
     if (finished(r.client) && finished(r.server)) return r;
