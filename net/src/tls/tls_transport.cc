@@ -76,10 +76,13 @@ IOResult TLSTransport::failure(int ret, const char* what) {
   const bool in_handshake = !handshake_done_;
   const std::string prefix = in_handshake ? "TLS handshake failed" : absl::StrCat("TLS: ", what);
   const unsigned long first = ERR_peek_error();
-  if (err == SSL_ERROR_SYSCALL) {
+  // The peer's FIN without close_notify: OpenSSL 3 reports it as SSL_ERROR_SSL with
+  // "unexpected eof while reading", older versions as SSL_ERROR_SYSCALL with errno 0.
+  const bool bare_eof =
+      (err == SSL_ERROR_SYSCALL && saved_errno == 0) ||
+      (err == SSL_ERROR_SSL && is_reason(first, ERR_LIB_SSL, SSL_R_UNEXPECTED_EOF_WHILE_READING));
+  if (bare_eof) {
     ERR_clear_error();
-    if (saved_errno != 0) return IOResult::error(absl::ErrnoToStatus(saved_errno, prefix));
-    // OpenSSL 3 reports a bare EOF as SSL_ERROR_SSL (below); this is its older spelling.
     if (in_handshake) {
       return IOResult::error(
           absl::UnavailableError(absl::StrCat(prefix, ": peer closed the connection")));
@@ -88,15 +91,9 @@ IOResult TLSTransport::failure(int ret, const char* what) {
         absl::DataLossError("TLS: peer closed the connection without close_notify (truncation)");
     return IOResult::eof();
   }
-  if (is_reason(first, ERR_LIB_SSL, SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
+  if (err == SSL_ERROR_SYSCALL) {
     ERR_clear_error();
-    if (in_handshake) {
-      return IOResult::error(
-          absl::UnavailableError(absl::StrCat(prefix, ": peer closed the connection")));
-    }
-    eof_status_ =
-        absl::DataLossError("TLS: peer closed the connection without close_notify (truncation)");
-    return IOResult::eof();
+    return IOResult::error(absl::ErrnoToStatus(saved_errno, prefix));
   }
   const long verify = SSL_get_verify_result(ssl_);
   if (is_reason(first, ERR_LIB_SSL, SSL_R_CERTIFICATE_VERIFY_FAILED) && verify != X509_V_OK) {
