@@ -269,6 +269,11 @@ IOResult TLSTransport::shutdown_write(int) {
   // Nothing to send after a fatal error (OpenSSL forbids it), before the handshake (no
   // session to close) or once close_notify is out.
   if (failed_ || shutdown_sent_ || !handshake_done_) return IOResult::done(0);
+  if (retry_len_ > 0) {
+    // The alert would go behind (or into) the record OpenSSL began; finish the write first.
+    return IOResult::error(
+        absl::InternalError("TLS: shutdown_write while a write waits to be retried"));
+  }
   ERR_clear_error();
   errno = 0;
   // A retry after kWantWrite only flushes the pending alert; it never waits for the peer's.

@@ -17,20 +17,26 @@
 //     kEof for the peer's close_notify (eof_status() OK) and also for a FIN without
 //     close_notify (eof_status() DataLoss "TLS: peer closed the connection without
 //     close_notify (truncation)"); kError with the errno text for a reset, with OpenSSL's
-//     reason for a bad record. Bytes read before an end are returned first (kDone); the end
-//     comes with the next call. kWantWrite: OpenSSL must send before it can read on (a
-//     TLS 1.2 alert or a key update answer): retry read() when the fd is writable, even
-//     while the stream's writes are idle.
-//   - write(): encrypts a prefix of the buffers. Small buffers are gathered into one record
-//     of up to 16 KiB (one send per record instead of one per buffer); big ones are passed
-//     to OpenSSL in place. kDone(bytes) counts plaintext accepted; after kWantWrite (or
-//     kWantRead) the next write() must start with the same bytes (Transport's rule), because
-//     OpenSSL holds the record it began and finishes it first. A write after the handshake
-//     never needs to read in TLS 1.3; kWantRead is possible in TLS 1.2.
+//     reason for a bad record or a fatal alert ("TLS: read: sslv3 alert handshake failure").
+//     Bytes read before an end are returned first (kDone); the end comes with every later
+//     call. kWantWrite: OpenSSL must send before it can read on (TLS 1.2: the
+//     no_renegotiation alert answering a peer's renegotiation request; OpenSSL sends a
+//     TLS 1.3 key-update answer with the next write instead): retry read() when the fd is
+//     writable, even while the stream has nothing to write. A read never needs the write
+//     side otherwise.
+//   - write(): encrypts a prefix of the buffers, one record (at most 16 KiB) per
+//     SSL_write_ex: in place when the record lies within one buffer, else gathered from
+//     several small ones into one record (one send instead of one per buffer).
+//     kDone(bytes) counts plaintext accepted; a partial write is normal. After kWantWrite (or
+//     kWantRead) the next write() must start with the same bytes (Transport's rule; they may
+//     be cut differently), because OpenSSL holds the record it began and finishes it first;
+//     fewer bytes than that record is kError (Internal). After the handshake a write does not
+//     need to read in practice (renegotiation is refused); kWantRead is mapped anyway.
 //   - shutdown_write(): sends close_notify (kWantWrite until it is out) without waiting for
 //     the peer's. Writing after the peer's close_notify is allowed (half-close, RFC 8446
 //     §6.1); reading after our own close_notify is too. After a fatal error or before the
-//     handshake completes there is nothing to send: kDone at once.
+//     handshake completes there is nothing to send: kDone at once. Call it only once the
+//     last write() was not left waiting (kWantRead/kWantWrite) on a record: Internal.
 //   - has_buffered_input(): OpenSSL holds bytes already received (decrypted plaintext or
 //     records read ahead in the same recv) that read() can return without the socket: the
 //     stream must call read() again without waiting for readability, e.g. after a read that
