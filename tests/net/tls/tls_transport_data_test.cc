@@ -395,3 +395,35 @@ TEST(TLSTransportDataTest, HandshakeThroughTinyBuffers) {
 
 }  // namespace
 }  // namespace ioloop::net
+
+namespace ioloop::net {
+namespace {
+
+// Breaking the retry rule is reported, not silently corrupting the stream: after kWantWrite,
+// offering fewer bytes than the record OpenSSL began, or shutting down, is Internal.
+TEST(TLSTransportDataTest, RetryRuleViolationsAreInternalErrors) {
+  for (bool shutdown_instead : {false, true}) {
+    TLSPair p(server_context(test_pki().ecdsa_leaf), client_context());
+    p.sockets.shrink_buffers(4096);
+    p.connect();
+    const std::string block(16384, 'z');
+    iovec iov = {const_cast<char*>(block.data()), block.size()};
+    IOResult r;
+    for (int i = 0; i < 1000; ++i) {
+      r = p.client->write(p.cfd(), &iov, 1);
+      if (r.outcome != IOResult::kDone) break;
+    }
+    ASSERT_EQ(r.outcome, IOResult::kWantWrite);
+    if (shutdown_instead) {
+      r = p.client->shutdown_write(p.cfd());
+    } else {
+      iov.iov_len = 100;
+      r = p.client->write(p.cfd(), &iov, 1);
+    }
+    ASSERT_EQ(r.outcome, IOResult::kError);
+    EXPECT_EQ(r.status.code(), absl::StatusCode::kInternal) << r.status;
+  }
+}
+
+}  // namespace
+}  // namespace ioloop::net
