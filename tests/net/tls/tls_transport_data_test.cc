@@ -7,8 +7,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <random>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -423,6 +426,37 @@ TEST(TLSTransportDataTest, RetryRuleViolationsAreInternalErrors) {
     ASSERT_EQ(r.outcome, IOResult::kError);
     EXPECT_EQ(r.status.code(), absl::StatusCode::kInternal) << r.status;
   }
+}
+
+}  // namespace
+}  // namespace ioloop::net
+
+namespace ioloop::net {
+namespace {
+
+// One server and one client context shared by connections on four threads: the contexts
+// need no outside locking, and the client's session cache (written from each thread's reads)
+// ends up with the one peer's latest session.
+TEST(TLSTransportDataTest, ContextsSharedByConnectionsOnManyThreads) {
+  auto server = server_context(test_pki().ecdsa_leaf);
+  auto client = client_context();
+  std::atomic<int> resumed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 5; ++i) {
+        TLSPair p(server, client);
+        p.connect();
+        const std::string msg = "thread " + std::to_string(t) + " connection " + std::to_string(i);
+        EXPECT_EQ(pump(*p.client, p.cfd(), *p.server, p.sfd(), msg, 4096), msg);
+        EXPECT_EQ(pump(*p.server, p.sfd(), *p.client, p.cfd(), msg, 4096), msg);
+        if (p.client->session_resumed()) ++resumed;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(client->cached_client_sessions(), 1u);
+  EXPECT_GT(resumed.load(), 0);
 }
 
 }  // namespace
