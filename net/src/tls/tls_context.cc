@@ -344,13 +344,11 @@ absl::StatusOr<std::shared_ptr<const TLSContext>> TLSContext::server(
 absl::StatusOr<std::shared_ptr<const TLSContext>> TLSContext::client(
     const TLSClientOptions& options) {
   ERR_clear_error();
-  absl::StatusOr<PemSource> ca = load_source(options.ca_file, options.ca_pem, "ca_file", "ca_pem");
-  if (!ca.ok()) {
-    // ca_file and ca_pem together are fine for a client: both are trusted.
-    if (options.ca_file.empty() || options.ca_pem.empty()) return ca.status();
-    ca = load_source(options.ca_file, "", "ca_file", "ca_pem");
-    if (!ca.ok()) return ca.status();
-  }
+  // ca_file, ca_pem and ca_dir may be combined (unlike other sources): all are trusted.
+  absl::StatusOr<PemSource> ca_file = load_source(options.ca_file, "", "ca_file", "ca_pem");
+  if (!ca_file.ok()) return ca_file.status();
+  absl::StatusOr<PemSource> ca_pem = load_source("", options.ca_pem, "ca_file", "ca_pem");
+  if (!ca_pem.ok()) return ca_pem.status();
   absl::StatusOr<PemSource> chain = load_source(options.cert_chain_file, options.cert_chain_pem,
                                                 "cert_chain_file", "cert_chain_pem");
   if (!chain.ok()) return chain.status();
@@ -370,13 +368,9 @@ absl::StatusOr<std::shared_ptr<const TLSContext>> TLSContext::client(
       !s.ok()) {
     return s;
   }
-  if (!ca->name.empty()) {
-    if (absl::Status s = add_trusted(ctx.get(), *ca); !s.ok()) return s;
-  }
-  if (!options.ca_file.empty() && !options.ca_pem.empty()) {
-    if (absl::Status s = add_trusted(ctx.get(), PemSource{options.ca_pem, "<ca_pem>"}); !s.ok()) {
-      return s;
-    }
+  for (const PemSource* cas : {&*ca_file, &*ca_pem}) {
+    if (cas->name.empty()) continue;
+    if (absl::Status s = add_trusted(ctx.get(), *cas); !s.ok()) return s;
   }
   if (!options.ca_dir.empty()) {
     if (SSL_CTX_load_verify_dir(ctx.get(), options.ca_dir.c_str()) != 1) {
@@ -384,7 +378,7 @@ absl::StatusOr<std::shared_ptr<const TLSContext>> TLSContext::client(
           with_errors(absl::StrCat("TLSContext: cannot use CA directory ", options.ca_dir)));
     }
   }
-  if (ca->name.empty() && options.ca_dir.empty() && options.ca_pem.empty()) {
+  if (options.ca_file.empty() && options.ca_pem.empty() && options.ca_dir.empty()) {
     if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) {
       return absl::InternalError(with_errors("TLSContext: cannot load the system CA store"));
     }
