@@ -65,13 +65,17 @@ struct StreamPair {
   StreamPair(const StreamPair&) = delete;
   StreamPair& operator=(const StreamPair&) = delete;
 
-  // Small kernel buffers on both ends, so big transfers hit partial writes and WANT_*.
-  // TCP keeps its receive buffer: a receive window below loopback's MSS (64 KiB) makes the
-  // sender wait for the 200 ms persist timer on every window, turning 1 MiB into a minute.
+  // Small kernel buffers, so big transfers hit partial writes and WANT_*: `bytes` for the
+  // send buffers (and unix sockets' receive side). A TCP receive buffer is set to 128 KiB
+  // instead: a receive window below loopback's MSS (64 KiB) makes the sender wait for the
+  // 200 ms persist timer on every window (1 MiB took a minute), and a fixed size turns
+  // autotuning off, so the buffers in the path stay far below a test's megabyte.
   void shrink_buffers(int bytes = 4096) {
+    const int tcp_rcvbuf = 128 * 1024;
     for (int f : fd) {
       ::setsockopt(f, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
-      if (kind_ == PairKind::kUnix) ::setsockopt(f, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+      ::setsockopt(f, SOL_SOCKET, SO_RCVBUF, kind_ == PairKind::kUnix ? &bytes : &tcp_rcvbuf,
+                   sizeof(int));
     }
   }
 
@@ -153,7 +157,9 @@ inline std::string pump(net::Transport& writer, int wfd, net::Transport& reader,
   size_t cut = 0;
   for (int round = 0; round < 10000000; ++round) {
     bool progressed = false;
-    if (sent < data.size()) {
+    // Write until the writer is blocked (or done), then read: with the kernel buffers
+    // smaller than the data, every transfer of enough bytes meets kWantWrite.
+    while (sent < data.size()) {
       iovec iov[64];
       int count = 0;
       for (size_t off = sent; off < data.size() && count < 64; ++count) {
@@ -170,12 +176,15 @@ inline std::string pump(net::Transport& writer, int wfd, net::Transport& reader,
         if (wr.bytes < offered) ++st.partial_writes;
         sent += wr.bytes;
         progressed = progressed || wr.bytes > 0;
-      } else if (wr.outcome == net::IOResult::kError) {
-        ADD_FAILURE() << "write: " << wr.status;
-        break;
-      } else {
-        ++st.write_wants;
+        continue;
       }
+      if (wr.outcome == net::IOResult::kError) {
+        ADD_FAILURE() << "write: " << wr.status;
+        if (end != nullptr) *end = wr;
+        return in.retrieve_all_as_string();
+      }
+      ++st.write_wants;
+      break;
     }
     // Read until the reader wants the socket (as a stream does), or stop at an end.
     for (;;) {
