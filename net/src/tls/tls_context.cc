@@ -50,7 +50,10 @@ class TLSClientSessionCache {
     sessions_.emplace(key, session);
   }
 
-  // A new reference to the session for `key` (the caller frees it), or null.
+  // A copy of the session for `key` (the caller frees it), or null. A copy, not a shared
+  // reference: OpenSSL writes to a connection's session (it marks it not resumable when the
+  // connection is freed without close_notify), which would race with other threads reading
+  // the cached object and would take it out of the cache.
   SSL_SESSION* get(const std::string& key) {
     MutexLock lock(&mu_);
     auto it = sessions_.find(key);
@@ -60,8 +63,9 @@ class TLSClientSessionCache {
       sessions_.erase(it);
       return nullptr;
     }
-    SSL_SESSION_up_ref(it->second);
-    return it->second;
+    SSL_SESSION* copy = SSL_SESSION_dup(it->second);
+    if (copy == nullptr) ERR_clear_error();
+    return copy;
   }
 
   size_t size() const {
@@ -471,7 +475,7 @@ absl::StatusOr<std::unique_ptr<TLSTransport>> TLSContext::new_client_transport(
   if (session_cache_ != nullptr) {
     std::string key = absl::StrCat(host, ":", port);
     if (SSL_SESSION* session = session_cache_->get(key)) {
-      SSL_set_session(ssl.get(), session);  // takes its own reference
+      SSL_set_session(ssl.get(), session);  // takes its own reference to the copy
       SSL_SESSION_free(session);
     }
     SSL_set_ex_data(ssl.get(), session_key_index(), new std::string(std::move(key)));
