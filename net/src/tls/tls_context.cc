@@ -6,6 +6,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include <utility>
 
@@ -161,6 +162,14 @@ void clear_pem_end() {
   }
 }
 
+// OpenSSL decodes a certificate's extensions on first use, under the certificate's lock but
+// with the "done" flag read outside it (TSan sees a race when two threads verify against a
+// shared root for the first time). Decoding them while the context is still private makes
+// every later use read-only.
+void cache_extensions(X509* cert) {
+  if (cert != nullptr) X509_check_purpose(cert, -1, 0);
+}
+
 // Installs the chain (leaf first) and the key, checking that they belong together.
 absl::Status use_certificate(SSL_CTX* ctx, const PemSource& chain, const PemSource& key) {
   BioPtr bio = memory_bio(chain.text);
@@ -188,6 +197,10 @@ absl::Status use_certificate(SSL_CTX* ctx, const PemSource& chain, const PemSour
     return absl::InvalidArgumentError(
         with_errors(absl::StrCat("TLSContext: bad chain certificate in ", chain.name)));
   }
+  cache_extensions(SSL_CTX_get0_certificate(ctx));
+  STACK_OF(X509)* extras = nullptr;
+  SSL_CTX_get0_chain_certs(ctx, &extras);
+  for (int i = 0; i < sk_X509_num(extras); ++i) cache_extensions(sk_X509_value(extras, i));
 
   BioPtr key_bio = memory_bio(key.text);
   EVP_PKEY* pkey = PEM_read_bio_PrivateKey(key_bio.get(), nullptr, &no_password, nullptr);
@@ -219,6 +232,7 @@ absl::Status add_trusted(SSL_CTX* ctx, const PemSource& cas) {
   X509_STORE* store = SSL_CTX_get_cert_store(ctx);
   int added = 0;
   while (X509* ca = PEM_read_bio_X509(bio.get(), nullptr, &no_password, nullptr)) {
+    cache_extensions(ca);
     const int ok = X509_STORE_add_cert(store, ca);
     X509_free(ca);
     if (ok != 1) {
