@@ -34,6 +34,7 @@
 #ifndef IOLOOP_NET_TLS_TLS_CONTEXT_H_
 #define IOLOOP_NET_TLS_TLS_CONTEXT_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -75,7 +76,7 @@ struct TLSServerOptions {
   // versions). On by default.
   bool session_resumption = true;
   // Sessions the server-side cache holds (OpenSSL evicts the oldest beyond it).
-  int64_t session_cache_size = 20000;
+  size_t session_cache_size = 20000;
   TLSVersion min_version = TLSVersion::kTLS1_2;
   TLSVersion max_version = TLSVersion::kTLS1_3;
 };
