@@ -20,6 +20,13 @@ ioloop_require_package(absl libabsl-dev)
 ioloop_require_package(fmt libfmt-dev)
 ioloop_require_package(spdlog libspdlog-dev)
 find_package(Threads REQUIRED)
+# OpenSSL 3 (ioloop::tls). FindOpenSSL ships with CMake; Debian's libssl-dev has no config.
+find_package(OpenSSL 3.0 QUIET)
+if(NOT OpenSSL_FOUND)
+  message(FATAL_ERROR
+    "ioloop: OpenSSL 3.0 or newer not found. Install the Debian package 'libssl-dev': "
+    "${_ioloop_deps_hint}")
+endif()
 
 if(IOLOOP_BUILD_TESTS)
   ioloop_require_package(GTest "libgtest-dev and libgmock-dev")

@@ -14,6 +14,7 @@ packages=(
   libabsl-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libhttp-parser-dev
+  libssl-dev openssl                # ioloop::tls (OpenSSL 3); the CLI for interop tests
   python3 curl netcat-openbsd apache2-utils procps util-linux  # integration tests
   wrk                               # the proxy's integration test drives it with wrk too
 )

@@ -1,0 +1,68 @@
+#include "tls/tls_util.h"
+
+#include <openssl/err.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace ioloop::net::tls_internal {
+
+std::string drain_errors() {
+  std::vector<std::string> reasons;
+  unsigned long e;
+  while ((e = ERR_get_error()) != 0) {
+    const char* reason = ERR_reason_error_string(e);
+    std::string text = reason != nullptr ? reason : absl::StrCat("error 0x", absl::Hex(e));
+    bool seen = false;
+    for (const std::string& r : reasons) seen = seen || r == text;
+    if (!seen) reasons.push_back(std::move(text));
+  }
+  return absl::StrJoin(reasons, "; ");
+}
+
+std::string with_errors(absl::string_view prefix) {
+  std::string reasons = drain_errors();
+  if (reasons.empty()) return std::string(prefix);
+  return absl::StrCat(prefix, ": ", reasons);
+}
+
+absl::StatusOr<PemSource> load_source(const std::string& file, const std::string& pem,
+                                      absl::string_view file_field, absl::string_view pem_field) {
+  if (!file.empty() && !pem.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("TLSContext: give ", file_field, " or ", pem_field, ", not both"));
+  }
+  if (file.empty()) {
+    if (pem.empty()) return PemSource{};
+    return PemSource{pem, absl::StrCat("<", pem_field, ">")};
+  }
+  // Read it ourselves rather than let OpenSSL open it: the errno becomes the status code and
+  // the message names the path, which OpenSSL's "system library" errors do not do well.
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(file.c_str(), "rbe"), &std::fclose);
+  if (f == nullptr) {
+    const int err = errno;
+    return absl::ErrnoToStatus(err, absl::StrCat("TLSContext: cannot read ", file));
+  }
+  std::string text;
+  char chunk[8192];
+  size_t n;
+  while ((n = std::fread(chunk, 1, sizeof(chunk), f.get())) > 0) {
+    text.append(chunk, n);
+    // Certificates and keys are a few KiB; a huge "PEM" is a mistake (a device, a log).
+    if (text.size() > (16u << 20)) {
+      return absl::InvalidArgumentError(absl::StrCat("TLSContext: ", file, " is over 16 MiB"));
+    }
+  }
+  if (std::ferror(f.get())) {
+    const int err = errno;
+    return absl::ErrnoToStatus(err, absl::StrCat("TLSContext: cannot read ", file));
+  }
+  return PemSource{std::move(text), file};
+}
+
+}  // namespace ioloop::net::tls_internal

@@ -1,0 +1,38 @@
+// File: net/src/tls/tls_util.h (private)
+// Helpers shared by TLSContext and TLSTransport: OpenSSL's per-thread error queue turned into
+// text, and PEM sources (a file or memory) read into memory with errors naming the source.
+#ifndef IOLOOP_NET_SRC_TLS_TLS_UTIL_H_
+#define IOLOOP_NET_SRC_TLS_TLS_UTIL_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace ioloop::net::tls_internal {
+
+// Empties this thread's OpenSSL error queue and returns the reasons it held, oldest first,
+// joined with "; " (duplicates dropped), e.g. "no start line". Empty if it was empty.
+std::string drain_errors();
+
+// `prefix` + ": " + drain_errors(), or `prefix` alone when the queue is empty.
+std::string with_errors(absl::string_view prefix);
+
+// A PEM source: the file's contents, or the in-memory text. `name` is what messages call it:
+// the path, or "<field_name>" for memory.
+struct PemSource {
+  std::string text;
+  std::string name;
+};
+
+// Reads `file` (if not empty) or takes `pem`. Both given: InvalidArgument naming both
+// fields. Neither: returns a source with an empty name (the caller decides whether that is
+// an error). Unreadable file: the errno's code (NotFound, PermissionDenied, ...) with
+// "TLSContext: cannot read <path>: <strerror>".
+absl::StatusOr<PemSource> load_source(const std::string& file, const std::string& pem,
+                                      absl::string_view file_field, absl::string_view pem_field);
+
+}  // namespace ioloop::net::tls_internal
+
+#endif  // IOLOOP_NET_SRC_TLS_TLS_UTIL_H_
