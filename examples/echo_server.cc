@@ -4,7 +4,14 @@
 //
 //   echo_server [--port=5000] [--address=] [--threads=1] [--poller=epoll|poll|select]
 //               [--log_level=info] [--max_pending=1048576]
+//               [--tls_cert=chain.pem --tls_key=key.pem] [--handshake_timeout=10s]
 //   printf hi | nc -q1 127.0.0.1 5000      # prints "hi"
+//   openssl s_client -quiet -connect 127.0.0.1:5000    # with --tls_cert/--tls_key
+//
+// TLS: with --tls_cert and --tls_key the same --port speaks TLS (1.2 or 1.3), and everything
+// below holds over it. A handshake that fails or takes longer than --handshake_timeout
+// (counted from accept) closes that connection only. Half-close over TLS is the client's
+// close_notify: the echo still flushes, then the server sends its own and closes.
 //
 // Backpressure: a client that sends but does not read its echo would make the server queue
 // without bound. When a client's unsent echo reaches --max_pending bytes the server stops
@@ -28,7 +35,9 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/time/time.h"
 #include "example_support.h"
+#include "example_tls.h"
 #include "ioloop/io_loop.h"
 #include "ioloop/logging.h"
 #include "ioloop/net/io_stream.h"
@@ -42,6 +51,12 @@ ABSL_FLAG(std::string, poller, "epoll", "readiness backend: epoll, poll or selec
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, critical or off");
 ABSL_FLAG(int64_t, max_pending, int64_t{1} << 20,
           "bytes of unsent echo per client before the server stops reading from it");
+
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain (leaf first); with --tls_key, serve TLS on --port");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(absl::Duration, handshake_timeout, absl::Seconds(10),
+          "TLS: most time from accept to the end of the handshake");
 
 namespace {
 
@@ -94,9 +109,18 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  absl::StatusOr<std::shared_ptr<const ioloop::net::TLSContext>> tls =
+      ex::server_tls_context(absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key));
+  if (!tls.ok()) return usage_error(std::string(tls.status().message()));
+  if (absl::GetFlag(FLAGS_handshake_timeout) <= absl::ZeroDuration()) {
+    return usage_error("--handshake_timeout must be positive");
+  }
+
   const auto max_pending = static_cast<size_t>(absl::GetFlag(FLAGS_max_pending));
   ioloop::net::TCPServerOptions server_options;
   server_options.worker_poller = options->poller;
+  server_options.tls = *tls;
+  server_options.handshake_timeout = absl::GetFlag(FLAGS_handshake_timeout);
   // With --threads > 1 this handler runs on every worker thread; it touches nothing shared.
   ioloop::net::TCPServer server(
       **loop,
@@ -114,8 +138,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   ex::announce_listening(server.addresses());
-  logger().info("echo server running with {} thread(s) on {}; Ctrl-C stops it", threads,
-                std::string(ioloop::poller_kind_name((*loop)->poller_kind())));
+  logger().info("echo server running with {} thread(s) on {}{}; Ctrl-C stops it", threads,
+                std::string(ioloop::poller_kind_name((*loop)->poller_kind())),
+                *tls ? ", TLS" : "");
 
   (*loop)->start();
 

@@ -497,4 +497,19 @@ absl::StatusOr<std::unique_ptr<TLSTransport>> TLSContext::new_client_transport(
   return std::unique_ptr<TLSTransport>(new TLSTransport(shared_from_this(), ssl.release()));
 }
 
+absl::StatusOr<std::unique_ptr<Transport>> TLSContext::server_transport(int fd) const {
+  absl::StatusOr<std::unique_ptr<TLSTransport>> t = new_server_transport(fd);
+  if (!t.ok()) return t.status();
+  return std::unique_ptr<Transport>(*std::move(t));
+}
+
+absl::StatusOr<std::unique_ptr<Transport>> TLSContext::client_transport(int fd,
+                                                                        absl::string_view host,
+                                                                        uint16_t port) const {
+  absl::StatusOr<std::unique_ptr<TLSTransport>> t =
+      new_client_transport(fd, std::string_view(host.data(), host.size()), port);
+  if (!t.ok()) return t.status();
+  return std::unique_ptr<Transport>(*std::move(t));
+}
+
 }  // namespace ioloop::net

@@ -42,6 +42,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "ioloop/net/transport.h"
 
 struct ssl_ctx_st;
 
@@ -107,7 +109,10 @@ struct TLSClientOptions {
   TLSVersion max_version = TLSVersion::kTLS1_3;
 };
 
-class TLSContext : public std::enable_shared_from_this<TLSContext> {
+// A TLSContext is the TransportFactory a TCPServer (TCPServerOptions::tls), a TCPClient
+// (ConnectOptions::tls) or an HTTP server/client takes: server contexts make server
+// transports, client contexts client ones.
+class TLSContext : public TransportFactory, public std::enable_shared_from_this<TLSContext> {
  public:
   static absl::StatusOr<std::shared_ptr<const TLSContext>> server(const TLSServerOptions& options);
   static absl::StatusOr<std::shared_ptr<const TLSContext>> client(const TLSClientOptions& options);
@@ -129,6 +134,11 @@ class TLSContext : public std::enable_shared_from_this<TLSContext> {
   absl::StatusOr<std::unique_ptr<TLSTransport>> new_client_transport(int fd,
                                                                      std::string_view hostname,
                                                                      uint16_t port) const;
+
+  // TransportFactory: new_server_transport() / new_client_transport() as a Transport.
+  absl::StatusOr<std::unique_ptr<Transport>> server_transport(int fd) const override;
+  absl::StatusOr<std::unique_ptr<Transport>> client_transport(int fd, absl::string_view host,
+                                                              uint16_t port) const override;
 
   // Client contexts: sessions held for resumption (for tests and diagnostics).
   size_t cached_client_sessions() const;
