@@ -253,11 +253,20 @@ int openssl_version(TLSVersion v) {
   return v == TLSVersion::kTLS1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
 }
 
-// What both sides share: versions, options, modes.
-absl::Status configure_common(SSL_CTX* ctx, TLSVersion min_version, TLSVersion max_version) {
+struct CtxDeleter {
+  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+};
+using CtxPtr = std::unique_ptr<SSL_CTX, CtxDeleter>;
+
+// A new SSL_CTX with what both sides share: versions, options, modes.
+absl::StatusOr<CtxPtr> new_context(const SSL_METHOD* method, TLSVersion min_version,
+                                   TLSVersion max_version) {
   if (min_version > max_version) {
     return absl::InvalidArgumentError("TLSContext: min_version is above max_version");
   }
+  CtxPtr owned(SSL_CTX_new(method));
+  if (owned == nullptr) return absl::InternalError(with_errors("TLSContext: SSL_CTX_new failed"));
+  SSL_CTX* ctx = owned.get();
   if (SSL_CTX_set_min_proto_version(ctx, openssl_version(min_version)) != 1 ||
       SSL_CTX_set_max_proto_version(ctx, openssl_version(max_version)) != 1) {
     return absl::InternalError(with_errors("TLSContext: cannot set the protocol versions"));
@@ -270,13 +279,9 @@ absl::Status configure_common(SSL_CTX* ctx, TLSVersion min_version, TLSVersion m
   // Read ahead: one recv takes as many records as fit in OpenSSL's buffer (instead of a
   // header, then a body), and lets TLSTransport tell a drained socket from a full one.
   SSL_CTX_set_read_ahead(ctx, 1);
-  return absl::OkStatus();
+  return owned;
 }
 
-struct CtxDeleter {
-  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
-};
-using CtxPtr = std::unique_ptr<SSL_CTX, CtxDeleter>;
 
 }  // namespace
 
@@ -315,12 +320,10 @@ absl::StatusOr<std::shared_ptr<const TLSContext>> TLSContext::server(
   absl::StatusOr<std::string> alpn = alpn_wire(options.alpn_protocols);
   if (!alpn.ok()) return alpn.status();
 
-  CtxPtr ctx(SSL_CTX_new(TLS_server_method()));
-  if (ctx == nullptr) return absl::InternalError(with_errors("TLSContext: SSL_CTX_new failed"));
-  if (absl::Status s = configure_common(ctx.get(), options.min_version, options.max_version);
-      !s.ok()) {
-    return s;
-  }
+  absl::StatusOr<CtxPtr> made =
+      new_context(TLS_server_method(), options.min_version, options.max_version);
+  if (!made.ok()) return made.status();
+  CtxPtr ctx = *std::move(made);
   SSL_CTX_set_options(ctx.get(), SSL_OP_CIPHER_SERVER_PREFERENCE);
   if (absl::Status s = use_certificate(ctx.get(), *chain, *key); !s.ok()) return s;
 
@@ -380,12 +383,10 @@ absl::StatusOr<std::shared_ptr<const TLSContext>> TLSContext::client(
   absl::StatusOr<std::string> alpn = alpn_wire(options.alpn_protocols);
   if (!alpn.ok()) return alpn.status();
 
-  CtxPtr ctx(SSL_CTX_new(TLS_client_method()));
-  if (ctx == nullptr) return absl::InternalError(with_errors("TLSContext: SSL_CTX_new failed"));
-  if (absl::Status s = configure_common(ctx.get(), options.min_version, options.max_version);
-      !s.ok()) {
-    return s;
-  }
+  absl::StatusOr<CtxPtr> made =
+      new_context(TLS_client_method(), options.min_version, options.max_version);
+  if (!made.ok()) return made.status();
+  CtxPtr ctx = *std::move(made);
   for (const PemSource* cas : {&*ca_file, &*ca_pem}) {
     if (cas->name.empty()) continue;
     if (absl::Status s = add_trusted(ctx.get(), *cas); !s.ok()) return s;
