@@ -74,8 +74,8 @@ struct Acceptor::State {
 
 Acceptor::Acceptor(IOLoop& loop, int listen_fd, ConnectionCallback on_connection,
                    AcceptOptions options, int spare_fd)
-    : state_(std::make_shared<State>(loop, listen_fd, std::move(on_connection), options,
-                                     spare_fd)) {}
+    : state_(
+          std::make_shared<State>(loop, listen_fd, std::move(on_connection), options, spare_fd)) {}
 
 Acceptor::~Acceptor() {
   state_->stop();
@@ -142,8 +142,7 @@ void Acceptor::State::on_readable(const std::shared_ptr<State>& self) {
     // A throwing callback costs only its own connection (the Socket is destroyed, so the fd
     // is closed, as the exception unwinds); the loop logs and counts it, and the batch goes
     // on.
-    loop.invoke_guarded("Acceptor connection callback",
-                        [&] { on_connection(Socket(fd), peer); })
+    loop.invoke_guarded("Acceptor connection callback", [&] { on_connection(Socket(fd), peer); })
         .IgnoreError();
     if (stopped) return;
   }

@@ -126,10 +126,10 @@ struct TCPClient::State {
     t->deadline_timer = loop.call_later(
         t->request.options.timeout, bind_try(t, [](State& self, Try* at) {
           at->deadline_timer = TimeoutHandle();
-          self.fail_try(at, absl::DeadlineExceededError(absl::StrCat(
-                                "connect to ", at->request.host, ":", at->request.port,
-                                " timed out after ",
-                                absl::FormatDuration(at->request.options.timeout))));
+          self.fail_try(
+              at, absl::DeadlineExceededError(absl::StrCat(
+                      "connect to ", at->request.host, ":", at->request.port, " timed out after ",
+                      absl::FormatDuration(at->request.options.timeout))));
         }));
     if (!t->request.given.empty()) {
       // Still asynchronous, so the callback never runs inside connect_to().
@@ -190,11 +190,10 @@ struct TCPClient::State {
         errno != EINTR) {
       return absl::ErrnoToStatus(errno, absl::StrCat("connect ", addr.to_string()));
     }
-    absl::Status s = loop.add_handler(sock->fd(),
-                                      bind_try(t, [](State& self, Try* at, int fd, uint32_t) {
-                                        self.on_connect_ready(at, fd);
-                                      }),
-                                      WRITE);
+    absl::Status s = loop.add_handler(
+        sock->fd(),
+        bind_try(t, [](State& self, Try* at, int fd, uint32_t) { self.on_connect_ready(at, fd); }),
+        WRITE);
     if (!s.ok()) return s;
     t->in_flight.push_back(Try::InFlight{*std::move(sock), fi, addr});
     return absl::OkStatus();
@@ -265,11 +264,12 @@ struct TCPClient::State {
     t->eyeballs_timer = TimeoutHandle();
     t->handshaking = stream;
     const absl::Duration limit = t->request.options.handshake_timeout;
-    t->handshake_timer = loop.call_later(limit, bind_try(t, [limit](State&, Try* at) {
-      at->handshake_timer = TimeoutHandle();
-      at->handshaking->close(absl::DeadlineExceededError(
-          absl::StrCat("TLS handshake not finished within ", absl::FormatDuration(limit))));
-    }));
+    t->handshake_timer =
+        loop.call_later(limit, bind_try(t, [limit](State&, Try* at) {
+                          at->handshake_timer = TimeoutHandle();
+                          at->handshaking->close(absl::DeadlineExceededError(absl::StrCat(
+                              "TLS handshake not finished within ", absl::FormatDuration(limit))));
+                        }));
     stream->wait_for_handshake(bind_try(t, [](State& self, Try* at, absl::Status status) {
       std::shared_ptr<IOStream> s = std::move(at->handshaking);
       if (!status.ok()) return self.complete(at, std::move(status));

@@ -102,11 +102,14 @@ TEST_F(TCPClientHandshakeTest, ConnectCompletesAfterTheHandshake) {
   ConnectResult result;
   ConnectOptions o = options();
   o.server_name = "name.test";
-  client.connect_to({server_.address}, [&](ConnectResult r) {
-    ++calls;
-    result = std::move(r);
-    done();
-  }, o);
+  client.connect_to(
+      {server_.address},
+      [&](ConnectResult r) {
+        ++calls;
+        result = std::move(r);
+        done();
+      },
+      o);
   ASSERT_TRUE(wait());
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(calls, 1);
@@ -124,13 +127,14 @@ TEST_F(TCPClientHandshakeTest, AFailedHandshakeCompletesWithItsReasonAndIsNotRet
   RetryPolicy retry;
   retry.initial_delay = absl::Milliseconds(1);
   retry.max_attempts = 5;
-  client.connect_with_retry(server_.address.host(), server_.address.port(),
-                            [&](ConnectResult r) {
-                              ++calls;
-                              result = std::move(r);
-                              done();
-                            },
-                            retry, options());
+  client.connect_with_retry(
+      server_.address.host(), server_.address.port(),
+      [&](ConnectResult r) {
+        ++calls;
+        result = std::move(r);
+        done();
+      },
+      retry, options());
   ASSERT_TRUE(wait());
   EXPECT_EQ(result.status().code(), absl::StatusCode::kPermissionDenied) << result.status();
   EXPECT_EQ(calls, 1);
@@ -145,11 +149,14 @@ TEST_F(TCPClientHandshakeTest, AHandshakeThatDoesNotFinishTimesOut) {
   ConnectResult result;
   ConnectOptions o = options();
   o.handshake_timeout = absl::Milliseconds(50);
-  client.connect_to({server_.address}, [&](ConnectResult r) {
-    ++calls;
-    result = std::move(r);
-    done();
-  }, o);
+  client.connect_to(
+      {server_.address},
+      [&](ConnectResult r) {
+        ++calls;
+        result = std::move(r);
+        done();
+      },
+      o);
   ASSERT_TRUE(wait());
   EXPECT_EQ(result.status().code(), absl::StatusCode::kDeadlineExceeded) << result.status();
   EXPECT_NE(result.status().message().find("handshake"), absl::string_view::npos)
@@ -167,10 +174,13 @@ TEST_F(TCPClientHandshakeTest, DestroyingTheClientDuringTheHandshakeCancelsIt) {
   ConnectResult result;
   ConnectOptions o = options();
   o.handshake_timeout = absl::Milliseconds(20);
-  client->connect_to({server_.address}, [&](ConnectResult r) {
-    ++calls;
-    result = std::move(r);
-  }, o);
+  client->connect_to(
+      {server_.address},
+      [&](ConnectResult r) {
+        ++calls;
+        result = std::move(r);
+      },
+      o);
   // Poll until the handshake has started, then destroy the client.
   std::function<void()> poll = [&] {
     if (factory_->made == 0) {
@@ -198,14 +208,16 @@ TEST_F(TCPClientHandshakeTest, TheCallbackMayDestroyTheClientWithAnotherHandshak
   quick.handshake_timeout = absl::Milliseconds(20);
   ConnectOptions slow = options();
   slow.handshake_timeout = absl::Seconds(5);
-  client->connect_to({server_.address}, [&](ConnectResult r) {
-    codes.push_back(r.status().code());
-    client.reset();
-    loop().call_later(absl::Milliseconds(30), [this] { done(); });
-  }, quick);
-  client->connect_to({server_.address}, [&](ConnectResult r) {
-    codes.push_back(r.status().code());
-  }, slow);
+  client->connect_to(
+      {server_.address},
+      [&](ConnectResult r) {
+        codes.push_back(r.status().code());
+        client.reset();
+        loop().call_later(absl::Milliseconds(30), [this] { done(); });
+      },
+      quick);
+  client->connect_to(
+      {server_.address}, [&](ConnectResult r) { codes.push_back(r.status().code()); }, slow);
   ASSERT_TRUE(wait());
   ASSERT_EQ(codes.size(), 2u);
   EXPECT_EQ(codes[0], absl::StatusCode::kDeadlineExceeded);

@@ -84,8 +84,8 @@ class Acceptor {
   // back-off. Connections still queued stay in the kernel's backlog. Idempotent.
   void stop();
 
-  bool accepting() const;    // not stopped (maybe paused)
-  bool paused() const;       // inside an EMFILE back-off
+  bool accepting() const;  // not stopped (maybe paused)
+  bool paused() const;     // inside an EMFILE back-off
   int listen_fd() const;
   const Stats& stats() const;
 
