@@ -1,72 +1,100 @@
 #include "ioloop/periodic_callback.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 
 namespace ioloop {
 
+// The lifetime idiom (docs/architecture.md, "Lifetimes"): the PeriodicCallback owns its
+// State; the loop's timer captures a weak_ptr and locks it, so a timer that fires after its
+// owner is gone does nothing, and the lock keeps the State, the running callable included,
+// alive while the callback runs, even if the callback destroys its owner.
+struct PeriodicCallback::State {
+  State(IOLoop& l, absl::AnyInvocable<void()> cb, absl::Duration p)
+      : loop(l), callback(std::move(cb)), period(p) {}
+
+  void schedule_next(const std::shared_ptr<State>& self);
+  static void run(std::shared_ptr<State> self);
+  void advance(const std::shared_ptr<State>& self);
+  void stop();
+
+  IOLoop& loop;
+  absl::AnyInvocable<void()> callback;
+  absl::Duration period;
+  bool running = false;  // also cleared by ~PeriodicCallback: an orphan never reschedules
+  TimePoint next{};
+  TimeoutHandle timeout;
+  uint64_t runs = 0;
+  uint64_t skipped = 0;
+};
+
 PeriodicCallback::PeriodicCallback(IOLoop& loop, absl::AnyInvocable<void()> callback,
                                    absl::Duration period)
-    : loop_(loop),
-      callback_(std::make_shared<absl::AnyInvocable<void()>>(std::move(callback))),
-      period_(period) {}
+    : state_(std::make_shared<State>(loop, std::move(callback), period)) {}
 
-PeriodicCallback::~PeriodicCallback() {
-  *alive_ = false;
-  stop();
-}
+PeriodicCallback::~PeriodicCallback() { state_->stop(); }
 
 absl::Status PeriodicCallback::start() {
-  if (period_ <= absl::ZeroDuration()) {
+  State& s = *state_;
+  if (s.period <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "PeriodicCallback: period must be positive, got ", absl::FormatDuration(period_)));
+        "PeriodicCallback: period must be positive, got ", absl::FormatDuration(s.period)));
   }
-  if (!*callback_) return absl::InvalidArgumentError("PeriodicCallback: empty callback");
-  if (running_) return absl::OkStatus();
-  running_ = true;
-  next_ = loop_.time() + to_clock_duration(period_);
-  schedule_next();
+  if (!s.callback) return absl::InvalidArgumentError("PeriodicCallback: empty callback");
+  if (s.running) return absl::OkStatus();
+  s.running = true;
+  s.next = s.loop.time() + to_clock_duration(s.period);
+  s.schedule_next(state_);
   return absl::OkStatus();
 }
 
-void PeriodicCallback::stop() {
-  running_ = false;
-  loop_.remove_timeout(timeout_);
-  timeout_ = TimeoutHandle();
+void PeriodicCallback::stop() { state_->stop(); }
+
+bool PeriodicCallback::is_running() const { return state_->running; }
+absl::Duration PeriodicCallback::period() const { return state_->period; }
+uint64_t PeriodicCallback::runs() const { return state_->runs; }
+uint64_t PeriodicCallback::skipped() const { return state_->skipped; }
+TimePoint PeriodicCallback::scheduled_time() const { return state_->next; }
+
+void PeriodicCallback::State::stop() {
+  running = false;
+  loop.remove_timeout(timeout);
+  timeout = TimeoutHandle();
 }
 
-void PeriodicCallback::schedule_next() {
-  timeout_ = loop_.call_at(next_, [this] { run(); });
+void PeriodicCallback::State::schedule_next(const std::shared_ptr<State>& self) {
+  timeout = loop.call_at(next, [weak = std::weak_ptr<State>(self)] {
+    if (std::shared_ptr<State> state = weak.lock()) run(std::move(state));
+  });
 }
 
-void PeriodicCallback::run() {
-  timeout_ = TimeoutHandle();
-  if (!running_) return;
-  ++runs_;
-  // The callback may destroy this object: keep what the rest of run() needs on the stack.
-  // Destroying it must not destroy the running callable either (its captures would dangle
-  // for the rest of the call): hold a reference of our own.
-  std::shared_ptr<bool> alive = alive_;
-  std::shared_ptr<absl::AnyInvocable<void()>> callback = callback_;
-  IOLoop& loop = loop_;
+// `self` is the strong reference that keeps this State, and the callable, alive for the
+// whole run, whatever the callback does to its owner.
+void PeriodicCallback::State::run(std::shared_ptr<State> self) {
+  State& s = *self;
+  s.timeout = TimeoutHandle();
+  if (!s.running) return;
+  ++s.runs;
   // Tornado's rule: an exception is logged (as this callback's, rate-limited) and counted in
   // the loop's stats().exceptions, and the schedule goes on.
-  loop.invoke_guarded("periodic callback", [&] { (*callback)(); }).IgnoreError();
-  // Reschedule unless the callback destroyed, stopped or restarted this object.
-  if (*alive && running_ && !timeout_.valid()) advance();
+  s.loop.invoke_guarded("periodic callback", [&] { s.callback(); }).IgnoreError();
+  // Reschedule unless the callback destroyed, stopped or restarted its owner.
+  if (s.running && !s.timeout.valid()) s.advance(self);
 }
 
-void PeriodicCallback::advance() {
+void PeriodicCallback::State::advance(const std::shared_ptr<State>& self) {
   // Next slot on the original grid: scheduled + k * period, the first one in the future.
-  const Clock::duration period = to_clock_duration(period_);
-  const TimePoint now = loop_.time();
-  TimePoint next = next_ + period;
-  if (next <= now) {
-    const auto missed = (now - next) / period + 1;  // grid slots at or before now
-    skipped_ += static_cast<uint64_t>(missed);
-    next += missed * period;
+  const Clock::duration p = to_clock_duration(period);
+  const TimePoint now = loop.time();
+  TimePoint n = next + p;
+  if (n <= now) {
+    const auto missed = (now - n) / p + 1;  // grid slots at or before now
+    skipped += static_cast<uint64_t>(missed);
+    n += missed * p;
   }
-  next_ = next;
-  schedule_next();
+  next = n;
+  schedule_next(self);
 }
 
 }  // namespace ioloop

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "ioloop/logging.h"
+#include "ioloop/rate_limiter.h"
 
 namespace ioloop::net {
 namespace {
@@ -45,136 +46,155 @@ bool is_out_of_resources(int err) {
 
 }  // namespace
 
-struct Acceptor::Shared {
-  ConnectionCallback on_connection;
-  bool alive = true;
-  int refs = 1;  // the Acceptor's own, plus one per running on_readable()
+struct Acceptor::State {
+  State(IOLoop& l, int fd, ConnectionCallback cb, AcceptOptions o, int spare)
+      : loop(l), listen_fd(fd), options(o), spare_fd(spare), on_connection(std::move(cb)) {}
 
-  static void unref(Shared* s) {
-    if (--s->refs == 0) delete s;
-  }
+  // Registers the listener; the handler holds `self` weakly (see accept.h).
+  static absl::Status start(const std::shared_ptr<State>& self);
+  void stop();
+  void on_readable(const std::shared_ptr<State>& self);
+  // Accepts one waiting client into the spare fd's slot and closes it. False if none waited
+  // or the slot could not be used.
+  bool reject_one();
+  void pause(const std::shared_ptr<State>& self, const char* why, int err);
+  static void resume(const std::shared_ptr<State>& self);
+
+  IOLoop& loop;
+  const int listen_fd;
+  const AcceptOptions options;
+  int spare_fd;
+  bool stopped = false;
+  bool paused = false;
+  TimeoutHandle resume_timer;
+  ConnectionCallback on_connection;
+  Stats stats;
+  LogRateLimiter log_limiter{5, std::chrono::seconds(1)};
 };
 
 Acceptor::Acceptor(IOLoop& loop, int listen_fd, ConnectionCallback on_connection,
                    AcceptOptions options, int spare_fd)
-    : loop_(loop),
-      listen_fd_(listen_fd),
-      options_(options),
-      spare_fd_(spare_fd),
-      shared_(new Shared{std::move(on_connection), true, 1}) {}
+    : state_(
+          std::make_shared<State>(loop, listen_fd, std::move(on_connection), options, spare_fd)) {}
 
 Acceptor::~Acceptor() {
-  shared_->alive = false;
-  Shared::unref(shared_);
-  stop();
-  if (spare_fd_ >= 0) ::close(spare_fd_);
+  state_->stop();
+  if (state_->spare_fd >= 0) ::close(state_->spare_fd);
+  state_->spare_fd = -1;
 }
 
-absl::Status Acceptor::start() {
-  return loop_.add_handler(
-      listen_fd_, [this](int, uint32_t) { on_readable(); }, IOLoop::READ);
+void Acceptor::stop() { state_->stop(); }
+bool Acceptor::accepting() const { return !state_->stopped; }
+bool Acceptor::paused() const { return state_->paused; }
+int Acceptor::listen_fd() const { return state_->listen_fd; }
+const Acceptor::Stats& Acceptor::stats() const { return state_->stats; }
+
+absl::Status Acceptor::State::start(const std::shared_ptr<State>& self) {
+  return self->loop.add_handler(
+      self->listen_fd,
+      [weak = std::weak_ptr<State>(self)](int, uint32_t) {
+        if (std::shared_ptr<State> state = weak.lock()) state->on_readable(state);
+      },
+      IOLoop::READ);
 }
 
-void Acceptor::stop() {
-  if (stopped_) return;
-  stopped_ = true;
-  if (paused_) {
-    loop_.remove_timeout(resume_timer_);
-    paused_ = false;
+void Acceptor::State::stop() {
+  if (stopped) return;
+  stopped = true;
+  if (paused) {
+    loop.remove_timeout(resume_timer);
+    paused = false;
   } else {
-    loop_.remove_handler(listen_fd_);
+    loop.remove_handler(listen_fd);
   }
 }
 
-void Acceptor::on_readable() {
-  ++stats_.wakeups;
-  // on_connection may destroy this Acceptor: hold the callable and the liveness flag.
-  Shared* const shared = shared_;
-  ++shared->refs;
-  struct Unref {
-    Shared* s;
-    ~Unref() { Shared::unref(s); }
-  } unref_at_exit{shared};
-  for (int i = 0; i < options_.max_accepts_per_wakeup; ++i) {
+// `self` is the handler's lock: it keeps this State, on_connection included, alive even if
+// on_connection destroys the Acceptor (`stopped` then says to touch nothing more); the State
+// goes when the handler returns. One lock per wake-up, no allocation, nothing per connection.
+void Acceptor::State::on_readable(const std::shared_ptr<State>& self) {
+  ++stats.wakeups;
+  for (int i = 0; i < options.max_accepts_per_wakeup; ++i) {
     SocketAddress peer;
     socklen_t len = sizeof(struct sockaddr_storage);
-    int fd = ::accept4(listen_fd_, peer.mutable_get(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = ::accept4(listen_fd, peer.mutable_get(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       const int err = errno;
       if (err == EAGAIN || err == EWOULDBLOCK) return;  // drained
       if (is_transient(err)) {
-        ++stats_.transient_errors;
+        ++stats.transient_errors;
         continue;
       }
       if (is_out_of_resources(err)) {
-        ++stats_.emfile_events;
+        ++stats.emfile_events;
         // Close every client waiting now (each costs one trip through the spare slot), so
         // none hangs until we have fds again; then stop looking for a while.
-        while (i < options_.max_accepts_per_wakeup && reject_one()) ++i;
-        pause("out of file descriptors", err);
+        while (i < options.max_accepts_per_wakeup && reject_one()) ++i;
+        pause(self, "out of file descriptors", err);
         return;
       }
-      ++stats_.other_errors;
-      pause("accept failed", err);
+      ++stats.other_errors;
+      pause(self, "accept failed", err);
       return;
     }
     peer.set_length(len);
-    ++stats_.accepted;
+    ++stats.accepted;
     // A throwing callback costs only its own connection (the Socket is destroyed, so the fd
     // is closed, as the exception unwinds); the loop logs and counts it, and the batch goes
-    // on. `loop` is read first: the callback may destroy this Acceptor.
-    IOLoop& loop = loop_;
-    loop.invoke_guarded("Acceptor connection callback",
-                        [&] { shared->on_connection(Socket(fd), peer); })
+    // on.
+    loop.invoke_guarded("Acceptor connection callback", [&] { on_connection(Socket(fd), peer); })
         .IgnoreError();
-    if (!shared->alive || stopped_) return;
+    if (stopped) return;
   }
 }
 
-bool Acceptor::reject_one() {
-  if (spare_fd_ < 0) spare_fd_ = open_spare();  // a previous reopen failed; try again
-  if (spare_fd_ < 0) return false;
-  ::close(spare_fd_);
-  spare_fd_ = -1;
-  int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+bool Acceptor::State::reject_one() {
+  if (spare_fd < 0) spare_fd = open_spare();  // a previous reopen failed; try again
+  if (spare_fd < 0) return false;
+  ::close(spare_fd);
+  spare_fd = -1;
+  int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
   const int err = errno;
   if (fd >= 0) {
     ::close(fd);
-    ++stats_.rejected;
+    ++stats.rejected;
   }
   // Another thread may take the slot in between; then we simply have no spare until later.
-  spare_fd_ = open_spare();
-  if (fd >= 0) return spare_fd_ >= 0;
-  return is_transient(err) && spare_fd_ >= 0;  // e.g. ECONNABORTED: look at the next one
+  spare_fd = open_spare();
+  if (fd >= 0) return spare_fd >= 0;
+  return is_transient(err) && spare_fd >= 0;  // e.g. ECONNABORTED: look at the next one
 }
 
-void Acceptor::pause(const char* why, int err) {
+void Acceptor::State::pause(const std::shared_ptr<State>& self, const char* why, int err) {
   uint64_t suppressed = 0;
-  if (log_limiter_.allow(loop_.time(), &suppressed)) {
+  if (log_limiter.allow(loop.time(), &suppressed)) {
     logger().warn(
         "accept on fd {}: {}: {}; closed {} waiting client(s) so far, listener paused for {}"
         "{}",
-        listen_fd_, why, std::strerror(err), stats_.rejected,
-        absl::FormatDuration(options_.emfile_backoff),
+        listen_fd, why, std::strerror(err), stats.rejected,
+        absl::FormatDuration(options.emfile_backoff),
         suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)") : "");
   }
-  ++stats_.paused;
-  paused_ = true;
+  ++stats.paused;
+  paused = true;
   // Removing the handler (rather than clearing READ) also silences ERROR, so no backend
   // can report the listener while it is off.
-  loop_.remove_handler(listen_fd_);
-  resume_timer_ = loop_.call_later(options_.emfile_backoff, [this] { resume(); });
+  loop.remove_handler(listen_fd);
+  resume_timer = loop.call_later(options.emfile_backoff, [weak = std::weak_ptr<State>(self)] {
+    if (std::shared_ptr<State> state = weak.lock()) resume(state);
+  });
 }
 
-void Acceptor::resume() {
-  paused_ = false;
-  resume_timer_ = TimeoutHandle();
-  if (stopped_) return;
-  ++stats_.resumed;
-  if (absl::Status s = start(); !s.ok()) {
-    logger().error("accept on fd {}: cannot re-enable the listener: {}", listen_fd_,
-                   std::string(s.message()));
-    stopped_ = true;
+void Acceptor::State::resume(const std::shared_ptr<State>& self) {
+  State& s = *self;
+  s.paused = false;
+  s.resume_timer = TimeoutHandle();
+  if (s.stopped) return;
+  ++s.stats.resumed;
+  if (absl::Status status = start(self); !status.ok()) {
+    logger().error("accept on fd {}: cannot re-enable the listener: {}", s.listen_fd,
+                   std::string(status.message()));
+    s.stopped = true;
   }
 }
 
@@ -201,8 +221,8 @@ absl::StatusOr<std::unique_ptr<Acceptor>> add_accept_handler(
   }
   auto acceptor =
       std::make_unique<Acceptor>(loop, listen_fd, std::move(on_connection), options, spare);
-  if (absl::Status s = acceptor->start(); !s.ok()) {
-    acceptor->stopped_ = true;  // nothing registered: the destructor must not remove it
+  if (absl::Status s = Acceptor::State::start(acceptor->state_); !s.ok()) {
+    acceptor->state_->stopped = true;  // nothing registered: the destructor must not remove it
     return s;
   }
   return acceptor;

@@ -59,10 +59,13 @@ void IOStream::post_write(WriteCallback cb, absl::Status status) {
        [cb = std::move(cb), status = std::move(status)]() mutable { std::move(cb)(status); });
 }
 
-// A strong reference to the stream held by the loop: its fd handler or a queued callback.
-// If the loop destroys it unrun (the loop itself is being destroyed) while the stream still
-// has callbacks to deliver, those callbacks are destroyed unrun. One of them usually owns the
-// stream (`[s] { ... s->read_until(...) }`), and that cycle would otherwise outlive the loop.
+// The lifetime idiom's strong capture (docs/architecture.md, "Lifetimes"): the loop's fd
+// handler and queued dispatches must keep the stream alive, so they hold a shared_ptr (user
+// completions, which must not, go through post() with a weak_ptr). LoopRef adds one cleanup
+// hook for the one case the idiom leaves open: if the loop destroys it unrun (the loop
+// itself is being destroyed) while the stream still has callbacks to deliver, those
+// callbacks are destroyed unrun. One of them usually owns the stream (`[s] { ...
+// s->read_until(...) }`), and that cycle would otherwise outlive the loop.
 class IOStream::LoopRef {
  public:
   enum Kind { kHandler, kOneShot };

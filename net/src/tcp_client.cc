@@ -45,8 +45,9 @@ absl::Status validate(const RetryPolicy& retry) {
 
 }  // namespace
 
-struct TCPClient::Attempt {
-  uint64_t id = 0;
+// What one connect() asked for. It moves from try to try (retries), and completing the
+// connect consumes it.
+struct TCPClient::Request {
   std::string host;
   uint16_t port = 0;
   std::vector<SocketAddress> given;  // connect_to(): no resolution
@@ -55,9 +56,22 @@ struct TCPClient::Attempt {
   std::optional<RetryPolicy> retry;
   int tries = 0;
   absl::Duration retry_delay;
+};
 
-  // State of the current try; `generation` makes callbacks of an abandoned try stale.
-  uint64_t generation = 0;
+// One try of a connect: its resolution, its Happy Eyeballs race and its TLS handshake, or,
+// for a retry, the back-off before it starts. The lifetime idiom (docs/architecture.md,
+// "Lifetimes"): the client owns each try it still wants through a shared_ptr (State::tries);
+// every callback the try hands to the loop, the resolver or a stream holds a weak_ptr and
+// locks it (bind_try). Abandoning a try (completion, a timeout, a retry, the client's
+// destruction) cancels what it started and drops the client's reference, so whatever
+// callback of it still arrives finds nothing. The weak_ptr is all such a callback holds, so
+// it may be destroyed on any thread (the resolver drops callbacks on its own threads).
+struct TCPClient::Try {
+  // The client that owns this try; null once it let the try go (the lock of a callback that
+  // is still running may keep the try itself a little longer).
+  State* client = nullptr;
+  Request request;
+  TimeoutHandle retry_timer;               // a retry's back-off, before the try starts
   Resolver::RequestId lookup = 0;          // in the resolver's hands; 0: none
   std::vector<SocketAddress> families[2];  // [0] primary, [1] secondary
   size_t next_index[2] = {0, 0};
@@ -72,84 +86,83 @@ struct TCPClient::Attempt {
   absl::Status last_error;
   TimeoutHandle deadline_timer;
   TimeoutHandle eyeballs_timer;
-  TimeoutHandle retry_timer;
   // TLS: the connection that won, while its handshake runs.
   std::shared_ptr<IOStream> handshaking;
   TimeoutHandle handshake_timer;
 };
 
-struct TCPClient::State : std::enable_shared_from_this<TCPClient::State> {
+struct TCPClient::State {
   State(IOLoop& l, Resolver* r) : loop(l), resolver(r) {}
 
   IOLoop& loop;
   Resolver* resolver;
-  uint64_t next_id = 1;
-  absl::flat_hash_map<uint64_t, std::unique_ptr<Attempt>> attempts;
+  // The tries the client still wants, one per pending connect.
+  absl::flat_hash_map<const Try*, std::shared_ptr<Try>> tries;
 
-  // Every callback a try hands to the loop or the resolver goes through here: `fn(self,
-  // attempt, args...)` runs only if the client still exists and `a`'s current try is the
-  // one that made the callback (the client's destruction, completion, a timeout or a retry
-  // make it stale). It captures only a weak_ptr and two integers, so it may be destroyed on
-  // any thread (the resolver drops callbacks on its own threads).
+  // Adds a try for `request`; it starts when its caller says.
+  Try* add_try(Request request) {
+    auto t = std::make_shared<Try>();
+    t->client = this;
+    t->request = std::move(request);
+    Try* raw = t.get();
+    tries.emplace(raw, std::move(t));
+    return raw;
+  }
+
+  // Every callback a try hands out goes through here: `fn(state, try, args...)` runs only
+  // while the client still owns the try. The lock keeps the try alive while `fn` runs, even
+  // if `fn` lets it go or its user callback destroys the client.
   template <typename F>
-  auto bind_try(const Attempt* a, F fn) {
-    return [weak = weak_from_this(), id = a->id, gen = a->generation,
-            fn = std::move(fn)](auto&&... args) mutable {
-      std::shared_ptr<State> self = weak.lock();
-      if (!self) return;
-      auto it = self->attempts.find(id);
-      if (it == self->attempts.end() || it->second->generation != gen) return;
-      fn(*self, it->second.get(), std::forward<decltype(args)>(args)...);
+  auto bind_try(Try* t, F fn) {
+    return [weak = std::weak_ptr<Try>(tries.at(t)), fn = std::move(fn)](auto&&... args) mutable {
+      std::shared_ptr<Try> locked = weak.lock();
+      if (!locked || locked->client == nullptr) return;
+      fn(*locked->client, locked.get(), std::forward<decltype(args)>(args)...);
     };
   }
 
-  void start_try(Attempt* a) {
-    ++a->generation;
-    ++a->tries;
-    a->families[0].clear();
-    a->families[1].clear();
-    a->next_index[0] = a->next_index[1] = 0;
-    a->primary_failed = a->secondary_started = false;
-    a->last_error = absl::OkStatus();
-    a->deadline_timer = loop.call_later(
-        a->options.timeout, bind_try(a, [](State& self, Attempt* at) {
+  void start_try(Try* t) {
+    ++t->request.tries;
+    t->deadline_timer = loop.call_later(
+        t->request.options.timeout, bind_try(t, [](State& self, Try* at) {
           at->deadline_timer = TimeoutHandle();
-          self.fail_try(at, absl::DeadlineExceededError(absl::StrCat(
-                                "connect to ", at->host, ":", at->port, " timed out after ",
-                                absl::FormatDuration(at->options.timeout))));
+          self.fail_try(
+              at, absl::DeadlineExceededError(absl::StrCat(
+                      "connect to ", at->request.host, ":", at->request.port, " timed out after ",
+                      absl::FormatDuration(at->request.options.timeout))));
         }));
-    if (!a->given.empty()) {
+    if (!t->request.given.empty()) {
       // Still asynchronous, so the callback never runs inside connect_to().
       loop.add_callback(
-          bind_try(a, [](State& self, Attempt* at) { self.on_resolved(at, at->given); }));
+          bind_try(t, [](State& self, Try* at) { self.on_resolved(at, at->request.given); }));
       return;
     }
-    a->lookup = resolver->resolve(
-        loop, a->host, a->port, a->options.family,
-        bind_try(a, [](State& self, Attempt* at, absl::StatusOr<std::vector<SocketAddress>> addrs) {
+    t->lookup = resolver->resolve(
+        loop, t->request.host, t->request.port, t->request.options.family,
+        bind_try(t, [](State& self, Try* at, absl::StatusOr<std::vector<SocketAddress>> addrs) {
           at->lookup = 0;
           self.on_resolved(at, std::move(addrs));
         }));
   }
 
-  void on_resolved(Attempt* a, absl::StatusOr<std::vector<SocketAddress>> addrs) {
-    if (!addrs.ok()) return fail_try(a, addrs.status());
-    if (addrs->empty()) return fail_try(a, absl::UnavailableError("no address to connect to"));
+  void on_resolved(Try* t, absl::StatusOr<std::vector<SocketAddress>> addrs) {
+    if (!addrs.ok()) return fail_try(t, addrs.status());
+    if (addrs->empty()) return fail_try(t, absl::UnavailableError("no address to connect to"));
     // Primary family: the resolver's first choice; the rest of its family keeps its order.
     const int primary = addrs->front().family();
     for (SocketAddress& addr : *addrs) {
-      a->families[addr.family() == primary ? 0 : 1].push_back(std::move(addr));
+      t->families[addr.family() == primary ? 0 : 1].push_back(std::move(addr));
     }
-    if (!a->families[1].empty()) {
-      a->eyeballs_timer = loop.call_later(a->options.happy_eyeballs_delay,
-                                          bind_try(a, [](State& self, Attempt* at) {
+    if (!t->families[1].empty()) {
+      t->eyeballs_timer = loop.call_later(t->request.options.happy_eyeballs_delay,
+                                          bind_try(t, [](State& self, Try* at) {
                                             at->eyeballs_timer = TimeoutHandle();
                                             self.start_secondary(at);
                                             self.settle(at);
                                           }));
     }
-    start_next(a, 0);
-    settle(a);
+    start_next(t, 0);
+    settle(t);
   }
 
   // Happy Eyeballs as Tornado's _Connector. Each family is a chain that tries its addresses
@@ -159,16 +172,16 @@ struct TCPClient::State : std::enable_shared_from_this<TCPClient::State> {
 
   // Tornado's try_connect: starts the next address of family `fi`, if it has one left. One
   // that fails at once (no socket, no route) is a failure like one reported later.
-  void start_next(Attempt* a, int fi) {
-    while (a->next_index[fi] < a->families[fi].size()) {
-      const SocketAddress addr = a->families[fi][a->next_index[fi]++];
-      absl::Status s = start_connect(a, fi, addr);
+  void start_next(Try* t, int fi) {
+    while (t->next_index[fi] < t->families[fi].size()) {
+      const SocketAddress addr = t->families[fi][t->next_index[fi]++];
+      absl::Status s = start_connect(t, fi, addr);
       if (s.ok()) return;
-      note_failure(a, fi, std::move(s));
+      note_failure(t, fi, std::move(s));
     }
   }
 
-  absl::Status start_connect(Attempt* a, int fi, const SocketAddress& addr) {
+  absl::Status start_connect(Try* t, int fi, const SocketAddress& addr) {
     absl::StatusOr<Socket> sock = Socket::create(addr.family());
     if (!sock.ok()) return sock.status();
     // A non-blocking connect() interrupted by a signal goes on asynchronously, as one that
@@ -177,130 +190,138 @@ struct TCPClient::State : std::enable_shared_from_this<TCPClient::State> {
         errno != EINTR) {
       return absl::ErrnoToStatus(errno, absl::StrCat("connect ", addr.to_string()));
     }
-    absl::Status s = loop.add_handler(sock->fd(),
-                                      bind_try(a, [](State& self, Attempt* at, int fd,
-                                                     uint32_t) { self.on_connect_ready(at, fd); }),
-                                      WRITE);
+    absl::Status s = loop.add_handler(
+        sock->fd(),
+        bind_try(t, [](State& self, Try* at, int fd, uint32_t) { self.on_connect_ready(at, fd); }),
+        WRITE);
     if (!s.ok()) return s;
-    a->in_flight.push_back(Attempt::InFlight{*std::move(sock), fi, addr});
+    t->in_flight.push_back(Try::InFlight{*std::move(sock), fi, addr});
     return absl::OkStatus();
   }
 
-  void note_failure(Attempt* a, int fi, absl::Status error) {
-    a->last_error = std::move(error);
-    if (fi == 0) a->primary_failed = true;
+  void note_failure(Try* t, int fi, absl::Status error) {
+    t->last_error = std::move(error);
+    if (fi == 0) t->primary_failed = true;
   }
 
-  void start_secondary(Attempt* a) {
-    if (a->secondary_started) return;
-    a->secondary_started = true;
-    loop.remove_timeout(a->eyeballs_timer);
-    a->eyeballs_timer = TimeoutHandle();
-    start_next(a, 1);
+  void start_secondary(Try* t) {
+    if (t->secondary_started) return;
+    t->secondary_started = true;
+    loop.remove_timeout(t->eyeballs_timer);
+    t->eyeballs_timer = TimeoutHandle();
+    start_next(t, 1);
   }
 
   // Ends every event of a try. A failure in the primary family starts the secondary one
   // (Tornado's on_connect_done calls on_timeout). A chain with addresses left always has one
   // in flight, so nothing in flight means every started chain is used up, and the secondary
   // one has started too (the primary's failures started it): the try failed. Must be the
-  // caller's last step, since failing may complete the attempt.
-  void settle(Attempt* a) {
-    if (a->primary_failed) start_secondary(a);
-    if (!a->in_flight.empty()) return;
+  // caller's last step, since failing may complete the connect.
+  void settle(Try* t) {
+    if (t->primary_failed) start_secondary(t);
+    if (!t->in_flight.empty()) return;
     fail_try(
-        a, a->last_error.ok() ? absl::UnavailableError("no address to connect to") : a->last_error);
+        t, t->last_error.ok() ? absl::UnavailableError("no address to connect to") : t->last_error);
   }
 
-  void on_connect_ready(Attempt* a, int fd) {
-    auto it = std::find_if(a->in_flight.begin(), a->in_flight.end(),
-                           [fd](const Attempt::InFlight& f) { return f.socket.fd() == fd; });
-    if (it == a->in_flight.end()) return;
+  void on_connect_ready(Try* t, int fd) {
+    auto it = std::find_if(t->in_flight.begin(), t->in_flight.end(),
+                           [fd](const Try::InFlight& f) { return f.socket.fd() == fd; });
+    if (it == t->in_flight.end()) return;
     loop.remove_handler(fd);
-    Attempt::InFlight done = std::move(*it);
-    a->in_flight.erase(it);
+    Try::InFlight done = std::move(*it);
+    t->in_flight.erase(it);
     if (absl::Status err = done.socket.take_error(); !err.ok()) {
-      note_failure(a, done.family_index,
+      note_failure(t, done.family_index,
                    absl::Status(err.code(), absl::StrCat("connect ", done.address.to_string(), ": ",
                                                          err.message())));
-      start_next(a, done.family_index);
-      return settle(a);
+      start_next(t, done.family_index);
+      return settle(t);
     }
-    if (a->options.nodelay) (void)done.socket.set_nodelay(true);
+    const ConnectOptions& options = t->request.options;
+    if (options.nodelay) (void)done.socket.set_nodelay(true);
     std::unique_ptr<Transport> transport;
-    if (a->options.tls) {
-      const std::string& name = a->options.server_name.empty() ? a->host : a->options.server_name;
+    if (options.tls) {
+      const std::string& name = options.server_name.empty() ? t->request.host : options.server_name;
       absl::StatusOr<std::unique_ptr<Transport>> made =
-          a->options.tls->client_transport(done.socket.fd(), name, a->port);
-      if (!made.ok()) return complete(a, made.status());
+          options.tls->client_transport(done.socket.fd(), name, t->request.port);
+      if (!made.ok()) return complete(t, made.status());
       transport = *std::move(made);
     }
     std::shared_ptr<IOStream> stream = IOStream::create(
-        loop, std::move(done.socket), a->options.stream_options, std::move(transport));
-    if (!a->options.tls) return complete(a, std::move(stream));
-    start_handshake(a, std::move(stream));
+        loop, std::move(done.socket), options.stream_options, std::move(transport));
+    if (!options.tls) return complete(t, std::move(stream));
+    start_handshake(t, std::move(stream));
   }
 
   // The first connection made wins (the others stop now) and must finish its handshake
-  // within handshake_timeout; the try's generation makes a late callback of an abandoned
-  // try stale, as everywhere else.
-  void start_handshake(Attempt* a, std::shared_ptr<IOStream> stream) {
-    for (Attempt::InFlight& f : a->in_flight) loop.remove_handler(f.socket.fd());
-    a->in_flight.clear();
-    loop.remove_timeout(a->eyeballs_timer);
-    a->eyeballs_timer = TimeoutHandle();
-    a->handshaking = stream;
-    const absl::Duration limit = a->options.handshake_timeout;
-    a->handshake_timer = loop.call_later(limit, bind_try(a, [limit](State&, Attempt* at) {
-      at->handshake_timer = TimeoutHandle();
-      at->handshaking->close(absl::DeadlineExceededError(
-          absl::StrCat("TLS handshake not finished within ", absl::FormatDuration(limit))));
-    }));
-    stream->wait_for_handshake(bind_try(a, [](State& self, Attempt* at, absl::Status status) {
+  // within handshake_timeout. The stream holds its handshake callback, which holds the try
+  // weakly, as everywhere else.
+  void start_handshake(Try* t, std::shared_ptr<IOStream> stream) {
+    for (Try::InFlight& f : t->in_flight) loop.remove_handler(f.socket.fd());
+    t->in_flight.clear();
+    loop.remove_timeout(t->eyeballs_timer);
+    t->eyeballs_timer = TimeoutHandle();
+    t->handshaking = stream;
+    const absl::Duration limit = t->request.options.handshake_timeout;
+    t->handshake_timer =
+        loop.call_later(limit, bind_try(t, [limit](State&, Try* at) {
+                          at->handshake_timer = TimeoutHandle();
+                          at->handshaking->close(absl::DeadlineExceededError(absl::StrCat(
+                              "TLS handshake not finished within ", absl::FormatDuration(limit))));
+                        }));
+    stream->wait_for_handshake(bind_try(t, [](State& self, Try* at, absl::Status status) {
       std::shared_ptr<IOStream> s = std::move(at->handshaking);
       if (!status.ok()) return self.complete(at, std::move(status));
       self.complete(at, std::move(s));
     }));
   }
 
-  // Stops everything the current try started, its lookup included.
-  void abandon_try(Attempt* a) {
-    ++a->generation;
-    if (a->lookup != 0) {
-      resolver->cancel(a->lookup);
-      a->lookup = 0;
+  // Stops everything the try started, its lookup included, and lets it go: the callbacks
+  // it handed out find nothing from here on. Returns what the connect asked for.
+  Request abandon_try(Try* t) {
+    t->client = nullptr;
+    if (t->lookup != 0) {
+      resolver->cancel(t->lookup);
+      t->lookup = 0;
     }
-    for (Attempt::InFlight& f : a->in_flight) loop.remove_handler(f.socket.fd());
-    a->in_flight.clear();
-    loop.remove_timeout(a->deadline_timer);
-    loop.remove_timeout(a->eyeballs_timer);
-    loop.remove_timeout(a->retry_timer);
-    loop.remove_timeout(a->handshake_timer);
-    a->deadline_timer = a->eyeballs_timer = a->retry_timer = a->handshake_timer = TimeoutHandle();
-    if (std::shared_ptr<IOStream> s = std::move(a->handshaking)) {
+    for (Try::InFlight& f : t->in_flight) loop.remove_handler(f.socket.fd());
+    t->in_flight.clear();
+    loop.remove_timeout(t->deadline_timer);
+    loop.remove_timeout(t->eyeballs_timer);
+    loop.remove_timeout(t->retry_timer);
+    loop.remove_timeout(t->handshake_timer);
+    t->deadline_timer = t->eyeballs_timer = t->retry_timer = t->handshake_timer = TimeoutHandle();
+    if (std::shared_ptr<IOStream> s = std::move(t->handshaking)) {
       s->close(absl::CancelledError("TCPClient: connection attempt abandoned"));
     }
+    Request request = std::move(t->request);
+    tries.erase(t);  // `t` may be gone from here on
+    return request;
   }
 
-  void fail_try(Attempt* a, absl::Status status) {
-    abandon_try(a);
-    if (a->retry && (a->retry->max_attempts == 0 || a->tries < a->retry->max_attempts)) {
-      const absl::Duration delay = a->retry_delay;
-      a->retry_delay = std::min(a->retry->max_delay, a->retry_delay * a->retry->multiplier);
-      a->retry_timer = loop.call_later(delay, bind_try(a, [](State& self, Attempt* at) {
-                                         at->retry_timer = TimeoutHandle();
-                                         self.start_try(at);
-                                       }));
+  void fail_try(Try* t, absl::Status status) {
+    Request request = abandon_try(t);
+    if (request.retry &&
+        (request.retry->max_attempts == 0 || request.tries < request.retry->max_attempts)) {
+      const absl::Duration delay = request.retry_delay;
+      request.retry_delay =
+          std::min(request.retry->max_delay, request.retry_delay * request.retry->multiplier);
+      Try* next = add_try(std::move(request));
+      next->retry_timer = loop.call_later(delay, bind_try(next, [](State& self, Try* at) {
+                                            at->retry_timer = TimeoutHandle();
+                                            self.start_try(at);
+                                          }));
       return;
     }
-    complete(a, std::move(status));
+    run_callback(loop, std::move(request.cb), std::move(status));
   }
 
-  void complete(Attempt* a, absl::StatusOr<std::shared_ptr<IOStream>> result) {
-    abandon_try(a);
-    ConnectCallback cb = std::move(a->cb);
-    attempts.erase(a->id);  // `a` is gone from here on
-    // Last: the callback may destroy the client (the caller holds the State alive).
-    run_callback(loop, std::move(cb), std::move(result));
+  void complete(Try* t, absl::StatusOr<std::shared_ptr<IOStream>> result) {
+    Request request = abandon_try(t);
+    // Last: the callback may destroy the client (the callback's lock keeps the try alive,
+    // and nothing touches the client afterwards).
+    run_callback(loop, std::move(request.cb), std::move(result));
   }
 
   // Runs a user callback. An exception from it is the loop's to log and count; it must not
@@ -313,15 +334,13 @@ struct TCPClient::State : std::enable_shared_from_this<TCPClient::State> {
 };
 
 TCPClient::TCPClient(IOLoop& loop, Resolver* resolver)
-    : state_(std::make_shared<State>(loop, resolver ? resolver : &Resolver::instance())) {}
+    : state_(std::make_unique<State>(loop, resolver ? resolver : &Resolver::instance())) {}
 
 TCPClient::~TCPClient() {
   std::vector<ConnectCallback> cancelled;
-  for (auto& [id, attempt] : state_->attempts) {
-    state_->abandon_try(attempt.get());
-    cancelled.push_back(std::move(attempt->cb));
+  while (!state_->tries.empty()) {
+    cancelled.push_back(state_->abandon_try(state_->tries.begin()->second.get()).cb);
   }
-  state_->attempts.clear();
   for (ConnectCallback& cb : cancelled) {
     State::run_callback(state_->loop, std::move(cb),
                         absl::CancelledError("TCPClient destroyed before the connection was made"));
@@ -355,29 +374,27 @@ void TCPClient::connect_to(std::vector<SocketAddress> addresses, ConnectCallback
 void TCPClient::begin(std::string host, uint16_t port, std::vector<SocketAddress> addresses,
                       ConnectCallback cb, std::optional<RetryPolicy> retry, ConnectOptions options,
                       absl::Status invalid) {
-  auto a = std::make_unique<Attempt>();
-  a->id = state_->next_id++;
-  a->host = std::move(host);
-  a->port = port;
-  a->given = std::move(addresses);
-  a->options = std::move(options);
-  a->cb = std::move(cb);
-  a->retry = retry;
-  if (retry) a->retry_delay = retry->initial_delay;
-  Attempt* raw = a.get();
-  state_->attempts.emplace(raw->id, std::move(a));
+  Request request;
+  request.host = std::move(host);
+  request.port = port;
+  request.given = std::move(addresses);
+  request.options = std::move(options);
+  request.cb = std::move(cb);
+  request.retry = retry;
+  if (retry) request.retry_delay = retry->initial_delay;
+  Try* t = state_->add_try(std::move(request));
   if (!invalid.ok()) {
-    // A pending attempt like any other (destroying the client cancels it), completed from
+    // A pending connect like any other (destroying the client cancels it), completed from
     // the loop so that the callback never runs inside the call that was given it.
     state_->loop.add_callback(
-        state_->bind_try(raw, [invalid = std::move(invalid)](State& self, Attempt* at) mutable {
+        state_->bind_try(t, [invalid = std::move(invalid)](State& self, Try* at) mutable {
           self.complete(at, std::move(invalid));
         }));
     return;
   }
-  state_->start_try(raw);
+  state_->start_try(t);
 }
 
-size_t TCPClient::pending() const { return state_->attempts.size(); }
+size_t TCPClient::pending() const { return state_->tries.size(); }
 
 }  // namespace ioloop::net

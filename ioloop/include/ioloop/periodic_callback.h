@@ -8,7 +8,10 @@
 // them. A wall-clock jump changes nothing.
 //
 // Threading and lifetime: loop thread only. Destroying it stops it; it may be stopped or
-// destroyed from inside its own callback.
+// destroyed from inside its own callback. (The lifetime idiom of docs/architecture.md,
+// "Lifetimes": the state lives in a shared_ptr the object owns; the loop's timer holds it
+// weakly, and a run holds it strongly only while it lasts, so the running callable survives
+// its owner's destruction.)
 //
 // Errors: an exception from the callback is logged through the loop's rate-limited path as
 // "exception escaped periodic callback: <what()>" and counted in the loop's stats().exceptions;
@@ -45,32 +48,21 @@ class PeriodicCallback {
   absl::Status start();
   // Cancels the next run. A no-op if not running.
   void stop();
-  bool is_running() const { return running_; }
+  bool is_running() const;
 
-  absl::Duration period() const { return period_; }
-  uint64_t runs() const { return runs_; }
+  absl::Duration period() const;
+  uint64_t runs() const;
   // Scheduled runs that were skipped because the loop got to them late.
-  uint64_t skipped() const { return skipped_; }
+  uint64_t skipped() const;
   // The grid time of the pending run; inside the callback, of the run in progress. Always
   // first run + k * period: lateness never shifts it.
-  TimePoint scheduled_time() const { return next_; }
+  TimePoint scheduled_time() const;
 
  private:
-  void schedule_next();
-  void run();
-  void advance();
-
-  IOLoop& loop_;
-  // Shared so that run() keeps the callable alive if the callback destroys this object.
-  std::shared_ptr<absl::AnyInvocable<void()>> callback_;
-  absl::Duration period_;
-  bool running_ = false;
-  TimePoint next_{};
-  TimeoutHandle timeout_;
-  uint64_t runs_ = 0;
-  uint64_t skipped_ = 0;
-  // Lets run() notice that the callback destroyed this object.
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // Everything a run needs. Owned here; the pending timer holds it weakly (a timer must not
+  // keep a destroyed PeriodicCallback going), a run strongly while it lasts.
+  struct State;
+  std::shared_ptr<State> state_;
 };
 
 }  // namespace ioloop

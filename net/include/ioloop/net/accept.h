@@ -47,7 +47,6 @@
 #include "ioloop/io_loop.h"
 #include "ioloop/net/socket.h"
 #include "ioloop/net/socket_address.h"
-#include "ioloop/rate_limiter.h"
 
 namespace ioloop::net {
 
@@ -85,39 +84,23 @@ class Acceptor {
   // back-off. Connections still queued stay in the kernel's backlog. Idempotent.
   void stop();
 
-  bool accepting() const { return !stopped_; }  // not stopped (maybe paused)
-  bool paused() const { return paused_; }       // inside an EMFILE back-off
-  int listen_fd() const { return listen_fd_; }
-  const Stats& stats() const { return stats_; }
+  bool accepting() const;  // not stopped (maybe paused)
+  bool paused() const;     // inside an EMFILE back-off
+  int listen_fd() const;
+  const Stats& stats() const;
 
  private:
   friend absl::StatusOr<std::unique_ptr<Acceptor>> add_accept_handler(IOLoop&, int,
                                                                       ConnectionCallback,
                                                                       AcceptOptions);
-  absl::Status start();
-  void on_readable();
-  // Accepts one waiting client into the spare fd's slot and closes it. False if none waited
-  // or the slot could not be used.
-  bool reject_one();
-  void pause(const char* why, int err);
-  void resume();
-
-  IOLoop& loop_;
-  const int listen_fd_;
-  const AcceptOptions options_;
-  int spare_fd_;
-  bool stopped_ = false;
-  bool paused_ = false;
-  TimeoutHandle resume_timer_;
-  // The callback and a liveness flag, reference-counted so that on_readable() can hold them
-  // while on_connection runs: if it destroys the Acceptor, the running callable survives
-  // until it returns, and the cleared flag tells on_readable() to touch nothing more.
-  // (A plain count, not shared_ptr: no virtual call on the accept path, which UBSan would
-  // check by opening a pipe, impossible when out of fds.)
-  struct Shared;
-  Shared* shared_;
-  Stats stats_;
-  LogRateLimiter log_limiter_{5, std::chrono::seconds(1)};
+  // Everything the listener's handler and the back-off timer use, on_connection included:
+  // the lifetime idiom of docs/architecture.md ("Lifetimes"). The Acceptor owns it; the
+  // handler and the timer hold it weakly and lock it while they run, so on_connection may
+  // destroy the Acceptor: the running code keeps the State (it sees `stopped` and touches
+  // nothing more), which goes when the handler returns. Without a running handler,
+  // destroying the Acceptor destroys on_connection at once.
+  struct State;
+  std::shared_ptr<State> state_;
 };
 
 // Starts accepting connections on `listen_fd` (a listening, non-blocking socket) in `loop`,

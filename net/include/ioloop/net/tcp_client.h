@@ -113,9 +113,12 @@ class TCPClient {
              ConnectCallback cb, std::optional<RetryPolicy> retry, ConnectOptions options,
              absl::Status invalid = absl::OkStatus());
 
+  // The client's state and its tries: each try is owned here through a shared_ptr and held
+  // weakly by the callbacks it hands out (docs/architecture.md, "Lifetimes").
   struct State;
-  struct Attempt;
-  std::shared_ptr<State> state_;
+  struct Request;
+  struct Try;
+  std::unique_ptr<State> state_;
 };
 
 }  // namespace ioloop::net

@@ -1,0 +1,228 @@
+// TCPClient with a transport that has a handshake (ConnectOptions::tls): the connection that
+// won runs it, and the connect completes with its outcome, its timeout, or Cancelled when
+// the client goes first. A fake transport stands in for TLS: the server's first byte decides
+// the handshake ('K' finishes it, anything else fails it), so these tests need no OpenSSL.
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "ioloop/net/tcp_client.h"
+#include "testing/connect_targets.h"
+#include "testing/loop_test_base.h"
+
+namespace ioloop::net {
+namespace {
+
+using ioloop::testing::Listener;
+
+using ConnectResult = absl::StatusOr<std::shared_ptr<IOStream>>;
+
+// Handshake: read one byte. Everything else: the plain socket.
+class OneByteHandshake final : public Transport {
+ public:
+  IOResult handshake(int fd) override {
+    char c = 0;
+    const ssize_t n = ::recv(fd, &c, 1, MSG_DONTWAIT);
+    if (n == 1) {
+      if (c == 'K') return IOResult::done(0);
+      return IOResult::error(absl::PermissionDeniedError("bad handshake byte"));
+    }
+    if (n == 0) return IOResult::error(absl::UnavailableError("peer closed in the handshake"));
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return IOResult::want_read();
+    return IOResult::error(absl::ErrnoToStatus(errno, "handshake recv"));
+  }
+  IOResult read(int fd, Buffer& buffer, size_t limit) override {
+    return Transport::plain().read(fd, buffer, limit);
+  }
+  IOResult write(int fd, const struct iovec* iov, int count) override {
+    return Transport::plain().write(fd, iov, count);
+  }
+  IOResult shutdown_write(int fd) override { return Transport::plain().shutdown_write(fd); }
+  bool has_buffered_input() const override { return false; }
+};
+
+class OneByteHandshakeFactory final : public TransportFactory {
+ public:
+  absl::StatusOr<std::unique_ptr<Transport>> server_transport(int) const override {
+    return absl::UnimplementedError("client side only");
+  }
+  absl::StatusOr<std::unique_ptr<Transport>> client_transport(int, absl::string_view host,
+                                                              uint16_t) const override {
+    ++made;
+    last_host = std::string(host);
+    return std::make_unique<OneByteHandshake>();
+  }
+  mutable int made = 0;
+  mutable std::string last_host;
+};
+
+class TCPClientHandshakeTest : public ioloop::testing::LoopTestBase {
+ protected:
+  // Accepts on `server_` and answers each connection with `reply` (nothing if empty).
+  void serve(std::string reply) {
+    ASSERT_TRUE(loop()
+                    .add_handler(
+                        server_.listener.fd(),
+                        [this, reply](int, uint32_t) {
+                          int fd = ::accept4(server_.listener.fd(), nullptr, nullptr,
+                                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+                          if (fd < 0) return;
+                          accepted_.emplace_back(fd);
+                          if (!reply.empty()) {
+                            ASSERT_EQ(::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL),
+                                      static_cast<ssize_t>(reply.size()));
+                          }
+                        },
+                        IOLoop::READ)
+                    .ok());
+  }
+  ~TCPClientHandshakeTest() override { loop().remove_handler(server_.listener.fd()); }
+
+  ConnectOptions options() {
+    ConnectOptions o;
+    o.tls = factory_;
+    return o;
+  }
+
+  Listener server_;
+  std::vector<Socket> accepted_;
+  std::shared_ptr<OneByteHandshakeFactory> factory_ = std::make_shared<OneByteHandshakeFactory>();
+};
+
+TEST_F(TCPClientHandshakeTest, ConnectCompletesAfterTheHandshake) {
+  serve("K");
+  TCPClient client(loop());
+  int calls = 0;
+  ConnectResult result;
+  ConnectOptions o = options();
+  o.server_name = "name.test";
+  client.connect_to(
+      {server_.address},
+      [&](ConnectResult r) {
+        ++calls;
+        result = std::move(r);
+        done();
+      },
+      o);
+  ASSERT_TRUE(wait());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(factory_->made, 1);
+  EXPECT_EQ(factory_->last_host, "name.test");
+  EXPECT_EQ(client.pending(), 0u);
+  (*result)->close();
+}
+
+TEST_F(TCPClientHandshakeTest, AFailedHandshakeCompletesWithItsReasonAndIsNotRetried) {
+  serve("X");
+  TCPClient client(loop());
+  int calls = 0;
+  ConnectResult result;
+  RetryPolicy retry;
+  retry.initial_delay = absl::Milliseconds(1);
+  retry.max_attempts = 5;
+  client.connect_with_retry(
+      server_.address.host(), server_.address.port(),
+      [&](ConnectResult r) {
+        ++calls;
+        result = std::move(r);
+        done();
+      },
+      retry, options());
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kPermissionDenied) << result.status();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(factory_->made, 1);
+  EXPECT_EQ(client.pending(), 0u);
+}
+
+TEST_F(TCPClientHandshakeTest, AHandshakeThatDoesNotFinishTimesOut) {
+  serve("");  // accepts, never answers
+  TCPClient client(loop());
+  int calls = 0;
+  ConnectResult result;
+  ConnectOptions o = options();
+  o.handshake_timeout = absl::Milliseconds(50);
+  client.connect_to(
+      {server_.address},
+      [&](ConnectResult r) {
+        ++calls;
+        result = std::move(r);
+        done();
+      },
+      o);
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kDeadlineExceeded) << result.status();
+  EXPECT_NE(result.status().message().find("handshake"), absl::string_view::npos)
+      << result.status();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(client.pending(), 0u);
+}
+
+// The client goes while the handshake runs: Cancelled at once, and nothing of the try (the
+// handshake timer, the stream's handshake callback) runs afterwards. ASan checks the rest.
+TEST_F(TCPClientHandshakeTest, DestroyingTheClientDuringTheHandshakeCancelsIt) {
+  serve("");
+  auto client = std::make_unique<TCPClient>(loop());
+  int calls = 0;
+  ConnectResult result;
+  ConnectOptions o = options();
+  o.handshake_timeout = absl::Milliseconds(20);
+  client->connect_to(
+      {server_.address},
+      [&](ConnectResult r) {
+        ++calls;
+        result = std::move(r);
+      },
+      o);
+  // Poll until the handshake has started, then destroy the client.
+  std::function<void()> poll = [&] {
+    if (factory_->made == 0) {
+      loop().call_later(absl::Milliseconds(1), poll);
+      return;
+    }
+    client.reset();
+    EXPECT_EQ(calls, 1);
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kCancelled) << result.status();
+    // Past the handshake timeout: a stale timer or handshake callback would show here.
+    loop().call_later(absl::Milliseconds(60), [this] { done(); });
+  };
+  loop().add_callback(poll);
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(calls, 1);
+}
+
+// The user callback destroys the client that is completing it; another connect of the same
+// client is still in its handshake and is cancelled from the destructor.
+TEST_F(TCPClientHandshakeTest, TheCallbackMayDestroyTheClientWithAnotherHandshakeRunning) {
+  serve("");
+  auto client = std::make_unique<TCPClient>(loop());
+  std::vector<absl::StatusCode> codes;
+  ConnectOptions quick = options();
+  quick.handshake_timeout = absl::Milliseconds(20);
+  ConnectOptions slow = options();
+  slow.handshake_timeout = absl::Seconds(5);
+  client->connect_to(
+      {server_.address},
+      [&](ConnectResult r) {
+        codes.push_back(r.status().code());
+        client.reset();
+        loop().call_later(absl::Milliseconds(30), [this] { done(); });
+      },
+      quick);
+  client->connect_to(
+      {server_.address}, [&](ConnectResult r) { codes.push_back(r.status().code()); }, slow);
+  ASSERT_TRUE(wait());
+  ASSERT_EQ(codes.size(), 2u);
+  EXPECT_EQ(codes[0], absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(codes[1], absl::StatusCode::kCancelled);
+}
+
+}  // namespace
+}  // namespace ioloop::net
