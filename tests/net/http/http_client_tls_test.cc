@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +27,7 @@
 #include "ioloop/net/http/http_client.h"
 #include "ioloop/net/http/http_server.h"
 #include "ioloop/net/io_stream.h"
+#include "ioloop/net/tcp_server.h"
 #include "ioloop/net/tls/tls_context.h"
 #include "testing/tls_certs.h"
 #include "testing/tls_fixture.h"
@@ -321,6 +323,60 @@ TEST_F(HTTPClientTLSTest, RedirectsBetweenHttpAndHttps) {
   EXPECT_THAT(std::string(refused.status().message()),
               StartsWith(absl::StrCat("redirect from ", plain_base, "/to-https: ", secure,
                                       " needs HTTPClientOptions.tls")));
+}
+
+// A TLS server answering each request with a close-delimited response, then ending its side
+// either with close_notify (a clean end: the body is complete) or with a bare FIN (truncation).
+class CloseDelimitedTLSServer {
+ public:
+  CloseDelimitedTLSServer(IOLoop& loop, bool clean, std::function<void()> on_any)
+      : server_(
+            loop,
+            [this, clean](std::shared_ptr<IOStream> s, const SocketAddress&) {
+              streams_.push_back(s);
+              s->read_until("\r\n\r\n", [s, clean, this](absl::StatusOr<std::string>) {
+                s->write("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npart of a body",
+                         [s, clean, this](absl::Status) {
+                           if (clean) {
+                             s->shutdown_write();  // close_notify
+                           } else {
+                             ::shutdown(s->fd(), SHUT_WR);  // FIN, no close_notify
+                           }
+                           on_any_();
+                         });
+              });
+            },
+            [] {
+              TCPServerOptions o;
+              o.tls = server_context(test_pki().ecdsa_leaf);
+              return o;
+            }()),
+        on_any_(std::move(on_any)) {
+    EXPECT_TRUE(server_.listen(0, "127.0.0.1").ok());
+    EXPECT_TRUE(server_.start().ok());
+  }
+  std::string url() const { return absl::StrCat("https://127.0.0.1:", server_.port(), "/"); }
+
+ private:
+  TCPServer server_;
+  std::function<void()> on_any_;
+  std::vector<std::shared_ptr<IOStream>> streams_;
+};
+
+TEST_F(HTTPClientTLSTest, CloseDelimitedBodyEndsWithCloseNotify) {
+  CloseDelimitedTLSServer server(loop(), /*clean=*/true, [this] { check(); });
+  HTTPClient client(loop(), tls_options());
+  absl::StatusOr<HTTPClientResponse> r = get(client, server.url());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, "part of a body");
+}
+
+TEST_F(HTTPClientTLSTest, CloseDelimitedBodyCutByBareFinIsTruncation) {
+  CloseDelimitedTLSServer server(loop(), /*clean=*/false, [this] { check(); });
+  HTTPClient client(loop(), tls_options());
+  absl::StatusOr<HTTPClientResponse> r = get(client, server.url());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("truncation"));
 }
 
 TEST_F(HTTPClientTLSTest, ServerTimeoutsStartAfterTheHandshake) {
