@@ -139,8 +139,8 @@ absl::Status configure_tls(Config& config) {
   } else if (!ca_file.empty()) {
     return absl::InvalidArgumentError("--upstream_ca_file needs an https:// --upstream");
   }
-  auto server = ex::server_tls_context(absl::GetFlag(FLAGS_tls_cert),
-                                       absl::GetFlag(FLAGS_tls_key), {"http/1.1"});
+  auto server = ex::server_tls_context(absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+                                       {"http/1.1"});
   if (!server.ok()) return server.status();
   config.server_tls = *std::move(server);
   config.handshake_timeout = absl::GetFlag(FLAGS_handshake_timeout);
@@ -527,8 +527,8 @@ int main(int argc, char** argv) {
           }
         });
   }
-  logger().info("HTTP{} proxy to {} on {} thread(s); Ctrl-C stops it",
-                config.server_tls ? "S" : "", config.upstream.to_string(), threads);
+  logger().info("HTTP{} proxy to {} on {} thread(s); Ctrl-C stops it", config.server_tls ? "S" : "",
+                config.upstream.to_string(), threads);
   absl::Status status = serve(**main_loop, config, std::move(listeners[0]));
   for (auto& loop : loops) loop->stop();
   for (std::thread& t : workers) t.join();

@@ -209,17 +209,17 @@ TEST_F(TLSInteropTest, CurlGetsHelloOverTls13WithAlpn) {
   std::unique_ptr<ServerProcess> server = start_tls(HTTP_RESPONDER_PATH);
   ASSERT_NE(server, nullptr);
   int status = 0;
-  const std::string out = curl(server->port(), "-w ' %{http_code}' " + https_url(server->port()),
-                               &status);
+  const std::string out =
+      curl(server->port(), "-w ' %{http_code}' " + https_url(server->port()), &status);
   EXPECT_EQ(status, 0) << err();
   EXPECT_EQ(out, absl::StrCat(kBody, " 200"));
   const std::string verbose = err();
   EXPECT_THAT(verbose, HasSubstr("ALPN: server accepted http/1.1"));
   EXPECT_THAT(verbose, HasSubstr("SSL connection using TLSv1.3"));
   // Two URLs in one run: the second request reuses the TLS connection (keep-alive).
-  const std::string twice = curl(
-      server->port(), https_url(server->port(), "/a") + " " + https_url(server->port(), "/b"),
-      &status);
+  const std::string twice =
+      curl(server->port(), https_url(server->port(), "/a") + " " + https_url(server->port(), "/b"),
+           &status);
   EXPECT_EQ(status, 0) << err();
   EXPECT_EQ(twice, absl::StrCat(kBody, kBody));
   EXPECT_THAT(err(), HasSubstr("Re-using existing connection"));
@@ -278,17 +278,15 @@ print(s.version(), s.selected_alpn_protocol())
 sys.stdout.write(data.decode())
 )"));
   int status = 0;
-  const std::string out =
-      run(absl::StrCat("python3 ", program, " ", pki_.root_ca, " ", server->port(), " 2>&1"),
-          &status);
+  const std::string out = run(
+      absl::StrCat("python3 ", program, " ", pki_.root_ca, " ", server->port(), " 2>&1"), &status);
   EXPECT_EQ(status, 0) << out;
   EXPECT_THAT(out, StartsWith("TLSv1.3 http/1.1\nHTTP/1.1 200 OK\r\n"));
   EXPECT_THAT(out, HasSubstr(absl::StrCat("\r\n\r\n", kBody)));
 
   // The wrong trust anchor: Python refuses the certificate.
-  const std::string refused =
-      run(absl::StrCat("python3 ", program, " ", pki_.other_ca, " ", server->port(), " 2>&1"),
-          &status);
+  const std::string refused = run(
+      absl::StrCat("python3 ", program, " ", pki_.other_ca, " ", server->port(), " 2>&1"), &status);
   EXPECT_NE(status, 0);
   EXPECT_THAT(refused, HasSubstr("CERTIFICATE_VERIFY_FAILED"));
   stop(*server);
@@ -346,17 +344,17 @@ TEST_F(TLSInteropTest, HttpFetchVerifiesAgainstCaFile) {
   int status = 0;
   // By name (localhost: verified against the certificate's DNS name) and by IP address.
   for (const std::string host : {"localhost", "127.0.0.1"}) {
-    const std::string out = run(absl::StrCat(fetch, " --ca_file=", pki_.root_ca, " https://",
-                                             host, ":", server->port(), "/ 2>", err_path()),
+    const std::string out = run(absl::StrCat(fetch, " --ca_file=", pki_.root_ca, " https://", host,
+                                             ":", server->port(), "/ 2>", err_path()),
                                 &status);
     EXPECT_EQ(status, 0) << host << ": " << err();
     EXPECT_EQ(out, kBody) << host;
   }
   // The wrong CA: exit 2, the reason on stderr.
-  const std::string wrong = run(absl::StrCat(fetch, " --ca_file=", pki_.other_ca,
-                                             " https://localhost:", server->port(), "/ 2>",
-                                             err_path()),
-                                &status);
+  const std::string wrong =
+      run(absl::StrCat(fetch, " --ca_file=", pki_.other_ca, " https://localhost:", server->port(),
+                       "/ 2>", err_path()),
+          &status);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
   EXPECT_EQ(wrong, "");
   EXPECT_THAT(err(), HasSubstr("certificate verify failed: unable to get local issuer "
@@ -366,8 +364,8 @@ TEST_F(TLSInteropTest, HttpFetchVerifiesAgainstCaFile) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
   EXPECT_THAT(err(), HasSubstr("certificate verify failed"));
   // An unreadable --ca_file: exit 2 naming it.
-  run(absl::StrCat(fetch, " --ca_file=", dir_.path(), "/missing.pem https://localhost:",
-                   server->port(), "/ 2>", err_path()),
+  run(absl::StrCat(fetch, " --ca_file=", dir_.path(),
+                   "/missing.pem https://localhost:", server->port(), "/ 2>", err_path()),
       &status);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
   EXPECT_THAT(err(), HasSubstr("missing.pem"));
@@ -379,10 +377,9 @@ TEST_F(TLSInteropTest, ProxyToHttpsUpstream) {
   std::unique_ptr<ServerProcess> upstream = start_tls(HTTP_RESPONDER_PATH);
   ASSERT_NE(upstream, nullptr);
   absl::StatusOr<std::unique_ptr<ServerProcess>> proxy = ServerProcess::start(
-      HTTP_PROXY_PATH,
-      {"--port=0", "--address=127.0.0.1", "--log_level=warn",
-       absl::StrCat("--upstream=https://localhost:", upstream->port()),
-       "--upstream_ca_file=" + pki_.root_ca});
+      HTTP_PROXY_PATH, {"--port=0", "--address=127.0.0.1", "--log_level=warn",
+                        absl::StrCat("--upstream=https://localhost:", upstream->port()),
+                        "--upstream_ca_file=" + pki_.root_ca});
   ASSERT_TRUE(proxy.ok()) << proxy.status();
   int status = 0;
   const std::string url = absl::StrCat("http://127.0.0.1:", (*proxy)->port(), "/via");
@@ -395,14 +392,13 @@ TEST_F(TLSInteropTest, ProxyToHttpsUpstream) {
 
   // The same upstream behind a proxy that does not trust its CA: 502 naming the reason.
   absl::StatusOr<std::unique_ptr<ServerProcess>> distrustful = ServerProcess::start(
-      HTTP_PROXY_PATH,
-      {"--port=0", "--address=127.0.0.1", "--log_level=warn",
-       absl::StrCat("--upstream=https://localhost:", upstream->port()),
-       "--upstream_ca_file=" + pki_.other_ca});
+      HTTP_PROXY_PATH, {"--port=0", "--address=127.0.0.1", "--log_level=warn",
+                        absl::StrCat("--upstream=https://localhost:", upstream->port()),
+                        "--upstream_ca_file=" + pki_.other_ca});
   ASSERT_TRUE(distrustful.ok()) << distrustful.status();
-  const std::string bad = run(
-      absl::StrCat("curl -sS -i --max-time 20 http://127.0.0.1:", (*distrustful)->port(), "/"),
-      &status);
+  const std::string bad =
+      run(absl::StrCat("curl -sS -i --max-time 20 http://127.0.0.1:", (*distrustful)->port(), "/"),
+          &status);
   EXPECT_THAT(bad, StartsWith("HTTP/1.1 502 "));
   EXPECT_THAT(bad, HasSubstr("certificate verify failed: unable to get local issuer certificate"));
   stop(**distrustful);
@@ -438,9 +434,9 @@ TEST_F(TLSInteropTest, ProxyTlsOnBothSides) {
   if (!have("curl")) GTEST_SKIP() << "curl not installed";
   std::unique_ptr<ServerProcess> upstream = start_tls(HTTP_RESPONDER_PATH);
   ASSERT_NE(upstream, nullptr);
-  std::unique_ptr<ServerProcess> proxy = start_tls(
-      HTTP_PROXY_PATH, {absl::StrCat("--upstream=https://localhost:", upstream->port()),
-                        "--upstream_ca_file=" + pki_.root_ca});
+  std::unique_ptr<ServerProcess> proxy =
+      start_tls(HTTP_PROXY_PATH, {absl::StrCat("--upstream=https://localhost:", upstream->port()),
+                                  "--upstream_ca_file=" + pki_.root_ca});
   ASSERT_NE(proxy, nullptr);
   int status = 0;
   EXPECT_EQ(curl(proxy->port(), https_url(proxy->port()), &status), kBody) << err();

@@ -248,8 +248,8 @@ void HTTPClientCore::follow_redirect(uint64_t id) {
                                                               ": ", target.status().message())));
   }
   if (absl::Status s = check_transport(*target, options); !s.ok()) {
-    return fail(id, absl::Status(s.code(), absl::StrCat("redirect from ", f->url.to_string(),
-                                                        ": ", s.message())));
+    return fail(id, absl::Status(s.code(), absl::StrCat("redirect from ", f->url.to_string(), ": ",
+                                                        s.message())));
   }
   const int status = f->response.status;
   f->redirecting = false;

@@ -192,8 +192,9 @@ TEST_F(HTTPClientTLSTest, HttpsWithoutTlsOptionIsFailedPrecondition) {
   absl::StatusOr<HTTPClientResponse> r = get(client, https_url());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
   EXPECT_EQ(r.status().message(),
-            absl::StrCat(https_url(), " needs HTTPClientOptions.tls (a client TransportFactory, "
-                                      "e.g. TLSContext::client)"));
+            absl::StrCat(https_url(),
+                         " needs HTTPClientOptions.tls (a client TransportFactory, "
+                         "e.g. TLSContext::client)"));
   EXPECT_EQ(client.stats().connections_opened, 0u);
   EXPECT_EQ(server_->stats().connections, 0u);
 }
