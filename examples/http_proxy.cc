@@ -4,7 +4,20 @@
 //   http_proxy --upstream=http://127.0.0.1:8080 [--port=8000] [--address=] [--threads=1]
 //              [--poller=epoll|poll|select] [--connect_timeout=5s] [--upstream_timeout=60s]
 //              [--max_upstream_connections=64] [--idle_timeout=60s] [--log_level=info]
+//              [--upstream_ca_file=PEM] [--tls_cert=PEM --tls_key=PEM] [--handshake_timeout=10s]
 //   curl -i http://127.0.0.1:8000/any/path    # what the upstream answers, plus "Via: 1.1 ioloop"
+//   http_proxy --upstream=https://origin.example:443 --tls_cert=chain.pem --tls_key=key.pem
+//
+// TLS, on either side or both:
+//  - --upstream=https://HOST:PORT: upstream connections are TLS (ALPN "http/1.1"); the
+//    upstream's certificate must be issued for HOST and verify against the system's trusted
+//    CAs or, with --upstream_ca_file, against that PEM file's CAs only. A handshake or
+//    verification failure is a 502 naming the reason (and a debug log line), like a refused
+//    connect; --connect_timeout bounds the handshake too.
+//  - --tls_cert/--tls_key: clients speak HTTPS on --port (TLS 1.2 or 1.3, ALPN "http/1.1");
+//    --handshake_timeout bounds each client's handshake from accept, and the proxy's own
+//    timeouts (--idle_timeout, the header timeout) start once it is done. A client whose
+//    handshake fails is closed (rate-limited log line); the proxy goes on.
 //
 // What it does to each request and response (RFC 9110 §7.6):
 //  - forwards the method, target, fields and body to the upstream, and the upstream's status,
@@ -45,6 +58,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "example_support.h"
+#include "example_tls.h"
 #include "ioloop/io_loop.h"
 #include "ioloop/logging.h"
 #include "ioloop/net/bind.h"
@@ -58,7 +72,15 @@
 ABSL_FLAG(int, port, 8000, "TCP port; 0 lets the kernel pick one (printed on stdout)");
 ABSL_FLAG(std::string, address, "",
           "address to listen on; empty means every local address, IPv4 and IPv6");
-ABSL_FLAG(std::string, upstream, "", "the server to forward to, http://HOST:PORT (required)");
+ABSL_FLAG(std::string, upstream, "",
+          "the server to forward to, http://HOST:PORT or https://HOST:PORT (required)");
+ABSL_FLAG(std::string, upstream_ca_file, "",
+          "https upstream: trust only the CAs in this PEM file (default: the system's CAs)");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain (leaf first); with --tls_key, serve HTTPS on --port");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(absl::Duration, handshake_timeout, absl::Seconds(10),
+          "TLS: most time from accept to the end of a client's handshake");
 ABSL_FLAG(int, threads, 1, "event loops (threads); each has its own listener and upstream pool");
 ABSL_FLAG(std::string, poller, "epoll", "readiness backend: epoll, poll or select");
 ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(5),
@@ -96,9 +118,37 @@ struct Config {
   URL upstream;
   absl::Duration connect_timeout;
   absl::Duration upstream_timeout;
-  size_t max_upstream_connections;
+  size_t max_upstream_connections = 64;
   absl::Duration idle_timeout;
+  // TLS (configure_tls()); null: plain. Contexts are immutable and shared by every thread.
+  std::shared_ptr<const ioloop::net::TransportFactory> upstream_tls;  // https upstream
+  std::shared_ptr<const ioloop::net::TransportFactory> server_tls;    // --tls_cert/--tls_key
+  absl::Duration handshake_timeout;
 };
+
+// The TLS half of `config`, from --upstream's scheme, --upstream_ca_file, --tls_cert,
+// --tls_key and --handshake_timeout: InvalidArgument for flags that cannot work together,
+// TLSContext's error (naming the file) for a file it cannot use.
+absl::Status configure_tls(Config& config) {
+  namespace ex = ioloop::examples;
+  const std::string ca_file = absl::GetFlag(FLAGS_upstream_ca_file);
+  if (config.upstream.scheme == "https") {
+    auto client = ex::client_tls_context(ca_file, {"http/1.1"});
+    if (!client.ok()) return client.status();
+    config.upstream_tls = *std::move(client);
+  } else if (!ca_file.empty()) {
+    return absl::InvalidArgumentError("--upstream_ca_file needs an https:// --upstream");
+  }
+  auto server = ex::server_tls_context(absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+                                       {"http/1.1"});
+  if (!server.ok()) return server.status();
+  config.server_tls = *std::move(server);
+  config.handshake_timeout = absl::GetFlag(FLAGS_handshake_timeout);
+  if (config.handshake_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--handshake_timeout must be positive");
+  }
+  return absl::OkStatus();
+}
 
 // The status and a one-line body for a request the upstream did not answer.
 void answer_error(HTTPResponseStream& response, int status, absl::string_view why) {
@@ -192,6 +242,7 @@ class Proxy {
     ioloop::net::HTTPClientOptions o;
     o.max_connections_per_host = config.max_upstream_connections;
     o.user_agent.clear();  // forward the client's User-Agent, add none
+    o.tls = config.upstream_tls;
     return o;
   }
 
@@ -265,7 +316,7 @@ class Proxy {
     std::string target(request.path());
     if (!request.query().empty()) absl::StrAppend(&target, "?", request.query());
     if (target.empty() || target[0] != '/') target = request.target();
-    up.url = absl::StrCat("http://", config_.upstream.authority(), target);
+    up.url = absl::StrCat(config_.upstream.scheme, "://", config_.upstream.authority(), target);
     // A body keeps the client's Content-Length (sent unframed) or goes chunked without one.
     up.headers = request.headers();
     ioloop::net::remove_hop_by_hop_fields(up.headers);
@@ -360,6 +411,8 @@ absl::Status serve(IOLoop& loop, const Config& config, std::vector<ioloop::net::
   Proxy proxy(loop, config);
   ioloop::net::HTTPServerOptions options;
   options.idle_timeout = config.idle_timeout;
+  options.tcp_options.tls = config.server_tls;
+  options.tcp_options.handshake_timeout = config.handshake_timeout;
   HTTPServer server(
       loop,
       [&proxy](const HTTPRequest& request, HTTPResponseWriter& writer) {
@@ -386,7 +439,7 @@ absl::Status serve(IOLoop& loop, const Config& config, std::vector<ioloop::net::
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("HTTP/1.1 reverse proxy: --upstream=http://HOST:PORT");
+  absl::SetProgramUsageMessage("HTTP/1.1 reverse proxy: --upstream=http(s)://HOST:PORT");
   absl::ParseCommandLine(argc, argv);
   namespace ex = ioloop::examples;
 
@@ -395,8 +448,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   absl::StatusOr<URL> upstream = URL::parse(absl::GetFlag(FLAGS_upstream));
-  if (!upstream.ok() || upstream->scheme != "http" || upstream->target != "/") {
-    std::fprintf(stderr, "http_proxy: --upstream must be http://HOST:PORT%s%s\n",
+  if (!upstream.ok() || upstream->target != "/") {
+    std::fprintf(stderr, "http_proxy: --upstream must be http(s)://HOST:PORT%s%s\n",
                  upstream.ok() ? "" : ": ",
                  upstream.ok() ? "" : std::string(upstream.status().message()).c_str());
     return 2;
@@ -415,9 +468,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "http_proxy: %s\n", std::string(options.status().message()).c_str());
     return 2;
   }
-  const Config config{*std::move(upstream), absl::GetFlag(FLAGS_connect_timeout),
-                      absl::GetFlag(FLAGS_upstream_timeout), static_cast<size_t>(max_upstream),
-                      absl::GetFlag(FLAGS_idle_timeout)};
+  Config config;
+  config.upstream = *std::move(upstream);
+  config.connect_timeout = absl::GetFlag(FLAGS_connect_timeout);
+  config.upstream_timeout = absl::GetFlag(FLAGS_upstream_timeout);
+  config.max_upstream_connections = static_cast<size_t>(max_upstream);
+  config.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  if (absl::Status s = configure_tls(config); !s.ok()) {
+    std::fprintf(stderr, "http_proxy: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
 
   // Signals are blocked in this thread before any other starts, so every thread inherits it.
   absl::StatusOr<std::unique_ptr<IOLoop>> main_loop = ex::make_server_loop(*options);
@@ -467,8 +527,8 @@ int main(int argc, char** argv) {
           }
         });
   }
-  logger().info("HTTP proxy to {} on {} thread(s); Ctrl-C stops it", config.upstream.to_string(),
-                threads);
+  logger().info("HTTP{} proxy to {} on {} thread(s); Ctrl-C stops it", config.server_tls ? "S" : "",
+                config.upstream.to_string(), threads);
   absl::Status status = serve(**main_loop, config, std::move(listeners[0]));
   for (auto& loop : loops) loop->stop();
   for (std::thread& t : workers) t.join();

@@ -72,6 +72,9 @@ uint64_t HTTPClientCore::fetch(HTTPClientRequest request, HTTPClient::FetchCallb
   fetches.emplace(id, std::move(f));
   absl::StatusOr<URL> url =
       options_status.ok() ? validate_request(fr.request) : absl::StatusOr<URL>(options_status);
+  if (url.ok()) {
+    if (absl::Status s = check_transport(*url, options); !s.ok()) url = std::move(s);
+  }
   if (!url.ok()) {
     // Never inside fetch(): delivered from the loop (or by the destructor, if it comes first).
     fr.invalid = url.status();

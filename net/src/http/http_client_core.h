@@ -148,8 +148,10 @@ class HTTPClientCore : public ClientConnection::Owner,
 // --- http_client_request.cc ---------------------------------------------------------------
 // InvalidArgument naming the field, for options that cannot work.
 absl::Status validate_options(const HTTPClientOptions& options);
-// Checks the request and parses its URL. InvalidArgument / Unimplemented (https).
+// Checks the request and parses its URL (http or https). InvalidArgument.
 absl::StatusOr<URL> validate_request(const HTTPClientRequest& request);
+// FailedPrecondition, naming the option, for an https URL on a client without options.tls.
+absl::Status check_transport(const URL& url, const HTTPClientOptions& options);
 // The request line and fields (ending with the empty line), and the body when it is a string.
 // Sets f.chunked_upload / f.upload_length for a body_producer.
 std::string serialize_request(ClientFetch& f, const HTTPClientOptions& options);

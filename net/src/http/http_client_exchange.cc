@@ -247,9 +247,9 @@ void HTTPClientCore::follow_redirect(uint64_t id) {
         id, absl::Status(target.status().code(), absl::StrCat("redirect from ", f->url.to_string(),
                                                               ": ", target.status().message())));
   }
-  if (target->scheme == "https") {
-    return fail(id, absl::UnimplementedError(absl::StrCat("redirect to ", target->to_string(),
-                                                          ": https is not supported yet")));
+  if (absl::Status s = check_transport(*target, options); !s.ok()) {
+    return fail(id, absl::Status(s.code(), absl::StrCat("redirect from ", f->url.to_string(), ": ",
+                                                        s.message())));
   }
   const int status = f->response.status;
   f->redirecting = false;

@@ -44,7 +44,15 @@ void HTTPClientCore::connect(ClientFetch& f) {
   ConnectOptions co;
   absl::Duration t = f.request.connect_timeout;
   co.timeout = (t == absl::ZeroDuration()) ? absl::InfiniteDuration() : t;
-  // The seam for https: the TLS issue wraps the connected stream here (f.url.scheme).
+  if (f.url.scheme == "https") {
+    // check_transport() let only fetches with a factory get here. The URL's host is what the
+    // certificate must prove (and the SNI), whatever Host field the request carries.
+    co.tls = options.tls;
+    co.server_name = f.url.host;
+    // connect_timeout bounds the handshake too; with equal limits TCPClient's overall one
+    // always fires first (it started earlier), so its expiry reads "connect_timeout".
+    co.handshake_timeout = co.timeout;
+  }
   tcp.connect(
       f.url.host, f.url.port,
       [weak = weak_from_this(), id = f.id, key = f.key, host = f.url.authority(),

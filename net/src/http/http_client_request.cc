@@ -80,13 +80,16 @@ absl::StatusOr<URL> validate_request(const HTTPClientRequest& request) {
       }
     }
   }
-  absl::StatusOr<URL> url = URL::parse(request.url);
-  if (!url.ok()) return url.status();
-  if (url->scheme == "https") {
-    // The seam for the TLS issue: HTTPClientCore::connect() wraps the stream there.
-    return absl::UnimplementedError(absl::StrCat("https is not supported yet: ", request.url));
-  }
-  return url;
+  return URL::parse(request.url);
+}
+
+absl::Status check_transport(const URL& url, const HTTPClientOptions& options) {
+  if (url.scheme != "https" || options.tls != nullptr) return absl::OkStatus();
+  // The HTTP library cannot make a TLS context itself (it does not link OpenSSL): the
+  // program must hand one in.
+  return absl::FailedPreconditionError(absl::StrCat(
+      url.to_string(),
+      " needs HTTPClientOptions.tls (a client TransportFactory, e.g. TLSContext::client)"));
 }
 
 std::string pool_key(const URL& url) {

@@ -93,7 +93,11 @@ absl::Status HTTPServer::serve(std::shared_ptr<IOStream> stream) {
   return absl::OkStatus();
 }
 
-HTTPServer::Stats HTTPServer::stats() const { return http_server_stats(*state_); }
+HTTPServer::Stats HTTPServer::stats() const {
+  Stats out = http_server_stats(*state_);
+  out.handshake_failures = tcp_server_.handshake_failures();
+  return out;
+}
 
 HTTPServer::Stats http_server_stats(const HTTPServerState& s) {
   HTTPServer::Stats out;

@@ -234,8 +234,8 @@ TEST_F(HTTPClientTest, InvalidRequestsFailFromTheLoopWithInvalidArgument) {
        "HTTPClientRequest.method is not a token: 'G T'"},
       {"GET", "http://127.0.0.1:1/", "a\r\nb", absl::StatusCode::kInvalidArgument,
        "HTTPClientRequest.headers: the value of X contains CR, LF or NUL"},
-      {"GET", "https://127.0.0.1:1/", "v", absl::StatusCode::kUnimplemented,
-       "https is not supported yet: https://127.0.0.1:1/"},
+      {"GET", "https://127.0.0.1:1/", "v", absl::StatusCode::kFailedPrecondition,
+       "https://127.0.0.1:1/ needs HTTPClientOptions.tls"},
   };
   for (Case& c : cases) {
     HTTPClientRequest request;

@@ -10,6 +10,14 @@
 //     use(r->status, r->body);
 //   });
 //
+// HTTPS: give the client a client-side TransportFactory in HTTPClientOptions::tls, normally a
+// TLSContext (ioloop/net/tls/tls_context.h, library ioloop::tls; this library does not link
+// OpenSSL, so plain-HTTP users never do):
+//
+//   auto tls = TLSContext::client({.alpn_protocols = {"http/1.1"}});  // the system store
+//   if (!tls.ok()) return tls.status();
+//   HTTPClient client(loop, {.tls = *tls});   // now https:// URLs work too
+//
 // Contract:
 //  - fetch() runs its callback exactly once, on the loop thread, never inside fetch() itself:
 //    with the final response (any status code: a 404 is a response, not an error) or with an
@@ -18,12 +26,19 @@
 //      InvalidArgument    a bad URL (URL::parse's message), method, header field or option;
 //                         a body_producer that writes more or fewer bytes than the
 //                         Content-Length it gave. The response parser's InvalidArgument.
-//      Unimplemented      an https:// URL (the TLS issue adds it; see HTTPClientCore::connect).
-//      Unavailable        connecting failed ("Connection refused"), or the server closed or
-//                         reset the connection before any byte of the response (after the one
-//                         retry described below, if it applied).
+//      FailedPrecondition an https:// URL (or a redirect to one) with HTTPClientOptions::tls
+//                         null: "https://h/ needs HTTPClientOptions.tls ...".
+//      Unauthenticated    the server's certificate did not verify (unknown CA, expired, not
+//                         issued for the URL's host): "connect to h:443: TLS handshake failed:
+//                         certificate verify failed: <OpenSSL's reason>".
+//      Unavailable        connecting failed ("Connection refused"), the TLS handshake failed
+//                         otherwise ("connect to h:443: TLS handshake failed: <reason>": no
+//                         common protocol, not TLS at all, ...), or the server closed or reset
+//                         the connection before any byte of the response (after the one retry
+//                         described below, if it applied).
 //      NotFound           the host name does not resolve (the Resolver's error).
-//      DeadlineExceeded   a timeout, naming its phase: "connect" (connect_timeout),
+//      DeadlineExceeded   a timeout, naming its phase: "connect" (connect_timeout, which
+//                         bounds resolution, the TCP connect and the TLS handshake),
 //                         "waiting for the response" or "reading the body" (request_timeout,
 //                         response_timeout).
 //      DataLoss           a malformed response or one cut short, with the parser's reason
@@ -39,12 +54,21 @@
 //                         connection is closed, and the fetch ends with Internal "exception in
 //                         <callback>: <what()>". An exception from the FetchCallback itself is
 //                         logged and counted and goes no further.
-//  - Keep-alive pool, one per scheme+host+port: a connection whose response completed with
-//    keep-alive (RFC 9112 §9.3) and nothing unexpected after it is kept idle and reused (the
-//    most recently used first); idle connections close after idle_timeout, or when the server
-//    closes them. At most max_connections_per_host connections (connecting, busy or idle) per
-//    host; more fetches wait in a FIFO queue. Time spent in the queue counts toward neither
-//    timeout.
+//  - HTTPS (https:// with HTTPClientOptions::tls): each connection runs its TLS handshake as
+//    part of the connect, sending the URL's host as SNI and verifying the certificate against
+//    it (an IP literal against the certificate's IP addresses); the Host field is the same
+//    authority as over http. A handshake or verification failure fails that fetch (and
+//    nothing else) with the status above; it is never taken for the keep-alive race below, so
+//    it is not retried. Redirects may cross between http and https either way (to https only
+//    with `tls` set). Over TLS, a server that ends the connection without close_notify in the
+//    middle of a response (a close-delimited body included) fails the fetch with Unavailable
+//    naming the truncation: a cut body is never passed off as complete.
+//  - Keep-alive pool, one per scheme+host+port (http://h and https://h never share a
+//    connection): a connection whose response completed with keep-alive (RFC 9112 §9.3) and
+//    nothing unexpected after it is kept idle and reused (the most recently used first); idle
+//    connections close after idle_timeout, or when the server closes them. At most
+//    max_connections_per_host connections (connecting, busy or idle) per scheme+host+port;
+//    more fetches wait in a FIFO queue. Time spent in the queue counts toward neither timeout.
 //  - The keep-alive race: when a request written on a REUSED connection meets EOF or a reset
 //    before any byte of the response, the fetch is retried once, on a fresh connection, if its
 //    method is idempotent (GET, HEAD, PUT, DELETE, OPTIONS, TRACE; RFC 9110 §9.2.2) and its body
@@ -80,6 +104,7 @@
 #include "ioloop/net/http/http_headers.h"
 #include "ioloop/net/http/response_parser.h"
 #include "ioloop/net/resolver.h"
+#include "ioloop/net/transport.h"
 
 namespace ioloop::net {
 
@@ -111,7 +136,7 @@ class HTTPClientBodyWriter {
 
 struct HTTPClientRequest {
   std::string method = "GET";  // a token (RFC 9110 §5.6.2), else InvalidArgument
-  // Absolute http:// URL (see url.h); https:// gives Unimplemented until the TLS issue.
+  // Absolute http:// or https:// URL (see url.h); https:// needs HTTPClientOptions::tls.
   std::string url;
   // Sent in order after the client's own fields. The client owns, and drops if given here:
   // Content-Length (from `body`, unless a body_producer is set: see there), Transfer-Encoding,
@@ -128,7 +153,8 @@ struct HTTPClientRequest {
   // Content-Length field: then exactly that many bytes, unframed.
   absl::AnyInvocable<void(HTTPClientBodyWriter&)> body_producer;
 
-  // Bounds the connect, name resolution included. Zero or infinite: no limit.
+  // Bounds the connect: name resolution, TCP connect and, for https, the TLS handshake. Zero
+  // or infinite: no limit.
   absl::Duration connect_timeout = absl::Seconds(20);
   // Bounds one exchange: from the moment the request starts being written (on a connection
   // out of the pool or just made; queue time excluded) until the response's last byte. Its
@@ -178,6 +204,13 @@ struct HTTPClientOptions {
   size_t max_header_size = 64 * 1024;  // of a response head; > 0
   std::string user_agent = "ioloop";   // empty: no User-Agent field
   Resolver* resolver = nullptr;        // null: Resolver::instance(); must outlive the client
+  // Makes the transport of every https:// connection: a client-side TransportFactory,
+  // normally TLSContext::client(...) (ioloop/net/tls/tls_context.h) offering ALPN "http/1.1".
+  // It is asked for a transport to the URL's host and port, and that host is the name the
+  // server's certificate must prove (and the SNI). Its trust anchors decide which servers are
+  // accepted (TLSClientOptions: a CA file, or the system store). Shared: one context may serve
+  // many clients on many threads. Null: https:// fetches fail with FailedPrecondition.
+  std::shared_ptr<const TransportFactory> tls;
 };
 // Options that cannot work (max_connections_per_host or max_header_size 0, a negative
 // idle_timeout) fail every fetch with InvalidArgument naming the field.

@@ -17,6 +17,26 @@
 //   server.start();   // or start(N): N loops in N threads
 //   loop.start();
 //
+// HTTPS: set HTTPServerOptions::tcp_options.tls to a server-side TransportFactory, normally a
+// TLSContext (ioloop/net/tls/tls_context.h, library ioloop::tls; this library does not link
+// OpenSSL) with ALPN "http/1.1":
+//
+//   auto tls = TLSContext::server({.cert_chain_file = "chain.pem",
+//                                  .private_key_file = "key.pem",
+//                                  .alpn_protocols = {"http/1.1"}});
+//   if (!tls.ok()) return tls.status();
+//   HTTPServerOptions options;
+//   options.tcp_options.tls = *tls;   // and tcp_options.handshake_timeout (10 s)
+//
+// Every connection then runs its handshake first (TCPServer), bounded by
+// tcp_options.handshake_timeout counted from accept; only a connection whose handshake
+// succeeded becomes an HTTP connection. So everything below (Stats::connections, every
+// timeout, the handler) starts after the handshake: a slow handshake is never a 408, and a
+// failed one (a plaintext client, garbage, an unknown client certificate) gets no HTTP
+// response at all (never a response in clear), is closed and counted in
+// Stats::handshake_failures, and the server goes on. Everything in this comment holds over TLS;
+// "shuts down its sending side" is then a close_notify.
+//
 // Connection semantics:
 //  - HTTP/1.1 keeps the connection open unless the request says "Connection: close";
 //    HTTP/1.0 closes after the response unless it says "Connection: keep-alive" (then the
@@ -178,6 +198,8 @@ class HTTPServer {
                                       // Length misuse, dropped unfinished (500 or close)
     uint64_t streamed_requests = 0;   // bodies the factory chose to stream (http_body_handler.h)
     uint64_t body_pauses = 0;         // on_body calls that returned false (reading stopped)
+    uint64_t handshake_failures = 0;  // TLS handshakes failed or timed out (TCPServer's count:
+                                      // those connections never reached HTTP)
   };
 
   HTTPServer(IOLoop& loop, Handler handler, HTTPServerOptions options = {});
