@@ -19,9 +19,9 @@ namespace {
 
 using stream_testing::IOStreamPlainTest;
 using stream_testing::IOStreamTest;
+using stream_testing::pattern;
 using stream_testing::PeerReader;
 using stream_testing::PlainPeer;
-using stream_testing::pattern;
 using stream_testing::tcp_pair;
 using stream_testing::unread;
 

@@ -1,9 +1,8 @@
 // IOStream reads: every read mode at every split point, and read errors.
 // The fixture (tests/net/io_stream_testing.h) runs each test over every poller and over both
 // transports (plain socket, TLS); IOStreamPlainTest's tests are about the socket itself.
-#include <sys/socket.h>
-
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <functional>
 #include <memory>
@@ -22,9 +21,9 @@ namespace {
 
 using stream_testing::IOStreamPlainTest;
 using stream_testing::IOStreamTest;
+using stream_testing::pattern;
 using stream_testing::PeerReader;
 using stream_testing::PlainPeer;
-using stream_testing::pattern;
 using stream_testing::tcp_pair;
 using stream_testing::unread;
 
@@ -416,7 +415,6 @@ TEST_P(IOStreamTest, WriteToClosedPeerNeverRaisesSigpipe) {
   EXPECT_NE(stream_->error().message().find("Broken pipe"), absl::string_view::npos)
       << stream_->error();
 }
-
 
 }  // namespace
 }  // namespace ioloop::net

@@ -100,12 +100,10 @@ inline std::string CaseName(const ::testing::TestParamInfo<StreamCase>& info) {
 }
 
 inline auto AllCases() {
-  return ::testing::Values(StreamCase{PollerKind::kEpoll, Wire::kPlain},
-                           StreamCase{PollerKind::kPoll, Wire::kPlain},
-                           StreamCase{PollerKind::kSelect, Wire::kPlain},
-                           StreamCase{PollerKind::kEpoll, Wire::kTls},
-                           StreamCase{PollerKind::kPoll, Wire::kTls},
-                           StreamCase{PollerKind::kSelect, Wire::kTls});
+  return ::testing::Values(
+      StreamCase{PollerKind::kEpoll, Wire::kPlain}, StreamCase{PollerKind::kPoll, Wire::kPlain},
+      StreamCase{PollerKind::kSelect, Wire::kPlain}, StreamCase{PollerKind::kEpoll, Wire::kTls},
+      StreamCase{PollerKind::kPoll, Wire::kTls}, StreamCase{PollerKind::kSelect, Wire::kTls});
 }
 
 inline auto PlainCases() {
@@ -260,8 +258,8 @@ class IOStreamTest : public testing::LoopTestBase,
       stream_ = IOStream::create(loop(), std::move(pair->first), options);
       return;
     }
-    static const auto* server_ctx =
-        new std::shared_ptr<const TLSContext>(testing::server_context(testing::test_pki().ecdsa_leaf));
+    static const auto* server_ctx = new std::shared_ptr<const TLSContext>(
+        testing::server_context(testing::test_pki().ecdsa_leaf));
     static const auto* client_ctx =
         new std::shared_ptr<const TLSContext>(testing::client_context());
     const int stream_fd = pair->first.fd();
@@ -296,12 +294,14 @@ class IOStreamTest : public testing::LoopTestBase,
       }
       ASSERT_NE(r.outcome, IOResult::kError) << r.status;
       ASSERT_TRUE(loop()
-                      .update_handler(peer.fd(), r.outcome == IOResult::kWantWrite
-                                                     ? IOLoop::WRITE
-                                                     : IOLoop::READ)
+                      .update_handler(peer.fd(), r.outcome == IOResult::kWantWrite ? IOLoop::WRITE
+                                                                                   : IOLoop::READ)
                       .ok());
     };
-    ASSERT_TRUE(loop().add_handler(peer.fd(), [&](int, uint32_t) { step(); }, IOLoop::WRITE).ok());
+    ASSERT_TRUE(loop()
+                    .add_handler(
+                        peer.fd(), [&](int, uint32_t) { step(); }, IOLoop::WRITE)
+                    .ok());
     ASSERT_TRUE(wait());
     ASSERT_TRUE(peer.transport().handshake_done());
   }

@@ -191,7 +191,8 @@ TEST_P(IOStreamTLSTest, PeerCloseNotifyFlushesQueuedThenAnswersWithCloseNotify) 
   make_pair();
   const size_t total = 1 << 20;
   std::vector<std::string> log;
-  stream_->write(pattern(0, total), [&](absl::Status s) { log.push_back("write " + s.ToString()); });
+  stream_->write(pattern(0, total),
+                 [&](absl::Status s) { log.push_back("write " + s.ToString()); });
   stream_->set_close_callback([&](absl::Status s) { log.push_back("close " + s.ToString()); });
   stream_->read_until_close([&](absl::StatusOr<std::string> r) {
     ASSERT_TRUE(r.ok()) << r.status();
@@ -285,8 +286,8 @@ TEST_P(IOStreamTLSTest, WritesQueuedBeforeTheHandshakeGoOutAfterItInOrder) {
   ASSERT_TRUE(pair.ok());
   auto server = testing::server_context(testing::test_pki().ecdsa_leaf)
                     ->new_server_transport(pair->first.fd());
-  auto client = testing::client_context()->new_client_transport(pair->second.fd(), "localhost",
-                                                                443);
+  auto client =
+      testing::client_context()->new_client_transport(pair->second.fd(), "localhost", 443);
   ASSERT_TRUE(server.ok() && client.ok());
   auto peer = std::make_unique<TLSPeer>(std::move(pair->second), *std::move(client));
   TLSPeer& tls_peer = *peer;
@@ -346,8 +347,7 @@ TEST_P(IOStreamTLSTest, WaitForHandshakeReportsTheFailure) {
   ASSERT_TRUE(wait());
   spin(2);
   EXPECT_EQ(handshake.code(), absl::StatusCode::kUnavailable) << handshake;
-  EXPECT_NE(handshake.message().find("TLS handshake failed"), absl::string_view::npos)
-      << handshake;
+  EXPECT_NE(handshake.message().find("TLS handshake failed"), absl::string_view::npos) << handshake;
   EXPECT_EQ(read, handshake);
   EXPECT_EQ(stream_->error(), handshake);
   EXPECT_TRUE(stream_->closed());

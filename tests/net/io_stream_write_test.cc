@@ -1,9 +1,8 @@
 // IOStream writes: order, partial writes, writev, watermarks, flow control and fairness.
 // The fixture (tests/net/io_stream_testing.h) runs each test over every poller and over both
 // transports (plain socket, TLS); IOStreamPlainTest's tests are about the socket itself.
-#include <sys/socket.h>
-
 #include <fcntl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <functional>
@@ -22,9 +21,9 @@ namespace {
 
 using stream_testing::IOStreamPlainTest;
 using stream_testing::IOStreamTest;
+using stream_testing::pattern;
 using stream_testing::PeerReader;
 using stream_testing::PlainPeer;
-using stream_testing::pattern;
 using stream_testing::tcp_pair;
 using stream_testing::unread;
 
@@ -192,8 +191,7 @@ TEST_P(IOStreamTest, HugeWriteIsServedInSlicesBetweenTimers) {
   make_pair();
   // 64 MiB on the default poller over the plain socket; the others take the same path with
   // less data (ASan time; TLS moves 64 MiB in io_stream_tls_test already).
-  const size_t total =
-      GetParam().poller == PollerKind::kEpoll && !tls() ? 64 << 20 : 8 << 20;
+  const size_t total = GetParam().poller == PollerKind::kEpoll && !tls() ? 64 << 20 : 8 << 20;
   bool flushed = false;
   stream_->write(std::string(total, 'z'), [&](absl::Status s) {
     EXPECT_TRUE(s.ok());
