@@ -208,6 +208,7 @@ uint32_t IOStream::wanted_events() const {
     want |= (transport_wait_ & kReadNeedsWrite) ? IOLoop::WRITE : IOLoop::READ;
   }
   if (writing()) want |= (transport_wait_ & kWriteNeedsRead) ? IOLoop::READ : IOLoop::WRITE;
+  if (transport_wait_ & kShutdownNeedsWrite) want |= IOLoop::WRITE;
   return want;
 }
 
@@ -278,6 +279,7 @@ void IOStream::on_events(uint32_t events) {
     const bool write_ready = (transport_wait_ & kWriteNeedsRead) ? readable : writable;
     if (!closed() && (read_ready || force_read)) handle_read(force_read);
     if (!closed() && write_ready && writing()) handle_write();
+    if (!closed() && writable && (transport_wait_ & kShutdownNeedsWrite)) do_shutdown_write();
     if (!closed()) serve_reads();
   }
   dispatch_epilogue();

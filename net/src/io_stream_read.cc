@@ -211,7 +211,7 @@ void IOStream::on_peer_eof(absl::Status truncation) {
 }
 
 void IOStream::maybe_close_after_eof() {
-  if (writing()) return;
+  if (writing() || (transport_wait_ & kShutdownNeedsWrite)) return;
   if (phase_ == Phase::kPeerEof) {
     if (allow_half_open_) return;
   } else if (phase_ != Phase::kDraining) {

@@ -199,8 +199,14 @@ void IOStream::do_shutdown_write() {
     close(std::move(r.status));
     return;
   }
-  // (A TLS close_notify that did not fit now is not retried: the close that follows, or the
-  // peer's own EOF, ends the connection either way.)
+  // A TLS close_notify that does not fit now goes out when the socket is writable: a
+  // half-closed stream may never close, so the peer would wait for our end forever.
+  transport_wait_ &= static_cast<uint8_t>(~kShutdownNeedsWrite);
+  if (r.outcome == IOResult::kWantWrite) {
+    transport_wait_ |= kShutdownNeedsWrite;
+    if (!dispatching_) update_interest();
+    return;
+  }
   if (phase_ == Phase::kShuttingDown) {
     phase_ = Phase::kWriteShut;
   } else if (phase_ == Phase::kDraining && !dispatching_) {

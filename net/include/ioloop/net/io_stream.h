@@ -262,6 +262,7 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
     kHandshakeNeedsWrite = 2, // ...and it waits for WRITE (else READ)
     kReadNeedsWrite = 4,      // a read got kWantWrite
     kWriteNeedsRead = 8,      // a write got kWantRead
+    kShutdownNeedsWrite = 16, // our close_notify did not fit: retried when writable
   };
   // What most streams never need, allocated on first use.
   static constexpr uint8_t kUnregistered = 0x80;

@@ -1,0 +1,280 @@
+// IOStream closing: close order, exactly-once callbacks, half-close, lifetime.
+// The fixture (tests/net/io_stream_testing.h) runs each test over every poller and over both
+// transports (plain socket, TLS); IOStreamPlainTest's tests are about the socket itself.
+#include <sys/socket.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gtest/gtest.h"
+#include "ioloop/net/io_stream.h"
+#include "net/io_stream_testing.h"
+
+namespace ioloop::net {
+namespace {
+
+using stream_testing::IOStreamPlainTest;
+using stream_testing::IOStreamTest;
+using stream_testing::pattern;
+using stream_testing::PeerReader;
+using stream_testing::PlainPeer;
+using stream_testing::tcp_pair;
+using stream_testing::unread;
+
+INSTANTIATE_TEST_SUITE_P(Streams, IOStreamTest, stream_testing::AllCases(),
+                         stream_testing::CaseName);
+
+// --- Closing ----------------------------------------------------------------------------------
+
+TEST_P(IOStreamTest, CloseCallbackRunsExactlyOnce) {
+  make_pair();
+  int closes = 0;
+  stream_->set_close_callback([&](absl::Status s) {
+    ++closes;
+    EXPECT_TRUE(s.ok()) << s;
+  });
+  stream_->read_bytes(1, [](absl::StatusOr<std::string>) {});
+  stream_->close();
+  stream_->close(absl::InternalError("second close is ignored"));
+  peer_->close();
+  spin(3);
+  EXPECT_EQ(closes, 1);
+  EXPECT_TRUE(stream_->error().ok());
+  EXPECT_EQ(stream_->fd(), -1);
+}
+
+TEST_P(IOStreamTest, IdleStreamWithCloseCallbackNoticesPeerClose) {
+  make_pair();
+  absl::Status closed = absl::UnknownError("not closed");
+  stream_->set_close_callback([&](absl::Status s) {
+    closed = s;
+    done();
+  });
+  peer_->close();
+  ASSERT_TRUE(wait());
+  EXPECT_TRUE(closed.ok()) << closed;
+}
+
+TEST_P(IOStreamTest, EveryCallbackRunsOnceWhenClosedWithWorkPending) {
+  make_pair();
+  ASSERT_TRUE(stream_->socket().set_send_buffer(4096).ok());
+  std::vector<std::string> log;
+  stream_->set_close_callback([&](absl::Status s) {
+    log.push_back(absl::StrCat("close:", s.ok()));
+    done();
+  });
+  stream_->read_until("\n", [&](absl::StatusOr<std::string> r) {
+    log.push_back(absl::StrCat("read:", absl::StatusCodeToString(r.status().code())));
+  });
+  for (int i = 0; i < 5; ++i) {
+    stream_->write(std::string(100000, 'x'), [&, i](absl::Status s) {
+      log.push_back(absl::StrCat("write", i, ":", absl::StatusCodeToString(s.code())));
+    });
+  }
+  ASSERT_GT(stream_->write_buffer_size(), 0u);
+  stream_->close();
+  // After close: completes with the close status too, after the close callback.
+  stream_->write("late", [&](absl::Status s) {
+    log.push_back(absl::StrCat("late:", absl::StatusCodeToString(s.code())));
+  });
+  ASSERT_TRUE(wait());
+  spin(2);
+  ASSERT_EQ(log.size(), 8u) << absl::StrJoin(log, " ");
+  EXPECT_EQ(log[0], "read:CANCELLED");
+  // The first write may have gone out whole on the fast path (OK); the others were queued.
+  EXPECT_TRUE(log[1] == "write0:OK" || log[1] == "write0:CANCELLED") << log[1];
+  for (int i = 1; i < 5; ++i) EXPECT_EQ(log[1 + i], absl::StrCat("write", i, ":CANCELLED"));
+  EXPECT_EQ(log[6], "close:1");
+  EXPECT_EQ(log[7], "late:CANCELLED");
+}
+
+TEST_P(IOStreamTest, CallsFromInsideCloseCallbackStillComplete) {
+  make_pair();
+  absl::Status read_status, write_status;
+  int closes = 0;
+  stream_->set_close_callback([&](absl::Status) {
+    ++closes;
+    stream_->read_bytes(1, [&](absl::StatusOr<std::string> r) { read_status = r.status(); });
+    stream_->write("x", [&](absl::Status s) {
+      write_status = s;
+      done();
+    });
+  });
+  stream_->close(absl::AbortedError("stop"));
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(closes, 1);
+  EXPECT_EQ(read_status.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(write_status.code(), absl::StatusCode::kAborted);
+}
+
+TEST_P(IOStreamTest, WritesFromFlushCallbacksKeepOrder) {
+  make_pair();
+  ASSERT_TRUE(stream_->socket().set_send_buffer(4096).ok());
+  const size_t block = 50000;
+  int next = 0;
+  std::function<void(absl::Status)> chain = [&](absl::Status s) {
+    ASSERT_TRUE(s.ok()) << s;
+    if (++next < 20) stream_->write(pattern(next * block, block), chain);
+  };
+  stream_->write(pattern(0, block), chain);
+  PeerReader reader{loop(), *peer_, 65536};
+  reader.on_data = [&] {
+    if (reader.received.size() == 20 * block) done();
+  };
+  reader.start();
+  ASSERT_TRUE(wait());
+  loop().remove_handler(peer_->fd());
+  EXPECT_TRUE(reader.received == pattern(0, 20 * block));
+}
+
+TEST_P(IOStreamTest, CloseWithReasonIsReported) {
+  make_pair();
+  absl::Status read_status, close_status;
+  stream_->set_close_callback([&](absl::Status s) {
+    close_status = s;
+    done();
+  });
+  stream_->read_bytes(10, [&](absl::StatusOr<std::string> r) { read_status = r.status(); });
+  stream_->close(absl::DeadlineExceededError("idle timeout"));
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(read_status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(close_status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(stream_->error().message(), "idle timeout");
+}
+
+TEST_P(IOStreamTest, StreamOutlivesDroppedPointerUntilClosed) {
+  make_pair();
+  std::weak_ptr<IOStream> weak = stream_;
+  std::string got;
+  stream_->read_until("\n", [&](absl::StatusOr<std::string> r) {
+    got = *r;
+    if (auto s = weak.lock()) s->close();
+  });
+  stream_.reset();
+  ASSERT_FALSE(weak.expired());  // the loop holds it while a read is pending
+  peer_write("hi\n");
+  std::function<void()> check = [&] {
+    if (weak.expired()) {
+      done();
+    } else {
+      loop().add_callback([&] { check(); });
+    }
+  };
+  check();
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(got, "hi\n");
+}
+
+// --- Half-close -----------------------------------------------------------------------------
+
+TEST_P(IOStreamTest, PeerHalfCloseStillFlushesQueuedWritesBeforeClosing) {
+  make_pair();
+  ASSERT_TRUE(stream_->socket().set_send_buffer(4096).ok());
+  ASSERT_TRUE(peer_->socket().set_receive_buffer(4096).ok());
+  std::vector<std::string> log;
+  const size_t total = 1 << 20;
+  stream_->write(pattern(0, total), [&](absl::Status s) { log.push_back(s.ToString()); });
+  ASSERT_GT(stream_->write_buffer_size(), 0u);
+  stream_->set_close_callback([&](absl::Status s) {
+    log.push_back(absl::StrCat("close ", s.ToString()));
+    done();
+  });
+  stream_->read_until_close([&](absl::StatusOr<std::string> r) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    log.push_back(absl::StrCat("read ", *r));
+  });
+  peer_write("request");
+  peer_->shutdown_write();
+  PeerReader reader{loop(), *peer_, 65536};
+  reader.start();
+  ASSERT_TRUE(wait());
+  // The peer still gets every byte, then EOF.
+  while (!reader.eof) spin(1);
+  EXPECT_TRUE(reader.received == pattern(0, total));
+  EXPECT_EQ(log, (std::vector<std::string>{"read request", "OK", "close OK"}));
+}
+
+TEST_P(IOStreamTest, ShutdownWriteSendsEofAfterQueuedDataAndKeepsReading) {
+  make_pair();
+  ASSERT_TRUE(stream_->socket().set_send_buffer(4096).ok());
+  const size_t total = 300000;
+  stream_->write(pattern(0, total));
+  stream_->shutdown_write();
+  absl::Status late;
+  stream_->write("late", [&](absl::Status s) { late = s; });
+  PeerReader reader{loop(), *peer_, 65536};
+  reader.on_data = [&] {
+    if (reader.eof) {
+      peer_write("reply");
+      done();
+    }
+  };
+  reader.start();
+  ASSERT_TRUE(wait());
+  EXPECT_TRUE(reader.received == pattern(0, total));
+  EXPECT_EQ(late.code(), absl::StatusCode::kFailedPrecondition);
+  absl::StatusOr<std::string> got;
+  stream_->read_bytes(5, [&](absl::StatusOr<std::string> r) {
+    got = r;
+    done();
+  });
+  ASSERT_TRUE(wait());
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, "reply");
+  EXPECT_FALSE(stream_->closed());
+}
+
+TEST_P(IOStreamTest, AllowHalfOpenKeepsWritingAfterEof) {
+  IOStreamOptions options;
+  options.allow_half_open = true;
+  make_pair(options);
+  absl::StatusOr<std::string> got;
+  stream_->read_until_close([&](absl::StatusOr<std::string> r) {
+    got = r;
+    done();
+  });
+  peer_write("question");
+  peer_->shutdown_write();
+  ASSERT_TRUE(wait());
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(*got, "question");
+  EXPECT_FALSE(stream_->closed());
+  stream_->write("answer", [&](absl::Status s) {
+    EXPECT_TRUE(s.ok());
+    done();
+  });
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(peer_read_available(), "answer");
+  stream_->close();
+}
+
+// A read callback that owns its stream is a cycle. If the loop is destroyed first (the stream
+// still registered, or closed with its completions still queued), the loop's references drop
+// the pending callbacks, so the stream is freed rather than leaked.
+TEST(IOStreamLifetimeTest, DestroyingTheLoopFreesStreamsOwnedByTheirCallbacks) {
+  for (bool close_first : {false, true}) {
+    std::weak_ptr<IOStream> weak;
+    int calls = 0;
+    {
+      auto loop = IOLoop::create();
+      ASSERT_TRUE(loop.ok());
+      auto pair = Socket::pair();
+      ASSERT_TRUE(pair.ok());
+      std::shared_ptr<IOStream> stream = IOStream::create(**loop, std::move(pair->first));
+      weak = stream;
+      stream->read_until("\n", [stream, &calls](absl::StatusOr<std::string>) { ++calls; });
+      if (close_first) stream->close();
+      stream.reset();
+      EXPECT_FALSE(weak.expired()) << "the loop holds the stream while it has work";
+    }
+    EXPECT_TRUE(weak.expired()) << "close_first=" << close_first;
+    EXPECT_EQ(calls, 0) << "dropped callbacks never run";
+  }
+}
+
+}  // namespace
+}  // namespace ioloop::net

@@ -1,0 +1,420 @@
+// IOStream reads: every read mode at every split point, and read errors.
+// The fixture (tests/net/io_stream_testing.h) runs each test over every poller and over both
+// transports (plain socket, TLS); IOStreamPlainTest's tests are about the socket itself.
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gtest/gtest.h"
+#include "ioloop/net/io_stream.h"
+#include "net/io_stream_testing.h"
+
+namespace ioloop::net {
+namespace {
+
+using stream_testing::IOStreamPlainTest;
+using stream_testing::IOStreamTest;
+using stream_testing::pattern;
+using stream_testing::PeerReader;
+using stream_testing::PlainPeer;
+using stream_testing::tcp_pair;
+using stream_testing::unread;
+
+INSTANTIATE_TEST_SUITE_P(Streams, IOStreamTest, stream_testing::AllCases(),
+                         stream_testing::CaseName);
+INSTANTIATE_TEST_SUITE_P(Streams, IOStreamPlainTest, stream_testing::PlainCases(),
+                         stream_testing::CaseName);
+
+// --- Every read mode, with the message split at every byte boundary ------------------------
+
+constexpr char kMessage[] = "GET /\r\n\r\nab\r\n\r\n";  // two "\r\n\r\n"-terminated parts
+
+TEST_P(IOStreamTest, ReadUntilAtEverySplit) {
+  const std::string msg = kMessage;
+  for (size_t split = 0; split <= msg.size(); ++split) {
+    SCOPED_TRACE(absl::StrCat("split=", split));
+    make_pair();
+    std::vector<std::string> got;
+    std::function<void()> next = [&] {
+      stream_->read_until("\r\n\r\n", [&](absl::StatusOr<std::string> r) {
+        ASSERT_TRUE(r.ok()) << r.status();
+        got.push_back(*r);
+        if (got.size() == 2) {
+          done();
+        } else {
+          next();
+        }
+      });
+    };
+    next();
+    peer_write(msg.substr(0, split));
+    when_drained([&, split] { peer_write(msg.substr(split)); });
+    ASSERT_TRUE(wait());
+    EXPECT_EQ(got, (std::vector<std::string>{"GET /\r\n\r\n", "ab\r\n\r\n"}));
+  }
+}
+
+TEST_P(IOStreamTest, ReadBytesAtEverySplit) {
+  const std::string msg = kMessage;
+  for (size_t split = 0; split <= msg.size(); ++split) {
+    SCOPED_TRACE(absl::StrCat("split=", split));
+    make_pair();
+    std::vector<std::string> got;
+    stream_->read_bytes(5, [&](absl::StatusOr<std::string> r) {
+      ASSERT_TRUE(r.ok()) << r.status();
+      got.push_back(*r);
+      stream_->read_bytes(msg.size() - 5, [&](absl::StatusOr<std::string> r2) {
+        ASSERT_TRUE(r2.ok()) << r2.status();
+        got.push_back(*r2);
+        done();
+      });
+    });
+    peer_write(msg.substr(0, split));
+    when_drained([&, split] { peer_write(msg.substr(split)); });
+    ASSERT_TRUE(wait());
+    EXPECT_EQ(got, (std::vector<std::string>{msg.substr(0, 5), msg.substr(5)}));
+  }
+}
+
+TEST_P(IOStreamTest, ReadBytesPartialAtEverySplit) {
+  const std::string msg = kMessage;
+  for (size_t split = 0; split <= msg.size(); ++split) {
+    SCOPED_TRACE(absl::StrCat("split=", split));
+    make_pair();
+    std::string got;
+    int calls = 0;
+    std::function<void()> next = [&] {
+      stream_->read_bytes(
+          6,
+          [&](absl::StatusOr<std::string> r) {
+            ASSERT_TRUE(r.ok()) << r.status();
+            ++calls;
+            EXPECT_GE(r->size(), 1u);
+            EXPECT_LE(r->size(), 6u);
+            got += *r;
+            if (got.size() == msg.size()) {
+              done();
+            } else {
+              next();
+            }
+          },
+          /*partial=*/true);
+    };
+    next();
+    peer_write(msg.substr(0, split));
+    when_drained([&, split] { peer_write(msg.substr(split)); });
+    ASSERT_TRUE(wait());
+    EXPECT_EQ(got, msg);
+    EXPECT_GE(calls, 3);  // 16 bytes, at most 6 per call
+  }
+}
+
+TEST_P(IOStreamTest, ReadUntilCloseAtEverySplit) {
+  const std::string msg = kMessage;
+  for (size_t split = 0; split <= msg.size(); ++split) {
+    SCOPED_TRACE(absl::StrCat("split=", split));
+    make_pair();
+    absl::StatusOr<std::string> got;
+    absl::Status closed = absl::UnknownError("not closed");
+    stream_->set_close_callback([&](absl::Status s) {
+      closed = s;
+      done();
+    });
+    stream_->read_until_close([&](absl::StatusOr<std::string> r) { got = std::move(r); });
+    peer_write(msg.substr(0, split));
+    when_drained([&, split] {
+      peer_write(msg.substr(split));
+      peer_->shutdown_write();
+    });
+    ASSERT_TRUE(wait());
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(*got, msg);
+    EXPECT_TRUE(closed.ok()) << closed;
+    EXPECT_TRUE(stream_->closed());
+  }
+}
+
+TEST_P(IOStreamTest, ReadStreamingAtEverySplit) {
+  const std::string msg = kMessage;
+  for (size_t split = 0; split <= msg.size(); ++split) {
+    SCOPED_TRACE(absl::StrCat("split=", split));
+    make_pair();
+    std::string got;
+    int done_calls = 0;
+    stream_->read_streaming(
+        [&](std::string chunk) {
+          EXPECT_FALSE(chunk.empty());
+          got += chunk;
+        },
+        [&](absl::StatusOr<std::string> r) {
+          ++done_calls;
+          ASSERT_TRUE(r.ok()) << r.status();
+          EXPECT_EQ(*r, "");
+          done();
+        });
+    peer_write(msg.substr(0, split));
+    when_drained([&, split] {
+      peer_write(msg.substr(split));
+      peer_->shutdown_write();
+    });
+    ASSERT_TRUE(wait());
+    EXPECT_EQ(got, msg);
+    EXPECT_EQ(done_calls, 1);
+  }
+}
+
+TEST_P(IOStreamTest, ReadStreamingWithByteCountAtEverySplit) {
+  const std::string msg = kMessage;
+  for (size_t split = 0; split <= msg.size(); ++split) {
+    SCOPED_TRACE(absl::StrCat("split=", split));
+    make_pair();
+    std::string body;
+    std::string rest;
+    stream_->read_streaming([&](std::string chunk) { body += chunk; },
+                            [&](absl::StatusOr<std::string> r) {
+                              ASSERT_TRUE(r.ok()) << r.status();
+                              EXPECT_EQ(body, msg.substr(0, 7));
+                              stream_->read_bytes(msg.size() - 7,
+                                                  [&](absl::StatusOr<std::string> r2) {
+                                                    ASSERT_TRUE(r2.ok()) << r2.status();
+                                                    rest = *r2;
+                                                    done();
+                                                  });
+                            },
+                            /*total_bytes=*/7);
+    peer_write(msg.substr(0, split));
+    when_drained([&, split] { peer_write(msg.substr(split)); });
+    ASSERT_TRUE(wait());
+    EXPECT_EQ(body, msg.substr(0, 7));
+    EXPECT_EQ(rest, msg.substr(7));
+  }
+}
+
+TEST_P(IOStreamTest, ReadStartedWithDataBufferedCompletesLater) {
+  make_pair();
+  peer_write("one\ntwo\n");
+  bool in_call = true;
+  std::string first;
+  stream_->read_until("\n", [&](absl::StatusOr<std::string> r) {
+    ASSERT_TRUE(r.ok());
+    first = *r;
+    // "two\n" is already buffered: the second read must not complete inside read_until().
+    loop().add_callback([&] {
+      in_call = true;
+      stream_->read_until("\n", [&](absl::StatusOr<std::string> r2) {
+        EXPECT_FALSE(in_call);
+        ASSERT_TRUE(r2.ok());
+        EXPECT_EQ(*r2, "two\n");
+        done();
+      });
+      in_call = false;
+    });
+  });
+  in_call = false;
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(first, "one\n");
+}
+
+TEST_P(IOStreamTest, PipelinedReadsFromCallbacksAllComplete) {
+  make_pair();
+  std::string data;
+  for (int i = 0; i < 500; ++i) data += absl::StrCat("req", i, "\n");
+  peer_write(data);
+  int count = 0;
+  std::function<void()> next = [&] {
+    stream_->read_until("\n", [&](absl::StatusOr<std::string> r) {
+      ASSERT_TRUE(r.ok());
+      EXPECT_EQ(*r, absl::StrCat("req", count, "\n"));
+      if (++count == 500) {
+        done();
+      } else {
+        next();  // served by the running dispatch, without recursion
+      }
+    });
+  };
+  next();
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(count, 500);
+}
+
+TEST_P(IOStreamTest, BufferedDataDeliveredAfterPeerEof) {
+  make_pair();
+  peer_write("a\nb\n");
+  peer_->shutdown_write();
+  std::vector<absl::StatusOr<std::string>> got;
+  stream_->read_until("\n", [&](absl::StatusOr<std::string> r) {
+    got.push_back(r);
+    loop().add_callback([&] {
+      stream_->read_until("\n", [&](absl::StatusOr<std::string> r2) {
+        got.push_back(r2);
+        stream_->read_until("\n", [&](absl::StatusOr<std::string> r3) {
+          got.push_back(r3);
+          done();
+        });
+      });
+    });
+  });
+  ASSERT_TRUE(wait());
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(*got[0], "a\n");
+  EXPECT_EQ(*got[1], "b\n");
+  EXPECT_EQ(got[2].status().code(), absl::StatusCode::kUnavailable) << got[2].status();
+  EXPECT_TRUE(stream_->closed());
+  EXPECT_TRUE(stream_->error().ok());
+}
+
+// --- Errors -------------------------------------------------------------------------------------
+
+TEST_P(IOStreamTest, SecondReadIsAnError) {
+  make_pair();
+  absl::Status second;
+  std::string first;
+  stream_->read_bytes(3, [&](absl::StatusOr<std::string> r) {
+    ASSERT_TRUE(r.ok());
+    first = *r;
+    done();
+  });
+  stream_->read_until("\n", [&](absl::StatusOr<std::string> r) {
+    second = r.status();
+    peer_write("abc");
+  });
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(second.code(), absl::StatusCode::kFailedPrecondition) << second;
+  EXPECT_EQ(first, "abc");
+}
+
+TEST_P(IOStreamTest, ReadUntilMaxBytesWithoutDelimiter) {
+  make_pair();
+  absl::Status read_status, close_status;
+  stream_->set_close_callback([&](absl::Status s) {
+    close_status = s;
+    done();
+  });
+  stream_->read_until(
+      "\n", [&](absl::StatusOr<std::string> r) { read_status = r.status(); }, 8);
+  peer_write("0123456789");
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(read_status.code(), absl::StatusCode::kResourceExhausted) << read_status;
+  EXPECT_EQ(close_status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(read_status.message().find("max_bytes=8"), absl::string_view::npos);
+}
+
+TEST_P(IOStreamTest, ReadUntilMaxBytesDelimiterTooLate) {
+  make_pair();
+  absl::Status read_status;
+  stream_->read_until(
+      "\n",
+      [&](absl::StatusOr<std::string> r) {
+        read_status = r.status();
+        done();
+      },
+      4);
+  peer_write("abcd\n");  // 5 bytes with the delimiter
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(read_status.code(), absl::StatusCode::kResourceExhausted) << read_status;
+}
+
+TEST_P(IOStreamTest, ReadUntilMaxBytesExactFitSucceeds) {
+  make_pair();
+  absl::StatusOr<std::string> got;
+  stream_->read_until(
+      "\n",
+      [&](absl::StatusOr<std::string> r) {
+        got = r;
+        done();
+      },
+      5);
+  peer_write("abcd\n");
+  ASSERT_TRUE(wait());
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, "abcd\n");
+}
+
+TEST_P(IOStreamTest, MaxBufferSizeClosesWithResourceExhausted) {
+  IOStreamOptions options;
+  options.max_buffer_size = 1000;
+  make_pair(options);
+  absl::Status read_status, close_status;
+  stream_->set_close_callback([&](absl::Status s) {
+    close_status = s;
+    done();
+  });
+  stream_->read_until_close([&](absl::StatusOr<std::string> r) { read_status = r.status(); });
+  peer_write(std::string(5000, 'x'));
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(read_status.code(), absl::StatusCode::kResourceExhausted) << read_status;
+  EXPECT_EQ(close_status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(close_status.message().find("max_buffer_size=1000"), absl::string_view::npos)
+      << close_status;
+  EXPECT_EQ(stream_->error().code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST_P(IOStreamTest, EmptyDelimiterIsInvalid) {
+  make_pair();
+  absl::Status s;
+  stream_->read_until("", [&](absl::StatusOr<std::string> r) {
+    s = r.status();
+    done();
+  });
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(stream_->reading());
+}
+
+TEST_P(IOStreamPlainTest, ResetPeerReportsReset) {
+  auto [server, client] = tcp_pair();
+  stream_ = IOStream::create(loop(), std::move(server));
+  absl::Status read_status, close_status;
+  int closes = 0;
+  stream_->set_close_callback([&](absl::Status s) {
+    ++closes;
+    close_status = s;
+    done();
+  });
+  stream_->read_until("\n", [&](absl::StatusOr<std::string> r) { read_status = r.status(); });
+  ASSERT_TRUE(client.set_linger_zero().ok());
+  client.reset();  // RST
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(closes, 1);
+  EXPECT_FALSE(read_status.ok());
+  EXPECT_NE(absl::AsciiStrToLower(close_status.message()).find("reset"), absl::string_view::npos)
+      << close_status;
+  EXPECT_EQ(read_status, close_status);
+}
+
+TEST_P(IOStreamTest, WriteToClosedPeerNeverRaisesSigpipe) {
+  if (tls()) {
+    // Known defect (outside IOStream): TLSTransport writes through OpenSSL's socket BIO, i.e.
+    // write(2) without MSG_NOSIGNAL, so this test dies of SIGPIPE over TLS. Unskip once the
+    // transport sends with MSG_NOSIGNAL.
+    GTEST_SKIP() << "TLSTransport raises SIGPIPE writing to a closed peer (known defect)";
+  }
+  struct sigaction old_action, dfl = {};
+  dfl.sa_handler = SIG_DFL;
+  ::sigaction(SIGPIPE, &dfl, &old_action);  // the default action would kill the process
+  make_pair();
+  peer_->close();
+  absl::Status first, second;
+  stream_->write("hello", [&](absl::Status s) { first = s; });
+  stream_->write("again", [&](absl::Status s) {
+    second = s;
+    done();
+  });
+  ASSERT_TRUE(wait());
+  ::sigaction(SIGPIPE, &old_action, nullptr);
+  EXPECT_FALSE(first.ok());
+  EXPECT_FALSE(second.ok());
+  EXPECT_TRUE(stream_->closed());
+  EXPECT_NE(stream_->error().message().find("Broken pipe"), absl::string_view::npos)
+      << stream_->error();
+}
+
+}  // namespace
+}  // namespace ioloop::net

@@ -1,0 +1,396 @@
+// File: net/io_stream_testing.h
+// The IOStream test fixture shared by io_stream_{read,write,close}_test.cc, parameterised over
+// (poller x transport): the stream under test runs over the plain socket or over a server-side
+// TLSTransport, and the test talks to it through a TestPeer on the other end of a socketpair,
+// driven synchronously from the test (plain: the raw fd; TLS: a client TLSTransport on it).
+// The TLS handshake completes in make_pair(), so every test starts from an established stream
+// and means the same on both transports.
+#ifndef IOLOOP_TESTS_NET_IO_STREAM_TESTING_H_
+#define IOLOOP_TESTS_NET_IO_STREAM_TESTING_H_
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "ioloop/net/io_stream.h"
+#include "ioloop/net/tls/tls_transport.h"
+#include "testing/loop_test_base.h"
+#include "testing/tls_fixture.h"
+
+namespace ioloop::net::stream_testing {
+
+// Deterministic, position-dependent bytes, so a reordering or a lost chunk is visible.
+inline std::string pattern(size_t offset, size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) {
+    size_t p = offset + i;
+    s[i] = static_cast<char>((p * 131 + (p >> 12) * 7) & 0xff);
+  }
+  return s;
+}
+
+// Bytes waiting in the kernel to be read from `fd`.
+inline int unread(int fd) {
+  int n = 0;
+  ::ioctl(fd, FIONREAD, &n);
+  return n;
+}
+
+// A connected loopback TCP pair (for RST and TCP options; socketpairs cannot reset).
+inline std::pair<Socket, Socket> tcp_pair() {
+  Socket listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  EXPECT_EQ(::bind(listener.fd(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  EXPECT_EQ(::listen(listener.fd(), 1), 0);
+  EXPECT_EQ(::getsockname(listener.fd(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  Socket client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  EXPECT_EQ(::connect(client.fd(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  Socket server(::accept4(listener.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  EXPECT_TRUE(server.valid());
+  return {std::move(server), std::move(client)};
+}
+
+// Runs `fn` with SIGPIPE blocked on this thread and discards one it raised. The TLS peer
+// writes through OpenSSL's socket BIO (write(2), no MSG_NOSIGNAL), and a peer's close_notify
+// to a stream that already closed must fail quietly, as the plain peer's send does.
+template <typename F>
+auto without_sigpipe(F fn) {
+  sigset_t pipe, old;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe, &old);
+  struct Restore {
+    sigset_t pipe, old;
+    ~Restore() {
+      const timespec zero = {0, 0};
+      while (sigtimedwait(&pipe, nullptr, &zero) > 0) {
+      }
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    }
+  } restore{pipe, old};
+  return fn();
+}
+
+enum class Wire { kPlain, kTls };
+
+struct StreamCase {
+  PollerKind poller;
+  Wire wire;
+};
+
+inline std::string CaseName(const ::testing::TestParamInfo<StreamCase>& info) {
+  return absl::StrCat(poller_kind_name(info.param.poller),
+                      info.param.wire == Wire::kTls ? "_tls" : "_plain");
+}
+
+inline auto AllCases() {
+  return ::testing::Values(
+      StreamCase{PollerKind::kEpoll, Wire::kPlain}, StreamCase{PollerKind::kPoll, Wire::kPlain},
+      StreamCase{PollerKind::kSelect, Wire::kPlain}, StreamCase{PollerKind::kEpoll, Wire::kTls},
+      StreamCase{PollerKind::kPoll, Wire::kTls}, StreamCase{PollerKind::kSelect, Wire::kTls});
+}
+
+inline auto PlainCases() {
+  return ::testing::Values(StreamCase{PollerKind::kEpoll, Wire::kPlain},
+                           StreamCase{PollerKind::kPoll, Wire::kPlain},
+                           StreamCase{PollerKind::kSelect, Wire::kPlain});
+}
+
+// The far end of the stream under test, driven from the test. Non-blocking.
+class TestPeer {
+ public:
+  explicit TestPeer(Socket socket) : socket_(std::move(socket)) {}
+  virtual ~TestPeer() = default;
+  Socket& socket() { return socket_; }
+  int fd() const { return socket_.fd(); }
+
+  // Hands at most `n` bytes of `data` to the socket: the count accepted, or -1 if it would
+  // block. After -1, the next call must offer the same bytes first (the Transport rule).
+  virtual ssize_t send_some(const char* data, size_t n) = 0;
+  // Appends what can be read now to `out`: > 0 bytes, 0 at the stream's end (FIN or
+  // close_notify), -1 if nothing is there (or an error, which also fails the test).
+  virtual ssize_t recv_some(std::string& out, size_t limit) = 0;
+  // Ends the peer's write side: FIN, or TLS close_notify (no FIN: the socket stays open).
+  virtual void shutdown_write() = 0;
+  // The bytes `n` plaintext bytes sent in one write take on the wire.
+  virtual size_t wire_size(size_t n) const = 0;
+  // recv_some() has more to return without the fd becoming readable.
+  virtual bool has_pending() const { return false; }
+  // Closes the socket (a TLS peer sends its close_notify first, as a well-behaved one does).
+  virtual void close() { socket_.reset(); }
+
+ protected:
+  Socket socket_;
+};
+
+class PlainPeer final : public TestPeer {
+ public:
+  using TestPeer::TestPeer;
+  ssize_t send_some(const char* data, size_t n) override {
+    ssize_t r = ::send(fd(), data, n, MSG_NOSIGNAL);
+    return r < 0 && errno == EAGAIN ? -1 : r;
+  }
+  ssize_t recv_some(std::string& out, size_t limit) override {
+    std::string buf(limit, '\0');
+    ssize_t n = ::recv(fd(), buf.data(), limit, MSG_DONTWAIT);
+    if (n > 0) out.append(buf.data(), static_cast<size_t>(n));
+    return n;
+  }
+  void shutdown_write() override { ::shutdown(fd(), SHUT_WR); }
+  size_t wire_size(size_t n) const override { return n; }
+};
+
+// A TLS client on the peer fd. Blocking steps (a close_notify that does not fit) poll().
+class TLSPeer final : public TestPeer {
+ public:
+  TLSPeer(Socket socket, std::unique_ptr<TLSTransport> transport)
+      : TestPeer(std::move(socket)), tls_(std::move(transport)) {}
+  TLSTransport& transport() { return *tls_; }
+
+  ssize_t send_some(const char* data, size_t n) override {
+    iovec iov = {const_cast<char*>(data), n};
+    IOResult r = without_sigpipe([&] { return tls_->write(fd(), &iov, 1); });
+    if (r.outcome == IOResult::kDone) return static_cast<ssize_t>(r.bytes);
+    if (r.outcome == IOResult::kError) {
+      ADD_FAILURE() << "peer write: " << r.status;
+      return -1;
+    }
+    return -1;
+  }
+  // Reads on until OpenSSL wants the socket (past `limit`): plaintext it already holds and an
+  // end that follows the bytes announce no readiness. An end found after bytes is returned
+  // by the next call (has_pending() says so).
+  ssize_t recv_some(std::string& out, size_t limit) override {
+    if (end_pending_) return 0;
+    Buffer in;
+    IOResult r = tls_->read(fd(), in, limit);
+    while (r.outcome == IOResult::kDone) r = tls_->read(fd(), in, limit);
+    if (r.outcome == IOResult::kError) ADD_FAILURE() << "peer read: " << r.status;
+    if (!in.empty()) {
+      end_pending_ = r.outcome == IOResult::kEof;
+      const size_t n = in.size();
+      out += in.retrieve_all_as_string();
+      return static_cast<ssize_t>(n);
+    }
+    return r.outcome == IOResult::kEof ? 0 : -1;
+  }
+  bool has_pending() const override { return end_pending_; }
+  void shutdown_write() override {
+    for (;;) {
+      IOResult r = without_sigpipe([&] { return tls_->shutdown_write(fd()); });
+      if (r.outcome == IOResult::kDone) return;
+      if (r.outcome == IOResult::kError) {
+        ADD_FAILURE() << "peer shutdown_write: " << r.status;
+        return;
+      }
+      pollfd p = {fd(), testing::events_for(r), 0};
+      if (::poll(&p, 1, testing::kPollMs) <= 0) {
+        ADD_FAILURE() << "peer close_notify does not fit";
+        return;
+      }
+    }
+  }
+  // TLS 1.3 with an AEAD: a 5-byte record header, the inner content type and a 16-byte tag.
+  size_t wire_size(size_t n) const override { return n + 22; }
+  // First takes in what the stream sent (its session tickets at least): a unix socket closed
+  // with unread bytes resets its peer, which a plain peer that read everything never does.
+  // A close_notify the stream can no longer receive (it closed first) is not an error here.
+  void close() override {
+    if (fd() >= 0) {
+      Buffer ignored;
+      while (tls_->read(fd(), ignored, 65536).outcome == IOResult::kDone) ignored.retrieve_all();
+      without_sigpipe([&] { return tls_->shutdown_write(fd()); });
+    }
+    socket_.reset();
+  }
+
+ private:
+  std::unique_ptr<TLSTransport> tls_;
+  bool end_pending_ = false;
+};
+
+class IOStreamTest : public testing::LoopTestBase,
+                     public ::testing::WithParamInterface<StreamCase> {
+ protected:
+  // Over TLS, SIGPIPE is blocked for the test: TLSTransport writes with write(2), not
+  // send(MSG_NOSIGNAL), so a close_notify or write to a peer that is gone raises it (a known
+  // defect outside IOStream, see WriteToClosedPeerNeverRaisesSigpipe).
+  IOStreamTest() : LoopTestBase(GetParam().poller) {
+    if (tls()) {
+      sigset_t pipe;
+      sigemptyset(&pipe);
+      sigaddset(&pipe, SIGPIPE);
+      pthread_sigmask(SIG_BLOCK, &pipe, &old_mask_);
+    }
+  }
+  ~IOStreamTest() override {
+    if (tls()) {
+      without_sigpipe([] { return 0; });  // discards a pending one
+      pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
+    }
+  }
+
+  bool tls() const { return GetParam().wire == Wire::kTls; }
+
+  // stream_ over one end of a socketpair; peer_ drives the other end. Over TLS the stream is
+  // the server (as TCPServer makes it) and the handshake has completed on return.
+  void make_pair(IOStreamOptions options = {}) {
+    auto pair = Socket::pair();
+    ASSERT_TRUE(pair.ok()) << pair.status();
+    if (!tls()) {
+      peer_ = std::make_unique<PlainPeer>(std::move(pair->second));
+      stream_ = IOStream::create(loop(), std::move(pair->first), options);
+      return;
+    }
+    static const auto* server_ctx = new std::shared_ptr<const TLSContext>(
+        testing::server_context(testing::test_pki().ecdsa_leaf));
+    static const auto* client_ctx =
+        new std::shared_ptr<const TLSContext>(testing::client_context());
+    const int stream_fd = pair->first.fd();
+    auto server = (*server_ctx)->new_server_transport(stream_fd);
+    auto client = (*client_ctx)->new_client_transport(pair->second.fd(), "localhost", 443);
+    ASSERT_TRUE(server.ok()) << server.status();
+    ASSERT_TRUE(client.ok()) << client.status();
+    auto peer = std::make_unique<TLSPeer>(std::move(pair->second), *std::move(client));
+    TLSPeer& tls_peer = *peer;
+    peer_ = std::move(peer);
+    stream_ = IOStream::create(loop(), std::move(pair->first), options, *std::move(server));
+    complete_handshake(tls_peer);
+  }
+
+  // Runs the stream's handshake (through the loop) and the peer's (from a loop handler on
+  // the peer fd, registered for what each step asks) until both finished.
+  void complete_handshake(TLSPeer& peer) {
+    bool stream_done = false;
+    bool peer_done = false;
+    stream_->wait_for_handshake([&](absl::Status s) {
+      ASSERT_TRUE(s.ok()) << s;
+      stream_done = true;
+      if (peer_done) done();
+    });
+    auto step = [&] {
+      IOResult r = peer.transport().handshake(peer.fd());
+      if (r.outcome == IOResult::kDone) {
+        peer_done = true;
+        loop().remove_handler(peer.fd());
+        if (stream_done) done();
+        return;
+      }
+      ASSERT_NE(r.outcome, IOResult::kError) << r.status;
+      ASSERT_TRUE(loop()
+                      .update_handler(peer.fd(), r.outcome == IOResult::kWantWrite ? IOLoop::WRITE
+                                                                                   : IOLoop::READ)
+                      .ok());
+    };
+    ASSERT_TRUE(loop()
+                    .add_handler(
+                        peer.fd(), [&](int, uint32_t) { step(); }, IOLoop::WRITE)
+                    .ok());
+    ASSERT_TRUE(wait());
+    ASSERT_TRUE(peer.transport().handshake_done());
+  }
+
+  // Sends all of `s` from the peer. Plain: the kernel takes it at once (a test's small
+  // messages). TLS: a write that would block runs the loop until the stream made room.
+  void peer_write(const std::string& s) {
+    size_t off = 0;
+    while (off < s.size()) {
+      ssize_t n = peer_->send_some(s.data() + off, s.size() - off);
+      if (n > 0) {
+        off += static_cast<size_t>(n);
+        continue;
+      }
+      ASSERT_TRUE(tls()) << "peer write blocked (errno " << errno << ")";
+      spin(1);
+    }
+  }
+
+  // Reads everything the peer has right now (non-blocking).
+  std::string peer_read_available() {
+    std::string out;
+    while (peer_->recv_some(out, 65536) > 0) {
+    }
+    return out;
+  }
+
+  // Runs `fn` on a later iteration once the stream has read everything the peer sent.
+  void when_drained(std::function<void()> fn) {
+    loop().add_callback([this, fn = std::move(fn)]() mutable {
+      if (stream_->closed() || unread(stream_->fd()) == 0) {
+        fn();
+      } else {
+        when_drained(std::move(fn));
+      }
+    });
+  }
+
+  // Runs the loop for `n` iterations.
+  void spin(int n) {
+    std::function<void(int)> step = [&](int left) {
+      if (left == 0) {
+        done();
+        return;
+      }
+      loop().add_callback([&step, left] { step(left - 1); });
+    };
+    step(n);
+    ASSERT_TRUE(wait());
+  }
+
+  std::unique_ptr<TestPeer> peer_;
+  std::shared_ptr<IOStream> stream_;
+  sigset_t old_mask_ = {};
+};
+
+// Tests about TCP or the kernel socket itself (RST, TCP_NODELAY, writev's partial sendmsg
+// over TCP): the TLS transport has its own tests for the same paths (io_stream_tls_test.cc,
+// tls/tls_transport_data_test.cc), and a TLS peer cannot send an RST mid-record.
+class IOStreamPlainTest : public IOStreamTest {};
+
+// Reads everything the peer end receives, through a loop handler, at most `per_event`
+// bytes per event (plaintext: a TLS peer decrypts, reading on while OpenSSL holds more).
+struct PeerReader {
+  IOLoop& loop;
+  TestPeer& peer;
+  size_t per_event;
+  std::string received = {};
+  bool eof = false;
+  std::function<void()> on_data = nullptr;
+  void start() {
+    ASSERT_TRUE(loop.add_handler(
+                        peer.fd(),
+                        [this](int, uint32_t) {
+                          ssize_t n;
+                          do {
+                            n = peer.recv_some(received, per_event);
+                          } while (n > 0 && peer.has_pending());
+                          if (n == 0) {
+                            eof = true;
+                            loop.remove_handler(peer.fd());
+                          }
+                          if (on_data) on_data();
+                        },
+                        IOLoop::READ)
+                    .ok());
+  }
+};
+
+}  // namespace ioloop::net::stream_testing
+
+#endif  // IOLOOP_TESTS_NET_IO_STREAM_TESTING_H_

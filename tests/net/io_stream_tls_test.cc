@@ -1,0 +1,441 @@
+// IOStream over TLS: what the plain transport has no equivalent of (close_notify versus FIN,
+// the handshake, plaintext held inside OpenSSL, renegotiation-free WANT_* paths) and a big
+// transfer checked end to end. The shared suites (io_stream_{read,write,close}_test.cc) run
+// every other stream test over TLS too.
+#include <openssl/sha.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "ioloop/net/io_stream.h"
+#include "ioloop/net/tls/tls_transport.h"
+#include "net/io_stream_testing.h"
+
+namespace ioloop::net {
+namespace {
+
+using stream_testing::IOStreamTest;
+using stream_testing::pattern;
+using stream_testing::PeerReader;
+using stream_testing::StreamCase;
+using stream_testing::TLSPeer;
+using stream_testing::Wire;
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
+std::string sha256(absl::string_view data) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
+  return std::string(reinterpret_cast<const char*>(md), sizeof md);
+}
+
+class IOStreamTLSTest : public IOStreamTest {
+ protected:
+  TLSPeer& peer() { return static_cast<TLSPeer&>(*peer_); }
+  TLSTransport& stream_tls() { return dynamic_cast<TLSTransport&>(stream_->transport()); }
+};
+
+// One poller: the shared suites run every poller over TLS; these are about TLS itself.
+INSTANTIATE_TEST_SUITE_P(Streams, IOStreamTLSTest,
+                         ::testing::Values(StreamCase{PollerKind::kEpoll, Wire::kTls}),
+                         stream_testing::CaseName);
+
+// --- Big transfers ------------------------------------------------------------------------
+
+// 64 MiB each way (8 under the sanitizers, several times slower), compared by SHA-256.
+TEST_P(IOStreamTLSTest, BigTransferBothWaysMatchesSha256) {
+  make_pair();
+  EXPECT_EQ(stream_tls().protocol_version(), "TLSv1.3");
+  const size_t total = kSanitized ? 8u << 20 : 64u << 20;
+  const std::string out = pattern(0, total);
+  const std::string in = pattern(12345, total);
+  // The stream sends `out` while the peer, from a WRITE handler, sends `in`.
+  bool flushed = false;
+  bool in_done = false;
+  std::string got_in;
+  std::string got_out;
+  size_t sent = 0;
+  auto check_done = [&] {
+    if (got_out.size() == total && in_done && flushed) done();
+  };
+  stream_->write(out, [&](absl::Status s) {
+    EXPECT_TRUE(s.ok()) << s;
+    flushed = true;
+    check_done();
+  });
+  stream_->read_streaming([&](std::string chunk) { got_in += chunk; },
+                          [&](absl::StatusOr<std::string> r) {
+                            EXPECT_TRUE(r.ok()) << r.status();
+                            in_done = true;
+                            check_done();
+                          },
+                          total);
+  ASSERT_TRUE(loop()
+                  .add_handler(
+                      peer_->fd(),
+                      [&](int fd, uint32_t events) {
+                        if (events & IOLoop::READ) {
+                          while (peer_->recv_some(got_out, 256 * 1024) > 0) {
+                          }
+                        }
+                        if ((events & IOLoop::WRITE) && sent < total) {
+                          for (int i = 0; i < 16 && sent < total; ++i) {
+                            ssize_t n = peer_->send_some(in.data() + sent,
+                                                         std::min<size_t>(64 * 1024, total - sent));
+                            if (n <= 0) break;
+                            sent += static_cast<size_t>(n);
+                          }
+                          if (sent == total) {
+                            ASSERT_TRUE(loop().update_handler(fd, IOLoop::READ).ok());
+                          }
+                        }
+                        check_done();
+                      },
+                      IOLoop::READ | IOLoop::WRITE)
+                  .ok());
+  loop().add_callback(check_done);
+  ASSERT_TRUE(wait(absl::Seconds(60)));
+  loop().remove_handler(peer_->fd());
+  EXPECT_EQ(got_out.size(), total);
+  EXPECT_EQ(got_in.size(), total);
+  EXPECT_TRUE(sha256(got_out) == sha256(out)) << "stream -> peer bytes differ";
+  EXPECT_TRUE(sha256(got_in) == sha256(in)) << "peer -> stream bytes differ";
+}
+
+// Both directions at once through the smallest socket buffers the kernel allows, while the
+// peer asks for a TLS 1.3 key update now and then: the stream's reads must answer it while
+// its writes are blocked, and its writes go on while the peer's reads are starved.
+TEST_P(IOStreamTLSTest, FullDuplexThroughTinyBuffersKeepsEveryByte) {
+  make_pair();
+  const int tiny = 1;  // the kernel rounds up to its minimum
+  for (int fd : {stream_->fd(), peer_->fd()}) {
+    ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &tiny, sizeof tiny), 0);
+    ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &tiny, sizeof tiny), 0);
+  }
+  const size_t total = kSanitized ? 256u << 10 : 2u << 20;
+  const std::string out = pattern(0, total);
+  const std::string in = pattern(777, total);
+  std::vector<int> flushed;
+  std::string got_in;
+  std::string got_out;
+  size_t sent = 0;
+  int key_updates = 0;
+  auto check_done = [&] {
+    if (got_out.size() == total && got_in.size() == total && flushed.size() == 8) done();
+  };
+  for (int i = 0; i < 8; ++i) {
+    stream_->write(out.substr(i * (total / 8), total / 8), [&, i](absl::Status s) {
+      EXPECT_TRUE(s.ok()) << s;
+      flushed.push_back(i);
+      check_done();
+    });
+  }
+  stream_->read_streaming([&](std::string chunk) { got_in += chunk; },
+                          [&](absl::StatusOr<std::string> r) {
+                            EXPECT_TRUE(r.ok()) << r.status();
+                            check_done();
+                          },
+                          total);
+  ASSERT_TRUE(loop()
+                  .add_handler(
+                      peer_->fd(),
+                      [&](int fd, uint32_t events) {
+                        if (events & IOLoop::READ) {
+                          while (peer_->recv_some(got_out, 4096) > 0) {
+                          }
+                        }
+                        if ((events & IOLoop::WRITE) && sent < total) {
+                          // Every 64 KiB, at a record boundary: ask the stream to update too.
+                          if (sent / 65536 > static_cast<size_t>(key_updates)) {
+                            ASSERT_EQ(SSL_key_update(peer().transport().native_handle(),
+                                                     SSL_KEY_UPDATE_REQUESTED),
+                                      1);
+                            ++key_updates;
+                          }
+                          ssize_t n = peer_->send_some(in.data() + sent,
+                                                       std::min<size_t>(5000, total - sent));
+                          if (n > 0) sent += static_cast<size_t>(n);
+                          if (sent == total) {
+                            ASSERT_TRUE(loop().update_handler(fd, IOLoop::READ).ok());
+                          }
+                        }
+                        check_done();
+                      },
+                      IOLoop::READ | IOLoop::WRITE)
+                  .ok());
+  ASSERT_TRUE(wait(absl::Seconds(60)));
+  loop().remove_handler(peer_->fd());
+  EXPECT_GT(key_updates, 0);
+  EXPECT_TRUE(got_out == out);
+  EXPECT_TRUE(got_in == in);
+  EXPECT_EQ(flushed, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7}));
+}
+
+// --- Half-close via close_notify ------------------------------------------------------------
+
+// The peer's close_notify: the stream still flushes what is queued, then sends its own
+// close_notify (the peer sees a clean end, not a truncation) and closes OK.
+TEST_P(IOStreamTLSTest, PeerCloseNotifyFlushesQueuedThenAnswersWithCloseNotify) {
+  make_pair();
+  const size_t total = 1 << 20;
+  std::vector<std::string> log;
+  stream_->write(pattern(0, total),
+                 [&](absl::Status s) { log.push_back("write " + s.ToString()); });
+  stream_->set_close_callback([&](absl::Status s) { log.push_back("close " + s.ToString()); });
+  stream_->read_until_close([&](absl::StatusOr<std::string> r) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    log.push_back("read " + *r);
+  });
+  peer_write("request");
+  peer_->shutdown_write();
+  PeerReader reader{loop(), *peer_, 65536};
+  reader.on_data = [&] {
+    if (reader.eof) done();
+  };
+  reader.start();
+  ASSERT_TRUE(wait());
+  EXPECT_TRUE(reader.received == pattern(0, total));
+  EXPECT_TRUE(peer().transport().eof_status().ok()) << peer().transport().eof_status();
+  spin(2);
+  EXPECT_EQ(log, (std::vector<std::string>{"read request", "write OK", "close OK"}));
+}
+
+// shutdown_write() sends close_notify after the queued data; the socket stays open both ways
+// underneath, so the peer may still answer and the stream reads it.
+TEST_P(IOStreamTLSTest, ShutdownWriteSendsCloseNotifyAndKeepsReading) {
+  make_pair();
+  stream_->write("last words");
+  stream_->shutdown_write();
+  PeerReader reader{loop(), *peer_, 65536};
+  reader.on_data = [&] {
+    if (reader.eof) done();
+  };
+  reader.start();
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(reader.received, "last words");
+  EXPECT_TRUE(peer().transport().eof_status().ok()) << peer().transport().eof_status();
+  peer_write("reply after your close_notify");
+  absl::StatusOr<std::string> got;
+  stream_->read_until(" ", [&](absl::StatusOr<std::string> r) {
+    got = std::move(r);
+    done();
+  });
+  ASSERT_TRUE(wait());
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, "reply ");
+  EXPECT_FALSE(stream_->closed());
+}
+
+// --- Truncation: FIN without close_notify ---------------------------------------------------
+
+TEST_P(IOStreamTLSTest, FinWithoutCloseNotifyFailsReadUntilCloseWithDataLoss) {
+  make_pair();
+  absl::StatusOr<std::string> got;
+  absl::Status closed = absl::UnknownError("not closed");
+  stream_->set_close_callback([&](absl::Status s) {
+    closed = s;
+    done();
+  });
+  stream_->read_until_close([&](absl::StatusOr<std::string> r) { got = std::move(r); });
+  peer_write("cut short");
+  ::shutdown(peer_->fd(), SHUT_WR);  // a FIN, no close_notify
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss) << got.status();
+  EXPECT_EQ(closed.code(), absl::StatusCode::kDataLoss) << closed;
+  EXPECT_NE(closed.message().find("truncation"), absl::string_view::npos) << closed;
+}
+
+// A Content-Length-style read knows where its message ends: it completes whatever the
+// transport's end was; only the stream's close status records the truncation.
+TEST_P(IOStreamTLSTest, FinWithoutCloseNotifyLeavesCompletedReadBytesAlone) {
+  make_pair();
+  absl::StatusOr<std::string> body;
+  absl::Status closed = absl::UnknownError("not closed");
+  stream_->set_close_callback([&](absl::Status s) {
+    closed = s;
+    done();
+  });
+  stream_->read_bytes(5, [&](absl::StatusOr<std::string> r) { body = std::move(r); });
+  peer_write("hello");
+  ::shutdown(peer_->fd(), SHUT_WR);
+  ASSERT_TRUE(wait());
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_EQ(*body, "hello");
+  EXPECT_EQ(closed.code(), absl::StatusCode::kDataLoss) << closed;
+}
+
+// --- Handshake --------------------------------------------------------------------------------
+
+// Writes queued before the handshake finished go out after it, in order, with their
+// callbacks; a read started meanwhile waits for it. (make_pair() would finish the handshake
+// first, so this builds its pair by hand.)
+TEST_P(IOStreamTLSTest, WritesQueuedBeforeTheHandshakeGoOutAfterItInOrder) {
+  auto pair = Socket::pair();
+  ASSERT_TRUE(pair.ok());
+  auto server = testing::server_context(testing::test_pki().ecdsa_leaf)
+                    ->new_server_transport(pair->first.fd());
+  auto client =
+      testing::client_context()->new_client_transport(pair->second.fd(), "localhost", 443);
+  ASSERT_TRUE(server.ok() && client.ok());
+  auto peer = std::make_unique<TLSPeer>(std::move(pair->second), *std::move(client));
+  TLSPeer& tls_peer = *peer;
+  peer_ = std::move(peer);
+  stream_ = IOStream::create(loop(), std::move(pair->first), {}, *std::move(server));
+  std::vector<std::string> log;
+  stream_->write("one ", [&](absl::Status s) { log.push_back("1:" + s.ToString()); });
+  stream_->writev({"two ", "three "}, [&](absl::Status s) { log.push_back("2:" + s.ToString()); });
+  stream_->write("four", [&](absl::Status s) { log.push_back("3:" + s.ToString()); });
+  EXPECT_EQ(stream_->write_buffer_size(), 18u);  // nothing can be sent before the handshake
+  complete_handshake(tls_peer);
+  PeerReader reader{loop(), *peer_, 65536};
+  reader.on_data = [&] {
+    if (reader.received.size() == 18) done();
+  };
+  reader.start();
+  ASSERT_TRUE(wait());
+  loop().remove_handler(peer_->fd());
+  EXPECT_EQ(reader.received, "one two three four");
+  spin(2);
+  EXPECT_EQ(log, (std::vector<std::string>{"1:OK", "2:OK", "3:OK"}));
+}
+
+TEST_P(IOStreamTLSTest, WaitForHandshakeAfterItFinishedIsOk) {
+  make_pair();  // waits for the handshake once
+  absl::Status s = absl::UnknownError("not called");
+  stream_->wait_for_handshake([&](absl::Status st) {
+    s = st;
+    done();
+  });
+  ASSERT_TRUE(wait());
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(stream_tls().protocol_version(), "TLSv1.3");
+  EXPECT_TRUE(stream_tls().handshake_done());
+}
+
+// A plaintext client: the handshake fails, wait_for_handshake() gets the reason, the stream
+// closes with it and a pending read fails with it too.
+TEST_P(IOStreamTLSTest, WaitForHandshakeReportsTheFailure) {
+  auto pair = Socket::pair();
+  ASSERT_TRUE(pair.ok());
+  auto server = testing::server_context(testing::test_pki().ecdsa_leaf)
+                    ->new_server_transport(pair->first.fd());
+  ASSERT_TRUE(server.ok());
+  Socket peer = std::move(pair->second);
+  stream_ = IOStream::create(loop(), std::move(pair->first), {}, *std::move(server));
+  absl::Status handshake = absl::UnknownError("not called");
+  absl::Status read = absl::UnknownError("not called");
+  stream_->wait_for_handshake([&](absl::Status s) { handshake = s; });
+  stream_->read_bytes(1, [&](absl::StatusOr<std::string> r) {
+    read = r.status();
+    done();
+  });
+  const std::string request = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  ASSERT_EQ(::send(peer.fd(), request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  ASSERT_TRUE(wait());
+  spin(2);
+  EXPECT_EQ(handshake.code(), absl::StatusCode::kUnavailable) << handshake;
+  EXPECT_NE(handshake.message().find("TLS handshake failed"), absl::string_view::npos) << handshake;
+  EXPECT_EQ(read, handshake);
+  EXPECT_EQ(stream_->error(), handshake);
+  EXPECT_TRUE(stream_->closed());
+  // Nothing in clear came back: at most a TLS alert record (content type 21).
+  char buf[512];
+  const ssize_t n = ::recv(peer.fd(), buf, sizeof buf, MSG_DONTWAIT);
+  if (n > 0) {
+    EXPECT_EQ(buf[0], 21);
+  }
+}
+
+// --- Plaintext held inside OpenSSL ------------------------------------------------------------
+
+// The stream reads at most max_buffer_size + 1 bytes at a time, so with two 100-byte records
+// in the socket a 151-byte read leaves 49 decrypted bytes inside OpenSSL and none in the
+// kernel. A paused stream must still find them when it resumes: no readiness will tell.
+TEST_P(IOStreamTLSTest, ResumeReadingDeliversPlaintextOpenSSLAlreadyHolds) {
+  IOStreamOptions options;
+  options.max_buffer_size = 150;
+  make_pair(options);
+  const std::string first = pattern(0, 100);
+  const std::string second = pattern(100, 100);
+  std::string got1, got2;
+  stream_->read_bytes(100, [&](absl::StatusOr<std::string> r) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    got1 = *r;
+    stream_->pause_reading();
+    stream_->read_bytes(100, [&](absl::StatusOr<std::string> r2) {
+      ASSERT_TRUE(r2.ok()) << r2.status();
+      got2 = *r2;
+      done();
+    });
+  });
+  peer_write(first);   // one record
+  peer_write(second);  // another
+  while (got1.empty()) spin(1);
+  spin(5);
+  EXPECT_TRUE(got2.empty());
+  EXPECT_EQ(stream_testing::unread(stream_->fd()), 0);  // all of it left the kernel
+  EXPECT_EQ(stream_->read_buffer_size(), 51u);
+  EXPECT_TRUE(stream_tls().has_buffered_input());
+  stream_->resume_reading();
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(got1, first);
+  EXPECT_EQ(got2, second);
+  EXPECT_FALSE(stream_->closed());
+}
+
+// --- Exceptions in callbacks --------------------------------------------------------------------
+
+// As over plain sockets (io_stream_exception_test.cc): the throwing stream closes with
+// Internal, its neighbour on the same loop goes on.
+TEST_P(IOStreamTLSTest, ThrowingReadCallbackClosesOnlyThatStream) {
+  make_pair();
+  std::shared_ptr<IOStream> a = std::move(stream_);
+  std::unique_ptr<stream_testing::TestPeer> a_peer = std::move(peer_);
+  make_pair();  // b: stream_, peer_
+  absl::Status a_closed = absl::UnknownError("not closed");
+  a->set_close_callback([&](absl::Status s) { a_closed = s; });
+  a->read_until("\n", [](absl::StatusOr<std::string>) { throw std::runtime_error("boom"); });
+  std::vector<std::string> b_got;
+  std::function<void()> b_next = [&] {
+    stream_->read_until("\n", [&](absl::StatusOr<std::string> r) {
+      ASSERT_TRUE(r.ok()) << r.status();
+      b_got.push_back(*r);
+      if (b_got.size() == 2) {
+        done();
+      } else {
+        b_next();
+      }
+    });
+  };
+  b_next();
+  const uint64_t exceptions = loop().stats().exceptions;
+  std::string a_data = "x\n";
+  iovec iov = {a_data.data(), a_data.size()};
+  ASSERT_EQ(static_cast<TLSPeer&>(*a_peer).transport().write(a_peer->fd(), &iov, 1).outcome,
+            IOResult::kDone);
+  peer_write("one\n");
+  while (a_closed.code() == absl::StatusCode::kUnknown) spin(1);
+  peer_write("two\n");
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(a_closed.code(), absl::StatusCode::kInternal) << a_closed;
+  EXPECT_EQ(a_closed.message(), "exception in IOStream read callback: boom");
+  EXPECT_EQ(loop().stats().exceptions, exceptions + 1);
+  EXPECT_EQ(b_got, (std::vector<std::string>{"one\n", "two\n"}));
+  EXPECT_FALSE(stream_->closed());
+}
+
+}  // namespace
+}  // namespace ioloop::net
