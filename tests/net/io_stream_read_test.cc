@@ -390,12 +390,6 @@ TEST_P(IOStreamPlainTest, ResetPeerReportsReset) {
 }
 
 TEST_P(IOStreamTest, WriteToClosedPeerNeverRaisesSigpipe) {
-  if (tls()) {
-    // Known defect (outside IOStream): TLSTransport writes through OpenSSL's socket BIO, i.e.
-    // write(2) without MSG_NOSIGNAL, so this test dies of SIGPIPE over TLS. Unskip once the
-    // transport sends with MSG_NOSIGNAL.
-    GTEST_SKIP() << "TLSTransport raises SIGPIPE writing to a closed peer (known defect)";
-  }
   struct sigaction old_action, dfl = {};
   dfl.sa_handler = SIG_DFL;
   ::sigaction(SIGPIPE, &dfl, &old_action);  // the default action would kill the process

@@ -66,27 +66,6 @@ inline std::pair<Socket, Socket> tcp_pair() {
   return {std::move(server), std::move(client)};
 }
 
-// Runs `fn` with SIGPIPE blocked on this thread and discards one it raised. The TLS peer
-// writes through OpenSSL's socket BIO (write(2), no MSG_NOSIGNAL), and a peer's close_notify
-// to a stream that already closed must fail quietly, as the plain peer's send does.
-template <typename F>
-auto without_sigpipe(F fn) {
-  sigset_t pipe, old;
-  sigemptyset(&pipe);
-  sigaddset(&pipe, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe, &old);
-  struct Restore {
-    sigset_t pipe, old;
-    ~Restore() {
-      const timespec zero = {0, 0};
-      while (sigtimedwait(&pipe, nullptr, &zero) > 0) {
-      }
-      pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    }
-  } restore{pipe, old};
-  return fn();
-}
-
 enum class Wire { kPlain, kTls };
 
 struct StreamCase {
@@ -165,7 +144,7 @@ class TLSPeer final : public TestPeer {
 
   ssize_t send_some(const char* data, size_t n) override {
     iovec iov = {const_cast<char*>(data), n};
-    IOResult r = without_sigpipe([&] { return tls_->write(fd(), &iov, 1); });
+    IOResult r = tls_->write(fd(), &iov, 1);
     if (r.outcome == IOResult::kDone) return static_cast<ssize_t>(r.bytes);
     if (r.outcome == IOResult::kError) {
       ADD_FAILURE() << "peer write: " << r.status;
@@ -193,7 +172,7 @@ class TLSPeer final : public TestPeer {
   bool has_pending() const override { return end_pending_; }
   void shutdown_write() override {
     for (;;) {
-      IOResult r = without_sigpipe([&] { return tls_->shutdown_write(fd()); });
+      IOResult r = tls_->shutdown_write(fd());
       if (r.outcome == IOResult::kDone) return;
       if (r.outcome == IOResult::kError) {
         ADD_FAILURE() << "peer shutdown_write: " << r.status;
@@ -215,7 +194,7 @@ class TLSPeer final : public TestPeer {
     if (fd() >= 0) {
       Buffer ignored;
       while (tls_->read(fd(), ignored, 65536).outcome == IOResult::kDone) ignored.retrieve_all();
-      without_sigpipe([&] { return tls_->shutdown_write(fd()); });
+      tls_->shutdown_write(fd());
     }
     socket_.reset();
   }
@@ -228,23 +207,7 @@ class TLSPeer final : public TestPeer {
 class IOStreamTest : public testing::LoopTestBase,
                      public ::testing::WithParamInterface<StreamCase> {
  protected:
-  // Over TLS, SIGPIPE is blocked for the test: TLSTransport writes with write(2), not
-  // send(MSG_NOSIGNAL), so a close_notify or write to a peer that is gone raises it (a known
-  // defect outside IOStream, see WriteToClosedPeerNeverRaisesSigpipe).
-  IOStreamTest() : LoopTestBase(GetParam().poller) {
-    if (tls()) {
-      sigset_t pipe;
-      sigemptyset(&pipe);
-      sigaddset(&pipe, SIGPIPE);
-      pthread_sigmask(SIG_BLOCK, &pipe, &old_mask_);
-    }
-  }
-  ~IOStreamTest() override {
-    if (tls()) {
-      without_sigpipe([] { return 0; });  // discards a pending one
-      pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
-    }
-  }
+  IOStreamTest() : LoopTestBase(GetParam().poller) {}
 
   bool tls() const { return GetParam().wire == Wire::kTls; }
 
@@ -355,7 +318,6 @@ class IOStreamTest : public testing::LoopTestBase,
 
   std::unique_ptr<TestPeer> peer_;
   std::shared_ptr<IOStream> stream_;
-  sigset_t old_mask_ = {};
 };
 
 // Tests about TCP or the kernel socket itself (RST, TCP_NODELAY, writev's partial sendmsg

@@ -441,6 +441,17 @@ struct SslDeleter {
   void operator()(SSL* s) const { SSL_free(s); }
 };
 using SslPtr = std::unique_ptr<SSL, SslDeleter>;
+
+// The connection reads and writes `fd` through new_socket_bio() (no SIGPIPE), not
+// SSL_set_fd()'s plain socket BIO.
+absl::Status attach_socket(SSL* ssl, int fd) {
+  BIO* bio = ssl == nullptr ? nullptr : tls_internal::new_socket_bio(fd);
+  if (bio == nullptr) {
+    return absl::InternalError(with_errors("TLSContext: cannot create a TLS connection"));
+  }
+  SSL_set_bio(ssl, bio, bio);  // one BIO both ways; the SSL owns it
+  return absl::OkStatus();
+}
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<TLSTransport>> TLSContext::new_server_transport(int fd) const {
@@ -449,9 +460,7 @@ absl::StatusOr<std::unique_ptr<TLSTransport>> TLSContext::new_server_transport(i
   }
   ERR_clear_error();
   SslPtr ssl(SSL_new(ctx_));
-  if (ssl == nullptr || SSL_set_fd(ssl.get(), fd) != 1) {
-    return absl::InternalError(with_errors("TLSContext: cannot create a TLS connection"));
-  }
+  if (absl::Status s = attach_socket(ssl.get(), fd); !s.ok()) return s;
   SSL_set_accept_state(ssl.get());
   return std::unique_ptr<TLSTransport>(new TLSTransport(shared_from_this(), ssl.release()));
 }
@@ -468,9 +477,7 @@ absl::StatusOr<std::unique_ptr<TLSTransport>> TLSContext::new_client_transport(
   }
   ERR_clear_error();
   SslPtr ssl(SSL_new(ctx_));
-  if (ssl == nullptr || SSL_set_fd(ssl.get(), fd) != 1) {
-    return absl::InternalError(with_errors("TLSContext: cannot create a TLS connection"));
-  }
+  if (absl::Status s = attach_socket(ssl.get(), fd); !s.ok()) return s;
   SSL_set_connect_state(ssl.get());
   const std::string host(hostname);
   unsigned char addr[16];

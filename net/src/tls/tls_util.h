@@ -1,6 +1,7 @@
 // File: net/src/tls/tls_util.h (private)
 // Helpers shared by TLSContext and TLSTransport: OpenSSL's per-thread error queue turned into
-// text, and PEM sources (a file or memory) read into memory with errors naming the source.
+// text, PEM sources (a file or memory) read into memory with errors naming the source, and
+// the socket BIO every TLS connection uses.
 #ifndef IOLOOP_NET_SRC_TLS_TLS_UTIL_H_
 #define IOLOOP_NET_SRC_TLS_TLS_UTIL_H_
 
@@ -10,7 +11,15 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
+struct bio_st;
+
 namespace ioloop::net::tls_internal {
+
+// A socket BIO on `fd` (not owned: BIO_NOCLOSE) that is OpenSSL's own socket BIO except that
+// it sends with send(MSG_NOSIGNAL): OpenSSL's writes to a peer that has gone away must be an
+// EPIPE status, as on a plain stream, never a SIGPIPE that kills the process. Null if OpenSSL
+// cannot allocate it.
+bio_st* new_socket_bio(int fd);
 
 // Empties this thread's OpenSSL error queue and returns the reasons it held, oldest first,
 // joined with "; " (duplicates dropped), e.g. "no start line". Empty if it was empty.

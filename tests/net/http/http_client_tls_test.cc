@@ -64,11 +64,6 @@ class CountingFactory : public TransportFactory {
 
 class HTTPClientTLSTest : public HTTPClientTest {
  protected:
-  // The TLS transport writes through OpenSSL's socket BIO, which can raise SIGPIPE when a peer
-  // is gone (tests/net/tls/tls_transport_sigpipe_test.cc reports it); these tests close
-  // connections mid-handshake on purpose, so they ignore it as the example programs do.
-  static void SetUpTestSuite() { ::signal(SIGPIPE, SIG_IGN); }
-
   // An HTTPS server presenting `cert` (ALPN http/1.1), answering "<scheme> <target>|<Host>".
   void start_tls_server(const TestCert& cert, HTTPServerOptions options = {}) {
     if (options.tcp_options.tls == nullptr) {
