@@ -177,7 +177,7 @@ void IOStream::dispatch_deferred() {
     run_handshake_callback();
     // TLS plaintext read ahead of the socket: read it now, no readiness will announce it.
     if (!closed() && has_buffered_input()) handle_read(false);
-    if (!closed()) serve_reads();
+    serve_reads();  // a closed stream too: reads started after the close complete here
   }
   dispatch_epilogue();
 }

@@ -34,9 +34,11 @@
 #                                the matching .err file's text if it does not come;
 #   cpu_ticks PID                prints utime + stime of every thread of PID, in clock ticks
 #                                (CLK_TCK, set on sourcing, is how many make a second);
-#   run_wrk PORT SECONDS OUT     `wrk -t1 -c$CONNECTIONS` keep-alive on CPU $CLIENT_CPU against
-#                                127.0.0.1:PORT, its output in OUT; prints "requests
-#                                requests_per_s errors" (errors: socket errors and non-2xx/3xx);
+#   run_wrk PORT SECONDS OUT [SCHEME [WRK_ARG...]]  `wrk -t1 -c$CONNECTIONS` keep-alive on CPU
+#                                $CLIENT_CPU against SCHEME://127.0.0.1:PORT/ (http unless
+#                                given; extra wrk arguments after it), its output in OUT; prints
+#                                "requests requests_per_s errors" (errors: socket errors and
+#                                non-2xx/3xx);
 #   check_hello LABEL PORT       dies unless GET / on 127.0.0.1:PORT answers 200 with
 #                                http_responder's "Hello, world!" body (LABEL names the server);
 #   mark_start                   notes the load average and the time, for machine_summary;
@@ -129,9 +131,10 @@ cpu_ticks() {
 }
 
 run_wrk() {
-  local port="$1" seconds="$2" out="$3"
-  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" "http://127.0.0.1:$port/" \
-    >"$out" 2>&1 || die "wrk failed: $(cat "$out")"
+  local port="$1" seconds="$2" out="$3" scheme="${4:-http}"
+  shift $(($# < 4 ? $# : 4))
+  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" "$@" \
+    "$scheme://127.0.0.1:$port/" >"$out" 2>&1 || die "wrk failed: $(cat "$out")"
   python3 - "$out" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
