@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # tests/load/lib.sh: the helpers the load scripts in tests/load/ share (proxy_compare.sh,
-# responder_ab.sh, instructions_per_request.sh). Sourced, not run; a script sets SCRIPT_NAME,
+# responder_ab.sh, instructions_per_request.sh, tls_compare.sh). Sourced, not run; a script sets SCRIPT_NAME,
 # then sources it after `set -euo pipefail`:
 #
 #   SCRIPT_NAME=proxy_compare
