@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # tests/load/lib.sh: the helpers the load scripts in tests/load/ share (proxy_compare.sh,
-# responder_ab.sh, instructions_per_request.sh, tls_compare.sh). Sourced, not run; a script sets SCRIPT_NAME,
-# then sources it after `set -euo pipefail`:
+# responder_ab.sh, instructions_per_request.sh, tls_compare.sh). Sourced, not run; a script
+# sets SCRIPT_NAME, then sources it after `set -euo pipefail`:
 #
 #   SCRIPT_NAME=proxy_compare
 #   # shellcheck source=SCRIPTDIR/lib.sh
