@@ -19,8 +19,9 @@
 //
 // Completion rule (libuv's): every read and write callback runs exactly once, with the
 // data (or OK) or with an error status; callbacks never run inside the call that passed
-// them. Order of callbacks at close: the pending read's callback, then pending write
-// callbacks in write order, then the close callback, all on a later loop iteration.
+// them. Order of callbacks at close: a pending wait_for_handshake callback, the pending read's
+// callback, then pending write callbacks in write order, then the close callback, all on a
+// later loop iteration. A read started after the close completes the same way.
 //
 // Status codes a callback can see:
 //   - error(): the status that closed the stream. OK for a clean EOF from the peer or for
