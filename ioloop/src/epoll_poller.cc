@@ -85,6 +85,7 @@ class EpollPoller final : public Poller {
     if (err == EEXIST)
       return absl::AlreadyExistsError(absl::StrCat(what, fd, ": already registered"));
     if (err == ENOENT) return absl::NotFoundError(absl::StrCat(what, fd, ": not registered"));
+    if (err == EBADF) return absl::InvalidArgumentError(absl::StrCat("fd ", fd, " is not open"));
     if (err == EPERM) {
       return absl::InvalidArgumentError(
           absl::StrCat(what, fd, ": this kind of file does not support epoll"));

@@ -1,6 +1,5 @@
 #include "ioloop/io_loop.h"
 
-#include <fcntl.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -169,12 +168,13 @@ absl::Status IOLoop::add_handler(int fd, Handler handler, uint32_t events) {
   if (static_cast<size_t>(fd) < handlers_.size() && handlers_[fd]) {
     return absl::AlreadyExistsError(absl::StrCat("add_handler: fd ", fd, " already registered"));
   }
-  if (::fcntl(fd, F_GETFD) < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("add_handler: fd ", fd, " is not open"));
-  }
   uint32_t generation = next_generation_++;
   if (next_generation_ == 0) next_generation_ = 1;
-  if (absl::Status s = poller_->add(fd, events, generation); !s.ok()) return s;
+  // The poller refuses a closed fd ("fd N is not open"): epoll_ctl says so without a syscall
+  // of its own, which a check here would add to every registration.
+  if (absl::Status s = poller_->add(fd, events, generation); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("add_handler: ", s.message()));
+  }
   if (static_cast<size_t>(fd) >= handlers_.size()) {
     handlers_.resize(std::max<size_t>(static_cast<size_t>(fd) + 1, handlers_.size() * 2));
   }

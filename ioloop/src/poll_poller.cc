@@ -27,6 +27,7 @@ class PollPoller final : public Poller {
     if (static_cast<size_t>(fd) < index_.size() && index_[fd] >= 0) {
       return absl::AlreadyExistsError(absl::StrCat("poll: fd ", fd, " already registered"));
     }
+    if (absl::Status s = check_fd_open(fd); !s.ok()) return s;
     if (static_cast<size_t>(fd) >= index_.size()) index_.resize(fd + 1, -1);
     index_[fd] = static_cast<int>(fds_.size());
     fds_.push_back(pollfd{fd, static_cast<short>(events & (READ | WRITE)), 0});

@@ -1,5 +1,8 @@
 #include "ioloop/poller.h"
 
+#include <errno.h>
+#include <fcntl.h>
+
 #include "absl/strings/str_cat.h"
 #include "pollers.h"
 
@@ -23,6 +26,13 @@ absl::string_view poller_kind_name(PollerKind kind) {
       return "select";
   }
   return "unknown";
+}
+
+absl::Status check_fd_open(int fd) {
+  if (::fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+    return absl::InvalidArgumentError(absl::StrCat("fd ", fd, " is not open"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<Poller>> Poller::create(PollerKind kind) {

@@ -25,6 +25,11 @@ enum class EpollWait { kPwait2, kWait };
 // precision, while a wait that fails on every call would spin. nullopt for EINTR: probe again.
 std::optional<EpollWait> epoll_wait_after_probe(int probe_errno);
 
+// InvalidArgument "fd N is not open" if `fd` is closed, else OK. poll() and select() learn of a
+// closed fd only at the next wait, so their add() asks first; epoll_ctl answers EBADF itself,
+// which spares every registration of the epoll backend a syscall.
+absl::Status check_fd_open(int fd);
+
 // `force` skips the probe (tests of the epoll_wait path).
 absl::StatusOr<std::unique_ptr<Poller>> make_epoll_poller(
     std::optional<EpollWait> force = std::nullopt);

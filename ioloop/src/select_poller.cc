@@ -33,6 +33,7 @@ class SelectPoller final : public Poller {
     if (interest_[fd] & kRegistered) {
       return absl::AlreadyExistsError(absl::StrCat("select: fd ", fd, " already registered"));
     }
+    if (absl::Status s = check_fd_open(fd); !s.ok()) return s;
     set(fd, events, tag);
     max_fd_ = std::max(max_fd_, fd);
     return absl::OkStatus();

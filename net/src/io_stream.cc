@@ -120,7 +120,7 @@ class IOStream::DispatchScope {
 
 std::shared_ptr<IOStream> IOStream::create(IOLoop& loop, Socket socket, IOStreamOptions options,
                                            std::unique_ptr<Transport> transport) {
-  if (socket.valid()) {
+  if (socket.valid() && !options.socket_nonblocking) {
     int flags = ::fcntl(socket.fd(), F_GETFL);
     if (flags >= 0 && (flags & O_NONBLOCK) == 0) {
       ::fcntl(socket.fd(), F_SETFL, flags | O_NONBLOCK);
@@ -187,8 +187,7 @@ void IOStream::dispatch_deferred() {
 void IOStream::dispatch_epilogue() {
   maybe_close_after_eof();
   if (read_buffer_.empty()) read_buffer_.release_if_empty();
-  if (!closed() && has_buffered_input() && !paused_ &&
-      read_.active()) {
+  if (!closed() && has_buffered_input() && !paused_ && read_.active()) {
     schedule_deferred();
   }
   update_interest();
@@ -317,10 +316,10 @@ void IOStream::run_handshake_callback() {
 void IOStream::wait_for_handshake(HandshakeCallback cb) {
   if (!cb) return;
   if (closed() || !(transport_wait_ & kHandshaking)) {
-    post(kHandshakeCallback, [cb = std::move(cb), status = closed() ? closed_status()
-                                                                    : absl::OkStatus()]() mutable {
-      std::move(cb)(status);
-    });
+    post(kHandshakeCallback,
+         [cb = std::move(cb), status = closed() ? closed_status() : absl::OkStatus()]() mutable {
+           std::move(cb)(status);
+         });
     return;
   }
   if (HandshakeCallback old = std::move(side().on_handshake)) {
@@ -331,7 +330,6 @@ void IOStream::wait_for_handshake(HandshakeCallback cb) {
   side().on_handshake = std::move(cb);
   if (!dispatching_) update_interest();
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Closing
@@ -350,8 +348,8 @@ void IOStream::close(absl::Status reason) {
   if (closed()) return;
   // A clean local close of a TLS stream says goodbye (close_notify), best effort: the fd
   // closes right after, whatever the peer does.
-  if (reason.ok() && error().ok() && side_ && side_->transport && !(transport_wait_ & kHandshaking) &&
-      phase_ != Phase::kWriteShut) {
+  if (reason.ok() && error().ok() && side_ && side_->transport &&
+      !(transport_wait_ & kHandshaking) && phase_ != Phase::kWriteShut) {
     side_->transport->shutdown_write(socket_.fd());
   }
   phase_ = Phase::kClosed;

@@ -248,8 +248,10 @@ struct TCPClient::State {
       if (!made.ok()) return complete(t, made.status());
       transport = *std::move(made);
     }
-    std::shared_ptr<IOStream> stream = IOStream::create(
-        loop, std::move(done.socket), options.stream_options, std::move(transport));
+    IOStreamOptions stream_options = options.stream_options;
+    stream_options.socket_nonblocking = true;  // Socket::create made it so
+    std::shared_ptr<IOStream> stream =
+        IOStream::create(loop, std::move(done.socket), stream_options, std::move(transport));
     if (!options.tls) return complete(t, std::move(stream));
     start_handshake(t, std::move(stream));
   }

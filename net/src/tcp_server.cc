@@ -8,8 +8,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "ioloop/mutex.h"
 #include "ioloop/logging.h"
+#include "ioloop/mutex.h"
 #include "ioloop/rate_limiter.h"
 
 namespace ioloop::net {
@@ -29,8 +29,7 @@ struct TCPServer::Handoff {
       MutexLock lock(&log_mu);
       if (!log_limiter.allow(Clock::now(), &suppressed)) return;
     }
-    logger().warn("TCPServer: handshake with {} failed: {}{}", peer.to_string(),
-                  status.ToString(),
+    logger().warn("TCPServer: handshake with {} failed: {}{}", peer.to_string(), status.ToString(),
                   suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)") : "");
   }
 };
@@ -317,9 +316,8 @@ absl::Status TCPServer::install_on_running_workers(std::vector<std::vector<Socke
     });
   }
   MutexLock lock(&round->mu);
-  round->mu.await([r = round.get()]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    return r->reported == r->results.size();
-  });
+  round->mu.await([r = round.get()]()
+                      ABSL_NO_THREAD_SAFETY_ANALYSIS { return r->reported == r->results.size(); });
   absl::Status first;
   for (const absl::Status& s : round->results) {
     if (!s.ok()) {
@@ -330,9 +328,8 @@ absl::Status TCPServer::install_on_running_workers(std::vector<std::vector<Socke
   round->commit = first.ok();
   round->decided = true;
   // Wait for the roll-backs too: when add_sockets() fails, no part of the batch listens.
-  round->mu.await([r = round.get()]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    return r->finished == r->results.size();
-  });
+  round->mu.await([r = round.get()]()
+                      ABSL_NO_THREAD_SAFETY_ANALYSIS { return r->finished == r->results.size(); });
   return first;
 }
 
@@ -349,8 +346,10 @@ void TCPServer::on_connection(Worker* w, Socket conn, const SocketAddress& peer)
     }
     transport = *std::move(made);
   }
+  IOStreamOptions stream_options = options_.stream_options;
+  stream_options.socket_nonblocking = true;  // accept4(SOCK_NONBLOCK)
   std::shared_ptr<IOStream> stream =
-      IOStream::create(*w->loop, std::move(conn), options_.stream_options, std::move(transport));
+      IOStream::create(*w->loop, std::move(conn), stream_options, std::move(transport));
   // Forget closed streams now and then, so the list tracks only the open ones.
   if (w->streams.size() >= 2 * w->streams_after_prune + 64) {
     std::erase_if(w->streams, [](const std::weak_ptr<IOStream>& s) { return s.expired(); });

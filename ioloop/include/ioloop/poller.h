@@ -49,7 +49,8 @@ class Poller {
   virtual PollerKind kind() const = 0;
 
   // Starts watching `fd` for `events` (READ|WRITE, optional EDGE). ERROR is always watched.
-  // InvalidArgument: negative fd, EDGE on a level-only backend, fd >= FD_SETSIZE for select.
+  // InvalidArgument: negative or closed fd ("fd N is not open"), EDGE on a level-only backend,
+  // fd >= FD_SETSIZE for select.
   // AlreadyExists: fd already registered. Other failures carry the errno text.
   virtual absl::Status add(int fd, uint32_t events, uint32_t tag) = 0;
   // Changes the interest of a registered fd. NotFound if it is not registered.

@@ -123,6 +123,9 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size
     if (n == 0 && !finished_) input = {};  // the parser takes nothing more (never spin)
   }
   cur_out_ = nullptr;
+  if (out.close && input.empty() && parser_.state() == RequestParser::State::kClosed) {
+    out.client_done = true;
+  }
   if (finished_ || input.empty()) {
     if (had_backlog || !backlog_.empty()) release_backlog();
   } else if (had_backlog) {
@@ -226,6 +229,19 @@ void HTTPConnectionCore::respond_and_close(int status, int minor, bool head, HTT
 
 int HTTPConnectionCore::append_status_and_fields(int minor, std::string& h) {
   return append_head(writer_, s_.server_name, minor, h);
+}
+
+void HTTPConnectionCore::release_idle() {
+  if (d_.active || body_.handler != nullptr || has_backlog() || finished_ ||
+      parser_.state() != RequestParser::State::kIdle) {
+    return;
+  }
+  std::vector<HTTPRequest>().swap(result_.requests);
+  std::vector<size_t>().swap(result_.streamed);
+  writer_.reason_ = std::string();
+  writer_.headers_ = HTTPHeaders();
+  writer_.body_ = std::string();
+  parser_.release_idle();
 }
 
 void HTTPConnectionCore::serialize(int minor, bool head, bool keep_alive, HTTPOutput& out) {

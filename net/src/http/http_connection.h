@@ -88,6 +88,12 @@ struct HTTPOutput {
   std::vector<std::string> chunks;
   std::string head;
   bool close = false;  // the connection ends once this output is flushed
+  // With `close`: the client ended too. Its last request said so (Connection: close, or
+  // HTTP/1.0 without keep-alive) and not a byte after it arrived, so nothing more is coming
+  // and the server may close at once after the flush, without a lingering close (nginx's
+  // rule too). Otherwise it lingers, so that unread client bytes cannot turn the close into
+  // a reset that destroys the response.
+  bool client_done = false;
   // HTTPResponseStream::flush() callbacks: run once these bytes (and all before) are in the
   // kernel, or with the error if the connection closes first.
   std::vector<FlushCallback> on_flushed;
@@ -154,6 +160,12 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   // The idle timeout is closing the connection (no response: http_server.h "Timeouts"): a
   // streamed body's handler gets on_close(DeadlineExceeded), not the Unavailable of a close.
   void on_idle_timeout();
+
+  // Between requests with nothing pending (no deferred response, streamed body, backlog or
+  // partial request): gives back the per-request memory (the parser's state, the last
+  // request, the response fields' capacity), so that an idle keep-alive connection costs
+  // little; the next request allocates them again. Otherwise does nothing.
+  void release_idle();
 
   RequestParser::State parser_state() const { return parser_.state(); }
   bool finished() const { return finished_; }

@@ -63,12 +63,13 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     if (closed_) return;
     flush_output(core_.pending_output());
     if (!response_ended) return;
-    if (core_.pending_output().close) return begin_close();
+    if (core_.pending_output().close) return begin_close(core_.pending_output().client_done);
     response_deadline_ = kNever;
     idle_deadline_ = after(now(), options_.idle_timeout);
     if (core_.has_backlog() && !waiting_for_drain_) wait_for_drain();
     update_reading();
     rearm();
+    core_.release_idle();
   }
   size_t queued_output() const override { return stream_->write_buffer_size(); }
   // A streamed body's handler resumed: go on in a callback of its own (resume() may be
@@ -119,13 +120,14 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
                              : 0;  // answer nothing until the queue drains
     const size_t completed = core_.on_data(data, out_, limit);
     flush();
-    if (out_.close) return begin_close();
+    if (out_.close) return begin_close(out_.client_done);
     if (core_.has_backlog() && !waiting_for_drain_ && !core_.response_pending() &&
         !core_.body_paused()) {
       wait_for_drain();
     }
     update_reading();
     update_deadlines(before, completed, data.size());
+    core_.release_idle();  // an idle keep-alive connection keeps no per-request memory
   }
 
   // Resumes the backlog once everything queued so far is in the kernel: an empty write
@@ -223,9 +225,17 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   }
 
   // Sends FIN once the output is flushed, then waits (discarding input) for the client's EOF,
-  // which closes the stream, or for the linger timeout.
-  void begin_close() {
+  // which closes the stream, or for the linger timeout. `client_done` (see HTTPOutput): the
+  // client sends nothing more, so the stream closes as soon as the output is flushed.
+  void begin_close(bool client_done = false) {
     closing_ = true;
+    if (client_done) {
+      if (stream_->write_buffer_size() == 0) return stream_->close();
+      // An empty write completes once everything before it is in the kernel.
+      stream_->write(std::string(), [self = shared_from_this()](absl::Status status) {
+        if (status.ok()) self->stream_->close();
+      });
+    }
     stream_->shutdown_write();
     stream_->resume_reading();  // drain input so the client's EOF can be seen
     const TimePoint t = now();

@@ -165,6 +165,7 @@ absl::Status HTTPConnectionCore::stream_finish() {
     // Later pipelined requests are not answered (RFC 9112 §9.6).
     finished_ = true;
     out.close = true;
+    out.client_done = !has_backlog() && parser_.state() == RequestParser::State::kClosed;
     release_backlog();
   }
   HTTPResponseStream* stream = d_.stream;

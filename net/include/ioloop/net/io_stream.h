@@ -81,9 +81,9 @@
 // shared_ptr control block (one allocation, 208 bytes with malloc's header) plus the
 // loop's handler entry (48): the read buffer is freed whenever it is empty, the write
 // queue exists only while bytes are queued, watermarks and a non-OK close status live in a
-// side allocation made on first use, and the plain transport is shared. Callbacks whose captures exceed 16 bytes are
-// heap-allocated by absl::AnyInvocable; capture one or two pointers to stay inline.
-// (tests/bench/io_stream_benchmark.cc, BM_IdleConnectionMemory, measures it.)
+// side allocation made on first use, and the plain transport is shared. Callbacks whose captures
+// exceed 16 bytes are heap-allocated by absl::AnyInvocable; capture one or two pointers to stay
+// inline. (tests/bench/io_stream_benchmark.cc, BM_IdleConnectionMemory, measures it.)
 //
 // Example (echo):
 //   auto stream = ioloop::net::IOStream::create(loop, std::move(socket));
@@ -122,6 +122,12 @@ struct IOStreamOptions {
   size_t max_buffer_size = 100 * 1024 * 1024;
   // Keep the stream open for writing after the peer's EOF (see "Half-close" above).
   bool allow_half_open = false;
+  // The caller vouches that the socket is already O_NONBLOCK (accept4/socket with
+  // SOCK_NONBLOCK, Socket::create, Socket::pair): create() then skips its fcntl(F_GETFL)
+  // check, one syscall per connection. TCPServer and TCPClient set it for the sockets they
+  // make. Wrong on a blocking socket, the loop would block in read/send: leave it false for
+  // a socket of unknown origin.
+  bool socket_nonblocking = false;
 };
 
 class IOStream : public std::enable_shared_from_this<IOStream> {
@@ -139,12 +145,12 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   // One-shot: the transport's handshake finished (OK) or failed (the close status).
   using HandshakeCallback = absl::AnyInvocable<void(absl::Status) &&>;
 
-  // Adopts a connected socket (made non-blocking if it is not). The stream must be used
+  // Adopts a connected socket (made non-blocking if it is not, unless
+  // options.socket_nonblocking says it is). The stream must be used
   // on `loop`'s thread only. `transport` does the I/O (null: the plain socket; TLS:
   // ioloop/net/tls/tls_context.h); a transport with a handshake starts it when the stream
   // first registers with the loop (a read, a write, a close callback or wait_for_handshake).
-  static std::shared_ptr<IOStream> create(IOLoop& loop, Socket socket,
-                                          IOStreamOptions options = {},
+  static std::shared_ptr<IOStream> create(IOLoop& loop, Socket socket, IOStreamOptions options = {},
                                           std::unique_ptr<Transport> transport = nullptr);
   // Closes the fd if still open. Runs no callbacks.
   ~IOStream();
@@ -259,11 +265,11 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   };
   // What the transport waits for besides the stream's own reads and writes (TLS only).
   enum TransportWait : uint8_t {
-    kHandshaking = 1,         // the handshake is not finished; reads wait, writes queue
-    kHandshakeNeedsWrite = 2, // ...and it waits for WRITE (else READ)
-    kReadNeedsWrite = 4,      // a read got kWantWrite
-    kWriteNeedsRead = 8,      // a write got kWantRead
-    kShutdownNeedsWrite = 16, // our close_notify did not fit: retried when writable
+    kHandshaking = 1,          // the handshake is not finished; reads wait, writes queue
+    kHandshakeNeedsWrite = 2,  // ...and it waits for WRITE (else READ)
+    kReadNeedsWrite = 4,       // a read got kWantWrite
+    kWriteNeedsRead = 8,       // a write got kWantRead
+    kShutdownNeedsWrite = 16,  // our close_notify did not fit: retried when writable
   };
   // What most streams never need, allocated on first use.
   static constexpr uint8_t kUnregistered = 0x80;
@@ -324,7 +330,7 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
 
   // Members are ordered to avoid padding: sizeof(IOStream) is most of what an idle
   // connection costs (176 bytes on x86-64; the loop's handler entry adds 48).
-  ReadCallback read_cb_;        // the outstanding read's completion
+  ReadCallback read_cb_;  // the outstanding read's completion
   CloseCallback close_cb_;
   internal::ReadRequest read_;  // the outstanding read's mode and progress
   IOLoop* loop_;
