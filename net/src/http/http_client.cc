@@ -16,17 +16,20 @@ namespace ioloop::net {
 
 bool HTTPClientBodyWriter::write(std::string chunk) {
   std::shared_ptr<HTTPClientCore> core = core_.lock();
-  return core && core->writer_write(id_, std::move(chunk));
+  std::shared_ptr<ClientFetch> fetch = fetch_.lock();
+  return core && fetch && core->writer_write(fetch, std::move(chunk));
 }
 
 bool HTTPClientBodyWriter::finish() {
   std::shared_ptr<HTTPClientCore> core = core_.lock();
-  return core && core->writer_finish(id_);
+  std::shared_ptr<ClientFetch> fetch = fetch_.lock();
+  return core && fetch && core->writer_finish(fetch);
 }
 
 bool HTTPClientBodyWriter::active() const {
   std::shared_ptr<HTTPClientCore> core = core_.lock();
-  return core && core->writer_active(id_);
+  std::shared_ptr<ClientFetch> fetch = fetch_.lock();
+  return core && fetch && core->writer_active(fetch);
 }
 
 // --- HTTPClient -----------------------------------------------------------------------------
@@ -55,58 +58,59 @@ HTTPClientCore::HTTPClientCore(IOLoop& l, HTTPClientOptions o)
 
 HTTPClientCore::~HTTPClientCore() = default;
 
-ClientFetch* HTTPClientCore::find(uint64_t id) {
+FetchPtr HTTPClientCore::find(uint64_t id) const {
   auto it = fetches.find(id);
-  return it == fetches.end() ? nullptr : it->second.get();
+  return it == fetches.end() ? nullptr : it->second;
 }
 
 uint64_t HTTPClientCore::fetch(HTTPClientRequest request, HTTPClient::FetchCallback callback) {
   const uint64_t id = next_id++;
   ++counters.fetches;
-  auto f = std::make_unique<ClientFetch>();
-  ClientFetch& fr = *f;
-  fr.id = id;
-  fr.callback = std::move(callback);
-  fr.started = loop.time();
-  fr.request = std::move(request);
-  fetches.emplace(id, std::move(f));
+  FetchPtr f = std::make_shared<ClientFetch>();
+  f->id = id;
+  f->callback = std::move(callback);
+  f->started = loop.time();
+  f->request = std::move(request);
+  fetches.emplace(id, f);
   absl::StatusOr<URL> url =
-      options_status.ok() ? validate_request(fr.request) : absl::StatusOr<URL>(options_status);
+      options_status.ok() ? validate_request(f->request) : absl::StatusOr<URL>(options_status);
   if (url.ok()) {
     if (absl::Status s = check_transport(*url, options); !s.ok()) url = std::move(s);
   }
   if (!url.ok()) {
     // Never inside fetch(): delivered from the loop (or by the destructor, if it comes first).
-    fr.invalid = url.status();
-    loop.add_callback([weak = weak_from_this(), id] {
+    f->invalid = url.status();
+    loop.add_callback([weak = weak_from_this(), fetch = std::weak_ptr(f)] {
       std::shared_ptr<HTTPClientCore> core = weak.lock();
-      if (!core || core->shut_down) return;
-      if (ClientFetch* pending = core->find(id)) core->fail(id, pending->invalid);
+      FetchPtr pending = fetch.lock();
+      if (!core || core->shut_down || !pending || pending->finished) return;
+      absl::Status status = pending->invalid;
+      core->fail(std::move(pending), std::move(status));
     });
     return id;
   }
-  fr.url = *std::move(url);
-  fr.key = pool_key(fr.url);
-  fr.method = http_method_from_string(fr.request.method);
-  fr.streamed_body = static_cast<bool>(fr.request.body_producer);
-  acquire(fr);
+  f->url = *std::move(url);
+  f->key = pool_key(f->url);
+  f->method = http_method_from_string(f->request.method);
+  f->streamed_body = static_cast<bool>(f->request.body_producer);
+  acquire(f);
   return id;
 }
 
-void HTTPClientCore::complete(uint64_t id, absl::StatusOr<HTTPClientResponse> result) {
-  auto it = fetches.find(id);
-  if (it == fetches.end()) return;
-  std::unique_ptr<ClientFetch> f = std::move(it->second);
-  fetches.erase(it);
+void HTTPClientCore::complete(FetchPtr f, absl::StatusOr<HTTPClientResponse> result) {
+  if (f->finished) return;
+  f->finished = true;
+  fetches.erase(f->id);
   stop_timers(*f);
   if (f->phase == ClientFetch::Phase::kQueued) {
     auto pit = pools.find(f->key);
     if (pit != pools.end()) {
       auto& q = pit->second.queue;
-      q.erase(std::remove(q.begin(), q.end(), id), q.end());
+      q.erase(std::remove(q.begin(), q.end(), f), q.end());
     }
   }
   if (std::shared_ptr<ClientConnection> conn = std::move(f->conn)) {
+    conn->fetch.reset();
     // Mid-exchange: the response (or our request) is unfinished; the connection cannot be
     // reused.
     conn->close(result.ok() ? absl::OkStatus() : result.status());
@@ -118,6 +122,9 @@ void HTTPClientCore::complete(uint64_t id, absl::StatusOr<HTTPClientResponse> re
     result->timings.total = to_duration(loop.time() - f->started);
   }
   HTTPClient::FetchCallback cb = std::move(f->callback);
+  // The user's callables go now, as if the fetch were destroyed: a dispatch up the stack may
+  // still hold it (only to see `finished`).
+  f->request = HTTPClientRequest();
   f.reset();
   if (cb) {
     // An exception here is logged and counted; the fetch is over either way.
@@ -127,13 +134,14 @@ void HTTPClientCore::complete(uint64_t id, absl::StatusOr<HTTPClientResponse> re
 }
 
 bool HTTPClientCore::cancel(uint64_t id) {
-  if (shut_down || find(id) == nullptr) return false;
-  fail(id, absl::CancelledError("fetch cancelled"));
+  FetchPtr f = find(id);
+  if (shut_down || f == nullptr) return false;
+  fail(std::move(f), absl::CancelledError("fetch cancelled"));
   return true;
 }
 
 bool HTTPClientCore::pause_reading(uint64_t id, bool pause) {
-  ClientFetch* f = find(id);
+  FetchPtr f = find(id);
   if (f == nullptr || !f->conn || f->conn->closed()) return false;
   if (pause) {
     f->conn->pause_reading();
@@ -166,15 +174,19 @@ void HTTPClientCore::shutdown() {
     pool.idle.clear();
     pool.queue.clear();
   }
-  std::vector<std::unique_ptr<ClientFetch>> pending;
+  std::vector<FetchPtr> pending;
   pending.reserve(fetches.size());
   for (auto& [id, f] : fetches) pending.push_back(std::move(f));
   fetches.clear();
   std::sort(pending.begin(), pending.end(),
             [](const auto& a, const auto& b) { return a->id < b->id; });
   for (auto& f : pending) {
+    f->finished = true;
     stop_timers(*f);
-    if (f->conn) f->conn->close(absl::CancelledError("HTTPClient destroyed"));
+    if (std::shared_ptr<ClientConnection> conn = std::move(f->conn)) {
+      conn->fetch.reset();
+      conn->close(absl::CancelledError("HTTPClient destroyed"));
+    }
   }
   pools.clear();
   for (auto& f : pending) {
@@ -182,6 +194,7 @@ void HTTPClientCore::shutdown() {
                               ? absl::CancelledError("HTTPClient destroyed with the fetch pending")
                               : f->invalid;
     HTTPClient::FetchCallback cb = std::move(f->callback);
+    f->request = HTTPClientRequest();  // as complete() does
     f.reset();
     if (cb) {
       (void)loop.invoke_guarded("HTTPClient fetch callback",

@@ -35,6 +35,8 @@
 
 namespace ioloop::net {
 
+struct ClientFetch;  // http_client_core.h
+
 class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
                          private ResponseParser::Sink {
  public:
@@ -79,6 +81,10 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
   // the idle timer while it sits in the pool.
   bool counted = true;
   TimeoutHandle idle_timer;
+  // The fetch whose exchange runs on this connection (set by the core when the exchange
+  // starts). Weak: the fetch owns its connection, not the other way round; the core locks it
+  // to route this connection's events.
+  std::weak_ptr<ClientFetch> fetch;
 
   // Use create().
   ClientConnection(IOLoop& loop, std::shared_ptr<IOStream> stream, std::string key,

@@ -6,13 +6,17 @@
 //                            streamed body), response events, timeouts, retry, redirects
 //   http_client_request.cc   validation and serialization of requests (no I/O)
 //
-// Lifetime (one idiom: shared_ptr + weak_ptr, as muduo's tie): HTTPClient owns the core through
-// a shared_ptr; every loop callback (stream events through ClientConnection, timers, connects,
-// flush completions) holds a weak_ptr and locks it for its duration. ~HTTPClient calls
-// shutdown(), which sets `shut_down` and completes every fetch; a dispatch in progress keeps the
-// core alive until it unwinds and checks `shut_down` (or the fetch's absence) after each user
-// callback. Fetches are looked up by id after every call into user code, never held by pointer
-// across one.
+// Lifetime (the library's one idiom, docs/architecture.md §18): HTTPClient owns the core through
+// a shared_ptr, and the core owns each pending fetch through a shared_ptr (`fetches`, and the
+// host's queue while it waits). Every loop callback (timers, connects, flush completions, the
+// invalid-request delivery, a kept HTTPClientBodyWriter) holds weak_ptrs to the core and to its
+// fetch and locks both for its run; a connection's events reach the fetch through the
+// connection's weak `fetch`. A fetch that completed is marked `finished` (and dropped by the
+// core), so a callback whose lock still succeeds, because a dispatch up the stack holds the
+// fetch, does nothing. ~HTTPClient calls shutdown(), which sets `shut_down` and completes every
+// fetch; a dispatch in progress keeps the core alive until it unwinds and checks `shut_down`
+// (or `finished`) after each user callback. Ids remain only as the public API's handles
+// (cancel, pause_reading) and as the tag of a connection's exchange.
 #ifndef IOLOOP_NET_SRC_HTTP_HTTP_CLIENT_CORE_H_
 #define IOLOOP_NET_SRC_HTTP_HTTP_CLIENT_CORE_H_
 
@@ -38,6 +42,8 @@ struct ClientFetch {
   enum class Phase { kNew, kQueued, kConnecting, kExchange };
 
   uint64_t id = 0;
+  // Completed (or abandoned by shutdown()): nothing may touch it any more but to drop it.
+  bool finished = false;
   HTTPClientRequest request;
   HTTPClient::FetchCallback callback;
   absl::Status invalid;  // a validation error, delivered from the loop
@@ -68,6 +74,8 @@ struct ClientFetch {
   bool streamed_body = false;  // the request's body comes from a body_producer
 };
 
+using FetchPtr = std::shared_ptr<ClientFetch>;
+
 class HTTPClientCore : public ClientConnection::Owner,
                        public std::enable_shared_from_this<HTTPClientCore> {
  public:
@@ -80,29 +88,30 @@ class HTTPClientCore : public ClientConnection::Owner,
   bool pause_reading(uint64_t id, bool pause);
   HTTPClient::Stats stats() const;
   void shutdown();
-  ClientFetch* find(uint64_t id);
-  // Completes the fetch (removing it) with `result`; the connection it holds, if any, is
-  // closed and dropped from the pool. Runs the user's callback last: the caller must not touch
-  // the fetch afterwards, and must check shut_down before touching anything else.
-  void complete(uint64_t id, absl::StatusOr<HTTPClientResponse> result);
-  void fail(uint64_t id, absl::Status status) { complete(id, std::move(status)); }
+  // The pending fetch with this id (a public API handle), or null.
+  FetchPtr find(uint64_t id) const;
+  // Completes the fetch (marking it finished and removing it) with `result`; the connection it
+  // holds, if any, is closed and dropped from the pool. Runs the user's callback last: the
+  // caller must check shut_down before touching anything else. No-op if already finished.
+  void complete(FetchPtr f, absl::StatusOr<HTTPClientResponse> result);
+  void fail(FetchPtr f, absl::Status status) { complete(std::move(f), std::move(status)); }
   // Runs user code; on an exception fails the fetch with Internal and returns false. Also false
-  // if the fetch is gone (or the client shut down) when it returns.
+  // if the fetch finished (or the client shut down) when it returns.
   template <typename F>
-  bool call_user(uint64_t id, const char* what, F&& fn) {
+  bool call_user(const FetchPtr& f, const char* what, F&& fn) {
     absl::Status s = loop.invoke_guarded(what, std::forward<F>(fn));
     if (shut_down) return false;
     if (!s.ok()) {
-      if (find(id) != nullptr) fail(id, std::move(s));
+      if (!f->finished) fail(f, std::move(s));
       return false;
     }
-    return find(id) != nullptr;
+    return !f->finished;
   }
 
   // --- http_client_pool.cc ----------------------------------------------------------------
   // Gives the fetch a connection: an idle one, a new one, or a place in the queue.
-  void acquire(ClientFetch& f);
-  void connect(ClientFetch& f);
+  void acquire(const FetchPtr& f);
+  void connect(const FetchPtr& f);
   // A connection finished an exchange and may be reused: to the queue's head, else idle.
   void release(std::shared_ptr<ClientConnection> conn);
   // A connection closed (or is closed now): no longer counted; the queue may connect.
@@ -111,15 +120,19 @@ class HTTPClientCore : public ClientConnection::Owner,
   void expire_idle(const std::shared_ptr<ClientConnection>& conn);
 
   // --- http_client_exchange.cc ------------------------------------------------------------
-  void start_exchange(ClientFetch& f, std::shared_ptr<ClientConnection> conn, bool reused);
-  void on_request_timeout(uint64_t id, bool head_only);
+  void start_exchange(const FetchPtr& f, std::shared_ptr<ClientConnection> conn, bool reused);
+  void on_request_timeout(const FetchPtr& f, bool head_only);
   void stop_timers(ClientFetch& f);
-  void on_upload_flushed(uint64_t id, absl::Status status);
-  void run_producer(uint64_t id);
-  bool writer_write(uint64_t id, std::string chunk);
-  bool writer_finish(uint64_t id);
-  bool writer_active(uint64_t id);
-  void follow_redirect(uint64_t id);
+  void on_upload_flushed(const FetchPtr& f, absl::Status status);
+  // A flush callback for `f`'s upload (weak: a flush after the fetch ended does nothing).
+  IOStream::WriteCallback upload_flushed_callback(const FetchPtr& f);
+  void run_producer(const FetchPtr& f);
+  bool writer_write(const FetchPtr& f, std::string chunk);
+  bool writer_finish(const FetchPtr& f);
+  bool writer_active(const FetchPtr& f) const;
+  void follow_redirect(const FetchPtr& f);
+  // The pending fetch whose exchange `exchange` runs on `c`, or null (a late event).
+  FetchPtr fetch_of(ClientConnection& c, uint64_t exchange) const;
   // ClientConnection::Owner
   void on_head(ClientConnection& c, uint64_t exchange, HTTPResponseHead head) override;
   void on_body(ClientConnection& c, uint64_t exchange, absl::string_view data) override;
@@ -134,11 +147,11 @@ class HTTPClientCore : public ClientConnection::Owner,
   TCPClient tcp;
   bool shut_down = false;
   uint64_t next_id = 1;
-  absl::flat_hash_map<uint64_t, std::unique_ptr<ClientFetch>> fetches;
+  absl::flat_hash_map<uint64_t, FetchPtr> fetches;  // the pending ones, by public id
 
   struct HostPool {
     std::vector<std::shared_ptr<ClientConnection>> idle;  // most recently used last
-    std::deque<uint64_t> queue;                           // fetch ids, FIFO
+    std::deque<FetchPtr> queue;                           // waiting for a connection, FIFO
     size_t open = 0;                                      // connecting, busy or idle
   };
   absl::flat_hash_map<std::string, HostPool> pools;

@@ -18,47 +18,54 @@ bool is_redirect(int status) {
 
 }  // namespace
 
-void HTTPClientCore::start_exchange(ClientFetch& f, std::shared_ptr<ClientConnection> conn,
+// The fetch's timers and flush callbacks hold weak_ptrs to the core and the fetch: the core
+// cancels the timers when the exchange ends, but a timer or flush that still runs (or is
+// destroyed unrun by the loop) after the fetch or the client went must do nothing.
+void HTTPClientCore::start_exchange(const FetchPtr& f, std::shared_ptr<ClientConnection> conn,
                                     bool reused) {
-  f.phase = ClientFetch::Phase::kExchange;
-  f.conn = conn;
-  f.head_received = false;
-  f.redirecting = false;
-  f.response = HTTPClientResponse();
-  f.response.reused_connection = reused;
+  f->phase = ClientFetch::Phase::kExchange;
+  f->conn = conn;
+  conn->fetch = f;
+  f->head_received = false;
+  f->redirecting = false;
+  f->response = HTTPClientResponse();
+  f->response.reused_connection = reused;
   if (reused) {
     ++counters.connections_reused;
-    f.connect_time = absl::ZeroDuration();
+    f->connect_time = absl::ZeroDuration();
   }
-  f.request_started = loop.time();
-  const absl::Duration t = f.request.request_timeout;
+  f->request_started = loop.time();
+  auto timer = [this, &f](absl::Duration d, bool head_only) {
+    return loop.call_later(d, [weak = weak_from_this(), fetch = std::weak_ptr(f), head_only] {
+      std::shared_ptr<HTTPClientCore> core = weak.lock();
+      FetchPtr locked = fetch.lock();
+      if (core && locked && !core->shut_down) core->on_request_timeout(locked, head_only);
+    });
+  };
+  const absl::Duration t = f->request.request_timeout;
   if (t != absl::ZeroDuration() && t != absl::InfiniteDuration()) {
-    f.timer = loop.call_later(t, [weak = weak_from_this(), id = f.id] {
-      if (std::shared_ptr<HTTPClientCore> core = weak.lock(); core && !core->shut_down) {
-        core->on_request_timeout(id, /*head_only=*/false);
-      }
-    });
+    f->timer = timer(t, /*head_only=*/false);
   }
-  const absl::Duration h = f.request.response_timeout;
+  const absl::Duration h = f->request.response_timeout;
   if (h != absl::ZeroDuration() && h != absl::InfiniteDuration()) {
-    f.head_timer = loop.call_later(h, [weak = weak_from_this(), id = f.id] {
-      if (std::shared_ptr<HTTPClientCore> core = weak.lock(); core && !core->shut_down) {
-        core->on_request_timeout(id, /*head_only=*/true);
-      }
-    });
+    f->head_timer = timer(h, /*head_only=*/true);
   }
-  conn->begin(f.id, f.method);
-  std::string head = serialize_request(f, options);
-  if (!f.request.body_producer) {
+  conn->begin(f->id, f->method);
+  std::string head = serialize_request(*f, options);
+  if (!f->request.body_producer) {
     conn->write(std::move(head));
     return;
   }
-  f.writes_in_flight = 1;
-  conn->write(std::move(head), [weak = weak_from_this(), id = f.id](absl::Status s) {
-    if (std::shared_ptr<HTTPClientCore> core = weak.lock(); core && !core->shut_down) {
-      core->on_upload_flushed(id, s);
-    }
-  });
+  f->writes_in_flight = 1;
+  conn->write(std::move(head), upload_flushed_callback(f));
+}
+
+IOStream::WriteCallback HTTPClientCore::upload_flushed_callback(const FetchPtr& f) {
+  return [weak = weak_from_this(), fetch = std::weak_ptr(f)](absl::Status s) {
+    std::shared_ptr<HTTPClientCore> core = weak.lock();
+    FetchPtr locked = fetch.lock();
+    if (core && locked && !core->shut_down) core->on_upload_flushed(locked, s);
+  };
 }
 
 void HTTPClientCore::stop_timers(ClientFetch& f) {
@@ -67,55 +74,50 @@ void HTTPClientCore::stop_timers(ClientFetch& f) {
   f.timer = f.head_timer = TimeoutHandle();
 }
 
-void HTTPClientCore::on_request_timeout(uint64_t id, bool head_only) {
-  ClientFetch* f = find(id);
-  if (f == nullptr || f->phase != ClientFetch::Phase::kExchange) return;
+void HTTPClientCore::on_request_timeout(const FetchPtr& f, bool head_only) {
+  if (f->finished || f->phase != ClientFetch::Phase::kExchange) return;
   const char* name = head_only ? "response_timeout" : "request_timeout";
   const absl::Duration d = head_only ? f->request.response_timeout : f->request.request_timeout;
-  fail(id, absl::DeadlineExceededError(
-               absl::StrCat(name, " (", absl::FormatDuration(d), ") expired ",
-                            f->head_received ? "reading the body" : "waiting for the response",
-                            " from ", f->url.to_string())));
+  fail(f, absl::DeadlineExceededError(
+              absl::StrCat(name, " (", absl::FormatDuration(d), ") expired ",
+                           f->head_received ? "reading the body" : "waiting for the response",
+                           " from ", f->url.to_string())));
 }
 
 // --- Streamed upload ------------------------------------------------------------------------
 
-void HTTPClientCore::on_upload_flushed(uint64_t id, absl::Status status) {
-  ClientFetch* f = find(id);
-  if (f == nullptr || f->phase != ClientFetch::Phase::kExchange) return;
+void HTTPClientCore::on_upload_flushed(const FetchPtr& f, absl::Status status) {
+  if (f->finished || f->phase != ClientFetch::Phase::kExchange) return;
   if (f->writes_in_flight > 0) --f->writes_in_flight;
   // A write error closes the stream: the read side reports it.
   if (!status.ok() || f->writes_in_flight > 0 || f->upload_done) return;
-  run_producer(id);
+  run_producer(f);
 }
 
-void HTTPClientCore::run_producer(uint64_t id) {
-  ClientFetch* f = find(id);
-  if (f == nullptr || f->in_producer || !f->request.body_producer) return;
+void HTTPClientCore::run_producer(const FetchPtr& f) {
+  if (f->finished || f->in_producer || !f->request.body_producer) return;
   f->in_producer = true;
-  HTTPClientBodyWriter writer(weak_from_this(), id);
-  // The producer is moved out while it runs so that the fetch may end (and be freed) inside it.
+  HTTPClientBodyWriter writer(weak_from_this(), f);
+  // The producer is moved out while it runs so that the fetch may end inside it (complete()
+  // then drops the request's callables, which must not include the running one).
   auto producer = std::move(f->request.body_producer);
-  const bool alive = call_user(id, "HTTPClient body_producer", [&] { producer(writer); });
+  const bool alive = call_user(f, "HTTPClient body_producer", [&] { producer(writer); });
   if (!alive) return;
-  f = find(id);
   f->in_producer = false;
   if (!f->upload_done) f->request.body_producer = std::move(producer);
 }
 
-bool HTTPClientCore::writer_active(uint64_t id) {
-  ClientFetch* f = find(id);
-  return f != nullptr && f->phase == ClientFetch::Phase::kExchange && !f->upload_done;
+bool HTTPClientCore::writer_active(const FetchPtr& f) const {
+  return !shut_down && !f->finished && f->phase == ClientFetch::Phase::kExchange && !f->upload_done;
 }
 
-bool HTTPClientCore::writer_write(uint64_t id, std::string chunk) {
-  if (!writer_active(id)) return false;
-  ClientFetch* f = find(id);
+bool HTTPClientCore::writer_write(const FetchPtr& f, std::string chunk) {
+  if (!writer_active(f)) return false;
   if (chunk.empty()) return true;
   f->uploaded += chunk.size();
   if (f->upload_length && f->uploaded > *f->upload_length) {
-    fail(id, absl::InvalidArgumentError(absl::StrCat(
-                 "body_producer wrote more than the Content-Length (", *f->upload_length, ")")));
+    fail(f, absl::InvalidArgumentError(absl::StrCat(
+                "body_producer wrote more than the Content-Length (", *f->upload_length, ")")));
     return false;
   }
   std::string data;
@@ -125,21 +127,16 @@ bool HTTPClientCore::writer_write(uint64_t id, std::string chunk) {
     data = std::move(chunk);
   }
   ++f->writes_in_flight;
-  f->conn->write(std::move(data), [weak = weak_from_this(), id](absl::Status s) {
-    if (std::shared_ptr<HTTPClientCore> core = weak.lock(); core && !core->shut_down) {
-      core->on_upload_flushed(id, s);
-    }
-  });
+  f->conn->write(std::move(data), upload_flushed_callback(f));
   return true;
 }
 
-bool HTTPClientCore::writer_finish(uint64_t id) {
-  if (!writer_active(id)) return false;
-  ClientFetch* f = find(id);
+bool HTTPClientCore::writer_finish(const FetchPtr& f) {
+  if (!writer_active(f)) return false;
   if (f->upload_length && f->uploaded != *f->upload_length) {
-    fail(id, absl::InvalidArgumentError(absl::StrCat("body_producer finished after ", f->uploaded,
-                                                     " bytes; the Content-Length is ",
-                                                     *f->upload_length)));
+    fail(f, absl::InvalidArgumentError(absl::StrCat("body_producer finished after ", f->uploaded,
+                                                    " bytes; the Content-Length is ",
+                                                    *f->upload_length)));
     return false;
   }
   f->upload_done = true;
@@ -150,16 +147,22 @@ bool HTTPClientCore::writer_finish(uint64_t id) {
 
 // --- Response events ------------------------------------------------------------------------
 
+FetchPtr HTTPClientCore::fetch_of(ClientConnection& c, uint64_t exchange) const {
+  FetchPtr f = c.fetch.lock();
+  if (f == nullptr || f->finished || f->id != exchange || f->conn.get() != &c) return nullptr;
+  return f;
+}
+
 void HTTPClientCore::on_head(ClientConnection& c, uint64_t exchange, HTTPResponseHead head) {
-  ClientFetch* f = find(exchange);
-  if (f == nullptr || f->conn.get() != &c) return;
+  FetchPtr f = fetch_of(c, exchange);
+  if (f == nullptr) return;
   f->head_received = true;
   loop.remove_timeout(f->head_timer);
   f->head_timer = TimeoutHandle();
   if (f->request.follow_redirects && is_redirect(head.status)) {
     if (auto location = head.headers.get("Location")) {
       if (f->redirects >= f->request.max_redirects) {
-        return fail(exchange,
+        return fail(f,
                     absl::AbortedError(absl::StrCat(
                         "too many redirects: max_redirects is ", f->request.max_redirects, ", and ",
                         f->url.to_string(), " redirects (", head.status, ") to ", *location)));
@@ -176,19 +179,18 @@ void HTTPClientCore::on_head(ClientConnection& c, uint64_t exchange, HTTPRespons
     if (auto cl = head.headers.get("Content-Length")) {
       size_t n = 0;
       if (absl::SimpleAtoi(*cl, &n) && n > f->request.max_body_size) {
-        return fail(exchange, absl::ResourceExhaustedError(absl::StrCat(
-                                  "response body of ", n,
-                                  " bytes (Content-Length) exceeds "
-                                  "max_body_size (",
-                                  f->request.max_body_size, ") from ", f->url.to_string())));
+        return fail(f, absl::ResourceExhaustedError(absl::StrCat("response body of ", n,
+                                                                 " bytes (Content-Length) exceeds "
+                                                                 "max_body_size (",
+                                                                 f->request.max_body_size,
+                                                                 ") from ", f->url.to_string())));
       }
     }
   }
   if (f->request.header_callback) {
     // Moved out while it runs: the fetch may end (and be freed) inside it.
     auto cb = std::move(f->request.header_callback);
-    if (!call_user(exchange, "HTTPClient header_callback", [&] { cb(head); })) return;
-    f = find(exchange);
+    if (!call_user(f, "HTTPClient header_callback", [&] { cb(head); })) return;
     f->request.header_callback = std::move(cb);
   }
   f->response.status = head.status;
@@ -198,30 +200,31 @@ void HTTPClientCore::on_head(ClientConnection& c, uint64_t exchange, HTTPRespons
 }
 
 void HTTPClientCore::on_body(ClientConnection& c, uint64_t exchange, absl::string_view data) {
-  ClientFetch* f = find(exchange);
-  if (f == nullptr || f->conn.get() != &c || f->redirecting) return;
+  FetchPtr f = fetch_of(c, exchange);
+  if (f == nullptr || f->redirecting) return;
   if (f->request.streaming_callback) {
     auto cb = std::move(f->request.streaming_callback);
-    if (!call_user(exchange, "HTTPClient streaming_callback", [&] { cb(data); })) return;
-    find(exchange)->request.streaming_callback = std::move(cb);
+    if (!call_user(f, "HTTPClient streaming_callback", [&] { cb(data); })) return;
+    f->request.streaming_callback = std::move(cb);
     return;
   }
   if (f->response.body.size() + data.size() > f->request.max_body_size) {
-    return fail(exchange, absl::ResourceExhaustedError(absl::StrCat(
-                              "response body exceeds max_body_size (", f->request.max_body_size,
-                              " bytes) from ", f->url.to_string())));
+    return fail(f, absl::ResourceExhaustedError(absl::StrCat(
+                       "response body exceeds max_body_size (", f->request.max_body_size,
+                       " bytes) from ", f->url.to_string())));
   }
   f->response.body.append(data.data(), data.size());
 }
 
 void HTTPClientCore::on_complete(ClientConnection& c, uint64_t exchange, bool reusable) {
-  ClientFetch* f = find(exchange);
+  FetchPtr f = fetch_of(c, exchange);
   std::shared_ptr<ClientConnection> conn = c.shared_from_this();
   // A response that came while the request body was still being streamed leaves the request
   // unfinished on the wire: that connection cannot carry another request.
   if (f != nullptr && !f->upload_done) reusable = false;
   if (f != nullptr && f->conn == conn) {
     f->conn = nullptr;
+    c.fetch.reset();
     stop_timers(*f);
     if (c.first_byte_at() != TimePoint{}) {
       f->response.timings.first_byte = to_duration(c.first_byte_at() - f->request_started);
@@ -234,40 +237,40 @@ void HTTPClientCore::on_complete(ClientConnection& c, uint64_t exchange, bool re
     conn->close();
     drop(*conn);
   }
-  if (shut_down || f == nullptr || (f = find(exchange)) == nullptr) return;
-  if (f->redirecting) return follow_redirect(exchange);
-  complete(exchange, std::move(f->response));
+  if (shut_down || f == nullptr || f->finished) return;
+  if (f->redirecting) return follow_redirect(f);
+  complete(f, std::move(f->response));
 }
 
-void HTTPClientCore::follow_redirect(uint64_t id) {
-  ClientFetch* f = find(id);
+void HTTPClientCore::follow_redirect(const FetchPtr& f) {
   absl::StatusOr<URL> target = f->url.resolve(f->location);
   if (!target.ok()) {
     return fail(
-        id, absl::Status(target.status().code(), absl::StrCat("redirect from ", f->url.to_string(),
-                                                              ": ", target.status().message())));
+        f, absl::Status(target.status().code(), absl::StrCat("redirect from ", f->url.to_string(),
+                                                             ": ", target.status().message())));
   }
   if (absl::Status s = check_transport(*target, options); !s.ok()) {
-    return fail(id, absl::Status(s.code(), absl::StrCat("redirect from ", f->url.to_string(), ": ",
-                                                        s.message())));
+    return fail(f, absl::Status(s.code(), absl::StrCat("redirect from ", f->url.to_string(), ": ",
+                                                       s.message())));
   }
   const int status = f->response.status;
   f->redirecting = false;
   if (!rewrite_for_redirect(*f, status == 0 ? 302 : status, *target)) {
-    return complete(id, std::move(f->response));
+    return complete(f, std::move(f->response));
   }
   ++f->redirects;
   ++counters.redirects;
   f->retried = false;
-  acquire(*f);
+  acquire(f);
 }
 
 void HTTPClientCore::on_failed(ClientConnection& c, uint64_t exchange, absl::Status status,
                                bool response_started) {
   std::shared_ptr<ClientConnection> conn = c.shared_from_this();
-  ClientFetch* f = find(exchange);
-  if (f == nullptr || f->conn != conn) return drop(*conn);
+  FetchPtr f = fetch_of(c, exchange);
+  if (f == nullptr) return drop(*conn);
   f->conn = nullptr;
+  c.fetch.reset();
   stop_timers(*f);
   // The keep-alive race: the server closed a pooled connection as the request went out. The
   // retry inherits the dead connection's slot (so the queue cannot take it first).
@@ -276,11 +279,11 @@ void HTTPClientCore::on_failed(ClientConnection& c, uint64_t exchange, absl::Sta
     f->retried = true;
     ++counters.retries;
     conn->counted = false;
-    return connect(*f);
+    return connect(f);
   }
   drop(*conn);
-  if (shut_down || find(exchange) == nullptr) return;
-  fail(exchange, std::move(status));
+  if (shut_down || f->finished) return;
+  fail(f, std::move(status));
 }
 
 }  // namespace ioloop::net

@@ -15,8 +15,8 @@
 
 namespace ioloop::net {
 
-void HTTPClientCore::acquire(ClientFetch& f) {
-  HostPool& pool = pools[f.key];
+void HTTPClientCore::acquire(const FetchPtr& f) {
+  HostPool& pool = pools[f->key];
   while (!pool.idle.empty()) {
     std::shared_ptr<ClientConnection> conn = std::move(pool.idle.back());
     pool.idle.pop_back();
@@ -34,33 +34,36 @@ void HTTPClientCore::acquire(ClientFetch& f) {
     connect(f);
     return;
   }
-  f.phase = ClientFetch::Phase::kQueued;
-  pool.queue.push_back(f.id);
+  f->phase = ClientFetch::Phase::kQueued;
+  pool.queue.push_back(f);
 }
 
-void HTTPClientCore::connect(ClientFetch& f) {
-  f.phase = ClientFetch::Phase::kConnecting;
-  f.connect_started = loop.time();
+void HTTPClientCore::connect(const FetchPtr& f) {
+  f->phase = ClientFetch::Phase::kConnecting;
+  f->connect_started = loop.time();
   ConnectOptions co;
-  absl::Duration t = f.request.connect_timeout;
+  absl::Duration t = f->request.connect_timeout;
   co.timeout = (t == absl::ZeroDuration()) ? absl::InfiniteDuration() : t;
-  if (f.url.scheme == "https") {
+  if (f->url.scheme == "https") {
     // check_transport() let only fetches with a factory get here. The URL's host is what the
     // certificate must prove (and the SNI), whatever Host field the request carries.
     co.tls = options.tls;
-    co.server_name = f.url.host;
+    co.server_name = f->url.host;
     // connect_timeout bounds the handshake too; with equal limits TCPClient's overall one
     // always fires first (it started earlier), so its expiry reads "connect_timeout".
     co.handshake_timeout = co.timeout;
   }
   tcp.connect(
-      f.url.host, f.url.port,
-      [weak = weak_from_this(), id = f.id, key = f.key, host = f.url.authority(),
+      f->url.host, f->url.port,
+      [weak = weak_from_this(), fetch = std::weak_ptr(f), key = f->key, host = f->url.authority(),
        t](absl::StatusOr<std::shared_ptr<IOStream>> stream) {
         std::shared_ptr<HTTPClientCore> core = weak.lock();
         if (!core || core->shut_down) return;  // the stream closes as it is dropped
-        ClientFetch* waiting = core->find(id);
-        if (waiting != nullptr && waiting->phase != ClientFetch::Phase::kConnecting) {
+        // The fetch this connect is for, unless it ended (or moved on) meanwhile: then the
+        // connection serves the queue or goes idle.
+        FetchPtr waiting = fetch.lock();
+        if (waiting != nullptr &&
+            (waiting->finished || waiting->phase != ClientFetch::Phase::kConnecting)) {
           waiting = nullptr;
         }
         if (!stream.ok()) {
@@ -74,7 +77,7 @@ void HTTPClientCore::connect(ClientFetch& f) {
             } else {
               s = absl::Status(s.code(), absl::StrCat("connect to ", host, ": ", s.message()));
             }
-            core->fail(id, std::move(s));
+            core->fail(std::move(waiting), std::move(s));
             if (core->shut_down) return;
           }
           core->dispatch_queue(key);
@@ -88,7 +91,7 @@ void HTTPClientCore::connect(ClientFetch& f) {
                                      std::static_pointer_cast<ClientConnection::Owner>(core));
         if (waiting != nullptr) {
           waiting->connect_time = to_duration(core->loop.time() - waiting->connect_started);
-          core->start_exchange(*waiting, std::move(conn), /*reused=*/false);
+          core->start_exchange(waiting, std::move(conn), /*reused=*/false);
         } else {
           core->release(std::move(conn));  // its fetch went away: serve the queue or idle
         }
@@ -101,10 +104,10 @@ void HTTPClientCore::release(std::shared_ptr<ClientConnection> conn) {
   if (conn->reading_paused()) conn->resume_reading();
   HostPool& pool = pools[conn->key()];
   while (!pool.queue.empty()) {
-    const uint64_t id = pool.queue.front();
+    FetchPtr f = std::move(pool.queue.front());
     pool.queue.pop_front();
-    if (ClientFetch* f = find(id)) {
-      start_exchange(*f, std::move(conn), /*reused=*/true);
+    if (!f->finished) {
+      start_exchange(f, std::move(conn), /*reused=*/true);
       return;
     }
   }
@@ -158,11 +161,11 @@ void HTTPClientCore::dispatch_queue(const std::string& key) {
   if (shut_down) return;
   HostPool& pool = pools[key];
   while (!pool.queue.empty() && pool.open < options.max_connections_per_host) {
-    const uint64_t id = pool.queue.front();
+    FetchPtr f = std::move(pool.queue.front());
     pool.queue.pop_front();
-    if (ClientFetch* f = find(id)) {
+    if (!f->finished) {
       ++pool.open;
-      connect(*f);
+      connect(f);
     }
   }
 }

@@ -109,6 +109,7 @@
 namespace ioloop::net {
 
 class HTTPClientCore;  // net/src/http/http_client_core.h
+struct ClientFetch;
 
 // Handed to HTTPClientRequest::body_producer: sends the next pieces of a streamed request body.
 // A cheap copyable handle; keep it to write later (loop thread only), e.g. when the data arrives
@@ -128,10 +129,11 @@ class HTTPClientBodyWriter {
 
  private:
   friend class HTTPClientCore;
-  HTTPClientBodyWriter(std::weak_ptr<HTTPClientCore> core, uint64_t id)
-      : core_(std::move(core)), id_(id) {}
+  HTTPClientBodyWriter(std::weak_ptr<HTTPClientCore> core, std::weak_ptr<ClientFetch> fetch)
+      : core_(std::move(core)), fetch_(std::move(fetch)) {}
+  // Weak: a kept writer keeps neither the client nor its fetch alive.
   std::weak_ptr<HTTPClientCore> core_;
-  uint64_t id_ = 0;
+  std::weak_ptr<ClientFetch> fetch_;
 };
 
 struct HTTPClientRequest {
