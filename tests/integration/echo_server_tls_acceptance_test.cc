@@ -11,7 +11,7 @@
 //   - exit status 0 within 3 s of SIGTERM with TLS clients connected (idle, backed up, and
 //     mid-handshake);
 // and http_responder over TLS: many keep-alive requests on one connection (ALPN http/1.1),
-// then exit 0 on SIGTERM with TLS clients connected.
+// then exit 0 on SIGTERM with TLS clients connected; --handshake_timeout on both.
 //
 // Servers listen on 127.0.0.1 port 0 and are stopped by their PID; every wait is a poll()
 // with a generous deadline that ends as soon as its condition holds.
@@ -94,6 +94,45 @@ class TLSAcceptanceTest : public ::testing::Test {
     absl::Status s = c.pump_until([&] { return c.received().size() >= m.size(); });
     ASSERT_TRUE(s.ok()) << s;
     EXPECT_EQ(c.received(), m);
+  }
+
+  // One GET of `path` on keep-alive connection `c`: exactly one 200 response with the body
+  // "Hello, world!" and no byte more.
+  void get_hello(TLSConnection& c, const std::string& path) {
+    c.received().clear();
+    c.send(absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+    std::string& got = c.received();
+    size_t head_end = std::string::npos;
+    size_t length = 0;
+    absl::Status s = c.pump_until([&] {
+      if (head_end == std::string::npos) {
+        head_end = got.find("\r\n\r\n");
+        if (head_end == std::string::npos) return false;
+        const size_t at = got.find("\r\nContent-Length: ");
+        const size_t eol = at == std::string::npos ? at : got.find("\r\n", at + 2);
+        if (eol == std::string::npos || eol > head_end ||
+            !absl::SimpleAtoi(got.substr(at + 18, eol - at - 18), &length)) {
+          length = 0;
+        }
+      }
+      return got.size() >= head_end + 4 + length;
+    });
+    ASSERT_TRUE(s.ok()) << s << "\n" << got;
+    ASSERT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got;
+    ASSERT_EQ(got.size(), head_end + 4 + length) << "bytes beyond one response: " << got;
+    EXPECT_EQ(got.substr(head_end + 4), "Hello, world!");
+  }
+
+  // A plain TCP client that never sends a byte waits up to 5 s for the server to close it:
+  // ten times the tests' --handshake_timeout of 500 ms (not shorter, so that their own TLS
+  // client's handshake is not cut off on a loaded machine) and half the 10 s default, so a
+  // server that ignored the flag fails here. Expects the close with no byte received.
+  void expect_silent_client_closed(const Socket& silent) {
+    timeval tv = {5, 0};
+    ::setsockopt(silent.fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    bool clean_eof = false;
+    EXPECT_EQ(read_to_eof(silent.fd(), &clean_eof), "") << "no byte for a client that sent none";
+    EXPECT_TRUE(clean_eof || errno == ECONNRESET) << std::strerror(errno);
   }
 
   int64_t server_kib(const std::string& field) {
@@ -252,21 +291,26 @@ TEST_F(TLSAcceptanceTest, OneThousandConcurrentTlsClients) {
 }
 
 // --handshake_timeout: a client that connects and never sends its ClientHello is closed
-// (EOF, no byte) once the timeout passes, while a TLS client is served meanwhile. The silent
-// client waits for that close with a 5 s receive timeout: generous for the flag's 200 ms, and
-// short of the 10 s default, so a server that ignored the flag fails here.
+// (EOF, no byte) once the timeout passes, while a TLS client is served before and after.
 TEST_F(TLSAcceptanceTest, HandshakeTimeoutClosesASilentClientOnly) {
-  start(ECHO_SERVER_PATH, {"--handshake_timeout=200ms"});
+  start(ECHO_SERVER_PATH, {"--handshake_timeout=500ms"});
   Socket silent = connect_blocking(server_->address());
   ASSERT_TRUE(silent.valid()) << std::strerror(errno);
-  timeval tv = {5, 0};
-  ::setsockopt(silent.fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   std::unique_ptr<TLSConnection> c = connect();
   echo(*c, "served while another client is silent");
-  bool clean_eof = false;
-  EXPECT_EQ(read_to_eof(silent.fd(), &clean_eof), "") << "no byte for a client that sent none";
-  EXPECT_TRUE(clean_eof || errno == ECONNRESET) << std::strerror(errno);
+  expect_silent_client_closed(silent);
   echo(*c, "and still served after");
+}
+
+// The same flag on http_responder.
+TEST_F(TLSAcceptanceTest, HttpResponderHandshakeTimeoutClosesASilentClientOnly) {
+  start(HTTP_RESPONDER_PATH, {"--handshake_timeout=500ms"});
+  Socket silent = connect_blocking(server_->address());
+  ASSERT_TRUE(silent.valid()) << std::strerror(errno);
+  std::unique_ptr<TLSConnection> c = connect();
+  get_hello(*c, "/before");
+  expect_silent_client_closed(silent);
+  get_hello(*c, "/after");
 }
 
 // SIGTERM with TLS clients connected: 50 idle after an echo, one whose echo is backed up in
@@ -307,28 +351,7 @@ TEST_F(TLSAcceptanceTest, HttpResponderKeepAliveOverTlsThenSigtermExitsZero) {
   EXPECT_EQ(std::string(SSL_get_version(c->ssl())), "TLSv1.3");
   for (int i = 0; i < 100; ++i) {
     SCOPED_TRACE(absl::StrCat("request ", i));
-    c->received().clear();
-    c->send(absl::StrCat("GET /r", i, " HTTP/1.1\r\nHost: localhost\r\n\r\n"));
-    std::string& got = c->received();
-    size_t head_end = std::string::npos;
-    size_t length = 0;
-    absl::Status s = c->pump_until([&] {
-      if (head_end == std::string::npos) {
-        head_end = got.find("\r\n\r\n");
-        if (head_end == std::string::npos) return false;
-        const size_t at = got.find("\r\nContent-Length: ");
-        const size_t eol = at == std::string::npos ? at : got.find("\r\n", at + 2);
-        if (eol == std::string::npos || eol > head_end ||
-            !absl::SimpleAtoi(got.substr(at + 18, eol - at - 18), &length)) {
-          length = 0;
-        }
-      }
-      return got.size() >= head_end + 4 + length;
-    });
-    ASSERT_TRUE(s.ok()) << s << "\n" << got;
-    ASSERT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got;
-    ASSERT_EQ(got.size(), head_end + 4 + length) << "bytes beyond one response: " << got;
-    EXPECT_EQ(got.substr(head_end + 4), "Hello, world!");
+    get_hello(*c, absl::StrCat("/r", i));
     EXPECT_FALSE(c->close_notify_received());
   }
   Socket mid_handshake = connect_blocking(server_->address());
