@@ -172,10 +172,15 @@ absl::StatusOr<size_t> push_until_stalled(TLSConnection& c, size_t queued, absl:
 
 // Backpressure over TLS: a client pushes 64 MiB and reads nothing. The server must stop
 // reading from it (its unsent echo reached --max_pending) instead of buffering, so its RSS
-// grows by well under 48 MiB (the plain test's bound); then the client reads, half-closes
-// with close_notify, and gets every byte in order, the server's close_notify and a clean EOF.
+// grows by well under 48 MiB (the plain test's bound: three quarters of the payload); then
+// the client reads, half-closes with close_notify, and gets every byte in order, the
+// server's close_notify and a clean EOF.
 TEST_F(TLSAcceptanceTest, ClientPushing64MiBWithoutReadingKeepsMemoryBounded) {
-  const size_t total = size_t{64} << 20;
+  // 32 MiB under ASan and TSan, where the instrumented echo makes 64 MiB take 10 to 30 s on
+  // the shared machine: still three times what the client gets out before it stalls (10 MiB
+  // there too, nearly all of it in the kernel's socket buffers), so the push-back check
+  // keeps its meaning.
+  const size_t total = IOLOOP_SANITIZED ? size_t{32} << 20 : size_t{64} << 20;
   static const std::string payload = pattern(total);
   start(ECHO_SERVER_PATH);
   std::unique_ptr<TLSConnection> c = connect();
@@ -221,8 +226,9 @@ TEST_F(TLSAcceptanceTest, ClientPushing64MiBWithoutReadingKeepsMemoryBounded) {
   std::cout << "echo_server TLS: server peak VmRSS over the whole transfer " << peak
             << " KiB (growth " << (peak - rss_start) / 1024 << " MiB)\n";
   if (!IOLOOP_UNDER_ASAN) {  // ASan's quarantine keeps freed buffers resident
-    EXPECT_LT(rss_stalled - rss_start, 48 * 1024);
-    EXPECT_LT(peak - rss_start, 48 * 1024) << "peak RSS growth over the whole 64 MiB";
+    const auto bound_kib = static_cast<int64_t>(total / 1024 * 3 / 4);
+    EXPECT_LT(rss_stalled - rss_start, bound_kib);
+    EXPECT_LT(peak - rss_start, bound_kib) << "peak RSS growth over the whole payload";
   }
 }
 
