@@ -38,13 +38,6 @@ inline absl::StatusOr<EchoLoadResult> run_tls_echo_load(const net::SocketAddress
   std::vector<std::unique_ptr<TLSConnection>> clients(n);
   std::vector<std::string> messages(n);
   std::vector<pollfd> pfds(n);
-  auto message_for = [&](int i, int round) {
-    std::string m = absl::StrCat("tls client ", i, " round ", round, " ");
-    m += pattern(options.message_bytes > m.size() ? options.message_bytes - m.size() : 0,
-                 static_cast<uint64_t>(i) * 1000003u + round);
-    return m;
-  };
-
   auto run_round = [&](int round, int window) -> absl::Status {
     const absl::Time deadline = absl::Now() + options.timeout;
     int started = 0, done = 0, in_flight = 0;
@@ -81,21 +74,15 @@ inline absl::StatusOr<EchoLoadResult> run_tls_echo_load(const net::SocketAddress
             return absl::Status(s.code(), absl::StrCat("client ", i, ": ", s.message()));
           }
         }
-        messages[i] = message_for(i, round);
+        messages[i] = echo_load_message(i, round, options.message_bytes);
         clients[i]->received().clear();
         clients[i]->send(messages[i]);
         ++in_flight;
         if (absl::Status s = pump(i, 0); !s.ok()) return s;
       }
-      const absl::Duration left = deadline - absl::Now();
-      if (left <= absl::ZeroDuration()) {
-        return absl::DeadlineExceededError(
-            absl::StrCat("round ", round, ": ", done, " of ", n, " clients echoed in time"));
-      }
-      const int ready =
-          ::poll(pfds.data(), pfds.size(), static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
-      if (ready < 0 && errno != EINTR) return absl::ErrnoToStatus(errno, "poll");
-      for (int i = 0; i < n && ready > 0; ++i) {
+      absl::StatusOr<int> ready = poll_load_round(pfds, deadline, round, done, n);
+      if (!ready.ok()) return ready.status();
+      for (int i = 0; i<n&& * ready> 0; ++i) {
         if (pfds[i].fd < 0 || pfds[i].revents == 0) continue;
         if (absl::Status s = pump(i, pfds[i].revents); !s.ok()) return s;
       }
