@@ -5,6 +5,11 @@
 //       echoed again (echo_load.h). Used by tests/integration/echo_load.sh for the
 //       10,000-connection run recorded in docs/benchmarks.md.
 //
+//   echo_load HOST PORT CLIENTS [SERVER_PID] --tls_ca=CA.pem
+//       The same over TLS (tls_echo_load.h): every client makes a full handshake, verifying
+//       the server as "localhost" against CA.pem, before its first echo. echo_load.sh with
+//       TLS=1 uses it.
+//
 //   echo_load HOST PORT CLIENTS [SERVER_PID] --seconds=S [--messages=M] [--max_message=BYTES]
 //             [--reset_percent=P] [--seed=N] [--stall_seconds=T]
 //       Soak (echo_soak.h): CLIENTS connections held open, messages of 1..BYTES (4096) bytes
@@ -33,6 +38,7 @@
 #include "absl/strings/str_split.h"
 #include "integration/echo_soak.h"
 #include "integration/echo_test_support.h"
+#include "integration/tls_echo_load.h"
 #include "ioloop/net/socket_address.h"
 
 namespace {
@@ -42,7 +48,8 @@ using namespace ioloop::testing;
 int usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s HOST PORT CLIENTS [SERVER_PID] [--seconds=S] [--messages=M] "
-               "[--max_message=BYTES] [--reset_percent=P] [--seed=N] [--stall_seconds=T]\n",
+               "[--max_message=BYTES] [--reset_percent=P] [--seed=N] [--stall_seconds=T] "
+               "[--tls_ca=CA.pem]\n",
                argv0);
   return 2;
 }
@@ -90,6 +97,7 @@ int main(int argc, char** argv) {
   std::vector<const char*> positional;
   EchoSoakOptions soak;
   bool soak_mode = false;
+  std::string tls_ca;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (!absl::StartsWith(arg, "--")) {
@@ -114,6 +122,8 @@ int main(int argc, char** argv) {
       soak.reset_probability = d / 100;
     } else if (key == "seed" && absl::SimpleAtoi(value, &u) && u > 0 && u < (uint64_t{1} << 16)) {
       soak.seed = u;
+    } else if (key == "tls_ca" && !value.empty()) {
+      tls_ca = value;
     } else if (key == "stall_seconds" && absl::SimpleAtod(value, &d) && d > 0) {
       soak.stall_timeout = absl::Seconds(d);
     } else {
@@ -139,6 +149,10 @@ int main(int argc, char** argv) {
   std::printf("echo_load: open file limit %llu\n", static_cast<unsigned long long>(limit));
   int64_t rss_before = 0;
   if (server_pid > 0) rss_before = proc_status_kib(server_pid, "VmRSS").value_or(0);
+  if (soak_mode && !tls_ca.empty()) {
+    std::fprintf(stderr, "echo_load: --tls_ca is for the load mode, not the soak\n");
+    return usage(argv[0]);
+  }
   if (soak_mode) {
     soak.connections = clients;
     return run_soak(*addr, soak, server_pid, rss_before);
@@ -148,15 +162,26 @@ int main(int argc, char** argv) {
   options.clients = clients;
   options.timeout = absl::Seconds(120);
   options.on_all_open = [&] { print_server_rss(server_pid, rss_before, clients); };
-  absl::StatusOr<EchoLoadResult> result = run_echo_load(*addr, options);
+  absl::StatusOr<EchoLoadResult> result;
+  if (tls_ca.empty()) {
+    result = run_echo_load(*addr, options);
+  } else {
+    absl::StatusOr<TLSClientContext> ctx = TLSClientContext::create(tls_ca);
+    if (!ctx.ok()) {
+      std::fprintf(stderr, "echo_load: %s\n", ctx.status().ToString().c_str());
+      return 2;
+    }
+    result = run_tls_echo_load(*addr, *ctx, options);
+  }
   if (!result.ok()) {
     std::fprintf(stderr, "echo_load: FAILED: %s\n", result.status().ToString().c_str());
     return 1;
   }
   std::printf(
-      "echo_load: OK: %d clients; connect + first echo %.0f ms; second echo on all %d open "
+      "echo_load: OK: %d %sclients; connect + first echo %.0f ms; second echo on all %d open "
       "connections %.0f ms\n",
-      result->clients, absl::ToDoubleMilliseconds(result->connect_round), result->clients,
+      result->clients, tls_ca.empty() ? "" : "TLS ",
+      absl::ToDoubleMilliseconds(result->connect_round), result->clients,
       absl::ToDoubleMilliseconds(result->echo_round));
   return 0;
 }

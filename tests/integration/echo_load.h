@@ -48,6 +48,29 @@ struct EchoLoadResult {
   absl::Duration echo_round;     // round 2: one echo on every open connection at once
 };
 
+// Client i's unique message of `round`: a readable header, then pattern bytes up to `bytes`.
+inline std::string echo_load_message(int i, int round, size_t bytes) {
+  std::string m = absl::StrCat("client ", i, " round ", round, " ");
+  m +=
+      pattern(bytes > m.size() ? bytes - m.size() : 0, static_cast<uint64_t>(i) * 1000003u + round);
+  return m;
+}
+
+// One poll() of a load round over `pfds`, bounded by `deadline`: how many fds are ready (0
+// after EINTR), or DeadlineExceeded saying how many of the `n` clients were `done` in `round`.
+inline absl::StatusOr<int> poll_load_round(std::vector<pollfd>& pfds, absl::Time deadline,
+                                           int round, int done, int n) {
+  const absl::Duration left = deadline - absl::Now();
+  if (left <= absl::ZeroDuration()) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("round ", round, ": ", done, " of ", n, " clients echoed in time"));
+  }
+  const int ready =
+      ::poll(pfds.data(), pfds.size(), static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+  if (ready < 0 && errno != EINTR) return absl::ErrnoToStatus(errno, "poll");
+  return ready < 0 ? 0 : ready;
+}
+
 inline absl::StatusOr<EchoLoadResult> run_echo_load(const net::SocketAddress& addr,
                                                     const EchoLoadOptions& options) {
   struct Client {
@@ -65,13 +88,6 @@ inline absl::StatusOr<EchoLoadResult> run_echo_load(const net::SocketAddress& ad
       if (c.fd >= 0) ::close(c.fd);
     }
   };
-  auto message_for = [&](int i, int round) {
-    std::string m = absl::StrCat("client ", i, " round ", round, " ");
-    m += pattern(options.message_bytes > m.size() ? options.message_bytes - m.size() : 0,
-                 static_cast<uint64_t>(i) * 1000003u + round);
-    return m;
-  };
-
   // Runs poll() until `done` clients have their echo in this round, starting up to `window`
   // new connections as earlier ones finish (round 1).
   auto run_round = [&](int round, int window) -> absl::Status {
@@ -79,7 +95,7 @@ inline absl::StatusOr<EchoLoadResult> run_echo_load(const net::SocketAddress& ad
     int started = 0, done = 0, in_flight = 0;
     auto start_client = [&](int i) -> absl::Status {
       Client& c = clients[i];
-      c.message = message_for(i, round);
+      c.message = echo_load_message(i, round, options.message_bytes);
       c.sent = c.received = 0;
       if (c.fd < 0) {
         c.fd = ::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -99,15 +115,9 @@ inline absl::StatusOr<EchoLoadResult> run_echo_load(const net::SocketAddress& ad
       while (started < n && in_flight < window) {
         if (absl::Status s = start_client(started++); !s.ok()) return s;
       }
-      const absl::Duration left = deadline - absl::Now();
-      if (left <= absl::ZeroDuration()) {
-        return absl::DeadlineExceededError(
-            absl::StrCat("round ", round, ": ", done, " of ", n, " clients echoed in time"));
-      }
-      const int ready =
-          ::poll(pfds.data(), pfds.size(), static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
-      if (ready < 0 && errno != EINTR) return absl::ErrnoToStatus(errno, "poll");
-      for (int i = 0; i < n && ready > 0; ++i) {
+      absl::StatusOr<int> ready = poll_load_round(pfds, deadline, round, done, n);
+      if (!ready.ok()) return ready.status();
+      for (int i = 0; i<n&& * ready> 0; ++i) {
         pollfd& p = pfds[i];
         if (p.fd < 0 || p.revents == 0) continue;
         Client& c = clients[i];

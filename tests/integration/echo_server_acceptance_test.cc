@@ -38,12 +38,6 @@
 #error "ECHO_SERVER_PATH and ECHO_SERVER_LOWLEVEL_PATH must name the programs (see CMakeLists.txt)"
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
-#define IOLOOP_UNDER_ASAN 1
-#else
-#define IOLOOP_UNDER_ASAN 0
-#endif
-
 namespace ioloop::testing {
 namespace {
 

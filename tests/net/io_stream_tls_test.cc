@@ -396,6 +396,38 @@ TEST_P(IOStreamTLSTest, ResumeReadingDeliversPlaintextOpenSSLAlreadyHolds) {
   EXPECT_FALSE(stream_->closed());
 }
 
+// Data and close_notify arrive together: one transport read returns the data and holds the
+// end for its next call. A stream paused by that data must find the end when it resumes,
+// though the socket will never be readable again (regression: echo_server over TLS kept a
+// client that half-closed while throttled open forever, its echo sent but no close_notify).
+TEST_P(IOStreamTLSTest, ResumeReadingFindsCloseNotifyThatArrivedWithTheData) {
+  make_pair();
+  std::string got;
+  absl::StatusOr<std::string> end = absl::UnknownError("read not finished");
+  absl::Status closed_with = absl::UnknownError("not closed");
+  stream_->set_close_callback([&](absl::Status s) {
+    closed_with = s;
+    done();
+  });
+  stream_->read_streaming(
+      [&](std::string chunk) {
+        got += chunk;
+        stream_->pause_reading();
+      },
+      [&](absl::StatusOr<std::string> r) { end = std::move(r); });
+  peer_write("request");    // one record
+  peer_->shutdown_write();  // close_notify, in the socket before the stream reads
+  while (got.empty()) spin(1);
+  spin(5);
+  EXPECT_EQ(stream_testing::unread(stream_->fd()), 0);  // the close_notify left the kernel
+  EXPECT_TRUE(stream_tls().has_buffered_input()) << "the held end is input the fd won't signal";
+  stream_->resume_reading();
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(got, "request");
+  EXPECT_TRUE(end.ok()) << end.status();
+  EXPECT_TRUE(closed_with.ok()) << closed_with;
+}
+
 // --- Exceptions in callbacks --------------------------------------------------------------------
 
 // As over plain sockets (io_stream_exception_test.cc): the throwing stream closes with

@@ -127,7 +127,10 @@ IOResult TLSTransport::handshake(int) {
 }
 
 IOResult TLSTransport::read(int, Buffer& buffer, size_t limit) {
-  if (read_ended_) return read_end_;
+  if (read_ended_) {
+    end_held_ = false;
+    return read_end_;
+  }
   starved_ = false;
   recv_short_ = false;
   size_t total = 0;
@@ -150,6 +153,7 @@ IOResult TLSTransport::read(int, Buffer& buffer, size_t limit) {
         failed_ = true;
         read_ended_ = true;
         read_end_ = IOResult::error(std::move(s));
+        end_held_ = total > 0;
         return total > 0 ? IOResult::done(total) : read_end_;
       }
       total += got;
@@ -178,6 +182,7 @@ IOResult TLSTransport::read(int, Buffer& buffer, size_t limit) {
       default:
         read_ended_ = true;  // hand the bytes out first, the end with the next call
         read_end_ = r;
+        end_held_ = true;
         return IOResult::done(total);
     }
   }
@@ -288,7 +293,7 @@ IOResult TLSTransport::shutdown_write(int) {
 }
 
 bool TLSTransport::has_buffered_input() const {
-  return SSL_pending(ssl_) > 0 || (!starved_ && SSL_has_pending(ssl_) == 1);
+  return end_held_ || SSL_pending(ssl_) > 0 || (!starved_ && SSL_has_pending(ssl_) == 1);
 }
 
 std::string TLSTransport::protocol_version() const { return SSL_get_version(ssl_); }

@@ -4,6 +4,7 @@
 // session resumption.
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -191,6 +192,30 @@ TEST(TLSTransportDataTest, CloseNotifyIsCleanEofAndHalfCloseWorks) {
   EXPECT_TRUE(p.client->eof_status().ok());
   // Once sent, close_notify is not sent again.
   EXPECT_EQ(p.client->shutdown_write(p.cfd()).outcome, IOResult::kDone);
+}
+
+// Data and close_notify in the socket together: one read() takes both records, returns the
+// data and holds the end for the next call. The fd will not become readable for that end
+// (the peer sent nothing more), so has_buffered_input() must report it until read() hands it
+// out (regression: a paused stream waited for readiness and never saw the close_notify).
+TEST(TLSTransportDataTest, EndHeldBehindDataIsBufferedInput) {
+  TLSPair p(server_context(test_pki().ecdsa_leaf), client_context());
+  p.connect();
+  write_all(*p.client, p.cfd(), "request");
+  shutdown_all(*p.client, p.cfd());
+  pollfd pfd = {p.sfd(), POLLIN, 0};
+  ASSERT_GT(::poll(&pfd, 1, ioloop::testing::kPollMs), 0);
+  Buffer in;
+  IOResult r = p.server->read(p.sfd(), in, 1 << 20);
+  ASSERT_EQ(r.outcome, IOResult::kDone);
+  EXPECT_EQ(in.view(), "request");
+  int unread = -1;
+  ASSERT_EQ(::ioctl(p.sfd(), FIONREAD, &unread), 0);
+  EXPECT_EQ(unread, 0) << "the close_notify record is still in the kernel: not this case";
+  EXPECT_TRUE(p.server->has_buffered_input());
+  EXPECT_EQ(p.server->read(p.sfd(), in, 1 << 20).outcome, IOResult::kEof);
+  EXPECT_TRUE(p.server->eof_status().ok()) << p.server->eof_status();
+  EXPECT_FALSE(p.server->has_buffered_input()) << "the end has been handed out";
 }
 
 TEST(TLSTransportDataTest, FinWithoutCloseNotifyIsTruncation) {

@@ -43,7 +43,8 @@
 //     stopped at `limit`, and after handshake() completes (the client's first data often
 //     arrives with its Finished). False after a read()/handshake() that ended wanting the
 //     socket (kWantRead, or drained), even if a partial record is held, so a stream that
-//     polls it never spins.
+//     polls it never spins. True also while read() holds an end (close_notify, EOF or an
+//     error found after the bytes it returned) for its next call.
 //
 // Threading: one thread at a time (the stream's loop thread). Ownership: the fd is
 // borrowed; the transport holds its TLSContext. Destroying it sends nothing (call
@@ -112,6 +113,9 @@ class TLSTransport final : public Transport {
   // An end found while bytes were being returned: handed out by the next read().
   bool read_ended_ = false;
   IOResult read_end_;
+  // read_end_ was found behind bytes and no read() has returned it yet. It counts as
+  // buffered input: its record has left the socket, so no readiness will announce it.
+  bool end_held_ = false;
   // handshake() returned kDone. (Not SSL_is_init_finished: that turns false again after a
   // fatal error, which would make a later read's failure look like a handshake's.)
   bool handshake_done_ = false;
