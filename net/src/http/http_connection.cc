@@ -231,17 +231,10 @@ int HTTPConnectionCore::append_status_and_fields(int minor, std::string& h) {
   return append_head(writer_, s_.server_name, minor, h);
 }
 
-void HTTPConnectionCore::release_idle() {
-  if (d_.active || body_.handler != nullptr || has_backlog() || finished_ ||
-      parser_.state() != RequestParser::State::kIdle) {
-    return;
-  }
-  std::vector<HTTPRequest>().swap(result_.requests);
-  std::vector<size_t>().swap(result_.streamed);
-  writer_.reason_ = std::string();
-  writer_.headers_ = HTTPHeaders();
-  writer_.body_ = std::string();
-  parser_.release_idle();
+bool HTTPConnectionCore::idle() const {
+  return !finished_ && !d_.active && d_.stream == nullptr && body_.handler == nullptr &&
+         !has_backlog() && current_ == nullptr && pending_.empty() && pending_.on_flushed.empty() &&
+         parser_.state() == RequestParser::State::kIdle;
 }
 
 void HTTPConnectionCore::serialize(int minor, bool head, bool keep_alive, HTTPOutput& out) {

@@ -161,11 +161,15 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   // streamed body's handler gets on_close(DeadlineExceeded), not the Unavailable of a close.
   void on_idle_timeout();
 
-  // Between requests with nothing pending (no deferred response, streamed body, backlog or
-  // partial request): gives back the per-request memory (the parser's state, the last
-  // request, the response fields' capacity), so that an idle keep-alive connection costs
-  // little; the next request allocates them again. Otherwise does nothing.
-  void release_idle();
+  // Between requests with nothing pending (no deferred response or its stream, streamed
+  // body, backlog, partial request or output): the core holds nothing that matters, so the
+  // glue may destroy it and make a fresh one for the next request (an idle keep-alive
+  // connection then costs no core). Not finished(): a finished core is closing.
+  bool idle() const;
+  // The client's address as the response writer cached it (empty if never asked), carried
+  // from one core of a connection to the next so that it is asked of the socket once.
+  std::string take_remote_address() { return std::move(writer_.remote_address_); }
+  void set_remote_address(std::string address) { writer_.remote_address_ = std::move(address); }
 
   RequestParser::State parser_state() const { return parser_.state(); }
   bool finished() const { return finished_; }

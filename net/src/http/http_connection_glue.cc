@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <atomic>
 #include <initializer_list>
+#include <memory>
+#include <string>
 #include <utility>
 
 #include "http_server_state.h"
@@ -28,7 +30,8 @@ constexpr size_t kMaxWaitingBacklog = 64 * 1024;
 
 // Ownership: the stream's callbacks hold the only strong references to the connection, so the
 // connection never outlives its stream and may keep a plain pointer to it. The timer holds a
-// weak reference.
+// weak reference. The connection owns its core (the HTTP state of the requests in progress)
+// only while a request is in progress; see core().
 //
 // Flow control: the core stops answering once the output of the current read reaches
 // max_pending_output minus what the stream still queues (so the stream never holds more than
@@ -53,23 +56,24 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
         state_(std::move(state)),
         stream_(stream),
         loop_(stream->loop()),
-        clock_(state_->clock.get()),
-        core_(state_, &loop_) {
-    core_.set_listener(this);
-  }
+        clock_(state_->clock.get()) {}
 
   // HTTPConnectionCore::Listener: a deferred response wrote, flushed, finished or failed.
   void on_stream_output(bool response_ended) override {
     if (closed_) return;
-    flush_output(core_.pending_output());
+    HTTPOutput& pending = core_->pending_output();
+    flush_output(pending);
     if (!response_ended) return;
-    if (core_.pending_output().close) return begin_close(core_.pending_output().client_done);
+    if (pending.close) return begin_close(pending.client_done);
     response_deadline_ = kNever;
     idle_deadline_ = after(now(), options_.idle_timeout);
-    if (core_.has_backlog() && !waiting_for_drain_) wait_for_drain();
+    if (has_backlog() && !waiting_for_drain_) wait_for_drain();
     update_reading();
     rearm();
-    core_.release_idle();
+    // The core is on the stack (this is its callback): drop it, if idle, after it returned.
+    loop_.add_callback([weak = weak_from_this()] {
+      if (std::shared_ptr<HTTPConnection> self = weak.lock()) self->release_core_if_idle();
+    });
   }
   size_t queued_output() const override { return stream_->write_buffer_size(); }
   // A streamed body's handler resumed: go on in a callback of its own (resume() may be
@@ -77,13 +81,12 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   void on_body_resumed() override {
     if (closed_ || closing_) return;
     loop_.add_callback([self = shared_from_this()] {
-      if (self->closed_ || self->closing_ || self->core_.body_paused()) return;
+      if (self->closed_ || self->closing_ || self->body_paused()) return;
       self->process({});
     });
   }
 
   void start() {
-    core_.set_stream(stream_);
     std::shared_ptr<HTTPConnection> self = shared_from_this();
     stream_->set_close_callback([self](absl::Status status) { self->on_closed(status); });
     // max_pending_output > 0: HTTPServer rejects 0.
@@ -106,6 +109,28 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
  private:
   using State = RequestParser::State;
 
+  // The per-request state, made when a request's first byte arrives and dropped when the
+  // connection is idle again (HTTPConnectionCore::idle()): an idle keep-alive connection
+  // costs this object and no core. The queries below answer for an absent core.
+  HTTPConnectionCore& core() {
+    if (!core_) {
+      core_ = std::make_unique<HTTPConnectionCore>(state_, &loop_);
+      core_->set_listener(this);
+      core_->set_stream(stream_);
+      if (!remote_address_.empty()) core_->set_remote_address(std::move(remote_address_));
+    }
+    return *core_;
+  }
+  void release_core_if_idle() {
+    if (!core_ || closing_ || closed_ || !core_->idle()) return;
+    remote_address_ = core_->take_remote_address();
+    core_.reset();
+  }
+  State parser_state() const { return core_ ? core_->parser_state() : State::kIdle; }
+  bool has_backlog() const { return core_ && core_->has_backlog(); }
+  bool body_paused() const { return core_ && core_->body_paused(); }
+  bool response_pending() const { return core_ && core_->response_pending(); }
+
   void on_chunk(const std::string& chunk) {
     if (closing_) return;  // lingering close: discard
     process(chunk);
@@ -113,21 +138,20 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
 
   // Feeds `data` (after any backlog) to the core and sends what it produced.
   void process(absl::string_view data) {
-    const State before = core_.parser_state();
+    const State before = parser_state();
     const size_t queued = stream_->write_buffer_size();
     const size_t limit = queued < options_.max_pending_output
                              ? options_.max_pending_output - queued
                              : 0;  // answer nothing until the queue drains
-    const size_t completed = core_.on_data(data, out_, limit);
+    const size_t completed = core().on_data(data, out_, limit);
     flush();
     if (out_.close) return begin_close(out_.client_done);
-    if (core_.has_backlog() && !waiting_for_drain_ && !core_.response_pending() &&
-        !core_.body_paused()) {
+    if (has_backlog() && !waiting_for_drain_ && !response_pending() && !body_paused()) {
       wait_for_drain();
     }
     update_reading();
     update_deadlines(before, completed, data.size());
-    core_.release_idle();  // an idle keep-alive connection keeps no per-request memory
+    release_core_if_idle();
   }
 
   // Resumes the backlog once everything queued so far is in the kernel: an empty write
@@ -143,9 +167,8 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   // Reading pauses while output is over the high watermark or requests wait unanswered.
   void update_reading() {
     if (closing_ || closed_) return;  // begin_close() drains input until the end
-    if (output_full_ || core_.body_paused() ||
-        (core_.has_backlog() &&
-         (!core_.response_pending() || core_.backlog_size() > kMaxWaitingBacklog))) {
+    if (output_full_ || body_paused() ||
+        (has_backlog() && (!response_pending() || core_->backlog_size() > kMaxWaitingBacklog))) {
       stream_->pause_reading();
     } else {
       stream_->resume_reading();
@@ -189,7 +212,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   void update_deadlines(State before, size_t completed, size_t bytes) {
     const TimePoint t = now();
     idle_deadline_ = after(t, options_.idle_timeout);
-    const State state = core_.parser_state();
+    const State state = parser_state();
     // The request in progress now began in this read (its first byte, empty lines included).
     const bool began_here = before == State::kIdle || completed > 0;
     switch (state) {
@@ -218,7 +241,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
       case State::kError:
         break;  // the core set out.close: the connection is closing
     }
-    if (core_.response_pending() && response_deadline_ == kNever) {
+    if (response_pending() && response_deadline_ == kNever) {
       response_deadline_ = after(t, options_.response_timeout);
     }
     rearm();
@@ -309,11 +332,11 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     }
     // While the server itself is not reading (its output is backed up), the client's bytes
     // cannot arrive: the header, request and body-rate clocks start again meanwhile.
-    const bool backed_up = output_full_ || core_.has_backlog() || core_.body_paused();
+    const bool backed_up = output_full_ || has_backlog() || body_paused();
     if (response_deadline_ <= t) {
       response_deadline_ = kNever;
       logger().debug("HTTP connection fd {} response timeout", stream_->fd());
-      core_.on_response_timeout(out_);  // 503, or close after a partial response
+      core().on_response_timeout(out_);  // 503, or close after a partial response
       flush();
       return begin_close();
     }
@@ -336,12 +359,13 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     }
     // A response in progress is not idleness: its own timeout is response_timeout.
     // Nor is a streamed body its handler stopped (flow control).
-    if (idle_deadline_ <= t && (core_.response_pending() || core_.body_paused()))
+    if (idle_deadline_ <= t && (response_pending() || body_paused()))
       idle_deadline_ = after(t, options_.idle_timeout);
     if (idle_deadline_ <= t && !output_progress(t, idle_deadline_)) {
       state_->idle_timeouts.fetch_add(1, std::memory_order_relaxed);
       logger().debug("HTTP connection fd {} idle timeout", stream_->fd());
-      core_.on_idle_timeout();  // before the close: on_connection_closed() finds no handler
+      // Before the close: on_connection_closed() then finds no handler.
+      if (core_) core_->on_idle_timeout();
       stream_->close();
       return;
     }
@@ -352,7 +376,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   void time_out(std::atomic<uint64_t>& counter, const char* which) {
     counter.fetch_add(1, std::memory_order_relaxed);
     logger().debug("HTTP connection fd {} {} timeout", stream_->fd(), which);
-    core_.on_timeout(out_);
+    core().on_timeout(out_);
     flush();
     begin_close();
   }
@@ -360,15 +384,17 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   void on_closed(const absl::Status& status) {
     closed_ = true;
     cancel_timer();
-    core_.on_connection_closed(status);  // a pending response's stream learns it here
+    // A pending response's stream learns it here.
+    if (core_) core_->on_connection_closed(status);
   }
 
   const HTTPServerOptions& options_;
   std::shared_ptr<HTTPServerState> state_;
   IOStream* stream_;
   IOLoop& loop_;
-  HTTPClock* clock_;  // null: loop_ (the clock is owned by state_)
-  HTTPConnectionCore core_;
+  HTTPClock* clock_;                          // null: loop_ (the clock is owned by state_)
+  std::unique_ptr<HTTPConnectionCore> core_;  // see core()
+  std::string remote_address_;                // the address the last core cached, for the next one
   HTTPOutput out_;
   uint64_t timer_id_ = 0;  // the pending timer's id (loop_'s or clock_'s); 0: none
   TimePoint timer_at_{};

@@ -98,11 +98,7 @@ class RequestParser::Impl {
   const HTTPRequest* pending_request() const {
     return state_ == State::kBody ? &current_ : nullptr;
   }
-  // Between two requests with no byte of the next one seen: a fresh parser would behave
-  // the same from here (what release_idle() relies on).
-  bool at_request_boundary() const {
-    return state_ == State::kIdle && !error_ && !pending_cr_ && !too_large_pending_ && !sink_;
-  }
+  const Options& options() const { return options_; }
 
  private:
   enum class Section { kHead, kBody, kTrailers, kOther };
@@ -533,60 +529,39 @@ absl::Status RequestParser::Impl::stream_body(BodySink sink) {
 }
 
 RequestParser::RequestParser() : RequestParser(Options()) {}
-// The parse state is allocated by the first feed(), not here: a server makes a parser per
-// connection, and a connection that never sends a byte should not pay for one.
-RequestParser::RequestParser(Options options) : options_(options) {}
+RequestParser::RequestParser(Options options) : impl_(std::make_unique<Impl>(options)) {}
 RequestParser::~RequestParser() = default;
 RequestParser::RequestParser(RequestParser&&) noexcept = default;
 RequestParser& RequestParser::operator=(RequestParser&&) noexcept = default;
 
-RequestParser::Impl& RequestParser::impl() {
-  if (!impl_) impl_ = std::make_unique<Impl>(options_);
-  return *impl_;
-}
-
-void RequestParser::release_idle() {
-  if (impl_ && impl_->at_request_boundary()) impl_.reset();
-}
-
 RequestParser::Result RequestParser::feed(absl::string_view data) {
   Result result;
-  impl().feed(data, result, FeedOptions());
+  impl_->feed(data, result, FeedOptions());
   return result;
 }
 
 void RequestParser::feed(absl::string_view data, Result& result) {
-  impl().feed(data, result, FeedOptions());
+  impl_->feed(data, result, FeedOptions());
 }
 
 size_t RequestParser::feed(absl::string_view data, Result& result, size_t max_requests) {
-  return impl().feed(data, result, FeedOptions{.max_requests = max_requests});
+  return impl_->feed(data, result, FeedOptions{.max_requests = max_requests});
 }
 
 size_t RequestParser::feed(absl::string_view data, Result& result, const FeedOptions& options) {
-  return impl().feed(data, result, options);
+  return impl_->feed(data, result, options);
 }
 
 absl::Status RequestParser::stream_body(BodySink sink) {
-  return impl().stream_body(std::move(sink));
+  return impl_->stream_body(std::move(sink));
 }
+bool RequestParser::streaming() const { return impl_->streaming(); }
 
-// Without impl_ the parser is between requests with nothing seen: the answers of a fresh one.
-bool RequestParser::streaming() const { return impl_ && impl_->streaming(); }
-RequestParser::State RequestParser::state() const { return impl_ ? impl_->state() : State::kIdle; }
-std::optional<RequestError> RequestParser::error() const {
-  return impl_ ? impl_->error() : std::nullopt;
-}
-const std::string& RequestParser::error_detail() const {
-  static const std::string kNone;
-  return impl_ ? impl_->error_detail() : kNone;
-}
-const HTTPRequest* RequestParser::pending_request() const {
-  return impl_ ? impl_->pending_request() : nullptr;
-}
-std::optional<int> RequestParser::version_minor() const {
-  return impl_ ? impl_->version_minor() : std::nullopt;
-}
-const RequestParser::Options& RequestParser::options() const { return options_; }
+RequestParser::State RequestParser::state() const { return impl_->state(); }
+std::optional<RequestError> RequestParser::error() const { return impl_->error(); }
+const std::string& RequestParser::error_detail() const { return impl_->error_detail(); }
+const HTTPRequest* RequestParser::pending_request() const { return impl_->pending_request(); }
+std::optional<int> RequestParser::version_minor() const { return impl_->version_minor(); }
+const RequestParser::Options& RequestParser::options() const { return impl_->options(); }
 
 }  // namespace ioloop::net

@@ -222,18 +222,9 @@ class RequestParser {
   std::optional<int> version_minor() const;
   const Options& options() const;
 
-  // Gives the parse state's memory back while the parser is between requests (state() is
-  // kIdle and no byte of a next request has been fed); otherwise does nothing. The next
-  // feed() allocates it again. For servers holding many idle keep-alive connections: an idle
-  // parser then costs sizeof(RequestParser).
-  void release_idle();
-
  private:
   class Impl;
-  Impl& impl();
-
-  Options options_;
-  std::unique_ptr<Impl> impl_;  // null until the first feed(), and after release_idle()
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace ioloop::net
