@@ -23,6 +23,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -303,6 +304,41 @@ class IOStreamTest : public testing::LoopTestBase,
       ASSERT_TRUE(tls()) << "peer write blocked (errno " << errno << ")";
       spin(1);
     }
+  }
+
+  // Sends `msg` from the peer in two writes split at `split`, the second once the stream has
+  // read the first; then, with `end`, ends the peer's write side.
+  void peer_write_split(const std::string& msg, size_t split, bool end = false) {
+    peer_write(msg.substr(0, split));
+    when_drained([this, msg, split, end] {
+      peer_write(msg.substr(split));
+      if (end) peer_->shutdown_write();
+    });
+  }
+
+  // Reads `count` messages ending in `delimiter` from `stream`, one after another (each read
+  // started from the previous one's callback), into `got`; done() after the last.
+  void read_messages(IOStream& stream, std::string delimiter, size_t count,
+                     std::vector<std::string>& got) {
+    stream.read_until(delimiter,
+                      [this, &stream, delimiter, count, &got](absl::StatusOr<std::string> r) {
+                        ASSERT_TRUE(r.ok()) << r.status();
+                        got.push_back(*std::move(r));
+                        if (got.size() == count) {
+                          done();
+                        } else {
+                          read_messages(stream, delimiter, count, got);
+                        }
+                      });
+  }
+
+  // Sets the stream's close callback: it records the close status in `closed` and ends the
+  // wait().
+  void done_on_close(absl::Status& closed) {
+    stream_->set_close_callback([this, &closed](absl::Status s) {
+      closed = s;
+      done();
+    });
   }
 
   // Reads everything the peer has right now (non-blocking).

@@ -19,16 +19,8 @@
 #include "ioloop/net/tls/tls_transport.h"
 #include "net/io_stream_testing.h"
 
-namespace ioloop::net {
+namespace ioloop::net::stream_testing {
 namespace {
-
-using stream_testing::IOStreamTest;
-using stream_testing::pattern;
-using stream_testing::pattern_view;
-using stream_testing::PeerReader;
-using stream_testing::StreamCase;
-using stream_testing::TLSPeer;
-using stream_testing::Wire;
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 constexpr bool kSanitized = true;
@@ -68,12 +60,32 @@ class IOStreamTLSTest : public IOStreamTest {
  protected:
   TLSPeer& peer() { return static_cast<TLSPeer&>(*peer_); }
   TLSTransport& stream_tls() { return dynamic_cast<TLSTransport&>(stream_->transport()); }
+
+  // Drives the peer both ways from a loop handler on its fd: on READ `receive()`; on WRITE
+  // `send()` until it returns true (all sent: the handler then waits for READ only); and
+  // `after_each()` after every event.
+  void drive_peer(std::function<void()> receive, std::function<bool()> send,
+                  std::function<void()> after_each) {
+    ASSERT_TRUE(loop()
+                    .add_handler(
+                        peer_->fd(),
+                        [this, receive, send, after_each, all_sent = false](
+                            int fd, uint32_t events) mutable {
+                          if (events & IOLoop::READ) receive();
+                          if ((events & IOLoop::WRITE) && !all_sent && send()) {
+                            all_sent = true;
+                            ASSERT_TRUE(loop().update_handler(fd, IOLoop::READ).ok());
+                          }
+                          after_each();
+                        },
+                        IOLoop::READ | IOLoop::WRITE)
+                    .ok());
+  }
 };
 
 // One poller: the shared suites run every poller over TLS; these are about TLS itself.
 INSTANTIATE_TEST_SUITE_P(Streams, IOStreamTLSTest,
-                         ::testing::Values(StreamCase{PollerKind::kEpoll, Wire::kTls}),
-                         stream_testing::CaseName);
+                         ::testing::Values(StreamCase{PollerKind::kEpoll, Wire::kTls}), CaseName);
 
 // --- Big transfers ------------------------------------------------------------------------
 
@@ -107,32 +119,24 @@ TEST_P(IOStreamTLSTest, BigTransferBothWaysMatchesSha256) {
                             check_done();
                           },
                           total);
-  ASSERT_TRUE(loop()
-                  .add_handler(
-                      peer_->fd(),
-                      [&](int fd, uint32_t events) {
-                        if (events & IOLoop::READ) {
-                          while (peer_->recv_some(chunk, 256 * 1024) > 0) {
-                            got_out.update(chunk);
-                            chunk.clear();
-                          }
-                        }
-                        if ((events & IOLoop::WRITE) && sent < total) {
-                          for (int i = 0; i < 16 && sent < total; ++i) {
-                            const absl::string_view next = pattern_view(
-                                in_offset + sent, std::min<size_t>(64 * 1024, total - sent));
-                            ssize_t n = peer_->send_some(next.data(), next.size());
-                            if (n <= 0) break;
-                            sent += static_cast<size_t>(n);
-                          }
-                          if (sent == total) {
-                            ASSERT_TRUE(loop().update_handler(fd, IOLoop::READ).ok());
-                          }
-                        }
-                        check_done();
-                      },
-                      IOLoop::READ | IOLoop::WRITE)
-                  .ok());
+  drive_peer(
+      [&] {
+        while (peer_->recv_some(chunk, 256 * 1024) > 0) {
+          got_out.update(chunk);
+          chunk.clear();
+        }
+      },
+      [&] {
+        for (int i = 0; i < 16 && sent < total; ++i) {
+          const absl::string_view next =
+              pattern_view(in_offset + sent, std::min<size_t>(64 * 1024, total - sent));
+          ssize_t n = peer_->send_some(next.data(), next.size());
+          if (n <= 0) break;
+          sent += static_cast<size_t>(n);
+        }
+        return sent == total;
+      },
+      check_done);
   loop().add_callback(check_done);
   ASSERT_TRUE(wait(absl::Seconds(60)));
   loop().remove_handler(peer_->fd());
@@ -176,33 +180,23 @@ TEST_P(IOStreamTLSTest, FullDuplexThroughTinyBuffersKeepsEveryByte) {
                             check_done();
                           },
                           total);
-  ASSERT_TRUE(loop()
-                  .add_handler(
-                      peer_->fd(),
-                      [&](int fd, uint32_t events) {
-                        if (events & IOLoop::READ) {
-                          while (peer_->recv_some(got_out, 4096) > 0) {
-                          }
-                        }
-                        if ((events & IOLoop::WRITE) && sent < total) {
-                          // Every 64 KiB, at a record boundary: ask the stream to update too.
-                          if (sent / 65536 > static_cast<size_t>(key_updates)) {
-                            ASSERT_EQ(SSL_key_update(peer().transport().native_handle(),
-                                                     SSL_KEY_UPDATE_REQUESTED),
-                                      1);
-                            ++key_updates;
-                          }
-                          ssize_t n = peer_->send_some(in.data() + sent,
-                                                       std::min<size_t>(5000, total - sent));
-                          if (n > 0) sent += static_cast<size_t>(n);
-                          if (sent == total) {
-                            ASSERT_TRUE(loop().update_handler(fd, IOLoop::READ).ok());
-                          }
-                        }
-                        check_done();
-                      },
-                      IOLoop::READ | IOLoop::WRITE)
-                  .ok());
+  drive_peer(
+      [&] {
+        while (peer_->recv_some(got_out, 4096) > 0) {
+        }
+      },
+      [&] {
+        // Every 64 KiB, at a record boundary: ask the stream to update too.
+        if (sent / 65536 > static_cast<size_t>(key_updates)) {
+          EXPECT_EQ(SSL_key_update(peer().transport().native_handle(), SSL_KEY_UPDATE_REQUESTED),
+                    1);
+          ++key_updates;
+        }
+        ssize_t n = peer_->send_some(in.data() + sent, std::min<size_t>(5000, total - sent));
+        if (n > 0) sent += static_cast<size_t>(n);
+        return sent == total;
+      },
+      check_done);
   ASSERT_TRUE(wait(absl::Seconds(60)));
   loop().remove_handler(peer_->fd());
   EXPECT_GT(key_updates, 0);
@@ -272,10 +266,7 @@ TEST_P(IOStreamTLSTest, FinWithoutCloseNotifyFailsReadUntilCloseWithDataLoss) {
   make_pair();
   absl::StatusOr<std::string> got;
   absl::Status closed = absl::UnknownError("not closed");
-  stream_->set_close_callback([&](absl::Status s) {
-    closed = s;
-    done();
-  });
+  done_on_close(closed);
   stream_->read_until_close([&](absl::StatusOr<std::string> r) { got = std::move(r); });
   peer_write("cut short");
   ::shutdown(peer_->fd(), SHUT_WR);  // a FIN, no close_notify
@@ -291,10 +282,7 @@ TEST_P(IOStreamTLSTest, FinWithoutCloseNotifyLeavesCompletedReadBytesAlone) {
   make_pair();
   absl::StatusOr<std::string> body;
   absl::Status closed = absl::UnknownError("not closed");
-  stream_->set_close_callback([&](absl::Status s) {
-    closed = s;
-    done();
-  });
+  done_on_close(closed);
   stream_->read_bytes(5, [&](absl::StatusOr<std::string> r) { body = std::move(r); });
   peer_write("hello");
   ::shutdown(peer_->fd(), SHUT_WR);
@@ -414,7 +402,7 @@ TEST_P(IOStreamTLSTest, ResumeReadingDeliversPlaintextOpenSSLAlreadyHolds) {
   while (got1.empty()) spin(1);
   spin(5);
   EXPECT_TRUE(got2.empty());
-  EXPECT_EQ(stream_testing::unread(stream_->fd()), 0);  // all of it left the kernel
+  EXPECT_EQ(unread(stream_->fd()), 0);  // all of it left the kernel
   EXPECT_EQ(stream_->read_buffer_size(), 51u);
   EXPECT_TRUE(stream_tls().has_buffered_input());
   stream_->resume_reading();
@@ -431,24 +419,13 @@ TEST_P(IOStreamTLSTest, ResumeReadingDeliversPlaintextOpenSSLAlreadyHolds) {
 TEST_P(IOStreamTLSTest, ThrowingReadCallbackClosesOnlyThatStream) {
   make_pair();
   std::shared_ptr<IOStream> a = std::move(stream_);
-  std::unique_ptr<stream_testing::TestPeer> a_peer = std::move(peer_);
+  std::unique_ptr<TestPeer> a_peer = std::move(peer_);
   make_pair();  // b: stream_, peer_
   absl::Status a_closed = absl::UnknownError("not closed");
   a->set_close_callback([&](absl::Status s) { a_closed = s; });
   a->read_until("\n", [](absl::StatusOr<std::string>) { throw std::runtime_error("boom"); });
   std::vector<std::string> b_got;
-  std::function<void()> b_next = [&] {
-    stream_->read_until("\n", [&](absl::StatusOr<std::string> r) {
-      ASSERT_TRUE(r.ok()) << r.status();
-      b_got.push_back(*r);
-      if (b_got.size() == 2) {
-        done();
-      } else {
-        b_next();
-      }
-    });
-  };
-  b_next();
+  read_messages(*stream_, "\n", 2, b_got);
   const uint64_t exceptions = loop().stats().exceptions;
   std::string a_data = "x\n";
   iovec iov = {a_data.data(), a_data.size()};
@@ -466,4 +443,4 @@ TEST_P(IOStreamTLSTest, ThrowingReadCallbackClosesOnlyThatStream) {
 }
 
 }  // namespace
-}  // namespace ioloop::net
+}  // namespace ioloop::net::stream_testing

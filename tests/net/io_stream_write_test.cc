@@ -16,21 +16,11 @@
 #include "ioloop/net/io_stream.h"
 #include "net/io_stream_testing.h"
 
-namespace ioloop::net {
+namespace ioloop::net::stream_testing {
 namespace {
 
-using stream_testing::IOStreamPlainTest;
-using stream_testing::IOStreamTest;
-using stream_testing::pattern;
-using stream_testing::PeerReader;
-using stream_testing::PlainPeer;
-using stream_testing::tcp_pair;
-using stream_testing::unread;
-
-INSTANTIATE_TEST_SUITE_P(Streams, IOStreamTest, stream_testing::AllCases(),
-                         stream_testing::CaseName);
-INSTANTIATE_TEST_SUITE_P(Streams, IOStreamPlainTest, stream_testing::PlainCases(),
-                         stream_testing::CaseName);
+INSTANTIATE_TEST_SUITE_P(Streams, IOStreamTest, AllCases(), CaseName);
+INSTANTIATE_TEST_SUITE_P(Streams, IOStreamPlainTest, PlainCases(), CaseName);
 
 // --- Writes ----------------------------------------------------------------------------------
 
@@ -290,4 +280,4 @@ TEST_P(IOStreamPlainTest, AccessorsAndNodelay) {
 }
 
 }  // namespace
-}  // namespace ioloop::net
+}  // namespace ioloop::net::stream_testing
