@@ -27,7 +27,6 @@ namespace ioloop::net {
 namespace {
 
 using ::ioloop::testing::client_context;
-using ::ioloop::testing::CountingFactory;
 using ::ioloop::testing::server_context;
 using ::ioloop::testing::test_pki;
 
@@ -38,7 +37,8 @@ class TCPTLSTest : public ioloop::testing::LoopTestBase {
   // connections accepted.
   void start_server(absl::Duration handshake_timeout = absl::Seconds(10)) {
     TCPServerOptions options;
-    factory_ = std::make_shared<CountingFactory>(server_context(test_pki().ecdsa_leaf));
+    factory_ =
+        std::make_shared<ioloop::testing::CountingFactory>(server_context(test_pki().ecdsa_leaf));
     options.tls = factory_;
     options.handshake_timeout = handshake_timeout;
     server_ = std::make_unique<TCPServer>(
@@ -142,7 +142,7 @@ class TCPTLSTest : public ioloop::testing::LoopTestBase {
   }
 
   int handed_ = 0;
-  std::shared_ptr<CountingFactory> factory_;
+  std::shared_ptr<ioloop::testing::CountingFactory> factory_;
   std::unique_ptr<TCPServer> server_;
 };
 

@@ -69,6 +69,12 @@ struct TLSPair {
     }
     return drive_handshake(*client, cfd(), *server, sfd());
   }
+  // The client's handshake must fail: its status (OK, and a test failure, if it did not).
+  absl::Status client_error() {
+    HandshakeResults r = handshake();
+    EXPECT_EQ(r.client.outcome, net::IOResult::kError) << "the client's handshake did not fail";
+    return r.client.status;
+  }
   // Both handshakes must succeed.
   void connect() {
     HandshakeResults r = handshake();
