@@ -109,7 +109,7 @@ TEST_F(HTTPClientTLSTest, RsaCertificateAndPostBody) {
                   HTTPResponseWriter& w) { w.set_body(absl::StrCat(r.method(), "|", r.body())); },
                [] {
                  HTTPServerOptions o;
-                 o.tcp_options.tls = server_context(test_pki().rsa_leaf);
+                 o.tcp_options.tls = server_context(test_pki().rsa_leaf());
                  return o;
                }());
   HTTPClient client(loop(), tls_options());

@@ -65,14 +65,14 @@ TEST(TLSTransportTest, AlpnWithoutOverlapGoesOnWithoutProtocol) {
 }
 
 TEST(TLSTransportTest, RsaAndEcdsaCertificatesOnBothVersions) {
-  for (const TestCert* cert : {&test_pki().ecdsa_leaf, &test_pki().rsa_leaf}) {
+  for (const TestCert* cert : {&test_pki().ecdsa_leaf, &test_pki().rsa_leaf()}) {
     for (TLSVersion v : {TLSVersion::kTLS1_2, TLSVersion::kTLS1_3}) {
       TLSPair p(server_context(*cert), client_context({.max_version = v}));
       p.connect();
       EXPECT_EQ(p.client->protocol_version(), v == TLSVersion::kTLS1_3 ? "TLSv1.3" : "TLSv1.2");
       if (v == TLSVersion::kTLS1_2) {
         EXPECT_THAT(p.client->cipher(),
-                    StartsWith(cert == &test_pki().rsa_leaf ? "ECDHE-RSA-" : "ECDHE-ECDSA-"));
+                    StartsWith(cert == &test_pki().rsa_leaf() ? "ECDHE-RSA-" : "ECDHE-ECDSA-"));
       }
     }
   }
