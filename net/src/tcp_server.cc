@@ -378,9 +378,11 @@ void TCPServer::on_connection(Worker* w, Socket conn, const SocketAddress& peer)
     if (!h || !s) return;
     if (status.ok()) {
       hand_over(*h, s, peer);
-    } else {
+    } else if (!s->error().ok()) {
       h->handshake_failed(peer, status);
     }
+    // Else the stream was closed without an error before its handshake finished: only the
+    // server does that (stop(close_streams), the destructor), and it is no failure.
   });
 }
 

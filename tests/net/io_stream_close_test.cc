@@ -14,19 +14,10 @@
 #include "ioloop/net/io_stream.h"
 #include "net/io_stream_testing.h"
 
-namespace ioloop::net {
+namespace ioloop::net::stream_testing {
 namespace {
 
-using stream_testing::IOStreamPlainTest;
-using stream_testing::IOStreamTest;
-using stream_testing::pattern;
-using stream_testing::PeerReader;
-using stream_testing::PlainPeer;
-using stream_testing::tcp_pair;
-using stream_testing::unread;
-
-INSTANTIATE_TEST_SUITE_P(Streams, IOStreamTest, stream_testing::AllCases(),
-                         stream_testing::CaseName);
+INSTANTIATE_TEST_SUITE_P(Streams, IOStreamTest, AllCases(), CaseName);
 
 // --- Closing ----------------------------------------------------------------------------------
 
@@ -50,10 +41,7 @@ TEST_P(IOStreamTest, CloseCallbackRunsExactlyOnce) {
 TEST_P(IOStreamTest, IdleStreamWithCloseCallbackNoticesPeerClose) {
   make_pair();
   absl::Status closed = absl::UnknownError("not closed");
-  stream_->set_close_callback([&](absl::Status s) {
-    closed = s;
-    done();
-  });
+  done_on_close(closed);
   peer_->close();
   ASSERT_TRUE(wait());
   EXPECT_TRUE(closed.ok()) << closed;
@@ -157,10 +145,7 @@ TEST_P(IOStreamTest, WritesFromFlushCallbacksKeepOrder) {
 TEST_P(IOStreamTest, CloseWithReasonIsReported) {
   make_pair();
   absl::Status read_status, close_status;
-  stream_->set_close_callback([&](absl::Status s) {
-    close_status = s;
-    done();
-  });
+  done_on_close(close_status);
   stream_->read_bytes(10, [&](absl::StatusOr<std::string> r) { read_status = r.status(); });
   stream_->close(absl::DeadlineExceededError("idle timeout"));
   ASSERT_TRUE(wait());
@@ -300,4 +285,4 @@ TEST(IOStreamLifetimeTest, DestroyingTheLoopFreesStreamsOwnedByTheirCallbacks) {
 }
 
 }  // namespace
-}  // namespace ioloop::net
+}  // namespace ioloop::net::stream_testing

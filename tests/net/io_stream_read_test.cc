@@ -16,21 +16,11 @@
 #include "ioloop/net/io_stream.h"
 #include "net/io_stream_testing.h"
 
-namespace ioloop::net {
+namespace ioloop::net::stream_testing {
 namespace {
 
-using stream_testing::IOStreamPlainTest;
-using stream_testing::IOStreamTest;
-using stream_testing::pattern;
-using stream_testing::PeerReader;
-using stream_testing::PlainPeer;
-using stream_testing::tcp_pair;
-using stream_testing::unread;
-
-INSTANTIATE_TEST_SUITE_P(Streams, IOStreamTest, stream_testing::AllCases(),
-                         stream_testing::CaseName);
-INSTANTIATE_TEST_SUITE_P(Streams, IOStreamPlainTest, stream_testing::PlainCases(),
-                         stream_testing::CaseName);
+INSTANTIATE_TEST_SUITE_P(Streams, IOStreamTest, AllCases(), CaseName);
+INSTANTIATE_TEST_SUITE_P(Streams, IOStreamPlainTest, PlainCases(), CaseName);
 
 // --- Every read mode, with the message split at every byte boundary ------------------------
 
@@ -42,20 +32,8 @@ TEST_P(IOStreamTest, ReadUntilAtEverySplit) {
     SCOPED_TRACE(absl::StrCat("split=", split));
     make_pair();
     std::vector<std::string> got;
-    std::function<void()> next = [&] {
-      stream_->read_until("\r\n\r\n", [&](absl::StatusOr<std::string> r) {
-        ASSERT_TRUE(r.ok()) << r.status();
-        got.push_back(*r);
-        if (got.size() == 2) {
-          done();
-        } else {
-          next();
-        }
-      });
-    };
-    next();
-    peer_write(msg.substr(0, split));
-    when_drained([&, split] { peer_write(msg.substr(split)); });
+    read_messages(*stream_, "\r\n\r\n", 2, got);
+    peer_write_split(msg, split);
     ASSERT_TRUE(wait());
     EXPECT_EQ(got, (std::vector<std::string>{"GET /\r\n\r\n", "ab\r\n\r\n"}));
   }
@@ -76,8 +54,7 @@ TEST_P(IOStreamTest, ReadBytesAtEverySplit) {
         done();
       });
     });
-    peer_write(msg.substr(0, split));
-    when_drained([&, split] { peer_write(msg.substr(split)); });
+    peer_write_split(msg, split);
     ASSERT_TRUE(wait());
     EXPECT_EQ(got, (std::vector<std::string>{msg.substr(0, 5), msg.substr(5)}));
   }
@@ -108,8 +85,7 @@ TEST_P(IOStreamTest, ReadBytesPartialAtEverySplit) {
           /*partial=*/true);
     };
     next();
-    peer_write(msg.substr(0, split));
-    when_drained([&, split] { peer_write(msg.substr(split)); });
+    peer_write_split(msg, split);
     ASSERT_TRUE(wait());
     EXPECT_EQ(got, msg);
     EXPECT_GE(calls, 3);  // 16 bytes, at most 6 per call
@@ -123,16 +99,9 @@ TEST_P(IOStreamTest, ReadUntilCloseAtEverySplit) {
     make_pair();
     absl::StatusOr<std::string> got;
     absl::Status closed = absl::UnknownError("not closed");
-    stream_->set_close_callback([&](absl::Status s) {
-      closed = s;
-      done();
-    });
+    done_on_close(closed);
     stream_->read_until_close([&](absl::StatusOr<std::string> r) { got = std::move(r); });
-    peer_write(msg.substr(0, split));
-    when_drained([&, split] {
-      peer_write(msg.substr(split));
-      peer_->shutdown_write();
-    });
+    peer_write_split(msg, split, /*end=*/true);
     ASSERT_TRUE(wait());
     ASSERT_TRUE(got.ok()) << got.status();
     EXPECT_EQ(*got, msg);
@@ -159,11 +128,7 @@ TEST_P(IOStreamTest, ReadStreamingAtEverySplit) {
           EXPECT_EQ(*r, "");
           done();
         });
-    peer_write(msg.substr(0, split));
-    when_drained([&, split] {
-      peer_write(msg.substr(split));
-      peer_->shutdown_write();
-    });
+    peer_write_split(msg, split, /*end=*/true);
     ASSERT_TRUE(wait());
     EXPECT_EQ(got, msg);
     EXPECT_EQ(done_calls, 1);
@@ -189,8 +154,7 @@ TEST_P(IOStreamTest, ReadStreamingWithByteCountAtEverySplit) {
                                                   });
                             },
                             /*total_bytes=*/7);
-    peer_write(msg.substr(0, split));
-    when_drained([&, split] { peer_write(msg.substr(split)); });
+    peer_write_split(msg, split);
     ASSERT_TRUE(wait());
     EXPECT_EQ(body, msg.substr(0, 7));
     EXPECT_EQ(rest, msg.substr(7));
@@ -227,21 +191,13 @@ TEST_P(IOStreamTest, PipelinedReadsFromCallbacksAllComplete) {
   std::string data;
   for (int i = 0; i < 500; ++i) data += absl::StrCat("req", i, "\n");
   peer_write(data);
-  int count = 0;
-  std::function<void()> next = [&] {
-    stream_->read_until("\n", [&](absl::StatusOr<std::string> r) {
-      ASSERT_TRUE(r.ok());
-      EXPECT_EQ(*r, absl::StrCat("req", count, "\n"));
-      if (++count == 500) {
-        done();
-      } else {
-        next();  // served by the running dispatch, without recursion
-      }
-    });
-  };
-  next();
+  std::vector<std::string> got;
+  // Each read after the first starts in the previous one's callback: the running dispatch
+  // serves it, without recursion.
+  read_messages(*stream_, "\n", 500, got);
   ASSERT_TRUE(wait());
-  EXPECT_EQ(count, 500);
+  ASSERT_EQ(got.size(), 500u);
+  for (int i = 0; i < 500; ++i) EXPECT_EQ(got[i], absl::StrCat("req", i, "\n"));
 }
 
 TEST_P(IOStreamTest, BufferedDataDeliveredAfterPeerEof) {
@@ -293,10 +249,7 @@ TEST_P(IOStreamTest, SecondReadIsAnError) {
 TEST_P(IOStreamTest, ReadUntilMaxBytesWithoutDelimiter) {
   make_pair();
   absl::Status read_status, close_status;
-  stream_->set_close_callback([&](absl::Status s) {
-    close_status = s;
-    done();
-  });
+  done_on_close(close_status);
   stream_->read_until(
       "\n", [&](absl::StatusOr<std::string> r) { read_status = r.status(); }, 8);
   peer_write("0123456789");
@@ -342,10 +295,7 @@ TEST_P(IOStreamTest, MaxBufferSizeClosesWithResourceExhausted) {
   options.max_buffer_size = 1000;
   make_pair(options);
   absl::Status read_status, close_status;
-  stream_->set_close_callback([&](absl::Status s) {
-    close_status = s;
-    done();
-  });
+  done_on_close(close_status);
   stream_->read_until_close([&](absl::StatusOr<std::string> r) { read_status = r.status(); });
   peer_write(std::string(5000, 'x'));
   ASSERT_TRUE(wait());
@@ -411,4 +361,4 @@ TEST_P(IOStreamTest, WriteToClosedPeerNeverRaisesSigpipe) {
 }
 
 }  // namespace
-}  // namespace ioloop::net
+}  // namespace ioloop::net::stream_testing

@@ -17,13 +17,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
 #include <functional>
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
 #include "ioloop/net/io_stream.h"
 #include "ioloop/net/tls/tls_transport.h"
@@ -32,12 +35,31 @@
 
 namespace ioloop::net::stream_testing {
 
-// Deterministic, position-dependent bytes, so a reordering or a lost chunk is visible.
+// Deterministic, position-dependent bytes, so a reordering or a lost chunk is visible: byte
+// p is (p * 131 + (p >> 12) * 7) mod 256. That repeats every kPatternPeriod bytes (131 * 2^20
+// and 7 * 2^8 are multiples of 256), so the bytes are copied from one precomputed period.
+inline constexpr size_t kPatternPeriod = size_t{1} << 20;
+
+// The pattern from `offset` on, at most `n` bytes and at most one period (a view of a block
+// that lives as long as the program).
+inline absl::string_view pattern_view(size_t offset, size_t n) {
+  static const std::string* const kTwoPeriods = [] {
+    auto* s = new std::string(2 * kPatternPeriod, '\0');
+    for (size_t p = 0; p < s->size(); ++p) {
+      (*s)[p] = static_cast<char>((p * 131 + (p >> 12) * 7) & 0xff);
+    }
+    return s;
+  }();
+  return absl::string_view(*kTwoPeriods)
+      .substr(offset % kPatternPeriod, std::min(n, kPatternPeriod));
+}
+
 inline std::string pattern(size_t offset, size_t n) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i) {
-    size_t p = offset + i;
-    s[i] = static_cast<char>((p * 131 + (p >> 12) * 7) & 0xff);
+  std::string s;
+  s.reserve(n);
+  while (s.size() < n) {
+    const absl::string_view piece = pattern_view(offset + s.size(), n - s.size());
+    s.append(piece.data(), piece.size());
   }
   return s;
 }
@@ -282,6 +304,41 @@ class IOStreamTest : public testing::LoopTestBase,
       ASSERT_TRUE(tls()) << "peer write blocked (errno " << errno << ")";
       spin(1);
     }
+  }
+
+  // Sends `msg` from the peer in two writes split at `split`, the second once the stream has
+  // read the first; then, with `end`, ends the peer's write side.
+  void peer_write_split(const std::string& msg, size_t split, bool end = false) {
+    peer_write(msg.substr(0, split));
+    when_drained([this, msg, split, end] {
+      peer_write(msg.substr(split));
+      if (end) peer_->shutdown_write();
+    });
+  }
+
+  // Reads `count` messages ending in `delimiter` from `stream`, one after another (each read
+  // started from the previous one's callback), into `got`; done() after the last.
+  void read_messages(IOStream& stream, std::string delimiter, size_t count,
+                     std::vector<std::string>& got) {
+    stream.read_until(delimiter,
+                      [this, &stream, delimiter, count, &got](absl::StatusOr<std::string> r) {
+                        ASSERT_TRUE(r.ok()) << r.status();
+                        got.push_back(*std::move(r));
+                        if (got.size() == count) {
+                          done();
+                        } else {
+                          read_messages(stream, delimiter, count, got);
+                        }
+                      });
+  }
+
+  // Sets the stream's close callback: it records the close status in `closed` and ends the
+  // wait().
+  void done_on_close(absl::Status& closed) {
+    stream_->set_close_callback([this, &closed](absl::Status s) {
+      closed = s;
+      done();
+    });
   }
 
   // Reads everything the peer has right now (non-blocking).

@@ -2,7 +2,7 @@
 // the handshake, plaintext held inside OpenSSL, renegotiation-free WANT_* paths) and a big
 // transfer checked end to end. The shared suites (io_stream_{read,write,close}_test.cc) run
 // every other stream test over TLS too.
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
@@ -19,15 +19,8 @@
 #include "ioloop/net/tls/tls_transport.h"
 #include "net/io_stream_testing.h"
 
-namespace ioloop::net {
+namespace ioloop::net::stream_testing {
 namespace {
-
-using stream_testing::IOStreamTest;
-using stream_testing::pattern;
-using stream_testing::PeerReader;
-using stream_testing::StreamCase;
-using stream_testing::TLSPeer;
-using stream_testing::Wire;
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 constexpr bool kSanitized = true;
@@ -35,83 +28,122 @@ constexpr bool kSanitized = true;
 constexpr bool kSanitized = false;
 #endif
 
-std::string sha256(absl::string_view data) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
-  return std::string(reinterpret_cast<const char*>(md), sizeof md);
+// SHA-256 over bytes fed in pieces (OpenSSL's EVP), and how many there were.
+class Sha256 {
+ public:
+  Sha256() { EXPECT_EQ(EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr), 1); }
+  void update(absl::string_view data) {
+    EXPECT_EQ(EVP_DigestUpdate(ctx_.get(), data.data(), data.size()), 1);
+    size_ += data.size();
+  }
+  size_t size() const { return size_; }
+  std::string digest() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EXPECT_EQ(EVP_DigestFinal_ex(ctx_.get(), md, &n), 1);
+    return std::string(reinterpret_cast<const char*>(md), n);
+  }
+
+ private:
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx_{EVP_MD_CTX_new(), EVP_MD_CTX_free};
+  size_t size_ = 0;
+};
+
+// The SHA-256 of pattern(offset, n), without making the string.
+std::string pattern_sha256(size_t offset, size_t n) {
+  Sha256 sha;
+  while (sha.size() < n) sha.update(pattern_view(offset + sha.size(), n - sha.size()));
+  return sha.digest();
 }
 
 class IOStreamTLSTest : public IOStreamTest {
  protected:
   TLSPeer& peer() { return static_cast<TLSPeer&>(*peer_); }
   TLSTransport& stream_tls() { return dynamic_cast<TLSTransport&>(stream_->transport()); }
+
+  // Drives the peer both ways from a loop handler on its fd: on READ `receive()`; on WRITE
+  // `send()` until it returns true (all sent: the handler then waits for READ only); and
+  // `after_each()` after every event.
+  void drive_peer(std::function<void()> receive, std::function<bool()> send,
+                  std::function<void()> after_each) {
+    ASSERT_TRUE(loop()
+                    .add_handler(
+                        peer_->fd(),
+                        [this, receive, send, after_each, all_sent = false](
+                            int fd, uint32_t events) mutable {
+                          if (events & IOLoop::READ) receive();
+                          if ((events & IOLoop::WRITE) && !all_sent && send()) {
+                            all_sent = true;
+                            ASSERT_TRUE(loop().update_handler(fd, IOLoop::READ).ok());
+                          }
+                          after_each();
+                        },
+                        IOLoop::READ | IOLoop::WRITE)
+                    .ok());
+  }
 };
 
 // One poller: the shared suites run every poller over TLS; these are about TLS itself.
 INSTANTIATE_TEST_SUITE_P(Streams, IOStreamTLSTest,
-                         ::testing::Values(StreamCase{PollerKind::kEpoll, Wire::kTls}),
-                         stream_testing::CaseName);
+                         ::testing::Values(StreamCase{PollerKind::kEpoll, Wire::kTls}), CaseName);
 
 // --- Big transfers ------------------------------------------------------------------------
 
-// 64 MiB each way (8 under the sanitizers, several times slower), compared by SHA-256.
+// 64 MiB each way (8 under the sanitizers, several times slower), compared by SHA-256. The
+// stream writes the whole of it at once; the peer sends from the pattern's period and both
+// sides hash what they receive as it comes, so no other copy of it is made.
 TEST_P(IOStreamTLSTest, BigTransferBothWaysMatchesSha256) {
   make_pair();
   EXPECT_EQ(stream_tls().protocol_version(), "TLSv1.3");
   const size_t total = kSanitized ? 8u << 20 : 64u << 20;
-  const std::string out = pattern(0, total);
-  const std::string in = pattern(12345, total);
-  // The stream sends `out` while the peer, from a WRITE handler, sends `in`.
+  const size_t in_offset = 12345;  // the peer sends pattern(in_offset, total)
+  // The stream sends pattern(0, total) while the peer, from a WRITE handler, sends its own.
   bool flushed = false;
   bool in_done = false;
-  std::string got_in;
-  std::string got_out;
+  Sha256 got_in;
+  Sha256 got_out;
+  std::string chunk;
   size_t sent = 0;
   auto check_done = [&] {
     if (got_out.size() == total && in_done && flushed) done();
   };
-  stream_->write(out, [&](absl::Status s) {
+  stream_->write(pattern(0, total), [&](absl::Status s) {
     EXPECT_TRUE(s.ok()) << s;
     flushed = true;
     check_done();
   });
-  stream_->read_streaming([&](std::string chunk) { got_in += chunk; },
+  stream_->read_streaming([&](std::string piece) { got_in.update(piece); },
                           [&](absl::StatusOr<std::string> r) {
                             EXPECT_TRUE(r.ok()) << r.status();
                             in_done = true;
                             check_done();
                           },
                           total);
-  ASSERT_TRUE(loop()
-                  .add_handler(
-                      peer_->fd(),
-                      [&](int fd, uint32_t events) {
-                        if (events & IOLoop::READ) {
-                          while (peer_->recv_some(got_out, 256 * 1024) > 0) {
-                          }
-                        }
-                        if ((events & IOLoop::WRITE) && sent < total) {
-                          for (int i = 0; i < 16 && sent < total; ++i) {
-                            ssize_t n = peer_->send_some(in.data() + sent,
-                                                         std::min<size_t>(64 * 1024, total - sent));
-                            if (n <= 0) break;
-                            sent += static_cast<size_t>(n);
-                          }
-                          if (sent == total) {
-                            ASSERT_TRUE(loop().update_handler(fd, IOLoop::READ).ok());
-                          }
-                        }
-                        check_done();
-                      },
-                      IOLoop::READ | IOLoop::WRITE)
-                  .ok());
+  drive_peer(
+      [&] {
+        while (peer_->recv_some(chunk, 256 * 1024) > 0) {
+          got_out.update(chunk);
+          chunk.clear();
+        }
+      },
+      [&] {
+        for (int i = 0; i < 16 && sent < total; ++i) {
+          const absl::string_view next =
+              pattern_view(in_offset + sent, std::min<size_t>(64 * 1024, total - sent));
+          ssize_t n = peer_->send_some(next.data(), next.size());
+          if (n <= 0) break;
+          sent += static_cast<size_t>(n);
+        }
+        return sent == total;
+      },
+      check_done);
   loop().add_callback(check_done);
   ASSERT_TRUE(wait(absl::Seconds(60)));
   loop().remove_handler(peer_->fd());
   EXPECT_EQ(got_out.size(), total);
   EXPECT_EQ(got_in.size(), total);
-  EXPECT_TRUE(sha256(got_out) == sha256(out)) << "stream -> peer bytes differ";
-  EXPECT_TRUE(sha256(got_in) == sha256(in)) << "peer -> stream bytes differ";
+  EXPECT_TRUE(got_out.digest() == pattern_sha256(0, total)) << "stream -> peer bytes differ";
+  EXPECT_TRUE(got_in.digest() == pattern_sha256(in_offset, total)) << "peer -> stream bytes differ";
 }
 
 // Both directions at once through the smallest socket buffers the kernel allows, while the
@@ -148,33 +180,23 @@ TEST_P(IOStreamTLSTest, FullDuplexThroughTinyBuffersKeepsEveryByte) {
                             check_done();
                           },
                           total);
-  ASSERT_TRUE(loop()
-                  .add_handler(
-                      peer_->fd(),
-                      [&](int fd, uint32_t events) {
-                        if (events & IOLoop::READ) {
-                          while (peer_->recv_some(got_out, 4096) > 0) {
-                          }
-                        }
-                        if ((events & IOLoop::WRITE) && sent < total) {
-                          // Every 64 KiB, at a record boundary: ask the stream to update too.
-                          if (sent / 65536 > static_cast<size_t>(key_updates)) {
-                            ASSERT_EQ(SSL_key_update(peer().transport().native_handle(),
-                                                     SSL_KEY_UPDATE_REQUESTED),
-                                      1);
-                            ++key_updates;
-                          }
-                          ssize_t n = peer_->send_some(in.data() + sent,
-                                                       std::min<size_t>(5000, total - sent));
-                          if (n > 0) sent += static_cast<size_t>(n);
-                          if (sent == total) {
-                            ASSERT_TRUE(loop().update_handler(fd, IOLoop::READ).ok());
-                          }
-                        }
-                        check_done();
-                      },
-                      IOLoop::READ | IOLoop::WRITE)
-                  .ok());
+  drive_peer(
+      [&] {
+        while (peer_->recv_some(got_out, 4096) > 0) {
+        }
+      },
+      [&] {
+        // Every 64 KiB, at a record boundary: ask the stream to update too.
+        if (sent / 65536 > static_cast<size_t>(key_updates)) {
+          EXPECT_EQ(SSL_key_update(peer().transport().native_handle(), SSL_KEY_UPDATE_REQUESTED),
+                    1);
+          ++key_updates;
+        }
+        ssize_t n = peer_->send_some(in.data() + sent, std::min<size_t>(5000, total - sent));
+        if (n > 0) sent += static_cast<size_t>(n);
+        return sent == total;
+      },
+      check_done);
   ASSERT_TRUE(wait(absl::Seconds(60)));
   loop().remove_handler(peer_->fd());
   EXPECT_GT(key_updates, 0);
@@ -244,10 +266,7 @@ TEST_P(IOStreamTLSTest, FinWithoutCloseNotifyFailsReadUntilCloseWithDataLoss) {
   make_pair();
   absl::StatusOr<std::string> got;
   absl::Status closed = absl::UnknownError("not closed");
-  stream_->set_close_callback([&](absl::Status s) {
-    closed = s;
-    done();
-  });
+  done_on_close(closed);
   stream_->read_until_close([&](absl::StatusOr<std::string> r) { got = std::move(r); });
   peer_write("cut short");
   ::shutdown(peer_->fd(), SHUT_WR);  // a FIN, no close_notify
@@ -263,10 +282,7 @@ TEST_P(IOStreamTLSTest, FinWithoutCloseNotifyLeavesCompletedReadBytesAlone) {
   make_pair();
   absl::StatusOr<std::string> body;
   absl::Status closed = absl::UnknownError("not closed");
-  stream_->set_close_callback([&](absl::Status s) {
-    closed = s;
-    done();
-  });
+  done_on_close(closed);
   stream_->read_bytes(5, [&](absl::StatusOr<std::string> r) { body = std::move(r); });
   peer_write("hello");
   ::shutdown(peer_->fd(), SHUT_WR);
@@ -386,7 +402,7 @@ TEST_P(IOStreamTLSTest, ResumeReadingDeliversPlaintextOpenSSLAlreadyHolds) {
   while (got1.empty()) spin(1);
   spin(5);
   EXPECT_TRUE(got2.empty());
-  EXPECT_EQ(stream_testing::unread(stream_->fd()), 0);  // all of it left the kernel
+  EXPECT_EQ(unread(stream_->fd()), 0);  // all of it left the kernel
   EXPECT_EQ(stream_->read_buffer_size(), 51u);
   EXPECT_TRUE(stream_tls().has_buffered_input());
   stream_->resume_reading();
@@ -435,24 +451,13 @@ TEST_P(IOStreamTLSTest, ResumeReadingFindsCloseNotifyThatArrivedWithTheData) {
 TEST_P(IOStreamTLSTest, ThrowingReadCallbackClosesOnlyThatStream) {
   make_pair();
   std::shared_ptr<IOStream> a = std::move(stream_);
-  std::unique_ptr<stream_testing::TestPeer> a_peer = std::move(peer_);
+  std::unique_ptr<TestPeer> a_peer = std::move(peer_);
   make_pair();  // b: stream_, peer_
   absl::Status a_closed = absl::UnknownError("not closed");
   a->set_close_callback([&](absl::Status s) { a_closed = s; });
   a->read_until("\n", [](absl::StatusOr<std::string>) { throw std::runtime_error("boom"); });
   std::vector<std::string> b_got;
-  std::function<void()> b_next = [&] {
-    stream_->read_until("\n", [&](absl::StatusOr<std::string> r) {
-      ASSERT_TRUE(r.ok()) << r.status();
-      b_got.push_back(*r);
-      if (b_got.size() == 2) {
-        done();
-      } else {
-        b_next();
-      }
-    });
-  };
-  b_next();
+  read_messages(*stream_, "\n", 2, b_got);
   const uint64_t exceptions = loop().stats().exceptions;
   std::string a_data = "x\n";
   iovec iov = {a_data.data(), a_data.size()};
@@ -470,4 +475,4 @@ TEST_P(IOStreamTLSTest, ThrowingReadCallbackClosesOnlyThatStream) {
 }
 
 }  // namespace
-}  // namespace ioloop::net
+}  // namespace ioloop::net::stream_testing

@@ -16,21 +16,11 @@
 #include "ioloop/net/io_stream.h"
 #include "net/io_stream_testing.h"
 
-namespace ioloop::net {
+namespace ioloop::net::stream_testing {
 namespace {
 
-using stream_testing::IOStreamPlainTest;
-using stream_testing::IOStreamTest;
-using stream_testing::pattern;
-using stream_testing::PeerReader;
-using stream_testing::PlainPeer;
-using stream_testing::tcp_pair;
-using stream_testing::unread;
-
-INSTANTIATE_TEST_SUITE_P(Streams, IOStreamTest, stream_testing::AllCases(),
-                         stream_testing::CaseName);
-INSTANTIATE_TEST_SUITE_P(Streams, IOStreamPlainTest, stream_testing::PlainCases(),
-                         stream_testing::CaseName);
+INSTANTIATE_TEST_SUITE_P(Streams, IOStreamTest, AllCases(), CaseName);
+INSTANTIATE_TEST_SUITE_P(Streams, IOStreamPlainTest, PlainCases(), CaseName);
 
 // --- Writes ----------------------------------------------------------------------------------
 
@@ -198,8 +188,11 @@ TEST_P(IOStreamTest, HugeWriteIsServedInSlicesBetweenTimers) {
     flushed = true;
   });
   PeerReader reader{loop(), *peer_, 256 * 1024};
+  size_t received = 0;
   reader.on_data = [&] {
-    if (reader.received.size() == total) done();
+    received += reader.received.size();
+    reader.received.clear();  // only the count is checked: no 64 MiB copy
+    if (received == total) done();
   };
   reader.start();
   // A zero-delay timer re-armed every time it runs: it must keep running while the write
@@ -217,7 +210,7 @@ TEST_P(IOStreamTest, HugeWriteIsServedInSlicesBetweenTimers) {
   loop().call_later(absl::ZeroDuration(), [&] { tick(); });
   ASSERT_TRUE(wait(absl::Seconds(60)));
   loop().remove_handler(peer_->fd());
-  EXPECT_EQ(reader.received.size(), total);
+  EXPECT_EQ(received, total);
   EXPECT_GE(timer_runs_during_write, static_cast<int>(total >> 20));  // >= total / 1 MiB
   EXPECT_LE(max_step, 256u * 1024);
   spin(2);
@@ -287,4 +280,4 @@ TEST_P(IOStreamPlainTest, AccessorsAndNodelay) {
 }
 
 }  // namespace
-}  // namespace ioloop::net
+}  // namespace ioloop::net::stream_testing

@@ -90,7 +90,19 @@ class TCPClientHandshakeTest : public ioloop::testing::LoopTestBase {
     return o;
   }
 
+  // A connect callback that keeps the result in result_, counts its calls in calls_ and ends
+  // the wait().
+  TCPClient::ConnectCallback record() {
+    return [this](ConnectResult r) {
+      ++calls_;
+      result_ = std::move(r);
+      done();
+    };
+  }
+
   Listener server_;
+  int calls_ = 0;
+  ConnectResult result_;
   std::vector<Socket> accepted_;
   std::shared_ptr<OneByteHandshakeFactory> factory_ = std::make_shared<OneByteHandshakeFactory>();
 };
@@ -98,46 +110,29 @@ class TCPClientHandshakeTest : public ioloop::testing::LoopTestBase {
 TEST_F(TCPClientHandshakeTest, ConnectCompletesAfterTheHandshake) {
   serve("K");
   TCPClient client(loop());
-  int calls = 0;
-  ConnectResult result;
   ConnectOptions o = options();
   o.server_name = "name.test";
-  client.connect_to(
-      {server_.address},
-      [&](ConnectResult r) {
-        ++calls;
-        result = std::move(r);
-        done();
-      },
-      o);
+  client.connect_to({server_.address}, record(), o);
   ASSERT_TRUE(wait());
-  ASSERT_TRUE(result.ok()) << result.status();
-  EXPECT_EQ(calls, 1);
+  ASSERT_TRUE(result_.ok()) << result_.status();
+  EXPECT_EQ(calls_, 1);
   EXPECT_EQ(factory_->made, 1);
   EXPECT_EQ(factory_->last_host, "name.test");
   EXPECT_EQ(client.pending(), 0u);
-  (*result)->close();
+  (*result_)->close();
 }
 
 TEST_F(TCPClientHandshakeTest, AFailedHandshakeCompletesWithItsReasonAndIsNotRetried) {
   serve("X");
   TCPClient client(loop());
-  int calls = 0;
-  ConnectResult result;
   RetryPolicy retry;
   retry.initial_delay = absl::Milliseconds(1);
   retry.max_attempts = 5;
-  client.connect_with_retry(
-      server_.address.host(), server_.address.port(),
-      [&](ConnectResult r) {
-        ++calls;
-        result = std::move(r);
-        done();
-      },
-      retry, options());
+  client.connect_with_retry(server_.address.host(), server_.address.port(), record(), retry,
+                            options());
   ASSERT_TRUE(wait());
-  EXPECT_EQ(result.status().code(), absl::StatusCode::kPermissionDenied) << result.status();
-  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(result_.status().code(), absl::StatusCode::kPermissionDenied) << result_.status();
+  EXPECT_EQ(calls_, 1);
   EXPECT_EQ(factory_->made, 1);
   EXPECT_EQ(client.pending(), 0u);
 }
@@ -145,23 +140,14 @@ TEST_F(TCPClientHandshakeTest, AFailedHandshakeCompletesWithItsReasonAndIsNotRet
 TEST_F(TCPClientHandshakeTest, AHandshakeThatDoesNotFinishTimesOut) {
   serve("");  // accepts, never answers
   TCPClient client(loop());
-  int calls = 0;
-  ConnectResult result;
   ConnectOptions o = options();
   o.handshake_timeout = absl::Milliseconds(50);
-  client.connect_to(
-      {server_.address},
-      [&](ConnectResult r) {
-        ++calls;
-        result = std::move(r);
-        done();
-      },
-      o);
+  client.connect_to({server_.address}, record(), o);
   ASSERT_TRUE(wait());
-  EXPECT_EQ(result.status().code(), absl::StatusCode::kDeadlineExceeded) << result.status();
-  EXPECT_NE(result.status().message().find("handshake"), absl::string_view::npos)
-      << result.status();
-  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(result_.status().code(), absl::StatusCode::kDeadlineExceeded) << result_.status();
+  EXPECT_NE(result_.status().message().find("handshake"), absl::string_view::npos)
+      << result_.status();
+  EXPECT_EQ(calls_, 1);
   EXPECT_EQ(client.pending(), 0u);
 }
 

@@ -33,10 +33,13 @@ using ::ioloop::testing::test_pki;
 class TCPTLSTest : public ioloop::testing::LoopTestBase {
  protected:
   // A TLS echo server (one line back per line) on 127.0.0.1; `handed` counts the streams
-  // handed to the handler, each checked to have finished its handshake.
+  // handed to the handler, each checked to have finished its handshake; `factory_` the
+  // connections accepted.
   void start_server(absl::Duration handshake_timeout = absl::Seconds(10)) {
     TCPServerOptions options;
-    options.tls = server_context(test_pki().ecdsa_leaf);
+    factory_ =
+        std::make_shared<ioloop::testing::CountingFactory>(server_context(test_pki().ecdsa_leaf));
+    options.tls = factory_;
     options.handshake_timeout = handshake_timeout;
     server_ = std::make_unique<TCPServer>(
         loop(),
@@ -139,6 +142,7 @@ class TCPTLSTest : public ioloop::testing::LoopTestBase {
   }
 
   int handed_ = 0;
+  std::shared_ptr<ioloop::testing::CountingFactory> factory_;
   std::unique_ptr<TCPServer> server_;
 };
 
@@ -180,6 +184,20 @@ TEST_F(TCPTLSTest, HandshakeTimeoutClosesASilentClient) {
   ASSERT_TRUE(stream.ok()) << stream.status();
   expect_echo(*stream);
   EXPECT_EQ(server_->handshake_failures(), 1u);
+}
+
+// stop(close_streams) closes the connections still in their handshake too: the server cut
+// them short, so they are neither handshake failures nor handed to the handler.
+TEST_F(TCPTLSTest, StopClosingStreamsDoesNotCountTheHandshakesItCutShort) {
+  start_server();
+  Socket silent = raw_connect();  // never sends its ClientHello
+  run_until([&] { return factory_->accepted.load() == 1; });
+  server_->stop(/*close_streams=*/true);
+  // The closed streams complete in a callback stop() queued: run_until's check runs after it.
+  run_until([] { return true; });
+  EXPECT_EQ(server_->handshake_failures(), 0u);
+  EXPECT_EQ(handed_, 0);
+  EXPECT_EQ(read_until_closed(silent.fd()), "");  // the server did close it
 }
 
 TEST_F(TCPTLSTest, PlaintextClientGetsNoApplicationDataAndTheServerGoesOn) {

@@ -133,14 +133,12 @@ TestPki generate() {
       make_cert({.cn = "ioloop other root", .ca = true}, other_key.pkey, nullptr, nullptr);
   pki.root_ca_pem = cert_pem(root);
   pki.intermediate_pem = cert_pem(inter);
+  pki.intermediate_key_pem = key_pem(inter_key.pkey);
   pki.other_ca_pem = cert_pem(other);
 
-  Key ecdsa{ec_key()}, rsa{rsa_key()}, wrong{ec_key()}, expired{ec_key()}, client{ec_key()},
-      other_leaf{ec_key()};
+  Key ecdsa{ec_key()}, wrong{ec_key()}, expired{ec_key()}, client{ec_key()}, other_leaf{ec_key()};
   pki.ecdsa_leaf = leaf({.cn = "localhost", .san = kLocalSan}, ecdsa.pkey, inter, inter_key.pkey,
                         pki.intermediate_pem);
-  pki.rsa_leaf = leaf({.cn = "localhost", .san = kLocalSan}, rsa.pkey, inter, inter_key.pkey,
-                      pki.intermediate_pem);
   pki.wrong_host = leaf({.cn = "example.com", .san = "DNS:example.com"}, wrong.pkey, inter,
                         inter_key.pkey, pki.intermediate_pem);
   pki.expired = leaf({.cn = "localhost",
@@ -158,11 +156,41 @@ TestPki generate() {
   return pki;
 }
 
+EVP_PKEY* parse_key(const std::string& pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  EVP_PKEY* k = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  if (k == nullptr) die("PEM_read_bio_PrivateKey");
+  return k;
+}
+
+X509* parse_cert(const std::string& pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  X509* c = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  if (c == nullptr) die("PEM_read_bio_X509");
+  return c;
+}
+
+TestCert generate_rsa_leaf(const TestPki& pki) {
+  Key rsa{rsa_key()}, inter_key{parse_key(pki.intermediate_key_pem)};
+  X509* inter = parse_cert(pki.intermediate_pem);
+  TestCert out = leaf({.cn = "localhost", .san = kLocalSan}, rsa.pkey, inter, inter_key.pkey,
+                      pki.intermediate_pem);
+  X509_free(inter);
+  return out;
+}
+
 }  // namespace
 
 const TestPki& test_pki() {
   static const TestPki* const pki = new TestPki(generate());
   return *pki;
+}
+
+const TestCert& TestPki::rsa_leaf() const {
+  static const TestCert* const cert = new TestCert(generate_rsa_leaf(*this));
+  return *cert;
 }
 
 TempDir::TempDir() {
@@ -194,8 +222,8 @@ TestPkiFiles write_test_pki(const TempDir& dir) {
   f.other_ca = dir.write("other_ca.pem", pki.other_ca_pem);
   f.ecdsa_chain = dir.write("ecdsa_chain.pem", pki.ecdsa_leaf.chain_pem);
   f.ecdsa_key = dir.write("ecdsa_key.pem", pki.ecdsa_leaf.key_pem);
-  f.rsa_chain = dir.write("rsa_chain.pem", pki.rsa_leaf.chain_pem);
-  f.rsa_key = dir.write("rsa_key.pem", pki.rsa_leaf.key_pem);
+  f.rsa_chain = dir.write("rsa_chain.pem", pki.rsa_leaf().chain_pem);
+  f.rsa_key = dir.write("rsa_key.pem", pki.rsa_leaf().key_pem);
   f.client_chain = dir.write("client_chain.pem", pki.client.chain_pem);
   f.client_key = dir.write("client_key.pem", pki.client.key_pem);
   return f;

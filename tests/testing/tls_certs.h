@@ -4,7 +4,7 @@
 //   root CA ("ioloop test root", ECDSA P-256)
 //     └─ intermediate CA ("ioloop test intermediate", ECDSA P-256)
 //          ├─ ecdsa_leaf   localhost / 127.0.0.1 / ::1, ECDSA P-256
-//          ├─ rsa_leaf     localhost / 127.0.0.1 / ::1, RSA 2048
+//          ├─ rsa_leaf()   localhost / 127.0.0.1 / ::1, RSA 2048 (made on first use)
 //          ├─ wrong_host   example.com only
 //          ├─ expired      localhost, validity ended a day ago
 //          └─ client       "ioloop test client" (clientAuth)
@@ -14,9 +14,10 @@
 // Every leaf's `chain_pem` is the leaf followed by its issuing intermediate (other_leaf: the
 // leaf alone), as a server sends it; clients trust `root_ca_pem` only.
 //
-// Threading: test_pki() generates once per process (RSA key generation is the slow part,
-// ~0.1 s) and is safe to call from any thread. Errors: generation failures abort the test
-// binary (they mean OpenSSL itself is broken).
+// Threading: test_pki() generates once per process and is safe to call from any thread; so
+// is rsa_leaf(), which generates its RSA key on first use only: that is the slow part (0.1 s
+// to 1 s), and most test processes, one per test case, need ECDSA only. Errors: generation
+// failures abort the test binary (they mean OpenSSL itself is broken).
 #ifndef IOLOOP_TESTS_TESTING_TLS_CERTS_H_
 #define IOLOOP_TESTS_TESTING_TLS_CERTS_H_
 
@@ -33,9 +34,11 @@ struct TestCert {
 struct TestPki {
   std::string root_ca_pem;
   std::string intermediate_pem;
+  std::string intermediate_key_pem;  // signs rsa_leaf() when it is first asked for
   std::string other_ca_pem;
   TestCert ecdsa_leaf;
-  TestCert rsa_leaf;
+  // The same names as ecdsa_leaf with an RSA 2048 key; one per process (test_pki()'s).
+  const TestCert& rsa_leaf() const;
   TestCert wrong_host;
   TestCert expired;
   TestCert client;

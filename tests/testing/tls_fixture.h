@@ -1,9 +1,10 @@
 // File: testing/tls_fixture.h
-// Contexts from the test PKI and a connected client/server TLSTransport pair over a
-// StreamPair, for the TLS transport tests.
+// Contexts from the test PKI, a connected client/server TLSTransport pair over a StreamPair,
+// for the TLS transport tests, and a TransportFactory that counts what a server accepts.
 #ifndef IOLOOP_TESTS_TESTING_TLS_FIXTURE_H_
 #define IOLOOP_TESTS_TESTING_TLS_FIXTURE_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <utility>
@@ -12,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "ioloop/net/tls/tls_context.h"
 #include "ioloop/net/tls/tls_transport.h"
+#include "ioloop/net/transport.h"
 #include "testing/tls_certs.h"
 #include "testing/tls_drive.h"
 
@@ -67,12 +69,38 @@ struct TLSPair {
     }
     return drive_handshake(*client, cfd(), *server, sfd());
   }
+  // The client's handshake must fail: its status (OK, and a test failure, if it did not).
+  absl::Status client_error() {
+    HandshakeResults r = handshake();
+    EXPECT_EQ(r.client.outcome, net::IOResult::kError) << "the client's handshake did not fail";
+    return r.client.status;
+  }
   // Both handshakes must succeed.
   void connect() {
     HandshakeResults r = handshake();
     ASSERT_EQ(r.client.outcome, net::IOResult::kDone) << r.client.status;
     ASSERT_EQ(r.server.outcome, net::IOResult::kDone) << r.server.status;
   }
+};
+
+// Counts the server transports it makes, so a test knows the server accepted a connection
+// before that connection's handshake starts.
+class CountingFactory : public net::TransportFactory {
+ public:
+  explicit CountingFactory(std::shared_ptr<const net::TransportFactory> inner)
+      : inner_(std::move(inner)) {}
+  absl::StatusOr<std::unique_ptr<net::Transport>> server_transport(int fd) const override {
+    ++accepted;
+    return inner_->server_transport(fd);
+  }
+  absl::StatusOr<std::unique_ptr<net::Transport>> client_transport(int fd, absl::string_view host,
+                                                                   uint16_t port) const override {
+    return inner_->client_transport(fd, host, port);
+  }
+  mutable std::atomic<int> accepted{0};
+
+ private:
+  std::shared_ptr<const net::TransportFactory> inner_;
 };
 
 }  // namespace ioloop::testing

@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -36,31 +35,12 @@ namespace ioloop::net {
 namespace {
 
 using ::ioloop::testing::client_context;
+using ::ioloop::testing::CountingFactory;
 using ::ioloop::testing::server_context;
 using ::ioloop::testing::test_pki;
 using ::ioloop::testing::TestCert;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
-
-// Counts the server transports it makes, so a test knows the server accepted a connection
-// before that connection's handshake starts.
-class CountingFactory : public TransportFactory {
- public:
-  explicit CountingFactory(std::shared_ptr<const TransportFactory> inner)
-      : inner_(std::move(inner)) {}
-  absl::StatusOr<std::unique_ptr<Transport>> server_transport(int fd) const override {
-    ++accepted;
-    return inner_->server_transport(fd);
-  }
-  absl::StatusOr<std::unique_ptr<Transport>> client_transport(int fd, absl::string_view host,
-                                                              uint16_t port) const override {
-    return inner_->client_transport(fd, host, port);
-  }
-  mutable std::atomic<int> accepted{0};
-
- private:
-  std::shared_ptr<const TransportFactory> inner_;
-};
 
 class HTTPClientTLSTest : public HTTPClientTest {
  protected:
@@ -129,7 +109,7 @@ TEST_F(HTTPClientTLSTest, RsaCertificateAndPostBody) {
                   HTTPResponseWriter& w) { w.set_body(absl::StrCat(r.method(), "|", r.body())); },
                [] {
                  HTTPServerOptions o;
-                 o.tcp_options.tls = server_context(test_pki().rsa_leaf);
+                 o.tcp_options.tls = server_context(test_pki().rsa_leaf());
                  return o;
                }());
   HTTPClient client(loop(), tls_options());

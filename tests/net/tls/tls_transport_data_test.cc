@@ -402,10 +402,10 @@ TEST(TLSTransportDataTest, PartialRecordIsNotBufferedInput) {
 // intermediate twenty times over (verification ignores the extra copies).
 TEST(TLSTransportDataTest, HandshakeThroughTinyBuffers) {
   const auto& pki = test_pki();
-  std::string big_chain = pki.rsa_leaf.chain_pem;
+  std::string big_chain = pki.rsa_leaf().chain_pem;
   for (int i = 0; i < 20; ++i) big_chain += pki.intermediate_pem;
   auto server = ioloop::testing::must(TLSContext::server({.cert_chain_pem = big_chain,
-                                                          .private_key_pem = pki.rsa_leaf.key_pem,
+                                                          .private_key_pem = pki.rsa_leaf().key_pem,
                                                           .verify_client = true,
                                                           .client_ca_pem = pki.root_ca_pem}));
   auto client = client_context(

@@ -65,14 +65,14 @@ TEST(TLSTransportTest, AlpnWithoutOverlapGoesOnWithoutProtocol) {
 }
 
 TEST(TLSTransportTest, RsaAndEcdsaCertificatesOnBothVersions) {
-  for (const TestCert* cert : {&test_pki().ecdsa_leaf, &test_pki().rsa_leaf}) {
+  for (const TestCert* cert : {&test_pki().ecdsa_leaf, &test_pki().rsa_leaf()}) {
     for (TLSVersion v : {TLSVersion::kTLS1_2, TLSVersion::kTLS1_3}) {
       TLSPair p(server_context(*cert), client_context({.max_version = v}));
       p.connect();
       EXPECT_EQ(p.client->protocol_version(), v == TLSVersion::kTLS1_3 ? "TLSv1.3" : "TLSv1.2");
       if (v == TLSVersion::kTLS1_2) {
         EXPECT_THAT(p.client->cipher(),
-                    StartsWith(cert == &test_pki().rsa_leaf ? "ECDHE-RSA-" : "ECDHE-ECDSA-"));
+                    StartsWith(cert == &test_pki().rsa_leaf() ? "ECDHE-RSA-" : "ECDHE-ECDSA-"));
       }
     }
   }
@@ -87,10 +87,9 @@ TEST(TLSTransportTest, ChainWithoutIntermediateDoesNotVerify) {
   TestCert leaf_only = test_pki().ecdsa_leaf;
   leaf_only.chain_pem = leaf_only.cert_pem;
   TLSPair p(server_context(leaf_only), client_context());
-  HandshakeResults r = p.handshake();
-  ASSERT_EQ(r.client.outcome, IOResult::kError);
-  EXPECT_EQ(r.client.status.code(), absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(r.client.status.message(),
+  const absl::Status s = p.client_error();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(s.message(),
             "TLS handshake failed: certificate verify failed: unable to get local issuer "
             "certificate");
 }
@@ -108,29 +107,18 @@ TEST(TLSTransportTest, UnknownCaFailsOnBothSides) {
 }
 
 TEST(TLSTransportTest, HostnameMismatch) {
+  const char kMismatch[] = "TLS handshake failed: certificate verify failed: hostname mismatch";
   TLSPair wrong_cert(server_context(test_pki().wrong_host), client_context());
-  HandshakeResults r = wrong_cert.handshake();
-  ASSERT_EQ(r.client.outcome, IOResult::kError);
-  EXPECT_EQ(r.client.status.message(),
-            "TLS handshake failed: certificate verify failed: hostname mismatch");
-
+  EXPECT_EQ(wrong_cert.client_error().message(), kMismatch);
   TLSPair wrong_name(server_context(test_pki().ecdsa_leaf), client_context(), "example.org");
-  r = wrong_name.handshake();
-  ASSERT_EQ(r.client.outcome, IOResult::kError);
-  EXPECT_EQ(r.client.status.message(),
-            "TLS handshake failed: certificate verify failed: hostname mismatch");
-
+  EXPECT_EQ(wrong_name.client_error().message(), kMismatch);
   TLSPair wrong_ip(server_context(test_pki().ecdsa_leaf), client_context(), "127.0.0.2");
-  r = wrong_ip.handshake();
-  ASSERT_EQ(r.client.outcome, IOResult::kError);
-  EXPECT_THAT(r.client.status.message(), HasSubstr("IP address mismatch"));
+  EXPECT_THAT(std::string(wrong_ip.client_error().message()), HasSubstr("IP address mismatch"));
 }
 
 TEST(TLSTransportTest, ExpiredCertificate) {
   TLSPair p(server_context(test_pki().expired), client_context());
-  HandshakeResults r = p.handshake();
-  ASSERT_EQ(r.client.outcome, IOResult::kError);
-  EXPECT_EQ(r.client.status.message(),
+  EXPECT_EQ(p.client_error().message(),
             "TLS handshake failed: certificate verify failed: certificate has expired");
 }
 

@@ -33,7 +33,8 @@
 // TLS: with TCPServerOptions::tls, `handler` is called after a successful handshake. A
 // failed or timed-out handshake (a plaintext client, an unknown client certificate, a protocol
 // too old, garbage, silence) closes that connection only, is logged (at most a few lines a
-// second) and counted in handshake_failures(); the server goes on.
+// second) and counted in handshake_failures(); the server goes on. A handshake that
+// stop(close_streams) or the destructor cuts short is not a failure and is not counted.
 //
 // Exceptions: one escaping `handler` is logged through the loop's rate-limited path and
 // counted in that loop's stats().exceptions; the stream it was given is closed with
@@ -115,7 +116,8 @@ class TCPServer {
   std::vector<SocketAddress> addresses() const { return addresses_; }
   uint16_t port() const { return addresses_.empty() ? 0 : addresses_.front().port(); }
   int num_threads() const { return static_cast<int>(workers_.size()); }
-  // Connections whose handshake failed or timed out (any thread may read it).
+  // Connections whose handshake failed or timed out (any thread may read it); not those
+  // closed by stop(close_streams) or the destructor before their handshake finished.
   uint64_t handshake_failures() const;
   bool started() const { return !workers_.empty(); }
 
