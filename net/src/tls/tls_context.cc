@@ -273,9 +273,13 @@ absl::StatusOr<CtxPtr> new_context(const SSL_METHOD* method, TLSVersion min_vers
   }
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
   // Partial writes and moving buffers: Transport::write() reports a prefix and the stream may
-  // move its bytes between retries. Released buffers: an idle connection holds none.
+  // move its bytes between retries. Released buffers: an idle connection holds none. No auto
+  // chain: the chain sent is the one the PEM holds, as the options say; OpenSSL would
+  // otherwise build one from the trust store (a certificate verification) on every handshake
+  // whenever the PEM has no intermediates, and send CA certificates nobody configured to
+  // send. nginx sets the mode too.
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                            SSL_MODE_RELEASE_BUFFERS);
+                            SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
   // Read ahead: one recv takes as many records as fit in OpenSSL's buffer (instead of a
   // header, then a body), and lets TLSTransport tell a drained socket from a full one.
   SSL_CTX_set_read_ahead(ctx, 1);

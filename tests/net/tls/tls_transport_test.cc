@@ -230,5 +230,26 @@ TEST(TLSTransportTest, ClientCertificateVerifiedByServer) {
   EXPECT_THAT(r.server.status.message(), HasSubstr("peer did not return a certificate"));
 }
 
+// A server sends the chain its PEM holds and nothing from its trust store (nginx sets
+// SSL_MODE_NO_AUTO_CHAIN too): building a chain from the store costs a certificate
+// verification on every handshake, and sends certificates nobody configured to send.
+TEST(TLSTransportTest, ServerSendsItsPemChainAndNothingFromItsStore) {
+  const auto& pki = test_pki();
+  const std::string issuers = pki.root_ca_pem + pki.intermediate_pem;
+  // The store (the client CA list) holds the leaf's issuers; the PEM holds the leaf alone.
+  auto server = ioloop::testing::must(TLSContext::server({.cert_chain_pem = pki.ecdsa_leaf.cert_pem,
+                                                          .private_key_pem = pki.ecdsa_leaf.key_pem,
+                                                          .verify_client = true,
+                                                          .client_ca_pem = issuers}));
+  // The client trusts the intermediate itself, so the leaf alone verifies.
+  TLSPair p(server, client_context({.ca_pem = issuers,
+                                    .cert_chain_pem = pki.client.chain_pem,
+                                    .private_key_pem = pki.client.key_pem}));
+  p.connect();
+  STACK_OF(X509)* sent = SSL_get_peer_cert_chain(p.client->native_handle());
+  ASSERT_NE(sent, nullptr);
+  EXPECT_EQ(sk_X509_num(sent), 1);
+}
+
 }  // namespace
 }  // namespace ioloop::net
