@@ -160,6 +160,20 @@ class IOStreamWantTest : public IOStreamTest {
     ASSERT_TRUE(wait(absl::Seconds(30)));
   }
 
+  // From now on the peer reads everything that arrives into `received` (until the test
+  // removes the peer's handler).
+  void drain_peer_into(std::string& received) {
+    ASSERT_TRUE(loop()
+                    .add_handler(
+                        peer_->fd(),
+                        [this, &received](int, uint32_t) {
+                          while (peer_->recv_some(received, 65536) > 0) {
+                          }
+                        },
+                        IOLoop::READ)
+                    .ok());
+  }
+
   ScriptedTransport* transport_ = nullptr;
   TLSTransport* stream_tls_ = nullptr;  // the wrapped TLS transport (TLS cases)
 };
@@ -209,15 +223,7 @@ TEST_P(IOStreamScriptedWantTest, ReadWantingWriteWaitsForWritableNotReadable) {
 
   // The peer drains: WRITE readiness resumes the read (first) and the write.
   std::string received;
-  ASSERT_TRUE(loop()
-                  .add_handler(
-                      peer_->fd(),
-                      [&](int, uint32_t) {
-                        while (peer_->recv_some(received, 65536) > 0) {
-                        }
-                      },
-                      IOLoop::READ)
-                  .ok());
+  drain_peer_into(received);
   run_until([&] { return received.size() == out.size() && flushed == 1 && read_calls == 1; });
   loop().remove_handler(peer_->fd());
   spin(2);
@@ -261,15 +267,7 @@ TEST_P(IOStreamScriptedWantTest, WriteWantingReadWaitsForReadableEvenWhilePaused
   transport_->input_arrived = true;
   peer_write("wake");
   std::string received;
-  ASSERT_TRUE(loop()
-                  .add_handler(
-                      peer_->fd(),
-                      [&](int, uint32_t) {
-                        while (peer_->recv_some(received, 65536) > 0) {
-                        }
-                      },
-                      IOLoop::READ)
-                  .ok());
+  drain_peer_into(received);
   run_until([&] { return received.size() == 18 && log.size() == 3; });
   EXPECT_EQ(received, "one two three four");
   EXPECT_EQ(log, (std::vector<std::string>{"1:OK", "2:OK", "3:OK"}));
@@ -452,15 +450,7 @@ TEST_P(IOStreamOpenSSLWantTest, KeyUpdateWhileAWriteIsBlockedMidRecordKeepsBothD
   EXPECT_EQ(*got, "ping");
   EXPECT_EQ(flushed, 0);
   std::string received;
-  ASSERT_TRUE(loop()
-                  .add_handler(
-                      peer_->fd(),
-                      [&](int, uint32_t) {
-                        while (peer_->recv_some(received, 65536) > 0) {
-                        }
-                      },
-                      IOLoop::READ)
-                  .ok());
+  drain_peer_into(received);
   run_until([&] { return flushed == 1 && received.size() >= out.size(); });
   // The peer's request answered: after the new keys, the peer reads what follows.
   stream_->write("after");
