@@ -162,9 +162,14 @@ void answer_error(HTTPResponseStream& response, int status, absl::string_view wh
   response.finish().IgnoreError();
 }
 
+class Proxy;
+
 // One proxied request: the client's response and the upstream fetch, shared by the fetch's
 // callbacks, the response's close callback and, for a request with a body, its Upload.
 struct Exchange {
+  // The proxy it runs on (which outlives it). Held here so that the callbacks capture only the
+  // exchange: 16 bytes fit in AnyInvocable's inline storage, with `this` they would not.
+  Proxy* proxy = nullptr;
   // Null while a streamed request body is still arriving (the response writer comes with
   // on_end); what the upstream sends meanwhile waits in early_* (its reading paused).
   std::shared_ptr<HTTPResponseStream> response;
@@ -188,11 +193,12 @@ struct Exchange {
 class Proxy {
  public:
   Proxy(IOLoop& loop, const Config& config)
-      : config_(config), client_(loop, client_options(config)) {}
+      : config_(config), origin_(config.upstream.origin()), client_(loop, client_options(config)) {}
 
   // A request without a body, complete: forward it.
   void handle(const HTTPRequest& request, HTTPResponseWriter& writer) {
     auto exchange = std::make_shared<Exchange>();
+    exchange->proxy = this;
     start(exchange, request, writer.remote_address(), /*streamed_body=*/false);
     attach(exchange, writer);
   }
@@ -201,6 +207,7 @@ class Proxy {
   // arrives (HTTPServer's on_headers factory).
   std::unique_ptr<HTTPBodyHandler> on_headers(const HTTPRequest& head, HTTPBodyControl& control) {
     auto exchange = std::make_shared<Exchange>();
+    exchange->proxy = this;
     exchange->control = &control;
     start(exchange, head, control.remote_address(), /*streamed_body=*/true);
     return std::make_unique<Upload>(*this, std::move(exchange));
@@ -263,13 +270,12 @@ class Proxy {
     up.header_callback = [weak](const HTTPResponseHead& head) {
       if (auto ex = weak.lock()) on_head(*ex, head);
     };
-    up.streaming_callback = [this, weak](absl::string_view chunk) {
-      if (auto ex = weak.lock()) on_body(ex, chunk);
+    up.streaming_callback = [weak](absl::string_view chunk) {
+      if (auto ex = weak.lock()) ex->proxy->on_body(ex, chunk);
     };
-    exchange->fetch = client_.fetch(std::move(up),
-                                    [this, exchange](absl::StatusOr<HTTPClientResponse> r) mutable {
-                                      on_done(*exchange, r.status());
-                                    });
+    exchange->fetch = client_.fetch(
+        std::move(up),
+        [exchange](absl::StatusOr<HTTPClientResponse> r) { on_done(*exchange, r.status()); });
   }
 
   // The request is complete: take over its response and replay what the upstream already sent.
@@ -278,8 +284,9 @@ class Proxy {
     std::weak_ptr<Exchange> weak = ex;
     // The client left mid-response: stop the fetch; its upstream connection is closed rather
     // than pooled, since the rest of that response would still be on it.
-    ex->response->set_close_callback([this, weak](absl::Status) {
-      if (auto self = weak.lock(); self && self->fetch != 0) client_.cancel(self->fetch);
+    ex->response->set_close_callback([weak](absl::Status) {
+      if (auto self = weak.lock(); self && self->fetch != 0)
+        self->proxy->client_.cancel(self->fetch);
     });
     if (ex->early_head) on_head(*ex, *std::exchange(ex->early_head, std::nullopt));
     if (!ex->early_body.empty()) {
@@ -313,10 +320,16 @@ class Proxy {
     HTTPClientRequest up;
     up.method = request.method();
     // An absolute-form target ("http://host/p?q") is sent on as its path and query.
-    std::string target(request.path());
-    if (!request.query().empty()) absl::StrAppend(&target, "?", request.query());
-    if (target.empty() || target[0] != '/') target = request.target();
-    up.url = absl::StrCat(config_.upstream.scheme, "://", config_.upstream.authority(), target);
+    const absl::string_view path = request.path();
+    const absl::string_view query = request.query();
+    up.url.reserve(origin_.size() + path.size() + query.size() + 1);
+    up.url = origin_;
+    if (!path.empty() && path[0] == '/') {
+      up.url.append(path.data(), path.size());
+      if (!query.empty()) absl::StrAppend(&up.url, "?", query);
+    } else {
+      up.url += request.target();
+    }
     // A body keeps the client's Content-Length (sent unframed) or goes chunked without one.
     up.headers = request.headers();
     ioloop::net::remove_hop_by_hop_fields(up.headers);
@@ -403,6 +416,7 @@ class Proxy {
   }
 
   const Config& config_;
+  const std::string origin_;  // scheme://authority of the upstream, the start of every URL
   HTTPClient client_;
 };
 

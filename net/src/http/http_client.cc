@@ -168,7 +168,7 @@ void HTTPClientCore::shutdown() {
   shut_down = true;
   for (auto& [key, pool] : pools) {
     for (auto& conn : pool.idle) {
-      loop.remove_timeout(conn->idle_timer);
+      loop.remove_timeout(conn->timer);
       conn->close();
     }
     pool.idle.clear();

@@ -77,10 +77,14 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
   bool closed() const { return closed_; }
 
   const std::string& key() const { return key_; }
-  // The pool's bookkeeping: whether this connection still counts toward its host's limit, and
-  // the idle timer while it sits in the pool.
+  // The pool's bookkeeping: whether this connection still counts toward its host's limit.
   bool counted = true;
-  TimeoutHandle idle_timer;
+  // The core's one timer for this connection (HTTPClientCore::wake_at()): armed at or before
+  // the earliest of its idle expiry and its exchange's deadlines, and re-armed only when it
+  // fires early. So a deadline set per request costs a store, not a timer add and cancel.
+  TimeoutHandle timer;
+  TimePoint timer_at{};    // when `timer` fires; zero: not armed
+  TimePoint idle_until{};  // in the idle list: when idle_timeout closes it; zero otherwise
   // The fetch whose exchange runs on this connection (set by the core when the exchange
   // starts). Weak: the fetch owns its connection, not the other way round; the core locks it
   // to route this connection's events.

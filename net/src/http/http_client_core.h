@@ -52,8 +52,10 @@ struct ClientFetch {
   HTTPMethod method = HTTPMethod::kGet;
   Phase phase = Phase::kNew;
   std::shared_ptr<ClientConnection> conn;
-  TimeoutHandle timer;       // request_timeout of the current exchange
-  TimeoutHandle head_timer;  // response_timeout of the current exchange
+  // The current exchange's request_timeout and response_timeout, as deadlines (zero: none),
+  // watched by its connection's timer (HTTPClientCore::wake_at()).
+  TimePoint deadline{};
+  TimePoint head_deadline{};
   bool head_received = false;
   bool redirecting = false;  // the current response is a redirect being followed
   std::string location;
@@ -123,6 +125,11 @@ class HTTPClientCore : public ClientConnection::Owner,
   void start_exchange(const FetchPtr& f, std::shared_ptr<ClientConnection> conn, bool reused);
   void on_request_timeout(const FetchPtr& f, bool head_only);
   void stop_timers(ClientFetch& f);
+  // Makes `conn`'s timer fire at `when` or earlier (a no-op when it already does).
+  void wake_at(const std::shared_ptr<ClientConnection>& conn, TimePoint when);
+  // `conn`'s timer fired: expires it if idle past idle_until, times out its exchange if past a
+  // deadline, else re-arms for the next of them.
+  void on_connection_timer(const std::shared_ptr<ClientConnection>& conn);
   void on_upload_flushed(const FetchPtr& f, absl::Status status);
   // A flush callback for `f`'s upload (weak: a flush after the fetch ended does nothing).
   IOStream::WriteCallback upload_flushed_callback(const FetchPtr& f);

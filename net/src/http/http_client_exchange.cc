@@ -35,20 +35,15 @@ void HTTPClientCore::start_exchange(const FetchPtr& f, std::shared_ptr<ClientCon
     f->connect_time = absl::ZeroDuration();
   }
   f->request_started = loop.time();
-  auto timer = [this, &f](absl::Duration d, bool head_only) {
-    return loop.call_later(d, [weak = weak_from_this(), fetch = std::weak_ptr(f), head_only] {
-      std::shared_ptr<HTTPClientCore> core = weak.lock();
-      FetchPtr locked = fetch.lock();
-      if (core && locked && !core->shut_down) core->on_request_timeout(locked, head_only);
-    });
-  };
   const absl::Duration t = f->request.request_timeout;
   if (t != absl::ZeroDuration() && t != absl::InfiniteDuration()) {
-    f->timer = timer(t, /*head_only=*/false);
+    f->deadline = f->request_started + to_clock_duration(t);
+    wake_at(conn, f->deadline);
   }
   const absl::Duration h = f->request.response_timeout;
   if (h != absl::ZeroDuration() && h != absl::InfiniteDuration()) {
-    f->head_timer = timer(h, /*head_only=*/true);
+    f->head_deadline = f->request_started + to_clock_duration(h);
+    wake_at(conn, f->head_deadline);
   }
   conn->begin(f->id, f->method);
   std::string head = serialize_request(*f, options);
@@ -68,10 +63,43 @@ IOStream::WriteCallback HTTPClientCore::upload_flushed_callback(const FetchPtr& 
   };
 }
 
-void HTTPClientCore::stop_timers(ClientFetch& f) {
-  loop.remove_timeout(f.timer);
-  loop.remove_timeout(f.head_timer);
-  f.timer = f.head_timer = TimeoutHandle();
+void HTTPClientCore::stop_timers(ClientFetch& f) { f.deadline = f.head_deadline = TimePoint{}; }
+
+void HTTPClientCore::wake_at(const std::shared_ptr<ClientConnection>& conn, TimePoint when) {
+  if (conn->timer_at != TimePoint{} && conn->timer_at <= when) return;
+  loop.remove_timeout(conn->timer);
+  conn->timer_at = when;
+  // Weak: the timer may outlive the connection and the client (then it does nothing).
+  conn->timer = loop.call_at(when, [weak = weak_from_this(), wconn = std::weak_ptr(conn)] {
+    std::shared_ptr<HTTPClientCore> core = weak.lock();
+    std::shared_ptr<ClientConnection> c = wconn.lock();
+    if (!core || !c || core->shut_down) return;
+    c->timer = TimeoutHandle();
+    c->timer_at = TimePoint{};
+    core->on_connection_timer(c);
+  });
+}
+
+void HTTPClientCore::on_connection_timer(const std::shared_ptr<ClientConnection>& conn) {
+  if (conn->closed()) return;
+  const TimePoint now = loop.time();
+  if (conn->idle_until != TimePoint{}) {
+    if (conn->idle_until <= now) return expire_idle(conn);
+    return wake_at(conn, conn->idle_until);
+  }
+  FetchPtr f = conn->fetch.lock();
+  if (f == nullptr || f->finished || f->phase != ClientFetch::Phase::kExchange || f->conn != conn) {
+    return;  // nothing to watch until the next exchange or idle period arms it again
+  }
+  // The earlier deadline first; on a tie request_timeout (as when each had its own timer and
+  // request_timeout's was added first).
+  const bool has_head = f->head_deadline != TimePoint{};
+  const bool has_request = f->deadline != TimePoint{};
+  const bool head_first = has_head && (!has_request || f->head_deadline < f->deadline);
+  const TimePoint next = head_first ? f->head_deadline : f->deadline;
+  if (next == TimePoint{}) return;
+  if (next <= now) return on_request_timeout(f, /*head_only=*/head_first);
+  wake_at(conn, next);
 }
 
 void HTTPClientCore::on_request_timeout(const FetchPtr& f, bool head_only) {
@@ -157,8 +185,7 @@ void HTTPClientCore::on_head(ClientConnection& c, uint64_t exchange, HTTPRespons
   FetchPtr f = fetch_of(c, exchange);
   if (f == nullptr) return;
   f->head_received = true;
-  loop.remove_timeout(f->head_timer);
-  f->head_timer = TimeoutHandle();
+  f->head_deadline = TimePoint{};
   if (f->request.follow_redirects && is_redirect(head.status)) {
     if (auto location = head.headers.get("Location")) {
       if (f->redirects >= f->request.max_redirects) {

@@ -20,9 +20,8 @@ void HTTPClientCore::acquire(const FetchPtr& f) {
   while (!pool.idle.empty()) {
     std::shared_ptr<ClientConnection> conn = std::move(pool.idle.back());
     pool.idle.pop_back();
-    loop.remove_timeout(conn->idle_timer);
-    conn->idle_timer = TimeoutHandle();
-    if (conn->closed()) {  // cannot happen (closing drops it), but never reuse one
+    conn->idle_until = TimePoint{};  // its timer, if it fires, finds it busy (or re-arms)
+    if (conn->closed()) {            // cannot happen (closing drops it), but never reuse one
       drop(*conn);
       continue;
     }
@@ -116,14 +115,8 @@ void HTTPClientCore::release(std::shared_ptr<ClientConnection> conn) {
     return drop(*conn);
   }
   if (options.idle_timeout != absl::InfiniteDuration()) {
-    conn->idle_timer = loop.call_later(options.idle_timeout,
-                                       [weak = weak_from_this(), wconn = std::weak_ptr(conn)] {
-                                         std::shared_ptr<HTTPClientCore> core = weak.lock();
-                                         std::shared_ptr<ClientConnection> c = wconn.lock();
-                                         if (!core || !c || core->shut_down) return;
-                                         c->idle_timer = TimeoutHandle();
-                                         core->expire_idle(c);
-                                       });
+    conn->idle_until = loop.time() + to_clock_duration(options.idle_timeout);
+    wake_at(conn, conn->idle_until);
   }
   pool.idle.push_back(std::move(conn));
 }
@@ -141,8 +134,9 @@ void HTTPClientCore::expire_idle(const std::shared_ptr<ClientConnection>& conn) 
 void HTTPClientCore::drop(ClientConnection& conn) {
   if (!conn.counted) return;
   conn.counted = false;
-  loop.remove_timeout(conn.idle_timer);
-  conn.idle_timer = TimeoutHandle();
+  loop.remove_timeout(conn.timer);
+  conn.timer = TimeoutHandle();
+  conn.timer_at = conn.idle_until = TimePoint{};
   auto pit = pools.find(conn.key());
   if (pit == pools.end()) return;
   HostPool& pool = pit->second;

@@ -94,7 +94,7 @@ absl::Status check_transport(const URL& url, const HTTPClientOptions& options) {
 
 std::string pool_key(const URL& url) {
   // authority() names the port unless it is the scheme's default, so "h" and "h:80" share.
-  return absl::StrCat(url.scheme, "://", url.authority());
+  return url.origin();
 }
 
 bool idempotent(absl::string_view m) {
@@ -103,29 +103,52 @@ bool idempotent(absl::string_view m) {
 
 std::string serialize_request(ClientFetch& f, const HTTPClientOptions& options) {
   const HTTPClientRequest& r = f.request;
+  // One pass over the fields finds Host, User-Agent and Content-Length and sizes the output.
+  const std::string* host = nullptr;
+  const std::string* content_length = nullptr;
+  bool has_user_agent = false;
+  size_t size = r.method.size() + f.url.target.size() + 64 + options.user_agent.size();
+  for (const auto& [name, value] : r.headers) {
+    size += name.size() + value.size() + 4;
+    if (equals_ignore_case(name, "Host")) {
+      if (host == nullptr) host = &value;
+    } else if (equals_ignore_case(name, "User-Agent")) {
+      has_user_agent = true;
+    } else if (equals_ignore_case(name, "Content-Length")) {
+      if (content_length == nullptr) content_length = &value;
+    }
+  }
   std::string out;
-  out.reserve(256 + r.body.size());
-  absl::StrAppend(&out, r.method, " ", f.url.target, " HTTP/1.1\r\n");
-  if (auto host = r.headers.get("Host")) {
-    absl::StrAppend(&out, "Host: ", *host, "\r\n");
+  out.reserve(size + (r.body_producer ? 0 : r.body.size()) + f.url.host.size());
+  auto line = [&out](absl::string_view name, absl::string_view value) {
+    out.append(name.data(), name.size());
+    out += ": ";
+    out.append(value.data(), value.size());
+    out += "\r\n";
+  };
+  out += r.method;
+  out += ' ';
+  out += f.url.target;
+  out += " HTTP/1.1\r\nHost: ";
+  if (host != nullptr) {
+    out += *host;
   } else {
-    absl::StrAppend(&out, "Host: ", f.url.authority(), "\r\n");
+    f.url.append_authority(out);
   }
-  if (!options.user_agent.empty() && !r.headers.contains("User-Agent")) {
-    absl::StrAppend(&out, "User-Agent: ", options.user_agent, "\r\n");
-  }
+  out += "\r\n";
+  if (!options.user_agent.empty() && !has_user_agent) line("User-Agent", options.user_agent);
   for (const auto& [name, value] : r.headers) {
     if (client_owned(name) || equals_ignore_case(name, "Host")) continue;
-    absl::StrAppend(&out, name, ": ", value, "\r\n");
+    line(name, value);
   }
   f.chunked_upload = false;
   f.upload_length.reset();
   f.uploaded = 0;
   f.upload_done = !r.body_producer;
   if (r.body_producer) {
-    if (auto cl = r.headers.get("Content-Length")) {
+    if (content_length != nullptr) {
       size_t n = 0;
-      (void)absl::SimpleAtoi(*cl, &n);  // checked by validate_request
+      (void)absl::SimpleAtoi(*content_length, &n);  // checked by validate_request
       f.upload_length = n;
       absl::StrAppend(&out, "Content-Length: ", n, "\r\n");
     } else {

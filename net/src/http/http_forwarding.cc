@@ -15,11 +15,15 @@ using internal::equals_ignore_case;
 // Joins every `name` field's elements, in order, with `item` after them, into one field at the
 // end. A single field is extended in place of its old copy; nothing allocates beyond the value.
 void append_list_item(HTTPHeaders& headers, absl::string_view name, absl::string_view item) {
-  std::string combined;
   size_t fields = 0;
+  for (const HTTPHeaders::Field& f : headers) fields += equals_ignore_case(f.first, name) ? 1 : 0;
+  if (fields == 0) {  // the common case: the first hop to add one
+    headers.add(std::string(name), std::string(item));
+    return;
+  }
+  std::string combined;
   for (const HTTPHeaders::Field& f : headers) {
     if (!equals_ignore_case(f.first, name)) continue;
-    ++fields;
     internal::any_list_element(f.second, [&combined](absl::string_view element) {
       if (!combined.empty()) combined += ", ";
       combined.append(element.data(), element.size());
@@ -28,7 +32,7 @@ void append_list_item(HTTPHeaders& headers, absl::string_view name, absl::string
   }
   if (!combined.empty()) combined += ", ";
   combined.append(item.data(), item.size());
-  if (fields > 0) headers.remove(name);
+  headers.remove(name);
   headers.add(std::string(name), std::move(combined));
 }
 

@@ -119,6 +119,8 @@ class ResponseParser::Impl {
       while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
         value.remove_suffix(1);
       }
+      // Most heads have under 8 fields: one allocation instead of the vector doubling.
+      if (head_.headers.empty()) head_.headers.reserve(8);
       head_.headers.add(std::move(field_), std::string(value));
     }
     field_.clear();

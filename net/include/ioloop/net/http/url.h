@@ -40,6 +40,10 @@ struct URL {
   // "host" or "host:port" (port omitted when it is the scheme's default; IPv6 literals in
   // brackets): the Host field value.
   std::string authority() const;
+  // The same, appended to `out` (no temporary string).
+  void append_authority(std::string& out) const;
+  // scheme://authority, e.g. "http://[::1]:8080": the same for every URL of one server.
+  std::string origin() const;
   // scheme://authority target, e.g. "http://[::1]:8080/a?b".
   std::string to_string() const;
 
