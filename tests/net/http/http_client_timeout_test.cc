@@ -70,6 +70,58 @@ TEST_F(HTTPClientTest, RequestTimeoutWaitingForTheResponse) {
   EXPECT_EQ(client.stats().open_connections, 0u);
 }
 
+// Deadlines are watched by one timer per connection, armed lazily: an exchange on a reused
+// connection arms nothing new, and each timeout still fires exactly at its deadline, whether
+// the connection's timer was armed later (idle_timeout 60 s: re-armed earlier) or earlier
+// (idle_timeout 5 s: fires early, finds the exchange, re-arms for the deadline).
+TEST_F(HTTPClientTest, TimeoutsOnAReusedConnectionShareItsOneTimerAndFireOnTime) {
+  for (const int idle_s : {60, 5}) {
+    SCOPED_TRACE(idle_s);
+    auto raw = raw_server();
+    size_t pending_in_exchange = 99;
+    raw->on_data = [&](RawServer::Conn& c) {
+      if (c.eof) return;
+      if (c.heads() <= 3) {  // the first three answered, the fourth never
+        pending_in_exchange = loop().stats().timers_pending;
+        c.stream->write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+      }
+    };
+    HTTPClientOptions options;
+    options.idle_timeout = absl::Seconds(idle_s);
+    HTTPClient client(loop(), options);
+    auto request = [&] {
+      HTTPClientRequest r;
+      r.url = raw->url("/");
+      r.request_timeout = absl::Seconds(7);
+      r.response_timeout = absl::Seconds(6);
+      return r;
+    };
+    const size_t pending_before = loop().stats().timers_pending;
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(fetch(client, request()).ok()) << i;
+    // wait_for()'s two timers and the connection's one, whatever its exchange asked: not one
+    // per deadline.
+    EXPECT_EQ(pending_in_exchange, pending_before + 3);
+    EXPECT_EQ(loop().stats().timers_pending, pending_before + 1);
+    EXPECT_EQ(raw->connections(), 1u);
+
+    // Idle for 4 s, then a request the server does not answer: response_timeout (6 s, the
+    // earlier of the two) fires 6 s after it was sent, on the pooled connection.
+    Result r;
+    TimePoint sent{};
+    loop().call_later(absl::Seconds(4), [&] {
+      sent = loop().time();
+      start(client, request(), &r);
+    });
+    ASSERT_TRUE(wait_for([&] { return r.has_value(); }));
+    EXPECT_EQ(r->status(),
+              absl::DeadlineExceededError(absl::StrCat(
+                  "response_timeout (6s) expired waiting for the response from ", raw->url("/"))));
+    EXPECT_EQ(loop().time() - sent, std::chrono::seconds(6));
+    EXPECT_EQ(client.stats().connections_reused, 3u);
+    EXPECT_EQ(client.stats().idle_expired, 0u);
+  }
+}
+
 TEST_F(HTTPClientTest, RequestTimeoutReadingTheBody) {
   auto raw = raw_server();
   raw->on_data = [](RawServer::Conn& c) {
