@@ -2,9 +2,11 @@
 # instructions_per_request.sh: user-space instructions per keep-alive HTTP request of
 # examples/http_responder or examples/http_proxy (in front of a native http_responder), counted
 # by callgrind. Deterministic, unlike CPU time on a shared machine, so it is the figure to
-# compare two commits by (docs/benchmarks.md §7). Not part of `make test`.
+# compare two commits by (docs/benchmarks.md §7). `nginx` counts nginx's proxy_pass the same
+# way, in front of the same upstream with proxy_compare.sh's configuration
+# (tests/load/nginx_proxy.conf.in): the peer's figure to compare with. Not part of `make test`.
 #
-#   tests/load/instructions_per_request.sh proxy|responder [REQUESTS]
+#   tests/load/instructions_per_request.sh proxy|responder|nginx [REQUESTS]
 #   BUILD_DIR=build/h-x tests/load/instructions_per_request.sh proxy 20000
 #
 # BUILD_DIR (default build/release) must hold examples/http_responder and, for `proxy`,
@@ -22,8 +24,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 TARGET="${1:-}"
 REQUESTS="${2:-20000}"
-case "$TARGET" in proxy | responder) ;; *)
-  echo "usage: $0 proxy|responder [REQUESTS]" >&2
+case "$TARGET" in proxy | responder | nginx) ;; *)
+  echo "usage: $0 proxy|responder|nginx [REQUESTS]" >&2
   exit 2
   ;;
 esac
@@ -37,21 +39,35 @@ REMOVE_ON_EXIT="$WORK_DIR"
 examples="$BUILD_DIR/examples"
 built=("$examples/http_responder")
 if [[ "$TARGET" == proxy ]]; then built+=("$examples/http_proxy"); fi
+if [[ "$TARGET" == nginx ]]; then require_tools nginx:nginx-light; fi
 require_built "(cmake --preset release && cmake --build build/release --target ${built[*]##*/}), \
 or set BUILD_DIR" "${built[@]}"
 callgrind=(valgrind --tool=callgrind "--callgrind-out-file=$WORK_DIR/callgrind.out")
 common=(--port=0 --address=127.0.0.1 --log_level=warn)
-if [[ "$TARGET" == proxy ]]; then
+if [[ "$TARGET" != responder ]]; then
   start upstream "$examples/http_responder" "${common[@]}"
   upstream_port="$(port_from_stdout "$WORK_DIR/upstream.out")"
+fi
+if [[ "$TARGET" == proxy ]]; then
   start proxy "${callgrind[@]}" "$examples/http_proxy" "${common[@]}" \
     "--upstream=http://127.0.0.1:$upstream_port"
+elif [[ "$TARGET" == nginx ]]; then
+  port="$(free_port)"
+  sed -e "s|@DIR@|$WORK_DIR|g" -e "s|@PORT@|$port|g" -e "s|@UPSTREAM_PORT@|$upstream_port|g" \
+    "$(dirname "${BASH_SOURCE[0]}")/nginx_proxy.conf.in" >"$WORK_DIR/nginx.conf"
+  # master_process off: the process valgrind starts is the one worker.
+  start nginx "${callgrind[@]}" nginx -p "$WORK_DIR" -e "$WORK_DIR/nginx_error.log" \
+    -c "$WORK_DIR/nginx.conf"
 else
   start responder "${callgrind[@]}" "$examples/http_responder" "${common[@]}"
 fi
 measured_pid=$STARTED_PID
 # Under valgrind a server takes seconds to start on a loaded machine: up to 30 s.
-port="$(port_from_stdout "$WORK_DIR/$TARGET.out" 30)"
+if [[ "$TARGET" == nginx ]]; then
+  wait_for_port "$port" "nginx under valgrind" 30
+else
+  port="$(port_from_stdout "$WORK_DIR/$TARGET.out" 30)"
+fi
 url="http://127.0.0.1:$port/"
 
 ab -k -n 1000 -c 16 "$url" >/dev/null 2>&1

@@ -119,6 +119,22 @@ port_from_stdout() {
   die "no 'listening on' in $file: $(cat "$file" "${file%.out}.err" 2>/dev/null)"
 }
 
+# wait_for_port PORT NAME [SECONDS]: waits (up to SECONDS, default 10) until something accepts
+# connections on 127.0.0.1:PORT; NAME is for the error message. For servers that do not print
+# their port (nginx, HAProxy).
+wait_for_port() {
+  for _ in $(seq $((${3:-10} * 10))); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  die "nothing listens on port $1 ($2)"
+}
+
+# A port free on 127.0.0.1 now (for a server that cannot be given port 0).
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
 # shellcheck disable=SC2034  # read by the scripts
 CLK_TCK="$(getconf CLK_TCK)"
 cpu_ticks() {

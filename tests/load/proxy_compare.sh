@@ -60,18 +60,6 @@ make_work_dir
 RESULTS="$WORK_DIR/results.tsv"
 : >"$RESULTS"
 
-wait_for_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  die "nothing listens on port $1 ($2)"
-}
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 # --- start everything ------------------------------------------------------------------------
 echo "proxy_compare: scratch directory $WORK_DIR" >&2
 cc -O2 -Wall -Wextra -o "$WORK_DIR/relay" "$REPO/tests/load/relay.c" || die "cannot build relay.c"
