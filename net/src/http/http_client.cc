@@ -117,7 +117,12 @@ void HTTPClientCore::complete(FetchPtr f, absl::StatusOr<HTTPClientResponse> res
     drop(*conn);
   }
   if (result.ok()) {
-    result->effective_url = f->url.to_string();
+    // The request's own text when it is already canonical (the usual case): no string built.
+    if (f->url.to_string_equals(f->request.url)) {
+      result->effective_url = std::move(f->request.url);
+    } else {
+      result->effective_url = f->url.to_string();
+    }
     result->redirects = f->redirects;
     result->timings.total = to_duration(loop.time() - f->started);
   }

@@ -233,6 +233,28 @@ std::string URL::to_string() const {
   return out;
 }
 
+bool URL::to_string_equals(absl::string_view text) const {
+  auto take = [&text](absl::string_view part) {
+    if (!absl::StartsWith(text, part)) return false;
+    text.remove_prefix(part.size());
+    return true;
+  };
+  if (!take(scheme) || !take("://")) return false;
+  const bool bracket = host.find(':') != std::string::npos;
+  if ((bracket && !take("[")) || !take(host) || (bracket && !take("]"))) return false;
+  if (port != default_port(scheme)) {
+    if (!take(":")) return false;
+    size_t digits = 0;
+    while (digits < text.size() && absl::ascii_isdigit(text[digits])) ++digits;
+    if (digits == 0 || digits == text.size()) return false;  // the target follows
+    int value = 0;
+    for (char c : text.substr(0, digits)) value = value * 10 + (c - '0');
+    if (digits > 5 || value != port || text[0] == '0') return false;
+    text.remove_prefix(digits);
+  }
+  return text == target;
+}
+
 absl::StatusOr<URL> URL::parse(absl::string_view url) {
   // Characters that cannot appear in a request line or a Host field, nor in any URI.
   for (size_t i = 0; i < url.size(); ++i) {

@@ -39,6 +39,29 @@ TEST_F(HTTPClientTest, GetReturnsTheResponse) {
   EXPECT_GE(r->timings.total, r->timings.first_byte);
 }
 
+// effective_url is the canonical form whatever the spelling fetched: the scheme and host
+// lower-cased, a default port dropped, the fragment gone, an empty path "/".
+TEST_F(HTTPClientTest, EffectiveUrlIsCanonical) {
+  start_server([](const HTTPRequest& r, HTTPResponseWriter& w) { w.set_body(r.target()); });
+  HTTPClient client(loop());
+  const std::string port = absl::StrCat(server_->port());
+  struct Case {
+    std::string fetched, effective, target;
+  } cases[] = {
+      {"HTTP://127.0.0.1:" + port + "/A#frag", "http://127.0.0.1:" + port + "/A", "/A"},
+      {"http://LOCALHOST:" + port, "http://localhost:" + port + "/", "/"},
+      {"http://127.0.0.1:" + port + "?q", "http://127.0.0.1:" + port + "/?q", "/?q"},
+      {"http://127.0.0.1:" + port + "/x", "http://127.0.0.1:" + port + "/x", "/x"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.fetched);
+    absl::StatusOr<HTTPClientResponse> r = get(client, c.fetched);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->body, c.target);
+    EXPECT_EQ(r->effective_url, c.effective);
+  }
+}
+
 TEST_F(HTTPClientTest, WritesExactRequestBytes) {
   auto raw = raw_server();
   HTTPClient client(loop());

@@ -183,6 +183,35 @@ TEST(URLTest, ResolvesRfc3986Examples) {
   }
 }
 
+// to_string_equals(text) is to_string() == text, without building the string: true for
+// canonical spellings only.
+TEST(URLTest, ToStringEqualsMatchesToStringExactly) {
+  const char* inputs[] = {
+      "http://h/",       "http://h:8080/a?b",    "https://h:443/",
+      "HTTP://H/",       "http://h:80/",         "http://h",
+      "http://h:08080/", "http://[::1]:8080/a",  "http://[::1]/",
+      "http://h/a#frag", "https://h:8443/x?y=1", "http://h:65535/",
+      "http://h?q",      "http://127.0.0.1:5/",
+  };
+  for (const char* input : inputs) {
+    SCOPED_TRACE(input);
+    absl::StatusOr<URL> url = URL::parse(input);
+    ASSERT_TRUE(url.ok()) << url.status();
+    EXPECT_TRUE(url->to_string_equals(url->to_string()));
+    EXPECT_EQ(url->to_string_equals(input), url->to_string() == input);
+    for (const std::string& other :
+         {url->to_string() + "x", url->to_string().substr(0, url->to_string().size() - 1),
+          std::string("http://other/"), std::string()}) {
+      EXPECT_EQ(url->to_string_equals(other), url->to_string() == other) << other;
+    }
+  }
+  EXPECT_TRUE(URL::parse("http://h:8080/a?b")->to_string_equals("http://h:8080/a?b"));
+  EXPECT_FALSE(URL::parse("http://h:8080/")->to_string_equals("http://h:08080/"));
+  EXPECT_FALSE(URL::parse("http://h:8080/")->to_string_equals("http://h:8081/"));
+  EXPECT_FALSE(URL::parse("HTTP://H/")->to_string_equals("HTTP://H/"));
+  EXPECT_FALSE(URL::parse("http://h:80/")->to_string_equals("http://h:80/"));
+}
+
 TEST(URLTest, ResolveKeepsTheBasePortAndScheme) {
   absl::StatusOr<URL> base = URL::parse("https://[::1]:8443/dir/page?x");
   ASSERT_TRUE(base.ok());

@@ -46,6 +46,8 @@ struct URL {
   std::string origin() const;
   // scheme://authority target, e.g. "http://[::1]:8080/a?b".
   std::string to_string() const;
+  // Whether to_string() equals `text` (a URL given in canonical form), without building it.
+  bool to_string_equals(absl::string_view text) const;
 
   // Parses an absolute http(s) URL. InvalidArgument naming the problem: "URL: missing scheme
   // in 'foo'", "URL: unsupported scheme 'ftp'", "URL: empty host", "URL: port 99999 out of
