@@ -115,13 +115,17 @@ for n, a in cells:
     row = [f"{n:,}", f"{a:,}"]
     for b in backends:
         k = (n, a, b)
-        row.append("skip" if k in skipped and not us[k] else fmt(statistics.median(us[k])) if us[k] else "-")
+        if us[k]:
+            row.append(fmt(statistics.median(us[k])))
+        else:
+            row.append("skip" if k in skipped else "-")
     ratios = [per_round[(n, a, "epoll", r)] / per_round[(n, a, "raw", r)]
               for r in map(str, range(1, int(rounds) + 1))
               if (n, a, "epoll", r) in per_round and (n, a, "raw", r) in per_round]
     if ratios:
-        verdict = "" if statistics.median(ratios) <= 1.1 else " **over 1.1x**"
-        row.append(f"{statistics.median(ratios):.3f}x ({min(ratios):.3f}-{max(ratios):.3f}){verdict}")
+        mid = statistics.median(ratios)
+        verdict = "" if mid <= 1.1 else " **over 1.1x**"
+        row.append(f"{mid:.3f}x ({min(ratios):.3f}-{max(ratios):.3f}){verdict}")
     else:
         row.append("-")
     ll = [f"{statistics.median(loops[(n, a, b)]):,.0f}" if loops[(n, a, b)] else "-"
