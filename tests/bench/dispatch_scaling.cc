@@ -4,8 +4,9 @@
 // a hand-written loop on raw epoll_wait (the floor: no library at all).
 //
 //   dispatch_scaling [-b select|poll|epoll|raw] [-n N] [-a ACTIVE] [-w WRITES] [-r RUNS]
+//                    [-t wall|cpu]
 //
-// defaults: -b epoll -n 100 -a 1 -w 100 -r 25 (libevent's bench.c defaults).
+// defaults: -b epoll -n 100 -a 1 -w 100 -r 25 (libevent's bench.c defaults) -t wall.
 //
 // Method. N AF_UNIX stream socketpairs, non-blocking, each read end watched for READ by a
 // persistent handler (level-triggered). A run writes one byte into ACTIVE pairs, pair
@@ -13,8 +14,10 @@
 // pair gets about ACTIVE/N bytes), then runs the loop. Each callback reads one byte and, while
 // writes remain (WRITES per run), writes one byte to the next pair (idx + 1) % N: the chain of
 // libevent's read_cb. A run ends when every byte written (ACTIVE + WRITES) has been read. As in
-// bench.c the initial ACTIVE writes are made before the clock starts; the clock (steady) covers
-// the loop only: every wait, dispatch, read and chained write of the run.
+// bench.c the initial ACTIVE writes are made before the clock starts; the clock covers the loop
+// only: every wait, dispatch, read and chained write of the run. The clock is the steady
+// (monotonic) one, as bench.c's, unless -t cpu: then this thread's CPU time (user + kernel),
+// which leaves out the time spent waiting for a CPU on a busy machine.
 //
 // Output: exactly one line on stdout, exit status 0:
 //   RESULT backend=B n=N a=A w=W median_us_run=X median_us_event=Y loops_per_run=Z
@@ -34,11 +37,11 @@
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -66,13 +69,15 @@ struct Args {
   int64_t active = 1;
   int64_t writes = 100;
   int64_t runs = 25;
+  clockid_t clock = CLOCK_MONOTONIC;  // -t wall; -t cpu: CLOCK_THREAD_CPUTIME_ID
 };
 
 constexpr char kUsage[] =
     "usage: dispatch_scaling [-b select|poll|epoll|raw] [-n N] [-a ACTIVE] [-w WRITES] "
-    "[-r RUNS]\n"
+    "[-r RUNS] [-t wall|cpu]\n"
     "  N >= 1 socketpairs, ACTIVE >= 1 bytes in flight, WRITES >= 0 chained writes per run,\n"
-    "  RUNS >= 1; defaults -b epoll -n 100 -a 1 -w 100 -r 25\n";
+    "  RUNS >= 1, runs timed on the steady clock (wall) or the thread's CPU time (cpu);\n"
+    "  defaults -b epoll -n 100 -a 1 -w 100 -r 25 -t wall\n";
 
 [[noreturn]] void usage_error(const std::string& message) {
   std::fprintf(stderr, "dispatch_scaling: %s\n%s", message.c_str(), kUsage);
@@ -99,7 +104,7 @@ Args parse_args(int argc, char** argv) {
   };
   opterr = 0;  // our own messages
   int c;
-  while ((c = ::getopt(argc, argv, ":b:n:a:w:r:h")) != -1) {
+  while ((c = ::getopt(argc, argv, ":b:n:a:w:r:t:h")) != -1) {
     switch (c) {
       case 'b':
         args.backend = optarg;
@@ -119,6 +124,15 @@ Args parse_args(int argc, char** argv) {
         break;
       case 'r':
         args.runs = number('r', optarg, 1, 1'000'000);
+        break;
+      case 't':
+        if (std::strcmp(optarg, "wall") == 0) {
+          args.clock = CLOCK_MONOTONIC;
+        } else if (std::strcmp(optarg, "cpu") == 0) {
+          args.clock = CLOCK_THREAD_CPUTIME_ID;
+        } else {
+          usage_error(std::string("-t: unknown clock '") + optarg + "': expected wall or cpu");
+        }
         break;
       case 'h':
         std::fputs(kUsage, stdout);
@@ -244,15 +258,17 @@ struct RunSample {
   uint64_t loops;
 };
 
-using SteadyClock = std::chrono::steady_clock;
-
-double micros_since(SteadyClock::time_point t0) {
-  return std::chrono::duration<double, std::micro>(SteadyClock::now() - t0).count();
+// Microseconds on `clock` (CLOCK_MONOTONIC or CLOCK_THREAD_CPUTIME_ID).
+double now_us(clockid_t clock) {
+  struct timespec ts;
+  ::clock_gettime(clock, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) / 1e3;
 }
 
 // ioloop with the chosen poller: one persistent READ handler per pair; the callback that reads
 // the last byte stops the loop.
-std::vector<RunSample> run_ioloop(PollerKind kind, const Pairs& pairs, Chain& chain, int64_t runs) {
+std::vector<RunSample> run_ioloop(PollerKind kind, const Pairs& pairs, Chain& chain, int64_t runs,
+                                  clockid_t clock) {
   IOLoop::Options options;
   options.poller = kind;
   absl::StatusOr<std::unique_ptr<IOLoop>> created = IOLoop::create(options);
@@ -272,9 +288,9 @@ std::vector<RunSample> run_ioloop(PollerKind kind, const Pairs& pairs, Chain& ch
     chain.begin_run();
     if (chain.done()) fail("every initial write failed");
     const uint64_t iterations = loop.stats().iterations;
-    const SteadyClock::time_point t0 = SteadyClock::now();
+    const double t0 = now_us(clock);
     loop.start();
-    samples.push_back({micros_since(t0), loop.stats().iterations - iterations});
+    samples.push_back({now_us(clock) - t0, loop.stats().iterations - iterations});
   }
   for (int fd : pairs.read_fds) loop.remove_handler(fd);
   return samples;
@@ -282,7 +298,7 @@ std::vector<RunSample> run_ioloop(PollerKind kind, const Pairs& pairs, Chain& ch
 
 // The floor: the same chain on a hand-written level-triggered epoll loop, the pair's index in
 // epoll_event.data, nothing between epoll_wait and the callback.
-std::vector<RunSample> run_raw(const Pairs& pairs, Chain& chain, int64_t runs) {
+std::vector<RunSample> run_raw(const Pairs& pairs, Chain& chain, int64_t runs, clockid_t clock) {
   const int epfd = ::epoll_create1(EPOLL_CLOEXEC);
   if (epfd < 0) fail(errno_text("epoll_create1"));
   for (size_t i = 0; i < pairs.read_fds.size(); ++i) {
@@ -299,7 +315,7 @@ std::vector<RunSample> run_raw(const Pairs& pairs, Chain& chain, int64_t runs) {
     chain.begin_run();
     if (chain.done()) fail("every initial write failed");
     uint64_t loops = 0;
-    const SteadyClock::time_point t0 = SteadyClock::now();
+    const double t0 = now_us(clock);
     while (!chain.done()) {
       const int n = ::epoll_wait(epfd, ready.data(), static_cast<int>(ready.size()), -1);
       ++loops;
@@ -309,7 +325,7 @@ std::vector<RunSample> run_raw(const Pairs& pairs, Chain& chain, int64_t runs) {
       }
       for (int i = 0; i < n; ++i) chain.on_readable(static_cast<size_t>(ready[i].data.u64));
     }
-    samples.push_back({micros_since(t0), loops});
+    samples.push_back({now_us(clock) - t0, loops});
   }
   ::close(epfd);
   return samples;
@@ -332,11 +348,11 @@ int run(const Args& args) {
   Chain chain(pairs, args.active, args.writes);
   std::vector<RunSample> samples;
   if (args.backend == "raw") {
-    samples = run_raw(pairs, chain, args.runs);
+    samples = run_raw(pairs, chain, args.runs, args.clock);
   } else {
     absl::StatusOr<PollerKind> kind = parse_poller_kind(args.backend);
     if (!kind.ok()) fail(kind.status().ToString());
-    samples = run_ioloop(*kind, pairs, chain, args.runs);
+    samples = run_ioloop(*kind, pairs, chain, args.runs, args.clock);
   }
   if (chain.failures() > 0) fail(std::to_string(chain.failures()) + " writes failed");
   std::vector<double> us;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # dispatch_scaling_smoke.sh: ctest's check of tests/bench/dispatch_scaling (issue 10, point 2).
 # Format and exit statuses only, never a speed (the machine may be busy):
-#  - every backend, tiny sizes: exit 0 and exactly one line, a RESULT line whose backend, n, a
-#    and w echo the arguments, whose medians are numbers and whose loops_per_run is > 0;
+#  - every backend, tiny sizes, both clocks (-t wall, -t cpu): exit 0 and exactly one line, a
+#    RESULT line whose backend, n, a and w echo the arguments, whose medians are numbers and
+#    whose loops_per_run is > 0;
 #  - select with more fds than FD_SETSIZE: exactly "SKIP reason=..." and exit 4;
 #  - bad arguments: exit 2 with a message on stderr and nothing on stdout.
 #
@@ -28,7 +29,10 @@ run() {
 
 number='[0-9]+(\.[0-9]+)?'
 for backend in raw epoll poll select; do
-  run -b "$backend" -n 10 -a 2 -w 50 -r 3
+  # Both clocks: raw and poll on -t wall (the default), epoll and select on -t cpu.
+  clock=wall
+  [[ "$backend" == epoll || "$backend" == select ]] && clock=cpu
+  run -b "$backend" -n 10 -a 2 -w 50 -r 3 -t "$clock"
   [[ $RC -eq 0 ]] || fail "$backend: exit $RC, stderr: $ERR"
   re="^RESULT backend=$backend n=10 a=2 w=50 median_us_run=($number)"
   re+=" median_us_event=($number) loops_per_run=($number)\$"
@@ -47,7 +51,7 @@ run -b select -n 2000 -a 1 -w 1 -r 1
   fail "select -n 2000: want one SKIP line, got '$OUT'"
 
 # Bad arguments: each exits 2, says why on stderr and prints nothing on stdout.
-for args in "-b kqueue" "-n 0" "-n ten" "-a -1" "-w" "-r 0" "-x" "extra"; do
+for args in "-b kqueue" "-n 0" "-n ten" "-a -1" "-w" "-r 0" "-t tsc" "-x" "extra"; do
   # shellcheck disable=SC2086  # split on purpose
   run $args
   [[ $RC -eq 2 ]] || fail "'$args': exit $RC, want 2"

@@ -6,7 +6,7 @@
 # floor). Not part of `make test` (a few minutes; its figures depend on the machine).
 #
 #   tests/load/dispatch_scaling.sh [OUTPUT.md]
-#   BUILD_DIR=build/release ROUNDS=5 RUNS=11 SLOW_RUNS=3 WRITES=1000 CPU=1 \
+#   BUILD_DIR=build/release ROUNDS=5 RUNS=11 SLOW_RUNS=3 WRITES=1000 CPU=1 CLOCK=wall \
 #     tests/load/dispatch_scaling.sh /tmp/dispatch.md
 #
 # BUILD_DIR (default build/release, from `cmake --preset release`) must hold
@@ -22,6 +22,9 @@
 #    select, whose scan of every fd makes a run at N = 8,000 take seconds); the table gives the
 #    median over the rounds of those medians, as microseconds per event (wall time of a run /
 #    (A + W)), and the loop iterations per run;
+#  - CLOCK=wall (default) times each run on the steady clock, as bench.c does; CLOCK=cpu on the
+#    thread's CPU time (user + kernel), which leaves out waiting for a CPU: on a shared, busy
+#    machine the cpu figures are the steadier ones;
 #  - A > N (N = 10, A = 100) is well defined: the A bytes are spread round-robin, every pair
 #    holds A/N of them, and every wait finds all N pairs ready;
 #  - a backend that cannot watch N fds (select above FD_SETSIZE) prints SKIP: shown as "skip".
@@ -39,6 +42,7 @@ RUNS="${RUNS:-11}"
 SLOW_RUNS="${SLOW_RUNS:-3}"
 WRITES="${WRITES:-1000}"
 CPU="${CPU:-1}"
+CLOCK="${CLOCK:-wall}"
 NS="${NS:-10 1000 8000}"
 ACTIVES="${ACTIVES:-1 100}"
 BACKENDS="${BACKENDS:-raw epoll poll select}"
@@ -65,7 +69,8 @@ for n in $NS; do
         runs="$RUNS"
         [[ "$b" == poll || "$b" == select ]] && runs="$SLOW_RUNS"
         rc=0
-        line="$(taskset -c "$CPU" "$BIN" -b "$b" -n "$n" -a "$a" -w "$WRITES" -r "$runs")" ||
+        line="$(taskset -c "$CPU" "$BIN" -b "$b" -n "$n" -a "$a" -w "$WRITES" -r "$runs" \
+          -t "$CLOCK")" ||
           rc=$?
         case "$rc:$line" in
           0:RESULT*) ;;
@@ -80,11 +85,12 @@ for n in $NS; do
 done
 summary="$(machine_summary)"
 
-python3 - "$RESULTS" "$ROUNDS" "$RUNS" "$SLOW_RUNS" "$WRITES" "$CPU" "$BACKENDS" "$summary" \
+python3 - "$RESULTS" "$ROUNDS" "$RUNS" "$SLOW_RUNS" "$WRITES" "$CPU" "$BACKENDS" "$CLOCK" \
+  "$summary" \
   >"$WORK_DIR/table.md" <<'PY'
 import collections, re, statistics, sys
 
-path, rounds, runs, slow_runs, writes, cpu, backends, summary = sys.argv[1:]
+path, rounds, runs, slow_runs, writes, cpu, backends, clock, summary = sys.argv[1:]
 backends = backends.split()
 us = collections.defaultdict(list)     # (n, a, backend) -> [median_us_event per round]
 loops = collections.defaultdict(list)  # (n, a, backend) -> [loops_per_run per round]
@@ -133,7 +139,9 @@ for n, a in cells:
     row.append(", ".join(ll))
     print("| " + " | ".join(row) + " |")
 print()
-print(f"W = {int(writes):,} chained writes per run, so A + W events per run; each figure is the "
+clock = "wall (steady clock)" if clock == "wall" else "the thread's CPU time"
+print(f"Timed on {clock}. "
+      f"W = {int(writes):,} chained writes per run, so A + W events per run; each figure is the "
       f"median over {rounds} interleaved rounds of one invocation's median over {runs} runs "
       f"({slow_runs} for poll and select); all runs pinned to CPU {cpu}. Ratios are per round "
       f"(epoll and raw run back to back), then median and min-max.")
