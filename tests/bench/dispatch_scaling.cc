@@ -1,10 +1,11 @@
 // File: tests/bench/dispatch_scaling.cc
 // Dispatch scaling in libevent's test/bench.c method (issue 10, point 2): how the cost of one
 // dispatched event grows with the number of watched fds, for ioloop's three backends and for
-// a hand-written loop on raw epoll_wait (the floor: no library at all).
+// a hand-written loop on raw epoll_wait (the floor: no library at all), and, when built with
+// it, libevent 2.1 on epoll (-b libevent).
 //
-//   dispatch_scaling [-b select|poll|epoll|raw] [-n N] [-a ACTIVE] [-w WRITES] [-r RUNS]
-//                    [-t wall|cpu]
+//   dispatch_scaling [-b select|poll|epoll|raw|libevent] [-n N] [-a ACTIVE] [-w WRITES]
+//                    [-r RUNS] [-t wall|cpu]
 //
 // defaults: -b epoll -n 100 -a 1 -w 100 -r 25 (libevent's bench.c defaults) -t wall.
 //
@@ -53,6 +54,10 @@
 #include "ioloop/io_loop.h"
 #include "ioloop/poller.h"
 
+#ifdef IOLOOP_DISPATCH_SCALING_LIBEVENT
+#include <event2/event.h>
+#endif
+
 namespace ioloop {
 namespace {
 
@@ -73,8 +78,9 @@ struct Args {
 };
 
 constexpr char kUsage[] =
-    "usage: dispatch_scaling [-b select|poll|epoll|raw] [-n N] [-a ACTIVE] [-w WRITES] "
-    "[-r RUNS] [-t wall|cpu]\n"
+    "usage: dispatch_scaling [-b select|poll|epoll|raw|libevent] [-n N] [-a ACTIVE] "
+    "[-w WRITES] [-r RUNS] [-t wall|cpu]\n"
+    "  (-b libevent only when built with libevent)\n"
     "  N >= 1 socketpairs, ACTIVE >= 1 bytes in flight, WRITES >= 0 chained writes per run,\n"
     "  RUNS >= 1, runs timed on the steady clock (wall) or the thread's CPU time (cpu);\n"
     "  defaults -b epoll -n 100 -a 1 -w 100 -r 25 -t wall\n";
@@ -84,7 +90,16 @@ constexpr char kUsage[] =
   std::exit(kExitUsage);
 }
 
+#ifdef IOLOOP_DISPATCH_SCALING_LIBEVENT
+constexpr char kBackends[] = "select, poll, epoll, raw or libevent";
+#else
+constexpr char kBackends[] = "select, poll, epoll or raw";
+#endif
+
 bool is_backend(const std::string& b) {
+#ifdef IOLOOP_DISPATCH_SCALING_LIBEVENT
+  if (b == "libevent") return true;
+#endif
   return b == "select" || b == "poll" || b == "epoll" || b == "raw";
 }
 
@@ -109,8 +124,7 @@ Args parse_args(int argc, char** argv) {
       case 'b':
         args.backend = optarg;
         if (!is_backend(args.backend)) {
-          usage_error("-b: unknown backend '" + args.backend +
-                      "': expected select, poll, epoll or raw");
+          usage_error("-b: unknown backend '" + args.backend + "': expected " + kBackends);
         }
         break;
       case 'n':
@@ -331,6 +345,57 @@ std::vector<RunSample> run_raw(const Pairs& pairs, Chain& chain, int64_t runs, c
   return samples;
 }
 
+#ifdef IOLOOP_DISPATCH_SCALING_LIBEVENT
+// libevent 2.1 on its epoll backend (the peer of issue 10's figure), driven as its own
+// test/bench.c drives it: one persistent EV_READ event per pair, event_base_loop(EVLOOP_ONCE)
+// until the run's last byte is read. Built only when CMake finds libevent (tests/CMakeLists.txt).
+std::vector<RunSample> run_libevent(const Pairs& pairs, Chain& chain, int64_t runs,
+                                    clockid_t clock) {
+  struct Slot {
+    Chain* chain;
+    size_t idx;
+  };
+  event_config* config = event_config_new();
+  event_config_avoid_method(config, "select");
+  event_config_avoid_method(config, "poll");
+  event_base* base = event_base_new_with_config(config);
+  event_config_free(config);
+  if (base == nullptr) fail("libevent: event_base_new_with_config failed");
+  if (std::strcmp(event_base_get_method(base), "epoll") != 0) {
+    fail(std::string("libevent: method ") + event_base_get_method(base) + ", not epoll");
+  }
+  std::vector<Slot> slots(pairs.read_fds.size());
+  std::vector<event*> events;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    slots[i] = {&chain, i};
+    event* ev = event_new(
+        base, pairs.read_fds[i], EV_READ | EV_PERSIST,
+        [](evutil_socket_t, short, void* arg) {  // NOLINT(runtime/int): libevent's signature
+          Slot* slot = static_cast<Slot*>(arg);
+          slot->chain->on_readable(slot->idx);
+        },
+        &slots[i]);
+    if (ev == nullptr || event_add(ev, nullptr) != 0) fail("libevent: event_new/event_add");
+    events.push_back(ev);
+  }
+  std::vector<RunSample> samples;
+  for (int64_t r = 0; r < runs; ++r) {
+    chain.begin_run();
+    if (chain.done()) fail("every initial write failed");
+    uint64_t loops = 0;
+    const double t0 = now_us(clock);
+    while (!chain.done()) {
+      if (event_base_loop(base, EVLOOP_ONCE) < 0) fail("libevent: event_base_loop failed");
+      ++loops;
+    }
+    samples.push_back({now_us(clock) - t0, loops});
+  }
+  for (event* ev : events) event_free(ev);
+  event_base_free(base);
+  return samples;
+}
+#endif
+
 template <typename T>
 T median(std::vector<T> v) {
   std::sort(v.begin(), v.end());
@@ -349,6 +414,10 @@ int run(const Args& args) {
   std::vector<RunSample> samples;
   if (args.backend == "raw") {
     samples = run_raw(pairs, chain, args.runs, args.clock);
+#ifdef IOLOOP_DISPATCH_SCALING_LIBEVENT
+  } else if (args.backend == "libevent") {
+    samples = run_libevent(pairs, chain, args.runs, args.clock);
+#endif
   } else {
     absl::StatusOr<PollerKind> kind = parse_poller_kind(args.backend);
     if (!kind.ok()) fail(kind.status().ToString());

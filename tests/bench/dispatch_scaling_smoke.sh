@@ -28,7 +28,10 @@ run() {
 }
 
 number='[0-9]+(\.[0-9]+)?'
-for backend in raw epoll poll select; do
+backends="raw epoll poll select"
+# -b libevent exists only when CMake found libevent; then it is checked like the others.
+if "$BIN" -b libevent -n 1 -w 0 -r 1 >/dev/null 2>&1; then backends+=" libevent"; fi
+for backend in $backends; do
   # Both clocks: raw and poll on -t wall (the default), epoll and select on -t cpu.
   clock=wall
   [[ "$backend" == epoll || "$backend" == select ]] && clock=cpu

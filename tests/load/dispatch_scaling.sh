@@ -3,7 +3,8 @@
 # test/bench.c method: N socketpairs, A bytes in flight, a chain of W one-byte writes per run)
 # for every backend at N = 10, 1,000, 8,000 and A = 1, 100, and prints a Markdown table of the
 # cost per event with the ratio of ioloop's epoll backend to the raw epoll_wait loop (the
-# floor). Not part of `make test` (a few minutes; its figures depend on the machine).
+# floor), and of libevent's when the program was built with libevent. Not part of `make test`
+# (a few minutes; its figures depend on the machine).
 #
 #   tests/load/dispatch_scaling.sh [OUTPUT.md]
 #   BUILD_DIR=build/release ROUNDS=5 RUNS=11 SLOW_RUNS=3 WRITES=1000 CPU=1 CLOCK=wall \
@@ -45,13 +46,19 @@ CPU="${CPU:-1}"
 CLOCK="${CLOCK:-wall}"
 NS="${NS:-10 1000 8000}"
 ACTIVES="${ACTIVES:-1 100}"
-BACKENDS="${BACKENDS:-raw epoll poll select}"
+BACKENDS="${BACKENDS:-}"
 OUTPUT="${1:-}"
 
 require_tools taskset:util-linux python3:python3
 BIN="$BUILD_DIR/tests/dispatch_scaling"
 require_built "(cmake --preset release && cmake --build build/release --target dispatch_scaling), \
 or set BUILD_DIR" "$BIN"
+
+# libevent joins when the program was built with it (CMake found Debian's libevent-dev).
+if [[ -z "$BACKENDS" ]]; then
+  BACKENDS="raw epoll poll select"
+  if "$BIN" -b libevent -n 1 -w 0 -r 1 >/dev/null 2>&1; then BACKENDS+=" libevent"; fi
+fi
 
 make_work_dir
 echo "dispatch_scaling: scratch directory $WORK_DIR" >&2
@@ -114,9 +121,10 @@ def fmt(v):
     return f"{v:,.0f}" if v >= 100 else f"{v:,.2f}"
 
 head = "| N | A | " + " | ".join(f"{b} µs/event" for b in backends)
-head += " | epoll / raw, median (min-max) | loops/run raw, epoll |"
+peers = [b for b in ("epoll", "libevent") if b in backends]  # each gets a ratio to raw
+head += "".join(f" | {b} / raw, median (min-max)" for b in peers) + " | loops/run raw, epoll |"
 print(head)
-print("|" + "---:|" * (len(backends) + 2) + "---|---|")
+print("|" + "---:|" * (len(backends) + 2) + "---|" * len(peers) + "---|")
 for n, a in cells:
     row = [f"{n:,}", f"{a:,}"]
     for b in backends:
@@ -125,15 +133,16 @@ for n, a in cells:
             row.append(fmt(statistics.median(us[k])))
         else:
             row.append("skip" if k in skipped else "-")
-    ratios = [per_round[(n, a, "epoll", r)] / per_round[(n, a, "raw", r)]
-              for r in map(str, range(1, int(rounds) + 1))
-              if (n, a, "epoll", r) in per_round and (n, a, "raw", r) in per_round]
-    if ratios:
-        mid = statistics.median(ratios)
-        verdict = "" if mid <= 1.1 else " **over 1.1x**"
-        row.append(f"{mid:.3f}x ({min(ratios):.3f}-{max(ratios):.3f}){verdict}")
-    else:
-        row.append("-")
+    for peer in peers:
+        ratios = [per_round[(n, a, peer, r)] / per_round[(n, a, "raw", r)]
+                  for r in map(str, range(1, int(rounds) + 1))
+                  if (n, a, peer, r) in per_round and (n, a, "raw", r) in per_round]
+        if ratios:
+            mid = statistics.median(ratios)
+            verdict = " **over 1.1x**" if peer == "epoll" and mid > 1.1 else ""
+            row.append(f"{mid:.3f}x ({min(ratios):.3f}-{max(ratios):.3f}){verdict}")
+        else:
+            row.append("-")
     ll = [f"{statistics.median(loops[(n, a, b)]):,.0f}" if loops[(n, a, b)] else "-"
           for b in ("raw", "epoll")]
     row.append(", ".join(ll))
