@@ -60,7 +60,7 @@ valgrind: build
 # the docs; report in build/compare/compare.md, charts next to it (COMPARE_CHART_DIR=docs/img
 # for the docs). Under 15 minutes with the defaults.
 ROUNDS ?= 3
-DURATION ?= 5
+DURATION ?= 4
 COMPARE_CHART_DIR ?= build/compare
 compare: deps
 	@bash third_party/install-deps.sh --compare
