@@ -9,10 +9,10 @@
 #   ROUNDS=1 DURATION=2 tests/load/compare/run.sh /tmp/compare.md       # a quick look
 #   CHART_DIR=docs/img tests/load/compare/run.sh /tmp/compare.md         # for the docs
 #
-# Environment (the defaults keep the measuring near 11 minutes, `make compare` under 15):
+# Environment (the defaults keep the measuring near 9.5 minutes, `make compare` under 15):
 #   BUILD_DIR         (build/release) holds examples/http_responder and examples/echo_server
 #   ROUNDS            (3) interleaved rounds: every server under every load once per round
-#   DURATION          (4) seconds of each timed run
+#   DURATION          (3) seconds of each timed run
 #   WARMUP            (1) seconds of load per server and load before the first round
 #   SYSCALL_DURATION  (2) seconds of the separate window in which syscalls are counted
 #   CONNECTIONS       (64) wrk connections
@@ -63,7 +63,7 @@ HERE="$REPO/tests/load/compare"
 
 BUILD_DIR="$(abs_dir "${BUILD_DIR:-build/release}")"
 ROUNDS="${ROUNDS:-3}"
-DURATION="${DURATION:-4}"
+DURATION="${DURATION:-3}"
 WARMUP="${WARMUP:-1}"
 SYSCALL_DURATION="${SYSCALL_DURATION:-2}"
 CONNECTIONS="${CONNECTIONS:-64}"
