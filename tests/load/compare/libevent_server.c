@@ -79,10 +79,6 @@ static void on_accept(struct evconnlistener* listener, evutil_socket_t fd, struc
     evutil_closesocket(fd);
     return;
   }
-  // libevent 2.1 reads at most 4 KiB per callback by default: a 16 KiB echo then costs 4 readv,
-  // 4 writev and 8 epoll_ctl, and ran at 1/12 of the rate here. A user moving large messages
-  // raises it, so the peer does too (it changes nothing for small HTTP requests).
-  bufferevent_set_max_single_read(bev, 64 * 1024);
   bufferevent_setcb(bev, on_read, NULL, on_event, NULL);
   bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
