@@ -185,9 +185,19 @@ start_server() {
   PORT[$inst]="$(port_from_stdout "$WORK_DIR/$inst.out")"
 }
 
+# forget_pid PID: drops a process this script has already waited for from PIDS, so that the
+# exit trap never signals its PID, which the kernel may have given to another process since
+# (pid_max is 32768 here, and a run starts hundreds of processes).
+forget_pid() {
+  local keep=() p
+  for p in "${PIDS[@]}"; do [[ "$p" == "$1" ]] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+
 stop_server() {
   kill -TERM "${PID[$1]}" 2>/dev/null || true
   wait "${PID[$1]}" 2>/dev/null || true
+  forget_pid "${PID[$1]}"
 }
 
 # Each must behave; a server that fails here would make its numbers void.
@@ -269,6 +279,7 @@ syscall_window() {
   out="$(measure "$kind" "$load" "$inst" "$SYSCALL_DURATION" "$file.load")"
   kill -INT "$spid"
   wait "$spid" 2>/dev/null || true
+  forget_pid "$spid"
   if [[ "$COUNTER" == perf ]]; then
     calls="$(awk -F, '$3 == "raw_syscalls:sys_enter" {print $1}' "$file.raw")"
   else
