@@ -140,18 +140,6 @@ read -r -a uv_libs <<<"$(pkg-config --libs libuv)"
     -pthread
 } >"$WORK_DIR/build.log" 2>&1 || die "cannot build the peers: $(cat "$WORK_DIR/build.log")"
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_for_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  die "nothing listens on port $1 ($2)"
-}
-
 # --- start the servers --------------------------------------------------------------------
 # PID and PORT are keyed by instance: http.NAME and echo.NAME (started once, measured in the
 # rounds) and rss.KIND.NAME (a fresh one per idle-connection probe).
