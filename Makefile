@@ -6,7 +6,8 @@
 #   make fuzz      every fuzzer for FUZZ_SECONDS (default here 300 s)
 #   make soak      load and soak runs against the real servers (tests/soak/)
 #   make valgrind  memcheck over the unit tests
-.PHONY: run test deps build build-asan build-tsan http fuzz soak valgrind clean
+#   make compare   ioloop's examples against a C epoll floor, libevent, libuv, Asio, nginx, Tornado
+.PHONY: run test deps build build-asan build-tsan http fuzz soak valgrind compare clean
 
 PORT ?= 5000
 
@@ -35,6 +36,7 @@ test: build build-asan build-tsan
 	ctest --preset default
 	ctest --preset asan
 	ctest --preset tsan
+	bash tests/load/compare/smoke.sh
 	bash tests/fuzz/run.sh 30
 
 # libFuzzer on every target (clang preset "fuzz"), FUZZ_SECONDS each, two at a time.
@@ -53,6 +55,21 @@ soak: build
 valgrind: build
 	@bash third_party/install-deps.sh --valgrind
 	bash tests/valgrind/run.sh
+
+# Issue 10's comparison (tests/load/compare/run.sh says what it measures; ROUNDS and DURATION
+# shorten it, e.g. `make compare ROUNDS=1 DURATION=2`). Release build, as the figures are for
+# the docs; report in build/compare/compare.md, charts next to it (COMPARE_CHART_DIR=docs/img
+# for the docs). With the defaults about 9.5 minutes of measuring plus the release build.
+ROUNDS ?= 3
+DURATION ?= 3
+COMPARE_CHART_DIR ?= build/compare
+compare: deps
+	@bash third_party/install-deps.sh --compare
+	cmake --preset release
+	cmake --build --preset release --target http_responder echo_server
+	mkdir -p build/compare "$(COMPARE_CHART_DIR)"
+	ROUNDS=$(ROUNDS) DURATION=$(DURATION) CHART_DIR=$(COMPARE_CHART_DIR) \
+	  bash tests/load/compare/run.sh build/compare/compare.md
 
 clean:
 	rm -rf build

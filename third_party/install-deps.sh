@@ -6,6 +6,7 @@
 #   bash third_party/install-deps.sh          # what `make build` / `make test` need
 #   bash third_party/install-deps.sh --soak   # those plus the load generators of `make soak`
 #   bash third_party/install-deps.sh --valgrind  # those plus valgrind, for `make valgrind`
+#   bash third_party/install-deps.sh --compare   # those plus the peers of `make compare`
 set -euo pipefail
 
 packages=(
@@ -20,12 +21,17 @@ packages=(
 )
 # Only `make soak` (tests/soak/run.sh) needs this: h2load (nghttp2-client).
 soak_packages=(nghttp2-client)
+# Only `make compare` (tests/load/compare/run.sh) needs these: the peers it builds and runs, the
+# chart plotter and the syscall counters.
+compare_packages=(libevent-dev libuv1-dev libboost-dev nginx-light python3-tornado gnuplot-nox
+  linux-perf strace)
 
 case "${1:-}" in
   "") ;;
   --soak) packages+=("${soak_packages[@]}") ;;
   --valgrind) packages+=(valgrind) ;;
-  *) echo "usage: install-deps.sh [--soak|--valgrind]" >&2; exit 2 ;;
+  --compare) packages+=("${compare_packages[@]}") ;;
+  *) echo "usage: install-deps.sh [--soak|--valgrind|--compare]" >&2; exit 2 ;;
 esac
 
 missing=()
