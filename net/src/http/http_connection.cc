@@ -81,7 +81,7 @@ bool has_line_break(absl::string_view s) {
 }  // namespace
 
 HTTPConnectionCore::HTTPConnectionCore(std::shared_ptr<HTTPCoreState> shared, IOLoop* loop)
-    : shared_(std::move(shared)), s_(*shared_), loop_(loop), parser_(s_.parser_options) {
+    : shared_(std::move(shared)), s_(shared_.get()), loop_(loop), parser_(s_->parser_options) {
   writer_.target_ = this;
 }
 
@@ -106,7 +106,7 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size
   size_t completed = 0;
   cur_out_ = &out;
   // Streamed bodies cost the synchronous fast path this one test.
-  const bool streaming = static_cast<bool>(s_.body_factory);
+  const bool streaming = static_cast<bool>(s_->body_factory);
   // One request per feed(), so that answering can stop between any two requests, with the
   // bytes after the stop still unparsed (they cost their size; parsed requests would cost
   // far more). A pending deferred response stops it too (the pipelining rule), and so does a
@@ -135,13 +135,13 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size
     backlog_pos_ = 0;
   }
   if (has_backlog() && !d_.active && !body_.paused)
-    s_.output_stalls.fetch_add(1, std::memory_order_relaxed);
+    s_->output_stalls.fetch_add(1, std::memory_order_relaxed);
   return completed;
 }
 
 void HTTPConnectionCore::answer(HTTPOutput& out) {
   for (const HTTPRequest& request : result_.requests) {
-    s_.requests.fetch_add(1, std::memory_order_relaxed);
+    s_->requests.fetch_add(1, std::memory_order_relaxed);
     writer_.reset();
     // The parser answers any major version but 1 with 505, so only the minor matters here;
     // HTTP/1.2+ is answered as HTTP/1.1, the highest version we speak (RFC 9110 §6.2).
@@ -151,7 +151,7 @@ void HTTPConnectionCore::answer(HTTPOutput& out) {
     current_ = &request;
     try {
       if (body_.handler == nullptr) [[likely]] {
-        s_.handler(request, writer_);
+        s_->handler(request, writer_);
       } else {
         end_body(request);  // the streamed request (feed_streaming() completes one at most)
       }
@@ -165,7 +165,7 @@ void HTTPConnectionCore::answer(HTTPOutput& out) {
       // The handler deferred its response: the stream serialized (or will serialize) it.
       d_.used = false;
       if (threw) {
-        s_.handler_exceptions.fetch_add(1, std::memory_order_relaxed);
+        s_->handler_exceptions.fetch_add(1, std::memory_order_relaxed);
         if (d_.active) {
           fail_response(absl::InternalError("HTTP handler threw after defer()"), 500, out);
         }
@@ -174,7 +174,7 @@ void HTTPConnectionCore::answer(HTTPOutput& out) {
       continue;
     }
     if (threw) {
-      s_.handler_exceptions.fetch_add(1, std::memory_order_relaxed);
+      s_->handler_exceptions.fetch_add(1, std::memory_order_relaxed);
       logger().debug("HTTP handler threw on {} {}; answering 500 and closing", request.method(),
                      request.target());
       respond_and_close(500, minor, head, out);
@@ -183,7 +183,7 @@ void HTTPConnectionCore::answer(HTTPOutput& out) {
     const bool keep_alive = request.keep_alive() && !writer_.close_requested() &&
                             !writer_.headers().has_token("Connection", "close");
     serialize(minor, head, keep_alive, out);
-    s_.responses.fetch_add(1, std::memory_order_relaxed);
+    s_->responses.fetch_add(1, std::memory_order_relaxed);
     if (!keep_alive) {
       // Later pipelined requests are not answered (RFC 9112 §9.6: the connection ends with
       // this response).
@@ -194,7 +194,7 @@ void HTTPConnectionCore::answer(HTTPOutput& out) {
   }
 
   if (result_.error) {
-    s_.protocol_errors.fetch_add(1, std::memory_order_relaxed);
+    s_->protocol_errors.fetch_add(1, std::memory_order_relaxed);
     logger().debug("HTTP request rejected: {} ({})", std::string(error_name(*result_.error)),
                    parser_.error_detail());
     if (body_.handler != nullptr) {
@@ -221,14 +221,40 @@ void HTTPConnectionCore::respond_and_close(int status, int minor, bool head, HTT
   writer_.add_header("Content-Type", "text/plain");
   writer_.set_body(absl::StrCat(reason_phrase(status), "\n"));
   serialize(minor, head, /*keep_alive=*/false, out);
-  s_.responses.fetch_add(1, std::memory_order_relaxed);
+  s_->responses.fetch_add(1, std::memory_order_relaxed);
   finished_ = true;
   out.close = true;
   release_backlog();
 }
 
 int HTTPConnectionCore::append_status_and_fields(int minor, std::string& h) {
-  return append_head(writer_, s_.server_name, minor, h);
+  return append_head(writer_, s_->server_name, minor, h);
+}
+
+void HTTPConnectionCore::recycle() {
+  shared_.reset();
+  s_ = nullptr;
+  loop_ = nullptr;
+  listener_ = nullptr;
+  result_.clear();  // the last request (its body may be large) goes now
+  writer_.reset();
+  writer_.stream_ = nullptr;
+  writer_.remote_address_.clear();
+  if (writer_.body_.capacity() > kRecycledCapacity) std::string().swap(writer_.body_);
+  // idle() guarantees the rest: no backlog, pending output, stream or body handler, and
+  // the parser between requests (rebind() resets it). A past deferred response's stream may
+  // still be referenced weakly.
+  d_.weak.reset();
+}
+
+void HTTPConnectionCore::rebind(std::shared_ptr<HTTPCoreState> shared, IOLoop* loop) {
+  shared_ = std::move(shared);
+  s_ = shared_.get();
+  loop_ = loop;
+  finished_ = false;
+  current_ = nullptr;
+  cur_out_ = nullptr;
+  parser_.reset(s_->parser_options);
 }
 
 bool HTTPConnectionCore::idle() const {
@@ -239,7 +265,7 @@ bool HTTPConnectionCore::idle() const {
 
 void HTTPConnectionCore::serialize(int minor, bool head, bool keep_alive, HTTPOutput& out) {
   std::string& h = out.head;
-  const int status = append_head(writer_, s_.server_name, minor, h);
+  const int status = append_head(writer_, s_->server_name, minor, h);
   // 1xx, 204 and 304 responses have no body and no Content-Length (RFC 9110 §8.6).
   const bool bodyless = status < 200 || status == 204 || status == 304;
   std::string& body = writer_.mutable_body();

@@ -188,6 +188,11 @@ class RequestParser {
   RequestParser(RequestParser&&) noexcept;
   RequestParser& operator=(RequestParser&&) noexcept;
 
+  // Makes this parser equivalent to RequestParser(options) (no partial request, error, sink
+  // or state carries over) without allocating: for a server that reuses one parser for
+  // another connection.
+  void reset(Options options);
+
   // Consumes all of `data` (the bytes are copied as needed; `data` may be reused after the
   // call).
   Result feed(absl::string_view data);
