@@ -22,30 +22,22 @@ inline bool equals_ignore_case(absl::string_view a, absl::string_view b) {
   return true;
 }
 
-// RFC 9110 §5.6.2 tchar.
-inline bool is_tchar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
+// RFC 9110 §5.6.2 tchar as a table: is_tchar() runs for every byte of every field name
+// received.
+struct TcharTable {
+  bool ok[256] = {};
+};
+inline constexpr TcharTable kTcharTable = [] {
+  TcharTable t;
+  for (int i = 'a'; i <= 'z'; ++i) t.ok[i] = true;
+  for (int i = 'A'; i <= 'Z'; ++i) t.ok[i] = true;
+  for (int i = '0'; i <= '9'; ++i) t.ok[i] = true;
+  for (const char* p = "!#$%&'*+-.^_`|~"; *p != '\0'; ++p)
+    t.ok[static_cast<unsigned char>(*p)] = true;
+  return t;
+}();
+
+inline bool is_tchar(char c) { return kTcharTable.ok[static_cast<unsigned char>(c)]; }
 
 inline bool is_token(absl::string_view s) {
   if (s.empty()) return false;
@@ -81,6 +73,28 @@ bool any_list_element(absl::string_view value, Fn fn) {
     if (comma == absl::string_view::npos) return false;
     value.remove_prefix(comma + 1);
   }
+}
+
+// The Connection tokens that decide keep-alive, accumulated over every Connection field.
+struct ConnectionTokens {
+  bool close = false;
+  bool keep_alive = false;
+};
+inline void scan_connection_tokens(absl::string_view value, ConnectionTokens& tokens) {
+  any_list_element(value, [&tokens](absl::string_view token) {
+    tokens.close = tokens.close || equals_ignore_case(token, "close");
+    tokens.keep_alive = tokens.keep_alive || equals_ignore_case(token, "keep-alive");
+    return false;
+  });
+}
+
+// RFC 9112 §9.3 as HTTPRequest::keep_alive() states it: the one rule, shared with the
+// request parser (which decides it while it validates a header section).
+inline bool keep_alive_rule(int major, int minor, bool connect, const ConnectionTokens& tokens,
+                            bool transfer_encoding) {
+  if (major != 1 || connect || tokens.close) return false;
+  if (minor >= 1) return true;
+  return !transfer_encoding && tokens.keep_alive;
 }
 
 }  // namespace ioloop::net::internal

@@ -1,6 +1,8 @@
 // File: net/src/http/http_connection.cc
 #include "http_connection.h"
 
+#include <cassert>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -35,11 +37,52 @@ bool has_line_break(absl::string_view s) {
   return false;
 }
 
-// The status line, Server, Date and the handler's fields. Inlined into serialize(): the
+// Writes pieces into storage sized beforehand: the response head is built with one
+// allocation and no capacity check, strlen or reallocation per piece.
+class RawWriter {
+ public:
+  explicit RawWriter(char* p) : p_(p) {}
+  template <size_t N>
+  void literal(const char (&s)[N]) {  // a string literal: its size is known here
+    std::memcpy(p_, s, N - 1);
+    p_ += N - 1;
+  }
+  void put(absl::string_view s) {
+    if (s.empty()) return;  // data() may be null, which memcpy must not see
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+  void put(char c) { *p_++ = c; }
+  void decimal(uint64_t n) {
+    char digits[20];
+    char* d = digits + sizeof digits;
+    do {
+      *--d = static_cast<char>('0' + n % 10);
+      n /= 10;
+    } while (n != 0);
+    put(absl::string_view(d, static_cast<size_t>(digits + sizeof digits - d)));
+  }
+  char* end() const { return p_; }
+
+ private:
+  char* p_;
+};
+
+// What append_head() writes besides the handler's fields (their names and values excluded)
+// and besides the status line's reason and the Server name.
+constexpr size_t kHeadFixed = sizeof("HTTP/1.1 200 \r\n") - 1 + sizeof("Server: \r\n") - 1 +
+                              sizeof("Date: \r\n") - 1 + kHTTPDateLength;
+// What serialize() writes after append_head(), body excluded.
+constexpr size_t kTailBound = sizeof("Content-Length: 18446744073709551615\r\n") - 1 +
+                              sizeof("Connection: keep-alive\r\n") - 1 + 2;
+
+// Appends the status line, Server, Date and the handler's fields to `h`, with room for `more`
+// bytes after them: returns where those go (the caller writes them, then trims `h` to what
+// it wrote) and sets `status_out` to the status sent. Inlined into serialize(): the
 // synchronous fast path pays no call for sharing it with deferred heads.
-[[gnu::always_inline]] inline int append_head(const HTTPResponseWriter& writer,
-                                              const std::string& server_name, int minor,
-                                              std::string& h) {
+[[gnu::always_inline]] inline char* append_head(const HTTPResponseWriter& writer,
+                                                const std::string& server_name, int minor,
+                                                std::string& h, size_t more, int& status_out) {
   int status = writer.status();
   absl::string_view reason = writer.reason();
   if (status < 100 || status > 999) {
@@ -49,33 +92,41 @@ bool has_line_break(absl::string_view s) {
   } else if (has_line_break(reason)) {
     reason = reason_phrase(status);
   }
-  h.append(minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ");
-  const char code[3] = {static_cast<char>('0' + status / 100),
-                        static_cast<char>('0' + status / 10 % 10),
-                        static_cast<char>('0' + status % 10)};
-  h.append(code, 3);
-  h.push_back(' ');
-  h.append(reason.data(), reason.size());
-  h.append("\r\n");
-  if (!server_name.empty()) {
-    h.append("Server: ");
-    h.append(server_name);
-    h.append("\r\n");
+  size_t bound = kHeadFixed + reason.size() + server_name.size() + more;
+  for (const auto& [name, value] : writer.headers()) bound += name.size() + value.size() + 4;
+  const size_t start = h.size();
+  h.resize(start + bound);
+  RawWriter w(h.data() + start);
+  if (minor == 0) {
+    w.literal("HTTP/1.0 ");
+  } else {
+    w.literal("HTTP/1.1 ");
   }
-  h.append("Date: ");
-  const absl::string_view date = cached_http_date();
-  h.append(date.data(), date.size());
-  h.append("\r\n");
+  w.put(static_cast<char>('0' + status / 100));
+  w.put(static_cast<char>('0' + status / 10 % 10));
+  w.put(static_cast<char>('0' + status % 10));
+  w.put(' ');
+  w.put(reason);
+  w.literal("\r\n");
+  if (!server_name.empty()) {
+    w.literal("Server: ");
+    w.put(server_name);
+    w.literal("\r\n");
+  }
+  w.literal("Date: ");
+  w.put(cached_http_date());
+  w.literal("\r\n");
   for (const auto& [name, value] : writer.headers()) {
     if (name.empty() || is_server_field(name) || has_line_break(name) || has_line_break(value)) {
       continue;
     }
-    h.append(name);
-    h.append(": ");
-    h.append(value);
-    h.append("\r\n");
+    w.put(name);
+    w.literal(": ");
+    w.put(value);
+    w.literal("\r\n");
   }
-  return status;
+  status_out = status;
+  return w.end();
 }
 
 }  // namespace
@@ -180,7 +231,7 @@ void HTTPConnectionCore::answer(HTTPOutput& out) {
       respond_and_close(500, minor, head, out);
       return;
     }
-    const bool keep_alive = request.keep_alive() && !writer_.close_requested() &&
+    const bool keep_alive = request_keep_alive(request) && !writer_.close_requested() &&
                             !writer_.headers().has_token("Connection", "close");
     serialize(minor, head, keep_alive, out);
     s_->responses.fetch_add(1, std::memory_order_relaxed);
@@ -228,7 +279,10 @@ void HTTPConnectionCore::respond_and_close(int status, int minor, bool head, HTT
 }
 
 int HTTPConnectionCore::append_status_and_fields(int minor, std::string& h) {
-  return append_head(writer_, s_->server_name, minor, h);
+  int status = 0;
+  char* end = append_head(writer_, s_->server_name, minor, h, 0, status);
+  h.resize(static_cast<size_t>(end - h.data()));
+  return status;
 }
 
 void HTTPConnectionCore::recycle() {
@@ -254,7 +308,19 @@ void HTTPConnectionCore::rebind(std::shared_ptr<HTTPCoreState> shared, IOLoop* l
   finished_ = false;
   current_ = nullptr;
   cur_out_ = nullptr;
-  parser_.reset(s_->parser_options);
+  // An idle core's parser is between requests, the state in which a keep-alive connection's
+  // parser begins its next one: only another server's limits need a reset.
+  if (!(parser_.options() == s_->parser_options)) parser_.reset(s_->parser_options);
+}
+
+bool HTTPConnectionCore::request_keep_alive(const HTTPRequest& request) const {
+  // The parser decided it already: after a request that is not keep-alive it is kClosed for
+  // good and completes no other (request_parser.h), so only the last request of a feed can be
+  // one, and it is one exactly when the parser is closed.
+  const bool keep_alive =
+      &request != &result_.requests.back() || parser_.state() != RequestParser::State::kClosed;
+  assert(keep_alive == request.keep_alive());
+  return keep_alive;
 }
 
 bool HTTPConnectionCore::idle() const {
@@ -265,26 +331,33 @@ bool HTTPConnectionCore::idle() const {
 
 void HTTPConnectionCore::serialize(int minor, bool head, bool keep_alive, HTTPOutput& out) {
   std::string& h = out.head;
-  const int status = append_head(writer_, s_->server_name, minor, h);
+  std::string& body = writer_.mutable_body();
+  // The body is copied behind the head unless it is large (then it gets its own chunk); a
+  // body that is not sent is never copied.
+  const bool copy_body = !head && body.size() <= kCopyBodyLimit;
+  int status = 0;
+  RawWriter w(append_head(writer_, s_->server_name, minor, h,
+                          kTailBound + (copy_body ? body.size() : 0), status));
   // 1xx, 204 and 304 responses have no body and no Content-Length (RFC 9110 §8.6).
   const bool bodyless = status < 200 || status == 204 || status == 304;
-  std::string& body = writer_.mutable_body();
-  if (!bodyless) absl::StrAppend(&h, "Content-Length: ", body.size(), "\r\n");
+  if (!bodyless) {
+    w.literal("Content-Length: ");
+    w.decimal(body.size());
+    w.literal("\r\n");
+  }
   if (!keep_alive) {
-    h.append("Connection: close\r\n");
+    w.literal("Connection: close\r\n");
   } else if (minor == 0) {
-    h.append("Connection: keep-alive\r\n");
+    w.literal("Connection: keep-alive\r\n");
   }
-  h.append("\r\n");
-  if (head || bodyless || body.empty()) return;
-  if (body.size() <= kCopyBodyLimit) {
-    h.append(body);
-  } else {
-    out.chunks.push_back(std::move(h));
-    h.clear();
-    out.chunks.push_back(std::move(body));
-    body.clear();
-  }
+  w.literal("\r\n");
+  if (!head && !bodyless && copy_body) w.put(body);
+  h.resize(static_cast<size_t>(w.end() - h.data()));
+  if (head || bodyless || body.empty() || copy_body) return;
+  out.chunks.push_back(std::move(h));
+  h.clear();
+  out.chunks.push_back(std::move(body));
+  body.clear();
 }
 
 }  // namespace ioloop::net

@@ -207,6 +207,8 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   size_t stream_queued() const override;
 
  private:
+  // request.keep_alive() for a request of result_, without scanning its fields again.
+  bool request_keep_alive(const HTTPRequest& request) const;
   // Answers what the last parser_.feed() left in result_: its request (at most one), then
   // its error or 100 Continue. May finish the connection.
   void answer(HTTPOutput& out);

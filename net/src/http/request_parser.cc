@@ -19,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "http/http_ascii.h"
+#include "http/request_head.h"
 
 namespace ioloop::net {
 
@@ -74,6 +75,7 @@ namespace {
 constexpr int kMaxEmptyLines = 8;
 
 using internal::is_tchar;  // RFC 9110 §5.6.2 token characters
+using internal::Piece;
 
 }  // namespace
 
@@ -84,33 +86,10 @@ class RequestParser::Impl {
     parser_.data = this;
   }
 
-  // Every member back to its initial value, keeping the strings' capacity (cheaper than
-  // assigning a new Impl, which a server pays per request). A new member must be added here.
+  // A new parser's state, by assignment so that no member can be forgotten.
   void reset(Options options) {
-    options_ = options;
-    http_parser_init(&parser_, HTTP_REQUEST);
+    *this = Impl(options);
     parser_.data = this;
-    state_ = State::kIdle;
-    in_trailers_ = false;
-    error_.reset();
-    error_detail_.clear();
-    current_ = HTTPRequest();
-    target_.clear();
-    field_.clear();
-    value_.clear();
-    in_value_ = false;
-    section_bytes_ = 0;
-    body_bytes_ = 0;
-    continue_pending_ = false;
-    leading_ = false;
-    empty_lines_ = 0;
-    pending_cr_ = false;
-    request_line_done_ = false;
-    result_ = nullptr;
-    stop_at_headers_ = false;
-    stop_ = Stop::kNone;
-    too_large_pending_ = false;
-    sink_ = nullptr;
   }
 
   size_t feed(absl::string_view data, Result& result, const FeedOptions& options);
@@ -157,11 +136,11 @@ class RequestParser::Impl {
 
   void commit_header() {
     if (!field_.empty() || in_value_) {
-      absl::string_view value = value_;
+      absl::string_view value = value_.get();
       while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
         value.remove_suffix(1);
       }
-      current_.mutable_headers().add(std::move(field_), std::string(value));
+      current_.mutable_headers().add(field_.take(), std::string(value));
     }
     field_.clear();
     value_.clear();
@@ -200,9 +179,13 @@ class RequestParser::Impl {
 
   HTTPRequest current_;
   std::string target_;
-  std::string field_;
-  std::string value_;
+  Piece field_;
+  Piece value_;
   bool in_value_ = false;
+  // Decided by validate_head() for the current request: what keep_alive() and
+  // expects_continue() would say (the header section does not change after it).
+  bool keep_alive_ = false;
+  bool expects_continue_ = false;
   size_t section_bytes_ = 0;  // bytes of the current header or trailer section so far
   size_t body_bytes_ = 0;
   bool continue_pending_ = false;  // expects 100-continue, body incomplete, not yet reported
@@ -275,7 +258,7 @@ int RequestParser::Impl::on_header_field(http_parser* p, const char* at, size_t 
       return me->fail(RequestError::kMalformed, "invalid character in header field name");
     }
   }
-  me->field_.append(at, n);
+  me->field_.add(at, n);
   return 0;
 }
 
@@ -283,42 +266,45 @@ int RequestParser::Impl::on_header_value(http_parser* p, const char* at, size_t 
   Impl* me = self(p);
   if (me->in_trailers_) return 0;
   me->in_value_ = true;
-  me->value_.append(at, n);
+  me->value_.add(at, n);
   return 0;
 }
 
 int RequestParser::Impl::validate_head() {
-  const HTTPHeaders& headers = current_.headers();
+  using internal::equals_ignore_case;
   if (parser_.http_major != 1) {
     return fail(RequestError::kUnsupportedVersion,
                 absl::StrCat("HTTP/", parser_.http_major, ".", parser_.http_minor));
   }
-  size_t hosts = headers.count("Host");
+  const internal::HeadFields fields = internal::scan_head_fields(current_.headers());
+  const size_t hosts = fields.hosts;
+  const size_t lengths = fields.lengths;
+  const absl::string_view length = fields.length;
+  const bool transfer_encoding = fields.transfer_encoding;
   if (hosts > 1 || (hosts == 0 && parser_.http_minor >= 1)) {
     return fail(RequestError::kBadHost,
                 hosts == 0 ? "HTTP/1.1 request without Host" : "several Host fields");
   }
-  std::vector<absl::string_view> lengths = headers.get_all("Content-Length");
-  if (lengths.size() > 1) {
+  if (lengths > 1) {
     return fail(RequestError::kInvalidContentLength, "several Content-Length fields");
   }
-  if (lengths.size() == 1 &&
-      (lengths[0].empty() || !std::all_of(lengths[0].begin(), lengths[0].end(),
-                                          [](char c) { return absl::ascii_isdigit(c); }))) {
-    return fail(RequestError::kInvalidContentLength, absl::StrCat("Content-Length: ", lengths[0]));
+  if (lengths == 1 && (length.empty() || !std::all_of(length.begin(), length.end(), [](char c) {
+                         return absl::ascii_isdigit(c);
+                       }))) {
+    return fail(RequestError::kInvalidContentLength, absl::StrCat("Content-Length: ", length));
   }
-  std::vector<absl::string_view> encodings = headers.get_all("Transfer-Encoding");
-  if (!encodings.empty()) {
-    if (!lengths.empty()) {
+  if (transfer_encoding) {
+    if (lengths > 0) {
       return fail(RequestError::kContentLengthWithTransferEncoding,
                   "both Content-Length and Transfer-Encoding");
     }
     int chunked = 0;
     bool any = false;
-    for (absl::string_view value : encodings) {
+    for (const auto& [name, value] : current_.headers()) {
+      if (!equals_ignore_case(name, "Transfer-Encoding")) continue;
       for (absl::string_view coding : split_header_list(value)) {
         any = true;
-        if (!absl::EqualsIgnoreCase(coding, "chunked")) {
+        if (!equals_ignore_case(coding, "chunked")) {
           return fail(RequestError::kUnsupportedTransferEncoding,
                       absl::StrCat("Transfer-Encoding: ", value));
         }
@@ -330,6 +316,9 @@ int RequestParser::Impl::validate_head() {
                   "Transfer-Encoding must be exactly \"chunked\"");
     }
   }
+  keep_alive_ = internal::keep_alive_rule(1, parser_.http_minor, parser_.method == HTTP_CONNECT,
+                                          fields.connection, transfer_encoding);
+  expects_continue_ = parser_.http_minor >= 1 && fields.expect_continue;
   if ((parser_.flags & F_CONTENTLENGTH) && parser_.content_length > options_.max_body_size) {
     // Stopping at this header section, the caller may yet stream the body (no limit then).
     if (stop_at_headers_) {
@@ -351,7 +340,7 @@ int RequestParser::Impl::on_headers_complete(http_parser* p) {
   if (me->validate_head() != 0) return -1;
   me->state_ = State::kBody;
   bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
-  me->continue_pending_ = has_body && me->current_.expects_continue();
+  me->continue_pending_ = has_body && me->expects_continue_;
   if (has_body && me->stop_at_headers_) me->stop_ = Stop::kHeaders;
   http_parser_pause(p, 1);
   return 0;
@@ -397,7 +386,7 @@ int RequestParser::Impl::on_chunk_header(http_parser* p) {
 
 int RequestParser::Impl::on_message_complete(http_parser* p) {
   Impl* me = self(p);
-  bool keep_alive = me->current_.keep_alive();
+  const bool keep_alive = me->keep_alive_;
   if (me->sink_) {
     me->result_->streamed.push_back(me->result_->requests.size());
     me->sink_ = nullptr;
@@ -421,7 +410,7 @@ RequestError RequestParser::Impl::classify_parser_error(http_errno err) const {
     case HPE_UNEXPECTED_CONTENT_LENGTH: {
       // A second Content-Length, or Content-Length with chunked: tell which.
       bool te = current_.headers().contains("Transfer-Encoding") ||
-                absl::EqualsIgnoreCase(field_, "Transfer-Encoding");
+                internal::equals_ignore_case(field_.get(), "Transfer-Encoding");
       return te ? RequestError::kContentLengthWithTransferEncoding
                 : RequestError::kInvalidContentLength;
     }
@@ -501,6 +490,8 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
     }
     const bool line_pending = !request_line_done_ && before == Section::kHead;
     size_t n = http_parser_execute(&parser_, &settings(), data.data(), len);
+    field_.spill();  // a field split across reads: its bytes so far outlive `data`
+    value_.spill();
     // The request line's LF has been consumed: http_major/minor are final (the first
     // byte handed to libhttp_parser in a header section is the request line's first).
     if (line_pending && state_ != State::kIdle && std::memchr(data.data(), '\n', n) != nullptr) {
@@ -562,7 +553,6 @@ RequestParser::RequestParser(Options options) : impl_(std::make_unique<Impl>(opt
 RequestParser::~RequestParser() = default;
 RequestParser::RequestParser(RequestParser&&) noexcept = default;
 RequestParser& RequestParser::operator=(RequestParser&&) noexcept = default;
-
 void RequestParser::reset(Options options) { impl_->reset(options); }
 
 RequestParser::Result RequestParser::feed(absl::string_view data) {

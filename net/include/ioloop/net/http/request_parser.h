@@ -142,6 +142,8 @@ class RequestParser {
     // Count and frame bodies, but do not keep them (HTTPRequest::body() stays empty): for
     // servers that ignore bodies, such as the example responder.
     bool discard_body = false;
+
+    friend bool operator==(const Options&, const Options&) = default;
   };
 
   enum class State {
@@ -188,9 +190,8 @@ class RequestParser {
   RequestParser(RequestParser&&) noexcept;
   RequestParser& operator=(RequestParser&&) noexcept;
 
-  // Makes this parser equivalent to RequestParser(options) (no partial request, error, sink
-  // or state carries over) without allocating: for a server that reuses one parser for
-  // another connection.
+  // Makes this parser equivalent to RequestParser(options): no partial request, error, sink
+  // or state carries over. For a server that reuses a parser for another connection.
   void reset(Options options);
 
   // Consumes all of `data` (the bytes are copied as needed; `data` may be reused after the
