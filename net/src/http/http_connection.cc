@@ -163,7 +163,7 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size
   // far more). A pending deferred response stops it too (the pipelining rule), and so does a
   // streamed body's handler that stopped (flow control).
   while (!input.empty() && !finished_ && out.size() < output_limit && !d_.active && !body_.paused) {
-    result_.requests.clear();
+    recycle_requests();
     result_.send_continue = false;
     result_.error.reset();
     const size_t n =
@@ -290,7 +290,8 @@ void HTTPConnectionCore::recycle() {
   s_ = nullptr;
   loop_ = nullptr;
   listener_ = nullptr;
-  result_.clear();  // the last request (its body may be large) goes now
+  recycle_requests();  // the last request's storage, trimmed, goes to the parser
+  result_.clear();
   writer_.reset();
   writer_.stream_ = nullptr;
   writer_.remote_address_.clear();

@@ -207,6 +207,12 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   size_t stream_queued() const override;
 
  private:
+  // Empties result_.requests, handing the storage of the last one back to the parser.
+  void recycle_requests() {
+    if (result_.requests.empty()) return;
+    parser_.recycle(std::move(result_.requests.back()));
+    result_.requests.clear();
+  }
   // request.keep_alive() for a request of result_, without scanning its fields again.
   bool request_keep_alive(const HTTPRequest& request) const;
   // Answers what the last parser_.feed() left in result_: its request (at most one), then

@@ -53,6 +53,16 @@ absl::string_view HTTPRequest::query() const {
   return t.substr(0, t.find('#'));
 }
 
+void HTTPRequest::clear() {
+  method_.clear();
+  method_id_ = HTTPMethod::kOther;
+  target_.clear();
+  version_major_ = 1;
+  version_minor_ = 1;
+  headers_.clear();
+  body_.clear();
+}
+
 std::string HTTPRequest::version_string() const {
   return absl::StrCat("HTTP/", version_major_, ".", version_minor_);
 }

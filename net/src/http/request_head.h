@@ -1,6 +1,7 @@
 // File: net/src/http/request_head.h (private)
 // RequestParser's helpers for a request's header section: the field name or value being
-// received, and the one pass over the fields that validation and keep-alive need.
+// received, the one pass over the fields that validation and keep-alive need, and the
+// emptying of a request whose storage is reused.
 #ifndef IOLOOP_NET_SRC_HTTP_REQUEST_HEAD_H_
 #define IOLOOP_NET_SRC_HTTP_REQUEST_HEAD_H_
 
@@ -11,6 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "http/http_ascii.h"
 #include "ioloop/net/http/http_headers.h"
+#include "ioloop/net/http/http_request.h"
 
 namespace ioloop::net::internal {
 
@@ -50,6 +52,18 @@ class Piece {
   std::string copy_;
   bool spilled_ = false;
 };
+
+// A request kept for its storage (RequestParser::recycle()) keeps at most this much: a
+// large body or field list is freed, not kept.
+inline constexpr size_t kReusedBodyCapacity = 4 * 1024;
+inline constexpr size_t kReusedFields = 64;
+
+// Empties `request` for reuse, keeping its storage within those bounds.
+inline void clear_for_reuse(HTTPRequest& request) {
+  if (request.body().capacity() > kReusedBodyCapacity) request.set_body(std::string());
+  if (request.headers().size() > kReusedFields) request.mutable_headers() = HTTPHeaders();
+  request.clear();
+}
 
 // What a header section says about framing and the connection, gathered in one pass (names
 // are told apart by length first: most fields are none of these).

@@ -16,7 +16,6 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "http/http_ascii.h"
 #include "http/request_head.h"
@@ -74,6 +73,7 @@ namespace {
 // now and then must not hold a connection for ever.
 constexpr int kMaxEmptyLines = 8;
 
+using internal::clear_for_reuse;
 using internal::is_tchar;  // RFC 9110 §5.6.2 token characters
 using internal::Piece;
 
@@ -90,6 +90,11 @@ class RequestParser::Impl {
   void reset(Options options) {
     *this = Impl(options);
     parser_.data = this;
+  }
+
+  void recycle(HTTPRequest request) {
+    clear_for_reuse(request);
+    spare_ = std::move(request);
   }
 
   size_t feed(absl::string_view data, Result& result, const FeedOptions& options);
@@ -178,6 +183,7 @@ class RequestParser::Impl {
   std::string error_detail_;
 
   HTTPRequest current_;
+  HTTPRequest spare_;  // recycle()'s request: storage for the next current_
   std::string target_;
   Piece field_;
   Piece value_;
@@ -231,7 +237,7 @@ int RequestParser::Impl::on_message_begin(http_parser* p) {
   me->empty_lines_ = 0;
   me->request_line_done_ = false;
   me->in_trailers_ = false;
-  me->current_ = HTTPRequest();
+  me->current_.clear();
   me->target_.clear();
   me->field_.clear();
   me->value_.clear();
@@ -392,7 +398,7 @@ int RequestParser::Impl::on_message_complete(http_parser* p) {
     me->sink_ = nullptr;
   }
   me->result_->requests.push_back(std::move(me->current_));
-  me->current_ = HTTPRequest();
+  me->current_ = std::move(me->spare_);  // cleared by recycle(), or empty
   me->state_ = keep_alive ? State::kIdle : State::kClosed;
   me->request_line_done_ = false;
   me->in_trailers_ = false;
@@ -554,6 +560,7 @@ RequestParser::~RequestParser() = default;
 RequestParser::RequestParser(RequestParser&&) noexcept = default;
 RequestParser& RequestParser::operator=(RequestParser&&) noexcept = default;
 void RequestParser::reset(Options options) { impl_->reset(options); }
+void RequestParser::recycle(HTTPRequest request) { impl_->recycle(std::move(request)); }
 
 RequestParser::Result RequestParser::feed(absl::string_view data) {
   Result result;

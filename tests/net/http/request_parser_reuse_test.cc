@@ -1,8 +1,9 @@
 // File: tests/net/http/request_parser_reuse_test.cc
-// RequestParser::reset(), which a server uses to keep one parser's storage across
-// connections: it may carry no content or state over, so every parse below must equal a new
-// parser's.
+// RequestParser::reset() and recycle(), which a server uses to keep one parser's storage
+// across requests and connections: neither may carry content or state over, so every parse
+// below must equal a new parser's.
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "ioloop/net/http/request_parser.h"
@@ -55,6 +56,39 @@ TEST(RequestParserReuseTest, ResetTakesTheNewOptions) {
   const RequestParser::Result got = parser.feed("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_TRUE(got.requests.empty());
   EXPECT_EQ(got.error, RequestError::kHeaderTooLarge);
+}
+
+TEST(RequestParserReuseTest, RecycledRequestsCarryNoContentOver) {
+  const RequestParser::Result expected = fresh_parse(kPipeline);
+  RequestParser parser;
+  // A big request first, whose storage (a long body, many fields) is then recycled.
+  std::string big = "POST /big?q=1 HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 100; ++i) big += "F" + std::to_string(i) + ": some value\r\n";
+  big += "Content-Length: 10000\r\n\r\n" + std::string(10000, 'b');
+  RequestParser::Result result = parser.feed(big);
+  ASSERT_EQ(result.requests.size(), 1u);
+  parser.recycle(std::move(result.requests[0]));
+  // Every request of the pipeline is recycled before the next is parsed, as a server does.
+  std::vector<HTTPRequest> got;
+  absl::string_view input = kPipeline;
+  while (!input.empty()) {
+    RequestParser::Result r;
+    input.remove_prefix(parser.feed(input, r, 1));
+    ASSERT_FALSE(r.error.has_value());
+    ASSERT_EQ(r.requests.size(), 1u);
+    got.push_back(r.requests[0]);
+    parser.recycle(std::move(r.requests[0]));
+  }
+  EXPECT_EQ(got, expected.requests);
+}
+
+TEST(RequestParserReuseTest, ClearedRequestEqualsADefaultOne) {
+  RequestParser::Result r = fresh_parse(kPipeline);
+  ASSERT_FALSE(r.requests.empty());
+  for (HTTPRequest& request : r.requests) {
+    request.clear();
+    EXPECT_EQ(request, HTTPRequest());
+  }
 }
 
 }  // namespace

@@ -193,6 +193,11 @@ class RequestParser {
   // Makes this parser equivalent to RequestParser(options): no partial request, error, sink
   // or state carries over. For a server that reuses a parser for another connection.
   void reset(Options options);
+  // Optional: gives back a request this parser returned, once it is no longer needed, so that
+  // a later request is built in its storage (strings, field list) instead of fresh
+  // allocations; a server calls it after answering each request. Only storage carries over
+  // (a huge body or field list is freed rather than kept), never content.
+  void recycle(HTTPRequest request);
 
   // Consumes all of `data` (the bytes are copied as needed; `data` may be reused after the
   // call).
