@@ -75,6 +75,28 @@ bool any_list_element(absl::string_view value, Fn fn) {
   }
 }
 
+// The Connection tokens that decide keep-alive, accumulated over every Connection field.
+struct ConnectionTokens {
+  bool close = false;
+  bool keep_alive = false;
+};
+inline void scan_connection_tokens(absl::string_view value, ConnectionTokens& tokens) {
+  any_list_element(value, [&tokens](absl::string_view token) {
+    tokens.close = tokens.close || equals_ignore_case(token, "close");
+    tokens.keep_alive = tokens.keep_alive || equals_ignore_case(token, "keep-alive");
+    return false;
+  });
+}
+
+// RFC 9112 §9.3 as HTTPRequest::keep_alive() states it: the one rule, shared with the
+// request parser (which decides it while it validates a header section).
+inline bool keep_alive_rule(int major, int minor, bool connect, const ConnectionTokens& tokens,
+                            bool transfer_encoding) {
+  if (major != 1 || connect || tokens.close) return false;
+  if (minor >= 1) return true;
+  return !transfer_encoding && tokens.keep_alive;
+}
+
 }  // namespace ioloop::net::internal
 
 #endif  // IOLOOP_NET_SRC_HTTP_HTTP_ASCII_H_

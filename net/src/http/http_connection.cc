@@ -1,6 +1,8 @@
 // File: net/src/http/http_connection.cc
 #include "http_connection.h"
 
+#include <cassert>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -35,11 +37,52 @@ bool has_line_break(absl::string_view s) {
   return false;
 }
 
-// The status line, Server, Date and the handler's fields. Inlined into serialize(): the
+// Writes pieces into storage sized beforehand: the response head is built with one
+// allocation and no capacity check, strlen or reallocation per piece.
+class RawWriter {
+ public:
+  explicit RawWriter(char* p) : p_(p) {}
+  template <size_t N>
+  void literal(const char (&s)[N]) {  // a string literal: its size is known here
+    std::memcpy(p_, s, N - 1);
+    p_ += N - 1;
+  }
+  void put(absl::string_view s) {
+    if (s.empty()) return;  // data() may be null, which memcpy must not see
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+  void put(char c) { *p_++ = c; }
+  void decimal(uint64_t n) {
+    char digits[20];
+    char* d = digits + sizeof digits;
+    do {
+      *--d = static_cast<char>('0' + n % 10);
+      n /= 10;
+    } while (n != 0);
+    put(absl::string_view(d, static_cast<size_t>(digits + sizeof digits - d)));
+  }
+  char* end() const { return p_; }
+
+ private:
+  char* p_;
+};
+
+// What append_head() writes besides the handler's fields (their names and values excluded)
+// and besides the status line's reason and the Server name.
+constexpr size_t kHeadFixed = sizeof("HTTP/1.1 200 \r\n") - 1 + sizeof("Server: \r\n") - 1 +
+                              sizeof("Date: \r\n") - 1 + kHTTPDateLength;
+// What serialize() writes after append_head(), body excluded.
+constexpr size_t kTailBound = sizeof("Content-Length: 18446744073709551615\r\n") - 1 +
+                              sizeof("Connection: keep-alive\r\n") - 1 + 2;
+
+// Appends the status line, Server, Date and the handler's fields to `h`, with room for `more`
+// bytes after them: returns where those go (the caller writes them, then trims `h` to what
+// it wrote) and sets `status_out` to the status sent. Inlined into serialize(): the
 // synchronous fast path pays no call for sharing it with deferred heads.
-[[gnu::always_inline]] inline int append_head(const HTTPResponseWriter& writer,
-                                              const std::string& server_name, int minor,
-                                              std::string& h) {
+[[gnu::always_inline]] inline char* append_head(const HTTPResponseWriter& writer,
+                                                const std::string& server_name, int minor,
+                                                std::string& h, size_t more, int& status_out) {
   int status = writer.status();
   absl::string_view reason = writer.reason();
   if (status < 100 || status > 999) {
@@ -49,39 +92,47 @@ bool has_line_break(absl::string_view s) {
   } else if (has_line_break(reason)) {
     reason = reason_phrase(status);
   }
-  h.append(minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ");
-  const char code[3] = {static_cast<char>('0' + status / 100),
-                        static_cast<char>('0' + status / 10 % 10),
-                        static_cast<char>('0' + status % 10)};
-  h.append(code, 3);
-  h.push_back(' ');
-  h.append(reason.data(), reason.size());
-  h.append("\r\n");
-  if (!server_name.empty()) {
-    h.append("Server: ");
-    h.append(server_name);
-    h.append("\r\n");
+  size_t bound = kHeadFixed + reason.size() + server_name.size() + more;
+  for (const auto& [name, value] : writer.headers()) bound += name.size() + value.size() + 4;
+  const size_t start = h.size();
+  h.resize(start + bound);
+  RawWriter w(h.data() + start);
+  if (minor == 0) {
+    w.literal("HTTP/1.0 ");
+  } else {
+    w.literal("HTTP/1.1 ");
   }
-  h.append("Date: ");
-  const absl::string_view date = cached_http_date();
-  h.append(date.data(), date.size());
-  h.append("\r\n");
+  w.put(static_cast<char>('0' + status / 100));
+  w.put(static_cast<char>('0' + status / 10 % 10));
+  w.put(static_cast<char>('0' + status % 10));
+  w.put(' ');
+  w.put(reason);
+  w.literal("\r\n");
+  if (!server_name.empty()) {
+    w.literal("Server: ");
+    w.put(server_name);
+    w.literal("\r\n");
+  }
+  w.literal("Date: ");
+  w.put(cached_http_date());
+  w.literal("\r\n");
   for (const auto& [name, value] : writer.headers()) {
     if (name.empty() || is_server_field(name) || has_line_break(name) || has_line_break(value)) {
       continue;
     }
-    h.append(name);
-    h.append(": ");
-    h.append(value);
-    h.append("\r\n");
+    w.put(name);
+    w.literal(": ");
+    w.put(value);
+    w.literal("\r\n");
   }
-  return status;
+  status_out = status;
+  return w.end();
 }
 
 }  // namespace
 
 HTTPConnectionCore::HTTPConnectionCore(std::shared_ptr<HTTPCoreState> shared, IOLoop* loop)
-    : shared_(std::move(shared)), s_(*shared_), loop_(loop), parser_(s_.parser_options) {
+    : shared_(std::move(shared)), s_(shared_.get()), loop_(loop), parser_(s_->parser_options) {
   writer_.target_ = this;
 }
 
@@ -106,13 +157,13 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size
   size_t completed = 0;
   cur_out_ = &out;
   // Streamed bodies cost the synchronous fast path this one test.
-  const bool streaming = static_cast<bool>(s_.body_factory);
+  const bool streaming = static_cast<bool>(s_->body_factory);
   // One request per feed(), so that answering can stop between any two requests, with the
   // bytes after the stop still unparsed (they cost their size; parsed requests would cost
   // far more). A pending deferred response stops it too (the pipelining rule), and so does a
   // streamed body's handler that stopped (flow control).
   while (!input.empty() && !finished_ && out.size() < output_limit && !d_.active && !body_.paused) {
-    result_.requests.clear();
+    recycle_requests();
     result_.send_continue = false;
     result_.error.reset();
     const size_t n =
@@ -135,13 +186,13 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size
     backlog_pos_ = 0;
   }
   if (has_backlog() && !d_.active && !body_.paused)
-    s_.output_stalls.fetch_add(1, std::memory_order_relaxed);
+    s_->output_stalls.fetch_add(1, std::memory_order_relaxed);
   return completed;
 }
 
 void HTTPConnectionCore::answer(HTTPOutput& out) {
   for (const HTTPRequest& request : result_.requests) {
-    s_.requests.fetch_add(1, std::memory_order_relaxed);
+    s_->requests.fetch_add(1, std::memory_order_relaxed);
     writer_.reset();
     // The parser answers any major version but 1 with 505, so only the minor matters here;
     // HTTP/1.2+ is answered as HTTP/1.1, the highest version we speak (RFC 9110 §6.2).
@@ -151,7 +202,7 @@ void HTTPConnectionCore::answer(HTTPOutput& out) {
     current_ = &request;
     try {
       if (body_.handler == nullptr) [[likely]] {
-        s_.handler(request, writer_);
+        s_->handler(request, writer_);
       } else {
         end_body(request);  // the streamed request (feed_streaming() completes one at most)
       }
@@ -165,7 +216,7 @@ void HTTPConnectionCore::answer(HTTPOutput& out) {
       // The handler deferred its response: the stream serialized (or will serialize) it.
       d_.used = false;
       if (threw) {
-        s_.handler_exceptions.fetch_add(1, std::memory_order_relaxed);
+        s_->handler_exceptions.fetch_add(1, std::memory_order_relaxed);
         if (d_.active) {
           fail_response(absl::InternalError("HTTP handler threw after defer()"), 500, out);
         }
@@ -174,16 +225,16 @@ void HTTPConnectionCore::answer(HTTPOutput& out) {
       continue;
     }
     if (threw) {
-      s_.handler_exceptions.fetch_add(1, std::memory_order_relaxed);
+      s_->handler_exceptions.fetch_add(1, std::memory_order_relaxed);
       logger().debug("HTTP handler threw on {} {}; answering 500 and closing", request.method(),
                      request.target());
       respond_and_close(500, minor, head, out);
       return;
     }
-    const bool keep_alive = request.keep_alive() && !writer_.close_requested() &&
+    const bool keep_alive = request_keep_alive(request) && !writer_.close_requested() &&
                             !writer_.headers().has_token("Connection", "close");
     serialize(minor, head, keep_alive, out);
-    s_.responses.fetch_add(1, std::memory_order_relaxed);
+    s_->responses.fetch_add(1, std::memory_order_relaxed);
     if (!keep_alive) {
       // Later pipelined requests are not answered (RFC 9112 §9.6: the connection ends with
       // this response).
@@ -194,7 +245,7 @@ void HTTPConnectionCore::answer(HTTPOutput& out) {
   }
 
   if (result_.error) {
-    s_.protocol_errors.fetch_add(1, std::memory_order_relaxed);
+    s_->protocol_errors.fetch_add(1, std::memory_order_relaxed);
     logger().debug("HTTP request rejected: {} ({})", std::string(error_name(*result_.error)),
                    parser_.error_detail());
     if (body_.handler != nullptr) {
@@ -221,14 +272,56 @@ void HTTPConnectionCore::respond_and_close(int status, int minor, bool head, HTT
   writer_.add_header("Content-Type", "text/plain");
   writer_.set_body(absl::StrCat(reason_phrase(status), "\n"));
   serialize(minor, head, /*keep_alive=*/false, out);
-  s_.responses.fetch_add(1, std::memory_order_relaxed);
+  s_->responses.fetch_add(1, std::memory_order_relaxed);
   finished_ = true;
   out.close = true;
   release_backlog();
 }
 
 int HTTPConnectionCore::append_status_and_fields(int minor, std::string& h) {
-  return append_head(writer_, s_.server_name, minor, h);
+  int status = 0;
+  char* end = append_head(writer_, s_->server_name, minor, h, 0, status);
+  h.resize(static_cast<size_t>(end - h.data()));
+  return status;
+}
+
+void HTTPConnectionCore::recycle() {
+  shared_.reset();
+  s_ = nullptr;
+  loop_ = nullptr;
+  listener_ = nullptr;
+  recycle_requests();  // the last request's storage, trimmed, goes to the parser
+  result_.clear();
+  writer_.reset();
+  writer_.stream_ = nullptr;
+  writer_.remote_address_.clear();
+  if (writer_.body_.capacity() > kRecycledCapacity) std::string().swap(writer_.body_);
+  // idle() guarantees the rest: no backlog, pending output, stream or body handler, and
+  // the parser between requests (rebind() resets it). A past deferred response's stream may
+  // still be referenced weakly.
+  d_.weak.reset();
+}
+
+void HTTPConnectionCore::rebind(std::shared_ptr<HTTPCoreState> shared, IOLoop* loop) {
+  shared_ = std::move(shared);
+  s_ = shared_.get();
+  loop_ = loop;
+  finished_ = false;
+  current_ = nullptr;
+  cur_out_ = nullptr;
+  // An idle core's parser is between requests, the state in which a keep-alive connection's
+  // parser begins its next one: only another server's limits need a reset.
+  if (!(parser_.options() == s_->parser_options)) parser_.reset(s_->parser_options);
+}
+
+bool HTTPConnectionCore::request_keep_alive(const HTTPRequest& request) const {
+  // The parser decided it already: after a request that is not keep-alive it is kClosed for
+  // good and completes no other (request_parser.h), so only the last request of a feed can be
+  // one, and it is one exactly when the parser is closed.
+  const bool keep_alive =
+      &request != &result_.requests.back() || parser_.state() != RequestParser::State::kClosed;
+  assert(keep_alive == request.keep_alive());
+  return keep_alive;
 }
 
 bool HTTPConnectionCore::idle() const {
@@ -239,26 +332,33 @@ bool HTTPConnectionCore::idle() const {
 
 void HTTPConnectionCore::serialize(int minor, bool head, bool keep_alive, HTTPOutput& out) {
   std::string& h = out.head;
-  const int status = append_head(writer_, s_.server_name, minor, h);
+  std::string& body = writer_.mutable_body();
+  // The body is copied behind the head unless it is large (then it gets its own chunk); a
+  // body that is not sent is never copied.
+  const bool copy_body = !head && body.size() <= kCopyBodyLimit;
+  int status = 0;
+  RawWriter w(append_head(writer_, s_->server_name, minor, h,
+                          kTailBound + (copy_body ? body.size() : 0), status));
   // 1xx, 204 and 304 responses have no body and no Content-Length (RFC 9110 §8.6).
   const bool bodyless = status < 200 || status == 204 || status == 304;
-  std::string& body = writer_.mutable_body();
-  if (!bodyless) absl::StrAppend(&h, "Content-Length: ", body.size(), "\r\n");
+  if (!bodyless) {
+    w.literal("Content-Length: ");
+    w.decimal(body.size());
+    w.literal("\r\n");
+  }
   if (!keep_alive) {
-    h.append("Connection: close\r\n");
+    w.literal("Connection: close\r\n");
   } else if (minor == 0) {
-    h.append("Connection: keep-alive\r\n");
+    w.literal("Connection: keep-alive\r\n");
   }
-  h.append("\r\n");
-  if (head || bodyless || body.empty()) return;
-  if (body.size() <= kCopyBodyLimit) {
-    h.append(body);
-  } else {
-    out.chunks.push_back(std::move(h));
-    h.clear();
-    out.chunks.push_back(std::move(body));
-    body.clear();
-  }
+  w.literal("\r\n");
+  if (!head && !bodyless && copy_body) w.put(body);
+  h.resize(static_cast<size_t>(w.end() - h.data()));
+  if (head || bodyless || body.empty() || copy_body) return;
+  out.chunks.push_back(std::move(h));
+  h.clear();
+  out.chunks.push_back(std::move(body));
+  body.clear();
 }
 
 }  // namespace ioloop::net

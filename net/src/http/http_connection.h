@@ -80,6 +80,10 @@ struct HTTPCoreState {
 // one iovec); larger ones are moved into their own iovec.
 inline constexpr size_t kCopyBodyLimit = 16 * 1024;
 
+// A recycled core (HTTPConnectionCore::recycle()) keeps a buffer's capacity up to this much
+// and frees larger ones, so that the cores kept for reuse cost a small, fixed amount.
+inline constexpr size_t kRecycledCapacity = 4 * 1024;
+
 // Response bytes produced by one on_data(): `head` collects small pieces; a large body is
 // moved into `chunks` rather than copied (then head's bytes so far go before it). Send as
 // chunks + head, in that order, with one write/writev.
@@ -171,6 +175,14 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   std::string take_remote_address() { return std::move(writer_.remote_address_); }
   void set_remote_address(std::string address) { writer_.remote_address_ = std::move(address); }
 
+  // Reuse instead of delete/new (the glue keeps a few idle cores per thread): recycle()
+  // takes an idle() core back to the state of a new one, holding no server state (so a
+  // recycled core keeps no server alive) and no large buffer; rebind() then makes it
+  // equivalent to HTTPConnectionCore(shared, loop). Allocated capacity up to
+  // kRecycledCapacity per buffer is kept: that is the point.
+  void recycle();
+  void rebind(std::shared_ptr<HTTPCoreState> shared, IOLoop* loop);
+
   RequestParser::State parser_state() const { return parser_.state(); }
   bool finished() const { return finished_; }
   // A streamed body's handler returned false from on_body and has not resumed: parse and
@@ -195,6 +207,14 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   size_t stream_queued() const override;
 
  private:
+  // Empties result_.requests, handing the storage of the last one back to the parser.
+  void recycle_requests() {
+    if (result_.requests.empty()) return;
+    parser_.recycle(std::move(result_.requests.back()));
+    result_.requests.clear();
+  }
+  // request.keep_alive() for a request of result_, without scanning its fields again.
+  bool request_keep_alive(const HTTPRequest& request) const;
   // Answers what the last parser_.feed() left in result_: its request (at most one), then
   // its error or 100 Continue. May finish the connection.
   void answer(HTTPOutput& out);
@@ -243,8 +263,8 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
     backlog_pos_ = 0;
   }
 
-  std::shared_ptr<HTTPCoreState> shared_;
-  HTTPCoreState& s_;
+  std::shared_ptr<HTTPCoreState> shared_;  // null only while recycled (see recycle())
+  HTTPCoreState* s_;                       // shared_.get(), spelled short for the hot path
   IOLoop* loop_;
   RequestParser parser_;
   RequestParser::Result result_;

@@ -22,16 +22,16 @@ size_t HTTPConnectionCore::feed_streaming(absl::string_view input, HTTPOutput& o
     std::unique_ptr<HTTPBodyHandler> handler;
     body_ = Body{};
     try {
-      handler = s_.body_factory(head, *this);
+      handler = s_->body_factory(head, *this);
     } catch (...) {
       internal::report_http_exception(loop_, "HTTP body handler factory").IgnoreError();
-      s_.handler_exceptions.fetch_add(1, std::memory_order_relaxed);
+      s_->handler_exceptions.fetch_add(1, std::memory_order_relaxed);
       respond_and_close(500, error_minor(), head.method_id() == HTTPMethod::kHead, out);
       return n;
     }
     bool buffered_too_large = false;
     if (handler != nullptr) {
-      s_.streamed_requests.fetch_add(1, std::memory_order_relaxed);
+      s_->streamed_requests.fetch_add(1, std::memory_order_relaxed);
       body_.handler = std::move(handler);
       // Cannot fail: state() is kBody and no body byte has been consumed.
       parser_.stream_body([this](absl::string_view chunk) { return on_body_piece(chunk); })
@@ -39,7 +39,7 @@ size_t HTTPConnectionCore::feed_streaming(absl::string_view input, HTTPOutput& o
     } else if (const auto cl = head.headers().get("Content-Length")) {
       uint64_t length = 0;
       buffered_too_large =
-          absl::SimpleAtoi(*cl, &length) && length > s_.parser_options.max_body_size;
+          absl::SimpleAtoi(*cl, &length) && length > s_->parser_options.max_body_size;
     }
     // The rest of this read follows in the caller's next feed(). If nothing is left, an empty
     // feed() reports a 100 Continue the client may be waiting for (not for a buffered body
@@ -50,7 +50,7 @@ size_t HTTPConnectionCore::feed_streaming(absl::string_view input, HTTPOutput& o
   if (body_.threw) {
     // on_body threw: the parser stopped after that piece.
     body_.threw = false;
-    s_.handler_exceptions.fetch_add(1, std::memory_order_relaxed);
+    s_->handler_exceptions.fetch_add(1, std::memory_order_relaxed);
     close_body(absl::InternalError("HTTP body handler's on_body threw"));
     result_.clear();  // a request its last piece completed is not answered
     respond_and_close(500, error_minor(), false, out);
@@ -75,7 +75,7 @@ bool HTTPConnectionCore::on_body_piece(absl::string_view chunk) {
   body_.in_sink = false;
   if (!go && !body_.resumed) {
     body_.paused = true;
-    s_.body_pauses.fetch_add(1, std::memory_order_relaxed);
+    s_->body_pauses.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
   return true;
@@ -96,7 +96,7 @@ void HTTPConnectionCore::close_body(const absl::Status& why) {
     handler->on_close(why);
   } catch (...) {
     internal::report_http_exception(loop_, "HTTP body handler's on_close").IgnoreError();
-    s_.handler_exceptions.fetch_add(1, std::memory_order_relaxed);
+    s_->handler_exceptions.fetch_add(1, std::memory_order_relaxed);
   }
 }
 

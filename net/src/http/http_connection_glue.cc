@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "http_server_state.h"
 #include "ioloop/logging.h"
@@ -27,6 +28,39 @@ TimePoint earliest(std::initializer_list<TimePoint> deadlines) { return std::min
 // While a deferred response is pending, later requests wait unparsed in the core's backlog;
 // reading goes on (so the client's EOF or reset is noticed) until the backlog exceeds this.
 constexpr size_t kMaxWaitingBacklog = 64 * 1024;
+
+// The idle cores of this thread's connections, kept for reuse: under keep-alive a connection
+// goes idle after every request, and reusing a core costs far less than deleting it and
+// making a new one (its parser, request vector and response buffers keep their capacity).
+// Bounded, so that idle connections still cost no core each: only the few cores in use at
+// once on this thread (usually one: a loop runs one connection's callback at a time) come
+// back here. A loop runs on one thread, so this is also one cache per loop.
+class CoreCache {
+ public:
+  // A core equivalent to HTTPConnectionCore(state, loop): a recycled one if any.
+  std::unique_ptr<HTTPConnectionCore> take(std::shared_ptr<HTTPCoreState> state, IOLoop* loop) {
+    if (cores_.empty()) return std::make_unique<HTTPConnectionCore>(std::move(state), loop);
+    std::unique_ptr<HTTPConnectionCore> core = std::move(cores_.back());
+    cores_.pop_back();
+    core->rebind(std::move(state), loop);
+    return core;
+  }
+  // Takes an idle() core: recycled and kept, or destroyed if the cache is full.
+  void give(std::unique_ptr<HTTPConnectionCore> core) {
+    if (cores_.size() >= kMaxCores) return;
+    core->recycle();
+    cores_.push_back(std::move(core));
+  }
+
+ private:
+  static constexpr size_t kMaxCores = 4;
+  std::vector<std::unique_ptr<HTTPConnectionCore>> cores_;
+};
+
+CoreCache& core_cache() {
+  thread_local CoreCache cache;
+  return cache;
+}
 
 // Ownership: the stream's callbacks hold the only strong references to the connection, so the
 // connection never outlives its stream and may keep a plain pointer to it. The timer holds a
@@ -114,7 +148,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   // costs this object and no core. The queries below answer for an absent core.
   HTTPConnectionCore& core() {
     if (!core_) {
-      core_ = std::make_unique<HTTPConnectionCore>(state_, &loop_);
+      core_ = core_cache().take(state_, &loop_);
       core_->set_listener(this);
       core_->set_stream(stream_);
       if (!remote_address_.empty()) core_->set_remote_address(std::move(remote_address_));
@@ -124,7 +158,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   void release_core_if_idle() {
     if (!core_ || closing_ || closed_ || !core_->idle()) return;
     remote_address_ = core_->take_remote_address();
-    core_.reset();
+    core_cache().give(std::move(core_));
   }
   State parser_state() const { return core_ ? core_->parser_state() : State::kIdle; }
   bool has_backlog() const { return core_ && core_->has_backlog(); }

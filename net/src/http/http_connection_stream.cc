@@ -37,7 +37,7 @@ std::shared_ptr<HTTPResponseStream> HTTPConnectionCore::defer() {
   auto stream = std::make_shared<HTTPResponseStream>(this, loop_, &writer_, d_.minor, d_.head);
   d_.weak = stream;
   d_.stream = stream.get();
-  s_.deferred_responses.fetch_add(1, std::memory_order_relaxed);
+  s_->deferred_responses.fetch_add(1, std::memory_order_relaxed);
   return stream;
 }
 
@@ -63,7 +63,7 @@ absl::Status HTTPConnectionCore::send_stream_head(HTTPOutput& out, size_t first,
                                                     " of its Content-Length ", length, " bytes"));
   }
   if (!error.ok()) {
-    s_.stream_errors.fetch_add(1, std::memory_order_relaxed);
+    s_->stream_errors.fetch_add(1, std::memory_order_relaxed);
     fail_response(error, 500, out);
     return error;
   }
@@ -103,7 +103,7 @@ absl::Status HTTPConnectionCore::append_body(std::string chunk, HTTPOutput& out)
       absl::Status error = absl::InvalidArgumentError(
           absl::StrCat("HTTP response write of ", chunk.size(),
                        " bytes exceeds its Content-Length (", d_.remaining, " bytes left)"));
-      s_.stream_errors.fetch_add(1, std::memory_order_relaxed);
+      s_->stream_errors.fetch_add(1, std::memory_order_relaxed);
       fail_response(error, 500, out);
       return error;
     }
@@ -152,7 +152,7 @@ absl::Status HTTPConnectionCore::stream_finish() {
   if (status.ok() && d_.has_length && !d_.no_body && d_.remaining > 0) {
     status = absl::InvalidArgumentError(absl::StrCat("HTTP response finished with ", d_.remaining,
                                                      " bytes of its Content-Length missing"));
-    s_.stream_errors.fetch_add(1, std::memory_order_relaxed);
+    s_->stream_errors.fetch_add(1, std::memory_order_relaxed);
     fail_response(status, 500, out);
   }
   if (!status.ok()) {
@@ -160,7 +160,7 @@ absl::Status HTTPConnectionCore::stream_finish() {
     return status;
   }
   if (d_.chunked && !d_.no_body) out.head.append("0\r\n\r\n");
-  s_.responses.fetch_add(1, std::memory_order_relaxed);
+  s_->responses.fetch_add(1, std::memory_order_relaxed);
   if (!d_.keep_alive) {
     // Later pipelined requests are not answered (RFC 9112 §9.6).
     finished_ = true;
@@ -179,11 +179,11 @@ absl::Status HTTPConnectionCore::stream_finish() {
 void HTTPConnectionCore::stream_fail(const absl::Status& why, bool exception) {
   if (!d_.active) return;
   if (exception) {
-    s_.handler_exceptions.fetch_add(1, std::memory_order_relaxed);  // the loop logged it
+    s_->handler_exceptions.fetch_add(1, std::memory_order_relaxed);  // the loop logged it
   } else if (current_ != nullptr && std::uncaught_exceptions() > 0) {
     // Dropped while an exception unwinds out of the handler: answer() counts and logs that.
   } else {
-    s_.stream_errors.fetch_add(1, std::memory_order_relaxed);
+    s_->stream_errors.fetch_add(1, std::memory_order_relaxed);
     logger().error("{}", std::string(why.message()));
   }
   fail_response(why, 500, stream_out());
@@ -210,7 +210,7 @@ void HTTPConnectionCore::fail_response(const absl::Status& why, int status, HTTP
 
 void HTTPConnectionCore::on_response_timeout(HTTPOutput& out) {
   if (!d_.active) return;
-  s_.response_timeouts.fetch_add(1, std::memory_order_relaxed);
+  s_->response_timeouts.fetch_add(1, std::memory_order_relaxed);
   fail_response(absl::DeadlineExceededError("HTTP response not finished within response_timeout"),
                 503, out);
 }

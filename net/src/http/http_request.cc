@@ -53,31 +53,33 @@ absl::string_view HTTPRequest::query() const {
   return t.substr(0, t.find('#'));
 }
 
+void HTTPRequest::clear() {
+  method_.clear();
+  method_id_ = HTTPMethod::kOther;
+  target_.clear();
+  version_major_ = 1;
+  version_minor_ = 1;
+  headers_.clear();
+  body_.clear();
+}
+
 std::string HTTPRequest::version_string() const {
   return absl::StrCat("HTTP/", version_major_, ".", version_minor_);
 }
 
 bool HTTPRequest::keep_alive() const {
-  if (version_major_ != 1) return false;
-  if (method_id_ == HTTPMethod::kConnect) return false;
-  // One pass over the fields (the server asks this for every request).
-  bool close = false;
-  bool keep = false;
+  // One pass over the fields.
+  internal::ConnectionTokens tokens;
   bool transfer_encoding = false;
   for (const HTTPHeaders::Field& f : headers_) {
     if (internal::equals_ignore_case(f.first, "Connection")) {
-      internal::any_list_element(f.second, [&](absl::string_view token) {
-        close = close || internal::equals_ignore_case(token, "close");
-        keep = keep || internal::equals_ignore_case(token, "keep-alive");
-        return false;
-      });
+      internal::scan_connection_tokens(f.second, tokens);
     } else if (internal::equals_ignore_case(f.first, "Transfer-Encoding")) {
       transfer_encoding = true;
     }
   }
-  if (close) return false;
-  if (version_minor_ >= 1) return true;
-  return !transfer_encoding && keep;
+  return internal::keep_alive_rule(version_major_, version_minor_,
+                                   method_id_ == HTTPMethod::kConnect, tokens, transfer_encoding);
 }
 
 bool HTTPRequest::expects_continue() const {

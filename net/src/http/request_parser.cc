@@ -16,9 +16,9 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "http/http_ascii.h"
+#include "http/request_head.h"
 
 namespace ioloop::net {
 
@@ -73,7 +73,9 @@ namespace {
 // now and then must not hold a connection for ever.
 constexpr int kMaxEmptyLines = 8;
 
+using internal::clear_for_reuse;
 using internal::is_tchar;  // RFC 9110 §5.6.2 token characters
+using internal::Piece;
 
 }  // namespace
 
@@ -82,6 +84,17 @@ class RequestParser::Impl {
   explicit Impl(Options options) : options_(options) {
     http_parser_init(&parser_, HTTP_REQUEST);
     parser_.data = this;
+  }
+
+  // A new parser's state, by assignment so that no member can be forgotten.
+  void reset(Options options) {
+    *this = Impl(options);
+    parser_.data = this;
+  }
+
+  void recycle(HTTPRequest request) {
+    clear_for_reuse(request);
+    spare_ = std::move(request);
   }
 
   size_t feed(absl::string_view data, Result& result, const FeedOptions& options);
@@ -128,11 +141,11 @@ class RequestParser::Impl {
 
   void commit_header() {
     if (!field_.empty() || in_value_) {
-      absl::string_view value = value_;
+      absl::string_view value = value_.get();
       while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
         value.remove_suffix(1);
       }
-      current_.mutable_headers().add(std::move(field_), std::string(value));
+      current_.mutable_headers().add(field_.take(), std::string(value));
     }
     field_.clear();
     value_.clear();
@@ -170,10 +183,15 @@ class RequestParser::Impl {
   std::string error_detail_;
 
   HTTPRequest current_;
+  HTTPRequest spare_;  // recycle()'s request: storage for the next current_
   std::string target_;
-  std::string field_;
-  std::string value_;
+  Piece field_;
+  Piece value_;
   bool in_value_ = false;
+  // Decided by validate_head() for the current request: what keep_alive() and
+  // expects_continue() would say (the header section does not change after it).
+  bool keep_alive_ = false;
+  bool expects_continue_ = false;
   size_t section_bytes_ = 0;  // bytes of the current header or trailer section so far
   size_t body_bytes_ = 0;
   bool continue_pending_ = false;  // expects 100-continue, body incomplete, not yet reported
@@ -219,7 +237,7 @@ int RequestParser::Impl::on_message_begin(http_parser* p) {
   me->empty_lines_ = 0;
   me->request_line_done_ = false;
   me->in_trailers_ = false;
-  me->current_ = HTTPRequest();
+  me->current_.clear();
   me->target_.clear();
   me->field_.clear();
   me->value_.clear();
@@ -246,7 +264,7 @@ int RequestParser::Impl::on_header_field(http_parser* p, const char* at, size_t 
       return me->fail(RequestError::kMalformed, "invalid character in header field name");
     }
   }
-  me->field_.append(at, n);
+  me->field_.add(at, n);
   return 0;
 }
 
@@ -254,42 +272,45 @@ int RequestParser::Impl::on_header_value(http_parser* p, const char* at, size_t 
   Impl* me = self(p);
   if (me->in_trailers_) return 0;
   me->in_value_ = true;
-  me->value_.append(at, n);
+  me->value_.add(at, n);
   return 0;
 }
 
 int RequestParser::Impl::validate_head() {
-  const HTTPHeaders& headers = current_.headers();
+  using internal::equals_ignore_case;
   if (parser_.http_major != 1) {
     return fail(RequestError::kUnsupportedVersion,
                 absl::StrCat("HTTP/", parser_.http_major, ".", parser_.http_minor));
   }
-  size_t hosts = headers.count("Host");
+  const internal::HeadFields fields = internal::scan_head_fields(current_.headers());
+  const size_t hosts = fields.hosts;
+  const size_t lengths = fields.lengths;
+  const absl::string_view length = fields.length;
+  const bool transfer_encoding = fields.transfer_encoding;
   if (hosts > 1 || (hosts == 0 && parser_.http_minor >= 1)) {
     return fail(RequestError::kBadHost,
                 hosts == 0 ? "HTTP/1.1 request without Host" : "several Host fields");
   }
-  std::vector<absl::string_view> lengths = headers.get_all("Content-Length");
-  if (lengths.size() > 1) {
+  if (lengths > 1) {
     return fail(RequestError::kInvalidContentLength, "several Content-Length fields");
   }
-  if (lengths.size() == 1 &&
-      (lengths[0].empty() || !std::all_of(lengths[0].begin(), lengths[0].end(),
-                                          [](char c) { return absl::ascii_isdigit(c); }))) {
-    return fail(RequestError::kInvalidContentLength, absl::StrCat("Content-Length: ", lengths[0]));
+  if (lengths == 1 && (length.empty() || !std::all_of(length.begin(), length.end(), [](char c) {
+                         return absl::ascii_isdigit(c);
+                       }))) {
+    return fail(RequestError::kInvalidContentLength, absl::StrCat("Content-Length: ", length));
   }
-  std::vector<absl::string_view> encodings = headers.get_all("Transfer-Encoding");
-  if (!encodings.empty()) {
-    if (!lengths.empty()) {
+  if (transfer_encoding) {
+    if (lengths > 0) {
       return fail(RequestError::kContentLengthWithTransferEncoding,
                   "both Content-Length and Transfer-Encoding");
     }
     int chunked = 0;
     bool any = false;
-    for (absl::string_view value : encodings) {
+    for (const auto& [name, value] : current_.headers()) {
+      if (!equals_ignore_case(name, "Transfer-Encoding")) continue;
       for (absl::string_view coding : split_header_list(value)) {
         any = true;
-        if (!absl::EqualsIgnoreCase(coding, "chunked")) {
+        if (!equals_ignore_case(coding, "chunked")) {
           return fail(RequestError::kUnsupportedTransferEncoding,
                       absl::StrCat("Transfer-Encoding: ", value));
         }
@@ -301,6 +322,9 @@ int RequestParser::Impl::validate_head() {
                   "Transfer-Encoding must be exactly \"chunked\"");
     }
   }
+  keep_alive_ = internal::keep_alive_rule(1, parser_.http_minor, parser_.method == HTTP_CONNECT,
+                                          fields.connection, transfer_encoding);
+  expects_continue_ = parser_.http_minor >= 1 && fields.expect_continue;
   if ((parser_.flags & F_CONTENTLENGTH) && parser_.content_length > options_.max_body_size) {
     // Stopping at this header section, the caller may yet stream the body (no limit then).
     if (stop_at_headers_) {
@@ -322,7 +346,7 @@ int RequestParser::Impl::on_headers_complete(http_parser* p) {
   if (me->validate_head() != 0) return -1;
   me->state_ = State::kBody;
   bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
-  me->continue_pending_ = has_body && me->current_.expects_continue();
+  me->continue_pending_ = has_body && me->expects_continue_;
   if (has_body && me->stop_at_headers_) me->stop_ = Stop::kHeaders;
   http_parser_pause(p, 1);
   return 0;
@@ -368,13 +392,13 @@ int RequestParser::Impl::on_chunk_header(http_parser* p) {
 
 int RequestParser::Impl::on_message_complete(http_parser* p) {
   Impl* me = self(p);
-  bool keep_alive = me->current_.keep_alive();
+  const bool keep_alive = me->keep_alive_;
   if (me->sink_) {
     me->result_->streamed.push_back(me->result_->requests.size());
     me->sink_ = nullptr;
   }
   me->result_->requests.push_back(std::move(me->current_));
-  me->current_ = HTTPRequest();
+  me->current_ = std::move(me->spare_);  // cleared by recycle(), or empty
   me->state_ = keep_alive ? State::kIdle : State::kClosed;
   me->request_line_done_ = false;
   me->in_trailers_ = false;
@@ -392,7 +416,7 @@ RequestError RequestParser::Impl::classify_parser_error(http_errno err) const {
     case HPE_UNEXPECTED_CONTENT_LENGTH: {
       // A second Content-Length, or Content-Length with chunked: tell which.
       bool te = current_.headers().contains("Transfer-Encoding") ||
-                absl::EqualsIgnoreCase(field_, "Transfer-Encoding");
+                internal::equals_ignore_case(field_.get(), "Transfer-Encoding");
       return te ? RequestError::kContentLengthWithTransferEncoding
                 : RequestError::kInvalidContentLength;
     }
@@ -472,6 +496,8 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
     }
     const bool line_pending = !request_line_done_ && before == Section::kHead;
     size_t n = http_parser_execute(&parser_, &settings(), data.data(), len);
+    field_.spill();  // a field split across reads: its bytes so far outlive `data`
+    value_.spill();
     // The request line's LF has been consumed: http_major/minor are final (the first
     // byte handed to libhttp_parser in a header section is the request line's first).
     if (line_pending && state_ != State::kIdle && std::memchr(data.data(), '\n', n) != nullptr) {
@@ -533,6 +559,8 @@ RequestParser::RequestParser(Options options) : impl_(std::make_unique<Impl>(opt
 RequestParser::~RequestParser() = default;
 RequestParser::RequestParser(RequestParser&&) noexcept = default;
 RequestParser& RequestParser::operator=(RequestParser&&) noexcept = default;
+void RequestParser::reset(Options options) { impl_->reset(options); }
+void RequestParser::recycle(HTTPRequest request) { impl_->recycle(std::move(request)); }
 
 RequestParser::Result RequestParser::feed(absl::string_view data) {
   Result result;

@@ -86,6 +86,9 @@ class HTTPRequest {
   // HTTP/1.0 client's expectation is ignored, as that section requires).
   bool expects_continue() const;
 
+  // Back to a default-constructed request, keeping the allocated storage (for reuse).
+  void clear();
+
   friend bool operator==(const HTTPRequest&, const HTTPRequest&) = default;
 
  private:

@@ -142,6 +142,8 @@ class RequestParser {
     // Count and frame bodies, but do not keep them (HTTPRequest::body() stays empty): for
     // servers that ignore bodies, such as the example responder.
     bool discard_body = false;
+
+    friend bool operator==(const Options&, const Options&) = default;
   };
 
   enum class State {
@@ -187,6 +189,15 @@ class RequestParser {
   ~RequestParser();
   RequestParser(RequestParser&&) noexcept;
   RequestParser& operator=(RequestParser&&) noexcept;
+
+  // Makes this parser equivalent to RequestParser(options): no partial request, error, sink
+  // or state carries over. For a server that reuses a parser for another connection.
+  void reset(Options options);
+  // Optional: gives back a request this parser returned, once it is no longer needed, so that
+  // a later request is built in its storage (strings, field list) instead of fresh
+  // allocations; a server calls it after answering each request. Only storage carries over
+  // (a huge body or field list is freed rather than kept), never content.
+  void recycle(HTTPRequest request);
 
   // Consumes all of `data` (the bytes are copied as needed; `data` may be reused after the
   // call).

@@ -1,0 +1,111 @@
+// File: net/src/http/request_head.h (private)
+// RequestParser's helpers for a request's header section: the field name or value being
+// received, the one pass over the fields that validation and keep-alive need, and the
+// emptying of a request whose storage is reused.
+#ifndef IOLOOP_NET_SRC_HTTP_REQUEST_HEAD_H_
+#define IOLOOP_NET_SRC_HTTP_REQUEST_HEAD_H_
+
+#include <cstddef>
+#include <string>
+#include <utility>
+
+#include "absl/strings/string_view.h"
+#include "http/http_ascii.h"
+#include "ioloop/net/http/http_headers.h"
+#include "ioloop/net/http/http_request.h"
+
+namespace ioloop::net::internal {
+
+// A field name or value being received. libhttp_parser hands it over in one piece unless the
+// bytes were split across reads, so it is kept as a view of the caller's data and copied only
+// when a second piece comes or the data goes away (spill(): at the end of every
+// http_parser_execute() call); commit_header() then builds the field's strings once.
+class Piece {
+ public:
+  void add(const char* at, size_t n) {
+    if (!spilled_ && view_.empty()) {
+      view_ = absl::string_view(at, n);
+      return;
+    }
+    spill();
+    copy_.append(at, n);
+  }
+  // Copies a view into owned storage (the data it points into is about to go away).
+  void spill() {
+    if (spilled_ || view_.empty()) return;
+    copy_.assign(view_.data(), view_.size());
+    view_ = {};
+    spilled_ = true;
+  }
+  absl::string_view get() const { return spilled_ ? absl::string_view(copy_) : view_; }
+  // The bytes as a string, leaving this piece in an unspecified state (clear() it next).
+  std::string take() { return spilled_ ? std::move(copy_) : std::string(view_); }
+  bool empty() const { return get().empty(); }
+  void clear() {
+    view_ = {};
+    copy_.clear();
+    spilled_ = false;
+  }
+
+ private:
+  absl::string_view view_;
+  std::string copy_;
+  bool spilled_ = false;
+};
+
+// A request kept for its storage (RequestParser::recycle()) keeps at most this much: a
+// large body or field list is freed, not kept.
+inline constexpr size_t kReusedBodyCapacity = 4 * 1024;
+inline constexpr size_t kReusedFields = 64;
+
+// Empties `request` for reuse, keeping its storage within those bounds.
+inline void clear_for_reuse(HTTPRequest& request) {
+  if (request.body().capacity() > kReusedBodyCapacity) request.set_body(std::string());
+  if (request.headers().size() > kReusedFields) request.mutable_headers() = HTTPHeaders();
+  request.clear();
+}
+
+// What a header section says about framing and the connection, gathered in one pass (names
+// are told apart by length first: most fields are none of these).
+struct HeadFields {
+  size_t hosts = 0;
+  size_t lengths = 0;        // Content-Length fields
+  absl::string_view length;  // the first Content-Length's value
+  bool transfer_encoding = false;
+  bool expect_continue = false;  // an Expect field holds 100-continue
+  ConnectionTokens connection;
+};
+
+inline HeadFields scan_head_fields(const HTTPHeaders& headers) {
+  HeadFields f;
+  for (const auto& [name, value] : headers) {
+    switch (name.size()) {
+      case 4:
+        if (equals_ignore_case(name, "Host")) ++f.hosts;
+        break;
+      case 6:
+        if (!f.expect_continue && equals_ignore_case(name, "Expect")) {
+          f.expect_continue = any_list_element(value, [](absl::string_view token) {
+            return equals_ignore_case(token, "100-continue");
+          });
+        }
+        break;
+      case 10:
+        if (equals_ignore_case(name, "Connection")) scan_connection_tokens(value, f.connection);
+        break;
+      case 14:
+        if (equals_ignore_case(name, "Content-Length") && f.lengths++ == 0) f.length = value;
+        break;
+      case 17:
+        if (equals_ignore_case(name, "Transfer-Encoding")) f.transfer_encoding = true;
+        break;
+      default:
+        break;
+    }
+  }
+  return f;
+}
+
+}  // namespace ioloop::net::internal
+
+#endif  // IOLOOP_NET_SRC_HTTP_REQUEST_HEAD_H_
