@@ -135,6 +135,45 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# forget_pid PID: drops a process the script has already waited for from PIDS, so that the
+# exit trap never signals its PID, which the kernel may have given to another process since
+# (pid_max is 32768 here, and a run starts hundreds of processes).
+forget_pid() {
+  local keep=() p
+  for p in "${PIDS[@]}"; do [[ "$p" == "$1" ]] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+
+# start_syscall_counter COUNTER PID FILE [EVENTS]: counts PID's syscalls into FILE with
+# `perf stat -x,` (COUNTER perf; EVENTS default raw_syscalls:sys_enter) or `strace -c -f`
+# (COUNTER strace), returning once the counter is attached. Sets COUNTER_PID (also in PIDS, so
+# that the exit trap stops it). Not for a subshell: PIDS must see it. stop_syscall_counter
+# ends the count; FILE is complete once it returns.
+start_syscall_counter() {
+  local counter="$1" pid="$2" file="$3" events="${4:-raw_syscalls:sys_enter}"
+  if [[ "$counter" == perf ]]; then
+    perf stat -x, -e "$events" -p "$pid" -o "$file" &
+    COUNTER_PID=$!
+    PIDS+=("$COUNTER_PID")
+    sleep 0.5  # perf attaches at once; this leaves it time to open its counters
+  else
+    strace -c -f -p "$pid" -o "$file" 2>"$file.err" &
+    COUNTER_PID=$!
+    PIDS+=("$COUNTER_PID")
+    for _ in $(seq 100); do  # attached once the process's TracerPid is set
+      grep -q '^TracerPid:[[:space:]]*[1-9]' "/proc/$pid/status" && break
+      sleep 0.05
+    done
+    sleep 0.2
+  fi
+}
+
+stop_syscall_counter() {
+  kill -INT "$COUNTER_PID"
+  wait "$COUNTER_PID" 2>/dev/null || true
+  forget_pid "$COUNTER_PID"
+}
+
 # shellcheck disable=SC2034  # read by the scripts
 CLK_TCK="$(getconf CLK_TCK)"
 cpu_ticks() {

@@ -129,25 +129,10 @@ fi
 # $WORK_DIR/syscalls.$1.$2 as "NAME CALLS" lines plus "total CALLS"; sets STRACE_REQUESTS
 # (not run in a subshell, so that the counter's PID is in PIDS if the script is interrupted).
 syscall_window() {
-  local name="$1" round="$2" file="$WORK_DIR/syscalls.$1.$2" spid out
-  if [[ "$COUNTER" == perf ]]; then
-    perf stat -x, -e "$PERF_EVENTS" -p "${PID[$name]}" -o "$file.raw" &
-    spid=$!
-    PIDS+=("$spid")
-    sleep 0.5  # perf attaches at once; this leaves it time to open its counters
-  else
-    strace -c -f -p "${PID[$name]}" -o "$file.raw" 2>"$file.err" &
-    spid=$!
-    PIDS+=("$spid")
-    for _ in $(seq 100); do  # attached once the proxy's TracerPid is set
-      grep -q '^TracerPid:[[:space:]]*[1-9]' "/proc/${PID[$name]}/status" && break
-      sleep 0.05
-    done
-    sleep 0.2
-  fi
+  local name="$1" round="$2" file="$WORK_DIR/syscalls.$1.$2" out
+  start_syscall_counter "$COUNTER" "${PID[$name]}" "$file.raw" "$PERF_EVENTS"
   out="$(run_wrk "${PORT[$name]}" "$STRACE_DURATION" "$WORK_DIR/wrk.syscalls.$name.$round")"
-  kill -INT "$spid"
-  wait "$spid" 2>/dev/null || true
+  stop_syscall_counter
   STRACE_REQUESTS="${out%% *}"
   python3 - "$COUNTER" "$file.raw" >"$file" <<'PY'
 import re, sys

@@ -118,13 +118,10 @@ done
 # Syscalls per keep-alive request, in a window of their own.
 declare -A SYSCALLS
 for name in "${SERVERS[@]}"; do
-  strace -c -f -p "${PID[$name]}" -o "$WORK_DIR/strace_$name.txt" 2>/dev/null &
-  tracer=$!
-  sleep 0.5
+  start_syscall_counter strace "${PID[$name]}" "$WORK_DIR/strace_$name.txt"
   read -r requests _ _ < <(run_wrk "${PORT[$name]}" "$STRACE_DURATION" \
     "$WORK_DIR/wrk_strace_$name.txt" https)
-  kill -INT "$tracer"
-  wait "$tracer" 2>/dev/null || true
+  stop_syscall_counter
   calls="$(awk '$NF == "total" {print $4; exit}' "$WORK_DIR/strace_$name.txt")"
   SYSCALLS[$name]="$(python3 -c "print(f'{$calls / $requests:.2f}')")"
 done

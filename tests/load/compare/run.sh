@@ -173,15 +173,6 @@ start_server() {
   PORT[$inst]="$(port_from_stdout "$WORK_DIR/$inst.out")"
 }
 
-# forget_pid PID: drops a process this script has already waited for from PIDS, so that the
-# exit trap never signals its PID, which the kernel may have given to another process since
-# (pid_max is 32768 here, and a run starts hundreds of processes).
-forget_pid() {
-  local keep=() p
-  for p in "${PIDS[@]}"; do [[ "$p" == "$1" ]] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
-
 stop_server() {
   kill -TERM "${PID[$1]}" 2>/dev/null || true
   wait "${PID[$1]}" 2>/dev/null || true
@@ -247,27 +238,11 @@ fi
 # of the load; appends "kind load name calls count" to $SYSCALLS. Not run in a subshell, so
 # that the counter's PID is in PIDS if the script is interrupted.
 syscall_window() {
-  local kind="$1" load="$2" name="$3" inst="$1.$3" file="$WORK_DIR/syscalls.$1.$2.$3" spid out
+  local kind="$1" load="$2" name="$3" inst="$1.$3" file="$WORK_DIR/syscalls.$1.$2.$3" out
   local calls
-  if [[ "$COUNTER" == perf ]]; then
-    perf stat -x, -e raw_syscalls:sys_enter -p "${PID[$inst]}" -o "$file.raw" &
-    spid=$!
-    PIDS+=("$spid")
-    sleep 0.5  # perf attaches at once; this leaves it time to open its counters
-  else
-    strace -c -f -p "${PID[$inst]}" -o "$file.raw" 2>"$file.err" &
-    spid=$!
-    PIDS+=("$spid")
-    for _ in $(seq 100); do  # attached once the server's TracerPid is set
-      grep -q '^TracerPid:[[:space:]]*[1-9]' "/proc/${PID[$inst]}/status" && break
-      sleep 0.05
-    done
-    sleep 0.2
-  fi
+  start_syscall_counter "$COUNTER" "${PID[$inst]}" "$file.raw"
   out="$(measure "$kind" "$load" "$inst" "$SYSCALL_DURATION" "$file.load")"
-  kill -INT "$spid"
-  wait "$spid" 2>/dev/null || true
-  forget_pid "$spid"
+  stop_syscall_counter
   if [[ "$COUNTER" == perf ]]; then
     calls="$(awk -F, '$3 == "raw_syscalls:sys_enter" {print $1}' "$file.raw")"
   else
