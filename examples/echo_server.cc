@@ -139,8 +139,7 @@ int main(int argc, char** argv) {
   }
   ex::announce_listening(server.addresses());
   logger().info("echo server running with {} thread(s) on {}{}; Ctrl-C stops it", threads,
-                std::string(ioloop::poller_kind_name((*loop)->poller_kind())),
-                *tls ? ", TLS" : "");
+                std::string(ioloop::poller_kind_name((*loop)->poller_kind())), *tls ? ", TLS" : "");
 
   (*loop)->start();
 

@@ -1,6 +1,6 @@
-#include <string>
-
 #include "ioloop/events.h"
+
+#include <string>
 
 namespace ioloop {
 

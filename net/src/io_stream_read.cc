@@ -88,8 +88,7 @@ void IOStream::resume_reading() {
   if (dispatching_) return;
   // Buffered data for a read, an EOF (or a close held back while paused), or plaintext the
   // transport already decrypted: none of them makes the fd readable again.
-  if ((read_.active() && !read_buffer_.empty()) || peer_ended() ||
-      (has_buffered_input())) {
+  if ((read_.active() && !read_buffer_.empty()) || peer_ended() || (has_buffered_input())) {
     schedule_deferred();
   }
   update_interest();

@@ -28,8 +28,7 @@ WriteQueue& IOStream::queue() {
 
 absl::Status IOStream::write_precheck() const {
   if (closed()) return closed_status();
-  if (phase_ == Phase::kShuttingDown || phase_ == Phase::kWriteShut ||
-      phase_ == Phase::kDraining) {
+  if (phase_ == Phase::kShuttingDown || phase_ == Phase::kWriteShut || phase_ == Phase::kDraining) {
     return absl::FailedPreconditionError("IOStream: write after shutdown_write()");
   }
   return absl::OkStatus();

@@ -30,9 +30,7 @@ void ReadRequest::start_bytes(size_t n, bool partial) {
   kind_ = partial && n > 0 ? Kind::kBytesPartial : Kind::kBytes;
 }
 
-void ReadRequest::start_until_close() {
-  kind_ = Kind::kUntilClose;
-}
+void ReadRequest::start_until_close() { kind_ = Kind::kUntilClose; }
 
 void ReadRequest::start_streaming(StreamingCallback on_chunk, size_t total_bytes) {
   on_chunk_ = std::make_unique<StreamingCallback>(std::move(on_chunk));
@@ -69,8 +67,7 @@ ReadRequest::Match ReadRequest::match(Buffer& buffer, std::string* out, absl::St
   return Match::kWait;
 }
 
-ReadRequest::Match ReadRequest::match_until(Buffer& buffer, std::string* out,
-                                            absl::Status* error) {
+ReadRequest::Match ReadRequest::match_until(Buffer& buffer, std::string* out, absl::Status* error) {
   const size_t size = buffer.size();
   const absl::string_view delim = delimiter();
   const size_t pos = buffer.find(delim, scan_from_);

@@ -31,8 +31,8 @@ void Socket::reset(int fd) {
 
 absl::Status Socket::set_option(int level, int name, int value, const char* name_for_errors) {
   if (::setsockopt(fd_, level, name, &value, sizeof value) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("setsockopt(", name_for_errors, "=", value,
-                                                   ") on fd ", fd_));
+    return absl::ErrnoToStatus(
+        errno, absl::StrCat("setsockopt(", name_for_errors, "=", value, ") on fd ", fd_));
   }
   return absl::OkStatus();
 }
@@ -41,7 +41,8 @@ absl::StatusOr<int> Socket::get_option(int level, int name, const char* name_for
   int value = 0;
   socklen_t len = sizeof value;
   if (::getsockopt(fd_, level, name, &value, &len) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("getsockopt(", name_for_errors, ") on fd ", fd_));
+    return absl::ErrnoToStatus(errno,
+                               absl::StrCat("getsockopt(", name_for_errors, ") on fd ", fd_));
   }
   return value;
 }

@@ -54,9 +54,7 @@ absl::StatusOr<SocketAddress> SocketAddress::unix_path(absl::string_view path) {
   return out;
 }
 
-SocketAddress SocketAddress::ipv4_loopback(uint16_t port) {
-  return *parse("127.0.0.1", port);
-}
+SocketAddress SocketAddress::ipv4_loopback(uint16_t port) { return *parse("127.0.0.1", port); }
 
 SocketAddress SocketAddress::ipv4_any(uint16_t port) { return *parse("0.0.0.0", port); }
 
@@ -76,7 +74,8 @@ void SocketAddress::set_port(uint16_t port) {
 std::string SocketAddress::host() const {
   char buf[INET6_ADDRSTRLEN] = {};
   if (family() == AF_INET) {
-    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf, sizeof buf);
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf,
+                sizeof buf);
     return buf;
   }
   if (family() == AF_INET6) {

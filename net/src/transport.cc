@@ -45,7 +45,8 @@ class PlainTransport final : public Transport {
 
   IOResult shutdown_write(int fd) override {
     if (::shutdown(fd, SHUT_WR) != 0 && errno != ENOTCONN) {
-      return IOResult::error(absl::ErrnoToStatus(errno, absl::StrCat("IOStream: shutdown(SHUT_WR) fd ", fd)));
+      return IOResult::error(
+          absl::ErrnoToStatus(errno, absl::StrCat("IOStream: shutdown(SHUT_WR) fd ", fd)));
     }
     return IOResult::done(0);
   }

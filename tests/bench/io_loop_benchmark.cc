@@ -191,9 +191,15 @@ void BM_TimerLateness(benchmark::State& state, PollerKind kind) {
   state.counters["late_us_max"] = max_us;
 }
 BENCHMARK_CAPTURE(BM_TimerLateness, epoll, PollerKind::kEpoll)
-    ->Arg(250)->Arg(1000)->UseRealTime()->Iterations(200);
+    ->Arg(250)
+    ->Arg(1000)
+    ->UseRealTime()
+    ->Iterations(200);
 BENCHMARK_CAPTURE(BM_TimerLateness, poll, PollerKind::kPoll)
-    ->Arg(250)->Arg(1000)->UseRealTime()->Iterations(200);
+    ->Arg(250)
+    ->Arg(1000)
+    ->UseRealTime()
+    ->Iterations(200);
 
 // --- dispatch cost with N idle fds ----------------------------------------------------------
 

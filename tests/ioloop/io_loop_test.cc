@@ -445,9 +445,8 @@ TEST_P(IOLoopTest, StatsCountWhatRan) {
   // due in one iteration): each step is armed by the one before, so the first timer, the
   // second, and the last (armed by the READ the second caused) run in three iterations at
   // least, and the loop blocks waiting for each.
-  loop().call_later(absl::Milliseconds(5), [&] {
-    loop().call_later(absl::Milliseconds(5), [&] { sp.send(); });
-  });
+  loop().call_later(absl::Milliseconds(5),
+                    [&] { loop().call_later(absl::Milliseconds(5), [&] { sp.send(); }); });
   ASSERT_TRUE(wait());
   const IOLoop::Stats s = loop().stats();
   EXPECT_GE(s.iterations, 3u);

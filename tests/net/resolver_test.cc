@@ -11,9 +11,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "ioloop/mutex.h"
 #include "gai_status.h"
 #include "gtest/gtest.h"
+#include "ioloop/mutex.h"
 #include "testing/gated_lookup.h"
 #include "testing/loop_test_base.h"
 

@@ -15,8 +15,8 @@
 #include <stdexcept>
 #include <thread>
 
-#include "ioloop/mutex.h"
 #include "gtest/gtest.h"
+#include "ioloop/mutex.h"
 #include "ioloop/net/tcp_client.h"
 #include "testing/loop_test_base.h"
 

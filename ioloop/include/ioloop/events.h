@@ -11,7 +11,7 @@
 namespace ioloop {
 
 // Readable, or a listening socket has a connection waiting, or the peer sent EOF.
-inline constexpr uint32_t READ = 0x001;   // EPOLLIN, POLLIN
+inline constexpr uint32_t READ = 0x001;  // EPOLLIN, POLLIN
 // Writable: the send buffer has room.
 inline constexpr uint32_t WRITE = 0x004;  // EPOLLOUT, POLLOUT
 // Error or hang-up. Always reported, whether or not it was asked for.

@@ -25,8 +25,8 @@
 #define IOLOOP_LOOP_HANDLE_H_
 
 #include "absl/base/thread_annotations.h"
-#include "ioloop/mutex.h"
 #include "ioloop/io_loop.h"
+#include "ioloop/mutex.h"
 
 namespace ioloop {
 

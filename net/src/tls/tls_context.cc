@@ -286,7 +286,6 @@ absl::StatusOr<CtxPtr> new_context(const SSL_METHOD* method, TLSVersion min_vers
   return owned;
 }
 
-
 }  // namespace
 
 TLSContext::TLSContext(ssl_ctx_st* ctx, bool is_server) : ctx_(ctx), is_server_(is_server) {}

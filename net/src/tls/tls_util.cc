@@ -84,8 +84,8 @@ int send_nosignal(BIO* bio, const char* data, int len) {
 const BIO_METHOD* nosignal_socket_method() {
   static const BIO_METHOD* const kMethod = [] {
     const BIO_METHOD* socket = BIO_s_socket();
-    BIO_METHOD* m = BIO_meth_new(
-        BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "ioloop socket");
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                                 "ioloop socket");
     if (m == nullptr) return static_cast<BIO_METHOD*>(nullptr);
     BIO_meth_set_write(m, &send_nosignal);
     BIO_meth_set_read(m, BIO_meth_get_read(socket));

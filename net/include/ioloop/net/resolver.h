@@ -37,9 +37,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
-#include "ioloop/mutex.h"
 #include "ioloop/io_loop.h"
 #include "ioloop/loop_handle.h"
+#include "ioloop/mutex.h"
 #include "ioloop/net/socket_address.h"
 
 namespace ioloop::net {

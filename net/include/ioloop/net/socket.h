@@ -49,11 +49,11 @@ class Socket {
   // Closes the current fd (if any) and adopts `fd`.
   void reset(int fd = -1);
 
-  absl::Status set_nodelay(bool on);      // TCP_NODELAY: send small segments at once
-  absl::Status set_cork(bool on);         // TCP_CORK: hold partial frames until uncorked
-  absl::Status set_reuse_addr(bool on);   // SO_REUSEADDR
-  absl::Status set_reuse_port(bool on);   // SO_REUSEPORT: several listeners, kernel balances
-  absl::Status set_keepalive(bool on);    // SO_KEEPALIVE
+  absl::Status set_nodelay(bool on);           // TCP_NODELAY: send small segments at once
+  absl::Status set_cork(bool on);              // TCP_CORK: hold partial frames until uncorked
+  absl::Status set_reuse_addr(bool on);        // SO_REUSEADDR
+  absl::Status set_reuse_port(bool on);        // SO_REUSEPORT: several listeners, kernel balances
+  absl::Status set_keepalive(bool on);         // SO_KEEPALIVE
   absl::Status set_send_buffer(int bytes);     // SO_SNDBUF
   absl::Status set_receive_buffer(int bytes);  // SO_RCVBUF
   absl::Status set_linger_zero();  // SO_LINGER {1, 0}: close() sends RST (tests, aborts)

@@ -38,7 +38,9 @@ class SocketAddress {
   std::string host() const;
 
   const struct sockaddr* get() const { return reinterpret_cast<const struct sockaddr*>(&storage_); }
-  struct sockaddr* mutable_get() { return reinterpret_cast<struct sockaddr*>(&storage_); }
+  struct sockaddr* mutable_get() {
+    return reinterpret_cast<struct sockaddr*>(&storage_);
+  }
   socklen_t length() const { return length_; }
   void set_length(socklen_t len) { length_ = len; }
 

@@ -26,7 +26,6 @@
 
 #include <cstddef>
 #include <cstdint>
-
 #include <memory>
 
 #include "absl/status/status.h"

@@ -35,11 +35,11 @@ class ReadRequest {
 
   // What match() found in the buffer.
   enum class Match : uint8_t {
-    kWait,      // not enough data yet
-    kComplete,  // *out is the read's result; call finish() and complete the read
-    kChunk,     // *out is a streaming chunk for on_chunk(); the read goes on
-    kLastChunk, // *out is the last streaming chunk (total_bytes reached); then finish("")
-    kTooLong,   // read_until's max_bytes exceeded; *error says so
+    kWait,       // not enough data yet
+    kComplete,   // *out is the read's result; call finish() and complete the read
+    kChunk,      // *out is a streaming chunk for on_chunk(); the read goes on
+    kLastChunk,  // *out is the last streaming chunk (total_bytes reached); then finish("")
+    kTooLong,    // read_until's max_bytes exceeded; *error says so
   };
 
   // Most bytes one streaming chunk carries (a fairness slice).
