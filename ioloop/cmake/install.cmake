@@ -19,7 +19,8 @@ install(TARGETS ioloop_ioloop ioloop_net ioloop_http ioloop_tls EXPORT ioloopTar
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 # Every header under the include/ directories is public (ioloop/net/internal/ too: io_stream.h
 # includes it); the private ones live in src/ and are never installed.
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/ioloop/include/ioloop ${PROJECT_SOURCE_DIR}/net/include/ioloop
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/ioloop/include/ioloop
+                  ${PROJECT_SOURCE_DIR}/net/include/ioloop
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} FILES_MATCHING PATTERN "*.h")
 install(EXPORT ioloopTargets NAMESPACE ioloop:: DESTINATION ${_ioloop_cmake_dir})
 
@@ -28,7 +29,8 @@ configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/ioloopConfig.cmake.in
 # 0.x: a minor bump may break the API, so 0.1.y satisfies a request for 0.1 only.
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/ioloopConfigVersion.cmake
   VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
-install(FILES ${PROJECT_BINARY_DIR}/ioloopConfig.cmake ${PROJECT_BINARY_DIR}/ioloopConfigVersion.cmake
+install(FILES ${PROJECT_BINARY_DIR}/ioloopConfig.cmake
+              ${PROJECT_BINARY_DIR}/ioloopConfigVersion.cmake
         DESTINATION ${_ioloop_cmake_dir})
 
 # pkg-config: one file per library plus ioloop.pc for all of them. The libraries are static,

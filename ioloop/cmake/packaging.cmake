@@ -15,13 +15,15 @@ set(CPACK_PACKAGE_NAME libioloop-dev)
 set(CPACK_PACKAGE_VENDOR ioloop)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${PROJECT_DESCRIPTION} (development files)")
+# The extended description: dpkg shows it as is, so lines stay under 80 columns.
 set(CPACK_PACKAGE_DESCRIPTION
-    "ioloop is a C++20 callback-driven network library in the style of Tornado's IOLoop: an
-event loop on epoll, poll or select, buffered streams, TCP server and client, an HTTP/1.1
-server and client with a keep-alive pool, and TLS through OpenSSL 3.
+    "ioloop is a C++20 callback-driven network library in the style of
+Tornado's IOLoop: an event loop on epoll, poll or select, buffered
+streams, TCP server and client, an HTTP/1.1 server and client with a
+keep-alive pool, and TLS through OpenSSL 3.
 This package holds the static libraries, the headers, the CMake package
-(find_package(ioloop CONFIG)) and the pkg-config files (ioloop, ioloop-core, ioloop-net,
-ioloop-http, ioloop-tls).")
+(find_package(ioloop CONFIG)) and the pkg-config files (ioloop,
+ioloop-core, ioloop-net, ioloop-http, ioloop-tls).")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES OFF)  # static archives keep their symbols (and the build's debug info)
 

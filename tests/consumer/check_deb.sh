@@ -9,6 +9,7 @@
 set -euo pipefail
 [ $# -eq 4 ] || { echo "usage: check_deb.sh BUILD_DIR WORK LIBDIR VERSION" >&2; exit 2; }
 build=$1 work=$2 libdir=$3 version=$4
+# shellcheck source=tests/consumer/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 rm -rf "$work"
@@ -23,7 +24,8 @@ info=$(dpkg-deb -I "$deb")
 field() { sed -n "s/^ $1: //p" <<<"$info"; }
 [ "$(field Package)" = libioloop-dev ] || fail "Package: $(field Package)"
 [ "$(field Version)" = "$version" ] || fail "Version: $(field Version)"
-[ "$(field Architecture)" = "$(dpkg --print-architecture)" ] || fail "Architecture: $(field Architecture)"
+[ "$(field Architecture)" = "$(dpkg --print-architecture)" ] ||
+  fail "Architecture: $(field Architecture)"
 [ "$(field Section)" = libdevel ] || fail "Section: $(field Section)"
 [ -n "$(field Maintainer)" ] || fail "no Maintainer"
 field Description | grep -q . || fail "no Description"
@@ -42,7 +44,9 @@ for f in "$libdir/libioloop.a" "$libdir/libioloop_net.a" "$libdir/libioloop_http
   "$libdir/pkgconfig/ioloop.pc" "$libdir/pkgconfig/ioloop-net.pc"; do
   grep -qx "\./usr/$f" <<<"$contents" || fail "the package lacks /usr/$f"
 done
-stray=$(grep -v '/$' <<<"$contents" | grep -Ev "^\./usr/(include/ioloop/.*\.h|$libdir/[^/]*\.a|$libdir/cmake/ioloop/[^/]*\.cmake|$libdir/pkgconfig/[^/]*\.pc)$" || true)
+allowed="include/ioloop/.*\.h|$libdir/[^/]*\.a|$libdir/cmake/ioloop/[^/]*\.cmake"
+allowed+="|$libdir/pkgconfig/[^/]*\.pc"
+stray=$(grep -v '/$' <<<"$contents" | grep -Ev "^\./usr/($allowed)$" || true)
 [ -z "$stray" ] || fail "the package holds more than headers, archives, CMake and .pc files: $stray"
 
 dpkg -x "$deb" "$work/root"

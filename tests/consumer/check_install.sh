@@ -7,6 +7,7 @@
 set -euo pipefail
 [ $# -eq 4 ] || { echo "usage: check_install.sh BUILD_DIR WORK LIBDIR VERSION" >&2; exit 2; }
 build=$1 work=$2 libdir=$3 version=$4
+# shellcheck source=tests/consumer/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 rm -rf "$work"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by check_install.sh and check_deb.sh (sourced): builds tests/consumer/ against an
 # installed ioloop twice, once with CMake (find_package) and once with a bare c++ command
 # line from pkg-config, and runs each program of each build for its one round trip.
@@ -13,14 +14,14 @@ fail() {
   exit 1
 }
 
-# Runs program $1 and compares its whole stdout with $2 (printf format), exit status 0.
+# Runs program $1, which must exit 0 and print exactly the bytes $2 (trailing newline too).
 expect_output() {
-  local program=$1 expected got status=0
-  expected=$(printf "$2")
-  got=$("$program") || status=$?
-  [ "$status" -eq 0 ] || fail "$program exited $status, printed: $got"
-  [ "$got" = "$expected" ] || fail "$program printed '$got', expected '$expected'"
-  echo "ok: $program: $got"
+  local program=$1 expected=$2 status=0
+  "$program" >"$program.out" || status=$?
+  [ "$status" -eq 0 ] || fail "$program exited $status, printed: $(cat "$program.out")"
+  printf '%s' "$expected" | cmp -s - "$program.out" ||
+    fail "$program printed '$(cat "$program.out")', expected '$expected'"
+  echo "ok: $program: $(cat "$program.out")"
 }
 
 consumer_build_and_run() {
@@ -30,12 +31,13 @@ consumer_build_and_run() {
   #    system-wide ioloop would otherwise pass unnoticed). No build type: -O0, fastest.
   cmake -S "$consumer_src" -B "$work/cmake" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
     >"$work/cmake-configure.log" 2>&1 || { cat "$work/cmake-configure.log"; fail "configure"; }
-  grep -qx "ioloop_DIR:PATH=$prefix/$libdir/cmake/ioloop" "$work/cmake/CMakeCache.txt" ||
-    fail "find_package(ioloop) did not use $prefix: $(grep '^ioloop_DIR' "$work/cmake/CMakeCache.txt")"
+  local cache="$work/cmake/CMakeCache.txt"
+  grep -qx "ioloop_DIR:PATH=$prefix/$libdir/cmake/ioloop" "$cache" ||
+    fail "find_package(ioloop) did not use $prefix: $(grep '^ioloop_DIR' "$cache")"
   cmake --build "$work/cmake" -j 1 >"$work/cmake-build.log" 2>&1 ||
     { cat "$work/cmake-build.log"; fail "cmake build"; }
-  expect_output "$work/cmake/echo_roundtrip" 'echo: hello, ioloop\n'
-  expect_output "$work/cmake/http_roundtrip" 'http: 200 hello from /consumer\n'
+  expect_output "$work/cmake/echo_roundtrip" $'echo: hello, ioloop\n'
+  expect_output "$work/cmake/http_roundtrip" $'http: 200 hello from /consumer\n'
 
   # 2. pkg-config: nothing but the compiler and `pkg-config --static` (the archives are
   #    static, so their own dependencies come from Requires.private and Libs.private).
@@ -63,6 +65,6 @@ consumer_build_and_run() {
     c++ -std=c++20 "$consumer_src/$name.cc" -o "$work/pc/$name" \
       $(pkg-config --cflags --libs --static ioloop) || fail "c++ $name.cc with pkg-config"
   done
-  expect_output "$work/pc/echo_roundtrip" 'echo: hello, ioloop\n'
-  expect_output "$work/pc/http_roundtrip" 'http: 200 hello from /consumer\n'
+  expect_output "$work/pc/echo_roundtrip" $'echo: hello, ioloop\n'
+  expect_output "$work/pc/http_roundtrip" $'http: 200 hello from /consumer\n'
 }
