@@ -42,6 +42,6 @@ if(absl_VERSION)
 endif()
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
     "${_ioloop_absl_dep}, libfmt-dev, libspdlog-dev, libssl-dev (>= 3.0), libhttp-parser-dev")
-set(CPACK_SOURCE_IGNORE_FILES "/\\\\.git/" "/build/")
+set(CPACK_SOURCE_IGNORE_FILES "/\\\\.git/" "/\\\\.git$" "/build/")  # a worktree's .git is a file
 
 include(CPack)

@@ -14,7 +14,7 @@ source "$(dirname "$0")/lib.sh"
 
 rm -rf "$work"
 mkdir -p "$work"
-cpack -G DEB --config "$build/CPackConfig.cmake" -B "$work/deb" >"$work/cpack.log" 2>&1 ||
+"$CPACK" -G DEB --config "$build/CPackConfig.cmake" -B "$work/deb" >"$work/cpack.log" 2>&1 ||
   { cat "$work/cpack.log"; fail "cpack"; }
 deb="$work/deb/libioloop-dev_${version}_$(dpkg --print-architecture).deb"
 [ -f "$deb" ] || fail "no $deb; cpack made: $(ls "$work/deb")"
@@ -52,3 +52,4 @@ stray=$(grep -v '/$' <<<"$contents" | grep -Ev "^\./usr/($allowed)$" || true)
 dpkg -x "$deb" "$work/root"
 consumer_build_and_run "$work/root/usr" "$libdir" "$version" "$work"
 echo "PASS: $(basename "$deb") checked, unpacked and built against"
+rm -rf "$work"

@@ -12,7 +12,7 @@ source "$(dirname "$0")/lib.sh"
 
 rm -rf "$work"
 mkdir -p "$work"
-cmake --install "$build" --prefix "$work/prefix" >"$work/install.log" ||
+"$CMAKE" --install "$build" --prefix "$work/prefix" >"$work/install.log" ||
   { cat "$work/install.log"; fail "cmake --install"; }
 # Headers of every exported library, and none of the private ones (net/src/...).
 for f in include/ioloop/io_loop.h include/ioloop/net/io_stream.h \
@@ -28,4 +28,5 @@ stray=$(cd "$work/prefix" && find . -type f ! -path "./include/ioloop/*.h" \
 [ -z "$stray" ] || fail "installed beyond headers, archives, CMake and .pc files: $stray"
 
 consumer_build_and_run "$work/prefix" "$libdir" "$version" "$work"
-echo "PASS: consumer built and ran against the installed prefix $work/prefix"
+echo "PASS: consumer built and ran against the installed prefix"
+rm -rf "$work"

@@ -7,6 +7,9 @@
 # PREFIX holds include/ and LIBDIR/ (a `cmake --install` prefix, or usr/ of the unpacked
 # .deb); WORK is a scratch directory. Fails (set -e) on the first wrong byte.
 
+# The CMake of the build under test (the ctest passes it), else the one on PATH.
+CMAKE=${CMAKE:-cmake}
+CPACK=${CPACK:-cpack}
 consumer_src="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 fail() {
@@ -29,12 +32,12 @@ consumer_build_and_run() {
 
   # 1. CMake: find_package(ioloop CONFIG) from PREFIX only (the cache must name it: a stray
   #    system-wide ioloop would otherwise pass unnoticed). No build type: -O0, fastest.
-  cmake -S "$consumer_src" -B "$work/cmake" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
+  "$CMAKE" -S "$consumer_src" -B "$work/cmake" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
     >"$work/cmake-configure.log" 2>&1 || { cat "$work/cmake-configure.log"; fail "configure"; }
   local cache="$work/cmake/CMakeCache.txt"
   grep -qx "ioloop_DIR:PATH=$prefix/$libdir/cmake/ioloop" "$cache" ||
     fail "find_package(ioloop) did not use $prefix: $(grep '^ioloop_DIR' "$cache")"
-  cmake --build "$work/cmake" -j 1 >"$work/cmake-build.log" 2>&1 ||
+  "$CMAKE" --build "$work/cmake" -j 1 >"$work/cmake-build.log" 2>&1 ||
     { cat "$work/cmake-build.log"; fail "cmake build"; }
   expect_output "$work/cmake/echo_roundtrip" $'echo: hello, ioloop\n'
   expect_output "$work/cmake/http_roundtrip" $'http: 200 hello from /consumer\n'
