@@ -25,7 +25,11 @@ This package holds the static libraries, the headers, the CMake package
 (find_package(ioloop CONFIG)) and the pkg-config files (ioloop,
 ioloop-core, ioloop-net, ioloop-http, ioloop-tls).")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
-set(CPACK_STRIP_FILES OFF)  # static archives keep their symbols (and the build's debug info)
+# The archives lose their debug information, not their symbols (strip_archives.cmake).
+if(IOLOOP_DEB_STRIP_DEBUG AND CMAKE_STRIP)
+  set(CPACK_IOLOOP_STRIP "${CMAKE_STRIP}")
+  set(CPACK_PRE_BUILD_SCRIPTS ${CMAKE_CURRENT_LIST_DIR}/strip_archives.cmake)
+endif()
 
 set(CPACK_DEBIAN_PACKAGE_NAME libioloop-dev)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)  # libioloop-dev_<version>_<arch>.deb

@@ -13,6 +13,7 @@ if(IOLOOP_INSTALL AND CMAKE_BUILD_TYPE STREQUAL "RelWithDebInfo"
   foreach(kind install deb)
     add_test(NAME package_consumer_${kind}
              COMMAND ${CMAKE_COMMAND} -E env CMAKE=${CMAKE_COMMAND} CPACK=${CMAKE_CPACK_COMMAND}
+                     DEB_STRIPPED=$<BOOL:${IOLOOP_DEB_STRIP_DEBUG}>
                      bash ${CMAKE_CURRENT_SOURCE_DIR}/consumer/check_${kind}.sh
                      ${PROJECT_BINARY_DIR} ${PROJECT_BINARY_DIR}/packaging/${kind}
                      ${CMAKE_INSTALL_LIBDIR} ${PROJECT_VERSION})

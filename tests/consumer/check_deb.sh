@@ -28,7 +28,7 @@ field() { sed -n "s/^ $1: //p" <<<"$info"; }
   fail "Architecture: $(field Architecture)"
 [ "$(field Section)" = libdevel ] || fail "Section: $(field Section)"
 [ -n "$(field Maintainer)" ] || fail "no Maintainer"
-field Description | grep -q . || fail "no Description"
+[ -n "$(field Description)" ] || fail "no Description"
 depends=", $(field Depends),"
 for dep in libabsl-dev libspdlog-dev libfmt-dev libssl-dev libhttp-parser-dev; do
   grep -Eq ", $dep( \([^)]*\))?," <<<"$depends" || fail "Depends lacks $dep: $depends"
@@ -50,6 +50,14 @@ stray=$(grep -v '/$' <<<"$contents" | grep -Ev "^\./usr/($allowed)$" || true)
 [ -z "$stray" ] || fail "the package holds more than headers, archives, CMake and .pc files: $stray"
 
 dpkg -x "$deb" "$work/root"
+# IOLOOP_DEB_STRIP_DEBUG (the default): no debug sections left in the archives.
+if [ "${DEB_STRIPPED:-0}" = 1 ]; then
+  for archive in "$work/root/usr/$libdir"/*.a; do
+    # (not `objdump | grep -q`: grep's early exit would fail objdump under pipefail)
+    sections=$(objdump -h "$archive")
+    if grep -q '\.debug_info' <<<"$sections"; then fail "$archive has debug info"; fi
+  done
+fi
 consumer_build_and_run "$work/root/usr" "$libdir" "$version" "$work"
 echo "PASS: $(basename "$deb") checked, unpacked and built against"
 rm -rf "$work"

@@ -48,8 +48,9 @@ consumer_build_and_run() {
   local found
   found=$(pkg-config --modversion ioloop) || fail "pkg-config does not find ioloop"
   [ "$found" = "$version" ] || fail "pkg-config: ioloop version $found, expected $version"
-  pkg-config --variable=pcfiledir ioloop | grep -qx "$prefix/$libdir/pkgconfig" ||
-    fail "pkg-config used $(pkg-config --variable=pcfiledir ioloop), not $prefix"
+  local pcfiledir
+  pcfiledir=$(pkg-config --variable=pcfiledir ioloop)
+  [ "$pcfiledir" = "$prefix/$libdir/pkgconfig" ] || fail "pkg-config used $pcfiledir, not $prefix"
   # The layers: the stream library alone pulls in neither HTTP nor TLS.
   local net_libs
   net_libs=$(pkg-config --static --libs ioloop-net)
