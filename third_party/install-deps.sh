@@ -10,6 +10,8 @@
 set -euo pipefail
 
 packages=(
+  # The packaging tests (tests/consumer/) use cpack (cmake), pkg-config, c++ (g++) and
+  # dpkg-deb/dpkg -x (dpkg, Essential on every Debian): nothing beyond this list.
   cmake ninja-build g++ make pkg-config
   clang libclang-rt-14-dev          # libFuzzer target and clang builds
   libabsl-dev libspdlog-dev libfmt-dev
