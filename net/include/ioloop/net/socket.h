@@ -1,14 +1,14 @@
-// File: ioloop/net/socket.h
-// Socket: a move-only owner of one socket fd. Every fd it creates is SOCK_NONBLOCK and
-// SOCK_CLOEXEC. The destructor closes the fd; release() gives ownership away.
-//
-// Threading: like an int. Use it from one thread at a time.
-// Errors: every setter returns a Status naming the option and the errno text.
-//
-// Example:
-//   auto sock = ioloop::net::Socket::create(AF_INET);
-//   if (!sock.ok()) return sock.status();
-//   RETURN_IF_ERROR(sock->set_nodelay(true));
+/// @file ioloop/net/socket.h
+/// Socket: a move-only owner of one socket fd. Every fd it creates is SOCK_NONBLOCK and
+/// SOCK_CLOEXEC. The destructor closes the fd; release() gives ownership away.
+///
+/// Threading: like an int. Use it from one thread at a time.
+/// Errors: every setter returns a Status naming the option and the errno text.
+///
+/// Example:
+///   auto sock = ioloop::net::Socket::create(AF_INET);
+///   if (!sock.ok()) return sock.status();
+///   RETURN_IF_ERROR(sock->set_nodelay(true));
 #ifndef IOLOOP_NET_SOCKET_H_
 #define IOLOOP_NET_SOCKET_H_
 
@@ -24,8 +24,8 @@ namespace ioloop::net {
 
 class Socket {
  public:
-  Socket() = default;  // holds no fd
-  // Adopts `fd` (it is closed by this object). Does not change its flags.
+  Socket() = default;  ///< holds no fd
+  /// Adopts `fd` (it is closed by this object). Does not change its flags.
   explicit Socket(int fd) : fd_(fd) {}
   ~Socket() { reset(); }
   Socket(Socket&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
@@ -36,31 +36,31 @@ class Socket {
   Socket(const Socket&) = delete;
   Socket& operator=(const Socket&) = delete;
 
-  // socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol).
+  /// socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol).
   static absl::StatusOr<Socket> create(int family, int type = SOCK_STREAM, int protocol = 0);
-  // A connected AF_UNIX pair, both non-blocking and close-on-exec.
+  /// A connected AF_UNIX pair, both non-blocking and close-on-exec.
   static absl::StatusOr<std::pair<Socket, Socket>> pair(int type = SOCK_STREAM);
 
   int fd() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
   explicit operator bool() const { return valid(); }
-  // Gives up ownership; this object then holds no fd.
+  /// Gives up ownership; this object then holds no fd.
   [[nodiscard]] int release() { return std::exchange(fd_, -1); }
-  // Closes the current fd (if any) and adopts `fd`.
+  /// Closes the current fd (if any) and adopts `fd`.
   void reset(int fd = -1);
 
-  absl::Status set_nodelay(bool on);           // TCP_NODELAY: send small segments at once
-  absl::Status set_cork(bool on);              // TCP_CORK: hold partial frames until uncorked
-  absl::Status set_reuse_addr(bool on);        // SO_REUSEADDR
-  absl::Status set_reuse_port(bool on);        // SO_REUSEPORT: several listeners, kernel balances
-  absl::Status set_keepalive(bool on);         // SO_KEEPALIVE
-  absl::Status set_send_buffer(int bytes);     // SO_SNDBUF
-  absl::Status set_receive_buffer(int bytes);  // SO_RCVBUF
-  absl::Status set_linger_zero();  // SO_LINGER {1, 0}: close() sends RST (tests, aborts)
+  absl::Status set_nodelay(bool on);           ///< TCP_NODELAY: send small segments at once
+  absl::Status set_cork(bool on);              ///< TCP_CORK: hold partial frames until uncorked
+  absl::Status set_reuse_addr(bool on);        ///< SO_REUSEADDR
+  absl::Status set_reuse_port(bool on);        ///< SO_REUSEPORT: several listeners, kernel balances
+  absl::Status set_keepalive(bool on);         ///< SO_KEEPALIVE
+  absl::Status set_send_buffer(int bytes);     ///< SO_SNDBUF
+  absl::Status set_receive_buffer(int bytes);  ///< SO_RCVBUF
+  absl::Status set_linger_zero();  ///< SO_LINGER {1, 0}: close() sends RST (tests, aborts)
   absl::Status set_option(int level, int name, int value, const char* name_for_errors);
   absl::StatusOr<int> get_option(int level, int name, const char* name_for_errors) const;
 
-  // The pending error (SO_ERROR) as a Status: OK if none. Clears it, as the kernel does.
+  /// The pending error (SO_ERROR) as a Status: OK if none. Clears it, as the kernel does.
   absl::Status take_error();
   absl::StatusOr<SocketAddress> local_address() const;
   absl::StatusOr<SocketAddress> peer_address() const;
