@@ -52,16 +52,22 @@ class LoopHandle;  // ioloop/loop_handle.h
 class TimeoutHandle {
  public:
   TimeoutHandle() = default;
+  /// Wraps an id the loop issued; 0 makes the invalid handle.
   explicit TimeoutHandle(uint64_t id) : id_(id) {}
+  /// False for a default-constructed handle.
   bool valid() const { return id_ != 0; }
+  /// The loop's id for the timeout (0: invalid).
   uint64_t id() const { return id_; }
+  /// Equal handles name the same timeout.
   friend bool operator==(TimeoutHandle a, TimeoutHandle b) { return a.id_ == b.id_; }
 
  private:
   uint64_t id_ = 0;
 };
 
+/// What an IOLoop is created with (IOLoop::Options); the defaults suit production.
 struct IOLoopOptions {
+  /// The readiness backend: epoll (the default), poll or select.
   PollerKind poller = PollerKind::kEpoll;
   /// A callback, handler or timer that runs longer than this is logged with its duration
   /// (rate-limited) and counted. Zero disables the check and its clock reads.
@@ -74,6 +80,9 @@ struct IOLoopOptions {
   ManualClock* clock = nullptr;
 };
 
+/// A single-threaded reactor. The rules that hold for every member (which thread may call,
+/// who owns what, how errors are reported) are in the file comment of ioloop/io_loop.h;
+/// a member's own comment states only its departures from them.
 class IOLoop {
  public:
   using Handler = absl::AnyInvocable<void(int fd, uint32_t events)>;  ///< repeating
@@ -82,24 +91,28 @@ class IOLoop {
   /// Passed to the function given to run_sync(); call it (once, from any thread) to finish.
   using Done = absl::AnyInvocable<void(absl::Status) &&>;
 
+  /// @{
+  /// The event masks of ioloop/events.h, also spelled IOLoop::READ, IOLoop::WRITE, ...
   static constexpr uint32_t READ = ::ioloop::READ;
   static constexpr uint32_t WRITE = ::ioloop::WRITE;
   static constexpr uint32_t ERROR = ::ioloop::ERROR;
   static constexpr uint32_t EDGE = ::ioloop::EDGE;
+  /// @}
 
+  /// The construction options (IOLoopOptions).
   using Options = IOLoopOptions;
 
   /// Counters since construction. Read them on the loop thread.
   struct Stats {
-    uint64_t iterations = 0;
-    uint64_t events_dispatched = 0;  ///< handler invocations
-    uint64_t callbacks_run = 0;      ///< add_callback() callbacks
-    uint64_t timers_fired = 0;
-    uint64_t signals_dispatched = 0;
-    uint64_t exceptions = 0;      ///< exceptions caught from user code
-    uint64_t slow_callbacks = 0;  ///< over Options::slow_callback_threshold
-    uint64_t wakeups_sent = 0;    ///< eventfd writes by add_callback()/stop()
-    uint64_t poll_failures = 0;   ///< failed poller waits (EINTR excluded); each one backs off
+    uint64_t iterations = 0;          ///< loop iterations (poller waits)
+    uint64_t events_dispatched = 0;   ///< handler invocations
+    uint64_t callbacks_run = 0;       ///< add_callback() callbacks
+    uint64_t timers_fired = 0;        ///< timeouts run
+    uint64_t signals_dispatched = 0;  ///< signal handler invocations
+    uint64_t exceptions = 0;          ///< exceptions caught from user code
+    uint64_t slow_callbacks = 0;      ///< over Options::slow_callback_threshold
+    uint64_t wakeups_sent = 0;        ///< eventfd writes by add_callback()/stop()
+    uint64_t poll_failures = 0;       ///< failed poller waits (EINTR excluded); each one backs off
     absl::Duration time_blocked;  ///< in the poller's wait (and the back-off after a failed one)
     absl::Duration time_busy;     ///< running callbacks, timers and handlers
     size_t handlers = 0;          ///< registered fds (including the loop's own)
@@ -110,7 +123,10 @@ class IOLoop {
   /// Dies (logs, then aborts) if the backend or the eventfd cannot be created; use create()
   /// to get that failure as a Status instead.
   IOLoop();
+  /// As IOLoop(), with `options`; dies the same way on failure.
   explicit IOLoop(Options options);
+  /// Creates a loop owned by the caller; the failure to create the backend or the eventfd is
+  /// returned as a Status instead of dying.
   static absl::StatusOr<std::unique_ptr<IOLoop>> create(Options options = {});
   /// Must not be running. Pending callbacks and timeouts are destroyed unrun; registered
   /// fds are left open. Every thread that made it current stops seeing it as current. Its
@@ -136,6 +152,7 @@ class IOLoop {
   /// ~IOLoop detaches it before anything else; posts through it fail from then on.
   std::shared_ptr<LoopHandle> handle() const { return handle_; }
 
+  /// The backend this loop runs on.
   PollerKind poller_kind() const;
 
   // --- File descriptors ---------------------------------------------------------------
@@ -148,6 +165,7 @@ class IOLoop {
   /// Stops watching `fd`. No further event for it is delivered, even from the batch being
   /// dispatched and even if the fd number is reused at once. A no-op for an unknown fd.
   void remove_handler(int fd);
+  /// True if `fd` is registered (added and not removed since).
   bool has_handler(int fd) const;
 
   // --- Callbacks and timeouts ----------------------------------------------------------
@@ -193,6 +211,7 @@ class IOLoop {
   /// never touches the loop, which may be gone by then.
   absl::Status run_sync(absl::AnyInvocable<void(Done) &&> fn,
                         absl::Duration timeout = absl::InfiniteDuration());
+  /// True while start() runs.
   bool running() const { return running_.load(std::memory_order_acquire); }
   /// Thread-safe. True on the thread currently inside start().
   bool in_loop_thread() const;
@@ -200,6 +219,7 @@ class IOLoop {
   /// The monotonic clock's now() (Options::clock's, if set).
   TimePoint time() const { return options_.clock ? options_.clock->now() : Clock::now(); }
 
+  /// A snapshot of the counters (see Stats); loop thread only.
   Stats stats() const;
 
   // --- Exceptions from user code ---------------------------------------------------------

@@ -30,6 +30,8 @@
 
 namespace ioloop {
 
+/// A thread-safe way to post to an IOLoop that may be destroyed at any moment; obtained from
+/// IOLoop::handle() only. The contract is in the file comment of ioloop/loop_handle.h.
 class LoopHandle {
  public:
   LoopHandle(const LoopHandle&) = delete;

@@ -21,12 +21,15 @@
 
 namespace ioloop {
 
+/// A std::mutex with thread-safety annotations and absl::Mutex's Await (see the file comment of
+/// ioloop/mutex.h). Any thread; not recursive.
 class ABSL_LOCKABLE Mutex {
  public:
   Mutex() = default;
   Mutex(const Mutex&) = delete;
   Mutex& operator=(const Mutex&) = delete;
 
+  /// Blocks until the calling thread holds the lock (which it must not hold already).
   void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
   /// Wakes the threads inside await() (if any) so they re-check their predicates. It notifies
   /// before unlocking, so the Mutex is never touched after another thread could own it.
@@ -76,6 +79,7 @@ class ABSL_LOCKABLE Mutex {
 /// Holds `mu` for the scope: MutexLock lock(&mu_);
 class ABSL_SCOPED_LOCKABLE MutexLock {
  public:
+  /// Locks `mu` (not owned; must outlive this object) until destruction.
   explicit MutexLock(Mutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) { mu_->lock(); }
   ~MutexLock() ABSL_UNLOCK_FUNCTION() { mu_->unlock(); }
   MutexLock(const MutexLock&) = delete;

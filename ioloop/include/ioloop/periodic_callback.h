@@ -36,6 +36,9 @@
 
 namespace ioloop {
 
+/// Runs a callback every `period` on an IOLoop, on a grid that neither drifts nor bunches. Loop
+/// thread only; the schedule, lifetime and error rules are in the file comment of
+/// ioloop/periodic_callback.h.
 class PeriodicCallback {
  public:
   /// `period` must be positive; start() reports InvalidArgument otherwise.
@@ -48,9 +51,12 @@ class PeriodicCallback {
   absl::Status start();
   /// Cancels the next run. A no-op if not running.
   void stop();
+  /// True between start() and stop() (or destruction).
   bool is_running() const;
 
+  /// The period given at construction.
   absl::Duration period() const;
+  /// How many times the callback has run (an exception it threw counts as a run).
   uint64_t runs() const;
   /// Scheduled runs that were skipped because the loop got to them late.
   uint64_t skipped() const;

@@ -21,21 +21,25 @@
 
 namespace ioloop {
 
+/// A readiness backend: epoll (Linux's, the default), poll() or select().
 enum class PollerKind { kEpoll, kPoll, kSelect };
 
 /// "epoll" | "poll" | "select". Parse errors are InvalidArgument naming the accepted values.
 absl::StatusOr<PollerKind> parse_poller_kind(absl::string_view name);
+/// The name parse_poller_kind() accepts for `kind`: "epoll", "poll" or "select".
 absl::string_view poller_kind_name(PollerKind kind);
 
+/// The interface of the readiness backends (see the file comment of ioloop/poller.h): one
+/// thread only; registered fds are not owned.
 class Poller {
  public:
   /// One readiness report. `tag` is the value given at add()/modify(): IOLoop stores a
   /// generation number there so that an event computed for an fd's previous registration
   /// is recognised and dropped after the fd number is reused.
   struct Event {
-    int fd;
+    int fd;           ///< the ready fd
     uint32_t events;  ///< READ | WRITE | ERROR bits
-    uint32_t tag;
+    uint32_t tag;     ///< as given at add()/modify()
   };
 
   /// Creates a backend. Fails with the errno text if the kernel object cannot be made.
@@ -46,6 +50,7 @@ class Poller {
   Poller(const Poller&) = delete;
   Poller& operator=(const Poller&) = delete;
 
+  /// Which backend this is.
   virtual PollerKind kind() const = 0;
 
   /// Starts watching `fd` for `events` (READ|WRITE, optional EDGE). ERROR is always watched.

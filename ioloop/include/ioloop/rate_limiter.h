@@ -15,6 +15,7 @@ namespace ioloop {
 /// can say how many were dropped.
 class LogRateLimiter {
  public:
+  /// At most `burst` allowed lines per `window`.
   explicit LogRateLimiter(int burst = 10, Clock::duration window = std::chrono::seconds(1))
       : burst_(burst), window_(window) {}
 

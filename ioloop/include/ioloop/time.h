@@ -13,7 +13,9 @@
 
 namespace ioloop {
 
+/// The library's clock: steady_clock (CLOCK_MONOTONIC).
 using Clock = std::chrono::steady_clock;
+/// A deadline: a point on Clock.
 using TimePoint = Clock::time_point;
 
 /// Converts a (possibly infinite) absl::Duration to the clock's duration, saturating.
@@ -23,6 +25,7 @@ inline Clock::duration to_clock_duration(absl::Duration d) {
   return absl::ToChronoNanoseconds(d);
 }
 
+/// Converts the clock's duration to an absl::Duration (exactly: both count nanoseconds).
 inline absl::Duration to_duration(Clock::duration d) { return absl::FromChrono(d); }
 
 /// A clock that moves only when told, for tests: give it to IOLoopOptions::clock and the loop's
@@ -39,6 +42,7 @@ class ManualClock {
   ManualClock(const ManualClock&) = delete;
   ManualClock& operator=(const ManualClock&) = delete;
 
+  /// The current time: where the clock was last advanced to.
   TimePoint now() const { return TimePoint(Clock::duration(ns_.load(std::memory_order_acquire))); }
   /// Moves the clock forward by `d`; a negative `d` is ignored.
   void advance(absl::Duration d) {
