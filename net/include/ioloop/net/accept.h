@@ -50,6 +50,7 @@
 
 namespace ioloop::net {
 
+/// The tuning of add_accept_handler(); the defaults suit servers.
 struct AcceptOptions {
   /// Upper bound on accept() calls per READ wake-up (successful or not), for fairness.
   int max_accepts_per_wakeup = 128;
@@ -57,10 +58,14 @@ struct AcceptOptions {
   absl::Duration emfile_backoff = absl::Milliseconds(100);
 };
 
+/// Accepts connections on one listening fd; made by add_accept_handler(). Loop thread only; the
+/// ownership, lifetime and exception rules are in the file comment of ioloop/net/accept.h.
 class Acceptor {
  public:
+  /// Called once per accepted connection, on the loop thread; it owns `conn`.
   using ConnectionCallback = absl::AnyInvocable<void(Socket conn, SocketAddress peer)>;
 
+  /// Counters since creation; read on the loop thread.
   struct Stats {
     uint64_t wakeups = 0;           ///< READ events handled
     uint64_t accepted = 0;          ///< connections handed to on_connection
@@ -86,7 +91,9 @@ class Acceptor {
 
   bool accepting() const;  ///< not stopped (maybe paused)
   bool paused() const;     ///< inside an EMFILE back-off
+  /// The listening fd (not owned).
   int listen_fd() const;
+  /// The counters, updated in place (the reference lives as long as the Acceptor).
   const Stats& stats() const;
 
  private:

@@ -41,8 +41,10 @@ namespace ioloop::net {
 /// listen()'s default backlog. The kernel caps it at net.core.somaxconn.
 inline constexpr int kDefaultBacklog = 1024;
 
+/// The options of bind_sockets(), as a struct.
 struct BindOptions {
   int family = AF_UNSPEC;  ///< AF_UNSPEC (every family address resolves to), AF_INET, AF_INET6
+  /// listen()'s backlog (the kernel caps it at net.core.somaxconn).
   int backlog = kDefaultBacklog;
   /// SO_REUSEPORT: several sockets (one per loop thread or process) may bind the same port and
   /// the kernel spreads incoming connections over them.
@@ -59,6 +61,7 @@ absl::StatusOr<std::vector<Socket>> bind_sockets(int port, absl::string_view add
                                                  int family = AF_UNSPEC,
                                                  int backlog = kDefaultBacklog,
                                                  bool reuse_port = false);
+/// As bind_sockets() above, with the family, backlog and SO_REUSEPORT from `options`.
 absl::StatusOr<std::vector<Socket>> bind_sockets(int port, absl::string_view address,
                                                  const BindOptions& options);
 

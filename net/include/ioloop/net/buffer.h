@@ -35,43 +35,59 @@
 
 namespace ioloop::net {
 
+/// A growable byte buffer for stream I/O. Thread-compatible; the layout, memory and size rules
+/// are in the file comment of ioloop/net/buffer.h.
 class Buffer {
  public:
   /// Size of the stack spill area used by read_fd(): the most one call reads beyond the
   /// buffer's current writable space.
   static constexpr size_t kSpillSize = 64 * 1024;
+  /// "Not found", as returned by find(); as read_fd()'s `max_bytes`: no limit but kMaxSize.
   static constexpr size_t npos = static_cast<size_t>(-1);
   /// Most readable bytes a Buffer can hold.
   static constexpr size_t kMaxSize = UINT32_MAX;
 
   Buffer() = default;
   ~Buffer();
+  /// @{
+  /// Takes `other`'s block and bytes; `other` is left empty, owning no block.
   Buffer(Buffer&& other) noexcept;
   Buffer& operator=(Buffer&& other) noexcept;
+  /// @}
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
 
+  /// @{
+  /// The number of readable bytes (size() is the same).
   size_t readable_bytes() const { return write_ - read_; }
   size_t size() const { return readable_bytes(); }
+  /// @}
+  /// True if no bytes are readable.
   bool empty() const { return write_ == read_; }
+  /// Free space after the readable bytes, usable without growing.
   size_t writable_bytes() const { return capacity_ - write_; }
+  /// The heap block's size (0: no block).
   size_t capacity() const { return capacity_; }
 
   /// The readable bytes. Invalidated by any non-const call.
   const char* peek() const { return data_ + read_; }
+  /// The readable bytes as a view; invalidated like peek().
   absl::string_view view() const { return absl::string_view(peek(), readable_bytes()); }
 
   /// Appends `n` bytes, or fails with ResourceExhausted (appending nothing, reading nothing
   /// from `data`) if the buffer would then hold more than kMaxSize bytes.
   absl::Status append(const char* data, size_t n);
+  /// As append(data.data(), data.size()).
   absl::Status append(absl::string_view data) { return append(data.data(), data.size()); }
 
   /// Consumes `n` readable bytes (n <= readable_bytes()). Consuming everything resets the
   /// indices to 0 but keeps the block; see release_if_empty().
   void retrieve(size_t n);
+  /// Consumes every readable byte, keeping the block (see release_if_empty()).
   void retrieve_all() { read_ = write_ = 0; }
   /// Consumes `n` bytes and returns them.
   std::string retrieve_as_string(size_t n);
+  /// Consumes every readable byte and returns them.
   std::string retrieve_all_as_string() { return retrieve_as_string(readable_bytes()); }
 
   /// Offset (from peek()) of the first occurrence of `delimiter` that starts at or after
@@ -81,6 +97,7 @@ class Buffer {
   /// Makes room for at least `n` more bytes; see the class comment for the growth rule. Fails
   /// with ResourceExhausted (changing nothing) if that would exceed kMaxSize.
   absl::Status ensure_writable(size_t n);
+  /// Where the writable space begins: write at most writable_bytes() there, then has_written().
   char* begin_write() { return data_ + write_; }
   /// Marks `n` bytes written at begin_write() as readable (n <= writable_bytes()).
   void has_written(size_t n) { write_ += static_cast<uint32_t>(n); }

@@ -22,14 +22,19 @@
 
 namespace ioloop::net {
 
+/// A move-only owner of one non-blocking, close-on-exec socket fd, closed on destruction. Like
+/// an int: one thread at a time. Setters return a Status naming the option and the errno text.
 class Socket {
  public:
   Socket() = default;  ///< holds no fd
   /// Adopts `fd` (it is closed by this object). Does not change its flags.
   explicit Socket(int fd) : fd_(fd) {}
   ~Socket() { reset(); }
+  /// @{
+  /// Takes `other`'s fd (closing this object's own first, on assignment); `other` holds none.
   Socket(Socket&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
   Socket& operator=(Socket&& other) noexcept {
+    /// @}
     if (this != &other) reset(std::exchange(other.fd_, -1));
     return *this;
   }
@@ -41,9 +46,13 @@ class Socket {
   /// A connected AF_UNIX pair, both non-blocking and close-on-exec.
   static absl::StatusOr<std::pair<Socket, Socket>> pair(int type = SOCK_STREAM);
 
+  /// The fd, or -1 if none; still owned by this object.
   int fd() const { return fd_; }
+  /// @{
+  /// True if an fd is held.
   bool valid() const { return fd_ >= 0; }
   explicit operator bool() const { return valid(); }
+  /// @}
   /// Gives up ownership; this object then holds no fd.
   [[nodiscard]] int release() { return std::exchange(fd_, -1); }
   /// Closes the current fd (if any) and adopts `fd`.
@@ -57,12 +66,16 @@ class Socket {
   absl::Status set_send_buffer(int bytes);     ///< SO_SNDBUF
   absl::Status set_receive_buffer(int bytes);  ///< SO_RCVBUF
   absl::Status set_linger_zero();  ///< SO_LINGER {1, 0}: close() sends RST (tests, aborts)
+  /// setsockopt() of an int option; the error names it as `name_for_errors`.
   absl::Status set_option(int level, int name, int value, const char* name_for_errors);
+  /// getsockopt() of an int option; the error names it as `name_for_errors`.
   absl::StatusOr<int> get_option(int level, int name, const char* name_for_errors) const;
 
   /// The pending error (SO_ERROR) as a Status: OK if none. Clears it, as the kernel does.
   absl::Status take_error();
+  /// getsockname(); the errno status on failure.
   absl::StatusOr<SocketAddress> local_address() const;
+  /// getpeername(); the errno status on failure (ENOTCONN if not connected).
   absl::StatusOr<SocketAddress> peer_address() const;
 
  private:
