@@ -115,6 +115,7 @@ namespace ioloop::net {
 
 class WriteQueue;
 
+/// The options of IOStream::create(); the defaults suit most servers.
 struct IOStreamOptions {
   /// Most bytes the read buffer may hold. A read that needs more (a read_until with no
   /// delimiter in sight, read_until_close of a bigger stream, read_bytes(n) with a larger
@@ -130,6 +131,9 @@ struct IOStreamOptions {
   bool socket_nonblocking = false;
 };
 
+/// A buffered, non-blocking stream over a connected socket (Tornado's IOStream): reads that
+/// complete with data, queued writes with backpressure, half-close. Loop thread only; the
+/// lifetime, completion and error rules are in the file comment of ioloop/net/io_stream.h.
 class IOStream : public std::enable_shared_from_this<IOStream> {
  public:
   /// One-shot completion of a read: the bytes, or why they cannot come.
@@ -180,7 +184,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   /// Stops reading from the socket and delivering buffered data until resume_reading().
   /// A read may be outstanding meanwhile. Idempotent.
   void pause_reading();
+  /// Undoes pause_reading(): buffered data is delivered and the socket read again. Idempotent.
   void resume_reading();
+  /// True between pause_reading() and resume_reading().
   bool reading_paused() const { return paused_; }
 
   // --- Writes ------------------------------------------------------------------------------
@@ -194,6 +200,7 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void writev(std::vector<std::string> chunks, WriteCallback on_flushed = nullptr);
   /// Bytes queued and not yet accepted by the kernel (or the transport).
   size_t write_buffer_size() const;
+  /// True while bytes are queued (write_buffer_size() > 0).
   bool writing() const { return write_buffer_size() > 0; }
 
   /// Backpressure. When write_buffer_size() rises to >= `high` the high callback runs once
@@ -201,8 +208,12 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   /// <= `low` the low callback runs once (from the loop's handler); and so on for each
   /// crossing. high == 0 disables both. Requires low < high.
   void set_write_watermarks(size_t high, size_t low);
+  /// @{
+  /// The callbacks of set_write_watermarks(): run on each crossing of `high` (rising) and
+  /// `low` (draining). Replace the previous ones.
   void set_high_watermark_callback(WatermarkCallback cb);
   void set_low_watermark_callback(WatermarkCallback cb);
+  /// @}
 
   /// Once queued data has flushed, shutdown(SHUT_WR): the peer sees EOF. Reading goes on.
   /// Later writes fail with FailedPrecondition.
@@ -226,16 +237,21 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   /// Closes the fd now, discarding unread and unsent data; pending callbacks complete on a
   /// later iteration (see "Completion rule"). Idempotent: only the first reason counts.
   void close(absl::Status reason = absl::OkStatus());
+  /// True once the stream is closed (by close(), an error or the peer).
   bool closed() const { return phase_ >= Phase::kClosed; }
   /// The status that closed the stream (OK while open; see the file comment).
   const absl::Status& error() const;
 
   // --- Socket ------------------------------------------------------------------------------
+  /// TCP_NODELAY on the socket (Socket::set_nodelay()).
   absl::Status set_nodelay(bool on) { return socket_.set_nodelay(on); }
   /// For other options. Do not close or read/write it directly. Invalid after close().
   Socket& socket() { return socket_; }
+  /// The socket's fd (owned by the stream); -1 after close().
   int fd() const { return socket_.fd(); }
+  /// The peer's address (getpeername()); an error after close().
   absl::StatusOr<SocketAddress> peer_address() const { return socket_.peer_address(); }
+  /// The loop the stream belongs to.
   IOLoop& loop() const { return *loop_; }
   /// Bytes read from the socket and not yet consumed by a read.
   size_t read_buffer_size() const { return read_buffer_.size(); }

@@ -44,8 +44,12 @@
 
 namespace ioloop::net {
 
+/// getaddrinfo() on a small pool of threads, so DNS never blocks a loop. Every method is
+/// thread-safe; callbacks run on the loop given. Ownership and errors: the file comment of
+/// ioloop/net/resolver.h.
 class Resolver {
  public:
+  /// Runs once on the loop given to resolve(): the addresses, or the error (see the file comment).
   using Callback = absl::AnyInvocable<void(absl::StatusOr<std::vector<SocketAddress>>) &&>;
   /// The blocking lookup the threads run, called concurrently from all of them. The default
   /// is resolve_blocking(); tests inject one that blocks on a latch or fails on purpose.
@@ -56,6 +60,7 @@ class Resolver {
 
   /// `num_threads` below 1 means 1. The threads block every signal.
   explicit Resolver(int num_threads = 2);
+  /// As Resolver(num_threads), with the threads running `lookup` instead of resolve_blocking().
   Resolver(int num_threads, Lookup lookup);
   ~Resolver();
   Resolver(const Resolver&) = delete;

@@ -54,6 +54,7 @@
 
 namespace ioloop::net {
 
+/// The options of one TCPClient connect.
 struct ConnectOptions {
   /// TLS (or another transport with a handshake): the connection is handed over only after
   /// tls->client_transport()'s handshake succeeded; a failed one completes the connect with
@@ -64,10 +65,14 @@ struct ConnectOptions {
   std::string server_name;
   /// Most time from the TCP connection to the end of the handshake (within `timeout`).
   absl::Duration handshake_timeout = absl::Seconds(10);
+  /// Bounds the whole attempt, resolution and TLS handshake included (DeadlineExceeded).
   absl::Duration timeout = absl::Seconds(20);
+  /// How long the primary family tries alone before the secondary starts (earlier if a primary
+  /// address fails).
   absl::Duration happy_eyeballs_delay = absl::Milliseconds(300);
   int family = AF_UNSPEC;  ///< or AF_INET / AF_INET6 to use one family only
   bool nodelay = true;     ///< TCP_NODELAY on the connected socket
+  /// The options of the connected stream.
   IOStreamOptions stream_options;
 };
 
@@ -76,14 +81,19 @@ struct ConnectOptions {
 /// must be positive, max_delay at least initial_delay, multiplier at least 1, max_attempts
 /// not negative.
 struct RetryPolicy {
-  absl::Duration initial_delay = absl::Milliseconds(500);
-  absl::Duration max_delay = absl::Seconds(30);
-  double multiplier = 2.0;
-  int max_attempts = 0;  ///< 0: retry until it succeeds or the client is destroyed
+  absl::Duration initial_delay = absl::Milliseconds(500);  ///< the wait before the first retry
+  absl::Duration max_delay = absl::Seconds(30);            ///< the longest wait between tries
+  double multiplier = 2.0;  ///< growth of the wait from one retry to the next
+  int max_attempts = 0;     ///< 0: retry until it succeeds or the client is destroyed
 };
 
+/// Opens TCP connections (resolution on a Resolver pool, Happy Eyeballs, timeouts, retries,
+/// optional TLS) and completes each with an IOStream. Loop thread only; the loop and the
+/// resolver must outlive it. Details in the file comment of ioloop/net/tcp_client.h.
 class TCPClient {
  public:
+  /// Runs exactly once on the loop thread: the connected stream (owned by the callee), or the
+  /// error.
   using ConnectCallback = absl::AnyInvocable<void(absl::StatusOr<std::shared_ptr<IOStream>>) &&>;
 
   /// `resolver` may be shared between clients and must outlive them; null uses
@@ -94,6 +104,8 @@ class TCPClient {
   TCPClient(const TCPClient&) = delete;
   TCPClient& operator=(const TCPClient&) = delete;
 
+  /// Resolves `host` and connects to `port` (Happy Eyeballs over the addresses); `cb` gets the
+  /// stream or the error as the file comment says. Never blocks, never runs `cb` inside the call.
   void connect(std::string host, uint16_t port, ConnectCallback cb, ConnectOptions options = {});
   /// InvalidArgument through `cb` for a RetryPolicy that could spin (see RetryPolicy).
   void connect_with_retry(std::string host, uint16_t port, ConnectCallback cb, RetryPolicy retry,

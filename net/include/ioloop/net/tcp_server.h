@@ -62,6 +62,7 @@
 
 namespace ioloop::net {
 
+/// The options of a TCPServer.
 struct TCPServerOptions {
   /// TLS (or another transport with a handshake): each accepted connection gets
   /// tls->server_transport(fd), and the handler receives its stream only once the handshake
@@ -71,20 +72,30 @@ struct TCPServerOptions {
   /// last byte received, so a client that dribbles its hello cannot hold a connection
   /// longer). Only with `tls`.
   absl::Duration handshake_timeout = absl::Seconds(10);
+  /// listen()'s backlog for the sockets listen() binds.
   int backlog = kDefaultBacklog;
   /// Bind listen() sockets with SO_REUSEPORT, which start(N > 1) needs.
   bool reuse_port = true;
   bool nodelay = true;  ///< TCP_NODELAY on accepted TCP connections
+  /// The options of every accepted connection's stream.
   IOStreamOptions stream_options;
+  /// The acceptor's tuning (see add_accept_handler()).
   AcceptOptions accept_options;
   PollerKind worker_poller = PollerKind::kEpoll;  ///< for the loops of start(N > 1)
 };
 
+/// Accepts TCP (or Unix-domain) connections and hands each to a handler as an IOStream, on one
+/// loop or on N loops in N threads. Threading, ownership and errors: the file comment of
+/// ioloop/net/tcp_server.h.
 class TCPServer {
  public:
+  /// Called once per connection (after its handshake, with TLS), on the loop the stream
+  /// belongs to; with start(N > 1) concurrently from the worker threads.
   using StreamHandler =
       absl::AnyInvocable<void(std::shared_ptr<IOStream> stream, const SocketAddress& peer)>;
 
+  /// Serves on `loop` (which must outlive the server); nothing is listened on before listen()
+  /// or add_sockets().
   TCPServer(IOLoop& loop, StreamHandler handler, TCPServerOptions options = {});
   ~TCPServer();
   TCPServer(const TCPServer&) = delete;
@@ -114,11 +125,14 @@ class TCPServer {
 
   /// The addresses listened on, with the real port when 0 was asked.
   std::vector<SocketAddress> addresses() const { return addresses_; }
+  /// The port of the first address listened on; 0 if none.
   uint16_t port() const { return addresses_.empty() ? 0 : addresses_.front().port(); }
+  /// The loops accepting: N after start(N), 0 before.
   int num_threads() const { return static_cast<int>(workers_.size()); }
   /// Connections whose handshake failed or timed out (any thread may read it); not those
   /// closed by stop(close_streams) or the destructor before their handshake finished.
   uint64_t handshake_failures() const;
+  /// True after a successful start(); stop() does not reset it.
   bool started() const { return !workers_.empty(); }
 
  private:

@@ -37,6 +37,7 @@ namespace ioloop::net {
 
 /// What one transport call did.
 struct IOResult {
+  /// What happened; `bytes` and `status` say more for kDone and kError.
   enum Outcome : uint8_t {
     kDone,       ///< `bytes` moved (read: appended to the buffer; write: accepted). Handshake
                  ///< and shutdown_write: finished.
@@ -45,20 +46,26 @@ struct IOResult {
     kEof,        ///< read: the peer ended its side cleanly (FIN, TLS close_notify)
     kError,      ///< `status` says why; the stream closes with it
   };
-  Outcome outcome = kDone;
+  Outcome outcome = kDone;  ///< what happened
   /// kDone from read(): the call got less than it asked for, so the socket (and the
   /// transport's own buffer) is drained and another read now would only find EAGAIN.
   bool drained = false;
-  size_t bytes = 0;
-  absl::Status status;
+  size_t bytes = 0;     ///< kDone: how many bytes moved
+  absl::Status status;  ///< kError: why (never OK then)
 
+  /// @{
+  /// Makes the result of each outcome.
   static IOResult done(size_t n, bool drained = false) { return {kDone, drained, n, {}}; }
   static IOResult want_read() { return {kWantRead, false, 0, {}}; }
   static IOResult want_write() { return {kWantWrite, false, 0, {}}; }
   static IOResult eof() { return {kEof, false, 0, {}}; }
   static IOResult error(absl::Status s) { return {kError, false, 0, std::move(s)}; }
+  /// @}
 };
 
+/// How a stream moves bytes over its fd: plain send/recv, or TLS. One thread (the stream's
+/// loop thread); it does not own the fd; errors are the Status the stream closes with. See the
+/// file comment of ioloop/net/transport.h.
 class Transport {
  public:
   virtual ~Transport() = default;
