@@ -25,12 +25,17 @@
 
 namespace ioloop::net {
 
+/// An ordered list of header fields with case-insensitive lookup, kept exactly as received. A
+/// value type (one thread at a time); views it returns are invalidated by any mutation.
 class HTTPHeaders {
  public:
   using Field = std::pair<std::string, std::string>;  ///< (name, value)
+  /// @{
+  /// Container aliases, for range-for and the standard algorithms (read-only iteration).
   using value_type = Field;
   using const_iterator = std::vector<Field>::const_iterator;
   using iterator = const_iterator;
+  /// @}
 
   /// Appends a field; never replaces an existing one with the same name.
   void add(std::string name, std::string value) {
@@ -50,6 +55,7 @@ class HTTPHeaders {
     fields_.erase(it, fields_.end());
     return removed;
   }
+  /// Removes every field (keeps the allocated storage).
   void clear() { fields_.clear(); }
   /// Makes room for `n` fields, so that adding that many allocates once (a parser's head).
   void reserve(size_t n) { fields_.reserve(n); }
@@ -58,6 +64,7 @@ class HTTPHeaders {
   std::optional<absl::string_view> get(absl::string_view name) const;
   /// The values of every field named `name`, in arrival order.
   std::vector<absl::string_view> get_all(absl::string_view name) const;
+  /// True if a field is named `name` (any case).
   bool contains(absl::string_view name) const { return get(name).has_value(); }
   /// How many fields are named `name`.
   size_t count(absl::string_view name) const;
@@ -66,12 +73,17 @@ class HTTPHeaders {
   /// Transfer-Encoding and the like.
   bool has_token(absl::string_view name, absl::string_view token) const;
 
+  /// @{
+  /// The fields in order, as a read-only sequence: size(), empty(), [i] (i < size()), begin(),
+  /// end(). Invalidated by any mutation.
   size_t size() const { return fields_.size(); }
   bool empty() const { return fields_.empty(); }
   const Field& operator[](size_t i) const { return fields_[i]; }
   const_iterator begin() const { return fields_.begin(); }
   const_iterator end() const { return fields_.end(); }
+  /// @}
 
+  /// Same fields, same spelling, same order.
   friend bool operator==(const HTTPHeaders&, const HTTPHeaders&) = default;
 
  private:

@@ -34,13 +34,17 @@ enum class HTTPMethod {
 /// Maps a method name (case-sensitive, as RFC 9110 §9.1 says) to the enum.
 HTTPMethod http_method_from_string(absl::string_view name);
 
+/// One parsed HTTP/1.x request: method, target, version, headers and body. A value type (one
+/// thread at a time); RequestParser fills it in, handlers read it.
 class HTTPRequest {
  public:
   HTTPRequest() = default;
 
   /// The method name as received, e.g. "GET", "M-SEARCH".
   const std::string& method() const { return method_; }
+  /// The method as an enum (kOther for any method the enum does not list).
   HTTPMethod method_id() const { return method_id_; }
+  /// Sets method() and method_id() (from the name).
   void set_method(std::string method);
 
   /// The request target exactly as received: origin-form "/a/b?x=1", absolute-form
@@ -52,25 +56,35 @@ class HTTPRequest {
   absl::string_view path() const;
   /// What follows the first '?' up to any '#', without the '?'; empty when there is none.
   absl::string_view query() const;
+  /// Sets target() (path() and query() follow it).
   void set_target(std::string target);
 
+  /// @{
+  /// The HTTP version: 1 and 1 for "HTTP/1.1".
   int version_major() const { return version_major_; }
   int version_minor() const { return version_minor_; }
   void set_version(int major, int minor) {
+    /// @}
     version_major_ = major;
     version_minor_ = minor;
   }
   /// "HTTP/1.1" for the status line of the response.
   std::string version_string() const;
 
+  /// @{
+  /// The header fields in arrival order.
   const HTTPHeaders& headers() const { return headers_; }
   HTTPHeaders& mutable_headers() { return headers_; }
+  /// @}
 
   /// The body with any chunked framing removed; empty when the request had none or when the
   /// parser was told to discard bodies.
   const std::string& body() const { return body_; }
+  /// @{
+  /// Write access to body().
   std::string& mutable_body() { return body_; }
   void set_body(std::string body) { body_ = std::move(body); }
+  /// @}
 
   /// Whether the connection may carry another request after this one's response
   /// (RFC 9112 §9.3), from the version and the headers:
@@ -89,6 +103,7 @@ class HTTPRequest {
   /// Back to a default-constructed request, keeping the allocated storage (for reuse).
   void clear();
 
+  /// Field-by-field equality (tests and the fuzzer compare requests parsed from split input).
   friend bool operator==(const HTTPRequest&, const HTTPRequest&) = default;
 
  private:

@@ -41,6 +41,9 @@ class HTTPResponseTarget;
 /// for a code it does not list.
 absl::string_view reason_phrase(int status);
 
+/// What an HTTPServer handler fills in to answer one request: status, header fields, body.
+/// Used on the connection's loop thread, valid only during the handler call (unless defer()red);
+/// what the server adds itself is in the file comment of ioloop/net/http/http_response.h.
 class HTTPResponseWriter {
  public:
   HTTPResponseWriter() = default;
@@ -51,10 +54,12 @@ class HTTPResponseWriter {
     status_ = status;
     reason_.clear();
   }
+  /// As set_status(status), with `reason` sent as the reason phrase.
   void set_status(int status, std::string reason) {
     status_ = status;
     reason_ = std::move(reason);
   }
+  /// The status code (200 unless set).
   int status() const { return status_; }
   /// The reason phrase that will be sent.
   absl::string_view reason() const {
@@ -67,20 +72,29 @@ class HTTPResponseWriter {
   void add_header(std::string name, std::string value) {
     headers_.add(std::move(name), std::move(value));
   }
+  /// Replaces every field named `name` (any case) with this one; same rules as add_header().
   void set_header(std::string name, std::string value) {
     headers_.set(std::move(name), std::move(value));
   }
+  /// @{
+  /// The handler's header fields (not the ones the server adds).
   const HTTPHeaders& headers() const { return headers_; }
   HTTPHeaders& mutable_headers() { return headers_; }
+  /// @}
 
   /// The body: replaced by set_body, extended by write.
   void set_body(std::string body) { body_ = std::move(body); }
+  /// Appends `data` to the body.
   void write(absl::string_view data) { body_.append(data.data(), data.size()); }
+  /// @{
+  /// The body as set so far.
   const std::string& body() const { return body_; }
   std::string& mutable_body() { return body_; }
+  /// @}
 
   /// Ends the connection after this response (it then carries "Connection: close").
   void set_close() { close_ = true; }
+  /// True after set_close().
   bool close_requested() const { return close_; }
 
   /// Takes ownership of the response: it is not sent when the handler returns but completed

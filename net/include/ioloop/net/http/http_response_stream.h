@@ -88,12 +88,18 @@ class HTTPResponseTarget {
 };
 }  // namespace internal
 
+/// A response that finishes after its handler returned (HTTPResponseWriter::defer()). Shared by
+/// whoever completes it; used on the connection's loop thread only (loop()). Framing, closing
+/// and lifetime: the file comment of ioloop/net/http/http_response_stream.h.
 class HTTPResponseStream : public std::enable_shared_from_this<HTTPResponseStream> {
  public:
+  /// Runs once, on the loop thread, with OK or the status that ended the response.
   using Callback = absl::AnyInvocable<void(absl::Status) &&>;
 
   /// The status and fields of the response (see "The head").
   HTTPResponseWriter& head() { return *head_; }
+  /// True once the status line and header fields were serialized for sending (by the first
+  /// write(), flush() or finish()).
   bool head_sent() const { return head_sent_; }
 
   /// Queues `chunk` (see "Framing"). Errors: Unavailable once closed; FailedPrecondition after
@@ -115,7 +121,9 @@ class HTTPResponseStream : public std::enable_shared_from_this<HTTPResponseStrea
   /// Runs once when the response ends without finishing (see "Closed"); replaces an earlier
   /// callback. Set after closing, it runs on the next loop iteration.
   void set_close_callback(Callback cb);
+  /// True once the response ended without finishing (see "Closed").
   bool closed() const { return closed_; }
+  /// True after a successful finish().
   bool finished() const { return finished_; }
   /// Why the stream is closed (OK while open or after finish()).
   const absl::Status& status() const { return status_; }
@@ -138,6 +146,7 @@ class HTTPResponseStream : public std::enable_shared_from_this<HTTPResponseStrea
   IOLoop& loop() const { return *loop_; }
   /// The request's minor version (0 or 1) and whether it was a HEAD request.
   int version_minor() const { return version_minor_; }
+  /// True if the request was HEAD (the body is then not sent).
   bool head_request() const { return head_request_; }
   /// Response bytes written and not yet handed to the kernel (0 once closed).
   size_t write_buffer_size() const;
@@ -148,6 +157,8 @@ class HTTPResponseStream : public std::enable_shared_from_this<HTTPResponseStrea
   HTTPResponseStream& operator=(const HTTPResponseStream&) = delete;
 
   // --- For the server's connection only ---------------------------------------------------
+  /// Made by the connection for defer(); `target`, `loop` and `head` are not owned (detach()
+  /// ends their use).
   HTTPResponseStream(internal::HTTPResponseTarget* target, IOLoop* loop, HTTPResponseWriter* head,
                      int version_minor, bool head_request)
       : target_(target),
@@ -158,6 +169,7 @@ class HTTPResponseStream : public std::enable_shared_from_this<HTTPResponseStrea
   /// The response ended. With an error status: closed, and the close callback is scheduled
   /// (run at once without a loop). Either way the stream stops using the target and the head.
   void detach(absl::Status status);
+  /// The connection queued the head.
   void mark_head_sent() { head_sent_ = true; }
 
  private:

@@ -11,7 +11,7 @@
 /// percent-encoding in a host name. The path and query are otherwise kept exactly as given
 /// (dot segments included: the target is sent as it is); the fragment ("#...") is dropped, as
 /// a client never sends it (RFC 9110 §4.2.5). Error messages quote input with C escapes
-/// (`'\x00'`). IPv6 literals are accepted in brackets ("http://[::1]:8080/")
+/// ('\\x00'). IPv6 literals are accepted in brackets ("http://[::1]:8080/")
 /// and stored without them; IPvFuture ("[v1.x]") and zone identifiers are rejected.
 ///
 /// Threading: a value type; use from one thread at a time.
@@ -31,6 +31,9 @@
 
 namespace ioloop::net {
 
+/// An absolute http(s) URL split into scheme, host, port and request target. A value type;
+/// parse() and resolve() explain each rejection (see the file comment of
+/// ioloop/net/http/url.h).
 struct URL {
   std::string scheme;  ///< lower-case: "http" or "https" (others: InvalidArgument)
   std::string host;    ///< without brackets for IPv6 literals; lower-case
@@ -62,6 +65,7 @@ struct URL {
   /// problems (an "ftp:" Location is "URL: unsupported scheme 'ftp'").
   absl::StatusOr<URL> resolve(absl::string_view reference) const;
 
+  /// Field-by-field equality.
   friend bool operator==(const URL&, const URL&) = default;
 };
 
