@@ -136,6 +136,8 @@ class HTTPClientBodyWriter {
   std::weak_ptr<ClientFetch> fetch_;
 };
 
+/// One fetch: what to send and how long to wait. Moved into HTTPClient::fetch(); its callables
+/// run on the client's loop thread.
 struct HTTPClientRequest {
   std::string method = "GET";  ///< a token (RFC 9110 §5.6.2), else InvalidArgument
   /// Absolute http:// or https:// URL (see url.h); https:// needs HTTPClientOptions::tls.
@@ -169,6 +171,7 @@ struct HTTPClientRequest {
   /// expired waiting for the response from <url>", and the connection is closed. For a proxy's
   /// 504, with request_timeout infinite so that a long body may stream.
   absl::Duration response_timeout = absl::ZeroDuration();
+  /// Follows 301, 302, 303, 307 and 308 up to max_redirects times (see the file comment).
   bool follow_redirects = true;
   int max_redirects = 5;  ///< >= 0, else InvalidArgument
   /// Largest body kept in HTTPClientResponse::body: ResourceExhausted above it (checked against
@@ -181,23 +184,27 @@ struct HTTPClientRequest {
   absl::AnyInvocable<void(absl::string_view)> streaming_callback;
 };
 
+/// The final response of a fetch, owned by the fetch callback.
 struct HTTPClientResponse {
-  int status = 0;
-  std::string reason;
-  int version_minor = 1;
-  HTTPHeaders headers;
+  int status = 0;             ///< the status code
+  std::string reason;         ///< the reason phrase as received
+  int version_minor = 1;      ///< 0 for an HTTP/1.0 response
+  HTTPHeaders headers;        ///< in arrival order
   std::string body;           ///< empty with a streaming_callback
   std::string effective_url;  ///< the URL of the final response, after redirects
+  /// Where the time of the fetch went.
   struct Timings {
-    absl::Duration connect;     ///< the final exchange's connect (zero on a reused connection)
-    absl::Duration first_byte;  ///< from the final request's first write to the first response
-                                ///< byte
-    absl::Duration total;       ///< from fetch() to completion, queue and redirects included
-  } timings;
+    absl::Duration connect;        ///< the final exchange's connect (zero on a reused connection)
+    absl::Duration first_byte;     ///< from the final request's first write to the first response
+                                   ///< byte
+    absl::Duration total;          ///< from fetch() to completion, queue and redirects included
+  } timings;                       ///< where the time of the fetch went
   int redirects = 0;               ///< redirects followed
   bool reused_connection = false;  ///< the final exchange ran on a pooled connection
 };
 
+/// The options of an HTTPClient. Options that cannot work fail every fetch with
+/// InvalidArgument naming the field (see the comment after the struct).
 struct HTTPClientOptions {
   size_t max_connections_per_host = 8;  ///< > 0; a FIFO queue beyond it
   /// Pooled idle connections are closed after this. Zero: connections are not kept idle.
@@ -217,10 +224,14 @@ struct HTTPClientOptions {
 // Options that cannot work (max_connections_per_host or max_header_size 0, a negative
 // idle_timeout) fail every fetch with InvalidArgument naming the field.
 
+/// An asynchronous HTTP/1.1 client with a keep-alive connection pool. Loop thread only; the
+/// callback, error and retry rules are in the file comment of ioloop/net/http/http_client.h.
 class HTTPClient {
  public:
+  /// Runs exactly once on the loop thread: the final response, or the error.
   using FetchCallback = absl::AnyInvocable<void(absl::StatusOr<HTTPClientResponse>) &&>;
 
+  /// Counters since construction, and the current pool (a snapshot; loop thread).
   struct Stats {
     uint64_t fetches = 0;             ///< fetch() calls
     uint64_t connections_opened = 0;  ///< connects that succeeded
@@ -229,11 +240,12 @@ class HTTPClient {
     uint64_t redirects = 0;           ///< redirects followed
     uint64_t idle_expired = 0;        ///< idle connections closed by idle_timeout
     size_t open_connections = 0;      ///< connecting, busy or idle
-    size_t idle_connections = 0;
-    size_t queued = 0;   ///< fetches waiting for a connection
-    size_t pending = 0;  ///< fetches not yet completed
+    size_t idle_connections = 0;      ///< pooled, waiting for a fetch
+    size_t queued = 0;                ///< fetches waiting for a connection
+    size_t pending = 0;               ///< fetches not yet completed
   };
 
+  /// A client on `loop` (which must outlive it); nothing is connected before the first fetch().
   explicit HTTPClient(IOLoop& loop, HTTPClientOptions options = {});
   /// Closes every connection and completes every pending fetch, in fetch order, from here:
   /// with Cancelled (or with the InvalidArgument it was already failing with).
@@ -246,12 +258,15 @@ class HTTPClient {
   /// Completes a pending fetch with Cancelled (inside this call). A connection in the middle of
   /// its exchange is closed, not pooled. False if `id` is not pending.
   bool cancel(uint64_t id);
+  /// @{
   /// Backpressure for streaming_callback users: stop (and resume) reading the fetch's response
   /// from its connection. The request_timeout still runs. False if `id` has no connection now.
   /// A fetch that ends paused resumes reading before its connection goes back to the pool.
   bool pause_reading(uint64_t id);
   bool resume_reading(uint64_t id);
+  /// @}
 
+  /// A snapshot of the counters.
   Stats stats() const;
 
  private:

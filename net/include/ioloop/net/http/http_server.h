@@ -139,12 +139,16 @@ namespace ioloop::net {
 
 struct HTTPServerState;  // net/src/http/http_server_state.h
 
+/// The options of an HTTPServer; invalid ones make listen(), add_sockets(), start() and
+/// serve() return InvalidArgument.
 struct HTTPServerOptions {
   size_t max_header_size = 64 * 1024;       ///< 431 above this
   size_t max_body_size = 64 * 1024 * 1024;  ///< 413 above this
   /// Count and frame request bodies but do not keep them (HTTPRequest::body() is empty).
   bool discard_body = false;
+  /// Closes a connection that reads nothing for this long (see "Timeouts").
   absl::Duration idle_timeout = absl::Seconds(60);
+  /// 408 for a header section not complete this long after its first byte (see "Timeouts").
   absl::Duration header_timeout = absl::Seconds(10);
   /// How long a closing connection waits for the client's EOF once its output is flushed
   /// (see "Closing"). Cannot be disabled: zero or infinite means 2 s.
@@ -157,6 +161,7 @@ struct HTTPServerOptions {
   /// over each body_rate_window (e.g. 1024 and 10 s). 0 (the default) disables; when set, the
   /// window must be finite and at least 1 ms.
   size_t min_body_rate = 0;
+  /// The window of min_body_rate.
   absl::Duration body_rate_window = absl::Seconds(10);
   /// 408 for a request not complete this long after its first byte. Zero (the default) or
   /// InfiniteDuration() disables.
@@ -166,11 +171,17 @@ struct HTTPServerOptions {
   absl::Duration response_timeout = absl::ZeroDuration();
   /// The Server header's value; empty sends none.
   std::string server_name;
+  /// The listener's options (TLS, threads' poller, accept tuning, stream options).
   TCPServerOptions tcp_options;
 };
 
+/// An HTTP/1.1 server on TCPServer: calls the handler for every complete request of every
+/// connection, in order. Threading, timeouts, closing and errors: the file comment of
+/// ioloop/net/http/http_server.h.
 class HTTPServer {
  public:
+  /// Answers one request, on the connection's loop thread (concurrently from N threads with
+  /// start(N > 1)); the writer is valid only during the call unless deferred.
   using Handler = absl::AnyInvocable<void(const HTTPRequest&, HTTPResponseWriter&)>;
 
   /// Counters over all connections of this server (relaxed atomics: a snapshot).
@@ -184,8 +195,8 @@ class HTTPServer {
     uint64_t handler_exceptions = 0;  ///< exceptions from handlers and from deferred code run
                                       ///< through HTTPResponseStream::run() (also in the
                                       ///< loop's stats().exceptions): 500 or close
-    uint64_t idle_timeouts = 0;
-    uint64_t header_timeouts = 0;
+    uint64_t idle_timeouts = 0;       ///< connections closed by idle_timeout
+    uint64_t header_timeouts = 0;     ///< 408 for a header section past header_timeout
     uint64_t body_rate_timeouts = 0;  ///< 408 for a body below min_body_rate
     uint64_t request_timeouts = 0;    ///< 408 for a request past request_timeout
     uint64_t output_stalls = 0;       ///< reads whose answering stopped at max_pending_output
@@ -202,6 +213,8 @@ class HTTPServer {
                                       ///< those connections never reached HTTP)
   };
 
+  /// Serves with `handler` on `loop` (which must outlive the server); request bodies are
+  /// buffered up to max_body_size. Nothing is listened on before listen() or add_sockets().
   HTTPServer(IOLoop& loop, Handler handler, HTTPServerOptions options = {});
   /// With streamed request bodies: `on_headers` chooses, per request with a body, between
   /// streaming it to an HTTPBodyHandler and buffering it for `handler` (http_body_handler.h).
@@ -212,14 +225,18 @@ class HTTPServer {
   HTTPServer(const HTTPServer&) = delete;
   HTTPServer& operator=(const HTTPServer&) = delete;
 
+  /// @{
   /// TCPServer's: bind (port 0 picks one, see port()), then start accepting on N loops.
   /// Each returns InvalidArgument first if the options are invalid (see above).
   absl::Status listen(uint16_t port, absl::string_view address = "");
   absl::Status add_sockets(std::vector<Socket> sockets);
   absl::Status start(int num_threads = 1);
+  /// @}
   /// Stops accepting; with `close_connections`, closes every open connection too.
   void stop(bool close_connections = false);
+  /// The port of the first address listened on; 0 if none.
   uint16_t port() const;
+  /// The addresses listened on, with the real port when 0 was asked.
   std::vector<SocketAddress> addresses() const;
 
   /// Serves an already connected stream (e.g. one end of a socketpair) on the stream's loop,
@@ -227,6 +244,7 @@ class HTTPServer {
   /// stream is closed) if the options are invalid.
   absl::Status serve(std::shared_ptr<IOStream> stream);
 
+  /// Thread-safe. A snapshot of the counters.
   Stats stats() const;
 
  private:
