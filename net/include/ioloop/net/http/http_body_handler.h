@@ -88,6 +88,9 @@ class HTTPBodyControl {
   ~HTTPBodyControl() = default;
 };
 
+/// Consumes one request's body as it arrives; made per request by an HTTPBodyHandlerFactory.
+/// Every call is on the connection's loop thread; the order of the calls and flow control are
+/// in the file comment of ioloop/net/http/http_body_handler.h.
 class HTTPBodyHandler {
  public:
   virtual ~HTTPBodyHandler() = default;

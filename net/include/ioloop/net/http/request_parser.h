@@ -117,6 +117,8 @@
 
 namespace ioloop::net {
 
+/// Why a request was refused: error_status() gives the status to answer with, error_name() a
+/// name for logs.
 enum class RequestError {
   kMalformed,
   kInvalidContentLength,
@@ -134,8 +136,12 @@ int error_status(RequestError error);
 /// A short name for logs and tests, e.g. "header section too large".
 absl::string_view error_name(RequestError error);
 
+/// The incremental, connection-level HTTP/1.x request parser: one per connection, used from one
+/// thread at a time. Its guarantees (split independence, limits, streaming bodies) are in the
+/// file comment of ioloop/net/http/request_parser.h.
 class RequestParser {
  public:
+  /// The limits of a parser.
   struct Options {
     size_t max_header_size = 64 * 1024;       ///< bytes of a header (or trailer) section
     size_t max_body_size = 64 * 1024 * 1024;  ///< bytes of a body after de-chunking
@@ -143,9 +149,11 @@ class RequestParser {
     /// servers that ignore bodies, such as the example responder.
     bool discard_body = false;
 
+    /// Same limits.
     friend bool operator==(const Options&, const Options&) = default;
   };
 
+  /// Where the parser is in the byte stream.
   enum class State {
     kIdle,     ///< between requests: not a byte of the next request yet
     kHeaders,  ///< a request's header section (or an empty line before it) has started
@@ -154,6 +162,7 @@ class RequestParser {
     kError,    ///< a RequestError occurred; see error()
   };
 
+  /// What one feed() produced.
   struct Result {
     std::vector<HTTPRequest> requests;  ///< completed by this feed(), in order
     bool send_continue = false;         ///< see "Expect: 100-continue" above
@@ -174,6 +183,7 @@ class RequestParser {
     }
   };
 
+  /// When a feed() stops early (see feed()).
   struct FeedOptions {
     size_t max_requests = SIZE_MAX;  ///< stop once this many (>= 1) requests have completed
     bool stop_at_headers = false;    ///< stop after a header section if a body follows
@@ -185,10 +195,15 @@ class RequestParser {
   using BodySink = absl::AnyInvocable<bool(absl::string_view chunk)>;
 
   RequestParser();
+  /// A parser with these limits (RequestParser() has the defaults).
   explicit RequestParser(Options options);
   ~RequestParser();
+  /// @{
+  /// Moves the parser with its partial state; the moved-from parser may only be destroyed or
+  /// assigned to.
   RequestParser(RequestParser&&) noexcept;
   RequestParser& operator=(RequestParser&&) noexcept;
+  /// @}
 
   /// Makes this parser equivalent to RequestParser(options): no partial request, error, sink
   /// or state carries over. For a server that reuses a parser for another connection.
@@ -220,7 +235,9 @@ class RequestParser {
   /// Whether pending_request()'s body goes to a sink.
   bool streaming() const;
 
+  /// Where the parser is (see State).
   State state() const;
+  /// The error that stopped the parser (state() is kError), or nullopt.
   std::optional<RequestError> error() const;
   /// A human-readable detail of the error, e.g. libhttp_parser's description; empty if none.
   const std::string& error_detail() const;
@@ -231,6 +248,7 @@ class RequestParser {
   /// request line is complete and says HTTP/1.x; nullopt before that or for another major
   /// version. Error and timeout responses use it for their status line.
   std::optional<int> version_minor() const;
+  /// The limits the parser was made (or last reset()) with.
   const Options& options() const;
 
  private:

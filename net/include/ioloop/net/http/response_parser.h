@@ -77,9 +77,9 @@ namespace ioloop::net {
 /// The status line and fields of a final response.
 struct HTTPResponseHead {
   int version_minor = 1;  ///< HTTP/1.x
-  int status = 0;
-  std::string reason;   ///< as received (may be empty)
-  HTTPHeaders headers;  ///< as received, in order
+  int status = 0;         ///< the status code
+  std::string reason;     ///< as received (may be empty)
+  HTTPHeaders headers;    ///< as received, in order
 
   /// Whether the connection may carry another request after this response, by RFC 9112 §9.3
   /// for a response: a "close" Connection token -> false; HTTP/1.1 -> true; HTTP/1.0 -> only
@@ -88,9 +88,11 @@ struct HTTPResponseHead {
   /// ResponseParser::keep_alive().)
   bool keep_alive() const;
 
+  /// Field-by-field equality.
   friend bool operator==(const HTTPResponseHead&, const HTTPResponseHead&) = default;
 };
 
+/// The limits of a ResponseParser.
 struct ResponseParserOptions {
   /// Bytes of the status line and fields, up to and including the empty line; the trailer
   /// section of a chunked body has the same limit, separately. Interim (1xx) heads count
@@ -98,6 +100,9 @@ struct ResponseParserOptions {
   size_t max_header_size = 64 * 1024;
 };
 
+/// The incremental HTTP/1.x response parser of one client connection: one thread at a time;
+/// events go to a Sink, synchronously. See the file comment of
+/// ioloop/net/http/response_parser.h.
 class ResponseParser {
  public:
   /// Receives the events of one response, in order: on_head once, on_body zero or more times,
@@ -113,10 +118,15 @@ class ResponseParser {
     virtual void on_complete() = 0;
   };
 
+  /// A parser with these limits; call start() before each response.
   explicit ResponseParser(ResponseParserOptions options = {});
   ~ResponseParser();
+  /// @{
+  /// Moves the parser with its partial state; the moved-from parser may only be destroyed or
+  /// assigned to.
   ResponseParser(ResponseParser&&) noexcept;
   ResponseParser& operator=(ResponseParser&&) noexcept;
+  /// @}
 
   /// Before each response (fresh state, clearing any error): the method of the request it
   /// answers. HEAD (and a 2xx to CONNECT) has no body whatever the fields say.

@@ -52,23 +52,30 @@ namespace ioloop::net {
 class TLSTransport;
 class TLSClientSessionCache;
 
+/// A TLS protocol version; TLS 1.2 is the lowest this library negotiates.
 enum class TLSVersion : uint8_t { kTLS1_2, kTLS1_3 };
 
 /// A server's configuration. Each PEM source is given either as a file path (`*_file`) or in
 /// memory (`*_pem`), never both.
 struct TLSServerOptions {
+  /// @{
   /// The certificate chain: the leaf first, then its intermediates (not the root), in one
   /// PEM. RSA and ECDSA leaves are accepted.
   std::string cert_chain_file{};
   std::string cert_chain_pem{};
+  /// @}
+  /// @{
   /// The leaf's private key (PEM, unencrypted: PKCS#8, traditional RSA or EC).
   std::string private_key_file{};
   std::string private_key_pem{};
+  /// @}
+  /// @{
   /// Require a client certificate that verifies against client_ca (file or memory); the
   /// handshake fails without one.
   bool verify_client = false;
   std::string client_ca_file{};
   std::string client_ca_pem{};
+  /// @}
   /// Application protocols the server accepts, in its order of preference: the server picks
   /// the first of this list the client offers. A client offering none of them gets no ALPN
   /// answer (the handshake goes on; TLSTransport::alpn_protocol() is empty). Empty: ALPN is
@@ -79,34 +86,48 @@ struct TLSServerOptions {
   bool session_resumption = true;
   /// Sessions the server-side cache holds (OpenSSL evicts the oldest beyond it).
   size_t session_cache_size = 20000;
+  /// @{
+  /// The range of protocol versions negotiated (min_version <= max_version, else
+  /// InvalidArgument).
   TLSVersion min_version = TLSVersion::kTLS1_2;
   TLSVersion max_version = TLSVersion::kTLS1_3;
+  /// @}
 };
 
 /// A client's configuration.
 struct TLSClientOptions {
+  /// @{
   /// Trust anchors: a PEM file, a hashed directory (c_rehash), PEM in memory, any
   /// combination. None of them given: the system store (OpenSSL's default paths).
   std::string ca_file{};
   std::string ca_dir{};
   std::string ca_pem{};
+  /// @}
   /// Verify the server's certificate chain and that it was issued for the host name passed
   /// to new_client_transport() (an IP literal is matched against IP SANs). Turning it off
   /// accepts any server: only for tests and debugging.
   bool verify_peer = true;
   /// Protocols offered with ALPN, most preferred first. Empty: no ALPN extension.
   std::vector<std::string> alpn_protocols{};
+  /// @{
   /// Optional client certificate (for servers with verify_client), as for the server.
   std::string cert_chain_file{};
   std::string cert_chain_pem{};
   std::string private_key_file{};
   std::string private_key_pem{};
+  /// @}
+  /// @{
   /// Resume sessions: the context keeps the latest resumable session per "host:port" (at
   /// most session_cache_size entries) and offers it on the next connection to that peer.
   bool session_resumption = true;
   size_t session_cache_size = 256;
+  /// @}
+  /// @{
+  /// The range of protocol versions negotiated (min_version <= max_version, else
+  /// InvalidArgument).
   TLSVersion min_version = TLSVersion::kTLS1_2;
   TLSVersion max_version = TLSVersion::kTLS1_3;
+  /// @}
 };
 
 /// A TLSContext is the TransportFactory a TCPServer (TCPServerOptions::tls), a TCPClient
@@ -114,13 +135,16 @@ struct TLSClientOptions {
 /// transports, client contexts client ones.
 class TLSContext : public TransportFactory, public std::enable_shared_from_this<TLSContext> {
  public:
+  /// A server context, shared (any thread may use it); the errors are in the file comment.
   static absl::StatusOr<std::shared_ptr<const TLSContext>> server(const TLSServerOptions& options);
+  /// A client context, shared (any thread may use it); the errors are in the file comment.
   static absl::StatusOr<std::shared_ptr<const TLSContext>> client(const TLSClientOptions& options);
 
   ~TLSContext();
   TLSContext(const TLSContext&) = delete;
   TLSContext& operator=(const TLSContext&) = delete;
 
+  /// True for a context made by server().
   bool is_server() const { return is_server_; }
 
   /// A transport for an accepted socket (server contexts only; FailedPrecondition on a client

@@ -68,6 +68,9 @@ namespace ioloop::net {
 
 class TLSContext;
 
+/// TLS over a socket with OpenSSL 3: made by a TLSContext, owned by its stream (one thread at a
+/// time); it does not own the fd. Per-call behaviour: the file comment of
+/// ioloop/net/tls/tls_transport.h.
 class TLSTransport final : public Transport {
  public:
   ~TLSTransport() override;
