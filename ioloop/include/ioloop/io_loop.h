@@ -17,9 +17,11 @@
 /// goes on. The library itself throws nothing.
 ///
 /// Example:
+/// ```
 ///   ioloop::IOLoop loop;
 ///   loop.call_later(absl::Milliseconds(10), [&loop] { loop.stop(); });
 ///   loop.start();
+/// ```
 #ifndef IOLOOP_IO_LOOP_H_
 #define IOLOOP_IO_LOOP_H_
 

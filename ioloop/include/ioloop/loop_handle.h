@@ -3,11 +3,13 @@
 /// running on other threads (a resolver pool, a worker that finishes a job) keeps a
 /// std::shared_ptr<LoopHandle> instead of an IOLoop& or IOLoop*, and posts through it:
 ///
+/// ```
 ///   std::shared_ptr<LoopHandle> handle = loop.handle();     // on the loop's thread
 ///   std::thread([handle] {
 ///     Result r = slow_work();
 ///     handle->post([r] { use(r); });  // false (and nothing runs) if the loop is gone
 ///   }).detach();
+/// ```
 ///
 /// Contract:
 /// - Every method is thread-safe.

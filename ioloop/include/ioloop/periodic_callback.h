@@ -21,8 +21,10 @@
 /// that clock, which is how its tests drive it deterministically.
 ///
 /// Example:
+/// ```
 ///   ioloop::PeriodicCallback tick(loop, [] { flush_stats(); }, absl::Seconds(1));
 ///   tick.start();
+/// ```
 #ifndef IOLOOP_PERIODIC_CALLBACK_H_
 #define IOLOOP_PERIODIC_CALLBACK_H_
 

@@ -29,12 +29,14 @@
 /// the callback moved the Socket elsewhere first) and accepting goes on in the same batch.
 ///
 /// Example:
+/// ```
 ///   auto sockets = ioloop::net::bind_sockets(5000, "");
 ///   auto acceptor = ioloop::net::add_accept_handler(
 ///       loop, (*sockets)[0].fd(), [](ioloop::net::Socket conn, ioloop::net::SocketAddress peer) {
 ///         ioloop::logger().info("connection from {}", peer.to_string());
 ///       });
 ///   if (!acceptor.ok()) return acceptor.status();
+/// ```
 #ifndef IOLOOP_NET_ACCEPT_H_
 #define IOLOOP_NET_ACCEPT_H_
 

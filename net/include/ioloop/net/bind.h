@@ -21,9 +21,11 @@
 /// Threading: plain functions, safe from any thread.
 ///
 /// Example:
+/// ```
 ///   auto sockets = ioloop::net::bind_sockets(8080, "127.0.0.1");
 ///   if (!sockets.ok()) return sockets.status();
 ///   uint16_t port = (*sockets)[0].local_address()->port();
+/// ```
 #ifndef IOLOOP_NET_BIND_H_
 #define IOLOOP_NET_BIND_H_
 

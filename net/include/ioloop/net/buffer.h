@@ -1,10 +1,12 @@
 /// @file ioloop/net/buffer.h
 /// Buffer: a growable byte buffer for stream I/O, in the style of muduo's Buffer.
 ///
+/// ```
 ///   +---------------------+--------------------+-------------------+
 ///   |   consumed (free)   |  readable bytes    |  writable bytes   |
 ///   +---------------------+--------------------+-------------------+
 ///   0           <=     read_index   <=   write_index   <=   capacity
+/// ```
 ///
 /// Bytes are appended at write_index and consumed (retrieve) at read_index. When the
 /// buffer runs out of writable space it first slides the readable bytes to the front, and

@@ -86,10 +86,12 @@
 /// inline. (tests/bench/io_stream_benchmark.cc, BM_IdleConnectionMemory, measures it.)
 ///
 /// Example (echo):
+/// ```
 ///   auto stream = ioloop::net::IOStream::create(loop, std::move(socket));
 ///   stream->read_streaming(
 ///       [s = stream.get()](std::string chunk) { s->write(std::move(chunk)); },
 ///       [](absl::StatusOr<std::string>) {});
+/// ```
 #ifndef IOLOOP_NET_IO_STREAM_H_
 #define IOLOOP_NET_IO_STREAM_H_
 

@@ -6,9 +6,11 @@
 /// Errors: every setter returns a Status naming the option and the errno text.
 ///
 /// Example:
+/// ```
 ///   auto sock = ioloop::net::Socket::create(AF_INET);
 ///   if (!sock.ok()) return sock.status();
 ///   RETURN_IF_ERROR(sock->set_nodelay(true));
+/// ```
 #ifndef IOLOOP_NET_SOCKET_H_
 #define IOLOOP_NET_SOCKET_H_
 

@@ -1,11 +1,13 @@
 /// @file ioloop/net/tcp_client.h
 /// TCPClient opens outgoing TCP connections and hands each one over as an IOStream.
 ///
+/// ```
 ///   ioloop::net::TCPClient client(loop);
 ///   client.connect("example.com", 80, [](absl::StatusOr<std::shared_ptr<IOStream>> s) {
 ///     if (!s.ok()) { log(s.status()); return; }
 ///     (*s)->write("GET / HTTP/1.0\r\n\r\n");
 ///   });
+/// ```
 ///
 /// Behaviour:
 /// - connect() never blocks: names are resolved on a Resolver thread pool (numeric addresses

@@ -2,6 +2,7 @@
 /// TCPServer accepts TCP (or Unix-domain) connections and hands each to `handler` as an
 /// IOStream, on one loop or on N loops in N threads.
 ///
+/// ```
 ///   ioloop::IOLoop loop;
 ///   ioloop::net::TCPServer server(loop, [](std::shared_ptr<IOStream> stream, const SocketAddress&)
 ///   {
@@ -10,6 +11,7 @@
 ///   if (absl::Status s = server.listen(5000); !s.ok()) return s;
 ///   server.start(4);   // 4 loops; or start() / start(1): everything on `loop`
 ///   loop.start();
+/// ```
 ///
 /// Threads: with start(1) everything runs on `loop`. With start(N > 1) the server runs N
 /// worker loops in N threads; each has its own SO_REUSEPORT listener on the same address, so

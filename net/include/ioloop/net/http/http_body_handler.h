@@ -4,12 +4,14 @@
 /// HTTPServerOptions::max_body_size. A large upload then costs the connection's read buffer
 /// (one read) plus what the handler keeps, not the body's size.
 ///
+/// ```
 ///   HTTPServer server(loop, handler,
 ///       /*on_headers=*/[](const HTTPRequest& head, HTTPBodyControl& control)
 ///           -> std::unique_ptr<HTTPBodyHandler> {
 ///         if (head.path() != "/upload") return nullptr;  // buffered, to `handler`
 ///         return std::make_unique<FileSink>(control);     // streamed
 ///       });
+/// ```
 ///
 /// Per request, in order, on the connection's loop thread:
 ///  1. on_headers(head, control) (the HTTPBodyHandlerFactory) runs for every request with a

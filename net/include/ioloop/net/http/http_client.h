@@ -2,6 +2,7 @@
 /// HTTPClient: an asynchronous HTTP/1.1 client in the style of Tornado's AsyncHTTPClient, with
 /// what Tornado's simple client lacks: a keep-alive connection pool.
 ///
+/// ```
 ///   ioloop::net::HTTPClient client(loop);
 ///   HTTPClientRequest request;
 ///   request.url = "http://127.0.0.1:8080/hello";
@@ -9,14 +10,17 @@
 ///     if (!r.ok()) { log(r.status()); return; }
 ///     use(r->status, r->body);
 ///   });
+/// ```
 ///
 /// HTTPS: give the client a client-side TransportFactory in HTTPClientOptions::tls, normally a
 /// TLSContext (ioloop/net/tls/tls_context.h, library ioloop::tls; this library does not link
 /// OpenSSL, so plain-HTTP users never do):
 ///
+/// ```
 ///   auto tls = TLSContext::client({.alpn_protocols = {"http/1.1"}});  // the system store
 ///   if (!tls.ok()) return tls.status();
 ///   HTTPClient client(loop, {.tls = *tls});   // now https:// URLs work too
+/// ```
 ///
 /// Contract:
 ///  - fetch() runs its callback exactly once, on the loop thread, never inside fetch() itself:

@@ -3,9 +3,11 @@
 /// examples/http_proxy): what RFC 9110 asks of a proxy when it forwards a message, in either
 /// direction, plus the de-facto X-Forwarded-For.
 ///
+/// ```
 ///   remove_hop_by_hop_fields(request.mutable_headers());
 ///   append_forwarded_for(request.mutable_headers(), "192.0.2.7");
 ///   append_via(request.mutable_headers(), request.version_minor(), "ioloop");
+/// ```
 ///
 /// The functions only edit fields; framing (Content-Length or chunked) is the forwarder's
 /// business, since it re-frames the body for the next hop.

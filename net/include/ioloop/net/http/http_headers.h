@@ -9,8 +9,10 @@
 /// invalidated by any mutation of it.
 ///
 /// Example:
+/// ```
 ///   if (auto host = request.headers().get("host")) use(*host);
 ///   bool close = request.headers().has_token("Connection", "close");
+/// ```
 #ifndef IOLOOP_NET_HTTP_HTTP_HEADERS_H_
 #define IOLOOP_NET_HTTP_HTTP_HEADERS_H_
 

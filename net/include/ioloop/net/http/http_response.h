@@ -5,6 +5,7 @@
 /// HTTPResponseStream (http_response_stream.h).
 ///
 /// The server writes these fields itself and ignores any the handler sets:
+/// ```
 ///   Content-Length  the body's size (also for HEAD, where the body is not sent; omitted
 ///                   for 1xx, 204 and 304, which have no body)
 ///   Date            the current time, from a per-thread cache refreshed once per second
@@ -13,6 +14,7 @@
 ///   Transfer-Encoding  never sent by a synchronous response (bodies are sent whole, with
 ///                   Content-Length); a deferred one frames its body itself (see
 ///                   http_response_stream.h), where a Content-Length set by the handler counts
+/// ```
 /// A handler that sets "Connection: close" (or calls set_close()) ends the connection after
 /// its response. `Server` is added when HTTPServerOptions::server_name is not empty.
 ///

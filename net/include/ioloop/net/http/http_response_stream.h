@@ -4,6 +4,7 @@
 /// returned stream; it then writes the body in pieces and finishes at any later time, from a
 /// timer, another stream's callback, or another thread through loop().add_callback().
 ///
+/// ```
 ///   HTTPServer server(loop, [&](const HTTPRequest&, HTTPResponseWriter& w) {
 ///     w.set_header("Content-Type", "text/plain");
 ///     std::shared_ptr<HTTPResponseStream> s = w.defer();
@@ -12,6 +13,7 @@
 ///       s->finish().IgnoreError();
 ///     });
 ///   });
+/// ```
 ///
 /// The head: the status and fields set on the writer, before or after defer(), until the first
 /// write(), flush() or finish(), form the response head (head() is that writer). Changes after
@@ -131,7 +133,9 @@ class HTTPResponseStream : public std::enable_shared_from_this<HTTPResponseStrea
   /// Runs `fn()`; if it throws, the exception is logged and counted (the loop's
   /// handle_callback_exception, HTTPServer::Stats::handler_exceptions) and the response fails
   /// (500 or close). Returns OK or that Internal status. Use it around deferred code:
+  /// ```
   ///   loop.call_later(d, [s] { s->run([&] { produce(*s); }).IgnoreError(); });
+  /// ```
   template <typename F>
   absl::Status run(F&& fn) {
     try {

@@ -8,6 +8,7 @@
 /// slow work elsewhere and finish from a timer, another stream's callback, or (from another
 /// thread) through loop.add_callback().
 ///
+/// ```
 ///   ioloop::IOLoop loop;
 ///   HTTPServer server(loop, [](const HTTPRequest& request, HTTPResponseWriter& response) {
 ///     response.set_header("Content-Type", "text/plain");
@@ -16,17 +17,20 @@
 ///   if (absl::Status s = server.listen(8080); !s.ok()) return s;
 ///   server.start();   // or start(N): N loops in N threads
 ///   loop.start();
+/// ```
 ///
 /// HTTPS: set HTTPServerOptions::tcp_options.tls to a server-side TransportFactory, normally a
 /// TLSContext (ioloop/net/tls/tls_context.h, library ioloop::tls; this library does not link
 /// OpenSSL) with ALPN "http/1.1":
 ///
+/// ```
 ///   auto tls = TLSContext::server({.cert_chain_file = "chain.pem",
 ///                                  .private_key_file = "key.pem",
 ///                                  .alpn_protocols = {"http/1.1"}});
 ///   if (!tls.ok()) return tls.status();
 ///   HTTPServerOptions options;
 ///   options.tcp_options.tls = *tls;   // and tcp_options.handshake_timeout (10 s)
+/// ```
 ///
 /// Every connection then runs its handshake first (TCPServer), bounded by
 /// tcp_options.handshake_timeout counted from accept; only a connection whose handshake

@@ -96,11 +96,13 @@
 /// Threading: one connection's parser; use from one thread at a time.
 ///
 /// Example:
+/// ```
 ///   RequestParser parser;
 ///   RequestParser::Result result = parser.feed(bytes_just_read);
 ///   for (HTTPRequest& request : result.requests) respond(request);
 ///   if (result.send_continue) write("HTTP/1.1 100 Continue\r\n\r\n");
 ///   if (result.error) { write_error(error_status(*result.error)); close(); }
+/// ```
 #ifndef IOLOOP_NET_HTTP_REQUEST_PARSER_H_
 #define IOLOOP_NET_HTTP_REQUEST_PARSER_H_
 

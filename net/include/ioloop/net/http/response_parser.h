@@ -54,11 +54,13 @@
 /// parser, nor throw (the parser's state would then be unspecified: discard it).
 ///
 /// Example:
+/// ```
 ///   parser.start(HTTPMethod::kGet);
 ///   absl::StatusOr<size_t> used = parser.feed(bytes_just_read, sink);
 ///   if (!used.ok()) fail(used.status());
 ///   else if (parser.complete()) { keep = parser.keep_alive(); leftover = bytes.substr(*used); }
 ///   ... on EOF: absl::Status s = parser.finish(sink);
+/// ```
 #ifndef IOLOOP_NET_HTTP_RESPONSE_PARSER_H_
 #define IOLOOP_NET_HTTP_RESPONSE_PARSER_H_
 

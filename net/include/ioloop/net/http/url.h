@@ -17,9 +17,11 @@
 /// Threading: a value type; use from one thread at a time.
 ///
 /// Example:
+/// ```
 ///   absl::StatusOr<URL> url = URL::parse("http://example.com:8080/a?b=1#frag");
 ///   // url->host == "example.com", url->port == 8080, url->target == "/a?b=1"
 ///   absl::StatusOr<URL> next = url->resolve("../c");  // http://example.com:8080/c
+/// ```
 #ifndef IOLOOP_NET_HTTP_URL_H_
 #define IOLOOP_NET_HTTP_URL_H_
 

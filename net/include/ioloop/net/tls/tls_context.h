@@ -2,11 +2,13 @@
 /// TLSContext: the configuration every TLS connection of one side shares (OpenSSL 3's
 /// SSL_CTX): certificates, keys, trust anchors, ALPN, protocol versions, session caches.
 ///
+/// ```
 ///   auto server = TLSContext::server({.cert_chain_file = "chain.pem",
 ///                                     .private_key_file = "key.pem",
 ///                                     .alpn_protocols = {"http/1.1"}});
 ///   if (!server.ok()) return server.status();
 ///   auto transport = (*server)->new_server_transport(accepted_fd);  // hand to IOStream
+/// ```
 ///
 /// Fixed policy (not options): TLS 1.2 is the lowest version ever negotiated; TLS 1.3 is
 /// negotiated whenever the peer offers it; renegotiation is refused; OpenSSL releases its
