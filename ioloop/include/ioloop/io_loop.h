@@ -43,6 +43,8 @@
 #include "ioloop/rate_limiter.h"
 #include "ioloop/time.h"
 
+/// The reactor (IOLoop, timeouts, signals, PeriodicCallback, LoopHandle) and, in
+/// ioloop::net, everything built on it: sockets, streams, TCP, HTTP/1.1 and TLS.
 namespace ioloop {
 
 class TimerQueue;

@@ -22,6 +22,9 @@
 #include "absl/status/statusor.h"
 #include "ioloop/net/socket_address.h"
 
+/// Networking on the reactor: sockets and listeners, buffered streams (IOStream), TCP servers
+/// and clients, the resolver pool (library ioloop::net); HTTP/1.1 server, client and proxy
+/// field rules (ioloop::http); TLS over OpenSSL 3 (ioloop::tls).
 namespace ioloop::net {
 
 /// A move-only owner of one non-blocking, close-on-exec socket fd, closed on destruction. Like
