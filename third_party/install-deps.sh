@@ -20,6 +20,7 @@ packages=(
   libssl-dev openssl                # ioloop::tls (OpenSSL 3); the CLI for interop tests
   python3 curl netcat-openbsd apache2-utils procps util-linux  # integration tests
   wrk                               # the proxy's integration test drives it with wrk too
+  doxygen                           # make docs; the doxygen_warnings test of make test
 )
 # Only `make soak` (tests/soak/run.sh) needs this: h2load (nghttp2-client).
 soak_packages=(nghttp2-client)
