@@ -117,7 +117,7 @@ class TLSContext : public TransportFactory, public std::enable_shared_from_this<
   static absl::StatusOr<std::shared_ptr<const TLSContext>> server(const TLSServerOptions& options);
   static absl::StatusOr<std::shared_ptr<const TLSContext>> client(const TLSClientOptions& options);
 
-  ~TLSContext();
+  ~TLSContext() override;
   TLSContext(const TLSContext&) = delete;
   TLSContext& operator=(const TLSContext&) = delete;
 
