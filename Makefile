@@ -9,7 +9,8 @@
 #   make soak      load and soak runs against the real servers (tests/soak/)
 #   make valgrind  memcheck over the unit tests
 #   make compare   ioloop's examples against a C epoll floor, libevent, libuv, Asio, nginx, Tornado
-.PHONY: run test deps build build-asan build-tsan http fuzz soak valgrind compare clean
+#   make docs      the API reference (Doxygen): build/docs/html/index.html
+.PHONY: run test deps build build-asan build-tsan http fuzz soak valgrind compare docs clean
 
 PORT ?= 5000
 
@@ -72,6 +73,14 @@ compare: deps
 	mkdir -p build/compare "$(COMPARE_CHART_DIR)"
 	ROUNDS=$(ROUNDS) DURATION=$(DURATION) CHART_DIR=$(COMPARE_CHART_DIR) \
 	  bash tests/load/compare/run.sh build/compare/compare.md
+
+# The API reference from the public headers' /// comments, README.md its front page
+# (docs/Doxyfile). Needs no build. Warnings are printed here; in `make test` the ctest
+# doxygen_warnings fails on any (tests/cmake/doxygen.cmake).
+docs: deps
+	mkdir -p build/docs
+	doxygen docs/Doxyfile
+	@echo "API reference: build/docs/html/index.html"
 
 clean:
 	rm -rf build

@@ -10,6 +10,8 @@
 set -euo pipefail
 
 packages=(
+  # The packaging tests (tests/consumer/) use cpack (cmake), pkg-config, c++ (g++) and
+  # dpkg-deb/dpkg -x (dpkg, Essential on every Debian): nothing beyond this list.
   cmake ninja-build g++ make pkg-config
   clang libclang-rt-14-dev          # libFuzzer target and clang builds
   clang-format clang-tidy           # tests/cmake/tooling.cmake; clang-tidy in the fuzz preset
@@ -19,6 +21,7 @@ packages=(
   libssl-dev openssl                # ioloop::tls (OpenSSL 3); the CLI for interop tests
   python3 curl netcat-openbsd apache2-utils procps util-linux  # integration tests
   wrk                               # the proxy's integration test drives it with wrk too
+  doxygen                           # make docs; the doxygen_warnings test of make test
 )
 # Only `make soak` (tests/soak/run.sh) needs this: h2load (nghttp2-client).
 soak_packages=(nghttp2-client)

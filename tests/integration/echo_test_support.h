@@ -23,16 +23,17 @@
 #include "absl/strings/str_cat.h"
 #include "ioloop/net/socket.h"
 #include "ioloop/net/socket_address.h"
+#include "testing/sanitizers.h"
 
 // Sanitizer builds, for the few bounds an instrumented build cannot meet or affords only at a
 // smaller size: IOLOOP_UNDER_ASAN (ASan's quarantine keeps freed memory resident, so RSS
 // bounds do not apply) and IOLOOP_SANITIZED (ASan or TSan: several times slower).
-#if defined(__SANITIZE_ADDRESS__)
+#if IOLOOP_TESTING_ASAN
 #define IOLOOP_UNDER_ASAN 1
 #else
 #define IOLOOP_UNDER_ASAN 0
 #endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if IOLOOP_TESTING_ASAN || IOLOOP_TESTING_TSAN
 #define IOLOOP_SANITIZED 1
 #else
 #define IOLOOP_SANITIZED 0

@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "integration/command.h"
 #include "integration/server_process.h"
+#include "testing/sanitizers.h"
 
 #if !defined(HTTP_PROXY_PATH) || !defined(PROXY_UPSTREAM_PY)
 #error "HTTP_PROXY_PATH and PROXY_UPSTREAM_PY must be defined (CMakeLists.txt)"
@@ -26,7 +27,7 @@
 
 namespace ioloop::testing {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if IOLOOP_TESTING_ASAN || IOLOOP_TESTING_TSAN
 inline constexpr bool kSanitized = true;
 #else
 inline constexpr bool kSanitized = false;

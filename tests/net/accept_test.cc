@@ -20,6 +20,7 @@
 #include "ioloop/net/bind.h"
 #include "testing/loop_test_base.h"
 #include "testing/pollers.h"
+#include "testing/sanitizers.h"
 
 namespace ioloop::net {
 namespace {
@@ -333,7 +334,7 @@ std::string emfile_scenario(PollerKind kind) {
   Acceptor& acceptor = **created;
 
   logger().debug("emfile scenario: listening on {}", addr.to_string());  // creates the logger
-#ifdef __SANITIZE_ADDRESS__
+#if IOLOOP_TESTING_ASAN
   // Our sanitizer build pairs ASan with UBSan, whose first check of a virtual call (fmt's
   // buffers, when formatting the warning) reads the vtable through a pipe: impossible with
   // the fd table full, so it reports a bogus error. Skip the formatting there.

@@ -18,11 +18,12 @@
 #include "ioloop/net/io_stream.h"
 #include "ioloop/net/tls/tls_transport.h"
 #include "net/io_stream_testing.h"
+#include "testing/sanitizers.h"
 
 namespace ioloop::net::stream_testing {
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if IOLOOP_TESTING_ASAN || IOLOOP_TESTING_TSAN
 constexpr bool kSanitized = true;
 #else
 constexpr bool kSanitized = false;

@@ -1,25 +1,27 @@
-// File: ioloop/io_loop.h
-// IOLoop: a single-threaded reactor in the style of Tornado's IOLoop. It watches file
-// descriptors (add_handler), runs one-shot callbacks (add_callback), timeouts (call_later,
-// call_at) and signal handlers (add_signal_handler), on epoll, poll or select.
-//
-// Threading: an IOLoop belongs to the thread that runs start(). Every method must be called
-// on that thread (or before start(), by the thread that will run it), unless its comment
-// begins "Thread-safe." Only add_callback(), stop(), handle() and in_loop_thread() are.
-//
-// Ownership: the loop never owns registered fds. remove_handler() before closing an fd.
-// Callables passed in are owned by the loop until they run or are removed; a handler may
-// remove itself (or any other handler) while it runs: the running callable is destroyed
-// only after the dispatch batch.
-//
-// Errors: misuse the caller can cause returns absl::Status. An exception escaping a
-// callback or handler is caught, logged (rate-limited) and counted in stats(); the loop
-// goes on. The library itself throws nothing.
-//
-// Example:
-//   ioloop::IOLoop loop;
-//   loop.call_later(absl::Milliseconds(10), [&loop] { loop.stop(); });
-//   loop.start();
+/// @file ioloop/io_loop.h
+/// IOLoop: a single-threaded reactor in the style of Tornado's IOLoop. It watches file
+/// descriptors (add_handler), runs one-shot callbacks (add_callback), timeouts (call_later,
+/// call_at) and signal handlers (add_signal_handler), on epoll, poll or select.
+///
+/// Threading: an IOLoop belongs to the thread that runs start(). Every method must be called
+/// on that thread (or before start(), by the thread that will run it), unless its comment
+/// begins "Thread-safe." Only add_callback(), stop(), handle() and in_loop_thread() are.
+///
+/// Ownership: the loop never owns registered fds. remove_handler() before closing an fd.
+/// Callables passed in are owned by the loop until they run or are removed; a handler may
+/// remove itself (or any other handler) while it runs: the running callable is destroyed
+/// only after the dispatch batch.
+///
+/// Errors: misuse the caller can cause returns absl::Status. An exception escaping a
+/// callback or handler is caught, logged (rate-limited) and counted in stats(); the loop
+/// goes on. The library itself throws nothing.
+///
+/// Example:
+/// ```
+///   ioloop::IOLoop loop;
+///   loop.call_later(absl::Milliseconds(10), [&loop] { loop.stop(); });
+///   loop.start();
+/// ```
 #ifndef IOLOOP_IO_LOOP_H_
 #define IOLOOP_IO_LOOP_H_
 
@@ -41,177 +43,199 @@
 #include "ioloop/rate_limiter.h"
 #include "ioloop/time.h"
 
+/// The reactor (IOLoop, timeouts, signals, PeriodicCallback, LoopHandle) and, in
+/// ioloop::net, everything built on it: sockets, streams, TCP, HTTP/1.1 and TLS.
 namespace ioloop {
 
 class TimerQueue;
 class Waker;
 class LoopHandle;  // ioloop/loop_handle.h
 
-// Identifies a timeout for remove_timeout(). A default-constructed handle is invalid and
-// removing it is a no-op; so is removing a handle whose timeout already ran.
+/// Identifies a timeout for remove_timeout(). A default-constructed handle is invalid and
+/// removing it is a no-op; so is removing a handle whose timeout already ran.
 class TimeoutHandle {
  public:
   TimeoutHandle() = default;
+  /// Wraps an id the loop issued; 0 makes the invalid handle.
   explicit TimeoutHandle(uint64_t id) : id_(id) {}
+  /// False for a default-constructed handle.
   bool valid() const { return id_ != 0; }
+  /// The loop's id for the timeout (0: invalid).
   uint64_t id() const { return id_; }
+  /// Equal handles name the same timeout.
   friend bool operator==(TimeoutHandle a, TimeoutHandle b) { return a.id_ == b.id_; }
 
  private:
   uint64_t id_ = 0;
 };
 
+/// What an IOLoop is created with (IOLoop::Options); the defaults suit production.
 struct IOLoopOptions {
+  /// The readiness backend: epoll (the default), poll or select.
   PollerKind poller = PollerKind::kEpoll;
-  // A callback, handler or timer that runs longer than this is logged with its duration
-  // (rate-limited) and counted. Zero disables the check and its clock reads.
+  /// A callback, handler or timer that runs longer than this is logged with its duration
+  /// (rate-limited) and counted. Zero disables the check and its clock reads.
   absl::Duration slow_callback_threshold = absl::ZeroDuration();
-  // Tests: run time() and every timeout on this clock (not owned; must outlive the loop).
-  // When the loop would sleep until a timeout, it checks readiness without blocking and, if
-  // no fd is ready and no callback pending, jumps the clock to that timeout instead: timers
-  // fire at once and in order, exactly at their deadlines. Waits with no timeout pending
-  // block as usual. nullptr: the steady clock.
+  /// Tests: run time() and every timeout on this clock (not owned; must outlive the loop).
+  /// When the loop would sleep until a timeout, it checks readiness without blocking and, if
+  /// no fd is ready and no callback pending, jumps the clock to that timeout instead: timers
+  /// fire at once and in order, exactly at their deadlines. Waits with no timeout pending
+  /// block as usual. nullptr: the steady clock.
   ManualClock* clock = nullptr;
 };
 
+/// A single-threaded reactor. The rules that hold for every member (which thread may call,
+/// who owns what, how errors are reported) are in the file comment of ioloop/io_loop.h;
+/// a member's own comment states only its departures from them.
 class IOLoop {
  public:
-  using Handler = absl::AnyInvocable<void(int fd, uint32_t events)>;  // repeating
-  using Callback = absl::AnyInvocable<void() &&>;                     // runs at most once
-  using SignalHandler = absl::AnyInvocable<void(int signo)>;          // repeating
-  // Passed to the function given to run_sync(); call it (once, from any thread) to finish.
+  using Handler = absl::AnyInvocable<void(int fd, uint32_t events)>;  ///< repeating
+  using Callback = absl::AnyInvocable<void() &&>;                     ///< runs at most once
+  using SignalHandler = absl::AnyInvocable<void(int signo)>;          ///< repeating
+  /// Passed to the function given to run_sync(); call it (once, from any thread) to finish.
   using Done = absl::AnyInvocable<void(absl::Status) &&>;
 
+  /// @{
+  /// The event masks of ioloop/events.h, also spelled IOLoop::READ, IOLoop::WRITE, ...
   static constexpr uint32_t READ = ::ioloop::READ;
   static constexpr uint32_t WRITE = ::ioloop::WRITE;
   static constexpr uint32_t ERROR = ::ioloop::ERROR;
   static constexpr uint32_t EDGE = ::ioloop::EDGE;
+  /// @}
 
+  /// The construction options (IOLoopOptions).
   using Options = IOLoopOptions;
 
-  // Counters since construction. Read them on the loop thread.
+  /// Counters since construction. Read them on the loop thread.
   struct Stats {
-    uint64_t iterations = 0;
-    uint64_t events_dispatched = 0;  // handler invocations
-    uint64_t callbacks_run = 0;      // add_callback() callbacks
-    uint64_t timers_fired = 0;
-    uint64_t signals_dispatched = 0;
-    uint64_t exceptions = 0;      // exceptions caught from user code
-    uint64_t slow_callbacks = 0;  // over Options::slow_callback_threshold
-    uint64_t wakeups_sent = 0;    // eventfd writes by add_callback()/stop()
-    uint64_t poll_failures = 0;   // failed poller waits (EINTR excluded); each one backs off
-    absl::Duration time_blocked;  // in the poller's wait (and the back-off after a failed one)
-    absl::Duration time_busy;     // running callbacks, timers and handlers
-    size_t handlers = 0;          // registered fds (including the loop's own)
-    size_t timers_pending = 0;    // live timeouts
-    size_t timer_store_size = 0;  // heap entries + slots the timer store holds, live or dead
+    uint64_t iterations = 0;          ///< loop iterations (poller waits)
+    uint64_t events_dispatched = 0;   ///< handler invocations
+    uint64_t callbacks_run = 0;       ///< add_callback() callbacks
+    uint64_t timers_fired = 0;        ///< timeouts run
+    uint64_t signals_dispatched = 0;  ///< signal handler invocations
+    uint64_t exceptions = 0;          ///< exceptions caught from user code
+    uint64_t slow_callbacks = 0;      ///< over Options::slow_callback_threshold
+    uint64_t wakeups_sent = 0;        ///< eventfd writes by add_callback()/stop()
+    uint64_t poll_failures = 0;       ///< failed poller waits (EINTR excluded); each one backs off
+    absl::Duration time_blocked;  ///< in the poller's wait (and the back-off after a failed one)
+    absl::Duration time_busy;     ///< running callbacks, timers and handlers
+    size_t handlers = 0;          ///< registered fds (including the loop's own)
+    size_t timers_pending = 0;    ///< live timeouts
+    size_t timer_store_size = 0;  ///< heap entries + slots the timer store holds, live or dead
   };
 
-  // Dies (logs, then aborts) if the backend or the eventfd cannot be created; use create()
-  // to get that failure as a Status instead.
+  /// Dies (logs, then aborts) if the backend or the eventfd cannot be created; use create()
+  /// to get that failure as a Status instead.
   IOLoop();
+  /// As IOLoop(), with `options`; dies the same way on failure.
   explicit IOLoop(Options options);
+  /// Creates a loop owned by the caller; the failure to create the backend or the eventfd is
+  /// returned as a Status instead of dying.
   static absl::StatusOr<std::unique_ptr<IOLoop>> create(Options options = {});
-  // Must not be running. Pending callbacks and timeouts are destroyed unrun; registered
-  // fds are left open. Every thread that made it current stops seeing it as current. Its
-  // signals are given back as remove_signal_handler() does, to the destroying thread's mask
-  // (destroy it on the thread that added the handlers).
+  /// Must not be running. Pending callbacks and timeouts are destroyed unrun; registered
+  /// fds are left open. Every thread that made it current stops seeing it as current. Its
+  /// signals are given back as remove_signal_handler() does, to the destroying thread's mask
+  /// (destroy it on the thread that added the handlers).
   ~IOLoop();
   IOLoop(const IOLoop&) = delete;
   IOLoop& operator=(const IOLoop&) = delete;
 
-  // The process-wide loop, created on first use and never destroyed.
+  /// The process-wide loop, created on first use and never destroyed.
   static IOLoop& instance();
-  // This thread's current loop: the one running start() on this thread, else the one last
-  // made current with make_current() on this thread, if it still exists. Otherwise, on the
-  // main thread, instance(). On any other thread it dies (logs, then aborts) with a message
-  // naming make_current(): it never creates a loop, which nobody would run.
+  /// This thread's current loop: the one running start() on this thread, else the one last
+  /// made current with make_current() on this thread, if it still exists. Otherwise, on the
+  /// main thread, instance(). On any other thread it dies (logs, then aborts) with a message
+  /// naming make_current(): it never creates a loop, which nobody would run.
   static IOLoop& current();
-  // Makes this loop current() for the calling thread, until another loop is made current or
-  // this one is destroyed (by any thread).
+  /// Makes this loop current() for the calling thread, until another loop is made current or
+  /// this one is destroyed (by any thread).
   void make_current();
 
-  // Thread-safe. The loop's LoopHandle (ioloop/loop_handle.h), the same object every time:
-  // what other threads keep to post to this loop without ever touching it once destroyed.
-  // ~IOLoop detaches it before anything else; posts through it fail from then on.
+  /// Thread-safe. The loop's LoopHandle (ioloop/loop_handle.h), the same object every time:
+  /// what other threads keep to post to this loop without ever touching it once destroyed.
+  /// ~IOLoop detaches it before anything else; posts through it fail from then on.
   std::shared_ptr<LoopHandle> handle() const { return handle_; }
 
+  /// The backend this loop runs on.
   PollerKind poller_kind() const;
 
   // --- File descriptors ---------------------------------------------------------------
-  // Watches `fd` for `events` (READ|WRITE, plus EDGE on epoll); ERROR is always reported.
-  // InvalidArgument: fd negative or not open, no READ/WRITE and no ERROR asked, EDGE on
-  // poll/select, fd >= FD_SETSIZE on select. AlreadyExists: fd is registered already.
+  /// Watches `fd` for `events` (READ|WRITE, plus EDGE on epoll); ERROR is always reported.
+  /// InvalidArgument: fd negative or not open, no READ/WRITE and no ERROR asked, EDGE on
+  /// poll/select, fd >= FD_SETSIZE on select. AlreadyExists: fd is registered already.
   absl::Status add_handler(int fd, Handler handler, uint32_t events);
-  // Changes the events of a registered fd. NotFound if `fd` is not registered.
+  /// Changes the events of a registered fd. NotFound if `fd` is not registered.
   absl::Status update_handler(int fd, uint32_t events);
-  // Stops watching `fd`. No further event for it is delivered, even from the batch being
-  // dispatched and even if the fd number is reused at once. A no-op for an unknown fd.
+  /// Stops watching `fd`. No further event for it is delivered, even from the batch being
+  /// dispatched and even if the fd number is reused at once. A no-op for an unknown fd.
   void remove_handler(int fd);
+  /// True if `fd` is registered (added and not removed since).
   bool has_handler(int fd) const;
 
   // --- Callbacks and timeouts ----------------------------------------------------------
-  // Thread-safe. Runs `cb` on the loop thread in a later iteration, FIFO per caller thread.
-  // Callbacks added while callbacks run wait for the next iteration, so I/O is never
-  // starved. The loop is woken (one eventfd write, coalesced) only if it may be sleeping.
-  // Not async-signal-safe: use add_signal_handler() for signals.
+  /// Thread-safe. Runs `cb` on the loop thread in a later iteration, FIFO per caller thread.
+  /// Callbacks added while callbacks run wait for the next iteration, so I/O is never
+  /// starved. The loop is woken (one eventfd write, coalesced) only if it may be sleeping.
+  /// Not async-signal-safe: use add_signal_handler() for signals.
   void add_callback(Callback cb) ABSL_LOCKS_EXCLUDED(mu_);
-  // Runs `cb` once `delay` has passed on the monotonic clock; never earlier.
+  /// Runs `cb` once `delay` has passed on the monotonic clock; never earlier.
   TimeoutHandle call_later(absl::Duration delay, Callback cb);
-  // Runs `cb` at `deadline` or later. Timeouts due together run in deadline, then
-  // insertion, order.
+  /// Runs `cb` at `deadline` or later. Timeouts due together run in deadline, then
+  /// insertion, order.
   TimeoutHandle call_at(TimePoint deadline, Callback cb);
-  // Cancels a timeout and frees its callback now. Safe to call even if the timeout ran.
+  /// Cancels a timeout and frees its callback now. Safe to call even if the timeout ran.
   void remove_timeout(TimeoutHandle handle);
 
   // --- Signals ---------------------------------------------------------------------------
-  // Runs `handler` on the loop thread when `signo` arrives, through a signalfd. Blocks the
-  // signal in the calling thread (threads started afterwards inherit the mask; block it in
-  // older threads yourself, or it may be delivered to them by default action), remembering
-  // whether it was blocked already.
-  // Replaces an earlier handler for the same signal. InvalidArgument for a bad signo or
-  // SIGKILL/SIGSTOP.
+  /// Runs `handler` on the loop thread when `signo` arrives, through a signalfd. Blocks the
+  /// signal in the calling thread (threads started afterwards inherit the mask; block it in
+  /// older threads yourself, or it may be delivered to them by default action), remembering
+  /// whether it was blocked already.
+  /// Replaces an earlier handler for the same signal. InvalidArgument for a bad signo or
+  /// SIGKILL/SIGSTOP.
   absl::Status add_signal_handler(int signo, SignalHandler handler);
-  // Stops handling `signo` and restores the calling thread's mask for it: a signal the thread
-  // had blocked before add_signal_handler() stays blocked; otherwise instances of it that
-  // arrived but were not dispatched are discarded (not left to its default action, which may
-  // kill the process) and it is unblocked. No-op if unknown.
+  /// Stops handling `signo` and restores the calling thread's mask for it: a signal the thread
+  /// had blocked before add_signal_handler() stays blocked; otherwise instances of it that
+  /// arrived but were not dispatched are discarded (not left to its default action, which may
+  /// kill the process) and it is unblocked. No-op if unknown.
   void remove_signal_handler(int signo);
 
   // --- Running -----------------------------------------------------------------------------
-  // Runs until stop(). Makes this loop current() for the thread while it runs.
-  // If stop() was called before start(), start() returns after one iteration.
+  /// Runs until stop(). Makes this loop current() for the thread while it runs.
+  /// If stop() was called before start(), start() returns after one iteration.
   void start();
-  // Thread-safe. Makes start() return after the current iteration. Not async-signal-safe
-  // (it takes the loop's mutex): to stop on a signal, call it from add_signal_handler().
+  /// Thread-safe. Makes start() return after the current iteration. Not async-signal-safe
+  /// (it takes the loop's mutex): to stop on a signal, call it from add_signal_handler().
   void stop();
-  // Runs the loop until `fn` calls its Done argument (any thread), then returns that status;
-  // DeadlineExceeded if `timeout` passes first (InfiniteDuration means no limit); Cancelled if
-  // the loop is stopped by someone else's stop() first. FailedPrecondition, and `fn` never
-  // runs, if the loop is already running (e.g. run_sync from inside one of its callbacks).
-  // A Done called after run_sync returned does nothing: it never stops a later start() and
-  // never touches the loop, which may be gone by then.
+  /// Runs the loop until `fn` calls its Done argument (any thread), then returns that status;
+  /// DeadlineExceeded if `timeout` passes first (InfiniteDuration means no limit); Cancelled if
+  /// the loop is stopped by someone else's stop() first. FailedPrecondition, and `fn` never
+  /// runs, if the loop is already running (e.g. run_sync from inside one of its callbacks).
+  /// A Done called after run_sync returned does nothing: it never stops a later start() and
+  /// never touches the loop, which may be gone by then.
   absl::Status run_sync(absl::AnyInvocable<void(Done) &&> fn,
                         absl::Duration timeout = absl::InfiniteDuration());
+  /// True while start() runs.
   bool running() const { return running_.load(std::memory_order_acquire); }
-  // Thread-safe. True on the thread currently inside start().
+  /// Thread-safe. True on the thread currently inside start().
   bool in_loop_thread() const;
 
-  // The monotonic clock's now() (Options::clock's, if set).
+  /// The monotonic clock's now() (Options::clock's, if set).
   TimePoint time() const { return options_.clock ? options_.clock->now() : Clock::now(); }
 
+  /// A snapshot of the counters (see Stats); loop thread only.
   Stats stats() const;
 
   // --- Exceptions from user code ---------------------------------------------------------
-  // For layers above the loop (streams, servers, clients) that call user code themselves
-  // and must repair their own state when it throws (Tornado's handle_callback_exception).
-  // Loop thread only.
-  //
-  // Call inside a catch block: logs the exception in flight through the loop's rate-limited
-  // path, counts it in stats().exceptions, and returns Internal "exception in <what>: <its
-  // what()>" for the caller to close its stream or connection with.
+  /// For layers above the loop (streams, servers, clients) that call user code themselves
+  /// and must repair their own state when it throws (Tornado's handle_callback_exception).
+  /// Loop thread only.
+  ///
+  /// Call inside a catch block: logs the exception in flight through the loop's rate-limited
+  /// path, counts it in stats().exceptions, and returns Internal "exception in <what>: <its
+  /// what()>" for the caller to close its stream or connection with.
   absl::Status handle_callback_exception(const char* what);
-  // Runs `fn()`; OK if it returns normally, else handle_callback_exception(what).
+  /// Runs `fn()`; OK if it returns normally, else handle_callback_exception(what).
   template <typename F>
   absl::Status invoke_guarded(const char* what, F&& fn) {
     try {
@@ -233,11 +257,11 @@ class IOLoop {
   void run_timers();
   void dispatch(const Poller::Event& ev);
   void handle_signals();
-  // Runs user code with the exception and slow-callback guards.
+  /// Runs user code with the exception and slow-callback guards.
   template <typename F>
   void guarded(const char* what, F&& f);
   void report_exception(const char* what, const char* message);
-  // Counts and logs a failed wait, then sleeps the (doubled) back-off.
+  /// Counts and logs a failed wait, then sleeps the (doubled) back-off.
   void back_off_after_poll_failure(const absl::Status& status);
 
   Options options_;
@@ -245,9 +269,9 @@ class IOLoop {
   std::unique_ptr<Waker> waker_;
   std::unique_ptr<TimerQueue> timers_;
 
-  // Indexed by fd: a vector, not a hash map, because fds are small and dense.
+  /// Indexed by fd: a vector, not a hash map, because fds are small and dense.
   std::vector<std::unique_ptr<Entry>> handlers_;
-  // Entries removed during dispatch; freed after the batch so a running handler survives.
+  /// Entries removed during dispatch; freed after the batch so a running handler survives.
   std::vector<std::unique_ptr<Entry>> graveyard_;
   uint32_t next_generation_ = 1;
   size_t handler_count_ = 0;
@@ -257,10 +281,10 @@ class IOLoop {
 
   mutable Mutex mu_;
   std::vector<Callback> pending_ ABSL_GUARDED_BY(mu_);
-  bool polling_ ABSL_GUARDED_BY(mu_) = false;    // inside (or about to enter) the wait
-  bool wake_sent_ ABSL_GUARDED_BY(mu_) = false;  // an eventfd write is outstanding
+  bool polling_ ABSL_GUARDED_BY(mu_) = false;    ///< inside (or about to enter) the wait
+  bool wake_sent_ ABSL_GUARDED_BY(mu_) = false;  ///< an eventfd write is outstanding
   std::vector<Callback> running_callbacks_;
-  std::vector<uint64_t> due_;  // ids of the timeouts popped for this iteration
+  std::vector<uint64_t> due_;  ///< ids of the timeouts popped for this iteration
   TimePoint last_poll_end_{};
 
   std::atomic<bool> stop_requested_{false};
@@ -268,14 +292,14 @@ class IOLoop {
   std::atomic<std::thread::id> thread_id_{};
 
   Stats stats_;
-  // The sleep after the last failed wait; zero after a successful one.
+  /// The sleep after the last failed wait; zero after a successful one.
   absl::Duration poll_backoff_ = absl::ZeroDuration();
-  // The poller-failure back-off sleeps through this if set (tests record instead).
+  /// The poller-failure back-off sleeps through this if set (tests record instead).
   absl::AnyInvocable<void(absl::Duration)> sleep_for_;
   std::atomic<uint64_t> wakeups_sent_{0};
-  // Exception and slow-callback lines: a handler failing on every event must not flood.
+  /// Exception and slow-callback lines: a handler failing on every event must not flood.
   LogRateLimiter log_limiter_;
-  // Created with the loop, detached first thing in ~IOLoop; shared with other threads.
+  /// Created with the loop, detached first thing in ~IOLoop; shared with other threads.
   std::shared_ptr<LoopHandle> handle_;
 };
 

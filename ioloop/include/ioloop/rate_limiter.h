@@ -1,7 +1,7 @@
-// File: ioloop/rate_limiter.h
-// LogRateLimiter caps how often a log line repeats: a handler that throws on every event,
-// or a listener out of fds, would otherwise write thousands of lines a second.
-// Not thread-safe: keep one per loop or per listener.
+/// @file ioloop/rate_limiter.h
+/// LogRateLimiter caps how often a log line repeats: a handler that throws on every event,
+/// or a listener out of fds, would otherwise write thousands of lines a second.
+/// Not thread-safe: keep one per loop or per listener.
 #ifndef IOLOOP_RATE_LIMITER_H_
 #define IOLOOP_RATE_LIMITER_H_
 
@@ -11,15 +11,16 @@
 
 namespace ioloop {
 
-// Allows at most `burst` lines per `window`; counts what it refuses so the next allowed line
-// can say how many were dropped.
+/// Allows at most `burst` lines per `window`; counts what it refuses so the next allowed line
+/// can say how many were dropped.
 class LogRateLimiter {
  public:
+  /// At most `burst` allowed lines per `window`.
   explicit LogRateLimiter(int burst = 10, Clock::duration window = std::chrono::seconds(1))
       : burst_(burst), window_(window) {}
 
-  // True if a line may be logged at `now`. On true, `*suppressed` receives the number of
-  // lines refused since the previous allowed one (and the count restarts).
+  /// True if a line may be logged at `now`. On true, `*suppressed` receives the number of
+  /// lines refused since the previous allowed one (and the count restarts).
   bool allow(TimePoint now, uint64_t* suppressed) {
     if (now - window_start_ >= window_) {
       window_start_ = now;

@@ -21,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "http_server_testing.h"
 #include "ioloop/net/http/http_body_handler.h"
+#include "testing/sanitizers.h"
 
 namespace ioloop::net {
 namespace {
@@ -395,10 +396,10 @@ TEST_F(HTTPServerBodyStreamTest, ExceptionInOnEndOrTheFactoryIs500AndCounted) {
 // The client writes the next MiB once the previous one is in the kernel. 1 GiB; smaller under
 // the sanitizers (TSan instruments every memcpy/memcmp of the pattern; their allocators keep
 // freed memory resident, so the RSS bound is checked only without them).
-#if defined(__SANITIZE_THREAD__)
+#if IOLOOP_TESTING_TSAN
 constexpr uint64_t kUpload = uint64_t{32} << 20;
 constexpr bool kSanitized = true;
-#elif defined(__SANITIZE_ADDRESS__)
+#elif IOLOOP_TESTING_ASAN
 constexpr uint64_t kUpload = uint64_t{64} << 20;
 constexpr bool kSanitized = true;
 #else

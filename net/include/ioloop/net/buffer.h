@@ -1,26 +1,28 @@
-// File: ioloop/net/buffer.h
-// Buffer: a growable byte buffer for stream I/O, in the style of muduo's Buffer.
-//
-//   +---------------------+--------------------+-------------------+
-//   |   consumed (free)   |  readable bytes    |  writable bytes   |
-//   +---------------------+--------------------+-------------------+
-//   0           <=     read_index   <=   write_index   <=   capacity
-//
-// Bytes are appended at write_index and consumed (retrieve) at read_index. When the
-// buffer runs out of writable space it first slides the readable bytes to the front, and
-// only grows (at least doubling) if that is not enough. There is no reserved prepend area.
-//
-// Memory: a default-constructed Buffer owns no heap block (24 bytes inline). read_fd()
-// reads into the writable space plus a 64 KiB spill area on the caller's stack, so one
-// readv() can take up to 64 KiB without the buffer keeping 64 KiB allocated; the buffer
-// grows only by what was actually read. release_if_empty() frees the block, so an idle
-// connection holds no buffer at all.
-//
-// Threading: thread-compatible (use from one thread at a time).
-// Limits: a Buffer holds at most kMaxSize = 4 GiB - 1 bytes (indices are 32-bit to keep it
-// small). append() and ensure_writable() refuse to go past it with ResourceExhausted and
-// change nothing; read_fd() never reads more than fits. IOStream's max_buffer_size keeps a
-// stream's buffer below it.
+/// @file ioloop/net/buffer.h
+/// Buffer: a growable byte buffer for stream I/O, in the style of muduo's Buffer.
+///
+/// ```
+///   +---------------------+--------------------+-------------------+
+///   |   consumed (free)   |  readable bytes    |  writable bytes   |
+///   +---------------------+--------------------+-------------------+
+///   0           <=     read_index   <=   write_index   <=   capacity
+/// ```
+///
+/// Bytes are appended at write_index and consumed (retrieve) at read_index. When the
+/// buffer runs out of writable space it first slides the readable bytes to the front, and
+/// only grows (at least doubling) if that is not enough. There is no reserved prepend area.
+///
+/// Memory: a default-constructed Buffer owns no heap block (24 bytes inline). read_fd()
+/// reads into the writable space plus a 64 KiB spill area on the caller's stack, so one
+/// readv() can take up to 64 KiB without the buffer keeping 64 KiB allocated; the buffer
+/// grows only by what was actually read. release_if_empty() frees the block, so an idle
+/// connection holds no buffer at all.
+///
+/// Threading: thread-compatible (use from one thread at a time).
+/// Limits: a Buffer holds at most kMaxSize = 4 GiB - 1 bytes (indices are 32-bit to keep it
+/// small). append() and ensure_writable() refuse to go past it with ResourceExhausted and
+/// change nothing; read_fd() never reads more than fits. IOStream's max_buffer_size keeps a
+/// stream's buffer below it.
 #ifndef IOLOOP_NET_BUFFER_H_
 #define IOLOOP_NET_BUFFER_H_
 
@@ -35,70 +37,87 @@
 
 namespace ioloop::net {
 
+/// A growable byte buffer for stream I/O. Thread-compatible; the layout, memory and size rules
+/// are in the file comment of ioloop/net/buffer.h.
 class Buffer {
  public:
-  // Size of the stack spill area used by read_fd(): the most one call reads beyond the
-  // buffer's current writable space.
+  /// Size of the stack spill area used by read_fd(): the most one call reads beyond the
+  /// buffer's current writable space.
   static constexpr size_t kSpillSize = 64 * 1024;
+  /// "Not found", as returned by find(); as read_fd()'s `max_bytes`: no limit but kMaxSize.
   static constexpr size_t npos = static_cast<size_t>(-1);
-  // Most readable bytes a Buffer can hold.
+  /// Most readable bytes a Buffer can hold.
   static constexpr size_t kMaxSize = UINT32_MAX;
 
   Buffer() = default;
   ~Buffer();
+  /// @{
+  /// Takes `other`'s block and bytes; `other` is left empty, owning no block.
   Buffer(Buffer&& other) noexcept;
   Buffer& operator=(Buffer&& other) noexcept;
+  /// @}
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
 
+  /// @{
+  /// The number of readable bytes (size() is the same).
   size_t readable_bytes() const { return write_ - read_; }
   size_t size() const { return readable_bytes(); }
+  /// @}
+  /// True if no bytes are readable.
   bool empty() const { return write_ == read_; }
+  /// Free space after the readable bytes, usable without growing.
   size_t writable_bytes() const { return capacity_ - write_; }
+  /// The heap block's size (0: no block).
   size_t capacity() const { return capacity_; }
 
-  // The readable bytes. Invalidated by any non-const call.
+  /// The readable bytes. Invalidated by any non-const call.
   const char* peek() const { return data_ + read_; }
+  /// The readable bytes as a view; invalidated like peek().
   absl::string_view view() const { return absl::string_view(peek(), readable_bytes()); }
 
-  // Appends `n` bytes, or fails with ResourceExhausted (appending nothing, reading nothing
-  // from `data`) if the buffer would then hold more than kMaxSize bytes.
+  /// Appends `n` bytes, or fails with ResourceExhausted (appending nothing, reading nothing
+  /// from `data`) if the buffer would then hold more than kMaxSize bytes.
   absl::Status append(const char* data, size_t n);
+  /// As append(data.data(), data.size()).
   absl::Status append(absl::string_view data) { return append(data.data(), data.size()); }
 
-  // Consumes `n` readable bytes (n <= readable_bytes()). Consuming everything resets the
-  // indices to 0 but keeps the block; see release_if_empty().
+  /// Consumes `n` readable bytes (n <= readable_bytes()). Consuming everything resets the
+  /// indices to 0 but keeps the block; see release_if_empty().
   void retrieve(size_t n);
+  /// Consumes every readable byte, keeping the block (see release_if_empty()).
   void retrieve_all() { read_ = write_ = 0; }
-  // Consumes `n` bytes and returns them.
+  /// Consumes `n` bytes and returns them.
   std::string retrieve_as_string(size_t n);
+  /// Consumes every readable byte and returns them.
   std::string retrieve_all_as_string() { return retrieve_as_string(readable_bytes()); }
 
-  // Offset (from peek()) of the first occurrence of `delimiter` that starts at or after
-  // offset `from`, or npos. An empty delimiter is never found.
+  /// Offset (from peek()) of the first occurrence of `delimiter` that starts at or after
+  /// offset `from`, or npos. An empty delimiter is never found.
   size_t find(absl::string_view delimiter, size_t from = 0) const;
 
-  // Makes room for at least `n` more bytes; see the class comment for the growth rule. Fails
-  // with ResourceExhausted (changing nothing) if that would exceed kMaxSize.
+  /// Makes room for at least `n` more bytes; see the class comment for the growth rule. Fails
+  /// with ResourceExhausted (changing nothing) if that would exceed kMaxSize.
   absl::Status ensure_writable(size_t n);
+  /// Where the writable space begins: write at most writable_bytes() there, then has_written().
   char* begin_write() { return data_ + write_; }
-  // Marks `n` bytes written at begin_write() as readable (n <= writable_bytes()).
+  /// Marks `n` bytes written at begin_write() as readable (n <= writable_bytes()).
   void has_written(size_t n) { write_ += static_cast<uint32_t>(n); }
 
-  // Frees the heap block if no bytes are readable. Returns true if the buffer now holds no
-  // block.
+  /// Frees the heap block if no bytes are readable. Returns true if the buffer now holds no
+  /// block.
   bool release_if_empty();
-  // Reallocates to exactly the readable bytes (frees the block if empty).
+  /// Reallocates to exactly the readable bytes (frees the block if empty).
   void shrink();
 
-  // One readv() of at most `max_bytes` from `fd` into the writable space plus a stack
-  // spill area of kSpillSize; what lands in the spill area is appended. Returns what
-  // readv() returned: the byte count, 0 on EOF, or -1 with the errno in *saved_errno
-  // (EINTR is retried). max_bytes is lowered to what still fits under kMaxSize; if that is
-  // 0, it reads nothing and fails with ENOBUFS.
+  /// One readv() of at most `max_bytes` from `fd` into the writable space plus a stack
+  /// spill area of kSpillSize; what lands in the spill area is appended. Returns what
+  /// readv() returned: the byte count, 0 on EOF, or -1 with the errno in *saved_errno
+  /// (EINTR is retried). max_bytes is lowered to what still fits under kMaxSize; if that is
+  /// 0, it reads nothing and fails with ENOBUFS.
   ssize_t read_fd(int fd, int* saved_errno, size_t max_bytes = npos);
-  // How many bytes read_fd(fd, _, max_bytes) would ask for: a return value below this
-  // means the fd had no more data at that moment.
+  /// How many bytes read_fd(fd, _, max_bytes) would ask for: a return value below this
+  /// means the fd had no more data at that moment.
   size_t read_fd_request(size_t max_bytes = npos) const;
 
  private:

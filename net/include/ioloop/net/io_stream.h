@@ -1,95 +1,97 @@
-// File: ioloop/net/io_stream.h
-// IOStream: a buffered, non-blocking byte stream over a connected socket, in the style of
-// Tornado's IOStream (4.5) and muduo's TcpConnection. One outstanding read at a time
-// (read_until, read_bytes, read_until_close, read_streaming); writes are queued in order.
-//
-// Threading: an IOStream belongs to one IOLoop. Every method must be called on that
-// loop's thread (use IOLoop::add_callback to get there from another thread).
-//
-// Lifetime: create() returns a shared_ptr. The stream registers its fd with the loop
-// lazily, the first time a read or a queued write needs it, and stays registered until it
-// closes. While registered the loop holds a strong reference, so you may drop your pointer
-// and the stream lives until it closes (make sure something will close it: a pending read
-// or a close callback notices the peer going away). A stream is never destroyed inside its
-// own dispatch: after close() the loop's reference is released after the current batch,
-// and the completion callbacks hold their own reference while they run. Destroying the
-// IOLoop destroys registered streams without running their pending callbacks; those
-// callbacks are destroyed first, so a callback that owns its stream does not leak it.
-// The fd is closed by close() (or the destructor); socket() gives access for options.
-//
-// Completion rule (libuv's): every read and write callback runs exactly once, with the
-// data (or OK) or with an error status; callbacks never run inside the call that passed
-// them. Order of callbacks at close: a pending wait_for_handshake callback, the pending read's
-// callback, then pending write callbacks in write order, then the close callback, all on a
-// later loop iteration. A read started after the close completes the same way.
-//
-// Status codes a callback can see:
-//   - error(): the status that closed the stream. OK for a clean EOF from the peer or for
-//     close() with no reason; the errno text otherwise ("Connection reset by peer"
-//     (Unavailable), "Broken pipe", ...); ResourceExhausted when max_buffer_size or a
-//     read_until max_bytes is exceeded; whatever was passed to close(reason).
-//   - A read that data already buffered can satisfy completes with that data, even after
-//     the stream closed (so nothing received is lost to a race with close()).
-//   - A read that cannot be completed because the stream closed gets error() if that is
-//     not OK, else Unavailable "...closed by peer (EOF)" or Cancelled "...closed" (local
-//     close()). Exceptions: read_until_close and read_streaming without a byte count
-//     complete successfully (with the data / an empty string) when error() is OK.
-//   - Starting a second read while one is outstanding: the NEW callback gets
-//     FailedPrecondition; the outstanding read is unaffected.
-//   - A write after close: its callback gets the close status (as above); a write after
-//     shutdown_write(): FailedPrecondition.
-//
-// Exceptions: the library throws nothing, and callbacks should not either. If one does (a
-// read completion of any mode, a streaming chunk, a write/flush completion, a watermark or
-// the close callback), the exception is logged through the loop's rate-limited path and
-// counted in loop().stats().exceptions, and the stream closes with Internal "exception in
-// IOStream <read|streaming|write|high watermark|low watermark|close> callback: <what()>"
-// (as Tornado closes a stream whose callback raised). Its unread data is dropped, and every
-// other pending completion still runs exactly once, with that status (a write whose bytes
-// were already in the kernel: OK); a streaming callback that threw is not called again: its
-// read fails. Other streams are unaffected. An exception after the stream closed (from the
-// close callback, or a completion run by the close) is logged and counted; the first close
-// status stands.
-//
-// Delivery: data that arrives from the socket completes the pending read synchronously
-// in the loop's handler; a read started while enough data is already buffered (or after
-// EOF) completes on the next loop iteration (add_callback), never inside read_*() itself.
-// A read started from inside one of this stream's callbacks is served by the same
-// dispatch without recursion (at most 64 completions per dispatch, then the next
-// iteration), so pipelined requests cost no extra loop hop and cannot recurse unboundedly.
-//
-// Half-close: on EOF from the peer, data already buffered is still delivered, the pending
-// read fails (see above), queued writes still flush, and only then does the stream close
-// (OK) and run the close callback. With IOStreamOptions::allow_half_open the stream
-// instead stays open for writing after EOF until you close() it or call shutdown_write()
-// (then it closes once the queue flushed). shutdown_write() sends FIN once queued data has
-// flushed; reading goes on. Over TLS the peer's EOF is its close_notify and our end is
-// ours; a peer that sends FIN without close_notify still ends the stream, but the close
-// status is DataLoss (truncation), so read_until_close and a streaming read to EOF fail
-// rather than pass a cut stream off as complete.
-//
-// Fairness: each readiness event reads or writes at most 256 KiB, so one stream's huge
-// write or fast sender cannot starve timers or other streams.
-//
-// Transport: every byte goes through the Transport given to create() (transport.h): the
-// plain socket by default, TLS (ioloop/net/tls/) when asked. Everything in this comment
-// holds for both. A transport with a handshake runs it first: reads wait and writes queue
-// until it finished; wait_for_handshake() tells when (a failed handshake closes the stream
-// with its reason).
-//
-// Memory: an idle open stream costs sizeof(IOStream) (176 bytes on x86-64) plus its
-// shared_ptr control block (one allocation, 208 bytes with malloc's header) plus the
-// loop's handler entry (48): the read buffer is freed whenever it is empty, the write
-// queue exists only while bytes are queued, watermarks and a non-OK close status live in a
-// side allocation made on first use, and the plain transport is shared. Callbacks whose captures
-// exceed 16 bytes are heap-allocated by absl::AnyInvocable; capture one or two pointers to stay
-// inline. (tests/bench/io_stream_benchmark.cc, BM_IdleConnectionMemory, measures it.)
-//
-// Example (echo):
-//   auto stream = ioloop::net::IOStream::create(loop, std::move(socket));
-//   stream->read_streaming(
-//       [s = stream.get()](std::string chunk) { s->write(std::move(chunk)); },
-//       [](absl::StatusOr<std::string>) {});
+/// @file ioloop/net/io_stream.h
+/// IOStream: a buffered, non-blocking byte stream over a connected socket, in the style of
+/// Tornado's IOStream (4.5) and muduo's TcpConnection. One outstanding read at a time
+/// (read_until, read_bytes, read_until_close, read_streaming); writes are queued in order.
+///
+/// Threading: an IOStream belongs to one IOLoop. Every method must be called on that
+/// loop's thread (use IOLoop::add_callback to get there from another thread).
+///
+/// Lifetime: create() returns a shared_ptr. The stream registers its fd with the loop
+/// lazily, the first time a read or a queued write needs it, and stays registered until it
+/// closes. While registered the loop holds a strong reference, so you may drop your pointer
+/// and the stream lives until it closes (make sure something will close it: a pending read
+/// or a close callback notices the peer going away). A stream is never destroyed inside its
+/// own dispatch: after close() the loop's reference is released after the current batch,
+/// and the completion callbacks hold their own reference while they run. Destroying the
+/// IOLoop destroys registered streams without running their pending callbacks; those
+/// callbacks are destroyed first, so a callback that owns its stream does not leak it.
+/// The fd is closed by close() (or the destructor); socket() gives access for options.
+///
+/// Completion rule (libuv's): every read and write callback runs exactly once, with the
+/// data (or OK) or with an error status; callbacks never run inside the call that passed
+/// them. Order of callbacks at close: a pending wait_for_handshake callback, the pending read's
+/// callback, then pending write callbacks in write order, then the close callback, all on a
+/// later loop iteration. A read started after the close completes the same way.
+///
+/// Status codes a callback can see:
+///   - error(): the status that closed the stream. OK for a clean EOF from the peer or for
+///     close() with no reason; the errno text otherwise ("Connection reset by peer"
+///     (Unavailable), "Broken pipe", ...); ResourceExhausted when max_buffer_size or a
+///     read_until max_bytes is exceeded; whatever was passed to close(reason).
+///   - A read that data already buffered can satisfy completes with that data, even after
+///     the stream closed (so nothing received is lost to a race with close()).
+///   - A read that cannot be completed because the stream closed gets error() if that is
+///     not OK, else Unavailable "...closed by peer (EOF)" or Cancelled "...closed" (local
+///     close()). Exceptions: read_until_close and read_streaming without a byte count
+///     complete successfully (with the data / an empty string) when error() is OK.
+///   - Starting a second read while one is outstanding: the NEW callback gets
+///     FailedPrecondition; the outstanding read is unaffected.
+///   - A write after close: its callback gets the close status (as above); a write after
+///     shutdown_write(): FailedPrecondition.
+///
+/// Exceptions: the library throws nothing, and callbacks should not either. If one does (a
+/// read completion of any mode, a streaming chunk, a write/flush completion, a watermark or
+/// the close callback), the exception is logged through the loop's rate-limited path and
+/// counted in loop().stats().exceptions, and the stream closes with Internal "exception in
+/// IOStream <read|streaming|write|high watermark|low watermark|close> callback: <what()>"
+/// (as Tornado closes a stream whose callback raised). Its unread data is dropped, and every
+/// other pending completion still runs exactly once, with that status (a write whose bytes
+/// were already in the kernel: OK); a streaming callback that threw is not called again: its
+/// read fails. Other streams are unaffected. An exception after the stream closed (from the
+/// close callback, or a completion run by the close) is logged and counted; the first close
+/// status stands.
+///
+/// Delivery: data that arrives from the socket completes the pending read synchronously
+/// in the loop's handler; a read started while enough data is already buffered (or after
+/// EOF) completes on the next loop iteration (add_callback), never inside read_*() itself.
+/// A read started from inside one of this stream's callbacks is served by the same
+/// dispatch without recursion (at most 64 completions per dispatch, then the next
+/// iteration), so pipelined requests cost no extra loop hop and cannot recurse unboundedly.
+///
+/// Half-close: on EOF from the peer, data already buffered is still delivered, the pending
+/// read fails (see above), queued writes still flush, and only then does the stream close
+/// (OK) and run the close callback. With IOStreamOptions::allow_half_open the stream
+/// instead stays open for writing after EOF until you close() it or call shutdown_write()
+/// (then it closes once the queue flushed). shutdown_write() sends FIN once queued data has
+/// flushed; reading goes on. Over TLS the peer's EOF is its close_notify and our end is
+/// ours; a peer that sends FIN without close_notify still ends the stream, but the close
+/// status is DataLoss (truncation), so read_until_close and a streaming read to EOF fail
+/// rather than pass a cut stream off as complete.
+///
+/// Fairness: each readiness event reads or writes at most 256 KiB, so one stream's huge
+/// write or fast sender cannot starve timers or other streams.
+///
+/// Transport: every byte goes through the Transport given to create() (transport.h): the
+/// plain socket by default, TLS (ioloop/net/tls/) when asked. Everything in this comment
+/// holds for both. A transport with a handshake runs it first: reads wait and writes queue
+/// until it finished; wait_for_handshake() tells when (a failed handshake closes the stream
+/// with its reason).
+///
+/// Memory: an idle open stream costs sizeof(IOStream) (176 bytes on x86-64) plus its
+/// shared_ptr control block (one allocation, 208 bytes with malloc's header) plus the
+/// loop's handler entry (48): the read buffer is freed whenever it is empty, the write
+/// queue exists only while bytes are queued, watermarks and a non-OK close status live in a
+/// side allocation made on first use, and the plain transport is shared. Callbacks whose captures
+/// exceed 16 bytes are heap-allocated by absl::AnyInvocable; capture one or two pointers to stay
+/// inline. (tests/bench/io_stream_benchmark.cc, BM_IdleConnectionMemory, measures it.)
+///
+/// Example (echo):
+/// ```
+///   auto stream = ioloop::net::IOStream::create(loop, std::move(socket));
+///   stream->read_streaming(
+///       [s = stream.get()](std::string chunk) { s->write(std::move(chunk)); },
+///       [](absl::StatusOr<std::string>) {});
+/// ```
 #ifndef IOLOOP_NET_IO_STREAM_H_
 #define IOLOOP_NET_IO_STREAM_H_
 
@@ -115,129 +117,145 @@ namespace ioloop::net {
 
 class WriteQueue;
 
+/// The options of IOStream::create(); the defaults suit most servers.
 struct IOStreamOptions {
-  // Most bytes the read buffer may hold. A read that needs more (a read_until with no
-  // delimiter in sight, read_until_close of a bigger stream, read_bytes(n) with a larger
-  // n) closes the stream with ResourceExhausted. Capped at 4 GiB - 1.
+  /// Most bytes the read buffer may hold. A read that needs more (a read_until with no
+  /// delimiter in sight, read_until_close of a bigger stream, read_bytes(n) with a larger
+  /// n) closes the stream with ResourceExhausted. Capped at 4 GiB - 1.
   size_t max_buffer_size = 100 * 1024 * 1024;
-  // Keep the stream open for writing after the peer's EOF (see "Half-close" above).
+  /// Keep the stream open for writing after the peer's EOF (see "Half-close" above).
   bool allow_half_open = false;
-  // The caller vouches that the socket is already O_NONBLOCK (accept4/socket with
-  // SOCK_NONBLOCK, Socket::create, Socket::pair): create() then skips its fcntl(F_GETFL)
-  // check, one syscall per connection. TCPServer and TCPClient set it for the sockets they
-  // make. Wrong on a blocking socket, the loop would block in read/send: leave it false for
-  // a socket of unknown origin.
+  /// The caller vouches that the socket is already O_NONBLOCK (accept4/socket with
+  /// SOCK_NONBLOCK, Socket::create, Socket::pair): create() then skips its fcntl(F_GETFL)
+  /// check, one syscall per connection. TCPServer and TCPClient set it for the sockets they
+  /// make. Wrong on a blocking socket, the loop would block in read/send: leave it false for
+  /// a socket of unknown origin.
   bool socket_nonblocking = false;
 };
 
+/// A buffered, non-blocking stream over a connected socket (Tornado's IOStream): reads that
+/// complete with data, queued writes with backpressure, half-close. Loop thread only; the
+/// lifetime, completion and error rules are in the file comment of ioloop/net/io_stream.h.
 class IOStream : public std::enable_shared_from_this<IOStream> {
  public:
-  // One-shot completion of a read: the bytes, or why they cannot come.
+  /// One-shot completion of a read: the bytes, or why they cannot come.
   using ReadCallback = internal::ReadRequest::ReadCallback;
-  // Repeating: one chunk of a read_streaming(), as it arrives (never empty).
+  /// Repeating: one chunk of a read_streaming(), as it arrives (never empty).
   using StreamingCallback = internal::ReadRequest::StreamingCallback;
-  // One-shot: OK once the data of that write() has been handed to the kernel.
+  /// One-shot: OK once the data of that write() has been handed to the kernel.
   using WriteCallback = absl::AnyInvocable<void(absl::Status) &&>;
-  // Runs once, with error(), after every pending read/write callback has run.
+  /// Runs once, with error(), after every pending read/write callback has run.
   using CloseCallback = absl::AnyInvocable<void(absl::Status)>;
-  // Watermark crossings (see set_write_watermarks).
+  /// Watermark crossings (see set_write_watermarks).
   using WatermarkCallback = absl::AnyInvocable<void()>;
-  // One-shot: the transport's handshake finished (OK) or failed (the close status).
+  /// One-shot: the transport's handshake finished (OK) or failed (the close status).
   using HandshakeCallback = absl::AnyInvocable<void(absl::Status) &&>;
 
-  // Adopts a connected socket (made non-blocking if it is not, unless
-  // options.socket_nonblocking says it is). The stream must be used
-  // on `loop`'s thread only. `transport` does the I/O (null: the plain socket; TLS:
-  // ioloop/net/tls/tls_context.h); a transport with a handshake starts it when the stream
-  // first registers with the loop (a read, a write, a close callback or wait_for_handshake).
+  /// Adopts a connected socket (made non-blocking if it is not, unless
+  /// options.socket_nonblocking says it is). The stream must be used
+  /// on `loop`'s thread only. `transport` does the I/O (null: the plain socket; TLS:
+  /// ioloop/net/tls/tls_context.h); a transport with a handshake starts it when the stream
+  /// first registers with the loop (a read, a write, a close callback or wait_for_handshake).
   static std::shared_ptr<IOStream> create(IOLoop& loop, Socket socket, IOStreamOptions options = {},
                                           std::unique_ptr<Transport> transport = nullptr);
-  // Closes the fd if still open. Runs no callbacks.
+  /// Closes the fd if still open. Runs no callbacks.
   ~IOStream();
   IOStream(const IOStream&) = delete;
   IOStream& operator=(const IOStream&) = delete;
 
   // --- Reads (one outstanding at a time) ------------------------------------------------
-  // Completes with everything up to and including the first `delimiter`. With max_bytes
-  // > 0, if the delimiter does not end within the first max_bytes bytes, the read fails
-  // and the stream closes with ResourceExhausted (after a close, when buffered data is read,
-  // the read alone fails with it). The delimiter must be 1..65535 bytes
-  // (and no longer than max_buffer_size), else this read fails with InvalidArgument.
+  /// Completes with everything up to and including the first `delimiter`. With max_bytes
+  /// > 0, if the delimiter does not end within the first max_bytes bytes, the read fails
+  /// and the stream closes with ResourceExhausted (after a close, when buffered data is read,
+  /// the read alone fails with it). The delimiter must be 1..65535 bytes
+  /// (and no longer than max_buffer_size), else this read fails with InvalidArgument.
   void read_until(std::string delimiter, ReadCallback cb, size_t max_bytes = 0);
-  // Completes with exactly `n` bytes; with `partial`, with 1..n bytes as soon as any are
-  // available. n == 0 completes with "".
+  /// Completes with exactly `n` bytes; with `partial`, with 1..n bytes as soon as any are
+  /// available. n == 0 completes with "".
   void read_bytes(size_t n, ReadCallback cb, bool partial = false);
-  // Completes with everything until the peer's EOF (subject to max_buffer_size).
+  /// Completes with everything until the peer's EOF (subject to max_buffer_size).
   void read_until_close(ReadCallback cb);
-  // Hands each chunk to `on_chunk` as it arrives (whatever is buffered, at most 256 KiB
-  // per call). With total_bytes > 0, stops after exactly total_bytes (the rest stays
-  // buffered) and completes `on_done` with ""; with total_bytes == 0 reads to EOF, then
-  // completes `on_done` with "". `on_chunk` may call pause_reading(), write() or close().
+  /// Hands each chunk to `on_chunk` as it arrives (whatever is buffered, at most 256 KiB
+  /// per call). With total_bytes > 0, stops after exactly total_bytes (the rest stays
+  /// buffered) and completes `on_done` with ""; with total_bytes == 0 reads to EOF, then
+  /// completes `on_done` with "". `on_chunk` may call pause_reading(), write() or close().
   void read_streaming(StreamingCallback on_chunk, ReadCallback on_done, size_t total_bytes = 0);
-  // True while a read is outstanding.
+  /// True while a read is outstanding.
   bool reading() const { return read_.active(); }
 
-  // Stops reading from the socket and delivering buffered data until resume_reading().
-  // A read may be outstanding meanwhile. Idempotent.
+  /// Stops reading from the socket and delivering buffered data until resume_reading().
+  /// A read may be outstanding meanwhile. Idempotent.
   void pause_reading();
+  /// Undoes pause_reading(): buffered data is delivered and the socket read again. Idempotent.
   void resume_reading();
+  /// True between pause_reading() and resume_reading().
   bool reading_paused() const { return paused_; }
 
   // --- Writes ------------------------------------------------------------------------------
-  // Queues `data` after earlier writes. When nothing is queued it is sent at once with
-  // send(MSG_NOSIGNAL) and only the unsent rest is queued (then WRITE interest is
-  // registered until the queue drains). `on_flushed` runs once with OK when all of `data`
-  // is in the kernel, or with the error if the stream closes first.
+  /// Queues `data` after earlier writes. When nothing is queued it is sent at once with
+  /// send(MSG_NOSIGNAL) and only the unsent rest is queued (then WRITE interest is
+  /// registered until the queue drains). `on_flushed` runs once with OK when all of `data`
+  /// is in the kernel, or with the error if the stream closes first.
   void write(std::string data, WriteCallback on_flushed = nullptr);
-  // Several buffers, flushed together with one sendmsg() (e.g. pipelined responses).
-  // `on_flushed` runs once, when the last of them is flushed.
+  /// Several buffers, flushed together with one sendmsg() (e.g. pipelined responses).
+  /// `on_flushed` runs once, when the last of them is flushed.
   void writev(std::vector<std::string> chunks, WriteCallback on_flushed = nullptr);
-  // Bytes queued and not yet accepted by the kernel (or the transport).
+  /// Bytes queued and not yet accepted by the kernel (or the transport).
   size_t write_buffer_size() const;
+  /// True while bytes are queued (write_buffer_size() > 0).
   bool writing() const { return write_buffer_size() > 0; }
 
-  // Backpressure. When write_buffer_size() rises to >= `high` the high callback runs once
-  // (synchronously, at the end of the write() that crossed it); when it then drains to
-  // <= `low` the low callback runs once (from the loop's handler); and so on for each
-  // crossing. high == 0 disables both. Requires low < high.
+  /// Backpressure. When write_buffer_size() rises to >= `high` the high callback runs once
+  /// (synchronously, at the end of the write() that crossed it); when it then drains to
+  /// <= `low` the low callback runs once (from the loop's handler); and so on for each
+  /// crossing. high == 0 disables both. Requires low < high.
   void set_write_watermarks(size_t high, size_t low);
+  /// @{
+  /// The callbacks of set_write_watermarks(): run on each crossing of `high` (rising) and
+  /// `low` (draining). Replace the previous ones.
   void set_high_watermark_callback(WatermarkCallback cb);
   void set_low_watermark_callback(WatermarkCallback cb);
+  /// @}
 
-  // Once queued data has flushed, shutdown(SHUT_WR): the peer sees EOF. Reading goes on.
-  // Later writes fail with FailedPrecondition.
+  /// Once queued data has flushed, shutdown(SHUT_WR): the peer sees EOF. Reading goes on.
+  /// Later writes fail with FailedPrecondition.
   void shutdown_write();
 
   // --- Handshake ---------------------------------------------------------------------------
-  // `cb` runs once: with OK when the transport's handshake has finished (a plain stream: on
-  // the next iteration), else with the status that closed the stream (a failed handshake:
-  // its reason). Until then reads wait and writes queue. One callback at a time: a second
-  // call replaces a callback that has not run (it gets FailedPrecondition).
+  /// `cb` runs once: with OK when the transport's handshake has finished (a plain stream: on
+  /// the next iteration), else with the status that closed the stream (a failed handshake:
+  /// its reason). Until then reads wait and writes queue. One callback at a time: a second
+  /// call replaces a callback that has not run (it gets FailedPrecondition).
   void wait_for_handshake(HandshakeCallback cb);
-  // The transport (for TLS details: ioloop/net/tls/tls_transport.h).
+  /// The transport (for TLS details: ioloop/net/tls/tls_transport.h).
   Transport& transport() const {
     return side_ && side_->transport ? *side_->transport : Transport::plain();
   }
 
   // --- Closing -----------------------------------------------------------------------------
-  // Runs once after the stream closed, with error(). If the stream is already closed and
-  // its close callback has run, `cb` is scheduled to run on the next iteration.
+  /// Runs once after the stream closed, with error(). If the stream is already closed and
+  /// its close callback has run, `cb` is scheduled to run on the next iteration.
   void set_close_callback(CloseCallback cb);
-  // Closes the fd now, discarding unread and unsent data; pending callbacks complete on a
-  // later iteration (see "Completion rule"). Idempotent: only the first reason counts.
+  /// Closes the fd now, discarding unread and unsent data; pending callbacks complete on a
+  /// later iteration (see "Completion rule"). Idempotent: only the first reason counts.
   void close(absl::Status reason = absl::OkStatus());
+  /// True once the stream is closed (by close(), an error or the peer).
   bool closed() const { return phase_ >= Phase::kClosed; }
-  // The status that closed the stream (OK while open; see the file comment).
+  /// The status that closed the stream (OK while open; see the file comment).
   const absl::Status& error() const;
 
   // --- Socket ------------------------------------------------------------------------------
+  /// TCP_NODELAY on the socket (Socket::set_nodelay()).
   absl::Status set_nodelay(bool on) { return socket_.set_nodelay(on); }
-  // For other options. Do not close or read/write it directly. Invalid after close().
+  /// For other options. Do not close or read/write it directly. Invalid after close().
   Socket& socket() { return socket_; }
+  /// The socket's fd (owned by the stream); -1 after close().
   int fd() const { return socket_.fd(); }
+  /// The peer's address (getpeername()); an error after close().
   absl::StatusOr<SocketAddress> peer_address() const { return socket_.peer_address(); }
+  /// The loop the stream belongs to.
   IOLoop& loop() const { return *loop_; }
-  // Bytes read from the socket and not yet consumed by a read.
+  /// Bytes read from the socket and not yet consumed by a read.
   size_t read_buffer_size() const { return read_buffer_.size(); }
 
  private:
@@ -246,48 +264,48 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   };
 
  public:
-  // Use create(); public only so that make_shared can allocate the stream and its control
-  // block together.
+  /// Use create(); public only so that make_shared can allocate the stream and its control
+  /// block together.
   IOStream(CreateToken, IOLoop& loop, Socket socket, const IOStreamOptions& options,
            std::unique_ptr<Transport> transport);
 
  private:
-  // Close order, one step at a time (see "Half-close" above).
+  /// Close order, one step at a time (see "Half-close" above).
   enum class Phase : uint8_t {
-    kOpen,          // both directions open
-    kPeerEof,       // the peer ended its side; writes go on (they flush, then the stream
-                    // closes, unless allow_half_open)
-    kShuttingDown,  // shutdown_write(): our end follows the queued bytes; reads go on
-    kWriteShut,     // our end is sent; reads go on until the peer's EOF, then close
-    kDraining,      // both sides ended: the queue flushes, then the stream closes
-    kClosed,        // the fd is closed; the close callbacks are queued
-    kFinished,      // the close callbacks ran
+    kOpen,          ///< both directions open
+    kPeerEof,       ///< the peer ended its side; writes go on (they flush, then the stream
+                    ///< closes, unless allow_half_open)
+    kShuttingDown,  ///< shutdown_write(): our end follows the queued bytes; reads go on
+    kWriteShut,     ///< our end is sent; reads go on until the peer's EOF, then close
+    kDraining,      ///< both sides ended: the queue flushes, then the stream closes
+    kClosed,        ///< the fd is closed; the close callbacks are queued
+    kFinished,      ///< the close callbacks ran
   };
-  // What the transport waits for besides the stream's own reads and writes (TLS only).
+  /// What the transport waits for besides the stream's own reads and writes (TLS only).
   enum TransportWait : uint8_t {
-    kHandshaking = 1,          // the handshake is not finished; reads wait, writes queue
-    kHandshakeNeedsWrite = 2,  // ...and it waits for WRITE (else READ)
-    kReadNeedsWrite = 4,       // a read got kWantWrite
-    kWriteNeedsRead = 8,       // a write got kWantRead
-    kShutdownNeedsWrite = 16,  // our close_notify did not fit: retried when writable
+    kHandshaking = 1,          ///< the handshake is not finished; reads wait, writes queue
+    kHandshakeNeedsWrite = 2,  ///< ...and it waits for WRITE (else READ)
+    kReadNeedsWrite = 4,       ///< a read got kWantWrite
+    kWriteNeedsRead = 8,       ///< a write got kWantRead
+    kShutdownNeedsWrite = 16,  ///< our close_notify did not fit: retried when writable
   };
-  // What most streams never need, allocated on first use.
+  /// What most streams never need, allocated on first use.
   static constexpr uint8_t kUnregistered = 0x80;
   struct SideState {
-    absl::Status error;  // what closed the stream, if not OK
-    size_t high = 0;     // watermarks (set_write_watermarks)
+    absl::Status error;  ///< what closed the stream, if not OK
+    size_t high = 0;     ///< watermarks (set_write_watermarks)
     size_t low = 0;
     bool above_high = false;
     WatermarkCallback on_high;
     WatermarkCallback on_low;
     HandshakeCallback on_handshake;
-    // A transport other than the plain one (which is shared and needs no state).
+    /// A transport other than the plain one (which is shared and needs no state).
     std::unique_ptr<Transport> transport;
   };
   class LoopRef;
   class DispatchScope;
 
-  // Plaintext a TLS transport decrypted ahead that no readiness event will announce.
+  /// Plaintext a TLS transport decrypted ahead that no readiness event will announce.
   bool has_buffered_input() const {
     return side_ && side_->transport && side_->transport->has_buffered_input();
   }
@@ -323,31 +341,31 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void check_low_watermark();
   void do_shutdown_write();
   void run_close_callbacks();
-  // Destroys pending callbacks unrun when the loop abandons the stream (see LoopRef).
+  /// Destroys pending callbacks unrun when the loop abandons the stream (see LoopRef).
   void drop_callbacks();
   SideState& side();
   void set_error(absl::Status status);
 
-  // Members are ordered to avoid padding: sizeof(IOStream) is most of what an idle
-  // connection costs (176 bytes on x86-64; the loop's handler entry adds 48).
-  ReadCallback read_cb_;  // the outstanding read's completion
+  /// Members are ordered to avoid padding: sizeof(IOStream) is most of what an idle
+  /// connection costs (176 bytes on x86-64; the loop's handler entry adds 48).
+  ReadCallback read_cb_;  ///< the outstanding read's completion
   CloseCallback close_cb_;
-  internal::ReadRequest read_;  // the outstanding read's mode and progress
+  internal::ReadRequest read_;  ///< the outstanding read's mode and progress
   IOLoop* loop_;
   Buffer read_buffer_;
-  // Queued output and its callbacks; allocated only while something is queued, so the
-  // fast path (send completes) and idle streams pay nothing.
+  /// Queued output and its callbacks; allocated only while something is queued, so the
+  /// fast path (send completes) and idle streams pay nothing.
   std::unique_ptr<WriteQueue> writes_;
   std::unique_ptr<SideState> side_;
   Socket socket_;
   uint32_t max_buffer_size_;
   Phase phase_ = Phase::kOpen;
-  uint8_t transport_wait_ = 0;  // TransportWait bits
-  // IOLoop::READ | WRITE as registered with the loop, or kUnregistered.
+  uint8_t transport_wait_ = 0;  ///< TransportWait bits
+  /// IOLoop::READ | WRITE as registered with the loop, or kUnregistered.
   uint8_t interest_ = kUnregistered;
-  bool peer_eof_ = false;  // the peer ended its side (kept after the close, for statuses)
+  bool peer_eof_ = false;  ///< the peer ended its side (kept after the close, for statuses)
   bool paused_ = false;
-  bool dispatching_ = false;  // inside on_events(), dispatch_deferred() or close callbacks
+  bool dispatching_ = false;  ///< inside on_events(), dispatch_deferred() or close callbacks
   bool deferred_scheduled_ = false;
   const bool allow_half_open_;
 };

@@ -1,61 +1,63 @@
-// File: ioloop/net/http/http_response_stream.h
-// HTTPResponseStream: a response that finishes after its handler returned (Tornado's
-// RequestHandler.write/flush/finish). A handler calls HTTPResponseWriter::defer() and keeps the
-// returned stream; it then writes the body in pieces and finishes at any later time, from a
-// timer, another stream's callback, or another thread through loop().add_callback().
-//
-//   HTTPServer server(loop, [&](const HTTPRequest&, HTTPResponseWriter& w) {
-//     w.set_header("Content-Type", "text/plain");
-//     std::shared_ptr<HTTPResponseStream> s = w.defer();
-//     s->loop().call_later(absl::Seconds(1), [s] {
-//       s->write("later\n").IgnoreError();   // fails only once the client has gone
-//       s->finish().IgnoreError();
-//     });
-//   });
-//
-// The head: the status and fields set on the writer, before or after defer(), until the first
-// write(), flush() or finish(), form the response head (head() is that writer). Changes after
-// the head was sent are ignored (head_sent() says whether it was). A body already set on the
-// writer is the first write.
-//
-// Framing (chosen when the head is sent):
-//  - a Content-Length field set by the handler is sent as given (a valid decimal number, else
-//    the response fails as below) and the body must be exactly that long: a write() past it
-//    returns InvalidArgument and sends none of its bytes, and finish() before it returns
-//    InvalidArgument; either fails the response (below). Never a malformed message.
-//  - else HTTP/1.1: "Transfer-Encoding: chunked"; each non-empty write() is one chunk (an
-//    empty one sends nothing) and finish() sends the last chunk "0\r\n\r\n".
-//  - else HTTP/1.0: close-delimited: no length, "Connection: close", and the connection
-//    closes once finish()ed output is flushed.
-//  - HEAD requests get the head only (the same framing fields as GET would); 1xx, 204 and 304
-//    responses get no body and no framing fields. Body bytes written to them are discarded,
-//    as the synchronous writer's body is.
-//  Transfer-Encoding, Date and Connection set by the handler are ignored (http_response.h).
-//
-// A failed response (Content-Length misuse, an exception caught by run(), dropping the last
-// reference to an unfinished stream, or HTTPServerOptions::response_timeout): "500 Internal
-// Server Error" ("503 Service Unavailable" for the timeout) with "Connection: close" if no
-// byte of the response was sent yet, else the connection closes after what was written (a
-// body cut short: the client sees the connection end before the declared length or the last
-// chunk). Logged, counted in HTTPServer::Stats (stream_errors, handler_exceptions,
-// response_timeouts), the server unharmed. Then the stream is closed (below).
-//
-// Closed: once the client has gone (reset, EOF, the idle/response timeout, server stop) or the
-// response failed, before finish() completed, the close callback runs once (on a later loop
-// iteration, never inside a call of this class), closed() is true, and write(), finish() and
-// flush() report Unavailable "HTTP connection closed: <why>" (the failure's own status for
-// a failed response). After finish() succeeded, write() and finish() return
-// FailedPrecondition and the close callback never runs.
-//
-// Pipelining: requests after this one on the same connection wait until it finishes (see
-// http_server.h); so finish() (or a failure) is what lets the connection go on.
-//
-// Threading: loop-thread only (the connection's loop, loop()). To complete a response from
-// another thread, post to it: s->loop().add_callback([s] { s->finish().IgnoreError(); }).
-// Lifetime: shared_ptr, owned by the handler's code; the connection keeps only a plain
-// pointer, cleared when the response ends. Dropping the last reference before finish() is a
-// handler error (a 500 or a close, see above): that is how an exception that unwinds through
-// the callback holding the stream is noticed.
+/// @file ioloop/net/http/http_response_stream.h
+/// HTTPResponseStream: a response that finishes after its handler returned (Tornado's
+/// RequestHandler.write/flush/finish). A handler calls HTTPResponseWriter::defer() and keeps the
+/// returned stream; it then writes the body in pieces and finishes at any later time, from a
+/// timer, another stream's callback, or another thread through loop().add_callback().
+///
+/// ```
+///   HTTPServer server(loop, [&](const HTTPRequest&, HTTPResponseWriter& w) {
+///     w.set_header("Content-Type", "text/plain");
+///     std::shared_ptr<HTTPResponseStream> s = w.defer();
+///     s->loop().call_later(absl::Seconds(1), [s] {
+///       s->write("later\n").IgnoreError();   // fails only once the client has gone
+///       s->finish().IgnoreError();
+///     });
+///   });
+/// ```
+///
+/// The head: the status and fields set on the writer, before or after defer(), until the first
+/// write(), flush() or finish(), form the response head (head() is that writer). Changes after
+/// the head was sent are ignored (head_sent() says whether it was). A body already set on the
+/// writer is the first write.
+///
+/// Framing (chosen when the head is sent):
+///  - a Content-Length field set by the handler is sent as given (a valid decimal number, else
+///    the response fails as below) and the body must be exactly that long: a write() past it
+///    returns InvalidArgument and sends none of its bytes, and finish() before it returns
+///    InvalidArgument; either fails the response (below). Never a malformed message.
+///  - else HTTP/1.1: "Transfer-Encoding: chunked"; each non-empty write() is one chunk (an
+///    empty one sends nothing) and finish() sends the last chunk "0\r\n\r\n".
+///  - else HTTP/1.0: close-delimited: no length, "Connection: close", and the connection
+///    closes once finish()ed output is flushed.
+///  - HEAD requests get the head only (the same framing fields as GET would); 1xx, 204 and 304
+///    responses get no body and no framing fields. Body bytes written to them are discarded,
+///    as the synchronous writer's body is.
+///  Transfer-Encoding, Date and Connection set by the handler are ignored (http_response.h).
+///
+/// A failed response (Content-Length misuse, an exception caught by run(), dropping the last
+/// reference to an unfinished stream, or HTTPServerOptions::response_timeout): "500 Internal
+/// Server Error" ("503 Service Unavailable" for the timeout) with "Connection: close" if no
+/// byte of the response was sent yet, else the connection closes after what was written (a
+/// body cut short: the client sees the connection end before the declared length or the last
+/// chunk). Logged, counted in HTTPServer::Stats (stream_errors, handler_exceptions,
+/// response_timeouts), the server unharmed. Then the stream is closed (below).
+///
+/// Closed: once the client has gone (reset, EOF, the idle/response timeout, server stop) or the
+/// response failed, before finish() completed, the close callback runs once (on a later loop
+/// iteration, never inside a call of this class), closed() is true, and write(), finish() and
+/// flush() report Unavailable "HTTP connection closed: <why>" (the failure's own status for
+/// a failed response). After finish() succeeded, write() and finish() return
+/// FailedPrecondition and the close callback never runs.
+///
+/// Pipelining: requests after this one on the same connection wait until it finishes (see
+/// http_server.h); so finish() (or a failure) is what lets the connection go on.
+///
+/// Threading: loop-thread only (the connection's loop, loop()). To complete a response from
+/// another thread, post to it: s->loop().add_callback([s] { s->finish().IgnoreError(); }).
+/// Lifetime: shared_ptr, owned by the handler's code; the connection keeps only a plain
+/// pointer, cleared when the response ends. Dropping the last reference before finish() is a
+/// handler error (a 500 or a close, see above): that is how an exception that unwinds through
+/// the callback holding the stream is noticed.
 #ifndef IOLOOP_NET_HTTP_HTTP_RESPONSE_STREAM_H_
 #define IOLOOP_NET_HTTP_HTTP_RESPONSE_STREAM_H_
 
@@ -72,14 +74,14 @@
 namespace ioloop::net {
 
 namespace internal {
-// What a stream talks to: the server's connection (net/src/http/http_connection.h).
+/// What a stream talks to: the server's connection (net/src/http/http_connection.h).
 class HTTPResponseTarget {
  public:
   virtual std::shared_ptr<HTTPResponseStream> defer() = 0;
   virtual absl::Status stream_write(std::string chunk) = 0;
   virtual void stream_flush(absl::AnyInvocable<void(absl::Status) &&> done) = 0;
   virtual absl::Status stream_finish() = 0;
-  // The response failed (exception, abandoned): 500 or close.
+  /// The response failed (exception, abandoned): 500 or close.
   virtual void stream_fail(const absl::Status& why, bool exception) = 0;
   virtual size_t stream_queued() const = 0;
 
@@ -88,42 +90,52 @@ class HTTPResponseTarget {
 };
 }  // namespace internal
 
+/// A response that finishes after its handler returned (HTTPResponseWriter::defer()). Shared by
+/// whoever completes it; used on the connection's loop thread only (loop()). Framing, closing
+/// and lifetime: the file comment of ioloop/net/http/http_response_stream.h.
 class HTTPResponseStream : public std::enable_shared_from_this<HTTPResponseStream> {
  public:
+  /// Runs once, on the loop thread, with OK or the status that ended the response.
   using Callback = absl::AnyInvocable<void(absl::Status) &&>;
 
-  // The status and fields of the response (see "The head").
+  /// The status and fields of the response (see "The head").
   HTTPResponseWriter& head() { return *head_; }
+  /// True once the status line and header fields were serialized for sending (by the first
+  /// write(), flush() or finish()).
   bool head_sent() const { return head_sent_; }
 
-  // Queues `chunk` (see "Framing"). Errors: Unavailable once closed; FailedPrecondition after
-  // finish(); InvalidArgument past the Content-Length (the response then fails).
+  /// Queues `chunk` (see "Framing"). Errors: Unavailable once closed; FailedPrecondition after
+  /// finish(); InvalidArgument past the Content-Length (the response then fails).
   absl::Status write(std::string chunk);
-  // `done` runs once (never inside this call): OK when everything written so far (the head
-  // included, sent now if it was not) has been handed to the kernel, or the closed status if
-  // the connection goes first. Wait for it before writing more to keep memory bounded.
+  /// `done` runs once (never inside this call): OK when everything written so far (the head
+  /// included, sent now if it was not) has been handed to the kernel, or the closed status if
+  /// the connection goes first. Wait for it before writing more to keep memory bounded.
   void flush(Callback done);
-  // Ends the response (see "Framing"). Errors as write(); InvalidArgument when fewer bytes
-  // than the Content-Length were written (the response then fails).
+  /// Ends the response (see "Framing"). Errors as write(); InvalidArgument when fewer bytes
+  /// than the Content-Length were written (the response then fails).
   absl::Status finish();
-  // Ends the response unfinished, for one that cannot be completed (its source failed, e.g. an
-  // upstream that died mid-body): a failed response (see above: 500 if no byte was sent, else
-  // the connection closes after what was written), with `why` as the stream's status. A no-op
-  // once closed or finished.
+  /// Ends the response unfinished, for one that cannot be completed (its source failed, e.g. an
+  /// upstream that died mid-body): a failed response (see above: 500 if no byte was sent, else
+  /// the connection closes after what was written), with `why` as the stream's status. A no-op
+  /// once closed or finished.
   void abort(absl::Status why);
 
-  // Runs once when the response ends without finishing (see "Closed"); replaces an earlier
-  // callback. Set after closing, it runs on the next loop iteration.
+  /// Runs once when the response ends without finishing (see "Closed"); replaces an earlier
+  /// callback. Set after closing, it runs on the next loop iteration.
   void set_close_callback(Callback cb);
+  /// True once the response ended without finishing (see "Closed").
   bool closed() const { return closed_; }
+  /// True after a successful finish().
   bool finished() const { return finished_; }
-  // Why the stream is closed (OK while open or after finish()).
+  /// Why the stream is closed (OK while open or after finish()).
   const absl::Status& status() const { return status_; }
 
-  // Runs `fn()`; if it throws, the exception is logged and counted (the loop's
-  // handle_callback_exception, HTTPServer::Stats::handler_exceptions) and the response fails
-  // (500 or close). Returns OK or that Internal status. Use it around deferred code:
-  //   loop.call_later(d, [s] { s->run([&] { produce(*s); }).IgnoreError(); });
+  /// Runs `fn()`; if it throws, the exception is logged and counted (the loop's
+  /// handle_callback_exception, HTTPServer::Stats::handler_exceptions) and the response fails
+  /// (500 or close). Returns OK or that Internal status. Use it around deferred code:
+  /// ```
+  ///   loop.call_later(d, [s] { s->run([&] { produce(*s); }).IgnoreError(); });
+  /// ```
   template <typename F>
   absl::Status run(F&& fn) {
     try {
@@ -134,20 +146,23 @@ class HTTPResponseStream : public std::enable_shared_from_this<HTTPResponseStrea
     }
   }
 
-  // The connection's loop (the only thread that may use this stream).
+  /// The connection's loop (the only thread that may use this stream).
   IOLoop& loop() const { return *loop_; }
-  // The request's minor version (0 or 1) and whether it was a HEAD request.
+  /// The request's minor version (0 or 1) and whether it was a HEAD request.
   int version_minor() const { return version_minor_; }
+  /// True if the request was HEAD (the body is then not sent).
   bool head_request() const { return head_request_; }
-  // Response bytes written and not yet handed to the kernel (0 once closed).
+  /// Response bytes written and not yet handed to the kernel (0 once closed).
   size_t write_buffer_size() const;
 
-  // An unfinished stream that is still attached fails its response (see "Lifetime").
+  /// An unfinished stream that is still attached fails its response (see "Lifetime").
   ~HTTPResponseStream();
   HTTPResponseStream(const HTTPResponseStream&) = delete;
   HTTPResponseStream& operator=(const HTTPResponseStream&) = delete;
 
   // --- For the server's connection only ---------------------------------------------------
+  /// Made by the connection for defer(); `target`, `loop` and `head` are not owned (detach()
+  /// ends their use).
   HTTPResponseStream(internal::HTTPResponseTarget* target, IOLoop* loop, HTTPResponseWriter* head,
                      int version_minor, bool head_request)
       : target_(target),
@@ -155,20 +170,21 @@ class HTTPResponseStream : public std::enable_shared_from_this<HTTPResponseStrea
         head_(head),
         version_minor_(version_minor),
         head_request_(head_request) {}
-  // The response ended. With an error status: closed, and the close callback is scheduled
-  // (run at once without a loop). Either way the stream stops using the target and the head.
+  /// The response ended. With an error status: closed, and the close callback is scheduled
+  /// (run at once without a loop). Either way the stream stops using the target and the head.
   void detach(absl::Status status);
+  /// The connection queued the head.
   void mark_head_sent() { head_sent_ = true; }
 
  private:
-  absl::Status on_exception();  // inside a catch block
+  absl::Status on_exception();  ///< inside a catch block
   absl::Status unusable() const;
   void run_close_callback();
 
   internal::HTTPResponseTarget* target_;
   IOLoop* loop_;
   HTTPResponseWriter* head_;
-  HTTPResponseWriter detached_head_;  // head() after detach: a scratch writer
+  HTTPResponseWriter detached_head_;  ///< head() after detach: a scratch writer
   Callback close_cb_;
   absl::Status status_;
   int version_minor_;

@@ -1,54 +1,54 @@
-// File: ioloop/net/tls/tls_transport.h
-// TLSTransport: the Transport (ioloop/net/transport.h) that runs TLS over a socket with
-// OpenSSL 3. Created by TLSContext::new_server_transport / new_client_transport and then
-// owned by its stream (or driven by hand, as the tests do).
-//
-// Behaviour per call (every call non-blocking; OpenSSL's error queue is cleared before and
-// drained after each operation, so one connection's errors never leak into another's):
-//   - handshake(): kDone once the handshake is complete. Failures are kError with
-//     "TLS handshake failed: <reason>": Unauthenticated for a certificate that does not
-//     verify ("certificate verify failed: unable to get local issuer certificate",
-//     "...: hostname mismatch", "...: certificate has expired"), Unavailable for everything
-//     else ("unsupported protocol", "wrong version number" / "http request" for a plaintext
-//     client, "tlsv1 alert unknown ca" for a server whose client rejected it, the errno text
-//     for a socket error, "peer closed the connection" for EOF mid-handshake).
-//   - read(): appends up to `limit` plaintext bytes, record after record, until `limit`, the
-//     socket runs dry (kDone with drained=true, or kWantRead if nothing came) or an end:
-//     kEof for the peer's close_notify (eof_status() OK) and also for a FIN without
-//     close_notify (eof_status() DataLoss "TLS: peer closed the connection without
-//     close_notify (truncation)"); kError with the errno text for a reset, with OpenSSL's
-//     reason for a bad record or a fatal alert ("TLS: read: sslv3 alert handshake failure").
-//     Bytes read before an end are returned first (kDone); the end comes with every later
-//     call. kWantWrite: OpenSSL must send before it can read on (TLS 1.2: the
-//     no_renegotiation alert answering a peer's renegotiation request; OpenSSL sends a
-//     TLS 1.3 key-update answer with the next write instead): retry read() when the fd is
-//     writable, even while the stream has nothing to write. A read never needs the write
-//     side otherwise.
-//   - write(): encrypts a prefix of the buffers, one record (at most 16 KiB) per
-//     SSL_write_ex: in place when the record lies within one buffer, else gathered from
-//     several small ones into one record (one send instead of one per buffer).
-//     kDone(bytes) counts plaintext accepted; a partial write is normal. After kWantWrite (or
-//     kWantRead) the next write() must start with the same bytes (Transport's rule; they may
-//     be cut differently), because OpenSSL holds the record it began and finishes it first;
-//     fewer bytes than that record is kError (Internal). After the handshake a write does not
-//     need to read in practice (renegotiation is refused); kWantRead is mapped anyway.
-//   - shutdown_write(): sends close_notify (kWantWrite until it is out) without waiting for
-//     the peer's. Writing after the peer's close_notify is allowed (half-close, RFC 8446
-//     §6.1); reading after our own close_notify is too. After a fatal error or before the
-//     handshake completes there is nothing to send: kDone at once. Call it only once the
-//     last write() was not left waiting (kWantRead/kWantWrite) on a record: Internal.
-//   - has_buffered_input(): OpenSSL holds bytes already received (decrypted plaintext or
-//     records read ahead in the same recv) that read() can return without the socket: the
-//     stream must call read() again without waiting for readability, e.g. after a read that
-//     stopped at `limit`, and after handshake() completes (the client's first data often
-//     arrives with its Finished). False after a read()/handshake() that ended wanting the
-//     socket (kWantRead, or drained), even if a partial record is held, so a stream that
-//     polls it never spins. True also while read() holds an end (close_notify, EOF or an
-//     error found after the bytes it returned) for its next call.
-//
-// Threading: one thread at a time (the stream's loop thread). Ownership: the fd is
-// borrowed; the transport holds its TLSContext. Destroying it sends nothing (call
-// shutdown_write() first for a clean close).
+/// @file ioloop/net/tls/tls_transport.h
+/// TLSTransport: the Transport (ioloop/net/transport.h) that runs TLS over a socket with
+/// OpenSSL 3. Created by TLSContext::new_server_transport / new_client_transport and then
+/// owned by its stream (or driven by hand, as the tests do).
+///
+/// Behaviour per call (every call non-blocking; OpenSSL's error queue is cleared before and
+/// drained after each operation, so one connection's errors never leak into another's):
+///   - handshake(): kDone once the handshake is complete. Failures are kError with
+///     "TLS handshake failed: <reason>": Unauthenticated for a certificate that does not
+///     verify ("certificate verify failed: unable to get local issuer certificate",
+///     "...: hostname mismatch", "...: certificate has expired"), Unavailable for everything
+///     else ("unsupported protocol", "wrong version number" / "http request" for a plaintext
+///     client, "tlsv1 alert unknown ca" for a server whose client rejected it, the errno text
+///     for a socket error, "peer closed the connection" for EOF mid-handshake).
+///   - read(): appends up to `limit` plaintext bytes, record after record, until `limit`, the
+///     socket runs dry (kDone with drained=true, or kWantRead if nothing came) or an end:
+///     kEof for the peer's close_notify (eof_status() OK) and also for a FIN without
+///     close_notify (eof_status() DataLoss "TLS: peer closed the connection without
+///     close_notify (truncation)"); kError with the errno text for a reset, with OpenSSL's
+///     reason for a bad record or a fatal alert ("TLS: read: sslv3 alert handshake failure").
+///     Bytes read before an end are returned first (kDone); the end comes with every later
+///     call. kWantWrite: OpenSSL must send before it can read on (TLS 1.2: the
+///     no_renegotiation alert answering a peer's renegotiation request; OpenSSL sends a
+///     TLS 1.3 key-update answer with the next write instead): retry read() when the fd is
+///     writable, even while the stream has nothing to write. A read never needs the write
+///     side otherwise.
+///   - write(): encrypts a prefix of the buffers, one record (at most 16 KiB) per
+///     SSL_write_ex: in place when the record lies within one buffer, else gathered from
+///     several small ones into one record (one send instead of one per buffer).
+///     kDone(bytes) counts plaintext accepted; a partial write is normal. After kWantWrite (or
+///     kWantRead) the next write() must start with the same bytes (Transport's rule; they may
+///     be cut differently), because OpenSSL holds the record it began and finishes it first;
+///     fewer bytes than that record is kError (Internal). After the handshake a write does not
+///     need to read in practice (renegotiation is refused); kWantRead is mapped anyway.
+///   - shutdown_write(): sends close_notify (kWantWrite until it is out) without waiting for
+///     the peer's. Writing after the peer's close_notify is allowed (half-close, RFC 8446
+///     §6.1); reading after our own close_notify is too. After a fatal error or before the
+///     handshake completes there is nothing to send: kDone at once. Call it only once the
+///     last write() was not left waiting (kWantRead/kWantWrite) on a record: Internal.
+///   - has_buffered_input(): OpenSSL holds bytes already received (decrypted plaintext or
+///     records read ahead in the same recv) that read() can return without the socket: the
+///     stream must call read() again without waiting for readability, e.g. after a read that
+///     stopped at `limit`, and after handshake() completes (the client's first data often
+///     arrives with its Finished). False after a read()/handshake() that ended wanting the
+///     socket (kWantRead, or drained), even if a partial record is held, so a stream that
+///     polls it never spins. True also while read() holds an end (close_notify, EOF or an
+///     error found after the bytes it returned) for its next call.
+///
+/// Threading: one thread at a time (the stream's loop thread). Ownership: the fd is
+/// borrowed; the transport holds its TLSContext. Destroying it sends nothing (call
+/// shutdown_write() first for a clean close).
 #ifndef IOLOOP_NET_TLS_TLS_TRANSPORT_H_
 #define IOLOOP_NET_TLS_TLS_TRANSPORT_H_
 
@@ -68,6 +68,9 @@ namespace ioloop::net {
 
 class TLSContext;
 
+/// TLS over a socket with OpenSSL 3: made by a TLSContext, owned by its stream (one thread at a
+/// time); it does not own the fd. Per-call behaviour: the file comment of
+/// ioloop/net/tls/tls_transport.h.
 class TLSTransport final : public Transport {
  public:
   ~TLSTransport() override;
@@ -81,21 +84,21 @@ class TLSTransport final : public Transport {
   bool has_buffered_input() const override;
   absl::Status eof_status() const override { return eof_status_; }
 
-  // After the handshake:
-  // handshake() has returned kDone.
+  /// After the handshake:
+  /// handshake() has returned kDone.
   bool handshake_done() const { return handshake_done_; }
-  // "TLSv1.3", "TLSv1.2".
+  /// "TLSv1.3", "TLSv1.2".
   std::string protocol_version() const;
-  // The protocol ALPN selected, or empty.
+  /// The protocol ALPN selected, or empty.
   std::string alpn_protocol() const;
-  // "TLS_AES_256_GCM_SHA384", ...
+  /// "TLS_AES_256_GCM_SHA384", ...
   std::string cipher() const;
-  // The peer certificate's subject (one line, RFC 2253), or empty if it sent none.
+  /// The peer certificate's subject (one line, RFC 2253), or empty if it sent none.
   std::string peer_subject() const;
-  // Whether the handshake resumed an earlier session (abbreviated handshake).
+  /// Whether the handshake resumed an earlier session (abbreviated handshake).
   bool session_resumed() const;
 
-  // The OpenSSL connection (SSL*), for what this interface does not offer.
+  /// The OpenSSL connection (SSL*), for what this interface does not offer.
   ssl_st* native_handle() const { return ssl_; }
 
  private:
@@ -103,32 +106,32 @@ class TLSTransport final : public Transport {
   TLSTransport(std::shared_ptr<const TLSContext> context, ssl_st* ssl);
 
   friend struct TLSTransportAccess;
-  // Maps a failed SSL_read_ex / SSL_write_ex / SSL_do_handshake to an IOResult.
+  /// Maps a failed SSL_read_ex / SSL_write_ex / SSL_do_handshake to an IOResult.
   IOResult failure(int ret, const char* what);
 
   std::shared_ptr<const TLSContext> context_;
   ssl_st* const ssl_;
-  // Bytes of the write OpenSSL has begun and must be offered again (0: none).
+  /// Bytes of the write OpenSSL has begun and must be offered again (0: none).
   size_t retry_len_ = 0;
-  // An end found while bytes were being returned: handed out by the next read().
+  /// An end found while bytes were being returned: handed out by the next read().
   bool read_ended_ = false;
   IOResult read_end_;
-  // read_end_ was found behind bytes and no read() has returned it yet. It counts as
-  // buffered input: its record has left the socket, so no readiness will announce it.
+  /// read_end_ was found behind bytes and no read() has returned it yet. It counts as
+  /// buffered input: its record has left the socket, so no readiness will announce it.
   bool end_held_ = false;
-  // handshake() returned kDone. (Not SSL_is_init_finished: that turns false again after a
-  // fatal error, which would make a later read's failure look like a handshake's.)
+  /// handshake() returned kDone. (Not SSL_is_init_finished: that turns false again after a
+  /// fatal error, which would make a later read's failure look like a handshake's.)
   bool handshake_done_ = false;
-  // A fatal error happened: OpenSSL forbids shutdown afterwards.
+  /// A fatal error happened: OpenSSL forbids shutdown afterwards.
   bool failed_ = false;
-  // SSL_shutdown returned 0 or 1: our close_notify is out. (Calling it again would make
-  // OpenSSL wait for the peer's close_notify.)
+  /// SSL_shutdown returned 0 or 1: our close_notify is out. (Calling it again would make
+  /// OpenSSL wait for the peer's close_notify.)
   bool shutdown_sent_ = false;
-  // The last handshake()/read() stopped because OpenSSL needs more bytes from the socket:
-  // what it holds (a partial record) is no reason to call read() before readability.
+  /// The last handshake()/read() stopped because OpenSSL needs more bytes from the socket:
+  /// what it holds (a partial record) is no reason to call read() before readability.
   bool starved_ = false;
-  // The last recv OpenSSL made returned less than it asked for (or nothing): the socket is
-  // drained, so read() can say so without another recv that would only find EAGAIN.
+  /// The last recv OpenSSL made returned less than it asked for (or nothing): the socket is
+  /// drained, so read() can say so without another recv that would only find EAGAIN.
   bool recv_short_ = false;
   absl::Status eof_status_;
 };
