@@ -1,7 +1,9 @@
 # The two commands README.md promises. Everything else is a CMake preset.
 #   make run   install what is missing, build, run the echo server on port 5000
 #   make test  install what is missing, build the default, asan and tsan presets, run every
-#              test in each, then run every libFuzzer target for FUZZ_SECONDS (30 s)
+#              test in each (the default preset's include the tooling checks: format, links,
+#              examples' --help, thread-safety), then build the fuzz preset (clang-tidy on the
+#              library as it compiles) and run every libFuzzer target for 30 s
 # Longer runs, not part of `make test`:
 #   make fuzz      every fuzzer for FUZZ_SECONDS (default here 300 s)
 #   make soak      load and soak runs against the real servers (tests/soak/)

@@ -1,6 +1,6 @@
 // raw_epoll_responder: the source tutorial's HTTP responder, on the bare reactor.
 //
-//   raw_epoll_responder [--port=8080] [--address=] [--poller=epoll]
+//   raw_epoll_responder [--port=8080] [--address=] [--poller=epoll] [--log_level=info]
 //   curl -0 http://127.0.0.1:8080/          # Hello, world!
 //
 // A teaching example: no streams, no parser, just IOLoop::add_handler and add_accept_handler.
@@ -18,12 +18,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
 #include "example_support.h"
 #include "ioloop/net/accept.h"
 #include "ioloop/net/bind.h"
@@ -31,6 +33,7 @@
 ABSL_FLAG(int, port, 8080, "TCP port; 0 lets the kernel pick one (printed on stdout)");
 ABSL_FLAG(std::string, address, "", "address to listen on; empty means every local address");
 ABSL_FLAG(std::string, poller, "epoll", "readiness backend: epoll, poll or select");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, critical or off");
 
 namespace {
 
@@ -106,12 +109,22 @@ void on_events(IOLoop& loop, int fd, uint32_t /*events*/) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("HTTP/1.0 Hello, world! responder on the bare ioloop reactor");
   absl::ParseCommandLine(argc, argv);
   namespace ex = ioloop::examples;
+  // Bad flags exit 2 with the reason, before anything is bound (as the other examples do).
+  if (absl::Status s = ex::configure_logging(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
+    std::fprintf(stderr, "raw_epoll_responder: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
   ex::raise_fd_limit();
   ex::ignore_sigpipe();
   auto options = ex::loop_options(absl::GetFlag(FLAGS_poller));
-  if (!options.ok()) return 2;
+  if (!options.ok()) {
+    std::fprintf(stderr, "raw_epoll_responder: %s\n",
+                 std::string(options.status().message()).c_str());
+    return 2;
+  }
   IOLoop loop(*options);
   if (!ex::stop_on_signals(loop).ok()) return 1;
 

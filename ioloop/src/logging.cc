@@ -17,7 +17,8 @@ std::shared_ptr<spdlog::logger> make_logger() {
   auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
   auto log = std::make_shared<spdlog::logger>("ioloop", sink);
   log->set_level(spdlog::level::info);
-  if (const char* env = std::getenv("SPDLOG_LEVEL")) {
+  // The library never calls setenv(), so getenv() races only with a program that does.
+  if (const char* env = std::getenv("SPDLOG_LEVEL")) {  // NOLINT(concurrency-mt-unsafe)
     auto level = spdlog::level::from_str(env);
     // from_str() maps unknown names to "off"; only honour names it really knows.
     if (level != spdlog::level::off || std::string(env) == "off") log->set_level(level);

@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "ioloop/logging.h"
 #include "ioloop/rate_limiter.h"
@@ -169,9 +170,10 @@ void Acceptor::State::pause(const std::shared_ptr<State>& self, const char* why,
   uint64_t suppressed = 0;
   if (log_limiter.allow(loop.time(), &suppressed)) {
     logger().warn(
-        "accept on fd {}: {}: {}; closed {} waiting client(s) so far, listener paused for {}"
+        "accept on fd {}: {}; closed {} waiting client(s) so far, listener paused for {}"
         "{}",
-        listen_fd, why, std::strerror(err), stats.rejected,
+        // "why: strerror text", thread-safely (std::strerror may share a buffer across threads).
+        listen_fd, std::string(absl::ErrnoToStatus(err, why).message()), stats.rejected,
         absl::FormatDuration(options.emfile_backoff),
         suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)") : "");
   }

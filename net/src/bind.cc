@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "ioloop/logging.h"
 #include "ioloop/net/socket_address.h"
@@ -48,11 +49,16 @@ absl::StatusOr<std::vector<SocketAddress>> resolve_passive(int port, absl::strin
   const std::string service = std::to_string(port);
   struct addrinfo* raw = nullptr;
   int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &raw);
+  const int err = errno;
   std::unique_ptr<struct addrinfo, AddrInfoDeleter> list(raw);
   if (rc != 0) {
-    std::string why = rc == EAI_SYSTEM ? std::strerror(errno) : ::gai_strerror(rc);
-    return absl::InvalidArgumentError(absl::StrCat("getaddrinfo(host='", host, "', port=", port,
-                                                   ", family=", family_name(family), "): ", why));
+    const std::string what = absl::StrCat("getaddrinfo(host='", host, "', port=", port,
+                                          ", family=", family_name(family), ")");
+    // ErrnoToStatus's message is "what: strerror text", made thread-safely (std::strerror may
+    // share a buffer across threads); the code stays InvalidArgument.
+    return absl::InvalidArgumentError(rc == EAI_SYSTEM
+                                          ? std::string(absl::ErrnoToStatus(err, what).message())
+                                          : absl::StrCat(what, ": ", ::gai_strerror(rc)));
   }
   std::vector<SocketAddress> out;
   for (const struct addrinfo* ai = list.get(); ai != nullptr; ai = ai->ai_next) {

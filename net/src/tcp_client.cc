@@ -151,7 +151,7 @@ struct TCPClient::State {
     // Primary family: the resolver's first choice; the rest of its family keeps its order.
     const int primary = addrs->front().family();
     for (SocketAddress& addr : *addrs) {
-      t->families[addr.family() == primary ? 0 : 1].push_back(std::move(addr));
+      t->families[addr.family() == primary ? 0 : 1].push_back(addr);  // trivially copyable
     }
     if (!t->families[1].empty()) {
       t->eyeballs_timer = loop.call_later(t->request.options.happy_eyeballs_delay,

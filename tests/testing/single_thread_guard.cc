@@ -11,7 +11,7 @@
 #include <cstdlib>
 
 extern "C" int pthread_create(pthread_t* /*thread*/, const pthread_attr_t* /*attr*/,
-                              void* (*/*start*/)(void*), void* /*arg*/) {
+                              void* (* /*start*/)(void*), void* /*arg*/) {
   std::fprintf(stderr,
                "%s is listed in IOLOOP_SINGLE_THREADED_TESTS (tests/CMakeLists.txt), so it is "
                "not run under ThreadSanitizer, but it started a thread: take it off the list\n",

@@ -252,7 +252,7 @@ int ResponseParser::Impl::on_headers_complete(http_parser* p) {
       return me->fail(malformed("invalid character in header field name"));
     }
   }
-  const int status = p->status_code;
+  const int status = static_cast<int>(p->status_code);  // 3 digits (http_parser checks)
   if (p->http_major != 1) {
     return me->fail(
         malformed(absl::StrCat("unsupported version HTTP/", p->http_major, ".", p->http_minor)));

@@ -111,10 +111,8 @@ std::string remove_dot_segments(absl::string_view in) {
   while (!in.empty()) {
     if (absl::StartsWith(in, "../")) {
       in.remove_prefix(3);
-    } else if (absl::StartsWith(in, "./")) {
-      in.remove_prefix(2);
-    } else if (absl::StartsWith(in, "/./")) {
-      in.remove_prefix(2);
+    } else if (absl::StartsWith(in, "./") || absl::StartsWith(in, "/./")) {
+      in.remove_prefix(2);  // "./" goes; "/./" becomes "/"
     } else if (in == "/.") {
       in = "/";
     } else if (absl::StartsWith(in, "/../") || in == "/..") {

@@ -19,7 +19,6 @@
 
 namespace ioloop::net {
 
-using tls_internal::drain_errors;
 using tls_internal::load_source;
 using tls_internal::PemSource;
 using tls_internal::with_errors;

@@ -142,7 +142,7 @@ class TLSContext : public TransportFactory, public std::enable_shared_from_this<
   /// A client context, shared (any thread may use it); the errors are in the file comment.
   static absl::StatusOr<std::shared_ptr<const TLSContext>> client(const TLSClientOptions& options);
 
-  ~TLSContext();
+  ~TLSContext() override;
   TLSContext(const TLSContext&) = delete;
   TLSContext& operator=(const TLSContext&) = delete;
 

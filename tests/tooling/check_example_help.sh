@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Holds an example program to its command line: `PROGRAM --help` exits 0 or 1 (absl exits 1
+# after printing help) and documents every flag the program's source defines (its ABSL_FLAG
+# names, read from SOURCE, so a new flag is checked without an edit here), with the program's
+# usage message and none of the flags absl defines in its own modules (those are --helpfull's);
+# and `PROGRAM --log_level=bogus` exits non-zero, at once, naming the bad level.
+#
+# Usage: check_example_help.sh PROGRAM SOURCE    (ctest: <example>_help_check)
+set -uo pipefail
+program="$1"
+source="$2"
+name="$(basename "${program}")"
+failed=0
+fail() {
+  echo "FAIL ${name}: $*" >&2
+  failed=1
+}
+
+# ABSL_FLAG(type, name, ...): the type may hold a comma only inside <...>, which no example
+# uses, so the name is the identifier after the first comma.
+mapfile -t flags < <(tr '\n' ' ' < "${source}" |
+  grep -oE 'ABSL_FLAG\([^,]+,[[:space:]]*[A-Za-z_][A-Za-z0-9_]*' |
+  sed -E 's/.*,[[:space:]]*//')
+if [[ ${#flags[@]} -eq 0 ]]; then
+  fail "no ABSL_FLAG in ${source}"
+fi
+
+help="$(timeout 10 "${program}" --help 2>&1)"
+status=$?
+if [[ ${status} -ne 0 && ${status} -ne 1 ]]; then
+  fail "--help exited ${status} (absl exits 0 or 1)"
+fi
+for flag in "${flags[@]}"; do
+  # absl's format: "    --port (TCP port; ...); default: 5000;"
+  if ! grep -qE -- "^[[:space:]]+--${flag} \(" <<< "${help}"; then
+    fail "--help does not document --${flag}"
+  fi
+done
+if ! grep -q "^${name}: " <<< "${help}"; then
+  fail "--help starts without the program's usage message (absl::SetProgramUsageMessage)"
+fi
+# The flags absl itself defines (flagfile, fromenv, tryfromenv, undefok, helpfull, ...) and any
+# a library module might define belong under --helpfull, not in the program's own help.
+mapfile -t documented < <(grep -oE -- '^[[:space:]]+--[A-Za-z_][A-Za-z0-9_]* \(' <<< "${help}" |
+  sed -E 's/^[[:space:]]+--//; s/ \($//')
+for flag in "${documented[@]}"; do
+  if ! printf '%s\n' "${flags[@]}" | grep -qx -- "${flag}"; then
+    fail "--help documents --${flag}, which ${source##*/} does not define"
+  fi
+done
+
+if printf '%s\n' "${flags[@]}" | grep -qx log_level; then
+  # A server that accepted the level would start serving (on a kernel-chosen port, so no clash):
+  # timeout's 124 is a failure too.
+  args=(--log_level=bogus)
+  if printf '%s\n' "${flags[@]}" | grep -qx port; then args+=(--port=0); fi
+  out="$(timeout 10 "${program}" "${args[@]}" 2>&1)"
+  status=$?
+  if [[ ${status} -eq 0 || ${status} -eq 124 ]]; then
+    fail "--log_level=bogus was accepted (exit ${status})"
+  elif ! grep -q "bogus" <<< "${out}" || ! grep -qiE "log.level" <<< "${out}"; then
+    fail "--log_level=bogus exited ${status} without naming the bad level: ${out}"
+  fi
+else
+  fail "${source##*/} defines no --log_level flag"
+fi
+
+if [[ ${failed} -ne 0 ]]; then
+  echo "--- ${name} --help:" >&2
+  echo "${help}" >&2
+  exit 1
+fi
+echo "${name}: --help documents its ${#flags[@]} flags; --log_level=bogus exits ${status}"
