@@ -7,13 +7,10 @@
 #
 #   check_deb.sh BUILD_DIR WORK LIBDIR VERSION
 set -euo pipefail
-[ $# -eq 4 ] || { echo "usage: check_deb.sh BUILD_DIR WORK LIBDIR VERSION" >&2; exit 2; }
-build=$1 work=$2 libdir=$3 version=$4
 # shellcheck source=tests/consumer/lib.sh
 source "$(dirname "$0")/lib.sh"
+consumer_args check_deb.sh "$@"
 
-rm -rf "$work"
-mkdir -p "$work"
 "$CPACK" -G DEB --config "$build/CPackConfig.cmake" -B "$work/deb" >"$work/cpack.log" 2>&1 ||
   { cat "$work/cpack.log"; fail "cpack"; }
 deb="$work/deb/libioloop-dev_${version}_$(dpkg --print-architecture).deb"

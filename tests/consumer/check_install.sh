@@ -5,13 +5,10 @@
 #
 #   check_install.sh BUILD_DIR WORK LIBDIR VERSION
 set -euo pipefail
-[ $# -eq 4 ] || { echo "usage: check_install.sh BUILD_DIR WORK LIBDIR VERSION" >&2; exit 2; }
-build=$1 work=$2 libdir=$3 version=$4
 # shellcheck source=tests/consumer/lib.sh
 source "$(dirname "$0")/lib.sh"
+consumer_args check_install.sh "$@"
 
-rm -rf "$work"
-mkdir -p "$work"
 "$CMAKE" --install "$build" --prefix "$work/prefix" >"$work/install.log" ||
   { cat "$work/install.log"; fail "cmake --install"; }
 # Headers of every exported library, and none of the private ones (net/src/...).

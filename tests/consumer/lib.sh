@@ -17,6 +17,15 @@ fail() {
   exit 1
 }
 
+# consumer_args SCRIPT BUILD_DIR WORK LIBDIR VERSION: the two check scripts' arguments, into
+# build, work, libdir and version; WORK is emptied.
+consumer_args() {
+  [ $# -eq 5 ] || { echo "usage: $1 BUILD_DIR WORK LIBDIR VERSION" >&2; exit 2; }
+  build=$2 work=$3 libdir=$4 version=$5
+  rm -rf "$work"
+  mkdir -p "$work"
+}
+
 # Runs program $1, which must exit 0 and print exactly the bytes $2 (trailing newline too).
 expect_output() {
   local program=$1 expected=$2 status=0
