@@ -35,9 +35,12 @@ run: build
 http: build
 	./build/default/examples/http_responder --port 8080
 
-# Each preset's tests run while the next preset builds (tests/make_test.sh says why).
-test: deps
-	bash tests/make_test.sh
+test: build build-asan build-tsan
+	ctest --preset default
+	ctest --preset asan
+	ctest --preset tsan
+	bash tests/load/compare/smoke.sh
+	bash tests/fuzz/run.sh 30
 
 # libFuzzer on every target (clang preset "fuzz"), FUZZ_SECONDS each, two at a time.
 FUZZ_SECONDS ?= 300
