@@ -8,7 +8,7 @@
 # They need `all` built first (as ctest after `make build` does), and no network. The work
 # directory is removed when the test passes (it holds about 150 MB) and kept when it fails.
 if(IOLOOP_INSTALL AND CMAKE_BUILD_TYPE STREQUAL "RelWithDebInfo"
-   AND NOT CMAKE_CXX_FLAGS MATCHES "sanitize")
+   AND NOT IOLOOP_SANITIZED)
   include(GNUInstallDirs)
   foreach(kind install deb)
     add_test(NAME package_consumer_${kind}

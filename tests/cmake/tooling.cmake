@@ -4,7 +4,7 @@
 # -fsanitize, with the tests on): the asan and tsan presets would run them again for nothing.
 # clang-tidy is not here: it runs on the library sources while the fuzz preset compiles them
 # (IOLOOP_CLANG_TIDY, top-level CMakeLists.txt), where clang builds them anyway.
-if(NOT IOLOOP_BUILD_TESTS OR CMAKE_CXX_FLAGS MATCHES "-fsanitize")
+if(NOT IOLOOP_BUILD_TESTS OR IOLOOP_SANITIZED)
   return()
 endif()
 
