@@ -185,10 +185,12 @@ cpu_ticks() {
   echo $((${12} + ${13}))
 }
 
+# run_wrk PORT SECONDS OUT [SCHEME [WRK ARGS...]]: wrk keep-alive on CPU(s) $CLIENT_CPU with
+# $WRK_THREADS threads (1) and $CONNECTIONS connections; prints "requests rps errors".
 run_wrk() {
   local port="$1" seconds="$2" out="$3" scheme="${4:-http}"
   shift $(($# < 4 ? $# : 4))
-  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" "$@" \
+  taskset -c "$CLIENT_CPU" wrk -t"${WRK_THREADS:-1}" -c"$CONNECTIONS" -d"${seconds}s" "$@" \
     "$scheme://127.0.0.1:$port/" >"$out" 2>&1 || die "wrk failed: $(cat "$out")"
   python3 - "$out" <<'PY'
 import re, sys

@@ -25,8 +25,11 @@ DURATION="${DURATION:-5}"
 THREADS="${THREADS:-1 2}"
 CONNECTIONS="${CONNECTIONS:-64}"
 BUILD_DIR="$(abs_dir "${BUILD_DIR:-build/release}")"
+# Nothing pinned: wrk's two threads may run on every CPU, as the server's may (run_wrk).
+CLIENT_CPU="0-$(($(nproc) - 1))"
+WRK_THREADS=2
 BIN="$BUILD_DIR/examples/http_responder"
-require_tools wrk:wrk python3:python3
+require_tools wrk:wrk taskset:util-linux python3:python3
 require_built "(cmake --preset release && cmake --build build/release --target http_responder), \
 or set BUILD_DIR" "$BIN"
 
@@ -42,15 +45,13 @@ for n in $THREADS; do
 done
 
 mark_start
-for n in $THREADS; do wrk -t2 -c"$CONNECTIONS" -d2s "http://127.0.0.1:${PORT[$n]}/" >/dev/null; done
+for n in $THREADS; do run_wrk "${PORT[$n]}" 2 "$WORK_DIR/wrk.warmup.$n" >/dev/null; done
 for round in $(seq "$ROUNDS"); do
   for n in $THREADS; do
     before="$(cpu_ticks "${PID[$n]}")"
-    wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:${PORT[$n]}/" \
-      >"$WORK_DIR/wrk.$n.$round" 2>&1 || die "wrk failed: $(cat "$WORK_DIR/wrk.$n.$round")"
+    read -r requests rps errors < <(run_wrk "${PORT[$n]}" "$DURATION" "$WORK_DIR/wrk.$n.$round")
     after="$(cpu_ticks "${PID[$n]}")"
-    requests="$(grep -oE '[0-9]+ requests in' "$WORK_DIR/wrk.$n.$round" | cut -d' ' -f1)"
-    rps="$(grep -oE 'Requests/sec: +[0-9.]+' "$WORK_DIR/wrk.$n.$round" | grep -oE '[0-9.]+$')"
+    ((errors == 0)) || die "--threads=$n: $errors wrk errors (see $WORK_DIR/wrk.$n.$round)"
     printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$n" "$requests" "$rps" "$((after - before))" >>"$RESULTS"
     echo "threads_scaling: round $round --threads=$n: $rps requests/s" >&2
   done
