@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # tests/load/lib.sh: the helpers the load scripts in tests/load/ share (proxy_compare.sh,
-# responder_ab.sh, instructions_per_request.sh, tls_compare.sh). Sourced, not run; a script
+# responder_ab.sh, instructions_per_request.sh, tls_compare.sh, compare/run.sh,
+# profile_misses.sh). Sourced, not run; a script
 # sets SCRIPT_NAME, then sources it after `set -euo pipefail`:
 #
 #   SCRIPT_NAME=proxy_compare
@@ -39,6 +40,10 @@
 #                                given; extra wrk arguments after it), its output in OUT; prints
 #                                "requests requests_per_s errors" (errors: socket errors and
 #                                non-2xx/3xx);
+#   build_compare_tools DIR      compiles compare/floor.c and compare/echo_client.c into DIR
+#                                (sets FLOOR, ECHO_CLIENT);
+#   run_echo PORT LOAD SECONDS OUT  `echo_client load` (LOAD: 1x64, 100x64, 10x16k) on CPU
+#                                $CLIENT_CPU; prints "messages messages_per_s 0 bytes_per_s";
 #   check_hello LABEL PORT       dies unless GET / on 127.0.0.1:PORT answers 200 with
 #                                http_responder's "Hello, world!" body (LABEL names the server);
 #   mark_start                   notes the load average and the time, for machine_summary;
@@ -202,6 +207,33 @@ m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 errors += int(m.group(1)) if m else 0
 print(requests, rps, errors)
 PY
+}
+
+# build_compare_tools DIR: compiles the floor (tests/load/compare/floor.c) and the echo load
+# client (echo_client.c) into DIR with $CFLAGS (-O2), as `make compare` measures them; sets
+# FLOOR and ECHO_CLIENT to their paths. Returns non-zero (the compiler's messages on stderr) if
+# either fails.
+build_compare_tools() {
+  local cflags
+  read -r -a cflags <<<"${CFLAGS:--O2}"
+  FLOOR="$1/floor"
+  ECHO_CLIENT="$1/echo_client"
+  cc "${cflags[@]}" -Wall -Wextra -o "$FLOOR" "$REPO/tests/load/compare/floor.c" &&
+    cc "${cflags[@]}" -Wall -Wextra -o "$ECHO_CLIENT" "$REPO/tests/load/compare/echo_client.c"
+}
+
+# run_echo PORT LOAD SECONDS OUT: `echo_client load` ($ECHO_CLIENT, see build_compare_tools) on
+# CPU $CLIENT_CPU against 127.0.0.1:PORT for SECONDS; LOAD is CONNECTIONSxSIZE, SIZE in bytes
+# or KiB (1x64, 100x64, 10x16k). Its output in OUT; prints "messages messages_per_s 0
+# bytes_per_s" (the 0: echo_client fails on any error rather than counting it).
+run_echo() {
+  local port="$1" load="$2" seconds="$3" out="$4" conns size
+  conns="${load%%x*}"
+  size="${load#*x}"
+  [[ "$size" == *k ]] && size=$((${size%k} * 1024))
+  taskset -c "$CLIENT_CPU" "$ECHO_CLIENT" load "$port" "$conns" "$size" "$seconds" >"$out" 2>&1 ||
+    die "echo_client failed ($load on port $port): $(cat "$out")"
+  awk '{printf "%d %.1f 0 %.1f\n", $1, $1 / $3, $2 / $3}' "$out"
 }
 
 # A server that fails this would make its numbers void.

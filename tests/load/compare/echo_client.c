@@ -5,11 +5,13 @@
 //     CONNECTIONS connections to 127.0.0.1:PORT, each a ping-pong: send a SIZE-byte message,
 //     wait until all SIZE bytes came back, check every byte, send the next. Prints
 //     "messages bytes seconds" (messages echoed in SECONDS; bytes = messages * SIZE).
-//   echo_client idle PORT CONNECTIONS http|echo SERVER_PID
+//   echo_client idle PORT CONNECTIONS http|echo SERVER_PID [HOLD_SECONDS]
 //     opens CONNECTIONS connections, then sends one request each (GET / for http, 64 bytes for
 //     echo), waits for every answer and leaves the connections open and idle. Prints
 //     "rss_before rss_connected rss_after server_fds" (VmRSS of SERVER_PID in bytes: before
-//     connecting, with all connected, after every answer; then its open fds).
+//     connecting, with all connected, after every answer; then its open fds), then keeps the
+//     connections open HOLD_SECONDS (0) longer before exiting (tests/load/profile_misses.sh
+//     looks at the server's heap meanwhile).
 //
 // Exits 1 with a message on any error: a wrong byte, a short or extra answer, a closed
 // connection. Single-threaded, level-triggered epoll; the expected bytes of message m on
@@ -153,7 +155,7 @@ static int run_load(int port, int connections, double seconds) {
   return 0;
 }
 
-static int run_idle(int port, int connections, int http, const char* pid) {
+static int run_idle(int port, int connections, int http, const char* pid, unsigned hold) {
   static const char kGet[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
   static const char kBody[] = "Hello, world!";
   int* fds = calloc((size_t)connections, sizeof *fds);
@@ -221,14 +223,17 @@ static int run_idle(int port, int connections, int http, const char* pid) {
   while (readdir(dir) != NULL) ++fds_open;
   closedir(dir);
   printf("%ld %ld %ld %d\n", before, connected, rss_bytes(pid), fds_open - 2);
+  fflush(stdout);
+  while (hold > 0) hold = sleep(hold);  // a signal ends it early
   return 0;  // the connections close with the process
 }
 
 int main(int argc, char** argv) {
-  if (argc != 6 || (strcmp(argv[1], "load") != 0 && strcmp(argv[1], "idle") != 0)) {
+  const int known = argc >= 2 && (strcmp(argv[1], "load") == 0 || strcmp(argv[1], "idle") == 0);
+  if (!known || (argc != 6 && !(argc == 7 && strcmp(argv[1], "idle") == 0))) {
     fprintf(stderr,
             "usage: %s load PORT CONNECTIONS SIZE SECONDS\n"
-            "       %s idle PORT CONNECTIONS http|echo SERVER_PID\n",
+            "       %s idle PORT CONNECTIONS http|echo SERVER_PID [HOLD_SECONDS]\n",
             argv[0], argv[0]);
     return 2;
   }
@@ -244,6 +249,9 @@ int main(int argc, char** argv) {
   if (pattern == NULL) die("malloc");
   srand(10);
   for (size_t k = 0; k < kPatternPeriod + size; ++k) pattern[k] = (char)(rand() & 0xff);
-  if (idle) return run_idle(port, connections, strcmp(argv[4], "http") == 0, argv[5]);
+  if (idle) {
+    const unsigned hold = argc == 7 ? (unsigned)atoi(argv[6]) : 0;
+    return run_idle(port, connections, strcmp(argv[4], "http") == 0, argv[5], hold);
+  }
   return run_load(port, connections, atof(argv[5]));
 }

@@ -129,8 +129,7 @@ read -r -a event_libs <<<"$(pkg-config --libs libevent)"
 read -r -a uv_cflags <<<"$(pkg-config --cflags libuv)"
 read -r -a uv_libs <<<"$(pkg-config --libs libuv)"
 {
-  cc "${cflags[@]}" -Wall -Wextra -o "$BIN/floor" "$HERE/floor.c"
-  cc "${cflags[@]}" -Wall -Wextra -o "$BIN/echo_client" "$HERE/echo_client.c"
+  build_compare_tools "$BIN"  # sets FLOOR and ECHO_CLIENT
   cc "${cflags[@]}" -Wall -Wextra ${event_cflags[@]+"${event_cflags[@]}"} \
     -o "$BIN/libevent_server" "$HERE/libevent_server.c" "${event_libs[@]}"
   cc "${cflags[@]}" -Wall -Wextra ${uv_cflags[@]+"${uv_cflags[@]}"} -o "$BIN/libuv_server" \
@@ -148,7 +147,7 @@ declare -A PID PORT
 start_server() {
   local kind="$1" name="$2" inst="$3" pin=(taskset -c "$SERVER_CPU") bin
   case "$name" in
-    floor) start "$inst" "${pin[@]}" "$BIN/floor" "$kind" 0 127.0.0.1 ;;
+    floor) start "$inst" "${pin[@]}" "$FLOOR" "$kind" 0 127.0.0.1 ;;
     libevent | libuv | asio) start "$inst" "${pin[@]}" "$BIN/${name}_server" "$kind" 0 127.0.0.1 ;;
     tornado) start "$inst" "${pin[@]}" "$TORNADO_PYTHON" "$HERE/tornado_server.py" 0 127.0.0.1 ;;
     ioloop)
@@ -194,7 +193,7 @@ assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"Hello, world!"), dat
 PY
 }
 check_echo() {
-  "$BIN/echo_client" load "${PORT[$1]}" 2 100000 0.2 >/dev/null 2>"$WORK_DIR/check.$1.err" ||
+  "$ECHO_CLIENT" load "${PORT[$1]}" 2 100000 0.2 >/dev/null 2>"$WORK_DIR/check.$1.err" ||
     die "$1 does not echo: $(cat "$WORK_DIR/check.$1.err")"
 }
 
@@ -207,18 +206,13 @@ for name in "${ECHO_SERVERS[@]}"; do check_echo "echo.$name"; done
 # measure KIND LOAD INSTANCE SECONDS OUT: one run of the load, pinned to CLIENT_CPU; prints
 # "count count_per_s errors bytes_per_s" (count: requests or messages).
 measure() {
-  local kind="$1" load="$2" port="${PORT[$3]}" seconds="$4" out="$5" conns size result
+  local kind="$1" load="$2" port="${PORT[$3]}" seconds="$4" out="$5" result
   case "$load" in
     keepalive) result="$(run_wrk "$port" "$seconds" "$out")" ;;
     pipelined) result="$(run_wrk "$port" "$seconds" "$out" http -s "$HERE/pipeline.lua")" ;;
     close) result="$(run_wrk "$port" "$seconds" "$out" http -H "Connection: close")" ;;
     *x*)  # echo: CONNECTIONSxSIZE, SIZE in bytes or KiB (16k)
-      conns="${load%%x*}"
-      size="${load#*x}"
-      [[ "$size" == *k ]] && size=$((${size%k} * 1024))
-      taskset -c "$CLIENT_CPU" "$BIN/echo_client" load "$port" "$conns" "$size" "$seconds" \
-        >"$out" 2>&1 || die "echo_client failed ($load on $3): $(cat "$out")"
-      awk '{printf "%d %.1f 0 %.1f\n", $1, $1 / $3, $2 / $3}' "$out"
+      run_echo "$port" "$load" "$seconds" "$out"
       return
       ;;
     *) die "unknown load $load" ;;
@@ -292,7 +286,7 @@ rss_probe() {
   local kind="$1" name="$2" inst="rss.$1.$2" out
   start_server "$kind" "$name" "$inst"
   out="$WORK_DIR/$inst.probe"
-  taskset -c "$CLIENT_CPU" "$BIN/echo_client" idle "${PORT[$inst]}" "$IDLE_CONNECTIONS" "$kind" \
+  taskset -c "$CLIENT_CPU" "$ECHO_CLIENT" idle "${PORT[$inst]}" "$IDLE_CONNECTIONS" "$kind" \
     "${PID[$inst]}" >"$out" 2>&1 || die "idle probe failed on $inst: $(cat "$out")"
   stop_server "$inst"
   printf '%s\t%s\t%s\n' "$kind" "$name" "$(tr ' ' '\t' <"$out")" >>"$RSS"
