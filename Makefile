@@ -2,8 +2,8 @@
 #   make run   install what is missing, build, run the echo server on port 5000
 #   make test  install what is missing, build the default, asan and tsan presets, run every
 #              test in each (the default preset's include the tooling checks: format, links,
-#              examples' --help, thread-safety), then build the fuzz preset (clang-tidy on the
-#              library as it compiles) and run every libFuzzer target for 30 s
+#              examples' --help, thread-safety; the asan preset's build runs clang-tidy on the
+#              library and builds the fuzzers), then run every libFuzzer target for 30 s
 # Longer runs, not part of `make test`:
 #   make fuzz      every fuzzer for FUZZ_SECONDS (default here 300 s)
 #   make soak      load and soak runs against the real servers (tests/soak/)
@@ -42,7 +42,7 @@ test: build build-asan build-tsan
 	bash tests/load/compare/smoke.sh
 	bash tests/fuzz/run.sh 30
 
-# libFuzzer on every target (clang preset "fuzz"), FUZZ_SECONDS each, two at a time.
+# libFuzzer on every target (built by the clang preset "asan"), FUZZ_SECONDS each, two at a time.
 FUZZ_SECONDS ?= 300
 fuzz: deps
 	bash tests/fuzz/run.sh $(FUZZ_SECONDS)

@@ -6,8 +6,8 @@
 #                                          which has one undocumented function: the check must
 #                                          fail and print that warning
 # Comments do not depend on the build flags, so the tests are registered in the default preset
-# only (not in asan/tsan, which would run them again for nothing; the fuzz and release presets
-# build no tests). Together they take about 2 s.
+# only (not in asan/tsan, which would run them again for nothing; the release preset
+# builds no tests). Together they take about 2 s.
 if(IOLOOP_BUILD_TESTS AND NOT IOLOOP_SANITIZED)
   # Installed by third_party/install-deps.sh; when missing the tests fail saying so.
   find_program(IOLOOP_DOXYGEN doxygen)

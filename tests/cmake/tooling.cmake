@@ -2,7 +2,7 @@
 # links. Included at the end of tests/CMakeLists.txt. None of them depends on a sanitizer, so
 # they are registered in the default preset only (a build whose CMAKE_CXX_FLAGS name no
 # -fsanitize, with the tests on): the asan and tsan presets would run them again for nothing.
-# clang-tidy is not here: it runs on the library sources while the fuzz preset compiles them
+# clang-tidy is not here: it runs on the library sources while the asan preset compiles them
 # (IOLOOP_CLANG_TIDY, top-level CMakeLists.txt), where clang builds them anyway.
 if(NOT IOLOOP_BUILD_TESTS OR IOLOOP_SANITIZED)
   return()
@@ -24,7 +24,7 @@ endif()
 
 # The thread-safety check rejects a violation: a snippet reading an ABSL_GUARDED_BY member
 # without its lock fails to compile with clang++ and the library's flags (and compiles with the
-# lock). The positive side, the library itself, is the fuzz preset's clang build.
+# lock). The positive side, the library itself, is the asan preset's clang build.
 find_program(IOLOOP_CLANGXX NAMES clang++ clang++-14)
 if(IOLOOP_CLANGXX)
   add_test(NAME thread_safety_check

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with the `fuzz` CMake preset (clang, ASan + UBSan) and runs every
+# Builds the libFuzzer targets in the `asan` CMake preset (clang, ASan + UBSan) and runs every
 # tests/fuzz/*_fuzzer.cc target for SECONDS each (default 60), two at a time (one per core), on a
 # scratch copy of its seed corpus, so the checked-in corpus is never modified. Exits non-zero if
 # a fuzzer finds a crash, leak, sanitizer report or failed invariant; the reproducer is left in
@@ -13,8 +13,8 @@ jobs="${FUZZ_JOBS:-2}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "${root}"
 
-cmake --preset fuzz
-cmake --build --preset fuzz
+cmake --preset asan
+cmake --build --preset asan --target fuzzers
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/ioloop-fuzz.XXXXXX")"
 echo "fuzz work directory: ${work}"
@@ -26,7 +26,7 @@ done
 
 run_one() {
   local name="$1"
-  local fuzzer="${root}/build/fuzz/tests/fuzz/${name}_fuzzer"
+  local fuzzer="${root}/build/asan/tests/fuzz/${name}_fuzzer"
   local corpus="${work}/${name}/corpus" artifacts="${work}/${name}/artifacts/"
   mkdir -p "${corpus}" "${artifacts}"
   cp "${root}/tests/fuzz/corpus/${name}/"* "${corpus}/"
