@@ -4,9 +4,13 @@
 # by callgrind. Deterministic, unlike CPU time on a shared machine, so it is the figure to
 # compare two commits by (docs/benchmarks.md §7). `nginx` counts nginx's proxy_pass the same
 # way, in front of the same upstream with proxy_compare.sh's configuration
-# (tests/load/nginx_proxy.conf.in): the peer's figure to compare with. Not part of `make test`.
+# (tests/load/nginx_proxy.conf.in): the peer's figure to compare with. `handshake` counts
+# http_responder over TLS with a connection per request (each a full TLS 1.3 handshake: ab does
+# not resume sessions), `nginx_handshake` nginx the same way with tls_compare.sh's configuration
+# (tests/load/nginx_tls.conf.in), both with one fresh self-signed ECDSA P-256 certificate.
+# Not part of `make test`.
 #
-#   tests/load/instructions_per_request.sh proxy|responder|nginx [REQUESTS]
+#   tests/load/instructions_per_request.sh proxy|responder|nginx|handshake|nginx_handshake [REQUESTS]
 #   BUILD_DIR=build/h-x tests/load/instructions_per_request.sh proxy 20000
 #
 # BUILD_DIR (default build/release) must hold examples/http_responder and, for `proxy`,
@@ -24,8 +28,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 TARGET="${1:-}"
 REQUESTS="${2:-20000}"
-case "$TARGET" in proxy | responder | nginx) ;; *)
-  echo "usage: $0 proxy|responder|nginx [REQUESTS]" >&2
+case "$TARGET" in proxy | responder | nginx | handshake | nginx_handshake) ;; *)
+  echo "usage: $0 proxy|responder|nginx|handshake|nginx_handshake [REQUESTS]" >&2
   exit 2
   ;;
 esac
@@ -39,43 +43,62 @@ REMOVE_ON_EXIT="$WORK_DIR"
 examples="$BUILD_DIR/examples"
 built=("$examples/http_responder")
 if [[ "$TARGET" == proxy ]]; then built+=("$examples/http_proxy"); fi
-if [[ "$TARGET" == nginx ]]; then require_tools nginx:nginx-light; fi
+if [[ "$TARGET" == nginx* ]]; then require_tools nginx:nginx-light; fi
+if [[ "$TARGET" == *handshake ]]; then
+  require_tools openssl:openssl
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -keyout "$WORK_DIR/key.pem" -out "$WORK_DIR/cert.pem" -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>"$WORK_DIR/openssl.err" ||
+    die "openssl req failed: $(cat "$WORK_DIR/openssl.err")"
+fi
 require_built "(cmake --preset release && cmake --build build/release --target ${built[*]##*/}), \
 or set BUILD_DIR" "${built[@]}"
 callgrind=(valgrind --tool=callgrind "--callgrind-out-file=$WORK_DIR/callgrind.out")
 common=(--port=0 --address=127.0.0.1 --log_level=warn)
-if [[ "$TARGET" != responder ]]; then
+if [[ "$TARGET" == proxy || "$TARGET" == nginx ]]; then
   start upstream "$examples/http_responder" "${common[@]}"
   upstream_port="$(port_from_stdout "$WORK_DIR/upstream.out")"
 fi
 if [[ "$TARGET" == proxy ]]; then
   start proxy "${callgrind[@]}" "$examples/http_proxy" "${common[@]}" \
     "--upstream=http://127.0.0.1:$upstream_port"
-elif [[ "$TARGET" == nginx ]]; then
+elif [[ "$TARGET" == nginx* ]]; then
   port="$(free_port)"
-  sed -e "s|@DIR@|$WORK_DIR|g" -e "s|@PORT@|$port|g" -e "s|@UPSTREAM_PORT@|$upstream_port|g" \
-    "$(dirname "${BASH_SOURCE[0]}")/nginx_proxy.conf.in" >"$WORK_DIR/nginx.conf"
+  conf=nginx_proxy.conf.in
+  if [[ "$TARGET" == nginx_handshake ]]; then conf=nginx_tls.conf.in; fi
+  sed -e "s|@DIR@|$WORK_DIR|g" -e "s|@PORT@|$port|g" -e "s|@UPSTREAM_PORT@|${upstream_port:-}|g" \
+    "$(dirname "${BASH_SOURCE[0]}")/$conf" >"$WORK_DIR/nginx.conf"
   # master_process off: the process valgrind starts is the one worker.
   start nginx "${callgrind[@]}" nginx -p "$WORK_DIR" -e "$WORK_DIR/nginx_error.log" \
     -c "$WORK_DIR/nginx.conf"
+elif [[ "$TARGET" == handshake ]]; then
+  start handshake "${callgrind[@]}" "$examples/http_responder" "${common[@]}" \
+    "--tls_cert=$WORK_DIR/cert.pem" "--tls_key=$WORK_DIR/key.pem"
 else
   start responder "${callgrind[@]}" "$examples/http_responder" "${common[@]}"
 fi
 measured_pid=$STARTED_PID
 # Under valgrind a server takes seconds to start on a loaded machine: up to 30 s.
-if [[ "$TARGET" == nginx ]]; then
+if [[ "$TARGET" == nginx* ]]; then
   wait_for_port "$port" "nginx under valgrind" 30
 else
   port="$(port_from_stdout "$WORK_DIR/$TARGET.out" 30)"
 fi
 url="http://127.0.0.1:$port/"
+load=(-k -c 16)
+warmup=1000
+if [[ "$TARGET" == *handshake ]]; then
+  url="https://127.0.0.1:$port/"
+  load=(-c 4)  # no keep-alive: a connection, a full handshake, per request
+  warmup=50
+fi
 
-ab -k -n 1000 -c 16 "$url" >/dev/null 2>&1
+ab "${load[@]}" -n "$warmup" "$url" >/dev/null 2>&1
 callgrind_control -z "$measured_pid" >/dev/null 2>&1
-failed="$(ab -k -n "$REQUESTS" -c 16 "$url" 2>&1 | awk '/^Failed requests/ {print $3}')"
+failed="$(ab "${load[@]}" -n "$REQUESTS" "$url" 2>&1 | awk '/^Failed requests/ {print $3}')"
 callgrind_control -d "$measured_pid" >/dev/null 2>&1
 dumps=("$WORK_DIR"/callgrind.out.*)
 dump="${dumps[0]}"
 total="$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')"
 echo "$TARGET: $((total / REQUESTS)) instructions per request ($total over $REQUESTS requests," \
-  "ab -k -c 16; failed requests: ${failed:-?})"
+  "ab ${load[*]}; failed requests: ${failed:-?})"

@@ -350,6 +350,7 @@ absl::StatusOr<std::shared_ptr<const TLSContext>> TLSContext::server(
   if (options.session_resumption) {
     SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_SERVER);
     SSL_CTX_sess_set_cache_size(ctx.get(), static_cast<long>(options.session_cache_size));
+    SSL_CTX_set_num_tickets(ctx.get(), options.tls13_tickets);
   } else {
     SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
     SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);

@@ -280,6 +280,40 @@ TEST(TLSTransportDataTest, SessionResumption) {
   }
 }
 
+// Counts the TLS 1.3 NewSessionTicket messages a client receives (OpenSSL's message callback
+// sees the handshake messages decrypted).
+void count_tickets(int write_p, int /*version*/, int content_type, const void* buf, size_t len,
+                   SSL* /*ssl*/, void* arg) {
+  const auto* bytes = static_cast<const unsigned char*>(buf);
+  if (write_p == 0 && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
+      bytes[0] == SSL3_MT_NEWSESSION_TICKET) {
+    ++*static_cast<int*>(arg);
+  }
+}
+
+int tickets_after_full_handshake(const std::shared_ptr<const TLSContext>& server) {
+  TLSPair p(server, client_context());
+  int tickets = 0;
+  SSL_set_msg_callback(p.client->native_handle(), &count_tickets);
+  SSL_set_msg_callback_arg(p.client->native_handle(), &tickets);
+  p.connect();
+  exchange(p);
+  EXPECT_FALSE(p.client->session_resumed());
+  return tickets;
+}
+
+TEST(TLSTransportDataTest, OneTLS13TicketPerFullHandshakeByDefault) {
+  EXPECT_EQ(tickets_after_full_handshake(server_context(test_pki().ecdsa_leaf)), 1);
+  const auto& leaf = test_pki().ecdsa_leaf;
+  auto three = ioloop::testing::must(TLSContext::server(
+      {.cert_chain_pem = leaf.chain_pem, .private_key_pem = leaf.key_pem, .tls13_tickets = 3}));
+  EXPECT_EQ(tickets_after_full_handshake(three), 3);
+  auto off = ioloop::testing::must(TLSContext::server({.cert_chain_pem = leaf.chain_pem,
+                                                       .private_key_pem = leaf.key_pem,
+                                                       .session_resumption = false}));
+  EXPECT_EQ(tickets_after_full_handshake(off), 0);
+}
+
 TEST(TLSTransportDataTest, ResumptionOffMeansFullHandshakes) {
   auto server =
       ioloop::testing::must(TLSContext::server({.cert_chain_pem = test_pki().ecdsa_leaf.chain_pem,

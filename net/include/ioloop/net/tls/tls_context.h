@@ -88,6 +88,12 @@ struct TLSServerOptions {
   bool session_resumption = true;
   /// Sessions the server-side cache holds (OpenSSL evicts the oldest beyond it).
   size_t session_cache_size = 20000;
+  /// TLS 1.3 session tickets sent after a full handshake (with session_resumption). One,
+  /// where OpenSSL sends two: each ticket is a session serialized, encrypted and sent, on
+  /// every full handshake, and a client resuming one connection at a time (HTTPClient's pool
+  /// connects one by one; a resumed handshake brings a fresh ticket) needs only one.
+  /// Go's crypto/tls sends one too. Raise it for clients that open connections in parallel.
+  size_t tls13_tickets = 1;
   /// @{
   /// The range of protocol versions negotiated (min_version <= max_version, else
   /// InvalidArgument).
