@@ -144,14 +144,14 @@ void IOStream::run_flush_callbacks() {
 }
 
 void IOStream::set_write_watermarks(size_t high, size_t low) {
-  SideState& h = side();
-  h.high = high;
-  h.low = high == 0 ? 0 : std::min(low, high - 1);
+  high = std::min<size_t>(high, kMaxWatermark);
+  watermark_high_ = static_cast<uint32_t>(high);
+  watermark_low_ = static_cast<uint32_t>(high == 0 ? 0 : std::min(low, high - 1));
   check_high_watermark();
 }
 
-void IOStream::set_high_watermark_callback(WatermarkCallback cb) { side().on_high = std::move(cb); }
-void IOStream::set_low_watermark_callback(WatermarkCallback cb) { side().on_low = std::move(cb); }
+void IOStream::set_high_watermark_callback(WatermarkCallback cb) { on_high_ = std::move(cb); }
+void IOStream::set_low_watermark_callback(WatermarkCallback cb) { on_low_ = std::move(cb); }
 
 IOStream::SideState& IOStream::side() {
   if (!side_) side_ = std::make_unique<SideState>();
@@ -159,22 +159,24 @@ IOStream::SideState& IOStream::side() {
 }
 
 void IOStream::check_high_watermark() {
-  if (!side_ || side_->high == 0 || side_->above_high || closed()) return;
-  if (write_buffer_size() < side_->high) return;
-  side_->above_high = true;
-  if (!side_->on_high) return;
-  WatermarkCallback cb = std::move(side_->on_high);  // it may replace itself
+  if (watermark_high_ == 0 || above_high_ || closed()) return;
+  if (write_buffer_size() < watermark_high_) return;
+  above_high_ = true;
+  if (!on_high_) return;
+  WatermarkCallback cb = std::move(on_high_);  // it may replace itself
+  on_high_ = nullptr;
   run_user(kHighCallback, [&] { cb(); });
-  if (side_ && !side_->on_high) side_->on_high = std::move(cb);
+  if (!on_high_) on_high_ = std::move(cb);
 }
 
 void IOStream::check_low_watermark() {
-  if (!side_ || !side_->above_high || write_buffer_size() > side_->low) return;
-  side_->above_high = false;
-  if (!side_->on_low) return;
-  WatermarkCallback cb = std::move(side_->on_low);
+  if (!above_high_ || write_buffer_size() > watermark_low_) return;
+  above_high_ = false;
+  if (!on_low_) return;
+  WatermarkCallback cb = std::move(on_low_);
+  on_low_ = nullptr;
   run_user(kLowCallback, [&] { cb(); });
-  if (side_ && !side_->on_low) side_->on_low = std::move(cb);
+  if (!on_low_) on_low_ = std::move(cb);
 }
 
 void IOStream::shutdown_write() {
