@@ -17,6 +17,13 @@ constexpr char kWriteCallback[] = "IOStream write callback";
 constexpr char kHighCallback[] = "IOStream high watermark callback";
 constexpr char kLowCallback[] = "IOStream low watermark callback";
 
+// Queues what write() and write_copy() did not send: write()'s string itself (the queue skips
+// the `sent` bytes), a copy of the rest of write_copy()'s view.
+void enqueue(WriteQueue& q, std::string data, size_t sent = 0) { q.append(std::move(data), sent); }
+void enqueue(WriteQueue& q, absl::string_view data, size_t sent = 0) {
+  q.append(std::string(data.substr(sent)));
+}
+
 }  // namespace
 
 size_t IOStream::write_buffer_size() const { return writes_ ? writes_->size() : 0; }
@@ -34,14 +41,15 @@ absl::Status IOStream::write_precheck() const {
   return absl::OkStatus();
 }
 
-void IOStream::write(std::string data, WriteCallback on_flushed) {
+template <typename Data>
+void IOStream::write_one(Data data, WriteCallback on_flushed) {
   if (absl::Status s = write_precheck(); !s.ok()) {
     post_write(std::move(on_flushed), std::move(s));
     return;
   }
   if (writing() || (transport_wait_ & kHandshaking)) {
     // Behind queued bytes, or before the handshake: queue, in order.
-    queue().append(std::move(data));
+    enqueue(queue(), std::move(data));
     queue().add_callback(std::move(on_flushed));
     check_high_watermark();
     if (!dispatching_) update_interest();
@@ -51,7 +59,7 @@ void IOStream::write(std::string data, WriteCallback on_flushed) {
   // registration unless the kernel takes less than all of them).
   size_t sent = 0;
   if (!data.empty()) {
-    struct iovec iov = {data.data(), data.size()};
+    struct iovec iov = {const_cast<char*>(data.data()), data.size()};
     IOResult r = transport().write(socket_.fd(), &iov, 1);
     if (r.outcome == IOResult::kDone) {
       sent = r.bytes;
@@ -63,7 +71,7 @@ void IOStream::write(std::string data, WriteCallback on_flushed) {
   }
   if (closed()) {
     // The callback fails in run_close_callbacks(), before the close callback runs.
-    queue().append(std::move(data));
+    enqueue(queue(), std::move(data));
     queue().add_callback(std::move(on_flushed));
     writes_->discard_unsent();
     return;
@@ -72,10 +80,18 @@ void IOStream::write(std::string data, WriteCallback on_flushed) {
     post_write(std::move(on_flushed), absl::OkStatus());
     return;
   }
-  queue().append(std::move(data), sent);
+  enqueue(queue(), std::move(data), sent);
   queue().add_callback(std::move(on_flushed));
   update_interest();
   check_high_watermark();
+}
+
+void IOStream::write(std::string data, WriteCallback on_flushed) {
+  write_one(std::move(data), std::move(on_flushed));
+}
+
+void IOStream::write_copy(absl::string_view data, WriteCallback on_flushed) {
+  write_one(data, std::move(on_flushed));
 }
 
 void IOStream::writev(std::vector<std::string> chunks, WriteCallback on_flushed) {

@@ -201,6 +201,10 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   /// registered until the queue drains). `on_flushed` runs once with OK when all of `data`
   /// is in the kernel, or with the error if the stream closes first.
   void write(std::string data, WriteCallback on_flushed = nullptr);
+  /// As write(), but the caller keeps `data`'s storage: only what the kernel does not take at
+  /// once is copied (and queued). For a buffer reused across writes, e.g. a response head,
+  /// where write(std::string) would give its capacity away and the next one allocate anew.
+  void write_copy(absl::string_view data, WriteCallback on_flushed = nullptr);
   /// Several buffers, flushed together with one sendmsg() (e.g. pipelined responses).
   /// `on_flushed` runs once, when the last of them is flushed.
   void writev(std::vector<std::string> chunks, WriteCallback on_flushed = nullptr);
@@ -336,6 +340,8 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void on_peer_eof(absl::Status truncation);
   void maybe_close_after_eof();
   WriteQueue& queue();
+  template <typename Data>
+  void write_one(Data data, WriteCallback on_flushed);
   absl::Status write_precheck() const;
   void flush_queue(size_t budget);
   void handle_write();
