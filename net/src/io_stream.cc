@@ -61,34 +61,43 @@ void IOStream::post_write(WriteCallback cb, absl::Status status) {
 
 // The lifetime idiom's strong capture (docs/architecture.md, "Lifetimes"): the loop's fd
 // handler and queued dispatches must keep the stream alive, so they hold a shared_ptr (user
-// completions, which must not, go through post() with a weak_ptr). LoopRef adds one cleanup
-// hook for the one case the idiom leaves open: if the loop destroys it unrun (the loop
-// itself is being destroyed) while the stream still has callbacks to deliver, those
+// completions, which must not, go through post() with a weak_ptr). LoopRef and HandlerRef add
+// one cleanup hook for the one case the idiom leaves open: if the loop destroys them unrun (the
+// loop itself is being destroyed) while the stream still has callbacks to deliver, those
 // callbacks are destroyed unrun. One of them usually owns the stream (`[s] { ...
-// s->read_until(...) }`), and that cycle would otherwise outlive the loop.
+// s->read_until(...) }`), and that cycle would otherwise outlive the loop. Each is one
+// shared_ptr (16 bytes), so the lambda that captures it fits AnyInvocable's inline storage:
+// the handler is kept for the stream's whole registration, a heap box would be per connection.
+//
+// LoopRef: a one-shot dispatch (add_callback). take() hands the reference to the run.
 class IOStream::LoopRef {
  public:
-  enum Kind { kHandler, kOneShot };
-  LoopRef(std::shared_ptr<IOStream> stream, Kind kind) : stream_(std::move(stream)), kind_(kind) {}
+  explicit LoopRef(std::shared_ptr<IOStream> stream) : stream_(std::move(stream)) {}
   LoopRef(LoopRef&& other) noexcept = default;
   LoopRef& operator=(LoopRef&&) = delete;
   ~LoopRef() {
-    if (!stream_ || ran_) return;
-    // close() removes the handler on purpose; its queued close callbacks still run.
-    if (kind_ == kHandler && stream_->closed()) return;
-    stream_->drop_callbacks();
+    if (stream_) stream_->drop_callbacks();  // destroyed unrun
   }
-  // A one-shot use: marks it run, so destruction drops nothing.
-  IOStream* take() {
-    ran_ = true;
-    return stream_.get();
+  std::shared_ptr<IOStream> take() { return std::move(stream_); }
+
+ private:
+  std::shared_ptr<IOStream> stream_;
+};
+
+// HandlerRef: the loop's fd handler, run on every readiness event.
+class IOStream::HandlerRef {
+ public:
+  explicit HandlerRef(std::shared_ptr<IOStream> stream) : stream_(std::move(stream)) {}
+  HandlerRef(HandlerRef&& other) noexcept = default;
+  HandlerRef& operator=(HandlerRef&&) = delete;
+  ~HandlerRef() {
+    // close() removes the handler on purpose; its queued close callbacks still run.
+    if (stream_ && !stream_->closed()) stream_->drop_callbacks();
   }
   IOStream* get() const { return stream_.get(); }
 
  private:
   std::shared_ptr<IOStream> stream_;
-  Kind kind_;
-  bool ran_ = false;
 };
 
 void IOStream::drop_callbacks() {
@@ -98,6 +107,10 @@ void IOStream::drop_callbacks() {
   CloseCallback on_close = std::move(close_cb_);
   close_cb_ = nullptr;
   std::unique_ptr<WriteQueue> writes = std::move(writes_);
+  WatermarkCallback on_high = std::move(on_high_);
+  on_high_ = nullptr;
+  WatermarkCallback on_low = std::move(on_low_);
+  on_low_ = nullptr;
   std::unique_ptr<SideState> side = std::move(side_);
   // The locals die here; the LoopRef's reference keeps `this` alive meanwhile.
 }
@@ -133,9 +146,9 @@ std::shared_ptr<IOStream> IOStream::create(IOLoop& loop, Socket socket, IOStream
 IOStream::IOStream(CreateToken, IOLoop& loop, Socket socket, const IOStreamOptions& options,
                    std::unique_ptr<Transport> transport)
     : loop_(&loop),
-      socket_(std::move(socket)),
       max_buffer_size_(
           static_cast<uint32_t>(std::min<size_t>(options.max_buffer_size, UINT32_MAX - 1))),
+      socket_(std::move(socket)),
       allow_half_open_(options.allow_half_open) {
   if (transport) {
     side().transport = std::move(transport);
@@ -166,8 +179,9 @@ bool IOStream::peer_ended() const { return peer_eof_ || closed(); }
 void IOStream::schedule_deferred() {
   if (deferred_scheduled_ || !loop_) return;
   deferred_scheduled_ = true;
-  loop_->add_callback([ref = LoopRef(shared_from_this(), LoopRef::kOneShot)]() mutable {
-    ref.take()->dispatch_deferred();
+  loop_->add_callback([ref = LoopRef(shared_from_this())]() mutable {
+    std::shared_ptr<IOStream> self = ref.take();
+    self->dispatch_deferred();
   });
 }
 
@@ -224,7 +238,7 @@ void IOStream::update_interest() {
     if (want == 0) return;
     absl::Status s = loop_->add_handler(
         socket_.fd(),
-        [ref = LoopRef(shared_from_this(), LoopRef::kHandler)](int, uint32_t events) {
+        [ref = HandlerRef(shared_from_this())](int, uint32_t events) {
           ref.get()->on_events(events);
         },
         want);
@@ -363,8 +377,9 @@ void IOStream::close(absl::Status reason) {
   socket_.reset();
   // Unsent data is discarded now; its callbacks complete in run_close_callbacks().
   if (writes_) writes_->discard_unsent();
-  loop_->add_callback([ref = LoopRef(shared_from_this(), LoopRef::kOneShot)]() mutable {
-    ref.take()->run_close_callbacks();
+  loop_->add_callback([ref = LoopRef(shared_from_this())]() mutable {
+    std::shared_ptr<IOStream> self = ref.take();
+    self->run_close_callbacks();
   });
 }
 
@@ -402,10 +417,8 @@ void IOStream::run_close_callbacks() {
     }
   }
   read_buffer_.release_if_empty();
-  if (side_) {
-    side_->on_high = nullptr;
-    side_->on_low = nullptr;
-  }
+  on_high_ = nullptr;
+  on_low_ = nullptr;
 }
 
 }  // namespace ioloop::net

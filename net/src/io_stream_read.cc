@@ -151,8 +151,13 @@ void IOStream::complete_read(absl::StatusOr<std::string> result) {
 
 absl::Status IOStream::closed_status() const {
   if (!error().ok()) return error();
-  if (peer_eof_) return absl::UnavailableError("IOStream: stream closed by peer (EOF)");
-  return absl::CancelledError("IOStream: stream closed");
+  // Made once and never destroyed: a copy shares the message (an atomic reference count, no
+  // allocation), and every ordinary close asks for one (the pending read's result).
+  static const absl::Status* const kPeerEof =
+      new absl::Status(absl::UnavailableError("IOStream: stream closed by peer (EOF)"));
+  static const absl::Status* const kClosed =
+      new absl::Status(absl::CancelledError("IOStream: stream closed"));
+  return peer_eof_ ? *kPeerEof : *kClosed;
 }
 
 void IOStream::handle_read(bool force) {

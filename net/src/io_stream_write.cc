@@ -17,6 +17,13 @@ constexpr char kWriteCallback[] = "IOStream write callback";
 constexpr char kHighCallback[] = "IOStream high watermark callback";
 constexpr char kLowCallback[] = "IOStream low watermark callback";
 
+// Queues what write() and write_copy() did not send: write()'s string itself (the queue skips
+// the `sent` bytes), a copy of the rest of write_copy()'s view.
+void enqueue(WriteQueue& q, std::string data, size_t sent = 0) { q.append(std::move(data), sent); }
+void enqueue(WriteQueue& q, absl::string_view data, size_t sent = 0) {
+  q.append(std::string(data.substr(sent)));
+}
+
 }  // namespace
 
 size_t IOStream::write_buffer_size() const { return writes_ ? writes_->size() : 0; }
@@ -34,14 +41,15 @@ absl::Status IOStream::write_precheck() const {
   return absl::OkStatus();
 }
 
-void IOStream::write(std::string data, WriteCallback on_flushed) {
+template <typename Data>
+void IOStream::write_one(Data data, WriteCallback on_flushed) {
   if (absl::Status s = write_precheck(); !s.ok()) {
     post_write(std::move(on_flushed), std::move(s));
     return;
   }
   if (writing() || (transport_wait_ & kHandshaking)) {
     // Behind queued bytes, or before the handshake: queue, in order.
-    queue().append(std::move(data));
+    enqueue(queue(), std::move(data));
     queue().add_callback(std::move(on_flushed));
     check_high_watermark();
     if (!dispatching_) update_interest();
@@ -51,7 +59,7 @@ void IOStream::write(std::string data, WriteCallback on_flushed) {
   // registration unless the kernel takes less than all of them).
   size_t sent = 0;
   if (!data.empty()) {
-    struct iovec iov = {data.data(), data.size()};
+    struct iovec iov = {const_cast<char*>(data.data()), data.size()};
     IOResult r = transport().write(socket_.fd(), &iov, 1);
     if (r.outcome == IOResult::kDone) {
       sent = r.bytes;
@@ -63,7 +71,7 @@ void IOStream::write(std::string data, WriteCallback on_flushed) {
   }
   if (closed()) {
     // The callback fails in run_close_callbacks(), before the close callback runs.
-    queue().append(std::move(data));
+    enqueue(queue(), std::move(data));
     queue().add_callback(std::move(on_flushed));
     writes_->discard_unsent();
     return;
@@ -72,10 +80,18 @@ void IOStream::write(std::string data, WriteCallback on_flushed) {
     post_write(std::move(on_flushed), absl::OkStatus());
     return;
   }
-  queue().append(std::move(data), sent);
+  enqueue(queue(), std::move(data), sent);
   queue().add_callback(std::move(on_flushed));
   update_interest();
   check_high_watermark();
+}
+
+void IOStream::write(std::string data, WriteCallback on_flushed) {
+  write_one(std::move(data), std::move(on_flushed));
+}
+
+void IOStream::write_copy(absl::string_view data, WriteCallback on_flushed) {
+  write_one(data, std::move(on_flushed));
 }
 
 void IOStream::writev(std::vector<std::string> chunks, WriteCallback on_flushed) {
@@ -144,14 +160,14 @@ void IOStream::run_flush_callbacks() {
 }
 
 void IOStream::set_write_watermarks(size_t high, size_t low) {
-  SideState& h = side();
-  h.high = high;
-  h.low = high == 0 ? 0 : std::min(low, high - 1);
+  high = std::min<size_t>(high, kMaxWatermark);
+  watermark_high_ = static_cast<uint32_t>(high);
+  watermark_low_ = static_cast<uint32_t>(high == 0 ? 0 : std::min(low, high - 1));
   check_high_watermark();
 }
 
-void IOStream::set_high_watermark_callback(WatermarkCallback cb) { side().on_high = std::move(cb); }
-void IOStream::set_low_watermark_callback(WatermarkCallback cb) { side().on_low = std::move(cb); }
+void IOStream::set_high_watermark_callback(WatermarkCallback cb) { on_high_ = std::move(cb); }
+void IOStream::set_low_watermark_callback(WatermarkCallback cb) { on_low_ = std::move(cb); }
 
 IOStream::SideState& IOStream::side() {
   if (!side_) side_ = std::make_unique<SideState>();
@@ -159,22 +175,24 @@ IOStream::SideState& IOStream::side() {
 }
 
 void IOStream::check_high_watermark() {
-  if (!side_ || side_->high == 0 || side_->above_high || closed()) return;
-  if (write_buffer_size() < side_->high) return;
-  side_->above_high = true;
-  if (!side_->on_high) return;
-  WatermarkCallback cb = std::move(side_->on_high);  // it may replace itself
+  if (watermark_high_ == 0 || above_high_ || closed()) return;
+  if (write_buffer_size() < watermark_high_) return;
+  above_high_ = true;
+  if (!on_high_) return;
+  WatermarkCallback cb = std::move(on_high_);  // it may replace itself
+  on_high_ = nullptr;
   run_user(kHighCallback, [&] { cb(); });
-  if (side_ && !side_->on_high) side_->on_high = std::move(cb);
+  if (!on_high_) on_high_ = std::move(cb);
 }
 
 void IOStream::check_low_watermark() {
-  if (!side_ || !side_->above_high || write_buffer_size() > side_->low) return;
-  side_->above_high = false;
-  if (!side_->on_low) return;
-  WatermarkCallback cb = std::move(side_->on_low);
+  if (!above_high_ || write_buffer_size() > watermark_low_) return;
+  above_high_ = false;
+  if (!on_low_) return;
+  WatermarkCallback cb = std::move(on_low_);
+  on_low_ = nullptr;
   run_user(kLowCallback, [&] { cb(); });
-  if (side_ && !side_->on_low) side_->on_low = std::move(cb);
+  if (!on_low_) on_low_ = std::move(cb);
 }
 
 void IOStream::shutdown_write() {

@@ -33,7 +33,7 @@ void ReadRequest::start_bytes(size_t n, bool partial) {
 void ReadRequest::start_until_close() { kind_ = Kind::kUntilClose; }
 
 void ReadRequest::start_streaming(StreamingCallback on_chunk, size_t total_bytes) {
-  on_chunk_ = std::make_unique<StreamingCallback>(std::move(on_chunk));
+  on_chunk_ = std::move(on_chunk);
   target_ = total_bytes;
   kind_ = Kind::kStreaming;
 }
@@ -103,7 +103,7 @@ absl::StatusOr<std::string> ReadRequest::result_at_end(Buffer& buffer, const abs
 }
 
 void ReadRequest::finish() {
-  on_chunk_.reset();
+  on_chunk_ = nullptr;
   long_delimiter_.reset();
   short_size_ = 0;
   target_ = 0;

@@ -57,6 +57,43 @@ TEST_P(IOStreamTest, PartialWritesKeepOrderAndFlushCallbacksRunInOrder) {
   EXPECT_EQ(stream_->write_buffer_size(), 0u);
 }
 
+TEST_P(IOStreamTest, WriteCopyQueuesACopyOfWhatTheKernelDidNotTake) {
+  make_pair();
+  ASSERT_TRUE(stream_->socket().set_send_buffer(4096).ok());
+  ASSERT_TRUE(peer_->socket().set_receive_buffer(4096).ok());
+  const size_t n = 1 << 20;
+  std::string reused = pattern(0, n);
+  std::vector<int> flushed;
+  stream_->write_copy(reused, [&](absl::Status s) {
+    EXPECT_TRUE(s.ok()) << s;
+    flushed.push_back(0);
+  });
+  EXPECT_GT(stream_->write_buffer_size(), 0u);  // the small SO_SNDBUF left most of it queued
+  reused.assign(n, 'x');                        // the caller's buffer is its own again
+  stream_->write(pattern(n, n), [&](absl::Status s) {
+    EXPECT_TRUE(s.ok()) << s;
+    flushed.push_back(1);
+  });
+  reused = pattern(2 * n, 100);
+  stream_->write_copy(reused, [&](absl::Status s) {  // behind queued bytes: copied whole
+    EXPECT_TRUE(s.ok()) << s;
+    flushed.push_back(2);
+  });
+  reused.clear();
+  const size_t total = 2 * n + 100;
+  PeerReader reader{loop(), *peer_, 65536};
+  reader.on_data = [&] {
+    if (reader.received.size() == total) done();
+  };
+  reader.start();
+  ASSERT_TRUE(wait(absl::Seconds(60)));
+  loop().remove_handler(peer_->fd());
+  ASSERT_EQ(reader.received.size(), total);
+  EXPECT_TRUE(reader.received == pattern(0, total));
+  spin(2);
+  EXPECT_EQ(flushed, (std::vector<int>{0, 1, 2}));
+}
+
 TEST_P(IOStreamTest, WritevSendsAllBuffersInOrder) {
   make_pair();
   int calls = 0;

@@ -62,6 +62,15 @@ CoreCache& core_cache() {
   return cache;
 }
 
+// The response head's storage: one per thread rather than per connection. process() lends it
+// to the connection's output, flush_output() sends the head with write_copy() and gives the
+// storage back, so the next response (of any connection on this thread) reuses its capacity
+// instead of allocating, and an idle connection holds none.
+std::string& spare_head() {
+  thread_local std::string head;
+  return head;
+}
+
 // Ownership: the stream's callbacks hold the only strong references to the connection, so the
 // connection never outlives its stream and may keep a plain pointer to it. The timer holds a
 // weak reference. The connection owns its core (the HTTP state of the requests in progress)
@@ -177,6 +186,9 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     const size_t limit = queued < options_.max_pending_output
                              ? options_.max_pending_output - queued
                              : 0;  // answer nothing until the queue drains
+    if (out_.head.empty() && out_.head.capacity() < spare_head().capacity()) {
+      out_.head.swap(spare_head());
+    }
     const size_t completed = core().on_data(data, out_, limit);
     flush();
     if (out_.close) return begin_close(out_.client_done);
@@ -218,7 +230,9 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     }
     state_->writes.fetch_add(1, std::memory_order_relaxed);
     if (out.chunks.empty()) {
-      stream_->write(std::move(out.head));
+      stream_->write_copy(out.head);
+      out.head.clear();
+      if (out.head.capacity() > spare_head().capacity()) out.head.swap(spare_head());
     } else {
       if (!out.head.empty()) out.chunks.push_back(std::move(out.head));
       stream_->writev(std::move(out.chunks));

@@ -217,6 +217,8 @@ void HTTPConnectionCore::on_response_timeout(HTTPOutput& out) {
 
 void HTTPConnectionCore::on_connection_closed(const absl::Status& why) {
   finished_ = true;
+  // Nobody to tell (the usual close of an idle connection): spare making the status.
+  if (body_.handler == nullptr && pending_.on_flushed.empty() && !d_.active) return;
   const absl::Status status =
       absl::UnavailableError(why.ok() ? std::string("HTTP connection closed")
                                       : absl::StrCat("HTTP connection closed: ", why.message()));

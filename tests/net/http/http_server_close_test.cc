@@ -9,7 +9,6 @@
 //    request, response fields): after a request it costs the same heap as a connection that
 //    never sent a byte.
 // The manual clock keeps every timeout still, so "closed" below is never a timeout's doing.
-#include <malloc.h>
 #include <sys/socket.h>
 
 #include <memory>
@@ -19,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "http_server_testing.h"
+#include "testing/heap.h"
 
 namespace ioloop::net {
 namespace {
@@ -134,8 +134,7 @@ TEST_F(HTTPServerCloseTest, DeferredResponseToTheClientsLastRequestClosesAtOnce)
             "Connection: close\r\n\r\nlater");
 }
 
-// Heap in use (glibc's count); 0 under a sanitizer's allocator, which does not keep it.
-size_t heap_in_use() { return ::mallinfo2().uordblks; }
+using ::ioloop::testing::heap_in_use;
 
 TEST_F(HTTPServerCloseTest, IdleConnectionAfterARequestCostsNoMoreHeapThanAFreshOne) {
   constexpr int kConnections = 50;

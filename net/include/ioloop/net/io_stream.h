@@ -77,13 +77,17 @@
 /// until it finished; wait_for_handshake() tells when (a failed handshake closes the stream
 /// with its reason).
 ///
-/// Memory: an idle open stream costs sizeof(IOStream) (176 bytes on x86-64) plus its
-/// shared_ptr control block (one allocation, 208 bytes with malloc's header) plus the
-/// loop's handler entry (48): the read buffer is freed whenever it is empty, the write
-/// queue exists only while bytes are queued, watermarks and a non-OK close status live in a
-/// side allocation made on first use, and the plain transport is shared. Callbacks whose captures
-/// exceed 16 bytes are heap-allocated by absl::AnyInvocable; capture one or two pointers to stay
-/// inline. (tests/bench/io_stream_benchmark.cc, BM_IdleConnectionMemory, measures it.)
+/// Memory: an idle open stream costs two allocations: sizeof(IOStream) (272 bytes on x86-64)
+/// with its shared_ptr control block (one allocation, 304 bytes with malloc's header), and the
+/// loop's handler entry (48; the stream's handler callback is stored inline in it). The close,
+/// read, streaming and watermark callbacks and the watermarks live in the object; the read
+/// buffer is freed whenever it is empty, the write queue exists only while bytes are queued, a
+/// non-OK close status, a handshake callback and a non-plain transport live in a side
+/// allocation made on first use, and the plain transport is shared. Callbacks whose captures
+/// exceed 16 bytes are heap-allocated by absl::AnyInvocable (one more allocation each);
+/// capture one or two pointers (or one shared_ptr) to stay inline.
+/// (tests/net/io_stream_memory_test.cc counts it; tests/bench/io_stream_benchmark.cc,
+/// BM_IdleConnectionMemory, measures the RSS.)
 ///
 /// Example (echo):
 /// ```
@@ -197,6 +201,10 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   /// registered until the queue drains). `on_flushed` runs once with OK when all of `data`
   /// is in the kernel, or with the error if the stream closes first.
   void write(std::string data, WriteCallback on_flushed = nullptr);
+  /// As write(), but the caller keeps `data`'s storage: only what the kernel does not take at
+  /// once is copied (and queued). For a buffer reused across writes, e.g. a response head,
+  /// where write(std::string) would give its capacity away and the next one allocate anew.
+  void write_copy(absl::string_view data, WriteCallback on_flushed = nullptr);
   /// Several buffers, flushed together with one sendmsg() (e.g. pipelined responses).
   /// `on_flushed` runs once, when the last of them is flushed.
   void writev(std::vector<std::string> chunks, WriteCallback on_flushed = nullptr);
@@ -208,7 +216,8 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   /// Backpressure. When write_buffer_size() rises to >= `high` the high callback runs once
   /// (synchronously, at the end of the write() that crossed it); when it then drains to
   /// <= `low` the low callback runs once (from the loop's handler); and so on for each
-  /// crossing. high == 0 disables both. Requires low < high.
+  /// crossing. high == 0 disables both. Requires low < high. Both are capped at 4 GiB - 1 (as
+  /// max_buffer_size is), which keeps them in the stream object itself.
   void set_write_watermarks(size_t high, size_t low);
   /// @{
   /// The callbacks of set_write_watermarks(): run on each crossing of `high` (rising) and
@@ -293,17 +302,15 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   static constexpr uint8_t kUnregistered = 0x80;
   struct SideState {
     absl::Status error;  ///< what closed the stream, if not OK
-    size_t high = 0;     ///< watermarks (set_write_watermarks)
-    size_t low = 0;
-    bool above_high = false;
-    WatermarkCallback on_high;
-    WatermarkCallback on_low;
     HandshakeCallback on_handshake;
     /// A transport other than the plain one (which is shared and needs no state).
     std::unique_ptr<Transport> transport;
   };
   class LoopRef;
+  class HandlerRef;
   class DispatchScope;
+  /// set_write_watermarks() caps high (and so low) here: they are kept in 32 bits.
+  static constexpr size_t kMaxWatermark = UINT32_MAX - 1;
 
   /// Plaintext a TLS transport decrypted ahead that no readiness event will announce.
   bool has_buffered_input() const {
@@ -333,6 +340,8 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void on_peer_eof(absl::Status truncation);
   void maybe_close_after_eof();
   WriteQueue& queue();
+  template <typename Data>
+  void write_one(Data data, WriteCallback on_flushed);
   absl::Status write_precheck() const;
   void flush_queue(size_t budget);
   void handle_write();
@@ -347,18 +356,26 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void set_error(absl::Status status);
 
   /// Members are ordered to avoid padding: sizeof(IOStream) is most of what an idle
-  /// connection costs (176 bytes on x86-64; the loop's handler entry adds 48).
+  /// connection costs (272 bytes on x86-64; the loop's handler entry adds 48). What a
+  /// typical server sets at accept (close, streaming-read and watermark callbacks, the
+  /// watermarks) lives here rather than in side allocations. [[no_unique_address]] lets the
+  /// member after read_ and read_buffer_ use their tail padding (8 and 4 bytes: ReadRequest is
+  /// 16-aligned for its AnyInvocable, Buffer ends in a uint32_t).
   ReadCallback read_cb_;  ///< the outstanding read's completion
   CloseCallback close_cb_;
-  internal::ReadRequest read_;  ///< the outstanding read's mode and progress
+  WatermarkCallback on_high_;  ///< set_high_watermark_callback
+  WatermarkCallback on_low_;
+  [[no_unique_address]] internal::ReadRequest read_;  ///< the outstanding read's mode and progress
   IOLoop* loop_;
-  Buffer read_buffer_;
+  [[no_unique_address]] Buffer read_buffer_;
+  uint32_t max_buffer_size_;
   /// Queued output and its callbacks; allocated only while something is queued, so the
   /// fast path (send completes) and idle streams pay nothing.
   std::unique_ptr<WriteQueue> writes_;
   std::unique_ptr<SideState> side_;
+  uint32_t watermark_high_ = 0;  ///< set_write_watermarks (0: none)
+  uint32_t watermark_low_ = 0;
   Socket socket_;
-  uint32_t max_buffer_size_;
   Phase phase_ = Phase::kOpen;
   uint8_t transport_wait_ = 0;  ///< TransportWait bits
   /// IOLoop::READ | WRITE as registered with the loop, or kUnregistered.
@@ -368,6 +385,7 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   bool dispatching_ = false;  ///< inside on_events(), dispatch_deferred() or close callbacks
   bool deferred_scheduled_ = false;
   const bool allow_half_open_;
+  bool above_high_ = false;  ///< over the high watermark, the low not yet reached
 };
 
 }  // namespace ioloop::net
