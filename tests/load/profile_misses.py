@@ -120,6 +120,18 @@ def shorten(sym, width=80):
     return s if len(s) <= width else s[: width - 1] + "…"
 
 
+def defined_functions(objs, kinds):
+    """The demangled names nm lists as defined in OBJS with a symbol type in KINDS."""
+    text = subprocess.run(["nm", "-C", "--defined-only", *objs], check=True,
+                          capture_output=True, text=True).stdout
+    names = []
+    for line in text.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[1] in kinds:
+            names.append(parts[2])
+    return names
+
+
 def cmd_symbols(out, http_dirs, loop_dirs):
     """HTTP_DIRS, LOOP_DIRS: colon-separated directories of object files."""
     rows = []
@@ -131,12 +143,7 @@ def cmd_symbols(out, http_dirs, loop_dirs):
                 objs += [os.path.join(root, f) for f in files if f.endswith(".o")]
         if not objs:
             sys.exit(f"profile_misses.py: no object files under {' '.join(dirs)}")
-        text = subprocess.run(["nm", "-C", "--defined-only", *objs], check=True,
-                              capture_output=True, text=True).stdout
-        for line in text.splitlines():
-            parts = line.split(" ", 2)
-            if len(parts) == 3 and parts[1] in "tTwWiu":
-                rows.append(f"{bucket}\t{parts[2]}")
+        rows += [f"{bucket}\t{name}" for name in defined_functions(objs, "tTwWiu")]
     with open(out, "w") as f:
         f.write("\n".join(rows) + "\n")
 
@@ -152,12 +159,7 @@ def cmd_symbols_examples(out, *dirs):
         objs = [os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs if f.endswith(".o")]
         if not objs:
             continue
-        text = subprocess.run(["nm", "-C", "--defined-only", *objs], check=True,
-                              capture_output=True, text=True).stdout
-        for line in text.splitlines():
-            parts = line.split(" ", 2)
-            if len(parts) == 3 and parts[1] in "tT":
-                rows.append(f"{bucket}\t{parts[2]}")
+        rows += [f"{bucket}\t{name}" for name in defined_functions(objs, "tT")]
     with open(out, "a") as f:
         f.write("\n".join(rows) + "\n")
 

@@ -233,6 +233,10 @@ class IOStreamTest : public testing::LoopTestBase,
 
   bool tls() const { return GetParam().wire == Wire::kTls; }
 
+  // Reads from the peer end (64 KiB per event) until `total` bytes arrived or the wait (60 s)
+  // ends, then stops watching it; returns what arrived. Defined after PeerReader.
+  std::string receive(size_t total);
+
   // stream_ over one end of a socketpair; peer_ drives the other end. Over TLS the stream is
   // the server (as TCPServer makes it) and the handshake has completed on return.
   void make_pair(IOStreamOptions options = {}) {
@@ -409,6 +413,17 @@ struct PeerReader {
                     .ok());
   }
 };
+
+inline std::string IOStreamTest::receive(size_t total) {
+  PeerReader reader{loop(), *peer_, 65536};
+  reader.on_data = [&] {
+    if (reader.received.size() == total) done();
+  };
+  reader.start();
+  EXPECT_TRUE(wait(absl::Seconds(60)));
+  loop().remove_handler(peer_->fd());
+  return std::move(reader.received);
+}
 
 }  // namespace ioloop::net::stream_testing
 

@@ -42,15 +42,9 @@ TEST_P(IOStreamTest, PartialWritesKeepOrderAndFlushCallbacksRunInOrder) {
     ++index;
   }
   EXPECT_GT(stream_->write_buffer_size(), 0u);  // the small SO_SNDBUF forced partial writes
-  PeerReader reader{loop(), *peer_, 65536};
-  reader.on_data = [&] {
-    if (reader.received.size() == total) done();
-  };
-  reader.start();
-  ASSERT_TRUE(wait(absl::Seconds(60)));
-  loop().remove_handler(peer_->fd());
-  ASSERT_EQ(reader.received.size(), total);
-  EXPECT_TRUE(reader.received == pattern(0, total));
+  const std::string received = receive(total);
+  ASSERT_EQ(received.size(), total);
+  EXPECT_TRUE(received == pattern(0, total));
   spin(2);  // let the last flush callbacks run
   ASSERT_EQ(flushed.size(), static_cast<size_t>(index));
   for (int i = 0; i < index; ++i) ASSERT_EQ(flushed[i], i);
@@ -81,15 +75,9 @@ TEST_P(IOStreamTest, WriteCopyQueuesACopyOfWhatTheKernelDidNotTake) {
   });
   reused.clear();
   const size_t total = 2 * n + 100;
-  PeerReader reader{loop(), *peer_, 65536};
-  reader.on_data = [&] {
-    if (reader.received.size() == total) done();
-  };
-  reader.start();
-  ASSERT_TRUE(wait(absl::Seconds(60)));
-  loop().remove_handler(peer_->fd());
-  ASSERT_EQ(reader.received.size(), total);
-  EXPECT_TRUE(reader.received == pattern(0, total));
+  const std::string received = receive(total);
+  ASSERT_EQ(received.size(), total);
+  EXPECT_TRUE(received == pattern(0, total));
   spin(2);
   EXPECT_EQ(flushed, (std::vector<int>{0, 1, 2}));
 }

@@ -225,7 +225,7 @@ static int run_idle(int port, int connections, int http, const char* pid, unsign
   printf("%ld %ld %ld %d\n", before, connected, rss_bytes(pid), fds_open - 2);
   fflush(stdout);
   while (hold > 0) hold = sleep(hold);  // a signal ends it early
-  return 0;  // the connections close with the process
+  return 0;                             // the connections close with the process
 }
 
 int main(int argc, char** argv) {
