@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -80,6 +81,14 @@ absl::Status Socket::take_error() {
   if (!err.ok()) return err.status();
   if (*err == 0) return absl::OkStatus();
   return absl::ErrnoToStatus(*err, absl::StrCat("socket fd ", fd_));
+}
+
+absl::StatusOr<size_t> Socket::unread_bytes() const {
+  int n = 0;
+  if (::ioctl(fd_, FIONREAD, &n) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("ioctl(FIONREAD) on fd ", fd_));
+  }
+  return static_cast<size_t>(n);
 }
 
 absl::StatusOr<SocketAddress> Socket::local_address() const {

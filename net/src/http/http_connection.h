@@ -93,10 +93,11 @@ struct HTTPOutput {
   std::string head;
   bool close = false;  // the connection ends once this output is flushed
   // With `close`: the client ended too. Its last request said so (Connection: close, or
-  // HTTP/1.0 without keep-alive) and not a byte after it arrived, so nothing more is coming
-  // and the server may close at once after the flush, without a lingering close (nginx's
-  // rule too). Otherwise it lingers, so that unread client bytes cannot turn the close into
-  // a reset that destroys the response.
+  // HTTP/1.0 without keep-alive) and not a byte after it was parsed, so nothing more is
+  // coming and the server may close at once after the flush, without a lingering close
+  // (nginx's rule too), if the kernel holds no unread byte either (the glue checks). Otherwise
+  // it lingers, so that unread client bytes cannot turn the close into a reset that destroys
+  // the response.
   bool client_done = false;
   // HTTPResponseStream::flush() callbacks: run once these bytes (and all before) are in the
   // kernel, or with the error if the connection closes first.

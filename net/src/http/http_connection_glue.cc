@@ -297,14 +297,15 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
 
   // Sends FIN once the output is flushed, then waits (discarding input) for the client's EOF,
   // which closes the stream, or for the linger timeout. `client_done` (see HTTPOutput): the
-  // client sends nothing more, so the stream closes as soon as the output is flushed.
+  // client sends nothing more, so the stream closes as soon as the output is flushed (unless
+  // unread input says otherwise: no_unread_input()).
   void begin_close(bool client_done = false) {
     closing_ = true;
     if (client_done) {
-      if (stream_->write_buffer_size() == 0) return stream_->close();
+      if (stream_->write_buffer_size() == 0 && no_unread_input()) return stream_->close();
       // An empty write completes once everything before it is in the kernel.
       stream_->write(std::string(), [self = shared_from_this()](absl::Status status) {
-        if (status.ok()) self->stream_->close();
+        if (status.ok() && self->no_unread_input()) self->stream_->close();
       });
     }
     stream_->shutdown_write();
@@ -315,6 +316,15 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     const TimePoint deadline = last_pending_ > 0 ? after(t, options_.idle_timeout) : kNever;
     close_deadline_ = deadline != kNever ? deadline : linger_deadline(t);
     rearm();
+  }
+
+  // `client_done` means the parser saw nothing after the client's last request, but bytes sent
+  // while this side was not reading (its output backed up) may still wait in the kernel:
+  // closing over them sends a reset, which can destroy the response in flight (RFC 9112 §9.6).
+  // Then the close lingers like any other.
+  bool no_unread_input() {
+    const absl::StatusOr<size_t> unread = stream_->socket().unread_bytes();
+    return unread.ok() && *unread == 0;
   }
 
   // A closing connection always ends: the linger timeout cannot be disabled.

@@ -2,15 +2,18 @@
 //  - A client whose last request said "Connection: close" (or HTTP/1.0 without keep-alive)
 //    and sent nothing after it is done: the server closes as soon as the response is
 //    flushed, with no lingering close (nginx does the same). Any byte after that request
-//    means the client may still be sending, so the server shuts down its side and lingers,
-//    draining input until the client's EOF, so that unread bytes cannot make the close a
-//    reset that destroys the response.
+//    (parsed, or still unread in the kernel because the server had stopped reading) means the
+//    client may still be sending, so the server shuts down its side and lingers, draining
+//    input until the client's EOF, so that unread bytes cannot make the close a reset that
+//    destroys the response.
 //  - An idle keep-alive connection keeps no per-request memory (parser state, the last
 //    request, response fields): after a request it costs the same heap as a connection that
 //    never sent a byte.
 // The manual clock keeps every timeout still, so "closed" below is never a timeout's doing.
 #include <sys/socket.h>
 
+#include <cerrno>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -90,6 +93,52 @@ TEST_F(HTTPServerCloseTest, BytesAfterTheClosingRequestMakeTheServerLinger) {
   EXPECT_EQ(recv_raw(&eof), ok_response("Hello, world!", "Connection: close\r\n"));
   EXPECT_TRUE(eof);  // the server's FIN: it shut down its side and drains ours
   raw_.reset();      // the client's EOF ends the lingering close
+  settle();
+  EXPECT_TRUE(server_stream_->closed());
+}
+
+TEST_F(HTTPServerCloseTest, BytesUnreadWhileOutputWasBackedUpMakeTheServerLinger) {
+  // Found by http_server_fuzzer. The pipelined requests, the last saying "Connection: close",
+  // arrive in one read; the first response fills the output bound, so the server stops
+  // reading. Bytes the client sends meanwhile wait in the kernel, unseen by the parser: when
+  // the backlog is answered, the server must not take the closing request as the client's
+  // last word and close over them (a reset that can destroy the response).
+  shared_.reset();
+  HTTPServerOptions options;
+  options.max_pending_output = 256;
+  start_manual_server(
+      [](const HTTPRequest& r, HTTPResponseWriter& w) {
+        w.set_body(std::string(r.path() == "/big" ? 8000 : 3, 'b'));
+      },
+      options);
+  connect_raw();
+  const int small = 4096;  // the server's output backs up after a few KiB
+  ASSERT_EQ(::setsockopt(raw_.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+  ASSERT_TRUE(server_stream_->socket().set_send_buffer(small).ok());
+  send_raw(
+      "GET /big HTTP/1.1\r\nHost: h\r\n\r\n"
+      "GET /last HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+  settle();
+  EXPECT_FALSE(server_stream_->closed());              // the first response is still queued
+  send_raw("GET /after HTTP/1.1\r\nHost: h\r\n\r\n");  // the server is not reading now
+  settle();
+  std::string got;
+  ssize_t n = 1;
+  for (int i = 0; i < 1000 && n != 0; ++i) {  // the client reads until the server's EOF
+    char buf[4096];
+    n = ::recv(raw_.fd(), buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) got.append(buf, static_cast<size_t>(n));
+    if (n < 0 && errno != EAGAIN) break;
+    settle();
+  }
+  EXPECT_EQ(n, 0) << "the client saw no FIN: " << std::strerror(errno);
+  EXPECT_EQ(normalize(got),
+            absl::StrCat("HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 8000\r\n\r\n",
+                         std::string(8000, 'b'),
+                         "HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 3\r\n"
+                         "Connection: close\r\n\r\nbbb"));
+  EXPECT_FALSE(server_stream_->closed());  // lingering: draining until the client's EOF
+  raw_.reset();
   settle();
   EXPECT_TRUE(server_stream_->closed());
 }

@@ -16,6 +16,7 @@
 
 #include <sys/socket.h>
 
+#include <cstddef>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -76,6 +77,9 @@ class Socket {
   /// getsockopt() of an int option; the error names it as `name_for_errors`.
   absl::StatusOr<int> get_option(int level, int name, const char* name_for_errors) const;
 
+  /// Bytes received and not yet read (FIONREAD): closing a socket over unread bytes sends a
+  /// reset instead of FIN. The errno status on failure (e.g. not a socket).
+  absl::StatusOr<size_t> unread_bytes() const;
   /// The pending error (SO_ERROR) as a Status: OK if none. Clears it, as the kernel does.
   absl::Status take_error();
   /// getsockname(); the errno status on failure.
