@@ -5,11 +5,16 @@
 # a fuzzer finds a crash, leak, sanitizer report or failed invariant; the reproducer is left in
 # the artifacts directory it prints.
 #
-# Usage: tests/fuzz/run.sh [SECONDS]
+# FUZZ_SEED fixes libFuzzer's random seed (default: a new one each run). `make test` fixes it, so
+# that a failure in CI replays on any machine with the same seed; `make fuzz` explores.
+#
+# Usage: [FUZZ_SEED=N] [FUZZ_JOBS=N] tests/fuzz/run.sh [SECONDS]
 set -euo pipefail
 
 seconds="${1:-60}"
 jobs="${FUZZ_JOBS:-2}"
+seed=()
+if [[ -n "${FUZZ_SEED:-}" ]]; then seed=(-seed="${FUZZ_SEED}"); fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "${root}"
 
@@ -40,7 +45,7 @@ run_one() {
   ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" \
   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
     "${fuzzer}" -max_total_time="${seconds}" -max_len=4096 -timeout=10 -print_final_stats=1 \
-      -artifact_prefix="${artifacts}" "${dict[@]}" "${corpus}" > "${work}/${name}.log" 2>&1
+      -artifact_prefix="${artifacts}" "${seed[@]}" "${dict[@]}" "${corpus}" > "${work}/${name}.log" 2>&1
 }
 
 status=0
