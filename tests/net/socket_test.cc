@@ -153,6 +153,21 @@ TEST(SocketTest, OptionErrorsNameOptionFdAndErrno) {
             "getsockopt(SO_TYPE) on fd -1: Bad file descriptor");
 }
 
+TEST(SocketTest, UnreadBytesCountsWhatArrivedAndNotWhatWasRead) {
+  auto pair = Socket::pair();
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  EXPECT_EQ(*pair->first.unread_bytes(), 0u);
+  ASSERT_EQ(::write(pair->second.fd(), "hello", 5), 5);
+  EXPECT_EQ(*pair->first.unread_bytes(), 5u);
+  char buf[2];
+  ASSERT_EQ(::read(pair->first.fd(), buf, sizeof buf), 2);
+  EXPECT_EQ(*pair->first.unread_bytes(), 3u);
+
+  Socket none;
+  EXPECT_EQ(none.unread_bytes().status().message(),
+            "ioctl(FIONREAD) on fd -1: Bad file descriptor");
+}
+
 TEST(SocketTest, AddressesOfAConnection) {
   Socket listener = *Socket::create(AF_INET);
   SocketAddress any = SocketAddress::ipv4_loopback(0);
