@@ -175,7 +175,10 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   bool response_pending() const { return core_ && core_->response_pending(); }
 
   void on_chunk(const std::string& chunk) {
-    if (closing_) return;  // lingering close: discard
+    if (closing_) {  // lingering close: discard; the client is still sending, so linger on
+      client_done_ = false;
+      return;
+    }
     process(chunk);
   }
 
@@ -301,11 +304,12 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   // unread input says otherwise: no_unread_input()).
   void begin_close(bool client_done = false) {
     closing_ = true;
+    client_done_ = client_done;
     if (client_done) {
       if (stream_->write_buffer_size() == 0 && no_unread_input()) return stream_->close();
       // An empty write completes once everything before it is in the kernel.
       stream_->write(std::string(), [self = shared_from_this()](absl::Status status) {
-        if (status.ok() && self->no_unread_input()) self->stream_->close();
+        if (status.ok() && self->client_done_ && self->no_unread_input()) self->stream_->close();
       });
     }
     stream_->shutdown_write();
@@ -319,9 +323,10 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   }
 
   // `client_done` means the parser saw nothing after the client's last request, but bytes sent
-  // while this side was not reading (its output backed up) may still wait in the kernel:
-  // closing over them sends a reset, which can destroy the response in flight (RFC 9112 §9.6).
-  // Then the close lingers like any other.
+  // while this side was not reading (its output backed up) may still wait in the kernel, or
+  // arrive while the response flushes (on_chunk() then clears client_done_): closing over them,
+  // or over more of them later, sends a reset, which can destroy the response in flight (RFC
+  // 9112 §9.6). Then the close lingers like any other.
   bool no_unread_input() {
     const absl::StatusOr<size_t> unread = stream_->socket().unread_bytes();
     return unread.ok() && *unread == 0;
@@ -467,6 +472,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   bool output_full_ = false;        // over the high watermark
   bool waiting_for_drain_ = false;  // wait_for_drain()'s write is pending
   bool closing_ = false;
+  bool client_done_ = false;  // closing, and the client is known to send nothing more
   bool closed_ = false;
 };
 

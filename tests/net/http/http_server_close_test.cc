@@ -59,6 +59,8 @@ class HTTPServerCloseTest : public HTTPServerTest {
     }
   }
 
+  void expect_linger_after_late_bytes(size_t last_size);
+
   Socket raw_;
 };
 
@@ -97,18 +99,19 @@ TEST_F(HTTPServerCloseTest, BytesAfterTheClosingRequestMakeTheServerLinger) {
   EXPECT_TRUE(server_stream_->closed());
 }
 
-TEST_F(HTTPServerCloseTest, BytesUnreadWhileOutputWasBackedUpMakeTheServerLinger) {
-  // Found by http_server_fuzzer. The pipelined requests, the last saying "Connection: close",
-  // arrive in one read; the first response fills the output bound, so the server stops
-  // reading. Bytes the client sends meanwhile wait in the kernel, unseen by the parser: when
-  // the backlog is answered, the server must not take the closing request as the client's
-  // last word and close over them (a reset that can destroy the response).
+// Found by http_server_fuzzer. The pipelined requests, the last saying "Connection: close",
+// arrive in one read; the first response fills the output bound, so the server stops reading.
+// Bytes the client sends meanwhile are not parsed: when the backlog is answered, the server
+// must not take the closing request as the client's last word and close over them (a reset
+// that can destroy the response). They wait unread in the kernel when the last response is
+// small (sent at once), or are read and discarded while it flushes when it is large.
+void HTTPServerCloseTest::expect_linger_after_late_bytes(size_t last_size) {
   shared_.reset();
   HTTPServerOptions options;
   options.max_pending_output = 256;
   start_manual_server(
-      [](const HTTPRequest& r, HTTPResponseWriter& w) {
-        w.set_body(std::string(r.path() == "/big" ? 8000 : 3, 'b'));
+      [last_size](const HTTPRequest& r, HTTPResponseWriter& w) {
+        w.set_body(std::string(r.path() == "/big" ? 8000 : last_size, 'b'));
       },
       options);
   connect_raw();
@@ -134,13 +137,20 @@ TEST_F(HTTPServerCloseTest, BytesUnreadWhileOutputWasBackedUpMakeTheServerLinger
   EXPECT_EQ(n, 0) << "the client saw no FIN: " << std::strerror(errno);
   EXPECT_EQ(normalize(got),
             absl::StrCat("HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 8000\r\n\r\n",
-                         std::string(8000, 'b'),
-                         "HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 3\r\n"
-                         "Connection: close\r\n\r\nbbb"));
+                         std::string(8000, 'b'), "HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: ",
+                         last_size, "\r\nConnection: close\r\n\r\n", std::string(last_size, 'b')));
   EXPECT_FALSE(server_stream_->closed());  // lingering: draining until the client's EOF
   raw_.reset();
   settle();
   EXPECT_TRUE(server_stream_->closed());
+}
+
+TEST_F(HTTPServerCloseTest, BytesUnreadWhileOutputWasBackedUpMakeTheServerLinger) {
+  expect_linger_after_late_bytes(3);
+}
+
+TEST_F(HTTPServerCloseTest, BytesReadWhileTheLastResponseFlushesMakeTheServerLinger) {
+  expect_linger_after_late_bytes(8000);
 }
 
 TEST_F(HTTPServerCloseTest, ServerChosenCloseOnAKeepAliveRequestLingers) {
