@@ -33,7 +33,7 @@
 #    (their sum is the per-connection heap, to set against the RSS figure).
 # Environment: BUILD_DIR (build/release: examples/http_responder and echo_server, and their
 # object files, which name the buckets), LOADS (keepalive pipelined close echo1 echo100
-# echo16k), SERVERS (ioloop floor), PROFILE_SECONDS (4), WARMUP (1), CALLGRIND_SECONDS (3),
+# echo16k; `LOADS=` runs the memory part only), SERVERS (ioloop floor), PROFILE_SECONDS (4), WARMUP (1), CALLGRIND_SECONDS (3),
 # CONNECTIONS (64), IDLE_CONNECTIONS (1000; 0 skips the memory part), TOP (8: symbols and
 # sites shown), SERVER_CPU, CLIENT_CPU (0, 1), CFLAGS (-O2, the floor's and echo_client's).
 # Needs perf (linux-perf), wrk, valgrind, heaptrack, gdb, nm (binutils), taskset, cc, python3; it
@@ -48,7 +48,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 HERE="$REPO/tests/load"
 
 BUILD_DIR="$(abs_dir "${BUILD_DIR:-build/release}")"
-read -r -a LOADS <<<"${LOADS:-keepalive pipelined close echo1 echo100 echo16k}"
+read -r -a LOADS <<<"${LOADS-keepalive pipelined close echo1 echo100 echo16k}"  # set but empty: none
 read -r -a SERVERS <<<"${SERVERS:-ioloop floor}"
 PROFILE_SECONDS="${PROFILE_SECONDS:-4}"
 WARMUP="${WARMUP:-1}"

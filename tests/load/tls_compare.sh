@@ -26,7 +26,7 @@
 #  - syscalls per keep-alive request: `strace -c -f -p PID` over a separate
 #    ${STRACE_DURATION}s wrk window (ptrace slows the server: counts only, never time);
 #  - RSS per idle TLS connection: IDLE_CONNECTIONS connections (Python's ssl, asyncio) each make
-#    one request and stay open; (VmRSS with them - VmRSS before) / IDLE_CONNECTIONS;
+#    one request and stay open; (VmRSS with them - VmRSS before) / IDLE_CONNECTIONS (0: skipped);
 #  - every process it starts is stopped by its PID (tests/load/lib.sh).
 # Output: a Markdown table (median and min-max over the rounds; ioloop/nginx ratios per round),
 # printed and written to OUTPUT.md if given. Scratch files stay in $WORK_DIR (printed).
@@ -159,6 +159,10 @@ PY
 vmrss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 declare -A IDLE_BYTES
 for name in "${SERVERS[@]}"; do
+  if ((IDLE_CONNECTIONS == 0)); then  # skipped
+    IDLE_BYTES[$name]=0
+    continue
+  fi
   before="$(vmrss_kib "${PID[$name]}")"
   start "idle_$name" taskset -c "$CLIENT_CPU" python3 "$WORK_DIR/idle_client.py" \
     "${PORT[$name]}" "$IDLE_CONNECTIONS" "$WORK_DIR/cert.pem" "$WORK_DIR/release_$name"
@@ -199,8 +203,9 @@ for label, title in (("keepalive", "keep-alive"), ("handshake", "full handshake 
         ratios = [x / y for x, y in zip(a, b)]
         print(f"| {title}: {what} | {cell(a, fmt)} | {cell(b, fmt)} | {cell(ratios, '{:.2f}')} |")
 print(f"| keep-alive: syscalls per request | {sys.argv[2]} | {sys.argv[3]} | |")
-print(f"| RSS per idle TLS connection (after one request) | {sys.argv[4]} B | {sys.argv[5]} B | "
-      f"{int(sys.argv[4]) / max(1, int(sys.argv[5])):.2f} |")
+if int(sys.argv[5]) > 0:  # IDLE_CONNECTIONS=0 skips this measure
+    print(f"| RSS per idle TLS connection (after one request) | {sys.argv[4]} B | {sys.argv[5]} B | "
+          f"{int(sys.argv[4]) / int(sys.argv[5]):.2f} |")
 PY
   echo
   machine_summary
