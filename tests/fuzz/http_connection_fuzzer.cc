@@ -4,7 +4,10 @@
 // input byte picks the options, the next ones the sizes of the pieces the rest is fed in.
 // Besides the sanitizers' checks, it traps when:
 //  - feeding in those pieces and feeding the whole stream at once give different response
-//    bytes (Date lines aside) or a different decision to close;
+//    bytes (Date lines and interim 100 Continue responses aside: a server sends 100 only while
+//    the body has not arrived, which depends on the split; RFC 9110 §10.1.1) or a different
+//    decision to close;
+//  - more 100 Continue responses than requests (plus the incomplete last one);
 //  - output does not start with a status line, or bytes come after the connection finished;
 //  - the handler ran for more requests than were parsed.
 // The handler throws on one path, so the 500 path is fuzzed too. Other paths defer the
@@ -13,6 +16,8 @@
 // Content-Length, /short: finished short of it), or dropped unfinished (/drop).
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -38,15 +43,23 @@ void check(bool ok) {
 }
 
 struct Outcome {
-  std::string bytes;  // all output, Date lines removed
+  std::string bytes;  // all output, Date lines and 100 Continue responses removed
   bool closed = false;
   size_t requests = 0;
 };
 
-std::string without_date_lines(const std::string& s) {
+// `s` without its Date lines and interim responses; counts the latter in `continues`. (The
+// handler's bodies never contain the interim response's bytes.)
+std::string without_date_lines(const std::string& s, size_t& continues) {
+  static constexpr absl::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
   std::string out;
   size_t pos = 0;
   while (pos < s.size()) {
+    if (absl::string_view(s).substr(pos, kContinue.size()) == kContinue) {
+      ++continues;
+      pos += kContinue.size();
+      continue;
+    }
     size_t eol = s.find("\r\n", pos);
     size_t end = eol == std::string::npos ? s.size() : eol + 2;
     if (s.compare(pos, 6, "Date: ") != 0) out.append(s, pos, end - pos);
@@ -126,7 +139,9 @@ Outcome run(const HTTPServerOptions& options, absl::string_view input,
   if (!raw.empty()) check(raw.compare(0, 7, "HTTP/1.") == 0);
   // Every parsed request is counted; the handler runs for those before the connection ends.
   check(handled <= out.requests);
-  out.bytes = without_date_lines(raw);
+  size_t continues = 0;
+  out.bytes = without_date_lines(raw, continues);
+  check(continues <= out.requests + 1);  // one per request; the last may be incomplete
   return out;
 }
 
@@ -148,6 +163,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   const Outcome whole = run(options, stream, {});
   const Outcome split = run(options, stream, sizes.empty() ? std::vector<size_t>{1} : sizes);
+  if (std::getenv("HTTP_CONNECTION_FUZZER_DEBUG") != nullptr) {  // for reproducers
+    std::fprintf(stderr, "whole (closed %d):\n%s\n--- split (closed %d):\n%s\n", whole.closed,
+                 whole.bytes.c_str(), split.closed, split.bytes.c_str());
+  }
   check(whole.bytes == split.bytes);
   check(whole.closed == split.closed);
   return 0;
