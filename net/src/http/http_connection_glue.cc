@@ -183,7 +183,12 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   }
 
   // Feeds `data` (after any backlog) to the core and sends what it produced.
+  // Never on a closed stream: a request answered then has nowhere to go, so its handler must
+  // not run. (After the client's EOF the stream closes as soon as its queue is empty, which
+  // can come before a resumption queued earlier runs: requests still held back by flow
+  // control then go unanswered, as if the client had reset.)
   void process(absl::string_view data) {
+    if (stream_->closed()) return;
     const State before = parser_state();
     const size_t queued = stream_->write_buffer_size();
     const size_t limit = queued < options_.max_pending_output
