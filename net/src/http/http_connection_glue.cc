@@ -273,6 +273,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     const bool began_here = before == State::kIdle || completed > 0;
     switch (state) {
       case State::kIdle:
+      case State::kClosed:  // the connection's last request is complete (its response may wait)
         header_deadline_ = request_deadline_ = rate_deadline_ = kNever;
         break;
       case State::kHeaders:
@@ -293,7 +294,6 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
           rate_bytes_ += bytes;
         }
         break;
-      case State::kClosed:
       case State::kError:
         break;  // the core set out.close: the connection is closing
     }

@@ -105,6 +105,34 @@ TEST_F(HTTPServerAsyncFlowTest, IdleTimeoutDoesNotCloseAPendingResponse) {
   EXPECT_EQ(close_calls_, 0);  // finished: the close callback never runs
 }
 
+// Found by http_body_stream_fuzzer. The last request of a connection (Connection: close)
+// leaves the parser closed rather than idle; its header, whole-request and body-rate
+// deadlines must end with it all the same, or a pending response to it is cut by a 408 long
+// after the request was read.
+TEST_F(HTTPServerAsyncFlowTest, RequestTimeoutsEndWithTheLastRequestOfAConnection) {
+  HTTPServerOptions o = timeouts();
+  o.response_timeout = absl::ZeroDuration();  // off
+  o.header_timeout = absl::Seconds(10);
+  o.request_timeout = absl::Seconds(20);
+  o.min_body_rate = 1000;  // bytes per second, over body_rate_window (1 s)
+  start_manual_server(keep(), o);
+  connect();
+  // The body in a later read than the head: the deadlines started with the head.
+  send("POST /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbo");
+  settle();
+  send("dy");
+  settle();
+  ASSERT_NE(stream_, nullptr);
+  advance(absl::Seconds(30));
+  EXPECT_EQ(received_, "");
+  EXPECT_FALSE(stream_->closed());
+  EXPECT_EQ(stats().header_timeouts + stats().request_timeouts + stats().body_rate_timeouts, 0u);
+  EXPECT_TRUE(stream_->finish().ok());
+  EXPECT_EQ(read_to_eof(),
+            "HTTP/1.1 200 OK\r\nDate: D\r\nTransfer-Encoding: chunked\r\nConnection: "
+            "close\r\n\r\n0\r\n\r\n");
+}
+
 TEST_F(HTTPServerAsyncFlowTest, ClientEofClosesTheStream) {
   start_manual_server(keep(), timeouts());
   connect();
