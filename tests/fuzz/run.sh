@@ -45,7 +45,8 @@ run_one() {
   ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" \
   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
     "${fuzzer}" -max_total_time="${seconds}" -max_len=4096 -timeout=10 -print_final_stats=1 \
-      -artifact_prefix="${artifacts}" "${seed[@]}" "${dict[@]}" "${corpus}" > "${work}/${name}.log" 2>&1
+      -artifact_prefix="${artifacts}" "${seed[@]}" "${dict[@]}" "${corpus}" \
+      > "${work}/${name}.log" 2>&1
 }
 
 status=0
