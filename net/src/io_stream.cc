@@ -200,6 +200,9 @@ void IOStream::dispatch_deferred() {
 // Both dispatch paths end here: close a finished half-close, free an empty read buffer, and
 // register what the stream now waits for.
 void IOStream::dispatch_epilogue() {
+  if (side_ && side_->transport && !closed() && side_->transport->has_pending_output()) {
+    flush_transport();
+  }
   maybe_close_after_eof();
   if (read_buffer_.empty()) read_buffer_.release_if_empty();
   if (!closed() && has_buffered_input() && !paused_ && read_.active()) {
@@ -222,7 +225,7 @@ uint32_t IOStream::wanted_events() const {
     want |= (transport_wait_ & kReadNeedsWrite) ? IOLoop::WRITE : IOLoop::READ;
   }
   if (writing()) want |= (transport_wait_ & kWriteNeedsRead) ? IOLoop::READ : IOLoop::WRITE;
-  if (transport_wait_ & kShutdownNeedsWrite) want |= IOLoop::WRITE;
+  if (transport_wait_ & (kShutdownNeedsWrite | kFlushNeedsWrite)) want |= IOLoop::WRITE;
   return want;
 }
 
@@ -321,6 +324,18 @@ void IOStream::advance_handshake() {
   }
 }
 
+// What the transport held back (a TLS server's session tickets) goes out at the end of the
+// dispatch that did not send it with a record of its own.
+void IOStream::flush_transport() {
+  transport_wait_ &= static_cast<uint8_t>(~kFlushNeedsWrite);
+  IOResult r = transport().flush(socket_.fd());
+  if (r.outcome == IOResult::kWantWrite) {
+    transport_wait_ |= kFlushNeedsWrite;
+  } else if (r.outcome == IOResult::kError) {
+    close(std::move(r.status));
+  }
+}
+
 void IOStream::run_handshake_callback() {
   if ((transport_wait_ & kHandshaking) || !side_ || !side_->on_handshake) return;
   HandshakeCallback cb = std::move(side_->on_handshake);
@@ -361,11 +376,11 @@ void IOStream::set_close_callback(CloseCallback cb) {
 
 void IOStream::close(absl::Status reason) {
   if (closed()) return;
-  // A clean local close of a TLS stream says goodbye (close_notify), best effort: the fd
-  // closes right after, whatever the peer does.
+  // A clean local close of a TLS stream says goodbye (close_notify, unless sent already),
+  // best effort: the fd closes right after, whatever the peer does.
   if (reason.ok() && error().ok() && side_ && side_->transport &&
-      !(transport_wait_ & kHandshaking) && phase_ != Phase::kWriteShut) {
-    side_->transport->shutdown_write(socket_.fd());
+      !(transport_wait_ & kHandshaking)) {
+    side_->transport->end_before_close(socket_.fd());
   }
   phase_ = Phase::kClosed;
   if (!reason.ok() && error().ok()) set_error(std::move(reason));

@@ -215,7 +215,7 @@ void IOStream::on_peer_eof(absl::Status truncation) {
 }
 
 void IOStream::maybe_close_after_eof() {
-  if (writing() || (transport_wait_ & kShutdownNeedsWrite)) return;
+  if (writing() || (transport_wait_ & (kShutdownNeedsWrite | kFlushNeedsWrite))) return;
   if (phase_ == Phase::kPeerEof) {
     if (allow_half_open_) return;
   } else if (phase_ != Phase::kDraining) {

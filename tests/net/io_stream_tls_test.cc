@@ -341,6 +341,18 @@ TEST_P(IOStreamTLSTest, WaitForHandshakeAfterItFinishedIsOk) {
   EXPECT_TRUE(stream_tls().handshake_done());
 }
 
+// The server's TLS 1.3 session ticket waits for its first response record (one send for
+// both); a stream that writes nothing after the handshake sends it at the end of that
+// dispatch, so its client can resume all the same.
+TEST_P(IOStreamTLSTest, SessionTicketLeavesEvenIfTheServerNeverWrites) {
+  make_pair();
+  EXPECT_FALSE(stream_tls().has_pending_output());
+  std::string got;
+  EXPECT_EQ(peer_->recv_some(got, 4096), -1);  // the ticket only: no application data
+  EXPECT_EQ(got, "");
+  EXPECT_EQ(SSL_SESSION_is_resumable(SSL_get0_session(peer().transport().native_handle())), 1);
+}
+
 // A plaintext client: the handshake fails, wait_for_handshake() gets the reason, the stream
 // closes with it and a pending read fails with it too.
 TEST_P(IOStreamTLSTest, WaitForHandshakeReportsTheFailure) {

@@ -99,6 +99,9 @@ class ScriptedTransport final : public Transport {
 
   IOResult shutdown_write(int fd) override { return inner().shutdown_write(fd); }
   bool has_buffered_input() const override { return inner().has_buffered_input(); }
+  bool has_pending_output() const override { return inner().has_pending_output(); }
+  IOResult flush(int fd) override { return inner().flush(fd); }
+  void end_before_close(int fd) override { inner().end_before_close(fd); }
   absl::Status eof_status() const override { return inner().eof_status(); }
 
  private:

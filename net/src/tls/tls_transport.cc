@@ -4,6 +4,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -18,9 +20,14 @@ namespace ioloop::net {
 
 using tls_internal::drain_errors;
 
-// Lets the BIO callback (a C function) reach the private recv bookkeeping.
+// Lets the BIO's read and write (C functions) reach the transport's I/O policy.
 struct TLSTransportAccess {
-  static void set_recv_short(TLSTransport* t, bool v) { t->recv_short_ = v; }
+  static int recv(TLSTransport* t, BIO* bio, char* out, int len) {
+    return t->bio_recv(bio, out, len);
+  }
+  static int send(TLSTransport* t, BIO* bio, const char* data, int len) {
+    return t->bio_send(bio, data, len);
+  }
 };
 
 namespace {
@@ -32,15 +39,12 @@ constexpr size_t kRecordSize = 16 * 1024;
 // plaintext per call anyway).
 constexpr size_t kReadChunk = 16 * 1024;
 
-// Watches the socket BIO's reads: a recv that returned less than asked (or failed) means the
-// socket had nothing more at that moment.
-long observe_bio(BIO* bio, int oper, const char*, size_t len, int, long, int ret,
-                 size_t* processed) {
-  if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
-    auto* t = reinterpret_cast<TLSTransport*>(BIO_get_callback_arg(bio));
-    TLSTransportAccess::set_recv_short(t, ret <= 0 || processed == nullptr || *processed < len);
-  }
-  return ret;
+bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+int bio_fd(BIO* bio) {
+  int fd = -1;
+  BIO_get_fd(bio, &fd);
+  return fd;
 }
 
 bool is_reason(unsigned long e, int lib, int reason) {
@@ -49,14 +53,143 @@ bool is_reason(unsigned long e, int lib, int reason) {
 
 }  // namespace
 
-TLSTransport::TLSTransport(std::shared_ptr<const TLSContext> context, ssl_st* ssl)
-    : context_(std::move(context)), ssl_(ssl) {
-  BIO* bio = SSL_get_rbio(ssl_);
-  BIO_set_callback_arg(bio, reinterpret_cast<char*>(this));
-  BIO_set_callback_ex(bio, &observe_bio);
+namespace tls_internal {
+
+int bio_read(BIO* bio, char* out, int len) {
+  if (auto* t = static_cast<TLSTransport*>(BIO_get_data(bio))) {
+    return TLSTransportAccess::recv(t, bio, out, len);
+  }
+  BIO_clear_retry_flags(bio);
+  ssize_t n;
+  do {
+    n = ::recv(bio_fd(bio), out, static_cast<size_t>(len), 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && would_block(errno)) BIO_set_retry_read(bio);
+  if (n == 0) BIO_set_flags(bio, BIO_FLAGS_IN_EOF);
+  return static_cast<int>(n);
 }
 
-TLSTransport::~TLSTransport() { SSL_free(ssl_); }
+int bio_write(BIO* bio, const char* data, int len) {
+  if (auto* t = static_cast<TLSTransport*>(BIO_get_data(bio))) {
+    return TLSTransportAccess::send(t, bio, data, len);
+  }
+  BIO_clear_retry_flags(bio);
+  ssize_t n;
+  do {
+    n = ::send(bio_fd(bio), data, static_cast<size_t>(len), MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && would_block(errno)) BIO_set_retry_write(bio);
+  return static_cast<int>(n);
+}
+
+}  // namespace tls_internal
+
+TLSTransport::TLSTransport(std::shared_ptr<const TLSContext> context, ssl_st* ssl)
+    : context_(std::move(context)), ssl_(ssl) {
+  BIO_set_data(SSL_get_rbio(ssl_), this);
+}
+
+TLSTransport::~TLSTransport() {
+  BIO_set_data(SSL_get_rbio(ssl_), nullptr);
+  SSL_free(ssl_);
+}
+
+// Marks one call of the Transport interface: drained_ holds only inside it (see the header).
+class TLSTransport::CallScope {
+ public:
+  CallScope(TLSTransport* t, bool drained) : t_(t) {
+    t_->in_call_ = true;
+    t_->drained_ = drained;
+  }
+  ~CallScope() {
+    t_->in_call_ = false;
+    t_->drained_ = false;
+  }
+  CallScope(const CallScope&) = delete;
+  CallScope& operator=(const CallScope&) = delete;
+
+ private:
+  TLSTransport* const t_;
+};
+
+int TLSTransport::bio_recv(BIO* bio, char* out, int len) {
+  BIO_clear_retry_flags(bio);
+  if (in_call_ && drained_) {  // found empty moments ago: what arrives since makes the fd readable
+    BIO_set_retry_read(bio);
+    return -1;
+  }
+  ssize_t n;
+  do {
+    n = ::recv(bio_fd(bio), out, static_cast<size_t>(len), 0);
+  } while (n < 0 && errno == EINTR);
+  if (in_call_) drained_ = n < len;
+  if (n < 0 && would_block(errno)) BIO_set_retry_read(bio);
+  if (n == 0) BIO_set_flags(bio, BIO_FLAGS_IN_EOF);  // OpenSSL tells a bare EOF by this flag
+  return static_cast<int>(n);
+}
+
+int TLSTransport::bio_send(BIO* bio, const char* data, int len) {
+  BIO_clear_retry_flags(bio);
+  if (staging_) {
+    staged_.append(data, static_cast<size_t>(len));
+    return len;
+  }
+  const int flags = MSG_NOSIGNAL | (closing_ ? MSG_MORE : 0);
+  const size_t held = staged_.size();
+  ssize_t n;
+  do {
+    if (held == 0) {
+      n = ::send(bio_fd(bio), data, static_cast<size_t>(len), flags);
+    } else {  // what is staged goes first, in the same send
+      struct iovec iov[2] = {{staged_.data(), held},
+                             {const_cast<char*>(data), static_cast<size_t>(len)}};
+      struct msghdr msg = {};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = 2;
+      n = ::sendmsg(bio_fd(bio), &msg, flags);
+    }
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (would_block(errno)) BIO_set_retry_write(bio);
+    return -1;
+  }
+  if (held > 0) {
+    if (static_cast<size_t>(n) < held) {  // none of `data` went: OpenSSL offers it again
+      staged_.erase(0, static_cast<size_t>(n));
+      BIO_set_retry_write(bio);
+      return -1;
+    }
+    std::string().swap(staged_);
+    n -= static_cast<ssize_t>(held);
+    if (n == 0 && len > 0) {
+      BIO_set_retry_write(bio);
+      return -1;
+    }
+  }
+  return static_cast<int>(n);
+}
+
+IOResult TLSTransport::flush(int fd) {
+  while (!staged_.empty()) {
+    const ssize_t n =
+        ::send(fd, staged_.data(), staged_.size(), MSG_NOSIGNAL | (closing_ ? MSG_MORE : 0));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (would_block(errno)) return IOResult::want_write();
+      failed_ = true;
+      return IOResult::error(absl::ErrnoToStatus(errno, "TLS: send"));
+    }
+    staged_.erase(0, static_cast<size_t>(n));
+  }
+  std::string().swap(staged_);
+  return IOResult::done(0);
+}
+
+void TLSTransport::end_before_close(int fd) {
+  closing_ = true;
+  shutdown_write(fd);  // close_notify, behind what is staged
+  if (!failed_ && !staged_.empty()) flush(fd);
+}
 
 IOResult TLSTransport::failure(int ret, const char* what) {
   const int saved_errno = errno;
@@ -106,13 +239,30 @@ IOResult TLSTransport::failure(int ret, const char* what) {
   return IOResult::error(absl::UnavailableError(absl::StrCat(prefix, ": ", reasons)));
 }
 
-IOResult TLSTransport::handshake(int) {
+IOResult TLSTransport::handshake(int fd) {
+  if (!staged_.empty() && !handshake_done_) {  // the last flight did not fit: send it first
+    IOResult f = flush(fd);
+    if (f.outcome != IOResult::kDone) return f;
+  }
   ERR_clear_error();
   errno = 0;
+  CallScope call(this, false);
+  // A server stages what OpenSSL writes: the flight leaves in one send below, and the
+  // session tickets written as the handshake completes wait for the first response record.
+  staging_ = SSL_is_server(ssl_) == 1;
   const int ret = SSL_do_handshake(ssl_);
+  staging_ = false;
   starved_ = false;
   if (ret == 1) {
     handshake_done_ = true;
+    // What came with the Finished is read right away (has_buffered_input()), without a recv
+    // this handshake already found empty.
+    carry_drained_ = drained_ && SSL_has_pending(ssl_) == 1;
+    // Only TLS 1.3 tickets may wait: a TLS 1.2 server's last flight is one its client waits for.
+    if (!staged_.empty() && SSL_version(ssl_) < TLS1_3_VERSION) {
+      IOResult f = flush(fd);
+      if (f.outcome != IOResult::kDone) return f;
+    }
     return IOResult::done(0);
   }
   IOResult r = failure(ret, "handshake");
@@ -120,8 +270,16 @@ IOResult TLSTransport::handshake(int) {
   if (r.outcome == IOResult::kEof) {
     // close_notify (or EOF) before the handshake finished is a failed handshake, not an end.
     failed_ = true;
-    return IOResult::error(
-        absl::UnavailableError("TLS handshake failed: peer closed the connection"));
+    r = IOResult::error(absl::UnavailableError("TLS handshake failed: peer closed the connection"));
+  }
+  if (!staged_.empty()) {
+    // The peer waits for this flight (or reads the alert of a failure) now.
+    IOResult f = flush(fd);
+    if (r.outcome == IOResult::kError) {
+      std::string().swap(staged_);  // best effort: the stream closes with r
+    } else if (f.outcome != IOResult::kDone) {
+      return f;  // kWantWrite: handshake() sends the rest first; or the socket's error
+    }
   }
   return r;
 }
@@ -132,7 +290,8 @@ IOResult TLSTransport::read(int, Buffer& buffer, size_t limit) {
     return read_end_;
   }
   starved_ = false;
-  recv_short_ = false;
+  CallScope call(this, carry_drained_);  // right after the handshake: its last recv counts
+  carry_drained_ = false;
   size_t total = 0;
   // Plaintext goes straight into the buffer's free space when a record's worth fits; else
   // through a stack area and appended, so a small message does not make an idle stream's
@@ -159,7 +318,7 @@ IOResult TLSTransport::read(int, Buffer& buffer, size_t limit) {
       total += got;
       // The socket came up short and OpenSSL holds nothing more: another SSL_read would only
       // recv EAGAIN, so stop here and say so.
-      if (recv_short_ && !SSL_has_pending(ssl_)) {
+      if (drained_ && !SSL_has_pending(ssl_)) {
         starved_ = total < limit;
         return IOResult::done(total, total < limit);
       }
@@ -203,6 +362,7 @@ IOResult TLSTransport::write(int, const struct iovec* iov, int count) {
   for (int i = 0; i < count; ++i) available += iov[i].iov_len;
   char staging[kRecordSize];
   size_t total = 0;
+  CallScope call(this, false);  // a write may have to read (a handshake message)
   skip_empty();
   while (index < count) {
     const char* data;
@@ -281,6 +441,7 @@ IOResult TLSTransport::shutdown_write(int) {
   }
   ERR_clear_error();
   errno = 0;
+  CallScope call(this, false);
   // A retry after kWantWrite only flushes the pending alert; it never waits for the peer's.
   const int ret = SSL_shutdown(ssl_);
   if (ret >= 0) {  // 0: ours sent, theirs not yet read; 1: both

@@ -2,7 +2,6 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
-#include <sys/socket.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -69,26 +68,16 @@ absl::StatusOr<PemSource> load_source(const std::string& file, const std::string
 
 namespace {
 
-int send_nosignal(BIO* bio, const char* data, int len) {
-  int fd = -1;
-  BIO_get_fd(bio, &fd);
-  errno = 0;
-  const ssize_t n = ::send(fd, data, static_cast<size_t>(len), MSG_NOSIGNAL);
-  BIO_clear_retry_flags(bio);
-  if (n <= 0 && BIO_sock_should_retry(static_cast<int>(n))) BIO_set_retry_write(bio);
-  return static_cast<int>(n);
-}
-
-// OpenSSL's socket BIO with the write replaced; made once, shared by every connection, never
-// freed (BIO_METHODs are immutable once set up).
+// OpenSSL's socket BIO with read and write replaced; made once, shared by every connection,
+// never freed (BIO_METHODs are immutable once set up).
 const BIO_METHOD* nosignal_socket_method() {
   static const BIO_METHOD* const kMethod = [] {
     const BIO_METHOD* socket = BIO_s_socket();
     BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
                                  "ioloop socket");
     if (m == nullptr) return static_cast<BIO_METHOD*>(nullptr);
-    BIO_meth_set_write(m, &send_nosignal);
-    BIO_meth_set_read(m, BIO_meth_get_read(socket));
+    BIO_meth_set_write(m, &bio_write);
+    BIO_meth_set_read(m, &bio_read);
     BIO_meth_set_puts(m, BIO_meth_get_puts(socket));
     BIO_meth_set_ctrl(m, BIO_meth_get_ctrl(socket));
     BIO_meth_set_create(m, BIO_meth_get_create(socket));

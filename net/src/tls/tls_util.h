@@ -15,11 +15,18 @@ struct bio_st;
 
 namespace ioloop::net::tls_internal {
 
-// A socket BIO on `fd` (not owned: BIO_NOCLOSE) that is OpenSSL's own socket BIO except that
-// it sends with send(MSG_NOSIGNAL): OpenSSL's writes to a peer that has gone away must be an
-// EPIPE status, as on a plain stream, never a SIGPIPE that kills the process. Null if OpenSSL
-// cannot allocate it.
+// A socket BIO on `fd` (not owned: BIO_NOCLOSE): OpenSSL's own socket BIO with its read and
+// write replaced by bio_read and bio_write. It sends with send(MSG_NOSIGNAL): OpenSSL's writes
+// to a peer that has gone away must be an EPIPE status, as on a plain stream, never a SIGPIPE
+// that kills the process. Null if OpenSSL cannot allocate it.
 bio_st* new_socket_bio(int fd);
+
+// The socket BIO's read and write, defined with TLSTransport (tls_transport.cc): recv and
+// send(MSG_NOSIGNAL) as OpenSSL's socket BIO does them, through the policy of the transport
+// that BIO_set_data() attached (staging, recvs skipped on a drained socket; see
+// tls_transport.h), or plainly while none is attached.
+int bio_read(bio_st* bio, char* out, int len);
+int bio_write(bio_st* bio, const char* data, int len);
 
 // Empties this thread's OpenSSL error queue and returns the reasons it held, oldest first,
 // joined with "; " (duplicates dropped), e.g. "no start line". Empty if it was empty.

@@ -297,6 +297,7 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
     kReadNeedsWrite = 4,       ///< a read got kWantWrite
     kWriteNeedsRead = 8,       ///< a write got kWantRead
     kShutdownNeedsWrite = 16,  ///< our close_notify did not fit: retried when writable
+    kFlushNeedsWrite = 32,     ///< the transport's pending output did not fit: likewise
   };
   /// What most streams never need, allocated on first use.
   static constexpr uint8_t kUnregistered = 0x80;
@@ -335,6 +336,7 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   uint32_t wanted_events() const;
   void on_events(uint32_t events);
   void advance_handshake();
+  void flush_transport();
   void run_handshake_callback();
   void handle_read(bool force);
   void on_peer_eof(absl::Status truncation);

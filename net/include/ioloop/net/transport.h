@@ -89,6 +89,20 @@ class Transport {
   /// FIN without close_notify. Called when read() returned kEof; OK for a clean end.
   virtual absl::Status eof_status() const { return absl::OkStatus(); }
 
+  /// Bytes the transport produced but has not sent: a TLS server's last handshake flight
+  /// (its session tickets), held by a handshake() that returned kDone so that they leave in
+  /// one send with the first response record instead of a segment of their own. They go out
+  /// ahead of anything written later (write(), shutdown_write(), close()); the stream calls
+  /// flush() at the end of the dispatch if nothing else sent them. The plain transport: never.
+  virtual bool has_pending_output() const { return false; }
+  /// Sends what has_pending_output() holds: kDone once all of it is out, kWantWrite if the
+  /// socket took only part (call again when writable), kError for a socket error.
+  virtual IOResult flush(int) { return IOResult::done(0); }
+  /// The stream closes the fd right after this call, after a clean local close: send what
+  /// ends the session (TLS: close_notify, after anything pending), best effort, held for the
+  /// FIN the close sends so that both leave in one segment. The plain transport: nothing.
+  virtual void end_before_close(int) {}
+
   /// The shared stateless plain-socket transport.
   static Transport& plain();
 };

@@ -32,6 +32,13 @@
 ///     be cut differently), because OpenSSL holds the record it began and finishes it first;
 ///     fewer bytes than that record is kError (Internal). After the handshake a write does not
 ///     need to read in practice (renegotiation is refused); kWantRead is mapped anyway.
+///   - Output: a server's handshake() holds what OpenSSL writes and sends it in one piece
+///     before returning; when it returns kDone, the session tickets stay held
+///     (has_pending_output()) and leave with the next record in the same send (the first
+///     response: one segment instead of two), or with flush(). end_before_close() sends
+///     close_notify with MSG_MORE so that the close's FIN rides in its segment. No recv is
+///     made that would only find EAGAIN: not after one that came up short in the same call
+///     (or in the handshake() that completed just before a read()).
 ///   - shutdown_write(): sends close_notify (kWantWrite until it is out) without waiting for
 ///     the peer's. Writing after the peer's close_notify is allowed (half-close, RFC 8446
 ///     §6.1); reading after our own close_notify is too. After a fatal error or before the
@@ -62,6 +69,7 @@
 #include "ioloop/net/buffer.h"
 #include "ioloop/net/transport.h"
 
+struct bio_st;
 struct ssl_st;
 
 namespace ioloop::net {
@@ -82,6 +90,9 @@ class TLSTransport final : public Transport {
   IOResult write(int fd, const struct iovec* iov, int count) override;
   IOResult shutdown_write(int fd) override;
   bool has_buffered_input() const override;
+  bool has_pending_output() const override { return !staged_.empty(); }
+  IOResult flush(int fd) override;
+  void end_before_close(int fd) override;
   absl::Status eof_status() const override { return eof_status_; }
 
   /// After the handshake:
@@ -106,8 +117,13 @@ class TLSTransport final : public Transport {
   TLSTransport(std::shared_ptr<const TLSContext> context, ssl_st* ssl);
 
   friend struct TLSTransportAccess;
+  class CallScope;
   /// Maps a failed SSL_read_ex / SSL_write_ex / SSL_do_handshake to an IOResult.
   IOResult failure(int ret, const char* what);
+  /// The socket BIO's read and write (tls_internal::bio_read / bio_write): OpenSSL's recv and
+  /// send, with drained_, staged_ and closing_ applied.
+  int bio_recv(bio_st* bio, char* out, int len);
+  int bio_send(bio_st* bio, const char* data, int len);
 
   std::shared_ptr<const TLSContext> context_;
   ssl_st* const ssl_;
@@ -130,9 +146,24 @@ class TLSTransport final : public Transport {
   /// The last handshake()/read() stopped because OpenSSL needs more bytes from the socket:
   /// what it holds (a partial record) is no reason to call read() before readability.
   bool starved_ = false;
-  /// The last recv OpenSSL made returned less than it asked for (or nothing): the socket is
-  /// drained, so read() can say so without another recv that would only find EAGAIN.
-  bool recv_short_ = false;
+  /// In this call (or in the handshake() call that finished just before this read()), a recv
+  /// returned less than it asked for: the socket is drained, so the BIO does not recv again
+  /// (it would only find EAGAIN; anything arriving meanwhile makes the fd readable) and read()
+  /// can say so. False between calls, so OpenSSL used directly (native_handle()) always recvs.
+  bool drained_ = false;
+  /// A call of the Transport interface is running (CallScope); OpenSSL used directly through
+  /// native_handle() between calls sees a plain socket BIO.
+  bool in_call_ = false;
+  /// drained_ as the handshake() that returned kDone left it, for the read() that follows.
+  bool carry_drained_ = false;
+  /// handshake() is running on a server: the BIO appends what OpenSSL writes to staged_.
+  bool staging_ = false;
+  /// end_before_close() runs: what is sent now waits for the FIN (MSG_MORE).
+  bool closing_ = false;
+  /// Output OpenSSL wrote that the socket has not taken: a server's handshake flight until
+  /// handshake() sends it, its session tickets until the next send (has_pending_output()).
+  /// Sent ahead of every later record; its storage is freed once empty.
+  std::string staged_;
   absl::Status eof_status_;
 };
 
