@@ -23,6 +23,9 @@
 #  - full handshakes: the same with `-H 'Connection: close'`: every request is a new connection
 #    and a full TLS 1.3 handshake (wrk does not resume sessions), so requests/s is handshakes/s
 #    and the CPU per request is the CPU per handshake plus its one request;
+#  - full handshakes with both servers loaded at once (a wrk for each, started together): each
+#    round's ratio then compares the same seconds of the host, the steadier figure on a VM
+#    whose speed drifts between the sequential runs;
 #  - syscalls per keep-alive request: `strace -c -f -p PID` over a separate
 #    ${STRACE_DURATION}s wrk window (ptrace slows the server: counts only, never time);
 #  - RSS per idle TLS connection: IDLE_CONNECTIONS connections (Python's ssl, asyncio) each make
@@ -104,6 +107,33 @@ measure() {
     "$(python3 -c "print(($after - $before) / $CLK_TCK / $requests * 1e6)")" >>"$RESULTS"
 }
 
+# The same, with both servers loaded at once (a wrk for each, both on the client CPU, the
+# servers sharing theirs): the host's changing speed then hits both within the same seconds,
+# which on a noisy VM makes this the steadier ratio of the two.
+measure_together() {
+  local label="$1" round="$2" name requests rps errors
+  shift 2
+  declare -A before pids
+  for name in "${SERVERS[@]}"; do before[$name]="$(cpu_ticks "${PID[$name]}")"; done
+  for name in "${SERVERS[@]}"; do
+    run_wrk "${PORT[$name]}" "$DURATION" "$WORK_DIR/wrk_${name}_${label}_$round.txt" https "$@" \
+      >"$WORK_DIR/parsed_${name}_${label}_$round.txt" &
+    pids[$name]=$!
+  done
+  for name in "${SERVERS[@]}"; do
+    wait "${pids[$name]}" || die "$name $label: wrk failed (see $WORK_DIR)"
+  done
+  for name in "${SERVERS[@]}"; do
+    local after
+    after="$(cpu_ticks "${PID[$name]}")"
+    read -r requests rps errors <"$WORK_DIR/parsed_${name}_${label}_$round.txt"
+    ((errors == 0)) || die "$name $label: $errors wrk errors (see $WORK_DIR)"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$label" "$name" "$round" "$rps" \
+      "$(python3 -c "print(($after - ${before[$name]}) / $CLK_TCK / $requests * 1e6)")" \
+      >>"$RESULTS"
+  done
+}
+
 mark_start
 for name in "${SERVERS[@]}"; do
   run_wrk "${PORT[$name]}" "$WARMUP" "$WORK_DIR/warmup_$name.txt" https >/dev/null
@@ -113,6 +143,7 @@ for round in $(seq "$ROUNDS"); do
     measure "$name" keepalive "$round"
     measure "$name" handshake "$round" -H "Connection: close"
   done
+  measure_together together "$round" -H "Connection: close"
 done
 
 # Syscalls per keep-alive request, in a window of their own.
@@ -194,7 +225,8 @@ def cell(values, fmt):
     return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 print("| measure | ioloop | nginx | ioloop / nginx (per round) |")
 print("|---|---:|---:|---:|")
-for label, title in (("keepalive", "keep-alive"), ("handshake", "full handshake + request")):
+for label, title in (("keepalive", "keep-alive"), ("handshake", "full handshake + request"),
+                     ("together", "full handshake + request, both servers loaded at once")):
     io, ng = data[(label, "ioloop")], data[(label, "nginx")]
     rounds = sorted(io)
     for k, what, fmt in ((1, "server CPU µs per request", "{:.1f}"), (0, "requests/s", "{:.0f}")):
