@@ -26,6 +26,9 @@
 #    requests in that window), counted by `perf stat` on the syscall tracepoints, or by
 #    `strace -c -f -p PID` where perf cannot (see syscall_window). Either slows the proxy, so
 #    that window is used for counts only, never for time;
+#  - each round ends with the four proxies loaded at once (a wrk for each, started together;
+#    the proxies share their CPU): those ratios compare the same seconds of the host, the
+#    steadier figure on a VM whose speed drifts between the sequential runs;
 #  - every process it starts is stopped by its PID (SIGTERM, then SIGKILL) on any exit,
 #    Ctrl-C included (the helpers in tests/load/lib.sh).
 # Output: a Markdown table (median and min-max over the rounds, ratios to the relay computed per
@@ -149,6 +152,28 @@ for line in open(path):
 PY
 }
 
+# The four proxies loaded at once (a wrk for each, started together, all on the client CPU
+# with the upstream; the proxies share theirs): each round's ratios then compare the same
+# seconds of a host whose speed drifts between the sequential runs above.
+TOGETHER="$WORK_DIR/together.tsv"
+: >"$TOGETHER"
+measure_together() {
+  local round="$1" name requests rps errors
+  declare -A before jobs
+  for name in "${PROXIES[@]}"; do before[$name]="$(cpu_ticks "${PID[$name]}")"; done
+  for name in "${PROXIES[@]}"; do
+    run_wrk "${PORT[$name]}" "$DURATION" "$WORK_DIR/wrk.together.$name.$round" \
+      >"$WORK_DIR/parsed.together.$name.$round" &
+    jobs[$name]=$!
+  done
+  for name in "${PROXIES[@]}"; do wait "${jobs[$name]}" || die "wrk failed for $name"; done
+  for name in "${PROXIES[@]}"; do
+    read -r requests rps errors <"$WORK_DIR/parsed.together.$name.$round"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$requests" "$errors" \
+      "$(($(cpu_ticks "${PID[$name]}") - ${before[$name]}))" >>"$TOGETHER"
+  done
+}
+
 mark_start
 echo "proxy_compare: warming up" >&2
 for name in "${PROXIES[@]}"; do run_wrk "${PORT[$name]}" "$WARMUP" "$WORK_DIR/wrk.warmup.$name" >/dev/null; done
@@ -165,15 +190,22 @@ for round in $(seq "$ROUNDS"); do
       "$((after - before))" "$STRACE_REQUESTS" >>"$RESULTS"
     echo "proxy_compare: round $round $name: $rps requests/s, $errors errors, $((after - before)) ticks" >&2
   done
+  measure_together "$round"
 done
 MACHINE="$(machine_summary)"
 
 # --- report --------------------------------------------------------------------------------------
 REPORT="$WORK_DIR/report.md"
-python3 - "$RESULTS" "$WORK_DIR" "$CLK_TCK" "$COUNTER" >"$REPORT" <<'PY'
+python3 - "$RESULTS" "$WORK_DIR" "$CLK_TCK" "$COUNTER" "$TOGETHER" >"$REPORT" <<'PY'
 import collections, glob, os, re, statistics, sys
 
 results, work, clk_tck, counter = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+together = collections.defaultdict(dict)  # round -> name -> CPU µs per request
+for line in open(sys.argv[5]):
+    rnd, name, requests, errors, ticks = line.split("\t")
+    if int(errors) > 0:
+        raise SystemExit(f"{name}: {errors} wrk errors in the joint round {rnd}")
+    together[int(rnd)][name] = int(ticks) * 1e6 / clk_tck / max(int(requests), 1)
 proxies = ["ioloop", "nginx", "haproxy", "relay"]
 label = {"ioloop": "ioloop `http_proxy`", "nginx": "nginx `proxy_pass`",
          "haproxy": "HAProxy", "relay": "relay (floor, `tests/load/relay.c`)",
@@ -225,6 +257,19 @@ print(f"| {label['direct']} | {spread(column('direct', 'rps'), '{:,.0f}')} | "
 print()
 print(f"Median (min to max) over {len(rows)} interleaved rounds; each ratio is taken within a round, "
       f"then the median of those is shown.")
+print()
+print("All four loaded at once (a wrk for each, started together): proxy CPU per request, and its "
+      "ratios within each round:")
+print()
+print("| proxy | proxy CPU per request | CPU vs relay | CPU vs nginx |")
+print("|---|---|---|---|")
+for name in proxies:
+    rs = sorted(together)
+    us = [together[r][name] for r in rs]
+    vs_relay = [together[r][name] / together[r]["relay"] for r in rs]
+    vs_nginx = [together[r][name] / together[r]["nginx"] for r in rs]
+    print(f"| {label[name]} | {spread(us, '{:.1f}')} µs | {spread(vs_relay, '{:.2f}')}x | "
+          f"{spread(vs_nginx, '{:.2f}')}x |")
 print()
 how = ("perf stat -e raw_syscalls:sys_enter,syscalls:sys_enter_NAME..." if counter == "perf"
        else "strace -c -f")
