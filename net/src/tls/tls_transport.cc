@@ -47,6 +47,29 @@ int bio_fd(BIO* bio) {
   return fd;
 }
 
+// recv and send as OpenSSL's socket BIO makes them: EINTR retried, EAGAIN a retry flag, 0
+// from recv the EOF flag (OpenSSL tells a bare EOF from a failure by it).
+int socket_recv(BIO* bio, char* out, int len) {
+  BIO_clear_retry_flags(bio);
+  ssize_t n;
+  do {
+    n = ::recv(bio_fd(bio), out, static_cast<size_t>(len), 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && would_block(errno)) BIO_set_retry_read(bio);
+  if (n == 0) BIO_set_flags(bio, BIO_FLAGS_IN_EOF);
+  return static_cast<int>(n);
+}
+
+int socket_send(BIO* bio, const char* data, int len, int flags) {
+  BIO_clear_retry_flags(bio);
+  ssize_t n;
+  do {
+    n = ::send(bio_fd(bio), data, static_cast<size_t>(len), flags);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && would_block(errno)) BIO_set_retry_write(bio);
+  return static_cast<int>(n);
+}
+
 bool is_reason(unsigned long e, int lib, int reason) {
   return e != 0 && ERR_GET_LIB(e) == lib && ERR_GET_REASON(e) == reason;
 }
@@ -59,27 +82,14 @@ int bio_read(BIO* bio, char* out, int len) {
   if (auto* t = static_cast<TLSTransport*>(BIO_get_data(bio))) {
     return TLSTransportAccess::recv(t, bio, out, len);
   }
-  BIO_clear_retry_flags(bio);
-  ssize_t n;
-  do {
-    n = ::recv(bio_fd(bio), out, static_cast<size_t>(len), 0);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0 && would_block(errno)) BIO_set_retry_read(bio);
-  if (n == 0) BIO_set_flags(bio, BIO_FLAGS_IN_EOF);
-  return static_cast<int>(n);
+  return socket_recv(bio, out, len);
 }
 
 int bio_write(BIO* bio, const char* data, int len) {
   if (auto* t = static_cast<TLSTransport*>(BIO_get_data(bio))) {
     return TLSTransportAccess::send(t, bio, data, len);
   }
-  BIO_clear_retry_flags(bio);
-  ssize_t n;
-  do {
-    n = ::send(bio_fd(bio), data, static_cast<size_t>(len), MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0 && would_block(errno)) BIO_set_retry_write(bio);
-  return static_cast<int>(n);
+  return socket_send(bio, data, len, MSG_NOSIGNAL);
 }
 
 }  // namespace tls_internal
@@ -113,58 +123,50 @@ class TLSTransport::CallScope {
 };
 
 int TLSTransport::bio_recv(BIO* bio, char* out, int len) {
-  BIO_clear_retry_flags(bio);
   if (in_call_ && drained_) {  // found empty moments ago: what arrives since makes the fd readable
+    BIO_clear_retry_flags(bio);
     BIO_set_retry_read(bio);
     return -1;
   }
-  ssize_t n;
-  do {
-    n = ::recv(bio_fd(bio), out, static_cast<size_t>(len), 0);
-  } while (n < 0 && errno == EINTR);
+  const int n = socket_recv(bio, out, len);
   if (in_call_) drained_ = n < len;
-  if (n < 0 && would_block(errno)) BIO_set_retry_read(bio);
-  if (n == 0) BIO_set_flags(bio, BIO_FLAGS_IN_EOF);  // OpenSSL tells a bare EOF by this flag
-  return static_cast<int>(n);
+  return n;
 }
 
 int TLSTransport::bio_send(BIO* bio, const char* data, int len) {
-  BIO_clear_retry_flags(bio);
   if (staging_) {
+    BIO_clear_retry_flags(bio);
     staged_.append(data, static_cast<size_t>(len));
     return len;
   }
   const int flags = MSG_NOSIGNAL | (closing_ ? MSG_MORE : 0);
   const size_t held = staged_.size();
+  if (held == 0) return socket_send(bio, data, len, flags);
+  // What is staged goes first, in the same send.
+  BIO_clear_retry_flags(bio);
+  struct iovec iov[2] = {{staged_.data(), held},
+                         {const_cast<char*>(data), static_cast<size_t>(len)}};
+  struct msghdr msg = {};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = 2;
   ssize_t n;
   do {
-    if (held == 0) {
-      n = ::send(bio_fd(bio), data, static_cast<size_t>(len), flags);
-    } else {  // what is staged goes first, in the same send
-      struct iovec iov[2] = {{staged_.data(), held},
-                             {const_cast<char*>(data), static_cast<size_t>(len)}};
-      struct msghdr msg = {};
-      msg.msg_iov = iov;
-      msg.msg_iovlen = 2;
-      n = ::sendmsg(bio_fd(bio), &msg, flags);
-    }
+    n = ::sendmsg(bio_fd(bio), &msg, flags);
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (would_block(errno)) BIO_set_retry_write(bio);
     return -1;
   }
-  if (held > 0) {
-    if (static_cast<size_t>(n) < held) {  // none of `data` went: OpenSSL offers it again
-      staged_.erase(0, static_cast<size_t>(n));
-      BIO_set_retry_write(bio);
-      return -1;
-    }
-    std::string().swap(staged_);
-    n -= static_cast<ssize_t>(held);
-    if (n == 0 && len > 0) {
-      BIO_set_retry_write(bio);
-      return -1;
-    }
+  if (static_cast<size_t>(n) < held) {  // none of `data` went: OpenSSL offers it again
+    staged_.erase(0, static_cast<size_t>(n));
+    BIO_set_retry_write(bio);
+    return -1;
+  }
+  std::string().swap(staged_);
+  n -= static_cast<ssize_t>(held);
+  if (n == 0 && len > 0) {
+    BIO_set_retry_write(bio);
+    return -1;
   }
   return static_cast<int>(n);
 }
