@@ -23,13 +23,16 @@
 #  - full handshakes: the same with `-H 'Connection: close'`: every request is a new connection
 #    and a full TLS 1.3 handshake (wrk does not resume sessions), so requests/s is handshakes/s
 #    and the CPU per request is the CPU per handshake plus its one request;
-#  - full handshakes with both servers loaded at once (a wrk for each, started together): each
-#    round's ratio then compares the same seconds of the host, the steadier figure on a VM
-#    whose speed drifts between the sequential runs;
+#  - both measures again with both servers loaded at once (a wrk for each, started together):
+#    each round's ratio then compares the same seconds of the host, the steadier figure on a
+#    VM whose speed drifts between the sequential runs;
 #  - syscalls per keep-alive request: `strace -c -f -p PID` over a separate
 #    ${STRACE_DURATION}s wrk window (ptrace slows the server: counts only, never time);
 #  - RSS per idle TLS connection: IDLE_CONNECTIONS connections (Python's ssl, asyncio) each make
 #    one request and stay open; (VmRSS with them - VmRSS before) / IDLE_CONNECTIONS (0: skipped);
+#  - nginx sends as many TLS 1.3 session tickets per full handshake as http_responder (one;
+#    NGINX_TLS13_TICKETS=2 for OpenSSL's default, which nginx otherwise keeps), through
+#    OPENSSL_CONF: a ticket is a session encrypted and sent on every full handshake;
 #  - every process it starts is stopped by its PID (tests/load/lib.sh).
 # Output: a Markdown table (median and min-max over the rounds; ioloop/nginx ratios per round),
 # printed and written to OUTPUT.md if given. Scratch files stay in $WORK_DIR (printed).
@@ -78,8 +81,21 @@ PORT[ioloop]="$(port_from_stdout "$WORK_DIR/ioloop.out")"
 PORT[nginx]="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 sed -e "s|@DIR@|$WORK_DIR|g" -e "s|@PORT@|${PORT[nginx]}|g" "$REPO/tests/load/nginx_tls.conf.in" \
   >"$WORK_DIR/nginx.conf"
-start nginx taskset -c "$SERVER_CPU" nginx -p "$WORK_DIR" -e "$WORK_DIR/nginx_error.log" \
-  -c "$WORK_DIR/nginx.conf"
+# TLS 1.3 session tickets per full handshake: nginx has no directive for it, so OpenSSL's
+# configuration file sets it (nginx loads it at startup). The default gives nginx the one
+# ticket http_responder sends (TLSServerOptions::tls13_tickets), so that both do the same work;
+# NGINX_TLS13_TICKETS=2 is OpenSSL's default, which nginx keeps when nothing says otherwise.
+cat >"$WORK_DIR/openssl.cnf" <<EOF
+openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+NumTickets = ${NGINX_TLS13_TICKETS:-1}
+EOF
+start nginx env OPENSSL_CONF="$WORK_DIR/openssl.cnf" taskset -c "$SERVER_CPU" nginx \
+  -p "$WORK_DIR" -e "$WORK_DIR/nginx_error.log" -c "$WORK_DIR/nginx.conf"
 PID[nginx]=$STARTED_PID
 SERVERS=(ioloop nginx)
 
@@ -143,7 +159,8 @@ for round in $(seq "$ROUNDS"); do
     measure "$name" keepalive "$round"
     measure "$name" handshake "$round" -H "Connection: close"
   done
-  measure_together together "$round" -H "Connection: close"
+  measure_together keepalive_together "$round"
+  measure_together handshake_together "$round" -H "Connection: close"
 done
 
 # Syscalls per keep-alive request, in a window of their own.
@@ -226,7 +243,8 @@ def cell(values, fmt):
 print("| measure | ioloop | nginx | ioloop / nginx (per round) |")
 print("|---|---:|---:|---:|")
 for label, title in (("keepalive", "keep-alive"), ("handshake", "full handshake + request"),
-                     ("together", "full handshake + request, both servers loaded at once")):
+                     ("keepalive_together", "keep-alive, both servers loaded at once"),
+                     ("handshake_together", "full handshake + request, both servers loaded at once")):
     io, ng = data[(label, "ioloop")], data[(label, "nginx")]
     rounds = sorted(io)
     for k, what, fmt in ((1, "server CPU µs per request", "{:.1f}"), (0, "requests/s", "{:.0f}")):
