@@ -37,8 +37,9 @@
 ///     (has_pending_output()) and leave with the next record in the same send (the first
 ///     response: one segment instead of two), or with flush(). end_before_close() sends
 ///     close_notify with MSG_MORE so that the close's FIN rides in its segment. No recv is
-///     made that would only find EAGAIN: not after one that came up short in the same call
-///     (or in the handshake() that completed just before a read()).
+///     made that would only find EAGAIN: not after one that came up short in the same call,
+///     nor in the first read() after a handshake() that completed holding the client's first
+///     data and whose last recv came up short.
 ///   - shutdown_write(): sends close_notify (kWantWrite until it is out) without waiting for
 ///     the peer's. Writing after the peer's close_notify is allowed (half-close, RFC 8446
 ///     §6.1); reading after our own close_notify is too. After a fatal error or before the
@@ -146,15 +147,16 @@ class TLSTransport final : public Transport {
   /// The last handshake()/read() stopped because OpenSSL needs more bytes from the socket:
   /// what it holds (a partial record) is no reason to call read() before readability.
   bool starved_ = false;
-  /// In this call (or in the handshake() call that finished just before this read()), a recv
-  /// returned less than it asked for: the socket is drained, so the BIO does not recv again
+  /// In this call (or in the handshake() call that set carry_drained_), a recv returned
+  /// less than it asked for: the socket is drained, so the BIO does not recv again
   /// (it would only find EAGAIN; anything arriving meanwhile makes the fd readable) and read()
   /// can say so. False between calls, so OpenSSL used directly (native_handle()) always recvs.
   bool drained_ = false;
   /// A call of the Transport interface is running (CallScope); OpenSSL used directly through
   /// native_handle() between calls sees a plain socket BIO.
   bool in_call_ = false;
-  /// drained_ as the handshake() that returned kDone left it, for the read() that follows.
+  /// The handshake() that returned kDone found the socket drained and left plaintext in
+  /// OpenSSL (it came with the Finished): the next read() starts with drained_ set.
   bool carry_drained_ = false;
   /// handshake() is running on a server: the BIO appends what OpenSSL writes to staged_.
   bool staging_ = false;
