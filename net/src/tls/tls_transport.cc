@@ -255,35 +255,33 @@ IOResult TLSTransport::handshake(int fd) {
   const int ret = SSL_do_handshake(ssl_);
   staging_ = false;
   starved_ = false;
+  IOResult r = IOResult::done(0);
   if (ret == 1) {
     handshake_done_ = true;
     // What came with the Finished is read right away (has_buffered_input()), without a recv
     // this handshake already found empty.
     carry_drained_ = drained_ && SSL_has_pending(ssl_) == 1;
-    // Only TLS 1.3 tickets may wait: a TLS 1.2 server's last flight is one its client waits for.
-    if (!staged_.empty() && SSL_version(ssl_) < TLS1_3_VERSION) {
-      IOResult f = flush(fd);
-      if (f.outcome != IOResult::kDone) return f;
-    }
-    return IOResult::done(0);
-  }
-  IOResult r = failure(ret, "handshake");
-  starved_ = r.outcome == IOResult::kWantRead || r.outcome == IOResult::kWantWrite;
-  if (r.outcome == IOResult::kEof) {
-    // close_notify (or EOF) before the handshake finished is a failed handshake, not an end.
-    failed_ = true;
-    r = IOResult::error(absl::UnavailableError("TLS handshake failed: peer closed the connection"));
-  }
-  if (!staged_.empty()) {
-    // The peer waits for this flight (or reads the alert of a failure) now.
-    IOResult f = flush(fd);
-    if (r.outcome == IOResult::kError) {
-      std::string().swap(staged_);  // best effort: the stream closes with r
-    } else if (f.outcome != IOResult::kDone) {
-      return f;  // kWantWrite: handshake() sends the rest first; or the socket's error
+    // A TLS 1.3 server's tickets wait for the first response record; a TLS 1.2 server's last
+    // flight is one its client waits for.
+    if (SSL_version(ssl_) >= TLS1_3_VERSION) return r;
+  } else {
+    r = failure(ret, "handshake");
+    starved_ = r.outcome == IOResult::kWantRead || r.outcome == IOResult::kWantWrite;
+    if (r.outcome == IOResult::kEof) {
+      // close_notify (or EOF) before the handshake finished is a failed handshake, not an end.
+      failed_ = true;
+      r = IOResult::error(
+          absl::UnavailableError("TLS handshake failed: peer closed the connection"));
     }
   }
-  return r;
+  if (staged_.empty()) return r;
+  // The peer waits for this flight (or reads the alert of a failure) now.
+  const IOResult f = flush(fd);
+  if (r.outcome == IOResult::kError) {
+    std::string().swap(staged_);  // best effort: the stream closes with r
+    return r;
+  }
+  return f.outcome == IOResult::kDone ? r : f;  // kWantWrite: sent first by the next call
 }
 
 IOResult TLSTransport::read(int, Buffer& buffer, size_t limit) {
