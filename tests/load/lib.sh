@@ -209,6 +209,38 @@ print(requests, rps, errors)
 PY
 }
 
+# wrk_together TAG SCHEME NAME... [-- WRK ARGS...]: one run_wrk against each named server
+# (the calling script's PORT[NAME] and PID[NAME]), all started together for $DURATION seconds,
+# so that their figures come from the same seconds of the host. Writes one line per server,
+# "NAME requests rps errors ticks" (ticks: the server's CPU over the run, /proc/PID/stat), to
+# $WORK_DIR/together.TAG. Not in a subshell: die() stops the script.
+# shellcheck disable=SC2153  # PID and PORT are the calling script's
+wrk_together() {
+  local tag="$1" scheme="$2" name
+  shift 2
+  local names=()
+  while (($# > 0)) && [[ "$1" != -- ]]; do
+    names+=("$1")
+    shift
+  done
+  if (($# > 0)); then shift; fi
+  local -A ticks_before wrk_jobs
+  for name in "${names[@]}"; do ticks_before[$name]="$(cpu_ticks "${PID[$name]}")"; done
+  for name in "${names[@]}"; do
+    run_wrk "${PORT[$name]}" "$DURATION" "$WORK_DIR/wrk.$tag.$name" "$scheme" "$@" \
+      >"$WORK_DIR/parsed.$tag.$name" &
+    wrk_jobs[$name]=$!
+  done
+  for name in "${names[@]}"; do
+    wait "${wrk_jobs[$name]}" || die "wrk against $name failed (see $WORK_DIR/wrk.$tag.$name)"
+  done
+  : >"$WORK_DIR/together.$tag"
+  for name in "${names[@]}"; do
+    echo "$name $(cat "$WORK_DIR/parsed.$tag.$name")" \
+      "$(($(cpu_ticks "${PID[$name]}") - ${ticks_before[$name]}))" >>"$WORK_DIR/together.$tag"
+  done
+}
+
 # build_compare_tools DIR: compiles the floor (tests/load/compare/floor.c) and the echo load
 # client (echo_client.c) into DIR with $CFLAGS (-O2), as `make compare` measures them; sets
 # FLOOR and ECHO_CLIENT to their paths. Returns non-zero (the compiler's messages on stderr) if

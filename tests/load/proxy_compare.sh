@@ -158,20 +158,11 @@ PY
 TOGETHER="$WORK_DIR/together.tsv"
 : >"$TOGETHER"
 measure_together() {
-  local round="$1" name requests rps errors
-  declare -A before jobs
-  for name in "${PROXIES[@]}"; do before[$name]="$(cpu_ticks "${PID[$name]}")"; done
-  for name in "${PROXIES[@]}"; do
-    run_wrk "${PORT[$name]}" "$DURATION" "$WORK_DIR/wrk.together.$name.$round" \
-      >"$WORK_DIR/parsed.together.$name.$round" &
-    jobs[$name]=$!
-  done
-  for name in "${PROXIES[@]}"; do wait "${jobs[$name]}" || die "wrk failed for $name"; done
-  for name in "${PROXIES[@]}"; do
-    read -r requests rps errors <"$WORK_DIR/parsed.together.$name.$round"
-    printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$requests" "$errors" \
-      "$(($(cpu_ticks "${PID[$name]}") - ${before[$name]}))" >>"$TOGETHER"
-  done
+  local round="$1" name requests rps errors ticks
+  wrk_together "$round" http "${PROXIES[@]}"
+  while read -r name requests rps errors ticks; do
+    printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$requests" "$errors" "$ticks" >>"$TOGETHER"
+  done <"$WORK_DIR/together.$round"
 }
 
 mark_start

@@ -127,27 +127,14 @@ measure() {
 # servers sharing theirs): the host's changing speed then hits both within the same seconds,
 # which on a noisy VM makes this the steadier ratio of the two.
 measure_together() {
-  local label="$1" round="$2" name requests rps errors
+  local label="$1" round="$2" name requests rps errors ticks
   shift 2
-  declare -A before pids
-  for name in "${SERVERS[@]}"; do before[$name]="$(cpu_ticks "${PID[$name]}")"; done
-  for name in "${SERVERS[@]}"; do
-    run_wrk "${PORT[$name]}" "$DURATION" "$WORK_DIR/wrk_${name}_${label}_$round.txt" https "$@" \
-      >"$WORK_DIR/parsed_${name}_${label}_$round.txt" &
-    pids[$name]=$!
-  done
-  for name in "${SERVERS[@]}"; do
-    wait "${pids[$name]}" || die "$name $label: wrk failed (see $WORK_DIR)"
-  done
-  for name in "${SERVERS[@]}"; do
-    local after
-    after="$(cpu_ticks "${PID[$name]}")"
-    read -r requests rps errors <"$WORK_DIR/parsed_${name}_${label}_$round.txt"
+  wrk_together "${label}_$round" https "${SERVERS[@]}" -- "$@"
+  while read -r name requests rps errors ticks; do
     ((errors == 0)) || die "$name $label: $errors wrk errors (see $WORK_DIR)"
     printf '%s\t%s\t%s\t%s\t%s\n' "$label" "$name" "$round" "$rps" \
-      "$(python3 -c "print(($after - ${before[$name]}) / $CLK_TCK / $requests * 1e6)")" \
-      >>"$RESULTS"
-  done
+      "$(python3 -c "print($ticks / $CLK_TCK / $requests * 1e6)")" >>"$RESULTS"
+  done <"$WORK_DIR/together.${label}_$round"
 }
 
 mark_start
