@@ -218,24 +218,24 @@ PY
 wrk_together() {
   local tag="$1" scheme="$2" name
   shift 2
-  local names=()
+  local servers=()
   while (($# > 0)) && [[ "$1" != -- ]]; do
-    names+=("$1")
+    servers+=("$1")
     shift
   done
   if (($# > 0)); then shift; fi
   local -A ticks_before wrk_jobs
-  for name in "${names[@]}"; do ticks_before[$name]="$(cpu_ticks "${PID[$name]}")"; done
-  for name in "${names[@]}"; do
+  for name in "${servers[@]}"; do ticks_before[$name]="$(cpu_ticks "${PID[$name]}")"; done
+  for name in "${servers[@]}"; do
     run_wrk "${PORT[$name]}" "$DURATION" "$WORK_DIR/wrk.$tag.$name" "$scheme" "$@" \
       >"$WORK_DIR/parsed.$tag.$name" &
     wrk_jobs[$name]=$!
   done
-  for name in "${names[@]}"; do
+  for name in "${servers[@]}"; do
     wait "${wrk_jobs[$name]}" || die "wrk against $name failed (see $WORK_DIR/wrk.$tag.$name)"
   done
   : >"$WORK_DIR/together.$tag"
-  for name in "${names[@]}"; do
+  for name in "${servers[@]}"; do
     echo "$name $(cat "$WORK_DIR/parsed.$tag.$name")" \
       "$(($(cpu_ticks "${PID[$name]}") - ${ticks_before[$name]}))" >>"$WORK_DIR/together.$tag"
   done
