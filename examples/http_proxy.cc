@@ -150,14 +150,6 @@ absl::Status configure_tls(Config& config) {
   return absl::OkStatus();
 }
 
-// Replaces `to` with a copy of `from`, with room for the two fields the proxy appends
-// (X-Forwarded-For, Via): a plain copy would be full, and the append would move every field.
-void copy_fields(const ioloop::net::HTTPHeaders& from, ioloop::net::HTTPHeaders& to) {
-  to.clear();
-  to.reserve(from.size() + 2);
-  for (const auto& [name, value] : from) to.add(name, value);
-}
-
 // The status and a one-line body for a request the upstream did not answer.
 void answer_error(HTTPResponseStream& response, int status, absl::string_view why) {
   HTTPResponseWriter& head = response.head();
@@ -339,8 +331,9 @@ class Proxy {
       up.url += request.target();
     }
     // A body keeps the client's Content-Length (sent unframed) or goes chunked without one.
-    copy_fields(request.headers(), up.headers);
-    ioloop::net::remove_hop_by_hop_fields(up.headers);
+    // Room for the two fields appended next (X-Forwarded-For, Via): each append to a full
+    // vector would move every field.
+    ioloop::net::copy_end_to_end_fields(request.headers(), up.headers, 2);
     if (!peer.empty()) ioloop::net::append_forwarded_for(up.headers, peer);
     ioloop::net::append_via(up.headers, request.version_minor(), "ioloop");
     up.connect_timeout = config_.connect_timeout;
@@ -361,8 +354,8 @@ class Proxy {
     if (ex.response->closed()) return;
     HTTPResponseWriter& head = ex.response->head();
     head.set_status(upstream.status, upstream.reason);
-    copy_fields(upstream.headers, head.mutable_headers());
-    ioloop::net::remove_hop_by_hop_fields(head.mutable_headers());
+    head.mutable_headers().clear();
+    ioloop::net::copy_end_to_end_fields(upstream.headers, head.mutable_headers(), 1);
     ioloop::net::append_via(head.mutable_headers(), upstream.version_minor, "ioloop");
   }
 

@@ -72,8 +72,8 @@ uint64_t HTTPClientCore::fetch(HTTPClientRequest request, HTTPClient::FetchCallb
   f->started = loop.time();
   f->request = std::move(request);
   fetches.emplace(id, f);
-  absl::StatusOr<URL> url =
-      options_status.ok() ? validate_request(f->request) : absl::StatusOr<URL>(options_status);
+  absl::StatusOr<URL> url = options_status.ok() ? validate_request(f->request, last_origin)
+                                                : absl::StatusOr<URL>(options_status);
   if (url.ok()) {
     if (absl::Status s = check_transport(*url, options); !s.ok()) url = std::move(s);
   }
@@ -90,7 +90,7 @@ uint64_t HTTPClientCore::fetch(HTTPClientRequest request, HTTPClient::FetchCallb
     return id;
   }
   f->url = *std::move(url);
-  f->key = pool_key(f->url);
+  f->key = last_origin.key;
   f->method = http_method_from_string(f->request.method);
   f->streamed_body = static_cast<bool>(f->request.body_producer);
   acquire(f);

@@ -38,6 +38,18 @@
 
 namespace ioloop::net {
 
+// The origin of the last URL a fetch named, parsed once: a client whose fetches go to one
+// server (a proxy's upstream) parses only the rest of each URL and builds no pool key.
+struct LastOrigin {
+  std::string text;  // url.origin(); empty before the first URL
+  URL url;           // scheme, host and port; no target
+  std::string key;   // pool_key(url)
+
+  // URL::parse(u), the same result, errors included; afterwards `key` is the pool key of an
+  // accepted URL.
+  absl::StatusOr<URL> parse(absl::string_view u);
+};
+
 struct ClientFetch {
   enum class Phase { kNew, kQueued, kConnecting, kExchange };
 
@@ -48,7 +60,7 @@ struct ClientFetch {
   HTTPClient::FetchCallback callback;
   absl::Status invalid;  // a validation error, delivered from the loop
   URL url;
-  std::string key;  // the pool's: scheme://authority (host, and the port unless default)
+  std::string key;  // the pool's (pool_key(url))
   HTTPMethod method = HTTPMethod::kGet;
   Phase phase = Phase::kNew;
   std::shared_ptr<ClientConnection> conn;
@@ -163,19 +175,21 @@ class HTTPClientCore : public ClientConnection::Owner,
   };
   absl::flat_hash_map<std::string, HostPool> pools;
   HTTPClient::Stats counters;
+  LastOrigin last_origin;
 };
 
 // --- http_client_request.cc ---------------------------------------------------------------
 // InvalidArgument naming the field, for options that cannot work.
 absl::Status validate_options(const HTTPClientOptions& options);
-// Checks the request and parses its URL (http or https). InvalidArgument.
-absl::StatusOr<URL> validate_request(const HTTPClientRequest& request);
+// Checks the request and parses its URL (http or https) through `origins`. InvalidArgument.
+absl::StatusOr<URL> validate_request(const HTTPClientRequest& request, LastOrigin& origins);
 // FailedPrecondition, naming the option, for an https URL on a client without options.tls.
 absl::Status check_transport(const URL& url, const HTTPClientOptions& options);
 // The request line and fields (ending with the empty line), and the body when it is a string.
 // Sets f.chunked_upload / f.upload_length for a body_producer.
 std::string serialize_request(ClientFetch& f, const HTTPClientOptions& options);
-// The pool key of a URL.
+// The pool key of a URL: the same for URLs of one scheme, host and port (an explicit default
+// port included). Opaque and short: a scheme letter, the port's two bytes, the host.
 std::string pool_key(const URL& url);
 // RFC 9110 §9.2.2.
 bool idempotent(absl::string_view method);

@@ -59,25 +59,52 @@ bool is_fixed_hop_by_hop(absl::string_view name) {
   }
 }
 
-}  // namespace
+// The field names a message's Connection fields list (views into `headers`).
+using ConnectionTokens = absl::InlinedVector<absl::string_view, 4>;
 
-size_t remove_hop_by_hop_fields(HTTPHeaders& headers) {
-  // The fields Connection names, copied first: the removal below moves the Connection fields.
-  absl::InlinedVector<std::string, 4> named;
+ConnectionTokens connection_tokens(const HTTPHeaders& headers) {
+  ConnectionTokens named;
   for (const HTTPHeaders::Field& f : headers) {
     if (!equals_ignore_case(f.first, "Connection")) continue;
     internal::any_list_element(f.second, [&named](absl::string_view token) {
-      named.emplace_back(token);
+      named.push_back(token);
       return false;
     });
   }
-  return headers.remove_if([&named](const HTTPHeaders::Field& f) {
-    if (is_fixed_hop_by_hop(f.first)) return true;
-    for (const std::string& n : named) {
-      if (equals_ignore_case(f.first, n)) return true;
+  return named;
+}
+
+bool is_hop_by_hop(absl::string_view name, const ConnectionTokens& named) {
+  if (is_fixed_hop_by_hop(name)) return true;
+  for (absl::string_view n : named) {
+    if (equals_ignore_case(name, n)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+size_t remove_hop_by_hop_fields(HTTPHeaders& headers) {
+  // The tokens are copied first: the removal below moves the Connection fields they view.
+  absl::InlinedVector<std::string, 4> named;
+  for (absl::string_view token : connection_tokens(headers)) named.emplace_back(token);
+  ConnectionTokens views(named.begin(), named.end());
+  return headers.remove_if(
+      [&views](const HTTPHeaders::Field& f) { return is_hop_by_hop(f.first, views); });
+}
+
+size_t copy_end_to_end_fields(const HTTPHeaders& from, HTTPHeaders& to, size_t room) {
+  const ConnectionTokens named = connection_tokens(from);
+  to.reserve(to.size() + from.size() + room);
+  size_t skipped = 0;
+  for (const HTTPHeaders::Field& f : from) {
+    if (is_hop_by_hop(f.first, named)) {
+      ++skipped;
+    } else {
+      to.add(f.first, f.second);
     }
-    return false;
-  });
+  }
+  return skipped;
 }
 
 void append_forwarded_for(HTTPHeaders& headers, absl::string_view client) {

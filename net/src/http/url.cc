@@ -16,6 +16,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "http/url_internal.h"
 
 namespace ioloop::net {
 
@@ -253,14 +254,41 @@ bool URL::to_string_equals(absl::string_view text) const {
   return text == target;
 }
 
-absl::StatusOr<URL> URL::parse(absl::string_view url) {
-  // Characters that cannot appear in a request line or a Host field, nor in any URI.
-  for (size_t i = 0; i < url.size(); ++i) {
+namespace {
+
+// Whether url[from..] holds only characters a URI may (no controls, space or non-ASCII); else
+// the InvalidArgument that names the first other one.
+absl::Status check_visible(absl::string_view url, size_t from) {
+  for (size_t i = from; i < url.size(); ++i) {
     if (!has_class(url[i], kVisible)) {
       return invalid(absl::StrCat("invalid character ", quote(url.substr(i, 1)), " at ", i, " in ",
                                   quote(url)));
     }
   }
+  return absl::OkStatus();
+}
+
+// Sets out.target from the path and query (contiguous in `url`: one copy; "/" first when the
+// path is empty) and checks its percent-encoding.
+absl::Status set_target(absl::string_view url, absl::string_view path_and_query, bool path_empty,
+                        URL& out) {
+  if (path_empty) {
+    out.target.reserve(path_and_query.size() + 1);
+    out.target += '/';
+  }
+  out.target.append(path_and_query.data(), path_and_query.size());
+  if (std::optional<size_t> bad = bad_percent(out.target)) {
+    return invalid(absl::StrCat("invalid percent-encoding ", quote(out.target.substr(*bad, 3)),
+                                " in ", quote(url)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<URL> URL::parse(absl::string_view url) {
+  // Characters that cannot appear in a request line or a Host field, nor in any URI.
+  if (absl::Status s = check_visible(url, 0); !s.ok()) return s;
   Reference r = split_reference(url);
   if (!r.scheme) return invalid(absl::StrCat("missing scheme in ", quote(url)));
   if (*r.scheme != "http" && *r.scheme != "https") {
@@ -273,21 +301,32 @@ absl::StatusOr<URL> URL::parse(absl::string_view url) {
   URL out;
   out.scheme = *std::move(r.scheme);
   if (absl::Status s = parse_host(*r.authority, url, out); !s.ok()) return s;
-  // The path and query are contiguous in `url`: one copy.
   const absl::string_view path_and_query(
       r.path.data(),
       r.query ? static_cast<size_t>(r.query->end() - r.path.begin()) : r.path.size());
-  if (r.path.empty()) {
-    out.target.reserve(path_and_query.size() + 1);
-    out.target += '/';
-  }
-  out.target.append(path_and_query.data(), path_and_query.size());
-  if (std::optional<size_t> bad = bad_percent(out.target)) {
-    return invalid(absl::StrCat("invalid percent-encoding ", quote(out.target.substr(*bad, 3)),
-                                " in ", quote(url)));
-  }
+  if (absl::Status s = set_target(url, path_and_query, r.path.empty(), out); !s.ok()) return s;
   return out;
 }
+
+namespace internal {
+
+absl::StatusOr<URL> parse_url_on_origin(absl::string_view url, const URL& origin,
+                                        size_t origin_size) {
+  // The origin's text is canonical (no '#', nothing invisible), so the checks of parse() that
+  // remain are those of the rest: the same error for the same URL.
+  if (absl::Status s = check_visible(url, origin_size); !s.ok()) return s;
+  absl::string_view rest = url.substr(origin_size);
+  rest = rest.substr(0, rest.find('#'));  // the path and query
+  URL out;
+  out.scheme = origin.scheme;
+  out.host = origin.host;
+  out.port = origin.port;
+  const bool path_empty = rest.empty() || rest[0] == '?';
+  if (absl::Status s = set_target(url, rest, path_empty, out); !s.ok()) return s;
+  return out;
+}
+
+}  // namespace internal
 
 absl::StatusOr<URL> URL::resolve(absl::string_view reference) const {
   for (size_t i = 0; i < reference.size(); ++i) {

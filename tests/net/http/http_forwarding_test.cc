@@ -46,6 +46,34 @@ TEST(HTTPForwardingTest, EndToEndFieldsAreKeptInOrder) {
             (Fields{{"Host", "a"}, {"Content-Length", "3"}, {"X-A", "1"}, {"X-A", "2"}}));
 }
 
+TEST(HTTPForwardingTest, CopyOfEndToEndFieldsKeepsWhatRemovalKeeps) {
+  const HTTPHeaders from = make({{"Host", "example.com"},
+                                 {"connection", "keep-alive, X-Secret ,Upgrade"},
+                                 {"Keep-Alive", "timeout=5"},
+                                 {"X-Secret", "1"},
+                                 {"TE", "trailers"},
+                                 {"Transfer-Encoding", "chunked"},
+                                 {"Connection", "x-other"},
+                                 {"X-Other", "2"},
+                                 {"Accept", "*/*"},
+                                 {"x-a", "1"},
+                                 {"X-A", "2"}});
+  HTTPHeaders removed = from;
+  const size_t removed_count = remove_hop_by_hop_fields(removed);
+  // Appended after what `to` already holds, which is left alone.
+  HTTPHeaders to = make({{"X-First", "0"}});
+  EXPECT_EQ(copy_end_to_end_fields(from, to, 2), removed_count);
+  EXPECT_EQ(removed_count, 7u);
+  EXPECT_EQ(fields(to), (Fields{{"X-First", "0"},
+                                {"Host", "example.com"},
+                                {"Accept", "*/*"},
+                                {"x-a", "1"},
+                                {"X-A", "2"}}));
+  const Fields copied = fields(to);
+  EXPECT_EQ(fields(removed), Fields(copied.begin() + 1, copied.end()));
+  EXPECT_EQ(from.size(), 11u);  // the source is untouched
+}
+
 TEST(HTTPForwardingTest, ForwardedForCombinesEarlierFieldsInOrderThenTheClient) {
   HTTPHeaders h = make({{"X-Forwarded-For", "192.0.2.1, 192.0.2.2"},
                         {"Host", "a"},

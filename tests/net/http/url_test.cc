@@ -3,9 +3,13 @@
 // URL::resolve() on the RFC 3986 §5.4 examples that apply to http, plus redirect cases.
 #include "ioloop/net/http/url.h"
 
+#include <map>
+#include <set>
 #include <string>
 
 #include "gtest/gtest.h"
+#include "http/http_client_core.h"
+#include "http/url_internal.h"
 
 namespace ioloop::net {
 namespace {
@@ -210,6 +214,66 @@ TEST(URLTest, ToStringEqualsMatchesToStringExactly) {
   EXPECT_FALSE(URL::parse("http://h:8080/")->to_string_equals("http://h:8081/"));
   EXPECT_FALSE(URL::parse("HTTP://H/")->to_string_equals("HTTP://H/"));
   EXPECT_FALSE(URL::parse("http://h:80/")->to_string_equals("http://h:80/"));
+}
+
+// Every rest that can follow an origin: valid targets and each error parse() reports after
+// the authority.
+const std::string kRests[] = {
+    "",        "/",        "/a/b?x=1&y=2", "?q",    "#frag",
+    "/a#b?c",  "/a?b#c",   "/%41",         "/a b",  "/a%2",
+    "/?q=%G0", "/\x7f",    "/caf\xc3\xa9", "/\r\n", std::string("/\0x", 3),
+    "/./../x", "//double", "/a:b@c",       "?",     "#",
+    "#\x01",
+};
+
+TEST(URLTest, ParseOnAKnownOriginGivesWhatParseGives) {
+  for (const char* base : {"http://h", "https://example.com:8443", "http://127.0.0.1:5000",
+                           "http://[::1]:8080", "https://[2001:db8::1]"}) {
+    absl::StatusOr<URL> origin = URL::parse(base);
+    ASSERT_TRUE(origin.ok()) << origin.status();
+    const std::string text = origin->origin();
+    ASSERT_EQ(text, base);
+    for (const std::string& rest : kRests) {
+      const std::string url = text + rest;
+      SCOPED_TRACE(url);
+      absl::StatusOr<URL> expected = URL::parse(url);
+      absl::StatusOr<URL> got = internal::parse_url_on_origin(url, *origin, text.size());
+      ASSERT_EQ(got.status(), expected.status());
+      if (expected.ok()) EXPECT_EQ(*got, *expected);
+    }
+  }
+}
+
+TEST(URLTest, LastOriginParsesEachURLAsParseDoesAndKeysItsPool) {
+  // In order; the valid ones of port 80 on host "h" share a pool whatever their spelling.
+  const struct {
+    const char* url;
+    const char* pool;  // nullptr: invalid
+  } cases[] = {
+      {"http://h/a", "h"},          {"http://h/b?c", "h"}, {"http://h", "h"},
+      {"http://h:80/d", "h"},       {"HTTP://H/e", "h"},   {"http://h:8080/f", "h:8080"},
+      {"http://h/a b", nullptr},    {"http://h/g", "h"},   {"https://h/", "https h"},
+      {"ftp://h/", nullptr},        {"http://h/h", "h"},   {"http://hx/", "hx"},
+      {"http://h#frag", "h"},       {"http://h?q", "h"},   {"http://h:080/", "h"},
+      {"http://h:8080/", "h:8080"},
+  };
+  LastOrigin last;
+  std::map<std::string, std::string> key_of_pool;
+  std::set<std::string> keys;
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.url);
+    absl::StatusOr<URL> expected = URL::parse(c.url);
+    absl::StatusOr<URL> got = last.parse(c.url);
+    ASSERT_EQ(got.status(), expected.status());
+    ASSERT_EQ(got.ok(), c.pool != nullptr);
+    if (!got.ok()) continue;
+    EXPECT_EQ(*got, *expected);
+    EXPECT_EQ(last.key, pool_key(*expected));
+    auto [it, added] = key_of_pool.emplace(c.pool, last.key);
+    EXPECT_EQ(it->second, last.key);
+    keys.insert(last.key);
+  }
+  EXPECT_EQ(keys.size(), 4u);  // h, h:8080, https h, hx: each its own
 }
 
 TEST(URLTest, ResolveKeepsTheBasePortAndScheme) {

@@ -4,7 +4,8 @@
 /// direction, plus the de-facto X-Forwarded-For.
 ///
 /// ```
-///   remove_hop_by_hop_fields(request.mutable_headers());
+///   remove_hop_by_hop_fields(request.mutable_headers());  // or, copying to the next hop's
+///                                                         // message: copy_end_to_end_fields
 ///   append_forwarded_for(request.mutable_headers(), "192.0.2.7");
 ///   append_via(request.mutable_headers(), request.version_minor(), "ioloop");
 /// ```
@@ -27,6 +28,12 @@ namespace ioloop::net {
 /// fields were removed. A Connection token naming an end-to-end field the proxy needs (say
 /// "Host") removes it too: the sender asked for exactly that.
 size_t remove_hop_by_hop_fields(HTTPHeaders& headers);
+
+/// Appends to `to` the fields of `from` that remove_hop_by_hop_fields(from) would keep, in
+/// their order: a forwarder's copy of a message's end-to-end fields in one pass, without
+/// copying the hop-by-hop ones first. `room` reserves space for that many more fields (those
+/// the forwarder appends next). Returns how many fields were left out.
+size_t copy_end_to_end_fields(const HTTPHeaders& from, HTTPHeaders& to, size_t room = 0);
 
 /// Appends `client` (an address, e.g. "192.0.2.7" or "2001:db8::1") to X-Forwarded-For. The
 /// existing X-Forwarded-For fields are combined into one, in their order, before it (a list
