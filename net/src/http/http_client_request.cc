@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "http/http_ascii.h"
 #include "http/http_client_core.h"
+#include "http/raw_writer.h"
 #include "http/url_internal.h"
 
 namespace ioloop::net {
@@ -17,6 +18,15 @@ namespace {
 
 using internal::equals_ignore_case;
 using internal::is_token;
+using internal::RawWriter;
+
+// What serialize_request() writes besides the method, target, host, User-Agent value, the
+// caller's fields (4 bytes each besides name and value) and the body: the space after the
+// method, the request line's rest, "Host: " with brackets and a port, "User-Agent: ", the
+// longest framing field and the empty line.
+constexpr size_t kRequestFixed = 1 + sizeof(" HTTP/1.1\r\n") - 1 + sizeof("Host: []:65535\r\n") -
+                                 1 + sizeof("User-Agent: \r\n") - 1 +
+                                 sizeof("Content-Length: 18446744073709551615\r\n") - 1 + 2;
 
 // Fields the client writes itself (see HTTPClientRequest::headers).
 bool client_owned(absl::string_view name) {
@@ -129,11 +139,13 @@ bool idempotent(absl::string_view m) {
 
 std::string serialize_request(ClientFetch& f, const HTTPClientOptions& options) {
   const HTTPClientRequest& r = f.request;
-  // One pass over the fields finds Host, User-Agent and Content-Length and sizes the output.
+  // One pass over the fields finds Host, User-Agent and Content-Length and bounds the output:
+  // then it is written with one allocation and no capacity check per piece.
   const std::string* host = nullptr;
   const std::string* content_length = nullptr;
   bool has_user_agent = false;
-  size_t size = r.method.size() + f.url.target.size() + 64 + options.user_agent.size();
+  size_t size = r.method.size() + f.url.target.size() + kRequestFixed + options.user_agent.size() +
+                f.url.host.size();
   for (const auto& [name, value] : r.headers) {
     size += name.size() + value.size() + 4;
     if (equals_ignore_case(name, "Host")) {
@@ -144,24 +156,33 @@ std::string serialize_request(ClientFetch& f, const HTTPClientOptions& options) 
       if (content_length == nullptr) content_length = &value;
     }
   }
+  if (!r.body_producer) size += r.body.size();
   std::string out;
-  out.reserve(size + (r.body_producer ? 0 : r.body.size()) + f.url.host.size());
-  auto line = [&out](absl::string_view name, absl::string_view value) {
-    out.append(name.data(), name.size());
-    out += ": ";
-    out.append(value.data(), value.size());
-    out += "\r\n";
+  out.resize(size);
+  RawWriter w(out.data());
+  auto line = [&w](absl::string_view name, absl::string_view value) {
+    w.put(name);
+    w.literal(": ");
+    w.put(value);
+    w.literal("\r\n");
   };
-  out += r.method;
-  out += ' ';
-  out += f.url.target;
-  out += " HTTP/1.1\r\nHost: ";
+  w.put(r.method);
+  w.put(' ');
+  w.put(f.url.target);
+  w.literal(" HTTP/1.1\r\nHost: ");
   if (host != nullptr) {
-    out += *host;
+    w.put(*host);
   } else {
-    f.url.append_authority(out);
+    const bool bracket = f.url.host.find(':') != std::string::npos;  // IPv6
+    if (bracket) w.put('[');
+    w.put(f.url.host);
+    if (bracket) w.put(']');
+    if (f.url.port != (f.url.scheme == "https" ? 443 : 80)) {
+      w.put(':');
+      w.decimal(f.url.port);
+    }
   }
-  out += "\r\n";
+  w.literal("\r\n");
   if (!options.user_agent.empty() && !has_user_agent) line("User-Agent", options.user_agent);
   for (const auto& [name, value] : r.headers) {
     if (client_owned(name) || equals_ignore_case(name, "Host")) continue;
@@ -176,16 +197,21 @@ std::string serialize_request(ClientFetch& f, const HTTPClientOptions& options) 
       size_t n = 0;
       (void)absl::SimpleAtoi(*content_length, &n);  // checked by validate_request
       f.upload_length = n;
-      absl::StrAppend(&out, "Content-Length: ", n, "\r\n");
+      w.literal("Content-Length: ");
+      w.decimal(n);
+      w.literal("\r\n");
     } else {
       f.chunked_upload = true;
-      out += "Transfer-Encoding: chunked\r\n";
+      w.literal("Transfer-Encoding: chunked\r\n");
     }
   } else if (!r.body.empty() || r.method == "POST" || r.method == "PUT" || r.method == "PATCH") {
-    absl::StrAppend(&out, "Content-Length: ", r.body.size(), "\r\n");
+    w.literal("Content-Length: ");
+    w.decimal(r.body.size());
+    w.literal("\r\n");
   }
-  out += "\r\n";
-  if (!r.body_producer) out += r.body;
+  w.literal("\r\n");
+  if (!r.body_producer) w.put(r.body);
+  out.resize(static_cast<size_t>(w.end() - out.data()));
   return out;
 }
 

@@ -7,12 +7,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "http/http_ascii.h"
+#include "http/raw_writer.h"
 #include "http_date.h"
 #include "http_exception.h"
 #include "ioloop/logging.h"
 
 namespace ioloop::net {
 namespace {
+
+using internal::RawWriter;
 
 // Fields the server writes itself (see http_response.h).
 bool is_server_field(absl::string_view name) {
@@ -36,37 +39,6 @@ bool has_line_break(absl::string_view s) {
   }
   return false;
 }
-
-// Writes pieces into storage sized beforehand: the response head is built with one
-// allocation and no capacity check, strlen or reallocation per piece.
-class RawWriter {
- public:
-  explicit RawWriter(char* p) : p_(p) {}
-  template <size_t N>
-  void literal(const char (&s)[N]) {  // a string literal: its size is known here
-    std::memcpy(p_, s, N - 1);
-    p_ += N - 1;
-  }
-  void put(absl::string_view s) {
-    if (s.empty()) return;  // data() may be null, which memcpy must not see
-    std::memcpy(p_, s.data(), s.size());
-    p_ += s.size();
-  }
-  void put(char c) { *p_++ = c; }
-  void decimal(uint64_t n) {
-    char digits[20];
-    char* d = digits + sizeof digits;
-    do {
-      *--d = static_cast<char>('0' + n % 10);
-      n /= 10;
-    } while (n != 0);
-    put(absl::string_view(d, static_cast<size_t>(digits + sizeof digits - d)));
-  }
-  char* end() const { return p_; }
-
- private:
-  char* p_;
-};
 
 // What append_head() writes besides the handler's fields (their names and values excluded)
 // and besides the status line's reason and the Server name.

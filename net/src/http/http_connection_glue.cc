@@ -32,9 +32,11 @@ constexpr size_t kMaxWaitingBacklog = 64 * 1024;
 // The idle cores of this thread's connections, kept for reuse: under keep-alive a connection
 // goes idle after every request, and reusing a core costs far less than deleting it and
 // making a new one (its parser, request vector and response buffers keep their capacity).
-// Bounded, so that idle connections still cost no core each: only the few cores in use at
-// once on this thread (usually one: a loop runs one connection's callback at a time) come
-// back here. A loop runs on one thread, so this is also one cache per loop.
+// It holds at most as many cores as were in use at once on this thread: one with synchronous
+// handlers (a loop runs one connection's callback at a time), one per response in progress
+// with deferred ones (a proxy's requests in flight), which all come back in bursts. Bounded
+// by kMaxCores, so that idle connections still cost no core each. A loop runs on one thread,
+// so this is also one cache per loop.
 class CoreCache {
  public:
   // A core equivalent to HTTPConnectionCore(state, loop): a recycled one if any.
@@ -53,7 +55,7 @@ class CoreCache {
   }
 
  private:
-  static constexpr size_t kMaxCores = 4;
+  static constexpr size_t kMaxCores = 64;
   std::vector<std::unique_ptr<HTTPConnectionCore>> cores_;
 };
 

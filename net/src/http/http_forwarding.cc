@@ -18,7 +18,7 @@ void append_list_item(HTTPHeaders& headers, absl::string_view name, absl::string
   size_t fields = 0;
   for (const HTTPHeaders::Field& f : headers) fields += equals_ignore_case(f.first, name) ? 1 : 0;
   if (fields == 0) {  // the common case: the first hop to add one
-    headers.add(std::string(name), std::string(item));
+    headers.add(name, item);
     return;
   }
   std::string combined;
@@ -33,7 +33,7 @@ void append_list_item(HTTPHeaders& headers, absl::string_view name, absl::string
   if (!combined.empty()) combined += ", ";
   combined.append(item.data(), item.size());
   headers.remove(name);
-  headers.add(std::string(name), std::move(combined));
+  headers.add(name, std::move(combined));
 }
 
 // RFC 9110 §7.6.1's fixed hop-by-hop fields (and the obsolete Proxy-Connection), by length

@@ -38,8 +38,6 @@ class Piece {
     spilled_ = true;
   }
   absl::string_view get() const { return spilled_ ? absl::string_view(copy_) : view_; }
-  // The bytes as a string, leaving this piece in an unspecified state (clear() it next).
-  std::string take() { return spilled_ ? std::move(copy_) : std::string(view_); }
   bool empty() const { return get().empty(); }
   void clear() {
     view_ = {};

@@ -145,7 +145,7 @@ class RequestParser::Impl {
       while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
         value.remove_suffix(1);
       }
-      current_.mutable_headers().add(field_.take(), std::string(value));
+      current_.mutable_headers().add(field_.get(), value);
     }
     field_.clear();
     value_.clear();

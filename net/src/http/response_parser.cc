@@ -121,7 +121,7 @@ class ResponseParser::Impl {
       }
       // Most heads have under 8 fields: one allocation instead of the vector doubling.
       if (head_.headers.empty()) head_.headers.reserve(8);
-      head_.headers.add(std::move(field_), std::string(value));
+      head_.headers.add(std::move(field_), value);
     }
     field_.clear();
     value_.clear();

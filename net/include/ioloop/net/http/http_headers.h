@@ -17,9 +17,11 @@
 #define IOLOOP_NET_HTTP_HTTP_HEADERS_H_
 
 #include <algorithm>
+#include <concepts>
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -39,9 +41,16 @@ class HTTPHeaders {
   using iterator = const_iterator;
   /// @}
 
-  /// Appends a field; never replaces an existing one with the same name.
-  void add(std::string name, std::string value) {
-    fields_.emplace_back(std::move(name), std::move(value));
+  /// Appends a field; never replaces an existing one with the same name. Takes anything a
+  /// std::string is made from (a string, moved or copied, a view, a literal) and makes the
+  /// field's strings from it in place: a parser or a forwarder adding fields from views copies
+  /// each byte once.
+  template <typename Name, typename Value>
+  requires std::constructible_from<std::string, Name&&> &&
+      std::constructible_from<std::string, Value&&>
+  void add(Name&& name, Value&& value) {
+    fields_.emplace_back(std::piecewise_construct, std::forward_as_tuple(std::forward<Name>(name)),
+                         std::forward_as_tuple(std::forward<Value>(value)));
   }
   /// Removes every field named `name`, then appends (name, value).
   void set(std::string name, std::string value);
