@@ -140,7 +140,7 @@ bool idempotent(absl::string_view m) {
 std::string serialize_request(ClientFetch& f, const HTTPClientOptions& options) {
   const HTTPClientRequest& r = f.request;
   // One pass over the fields finds Host, User-Agent and Content-Length and bounds the output:
-  // then it is written with one allocation and no capacity check per piece.
+  // then it is written with one allocation.
   const std::string* host = nullptr;
   const std::string* content_length = nullptr;
   bool has_user_agent = false;
@@ -158,30 +158,26 @@ std::string serialize_request(ClientFetch& f, const HTTPClientOptions& options) 
   }
   if (!r.body_producer) size += r.body.size();
   std::string out;
+  out.reserve(size);
+  out += r.method;
+  out += ' ';
+  out += f.url.target;
+  out += " HTTP/1.1\r\nHost: ";
+  if (host != nullptr) {
+    out += *host;
+  } else {
+    f.url.append_authority(out);
+  }
+  // The rest, field lines above all, into the storage reserved: no capacity check per piece.
+  const size_t start = out.size();
   out.resize(size);
-  RawWriter w(out.data());
+  RawWriter w(out.data() + start);
   auto line = [&w](absl::string_view name, absl::string_view value) {
     w.put(name);
     w.literal(": ");
     w.put(value);
     w.literal("\r\n");
   };
-  w.put(r.method);
-  w.put(' ');
-  w.put(f.url.target);
-  w.literal(" HTTP/1.1\r\nHost: ");
-  if (host != nullptr) {
-    w.put(*host);
-  } else {
-    const bool bracket = f.url.host.find(':') != std::string::npos;  // IPv6
-    if (bracket) w.put('[');
-    w.put(f.url.host);
-    if (bracket) w.put(']');
-    if (f.url.port != (f.url.scheme == "https" ? 443 : 80)) {
-      w.put(':');
-      w.decimal(f.url.port);
-    }
-  }
   w.literal("\r\n");
   if (!options.user_agent.empty() && !has_user_agent) line("User-Agent", options.user_agent);
   for (const auto& [name, value] : r.headers) {

@@ -2,7 +2,6 @@
 #include "http_connection.h"
 
 #include <cassert>
-#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
