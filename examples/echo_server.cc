@@ -75,7 +75,7 @@ void serve(IOStream& stream, size_t max_pending) {
   });
   // Each chunk goes straight back. At EOF there is nothing to do: the stream closes itself
   // once the queued echo has flushed. On an error (a reset) it has closed already.
-  s->read_streaming([s](std::string chunk) { s->write(std::move(chunk)); },
+  s->read_streaming([s](absl::string_view chunk) { s->write_copy(chunk); },
                     [](absl::StatusOr<std::string>) {});
 }
 

@@ -6,30 +6,79 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 
 namespace ioloop::net {
+namespace {
 
-Buffer::~Buffer() { std::free(data_); }
+// The spill area of lending reads, one per thread, made on first use, and the one Buffer
+// whose readable bytes are in it (if any).
+struct LendingArea {
+  std::unique_ptr<char[]> data;
+  Buffer* lender = nullptr;
+};
+thread_local LendingArea t_lending;
+
+}  // namespace
+
+Buffer::~Buffer() {
+  if (lending_) {
+    if (t_lending.lender == this) t_lending.lender = nullptr;
+  } else {
+    std::free(data_);
+  }
+}
 
 Buffer::Buffer(Buffer&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),
       capacity_(std::exchange(other.capacity_, 0)),
       read_(std::exchange(other.read_, 0)),
-      write_(std::exchange(other.write_, 0)) {}
+      write_(std::exchange(other.write_, 0)),
+      may_lend_(other.may_lend_),
+      lending_(std::exchange(other.lending_, false)) {
+  if (lending_ && t_lending.lender == &other) t_lending.lender = this;
+}
 
 Buffer& Buffer::operator=(Buffer&& other) noexcept {
   if (this != &other) {
-    std::free(data_);
+    if (lending_) {
+      if (t_lending.lender == this) t_lending.lender = nullptr;
+    } else {
+      std::free(data_);
+    }
     data_ = std::exchange(other.data_, nullptr);
     capacity_ = std::exchange(other.capacity_, 0);
     read_ = std::exchange(other.read_, 0);
     write_ = std::exchange(other.write_, 0);
+    may_lend_ = other.may_lend_;
+    lending_ = std::exchange(other.lending_, false);
+    if (lending_ && t_lending.lender == &other) t_lending.lender = this;
   }
   return *this;
+}
+
+void Buffer::set_lending(bool on) {
+  may_lend_ = on;
+  if (!on) end_lending();
+}
+
+void Buffer::own_lent_bytes() {
+  const size_t readable = readable_bytes();
+  char* fresh = nullptr;
+  if (readable > 0) {
+    fresh = static_cast<char*>(std::malloc(readable));
+    if (fresh == nullptr) throw std::bad_alloc();  // as operator new would; the loan stands
+    std::memcpy(fresh, peek(), readable);
+  }
+  if (t_lending.lender == this) t_lending.lender = nullptr;
+  lending_ = false;
+  data_ = fresh;
+  capacity_ = write_ = static_cast<uint32_t>(readable);
+  read_ = 0;
 }
 
 absl::Status Buffer::append(const char* data, size_t n) {
@@ -63,6 +112,7 @@ size_t Buffer::find(absl::string_view delimiter, size_t from) const {
 }
 
 absl::Status Buffer::ensure_writable(size_t n) {
+  if (lending_) own_lent_bytes();  // nothing is written into the lent area
   if (writable_bytes() >= n) return absl::OkStatus();
   const size_t readable = readable_bytes();
   if (n > kMaxSize - readable) {  // the 32-bit indices cannot address it
@@ -94,7 +144,12 @@ absl::Status Buffer::ensure_writable(size_t n) {
 
 bool Buffer::release_if_empty() {
   if (!empty()) return false;
-  std::free(data_);
+  if (lending_) {
+    if (t_lending.lender == this) t_lending.lender = nullptr;
+    lending_ = false;
+  } else {
+    std::free(data_);
+  }
   data_ = nullptr;
   capacity_ = read_ = write_ = 0;
   return true;
@@ -102,6 +157,10 @@ bool Buffer::release_if_empty() {
 
 void Buffer::shrink() {
   if (release_if_empty()) return;
+  if (lending_) {
+    own_lent_bytes();  // a block of exactly the readable bytes
+    return;
+  }
   const size_t readable = readable_bytes();
   char* fresh = static_cast<char*>(std::malloc(readable));
   if (fresh == nullptr) return;  // keeping the larger block is harmless
@@ -121,8 +180,18 @@ size_t Buffer::read_fd_request(size_t max_bytes) const {
 }
 
 ssize_t Buffer::read_fd(int fd, int* saved_errno, size_t max_bytes) {
+  if (lending_) own_lent_bytes();  // what is read next is appended to those bytes
   max_bytes = std::min(max_bytes, kMaxSize - readable_bytes());  // so the append below fits
-  char spill[kSpillSize];
+  // No block: all that is read lands in the spill area, so with lending it may stay there.
+  const bool lend = may_lend_ && capacity_ == 0;
+  char stack_spill[kSpillSize];
+  char* spill = stack_spill;
+  if (lend) {
+    LendingArea& area = t_lending;
+    if (area.lender != nullptr) area.lender->end_lending();  // its bytes are overwritten next
+    if (!area.data) area.data.reset(new char[kSpillSize]);
+    spill = area.data.get();
+  }
   const size_t writable = std::min(writable_bytes(), max_bytes);
   struct iovec iov[2];
   int iovcnt = 0;
@@ -151,7 +220,13 @@ ssize_t Buffer::read_fd(int fd, int* saved_errno, size_t max_bytes) {
     return n;
   }
   const size_t got = static_cast<size_t>(n);
-  if (got <= writable) {
+  if (lend && got > 0) {
+    data_ = spill;
+    capacity_ = write_ = static_cast<uint32_t>(got);
+    read_ = 0;
+    lending_ = true;
+    t_lending.lender = this;
+  } else if (got <= writable) {
     has_written(got);
   } else {
     has_written(writable);

@@ -150,6 +150,9 @@ IOStream::IOStream(CreateToken, IOLoop& loop, Socket socket, const IOStreamOptio
           static_cast<uint32_t>(std::min<size_t>(options.max_buffer_size, UINT32_MAX - 1))),
       socket_(std::move(socket)),
       allow_half_open_(options.allow_half_open) {
+  // A message read whole and consumed within the dispatch costs no block and no copy; the
+  // loan ends in dispatch_epilogue() (and at the close), so it never outlives a dispatch.
+  read_buffer_.set_lending(true);
   if (transport) {
     side().transport = std::move(transport);
     transport_wait_ = kHandshaking;
@@ -204,7 +207,11 @@ void IOStream::dispatch_epilogue() {
     flush_transport();
   }
   maybe_close_after_eof();
-  if (read_buffer_.empty()) read_buffer_.release_if_empty();
+  if (read_buffer_.empty()) {
+    read_buffer_.release_if_empty();
+  } else {
+    read_buffer_.end_lending();  // what no read took yet gets a block of its own
+  }
   if (!closed() && has_buffered_input() && !paused_ && read_.active()) {
     schedule_deferred();
   }
@@ -431,7 +438,7 @@ void IOStream::run_close_callbacks() {
       while (writes->pop_remaining(&cb, &written)) post_write(std::move(cb), closed_status());
     }
   }
-  read_buffer_.release_if_empty();
+  if (!read_buffer_.release_if_empty()) read_buffer_.end_lending();
   on_high_ = nullptr;
   on_low_ = nullptr;
 }

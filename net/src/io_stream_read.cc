@@ -71,7 +71,7 @@ void IOStream::read_until_close(ReadCallback cb) {
 void IOStream::read_streaming(StreamingCallback on_chunk, ReadCallback on_done,
                               size_t total_bytes) {
   if (!start_read(on_done)) return;
-  if (!on_chunk) on_chunk = [](std::string) {};
+  if (!on_chunk) on_chunk = [](absl::string_view) {};
   read_.start_streaming(std::move(on_chunk), total_bytes);
   after_read_started();
 }
@@ -110,8 +110,9 @@ void IOStream::serve_reads() {
 bool IOStream::try_complete_read() {
   if (transport_wait_ & kHandshaking) return false;
   std::string data;
+  absl::string_view chunk;
   absl::Status error;
-  const internal::ReadRequest::Match match = read_.match(read_buffer_, &data, &error);
+  const internal::ReadRequest::Match match = read_.match(read_buffer_, &data, &chunk, &error);
   switch (match) {
     case internal::ReadRequest::Match::kWait:
       return false;
@@ -130,7 +131,10 @@ bool IOStream::try_complete_read() {
     case internal::ReadRequest::Match::kChunk:
     case internal::ReadRequest::Match::kLastChunk: {
       const bool last = match == internal::ReadRequest::Match::kLastChunk;
-      const bool ok = run_user(kStreamingCallback, [&] { read_.on_chunk()(std::move(data)); });
+      // `chunk` stays valid through the callback: nothing reads into the buffer meanwhile
+      // (reads happen only in this stream's dispatch, which does not recurse) and it is
+      // released only after the dispatch (dispatch_epilogue) or at the close that follows.
+      const bool ok = run_user(kStreamingCallback, [&] { read_.on_chunk()(chunk); });
       if (!ok) {
         complete_read(closed_status());  // a callback that threw is not called again
       } else if (last) {

@@ -38,7 +38,8 @@ void ReadRequest::start_streaming(StreamingCallback on_chunk, size_t total_bytes
   kind_ = Kind::kStreaming;
 }
 
-ReadRequest::Match ReadRequest::match(Buffer& buffer, std::string* out, absl::Status* error) {
+ReadRequest::Match ReadRequest::match(Buffer& buffer, std::string* out, absl::string_view* chunk,
+                                      absl::Status* error) {
   const size_t size = buffer.size();
   switch (kind_) {
     case Kind::kNone:
@@ -58,7 +59,8 @@ ReadRequest::Match ReadRequest::match(Buffer& buffer, std::string* out, absl::St
       if (size == 0) return Match::kWait;
       size_t n = std::min(size, kMaxChunk);
       if (target_ > 0) n = std::min(n, target_);
-      *out = buffer.retrieve_as_string(n);
+      *chunk = absl::string_view(buffer.peek(), n);
+      buffer.retrieve(n);
       if (target_ == 0) return Match::kChunk;
       target_ -= n;
       return target_ == 0 ? Match::kLastChunk : Match::kChunk;

@@ -75,7 +75,7 @@ void BM_BulkThroughput(benchmark::State& state) {
   auto [writer, reader] = stream_pair(loop);
   size_t received = 0;
   reader->read_streaming(
-      [&](std::string data) {
+      [&](absl::string_view data) {
         received += data.size();
         if (received == kTotal) loop.stop();
       },

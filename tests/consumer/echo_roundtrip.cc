@@ -20,7 +20,7 @@ int main() {
   ioloop::net::TCPServer server(
       loop, [](std::shared_ptr<IOStream> stream, const ioloop::net::SocketAddress&) {
         IOStream* s = stream.get();  // the loop owns the open stream
-        s->read_streaming([s](std::string chunk) { s->write(std::move(chunk)); },
+        s->read_streaming([s](absl::string_view chunk) { s->write_copy(chunk); },
                           [](absl::StatusOr<std::string>) {});
       });
   if (!server.listen(0, "127.0.0.1").ok() || !server.start().ok()) return 2;

@@ -34,6 +34,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "ioloop/io_loop.h"
 #include "ioloop/net/io_stream.h"
 #include "ioloop/net/socket.h"
@@ -225,7 +227,7 @@ class Driver {
       case Mode::kStreaming:
         streamed_ = 0;
         stream_->read_streaming(
-            [this, n](std::string chunk) {
+            [this, n](absl::string_view chunk) {
               check(!in_call_);
               check(!chunk.empty() && chunk.size() <= 256 * 1024);
               streamed_ += chunk.size();
@@ -269,10 +271,10 @@ class Driver {
   }
 
   // The next bytes of the payload, exactly: nothing lost, duplicated or reordered.
-  void deliver(const std::string& data) {
+  void deliver(absl::string_view data) {
     check(data.size() <= payload_.size() - delivered_.size());
-    check(payload_.compare(delivered_.size(), data.size(), data) == 0);
-    delivered_ += data;
+    check(absl::string_view(payload_).substr(delivered_.size(), data.size()) == data);
+    absl::StrAppend(&delivered_, data);
   }
 
   FuzzedDataProvider& fdp_;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
@@ -182,6 +183,141 @@ TEST_F(BufferFdTest, EmptySocketAndEof) {
   ::shutdown(sv_[1], SHUT_WR);
   EXPECT_EQ(b.read_fd(sv_[0], &err), 0);
   EXPECT_EQ(b.capacity(), 0u);
+}
+
+// Lending: a read into an empty buffer leaves the bytes in the thread's spill area (no block);
+// every way the loan ends keeps the unconsumed bytes, exactly.
+TEST_F(BufferFdTest, LendingReadLeavesTheBytesInTheSpillArea) {
+  put("hello");
+  Buffer b;
+  b.set_lending(true);
+  int err = 0;
+  EXPECT_EQ(b.read_fd(sv_[0], &err), 5);
+  EXPECT_TRUE(b.lending());
+  EXPECT_EQ(b.view(), "hello");
+  EXPECT_EQ(b.capacity(), 0u);  // no block
+  EXPECT_EQ(b.writable_bytes(), 0u);
+  b.retrieve(5);
+  EXPECT_TRUE(b.release_if_empty());
+  EXPECT_FALSE(b.lending());
+  EXPECT_EQ(b.capacity(), 0u);
+}
+
+TEST_F(BufferFdTest, EndLendingCopiesTheUnconsumedRest) {
+  put("hello world");
+  Buffer b;
+  b.set_lending(true);
+  int err = 0;
+  ASSERT_EQ(b.read_fd(sv_[0], &err), 11);
+  b.retrieve(6);
+  b.end_lending();
+  EXPECT_FALSE(b.lending());
+  EXPECT_EQ(b.view(), "world");
+  EXPECT_EQ(b.capacity(), 5u);  // a block of exactly the rest
+}
+
+TEST_F(BufferFdTest, WritingIntoALentBufferTakesABlockFirst) {
+  put("abc");
+  Buffer b;
+  b.set_lending(true);
+  int err = 0;
+  ASSERT_EQ(b.read_fd(sv_[0], &err), 3);
+  ASSERT_TRUE(b.append("def").ok());
+  EXPECT_FALSE(b.lending());
+  EXPECT_EQ(b.view(), "abcdef");
+  // A second read appends to what is held: no loan while bytes are held in a block.
+  put("gh");
+  EXPECT_EQ(b.read_fd(sv_[0], &err), 2);
+  EXPECT_FALSE(b.lending());
+  EXPECT_EQ(b.view(), "abcdefgh");
+}
+
+TEST_F(BufferFdTest, ReadingAgainWhileLendingAppends) {
+  put("abc");
+  Buffer b;
+  b.set_lending(true);
+  int err = 0;
+  ASSERT_EQ(b.read_fd(sv_[0], &err), 3);
+  put("de");
+  EXPECT_EQ(b.read_fd(sv_[0], &err), 2);
+  EXPECT_EQ(b.view(), "abcde");
+  b.retrieve(5);
+  put("f");  // into the block the second read made: a buffer with a block does not lend
+  EXPECT_EQ(b.read_fd(sv_[0], &err), 1);
+  EXPECT_FALSE(b.lending());
+  EXPECT_EQ(b.view(), "f");
+  b.retrieve(1);
+  ASSERT_TRUE(b.release_if_empty());
+  put("g");  // no block again: lends
+  EXPECT_EQ(b.read_fd(sv_[0], &err), 1);
+  EXPECT_TRUE(b.lending());
+  EXPECT_EQ(b.view(), "g");
+}
+
+// The spill area is the thread's: a second lender's read first moves the first one's bytes
+// into a block of their own.
+TEST_F(BufferFdTest, AnotherLendersReadEndsTheFirstLoan) {
+  int other[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, other), 0);
+  put("first");
+  ASSERT_EQ(::write(other[1], "second", 6), 6);
+  Buffer a, b;
+  a.set_lending(true);
+  b.set_lending(true);
+  int err = 0;
+  ASSERT_EQ(a.read_fd(sv_[0], &err), 5);
+  ASSERT_EQ(b.read_fd(other[0], &err), 6);
+  EXPECT_FALSE(a.lending());
+  EXPECT_TRUE(b.lending());
+  EXPECT_EQ(a.view(), "first");
+  EXPECT_EQ(b.view(), "second");
+  ::close(other[0]);
+  ::close(other[1]);
+}
+
+TEST_F(BufferFdTest, MovingAndDestroyingALenderKeepTheAreaConsistent) {
+  put("moved");
+  Buffer b;
+  b.set_lending(true);
+  int err = 0;
+  ASSERT_EQ(b.read_fd(sv_[0], &err), 5);
+  Buffer c(std::move(b));
+  EXPECT_TRUE(c.lending());
+  EXPECT_FALSE(b.lending());
+  EXPECT_TRUE(b.empty());
+  {
+    Buffer d;
+    d = std::move(c);
+    EXPECT_EQ(d.view(), "moved");
+    put("x");
+    Buffer e;
+    e.set_lending(true);
+    ASSERT_EQ(e.read_fd(sv_[0], &err), 1);  // d's loan ends: its bytes get a block
+    EXPECT_EQ(d.view(), "moved");
+    EXPECT_FALSE(d.lending());
+  }
+  // Destroyed lenders are forgotten: this read must not touch them.
+  put("after");
+  Buffer f;
+  f.set_lending(true);
+  EXPECT_EQ(f.read_fd(sv_[0], &err), 5);
+  EXPECT_EQ(f.view(), "after");
+  f.set_lending(false);  // ends the loan
+  EXPECT_FALSE(f.lending());
+  EXPECT_EQ(f.view(), "after");
+}
+
+TEST_F(BufferFdTest, ShrinkOfALentBufferMakesAnExactBlock) {
+  put("abcd");
+  Buffer b;
+  b.set_lending(true);
+  int err = 0;
+  ASSERT_EQ(b.read_fd(sv_[0], &err), 4);
+  b.retrieve(1);
+  b.shrink();
+  EXPECT_FALSE(b.lending());
+  EXPECT_EQ(b.view(), "bcd");
+  EXPECT_EQ(b.capacity(), 3u);
 }
 
 }  // namespace

@@ -341,8 +341,8 @@ TEST_P(FaultInjectionTest, EintrFromEverySyscallIsRetriedAndLosesNothing) {
         std::shared_ptr<IOStream> s = IOStream::create(loop(), std::move(conn));
         IOStream* raw = s.get();
         s->read_streaming(
-            [raw, &errors](std::string chunk) {
-              raw->write(std::move(chunk), [&errors](absl::Status st) { errors += !st.ok(); });
+            [raw, &errors](absl::string_view chunk) {
+              raw->write_copy(chunk, [&errors](absl::Status st) { errors += !st.ok(); });
             },
             [&errors](absl::StatusOr<std::string> r) { errors += !r.ok(); });
         servers.push_back(std::move(s));
@@ -464,9 +464,9 @@ TEST_P(FaultInjectionTest, SignalStormDuringABidirectionalTransferLosesNothing) 
   s->set_high_watermark_callback([s] { s->pause_reading(); });
   s->set_low_watermark_callback([s] { s->resume_reading(); });
   s->read_streaming(
-      [s, &errors, &echoed](std::string chunk) {
+      [s, &errors, &echoed](absl::string_view chunk) {
         echoed += chunk.size();
-        s->write(std::move(chunk), [&errors](absl::Status st) { errors += !st.ok(); });
+        s->write_copy(chunk, [&errors](absl::Status st) { errors += !st.ok(); });
       },
       [&](absl::StatusOr<std::string> r) { read_status = r.status(); });
   // After the writer's EOF the stream flushes the echo, then closes itself.

@@ -100,12 +100,13 @@ TEST_P(IOStreamExceptionTest, ThrowingChunkCallbackClosesTheStreamAndFailsTheRea
   int a_chunks = 0;
   std::string b_got;
   a.stream->read_streaming(
-      [&](std::string) {
+      [&](absl::string_view) {
         ++a_chunks;
         throw std::runtime_error("boom");
       },
       record("a.done"));
-  b.stream->read_streaming([&](std::string chunk) { b_got += chunk; }, record("b.done"));
+  b.stream->read_streaming([&](absl::string_view chunk) { absl::StrAppend(&b_got, chunk); },
+                           record("b.done"));
   send(a.peer, "first");
   send(b.peer, "one ");
   EXPECT_TRUE(run_until([&] { return logged("close:" + kStreaming) && b_got == "one "; })) << log();
@@ -127,8 +128,8 @@ TEST_P(IOStreamExceptionTest, ThrowingLastChunkFailsTheCountedRead) {
   Pair a = make_pair();
   std::string chunks;
   a.stream->read_streaming(
-      [&](std::string chunk) {
-        chunks += chunk;
+      [&](absl::string_view chunk) {
+        absl::StrAppend(&chunks, chunk);
         throw std::runtime_error("boom");
       },
       record("done"), 2);
@@ -155,7 +156,8 @@ TEST_P(IOStreamExceptionTest, ThrowingReadCallbackOfEveryModeClosesTheStream) {
       {"partial", [](IOStream& s, auto cb) { s.read_bytes(9, std::move(cb), true); }, "abc"},
       {"until_close", [](IOStream& s, auto cb) { s.read_until_close(std::move(cb)); }, ""},
       {"streaming_done",
-       [](IOStream& s, auto cb) { s.read_streaming([](std::string) {}, std::move(cb), 2); }, "abc"},
+       [](IOStream& s, auto cb) { s.read_streaming([](absl::string_view) {}, std::move(cb), 2); },
+       "abc"},
   };
   uint64_t exceptions = 0;
   for (const ReadCase& c : cases) {

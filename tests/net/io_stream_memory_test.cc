@@ -60,8 +60,8 @@ class IOStreamMemoryTest : public ::ioloop::testing::LoopTestBase {
       s->set_low_watermark_callback([s] { s->resume_reading(); });
       s->set_close_callback([](absl::Status) {});
       s->read_streaming(
-          [this, s, &echoed](std::string chunk) {
-            s->write(std::move(chunk));
+          [this, s, &echoed](absl::string_view chunk) {
+            s->write_copy(chunk);
             if (++echoed == kStreams) done();
           },
           [](absl::StatusOr<std::string>) {});

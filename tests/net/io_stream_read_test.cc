@@ -7,11 +7,13 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
 #include "ioloop/net/io_stream.h"
 #include "net/io_stream_testing.h"
@@ -118,9 +120,9 @@ TEST_P(IOStreamTest, ReadStreamingAtEverySplit) {
     std::string got;
     int done_calls = 0;
     stream_->read_streaming(
-        [&](std::string chunk) {
+        [&](absl::string_view chunk) {
           EXPECT_FALSE(chunk.empty());
-          got += chunk;
+          absl::StrAppend(&got, chunk);
         },
         [&](absl::StatusOr<std::string> r) {
           ++done_calls;
@@ -142,7 +144,7 @@ TEST_P(IOStreamTest, ReadStreamingWithByteCountAtEverySplit) {
     make_pair();
     std::string body;
     std::string rest;
-    stream_->read_streaming([&](std::string chunk) { body += chunk; },
+    stream_->read_streaming([&](absl::string_view chunk) { absl::StrAppend(&body, chunk); },
                             [&](absl::StatusOr<std::string> r) {
                               ASSERT_TRUE(r.ok()) << r.status();
                               EXPECT_EQ(body, msg.substr(0, 7));
@@ -358,6 +360,56 @@ TEST_P(IOStreamTest, WriteToClosedPeerNeverRaisesSigpipe) {
   EXPECT_TRUE(stream_->closed());
   EXPECT_NE(stream_->error().message().find("Broken pipe"), absl::string_view::npos)
       << stream_->error();
+}
+
+// Plain reads lend the thread's spill area (Buffer lending): bytes that a read left unconsumed
+// at the end of a dispatch must survive another stream's reads through that area, and each
+// streamed chunk must be intact for its callback.
+TEST_P(IOStreamPlainTest, LeftoverBytesSurviveAnotherStreamsReads) {
+  make_pair();
+  auto pair = Socket::pair();
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  Socket other_peer = std::move(pair->second);
+  std::shared_ptr<IOStream> other = IOStream::create(loop(), std::move(pair->first));
+  std::string line;
+  stream_->read_until("\n", [&](absl::StatusOr<std::string> r) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    line = *r;
+    done();
+  });
+  std::string streamed;
+  other->read_streaming([&](absl::string_view chunk) { absl::StrAppend(&streamed, chunk); },
+                        [](absl::StatusOr<std::string>) {});
+  peer_write("abc");  // no delimiter: the bytes stay in stream_'s buffer
+  while (stream_->read_buffer_size() < 3) spin(1);
+  std::string bulk(48 * 1024, ' ');
+  for (size_t i = 0; i < bulk.size(); ++i) bulk[i] = static_cast<char>('a' + i % 26);
+  ASSERT_EQ(::send(other_peer.fd(), bulk.data(), bulk.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(bulk.size()));
+  while (streamed.size() < bulk.size()) spin(1);
+  EXPECT_EQ(streamed, bulk);
+  peer_write("def\n");
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(line, "abcdef\n");
+  other->close();
+}
+
+// The chunk a streaming callback gets stays valid through the whole callback, whatever the
+// callback does to its stream meanwhile (a write, a close).
+TEST_P(IOStreamTest, StreamedChunkStaysValidThroughItsCallback) {
+  make_pair();
+  std::string seen;
+  stream_->read_streaming(
+      [&](absl::string_view chunk) {
+        stream_->write("reply");
+        stream_->close();
+        seen = std::string(chunk);
+        done();
+      },
+      [](absl::StatusOr<std::string>) {});
+  peer_write("payload");
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(seen, "payload");
 }
 
 }  // namespace

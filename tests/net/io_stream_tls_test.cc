@@ -113,7 +113,7 @@ TEST_P(IOStreamTLSTest, BigTransferBothWaysMatchesSha256) {
     flushed = true;
     check_done();
   });
-  stream_->read_streaming([&](std::string piece) { got_in.update(piece); },
+  stream_->read_streaming([&](absl::string_view piece) { got_in.update(piece); },
                           [&](absl::StatusOr<std::string> r) {
                             EXPECT_TRUE(r.ok()) << r.status();
                             in_done = true;
@@ -175,7 +175,7 @@ TEST_P(IOStreamTLSTest, FullDuplexThroughTinyBuffersKeepsEveryByte) {
       check_done();
     });
   }
-  stream_->read_streaming([&](std::string chunk) { got_in += chunk; },
+  stream_->read_streaming([&](absl::string_view chunk) { absl::StrAppend(&got_in, chunk); },
                           [&](absl::StatusOr<std::string> r) {
                             EXPECT_TRUE(r.ok()) << r.status();
                             check_done();
@@ -439,8 +439,8 @@ TEST_P(IOStreamTLSTest, ResumeReadingFindsCloseNotifyThatArrivedWithTheData) {
     done();
   });
   stream_->read_streaming(
-      [&](std::string chunk) {
-        got += chunk;
+      [&](absl::string_view chunk) {
+        absl::StrAppend(&got, chunk);
         stream_->pause_reading();
       },
       [&](absl::StatusOr<std::string> r) { end = std::move(r); });

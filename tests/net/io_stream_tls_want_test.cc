@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "ioloop/net/io_stream.h"
 #include "ioloop/net/tls/tls_transport.h"
@@ -365,7 +366,7 @@ TEST_P(IOStreamOpenSSLWantTest, ReadAnsweringKeyUpdateWaitsForRoomThenDeliversEv
   std::string got;
   int done_calls = 0;
   absl::Status done_status = absl::UnknownError("not called");
-  stream_->read_streaming([&](std::string chunk) { got += chunk; },
+  stream_->read_streaming([&](absl::string_view chunk) { absl::StrAppend(&got, chunk); },
                           [&](absl::StatusOr<std::string> r) {
                             ++done_calls;
                             done_status = r.status();

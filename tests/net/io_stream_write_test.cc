@@ -184,9 +184,9 @@ TEST_P(IOStreamTest, PauseInsideStreamingCallbackStopsChunks) {
   int chunks = 0;
   std::string got;
   stream_->read_streaming(
-      [&](std::string chunk) {
+      [&](absl::string_view chunk) {
         ++chunks;
-        got += chunk;
+        absl::StrAppend(&got, chunk);
         if (chunks == 1) stream_->pause_reading();
       },
       [&](absl::StatusOr<std::string>) { done(); });
@@ -248,7 +248,7 @@ TEST_P(IOStreamTest, FastSenderIsReadInSlicesBetweenTimers) {
   size_t received = 0;
   size_t since_tick = 0, max_between_ticks = 0;
   stream_->read_streaming(
-      [&](std::string chunk) {
+      [&](absl::string_view chunk) {
         received += chunk.size();
         since_tick += chunk.size();
       },

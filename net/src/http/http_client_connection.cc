@@ -33,8 +33,8 @@ ClientConnection::~ClientConnection() {
 void ClientConnection::start_reading() {
   std::weak_ptr<ClientConnection> weak = weak_from_this();
   stream_->read_streaming(
-      [weak](std::string chunk) {
-        if (auto self = weak.lock()) self->on_chunk(std::move(chunk));
+      [weak](absl::string_view chunk) {
+        if (auto self = weak.lock()) self->on_chunk(chunk);
       },
       [weak](absl::StatusOr<std::string> done) {
         if (auto self = weak.lock()) self->on_done(done.status());
@@ -71,7 +71,7 @@ void ClientConnection::fail(Owner& owner, absl::Status status) {
   owner.on_failed(*this, id, std::move(status), started);
 }
 
-void ClientConnection::on_chunk(std::string chunk) {
+void ClientConnection::on_chunk(absl::string_view chunk) {
   if (closed_) return;
   std::shared_ptr<Owner> owner = owner_.lock();
   if (!owner) {

@@ -96,7 +96,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
 
  private:
   void start_reading();
-  void on_chunk(std::string chunk);
+  void on_chunk(absl::string_view chunk);
   void on_done(absl::Status status);
   // Ends the current exchange with on_failed (closing first).
   void fail(Owner& owner, absl::Status status);

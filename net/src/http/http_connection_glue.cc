@@ -144,7 +144,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
       self->output_full_ = false;
       self->update_reading();
     });
-    stream_->read_streaming([self](std::string chunk) { self->on_chunk(chunk); },
+    stream_->read_streaming([self](absl::string_view chunk) { self->on_chunk(chunk); },
                             // EOF or error: the stream closes itself once output is flushed.
                             [](absl::StatusOr<std::string>) {});
     idle_deadline_ = after(now(), options_.idle_timeout);
@@ -176,7 +176,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   bool body_paused() const { return core_ && core_->body_paused(); }
   bool response_pending() const { return core_ && core_->response_pending(); }
 
-  void on_chunk(const std::string& chunk) {
+  void on_chunk(absl::string_view chunk) {
     if (closing_) {  // lingering close: discard; the client is still sending, so linger on
       client_done_ = false;
       return;

@@ -71,9 +71,9 @@ class RawServer {
     if (on_any_) on_any_();
     // The stream's last callbacks may run after this server is gone (the loop is shared).
     s->read_streaming(
-        [this, c, alive = std::weak_ptr<int>(alive_)](std::string chunk) {
+        [this, c, alive = std::weak_ptr<int>(alive_)](absl::string_view chunk) {
           if (alive.expired()) return;
-          c->received += chunk;
+          absl::StrAppend(&c->received, chunk);
           if (on_data) on_data(*c);
           if (on_any_) on_any_();
         },

@@ -152,8 +152,8 @@ class HTTPServerTest : public ::ioloop::testing::LoopTestBase {
     received_.clear();
     eof_ = false;
     client_->read_streaming(
-        [this](std::string chunk) {
-          received_ += chunk;
+        [this](absl::string_view chunk) {
+          absl::StrAppend(&received_, chunk);
           check();
         },
         [this](absl::StatusOr<std::string>) {

@@ -18,6 +18,15 @@
 /// grows only by what was actually read. release_if_empty() frees the block, so an idle
 /// connection holds no buffer at all.
 ///
+/// Lending (IOStream's read buffer): with set_lending(true), a read_fd() into an empty buffer
+/// without a block reads into a per-thread spill area and leaves the bytes there, the buffer
+/// viewing them, instead of allocating a block and copying them in. A message consumed whole
+/// before the next read then costs no allocation and no copy. The loan ends (any unconsumed
+/// rest copied into a block of its own) at end_lending(), at the next change that writes into
+/// the buffer, at release_if_empty(), or when any Buffer on the thread next reads into the
+/// area. The owner must end the loan before the buffer leaves the thread (IOStream ends it
+/// after each dispatch).
+///
 /// Threading: thread-compatible (use from one thread at a time).
 /// Limits: a Buffer holds at most kMaxSize = 4 GiB - 1 bytes (indices are 32-bit to keep it
 /// small). append() and ensure_writable() refuse to go past it with ResourceExhausted and
@@ -41,8 +50,8 @@ namespace ioloop::net {
 /// are in the file comment of ioloop/net/buffer.h.
 class Buffer {
  public:
-  /// Size of the stack spill area used by read_fd(): the most one call reads beyond the
-  /// buffer's current writable space.
+  /// Size of the spill area used by read_fd() (on the stack; per thread when lending): the
+  /// most one call reads beyond the buffer's current writable space.
   static constexpr size_t kSpillSize = 64 * 1024;
   /// "Not found", as returned by find(); as read_fd()'s `max_bytes`: no limit but kMaxSize.
   static constexpr size_t npos = static_cast<size_t>(-1);
@@ -52,7 +61,7 @@ class Buffer {
   Buffer() = default;
   ~Buffer();
   /// @{
-  /// Takes `other`'s block and bytes; `other` is left empty, owning no block.
+  /// Takes `other`'s block and bytes (and its loan); `other` is left empty, owning no block.
   Buffer(Buffer&& other) noexcept;
   Buffer& operator=(Buffer&& other) noexcept;
   /// @}
@@ -66,10 +75,10 @@ class Buffer {
   /// @}
   /// True if no bytes are readable.
   bool empty() const { return write_ == read_; }
-  /// Free space after the readable bytes, usable without growing.
-  size_t writable_bytes() const { return capacity_ - write_; }
-  /// The heap block's size (0: no block).
-  size_t capacity() const { return capacity_; }
+  /// Free space after the readable bytes, usable without growing (none while lending).
+  size_t writable_bytes() const { return lending_ ? 0 : capacity_ - write_; }
+  /// The heap block's size (0: no block, or lending).
+  size_t capacity() const { return lending_ ? 0 : capacity_; }
 
   /// The readable bytes. Invalidated by any non-const call.
   const char* peek() const { return data_ + read_; }
@@ -104,8 +113,8 @@ class Buffer {
   /// Marks `n` bytes written at begin_write() as readable (n <= writable_bytes()).
   void has_written(size_t n) { write_ += static_cast<uint32_t>(n); }
 
-  /// Frees the heap block if no bytes are readable. Returns true if the buffer now holds no
-  /// block.
+  /// Frees the heap block (or ends the loan) if no bytes are readable. Returns true if the
+  /// buffer now holds no block.
   bool release_if_empty();
   /// Reallocates to exactly the readable bytes (frees the block if empty).
   void shrink();
@@ -120,11 +129,24 @@ class Buffer {
   /// means the fd had no more data at that moment.
   size_t read_fd_request(size_t max_bytes = npos) const;
 
+  /// Allows read_fd() to lend (see the file comment). Off by default. Turning it off ends a loan.
+  void set_lending(bool on);
+  /// True while the readable bytes are in the thread's spill area.
+  bool lending() const { return lending_; }
+  /// Ends a loan: the readable bytes, if any, are copied into a block of their own.
+  void end_lending() {
+    if (lending_) own_lent_bytes();
+  }
+
  private:
+  void own_lent_bytes();
+
   char* data_ = nullptr;
   uint32_t capacity_ = 0;
   uint32_t read_ = 0;
   uint32_t write_ = 0;
+  bool may_lend_ = false;
+  bool lending_ = false;
 };
 
 }  // namespace ioloop::net

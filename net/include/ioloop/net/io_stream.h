@@ -93,7 +93,7 @@
 /// ```
 ///   auto stream = ioloop::net::IOStream::create(loop, std::move(socket));
 ///   stream->read_streaming(
-///       [s = stream.get()](std::string chunk) { s->write(std::move(chunk)); },
+///       [s = stream.get()](absl::string_view chunk) { s->write_copy(chunk); },
 ///       [](absl::StatusOr<std::string>) {});
 /// ```
 #ifndef IOLOOP_NET_IO_STREAM_H_
@@ -144,7 +144,8 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
  public:
   /// One-shot completion of a read: the bytes, or why they cannot come.
   using ReadCallback = internal::ReadRequest::ReadCallback;
-  /// Repeating: one chunk of a read_streaming(), as it arrives (never empty).
+  /// Repeating: one chunk of a read_streaming(), as it arrives (never empty), as a view of the
+  /// stream's read buffer that is valid until the callback returns: copy what must outlive it.
   using StreamingCallback = internal::ReadRequest::StreamingCallback;
   /// One-shot: OK once the data of that write() has been handed to the kernel.
   using WriteCallback = absl::AnyInvocable<void(absl::Status) &&>;

@@ -33,14 +33,16 @@ class ReadRequest {
  public:
   // IOStream::ReadCallback and IOStream::StreamingCallback.
   using ReadCallback = absl::AnyInvocable<void(absl::StatusOr<std::string>) &&>;
-  using StreamingCallback = absl::AnyInvocable<void(std::string chunk)>;
+  // The chunk is a view of the stream's read buffer, valid until the callback returns (copy
+  // what must outlive it): the bytes are handed over without a string made per chunk.
+  using StreamingCallback = absl::AnyInvocable<void(absl::string_view chunk)>;
 
   // What match() found in the buffer.
   enum class Match : uint8_t {
     kWait,       // not enough data yet
     kComplete,   // *out is the read's result; call finish() and complete the read
-    kChunk,      // *out is a streaming chunk for on_chunk(); the read goes on
-    kLastChunk,  // *out is the last streaming chunk (total_bytes reached); then finish("")
+    kChunk,      // *chunk is a streaming chunk for on_chunk(); the read goes on
+    kLastChunk,  // *chunk is the last streaming chunk (total_bytes reached); then finish("")
     kTooLong,    // read_until's max_bytes exceeded; *error says so
   };
 
@@ -61,8 +63,10 @@ class ReadRequest {
   void start_until_close();
   void start_streaming(StreamingCallback on_chunk, size_t total_bytes);
 
-  // Takes from `buffer` what completes (part of) the request; see Match.
-  Match match(Buffer& buffer, std::string* out, absl::Status* error);
+  // Takes from `buffer` what completes (part of) the request; see Match. A streaming chunk is
+  // retrieved from `buffer` but stays where it is: *chunk views it, valid until the next
+  // change to `buffer` (retrieval only moves its read index).
+  Match match(Buffer& buffer, std::string* out, absl::string_view* chunk, absl::Status* error);
   // The result of the request when no more data will come (the peer's EOF or a close) and
   // match() found nothing: read_until_close gets everything buffered and streaming to EOF
   // gets "" when `error` (the stream's close status) is OK; everything else fails with
