@@ -90,6 +90,7 @@ uint64_t HTTPClientCore::fetch(HTTPClientRequest request, HTTPClient::FetchCallb
     return id;
   }
   f->url = *std::move(url);
+  f->url_is_request_text = last_origin.canonical;
   f->key = last_origin.key;
   f->method = http_method_from_string(f->request.method);
   f->streamed_body = static_cast<bool>(f->request.body_producer);
@@ -118,7 +119,7 @@ void HTTPClientCore::complete(FetchPtr f, absl::StatusOr<HTTPClientResponse> res
   }
   if (result.ok()) {
     // The request's own text when it is already canonical (the usual case): no string built.
-    if (f->url.to_string_equals(f->request.url)) {
+    if (f->url_is_request_text || f->url.to_string_equals(f->request.url)) {
       result->effective_url = std::move(f->request.url);
     } else {
       result->effective_url = f->url.to_string();

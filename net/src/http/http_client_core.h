@@ -44,6 +44,9 @@ struct LastOrigin {
   std::string text;  // url.origin(); empty before the first URL
   URL url;           // scheme, host and port; no target
   std::string key;   // pool_key(url)
+  // The last URL parse() accepted is its own canonical text (URL::to_string() would give it
+  // back): known without a comparison when only its target was parsed and kept as written.
+  bool canonical = false;
 
   // URL::parse(u), the same result, errors included; afterwards `key` is the pool key of an
   // accepted URL.
@@ -60,7 +63,8 @@ struct ClientFetch {
   HTTPClient::FetchCallback callback;
   absl::Status invalid;  // a validation error, delivered from the loop
   URL url;
-  std::string key;  // the pool's (pool_key(url))
+  bool url_is_request_text = false;  // request.url is url.to_string() (LastOrigin::canonical)
+  std::string key;                   // the pool's (pool_key(url))
   HTTPMethod method = HTTPMethod::kGet;
   Phase phase = Phase::kNew;
   std::shared_ptr<ClientConnection> conn;

@@ -56,8 +56,13 @@ absl::StatusOr<URL> LastOrigin::parse(absl::string_view u) {
   if (!text.empty() && absl::StartsWith(u, text) &&
       (u.size() == text.size() || u[text.size()] == '/' || u[text.size()] == '?' ||
        u[text.size()] == '#')) {
-    return internal::parse_url_on_origin(u, url, text.size());
+    absl::StatusOr<URL> parsed = internal::parse_url_on_origin(u, url, text.size());
+    // The target is the rest as written (no '/' added, no fragment dropped): the origin's
+    // text being canonical, so is the URL's.
+    canonical = parsed.ok() && parsed->target.size() == u.size() - text.size();
+    return parsed;
   }
+  canonical = false;
   absl::StatusOr<URL> parsed = URL::parse(u);
   if (parsed.ok()) {
     url.scheme = parsed->scheme;
@@ -233,6 +238,7 @@ bool rewrite_for_redirect(ClientFetch& f, int status, const URL& target) {
   r.headers.remove("Host");
   r.url = target.to_string();
   f.url = target;
+  f.url_is_request_text = true;  // r.url was just made from it
   f.key = pool_key(target);
   f.method = http_method_from_string(r.method);
   return true;

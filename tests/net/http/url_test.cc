@@ -268,12 +268,35 @@ TEST(URLTest, LastOriginParsesEachURLAsParseDoesAndKeysItsPool) {
     ASSERT_EQ(got.ok(), c.pool != nullptr);
     if (!got.ok()) continue;
     EXPECT_EQ(*got, *expected);
+    // `canonical` never claims a URL that is not its own canonical text (it may miss one).
+    if (last.canonical) EXPECT_EQ(got->to_string(), c.url);
     EXPECT_EQ(last.key, pool_key(*expected));
     auto [it, added] = key_of_pool.emplace(c.pool, last.key);
     EXPECT_EQ(it->second, last.key);
     keys.insert(last.key);
   }
   EXPECT_EQ(keys.size(), 4u);  // h, h:8080, https h, hx: each its own
+}
+
+TEST(URLTest, LastOriginKnowsWhenAURLIsItsCanonicalText) {
+  LastOrigin last;
+  const struct {
+    const char* url;
+    bool canonical;
+  } cases[] = {
+      {"http://h/a", false},  // parsed whole: not known
+      {"http://h/b?c", true}, {"http://h/", true},      {"http://h", false},
+      {"http://h#f", false},  {"http://h/x#f", false},  {"http://h?q", false},
+      {"http://h/%41", true}, {"http://h:80/d", false},  // parsed whole
+      {"http://h/e", true},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.url);
+    absl::StatusOr<URL> got = last.parse(c.url);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(last.canonical, c.canonical);
+    if (c.canonical) EXPECT_EQ(got->to_string(), c.url);
+  }
 }
 
 TEST(URLTest, ResolveKeepsTheBasePortAndScheme) {
