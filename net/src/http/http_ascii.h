@@ -7,6 +7,8 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 
 #include "absl/strings/string_view.h"
 
@@ -14,25 +16,52 @@ namespace ioloop::net::internal {
 
 inline char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
-// Case-insensitive ASCII equality (field names, list tokens).
-inline bool equals_ignore_case(absl::string_view a, absl::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-  }
-  return true;
+// Eight bytes at once: 'A'..'Z' become 'a'..'z', every other byte (non-ASCII included) stays.
+// Per byte h (its low seven bits), h + 0x3F carries into bit 7 when h >= 'A' and h + 0x25
+// when h > 'Z', never into the next byte; bit 7 of the original byte excludes non-ASCII.
+inline uint64_t ascii_lower8(uint64_t x) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = kOnes * 0x80;
+  const uint64_t low7 = x & ~kHigh;
+  const uint64_t at_least_a = low7 + kOnes * (0x80 - 'A');
+  const uint64_t above_z = low7 + kOnes * (0x80 - 'Z' - 1);
+  const uint64_t upper = at_least_a & ~above_z & ~x & kHigh;
+  return x | (upper >> 2);  // bit 7 -> bit 5 (0x20)
 }
 
-// RFC 9110 §5.6.2 tchar, and the bytes a field value we send must not hold (CR, LF, NUL), as
-// one table: a lookup per byte instead of a chain of comparisons (validation runs per field).
-enum : unsigned char { kTchar = 1, kCrLfNul = 2 };
+inline uint64_t load8(const char* p) {
+  uint64_t w;
+  std::memcpy(&w, p, sizeof w);
+  return w;
+}
+
+// Case-insensitive ASCII equality (field names, list tokens): a word at a time (they run per
+// field per request, many times; most names are 8 bytes or longer).
+inline bool equals_ignore_case(absl::string_view a, absl::string_view b) {
+  const size_t n = a.size();
+  if (n != b.size()) return false;
+  if (n < 8) {
+    for (size_t i = 0; i < n; ++i) {
+      if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+    }
+    return true;
+  }
+  for (size_t i = 0; i + 8 < n; i += 8) {
+    if (ascii_lower8(load8(a.data() + i)) != ascii_lower8(load8(b.data() + i))) return false;
+  }
+  // The last eight bytes (overlapping what the loop compared when n is not a multiple of 8).
+  return ascii_lower8(load8(a.data() + n - 8)) == ascii_lower8(load8(b.data() + n - 8));
+}
+
+// RFC 9110 §5.6.2 tchar as a table: a lookup per byte instead of a chain of comparisons
+// (validation runs per field).
+enum : unsigned char { kTchar = 1 };
 constexpr std::array<unsigned char, 256> make_ascii_classes() {
   std::array<unsigned char, 256> t{};
   for (int c = 0; c < 256; ++c) {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) t[c] = kTchar;
   }
   for (char c : absl::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = kTchar;
-  t['\r'] = t['\n'] = t[0] = kCrLfNul;
   return t;
 }
 inline constexpr std::array<unsigned char, 256> kAsciiClasses = make_ascii_classes();
@@ -47,13 +76,40 @@ inline bool is_token(absl::string_view s) {
   return true;
 }
 
-// Whether a field value holds CR, LF or NUL (never allowed in one we send).
-inline bool has_cr_lf_nul(absl::string_view value) {
-  for (char c : value) {
-    if (kAsciiClasses[static_cast<unsigned char>(c)] & kCrLfNul) return true;
-  }
-  return false;
+// Nonzero exactly when some byte of `x` is zero (its lowest zero byte's bit 7 is set; borrows
+// may set bits above it, which only matters to a caller asking which byte).
+inline uint64_t zero_byte_bits(uint64_t x) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  return (x - kOnes) & ~x & (kOnes * 0x80);
 }
+
+// Whether `s` holds CR or LF (with kNul, NUL too): a word at a time, since the checks run over
+// every field name and value a server or client sends.
+template <bool kNul>
+inline bool has_line_bytes(absl::string_view s) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  auto hit = [](uint64_t w) {
+    uint64_t bits = zero_byte_bits(w ^ (kOnes * '\r')) | zero_byte_bits(w ^ (kOnes * '\n'));
+    if constexpr (kNul) bits |= zero_byte_bits(w);
+    return bits != 0;
+  };
+  const size_t n = s.size();
+  if (n < 8) {
+    for (char c : s) {
+      if (c == '\r' || c == '\n' || (kNul && c == '\0')) return true;
+    }
+    return false;
+  }
+  for (size_t i = 0; i + 8 < n; i += 8) {
+    if (hit(load8(s.data() + i))) return true;
+  }
+  return hit(load8(s.data() + n - 8));  // the last eight bytes, overlapping
+}
+
+// Whether a field value holds CR, LF or NUL (never allowed in one we send).
+inline bool has_cr_lf_nul(absl::string_view value) { return has_line_bytes<true>(value); }
+// Whether `s` holds CR or LF (what would split a line of a head).
+inline bool has_cr_lf(absl::string_view s) { return has_line_bytes<false>(s); }
 
 // Calls fn(element) for each non-empty element of a comma-separated field value (RFC 9110
 // §5.6.1), trimmed of spaces and tabs, in order, until fn returns true; returns whether one
@@ -61,7 +117,11 @@ inline bool has_cr_lf_nul(absl::string_view value) {
 template <typename Fn>
 bool any_list_element(absl::string_view value, Fn fn) {
   while (true) {
-    const size_t comma = value.find(',');
+    // memchr, not string_view::find: an out-of-line call in this abseil build.
+    const void* found = std::memchr(value.data(), ',', value.size());
+    const size_t comma = found == nullptr
+                             ? absl::string_view::npos
+                             : static_cast<size_t>(static_cast<const char*>(found) - value.data());
     absl::string_view element = value.substr(0, comma);
     while (!element.empty() && (element.front() == ' ' || element.front() == '\t')) {
       element.remove_prefix(1);

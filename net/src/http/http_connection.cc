@@ -32,13 +32,6 @@ bool is_server_field(absl::string_view name) {
   }
 }
 
-bool has_line_break(absl::string_view s) {
-  for (char c : s) {
-    if (c == '\r' || c == '\n') return true;
-  }
-  return false;
-}
-
 // What append_head() writes besides the handler's fields (their names and values excluded)
 // and besides the status line's reason and the Server name.
 constexpr size_t kHeadFixed = sizeof("HTTP/1.1 200 \r\n") - 1 + sizeof("Server: \r\n") - 1 +
@@ -60,7 +53,7 @@ constexpr size_t kTailBound = sizeof("Content-Length: 18446744073709551615\r\n")
     logger().error("HTTP handler set status {}; sending 500", status);
     status = 500;
     reason = reason_phrase(500);
-  } else if (has_line_break(reason)) {
+  } else if (internal::has_cr_lf(reason)) {
     reason = reason_phrase(status);
   }
   size_t bound = kHeadFixed + reason.size() + server_name.size() + more;
@@ -88,7 +81,8 @@ constexpr size_t kTailBound = sizeof("Content-Length: 18446744073709551615\r\n")
   w.put(cached_http_date());
   w.literal("\r\n");
   for (const auto& [name, value] : writer.headers()) {
-    if (name.empty() || is_server_field(name) || has_line_break(name) || has_line_break(value)) {
+    if (name.empty() || is_server_field(name) || internal::has_cr_lf(name) ||
+        internal::has_cr_lf(value)) {
       continue;
     }
     w.put(name);

@@ -33,7 +33,7 @@ std::shared_ptr<HTTPResponseStream> HTTPConnectionCore::defer() {
   d_.used = d_.active = true;
   d_.minor = r.version_minor() == 0 ? 0 : 1;
   d_.head = r.method_id() == HTTPMethod::kHead;
-  d_.keep_alive = r.keep_alive();
+  d_.keep_alive = request_keep_alive(r);  // decided by the parser: no second pass
   auto stream = std::make_shared<HTTPResponseStream>(this, loop_, &writer_, d_.minor, d_.head);
   d_.weak = stream;
   d_.stream = stream.get();

@@ -30,9 +30,9 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "http/http_ascii.h"
 
 namespace ioloop::net {
 
@@ -45,12 +45,6 @@ bool HTTPResponseHead::keep_alive() const {
 }
 
 namespace {
-
-// RFC 9110 §5.6.2 token characters.
-bool is_tchar(char c) {
-  if (absl::ascii_isalnum(c)) return true;
-  return absl::string_view("!#$%&'*+-.^_`|~").find(c) != absl::string_view::npos;
-}
 
 absl::Status malformed(absl::string_view what) {
   return absl::DataLossError(absl::StrCat("malformed response: ", what));
@@ -248,7 +242,7 @@ int ResponseParser::Impl::on_headers_complete(http_parser* p) {
   me->at_head_end_ = true;
   me->commit_header();
   for (const auto& [name, value] : me->head_.headers) {
-    if (!std::all_of(name.begin(), name.end(), is_tchar)) {
+    if (!name.empty() && !internal::is_token(name)) {  // (http_parser rejects an empty name)
       return me->fail(malformed("invalid character in header field name"));
     }
   }
