@@ -53,6 +53,10 @@ void ClientConnection::write(std::string data, IOStream::WriteCallback on_flushe
   stream_->write(std::move(data), std::move(on_flushed));
 }
 
+void ClientConnection::write_copy(absl::string_view data, IOStream::WriteCallback on_flushed) {
+  stream_->write_copy(data, std::move(on_flushed));
+}
+
 void ClientConnection::pause_reading() { stream_->pause_reading(); }
 void ClientConnection::resume_reading() { stream_->resume_reading(); }
 bool ClientConnection::reading_paused() const { return stream_->reading_paused(); }

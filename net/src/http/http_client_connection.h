@@ -69,6 +69,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
   TimePoint first_byte_at() const { return first_byte_at_; }
 
   void write(std::string data, IOStream::WriteCallback on_flushed = nullptr);
+  // As write(), copying only what the kernel does not take at once (IOStream::write_copy).
+  void write_copy(absl::string_view data, IOStream::WriteCallback on_flushed = nullptr);
   void pause_reading();
   void resume_reading();
   bool reading_paused() const;

@@ -180,6 +180,10 @@ class HTTPClientCore : public ClientConnection::Owner,
   absl::flat_hash_map<std::string, HostPool> pools;
   HTTPClient::Stats counters;
   LastOrigin last_origin;
+  // Where each request is serialized before the connection copies what the kernel does not
+  // take at once: its storage is kept between requests (up to kKeptRequestCapacity).
+  std::string request_text;
+  static constexpr size_t kKeptRequestCapacity = 16 * 1024;
 };
 
 // --- http_client_request.cc ---------------------------------------------------------------
@@ -189,9 +193,10 @@ absl::Status validate_options(const HTTPClientOptions& options);
 absl::StatusOr<URL> validate_request(const HTTPClientRequest& request, LastOrigin& origins);
 // FailedPrecondition, naming the option, for an https URL on a client without options.tls.
 absl::Status check_transport(const URL& url, const HTTPClientOptions& options);
-// The request line and fields (ending with the empty line), and the body when it is a string.
-// Sets f.chunked_upload / f.upload_length for a body_producer.
-std::string serialize_request(ClientFetch& f, const HTTPClientOptions& options);
+// The request line and fields (ending with the empty line), and the body when it is a string,
+// into `out` (replacing what it held; its storage is reused). Sets f.chunked_upload /
+// f.upload_length for a body_producer.
+void serialize_request(ClientFetch& f, const HTTPClientOptions& options, std::string& out);
 // The pool key of a URL: the same for URLs of one scheme, host and port (an explicit default
 // port included). Opaque and short: a scheme letter, the port's two bytes, the host.
 std::string pool_key(const URL& url);

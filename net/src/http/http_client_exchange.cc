@@ -46,13 +46,14 @@ void HTTPClientCore::start_exchange(const FetchPtr& f, std::shared_ptr<ClientCon
     wake_at(conn, f->head_deadline);
   }
   conn->begin(f->id, f->method);
-  std::string head = serialize_request(*f, options);
+  serialize_request(*f, options, request_text);
   if (!f->request.body_producer) {
-    conn->write(std::move(head));
-    return;
+    conn->write_copy(request_text);
+  } else {
+    f->writes_in_flight = 1;
+    conn->write_copy(request_text, upload_flushed_callback(f));
   }
-  f->writes_in_flight = 1;
-  conn->write(std::move(head), upload_flushed_callback(f));
+  if (request_text.capacity() > kKeptRequestCapacity) std::string().swap(request_text);
 }
 
 IOStream::WriteCallback HTTPClientCore::upload_flushed_callback(const FetchPtr& f) {

@@ -142,7 +142,7 @@ bool idempotent(absl::string_view m) {
   return m == "GET" || m == "HEAD" || m == "PUT" || m == "DELETE" || m == "OPTIONS" || m == "TRACE";
 }
 
-std::string serialize_request(ClientFetch& f, const HTTPClientOptions& options) {
+void serialize_request(ClientFetch& f, const HTTPClientOptions& options, std::string& out) {
   const HTTPClientRequest& r = f.request;
   // One pass over the fields finds Host, User-Agent and Content-Length and bounds the output:
   // then it is written with one allocation.
@@ -162,7 +162,7 @@ std::string serialize_request(ClientFetch& f, const HTTPClientOptions& options) 
     }
   }
   if (!r.body_producer) size += r.body.size();
-  std::string out;
+  out.clear();
   out.reserve(size);
   out += r.method;
   out += ' ';
@@ -213,7 +213,6 @@ std::string serialize_request(ClientFetch& f, const HTTPClientOptions& options) 
   w.literal("\r\n");
   if (!r.body_producer) w.put(r.body);
   out.resize(static_cast<size_t>(w.end() - out.data()));
-  return out;
 }
 
 bool rewrite_for_redirect(ClientFetch& f, int status, const URL& target) {
