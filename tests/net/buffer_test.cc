@@ -132,6 +132,17 @@ class BufferFdTest : public ::testing::Test {
   void put(const std::string& s) {
     ASSERT_EQ(::write(sv_[1], s.data(), s.size()), static_cast<ssize_t>(s.size()));
   }
+  // A lending buffer that read `s` from the socket into the spill area (returned by move,
+  // which hands the loan over).
+  Buffer lent(const std::string& s) {
+    put(s);
+    Buffer b;
+    b.set_lending(true);
+    int err = 0;
+    EXPECT_EQ(b.read_fd(sv_[0], &err), static_cast<ssize_t>(s.size()));
+    EXPECT_TRUE(b.lending());
+    return b;
+  }
   int sv_[2];
 };
 
@@ -188,11 +199,7 @@ TEST_F(BufferFdTest, EmptySocketAndEof) {
 // Lending: a read into an empty buffer leaves the bytes in the thread's spill area (no block);
 // every way the loan ends keeps the unconsumed bytes, exactly.
 TEST_F(BufferFdTest, LendingReadLeavesTheBytesInTheSpillArea) {
-  put("hello");
-  Buffer b;
-  b.set_lending(true);
-  int err = 0;
-  EXPECT_EQ(b.read_fd(sv_[0], &err), 5);
+  Buffer b = lent("hello");
   EXPECT_TRUE(b.lending());
   EXPECT_EQ(b.view(), "hello");
   EXPECT_EQ(b.capacity(), 0u);  // no block
@@ -203,25 +210,25 @@ TEST_F(BufferFdTest, LendingReadLeavesTheBytesInTheSpillArea) {
   EXPECT_EQ(b.capacity(), 0u);
 }
 
-TEST_F(BufferFdTest, EndLendingCopiesTheUnconsumedRest) {
-  put("hello world");
-  Buffer b;
-  b.set_lending(true);
-  int err = 0;
-  ASSERT_EQ(b.read_fd(sv_[0], &err), 11);
+// end_lending() and shrink() both leave a block of exactly the unconsumed rest.
+TEST_F(BufferFdTest, EndingALoanCopiesExactlyTheUnconsumedRest) {
+  Buffer b = lent("hello world");
   b.retrieve(6);
   b.end_lending();
   EXPECT_FALSE(b.lending());
   EXPECT_EQ(b.view(), "world");
-  EXPECT_EQ(b.capacity(), 5u);  // a block of exactly the rest
+  EXPECT_EQ(b.capacity(), 5u);
+  Buffer c = lent("abcd");
+  c.retrieve(1);
+  c.shrink();
+  EXPECT_FALSE(c.lending());
+  EXPECT_EQ(c.view(), "bcd");
+  EXPECT_EQ(c.capacity(), 3u);
 }
 
 TEST_F(BufferFdTest, WritingIntoALentBufferTakesABlockFirst) {
-  put("abc");
-  Buffer b;
-  b.set_lending(true);
+  Buffer b = lent("abc");
   int err = 0;
-  ASSERT_EQ(b.read_fd(sv_[0], &err), 3);
   ASSERT_TRUE(b.append("def").ok());
   EXPECT_FALSE(b.lending());
   EXPECT_EQ(b.view(), "abcdef");
@@ -233,11 +240,8 @@ TEST_F(BufferFdTest, WritingIntoALentBufferTakesABlockFirst) {
 }
 
 TEST_F(BufferFdTest, ReadingAgainWhileLendingAppends) {
-  put("abc");
-  Buffer b;
-  b.set_lending(true);
+  Buffer b = lent("abc");
   int err = 0;
-  ASSERT_EQ(b.read_fd(sv_[0], &err), 3);
   put("de");
   EXPECT_EQ(b.read_fd(sv_[0], &err), 2);
   EXPECT_EQ(b.view(), "abcde");
@@ -276,11 +280,7 @@ TEST_F(BufferFdTest, AnotherLendersReadEndsTheFirstLoan) {
 }
 
 TEST_F(BufferFdTest, MovingAndDestroyingALenderKeepTheAreaConsistent) {
-  put("moved");
-  Buffer b;
-  b.set_lending(true);
-  int err = 0;
-  ASSERT_EQ(b.read_fd(sv_[0], &err), 5);
+  Buffer b = lent("moved");
   Buffer c(std::move(b));
   EXPECT_TRUE(c.lending());
   EXPECT_FALSE(b.lending());
@@ -289,35 +289,16 @@ TEST_F(BufferFdTest, MovingAndDestroyingALenderKeepTheAreaConsistent) {
     Buffer d;
     d = std::move(c);
     EXPECT_EQ(d.view(), "moved");
-    put("x");
-    Buffer e;
-    e.set_lending(true);
-    ASSERT_EQ(e.read_fd(sv_[0], &err), 1);  // d's loan ends: its bytes get a block
+    Buffer e = lent("x");  // d's loan ends: its bytes get a block
     EXPECT_EQ(d.view(), "moved");
     EXPECT_FALSE(d.lending());
   }
   // Destroyed lenders are forgotten: this read must not touch them.
-  put("after");
-  Buffer f;
-  f.set_lending(true);
-  EXPECT_EQ(f.read_fd(sv_[0], &err), 5);
+  Buffer f = lent("after");
   EXPECT_EQ(f.view(), "after");
   f.set_lending(false);  // ends the loan
   EXPECT_FALSE(f.lending());
   EXPECT_EQ(f.view(), "after");
-}
-
-TEST_F(BufferFdTest, ShrinkOfALentBufferMakesAnExactBlock) {
-  put("abcd");
-  Buffer b;
-  b.set_lending(true);
-  int err = 0;
-  ASSERT_EQ(b.read_fd(sv_[0], &err), 4);
-  b.retrieve(1);
-  b.shrink();
-  EXPECT_FALSE(b.lending());
-  EXPECT_EQ(b.view(), "bcd");
-  EXPECT_EQ(b.capacity(), 3u);
 }
 
 }  // namespace
