@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <memory>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -57,28 +58,41 @@ absl::Status gai_error_to_status(int gai_error, int saved_errno, absl::string_vi
 
 Resolver::Resolver(int num_threads) : Resolver(num_threads, &Resolver::resolve_blocking) {}
 
-Resolver::Resolver(int num_threads, Lookup lookup) : lookup_(std::move(lookup)) {
-  if (num_threads < 1) num_threads = 1;
+Resolver::Resolver(int num_threads, Lookup lookup)
+    : lookup_(std::move(lookup)), num_threads_(num_threads < 1 ? 1 : num_threads) {}
+
+absl::Status Resolver::start_threads() {
   // Threads inherit the creator's signal mask; block everything so a signal meant for a
   // loop's signalfd is never delivered to a resolver thread instead.
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &old);
-  for (int i = 0; i < num_threads; ++i) threads_.emplace_back([this] { worker(); });
+  absl::Status status;
+  try {
+    while (threads_.size() < static_cast<size_t>(num_threads_)) {
+      threads_.emplace_back([this] { worker(); });
+    }
+  } catch (const std::system_error& e) {  // EAGAIN: the thread or memory limit
+    status = absl::ResourceExhaustedError(
+        absl::StrCat("resolver: cannot start a lookup thread: ", e.what()));
+  }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return threads_.empty() ? status : absl::OkStatus();  // fewer threads still serve
 }
 
 Resolver::~Resolver() {
   std::map<RequestId, Request> cancelled;
+  std::vector<std::thread> threads;
   {
     MutexLock lock(&mu_);
     shutdown_ = true;
     cancelled.swap(queue_);
+    threads.swap(threads_);
   }
   for (auto& [id, r] : cancelled) {
     r.loop->post(deliver(std::move(r.cb), absl::CancelledError("resolver destroyed")));
   }
-  for (std::thread& t : threads_) t.join();
+  for (std::thread& t : threads) t.join();
 }
 
 Resolver& Resolver::instance() {
@@ -100,15 +114,19 @@ Resolver::RequestId Resolver::resolve(std::shared_ptr<LoopHandle> loop, std::str
       return 0;
     }
   }
+  absl::Status failed = absl::CancelledError("resolver destroyed");
   {
     MutexLock lock(&mu_);
     if (!shutdown_) {
-      const RequestId id = next_id_++;
-      queue_.emplace(id, Request{std::move(loop), std::move(host), port, family, std::move(cb)});
-      return id;
+      failed = threads_.empty() ? start_threads() : absl::OkStatus();
+      if (failed.ok()) {
+        const RequestId id = next_id_++;
+        queue_.emplace(id, Request{std::move(loop), std::move(host), port, family, std::move(cb)});
+        return id;
+      }
     }
   }
-  loop->post(deliver(std::move(cb), absl::CancelledError("resolver destroyed")));
+  loop->post(deliver(std::move(cb), std::move(failed)));
   return 0;
 }
 

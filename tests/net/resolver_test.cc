@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <filesystem>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -47,6 +48,38 @@ TEST_F(ResolverTest, Ipv6NumericAddress) {
   ASSERT_TRUE(wait());
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ((*got)[0].to_string(), "[::1]:80");
+}
+
+size_t threads_in_process() {
+  size_t n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
+    (void)entry;
+    ++n;
+  }
+  return n;
+}
+
+// The pool starts with the first lookup that needs a thread: numeric hosts start none, so a
+// program that only connects to addresses stays single-threaded.
+TEST_F(ResolverTest, ThreadsStartWithTheFirstLookupThatNeedsOne) {
+  const size_t before = threads_in_process();
+  Resolver resolver(2, [](const std::string&, uint16_t port, int) {
+    return absl::StatusOr<std::vector<SocketAddress>>(
+        std::vector<SocketAddress>{*SocketAddress::parse("10.0.0.1", port)});
+  });
+  EXPECT_EQ(threads_in_process(), before);
+  std::vector<std::string> got;
+  auto record = [&](absl::StatusOr<std::vector<SocketAddress>> result) {
+    got.push_back(result.ok() ? (*result)[0].to_string() : result.status().ToString());
+    done();
+  };
+  resolver.resolve(loop(), "127.0.0.1", 80, AF_UNSPEC, record);
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(threads_in_process(), before);
+  resolver.resolve(loop(), "backend", 80, AF_UNSPEC, record);
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(threads_in_process(), before + 2);
+  EXPECT_EQ(got, (std::vector<std::string>{"127.0.0.1:80", "10.0.0.1:80"}));
 }
 
 TEST_F(ResolverTest, LocalhostResolvesOnAWorkerThreadAndPostsBackToTheLoopThread) {

@@ -1,7 +1,9 @@
 /// @file ioloop/net/resolver.h
 /// Resolver: getaddrinfo() on a small pool of threads, so DNS never blocks a loop. Results
 /// are posted back to the requesting loop through its LoopHandle. Numeric hosts ("127.0.0.1",
-/// "::1") are answered without a thread hop or any lookup.
+/// "::1") are answered without a thread hop or any lookup. The threads start with the first
+/// lookup that needs one: a program that only ever connects to addresses starts none, and
+/// stays single-threaded (libstdc++ then counts shared_ptr references without atomics).
 ///
 /// Threading: every method is thread-safe; callbacks run on the loop they were given.
 ///
@@ -58,7 +60,8 @@ class Resolver {
   /// Names a lookup for cancel(). 0 never names one.
   using RequestId = uint64_t;
 
-  /// `num_threads` below 1 means 1. The threads block every signal.
+  /// `num_threads` below 1 means 1. The threads start with the first lookup that needs one;
+  /// they block every signal. If none can start, that lookup fails with ResourceExhausted.
   explicit Resolver(int num_threads = 2);
   /// As Resolver(num_threads), with the threads running `lookup` instead of resolve_blocking().
   Resolver(int num_threads, Lookup lookup);
@@ -102,9 +105,11 @@ class Resolver {
     Callback cb;
   };
   void worker() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status start_threads() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool has_work() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return shutdown_ || !queue_.empty(); }
 
   const Lookup lookup_;
+  const int num_threads_;
   Mutex mu_;
   RequestId next_id_ ABSL_GUARDED_BY(mu_) = 1;
   /// FIFO by id; a map so that cancel() takes one out without scanning.
@@ -112,7 +117,7 @@ class Resolver {
   /// Lookups a thread is running: id -> cancelled.
   absl::flat_hash_map<RequestId, bool> in_progress_ ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> threads_;
+  std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ioloop::net
