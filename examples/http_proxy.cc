@@ -355,7 +355,9 @@ class Proxy {
     HTTPResponseWriter& head = ex.response->head();
     head.set_status(upstream.status, upstream.reason);
     head.mutable_headers().clear();
-    ioloop::net::copy_end_to_end_fields(upstream.headers, head.mutable_headers(), 1);
+    // HTTPServer writes its own Date (and drops a handler's), as nginx's proxy_pass does: the
+    // upstream's is not worth a copy.
+    ioloop::net::copy_end_to_end_fields(upstream.headers, head.mutable_headers(), 1, "Date");
     ioloop::net::append_via(head.mutable_headers(), upstream.version_minor, "ioloop");
   }
 

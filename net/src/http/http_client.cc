@@ -63,7 +63,7 @@ FetchPtr HTTPClientCore::find(uint64_t id) const {
   return it == fetches.end() ? nullptr : it->second;
 }
 
-uint64_t HTTPClientCore::fetch(HTTPClientRequest request, HTTPClient::FetchCallback callback) {
+uint64_t HTTPClientCore::fetch(HTTPClientRequest&& request, HTTPClient::FetchCallback&& callback) {
   const uint64_t id = next_id++;
   ++counters.fetches;
   FetchPtr f = std::make_shared<ClientFetch>();

@@ -101,7 +101,8 @@ class HTTPClientCore : public ClientConnection::Owner,
   ~HTTPClientCore() override;
 
   // --- http_client.cc ---------------------------------------------------------------------
-  uint64_t fetch(HTTPClientRequest request, HTTPClient::FetchCallback callback);
+  // By reference: HTTPClient::fetch's parameters are moved once, into the ClientFetch.
+  uint64_t fetch(HTTPClientRequest&& request, HTTPClient::FetchCallback&& callback);
   bool cancel(uint64_t id);
   bool pause_reading(uint64_t id, bool pause);
   HTTPClient::Stats stats() const;

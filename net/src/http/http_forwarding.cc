@@ -93,12 +93,14 @@ size_t remove_hop_by_hop_fields(HTTPHeaders& headers) {
       [&views](const HTTPHeaders::Field& f) { return is_hop_by_hop(f.first, views); });
 }
 
-size_t copy_end_to_end_fields(const HTTPHeaders& from, HTTPHeaders& to, size_t room) {
+size_t copy_end_to_end_fields(const HTTPHeaders& from, HTTPHeaders& to, size_t room,
+                              absl::string_view also_skip) {
   const ConnectionTokens named = connection_tokens(from);
   to.reserve(to.size() + from.size() + room);
   size_t skipped = 0;
   for (const HTTPHeaders::Field& f : from) {
-    if (is_hop_by_hop(f.first, named)) {
+    if (is_hop_by_hop(f.first, named) ||
+        (!also_skip.empty() && equals_ignore_case(f.first, also_skip))) {
       ++skipped;
     } else {
       to.add(f.first, f.second);

@@ -74,6 +74,17 @@ TEST(HTTPForwardingTest, CopyOfEndToEndFieldsKeepsWhatRemovalKeeps) {
   EXPECT_EQ(from.size(), 11u);  // the source is untouched
 }
 
+TEST(HTTPForwardingTest, CopyLeavesOutTheFieldNamedToSkipInAnyCase) {
+  const HTTPHeaders from = make({{"Date", "Fri, 04 Dec 2026 15:00:00 GMT"},
+                                 {"Connection", "close"},
+                                 {"Content-Length", "3"},
+                                 {"DATE", "again"},
+                                 {"X-Date", "kept"}});
+  HTTPHeaders to;
+  EXPECT_EQ(copy_end_to_end_fields(from, to, 0, "date"), 3u);
+  EXPECT_EQ(fields(to), (Fields{{"Content-Length", "3"}, {"X-Date", "kept"}}));
+}
+
 TEST(HTTPForwardingTest, ForwardedForCombinesEarlierFieldsInOrderThenTheClient) {
   HTTPHeaders h = make({{"X-Forwarded-For", "192.0.2.1, 192.0.2.2"},
                         {"Host", "a"},

@@ -452,6 +452,20 @@ TEST(RequestParserTest, HeaderSectionOfExactlyTheLimitIsAccepted) {
   EXPECT_EQ(out.error, RequestError::kHeaderTooLarge);
 }
 
+// The limit is per header section: pipelined requests without a body, each exactly at it and
+// parsed in one call (a bodyless request completes on its head's last LF), are all accepted.
+TEST(RequestParserTest, EachPipelinedHeaderSectionHasTheWholeLimit) {
+  const std::string head = "GET / HTTP/1.1\r\nHost: h\r\nX: ";
+  RequestParser::Options options;
+  options.max_header_size = 100;
+  const std::string fits = head + std::string(100 - head.size() - 4, 'a') + "\r\n\r\n";
+  ASSERT_EQ(fits.size(), 100u);
+  Outcome out = parse_every_split(fits + fits + fits, options);
+  EXPECT_FALSE(out.error);
+  EXPECT_EQ(out.requests.size(), 3u);
+  EXPECT_EQ(out.state, State::kIdle);
+}
+
 TEST(RequestParserTest, DefaultLimits) {
   RequestParser parser;
   EXPECT_EQ(parser.options().max_header_size, 64u * 1024);

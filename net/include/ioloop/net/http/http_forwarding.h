@@ -32,8 +32,11 @@ size_t remove_hop_by_hop_fields(HTTPHeaders& headers);
 /// Appends to `to` the fields of `from` that remove_hop_by_hop_fields(from) would keep, in
 /// their order: a forwarder's copy of a message's end-to-end fields in one pass, without
 /// copying the hop-by-hop ones first. `room` reserves space for that many more fields (those
-/// the forwarder appends next). Returns how many fields were left out.
-size_t copy_end_to_end_fields(const HTTPHeaders& from, HTTPHeaders& to, size_t room = 0);
+/// the forwarder appends next). `also_skip`, when not empty, names one more field to leave out
+/// (any case): one the next hop replaces anyway, such as Date before HTTPServer, which writes
+/// its own. Returns how many fields were left out.
+size_t copy_end_to_end_fields(const HTTPHeaders& from, HTTPHeaders& to, size_t room = 0,
+                              absl::string_view also_skip = {});
 
 /// Appends `client` (an address, e.g. "192.0.2.7" or "2001:db8::1") to X-Forwarded-For. The
 /// existing X-Forwarded-For fields are combined into one, in their order, before it (a list
