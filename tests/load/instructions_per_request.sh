@@ -20,6 +20,13 @@
 # (callgrind_control -d). Every process it starts is stopped by its PID (SIGTERM, then SIGKILL)
 # on any exit, Ctrl-C included (the helpers in tests/load/lib.sh); scratch files stay in a
 # mktemp directory (removed on exit).
+#
+# CONCURRENCY (default 16) is ab's -c for keep-alive loads (64 matches proxy_compare.sh's wrk).
+# CACHE_SIM=1 adds callgrind's cache simulation (the host's cache sizes) and prints the
+# instruction-cache (I1) and data-cache (D1 read, write) misses per request too: how much
+# distinct code and data one request touches, which instruction counts alone do not show.
+# CALLGRIND_OUT=FILE keeps the counted dump there, for callgrind_annotate (per function:
+# `callgrind_annotate --show=Ir,I1mr --sort=I1mr FILE`).
 set -euo pipefail
 
 SCRIPT_NAME=instructions_per_request
@@ -54,6 +61,7 @@ fi
 require_built "(cmake --preset release && cmake --build build/release --target ${built[*]##*/}), \
 or set BUILD_DIR" "${built[@]}"
 callgrind=(valgrind --tool=callgrind "--callgrind-out-file=$WORK_DIR/callgrind.out")
+if [[ "${CACHE_SIM:-0}" == 1 ]]; then callgrind+=(--cache-sim=yes); fi
 common=(--port=0 --address=127.0.0.1 --log_level=warn)
 if [[ "$TARGET" == proxy || "$TARGET" == nginx ]]; then
   start upstream "$examples/http_responder" "${common[@]}"
@@ -85,7 +93,7 @@ else
   port="$(port_from_stdout "$WORK_DIR/$TARGET.out" 30)"
 fi
 url="http://127.0.0.1:$port/"
-load=(-k -c 16)
+load=(-k -c "${CONCURRENCY:-16}")
 warmup=1000
 if [[ "$TARGET" == *handshake ]]; then
   url="https://127.0.0.1:$port/"
@@ -99,6 +107,17 @@ failed="$(ab "${load[@]}" -n "$REQUESTS" "$url" 2>&1 | awk '/^Failed requests/ {
 callgrind_control -d "$measured_pid" >/dev/null 2>&1
 dumps=("$WORK_DIR"/callgrind.out.*)
 dump="${dumps[0]}"
-total="$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')"
+if [[ -n "${CALLGRIND_OUT:-}" ]]; then cp "$dump" "$CALLGRIND_OUT"; fi
+# The totals line: Ir, then (with CACHE_SIM=1) Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw, each
+# followed by its percentage unless it is 0.
+read -r -a totals <<<"$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {
+  gsub(/\([^)]*\)/, "")
+  for (i = 1; i <= NF; i++) if ($i ~ /^[0-9,]+$/) { gsub(",", "", $i); printf "%s ", $i }
+}')"
+total="${totals[0]}"
 echo "$TARGET: $((total / REQUESTS)) instructions per request ($total over $REQUESTS requests," \
   "ab ${load[*]}; failed requests: ${failed:-?})"
+if [[ "${CACHE_SIM:-0}" == 1 ]]; then
+  echo "$TARGET: per request, $((totals[3] / REQUESTS)) I1 misses, $((totals[4] / REQUESTS))" \
+    "D1 read misses, $((totals[5] / REQUESTS)) D1 write misses"
+fi
