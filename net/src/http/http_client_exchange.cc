@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "http/http_client_core.h"
+#include "ioloop/net/http/response_parser.h"
 
 namespace ioloop::net {
 
@@ -203,7 +204,8 @@ void HTTPClientCore::on_head(ClientConnection& c, uint64_t exchange, HTTPRespons
       }
     }
   }
-  if (!f->request.streaming_callback) {
+  // A bodiless response's Content-Length describes a body that does not come.
+  if (!f->request.streaming_callback && !response_is_bodyless(f->method, head.status)) {
     if (auto cl = head.headers.get("Content-Length")) {
       size_t n = 0;
       if (absl::SimpleAtoi(*cl, &n) && n > f->request.max_body_size) {

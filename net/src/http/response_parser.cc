@@ -266,8 +266,7 @@ int ResponseParser::Impl::on_headers_complete(http_parser* p) {
     return 1;
   }
   if (me->validate_head() != 0) return -1;
-  me->no_body_ = me->method_ == HTTPMethod::kHead || status == 204 || status == 304 ||
-                 (me->method_ == HTTPMethod::kConnect && status < 300);
+  me->no_body_ = response_is_bodyless(me->method_, status);
   if (me->no_body_) return 1;
   if (p->flags & F_CONTENTLENGTH) {
     me->content_length_ = p->content_length;
@@ -374,6 +373,11 @@ absl::Status ResponseParser::Impl::classify_parser_error(http_errno err) const {
     default:
       return malformed(http_errno_description(err));
   }
+}
+
+bool response_is_bodyless(HTTPMethod method, int status) {
+  return status < 200 || status == 204 || status == 304 || method == HTTPMethod::kHead ||
+         (method == HTTPMethod::kConnect && status < 300);
 }
 
 absl::StatusOr<size_t> ResponseParser::Impl::feed(absl::string_view data, Sink& sink) {

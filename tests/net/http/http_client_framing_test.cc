@@ -97,6 +97,34 @@ TEST_F(HTTPClientFramingTest, NoBodyForHeadNoContentAndNotModifiedAndTheConnecti
   EXPECT_EQ(raw->connections(), 1u);
 }
 
+// A HEAD's, 204's or 304's Content-Length describes a body that is not sent (RFC 9110 §8.6):
+// max_body_size does not apply to it.
+TEST_F(HTTPClientFramingTest, BodilessResponsesAreNotHeldToMaxBodySize) {
+  auto raw = raw_server();
+  HTTPClient client(loop());
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 104857600\r\n\r\n"},
+      {"GET", "HTTP/1.1 204 No Content\r\nContent-Length: 1000\r\n\r\n"},
+      {"GET", "HTTP/1.1 304 Not Modified\r\nContent-Length: 1000\r\n\r\n"},
+  };
+  size_t n = 0;
+  raw->on_data = [&](RawServer::Conn& c) {
+    if (c.heads() > n && n < cases.size()) c.stream->write(cases[n++].second);
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    HTTPClientRequest request;
+    request.method = cases[i].first;
+    request.url = raw->url();
+    request.max_body_size = 10;
+    absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(request));
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+    EXPECT_EQ(r->status, i == 0 ? 200 : (i == 1 ? 204 : 304));
+    EXPECT_EQ(r->body, "");
+    EXPECT_EQ(r->reused_connection, i > 0);
+  }
+  EXPECT_EQ(raw->connections(), 1u);
+}
+
 TEST_F(HTTPClientFramingTest, ResponsesThatEndTheConnectionAreNotReused) {
   auto raw = raw_server();
   HTTPClient client(loop());

@@ -21,6 +21,19 @@ using ::ioloop::net::testing::run_pieces;
 using ::testing::ElementsAre;
 using ::testing::Pair;
 
+TEST(ResponseIsBodylessTest, HeadNoContentNotModifiedInterimAndConnectSuccess) {
+  EXPECT_TRUE(response_is_bodyless(HTTPMethod::kHead, 200));
+  EXPECT_TRUE(response_is_bodyless(HTTPMethod::kHead, 404));
+  EXPECT_TRUE(response_is_bodyless(HTTPMethod::kGet, 204));
+  EXPECT_TRUE(response_is_bodyless(HTTPMethod::kPost, 304));
+  EXPECT_TRUE(response_is_bodyless(HTTPMethod::kGet, 103));
+  EXPECT_TRUE(response_is_bodyless(HTTPMethod::kConnect, 200));
+  EXPECT_FALSE(response_is_bodyless(HTTPMethod::kConnect, 407));
+  EXPECT_FALSE(response_is_bodyless(HTTPMethod::kGet, 200));
+  EXPECT_FALSE(response_is_bodyless(HTTPMethod::kPost, 205));
+  EXPECT_FALSE(response_is_bodyless(HTTPMethod::kGet, 500));
+}
+
 TEST(ResponseParserTest, ContentLength) {
   const std::string input =
       "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A:  spaced value \t\r\nX-A: 2\r\n\r\nhello";

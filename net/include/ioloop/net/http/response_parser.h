@@ -94,6 +94,11 @@ struct HTTPResponseHead {
   friend bool operator==(const HTTPResponseHead&, const HTTPResponseHead&) = default;
 };
 
+/// Whether a final response of `status` to a `method` request has no body whatever its framing
+/// fields say (RFC 9110 §6.4.1, §9.3.6): a HEAD's, a 204, a 304, a 2xx to CONNECT. A 1xx has none
+/// either. The rule ResponseParser frames by.
+bool response_is_bodyless(HTTPMethod method, int status);
+
 /// The limits of a ResponseParser.
 struct ResponseParserOptions {
   /// Bytes of the status line and fields, up to and including the empty line; the trailer
