@@ -29,6 +29,11 @@
 //    response bytes unsent, the upstream connection is not read; while kHighWater request body
 //    bytes wait for the upstream, the client connection is not read (a request body keeps the
 //    client's Content-Length, or goes chunked without one);
+//  - a response that starts before the request body ended is sent once the request is complete
+//    (HTTPServer answers a request then): up to kHighWater of it is held, then the upstream is
+//    not read. If meanwhile the request body waits kHighWater for an upstream that does not
+//    read it either, neither side can go on: that fetch is cancelled, the rest of the body
+//    dropped, and the client gets a 502;
 //  - 502 when the upstream refuses or cannot be reached within --connect_timeout, 504 when no
 //    response arrives within --upstream_timeout of the request being sent (that upstream
 //    connection is closed, not reused); the client connection stays usable after either; a
@@ -226,6 +231,10 @@ class Proxy {
       pump_upload(*ex_);
       if (ex_->pending.size() < kHighWater) return true;
       ex_->client_paused = true;
+      if (ex_->paused && !ex_->response) {
+        proxy_.give_up_early(*ex_);  // resumes the client: the rest of the body is dropped
+        return true;
+      }
       return false;
     }
     void on_end(const HTTPRequest&, HTTPResponseWriter& writer) override {
@@ -363,10 +372,13 @@ class Proxy {
 
   void on_body(const std::shared_ptr<Exchange>& ex, absl::string_view chunk) {
     if (!ex->response) {
-      // The upstream answers before the request's body ended: hold this piece and read no
-      // more of the upstream until the client's response exists.
+      // The upstream answers before the request's body ended (the response goes out once the
+      // request is complete): hold up to kHighWater of it, then read no more of the upstream
+      // until the client's response exists.
       ex->early_body.append(chunk.data(), chunk.size());
-      if (!ex->paused && client_.pause_reading(ex->fetch)) ex->paused = true;
+      if (ex->paused || ex->early_body.size() < kHighWater) return;
+      if (client_.pause_reading(ex->fetch)) ex->paused = true;
+      if (ex->paused && ex->client_paused) give_up_early(*ex);
       return;
     }
     if (!ex->response->write(std::string(chunk)).ok() || ex->paused) return;
@@ -375,6 +387,20 @@ class Proxy {
     if (!client_.pause_reading(ex->fetch)) return;
     ex->paused = true;
     resume_when_flushed(ex);
+  }
+
+  // Neither side can go on: the upstream's early response fills what the proxy holds for it
+  // (the upstream is not read), and the request body waits for an upstream that does not read
+  // it (the client is not read), typically because the upstream blocks writing that response.
+  // Waiting would hold both connections and a pool slot for ever: the fetch is cancelled (its
+  // connection closed), the rest of the body dropped, and the client gets a 502 at its end.
+  void give_up_early(Exchange& ex) {
+    ex.early_head.reset();
+    ex.early_body.clear();
+    client_.cancel(ex.fetch);  // on_done runs inside: it resumes the client
+    ex.early_done = absl::UnavailableError(absl::StrCat(
+        "the upstream's response (over ", kHighWater,
+        " bytes) came before the request body ended, and the upstream stopped reading the body"));
   }
 
   void resume_when_flushed(const std::shared_ptr<Exchange>& ex) {

@@ -125,6 +125,32 @@ TEST_F(ProxyToPythonTest, UpstreamAnsweringBeforeTheBodyEndedIsRelayedAfterIt) {
   EXPECT_EQ(out, "413 early\n204 0\n");
 }
 
+TEST_F(ProxyToPythonTest, UpstreamAnsweringAtLengthBeforeTheBodyEndedGetsA502NotAHang) {
+  // The upstream writes 24 MiB of response before it reads any of the 48 MiB body: more than
+  // the proxy holds for a response it cannot send yet (its client is still sending) plus what
+  // the sockets buffer. Neither side can go on: the proxy gives up on that exchange (a 502,
+  // the rest of the body dropped, the upstream connection closed) instead of waiting for ever,
+  // and the client's connection stays usable.
+  const std::string script = absl::StrCat(
+      "import http.client\n"
+      "c = http.client.HTTPConnection('127.0.0.1', ",
+      proxy_->port(),
+      ", timeout=60)\n"
+      "c.request('POST', '/early/",
+      24 << 20,
+      "', body=bytes(48 << 20))\n"
+      "r = c.getresponse()\n"
+      "body = r.read().decode()\n"
+      "print(r.status, 'before the request body ended' in body)\n"
+      "c.request('GET', '/status/204')\n"
+      "r = c.getresponse()\n"
+      "print(r.status, len(r.read()))\n");
+  int status;
+  const std::string out = run_python(script, &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "502 True\n204 0\n");
+}
+
 // A blocking TCP connection to 127.0.0.1:port with a small receive buffer (set before the
 // connect, so that the window stays small): -1 on failure.
 int connect_with_small_buffer(uint16_t port) {

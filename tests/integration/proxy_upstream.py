@@ -13,6 +13,8 @@
 #   /echo (POST)    the request body
 #   /early (POST)   413 with "early\n" and "Connection: close" before reading the body, then
 #                   reads (and drops) the body and closes
+#   /early/N (POST) 200 with N bytes of the pattern before reading the body, written in one go
+#                   (blocking until taken), then reads the body and closes
 #   /count (PUT or POST)  reads the body (Content-Length or chunked) a block at a time, checks
 #                   it against the repeating pattern (byte i is i % 256), and answers
 #                   "<bytes> <ok|mismatch at N> <chunked|length>"
@@ -161,6 +163,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     break
                 left -= len(block)
             self.close_connection = True
+            return
+        if self.path.startswith("/early/"):
+            n = int(self.path[7:])
+            self.send_response(200)
+            self.send_header("Content-Length", str(n))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            try:
+                while n > 0:
+                    block = PATTERN[: min(n, len(PATTERN))]
+                    self.wfile.write(block)
+                    n -= len(block)
+                left = int(self.headers.get("Content-Length", "0"))
+                while left > 0:
+                    block = self.rfile.read(min(left, 1 << 20))
+                    if not block:
+                        break
+                    left -= len(block)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
             return
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.reply(200, body, [("Content-Type", "application/octet-stream")])
