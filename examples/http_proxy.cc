@@ -346,9 +346,11 @@ class Proxy {
     if (!peer.empty()) ioloop::net::append_forwarded_for(up.headers, peer);
     ioloop::net::append_via(up.headers, request.version_minor(), "ioloop");
     up.connect_timeout = config_.connect_timeout;
-    // --upstream_timeout bounds the wait for the response's head, from the request's first
-    // write (time in the pool's queue excluded); a long body then streams for as long as it
-    // takes (the client-side idle timeout still applies to a stalled client).
+    // --upstream_timeout bounds the upstream's silence before the response's head: from the
+    // request's first write (time in the pool's queue excluded), while request body bytes wait
+    // for the upstream, and from the body's end; not while the proxy waits for the client's
+    // body, so an upload lasts as long as the client takes. A long response body then streams
+    // for as long as it takes (the client-side idle timeout still applies to a stalled client).
     up.response_timeout = config_.upstream_timeout;
     up.request_timeout = absl::InfiniteDuration();
     up.follow_redirects = false;  // a proxy passes redirects on

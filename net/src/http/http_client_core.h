@@ -148,6 +148,9 @@ class HTTPClientCore : public ClientConnection::Owner,
   // deadline, else re-arms for the next of them.
   void on_connection_timer(const std::shared_ptr<ClientConnection>& conn);
   void on_upload_flushed(const FetchPtr& f, absl::Status status);
+  // Sets f's response_timeout deadline to now + response_timeout (if it has one and no head
+  // came yet): a streamed upload stops and starts it (see HTTPClientRequest::response_timeout).
+  void arm_head_deadline(const FetchPtr& f);
   // A flush callback for `f`'s upload (weak: a flush after the fetch ended does nothing).
   IOStream::WriteCallback upload_flushed_callback(const FetchPtr& f);
   void run_producer(const FetchPtr& f);

@@ -116,11 +116,26 @@ void HTTPClientCore::on_request_timeout(const FetchPtr& f, bool head_only) {
 
 // --- Streamed upload ------------------------------------------------------------------------
 
+void HTTPClientCore::arm_head_deadline(const FetchPtr& f) {
+  const absl::Duration h = f->request.response_timeout;
+  if (f->head_received || h == absl::ZeroDuration() || h == absl::InfiniteDuration()) return;
+  f->head_deadline = loop.time() + to_clock_duration(h);
+  wake_at(f->conn, f->head_deadline);
+}
+
 void HTTPClientCore::on_upload_flushed(const FetchPtr& f, absl::Status status) {
   if (f->finished || f->phase != ClientFetch::Phase::kExchange) return;
   if (f->writes_in_flight > 0) --f->writes_in_flight;
   // A write error closes the stream: the read side reports it.
-  if (!status.ok() || f->writes_in_flight > 0 || f->upload_done) return;
+  if (!status.ok()) return;
+  // response_timeout runs while written bytes wait for the server and once the request is
+  // complete, not while the producer has nothing to send: the server took this write, so it
+  // starts again for what is still in flight, and stops if nothing is.
+  if (f->writes_in_flight > 0 || f->upload_done) {
+    if (f->head_deadline != TimePoint{}) arm_head_deadline(f);
+    return;
+  }
+  f->head_deadline = TimePoint{};
   run_producer(f);
 }
 
@@ -156,7 +171,7 @@ bool HTTPClientCore::writer_write(const FetchPtr& f, std::string chunk) {
   } else {
     data = std::move(chunk);
   }
-  ++f->writes_in_flight;
+  if (f->writes_in_flight++ == 0) arm_head_deadline(f);  // bytes wait for the server again
   f->conn->write(std::move(data), upload_flushed_callback(f));
   return true;
 }
@@ -172,6 +187,7 @@ bool HTTPClientCore::writer_finish(const FetchPtr& f) {
   f->upload_done = true;
   f->request.body_producer = nullptr;
   if (f->chunked_upload) f->conn->write("0\r\n\r\n");
+  if (f->head_deadline == TimePoint{}) arm_head_deadline(f);  // the wait for the response begins
   return true;
 }
 

@@ -169,6 +169,57 @@ TEST_F(HTTPClientTest, ResponseTimeoutBoundsOnlyTheWaitForTheHead) {
   EXPECT_EQ(r->body, "abcd");
 }
 
+TEST_F(HTTPClientTest, ResponseTimeoutDoesNotRunWhileTheBodyProducerHasNothingToSend) {
+  start_server(echo_handler);
+  HTTPClient client(loop());
+  HTTPClientRequest request;
+  request.method = "PUT";
+  request.url = url("/slow-upload");
+  request.headers.add("Content-Length", "10");
+  request.request_timeout = absl::InfiniteDuration();
+  request.response_timeout = absl::Seconds(2);
+  HTTPClientBodyWriter kept;
+  request.body_producer = [&](HTTPClientBodyWriter& w) { kept = w; };
+  Result result;
+  start(client, std::move(request), &result);
+  ASSERT_TRUE(wait_for([&] { return kept.active(); }));
+  // Five pieces 3 s apart (a slow client behind a proxy): 15 s of upload, every gap longer
+  // than the response_timeout, which bounds the server's silence, not the producer's.
+  for (int i = 1; i <= 5; ++i) {
+    loop().call_later(absl::Seconds(3 * i), [&kept, i] {
+      EXPECT_TRUE(kept.write(std::string(2, static_cast<char>('0' + i))));
+      if (i == 5) EXPECT_TRUE(kept.finish());
+    });
+  }
+  ASSERT_TRUE(wait_for([&] { return result.has_value(); }));
+  ASSERT_TRUE(result->ok()) << result->status();
+  EXPECT_EQ((*result)->body, "PUT /slow-upload|1122334455");
+}
+
+TEST_F(HTTPClientTest, ResponseTimeoutFailsAnUploadTheServerStopsReading) {
+  auto raw = raw_server();
+  raw->on_data = [](RawServer::Conn& c) { c.stream->pause_reading(); };  // reads no more
+  HTTPClient client(loop());
+  HTTPClientRequest request;
+  request.method = "POST";
+  request.url = raw->url("/stalled");
+  request.request_timeout = absl::InfiniteDuration();
+  request.response_timeout = absl::Seconds(2);
+  HTTPClientBodyWriter kept;
+  request.body_producer = [&](HTTPClientBodyWriter& w) { kept = w; };
+  Result result;
+  start(client, std::move(request), &result);
+  ASSERT_TRUE(wait_for([&] { return kept.active(); }));
+  // More than the sockets buffer: the write never completes, so the timeout runs from it.
+  const TimePoint written = loop().time();
+  EXPECT_TRUE(kept.write(std::string(32 << 20, 'x')));
+  ASSERT_TRUE(wait_for([&] { return result.has_value(); }));
+  EXPECT_EQ(result->status(), absl::DeadlineExceededError(absl::StrCat(
+                                  "response_timeout (2s) expired waiting for the response from ",
+                                  raw->url("/stalled"))));
+  EXPECT_EQ(loop().time() - written, std::chrono::seconds(2));
+}
+
 TEST_F(HTTPClientTest, ACompletedFetchLeavesNoTimerBehind) {
   start_server(echo_handler);
   HTTPClient client(loop());

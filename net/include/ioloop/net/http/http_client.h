@@ -173,7 +173,11 @@ struct HTTPClientRequest {
   /// Optional (zero or infinite: off): bounds the wait for the final response's head, from the
   /// request's first write until the head is complete: DeadlineExceeded "response_timeout (..)
   /// expired waiting for the response from <url>", and the connection is closed. For a proxy's
-  /// 504, with request_timeout infinite so that a long body may stream.
+  /// 504, with request_timeout infinite so that a long body may stream. With a body_producer it
+  /// bounds the server's silence, not the upload: it runs only while written body bytes wait
+  /// for the server (starting again each time the server took a write) and from finish() on,
+  /// so an upload may last as long as the producer takes, and one the server stops reading
+  /// fails after response_timeout.
   absl::Duration response_timeout = absl::ZeroDuration();
   /// Follows 301, 302, 303, 307 and 308 up to max_redirects times (see the file comment).
   bool follow_redirects = true;
