@@ -1,10 +1,11 @@
 // File: net/src/http/request_parser.cc
-// RequestParser on libhttp_parser. The parser is paused in three callbacks so that
-// http_parser_execute() returns at each boundary where this wrapper has work to do:
-// end of a header section that a body follows, last-chunk line (start of trailers) and end of a
-// message. Between boundaries, the bytes handed to libhttp_parser in a header or trailer section
-// are capped at what is left of max_header_size, so the 431 fires at one fixed stream position
-// whatever the split (and before libhttp_parser can see, and report, anything past the limit).
+// RequestParser on libhttp_parser. The parser is paused in four callbacks so that
+// http_parser_execute() returns at each boundary where this wrapper has work to do: end of a
+// header section that a body follows, end of a chunk's data, last-chunk line (start of
+// trailers) and end of a message. Between boundaries, the bytes handed to libhttp_parser in a
+// header or trailer section are capped at what is left of max_header_size, so the 431 fires at
+// one fixed stream position whatever the split (and before libhttp_parser can see, and report,
+// anything past the limit).
 #include "ioloop/net/http/request_parser.h"
 
 #include <http_parser.h>
@@ -21,50 +22,6 @@
 #include "http/request_head.h"
 
 namespace ioloop::net {
-
-int error_status(RequestError error) {
-  switch (error) {
-    case RequestError::kMalformed:
-    case RequestError::kInvalidContentLength:
-    case RequestError::kContentLengthWithTransferEncoding:
-    case RequestError::kInvalidTransferEncoding:
-    case RequestError::kBadHost:
-      return 400;
-    case RequestError::kHeaderTooLarge:
-      return 431;
-    case RequestError::kBodyTooLarge:
-      return 413;
-    case RequestError::kUnsupportedTransferEncoding:
-      return 501;
-    case RequestError::kUnsupportedVersion:
-      return 505;
-  }
-  return 400;
-}
-
-absl::string_view error_name(RequestError error) {
-  switch (error) {
-    case RequestError::kMalformed:
-      return "malformed request";
-    case RequestError::kInvalidContentLength:
-      return "invalid Content-Length";
-    case RequestError::kContentLengthWithTransferEncoding:
-      return "both Content-Length and Transfer-Encoding";
-    case RequestError::kInvalidTransferEncoding:
-      return "invalid Transfer-Encoding";
-    case RequestError::kBadHost:
-      return "missing or repeated Host";
-    case RequestError::kHeaderTooLarge:
-      return "header section too large";
-    case RequestError::kBodyTooLarge:
-      return "body too large";
-    case RequestError::kUnsupportedTransferEncoding:
-      return "unsupported Transfer-Encoding";
-    case RequestError::kUnsupportedVersion:
-      return "unsupported HTTP version";
-  }
-  return "unknown error";
-}
 
 namespace {
 
@@ -172,6 +129,7 @@ class RequestParser::Impl {
   static int on_headers_complete(http_parser* p);
   static int on_body(http_parser* p, const char* at, size_t n);
   static int on_chunk_header(http_parser* p);
+  static int on_chunk_complete(http_parser* p);
   static int on_message_complete(http_parser* p);
   static const http_parser_settings& settings();
 
@@ -179,6 +137,11 @@ class RequestParser::Impl {
   http_parser parser_;
   State state_ = State::kIdle;
   bool in_trailers_ = false;
+  // libhttp_parser, not built strict, consumes the two bytes after a chunk's data without
+  // looking at them: it pauses there (on_chunk_complete) and feed() checks they are CRLF,
+  // with the byte before each http_parser_execute() call's data for a split between them.
+  bool chunk_data_end_ = false;
+  char last_byte_ = 0;
   std::optional<RequestError> error_;
   std::string error_detail_;
 
@@ -224,6 +187,7 @@ const http_parser_settings& RequestParser::Impl::settings() {
     s.on_headers_complete = &Impl::on_headers_complete;
     s.on_body = &Impl::on_body;
     s.on_chunk_header = &Impl::on_chunk_header;
+    s.on_chunk_complete = &Impl::on_chunk_complete;
     s.on_message_complete = &Impl::on_message_complete;
     return s;
   }();
@@ -392,6 +356,14 @@ int RequestParser::Impl::on_chunk_header(http_parser* p) {
   return 0;
 }
 
+int RequestParser::Impl::on_chunk_complete(http_parser* p) {
+  Impl* me = self(p);
+  if (me->in_trailers_) return 0;  // also called at the end of the trailer section
+  me->chunk_data_end_ = true;
+  http_parser_pause(p, 1);
+  return 0;
+}
+
 int RequestParser::Impl::on_message_complete(http_parser* p) {
   Impl* me = self(p);
   const bool keep_alive = me->keep_alive_;
@@ -501,6 +473,16 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
     size_t n = http_parser_execute(&parser_, &settings(), data.data(), len);
     field_.spill();  // a field split across reads: its bytes so far outlive `data`
     value_.spill();
+    const char previous = last_byte_;
+    if (n > 0) last_byte_ = data[n - 1];
+    if (chunk_data_end_) {
+      chunk_data_end_ = false;
+      const char cr = n >= 2 ? data[n - 2] : previous;
+      if (n == 0 || cr != '\r' || data[n - 1] != '\n') {
+        fail(RequestError::kMalformed, "CRLF expected after chunk data");
+        break;
+      }
+    }
     // The request line's LF has been consumed: http_major/minor are final (the first
     // byte handed to libhttp_parser in a header section is the request line's first).
     if (line_pending && state_ != State::kIdle && std::memchr(data.data(), '\n', n) != nullptr) {

@@ -360,6 +360,19 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"BadChunkSize",
                   "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
                   RequestError::kMalformed, 400},
+        // libhttp_parser (not built strict) skips the two bytes after a chunk's data unread.
+        ErrorCase{"NoCrLfAfterChunkData",
+                  "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "5\r\nhelloXX0\r\n\r\n",
+                  RequestError::kMalformed, 400},
+        ErrorCase{"CrCrAfterChunkData",
+                  "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "2\r\nhi\r\r0\r\n\r\n",
+                  RequestError::kMalformed, 400},
+        ErrorCase{"LfAloneAfterChunkData",
+                  "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "1\r\na\r\n2\r\nbc\nX0\r\n\r\n",
+                  RequestError::kMalformed, 400},
         ErrorCase{"NonNumericContentLength",
                   "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 12a\r\n\r\n",
                   RequestError::kInvalidContentLength, 400},
