@@ -37,6 +37,8 @@
 //  - 502 when the upstream refuses or cannot be reached within --connect_timeout, 504 when no
 //    response arrives within --upstream_timeout of the request being sent (that upstream
 //    connection is closed, not reused); the client connection stays usable after either; a
+//    response body the upstream leaves silent for --upstream_timeout is cut short like one the
+//    upstream closed (nginx's proxy_read_timeout); a
 //    response cut short by the upstream closes the client connection, and a client that leaves
 //    mid-response cancels the fetch (its upstream connection is closed, not pooled);
 //  - upstream connections are pooled per thread (--max_upstream_connections each; beyond it
@@ -91,7 +93,8 @@ ABSL_FLAG(std::string, poller, "epoll", "readiness backend: epoll, poll or selec
 ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(5),
           "502 when the upstream cannot be reached within this");
 ABSL_FLAG(absl::Duration, upstream_timeout, absl::Seconds(60),
-          "504 when no response arrives within this of the request being sent");
+          "504 when no response arrives within this of the request being sent; a response "
+          "body silent this long is cut (the client connection closes)");
 ABSL_FLAG(int, max_upstream_connections, 64, "upstream connections per thread (pool size)");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
           "close a client keep-alive connection idle this long (0 disables)");
@@ -346,11 +349,11 @@ class Proxy {
     if (!peer.empty()) ioloop::net::append_forwarded_for(up.headers, peer);
     ioloop::net::append_via(up.headers, request.version_minor(), "ioloop");
     up.connect_timeout = config_.connect_timeout;
-    // --upstream_timeout bounds the upstream's silence before the response's head: from the
-    // request's first write (time in the pool's queue excluded), while request body bytes wait
-    // for the upstream, and from the body's end; not while the proxy waits for the client's
-    // body, so an upload lasts as long as the client takes. A long response body then streams
-    // for as long as it takes (the client-side idle timeout still applies to a stalled client).
+    // --upstream_timeout bounds the upstream's silence (response_timeout): before the
+    // response's head, from the request's first write (time in the pool's queue excluded),
+    // while request body bytes wait for the upstream, and from the body's end; then between
+    // pieces of the response body. Not while the proxy waits for the client's body or for the
+    // client to drain the response: uploads and downloads last as long as the client takes.
     up.response_timeout = config_.upstream_timeout;
     up.request_timeout = absl::InfiniteDuration();
     up.follow_redirects = false;  // a proxy passes redirects on

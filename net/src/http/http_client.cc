@@ -149,10 +149,20 @@ bool HTTPClientCore::cancel(uint64_t id) {
 bool HTTPClientCore::pause_reading(uint64_t id, bool pause) {
   FetchPtr f = find(id);
   if (f == nullptr || !f->conn || f->conn->closed()) return false;
+  // While the caller does not read, the server's silence is not the server's: response_timeout
+  // stops, and starts again from the resume.
   if (pause) {
     f->conn->pause_reading();
+    if (f->response_deadline != TimePoint{} || f->head_received) {
+      f->timeout_paused = true;
+      f->response_deadline = TimePoint{};
+    }
   } else {
     f->conn->resume_reading();
+    if (f->timeout_paused) {
+      f->timeout_paused = false;
+      restart_response_timeout(f);
+    }
   }
   return true;
 }

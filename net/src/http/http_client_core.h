@@ -71,7 +71,8 @@ struct ClientFetch {
   // The current exchange's request_timeout and response_timeout, as deadlines (zero: none),
   // watched by its connection's timer (HTTPClientCore::wake_at()).
   TimePoint deadline{};
-  TimePoint head_deadline{};
+  TimePoint response_deadline{};
+  bool timeout_paused = false;  // pause_reading() stopped response_timeout (resume restarts it)
   bool head_received = false;
   bool redirecting = false;  // the current response is a redirect being followed
   std::string location;
@@ -148,9 +149,10 @@ class HTTPClientCore : public ClientConnection::Owner,
   // deadline, else re-arms for the next of them.
   void on_connection_timer(const std::shared_ptr<ClientConnection>& conn);
   void on_upload_flushed(const FetchPtr& f, absl::Status status);
-  // Sets f's response_timeout deadline to now + response_timeout (if it has one and no head
-  // came yet): a streamed upload stops and starts it (see HTTPClientRequest::response_timeout).
-  void arm_head_deadline(const FetchPtr& f);
+  // Sets f's response_timeout deadline to now + response_timeout (if it has one): it bounds the
+  // server's silence, so a streamed upload, each body piece and pause_reading() stop and start
+  // it (see HTTPClientRequest::response_timeout).
+  void restart_response_timeout(const FetchPtr& f);
   // A flush callback for `f`'s upload (weak: a flush after the fetch ended does nothing).
   IOStream::WriteCallback upload_flushed_callback(const FetchPtr& f);
   void run_producer(const FetchPtr& f);

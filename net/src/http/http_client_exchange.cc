@@ -28,6 +28,7 @@ void HTTPClientCore::start_exchange(const FetchPtr& f, std::shared_ptr<ClientCon
   f->conn = conn;
   conn->fetch = f;
   f->head_received = false;
+  f->timeout_paused = false;
   f->redirecting = false;
   f->response = HTTPClientResponse();
   f->response.reused_connection = reused;
@@ -43,8 +44,8 @@ void HTTPClientCore::start_exchange(const FetchPtr& f, std::shared_ptr<ClientCon
   }
   const absl::Duration h = f->request.response_timeout;
   if (h != absl::ZeroDuration() && h != absl::InfiniteDuration()) {
-    f->head_deadline = f->request_started + to_clock_duration(h);
-    wake_at(conn, f->head_deadline);
+    f->response_deadline = f->request_started + to_clock_duration(h);
+    wake_at(conn, f->response_deadline);
   }
   conn->begin(f->id, f->method);
   serialize_request(*f, options, request_text);
@@ -65,7 +66,7 @@ IOStream::WriteCallback HTTPClientCore::upload_flushed_callback(const FetchPtr& 
   };
 }
 
-void HTTPClientCore::stop_timers(ClientFetch& f) { f.deadline = f.head_deadline = TimePoint{}; }
+void HTTPClientCore::stop_timers(ClientFetch& f) { f.deadline = f.response_deadline = TimePoint{}; }
 
 void HTTPClientCore::wake_at(const std::shared_ptr<ClientConnection>& conn, TimePoint when) {
   if (conn->timer_at != TimePoint{} && conn->timer_at <= when) return;
@@ -95,10 +96,10 @@ void HTTPClientCore::on_connection_timer(const std::shared_ptr<ClientConnection>
   }
   // The earlier deadline first; on a tie request_timeout (as when each had its own timer and
   // request_timeout's was added first).
-  const bool has_head = f->head_deadline != TimePoint{};
+  const bool has_head = f->response_deadline != TimePoint{};
   const bool has_request = f->deadline != TimePoint{};
-  const bool head_first = has_head && (!has_request || f->head_deadline < f->deadline);
-  const TimePoint next = head_first ? f->head_deadline : f->deadline;
+  const bool head_first = has_head && (!has_request || f->response_deadline < f->deadline);
+  const TimePoint next = head_first ? f->response_deadline : f->deadline;
   if (next == TimePoint{}) return;
   if (next <= now) return on_request_timeout(f, /*head_only=*/head_first);
   wake_at(conn, next);
@@ -116,11 +117,11 @@ void HTTPClientCore::on_request_timeout(const FetchPtr& f, bool head_only) {
 
 // --- Streamed upload ------------------------------------------------------------------------
 
-void HTTPClientCore::arm_head_deadline(const FetchPtr& f) {
+void HTTPClientCore::restart_response_timeout(const FetchPtr& f) {
   const absl::Duration h = f->request.response_timeout;
-  if (f->head_received || h == absl::ZeroDuration() || h == absl::InfiniteDuration()) return;
-  f->head_deadline = loop.time() + to_clock_duration(h);
-  wake_at(f->conn, f->head_deadline);
+  if (h == absl::ZeroDuration() || h == absl::InfiniteDuration()) return;
+  f->response_deadline = loop.time() + to_clock_duration(h);
+  wake_at(f->conn, f->response_deadline);
 }
 
 void HTTPClientCore::on_upload_flushed(const FetchPtr& f, absl::Status status) {
@@ -128,14 +129,18 @@ void HTTPClientCore::on_upload_flushed(const FetchPtr& f, absl::Status status) {
   if (f->writes_in_flight > 0) --f->writes_in_flight;
   // A write error closes the stream: the read side reports it.
   if (!status.ok()) return;
-  // response_timeout runs while written bytes wait for the server and once the request is
-  // complete, not while the producer has nothing to send: the server took this write, so it
-  // starts again for what is still in flight, and stops if nothing is.
-  if (f->writes_in_flight > 0 || f->upload_done) {
-    if (f->head_deadline != TimePoint{}) arm_head_deadline(f);
-    return;
+  // Before the head, response_timeout runs while written bytes wait for the server and once
+  // the request is complete, not while the producer has nothing to send: the server took this
+  // write, so it starts again for what is still in flight, and stops if nothing is.
+  const bool waiting = f->writes_in_flight > 0 || f->upload_done;
+  if (!f->head_received && f->response_deadline != TimePoint{}) {
+    if (waiting) {
+      restart_response_timeout(f);
+    } else {
+      f->response_deadline = TimePoint{};
+    }
   }
-  f->head_deadline = TimePoint{};
+  if (waiting) return;
   run_producer(f);
 }
 
@@ -171,7 +176,11 @@ bool HTTPClientCore::writer_write(const FetchPtr& f, std::string chunk) {
   } else {
     data = std::move(chunk);
   }
-  if (f->writes_in_flight++ == 0) arm_head_deadline(f);  // bytes wait for the server again
+  // Bytes wait for the server again: its silence counts (before the head; after it, the
+  // response's own pace does).
+  if (f->writes_in_flight++ == 0 && !f->head_received && !f->timeout_paused) {
+    restart_response_timeout(f);
+  }
   f->conn->write(std::move(data), upload_flushed_callback(f));
   return true;
 }
@@ -187,7 +196,9 @@ bool HTTPClientCore::writer_finish(const FetchPtr& f) {
   f->upload_done = true;
   f->request.body_producer = nullptr;
   if (f->chunked_upload) f->conn->write("0\r\n\r\n");
-  if (f->head_deadline == TimePoint{}) arm_head_deadline(f);  // the wait for the response begins
+  if (!f->head_received && !f->timeout_paused && f->response_deadline == TimePoint{}) {
+    restart_response_timeout(f);  // the wait for the response begins
+  }
   return true;
 }
 
@@ -203,7 +214,9 @@ void HTTPClientCore::on_head(ClientConnection& c, uint64_t exchange, HTTPRespons
   FetchPtr f = fetch_of(c, exchange);
   if (f == nullptr) return;
   f->head_received = true;
-  f->head_deadline = TimePoint{};
+  // From here response_timeout bounds the silence between body pieces (not the body's length).
+  f->response_deadline = TimePoint{};
+  if (!f->timeout_paused) restart_response_timeout(f);
   if (f->request.follow_redirects && is_redirect(head.status)) {
     if (auto location = head.headers.get("Location")) {
       if (f->redirects >= f->request.max_redirects) {
@@ -247,7 +260,9 @@ void HTTPClientCore::on_head(ClientConnection& c, uint64_t exchange, HTTPRespons
 
 void HTTPClientCore::on_body(ClientConnection& c, uint64_t exchange, absl::string_view data) {
   FetchPtr f = fetch_of(c, exchange);
-  if (f == nullptr || f->redirecting) return;
+  if (f == nullptr) return;
+  if (f->response_deadline != TimePoint{}) restart_response_timeout(f);
+  if (f->redirecting) return;
   if (f->request.streaming_callback) {
     auto cb = std::move(f->request.streaming_callback);
     if (!call_user(f, "HTTPClient streaming_callback", [&] { cb(data); })) return;

@@ -137,7 +137,7 @@ TEST_F(HTTPClientTest, RequestTimeoutReadingTheBody) {
                             "request_timeout (3s) expired reading the body from ", raw->url())));
 }
 
-TEST_F(HTTPClientTest, ResponseTimeoutBoundsOnlyTheWaitForTheHead) {
+TEST_F(HTTPClientTest, ResponseTimeoutBoundsTheServersSilenceNotTheResponsesLength) {
   auto raw = raw_server();
   HTTPClient client(loop());
   HTTPClientRequest silent;
@@ -151,14 +151,18 @@ TEST_F(HTTPClientTest, ResponseTimeoutBoundsOnlyTheWaitForTheHead) {
                             raw->url("/silent"))));
   EXPECT_EQ(loop().time() - t0, std::chrono::seconds(2));
 
-  // The head at 1 s, the body's end at 10 s: the response_timeout no longer applies.
+  // The head at 1 s, then a body piece every 1.5 s until 10 s: each wait is under 2 s.
   raw->on_data = [&](RawServer::Conn& c) {
     if (c.heads() != 1 || c.eof || &c != &raw->last() || raw->connections() != 2) return;
     RawServer::Conn* conn = &c;
     loop().call_later(absl::Seconds(1), [conn] {
-      conn->stream->write("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab");
+      conn->stream->write("HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\na");
     });
-    loop().call_later(absl::Seconds(10), [conn] { conn->stream->write("cd"); });
+    for (int i = 1; i <= 6; ++i) {
+      loop().call_later(absl::Seconds(1) + absl::Milliseconds(1500) * i, [conn, i] {
+        conn->stream->write(std::string(1, static_cast<char>('a' + i)));
+      });
+    }
   };
   HTTPClientRequest slow_body;
   slow_body.url = raw->url("/slow-body");
@@ -166,7 +170,56 @@ TEST_F(HTTPClientTest, ResponseTimeoutBoundsOnlyTheWaitForTheHead) {
   slow_body.response_timeout = absl::Seconds(2);
   r = fetch(client, std::move(slow_body));
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->body, "abcd");
+  EXPECT_EQ(r->body, "abcdefg");
+
+  // The head and 2 of 4 bytes at 1 s, then silence: 2 s after the last piece, it expires.
+  bool answered = false;
+  raw->on_data = [&](RawServer::Conn& c) {
+    if (answered || c.eof || c.received.find("/stalled-body") == std::string::npos) return;
+    answered = true;
+    RawServer::Conn* conn = &c;
+    loop().call_later(absl::Seconds(1), [conn] {
+      conn->stream->write("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab");
+    });
+  };
+  HTTPClientRequest stalled;
+  stalled.url = raw->url("/stalled-body");
+  stalled.request_timeout = absl::InfiniteDuration();
+  stalled.response_timeout = absl::Seconds(2);
+  const TimePoint t1 = loop().time();
+  r = fetch(client, std::move(stalled));
+  EXPECT_EQ(r.status(), absl::DeadlineExceededError(
+                            absl::StrCat("response_timeout (2s) expired reading the body from ",
+                                         raw->url("/stalled-body"))));
+  EXPECT_EQ(loop().time() - t1, std::chrono::seconds(3));
+}
+
+TEST_F(HTTPClientTest, ResponseTimeoutDoesNotRunWhileTheCallerPausesReading) {
+  auto raw = raw_server();
+  raw->on_data = [&](RawServer::Conn& c) {
+    if (c.heads() == 1 && !c.eof) c.stream->write("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n");
+  };
+  HTTPClient client(loop());
+  HTTPClientRequest request;
+  request.url = raw->url("/paused");
+  request.request_timeout = absl::InfiniteDuration();
+  request.response_timeout = absl::Seconds(2);
+  std::string body;
+  uint64_t id = 0;
+  // Paused at the head for 10 s (a slow client behind a proxy): not the server's silence.
+  request.header_callback = [&](const HTTPResponseHead&) {
+    EXPECT_TRUE(client.pause_reading(id));
+    loop().call_later(absl::Seconds(10), [&] {
+      EXPECT_TRUE(client.resume_reading(id));
+      raw->last().stream->write("wxyz");
+    });
+  };
+  request.streaming_callback = [&](absl::string_view d) { body.append(d.data(), d.size()); };
+  Result result;
+  id = start(client, std::move(request), &result);
+  ASSERT_TRUE(wait_for([&] { return result.has_value(); }));
+  ASSERT_TRUE(result->ok()) << result->status();
+  EXPECT_EQ(body, "wxyz");
 }
 
 TEST_F(HTTPClientTest, ResponseTimeoutDoesNotRunWhileTheBodyProducerHasNothingToSend) {

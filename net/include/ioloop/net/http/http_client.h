@@ -170,14 +170,17 @@ struct HTTPClientRequest {
   /// request may still be being sent), then "reading the body". The connection is closed.
   /// Zero or infinite: no limit.
   absl::Duration request_timeout = absl::Seconds(20);
-  /// Optional (zero or infinite: off): bounds the wait for the final response's head, from the
-  /// request's first write until the head is complete: DeadlineExceeded "response_timeout (..)
-  /// expired waiting for the response from <url>", and the connection is closed. For a proxy's
-  /// 504, with request_timeout infinite so that a long body may stream. With a body_producer it
-  /// bounds the server's silence, not the upload: it runs only while written body bytes wait
-  /// for the server (starting again each time the server took a write) and from finish() on,
-  /// so an upload may last as long as the producer takes, and one the server stops reading
-  /// fails after response_timeout.
+  /// Optional (zero or infinite: off): bounds the server's silence, as nginx's
+  /// proxy_read_timeout, not the exchange's length. First the wait for the final response's
+  /// head, from the request's first write: DeadlineExceeded "response_timeout (..) expired
+  /// waiting for the response from <url>". Then the wait for each piece of its body, from the
+  /// head or the last piece: "... expired reading the body from <url>". The connection is
+  /// closed. It does not run while pause_reading() holds the response (it starts again at the
+  /// resume), nor, with a body_producer, while the producer has nothing to send: before the
+  /// head it runs only while written body bytes wait for the server (starting again each time
+  /// the server took a write) and from finish() on. So an upload or a download may last as long
+  /// as it takes, and a server that stops reading or sending fails it. For a proxy's 504, with
+  /// request_timeout infinite.
   absl::Duration response_timeout = absl::ZeroDuration();
   /// Follows 301, 302, 303, 307 and 308 up to max_redirects times (see the file comment).
   bool follow_redirects = true;
