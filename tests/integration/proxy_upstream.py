@@ -44,6 +44,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if send_body and status not in (204, 304):
             self.wfile.write(body)
 
+    def write_pattern(self, n):
+        """Writes n bytes of PATTERN, a block at a time."""
+        while n > 0:
+            block = PATTERN[: min(n, len(PATTERN))]
+            self.wfile.write(block)
+            n -= len(block)
+
+    def drain_body(self):
+        """Reads and drops a Content-Length body."""
+        left = int(self.headers.get("Content-Length", "0"))
+        while left > 0:
+            block = self.rfile.read(min(left, 1 << 20))
+            if not block:
+                break
+            left -= len(block)
+
     def route(self, send_body):
         path = self.path
         if path == "/headers":
@@ -62,10 +78,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return
             global ABORTED
             try:
-                while n > 0:
-                    block = PATTERN[: min(n, len(PATTERN))]
-                    self.wfile.write(block)
-                    n -= len(block)
+                self.write_pattern(n)
             except (BrokenPipeError, ConnectionResetError):
                 with LOCK:
                     ABORTED += 1
@@ -156,12 +169,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/early":
             self.reply(413, b"early\n", [("Connection", "close")])
             self.wfile.flush()
-            left = int(self.headers.get("Content-Length", "0"))
-            while left > 0:
-                block = self.rfile.read(min(left, 1 << 20))
-                if not block:
-                    break
-                left -= len(block)
+            self.drain_body()
             self.close_connection = True
             return
         if self.path.startswith("/early/"):
@@ -172,16 +180,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.close_connection = True
             try:
-                while n > 0:
-                    block = PATTERN[: min(n, len(PATTERN))]
-                    self.wfile.write(block)
-                    n -= len(block)
-                left = int(self.headers.get("Content-Length", "0"))
-                while left > 0:
-                    block = self.rfile.read(min(left, 1 << 20))
-                    if not block:
-                        break
-                    left -= len(block)
+                self.write_pattern(n)
+                self.drain_body()
             except (BrokenPipeError, ConnectionResetError):
                 pass
             return
