@@ -141,7 +141,7 @@ class HTTPClientCore : public ClientConnection::Owner,
 
   // --- http_client_exchange.cc ------------------------------------------------------------
   void start_exchange(const FetchPtr& f, std::shared_ptr<ClientConnection> conn, bool reused);
-  void on_request_timeout(const FetchPtr& f, bool head_only);
+  void on_request_timeout(const FetchPtr& f, bool response_timeout);
   void stop_timers(ClientFetch& f);
   // Makes `conn`'s timer fire at `when` or earlier (a no-op when it already does).
   void wake_at(const std::shared_ptr<ClientConnection>& conn, TimePoint when);

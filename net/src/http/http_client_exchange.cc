@@ -96,19 +96,20 @@ void HTTPClientCore::on_connection_timer(const std::shared_ptr<ClientConnection>
   }
   // The earlier deadline first; on a tie request_timeout (as when each had its own timer and
   // request_timeout's was added first).
-  const bool has_head = f->response_deadline != TimePoint{};
+  const bool has_silence = f->response_deadline != TimePoint{};
   const bool has_request = f->deadline != TimePoint{};
-  const bool head_first = has_head && (!has_request || f->response_deadline < f->deadline);
-  const TimePoint next = head_first ? f->response_deadline : f->deadline;
+  const bool silence_first = has_silence && (!has_request || f->response_deadline < f->deadline);
+  const TimePoint next = silence_first ? f->response_deadline : f->deadline;
   if (next == TimePoint{}) return;
-  if (next <= now) return on_request_timeout(f, /*head_only=*/head_first);
+  if (next <= now) return on_request_timeout(f, /*response_timeout=*/silence_first);
   wake_at(conn, next);
 }
 
-void HTTPClientCore::on_request_timeout(const FetchPtr& f, bool head_only) {
+void HTTPClientCore::on_request_timeout(const FetchPtr& f, bool response_timeout) {
   if (f->finished || f->phase != ClientFetch::Phase::kExchange) return;
-  const char* name = head_only ? "response_timeout" : "request_timeout";
-  const absl::Duration d = head_only ? f->request.response_timeout : f->request.request_timeout;
+  const char* name = response_timeout ? "response_timeout" : "request_timeout";
+  const absl::Duration d =
+      response_timeout ? f->request.response_timeout : f->request.request_timeout;
   fail(f, absl::DeadlineExceededError(
               absl::StrCat(name, " (", absl::FormatDuration(d), ") expired ",
                            f->head_received ? "reading the body" : "waiting for the response",

@@ -241,7 +241,9 @@ TEST_F(HTTPClientTest, ResponseTimeoutDoesNotRunWhileTheBodyProducerHasNothingTo
   for (int i = 1; i <= 5; ++i) {
     loop().call_later(absl::Seconds(3 * i), [&kept, i] {
       EXPECT_TRUE(kept.write(std::string(2, static_cast<char>('0' + i))));
-      if (i == 5) EXPECT_TRUE(kept.finish());
+      if (i == 5) {
+        EXPECT_TRUE(kept.finish());
+      }
     });
   }
   ASSERT_TRUE(wait_for([&] { return result.has_value(); }));
