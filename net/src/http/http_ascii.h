@@ -111,6 +111,15 @@ inline bool has_cr_lf_nul(absl::string_view value) { return has_line_bytes<true>
 // Whether `s` holds CR or LF (what would split a line of a head).
 inline bool has_cr_lf(absl::string_view s) { return has_line_bytes<false>(s); }
 
+// Whether the bytes one http_parser_execute() call consumed end with CR LF, `before` being the
+// byte before them in the stream (the CR of a split pair). libhttp_parser, not built strict,
+// consumes the two bytes after a chunk's data without looking at them: both parsers check them.
+inline bool consumed_ends_with_crlf(absl::string_view consumed, char before) {
+  const size_t n = consumed.size();
+  if (n == 0) return false;
+  return (n >= 2 ? consumed[n - 2] : before) == '\r' && consumed[n - 1] == '\n';
+}
+
 // Calls fn(element) for each non-empty element of a comma-separated field value (RFC 9110
 // §5.6.1), trimmed of spaces and tabs, in order, until fn returns true; returns whether one
 // did. Allocates nothing (split_header_list() is the vector-returning form).

@@ -137,9 +137,8 @@ class RequestParser::Impl {
   http_parser parser_;
   State state_ = State::kIdle;
   bool in_trailers_ = false;
-  // libhttp_parser, not built strict, consumes the two bytes after a chunk's data without
-  // looking at them: it pauses there (on_chunk_complete) and feed() checks they are CRLF,
-  // with the byte before each http_parser_execute() call's data for a split between them.
+  // The two bytes after a chunk's data: on_chunk_complete pauses after them and feed() checks
+  // them (internal::consumed_ends_with_crlf), with the last byte of the previous call.
   bool chunk_data_end_ = false;
   char last_byte_ = 0;
   std::optional<RequestError> error_;
@@ -477,8 +476,7 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
     if (n > 0) last_byte_ = data[n - 1];
     if (chunk_data_end_) {
       chunk_data_end_ = false;
-      const char cr = n >= 2 ? data[n - 2] : previous;
-      if (n == 0 || cr != '\r' || data[n - 1] != '\n') {
+      if (!internal::consumed_ends_with_crlf(data.substr(0, n), previous)) {
         fail(RequestError::kMalformed, "CRLF expected after chunk data");
         break;
       }

@@ -342,8 +342,9 @@ bool ResponseParser::Impl::check_line_ends(absl::string_view data, size_t n, Pha
   }
   if (bad.empty() && chunk_data_end_) {
     chunk_data_end_ = false;
-    const char cr = n >= 2 ? data[n - 2] : previous;
-    if (n == 0 || cr != '\r' || data[n - 1] != '\n') bad = "CRLF expected after chunk data";
+    if (!internal::consumed_ends_with_crlf(data.substr(0, n), previous)) {
+      bad = "CRLF expected after chunk data";
+    }
   }
   if (bad.empty()) return true;
   error_ = malformed(bad);  // overrides: these bytes precede whatever else failed
