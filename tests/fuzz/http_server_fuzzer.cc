@@ -22,7 +22,7 @@
 //  - the response stream is not a sequence of well-formed HTTP/1.x responses (status line,
 //    fields, Content-Length framing; 100 Continue only as an interim response);
 //  - the responses are not the handler's answers in request order (each body names its
-//    request), followed at most by one error response (400/408/413/431/501/505);
+//    request), followed at most by one error response (400/408/413/414/431/501/505);
 //  - anything follows a "Connection: close" response, or the client never sees EOF after it;
 //  - a response is cut short although the server did not close the connection on a timeout;
 //  - an idle timeout leaves the connection open, or the connection is still open at the end;

@@ -4,7 +4,7 @@
 // sanitizers' checks, it traps when:
 //  - feeding in those pieces, or one byte at a time, gives other requests, another error or
 //    another final state than one feed() of the whole stream (split independence);
-//  - an error's status is not one of 400/413/431/501/505;
+//  - an error's status is not one of 400/413/414/431/501/505;
 //  - a body exceeds max_body_size, or is kept although discard_body is set;
 //  - a request other than the last one of the stream does not keep the connection alive;
 //  - feed() after an error returns requests.
@@ -169,7 +169,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                           size - 1 - split_count);
 
   RequestParser::Options options;
-  if (control & 8) {  // small limits, so that 431 and 413 are reachable
+  if (control & 8) {  // small limits, so that 431, 414 and 413 are reachable
     options.max_header_size = 200;
     options.max_body_size = 64;
   }
@@ -185,7 +185,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   if (whole.error) {
     int status = ioloop::net::error_status(*whole.error);
-    check(status == 400 || status == 413 || status == 431 || status == 501 || status == 505);
+    check(status == 400 || status == 413 || status == 414 || status == 431 || status == 501 || status == 505);
   }
   for (size_t i = 0; i < whole.requests.size(); ++i) {
     const HTTPRequest& r = whole.requests[i];

@@ -17,6 +17,8 @@ int error_status(RequestError error) {
       return 431;
     case RequestError::kBodyTooLarge:
       return 413;
+    case RequestError::kUriTooLong:
+      return 414;
     case RequestError::kUnsupportedTransferEncoding:
       return 501;
     case RequestError::kUnsupportedVersion:
@@ -41,6 +43,8 @@ absl::string_view error_name(RequestError error) {
       return "header section too large";
     case RequestError::kBodyTooLarge:
       return "body too large";
+    case RequestError::kUriTooLong:
+      return "request line too long";
     case RequestError::kUnsupportedTransferEncoding:
       return "unsupported Transfer-Encoding";
     case RequestError::kUnsupportedVersion:

@@ -382,8 +382,8 @@ int RequestParser::Impl::on_message_complete(http_parser* p) {
 
 RequestError RequestParser::Impl::classify_parser_error(http_errno err) const {
   switch (err) {
-    case HPE_HEADER_OVERFLOW:
-      return RequestError::kHeaderTooLarge;
+    case HPE_HEADER_OVERFLOW:  // libhttp_parser's own limit, when max_header_size is above it
+      return request_line_done_ ? RequestError::kHeaderTooLarge : RequestError::kUriTooLong;
     case HPE_INVALID_CONTENT_LENGTH:
       return RequestError::kInvalidContentLength;
     case HPE_UNEXPECTED_CONTENT_LENGTH: {
@@ -443,9 +443,14 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
     size_t len = data.size();
     if (before == Section::kHead || before == Section::kTrailers) {
       if (section_bytes_ >= options_.max_header_size) {
-        fail(RequestError::kHeaderTooLarge,
-             absl::StrCat(before == Section::kHead ? "header" : "trailer",
-                          " section exceeds max_header_size ", options_.max_header_size));
+        if (before == Section::kHead && !request_line_done_) {
+          fail(RequestError::kUriTooLong,
+               absl::StrCat("request line exceeds max_header_size ", options_.max_header_size));
+        } else {
+          fail(RequestError::kHeaderTooLarge,
+               absl::StrCat(before == Section::kHead ? "header" : "trailer",
+                            " section exceeds max_header_size ", options_.max_header_size));
+        }
         break;
       }
       len = std::min(len, options_.max_header_size - section_bytes_);

@@ -415,7 +415,16 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"HeaderSectionTooLarge",
                   "GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(300, 'a') + "\r\n\r\n",
                   RequestError::kHeaderTooLarge, 431},
+        // RFC 9112 §3: a target longer than the server parses is a 414 (was a 431).
         ErrorCase{"EndlessRequestLine", "GET /" + std::string(300, 'a'),
+                  RequestError::kUriTooLong, 414},
+        ErrorCase{"RequestLineTooLargeWithVersion",
+                  "GET /" + std::string(300, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n",
+                  RequestError::kUriTooLong, 414},
+        // The request line fits; the fields after it do not: the header section is too large.
+        ErrorCase{"LongRequestLineThenFields",
+                  "GET /" + std::string(200, 'a') + " HTTP/1.1\r\nHost: h\r\nX: " +
+                      std::string(100, 'b') + "\r\n\r\n",
                   RequestError::kHeaderTooLarge, 431},
         // The 9th empty line before a request line (issue 7, defect 7; was a 431 at 300 bytes).
         ErrorCase{"EndlessEmptyLines", std::string(300, '\n'), RequestError::kMalformed, 400},
@@ -485,6 +494,19 @@ TEST(RequestParserTest, DefaultLimits) {
   EXPECT_EQ(parser.options().max_body_size, 64u * 1024 * 1024);
   std::string big = "GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(64 * 1024, 'a') + "\r\n\r\n";
   EXPECT_EQ(parser.feed(big).error, RequestError::kHeaderTooLarge);
+}
+
+// Above libhttp_parser's compiled-in limit (80 KiB) its overflow error is the one reported:
+// a 414 while the request line is still open, a 431 after it.
+TEST(RequestParserTest, LibraryHeaderLimitTellsALongTargetFromLongFields) {
+  RequestParser::Options options;
+  options.max_header_size = 1024 * 1024;
+  RequestParser line(options);
+  EXPECT_EQ(line.feed("GET /" + std::string(100 * 1024, 'a') + " HTTP/1.1\r\n").error,
+            RequestError::kUriTooLong);
+  RequestParser fields(options);
+  EXPECT_EQ(fields.feed("GET / HTTP/1.1\r\nX: " + std::string(100 * 1024, 'a') + "\r\n").error,
+            RequestError::kHeaderTooLarge);
 }
 
 TEST(RequestParserTest, BodyTooLargeIsReportedBeforeTheBodyArrives) {

@@ -34,6 +34,9 @@
 ///                                    any empty lines before the request line) longer than
 ///                                    max_header_size bytes; detected as soon as byte
 ///                                    max_header_size + 1 arrives. Trailers have the same limit.
+///      414 kUriTooLong               the request line alone (its LF not yet seen) longer than
+///                                    max_header_size: in practice the target, as libhttp_parser
+///                                    fails a long method or version at once (RFC 9112 §3)
 ///      413 kBodyTooLarge             Content-Length above max_body_size (at the end of the
 ///                                    header section, before any body byte), or chunks whose
 ///                                    sizes add up past it (at the chunk-size line)
@@ -131,9 +134,10 @@ enum class RequestError {
   kBodyTooLarge,
   kUnsupportedTransferEncoding,
   kUnsupportedVersion,
+  kUriTooLong,
 };
 
-/// The HTTP status to answer `error` with: 400, 413, 431, 501 or 505.
+/// The HTTP status to answer `error` with: 400, 413, 414, 431, 501 or 505.
 int error_status(RequestError error);
 /// A short name for logs and tests, e.g. "header section too large".
 absl::string_view error_name(RequestError error);
