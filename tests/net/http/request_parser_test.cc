@@ -416,15 +416,15 @@ INSTANTIATE_TEST_SUITE_P(
                   "GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(300, 'a') + "\r\n\r\n",
                   RequestError::kHeaderTooLarge, 431},
         // RFC 9112 §3: a target longer than the server parses is a 414 (was a 431).
-        ErrorCase{"EndlessRequestLine", "GET /" + std::string(300, 'a'),
-                  RequestError::kUriTooLong, 414},
+        ErrorCase{"EndlessRequestLine", "GET /" + std::string(300, 'a'), RequestError::kUriTooLong,
+                  414},
         ErrorCase{"RequestLineTooLargeWithVersion",
                   "GET /" + std::string(300, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n",
                   RequestError::kUriTooLong, 414},
         // The request line fits; the fields after it do not: the header section is too large.
         ErrorCase{"LongRequestLineThenFields",
-                  "GET /" + std::string(200, 'a') + " HTTP/1.1\r\nHost: h\r\nX: " +
-                      std::string(100, 'b') + "\r\n\r\n",
+                  "GET /" + std::string(200, 'a') +
+                      " HTTP/1.1\r\nHost: h\r\nX: " + std::string(100, 'b') + "\r\n\r\n",
                   RequestError::kHeaderTooLarge, 431},
         // The 9th empty line before a request line (issue 7, defect 7; was a 431 at 300 bytes).
         ErrorCase{"EndlessEmptyLines", std::string(300, '\n'), RequestError::kMalformed, 400},
