@@ -185,7 +185,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   if (whole.error) {
     int status = ioloop::net::error_status(*whole.error);
-    check(status == 400 || status == 413 || status == 414 || status == 431 || status == 501 || status == 505);
+    check(status == 400 || status == 413 || status == 414 || status == 431 || status == 501 ||
+          status == 505);
   }
   for (size_t i = 0; i < whole.requests.size(); ++i) {
     const HTTPRequest& r = whole.requests[i];
