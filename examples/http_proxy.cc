@@ -41,6 +41,7 @@
 //    upstream closed (nginx's proxy_read_timeout); a
 //    response cut short by the upstream closes the client connection, and a client that leaves
 //    mid-response cancels the fetch (its upstream connection is closed, not pooled);
+//  - 501 for CONNECT and for OPTIONS * (HTTPClient sends origin-form targets only);
 //  - upstream connections are pooled per thread (--max_upstream_connections each; beyond it
 //    requests wait in the pool's FIFO queue), so sequential requests reuse one connection; a
 //    request that meets a pooled connection the upstream had just closed is retried once on a
@@ -268,6 +269,15 @@ class Proxy {
   // Starts the upstream fetch for `request` (its body, if any, comes through the Upload).
   void start(const std::shared_ptr<Exchange>& exchange, const HTTPRequest& request,
              const std::string& peer, bool streamed_body) {
+    // HTTPClient sends origin-form targets only: no tunnel, no asterisk form. The client gets
+    // a 501 (on_done) once its request is complete; a body is dropped as it arrives.
+    if (request.method() == "CONNECT" || request.target() == "*") {
+      exchange->early_done = absl::UnimplementedError(
+          request.method() == "CONNECT"
+              ? "CONNECT: this reverse proxy does not open tunnels"
+              : "OPTIONS *: the asterisk form is not forwarded to the upstream");
+      return;
+    }
     HTTPClientRequest up = upstream_request(request, peer);
     std::weak_ptr<Exchange> weak = exchange;
     if (streamed_body) {
@@ -442,11 +452,13 @@ class Proxy {
       response.abort(status);
       return;
     }
-    // No response byte within --upstream_timeout of the request being sent: 504. Everything
-    // else before a response (refused, unreachable, connect timeout, reset, malformed): 502.
+    // No response byte within --upstream_timeout of the request being sent: 504. A request
+    // form start() does not forward: 501. Everything else before a response (refused,
+    // unreachable, connect timeout, reset, malformed): 502.
     const bool timeout = status.code() == absl::StatusCode::kDeadlineExceeded &&
                          absl::StrContains(status.message(), "waiting for the response");
-    answer_error(response, timeout ? 504 : 502, status.message());
+    const bool unforwardable = status.code() == absl::StatusCode::kUnimplemented;
+    answer_error(response, timeout ? 504 : unforwardable ? 501 : 502, status.message());
   }
 
   const Config& config_;

@@ -2,8 +2,9 @@
 // Python upstream (proxy_upstream.py), and drives it with curl, Python's http.client, ab -k,
 // wrk and raw sockets: forwarding and field rewriting both ways, connection reuse and the
 // pool's queue, bodiless responses, chunked bodies re-framed for HTTP/1.1 and HTTP/1.0
-// clients, 502/504 with the client connection still usable, an upstream dying mid-response,
-// pipelining, and a clean exit on SIGTERM. Large transfers: http_proxy_streaming_test.cc.
+// clients, 502/504 with the client connection still usable, 501 for CONNECT and OPTIONS *, an
+// upstream dying mid-response, pipelining, and a clean exit on SIGTERM. Large transfers:
+// http_proxy_streaming_test.cc.
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -103,6 +104,34 @@ TEST_F(ProxyToResponderTest, PipelinedRequestsAreAnsweredInOrder) {
   EXPECT_TRUE(absl::EndsWith(parts[0], "\r\n\r\nHello, world!")) << out;
   EXPECT_TRUE(absl::EndsWith(parts[1], "\r\n\r\n")) << out;
   EXPECT_TRUE(absl::EndsWith(parts[2], "Connection: close\r\n\r\nHello, world!")) << out;
+}
+
+// CONNECT (a tunnel) and OPTIONS * (asterisk form) cannot be carried by the upstream request
+// (HTTPClient sends origin-form targets): 501, not a 502 that blames the upstream, and a
+// keep-alive connection goes on (CONNECT closes it: no request may follow one).
+TEST_F(ProxyToResponderTest, RequestFormsTheUpstreamRequestCannotCarryAre501) {
+  auto exchange = [&](const std::string& requests) {
+    auto sock = net::Socket::create(AF_INET, SOCK_STREAM);
+    EXPECT_TRUE(sock.ok());
+    EXPECT_EQ(::fcntl(sock->fd(), F_SETFL, 0), 0);
+    auto addr = net::SocketAddress::parse("127.0.0.1", proxy_->port());
+    EXPECT_EQ(::connect(sock->fd(), addr->get(), addr->length()), 0);
+    EXPECT_EQ(::send(sock->fd(), requests.data(), requests.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(requests.size()));
+    return read_all(sock->fd());
+  };
+  const std::string options = exchange(
+      "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(options.rfind("HTTP/1.1 501 Not Implemented\r\n", 0), 0u) << options;
+  EXPECT_NE(options.find("\r\n\r\nNot Implemented: OPTIONS *"), std::string::npos) << options;
+  EXPECT_TRUE(absl::EndsWith(options, "Connection: close\r\n\r\nHello, world!")) << options;
+  const std::string connect = exchange(
+      "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
+      "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(connect.rfind("HTTP/1.1 501 Not Implemented\r\n", 0), 0u) << connect;
+  EXPECT_NE(connect.find("\r\n\r\nNot Implemented: CONNECT"), std::string::npos) << connect;
+  EXPECT_EQ(connect.find("Hello"), std::string::npos) << connect;
 }
 
 TEST_F(ProxyToResponderTest, SigtermExitsZero) {
