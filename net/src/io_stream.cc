@@ -385,7 +385,7 @@ void IOStream::close(absl::Status reason) {
   if (closed()) return;
   // A clean local close of a TLS stream says goodbye (close_notify, unless sent already),
   // best effort: the fd closes right after, whatever the peer does.
-  if (reason.ok() && error().ok() && side_ && side_->transport &&
+  if (reason.ok() && error().ok() && side_ && side_->transport && !side_->truncated_end &&
       !(transport_wait_ & kHandshaking)) {
     side_->transport->end_before_close(socket_.fd());
   }

@@ -209,9 +209,15 @@ void IOStream::shutdown_write() {
   if (!writing() && !(transport_wait_ & kHandshaking)) do_shutdown_write();
 }
 
-// The queue is empty: send our end (FIN, or TLS close_notify).
+void IOStream::shutdown_write_truncated() {
+  if (side_ && side_->transport) side_->truncated_end = true;
+  shutdown_write();
+}
+
+// The queue is empty: send our end (FIN, or TLS close_notify unless the data was cut short).
 void IOStream::do_shutdown_write() {
-  IOResult r = transport().shutdown_write(socket_.fd());
+  const bool truncated = side_ && side_->truncated_end;
+  IOResult r = (truncated ? Transport::plain() : transport()).shutdown_write(socket_.fd());
   if (r.outcome == IOResult::kError) {
     close(std::move(r.status));
     return;

@@ -263,6 +263,25 @@ TEST_P(IOStreamTLSTest, ShutdownWriteSendsCloseNotifyAndKeepsReading) {
 
 // --- Truncation: FIN without close_notify ---------------------------------------------------
 
+// shutdown_write_truncated(): the queued data, then a FIN without close_notify, which the peer
+// reads as a truncation.
+TEST_P(IOStreamTLSTest, ShutdownWriteTruncatedSendsFinWithoutCloseNotify) {
+  make_pair();
+  stream_->write("cut short");
+  stream_->shutdown_write_truncated();
+  PeerReader reader{loop(), *peer_, 65536};
+  reader.on_data = [&] {
+    if (reader.eof) done();
+  };
+  reader.start();
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(reader.received, "cut short");
+  const absl::Status end = peer().transport().eof_status();
+  EXPECT_EQ(end.code(), absl::StatusCode::kDataLoss) << end;
+  // Our reading side stays open (the peer cannot use it: OpenSSL ends a truncated session).
+  EXPECT_FALSE(stream_->closed());
+}
+
 TEST_P(IOStreamTLSTest, FinWithoutCloseNotifyFailsReadUntilCloseWithDataLoss) {
   make_pair();
   absl::StatusOr<std::string> got;

@@ -99,6 +99,10 @@ struct HTTPOutput {
   // it lingers, so that unread client bytes cannot turn the close into a reset that destroys
   // the response.
   bool client_done = false;
+  // With `close`: the response was cut short after its head (a failed deferred response).
+  // The connection must not end cleanly: over TLS, no close_notify, which would pass a
+  // close-delimited body off as complete (IOStream::shutdown_write_truncated()).
+  bool truncated = false;
   // HTTPResponseStream::flush() callbacks: run once these bytes (and all before) are in the
   // kernel, or with the error if the connection closes first.
   std::vector<FlushCallback> on_flushed;

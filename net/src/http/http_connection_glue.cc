@@ -109,7 +109,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     HTTPOutput& pending = core_->pending_output();
     flush_output(pending);
     if (!response_ended) return;
-    if (pending.close) return begin_close(pending.client_done);
+    if (pending.close) return begin_close(pending.client_done, pending.truncated);
     response_deadline_ = kNever;
     idle_deadline_ = after(now(), options_.idle_timeout);
     if (has_backlog() && !waiting_for_drain_) wait_for_drain();
@@ -201,7 +201,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     }
     const size_t completed = core().on_data(data, out_, limit);
     flush();
-    if (out_.close) return begin_close(out_.client_done);
+    if (out_.close) return begin_close(out_.client_done, out_.truncated);
     if (has_backlog() && !waiting_for_drain_ && !response_pending() && !body_paused()) {
       wait_for_drain();
     }
@@ -308,9 +308,12 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   // Sends FIN once the output is flushed, then waits (discarding input) for the client's EOF,
   // which closes the stream, or for the linger timeout. `client_done` (see HTTPOutput): the
   // client sends nothing more, so the stream closes as soon as the output is flushed (unless
-  // unread input says otherwise: no_unread_input()).
-  void begin_close(bool client_done = false) {
+  // unread input says otherwise: no_unread_input()). `truncated` (see HTTPOutput): the FIN
+  // goes without TLS close_notify, and the connection lingers as without `client_done` (its
+  // quick close would say goodbye cleanly).
+  void begin_close(bool client_done = false, bool truncated = false) {
     closing_ = true;
+    client_done = client_done && !truncated;
     client_done_ = client_done;
     if (client_done) {
       if (stream_->write_buffer_size() == 0 && no_unread_input()) return stream_->close();
@@ -319,7 +322,11 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
         if (status.ok() && self->client_done_ && self->no_unread_input()) self->stream_->close();
       });
     }
-    stream_->shutdown_write();
+    if (truncated) {
+      stream_->shutdown_write_truncated();
+    } else {
+      stream_->shutdown_write();
+    }
     stream_->resume_reading();  // drain input so the client's EOF can be seen
     const TimePoint t = now();
     last_pending_ = stream_->write_buffer_size();
@@ -408,7 +415,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
       logger().debug("HTTP connection fd {} response timeout", stream_->fd());
       core().on_response_timeout(out_);  // 503, or close after a partial response
       flush();
-      return begin_close();
+      return begin_close(false, out_.truncated);
     }
     if (header_deadline_ <= t) {
       if (!backed_up) return time_out(state_->header_timeouts, "header");

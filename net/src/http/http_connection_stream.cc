@@ -202,6 +202,7 @@ void HTTPConnectionCore::fail_response(const absl::Status& why, int status, HTTP
     // Part of the response is out: only closing can tell the client it is cut short.
     finished_ = true;
     out.close = true;
+    out.truncated = true;
     release_backlog();
   }
   // A stream being destroyed (abandoned) is already closed: nothing to tell it.

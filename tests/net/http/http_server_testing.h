@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -21,6 +22,7 @@
 #include "ioloop/net/http/http_server.h"
 #include "ioloop/net/io_stream.h"
 #include "ioloop/net/socket.h"
+#include "ioloop/net/transport.h"
 #include "testing/loop_test_base.h"
 
 namespace ioloop::net {
@@ -139,25 +141,34 @@ class HTTPServerTest : public ::ioloop::testing::LoopTestBase {
 
   // A new connection: the server serves one end of a socketpair (server_stream_), client_ is
   // the other.
-  void connect() {
+  // With transports, each end speaks through its own (TLS: a server and a client transport
+  // made for these fds, see connect_tls() in the tests that need it).
+  void connect(std::function<std::unique_ptr<Transport>(int fd)> server_transport = nullptr,
+               std::function<std::unique_ptr<Transport>(int fd)> client_transport = nullptr) {
     auto pair = Socket::pair();
     ASSERT_TRUE(pair.ok()) << pair.status();
-    server_stream_ = IOStream::create(loop(), std::move(pair->first));
+    const int server_fd = pair->first.fd();
+    const int client_fd = pair->second.fd();
+    server_stream_ = IOStream::create(loop(), std::move(pair->first), {},
+                                      server_transport ? server_transport(server_fd) : nullptr);
     if (server_) {
       ASSERT_TRUE(server_->serve(server_stream_).ok());
     } else {
       serve_http_connection(shared_, server_stream_);
     }
-    client_ = IOStream::create(loop(), std::move(pair->second));
+    client_ = IOStream::create(loop(), std::move(pair->second), {},
+                               client_transport ? client_transport(client_fd) : nullptr);
     received_.clear();
     eof_ = false;
+    end_status_ = absl::OkStatus();
     client_->read_streaming(
         [this](absl::string_view chunk) {
           absl::StrAppend(&received_, chunk);
           check();
         },
-        [this](absl::StatusOr<std::string>) {
+        [this](absl::StatusOr<std::string> end) {
           eof_ = true;
+          end_status_ = end.status();
           check();
         });
   }
@@ -221,6 +232,7 @@ class HTTPServerTest : public ::ioloop::testing::LoopTestBase {
   std::shared_ptr<IOStream> client_;
   std::string received_;
   bool eof_ = false;
+  absl::Status end_status_;  // how the client's read ended (a TLS truncation: DataLoss)
   std::function<bool()> pred_;
 };
 

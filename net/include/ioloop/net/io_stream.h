@@ -230,6 +230,11 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   /// Once queued data has flushed, shutdown(SHUT_WR): the peer sees EOF. Reading goes on.
   /// Later writes fail with FailedPrecondition.
   void shutdown_write();
+  /// shutdown_write() for data that was cut short: a TLS stream sends the FIN without
+  /// close_notify (and close() sends none after it), so that the peer reads a truncation, not
+  /// a clean end. For a message whose end only the connection's end marks (a close-delimited
+  /// HTTP body) that failed midway. A plain stream: shutdown_write().
+  void shutdown_write_truncated();
 
   // --- Handshake ---------------------------------------------------------------------------
   /// `cb` runs once: with OK when the transport's handshake has finished (a plain stream: on
@@ -307,6 +312,8 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
     HandshakeCallback on_handshake;
     /// A transport other than the plain one (which is shared and needs no state).
     std::unique_ptr<Transport> transport;
+    /// shutdown_write_truncated(): the transport's goodbye is never sent.
+    bool truncated_end = false;
   };
   class LoopRef;
   class HandlerRef;

@@ -39,8 +39,9 @@
 /// Server Error" ("503 Service Unavailable" for the timeout) with "Connection: close" if no
 /// byte of the response was sent yet, else the connection closes after what was written (a
 /// body cut short: the client sees the connection end before the declared length or the last
-/// chunk). Logged, counted in HTTPServer::Stats (stream_errors, handler_exceptions,
-/// response_timeouts), the server unharmed. Then the stream is closed (below).
+/// chunk; over TLS without close_notify, the only sign a close-delimited body has). Logged, counted
+/// in HTTPServer::Stats (stream_errors, handler_exceptions, response_timeouts), the server
+/// unharmed. Then the stream is closed (below).
 ///
 /// Closed: once the client has gone (reset, EOF, the idle/response timeout, server stop) or the
 /// response failed, before finish() completed, the close callback runs once (on a later loop
