@@ -59,6 +59,8 @@ struct Acceptor::State {
   // or the slot could not be used.
   bool reject_one();
   void pause(const std::shared_ptr<State>& self, const char* why, int err);
+  // Re-enables the listener after options.emfile_backoff (paused until then).
+  void schedule_resume(const std::shared_ptr<State>& self);
   static void resume(const std::shared_ptr<State>& self);
 
   IOLoop& loop;
@@ -178,10 +180,14 @@ void Acceptor::State::pause(const std::shared_ptr<State>& self, const char* why,
         suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)") : "");
   }
   ++stats.paused;
-  paused = true;
   // Removing the handler (rather than clearing READ) also silences ERROR, so no backend
   // can report the listener while it is off.
   loop.remove_handler(listen_fd);
+  schedule_resume(self);
+}
+
+void Acceptor::State::schedule_resume(const std::shared_ptr<State>& self) {
+  paused = true;
   resume_timer = loop.call_later(options.emfile_backoff, [weak = std::weak_ptr<State>(self)] {
     if (std::shared_ptr<State> state = weak.lock()) resume(state);
   });
@@ -193,10 +199,20 @@ void Acceptor::State::resume(const std::shared_ptr<State>& self) {
   s.resume_timer = TimeoutHandle();
   if (s.stopped) return;
   ++s.stats.resumed;
+  // A spare lost in reject_one() (another thread took its slot) comes back once fds are free.
+  if (s.spare_fd < 0) s.spare_fd = open_spare();
   if (absl::Status status = start(self); !status.ok()) {
-    logger().error("accept on fd {}: cannot re-enable the listener: {}", s.listen_fd,
-                   std::string(status.message()));
-    s.stopped = true;
+    // The poller's table may be full (epoll's max_user_watches: ENOSPC) or memory short, for
+    // now: try again after another back-off rather than stop accepting for good.
+    uint64_t suppressed = 0;
+    if (s.log_limiter.allow(s.loop.time(), &suppressed)) {
+      logger().warn("accept on fd {}: cannot re-enable the listener: {}; retrying in {}{}",
+                    s.listen_fd, std::string(status.message()),
+                    absl::FormatDuration(s.options.emfile_backoff),
+                    suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)") : "");
+    }
+    ++s.stats.paused;
+    s.schedule_resume(self);
   }
 }
 

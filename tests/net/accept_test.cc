@@ -10,14 +10,17 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "io_loop_test_peer.h"
 #include "ioloop/logging.h"
 #include "ioloop/net/bind.h"
+#include "ioloop/poller.h"
 #include "testing/loop_test_base.h"
 #include "testing/pollers.h"
 #include "testing/sanitizers.h"
@@ -307,6 +310,66 @@ TEST_P(AcceptTest, CallbackMayDestroyTheAcceptorAndThrow) {
       return absl::StrCat("line ", __LINE__, ": ", #cond __VA_OPT__(, " ", ) __VA_ARGS__); \
   } while (0)
 
+// Runs `loop` until pred() or 10 s (a failure, not a threshold: the events are awaited).
+bool run_until(IOLoop& loop, const std::function<bool()>& pred) {
+  bool timed_out = false;
+  TimeoutHandle guard = loop.call_later(absl::Seconds(10), [&] {
+    timed_out = true;
+    loop.stop();
+  });
+  TimeoutHandle next_check;
+  std::function<void()> check = [&] {
+    if (pred()) {
+      loop.stop();
+    } else {
+      next_check = loop.call_later(absl::Milliseconds(1), [&] { check(); });
+    }
+  };
+  loop.add_callback([&] { check(); });
+  loop.start();
+  loop.remove_timeout(guard);
+  loop.remove_timeout(next_check);
+  return !timed_out;
+}
+
+// Opens /dev/null until the fd table is full (EMFILE).
+std::string fill_fd_table(std::vector<Socket>& fillers) {
+  while (true) {
+    int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      CHILD_CHECK(errno == EMFILE, std::strerror(errno));
+      return "";
+    }
+    fillers.emplace_back(fd);
+  }
+}
+
+// Runs scenario() in a forked child (it changes RLIMIT_NOFILE and fills the fd table) and
+// fails the test with what it returned if that is not "".
+void run_in_child(const std::function<std::string()>& scenario) {
+  int report[2];
+  ASSERT_EQ(::pipe2(report, O_CLOEXEC), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(report[0]);
+    std::string result = scenario();
+    if (!result.empty()) (void)!::write(report[1], result.data(), result.size());
+    ::_exit(result.empty() ? 0 : 1);
+  }
+  ::close(report[1]);
+  std::string failure;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(report[0], buf, sizeof buf)) > 0) failure.append(buf, n);
+  ::close(report[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "child died: status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << failure;
+  EXPECT_EQ(failure, "");
+}
+
 std::string emfile_scenario(PollerKind kind) {
   IOLoop::Options loop_options;
   loop_options.poller = kind;
@@ -370,37 +433,9 @@ std::string emfile_scenario(PollerKind kind) {
   for (int i = 0; i < 3; ++i) CHILD_CHECK(add_client());
 
   std::vector<Socket> fillers;
-  while (true) {
-    int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      CHILD_CHECK(errno == EMFILE, std::strerror(errno));
-      break;
-    }
-    fillers.emplace_back(fd);
-  }
+  if (std::string failed = fill_fd_table(fillers); !failed.empty()) return failed;
   CHILD_CHECK(fillers.size() > 40, fillers.size());
-
-  // Runs the loop until pred() or 10 s (a failure, not a threshold: the events are awaited).
-  auto run_until = [&](auto pred) -> bool {
-    bool timed_out = false;
-    TimeoutHandle guard = loop.call_later(absl::Seconds(10), [&] {
-      timed_out = true;
-      loop.stop();
-    });
-    TimeoutHandle next_check;
-    std::function<void()> check = [&] {
-      if (pred()) {
-        loop.stop();
-      } else {
-        next_check = loop.call_later(absl::Milliseconds(1), [&] { check(); });
-      }
-    };
-    loop.add_callback([&] { check(); });
-    loop.start();
-    loop.remove_timeout(guard);
-    loop.remove_timeout(next_check);
-    return !timed_out;
-  };
+  auto run_until = [&](const std::function<bool()>& pred) { return net::run_until(loop, pred); };
 
   // Phase 1: the three waiting clients are accepted into the spare slot and closed.
   CHILD_CHECK(run_until([&] { return clients_closed == 3; }), "clients_closed=", clients_closed);
@@ -461,27 +496,131 @@ std::string emfile_scenario(PollerKind kind) {
 }
 
 TEST_P(AcceptTest, EmfileClosesWaitingClientsPausesAndResumes) {
-  int report[2];
-  ASSERT_EQ(::pipe2(report, O_CLOEXEC), 0);
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::close(report[0]);
-    std::string result = emfile_scenario(GetParam());
-    if (!result.empty()) (void)!::write(report[1], result.data(), result.size());
-    ::_exit(result.empty() ? 0 : 1);
+  run_in_child([kind = GetParam()] { return emfile_scenario(kind); });
+}
+
+// The spare slot lost: with several loops in one process (HTTPServer's threads), another
+// thread can take the fd number the spare freed before this thread's accept() does, and the
+// spare cannot be reopened then. Made deterministic here: the spare's fd number is above a
+// lowered RLIMIT_NOFILE, so closing it frees no slot accept() may use. That client waits (no
+// slot at all); but once fds are free again the acceptor must get its spare back, so that the
+// next exhaustion closes waiting clients again instead of leaving them hanging.
+std::string lost_spare_scenario(PollerKind kind) {
+  IOLoop::Options loop_options;
+  loop_options.poller = kind;
+  absl::StatusOr<std::unique_ptr<IOLoop>> created_loop = IOLoop::create(loop_options);
+  CHILD_CHECK(created_loop.ok());
+  IOLoop& loop = **created_loop;
+  absl::StatusOr<std::vector<Socket>> listeners = bind_sockets(0, "127.0.0.1", AF_INET, 128);
+  CHILD_CHECK(listeners.ok(), listeners.status().ToString());
+  const SocketAddress addr = *(*listeners)[0].local_address();
+  logger().debug("lost spare scenario: listening on {}", addr.to_string());  // the logger
+#if IOLOOP_TESTING_ASAN
+  logger().set_level(spdlog::level::off);  // see emfile_scenario
+#endif
+
+  constexpr rlim_t kLimit = 128;
+  std::vector<Socket> placeholders;  // push the spare's fd number above kLimit
+  while (placeholders.empty() || placeholders.back().fd() < static_cast<int>(kLimit) + 8) {
+    placeholders.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    CHILD_CHECK(placeholders.back().valid(), std::strerror(errno));
   }
-  ::close(report[1]);
-  std::string failure;
-  char buf[512];
-  ssize_t n;
-  while ((n = ::read(report[0], buf, sizeof buf)) > 0) failure.append(buf, n);
-  ::close(report[0]);
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status)) << "child died: status " << status;
-  EXPECT_EQ(WEXITSTATUS(status), 0) << failure;
-  EXPECT_EQ(failure, "");
+  AcceptOptions options;
+  options.emfile_backoff = absl::Milliseconds(5);
+  std::vector<Socket> accepted;
+  absl::StatusOr<std::unique_ptr<Acceptor>> created = add_accept_handler(
+      loop, (*listeners)[0].fd(),
+      [&](Socket conn, SocketAddress) { accepted.push_back(std::move(conn)); }, options);
+  CHILD_CHECK(created.ok(), created.status().ToString());
+  Acceptor& acceptor = **created;
+  placeholders.clear();
+  struct rlimit rl;
+  CHILD_CHECK(::getrlimit(RLIMIT_NOFILE, &rl) == 0);
+  rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, kLimit);
+  CHILD_CHECK(::setrlimit(RLIMIT_NOFILE, &rl) == 0, std::strerror(errno));
+
+  // Phase 1: the first exhaustion loses the spare; its client waits until fds are free.
+  Socket first = connect_blocking(addr);
+  CHILD_CHECK(first.valid());
+  std::vector<Socket> fillers;
+  if (std::string failed = fill_fd_table(fillers); !failed.empty()) return failed;
+  CHILD_CHECK(run_until(loop, [&] { return acceptor.stats().emfile_events >= 1; }));
+  CHILD_CHECK(acceptor.stats().rejected == 0, acceptor.stats().rejected);
+  fillers.resize(fillers.size() - 10);
+  CHILD_CHECK(run_until(loop, [&] { return accepted.size() == 1; }), "first never accepted");
+
+  // Phase 2: exhausted again. The client is closed (EOF), not left waiting.
+  if (std::string failed = fill_fd_table(fillers); !failed.empty()) return failed;
+  fillers.pop_back();  // the slot the next client's socket takes
+  Socket second = connect_blocking(addr);
+  CHILD_CHECK(second.valid());
+  CHILD_CHECK(run_until(loop, [&] { return acceptor.stats().rejected == 1; }),
+              "the second client was not closed: emfile_events=", acceptor.stats().emfile_events);
+  char c;
+  CHILD_CHECK(::recv(second.fd(), &c, 1, 0) == 0, "no EOF: ", std::strerror(errno));
+  CHILD_CHECK(accepted.size() == 1, accepted.size());
+  return "";
+}
+
+TEST_P(AcceptTest, SpareLostToAnotherThreadIsReopenedOnceFdsAreFree) {
+  run_in_child([kind = GetParam()] { return lost_spare_scenario(kind); });
+}
+
+// A poller whose add() fails while `fail_adds` > 0 (epoll_ctl's ENOSPC at
+// fs.epoll.max_user_watches, ENOMEM).
+class AddFailingPoller final : public Poller {
+ public:
+  AddFailingPoller(std::unique_ptr<Poller> real, int* fail_adds)
+      : real_(std::move(real)), fail_adds_(fail_adds) {}
+  PollerKind kind() const override { return real_->kind(); }
+  absl::Status add(int fd, uint32_t events, uint32_t tag) override {
+    if (*fail_adds_ > 0) {
+      --*fail_adds_;
+      return absl::ResourceExhaustedError("injected: epoll_ctl(ADD): No space left on device");
+    }
+    return real_->add(fd, events, tag);
+  }
+  absl::Status modify(int fd, uint32_t events, uint32_t tag) override {
+    return real_->modify(fd, events, tag);
+  }
+  void remove(int fd) override { real_->remove(fd); }
+  absl::StatusOr<int> poll(std::optional<absl::Duration> timeout,
+                           std::vector<Event>* out) override {
+    return real_->poll(timeout, out);
+  }
+
+ private:
+  std::unique_ptr<Poller> real_;
+  int* fail_adds_;
+};
+
+// After a back-off the listener is registered again; a failure there is retried after
+// another back-off, not taken as the end of accepting. (A listener shut down for reading
+// reports HUP and accept() fails EINVAL: an error that pauses it at every wake-up.)
+TEST(AcceptResumeTest, FailedReEnableIsRetriedAfterAnotherBackoff) {
+  int fail_adds = 0;
+  auto real = Poller::create(PollerKind::kEpoll);
+  ASSERT_TRUE(real.ok()) << real.status();
+  std::unique_ptr<IOLoop> loop =
+      IOLoopTestPeer::create(std::make_unique<AddFailingPoller>(*std::move(real), &fail_adds));
+  Socket listener = listen_v4();
+  AcceptOptions options;
+  options.emfile_backoff = absl::Milliseconds(1);
+  absl::StatusOr<std::unique_ptr<Acceptor>> acceptor = add_accept_handler(
+      *loop, listener.fd(), [](Socket, SocketAddress) {}, options);
+  ASSERT_TRUE(acceptor.ok()) << acceptor.status();
+  ASSERT_EQ(::shutdown(listener.fd(), SHUT_RD), 0);
+  ASSERT_TRUE(run_until(*loop, [&] { return (*acceptor)->stats().paused == 1; }));
+  fail_adds = 2;  // the next two re-enables fail
+  // Two failed re-enables, then one that works: the listener wakes (and fails) again.
+  ASSERT_TRUE(run_until(*loop, [&] { return (*acceptor)->stats().other_errors >= 2; }))
+      << "resumed=" << (*acceptor)->stats().resumed;
+  EXPECT_TRUE((*acceptor)->accepting());
+  EXPECT_EQ(fail_adds, 0);
+  EXPECT_GE((*acceptor)->stats().resumed, 3u);
+  // A pause per error and one per failed re-enable.
+  EXPECT_EQ((*acceptor)->stats().paused, (*acceptor)->stats().other_errors + 2);
+  (*acceptor)->stop();
 }
 
 INSTANTIATE_TEST_SUITE_P(Pollers, AcceptTest, ioloop::testing::AllPollers(),

@@ -14,7 +14,10 @@
 ///     client sees EOF instead of hanging; libev's and muduo's trick), reopens the spare, and
 ///     then stops watching the listener for AcceptOptions::emfile_backoff. A timer re-enables
 ///     it, so accepting resumes by itself once fds are free. Each such event is counted in
-///     stats() and logged at most a few times a second (LogRateLimiter).
+///     stats() and logged at most a few times a second (LogRateLimiter). With several loops in
+///     one process another thread may take the slot the spare freed; the spare is then
+///     reopened when the back-off ends. A re-enable the poller refuses (epoll's
+///     max_user_watches, ENOMEM) is retried after another back-off, never the end of accepting.
 ///
 /// Threading: an Acceptor belongs to its loop's thread. Create, use and destroy it there (or
 /// before the loop starts). on_connection runs on the loop thread.
@@ -74,8 +77,8 @@ class Acceptor {
     uint64_t transient_errors = 0;  ///< ECONNABORTED, EINTR, EPROTO, ... (skipped)
     uint64_t emfile_events = 0;     ///< accept() failed EMFILE/ENFILE/ENOBUFS/ENOMEM
     uint64_t rejected = 0;          ///< clients accepted into the spare fd and closed at once
-    uint64_t paused = 0;            ///< times the listener was switched off for the back-off
-    uint64_t resumed = 0;           ///< times the back-off timer switched it on again
+    uint64_t paused = 0;            ///< back-offs begun (after an error, or a failed re-enable)
+    uint64_t resumed = 0;           ///< back-offs ended: re-enables tried
     uint64_t other_errors = 0;      ///< unexpected accept() errors (also cause a back-off)
   };
 
