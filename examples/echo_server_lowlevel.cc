@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -33,12 +34,14 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "example_support.h"
 #include "ioloop/io_loop.h"
 #include "ioloop/logging.h"
 #include "ioloop/net/accept.h"
 #include "ioloop/net/bind.h"
 #include "ioloop/net/socket.h"
+#include "ioloop/rate_limiter.h"
 
 ABSL_FLAG(int, port, 5000, "TCP port; 0 lets the kernel pick one (printed on stdout)");
 ABSL_FLAG(std::string, address, "",
@@ -70,7 +73,14 @@ class EchoServer {
     absl::Status s = loop_.add_handler(
         fd, [this](int ready_fd, uint32_t events) { on_events(ready_fd, events); }, IOLoop::READ);
     if (!s.ok()) {
-      logger().warn("cannot watch {}: {}", peer.to_string(), std::string(s.message()));
+      // Refusals come as fast as clients reconnect (select past FD_SETSIZE): a few lines a
+      // second, with the count of those left out.
+      uint64_t suppressed = 0;
+      if (refusal_log_.allow(loop_.time(), &suppressed)) {
+        logger().warn(
+            "cannot watch {}: {}{}", peer.to_string(), std::string(s.message()),
+            suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)") : "");
+      }
       return;  // `conn` closes the socket
     }
     logger().debug("{} connected (fd {})", peer.to_string(), fd);
@@ -183,6 +193,7 @@ class EchoServer {
 
   IOLoop& loop_;
   const size_t max_pending_;
+  ioloop::LogRateLimiter refusal_log_{5, std::chrono::seconds(1)};
   absl::flat_hash_map<int, std::unique_ptr<Connection>> connections_;
 };
 

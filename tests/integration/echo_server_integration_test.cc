@@ -16,6 +16,8 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "integration/echo_test_support.h"
 #include "integration/server_process.h"
@@ -190,6 +192,40 @@ INSTANTIATE_TEST_SUITE_P(Servers, EchoServerTest,
                                path.substr(path.rfind('/') + 1);  // echo_server[_lowlevel]
                            return name + "_" + std::get<1>(param_info.param);
                          });
+
+// select() cannot watch fd 1024 and above: each connection that gets such an fd is refused
+// with a warning, at most 5 a second (a LogRateLimiter), not one per connection: a client
+// that reconnects in a loop must not flood the log.
+TEST(EchoServerLowlevelTest, RefusalsPastFdSetSizeAreLoggedRateLimited) {
+  ASSERT_GE(raise_own_fd_limit(), 1300u) << "needs an fd limit of 1300";
+  const std::string log = ::testing::TempDir() + "/echo_lowlevel_select.log";
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::start(
+      ECHO_SERVER_LOWLEVEL_PATH, {"--port=0", "--address=127.0.0.1", "--poller=select"},
+      absl::Seconds(20), log);
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::vector<Socket> held;  // the server's fds up to FD_SETSIZE
+  for (int i = 0; i < 1030; ++i) held.push_back(connect_to((*server)->address()));
+  constexpr int kRefused = 200;
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < kRefused; ++i) {
+    Socket s = connect_to((*server)->address());
+    bool clean = false;
+    read_to_eof(s.fd(), &clean);  // refused: closed by the server
+  }
+  const absl::Duration took = absl::Now() - start;
+  held.clear();
+  ASSERT_TRUE((*server)->signal_and_wait(SIGTERM).ok());
+  const std::string text = read_file(log);
+  int warnings = 0;
+  for (size_t pos = 0; (pos = text.find("cannot watch", pos)) != std::string::npos; ++pos) {
+    ++warnings;
+  }
+  EXPECT_GE(warnings, 1) << text;
+  // 5 per started second, plus the window already open: bounded by the time the refusals took.
+  const int allowed = 5 * static_cast<int>(absl::ToInt64Seconds(took) + 2);
+  EXPECT_LE(warnings, allowed) << "in " << took << ": " << text.substr(0, 2000);
+  EXPECT_LT(allowed, kRefused) << "the refusals took too long to tell: " << took;
+}
 
 TEST(EchoServerFlagsTest, BadPollerExitsWithUsageError) {
   for (const char* program : {ECHO_SERVER_PATH, ECHO_SERVER_LOWLEVEL_PATH}) {
