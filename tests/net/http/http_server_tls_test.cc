@@ -38,8 +38,18 @@ class HTTPServerTLSTest : public HTTPServerTest {
           return t.ok() ? std::move(*t) : nullptr;
         });
   }
-  HTTPServer::Handler keep() {
-    return [this](const HTTPRequest&, HTTPResponseWriter& w) { stream_ = w.defer(); };
+  // An HTTP/1.0 request over TLS whose handler kept its response: stream_ is it.
+  void start_http10_exchange(HTTPServerOptions options = {}, bool manual_clock = false) {
+    auto keep = [this](const HTTPRequest&, HTTPResponseWriter& w) { stream_ = w.defer(); };
+    if (manual_clock) {
+      start_manual_server(keep, options);
+    } else {
+      start_server(keep, options);
+    }
+    connect_tls();
+    send("GET /a HTTP/1.0\r\n\r\n");
+    settle();
+    ASSERT_NE(stream_, nullptr);
   }
   std::shared_ptr<HTTPResponseStream> stream_;
 };
@@ -47,11 +57,7 @@ class HTTPServerTLSTest : public HTTPServerTest {
 // HTTP/1.0 without a length: the body ends with the connection, and close_notify says it is
 // all there.
 TEST_F(HTTPServerTLSTest, CloseDelimitedResponseEndsWithCloseNotify) {
-  start_server(keep());
-  connect_tls();
-  send("GET /a HTTP/1.0\r\n\r\n");
-  settle();
-  ASSERT_NE(stream_, nullptr);
+  ASSERT_NO_FATAL_FAILURE(start_http10_exchange());
   ASSERT_TRUE(stream_->write("12345").ok());
   ASSERT_TRUE(stream_->finish().ok());
   EXPECT_EQ(read_to_eof(), "HTTP/1.0 200 OK\r\nDate: D\r\nConnection: close\r\n\r\n12345");
@@ -62,11 +68,7 @@ TEST_F(HTTPServerTLSTest, CloseDelimitedResponseEndsWithCloseNotify) {
 // can say so, and a clean TLS end would pass the five bytes off as the whole body. The
 // connection ends without close_notify, as nginx ends one whose request failed.
 TEST_F(HTTPServerTLSTest, CloseDelimitedResponseCutShortEndsWithoutCloseNotify) {
-  start_server(keep());
-  connect_tls();
-  send("GET /a HTTP/1.0\r\n\r\n");
-  settle();
-  ASSERT_NE(stream_, nullptr);
+  ASSERT_NO_FATAL_FAILURE(start_http10_exchange());
   ASSERT_TRUE(stream_->write("12345").ok());
   stream_->abort(absl::DataLossError("upstream closed mid-body"));
   EXPECT_EQ(read_to_eof(), "HTTP/1.0 200 OK\r\nDate: D\r\nConnection: close\r\n\r\n12345");
@@ -77,11 +79,7 @@ TEST_F(HTTPServerTLSTest, CloseDelimitedResponseCutShortEndsWithoutCloseNotify) 
 TEST_F(HTTPServerTLSTest, ResponseTimeoutAfterTheHeadEndsWithoutCloseNotify) {
   HTTPServerOptions options;
   options.response_timeout = absl::Seconds(5);
-  start_manual_server(keep(), options);
-  connect_tls();
-  send("GET /a HTTP/1.0\r\n\r\n");
-  settle();
-  ASSERT_NE(stream_, nullptr);
+  ASSERT_NO_FATAL_FAILURE(start_http10_exchange(options, /*manual_clock=*/true));
   ASSERT_TRUE(stream_->write("12345").ok());
   settle();
   advance(absl::Seconds(5));
