@@ -91,8 +91,12 @@ class IOStream::HandlerRef {
   HandlerRef(HandlerRef&& other) noexcept = default;
   HandlerRef& operator=(HandlerRef&&) = delete;
   ~HandlerRef() {
-    // close() removes the handler on purpose; its queued close callbacks still run.
-    if (stream_ && !stream_->closed()) stream_->drop_callbacks();
+    // close() removes the handler on purpose; its queued close callbacks still run. A handler
+    // the loop refused (add_handler failed: interest_ still kUnregistered) is not an abandon
+    // either: update_interest() closes the stream next, which completes every callback.
+    if (stream_ && !stream_->closed() && stream_->interest_ != kUnregistered) {
+      stream_->drop_callbacks();
+    }
   }
   IOStream* get() const { return stream_.get(); }
 

@@ -6,8 +6,11 @@
 #include <sys/socket.h>
 
 #include <memory>
+#include <string>
 #include <utility>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "gtest/gtest.h"
 #include "ioloop/net/io_stream.h"
 #include "ioloop/net/socket.h"
@@ -43,6 +46,44 @@ TEST_F(IOStreamCreateTest, SocketNonblockingOptionTakesTheCallersWordAndSkipsThe
   std::shared_ptr<IOStream> stream = IOStream::create(loop(), std::move(mine), options);
   // Untouched: the option is a promise about the socket, not a request to change it.
   EXPECT_FALSE(nonblocking(stream->socket().fd()));
+}
+
+// An fd the loop refuses (epoll: a regular file, EPERM; select: an fd at FD_SETSIZE or
+// above): the stream closes with the loop's status, and the callbacks set before, a read and
+// the close callback in either order, each run once; neither is dropped.
+TEST_F(IOStreamCreateTest, FdTheLoopRefusesClosesTheStreamAndRunsEveryCallbackOnce) {
+  for (bool close_callback_first : {false, true}) {
+    SCOPED_TRACE(close_callback_first ? "close callback first" : "read first");
+    Socket file(::open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(file.valid());
+    std::shared_ptr<IOStream> stream = IOStream::create(loop(), std::move(file));
+    int reads = 0;
+    int closes = 0;
+    absl::Status read_status;
+    absl::Status close_status;
+    auto maybe_done = [&] {
+      if (reads >= 1 && closes >= 1) done();
+    };
+    auto on_close = [&](absl::Status status) {
+      ++closes;
+      close_status = status;
+      maybe_done();
+    };
+    auto on_read = [&](absl::StatusOr<std::string> got) {
+      ++reads;
+      read_status = got.status();
+      maybe_done();
+    };
+    if (close_callback_first) stream->set_close_callback(on_close);
+    stream->read_until("\n", on_read);
+    if (!close_callback_first) stream->set_close_callback(on_close);
+    ASSERT_TRUE(wait());
+    EXPECT_EQ(reads, 1);
+    EXPECT_EQ(closes, 1);
+    EXPECT_FALSE(read_status.ok());
+    EXPECT_FALSE(close_status.ok());
+    EXPECT_TRUE(stream->closed());
+  }
 }
 
 }  // namespace
