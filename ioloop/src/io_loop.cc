@@ -214,6 +214,10 @@ bool IOLoop::has_handler(int fd) const {
 // Callbacks and timeouts
 
 void IOLoop::add_callback(Callback cb) {
+  if (!cb) {  // a caller's bug, but it must not crash the loop later, on another thread
+    logger().error("IOLoop::add_callback: empty callback ignored");
+    return;
+  }
   bool wake = false;
   {
     MutexLock lock(&mu_);
@@ -229,7 +233,7 @@ void IOLoop::add_callback(Callback cb) {
 }
 
 TimeoutHandle IOLoop::call_later(absl::Duration delay, Callback cb) {
-  return call_at(time() + to_clock_duration(delay), std::move(cb));
+  return call_at(add_saturating(time(), to_clock_duration(delay)), std::move(cb));
 }
 
 TimeoutHandle IOLoop::call_at(TimePoint deadline, Callback cb) {
@@ -454,6 +458,7 @@ void IOLoop::stop() {
 }
 
 absl::Status IOLoop::run_sync(absl::AnyInvocable<void(Done) &&> fn, absl::Duration timeout) {
+  if (!fn) return absl::InvalidArgumentError("run_sync: empty function");
   if (running()) {
     // A nested start() would return at once, and fn's Done would later stop the caller's loop.
     return absl::FailedPreconditionError(

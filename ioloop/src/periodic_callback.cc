@@ -37,14 +37,17 @@ PeriodicCallback::~PeriodicCallback() { state_->stop(); }
 
 absl::Status PeriodicCallback::start() {
   State& s = *state_;
-  if (s.period <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "PeriodicCallback: period must be positive, got ", absl::FormatDuration(s.period)));
+  // to_clock_duration() saturates from 100 years on: such a period (infinite included)
+  // could not be kept.
+  if (s.period <= absl::ZeroDuration() || s.period >= absl::Hours(24 * 365 * 100)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("PeriodicCallback: period must be positive and under 100 years, got ",
+                     absl::FormatDuration(s.period)));
   }
   if (!s.callback) return absl::InvalidArgumentError("PeriodicCallback: empty callback");
   if (s.running) return absl::OkStatus();
   s.running = true;
-  s.next = s.loop.time() + to_clock_duration(s.period);
+  s.next = add_saturating(s.loop.time(), to_clock_duration(s.period));
   s.schedule_next(state_);
   return absl::OkStatus();
 }
@@ -87,11 +90,16 @@ void PeriodicCallback::State::advance(const std::shared_ptr<State>& self) {
   // Next slot on the original grid: scheduled + k * period, the first one in the future.
   const Clock::duration p = to_clock_duration(period);
   const TimePoint now = loop.time();
+  // A ManualClock may be jumped to the end of the clock's range: no slot is left there.
+  if (next > TimePoint::max() - p || now > TimePoint::max() - p) {
+    running = false;
+    return;
+  }
   TimePoint n = next + p;
   if (n <= now) {
     const auto missed = (now - n) / p + 1;  // grid slots at or before now
     skipped += static_cast<uint64_t>(missed);
-    n += missed * p;
+    n = add_saturating(n, missed * p);
   }
   next = n;
   schedule_next(self);

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gai_status.h"
+#include "ioloop/logging.h"
 
 namespace ioloop::net {
 
@@ -107,6 +108,15 @@ Resolver::RequestId Resolver::resolve(IOLoop& loop, std::string host, uint16_t p
 
 Resolver::RequestId Resolver::resolve(std::shared_ptr<LoopHandle> loop, std::string host,
                                       uint16_t port, int family, Callback cb) {
+  if (!cb || loop == nullptr) {  // no way to answer: a caller's bug, not a crash later
+    logger().error("Resolver::resolve: {} ignored", !cb ? "empty callback" : "null loop handle");
+    return 0;
+  }
+  if (host.find('\0') != std::string::npos) {  // getaddrinfo would read up to the NUL only
+    loop->post(deliver(std::move(cb),
+                       absl::InvalidArgumentError("Resolver: host name contains a NUL byte")));
+    return 0;
+  }
   // Numeric addresses skip the pool: no thread hop, no lookup.
   if (auto numeric = SocketAddress::parse(host, port); numeric.ok()) {
     if (family == AF_UNSPEC || family == numeric->family()) {

@@ -17,6 +17,10 @@ SocketAddress::SocketAddress(const struct sockaddr* addr, socklen_t len) {
 }
 
 absl::StatusOr<SocketAddress> SocketAddress::parse(absl::string_view host, uint16_t port) {
+  // inet_pton reads a C string: "1.2.3.4\0junk" would parse as 1.2.3.4.
+  if (host.find('\0') != absl::string_view::npos) {
+    return absl::InvalidArgumentError("address contains a NUL byte");
+  }
   std::string text(host);
   if (text.size() >= 2 && text.front() == '[' && text.back() == ']') {
     text = text.substr(1, text.size() - 2);
@@ -44,6 +48,9 @@ absl::StatusOr<SocketAddress> SocketAddress::parse(absl::string_view host, uint1
 absl::StatusOr<SocketAddress> SocketAddress::unix_path(absl::string_view path) {
   SocketAddress out;
   auto* un = reinterpret_cast<struct sockaddr_un*>(&out.storage_);
+  if (path.find('\0') != absl::string_view::npos) {  // the kernel would stop at it
+    return absl::InvalidArgumentError("unix socket path contains a NUL byte");
+  }
   if (path.empty() || path.size() >= sizeof un->sun_path) {
     return absl::InvalidArgumentError(absl::StrCat("unix socket path '", path, "' must be 1..",
                                                    sizeof un->sun_path - 1, " bytes"));

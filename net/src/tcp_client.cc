@@ -12,6 +12,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "ioloop/logging.h"
 
 namespace ioloop::net {
 
@@ -376,6 +377,13 @@ void TCPClient::connect_to(std::vector<SocketAddress> addresses, ConnectCallback
 void TCPClient::begin(std::string host, uint16_t port, std::vector<SocketAddress> addresses,
                       ConnectCallback cb, std::optional<RetryPolicy> retry, ConnectOptions options,
                       absl::Status invalid) {
+  if (!cb) {  // nobody to tell anything: a caller's bug, which must not crash the loop later
+    logger().error("TCPClient: connect with an empty callback ignored");
+    return;
+  }
+  if (invalid.ok() && host.find('\0') != std::string::npos) {
+    invalid = absl::InvalidArgumentError("TCPClient: host name contains a NUL byte");
+  }
   Request request;
   request.host = std::move(host);
   request.port = port;

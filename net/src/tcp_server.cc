@@ -167,6 +167,7 @@ absl::Status TCPServer::add_sockets(std::vector<Socket> sockets) {
 }
 
 absl::Status TCPServer::start(int num_threads) {
+  if (!handoff_->handler) return absl::InvalidArgumentError("TCPServer::start: empty handler");
   if (num_threads < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("TCPServer::start: num_threads must be >= 1, got ", num_threads));

@@ -55,6 +55,20 @@ TEST(IOLoopRunTest, StopBeforeStartRunsOneIteration) {
   EXPECT_EQ(loop.stats().iterations, 3u);
 }
 
+// Empty functions are a caller's bug: an error or an ignored call, never a crash later.
+TEST(IOLoopRunTest, EmptyCallbackAndRunSyncFunctionAreRefused) {
+  auto loop = IOLoop::create();
+  ASSERT_TRUE(loop.ok());
+  (*loop)->add_callback(nullptr);  // ignored (logged)
+  EXPECT_EQ((*loop)->run_sync(nullptr), absl::InvalidArgumentError("run_sync: empty function"));
+  EXPECT_TRUE((*loop)
+                  ->run_sync([&](IOLoop::Done done) {
+                    (*loop)->add_callback(
+                        [done = std::move(done)]() mutable { std::move(done)(absl::OkStatus()); });
+                  })
+                  .ok());
+}
+
 TEST(IOLoopRunTest, StartAndStopFromAnotherThread) {
   IOLoop loop;
   testing::Notification started;

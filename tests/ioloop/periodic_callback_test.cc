@@ -123,6 +123,27 @@ TEST_F(PeriodicCallbackTest, AGridPointThatIsNowIsSkippedNotRunLate) {
   EXPECT_EQ(runs[1].skipped, 2u);
 }
 
+// A period the clock cannot keep is refused; on a ManualClock jumped to the end of its range
+// the runs stop there instead of repeating at one instant.
+TEST_F(PeriodicCallbackTest, PeriodsBeyondTheClocksRangeAreRefusedOrStop) {
+  PeriodicCallback infinite(
+      loop(), [] {}, absl::InfiniteDuration());
+  EXPECT_EQ(infinite.start().code(), absl::StatusCode::kInvalidArgument);
+  int runs = 0;
+  PeriodicCallback long_one(
+      loop(), [&] { ++runs; }, absl::Hours(24 * 365 * 99));
+  ASSERT_TRUE(long_one.start().ok());
+  clock_.advance(absl::InfiniteDuration());
+  clock_.advance(absl::InfiniteDuration());  // the end of the clock's range
+  for (int i = 0; i < 10; ++i) {
+    loop().add_callback([] {});
+    loop().stop();
+    loop().start();
+  }
+  EXPECT_EQ(runs, 1);
+  EXPECT_FALSE(long_one.is_running());
+}
+
 TEST_F(PeriodicCallbackTest, StopAndRestart) {
   int calls = 0;
   PeriodicCallback pc(

@@ -30,6 +30,20 @@ TEST(TimeTest, ClockIsMonotonic) {
   EXPECT_LE(a, b);
 }
 
+// advance() saturates at the end of the clock's range instead of wrapping into the past.
+TEST(ManualClockTest, InfiniteAdvancesSaturate) {
+  ManualClock clock;
+  clock.advance(absl::InfiniteDuration());
+  const TimePoint once = clock.now();
+  EXPECT_GT(once, TimePoint(std::chrono::hours(24)));
+  clock.advance(absl::InfiniteDuration());
+  clock.advance(absl::InfiniteDuration());
+  EXPECT_EQ(clock.now(), TimePoint::max());
+  EXPECT_EQ(add_saturating(clock.now(), std::chrono::hours(1)), TimePoint::max());
+  EXPECT_EQ(add_saturating(TimePoint(std::chrono::hours(1)), std::chrono::hours(1)),
+            TimePoint(std::chrono::hours(2)));
+}
+
 TEST(ManualClockTest, MovesOnlyWhenToldAndNeverBackwards) {
   const TimePoint start = TimePoint(std::chrono::hours(5));
   ManualClock clock(start);

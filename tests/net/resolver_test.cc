@@ -38,6 +38,28 @@ TEST_F(ResolverTest, NumericAddressSkipsThePool) {
   EXPECT_EQ((*got)[0].to_string(), "127.0.0.1:8080");
 }
 
+// getaddrinfo reads a C string: a name with a NUL is refused, not looked up up to the NUL.
+// An empty callback or loop handle has nobody to answer: ignored (0), never a crash later.
+TEST_F(ResolverTest, NulInNameAndEmptyArgumentsAreRefused) {
+  using namespace std::string_literals;
+  Resolver resolver(1);
+  absl::StatusOr<std::vector<SocketAddress>> got;
+  EXPECT_EQ(resolver.resolve(loop(), "127.0.0.1\0evil"s, 80, AF_UNSPEC,
+                             [&](auto result) {
+                               got = std::move(result);
+                               done();
+                             }),
+            0u);
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(got.status(), absl::InvalidArgumentError("Resolver: host name contains a NUL byte"));
+  EXPECT_EQ(resolver.resolve(loop(), "127.0.0.1", 80, AF_UNSPEC, nullptr), 0u);
+  EXPECT_EQ(resolver.resolve(std::shared_ptr<LoopHandle>(), "127.0.0.1", 80, AF_UNSPEC,
+                             [](auto) { ADD_FAILURE() << "answered on no loop"; }),
+            0u);
+  loop().add_callback([this] { done(); });
+  ASSERT_TRUE(wait());  // a loop iteration: nothing was posted that could crash it
+}
+
 TEST_F(ResolverTest, Ipv6NumericAddress) {
   Resolver resolver(1);
   absl::StatusOr<std::vector<SocketAddress>> got;

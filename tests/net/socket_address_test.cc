@@ -57,6 +57,18 @@ TEST(SocketAddressTest, RejectsNonNumericHosts) {
   }
 }
 
+// inet_pton and the kernel read C strings: the text after a NUL would be ignored silently.
+TEST(SocketAddressTest, EmbeddedNulIsInvalidArgument) {
+  using namespace std::string_literals;
+  for (const std::string& text : {"1.2.3.4\0junk"s, "::1\0evil.example"s, "\0"s}) {
+    absl::StatusOr<SocketAddress> a = SocketAddress::parse(text, 80);
+    ASSERT_FALSE(a.ok()) << a->to_string();
+    EXPECT_EQ(a.status(), absl::InvalidArgumentError("address contains a NUL byte"));
+  }
+  absl::StatusOr<SocketAddress> path = SocketAddress::unix_path("/tmp/a\0b"s);
+  EXPECT_EQ(path.status(), absl::InvalidArgumentError("unix socket path contains a NUL byte"));
+}
+
 TEST(SocketAddressTest, SetPortChangesOnlyIpFamilies) {
   SocketAddress v4 = SocketAddress::ipv4_loopback(1);
   v4.set_port(65535);

@@ -64,6 +64,25 @@ TEST_F(TCPClientTest, RefusedConnectionIsUnavailableAndNamesTheAddress) {
   EXPECT_NE(result.status().message().find("refused"), absl::string_view::npos) << result.status();
 }
 
+// A host with a NUL would be resolved up to the NUL: refused. An empty callback has nobody to
+// answer: ignored (nothing pending), never a crash later.
+TEST_F(TCPClientTest, NulInHostAndEmptyCallbackAreRefused) {
+  using namespace std::string_literals;
+  ClosedPort closed;
+  TCPClient client(loop());
+  absl::StatusOr<std::shared_ptr<IOStream>> result;
+  client.connect("127.0.0.1\0x"s, closed.port, [&](absl::StatusOr<std::shared_ptr<IOStream>> s) {
+    result = std::move(s);
+    done();
+  });
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(result.status(),
+            absl::InvalidArgumentError("TCPClient: host name contains a NUL byte"));
+  client.connect("127.0.0.1", closed.port, nullptr);
+  client.connect_to({SocketAddress::ipv4_loopback(closed.port)}, nullptr);
+  EXPECT_EQ(client.pending(), 0u);
+}
+
 TEST_F(TCPClientTest, TimeoutIsDeadlineExceeded) {
   // A listener whose accept queue is full drops further SYNs, so connect() hangs.
   absl::StatusOr<std::vector<Socket>> listeners = bind_sockets(0, "127.0.0.1", AF_INET, 0);

@@ -115,6 +115,11 @@ TEST_F(TCPServerTest, StartValidatesArguments) {
   EXPECT_EQ(server.start(1).code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_F(TCPServerTest, EmptyHandlerIsInvalidArgumentAtStart) {
+  TCPServer server(loop(), nullptr);
+  EXPECT_EQ(server.start(1), absl::InvalidArgumentError("TCPServer::start: empty handler"));
+}
+
 TEST_F(TCPServerTest, ListenOnBusyPortNamesTheAddress) {
   TCPServerOptions no_reuse;
   no_reuse.reuse_port = false;

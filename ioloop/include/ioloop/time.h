@@ -25,6 +25,12 @@ inline Clock::duration to_clock_duration(absl::Duration d) {
   return absl::ToChronoNanoseconds(d);
 }
 
+/// `t + d`, or TimePoint::max() where that would overflow (a ManualClock far in the future).
+inline TimePoint add_saturating(TimePoint t, Clock::duration d) {
+  if (d > Clock::duration::zero() && t > TimePoint::max() - d) return TimePoint::max();
+  return t + d;
+}
+
 /// Converts the clock's duration to an absl::Duration (exactly: both count nanoseconds).
 inline absl::Duration to_duration(Clock::duration d) { return absl::FromChrono(d); }
 
@@ -44,10 +50,17 @@ class ManualClock {
 
   /// The current time: where the clock was last advanced to.
   TimePoint now() const { return TimePoint(Clock::duration(ns_.load(std::memory_order_acquire))); }
-  /// Moves the clock forward by `d`; a negative `d` is ignored.
+  /// Moves the clock forward by `d`; a negative `d` is ignored. Saturates at TimePoint::max()
+  /// (an infinite `d` goes there), so that the clock never wraps around into the past.
   void advance(absl::Duration d) {
-    if (d > absl::ZeroDuration())
-      ns_.fetch_add(to_clock_duration(d).count(), std::memory_order_acq_rel);
+    if (d <= absl::ZeroDuration()) return;
+    const Clock::rep step = to_clock_duration(d).count();
+    Clock::rep have = ns_.load(std::memory_order_acquire);
+    Clock::rep want;
+    do {
+      want = have > Clock::duration::max().count() - step ? Clock::duration::max().count()
+                                                          : have + step;
+    } while (!ns_.compare_exchange_weak(have, want, std::memory_order_acq_rel));
   }
   /// Moves the clock to `t` if that is later than now().
   void advance_to(TimePoint t) {
