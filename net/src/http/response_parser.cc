@@ -246,6 +246,15 @@ int ResponseParser::Impl::on_headers_complete(http_parser* p) {
       return me->fail(malformed("invalid character in header field name"));
     }
   }
+  // RFC 9112 §4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ); libhttp_parser lets
+  // control bytes through, which a proxy would forward. (Checked here with the names, so that
+  // the error is the same at every split.)
+  for (const char c : me->head_.reason) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && u != '\t') || u == 0x7f) {
+      return me->fail(malformed("invalid character in reason phrase"));
+    }
+  }
   const int status = static_cast<int>(p->status_code);  // 3 digits (http_parser checks)
   if (p->http_major != 1) {
     return me->fail(

@@ -52,6 +52,11 @@ TEST(ResponseParserErrorsTest, MalformedResponses) {
        absl::DataLossError("malformed response: invalid character in header")},
       {"HTTP/1.1 200 OK\r\nBad Name: x\x01\r\n\r\n",
        absl::DataLossError("malformed response: invalid character in header")},
+      // Control bytes in the reason phrase (RFC 9112 §4), which a proxy would forward.
+      {"HTTP/1.1 200 O\x01K\r\nContent-Length: 0\r\n\r\n",
+       absl::DataLossError("malformed response: invalid character in reason phrase")},
+      {"HTTP/1.1 200 O\x7fK\r\nContent-Length: 0\r\n\r\n",
+       absl::DataLossError("malformed response: invalid character in reason phrase")},
       {"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n",
        absl::DataLossError("malformed response: invalid character in content-length header")},
       {"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
