@@ -176,7 +176,8 @@ class IOLoop {
   /// Thread-safe. Runs `cb` on the loop thread in a later iteration, FIFO per caller thread.
   /// Callbacks added while callbacks run wait for the next iteration, so I/O is never
   /// starved. The loop is woken (one eventfd write, coalesced) only if it may be sleeping.
-  /// Not async-signal-safe: use add_signal_handler() for signals.
+  /// Not async-signal-safe: use add_signal_handler() for signals. An empty `cb` is ignored
+  /// (an error log line): nothing could run it.
   void add_callback(Callback cb) ABSL_LOCKS_EXCLUDED(mu_);
   /// Runs `cb` once `delay` has passed on the monotonic clock; never earlier.
   TimeoutHandle call_later(absl::Duration delay, Callback cb);
@@ -211,6 +212,7 @@ class IOLoop {
   /// DeadlineExceeded if `timeout` passes first (InfiniteDuration means no limit); Cancelled if
   /// the loop is stopped by someone else's stop() first. FailedPrecondition, and `fn` never
   /// runs, if the loop is already running (e.g. run_sync from inside one of its callbacks).
+  /// InvalidArgument for an empty `fn`.
   /// A Done called after run_sync returned does nothing: it never stops a later start() and
   /// never touches the loop, which may be gone by then.
   absl::Status run_sync(absl::AnyInvocable<void(Done) &&> fn,

@@ -79,7 +79,8 @@ class Resolver {
   /// Resolves `host` for SOCK_STREAM connections to `port` (family AF_UNSPEC, AF_INET or
   /// AF_INET6), in getaddrinfo's order (RFC 6724 preference), and posts the result to `loop`.
   /// Returns the id to cancel() it with, or 0 if the answer was posted at once (a numeric
-  /// host, or a resolver shutting down) and cannot be cancelled.
+  /// host, a host with a NUL byte: InvalidArgument, or a resolver shutting down) and cannot be
+  /// cancelled. An empty `cb` or `loop` has nobody to answer: ignored (an error log line), 0.
   RequestId resolve(std::shared_ptr<LoopHandle> loop, std::string host, uint16_t port, int family,
                     Callback cb) ABSL_LOCKS_EXCLUDED(mu_);
   /// The same for a loop the caller knows to be alive (e.g. the caller runs on it).

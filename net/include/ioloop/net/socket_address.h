@@ -24,9 +24,10 @@ class SocketAddress {
   SocketAddress(const struct sockaddr* addr, socklen_t len);
 
   /// Parses a numeric IPv4 ("127.0.0.1") or IPv6 ("::1", "[::1]") host. No DNS.
-  /// InvalidArgument naming the text if it is neither.
+  /// InvalidArgument naming the text if it is neither, or if it holds a NUL byte.
   static absl::StatusOr<SocketAddress> parse(absl::string_view host, uint16_t port);
-  /// An absolute or relative filesystem path; InvalidArgument if too long for sun_path.
+  /// An absolute or relative filesystem path; InvalidArgument if too long for sun_path or if
+  /// it holds a NUL byte.
   static absl::StatusOr<SocketAddress> unix_path(absl::string_view path);
   /// 127.0.0.1:`port`.
   static SocketAddress ipv4_loopback(uint16_t port);

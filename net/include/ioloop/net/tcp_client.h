@@ -108,6 +108,8 @@ class TCPClient {
 
   /// Resolves `host` and connects to `port` (Happy Eyeballs over the addresses); `cb` gets the
   /// stream or the error as the file comment says. Never blocks, never runs `cb` inside the call.
+  /// InvalidArgument through `cb` for a host with a NUL byte. An empty `cb` (here and below):
+  /// the call is ignored, with an error log line.
   void connect(std::string host, uint16_t port, ConnectCallback cb, ConnectOptions options = {});
   /// InvalidArgument through `cb` for a RetryPolicy that could spin (see RetryPolicy).
   void connect_with_retry(std::string host, uint16_t port, ConnectCallback cb, RetryPolicy retry,

@@ -113,13 +113,14 @@ class TCPServer {
   /// another one refused. On error none of `sockets` accepts (all are closed), addresses()
   /// is unchanged and the earlier listeners go on.
   absl::Status add_sockets(std::vector<Socket> sockets);
-  /// Starts accepting on `num_threads` loops. InvalidArgument if num_threads < 1 or an
-  /// option would turn an error path into a busy loop (accept_options.max_accepts_per_wakeup
-  /// < 1, accept_options.emfile_backoff not positive and finite); FailedPrecondition if
-  /// already started or (N > 1) a listener lacks SO_REUSEPORT; else the first error of
-  /// installing a listener. Every listener is installed before any worker thread starts, so
-  /// on error no thread is left running, the sockets added so far are closed, addresses() is
-  /// empty, and the server may be given new sockets and started again.
+  /// Starts accepting on `num_threads` loops. InvalidArgument for an empty handler, if
+  /// num_threads < 1, or if an option would turn an error path into a busy loop
+  /// (accept_options.max_accepts_per_wakeup < 1, accept_options.emfile_backoff not positive
+  /// and finite); FailedPrecondition if already started or (N > 1) a listener lacks
+  /// SO_REUSEPORT; else the first error of installing a listener. Every listener is installed
+  /// before any worker thread starts, so on error no thread is left running, the sockets added so
+  /// far are closed, addresses() is empty, and the server may be given new sockets and started
+  /// again.
   absl::Status start(int num_threads = 1);
   /// Stops accepting (listeners closed); with `close_streams`, closes every open stream too.
   /// With N > 1 the workers do it asynchronously; the destructor waits for them.
