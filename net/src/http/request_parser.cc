@@ -141,9 +141,9 @@ class RequestParser::Impl {
   // them (internal::consumed_ends_with_crlf), with the last byte of the previous call.
   bool chunk_data_end_ = false;
   char last_byte_ = 0;
-  // Chunk-size lines (feed() checks their bytes): the next bytes are one, on_chunk_header ended
-  // it, its first byte is the head's LF (left by the pause), it had a bad byte.
-  bool in_chunk_line_{}, chunk_line_end_{}, head_lf_first_{}, chunk_line_bad_{};
+  // Chunk-size lines, whose bytes feed() checks (chunk_line_bytes_valid): the next bytes are
+  // one; on_chunk_header ended one; its first byte is the head's LF (left by the pause).
+  bool in_chunk_line_ = false, chunk_line_end_ = false, head_lf_first_ = false;
   std::optional<RequestError> error_;
   std::string error_detail_;
 
@@ -223,7 +223,8 @@ int RequestParser::Impl::on_header_field(http_parser* p, const char* at, size_t 
   Impl* me = self(p);
   if (me->in_trailers_) return 0;  // trailers are framing leftovers: counted, not kept
   if (me->in_value_) me->commit_header();
-  // Non-strict libhttp_parser lets spaces into names ("Host : h"); RFC 9112 §5.1 says 400.
+  // Debian builds libhttp_parser non-strict, which lets spaces into field names ("Host : h",
+  // " Host: h"); RFC 9112 §5.1 requires a 400 for those.
   for (size_t i = 0; i < n; ++i) {
     if (!is_tchar(at[i])) {
       return me->fail(RequestError::kMalformed, "invalid character in header field name");
@@ -314,7 +315,8 @@ int RequestParser::Impl::on_headers_complete(http_parser* p) {
   me->continue_pending_ = has_body && me->expects_continue_;
   if (has_body && me->stop_at_headers_) me->stop_ = Stop::kHeaders;
   me->in_chunk_line_ = me->head_lf_first_ = (p->flags & F_CHUNKED) != 0;
-  // Without a body the message completes on the same LF: one execute per request, not two.
+  // Without a body the message completes on the same LF (and pauses there): one
+  // http_parser_execute() per request on the fast path instead of two.
   if (has_body) http_parser_pause(p, 1);
   return 0;
 }
@@ -493,15 +495,12 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
       }
     }
     const bool line_ended = std::exchange(chunk_line_end_, false);
-    const size_t skip = chunk_line && n > 0 && std::exchange(head_lf_first_, false) ? 1 : 0;
-    // Failed at the line's end, after on_chunk_header's own checks: the same error at any split.
-    chunk_line_bad_ |=
-        chunk_line && !internal::chunk_line_bytes_valid(data.substr(skip, n - skip), line_ended);
-    if (line_ended && std::exchange(chunk_line_bad_, false)) {
+    const size_t skip = chunk_line && head_lf_first_ && n > 0 ? 1 : 0;
+    if (skip) head_lf_first_ = false;
+    if (chunk_line && !internal::chunk_line_bytes_valid(data.substr(skip, n - skip), line_ended)) {
       fail(RequestError::kMalformed, "invalid character in chunk-size line");
       break;
     }
-
     // The request line's LF has been consumed: http_major/minor are final (the first
     // byte handed to libhttp_parser in a header section is the request line's first).
     if (line_pending && state_ != State::kIdle && std::memchr(data.data(), '\n', n) != nullptr) {

@@ -452,12 +452,6 @@ INSTANTIATE_TEST_SUITE_P(
                   "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
                   "3;x\nabc\r\nXYZ\r\n0\r\n\r\n",
                   RequestError::kMalformed, 400},
-        // Found by the fuzzer: a chunk-size line with both faults gets the same error at every
-        // split (it was a 413 when the line came whole, a 400 byte by byte).
-        ErrorCase{"LfInExtensionOfAChunkTooLarge",
-                  "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-                  "FFFFFFFF;e\nx\r\n",
-                  RequestError::kBodyTooLarge, 413},
         ErrorCase{"ControlByteInLastChunkExtension",
                   "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
                   "3\r\nabc\r\n0;\x01\r\n\r\n",
