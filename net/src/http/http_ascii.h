@@ -120,21 +120,6 @@ inline bool consumed_ends_with_crlf(absl::string_view consumed, char before) {
   return (n >= 2 ? consumed[n - 2] : before) == '\r' && consumed[n - 1] == '\n';
 }
 
-// Whether the bytes of a chunk-size line that one http_parser_execute() call consumed are free
-// of control characters (RFC 9112 §7.1.1: chunk-ext is tokens, quoted strings and whitespace)
-// other than HTAB and CR (a CR's LF is checked apart); `ends_line`: the call stopped at the
-// line's end, so its last byte is the LF. libhttp_parser, not built strict, skips any byte
-// but CR in a chunk extension, so "3;x\nabc\r\n" would otherwise take "x\nabc" for the
-// extension where a parser ending lines at a bare LF sees the data begin: both parsers check.
-inline bool chunk_line_bytes_valid(absl::string_view consumed, bool ends_line) {
-  const size_t end = ends_line && !consumed.empty() ? consumed.size() - 1 : consumed.size();
-  for (size_t i = 0; i < end; ++i) {
-    const auto u = static_cast<unsigned char>(consumed[i]);
-    if ((u < 0x20 && u != '\t' && u != '\r') || u == 0x7f) return false;
-  }
-  return true;
-}
-
 // Calls fn(element) for each non-empty element of a comma-separated field value (RFC 9110
 // §5.6.1), trimmed of spaces and tabs, in order, until fn returns true; returns whether one
 // did. Allocates nothing (split_header_list() is the vector-returning form).

@@ -141,9 +141,6 @@ class RequestParser::Impl {
   // them (internal::consumed_ends_with_crlf), with the last byte of the previous call.
   bool chunk_data_end_ = false;
   char last_byte_ = 0;
-  // Chunk-size lines, whose bytes feed() checks (chunk_line_bytes_valid): the next bytes are
-  // one; on_chunk_header ended one; its first byte is the head's LF (left by the pause).
-  bool in_chunk_line_ = false, chunk_line_end_ = false, head_lf_first_ = false;
   std::optional<RequestError> error_;
   std::string error_detail_;
 
@@ -314,7 +311,6 @@ int RequestParser::Impl::on_headers_complete(http_parser* p) {
   bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
   me->continue_pending_ = has_body && me->expects_continue_;
   if (has_body && me->stop_at_headers_) me->stop_ = Stop::kHeaders;
-  me->in_chunk_line_ = me->head_lf_first_ = (p->flags & F_CHUNKED) != 0;
   // Without a body the message completes on the same LF (and pauses there): one
   // http_parser_execute() per request on the fast path instead of two.
   if (has_body) http_parser_pause(p, 1);
@@ -347,11 +343,9 @@ int RequestParser::Impl::on_body(http_parser* p, const char* at, size_t n) {
 int RequestParser::Impl::on_chunk_header(http_parser* p) {
   Impl* me = self(p);
   uint64_t size = p->content_length;
-  me->chunk_line_end_ = true;
-  me->in_chunk_line_ = false;
-  http_parser_pause(p, 1);
   if (size == 0) {  // last-chunk: trailers follow, bounded like a header section
     me->in_trailers_ = true;
+    http_parser_pause(p, 1);
     return 0;
   }
   if (!me->sink_ && size > me->options_.max_body_size - me->body_bytes_) {
@@ -365,7 +359,6 @@ int RequestParser::Impl::on_chunk_complete(http_parser* p) {
   Impl* me = self(p);
   if (me->in_trailers_) return 0;  // also called at the end of the trailer section
   me->chunk_data_end_ = true;
-  me->in_chunk_line_ = true;
   http_parser_pause(p, 1);
   return 0;
 }
@@ -481,7 +474,6 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
       }
     }
     const bool line_pending = !request_line_done_ && before == Section::kHead;
-    const bool chunk_line = in_chunk_line_ && before == Section::kBody;
     size_t n = http_parser_execute(&parser_, &settings(), data.data(), len);
     field_.spill();  // a field split across reads: its bytes so far outlive `data`
     value_.spill();
@@ -493,13 +485,6 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
         fail(RequestError::kMalformed, "CRLF expected after chunk data");
         break;
       }
-    }
-    const bool line_ended = std::exchange(chunk_line_end_, false);
-    const size_t skip = chunk_line && head_lf_first_ && n > 0 ? 1 : 0;
-    if (skip) head_lf_first_ = false;
-    if (chunk_line && !internal::chunk_line_bytes_valid(data.substr(skip, n - skip), line_ended)) {
-      fail(RequestError::kMalformed, "invalid character in chunk-size line");
-      break;
     }
     // The request line's LF has been consumed: http_major/minor are final (the first
     // byte handed to libhttp_parser in a header section is the request line's first).

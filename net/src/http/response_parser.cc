@@ -138,7 +138,7 @@ class ResponseParser::Impl {
   // Checks the line ends libhttp_parser (non-strict) does not; see the top of the file.
   // Returns false (after recording the error, which then takes precedence over any other from
   // the same http_parser_execute() call: those bytes came first) on a bad one.
-  bool check_line_ends(absl::string_view data, size_t n, Phase before, bool chunk_line);
+  bool check_line_ends(absl::string_view data, size_t n, Phase before);
   static int on_message_complete(http_parser* p);
   static const http_parser_settings& settings();
 
@@ -158,12 +158,6 @@ class ResponseParser::Impl {
   bool message_done_ = false;
   bool at_head_end_ = false;     // on_headers_complete ran: data[n] is the head's last LF
   bool chunk_line_end_ = false;  // on_chunk_header ran: data[n - 1] is a chunk-size line's LF
-  // The next bytes are a chunk-size line (set where the parser pauses before one: the end of
-  // a chunked head, the CRLF after chunk data; cleared at its LF). Its bytes are checked for
-  // control characters: libhttp_parser lets an LF or a NUL into a chunk extension, where a
-  // parser that ends lines at a bare LF would see the chunk data start earlier (smuggling).
-  bool in_chunk_line_ = false;
-  bool head_lf_first_ = false;   // ...whose first byte consumed is the chunked head's last LF
   bool chunk_data_end_ = false;  // on_chunk_complete ran: data[n - 2, n) are CR LF
   bool prev_cr_ = false;         // the last byte scanned in a head or trailer section was CR
   char last_byte_ = 0;           // the last byte consumed
@@ -288,7 +282,6 @@ int ResponseParser::Impl::on_headers_complete(http_parser* p) {
   } else if (!(p->flags & F_CHUNKED)) {
     me->close_delimited_ = true;
   }
-  me->in_chunk_line_ = me->head_lf_first_ = (p->flags & F_CHUNKED) != 0;
   return 0;
 }
 
@@ -307,7 +300,6 @@ int ResponseParser::Impl::on_chunk_header(http_parser* p) {
     me->section_bytes_ = 0;
   }
   me->chunk_line_end_ = true;
-  me->in_chunk_line_ = false;
   http_parser_pause(p, 1);
   return 0;
 }
@@ -317,14 +309,12 @@ int ResponseParser::Impl::on_chunk_complete(http_parser* p) {
   // Also called at the end of the trailers (not a chunk's data; checked by the scan there).
   if (me->phase_ == Phase::kBody) {
     me->chunk_data_end_ = true;
-    me->in_chunk_line_ = true;
     http_parser_pause(p, 1);
   }
   return 0;
 }
 
-bool ResponseParser::Impl::check_line_ends(absl::string_view data, size_t n, Phase before,
-                                           bool chunk_line) {
+bool ResponseParser::Impl::check_line_ends(absl::string_view data, size_t n, Phase before) {
   const char previous = last_byte_;
   if (n > 0) last_byte_ = data[n - 1];
   absl::string_view bad;
@@ -354,14 +344,6 @@ bool ResponseParser::Impl::check_line_ends(absl::string_view data, size_t n, Pha
     // the pause, or never: the callback may have failed).
     if (prev_cr_ && n < data.size() && data[n] != '\n') bad = "bare CR (not followed by LF)";
     prev_cr_ = false;
-  }
-  if (bad.empty() && chunk_line) {
-    // The pause at the end of the head left its last LF for this call.
-    const size_t skip = head_lf_first_ && n > 0 ? 1 : 0;
-    if (skip) head_lf_first_ = false;
-    if (!internal::chunk_line_bytes_valid(data.substr(skip, n - skip), chunk_line_end_)) {
-      bad = "invalid character in chunk-size line";
-    }
   }
   if (bad.empty() && chunk_line_end_) {
     chunk_line_end_ = false;
@@ -433,14 +415,13 @@ absl::StatusOr<size_t> ResponseParser::Impl::feed(absl::string_view data, Sink& 
       }
       len = std::min(len, options_.max_header_size - section_bytes_);
     }
-    const bool chunk_line = in_chunk_line_ && before == Phase::kBody;
     size_t n = http_parser_execute(&parser_, &settings(), data.data(), len);
     if (!started_) {
       // Empty lines before a status line (which libhttp_parser skips) are not a response yet.
       started_ = std::any_of(data.begin(), data.begin() + n,
                              [](char c) { return c != '\r' && c != '\n'; });
     }
-    if (!check_line_ends(data, n, before, chunk_line)) break;
+    if (!check_line_ends(data, n, before)) break;
     data.remove_prefix(n);
     if (before == Phase::kHead || before == Phase::kTrailers) section_bytes_ += n;
 
