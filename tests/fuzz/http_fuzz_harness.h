@@ -94,7 +94,7 @@ inline ioloop::net::HTTPServerOptions decode_options(Input& in) {
 // (`seen`, in order), whether the server closed on a timeout, whether the client saw EOF:
 // well-formed HTTP/1.x responses (100 Continue only as an interim response), the handler's
 // answers in order (each body starts with its target and '|'; a handler that threw gets 500
-// with Connection: close), then at most one error response (400/408/413/431/501/505, closing),
+// with Connection: close), then at most one error response (400/408/413/414/431/501/505, closing),
 // nothing after Connection: close, EOF after it, no response cut short unless a timeout closed
 // the connection, and at most one request timeout (a 408 means exactly one).
 inline void check_responses(absl::string_view received, const std::vector<Seen>& seen,
@@ -160,8 +160,8 @@ inline void check_responses(absl::string_view received, const std::vector<Seen>&
       ++next;
     } else {
       // Not the handler's: an error response, the connection's last.
-      FUZZ_CHECK(status == 400 || status == 408 || status == 413 || status == 431 ||
-                 status == 501 || status == 505);
+      FUZZ_CHECK(status == 400 || status == 408 || status == 413 || status == 414 ||
+                 status == 431 || status == 501 || status == 505);
       FUZZ_CHECK(close);
       if (status == 408) saw_408 = true;
     }
