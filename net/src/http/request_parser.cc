@@ -18,6 +18,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "http/chunk_line_guard.h"
 #include "http/http_ascii.h"
 #include "http/request_head.h"
 
@@ -141,6 +142,7 @@ class RequestParser::Impl {
   // them (internal::consumed_ends_with_crlf), with the last byte of the previous call.
   bool chunk_data_end_ = false;
   char last_byte_ = 0;
+  internal::ChunkLineGuard chunk_line_;  // control bytes and bare CRs in chunk-size lines
   std::optional<RequestError> error_;
   std::string error_detail_;
 
@@ -311,6 +313,7 @@ int RequestParser::Impl::on_headers_complete(http_parser* p) {
   bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
   me->continue_pending_ = has_body && me->expects_continue_;
   if (has_body && me->stop_at_headers_) me->stop_ = Stop::kHeaders;
+  if (p->flags & F_CHUNKED) me->chunk_line_.begin(/*after_head=*/true);
   // Without a body the message completes on the same LF (and pauses there): one
   // http_parser_execute() per request on the fast path instead of two.
   if (has_body) http_parser_pause(p, 1);
@@ -359,6 +362,7 @@ int RequestParser::Impl::on_chunk_complete(http_parser* p) {
   Impl* me = self(p);
   if (me->in_trailers_) return 0;  // also called at the end of the trailer section
   me->chunk_data_end_ = true;
+  me->chunk_line_.begin(/*after_head=*/false);
   http_parser_pause(p, 1);
   return 0;
 }
@@ -474,6 +478,11 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
       }
     }
     const bool line_pending = !request_line_done_ && before == Section::kHead;
+    len = chunk_line_.limit(data.substr(0, len));  // the bytes before a bad one go first
+    if (len == 0) {  // data[0] is that bad byte
+      fail(RequestError::kMalformed, std::string(chunk_line_.reason()));
+      break;
+    }
     size_t n = http_parser_execute(&parser_, &settings(), data.data(), len);
     field_.spill();  // a field split across reads: its bytes so far outlive `data`
     value_.spill();

@@ -18,8 +18,9 @@
 //    where an LF must follow it takes any byte as that LF (status line, end of the head,
 //    chunk-size lines, the CRLF after chunk data, trailers). Both are rejected here: field
 //    names are checked at the end of the head; every CR in a head or trailer section must be
-//    followed by LF (scanned here), and the parser is paused at the end of each chunk-size line
-//    and each chunk's data so that the bytes it took for CR and LF can be checked.
+//    followed by LF (scanned here); chunk-size lines are checked before the parser sees them
+//    (chunk_line_guard.h); and the parser is paused after each chunk's data so that the bytes
+//    it took for CR and LF can be checked.
 #include "ioloop/net/http/response_parser.h"
 
 #include <http_parser.h>
@@ -32,6 +33,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "http/chunk_line_guard.h"
 #include "http/http_ascii.h"
 
 namespace ioloop::net {
@@ -72,6 +74,7 @@ class ResponseParser::Impl {
     last_byte_ = 0;
     body_bytes_ = 0;
     content_length_ = 0;
+    chunk_line_.reset();
     error_ = absl::OkStatus();
     init_parser();
   }
@@ -157,7 +160,7 @@ class ResponseParser::Impl {
   bool head_done_ = false;
   bool message_done_ = false;
   bool at_head_end_ = false;     // on_headers_complete ran: data[n] is the head's last LF
-  bool chunk_line_end_ = false;  // on_chunk_header ran: data[n - 1] is a chunk-size line's LF
+  internal::ChunkLineGuard chunk_line_;  // control bytes and bare CRs in chunk-size lines
   bool chunk_data_end_ = false;  // on_chunk_complete ran: data[n - 2, n) are CR LF
   bool prev_cr_ = false;         // the last byte scanned in a head or trailer section was CR
   char last_byte_ = 0;           // the last byte consumed
@@ -281,6 +284,8 @@ int ResponseParser::Impl::on_headers_complete(http_parser* p) {
     me->content_length_ = p->content_length;
   } else if (!(p->flags & F_CHUNKED)) {
     me->close_delimited_ = true;
+  } else {
+    me->chunk_line_.begin(/*after_head=*/true);
   }
   return 0;
 }
@@ -298,9 +303,8 @@ int ResponseParser::Impl::on_chunk_header(http_parser* p) {
   if (p->content_length == 0) {  // last-chunk: trailers follow, bounded like a head
     me->phase_ = Phase::kTrailers;
     me->section_bytes_ = 0;
+    http_parser_pause(p, 1);
   }
-  me->chunk_line_end_ = true;
-  http_parser_pause(p, 1);
   return 0;
 }
 
@@ -309,6 +313,7 @@ int ResponseParser::Impl::on_chunk_complete(http_parser* p) {
   // Also called at the end of the trailers (not a chunk's data; checked by the scan there).
   if (me->phase_ == Phase::kBody) {
     me->chunk_data_end_ = true;
+    me->chunk_line_.begin(/*after_head=*/false);
     http_parser_pause(p, 1);
   }
   return 0;
@@ -344,10 +349,6 @@ bool ResponseParser::Impl::check_line_ends(absl::string_view data, size_t n, Pha
     // the pause, or never: the callback may have failed).
     if (prev_cr_ && n < data.size() && data[n] != '\n') bad = "bare CR (not followed by LF)";
     prev_cr_ = false;
-  }
-  if (bad.empty() && chunk_line_end_) {
-    chunk_line_end_ = false;
-    if (n == 0 || data[n - 1] != '\n') bad = "bare CR (not followed by LF)";
   }
   if (bad.empty() && chunk_data_end_) {
     chunk_data_end_ = false;
@@ -414,6 +415,11 @@ absl::StatusOr<size_t> ResponseParser::Impl::feed(absl::string_view data, Sink& 
         break;
       }
       len = std::min(len, options_.max_header_size - section_bytes_);
+    }
+    len = chunk_line_.limit(data.substr(0, len));  // the bytes before a bad one go first
+    if (len == 0) {  // data[0] is that bad byte
+      fail(malformed(chunk_line_.reason()));
+      break;
     }
     size_t n = http_parser_execute(&parser_, &settings(), data.data(), len);
     if (!started_) {
