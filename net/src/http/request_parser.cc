@@ -478,8 +478,9 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
       }
     }
     const bool line_pending = !request_line_done_ && before == Section::kHead;
-    len = chunk_line_.limit(data.substr(0, len));  // the bytes before a bad one go first
-    if (len == 0) {  // data[0] is that bad byte
+    // A chunk-size line's bytes before a bad one go first; then data[0] is that byte.
+    len = chunk_line_.limit(data.substr(0, len));
+    if (len == 0) {
       fail(RequestError::kMalformed, std::string(chunk_line_.reason()));
       break;
     }

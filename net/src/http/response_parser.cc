@@ -160,10 +160,11 @@ class ResponseParser::Impl {
   bool head_done_ = false;
   bool message_done_ = false;
   bool at_head_end_ = false;     // on_headers_complete ran: data[n] is the head's last LF
-  internal::ChunkLineGuard chunk_line_;  // control bytes and bare CRs in chunk-size lines
   bool chunk_data_end_ = false;  // on_chunk_complete ran: data[n - 2, n) are CR LF
   bool prev_cr_ = false;         // the last byte scanned in a head or trailer section was CR
   char last_byte_ = 0;           // the last byte consumed
+  // Control bytes and bare CRs in chunk-size lines, checked before the parser sees them.
+  internal::ChunkLineGuard chunk_line_;
   HTTPResponseHead head_;
   std::string field_;
   std::string value_;
@@ -416,8 +417,9 @@ absl::StatusOr<size_t> ResponseParser::Impl::feed(absl::string_view data, Sink& 
       }
       len = std::min(len, options_.max_header_size - section_bytes_);
     }
-    len = chunk_line_.limit(data.substr(0, len));  // the bytes before a bad one go first
-    if (len == 0) {  // data[0] is that bad byte
+    // A chunk-size line's bytes before a bad one go first; then data[0] is that byte.
+    len = chunk_line_.limit(data.substr(0, len));
+    if (len == 0) {
       fail(malformed(chunk_line_.reason()));
       break;
     }
