@@ -5,10 +5,13 @@
 // Debian builds libhttp_parser non-strict. In a chunk extension it skips every byte but CR, and
 // it takes any byte after a chunk-size line's CR for the LF. So "3;x\nabc\r\nXYZ" is a 3-byte
 // chunk "XYZ" to it, where a front end that ends lines at a bare LF reads the chunk "abc"
-// (chunk-extension smuggling). RFC 9112 §7.1.1 allows tokens, quoted strings (obs-text
-// included) and whitespace in chunk-ext, then CRLF. So from the first byte of a chunk-size line
-// to its CR, any control byte but HTAB (and DEL) is malformed, and the byte after the CR must
-// be LF.
+// (chunk-extension smuggling). It also takes a space after the size for the start of an
+// extension, so "3 5" is a chunk of 3, and a pipelined "BAD /x HTTP/1.1" reads as a chunk-size
+// line. RFC 9112 §7.1.1: chunk-size [ chunk-ext ] CRLF, chunk-ext = *( BWS ";" ... ), with
+// tokens, quoted strings (obs-text included) and whitespace. So from the first byte of a
+// chunk-size line to its CR, any control byte but HTAB (and DEL) is malformed, whitespace
+// after the size may be followed only by ';' or (leniently) the CR, and the byte after the CR
+// must be LF.
 //
 // Both parsers call limit() with the bytes they are about to hand to http_parser_execute(),
 // and hand only that many. The cut is at the line's first bad byte, whatever the split, so the
@@ -35,7 +38,7 @@ class ChunkLineGuard {
   // `after_head`: at the end of a chunked header section the parser pauses before the head's
   // last LF, which it takes at the next call. Called where the parser pauses (the end of a
   // chunked head, the CRLF after a chunk's data).
-  void begin(bool after_head) { state_ = after_head ? State::kHeadLf : State::kLine; }
+  void begin(bool after_head) { state_ = after_head ? State::kHeadLf : State::kSize; }
 
   // Forgets any line (a new message).
   void reset() { state_ = State::kOff; }
@@ -47,12 +50,21 @@ class ChunkLineGuard {
     for (size_t i = 0; i < data.size() && state_ != State::kOff; ++i) {
       const auto u = static_cast<uint8_t>(data[i]);
       if (state_ == State::kHeadLf) {
-        state_ = State::kLine;
-      } else if (state_ == State::kLine) {
+        state_ = State::kSize;
+      } else if (state_ == State::kSize || state_ == State::kExtension) {
         if (u == '\r') {
           state_ = State::kCr;
         } else if ((u < 0x20 && u != '\t') || u == 0x7f) {
           state_ = State::kBadByte;
+          return i;
+        } else if (state_ == State::kSize && (u == ' ' || u == '\t' || u == ';')) {
+          state_ = u == ';' ? State::kExtension : State::kSizeSpace;
+        }  // else a hex digit, or a byte libhttp_parser rejects itself
+      } else if (state_ == State::kSizeSpace) {
+        if (u == ';' || u == '\r') {
+          state_ = u == ';' ? State::kExtension : State::kCr;
+        } else if (u != ' ' && u != '\t') {
+          state_ = State::kBadByte;  // "3 5", "BAD /x HTTP/1.1": libhttp_parser ignores it
           return i;
         }
       } else if (state_ == State::kCr) {
@@ -76,7 +88,16 @@ class ChunkLineGuard {
   }
 
  private:
-  enum class State : uint8_t { kOff, kHeadLf, kLine, kCr, kBadByte, kBareCr };
+  enum class State : uint8_t {
+    kOff,
+    kHeadLf,     // the head's last LF comes first
+    kSize,       // the chunk size (libhttp_parser checks its digits)
+    kSizeSpace,  // whitespace after the size: only more of it, ';' or CR may follow
+    kExtension,  // after ';'
+    kCr,         // the line's CR: its LF is next
+    kBadByte,    // failed
+    kBareCr,     // failed
+  };
   State state_ = State::kOff;
 };
 

@@ -1,7 +1,7 @@
 // File: net/src/http/request_head.h (private)
 // RequestParser's helpers for a request's header section: the field name or value being
-// received, the one pass over the fields that validation and keep-alive need, and the
-// emptying of a request whose storage is reused.
+// received, the empty lines allowed before it, the one pass over the fields that validation
+// and keep-alive need, and the emptying of a request whose storage is reused.
 #ifndef IOLOOP_NET_SRC_HTTP_REQUEST_HEAD_H_
 #define IOLOOP_NET_SRC_HTTP_REQUEST_HEAD_H_
 
@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "http/http_ascii.h"
 #include "ioloop/net/http/http_headers.h"
@@ -49,6 +50,47 @@ class Piece {
   absl::string_view view_;
   std::string copy_;
   bool spilled_ = false;
+};
+
+// Empty lines before a request line (RFC 9112 §2.2 asks a server to ignore "at least one";
+// old clients send one after a POST body), which RequestParser consumes here rather than let
+// libhttp_parser skip any number silently. More than kMax is a 400: a client sending a blank
+// line now and then must not hold a connection for ever.
+class EmptyLines {
+ public:
+  static constexpr int kMax = 8;
+
+  // Consumes the CR and LF bytes at the start of `data`; returns how many. On a bare CR or on
+  // the line past kMax, sets `error` and returns the position of the byte at fault.
+  size_t skip(absl::string_view data, std::string& error) {
+    size_t i = 0;
+    for (; i < data.size(); ++i) {
+      if (data[i] == '\n') {
+        pending_cr_ = false;
+        if (++count_ > kMax) {
+          error = absl::StrCat("more than ", kMax, " empty lines before a request line");
+          return i;
+        }
+      } else if (data[i] == '\r') {
+        if (pending_cr_) {
+          error = "bare CR before a request line";
+          return i;
+        }
+        pending_cr_ = true;
+      } else {
+        break;
+      }
+    }
+    return i;
+  }
+  // The bytes skipped so far end with a CR: the request line must not come next.
+  bool pending_cr() const { return pending_cr_; }
+  // A request line has started: the next request may have kMax again.
+  void reset_count() { count_ = 0; }
+
+ private:
+  int count_ = 0;
+  bool pending_cr_ = false;
 };
 
 // A request kept for its storage (RequestParser::recycle()) keeps at most this much: a

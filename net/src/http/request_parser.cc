@@ -18,6 +18,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "http/bare_cr_scan.h"
 #include "http/chunk_line_guard.h"
 #include "http/http_ascii.h"
 #include "http/request_head.h"
@@ -25,11 +26,6 @@
 namespace ioloop::net {
 
 namespace {
-
-// Empty lines allowed before a request line (RFC 9112 §2.2 asks a server to ignore "at least
-// one"; old clients send one after a POST body). More is a 400: a client sending a blank line
-// now and then must not hold a connection for ever.
-constexpr int kMaxEmptyLines = 8;
 
 using internal::clear_for_reuse;
 using internal::is_tchar;  // RFC 9110 §5.6.2 token characters
@@ -111,14 +107,26 @@ class RequestParser::Impl {
   }
 
   int validate_head();
+  // A bare CR in a head or trailer section: the error overrides any other from the same
+  // http_parser_execute() call (those bytes came first), and a request it completed is none.
+  // `line_done`: the request line was complete before the bare CR (its version then stands
+  // for the error response, whatever the split).
+  void fail_bare_cr(Result& result, size_t requests_before, bool line_done) {
+    error_.reset();
+    fail(RequestError::kMalformed, std::string(internal::BareCrScan::kError));
+    while (result.requests.size() > requests_before) {
+      if (!result.streamed.empty() && result.streamed.back() + 1 == result.requests.size()) {
+        result.streamed.pop_back();
+      }
+      result.requests.pop_back();
+    }
+    request_line_done_ = line_done;
+  }
   int fail_body_too_large() {
     return fail(RequestError::kBodyTooLarge,
                 absl::StrCat("Content-Length ", parser_.content_length, " > max_body_size ",
                              options_.max_body_size));
   }
-  // Consumes the CR and LF bytes at the start of `data` (before a request line), counting
-  // the empty lines; returns how many. Fails on a bare CR or on too many lines.
-  size_t skip_empty_lines(absl::string_view data);
   RequestError classify_parser_error(http_errno err) const;
 
   // libhttp_parser callbacks.
@@ -142,7 +150,11 @@ class RequestParser::Impl {
   // them (internal::consumed_ends_with_crlf), with the last byte of the previous call.
   bool chunk_data_end_ = false;
   char last_byte_ = 0;
-  internal::ChunkLineGuard chunk_line_;  // control bytes and bare CRs in chunk-size lines
+  // Checked apart from libhttp_parser: chunk-size lines (before it sees them), and CRs in head
+  // and trailer sections (at_head_end_: on_headers_complete ran, data[n] is the head's last LF).
+  internal::ChunkLineGuard chunk_line_;
+  internal::BareCrScan line_ends_;
+  bool at_head_end_ = false;
   std::optional<RequestError> error_;
   std::string error_detail_;
 
@@ -162,8 +174,7 @@ class RequestParser::Impl {
   // Before a request line: the header section has started with empty lines only (state_ is
   // kHeaders, libhttp_parser has seen none of it), how many, and a CR awaiting its LF.
   bool leading_ = false;
-  int empty_lines_ = 0;
-  bool pending_cr_ = false;
+  internal::EmptyLines empty_lines_;
   bool request_line_done_ = false;  // the current request's line has its LF: version known
   Result* result_ = nullptr;        // where on_message_complete puts requests
   // Streaming: this feed()'s stop_at_headers; why the last pause ends feed() (a header section
@@ -199,7 +210,7 @@ int RequestParser::Impl::on_message_begin(http_parser* p) {
   Impl* me = self(p);
   me->state_ = State::kHeaders;
   me->leading_ = false;
-  me->empty_lines_ = 0;
+  me->empty_lines_.reset_count();
   me->request_line_done_ = false;
   me->in_trailers_ = false;
   me->current_.clear();
@@ -303,6 +314,7 @@ int RequestParser::Impl::validate_head() {
 
 int RequestParser::Impl::on_headers_complete(http_parser* p) {
   Impl* me = self(p);
+  me->at_head_end_ = true;
   me->commit_header();
   me->current_.set_method(http_method_str(static_cast<http_method>(p->method)));
   me->current_.set_target(std::move(me->target_));
@@ -404,29 +416,6 @@ RequestError RequestParser::Impl::classify_parser_error(http_errno err) const {
   }
 }
 
-size_t RequestParser::Impl::skip_empty_lines(absl::string_view data) {
-  size_t i = 0;
-  for (; i < data.size(); ++i) {
-    if (data[i] == '\n') {
-      pending_cr_ = false;
-      if (++empty_lines_ > kMaxEmptyLines) {
-        fail(RequestError::kMalformed,
-             absl::StrCat("more than ", kMaxEmptyLines, " empty lines before a request line"));
-        return i;
-      }
-    } else if (data[i] == '\r') {
-      if (pending_cr_) {
-        fail(RequestError::kMalformed, "bare CR before a request line");
-        return i;
-      }
-      pending_cr_ = true;
-    } else {
-      break;
-    }
-  }
-  return i;
-}
-
 size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
                                  const FeedOptions& feed_options) {
   result_ = &result;
@@ -463,8 +452,12 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
       // Empty lines before the request line are consumed here, not by libhttp_parser (which
       // would skip any number silently), and they start the header section: its size limit
       // and the server's header timeout count them.
-      const size_t skipped = skip_empty_lines(data.substr(0, len));
-      if (error_) break;
+      std::string error;
+      const size_t skipped = empty_lines_.skip(data.substr(0, len), error);
+      if (!error.empty()) {
+        fail(RequestError::kMalformed, std::move(error));
+        break;
+      }
       if (skipped > 0) {
         data.remove_prefix(skipped);
         section_bytes_ += skipped;
@@ -472,7 +465,7 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
         leading_ = true;
         continue;
       }
-      if (pending_cr_) {  // data[0] starts the request line: the CR before it was bare
+      if (empty_lines_.pending_cr()) {  // data[0] starts the request line: the CR was bare
         fail(RequestError::kMalformed, "bare CR before a request line");
         break;
       }
@@ -500,6 +493,19 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
     // byte handed to libhttp_parser in a header section is the request line's first).
     if (line_pending && state_ != State::kIdle && std::memchr(data.data(), '\n', n) != nullptr) {
       request_line_done_ = true;
+    }
+    // At a head's end libhttp_parser stopped on the byte it takes for the head's last LF (it
+    // consumes it after the pause, or never: the callback may have failed). That byte is
+    // checked first: a bare CR there is the error, whatever the callback said.
+    const absl::string_view next =
+        std::exchange(at_head_end_, false) ? data.substr(n, 1) : absl::string_view();
+    const size_t bad = before == Section::kHead || before == Section::kTrailers
+                           ? line_ends_.find(data.substr(0, n), next)
+                           : absl::string_view::npos;
+    if (bad != absl::string_view::npos) {
+      fail_bare_cr(result, requests_before,
+                   !line_pending || std::memchr(data.data(), '\n', bad) != nullptr);
+      break;
     }
     data.remove_prefix(n);
     if (before == Section::kHead || before == Section::kTrailers) section_bytes_ += n;

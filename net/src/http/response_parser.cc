@@ -27,12 +27,12 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "http/bare_cr_scan.h"
 #include "http/chunk_line_guard.h"
 #include "http/http_ascii.h"
 
@@ -70,7 +70,7 @@ class ResponseParser::Impl {
     value_.clear();
     in_value_ = false;
     section_bytes_ = 0;
-    prev_cr_ = false;
+    line_ends_.reset();
     last_byte_ = 0;
     body_bytes_ = 0;
     content_length_ = 0;
@@ -159,10 +159,10 @@ class ResponseParser::Impl {
   // Set in callbacks, acted upon by feed() once http_parser_execute() has returned paused.
   bool head_done_ = false;
   bool message_done_ = false;
-  bool at_head_end_ = false;     // on_headers_complete ran: data[n] is the head's last LF
-  bool chunk_data_end_ = false;  // on_chunk_complete ran: data[n - 2, n) are CR LF
-  bool prev_cr_ = false;         // the last byte scanned in a head or trailer section was CR
-  char last_byte_ = 0;           // the last byte consumed
+  bool at_head_end_ = false;        // on_headers_complete ran: data[n] is the head's last LF
+  bool chunk_data_end_ = false;     // on_chunk_complete ran: data[n - 2, n) are CR LF
+  internal::BareCrScan line_ends_;  // in head and trailer sections
+  char last_byte_ = 0;              // the last byte consumed
   // Control bytes and bare CRs in chunk-size lines, checked before the parser sees them.
   internal::ChunkLineGuard chunk_line_;
   HTTPResponseHead head_;
@@ -324,32 +324,13 @@ bool ResponseParser::Impl::check_line_ends(absl::string_view data, size_t n, Pha
   const char previous = last_byte_;
   if (n > 0) last_byte_ = data[n - 1];
   absl::string_view bad;
-  if (before == Phase::kHead || before == Phase::kTrailers) {
-    // Every CR must be followed by LF; memchr jumps from one CR to the next (a head is mostly
-    // neither).
-    size_t i = 0;
-    while (i < n) {
-      if (prev_cr_) {
-        if (data[i] != '\n') {
-          bad = "bare CR (not followed by LF)";
-          break;
-        }
-        prev_cr_ = false;
-        ++i;
-        continue;
-      }
-      const void* cr = std::memchr(data.data() + i, '\r', n - i);
-      if (cr == nullptr) break;
-      i = static_cast<size_t>(static_cast<const char*>(cr) - data.data()) + 1;
-      prev_cr_ = true;
-    }
-  }
-  if (bad.empty() && at_head_end_) {
-    at_head_end_ = false;
-    // libhttp_parser stopped on the byte it takes for the head's last LF (it consumes it after
-    // the pause, or never: the callback may have failed).
-    if (prev_cr_ && n < data.size() && data[n] != '\n') bad = "bare CR (not followed by LF)";
-    prev_cr_ = false;
+  // At a head's end libhttp_parser stopped on the byte it takes for the head's last LF (it
+  // consumes it after the pause, or never: the callback may have failed).
+  const absl::string_view next = at_head_end_ ? data.substr(n, 1) : absl::string_view();
+  at_head_end_ = false;
+  if ((before == Phase::kHead || before == Phase::kTrailers) &&
+      line_ends_.find(data.substr(0, n), next) != absl::string_view::npos) {
+    bad = internal::BareCrScan::kError;
   }
   if (bad.empty() && chunk_data_end_) {
     chunk_data_end_ = false;

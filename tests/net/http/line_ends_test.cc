@@ -1,10 +1,12 @@
-// File: tests/net/http/chunk_line_test.cc
-// Chunk-size lines in both parsers (net/src/http/chunk_line_guard.h). libhttp_parser, built
-// non-strict, skips any byte but CR in a chunk extension and takes any byte after the line's
-// CR for its LF, so "3;x\nabc\r\nXYZ" was the chunk "XYZ" where a front end ending lines at a
-// bare LF reads "abc" (chunk-extension smuggling). Each case runs whole, split in two at every
-// position and one byte at a time, buffered and streamed: the same error, at the same stream
-// position, after the same body bytes.
+// File: tests/net/http/line_ends_test.cc
+// Line ends and chunk-size lines that libhttp_parser, built non-strict, lets through, in both
+// parsers (net/src/http/chunk_line_guard.h, bare_cr_scan.h): it skips any byte but CR in a
+// chunk extension, takes a space after a chunk size for the start of one, and takes any byte
+// after some CRs for the LF. So "3;x\nabc\r\nXYZ" was the chunk "XYZ" where a front end ending
+// lines at a bare LF reads "abc", and "Foo:\rXContent-Length: 3" a Content-Length field where
+// one replacing the bare CR with SP (RFC 9112 §2.2) sees none (request smuggling). Each case
+// runs whole, split in two at every position and one byte at a time, buffered and streamed:
+// the same error after the same body bytes (and, for a chunk-size line, at the same position).
 #include <optional>
 #include <ostream>
 #include <string>
@@ -32,6 +34,7 @@ struct Parse {
   size_t consumed = 0;  // bytes feed() took in all: the error's position
   std::string body;     // what a sink received (streamed) or the requests' bodies (buffered)
   size_t requests = 0;
+  std::optional<int> version_minor;  // what an error response's version is taken from
   bool operator==(const Parse&) const = default;
 };
 
@@ -62,19 +65,26 @@ Parse drive(const std::vector<std::string>& pieces, bool stream) {
   run.requests = result.requests.size();
   run.error = parser.error();
   run.detail = parser.error_detail();
+  run.version_minor = parser.version_minor();
   return run;
 }
 
-// The outcome of `input` fed whole, asserting that every split gives the same.
-Parse drive_every_split(const std::string& input, bool stream) {
+// The outcome of `input` fed whole, asserting that every split gives the same. `same_consumed`:
+// also the count of bytes consumed (after an error, feed() consumed a split-dependent part of
+// the bytes before it, unless the error is found before they reach libhttp_parser).
+Parse drive_every_split(const std::string& input, bool stream, bool same_consumed = true) {
   const Parse whole = drive({input}, stream);
+  auto expect_same = [&](Parse split, const std::string& where) {
+    if (!same_consumed) split.consumed = whole.consumed;
+    EXPECT_EQ(split, whole) << where;
+  };
   for (size_t k = 0; k <= input.size(); ++k) {
-    EXPECT_EQ(drive({input.substr(0, k), input.substr(k)}, stream), whole) << "split at " << k;
+    expect_same(drive({input.substr(0, k), input.substr(k)}, stream), absl::StrCat("split ", k));
     if (::testing::Test::HasFailure()) return whole;  // one report, not hundreds
   }
   std::vector<std::string> bytes;
   for (char c : input) bytes.emplace_back(1, c);
-  EXPECT_EQ(drive(bytes, stream), whole) << "one byte at a time";
+  expect_same(drive(bytes, stream), "one byte at a time");
   return whole;
 }
 
@@ -119,21 +129,65 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{"ControlByteInLastChunkExtension", "1\r\na\r\n0;z\x01\r\n\r\n", 9, "a", kControl},
         // The line's end would find the chunk above max_body_size (16): the bad byte comes
         // first, so it is a 400 at every split, never a 413 (found by the fuzzer).
-        BadLine{"LfInExtensionOfAChunkTooLarge", "FFFFFF;\n\r\n", 7, "", kControl}),
+        BadLine{"LfInExtensionOfAChunkTooLarge", "FFFFFF;\n\r\n", 7, "", kControl},
+        // libhttp_parser takes a space after the size for an extension's start, so it read
+        // "3 5" as 3, and a request line whose method is a hex word as a chunk-size line.
+        BadLine{"SecondNumberAfterASpace", "3 5\r\nabc\r\n0\r\n\r\n", 2, "", kControl},
+        BadLine{"RequestLineAsChunkSize", "BAD /x HTTP/1.1\r\nHost: h\r\n\r\n", 4, "", kControl}),
     [](const ::testing::TestParamInfo<BadLine>& param) { return std::string(param.param.name); });
 
 TEST(RequestChunkLineTest, ExtensionsTheGrammarAllowsAreSkipped) {
   const std::string input = kChunkedHead +
                             "3;name=val;q=\"a\tb\"\t; x = \x80\xff\r\nabc\r\n"
-                            "2 ;y\r\nde\r\n0;last\r\nT: 1\r\n\r\n"
+                            "2 ;y\r\nde\r\n1 \r\nf\r\n0;last\r\nT: 1\r\n\r\n"
                             "GET /next HTTP/1.1\r\nHost: h\r\n\r\n";
   for (bool stream : {false, true}) {
     SCOPED_TRACE(stream ? "streamed" : "buffered");
     const Parse run = drive_every_split(input, stream);
     EXPECT_FALSE(run.error.has_value()) << run.detail;
-    EXPECT_EQ(run.body, "abcde");
+    EXPECT_EQ(run.body, "abcdef");
     EXPECT_EQ(run.requests, 2u);
     EXPECT_EQ(run.consumed, input.size());
+  }
+}
+
+// A CR in a head or trailer section that no LF follows, where libhttp_parser took any byte for
+// the LF: a 400 (RFC 9112 §2.2), and no request the section ended is delivered.
+TEST(RequestBareCrTest, IsA400AtEverySplit) {
+  struct Case {
+    std::string input;
+    std::string streamed;
+  };
+  const Case cases[] = {
+      // An empty value's CR: X was taken for the LF, so Content-Length was a field.
+      {"POST / HTTP/1.1\r\nHost: a\r\nFoo:\rXContent-Length: 3\r\n\r\nabc", ""},
+      {std::string(
+           "POST / HTTP/1.1\r\nHost: a\r\nFoo: \r\x00Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+           68),
+       ""},
+      // The head's last line: it ended there, and a second request began.
+      {"GET / HTTP/1.1\r\nHost: a\r\n\rXGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n", ""},
+      {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\rXabc", ""},
+      // Found by the fuzzers: a body over max_body_size (413, or streamed), and an HTTP/1.0
+      // request line complete in the same call as the bare CR (the error's version).
+      {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\x18xxxx", ""},
+      {"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\rX0\r\n\r\n", ""},
+      {"GET /x H\rTP/1.0\r\n\r\n", ""},  // a CR in the version: no version known
+      // The same in a trailer section, after a streamed piece.
+      {kChunkedHead + "1\r\na\r\n0\r\n\rXGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n", "a"},
+      {kChunkedHead + "1\r\na\r\n0\r\nFoo:\rX\r\n\r\n", "a"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.input);
+    for (bool stream : {false, true}) {
+      SCOPED_TRACE(stream ? "streamed" : "buffered");
+      const Parse run = drive_every_split(c.input, stream, /*same_consumed=*/false);
+      ASSERT_TRUE(run.error.has_value());
+      EXPECT_EQ(*run.error, RequestError::kMalformed);
+      EXPECT_EQ(run.detail, kBareCr);
+      EXPECT_EQ(run.body, stream ? c.streamed : "");
+      EXPECT_EQ(run.requests, 0u);
+    }
   }
 }
 
@@ -152,6 +206,7 @@ TEST(ResponseChunkLineTest, ControlBytesAndBareCrsAreMalformedAtEverySplit) {
       {"1\r\na\r\n2;\nbc\r\n0\r\n\r\n", {"head 200 OK", "body:a"}, kControl},
       {"1\r\na\r\n0;\x1f\r\n\r\n", {"head 200 OK", "body:a"}, kControl},
       {"2\rXab\r\n0\r\n\r\n", {"head 200 OK"}, kBareCr},
+      {"3 5\r\nabc\r\n0\r\n\r\n", {"head 200 OK"}, kControl},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.body);
