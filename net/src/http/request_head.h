@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "http/http_ascii.h"
@@ -105,10 +106,57 @@ inline void clear_for_reuse(HTTPRequest& request) {
   request.clear();
 }
 
+// RFC 9112 §3: a request target is one word. libhttp_parser (non-strict) lets HTAB, FF and DEL
+// into it, where a front end that splits the request line at any whitespace reads other words.
+inline bool is_valid_target(absl::string_view target) {
+  for (const char c : target) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f) return false;
+  }
+  return true;
+}
+
+// RFC 9112 §3.2 (a 400 for an invalid Host value): uri-host [ ":" port ], RFC 3986 §3.2.2,
+// with uri-host an IP-literal in brackets or a reg-name (unreserved, sub-delims and
+// pct-encoded characters; an IPv4 address is one). Empty is valid (a target without an
+// authority). A proxy forwards Host as received, so what it lets through reaches the upstream.
+inline bool is_valid_host(absl::string_view host) {
+  auto is_hex = [](char c) { return absl::ascii_isxdigit(static_cast<unsigned char>(c)); };
+  auto is_name_char = [](char c) {  // unreserved / sub-delims
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+           absl::string_view("-._~!$&'()*+,;=").find(c) != absl::string_view::npos;
+  };
+  size_t i = 0;
+  if (!host.empty() && host[0] == '[') {  // IPv6address or IPvFuture: checked loosely
+    const size_t close = host.find(']');
+    if (close == absl::string_view::npos || close == 1) return false;
+    for (i = 1; i < close; ++i) {
+      if (!is_name_char(host[i]) && host[i] != ':') return false;
+    }
+    i = close + 1;
+  } else {
+    for (; i < host.size() && host[i] != ':'; ++i) {
+      if (host[i] == '%') {
+        if (i + 2 >= host.size() || !is_hex(host[i + 1]) || !is_hex(host[i + 2])) return false;
+        i += 2;
+      } else if (!is_name_char(host[i])) {
+        return false;
+      }
+    }
+  }
+  if (i == host.size()) return true;
+  if (host[i] != ':') return false;
+  for (++i; i < host.size(); ++i) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(host[i]))) return false;
+  }
+  return true;
+}
+
 // What a header section says about framing and the connection, gathered in one pass (names
 // are told apart by length first: most fields are none of these).
 struct HeadFields {
   size_t hosts = 0;
+  absl::string_view host;    // the first Host's value
   size_t lengths = 0;        // Content-Length fields
   absl::string_view length;  // the first Content-Length's value
   bool transfer_encoding = false;
@@ -121,7 +169,7 @@ inline HeadFields scan_head_fields(const HTTPHeaders& headers) {
   for (const auto& [name, value] : headers) {
     switch (name.size()) {
       case 4:
-        if (equals_ignore_case(name, "Host")) ++f.hosts;
+        if (equals_ignore_case(name, "Host") && f.hosts++ == 0) f.host = value;
         break;
       case 6:
         if (!f.expect_continue && equals_ignore_case(name, "Expect")) {

@@ -25,13 +25,9 @@
 
 namespace ioloop::net {
 
-namespace {
-
 using internal::clear_for_reuse;
 using internal::is_tchar;  // RFC 9110 §5.6.2 token characters
 using internal::Piece;
-
-}  // namespace
 
 class RequestParser::Impl {
  public:
@@ -258,14 +254,15 @@ int RequestParser::Impl::validate_head() {
     return fail(RequestError::kUnsupportedVersion,
                 absl::StrCat("HTTP/", parser_.http_major, ".", parser_.http_minor));
   }
-  const internal::HeadFields fields = internal::scan_head_fields(current_.headers());
-  const size_t hosts = fields.hosts;
-  const size_t lengths = fields.lengths;
-  const absl::string_view length = fields.length;
-  const bool transfer_encoding = fields.transfer_encoding;
-  if (hosts > 1 || (hosts == 0 && parser_.http_minor >= 1)) {
-    return fail(RequestError::kBadHost,
-                hosts == 0 ? "HTTP/1.1 request without Host" : "several Host fields");
+  if (!internal::is_valid_target(current_.target())) {
+    return fail(RequestError::kMalformed, "invalid character in request target");
+  }
+  const auto [hosts, host, lengths, length, transfer_encoding, expect_continue, connection] =
+      internal::scan_head_fields(current_.headers());
+  if (hosts > 1 || (hosts == 0 && parser_.http_minor >= 1) || !internal::is_valid_host(host)) {
+    return fail(RequestError::kBadHost, hosts == 0  ? "HTTP/1.1 request without Host"
+                                        : hosts > 1 ? "several Host fields"
+                                                    : "invalid Host value");
   }
   if (lengths > 1) {
     return fail(RequestError::kInvalidContentLength, "several Content-Length fields");
@@ -299,8 +296,8 @@ int RequestParser::Impl::validate_head() {
     }
   }
   keep_alive_ = internal::keep_alive_rule(1, parser_.http_minor, parser_.method == HTTP_CONNECT,
-                                          fields.connection, transfer_encoding);
-  expects_continue_ = parser_.http_minor >= 1 && fields.expect_continue;
+                                          connection, transfer_encoding);
+  expects_continue_ = parser_.http_minor >= 1 && expect_continue;
   if ((parser_.flags & F_CONTENTLENGTH) && parser_.content_length > options_.max_body_size) {
     // Stopping at this header section, the caller may yet stream the body (no limit then).
     if (stop_at_headers_) {

@@ -456,8 +456,31 @@ INSTANTIATE_TEST_SUITE_P(
                   RequestError::kUnsupportedTransferEncoding, 501},
         ErrorCase{"Http2", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", RequestError::kUnsupportedVersion,
                   505},
-        ErrorCase{"Http09", "GET /\r\n\r\n", RequestError::kUnsupportedVersion, 505}),
+        ErrorCase{"Http09", "GET /\r\n\r\n", RequestError::kUnsupportedVersion, 505},
+        // Whitespace and control bytes in a target (RFC 9112 §3), and Host values outside
+        // RFC 3986's uri-host [":" port] (RFC 9112 §3.2), which libhttp_parser let through.
+        ErrorCase{"TabInTarget", "GET /a\tb HTTP/1.1\r\nHost: h\r\n\r\n", RequestError::kMalformed,
+                  400},
+        ErrorCase{"DelInTarget", "GET /a\x7f HTTP/1.1\r\nHost: h\r\n\r\n", RequestError::kMalformed,
+                  400},
+        ErrorCase{"SpaceInHost", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", RequestError::kBadHost,
+                  400},
+        ErrorCase{"UserinfoInHost", "GET / HTTP/1.1\r\nHost: a/b@c\r\n\r\n", RequestError::kBadHost,
+                  400},
+        ErrorCase{"LettersInPort", "GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", RequestError::kBadHost,
+                  400}),
     [](const ::testing::TestParamInfo<ErrorCase>& param) { return param.param.name; });
+
+TEST(RequestParserTest, HostValuesOfTheGrammarAreAccepted) {
+  for (const char* host : {"", "h", "example.com:8080", "127.0.0.1:80", "[::1]:8080", "[v1.x]",
+                           "a_b-c~d", "a%2Fb", "h:"}) {
+    SCOPED_TRACE(host);
+    Outcome out = parse(absl::StrCat("GET /\x80 HTTP/1.1\r\nHost: ", host, "\r\n\r\n"));
+    EXPECT_FALSE(out.error);
+    ASSERT_EQ(out.requests.size(), 1u);
+    EXPECT_EQ(out.requests[0].target(), "/\x80");  // raw UTF-8 in a target is let through
+  }
+}
 
 TEST(RequestParserTest, HeaderSectionOfExactlyTheLimitIsAccepted) {
   const std::string head = "GET / HTTP/1.1\r\nHost: h\r\nX: ";
