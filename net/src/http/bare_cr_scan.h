@@ -19,7 +19,10 @@
 #define IOLOOP_NET_SRC_HTTP_BARE_CR_SCAN_H_
 
 #include <cstddef>
-#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "absl/strings/string_view.h"
 
@@ -32,24 +35,45 @@ class BareCrScan {
   // `next`: at the end of a header section, the parser stops before the byte it takes for the
   // section's last LF; that byte (or nothing).
   size_t find(absl::string_view consumed, absl::string_view next = {}) {
+    const char* p = consumed.data();
+    const size_t n = consumed.size();
     size_t i = 0;
-    while (i < consumed.size()) {
-      if (prev_cr_) {
-        if (consumed[i] != '\n') return i;
-        prev_cr_ = false;
-        ++i;
-        continue;
-      }
-      // memchr jumps from one CR to the next: a head is mostly neither.
-      const void* cr = std::memchr(consumed.data() + i, '\r', consumed.size() - i);
-      if (cr == nullptr) break;
-      i = static_cast<size_t>(static_cast<const char*>(cr) - consumed.data()) + 1;
-      prev_cr_ = true;
+    if (prev_cr_ && n > 0) {
+      if (p[0] != '\n') return 0;
+      prev_cr_ = false;
+      i = 1;
     }
+#if defined(__SSE2__)
+    // Sixteen bytes at a time, the last block overlapping the one before (a head is mostly
+    // neither CR nor LF, and this runs per request): the lanes holding CR whose next byte is
+    // not LF. Then the last byte, whose next byte the next call brings.
+    if (n - i >= 17) {
+      const __m128i cr = _mm_set1_epi8('\r');
+      const __m128i lf = _mm_set1_epi8('\n');
+      for (;; i += 16) {
+        if (i + 17 > n) i = n - 17;
+        const __m128i here = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+        const __m128i after = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 1));
+        const int bare = _mm_movemask_epi8(
+            _mm_andnot_si128(_mm_cmpeq_epi8(after, lf), _mm_cmpeq_epi8(here, cr)));
+        if (bare != 0)
+          return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(bare))) + 1;
+        if (i + 17 == n) break;
+      }
+      i = n - 1;
+    }
+#endif
+    for (; i < n; ++i) {
+      if (p[i] != '\r') continue;
+      if (i + 1 == n) break;
+      if (p[i + 1] != '\n') return i + 1;
+      ++i;
+    }
+    if (n > 0) prev_cr_ = p[n - 1] == '\r';  // every CR before it is followed by LF
     if (next.empty()) return absl::string_view::npos;
     const bool bare = prev_cr_ && next[0] != '\n';
     prev_cr_ = false;  // the body follows
-    return bare ? consumed.size() : absl::string_view::npos;
+    return bare ? n : absl::string_view::npos;
   }
 
   void reset() { prev_cr_ = false; }

@@ -53,15 +53,18 @@ inline bool equals_ignore_case(absl::string_view a, absl::string_view b) {
   return ascii_lower8(load8(a.data() + n - 8)) == ascii_lower8(load8(b.data() + n - 8));
 }
 
-// RFC 9110 §5.6.2 tchar as a table: a lookup per byte instead of a chain of comparisons
-// (validation runs per field).
-enum : unsigned char { kTchar = 1 };
+// RFC 9110 §5.6.2 tchar and RFC 3986 §3.2.2 reg-name characters (unreserved and sub-delims)
+// as a table: a lookup per byte instead of a chain of comparisons (validation runs per field).
+enum : unsigned char { kTchar = 1, kHostChar = 2 };
 constexpr std::array<unsigned char, 256> make_ascii_classes() {
   std::array<unsigned char, 256> t{};
   for (int c = 0; c < 256; ++c) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) t[c] = kTchar;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+      t[c] = kTchar | kHostChar;
+    }
   }
-  for (char c : absl::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = kTchar;
+  for (char c : absl::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] |= kTchar;
+  for (char c : absl::string_view("-._~!$&'()*+,;=")) t[static_cast<unsigned char>(c)] |= kHostChar;
   return t;
 }
 inline constexpr std::array<unsigned char, 256> kAsciiClasses = make_ascii_classes();

@@ -5,6 +5,7 @@
 #ifndef IOLOOP_NET_SRC_HTTP_REQUEST_HEAD_H_
 #define IOLOOP_NET_SRC_HTTP_REQUEST_HEAD_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <string>
 #include <utility>
@@ -122,32 +123,33 @@ inline bool is_valid_target(absl::string_view target) {
 // authority). A proxy forwards Host as received, so what it lets through reaches the upstream.
 inline bool is_valid_host(absl::string_view host) {
   auto is_hex = [](char c) { return absl::ascii_isxdigit(static_cast<unsigned char>(c)); };
-  auto is_name_char = [](char c) {  // unreserved / sub-delims
-    return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
-           absl::string_view("-._~!$&'()*+,;=").find(c) != absl::string_view::npos;
+  auto is_name_char = [](char c) {  // unreserved / sub-delims, by table: this runs per request
+    return (kAsciiClasses[static_cast<unsigned char>(c)] & kHostChar) != 0;
   };
-  size_t i = 0;
-  if (!host.empty() && host[0] == '[') {  // IPv6address or IPvFuture: checked loosely
-    const size_t close = host.find(']');
-    if (close == absl::string_view::npos || close == 1) return false;
-    for (i = 1; i < close; ++i) {
-      if (!is_name_char(host[i]) && host[i] != ':') return false;
+  const char* p = host.data();
+  const char* const end = p + host.size();
+  if (p != end && *p == '[') {  // IPv6address or IPvFuture: checked loosely
+    const char* const close = std::find(p, end, ']');
+    if (close == end || close == p + 1) return false;
+    for (++p; p != close; ++p) {
+      if (!is_name_char(*p) && *p != ':') return false;
     }
-    i = close + 1;
+    ++p;
   } else {
-    for (; i < host.size() && host[i] != ':'; ++i) {
-      if (host[i] == '%') {
-        if (i + 2 >= host.size() || !is_hex(host[i + 1]) || !is_hex(host[i + 2])) return false;
-        i += 2;
-      } else if (!is_name_char(host[i])) {
-        return false;
+    while (p != end) {
+      if (is_name_char(*p)) {
+        ++p;
+      } else if (*p == '%' && end - p >= 3 && is_hex(p[1]) && is_hex(p[2])) {
+        p += 3;
+      } else {
+        break;
       }
     }
   }
-  if (i == host.size()) return true;
-  if (host[i] != ':') return false;
-  for (++i; i < host.size(); ++i) {
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(host[i]))) return false;
+  if (p == end) return true;
+  if (*p != ':') return false;
+  for (++p; p != end; ++p) {
+    if (*p < '0' || *p > '9') return false;
   }
   return true;
 }

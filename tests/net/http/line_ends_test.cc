@@ -16,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "http/bare_cr_scan.h"
 #include "ioloop/net/http/request_parser.h"
 #include "ioloop/net/http/response_parser.h"
 #include "response_parser_testing.h"
@@ -187,6 +188,35 @@ TEST(RequestBareCrTest, IsA400AtEverySplit) {
       EXPECT_EQ(run.detail, kBareCr);
       EXPECT_EQ(run.body, stream ? c.streamed : "");
       EXPECT_EQ(run.requests, 0u);
+    }
+  }
+}
+
+// The scan itself, whose fast path takes sixteen bytes at a time: a bare CR at every position
+// of every length up to three blocks, whole and split in two, among CRLFs.
+TEST(BareCrScanTest, FindsTheFirstBareCrAtEveryPositionAndSplit) {
+  using internal::BareCrScan;
+  for (size_t size = 0; size <= 50; ++size) {
+    std::string clean;
+    while (clean.size() < size) clean += clean.size() % 5 == 3 ? "\r\n" : "a";
+    clean.resize(size);
+    if (!clean.empty() && clean.back() == '\r') clean.back() = 'b';
+    BareCrScan whole;
+    EXPECT_EQ(whole.find(clean), absl::string_view::npos) << size;
+    for (size_t bad = 0; bad + 1 < size; ++bad) {
+      std::string input = clean;
+      input[bad] = '\r';
+      input[bad + 1] = 'X';
+      // The first fault: this one, unless a CR just before it is now bare instead.
+      const size_t at = bad > 0 && input[bad - 1] == '\r' ? bad : bad + 1;
+      for (size_t split = 0; split <= size; ++split) {
+        BareCrScan scan;
+        const size_t first = scan.find(absl::string_view(input).substr(0, split));
+        const size_t found = first != absl::string_view::npos
+                                 ? first
+                                 : split + scan.find(absl::string_view(input).substr(split));
+        ASSERT_EQ(found, at) << "size " << size << " bad " << bad << " split " << split;
+      }
     }
   }
 }
