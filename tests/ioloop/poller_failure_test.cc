@@ -33,6 +33,7 @@
 #include "pollers.h"
 #include "testing/log_capture.h"
 #include "testing/pollers.h"
+#include "testing/scripted_poller.h"
 #include "testing/socket_pair.h"
 
 namespace ioloop {
@@ -41,52 +42,19 @@ namespace {
 using ::ioloop::testing::AllPollers;
 using ::ioloop::testing::IterationChain;
 using ::ioloop::testing::PollerName;
+using ::ioloop::testing::PollerScript;
 using ::ioloop::testing::ScopedLogCapture;
+using ::ioloop::testing::ScriptedPoller;
 using ::ioloop::testing::SocketPair;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-// What a FailingPoller does; the test keeps it while the loop owns the poller.
-struct FailureScript {
-  int fail_next = 0;  // the next this-many waits fail at once with `status`
-  absl::Status status = absl::InternalError("injected failure");
-  int waits = 0;  // poll() calls so far
-};
-
-// A real backend whose waits fail on demand.
-class FailingPoller final : public Poller {
- public:
-  FailingPoller(std::unique_ptr<Poller> real, std::shared_ptr<FailureScript> script)
-      : real_(std::move(real)), script_(std::move(script)) {}
-  PollerKind kind() const override { return real_->kind(); }
-  absl::Status add(int fd, uint32_t events, uint32_t tag) override {
-    return real_->add(fd, events, tag);
-  }
-  absl::Status modify(int fd, uint32_t events, uint32_t tag) override {
-    return real_->modify(fd, events, tag);
-  }
-  void remove(int fd) override { real_->remove(fd); }
-  absl::StatusOr<int> poll(std::optional<absl::Duration> timeout,
-                           std::vector<Event>* out) override {
-    ++script_->waits;
-    if (script_->fail_next > 0) {
-      --script_->fail_next;
-      return script_->status;
-    }
-    return real_->poll(timeout, out);
-  }
-
- private:
-  std::unique_ptr<Poller> real_;
-  std::shared_ptr<FailureScript> script_;
-};
 
 class PollFailureTest : public ::testing::TestWithParam<PollerKind> {
  protected:
   void SetUp() override {
     auto real = Poller::create(GetParam());
     ASSERT_TRUE(real.ok()) << real.status();
-    loop_ = IOLoopTestPeer::create(std::make_unique<FailingPoller>(*std::move(real), script_),
+    loop_ = IOLoopTestPeer::create(std::make_unique<ScriptedPoller>(*std::move(real), script_),
                                    [this](absl::Duration d) { sleeps_.push_back(d); });
   }
   // Runs exactly `n` iterations (never blocking: a callback is always pending).
@@ -97,7 +65,7 @@ class PollFailureTest : public ::testing::TestWithParam<PollerKind> {
     ASSERT_EQ(chain.count, n);
   }
 
-  std::shared_ptr<FailureScript> script_ = std::make_shared<FailureScript>();
+  std::shared_ptr<PollerScript> script_ = std::make_shared<PollerScript>();
   std::vector<absl::Duration> sleeps_;
   std::unique_ptr<IOLoop> loop_;
 };
@@ -105,7 +73,7 @@ class PollFailureTest : public ::testing::TestWithParam<PollerKind> {
 absl::Duration ms(int n) { return absl::Milliseconds(n); }
 
 TEST_P(PollFailureTest, PersistentFailureBacksOffDoublingTo100msAndIsCounted) {
-  script_->fail_next = 10;
+  script_->fail_waits = 10;
   run_iterations(12);
   EXPECT_EQ(script_->waits, 12);
   EXPECT_THAT(sleeps_, ElementsAre(ms(1), ms(2), ms(4), ms(8), ms(16), ms(32), ms(64), ms(100),
@@ -115,9 +83,9 @@ TEST_P(PollFailureTest, PersistentFailureBacksOffDoublingTo100msAndIsCounted) {
 }
 
 TEST_P(PollFailureTest, ASuccessfulWaitResetsTheBackOff) {
-  script_->fail_next = 3;
+  script_->fail_waits = 3;
   run_iterations(4);  // 3 failures, then a success
-  script_->fail_next = 2;
+  script_->fail_waits = 2;
   run_iterations(2);
   EXPECT_THAT(sleeps_, ElementsAre(ms(1), ms(2), ms(4), ms(1), ms(2)));
   EXPECT_EQ(loop_->stats().poll_failures, 5u);
@@ -131,8 +99,8 @@ TEST_P(PollFailureTest, NoBackOffWhileWaitsSucceed) {
 
 TEST_P(PollFailureTest, FailureIsLoggedWithThePollerAndTheBackOff) {
   ScopedLogCapture log;
-  script_->fail_next = 2;
-  script_->status = absl::ResourceExhaustedError("epoll_wait: Cannot allocate memory");
+  script_->fail_waits = 2;
+  script_->wait_status = absl::ResourceExhaustedError("epoll_wait: Cannot allocate memory");
   run_iterations(3);
   const std::string kind(poller_kind_name(GetParam()));
   EXPECT_THAT(log.lines(),
@@ -158,7 +126,7 @@ TEST_P(PollFailureTest, HandlersStillRunAfterTheFailuresEnd) {
                       READ)
                   .ok());
   sp.send();
-  script_->fail_next = 3;
+  script_->fail_waits = 3;
   run_iterations(4);
   EXPECT_EQ(reads, 1);
   loop_->remove_handler(sp.fd[0]);

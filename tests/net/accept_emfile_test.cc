@@ -29,6 +29,7 @@
 #include "net/accept_testing.h"
 #include "testing/pollers.h"
 #include "testing/sanitizers.h"
+#include "testing/scripted_poller.h"
 
 namespace ioloop::net {
 namespace {
@@ -319,43 +320,15 @@ TEST_P(AcceptEmfileTest, SpareLostToAnotherThreadIsReopenedOnceFdsAreFree) {
   run_in_child([kind = GetParam()] { return lost_spare_scenario(kind); });
 }
 
-// A poller whose add() fails while `fail_adds` > 0 (epoll_ctl's ENOSPC at
-// fs.epoll.max_user_watches, ENOMEM).
-class AddFailingPoller final : public Poller {
- public:
-  AddFailingPoller(std::unique_ptr<Poller> real, int* fail_adds)
-      : real_(std::move(real)), fail_adds_(fail_adds) {}
-  PollerKind kind() const override { return real_->kind(); }
-  absl::Status add(int fd, uint32_t events, uint32_t tag) override {
-    if (*fail_adds_ > 0) {
-      --*fail_adds_;
-      return absl::ResourceExhaustedError("injected: epoll_ctl(ADD): No space left on device");
-    }
-    return real_->add(fd, events, tag);
-  }
-  absl::Status modify(int fd, uint32_t events, uint32_t tag) override {
-    return real_->modify(fd, events, tag);
-  }
-  void remove(int fd) override { real_->remove(fd); }
-  absl::StatusOr<int> poll(std::optional<absl::Duration> timeout,
-                           std::vector<Event>* out) override {
-    return real_->poll(timeout, out);
-  }
-
- private:
-  std::unique_ptr<Poller> real_;
-  int* fail_adds_;
-};
-
 // After a back-off the listener is registered again; a failure there is retried after
 // another back-off, not taken as the end of accepting. (A listener shut down for reading
 // reports HUP and accept() fails EINVAL: an error that pauses it at every wake-up.)
 TEST(AcceptResumeTest, FailedReEnableIsRetriedAfterAnotherBackoff) {
-  int fail_adds = 0;
+  auto script = std::make_shared<ioloop::testing::PollerScript>();
   auto real = Poller::create(PollerKind::kEpoll);
   ASSERT_TRUE(real.ok()) << real.status();
-  std::unique_ptr<IOLoop> loop =
-      IOLoopTestPeer::create(std::make_unique<AddFailingPoller>(*std::move(real), &fail_adds));
+  std::unique_ptr<IOLoop> loop = IOLoopTestPeer::create(
+      std::make_unique<ioloop::testing::ScriptedPoller>(*std::move(real), script));
   Socket listener = listen_v4();
   AcceptOptions options;
   options.emfile_backoff = absl::Milliseconds(1);
@@ -367,11 +340,13 @@ TEST(AcceptResumeTest, FailedReEnableIsRetriedAfterAnotherBackoff) {
   // cycles may pass between two of them).
   ASSERT_TRUE(run_until(*loop, [&] { return (*acceptor)->stats().paused >= 1; }));
   const Acceptor::Stats before = (*acceptor)->stats();
-  fail_adds = 2;  // the next two re-enables fail
+  script->fail_adds = 2;  // the next two re-enables fail
   // Two failed re-enables, then one that works: the listener wakes (and fails) again.
-  ASSERT_TRUE(run_until(
-      *loop,
-      [&] { return fail_adds == 0 && (*acceptor)->stats().other_errors > before.other_errors; }))
+  ASSERT_TRUE(run_until(*loop,
+                        [&] {
+                          return script->fail_adds == 0 &&
+                                 (*acceptor)->stats().other_errors > before.other_errors;
+                        }))
       << "resumed=" << (*acceptor)->stats().resumed;
   EXPECT_TRUE((*acceptor)->accepting());
   const Acceptor::Stats after = (*acceptor)->stats();
