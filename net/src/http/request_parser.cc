@@ -488,7 +488,8 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
     }
     // The request line's LF has been consumed: http_major/minor are final (the first
     // byte handed to libhttp_parser in a header section is the request line's first).
-    if (line_pending && state_ != State::kIdle && std::memchr(data.data(), '\n', n) != nullptr) {
+    if (line_pending && state_ != State::kIdle && state_ != State::kClosed &&
+        std::memchr(data.data(), '\n', n) != nullptr) {
       request_line_done_ = true;
     }
     // At a head's end libhttp_parser stopped on the byte it takes for the head's last LF (it

@@ -65,6 +65,7 @@ class ResponseParser::Impl {
     close_delimited_ = false;
     interim_ = false;
     no_body_ = false;
+    head_done_ = message_done_ = at_head_end_ = chunk_data_end_ = false;  // an error may leave one
     head_ = HTTPResponseHead();
     field_.clear();
     value_.clear();

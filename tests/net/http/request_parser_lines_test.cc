@@ -110,6 +110,8 @@ TEST(RequestParserLinesTest, VersionIsKnownOnceTheRequestLineIsComplete) {
   EXPECT_EQ(out.version_minor, 0);
   // Between requests there is none; nor for another major version or a broken line.
   EXPECT_EQ(parse_every_split(kGet).version_minor, std::nullopt);
+  // After a request that closes the connection either (it was 0 fed whole, none split).
+  EXPECT_EQ(parse_every_split("GET / HTTP/1.0\r\n\r\n").version_minor, std::nullopt);
   EXPECT_EQ(parse_every_split("GET / HTTP/2.0\r\nHost: h\r\n\r\n").version_minor, std::nullopt);
   EXPECT_EQ(parse_every_split("GARBAGE\r\n\r\n").version_minor, std::nullopt);
 }

@@ -144,6 +144,30 @@ TEST(ResponseParserErrorsTest, ErrorIsStickyUntilStart) {
   EXPECT_THAT(out.events, ElementsAre("head 200 OK", "complete"));
 }
 
+// An error found after the call that completed the message (a bare CR in the trailers) left
+// that message's end pending across start(): the next response completed at its head.
+TEST(ResponseParserErrorsTest, StartAfterAFailedResponseCarriesNothingOver) {
+  ResponseParser parser;
+  Outcome out;
+  RecordingSink sink(out);
+  parser.start(HTTPMethod::kGet);
+  EXPECT_EQ(parser
+                .feed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n"
+                      "Foo:\rX\r\n\r\n",
+                      sink)
+                .status(),
+            absl::DataLossError("malformed response: bare CR (not followed by LF)"));
+  parser.start(HTTPMethod::kGet);
+  Outcome next_out;
+  RecordingSink next_sink(next_out);
+  const std::string next = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+  absl::StatusOr<size_t> n = parser.feed(next, next_sink);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, next.size());
+  EXPECT_TRUE(parser.complete());
+  EXPECT_THAT(next_out.events, ElementsAre("head 200 OK", "body:hello", "complete"));
+}
+
 TEST(ResponseParserErrorsTest, Misuse) {
   ResponseParser parser;
   Outcome out;
