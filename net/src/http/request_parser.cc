@@ -105,9 +105,10 @@ class RequestParser::Impl {
   int validate_head();
   // A bare CR in a head or trailer section: the error overrides any other from the same
   // http_parser_execute() call (those bytes came first), and a request it completed is none.
-  // `line_done`: the request line was complete before the bare CR (its version then stands
-  // for the error response, whatever the split).
-  void fail_bare_cr(Result& result, size_t requests_before, bool line_done) {
+  // `in_trailers`: the version stands for the error response. In a head it does not: the parser
+  // may have run past the bare CR (and taken an LF for a letter of the version), so what it
+  // knows of the version depends on the split.
+  void fail_bare_cr(Result& result, size_t requests_before, bool in_trailers) {
     error_.reset();
     fail(RequestError::kMalformed, std::string(internal::BareCrScan::kError));
     while (result.requests.size() > requests_before) {
@@ -116,7 +117,7 @@ class RequestParser::Impl {
       }
       result.requests.pop_back();
     }
-    request_line_done_ = line_done;
+    request_line_done_ = in_trailers;
   }
   int fail_body_too_large() {
     return fail(RequestError::kBodyTooLarge,
@@ -501,8 +502,7 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
                            ? line_ends_.find(data.substr(0, n), next)
                            : absl::string_view::npos;
     if (bad != absl::string_view::npos) {
-      fail_bare_cr(result, requests_before,
-                   !line_pending || std::memchr(data.data(), '\n', bad) != nullptr);
+      fail_bare_cr(result, requests_before, before == Section::kTrailers);
       break;
     }
     data.remove_prefix(n);
