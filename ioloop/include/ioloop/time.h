@@ -54,12 +54,11 @@ class ManualClock {
   /// (an infinite `d` goes there), so that the clock never wraps around into the past.
   void advance(absl::Duration d) {
     if (d <= absl::ZeroDuration()) return;
-    const Clock::rep step = to_clock_duration(d).count();
+    const Clock::duration step = to_clock_duration(d);
     Clock::rep have = ns_.load(std::memory_order_acquire);
     Clock::rep want;
     do {
-      want = have > Clock::duration::max().count() - step ? Clock::duration::max().count()
-                                                          : have + step;
+      want = add_saturating(TimePoint(Clock::duration(have)), step).time_since_epoch().count();
     } while (!ns_.compare_exchange_weak(have, want, std::memory_order_acq_rel));
   }
   /// Moves the clock to `t` if that is later than now().

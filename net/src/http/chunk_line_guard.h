@@ -29,6 +29,7 @@
 #include <cstdint>
 
 #include "absl/strings/string_view.h"
+#include "http/http_ascii.h"
 
 namespace ioloop::net::internal {
 
@@ -54,7 +55,7 @@ class ChunkLineGuard {
       } else if (state_ == State::kSize || state_ == State::kExtension) {
         if (u == '\r') {
           state_ = State::kCr;
-        } else if ((u < 0x20 && u != '\t') || u == 0x7f) {
+        } else if (is_control_but_htab(data[i])) {
           state_ = State::kBadByte;
           return i;
         } else if (state_ == State::kSize && (u == ' ' || u == '\t' || u == ';')) {

@@ -69,6 +69,13 @@ constexpr std::array<unsigned char, 256> make_ascii_classes() {
 }
 inline constexpr std::array<unsigned char, 256> kAsciiClasses = make_ascii_classes();
 
+// A control byte other than HTAB (and DEL): what RFC 9112 allows in neither a reason phrase
+// nor a chunk extension, where libhttp_parser (non-strict) lets them through.
+inline bool is_control_but_htab(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return (u < 0x20 && u != '\t') || u == 0x7f;
+}
+
 inline bool is_tchar(char c) { return kAsciiClasses[static_cast<unsigned char>(c)] & kTchar; }
 
 inline bool is_token(absl::string_view s) {

@@ -255,8 +255,7 @@ int ResponseParser::Impl::on_headers_complete(http_parser* p) {
   // control bytes through, which a proxy would forward. (Checked here with the names, so that
   // the error is the same at every split.)
   for (const char c : me->head_.reason) {
-    const auto u = static_cast<unsigned char>(c);
-    if ((u < 0x20 && u != '\t') || u == 0x7f) {
+    if (internal::is_control_but_htab(c)) {
       return me->fail(malformed("invalid character in reason phrase"));
     }
   }
