@@ -1,9 +1,12 @@
 // File: net/src/http/request_head.h (private)
 // RequestParser's helpers for a request's header section: the field name or value being
 // received, the empty lines allowed before it, the one pass over the fields that validation
-// and keep-alive need, and the emptying of a request whose storage is reused.
+// and keep-alive need, the emptying of a request whose storage is reused, and the RequestError
+// for each error libhttp_parser reports.
 #ifndef IOLOOP_NET_SRC_HTTP_REQUEST_HEAD_H_
 #define IOLOOP_NET_SRC_HTTP_REQUEST_HEAD_H_
+
+#include <http_parser.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -16,6 +19,7 @@
 #include "http/http_ascii.h"
 #include "ioloop/net/http/http_headers.h"
 #include "ioloop/net/http/http_request.h"
+#include "ioloop/net/http/request_parser.h"
 
 namespace ioloop::net::internal {
 
@@ -164,11 +168,15 @@ struct HeadFields {
   bool transfer_encoding = false;
   bool expect_continue = false;  // an Expect field holds 100-continue
   ConnectionTokens connection;
+  // A value starts with a control byte: libhttp_parser checks every byte of a value but the
+  // first (after the colon and whitespace), so "X: \x00evil" got through.
+  bool control_first = false;
 };
 
 inline HeadFields scan_head_fields(const HTTPHeaders& headers) {
   HeadFields f;
   for (const auto& [name, value] : headers) {
+    if (!value.empty() && is_control_but_htab(value[0])) f.control_first = true;
     switch (name.size()) {
       case 4:
         if (equals_ignore_case(name, "Host") && f.hosts++ == 0) f.host = value;
@@ -194,6 +202,28 @@ inline HeadFields scan_head_fields(const HTTPHeaders& headers) {
     }
   }
   return f;
+}
+
+// The RequestError for an error libhttp_parser reported. `field`: the name being received.
+inline RequestError classify_parser_error(http_errno err, bool request_line_done,
+                                          const HTTPHeaders& headers, absl::string_view field) {
+  switch (err) {
+    case HPE_HEADER_OVERFLOW:  // libhttp_parser's own limit, when max_header_size is above it
+      return request_line_done ? RequestError::kHeaderTooLarge : RequestError::kUriTooLong;
+    case HPE_INVALID_CONTENT_LENGTH:
+      return RequestError::kInvalidContentLength;
+    case HPE_UNEXPECTED_CONTENT_LENGTH: {
+      // A second Content-Length, or Content-Length with chunked: tell which.
+      bool te =
+          headers.contains("Transfer-Encoding") || equals_ignore_case(field, "Transfer-Encoding");
+      return te ? RequestError::kContentLengthWithTransferEncoding
+                : RequestError::kInvalidContentLength;
+    }
+    case HPE_INVALID_TRANSFER_ENCODING:
+      return RequestError::kInvalidTransferEncoding;
+    default:
+      return RequestError::kMalformed;
+  }
 }
 
 }  // namespace ioloop::net::internal

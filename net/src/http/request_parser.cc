@@ -18,9 +18,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "http/bare_cr_scan.h"
 #include "http/chunk_line_guard.h"
 #include "http/http_ascii.h"
+#include "http/line_end_scan.h"
 #include "http/request_head.h"
 
 namespace ioloop::net {
@@ -103,14 +103,14 @@ class RequestParser::Impl {
   }
 
   int validate_head();
-  // A bare CR in a head or trailer section: the error overrides any other from the same
-  // http_parser_execute() call (those bytes came first), and a request it completed is none.
-  // `in_trailers`: the version stands for the error response. In a head it does not: the parser
-  // may have run past the bare CR (and taken an LF for a letter of the version), so what it
+  // A bare CR or a fold in a head or trailer section: the error overrides any other from the
+  // same http_parser_execute() call (those bytes came first), and a request it completed is
+  // none. `in_trailers`: the version stands for the error response. In a head it does not: the
+  // parser may have run past a bare CR (and taken an LF for a letter of the version), so what it
   // knows of the version depends on the split.
-  void fail_bare_cr(Result& result, size_t requests_before, bool in_trailers) {
+  void fail_line_end(Result& result, size_t requests_before, bool in_trailers) {
     error_.reset();
-    fail(RequestError::kMalformed, std::string(internal::BareCrScan::kError));
+    fail(RequestError::kMalformed, std::string(line_ends_.error()));
     while (result.requests.size() > requests_before) {
       if (!result.streamed.empty() && result.streamed.back() + 1 == result.requests.size()) {
         result.streamed.pop_back();
@@ -124,7 +124,6 @@ class RequestParser::Impl {
                 absl::StrCat("Content-Length ", parser_.content_length, " > max_body_size ",
                              options_.max_body_size));
   }
-  RequestError classify_parser_error(http_errno err) const;
 
   // libhttp_parser callbacks.
   static Impl* self(http_parser* p) { return static_cast<Impl*>(p->data); }
@@ -147,10 +146,11 @@ class RequestParser::Impl {
   // them (internal::consumed_ends_with_crlf), with the last byte of the previous call.
   bool chunk_data_end_ = false;
   char last_byte_ = 0;
-  // Checked apart from libhttp_parser: chunk-size lines (before it sees them), and CRs in head
-  // and trailer sections (at_head_end_: on_headers_complete ran, data[n] is the head's last LF).
+  // Checked apart from libhttp_parser: chunk-size lines (before it sees them), and CRs and folds
+  // in head and trailer sections (at_head_end_: on_headers_complete ran, data[n] is the head's
+  // last LF).
   internal::ChunkLineGuard chunk_line_;
-  internal::BareCrScan line_ends_;
+  internal::LineEndScan line_ends_{internal::LineEndScan::Folds::kReject};
   bool at_head_end_ = false;
   std::optional<RequestError> error_;
   std::string error_detail_;
@@ -258,8 +258,10 @@ int RequestParser::Impl::validate_head() {
   if (!internal::is_valid_target(current_.target())) {
     return fail(RequestError::kMalformed, "invalid character in request target");
   }
-  const auto [hosts, host, lengths, length, transfer_encoding, expect_continue, connection] =
-      internal::scan_head_fields(current_.headers());
+  const auto [hosts, host, lengths, length, transfer_encoding, expect_continue, connection,
+              control_first] = internal::scan_head_fields(current_.headers());
+  if (control_first)
+    return fail(RequestError::kMalformed, http_errno_description(HPE_INVALID_HEADER_TOKEN));
   if (hosts > 1 || (hosts == 0 && parser_.http_minor >= 1) || !internal::is_valid_host(host)) {
     return fail(RequestError::kBadHost, hosts == 0  ? "HTTP/1.1 request without Host"
                                         : hosts > 1 ? "several Host fields"
@@ -394,26 +396,6 @@ int RequestParser::Impl::on_message_complete(http_parser* p) {
   return 0;
 }
 
-RequestError RequestParser::Impl::classify_parser_error(http_errno err) const {
-  switch (err) {
-    case HPE_HEADER_OVERFLOW:  // libhttp_parser's own limit, when max_header_size is above it
-      return request_line_done_ ? RequestError::kHeaderTooLarge : RequestError::kUriTooLong;
-    case HPE_INVALID_CONTENT_LENGTH:
-      return RequestError::kInvalidContentLength;
-    case HPE_UNEXPECTED_CONTENT_LENGTH: {
-      // A second Content-Length, or Content-Length with chunked: tell which.
-      bool te = current_.headers().contains("Transfer-Encoding") ||
-                internal::equals_ignore_case(field_.get(), "Transfer-Encoding");
-      return te ? RequestError::kContentLengthWithTransferEncoding
-                : RequestError::kInvalidContentLength;
-    }
-    case HPE_INVALID_TRANSFER_ENCODING:
-      return RequestError::kInvalidTransferEncoding;
-    default:
-      return RequestError::kMalformed;
-  }
-}
-
 size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
                                  const FeedOptions& feed_options) {
   result_ = &result;
@@ -502,13 +484,14 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
                            ? line_ends_.find(data.substr(0, n), next)
                            : absl::string_view::npos;
     if (bad != absl::string_view::npos) {
-      fail_bare_cr(result, requests_before, before == Section::kTrailers);
+      fail_line_end(result, requests_before, before == Section::kTrailers);
       break;
     }
     data.remove_prefix(n);
     if (before == Section::kHead || before == Section::kTrailers) section_bytes_ += n;
     // A request without a body goes from its header section to the next one's in one call.
     if (section() != before || result.requests.size() != requests_before) section_bytes_ = 0;
+    if (result.requests.size() != requests_before) line_ends_.reset();  // a new message starts
 
     http_errno err = HTTP_PARSER_ERRNO(&parser_);
     if (error_) break;  // a callback failed
@@ -524,7 +507,9 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
       continue;
     }
     if (err != HPE_OK) {
-      fail(classify_parser_error(err), http_errno_description(err));
+      fail(internal::classify_parser_error(err, request_line_done_, current_.headers(),
+                                           field_.get()),
+           http_errno_description(err));
       break;
     }
     if (n == 0) {  // no progress without a pause or an error: never loop forever

@@ -32,9 +32,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "http/bare_cr_scan.h"
 #include "http/chunk_line_guard.h"
 #include "http/http_ascii.h"
+#include "http/line_end_scan.h"
 
 namespace ioloop::net {
 
@@ -160,10 +160,11 @@ class ResponseParser::Impl {
   // Set in callbacks, acted upon by feed() once http_parser_execute() has returned paused.
   bool head_done_ = false;
   bool message_done_ = false;
-  bool at_head_end_ = false;        // on_headers_complete ran: data[n] is the head's last LF
-  bool chunk_data_end_ = false;     // on_chunk_complete ran: data[n - 2, n) are CR LF
-  internal::BareCrScan line_ends_;  // in head and trailer sections
-  char last_byte_ = 0;              // the last byte consumed
+  bool at_head_end_ = false;     // on_headers_complete ran: data[n] is the head's last LF
+  bool chunk_data_end_ = false;  // on_chunk_complete ran: data[n - 2, n) are CR LF
+  // In head and trailer sections: bare CRs (a response's folds are joined, RFC 9112 §5.2).
+  internal::LineEndScan line_ends_{internal::LineEndScan::Folds::kAllow};
+  char last_byte_ = 0;  // the last byte consumed
   // Control bytes and bare CRs in chunk-size lines, checked before the parser sees them.
   internal::ChunkLineGuard chunk_line_;
   HTTPResponseHead head_;
@@ -250,6 +251,11 @@ int ResponseParser::Impl::on_headers_complete(http_parser* p) {
     if (!name.empty() && !internal::is_token(name)) {  // (http_parser rejects an empty name)
       return me->fail(malformed("invalid character in header field name"));
     }
+    // libhttp_parser checks every byte of a value but the first (after the colon and any
+    // whitespace): a NUL or an escape sequence there would reach a proxy's client.
+    if (!value.empty() && internal::is_control_but_htab(value[0])) {
+      return me->fail(malformed(http_errno_description(HPE_INVALID_HEADER_TOKEN)));
+    }
   }
   // RFC 9112 §4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ); libhttp_parser lets
   // control bytes through, which a proxy would forward. (Checked here with the names, so that
@@ -330,7 +336,7 @@ bool ResponseParser::Impl::check_line_ends(absl::string_view data, size_t n, Pha
   at_head_end_ = false;
   if ((before == Phase::kHead || before == Phase::kTrailers) &&
       line_ends_.find(data.substr(0, n), next) != absl::string_view::npos) {
-    bad = internal::BareCrScan::kError;
+    bad = internal::LineEndScan::kBareCr;
   }
   if (bad.empty() && chunk_data_end_) {
     chunk_data_end_ = false;

@@ -1,12 +1,13 @@
 // File: tests/net/http/line_ends_test.cc
 // Line ends and chunk-size lines that libhttp_parser, built non-strict, lets through, in both
-// parsers (net/src/http/chunk_line_guard.h, bare_cr_scan.h): it skips any byte but CR in a
+// parsers (net/src/http/chunk_line_guard.h, line_end_scan.h): it skips any byte but CR in a
 // chunk extension, takes a space after a chunk size for the start of one, and takes any byte
 // after some CRs for the LF. So "3;x\nabc\r\nXYZ" was the chunk "XYZ" where a front end ending
 // lines at a bare LF reads "abc", and "Foo:\rXContent-Length: 3" a Content-Length field where
-// one replacing the bare CR with SP (RFC 9112 §2.2) sees none (request smuggling). Each case
-// runs whole, split in two at every position and one byte at a time, buffered and streamed:
-// the same error after the same body bytes (and, for a chunk-size line, at the same position).
+// one replacing the bare CR with SP (RFC 9112 §2.2) sees none (request smuggling); it also joins
+// folded lines, which a request may not bring (RFC 9112 §5.2). Each case runs whole, split in
+// two at every position and one byte at a time, buffered and streamed: the same error after the
+// same body bytes (and, for a chunk-size line, at the same position).
 #include <optional>
 #include <ostream>
 #include <string>
@@ -16,7 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "http/bare_cr_scan.h"
+#include "http/line_end_scan.h"
 #include "ioloop/net/http/request_parser.h"
 #include "ioloop/net/http/response_parser.h"
 #include "response_parser_testing.h"
@@ -195,30 +196,97 @@ TEST(RequestBareCrTest, IsA400AtEverySplit) {
   }
 }
 
-// The scan itself, whose fast path takes sixteen bytes at a time: a bare CR at every position
-// of every length up to three blocks, whole and split in two, among CRLFs.
-TEST(BareCrScanTest, FindsTheFirstBareCrAtEveryPositionAndSplit) {
-  using internal::BareCrScan;
+// Obsolete line folding in a request's head or trailers (RFC 9112 §5.2 lets a server reject
+// it with a 400): libhttp_parser joins the lines, where a front end that does not fold sees an
+// empty Transfer-Encoding and a line it drops, and frames no body. Whitespace at the start of
+// the first field line is rejected the same way (RFC 9112 §2.2).
+TEST(RequestObsFoldTest, IsA400AtEverySplit) {
+  struct Case {
+    std::string input;
+    std::string streamed;
+  };
+  const Case cases[] = {
+      {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", ""},
+      {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\t2\r\n\r\nab", ""},
+      {"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", ""},
+      {"GET / HTTP/1.1\nHost: a\nX: a\n\tb\n\n", ""},
+      {"GET / HTTP/1.1\r\n Host: a\r\n\r\n", ""},
+      {"GET / HTTP/1.1\r\nHost:\r\n a\r\n\r\n", ""},
+      {kChunkedHead + "1\r\na\r\n0\r\nT: 1\r\n 2\r\n\r\n", "a"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.input);
+    for (bool stream : {false, true}) {
+      SCOPED_TRACE(stream ? "streamed" : "buffered");
+      const Parse run = drive_every_split(c.input, stream, /*same_consumed=*/false);
+      ASSERT_TRUE(run.error.has_value());
+      EXPECT_EQ(*run.error, RequestError::kMalformed);
+      EXPECT_EQ(run.detail, "obsolete line folding (obs-fold) in a header section");
+      EXPECT_EQ(run.body, stream ? c.streamed : "");
+      EXPECT_EQ(run.requests, 0u);
+    }
+  }
+}
+
+// A message that ends in a LF and the next one (or a body) starting with whitespace is no fold.
+TEST(RequestObsFoldTest, WhitespaceAfterAHeadIsNotAFold) {
+  const std::string body = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n b";
+  for (bool stream : {false, true}) {
+    SCOPED_TRACE(stream ? "streamed" : "buffered");
+    const Parse run = drive_every_split(body + "GET / HTTP/1.1\nHost: a\n\n", stream);
+    EXPECT_FALSE(run.error.has_value()) << run.detail;
+    EXPECT_EQ(run.body, " b");
+    EXPECT_EQ(run.requests, 2u);
+  }
+  const Parse next = drive_every_split("GET / HTTP/1.1\nHost: a\n\n GET", false);
+  ASSERT_TRUE(next.error.has_value());
+  EXPECT_NE(next.detail, "obsolete line folding (obs-fold) in a header section");
+  EXPECT_EQ(next.requests, 1u);
+}
+
+// The scan itself, whose fast path takes sixteen bytes at a time: a bare CR, and a fold (an LF
+// followed by SP or HTAB), at every position of every length up to three blocks, whole and
+// split in two, among CRLFs; a response's scan lets folds through.
+TEST(LineEndScanTest, FindsTheFirstFaultAtEveryPositionAndSplit) {
+  using internal::LineEndScan;
+  struct Fault {
+    const char* bytes;
+    absl::string_view error;
+  };
+  const Fault faults[] = {
+      {"\rX", LineEndScan::kBareCr}, {"\n ", LineEndScan::kFold}, {"\n\t", LineEndScan::kFold}};
   for (size_t size = 0; size <= 50; ++size) {
     std::string clean;
     while (clean.size() < size) clean += clean.size() % 5 == 3 ? "\r\n" : "a";
     clean.resize(size);
     if (!clean.empty() && clean.back() == '\r') clean.back() = 'b';
-    BareCrScan whole;
+    LineEndScan whole(LineEndScan::Folds::kReject);
     EXPECT_EQ(whole.find(clean), absl::string_view::npos) << size;
-    for (size_t bad = 0; bad + 1 < size; ++bad) {
-      std::string input = clean;
-      input[bad] = '\r';
-      input[bad + 1] = 'X';
-      // The first fault: this one, unless a CR just before it is now bare instead.
-      const size_t at = bad > 0 && input[bad - 1] == '\r' ? bad : bad + 1;
-      for (size_t split = 0; split <= size; ++split) {
-        BareCrScan scan;
-        const size_t first = scan.find(absl::string_view(input).substr(0, split));
-        const size_t found = first != absl::string_view::npos
-                                 ? first
-                                 : split + scan.find(absl::string_view(input).substr(split));
-        ASSERT_EQ(found, at) << "size " << size << " bad " << bad << " split " << split;
+    for (const Fault& fault : faults) {
+      for (size_t bad = 0; bad + 1 < size; ++bad) {
+        std::string input = clean;
+        input.replace(bad, 2, fault.bytes);
+        // The first fault: this one, unless a CR just before it is now bare instead.
+        const bool cr_before = bad > 0 && input[bad - 1] == '\r' && input[bad] != '\n';
+        const size_t at = cr_before ? bad : bad + 1;
+        for (auto folds : {LineEndScan::Folds::kReject, LineEndScan::Folds::kAllow}) {
+          const bool seen = cr_before || fault.error == LineEndScan::kBareCr ||
+                            folds == LineEndScan::Folds::kReject;
+          for (size_t split = 0; split <= size; ++split) {
+            LineEndScan scan(folds);
+            const absl::string_view in = input;
+            const size_t first = scan.find(in.substr(0, split));
+            const size_t second = scan.find(in.substr(split));
+            const size_t found = first != absl::string_view::npos    ? first
+                                 : second != absl::string_view::npos ? split + second
+                                                                     : second;
+            ASSERT_EQ(found, seen ? at : absl::string_view::npos)
+                << "size " << size << " bad " << bad << " split " << split << " " << fault.error;
+            if (seen) {
+              EXPECT_EQ(scan.error(), cr_before ? LineEndScan::kBareCr : fault.error);
+            }
+          }
+        }
       }
     }
   }
