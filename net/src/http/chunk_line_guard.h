@@ -25,6 +25,8 @@
 #ifndef IOLOOP_NET_SRC_HTTP_CHUNK_LINE_GUARD_H_
 #define IOLOOP_NET_SRC_HTTP_CHUNK_LINE_GUARD_H_
 
+#include <http_parser.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -79,6 +81,21 @@ class ChunkLineGuard {
       }
     }
     return data.size();
+  }
+
+  // What to call an error libhttp_parser reports inside a chunk-size line, where its own text
+  // misleads: a size of 2^64 or more is "invalid character in content-length header", a line
+  // longer than its limit (a long extension) a header overflow. Empty for any other error.
+  static absl::string_view parser_error(http_errno err) {
+    static_assert(HTTP_MAX_HEADER_SIZE == 81920, "the text below names the limit");
+    switch (err) {
+      case HPE_INVALID_CONTENT_LENGTH:
+        return "chunk size too large";
+      case HPE_HEADER_OVERFLOW:
+        return "chunk-size line exceeds 81920 bytes";
+      default:
+        return {};
+    }
   }
 
   // Whether limit() stopped at a bad byte, and why (for the parser's error).

@@ -507,9 +507,17 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
       continue;
     }
     if (err != HPE_OK) {
-      fail(internal::classify_parser_error(err, request_line_done_, current_.headers(),
-                                           field_.get()),
-           http_errno_description(err));
+      const absl::string_view in_chunk_line =
+          section() == Section::kBody && (parser_.flags & F_CHUNKED)
+              ? internal::ChunkLineGuard::parser_error(err)
+              : absl::string_view();
+      if (!in_chunk_line.empty()) {
+        fail(RequestError::kMalformed, std::string(in_chunk_line));
+      } else {
+        fail(internal::classify_parser_error(err, request_line_done_, current_.headers(),
+                                             field_.get()),
+             http_errno_description(err));
+      }
       break;
     }
     if (n == 0) {  // no progress without a pause or an error: never loop forever

@@ -358,6 +358,10 @@ int ResponseParser::Impl::on_message_complete(http_parser* p) {
 }
 
 absl::Status ResponseParser::Impl::classify_parser_error(http_errno err) const {
+  if (phase_ == Phase::kBody && (parser_.flags & F_CHUNKED)) {
+    const absl::string_view in_chunk_line = internal::ChunkLineGuard::parser_error(err);
+    if (!in_chunk_line.empty()) return malformed(in_chunk_line);
+  }
   switch (err) {
     case HPE_HEADER_OVERFLOW:
       return absl::ResourceExhaustedError(

@@ -328,5 +328,41 @@ TEST(ResponseChunkLineTest, ExtensionsTheGrammarAllowsAreSkipped) {
   EXPECT_THAT(out.events, ElementsAre("head 200 OK", "body:abc", "complete"));
 }
 
+// A chunk size of 2^64 or more, and a chunk-size line longer than libhttp_parser's 80 KiB
+// limit (a long extension): a 400 (request) or a malformed response, named as what they are
+// (they were "invalid character in content-length header", and a 431 or "response head
+// exceeds"). Whole and byte by byte; the long line is not run at every split (80 KiB).
+TEST(ChunkLineLimitsTest, ASizeTooLargeOrALineTooLongIsNamed) {
+  struct Case {
+    std::string line;
+    const char* detail;
+  };
+  const Case cases[] = {
+      {"FFFFFFFFFFFFFFFFF\r\n", "chunk size too large"},
+      {"1;" + std::string(100000, 'x') + "\r\n", "chunk-size line exceeds 81920 bytes"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.detail);
+    for (bool stream : {false, true}) {
+      const Parse whole = drive({kChunkedHead + c.line}, stream);
+      std::vector<std::string> bytes;
+      for (char b : kChunkedHead + c.line) bytes.emplace_back(1, b);
+      Parse split = drive(bytes, stream);
+      split.consumed = whole.consumed;
+      EXPECT_EQ(split, whole);
+      ASSERT_TRUE(whole.error.has_value());
+      EXPECT_EQ(*whole.error, RequestError::kMalformed);
+      EXPECT_EQ(error_status(*whole.error), 400);
+      EXPECT_EQ(whole.detail, c.detail);
+    }
+    const std::string response = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + c.line;
+    const testing::Outcome out = testing::run_pieces(HTTPMethod::kGet, {response}, false);
+    EXPECT_EQ(out.status, absl::DataLossError(absl::StrCat("malformed response: ", c.detail)));
+    std::vector<std::string> bytes;
+    for (char b : response) bytes.emplace_back(1, b);
+    EXPECT_EQ(testing::run_pieces(HTTPMethod::kGet, bytes, false).status, out.status);
+  }
+}
+
 }  // namespace
 }  // namespace ioloop::net
