@@ -1,8 +1,8 @@
 // File: net/src/http/request_head.h (private)
 // RequestParser's helpers for a request's header section: the field name or value being
 // received, the empty lines allowed before it, the one pass over the fields that validation
-// and keep-alive need, the emptying of a request whose storage is reused, and the RequestError
-// for each error libhttp_parser reports.
+// and keep-alive need, the emptying of a request whose storage is reused, the request line's
+// end and version letters, and the RequestError for each error libhttp_parser reports.
 #ifndef IOLOOP_NET_SRC_HTTP_REQUEST_HEAD_H_
 #define IOLOOP_NET_SRC_HTTP_REQUEST_HEAD_H_
 
@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -203,6 +204,62 @@ inline HeadFields scan_head_fields(const HTTPHeaders& headers) {
   }
   return f;
 }
+
+// Whether a request line, up to its first LF (`line`, without the LF), spells its version
+// "HTTP/". libhttp_parser, built non-strict, checks the H and the digits and takes any byte for
+// "TTP/", an LF included, so "GET / HXTP/1.1" was served and "GET /x H\nTP/1.1" was one line to
+// it and two to a front end. A line without a second run of spaces is HTTP/0.9's "GET /x",
+// which validation answers with a 505. Lines libhttp_parser rejects never get here.
+inline bool request_line_spells_http(absl::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  // The usual line: " HTTP/" and the version's three bytes (libhttp_parser checked those).
+  constexpr absl::string_view kVersion = " HTTP/";
+  if (line.size() >= kVersion.size() + 3 &&
+      std::memcmp(line.data() + line.size() - 3 - kVersion.size(), kVersion.data(),
+                  kVersion.size()) == 0) {
+    return true;
+  }
+  const char* begin = line.data();
+  const char* end = begin + line.size();
+  const char* first = static_cast<const char*>(std::memchr(begin, ' ', line.size()));
+  if (first == nullptr) return true;
+  const char* last = end - 1;
+  while (last > first && *last != ' ') --last;  // the last space: the version follows it
+  const char* after_first = first;
+  while (after_first < end && *after_first == ' ') ++after_first;
+  if (after_first > last) return true;  // one run of spaces: "GET /x"
+  constexpr absl::string_view kHttp = "HTTP/";
+  return static_cast<size_t>(end - (last + 1)) >= kHttp.size() &&
+         std::memcmp(last + 1, kHttp.data(), kHttp.size()) == 0;
+}
+
+// The request line as libhttp_parser consumes it: where its first LF is, and whether it spells
+// its version HTTP. A line split across reads is gathered (at most max_header_size bytes, the
+// header section's limit).
+class RequestLine {
+ public:
+  // `consumed`: what libhttp_parser took while the line was pending. The LF's offset in it, or
+  // npos: the line goes on.
+  size_t find_end(absl::string_view consumed) {
+    const void* lf = std::memchr(consumed.data(), '\n', consumed.size());
+    if (lf == nullptr) {
+      partial_.append(consumed.data(), consumed.size());
+      return absl::string_view::npos;
+    }
+    const auto at = static_cast<size_t>(static_cast<const char*>(lf) - consumed.data());
+    absl::string_view line = consumed.substr(0, at);
+    if (!partial_.empty()) line = partial_.append(line.data(), line.size());
+    spells_http_ = request_line_spells_http(line);
+    partial_.clear();
+    return at;
+  }
+  // For the line find_end() last found the end of.
+  bool spells_http() const { return spells_http_; }
+
+ private:
+  std::string partial_;
+  bool spells_http_ = true;
+};
 
 // The RequestError for an error libhttp_parser reported. `field`: the name being received.
 inline RequestError classify_parser_error(http_errno err, bool request_line_done,

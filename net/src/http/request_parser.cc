@@ -103,14 +103,16 @@ class RequestParser::Impl {
   }
 
   int validate_head();
-  // A bare CR or a fold in a head or trailer section: the error overrides any other from the
-  // same http_parser_execute() call (those bytes came first), and a request it completed is
-  // none. `in_trailers`: the version stands for the error response. In a head it does not: the
+  // An error in the bytes of a head or trailer section found after http_parser_execute()
+  // returned (a bare CR, a fold, a request line's version not spelled HTTP): it overrides any
+  // other from the same call (those bytes came first), and a request it completed is none.
+  // `in_trailers`: the version stands for the error response. In a head it does not: the
   // parser may have run past a bare CR (and taken an LF for a letter of the version), so what it
   // knows of the version depends on the split.
-  void fail_line_end(Result& result, size_t requests_before, bool in_trailers) {
+  void fail_after_parse(Result& result, size_t requests_before, bool in_trailers,
+                        absl::string_view detail) {
     error_.reset();
-    fail(RequestError::kMalformed, std::string(line_ends_.error()));
+    fail(RequestError::kMalformed, std::string(detail));
     while (result.requests.size() > requests_before) {
       if (!result.streamed.empty() && result.streamed.back() + 1 == result.requests.size()) {
         result.streamed.pop_back();
@@ -172,8 +174,9 @@ class RequestParser::Impl {
   // kHeaders, libhttp_parser has seen none of it), how many, and a CR awaiting its LF.
   bool leading_ = false;
   internal::EmptyLines empty_lines_;
-  bool request_line_done_ = false;  // the current request's line has its LF: version known
-  Result* result_ = nullptr;        // where on_message_complete puts requests
+  bool request_line_done_ = false;      // the current request's line has its LF: version known
+  internal::RequestLine request_line_;  // where it ends; whether its version spells HTTP
+  Result* result_ = nullptr;            // where on_message_complete puts requests
   // Streaming: this feed()'s stop_at_headers; why the last pause ends feed() (a header section
   // followed by a body, or the sink asked to stop); a 413 (Content-Length above max_body_size)
   // held back at a stop at the header section until the caller has chosen not to stream (the
@@ -469,10 +472,11 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
         break;
       }
     }
-    // The request line's LF has been consumed: http_major/minor are final (the first
-    // byte handed to libhttp_parser in a header section is the request line's first).
-    if (line_pending && state_ != State::kIdle && state_ != State::kClosed &&
-        std::memchr(data.data(), '\n', n) != nullptr) {
+    // The request line ends at the first LF consumed (the first byte handed to libhttp_parser
+    // in a header section is the line's first): http_major/minor are final then.
+    const size_t line_end =
+        line_pending ? request_line_.find_end(data.substr(0, n)) : absl::string_view::npos;
+    if (line_end != absl::string_view::npos && state_ != State::kIdle && state_ != State::kClosed) {
       request_line_done_ = true;
     }
     // At a head's end libhttp_parser stopped on the byte it takes for the head's last LF (it
@@ -483,8 +487,13 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
     const size_t bad = before == Section::kHead || before == Section::kTrailers
                            ? line_ends_.find(data.substr(0, n), next)
                            : absl::string_view::npos;
+    if (line_end != absl::string_view::npos && !request_line_.spells_http() &&
+        (bad == absl::string_view::npos || bad > line_end)) {
+      fail_after_parse(result, requests_before, false, "invalid HTTP version in the request line");
+      break;
+    }
     if (bad != absl::string_view::npos) {
-      fail_line_end(result, requests_before, before == Section::kTrailers);
+      fail_after_parse(result, requests_before, before == Section::kTrailers, line_ends_.error());
       break;
     }
     data.remove_prefix(n);

@@ -2,7 +2,8 @@
 // RequestParser: empty lines before a request line (RFC 9112 §2.2 lets a server ignore "at
 // least one" of them; this parser allows 8 and counts them as the start of the header
 // section), bare CRs there, the request's version as soon as its request line is complete,
-// and feed() stopping after a number of requests. Every case is checked at every split.
+// the letters of that version, and feed() stopping after a number of requests. Every case is
+// checked at every split.
 #include <optional>
 #include <string>
 #include <vector>
@@ -114,6 +115,45 @@ TEST(RequestParserLinesTest, VersionIsKnownOnceTheRequestLineIsComplete) {
   EXPECT_EQ(parse_every_split("GET / HTTP/1.0\r\n\r\n").version_minor, std::nullopt);
   EXPECT_EQ(parse_every_split("GET / HTTP/2.0\r\nHost: h\r\n\r\n").version_minor, std::nullopt);
   EXPECT_EQ(parse_every_split("GARBAGE\r\n\r\n").version_minor, std::nullopt);
+}
+
+// libhttp_parser, built non-strict, checks the H of "HTTP/" and not the rest, so "GET /
+// HXTP/1.1" was served, and an LF among the letters ended the line for a front end but not for
+// it ("GET /x H\nTP/1.1"). A request line up to its first LF must end in "HTTP/", its version's
+// digits after it (libhttp_parser checks those), or be HTTP/0.9's "GET /x" (a 505). Each case
+// also has a request before it on the connection (the check is per request line).
+TEST(RequestParserLinesTest, TheVersionIsSpelledHttp) {
+  const char* const bad[] = {
+      "GET / HXTP/1.1\r\nHost: h\r\n\r\n",
+      "GET / H\x01TP/1.1\r\nHost: h\r\n\r\n",
+      "GET / HTTX/1.1\r\nHost: h\r\n\r\n",
+      "GET / HTTP 1.1\r\nHost: h\r\n\r\n",
+      "GET / H TP/1.1\r\nHost: h\r\n\r\n",
+      "GET /x H\nTP/1.1\r\nHost: h\r\n\r\n",
+      "GET /x HTT\nP/1.1\r\nHost: h\r\n\r\n",
+      // The line ends first; a 413 after it in the same read does not take precedence.
+      "POST / HXTP/1.1\r\nHost: h\r\nContent-Length: 99999999999\r\n\r\n",
+      // The first LF ends the line: "GET /x H\r" (was a bare CR later in the line).
+      "GET /x H\r\n\r`1.0\r\nHost: a\r\n\r\n",
+  };
+  for (const char* input : bad) {
+    SCOPED_TRACE(input);
+    for (const std::string& before : {std::string(), std::string(kGet)}) {
+      const Outcome out = parse_every_split(before + input);
+      EXPECT_EQ(out.error, RequestError::kMalformed);
+      EXPECT_EQ(out.targets.size(), before.empty() ? 0u : 1u);
+      EXPECT_EQ(out.version_minor, std::nullopt);  // the error response is HTTP/1.1's
+    }
+  }
+  RequestParser parser;
+  parser.feed("GET / HXTP/1.1\r\n");
+  EXPECT_EQ(parser.error_detail(), "invalid HTTP version in the request line");
+
+  // Several spaces before the version, and HTTP/0.9's line without one, are not this error.
+  EXPECT_EQ(parse_every_split("GET /a   HTTP/1.1\r\nHost: h\r\n\r\n").targets,
+            std::vector<std::string>{"/a"});
+  EXPECT_EQ(parse_every_split("GET /a\r\n\r\n").error, RequestError::kUnsupportedVersion);
+  EXPECT_EQ(parse_every_split("GET  /a\n\n").error, RequestError::kUnsupportedVersion);
 }
 
 // The server stops parsing while its output drains: stopping after each request and feeding
