@@ -21,7 +21,8 @@
 //
 // What it does to each request and response (RFC 9110 §7.6):
 //  - forwards the method, target, fields and body to the upstream, and the upstream's status,
-//    reason, fields and body back; Host goes through as received;
+//    reason, fields and body back; Host goes through as received (for an absolute-form target,
+//    the server has made it the target's authority: RFC 9112 §3.2.2);
 //  - removes the hop-by-hop fields both ways (http_forwarding.h), re-frames bodies for each
 //    side (chunked or Content-Length towards HTTP/1.1, close-delimited towards HTTP/1.0),
 //    appends the client's address to X-Forwarded-For and "1.x ioloop" to Via both ways;
@@ -341,17 +342,16 @@ class Proxy {
   HTTPClientRequest upstream_request(const HTTPRequest& request, const std::string& peer) {
     HTTPClientRequest up;
     up.method = request.method();
-    // An absolute-form target ("http://host/p?q") is sent on as its path and query.
-    const absl::string_view path = request.path();
+    // Only a path and query follow the upstream's origin (target text there could name another
+    // host): "http://host/p?q" is sent on as "/p?q", its authority being the Host field. "*"
+    // and CONNECT's form, the only others the server lets through, get start()'s 501.
+    absl::string_view path = request.path();
+    if (path.empty() || path[0] != '/') path = "/";
     const absl::string_view query = request.query();
     up.url.reserve(origin_.size() + path.size() + query.size() + 1);
     up.url = origin_;
-    if (!path.empty() && path[0] == '/') {
-      up.url.append(path.data(), path.size());
-      if (!query.empty()) absl::StrAppend(&up.url, "?", query);
-    } else {
-      up.url += request.target();
-    }
+    up.url.append(path.data(), path.size());
+    if (!query.empty()) absl::StrAppend(&up.url, "?", query);
     // A body keeps the client's Content-Length (sent unframed) or goes chunked without one.
     // Room for the two fields appended next (X-Forwarded-For, Via): each append to a full
     // vector would move every field.

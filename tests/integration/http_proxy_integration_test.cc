@@ -171,6 +171,29 @@ TEST_F(ProxyToPythonTest, RewritesFieldsBothWays) {
   }
 }
 
+// RFC 9112 §3.2.2: an absolute-form target's authority is the Host sent on (the client's Host
+// is ignored), and only its path follows the upstream's origin. A target that is none of the
+// four forms is a 400: "*.evil.example:1/p" was appended to the origin, so the proxy connected
+// to the host and port the client named (found by a black-box probe).
+TEST_F(ProxyToPythonTest, TheTargetNamesNoOtherUpstream) {
+  int status;
+  std::string out =
+      run("curl -s -i --max-time 20 --request-target "
+          "'http://other.example:8080/headers' -H 'Host: a.example' " +
+              url_,
+          &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(out.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << out;
+  EXPECT_NE(out.find("\r\n\r\nHost: other.example:8080\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("a.example"), std::string::npos) << out;
+  out = run("curl -s -i --max-time 20 --request-target '*.evil.example:1/secret' " + url_, &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(out.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << out;
+  out = run("curl -s --max-time 20 " + url_ + "/headers", &status);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("Host: 127.0.0.1:"), std::string::npos) << out;
+}
+
 TEST_F(ProxyToPythonTest, SequentialRequestsReuseOneUpstreamConnection) {
   int status;
   // Three requests on one client connection (curl reuses it for URLs given together); the

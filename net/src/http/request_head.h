@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -112,16 +113,6 @@ inline void clear_for_reuse(HTTPRequest& request) {
   request.clear();
 }
 
-// RFC 9112 §3: a request target is one word. libhttp_parser (non-strict) lets HTAB, FF and DEL
-// into it, where a front end that splits the request line at any whitespace reads other words.
-inline bool is_valid_target(absl::string_view target) {
-  for (const char c : target) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u == 0x7f) return false;
-  }
-  return true;
-}
-
 // RFC 9112 §3.2 (a 400 for an invalid Host value): uri-host [ ":" port ], RFC 3986 §3.2.2,
 // with uri-host an IP-literal in brackets or a reg-name (unreserved, sub-delims and
 // pct-encoded characters; an IPv4 address is one). Empty is valid (a target without an
@@ -157,6 +148,81 @@ inline bool is_valid_host(absl::string_view host) {
     if (*p < '0' || *p > '9') return false;
   }
   return true;
+}
+
+// RFC 9112 §3: a request target is one word. libhttp_parser (non-strict) lets HTAB, FF and DEL
+// into it, where a front end that splits the request line at any whitespace reads other words.
+// And §3.2: it has one of four forms. libhttp_parser takes any target that starts with '*' for
+// a path ("*.evil.example:1/p"), which http_proxy appended to its upstream's origin (a request
+// to a host and port of the client's choosing), and any target for CONNECT:
+//  - origin-form "/path?query" and absolute-form "scheme://authority/path" (libhttp_parser
+//    checks the scheme's "://"), for any method but CONNECT;
+//  - authority-form "host:port", for CONNECT only;
+//  - asterisk-form "*" (RFC 9112 §3.2.4 names OPTIONS; SSDP's M-SEARCH uses it too, so any
+//    method but CONNECT may: the server's handler, or http_proxy's 501, answers it).
+inline bool is_valid_target(absl::string_view target, bool connect) {
+  for (const char c : target) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f) return false;
+  }
+  if (connect) {
+    const size_t colon = target.rfind(':');
+    return colon != absl::string_view::npos && colon + 1 < target.size() &&
+           std::all_of(target.begin() + colon + 1, target.end(),
+                       [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); }) &&
+           is_valid_host(target);
+  }
+  if (target.empty() || target[0] == '/') return !target.empty();
+  if (target[0] == '*') return target.size() == 1;
+  return target.find("://") != absl::string_view::npos;
+}
+
+// RFC 9112 §3.2.2: with an absolute-form target, the server "MUST ignore the received Host
+// header field (if any) and instead use the host information of the request-target", and a
+// proxy must send that on. So the target's authority becomes the Host field (replacing the one
+// received, which was checked, or added for HTTP/1.0, which may omit Host), for handlers and
+// for http_proxy, which forwards Host as received. False if the authority is not a valid Host
+// (or is empty, or has userinfo, which RFC 9110 §4.2.4 asks a recipient to treat as an error).
+// Moves the request's fields: call it after the last use of a view into them.
+inline bool host_from_target(HTTPRequest& request) {
+  const absl::string_view target = request.target();
+  if (target.empty() || target[0] == '/' || target[0] == '*') return true;
+  const size_t scheme_end = target.find("://");
+  if (scheme_end == absl::string_view::npos) return true;  // CONNECT's authority-form
+  absl::string_view authority = target.substr(scheme_end + 3);
+  authority = authority.substr(0, std::min(authority.find_first_of("/?#"), authority.size()));
+  if (authority.empty() || !is_valid_host(authority)) return false;
+  request.mutable_headers().set("Host", std::string(authority));
+  return true;
+}
+
+// RFC 9112 §6.1 for a request with Transfer-Encoding: exactly one coding, "chunked" (which
+// libhttp_parser, `parser_chunked`, must have seen too), and no Content-Length beside it. The
+// error (none if the fields are good) and its detail.
+inline std::pair<std::optional<RequestError>, std::string> check_transfer_encoding(
+    const HTTPHeaders& headers, bool content_length, bool parser_chunked) {
+  if (content_length) {
+    return {RequestError::kContentLengthWithTransferEncoding,
+            "both Content-Length and Transfer-Encoding"};
+  }
+  int chunked = 0;
+  bool any = false;
+  for (const auto& [name, value] : headers) {
+    if (!equals_ignore_case(name, "Transfer-Encoding")) continue;
+    for (absl::string_view coding : split_header_list(value)) {
+      any = true;
+      if (!equals_ignore_case(coding, "chunked")) {
+        return {RequestError::kUnsupportedTransferEncoding,
+                absl::StrCat("Transfer-Encoding: ", value)};
+      }
+      ++chunked;
+    }
+  }
+  if (!any || chunked != 1 || !parser_chunked) {
+    return {RequestError::kInvalidTransferEncoding,
+            "Transfer-Encoding must be exactly \"chunked\""};
+  }
+  return {};
 }
 
 // What a header section says about framing and the connection, gathered in one pass (names

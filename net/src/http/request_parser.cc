@@ -253,18 +253,18 @@ int RequestParser::Impl::on_header_value(http_parser* p, const char* at, size_t 
 }
 
 int RequestParser::Impl::validate_head() {
-  using internal::equals_ignore_case;
   if (parser_.http_major != 1) {
     return fail(RequestError::kUnsupportedVersion,
                 absl::StrCat("HTTP/", parser_.http_major, ".", parser_.http_minor));
   }
-  if (!internal::is_valid_target(current_.target())) {
-    return fail(RequestError::kMalformed, "invalid character in request target");
+  if (!internal::is_valid_target(current_.target(), parser_.method == HTTP_CONNECT)) {
+    return fail(RequestError::kMalformed, "invalid request target");
   }
   const auto [hosts, host, lengths, length, transfer_encoding, expect_continue, connection,
               control_first] = internal::scan_head_fields(current_.headers());
-  if (control_first)
+  if (control_first) {
     return fail(RequestError::kMalformed, http_errno_description(HPE_INVALID_HEADER_TOKEN));
+  }
   if (hosts > 1 || (hosts == 0 && parser_.http_minor >= 1) || !internal::is_valid_host(host)) {
     return fail(RequestError::kBadHost, hosts == 0  ? "HTTP/1.1 request without Host"
                                         : hosts > 1 ? "several Host fields"
@@ -279,31 +279,17 @@ int RequestParser::Impl::validate_head() {
     return fail(RequestError::kInvalidContentLength, absl::StrCat("Content-Length: ", length));
   }
   if (transfer_encoding) {
-    if (lengths > 0) {
-      return fail(RequestError::kContentLengthWithTransferEncoding,
-                  "both Content-Length and Transfer-Encoding");
-    }
-    int chunked = 0;
-    bool any = false;
-    for (const auto& [name, value] : current_.headers()) {
-      if (!equals_ignore_case(name, "Transfer-Encoding")) continue;
-      for (absl::string_view coding : split_header_list(value)) {
-        any = true;
-        if (!equals_ignore_case(coding, "chunked")) {
-          return fail(RequestError::kUnsupportedTransferEncoding,
-                      absl::StrCat("Transfer-Encoding: ", value));
-        }
-        ++chunked;
-      }
-    }
-    if (!any || chunked != 1 || !(parser_.flags & F_CHUNKED)) {
-      return fail(RequestError::kInvalidTransferEncoding,
-                  "Transfer-Encoding must be exactly \"chunked\"");
-    }
+    auto [error, detail] = internal::check_transfer_encoding(current_.headers(), lengths > 0,
+                                                             parser_.flags & F_CHUNKED);
+    if (error) return fail(*error, std::move(detail));
   }
   keep_alive_ = internal::keep_alive_rule(1, parser_.http_minor, parser_.method == HTTP_CONNECT,
                                           connection, transfer_encoding);
   expects_continue_ = parser_.http_minor >= 1 && expect_continue;
+  // Last: it may move fields, which the views above point into.
+  if (!internal::host_from_target(current_)) {
+    return fail(RequestError::kBadHost, "invalid authority in the request target");
+  }
   if ((parser_.flags & F_CONTENTLENGTH) && parser_.content_length > options_.max_body_size) {
     // Stopping at this header section, the caller may yet stream the body (no limit then).
     if (stop_at_headers_) {

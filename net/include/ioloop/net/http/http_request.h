@@ -48,7 +48,10 @@ class HTTPRequest {
   void set_method(std::string method);
 
   /// The request target exactly as received: origin-form "/a/b?x=1", absolute-form
-  /// "http://host/a?x", authority-form "host:443" (CONNECT) or asterisk-form "*".
+  /// "http://host/a?x", authority-form "host:443" (CONNECT) or asterisk-form "*"; HTTPServer
+  /// answers any other with a 400. With an absolute-form target, HTTPServer's requests carry
+  /// the target's authority as their one Host field, whatever Host was received (RFC 9112
+  /// §3.2.2 tells a server to use it; a proxy forwarding Host sends it on).
   const std::string& target() const { return target_; }
   /// The path of the target: "/a/b" for "/a/b?x=1" and for "http://host/a/b?x=1" ("/" when an
   /// absolute-form target has no path); the whole target for "*" and authority-form.
