@@ -153,14 +153,31 @@ TEST(RequestChunkLineTest, ExtensionsTheGrammarAllowsAreSkipped) {
   }
 }
 
+// A head or trailer section with a bad line end: a 400 with `detail` at every split, buffered
+// and streamed, with no request delivered; `streamed`: the body bytes a sink received first.
+struct LineCase {
+  std::string input;
+  std::string streamed;
+};
+void expect_malformed_at_every_split(const std::vector<LineCase>& cases, absl::string_view detail) {
+  for (const LineCase& c : cases) {
+    SCOPED_TRACE(c.input);
+    for (bool stream : {false, true}) {
+      SCOPED_TRACE(stream ? "streamed" : "buffered");
+      const Parse run = drive_every_split(c.input, stream, /*same_consumed=*/false);
+      ASSERT_TRUE(run.error.has_value());
+      EXPECT_EQ(*run.error, RequestError::kMalformed);
+      EXPECT_EQ(run.detail, detail);
+      EXPECT_EQ(run.body, stream ? c.streamed : "");
+      EXPECT_EQ(run.requests, 0u);
+    }
+  }
+}
+
 // A CR in a head or trailer section that no LF follows, where libhttp_parser took any byte for
 // the LF: a 400 (RFC 9112 §2.2), and no request the section ended is delivered.
 TEST(RequestBareCrTest, IsA400AtEverySplit) {
-  struct Case {
-    std::string input;
-    std::string streamed;
-  };
-  const Case cases[] = {
+  const std::vector<LineCase> cases = {
       // An empty value's CR: X was taken for the LF, so Content-Length was a field.
       {"POST / HTTP/1.1\r\nHost: a\r\nFoo:\rXContent-Length: 3\r\n\r\nabc", ""},
       {std::string(
@@ -179,18 +196,7 @@ TEST(RequestBareCrTest, IsA400AtEverySplit) {
       {kChunkedHead + "1\r\na\r\n0\r\n\rXGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n", "a"},
       {kChunkedHead + "1\r\na\r\n0\r\nFoo:\rX\r\n\r\n", "a"},
   };
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.input);
-    for (bool stream : {false, true}) {
-      SCOPED_TRACE(stream ? "streamed" : "buffered");
-      const Parse run = drive_every_split(c.input, stream, /*same_consumed=*/false);
-      ASSERT_TRUE(run.error.has_value());
-      EXPECT_EQ(*run.error, RequestError::kMalformed);
-      EXPECT_EQ(run.detail, kBareCr);
-      EXPECT_EQ(run.body, stream ? c.streamed : "");
-      EXPECT_EQ(run.requests, 0u);
-    }
-  }
+  expect_malformed_at_every_split(cases, kBareCr);
 }
 
 // Obsolete line folding in a request's head or trailers (RFC 9112 §5.2 lets a server reject
@@ -198,11 +204,7 @@ TEST(RequestBareCrTest, IsA400AtEverySplit) {
 // empty Transfer-Encoding and a line it drops, and frames no body. Whitespace at the start of
 // the first field line is rejected the same way (RFC 9112 §2.2).
 TEST(RequestObsFoldTest, IsA400AtEverySplit) {
-  struct Case {
-    std::string input;
-    std::string streamed;
-  };
-  const Case cases[] = {
+  const std::vector<LineCase> cases = {
       {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", ""},
       {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\t2\r\n\r\nab", ""},
       {"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", ""},
@@ -211,18 +213,7 @@ TEST(RequestObsFoldTest, IsA400AtEverySplit) {
       {"GET / HTTP/1.1\r\nHost:\r\n a\r\n\r\n", ""},
       {kChunkedHead + "1\r\na\r\n0\r\nT: 1\r\n 2\r\n\r\n", "a"},
   };
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.input);
-    for (bool stream : {false, true}) {
-      SCOPED_TRACE(stream ? "streamed" : "buffered");
-      const Parse run = drive_every_split(c.input, stream, /*same_consumed=*/false);
-      ASSERT_TRUE(run.error.has_value());
-      EXPECT_EQ(*run.error, RequestError::kMalformed);
-      EXPECT_EQ(run.detail, "obsolete line folding (obs-fold) in a header section");
-      EXPECT_EQ(run.body, stream ? c.streamed : "");
-      EXPECT_EQ(run.requests, 0u);
-    }
-  }
+  expect_malformed_at_every_split(cases, internal::LineEndScan::kFold);
 }
 
 // A message that ends in a LF and the next one (or a body) starting with whitespace is no fold.

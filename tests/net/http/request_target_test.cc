@@ -35,39 +35,42 @@ Outcome feed_every_split(const std::string& input) {
   return whole;
 }
 
+// Each input gives `error` (none: one request) at every split.
+void expect_at_every_split(const std::vector<std::string>& inputs,
+                           std::optional<RequestError> error) {
+  for (const std::string& input : inputs) {
+    SCOPED_TRACE(input);
+    const Outcome out = feed_every_split(input);
+    EXPECT_EQ(out.error, error);
+    EXPECT_EQ(out.requests.size(), error ? 0u : 1u);
+  }
+}
+
 TEST(RequestTargetTest, OnlyTheFourFormsAreAccepted) {
-  const char* const bad[] = {
-      "GET *x HTTP/1.1\r\nHost: h\r\n\r\n",
-      "GET *.evil.example:19092/secret HTTP/1.1\r\nHost: h\r\n\r\n",
-      "OPTIONS ** HTTP/1.1\r\nHost: h\r\n\r\n",
-      // CONNECT takes the authority form, host and port, only.
-      "CONNECT / HTTP/1.1\r\nHost: h\r\n\r\n",
-      "CONNECT example.com HTTP/1.1\r\nHost: h\r\n\r\n",
-      "CONNECT example.com: HTTP/1.1\r\nHost: h\r\n\r\n",
-      "CONNECT example.com:x HTTP/1.1\r\nHost: h\r\n\r\n",
-      "CONNECT * HTTP/1.1\r\nHost: h\r\n\r\n",
-      "CONNECT http://example.com:443/ HTTP/1.1\r\nHost: h\r\n\r\n",
-  };
-  for (const char* input : bad) {
-    SCOPED_TRACE(input);
-    const Outcome out = feed_every_split(input);
-    EXPECT_EQ(out.error, RequestError::kMalformed);
-    EXPECT_TRUE(out.requests.empty());
-  }
-  const char* const good[] = {
-      "GET /a?b HTTP/1.1\r\nHost: h\r\n\r\n",
-      "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
-      "M-SEARCH * HTTP/1.1\r\nHost: h\r\n\r\n",
-      "GET http://h/a HTTP/1.1\r\nHost: h\r\n\r\n",
-      "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
-      "CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n\r\n",
-  };
-  for (const char* input : good) {
-    SCOPED_TRACE(input);
-    const Outcome out = feed_every_split(input);
-    EXPECT_FALSE(out.error.has_value());
-    EXPECT_EQ(out.requests.size(), 1u);
-  }
+  expect_at_every_split(
+      {
+          "GET *x HTTP/1.1\r\nHost: h\r\n\r\n",
+          "GET *.evil.example:19092/secret HTTP/1.1\r\nHost: h\r\n\r\n",
+          "OPTIONS ** HTTP/1.1\r\nHost: h\r\n\r\n",
+          // CONNECT takes the authority form, host and port, only.
+          "CONNECT / HTTP/1.1\r\nHost: h\r\n\r\n",
+          "CONNECT example.com HTTP/1.1\r\nHost: h\r\n\r\n",
+          "CONNECT example.com: HTTP/1.1\r\nHost: h\r\n\r\n",
+          "CONNECT example.com:x HTTP/1.1\r\nHost: h\r\n\r\n",
+          "CONNECT * HTTP/1.1\r\nHost: h\r\n\r\n",
+          "CONNECT http://example.com:443/ HTTP/1.1\r\nHost: h\r\n\r\n",
+      },
+      RequestError::kMalformed);
+  expect_at_every_split(
+      {
+          "GET /a?b HTTP/1.1\r\nHost: h\r\n\r\n",
+          "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+          "M-SEARCH * HTTP/1.1\r\nHost: h\r\n\r\n",
+          "GET http://h/a HTTP/1.1\r\nHost: h\r\n\r\n",
+          "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+          "CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n\r\n",
+      },
+      std::nullopt);
 }
 
 // RFC 9112 §3.2.2: the target's authority is the request's host, whatever Host said; a proxy
@@ -100,17 +103,14 @@ TEST(RequestTargetTest, AnAbsoluteFormTargetGivesTheHost) {
                 .get("X"),
             "1");
   // An authority that is no valid Host, and the rules for Host itself, still hold.
-  const char* const bad[] = {
-      "GET http://user@other.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n",
-      "GET http:///x HTTP/1.1\r\nHost: a.example\r\n\r\n",
-      "GET http://other.example/ HTTP/1.1\r\n\r\n",
-      "GET http://other.example/ HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
-  };
-  for (const char* input : bad) {
-    SCOPED_TRACE(input);
-    const Outcome out = feed_every_split(input);
-    EXPECT_EQ(out.error, RequestError::kBadHost);
-  }
+  expect_at_every_split(
+      {
+          "GET http://user@other.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n",
+          "GET http:///x HTTP/1.1\r\nHost: a.example\r\n\r\n",
+          "GET http://other.example/ HTTP/1.1\r\n\r\n",
+          "GET http://other.example/ HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+      },
+      RequestError::kBadHost);
 }
 
 }  // namespace
