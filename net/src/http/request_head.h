@@ -116,7 +116,8 @@ inline void clear_for_reuse(HTTPRequest& request) {
 // RFC 9112 §3.2 (a 400 for an invalid Host value): uri-host [ ":" port ], RFC 3986 §3.2.2,
 // with uri-host an IP-literal in brackets or a reg-name (unreserved, sub-delims and
 // pct-encoded characters; an IPv4 address is one). Empty is valid (a target without an
-// authority). A proxy forwards Host as received, so what it lets through reaches the upstream.
+// authority); a port after an empty host (":80") is not. A proxy forwards Host as received, so
+// what it lets through reaches the upstream.
 inline bool is_valid_host(absl::string_view host) {
   auto is_hex = [](char c) { return absl::ascii_isxdigit(static_cast<unsigned char>(c)); };
   auto is_name_char = [](char c) {  // unreserved / sub-delims, by table: this runs per request
@@ -143,7 +144,7 @@ inline bool is_valid_host(absl::string_view host) {
     }
   }
   if (p == end) return true;
-  if (*p != ':') return false;
+  if (*p != ':' || p == host.data()) return false;  // a port needs a host (RFC 9110 §4.2.1)
   for (++p; p != end; ++p) {
     if (*p < '0' || *p > '9') return false;
   }

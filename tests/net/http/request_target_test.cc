@@ -58,6 +58,7 @@ TEST(RequestTargetTest, OnlyTheFourFormsAreAccepted) {
           "CONNECT example.com: HTTP/1.1\r\nHost: h\r\n\r\n",
           "CONNECT example.com:x HTTP/1.1\r\nHost: h\r\n\r\n",
           "CONNECT * HTTP/1.1\r\nHost: h\r\n\r\n",
+          "CONNECT :443 HTTP/1.1\r\nHost: h\r\n\r\n",
           "CONNECT http://example.com:443/ HTTP/1.1\r\nHost: h\r\n\r\n",
       },
       RequestError::kMalformed);
@@ -107,6 +108,9 @@ TEST(RequestTargetTest, AnAbsoluteFormTargetGivesTheHost) {
       {
           "GET http://user@other.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n",
           "GET http:///x HTTP/1.1\r\nHost: a.example\r\n\r\n",
+          // A port without a host (RFC 9110 §4.2.1: an http URI's host is never empty).
+          "GET http://:80/x HTTP/1.1\r\nHost: a.example\r\n\r\n",
+          "GET /x HTTP/1.1\r\nHost: :80\r\n\r\n",
           "GET http://other.example/ HTTP/1.1\r\n\r\n",
           "GET http://other.example/ HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
       },
