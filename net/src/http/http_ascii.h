@@ -5,10 +5,12 @@
 #ifndef IOLOOP_NET_SRC_HTTP_HTTP_ASCII_H_
 #define IOLOOP_NET_SRC_HTTP_HTTP_ASCII_H_
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 
 #include "absl/strings/string_view.h"
 
@@ -174,6 +176,23 @@ inline bool keep_alive_rule(int major, int minor, bool connect, const Connection
   if (major != 1 || connect || tokens.close) return false;
   if (minor >= 1) return true;
   return !transfer_encoding && tokens.keep_alive;
+}
+
+// An absolute-form request target ("http://a.example:81/p?q") split after its authority:
+// the authority ("a.example:81") and what follows it ("/p?q", "?q" or nothing). Nothing for
+// the other forms ("/p", "*", CONNECT's "host:port"). HTTPRequest::path() and the server's
+// Host rule (request_head.h) read a target through it.
+struct AbsoluteForm {
+  absl::string_view authority;
+  absl::string_view rest;
+};
+inline std::optional<AbsoluteForm> split_absolute_form(absl::string_view target) {
+  if (target.empty() || target[0] == '/' || target[0] == '*') return std::nullopt;
+  const size_t scheme_end = target.find("://");
+  if (scheme_end == absl::string_view::npos) return std::nullopt;
+  const absl::string_view t = target.substr(scheme_end + 3);
+  const size_t end = std::min(t.find_first_of("/?#"), t.size());
+  return AbsoluteForm{t.substr(0, end), t.substr(end)};
 }
 
 }  // namespace ioloop::net::internal

@@ -1,6 +1,8 @@
 // File: net/src/http/http_request.cc
 #include "ioloop/net/http/http_request.h"
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "http/http_ascii.h"
 
@@ -35,12 +37,10 @@ absl::string_view HTTPRequest::path() const {
   absl::string_view t = target_;
   if (t.empty() || t == "*") return t;
   if (t.front() != '/') {
-    size_t scheme_end = t.find("://");
-    if (scheme_end == absl::string_view::npos) return t;  // authority-form: "host:port"
-    t.remove_prefix(scheme_end + 3);
-    size_t path_start = t.find_first_of("/?#");
-    if (path_start == absl::string_view::npos || t[path_start] != '/') return "/";
-    t.remove_prefix(path_start);
+    const std::optional<internal::AbsoluteForm> absolute = internal::split_absolute_form(t);
+    if (!absolute) return t;  // authority-form: "host:port"
+    if (absolute->rest.empty() || absolute->rest[0] != '/') return "/";
+    t = absolute->rest;
   }
   return t.substr(0, t.find_first_of("?#"));
 }

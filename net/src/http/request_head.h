@@ -186,14 +186,10 @@ inline bool is_valid_target(absl::string_view target, bool connect) {
 // (or is empty, or has userinfo, which RFC 9110 §4.2.4 asks a recipient to treat as an error).
 // Moves the request's fields: call it after the last use of a view into them.
 inline bool host_from_target(HTTPRequest& request) {
-  const absl::string_view target = request.target();
-  if (target.empty() || target[0] == '/' || target[0] == '*') return true;
-  const size_t scheme_end = target.find("://");
-  if (scheme_end == absl::string_view::npos) return true;  // CONNECT's authority-form
-  absl::string_view authority = target.substr(scheme_end + 3);
-  authority = authority.substr(0, std::min(authority.find_first_of("/?#"), authority.size()));
-  if (authority.empty() || !is_valid_host(authority)) return false;
-  request.mutable_headers().set("Host", std::string(authority));
+  const std::optional<AbsoluteForm> absolute = split_absolute_form(request.target());
+  if (!absolute) return true;
+  if (absolute->authority.empty() || !is_valid_host(absolute->authority)) return false;
+  request.mutable_headers().set("Host", std::string(absolute->authority));
   return true;
 }
 
