@@ -44,7 +44,7 @@ if(IOLOOP_BUILD_EXAMPLES)
     get_filename_component(name ${src} NAME_WE)
     add_test(NAME ${name}_help_check
              COMMAND bash ${tooling_dir}/check_example_help.sh $<TARGET_FILE:${name}> ${src})
-    set_tests_properties(${name}_help_check PROPERTIES TIMEOUT 60 LABELS tooling)
+    set_tests_properties(${name}_help_check PROPERTIES TIMEOUT 90 LABELS tooling)
   endforeach()
 endif()
 

@@ -25,7 +25,7 @@ if [[ ${#flags[@]} -eq 0 ]]; then
   fail "no ABSL_FLAG in ${source}"
 fi
 
-help="$(timeout 10 "${program}" --help 2>&1)"
+help="$(timeout 30 "${program}" --help 2>&1)"
 status=$?
 if [[ ${status} -ne 0 && ${status} -ne 1 ]]; then
   fail "--help exited ${status} (absl exits 0 or 1)"
@@ -54,7 +54,7 @@ if printf '%s\n' "${flags[@]}" | grep -qx log_level; then
   # timeout's 124 is a failure too.
   args=(--log_level=bogus)
   if printf '%s\n' "${flags[@]}" | grep -qx port; then args+=(--port=0); fi
-  out="$(timeout 10 "${program}" "${args[@]}" 2>&1)"
+  out="$(timeout 30 "${program}" "${args[@]}" 2>&1)"
   status=$?
   if [[ ${status} -eq 0 || ${status} -eq 124 ]]; then
     fail "--log_level=bogus was accepted (exit ${status})"
