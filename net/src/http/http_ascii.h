@@ -88,6 +88,11 @@ inline bool is_token(absl::string_view s) {
   return true;
 }
 
+// One or more ASCII digits (a Content-Length value, a port).
+inline bool is_digits(absl::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 // Nonzero exactly when some byte of `x` is zero (its lowest zero byte's bit 7 is set; borrows
 // may set bits above it, which only matters to a caller asking which byte).
 inline uint64_t zero_byte_bits(uint64_t x) {

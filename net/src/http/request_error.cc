@@ -20,6 +20,7 @@ int error_status(RequestError error) {
     case RequestError::kUriTooLong:
       return 414;
     case RequestError::kUnsupportedTransferEncoding:
+    case RequestError::kUnknownMethod:
       return 501;
     case RequestError::kUnsupportedVersion:
       return 505;
@@ -49,6 +50,8 @@ absl::string_view error_name(RequestError error) {
       return "unsupported Transfer-Encoding";
     case RequestError::kUnsupportedVersion:
       return "unsupported HTTP version";
+    case RequestError::kUnknownMethod:
+      return "unknown method";
   }
   return "unknown error";
 }

@@ -168,9 +168,7 @@ inline bool is_valid_target(absl::string_view target, bool connect) {
   }
   if (connect) {
     const size_t colon = target.rfind(':');
-    return colon != absl::string_view::npos && colon + 1 < target.size() &&
-           std::all_of(target.begin() + colon + 1, target.end(),
-                       [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); }) &&
+    return colon != absl::string_view::npos && is_digits(target.substr(colon + 1)) &&
            is_valid_host(target);
   }
   if (target.empty() || target[0] == '/') return !target.empty();
@@ -322,6 +320,31 @@ class RequestLine {
  private:
   std::string partial_;
   bool spells_http_ = true;
+};
+
+// A method token libhttp_parser does not know. It knows a fixed list (RFC 9110's, WebDAV's,
+// PATCH, PURGE, M-SEARCH and a few more) and fails at the first byte that continues none of
+// them. When that byte is a token character, the rest of the token decides: a space after it
+// makes a well-formed method that this server does not implement, a 501 (RFC 9110 §9.1); any
+// other byte a malformed request line. The same byte decides at every split.
+class UnknownMethod {
+ public:
+  bool pending() const { return pending_; }
+  // libhttp_parser failed at `byte`: true if the token goes on (read() decides).
+  bool start(char byte) { return pending_ = is_tchar(byte); }
+  // Reads on: the bytes of `data` taken, and `error` set once decided.
+  size_t read(absl::string_view data, std::optional<RequestError>& error) {
+    size_t i = 0;
+    while (i < data.size() && is_tchar(data[i])) ++i;
+    if (i < data.size()) {
+      pending_ = false;
+      error = data[i] == ' ' ? RequestError::kUnknownMethod : RequestError::kMalformed;
+    }
+    return i;
+  }
+
+ private:
+  bool pending_ = false;
 };
 
 // The RequestError for an error libhttp_parser reported. `field`: the name being received.

@@ -16,7 +16,6 @@
 #include <string>
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "http/chunk_line_guard.h"
 #include "http/http_ascii.h"
@@ -173,6 +172,7 @@ class RequestParser::Impl {
   // Before a request line: the header section has started with empty lines only (state_ is
   // kHeaders, libhttp_parser has seen none of it), how many, and a CR awaiting its LF.
   bool leading_ = false;
+  internal::UnknownMethod method_;  // libhttp_parser failed at a method token's byte: reads on
   internal::EmptyLines empty_lines_;
   bool request_line_done_ = false;      // the current request's line has its LF: version known
   internal::RequestLine request_line_;  // where it ends; whether its version spells HTTP
@@ -273,9 +273,7 @@ int RequestParser::Impl::validate_head() {
   if (lengths > 1) {
     return fail(RequestError::kInvalidContentLength, "several Content-Length fields");
   }
-  if (lengths == 1 && (length.empty() || !std::all_of(length.begin(), length.end(), [](char c) {
-                         return absl::ascii_isdigit(c);
-                       }))) {
+  if (lengths == 1 && !internal::is_digits(length)) {
     return fail(RequestError::kInvalidContentLength, absl::StrCat("Content-Length: ", length));
   }
   if (transfer_encoding) {
@@ -417,6 +415,15 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
       }
       len = std::min(len, options_.max_header_size - section_bytes_);
     }
+    if (method_.pending()) {
+      std::optional<RequestError> decided;
+      const size_t n = method_.read(data.substr(0, len), decided);
+      data.remove_prefix(n);
+      section_bytes_ += n;
+      if (decided == RequestError::kUnknownMethod) fail(*decided, "request method not implemented");
+      if (decided == RequestError::kMalformed) fail(*decided, "invalid HTTP method");
+      continue;
+    }
     if (state_ == State::kIdle || leading_) {
       // Empty lines before the request line are consumed here, not by libhttp_parser (which
       // would skip any number silently), and they start the header section: its size limit
@@ -508,6 +515,9 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
               : absl::string_view();
       if (!in_chunk_line.empty()) {
         fail(RequestError::kMalformed, std::string(in_chunk_line));
+      } else if (err == HPE_INVALID_METHOD && !data.empty() && method_.start(data[0])) {
+        state_ = State::kHeaders;  // a request has begun: the header timeout and limit count
+        continue;
       } else {
         fail(internal::classify_parser_error(err, request_line_done_, current_.headers(),
                                              field_.get()),

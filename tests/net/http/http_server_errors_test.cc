@@ -61,6 +61,9 @@ INSTANTIATE_TEST_SUITE_P(
         VersionCase{"GarbageRequestLine", "GARBAGE\r\n\r\n", error_response(400, "Bad Request")},
         VersionCase{"Http2", "GET / HTTP/2.0\r\nHost: x\r\n\r\n",
                     error_response(505, "HTTP Version Not Supported")},
+        // RFC 9110 §9.1: a method token the server does not know.
+        VersionCase{"UnknownMethod", "QUERY / HTTP/1.1\r\nHost: x\r\n\r\n",
+                    error_response(501, "Not Implemented")},
         VersionCase{"RequestLineTooLarge10", "GET /" + std::string(2000, 'a') + " HTTP/1.0\r\n",
                     error_response(414, "URI Too Long")}),
     [](const ::testing::TestParamInfo<VersionCase>& p) { return p.param.name; });

@@ -156,6 +156,38 @@ TEST(RequestParserLinesTest, TheVersionIsSpelledHttp) {
   EXPECT_EQ(parse_every_split("GET  /a\n\n").error, RequestError::kUnsupportedVersion);
 }
 
+// RFC 9110 §9.1: a method the server does not know is a 501, not a 400. libhttp_parser knows a
+// fixed list and fails at the first byte that continues none of them, whatever the split: a
+// token character there means a well-formed method it does not implement, anything else a
+// malformed request line.
+TEST(RequestParserLinesTest, AnUnknownMethodIsNotImplemented) {
+  for (const char* method : {"QUERY", "FOO", "GETS", "get", "PUTT", "M-SEARCHX", "X"}) {
+    SCOPED_TRACE(method);
+    for (const std::string& before : {std::string(), std::string(kGet)}) {
+      const Outcome out = parse_every_split(before + method + " /a HTTP/1.1\r\nHost: h\r\n\r\n");
+      EXPECT_EQ(out.error, RequestError::kUnknownMethod);
+      EXPECT_EQ(out.targets.size(), before.empty() ? 0u : 1u);
+    }
+  }
+  EXPECT_EQ(error_status(RequestError::kUnknownMethod), 501);
+  RequestParser parser;
+  parser.feed("QUERY /a HTTP/1.1\r\n");
+  EXPECT_EQ(parser.error_detail(), "request method not implemented");
+
+  // Not a token character where the method goes on: malformed, as before.
+  for (const char* input : {"G@T /a HTTP/1.1\r\n\r\n", "\x16\x03\x01\x02\x00\x01",
+                            "GE\x01 /a HTTP/1.1\r\n\r\n", "GET\t/a HTTP/1.1\r\n\r\n"}) {
+    SCOPED_TRACE(input);
+    EXPECT_EQ(parse_every_split(input).error, RequestError::kMalformed);
+  }
+  // The methods libhttp_parser knows, WebDAV's and PURGE among them, are parsed.
+  for (const char* method : {"PURGE", "PROPFIND", "M-SEARCH", "PATCH"}) {
+    EXPECT_EQ(parse_every_split(std::string(method) + " /a HTTP/1.1\r\nHost: h\r\n\r\n").targets,
+              std::vector<std::string>{"/a"})
+        << method;
+  }
+}
+
 // The server stops parsing while its output drains: stopping after each request and feeding
 // the rest later is one more split.
 TEST(RequestParserLinesTest, FeedStopsAfterMaxRequests) {
