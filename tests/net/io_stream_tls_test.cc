@@ -312,6 +312,36 @@ TEST_P(IOStreamTLSTest, FinWithoutCloseNotifyLeavesCompletedReadBytesAlone) {
   EXPECT_EQ(closed.code(), absl::StatusCode::kDataLoss) << closed;
 }
 
+// A FIN without close_notify ends the peer's side only, as with plain TCP's half-close: what is
+// queued still reaches the peer in full (OpenSSL 3 made the bare EOF fatal and refused every
+// later write, so a client that half-closed lost the rest of its echo), and the close status
+// still records the truncation.
+TEST_P(IOStreamTLSTest, FinWithoutCloseNotifyStillFlushesQueuedData) {
+  make_pair();
+  const size_t total = 1 << 20;
+  std::vector<std::string> log;
+  stream_->write(pattern(0, total),
+                 [&](absl::Status s) { log.push_back("write " + s.ToString()); });
+  stream_->set_close_callback([&](absl::Status s) { log.push_back("close " + s.ToString()); });
+  stream_->read_until_close(
+      [&](absl::StatusOr<std::string> r) { log.push_back("read " + r.status().ToString()); });
+  peer_write("request");
+  ::shutdown(peer_->fd(), SHUT_WR);  // a FIN, no close_notify
+  PeerReader reader{loop(), *peer_, 65536};
+  reader.on_data = [&] {
+    if (reader.eof) done();
+  };
+  reader.start();
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(reader.received.size(), total);
+  EXPECT_TRUE(reader.received == pattern(0, total));
+  spin(2);
+  const std::string truncation =
+      "DATA_LOSS: TLS: peer closed the connection without close_notify (truncation)";
+  EXPECT_EQ(log,
+            (std::vector<std::string>{"read " + truncation, "write OK", "close " + truncation}));
+}
+
 // --- Handshake --------------------------------------------------------------------------------
 
 // Writes queued before the handshake finished go out after it, in order, with their

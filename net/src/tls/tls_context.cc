@@ -271,6 +271,13 @@ absl::StatusOr<CtxPtr> new_context(const SSL_METHOD* method, TLSVersion min_vers
     return absl::InternalError(with_errors("TLSContext: cannot set the protocol versions"));
   }
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+  // OpenSSL 3 makes a peer's FIN without close_notify fatal: every later write fails, so a
+  // peer that half-closed lost what was still queued for it. With this it is an end like
+  // close_notify, and TLSTransport tells the two apart by the BIO's EOF flag: the truncation is
+  // still reported (DataLoss), and the queue still flushes, as after plain TCP's FIN.
+  SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
   // Partial writes and moving buffers: Transport::write() reports a prefix and the stream may
   // move its bytes between retries. Released buffers: an idle connection holds none. No auto
   // chain: the chain sent is the one the PEM holds, as the options say; OpenSSL would

@@ -70,6 +70,10 @@ int socket_send(BIO* bio, const char* data, int len, int flags) {
   return static_cast<int>(n);
 }
 
+absl::Status truncation() {
+  return absl::DataLossError("TLS: peer closed the connection without close_notify (truncation)");
+}
+
 bool is_reason(unsigned long e, int lib, int reason) {
   return e != 0 && ERR_GET_LIB(e) == lib && ERR_GET_REASON(e) == reason;
 }
@@ -202,7 +206,10 @@ IOResult TLSTransport::failure(int ret, const char* what) {
     case SSL_ERROR_WANT_WRITE:
       return IOResult::want_write();
     case SSL_ERROR_ZERO_RETURN:
-      eof_status_ = absl::OkStatus();
+      // A close_notify is read whole before any EOF; with SSL_OP_IGNORE_UNEXPECTED_EOF
+      // (tls_context.cc) a FIN without one comes here too, after recv() returned 0.
+      eof_status_ =
+          BIO_test_flags(SSL_get_rbio(ssl_), BIO_FLAGS_IN_EOF) ? truncation() : absl::OkStatus();
       return IOResult::eof();
     default:
       break;
@@ -222,8 +229,7 @@ IOResult TLSTransport::failure(int ret, const char* what) {
       return IOResult::error(
           absl::UnavailableError(absl::StrCat(prefix, ": peer closed the connection")));
     }
-    eof_status_ =
-        absl::DataLossError("TLS: peer closed the connection without close_notify (truncation)");
+    eof_status_ = truncation();
     return IOResult::eof();
   }
   if (err == SSL_ERROR_SYSCALL) {
