@@ -136,11 +136,14 @@ TestPki generate() {
   pki.intermediate_key_pem = key_pem(inter_key.pkey);
   pki.other_ca_pem = cert_pem(other);
 
-  Key ecdsa{ec_key()}, wrong{ec_key()}, expired{ec_key()}, client{ec_key()}, other_leaf{ec_key()};
+  Key ecdsa{ec_key()}, wrong{ec_key()}, cn_only{ec_key()}, expired{ec_key()}, client{ec_key()},
+      other_leaf{ec_key()};
   pki.ecdsa_leaf = leaf({.cn = "localhost", .san = kLocalSan}, ecdsa.pkey, inter, inter_key.pkey,
                         pki.intermediate_pem);
   pki.wrong_host = leaf({.cn = "example.com", .san = "DNS:example.com"}, wrong.pkey, inter,
                         inter_key.pkey, pki.intermediate_pem);
+  pki.cn_only =
+      leaf({.cn = "localhost"}, cn_only.pkey, inter, inter_key.pkey, pki.intermediate_pem);
   pki.expired = leaf({.cn = "localhost",
                       .san = kLocalSan,
                       .not_before = -10L * 24 * 3600,

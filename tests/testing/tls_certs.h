@@ -6,6 +6,7 @@
 //          ├─ ecdsa_leaf   localhost / 127.0.0.1 / ::1, ECDSA P-256
 //          ├─ rsa_leaf()   localhost / 127.0.0.1 / ::1, RSA 2048 (made on first use)
 //          ├─ wrong_host   example.com only
+//          ├─ cn_only      CN localhost, no subjectAltName
 //          ├─ expired      localhost, validity ended a day ago
 //          └─ client       "ioloop test client" (clientAuth)
 //   other CA ("ioloop other root", unrelated)
@@ -40,6 +41,7 @@ struct TestPki {
   // The same names as ecdsa_leaf with an RSA 2048 key; one per process (test_pki()'s).
   const TestCert& rsa_leaf() const;
   TestCert wrong_host;
+  TestCert cn_only;
   TestCert expired;
   TestCert client;
   TestCert other_leaf;

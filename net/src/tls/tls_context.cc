@@ -503,6 +503,11 @@ absl::StatusOr<std::unique_ptr<TLSTransport>> TLSContext::new_client_transport(
         (verify && SSL_set1_host(ssl.get(), host.c_str()) != 1)) {
       return absl::InvalidArgumentError(with_errors("TLSContext: bad host name " + host));
     }
+    // Only DNS subjectAltNames name the host (RFC 9525 §6.3): OpenSSL would otherwise take the
+    // subject's CN when the certificate has none. No partial wildcards ("w*.example"), as curl
+    // and Python.
+    SSL_set_hostflags(ssl.get(),
+                      X509_CHECK_FLAG_NEVER_CHECK_SUBJECT | X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
   }
   if (session_cache_ != nullptr) {
     std::string key = absl::StrCat(host, ":", port);

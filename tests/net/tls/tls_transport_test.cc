@@ -116,6 +116,14 @@ TEST(TLSTransportTest, HostnameMismatch) {
   EXPECT_THAT(std::string(wrong_ip.client_error().message()), HasSubstr("IP address mismatch"));
 }
 
+// RFC 9525 §6.3: a client must not match the host against the subject's CN. OpenSSL does
+// when the certificate has no DNS subjectAltName (browsers and Go do not).
+TEST(TLSTransportTest, TheCommonNameIsNotAHostName) {
+  TLSPair p(server_context(test_pki().cn_only), client_context());
+  EXPECT_EQ(p.client_error().message(),
+            "TLS handshake failed: certificate verify failed: hostname mismatch");
+}
+
 TEST(TLSTransportTest, ExpiredCertificate) {
   TLSPair p(server_context(test_pki().expired), client_context());
   EXPECT_EQ(p.client_error().message(),

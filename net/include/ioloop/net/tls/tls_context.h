@@ -112,8 +112,9 @@ struct TLSClientOptions {
   std::string ca_pem{};
   /// @}
   /// Verify the server's certificate chain and that it was issued for the host name passed
-  /// to new_client_transport() (an IP literal is matched against IP SANs). Turning it off
-  /// accepts any server: only for tests and debugging.
+  /// to new_client_transport(): a host name is matched against the DNS subjectAltNames only,
+  /// never the subject's CN (RFC 9525 §6.3), with no partial wildcards ("w*.example"); an IP
+  /// literal against IP SANs. Turning it off accepts any server: only for tests and debugging.
   bool verify_peer = true;
   /// Protocols offered with ALPN, most preferred first. Empty: no ALPN extension.
   std::vector<std::string> alpn_protocols{};
