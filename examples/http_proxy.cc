@@ -3,7 +3,8 @@
 //
 //   http_proxy --upstream=http://127.0.0.1:8080 [--port=8000] [--address=] [--threads=1]
 //              [--poller=epoll|poll|select] [--connect_timeout=5s] [--upstream_timeout=60s]
-//              [--max_upstream_connections=64] [--idle_timeout=60s] [--log_level=info]
+//              [--max_upstream_connections=64] [--idle_timeout=60s] [--min_body_rate=500]
+//              [--log_level=info]
 //              [--upstream_ca_file=PEM] [--tls_cert=PEM --tls_key=PEM] [--handshake_timeout=10s]
 //   curl -i http://127.0.0.1:8000/any/path    # what the upstream answers, plus "Via: 1.1 ioloop"
 //   http_proxy --upstream=https://origin.example:443 --tls_cert=chain.pem --tls_key=key.pem
@@ -19,34 +20,27 @@
 //    timeouts (--idle_timeout, the header timeout) start once it is done. A client whose
 //    handshake fails is closed (rate-limited log line); the proxy goes on.
 //
-// What it does to each request and response (RFC 9110 §7.6):
-//  - forwards the method, target, fields and body to the upstream, and the upstream's status,
-//    reason, fields and body back; Host goes through as received (for an absolute-form target,
-//    the server has made it the target's authority: RFC 9112 §3.2.2);
-//  - removes the hop-by-hop fields both ways (http_forwarding.h), re-frames bodies for each
-//    side (chunked or Content-Length towards HTTP/1.1, close-delimited towards HTTP/1.0),
-//    appends the client's address to X-Forwarded-For and "1.x ioloop" to Via both ways;
-//  - streams bodies both ways with backpressure: while the client has more than kHighWater
-//    response bytes unsent, the upstream connection is not read; while kHighWater request body
-//    bytes wait for the upstream, the client connection is not read (a request body keeps the
-//    client's Content-Length, or goes chunked without one);
-//  - a response that starts before the request body ended is sent once the request is complete
-//    (HTTPServer answers a request then): up to kHighWater of it is held, then the upstream is
-//    not read. If meanwhile the request body waits kHighWater for an upstream that does not
-//    read it either, neither side can go on: that fetch is cancelled, the rest of the body
-//    dropped, and the client gets a 502;
-//  - 502 when the upstream refuses or cannot be reached within --connect_timeout, 504 when no
-//    response arrives within --upstream_timeout of the request being sent (that upstream
-//    connection is closed, not reused); the client connection stays usable after either; a
-//    response body the upstream leaves silent for --upstream_timeout is cut short like one the
-//    upstream closed (nginx's proxy_read_timeout); a
-//    response cut short by the upstream closes the client connection, and a client that leaves
-//    mid-response cancels the fetch (its upstream connection is closed, not pooled);
+// What it does to each request and response (RFC 9110 §7.6; docs/guide.md §9 has the detail):
+//  - forwards method, target, fields and body both ways; Host as received (for an absolute-form
+//    target, the server made it the target's authority: RFC 9112 §3.2.2); removes hop-by-hop
+//    fields both ways (http_forwarding.h); re-frames bodies for each side; appends the client
+//    to X-Forwarded-For and "1.x ioloop" to Via both ways;
+//  - streams bodies both ways with backpressure (kHighWater each way). A response that starts
+//    before the request body ended is held (up to kHighWater) until the request is complete;
+//    if the body meanwhile waits kHighWater for an upstream that does not read it, the fetch
+//    is cancelled and the client gets a 502;
+//  - 502 when the upstream refuses or cannot be reached within --connect_timeout, 504 when it
+//    is silent for --upstream_timeout before its response (that connection is then closed, not
+//    pooled; the client's stays usable); silence mid-body, or an upstream that dies, cuts the
+//    response and closes the client connection; a client that leaves mid-response cancels the
+//    fetch (its upstream connection is closed, not pooled);
+//  - a client holds an upstream connection only while it keeps up: a request body slower than
+//    --min_body_rate is a 408, and a response the client takes no byte of for --idle_timeout
+//    (twice, at most) closes its connection (HTTPServerOptions' idle_timeout);
 //  - 501 for CONNECT and for OPTIONS * (HTTPClient sends origin-form targets only);
-//  - upstream connections are pooled per thread (--max_upstream_connections each; beyond it
-//    requests wait in the pool's FIFO queue), so sequential requests reuse one connection; a
-//    request that meets a pooled connection the upstream had just closed is retried once on a
-//    fresh one if its method is idempotent (HTTPClient's keep-alive race rule).
+//  - upstream connections are pooled per thread (--max_upstream_connections; beyond it requests
+//    wait in the pool's FIFO queue); an idempotent request that meets a pooled connection the
+//    upstream had just closed is retried once on a fresh one.
 // Pipelined requests are answered in order (HTTPServer runs the next one when the previous
 // response finished). SIGINT or SIGTERM stops it and it exits 0.
 #include <sys/socket.h>
@@ -99,7 +93,9 @@ ABSL_FLAG(absl::Duration, upstream_timeout, absl::Seconds(60),
           "body silent this long is cut (the client connection closes)");
 ABSL_FLAG(int, max_upstream_connections, 64, "upstream connections per thread (pool size)");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
-          "close a client keep-alive connection idle this long (0 disables)");
+          "close a client connection idle this long, or not reading its response (0 disables)");
+ABSL_FLAG(int, min_body_rate, 500,
+          "408 for a request body slower than this many bytes/s over 10 s (0 disables)");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, critical or off");
 
 namespace {
@@ -130,6 +126,7 @@ struct Config {
   absl::Duration upstream_timeout;
   size_t max_upstream_connections = 64;
   absl::Duration idle_timeout;
+  size_t min_body_rate = 0;
   // TLS (configure_tls()); null: plain. Contexts are immutable and shared by every thread.
   std::shared_ptr<const ioloop::net::TransportFactory> upstream_tls;  // https upstream
   std::shared_ptr<const ioloop::net::TransportFactory> server_tls;    // --tls_cert/--tls_key
@@ -471,6 +468,7 @@ absl::Status serve(IOLoop& loop, const Config& config, std::vector<ioloop::net::
   Proxy proxy(loop, config);
   ioloop::net::HTTPServerOptions options;
   options.idle_timeout = config.idle_timeout;
+  options.min_body_rate = config.min_body_rate;  // over the default 10 s window
   options.tcp_options.tls = config.server_tls;
   options.tcp_options.handshake_timeout = config.handshake_timeout;
   HTTPServer server(
@@ -517,10 +515,11 @@ int main(int argc, char** argv) {
   const int threads = absl::GetFlag(FLAGS_threads);
   const int port = absl::GetFlag(FLAGS_port);
   const int max_upstream = absl::GetFlag(FLAGS_max_upstream_connections);
-  if (threads < 1 || port < 0 || port > 65535 || max_upstream < 1) {
+  const int min_body_rate = absl::GetFlag(FLAGS_min_body_rate);
+  if (threads < 1 || port < 0 || port > 65535 || max_upstream < 1 || min_body_rate < 0) {
     std::fprintf(stderr,
                  "http_proxy: --threads and --max_upstream_connections must be >= 1, --port in "
-                 "0..65535\n");
+                 "0..65535, --min_body_rate >= 0\n");
     return 2;
   }
   absl::StatusOr<IOLoop::Options> options = ex::loop_options(absl::GetFlag(FLAGS_poller));
@@ -534,6 +533,7 @@ int main(int argc, char** argv) {
   config.upstream_timeout = absl::GetFlag(FLAGS_upstream_timeout);
   config.max_upstream_connections = static_cast<size_t>(max_upstream);
   config.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  config.min_body_rate = static_cast<size_t>(min_body_rate);
   if (absl::Status s = configure_tls(config); !s.ok()) {
     std::fprintf(stderr, "http_proxy: %s\n", std::string(s.message()).c_str());
     return 2;

@@ -1,7 +1,8 @@
 // Large and stalled transfers through the built examples/http_proxy in front of the Python
 // upstream (proxy_upstream.py): 1 GiB downloads and uploads (chunked and Content-Length) with
 // the proxy's peak RSS read from /proc, a client that stops reading, a client that leaves
-// mid-response, and an upstream that answers before the request body ended.
+// mid-response, one that stops reading for good, and an upstream that answers before the
+// request body ended.
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -238,6 +239,39 @@ TEST_F(ProxyToPythonTest, ClientLeavingMidResponseClosesItsUpstreamConnection) {
     if (aborted != "1\n") ::usleep(50 * 1000);
   }
   EXPECT_EQ(aborted, "1\n");
+}
+
+// A client that stops reading its download holds its upstream connection for at most twice
+// --idle_timeout, not for ever (found by a probe: 64 such clients took the whole default pool,
+// and no other client got a byte). With a pool of one, a second client is served once the
+// proxy closed the first.
+TEST(ProxyPoolHoldTest, AClientThatStopsReadingGivesUpItsUpstreamConnection) {
+  std::unique_ptr<ServerProcess> upstream = start_python_upstream();
+  if (upstream == nullptr) GTEST_SKIP() << "python3 not installed";
+  if (!have("curl")) GTEST_SKIP() << "curl not installed";
+  std::unique_ptr<ServerProcess> proxy =
+      start_proxy(upstream->port(), {"--max_upstream_connections=1", "--idle_timeout=1s"});
+  ASSERT_NE(proxy, nullptr);
+  const int fd = connect_with_small_buffer(proxy->port());
+  ASSERT_GE(fd, 0) << "connect: " << std::strerror(errno);
+  const std::string request = "GET /big/1073741824 HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  int status;
+  const std::string out =
+      run(absl::StrCat("curl -s --max-time 30 http://127.0.0.1:", proxy->port(), "/status/200"),
+          &status);
+  EXPECT_EQ(status, 0);
+  EXPECT_EQ(out, "short\n");
+  // The stalled client's connection was closed under it: reading on reaches its end.
+  const timeval bound{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound);
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
+  }
+  EXPECT_TRUE(n == 0 || errno == ECONNRESET) << std::strerror(errno);
+  ::close(fd);
 }
 
 }  // namespace

@@ -434,10 +434,13 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
       rate_bytes_ = 0;
       rate_deadline_ = after(t, options_.body_rate_window);
     }
-    // A response in progress is not idleness: its own timeout is response_timeout.
-    // Nor is a streamed body its handler stopped (flow control).
-    if (idle_deadline_ <= t && (response_pending() || body_paused()))
+    // A response in progress is not idleness: its own timeout is response_timeout. Nor is a
+    // streamed body its handler stopped (flow control). Output the client does not take is
+    // (nginx's send_timeout): then the queue must move between two looks (output_progress).
+    if (idle_deadline_ <= t &&
+        ((response_pending() && stream_->write_buffer_size() == 0) || body_paused())) {
       idle_deadline_ = after(t, options_.idle_timeout);
+    }
     if (idle_deadline_ <= t && !output_progress(t, idle_deadline_)) {
       state_->idle_timeouts.fetch_add(1, std::memory_order_relaxed);
       logger().debug("HTTP connection fd {} idle timeout", stream_->fd());

@@ -105,6 +105,32 @@ TEST_F(HTTPServerAsyncFlowTest, IdleTimeoutDoesNotCloseAPendingResponse) {
   EXPECT_EQ(close_calls_, 0);  // finished: the close callback never runs
 }
 
+// A pending response is the handler's business, but not one whose output the client stopped
+// reading: no byte taken for idle_timeout is the client's idleness (nginx's send_timeout).
+// Found by a probe: 64 clients that never read their downloads held every upstream connection
+// of http_proxy, and no other client was served.
+TEST_F(HTTPServerAsyncFlowTest, IdleTimeoutClosesAPendingResponseTheClientDoesNotRead) {
+  HTTPServerOptions o = timeouts();
+  o.response_timeout = absl::ZeroDuration();  // off
+  start_manual_server(keep(), o);
+  connect();
+  client_->pause_reading();
+  send(kGet);
+  settle();
+  ASSERT_NE(stream_, nullptr);
+  ASSERT_TRUE(stream_->write(std::string(16 << 20, 'x')).ok());  // more than the socket buffers
+  settle();
+  ASSERT_GT(stream_->write_buffer_size(), 0u);
+  advance(absl::Seconds(60));  // the first look at the queue
+  EXPECT_FALSE(stream_->closed());
+  advance(absl::Milliseconds(59999));
+  EXPECT_FALSE(stream_->closed());
+  advance(absl::Milliseconds(1));  // the next: not one byte taken since
+  EXPECT_TRUE(stream_->closed());
+  EXPECT_EQ(close_calls_, 1);
+  EXPECT_EQ(stats().idle_timeouts, 1u);
+}
+
 // Found by http_body_stream_fuzzer. The last request of a connection (Connection: close)
 // leaves the parser closed rather than idle; its header, whole-request and body-rate
 // deadlines must end with it all the same, or a pending response to it is cut by a 408 long

@@ -88,7 +88,11 @@
 ///  - idle_timeout: a connection that reads nothing for this long (a keep-alive connection
 ///    waiting for its next request, a request or body that stops arriving) is closed without
 ///    a response, unless its output is still draining to a slow reader (that is progress) or
-///    a deferred response is in progress (the handler's business, see response_timeout).
+///    a deferred response is in progress with nothing waiting to be sent (the handler's
+///    business, see response_timeout). Output that the client takes no byte of between two
+///    looks this far apart closes the connection, a pending response's too (nginx's
+///    send_timeout): so a client that stops reading holds a connection, and what the handler
+///    holds for it (http_proxy: an upstream connection), for at most twice this long.
 ///  - response_timeout (off by default): a deferred response not finished this long after
 ///    its handler deferred it fails: 503 "Service Unavailable" if no byte of it was sent,
 ///    else the connection closes; its stream is closed with DeadlineExceeded. Counted in
