@@ -94,6 +94,7 @@ void ClientConnection::on_chunk(absl::string_view chunk) {
   const uint64_t id = exchange_;
   feeding_owner_ = owner.get();
   absl::StatusOr<size_t> used = parser_.feed(chunk, *this);
+  deliver_body(id);
   feeding_owner_ = nullptr;
   if (closed_ || exchange_ != id) return;  // the owner ended the exchange from an event
   if (!used.ok()) return fail(*owner, used.status());
@@ -132,6 +133,7 @@ void ClientConnection::on_done(absl::Status status) {
   const uint64_t id = exchange_;
   feeding_owner_ = owner.get();
   absl::Status finished = parser_.finish(*this);
+  deliver_body(id);
   feeding_owner_ = nullptr;
   if (closed_ || exchange_ != id) return;
   if (!finished.ok()) return fail(*owner, std::move(finished));
@@ -147,8 +149,28 @@ void ClientConnection::on_head(HTTPResponseHead head) {
 }
 
 void ClientConnection::on_body(absl::string_view data) {
-  if (closed_ || feeding_owner_ == nullptr) return;
-  feeding_owner_->on_body(*this, exchange_, data);
+  if (closed_ || feeding_owner_ == nullptr || data.empty()) return;
+  if (body_view_.empty()) {
+    body_view_ = data;
+    return;
+  }
+  if (body_view_.data() != joined_body_.data()) joined_body_.assign(body_view_.data(), body_view_.size());
+  joined_body_.append(data.data(), data.size());
+  body_view_ = joined_body_;
+}
+
+void ClientConnection::deliver_body(uint64_t exchange) {
+  const absl::string_view body = std::exchange(body_view_, absl::string_view());
+  // An exchange the owner ended from an event (a cancel, a header callback) takes no more.
+  if (!body.empty() && !closed_ && exchange_ == exchange) {
+    feeding_owner_->on_body(*this, exchange, body);
+  }
+  // A large join is not kept by a connection that may go back to the pool idle.
+  if (joined_body_.capacity() > 16 * 1024) {
+    std::string().swap(joined_body_);
+  } else {
+    joined_body_.clear();
+  }
 }
 
 void ClientConnection::on_complete() { completed_ = true; }

@@ -107,6 +107,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
   void on_head(HTTPResponseHead head) override;
   void on_body(absl::string_view data) override;
   void on_complete() override;
+  // Hands the owner what on_body() gathered during one feed (see body_view_).
+  void deliver_body(uint64_t exchange);
 
   IOLoop& loop_;
   std::shared_ptr<IOStream> stream_;
@@ -119,6 +121,11 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
   TimePoint first_byte_at_{};
   bool closed_ = false;
   bool completed_ = false;  // the parser reported on_complete for the current exchange
+  // The body pieces of one feed, delivered together after it: a chunked body of tiny chunks
+  // would otherwise cost the owner a call (and a proxy a send) per chunk. One piece stays a
+  // view into the read (no copy); several are joined.
+  absl::string_view body_view_;
+  std::string joined_body_;
 };
 
 }  // namespace ioloop::net

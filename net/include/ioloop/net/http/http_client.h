@@ -191,7 +191,9 @@ struct HTTPClientRequest {
   /// The final response's head, once complete (before any of its body).
   absl::AnyInvocable<void(const HTTPResponseHead&)> header_callback;
   /// The final response's body pieces as they arrive, instead of HTTPClientResponse::body
-  /// (which stays empty). See HTTPClient::pause_reading() for backpressure.
+  /// (which stays empty): one call per read that brought body bytes, however many chunks of a
+  /// chunked body it held (the view is valid during the call only). See
+  /// HTTPClient::pause_reading() for backpressure.
   absl::AnyInvocable<void(absl::string_view)> streaming_callback;
 };
 
