@@ -82,6 +82,33 @@ class IOStreamTLSTest : public IOStreamTest {
                         IOLoop::READ | IOLoop::WRITE)
                     .ok());
   }
+
+  // The half-close cases: the stream queues kHalfCloseBytes of pattern for the peer and reads
+  // to the close; the peer sends "request", ends its side with `end_peer`, and reads to its
+  // EOF. Returns what the stream logged, in order: the read's bytes (or error), the write's
+  // callback and the close callback; `received`: what the peer read.
+  static constexpr size_t kHalfCloseBytes = 1 << 20;
+  std::vector<std::string> half_close(const std::function<void()>& end_peer,
+                                      std::string& received) {
+    std::vector<std::string> log;
+    stream_->write(pattern(0, kHalfCloseBytes),
+                   [&](absl::Status s) { log.push_back("write " + s.ToString()); });
+    stream_->set_close_callback([&](absl::Status s) { log.push_back("close " + s.ToString()); });
+    stream_->read_until_close([&](absl::StatusOr<std::string> r) {
+      log.push_back("read " + (r.ok() ? *r : r.status().ToString()));
+    });
+    peer_write("request");
+    end_peer();
+    PeerReader reader{loop(), *peer_, 65536};
+    reader.on_data = [&] {
+      if (reader.eof) done();
+    };
+    reader.start();
+    EXPECT_TRUE(wait());
+    received = std::move(reader.received);
+    spin(2);
+    return log;
+  }
 };
 
 // One poller: the shared suites run every poller over TLS; these are about TLS itself.
@@ -212,26 +239,10 @@ TEST_P(IOStreamTLSTest, FullDuplexThroughTinyBuffersKeepsEveryByte) {
 // close_notify (the peer sees a clean end, not a truncation) and closes OK.
 TEST_P(IOStreamTLSTest, PeerCloseNotifyFlushesQueuedThenAnswersWithCloseNotify) {
   make_pair();
-  const size_t total = 1 << 20;
-  std::vector<std::string> log;
-  stream_->write(pattern(0, total),
-                 [&](absl::Status s) { log.push_back("write " + s.ToString()); });
-  stream_->set_close_callback([&](absl::Status s) { log.push_back("close " + s.ToString()); });
-  stream_->read_until_close([&](absl::StatusOr<std::string> r) {
-    ASSERT_TRUE(r.ok()) << r.status();
-    log.push_back("read " + *r);
-  });
-  peer_write("request");
-  peer_->shutdown_write();
-  PeerReader reader{loop(), *peer_, 65536};
-  reader.on_data = [&] {
-    if (reader.eof) done();
-  };
-  reader.start();
-  ASSERT_TRUE(wait());
-  EXPECT_TRUE(reader.received == pattern(0, total));
+  std::string received;
+  const std::vector<std::string> log = half_close([&] { peer_->shutdown_write(); }, received);
+  EXPECT_TRUE(received == pattern(0, kHalfCloseBytes));
   EXPECT_TRUE(peer().transport().eof_status().ok()) << peer().transport().eof_status();
-  spin(2);
   EXPECT_EQ(log, (std::vector<std::string>{"read request", "write OK", "close OK"}));
 }
 
@@ -318,24 +329,11 @@ TEST_P(IOStreamTLSTest, FinWithoutCloseNotifyLeavesCompletedReadBytesAlone) {
 // still records the truncation.
 TEST_P(IOStreamTLSTest, FinWithoutCloseNotifyStillFlushesQueuedData) {
   make_pair();
-  const size_t total = 1 << 20;
-  std::vector<std::string> log;
-  stream_->write(pattern(0, total),
-                 [&](absl::Status s) { log.push_back("write " + s.ToString()); });
-  stream_->set_close_callback([&](absl::Status s) { log.push_back("close " + s.ToString()); });
-  stream_->read_until_close(
-      [&](absl::StatusOr<std::string> r) { log.push_back("read " + r.status().ToString()); });
-  peer_write("request");
-  ::shutdown(peer_->fd(), SHUT_WR);  // a FIN, no close_notify
-  PeerReader reader{loop(), *peer_, 65536};
-  reader.on_data = [&] {
-    if (reader.eof) done();
-  };
-  reader.start();
-  ASSERT_TRUE(wait());
-  EXPECT_EQ(reader.received.size(), total);
-  EXPECT_TRUE(reader.received == pattern(0, total));
-  spin(2);
+  std::string received;
+  const std::vector<std::string> log =
+      half_close([&] { ::shutdown(peer_->fd(), SHUT_WR); }, received);  // a FIN, no close_notify
+  EXPECT_EQ(received.size(), kHalfCloseBytes);
+  EXPECT_TRUE(received == pattern(0, kHalfCloseBytes));
   const std::string truncation =
       "DATA_LOSS: TLS: peer closed the connection without close_notify (truncation)";
   EXPECT_EQ(log,

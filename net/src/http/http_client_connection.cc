@@ -154,7 +154,8 @@ void ClientConnection::on_body(absl::string_view data) {
     body_view_ = data;
     return;
   }
-  if (body_view_.data() != joined_body_.data()) joined_body_.assign(body_view_.data(), body_view_.size());
+  if (body_view_.data() != joined_body_.data())
+    joined_body_.assign(body_view_.data(), body_view_.size());
   joined_body_.append(data.data(), data.size());
   body_view_ = joined_body_;
 }
