@@ -331,7 +331,10 @@ class UnknownMethod {
  public:
   bool pending() const { return pending_; }
   // libhttp_parser failed at `byte`: true if the token goes on (read() decides).
-  bool start(char byte) { return pending_ = is_tchar(byte); }
+  bool start(char byte) {
+    pending_ = is_tchar(byte);
+    return pending_;
+  }
   // Reads on: the bytes of `data` taken, and `error` set once decided.
   size_t read(absl::string_view data, std::optional<RequestError>& error) {
     size_t i = 0;

@@ -47,11 +47,11 @@
 ///                                    list whose last coding is not chunked; both close the
 ///                                    connection, so the body is never misread either way.
 ///      505 kUnsupportedVersion       an HTTP major version other than 1 (including 0.9)
-///      501 kUnknownMethod            a method token libhttp_parser does not know ("QUERY",
-///                                    "get"; RFC 9110 §9.1), decided at the first byte that
-///                                    continues none of its methods: a token character there
-///                                    (else kMalformed). Its list: RFC 9110's, WebDAV's,
-///                                    PATCH, PURGE, LINK, UNLINK, SOURCE, M-SEARCH and others
+///      501 kUnknownMethod            a method token libhttp_parser does not know, followed
+///                                    by a space ("QUERY /", "get /"; RFC 9110 §9.1); one
+///                                    ended by any other byte is kMalformed. Its list: RFC
+///                                    9110's, WebDAV's, PATCH, PURGE, LINK, UNLINK, SOURCE,
+///                                    M-SEARCH and a few more
 ///  - After a request whose keep_alive() is false, the parser enters State::kClosed and ignores
 ///    every further byte (RFC 9112 §9.6: no further request on that connection is processed).
 ///  - Memory is bounded by the limits: max_header_size for the header section (plus
