@@ -358,7 +358,9 @@ void TCPServer::on_connection(Worker* w, Socket conn, const SocketAddress& peer)
   }
   w->streams.push_back(stream);
   if (!options_.tls) {
-    hand_over(*handoff_, stream, peer);
+    // The handler may destroy the server: its closure lives until it returns.
+    const std::shared_ptr<Handoff> handoff = handoff_;
+    hand_over(*handoff, stream, peer);
     return;
   }
   // The handshake's deadline counts from accept. The timer and the handshake callback hold

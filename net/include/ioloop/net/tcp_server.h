@@ -25,7 +25,8 @@
 ///
 /// Methods are called on `loop`'s thread (or before it starts). stop() stops accepting;
 /// open streams go on unless `close_streams`. The destructor stops, closes streams and joins
-/// the workers. Unix-domain listeners are accepted on the first loop only.
+/// the workers; a start(1) server's handler may destroy it (what the handler captured lives
+/// until it returns). Unix-domain listeners are accepted on the first loop only.
 ///
 /// Errors: start(), listen() and add_sockets() return the first error of installing a
 /// listener (for example add_handler()'s InvalidArgument for an fd the poller cannot watch,
