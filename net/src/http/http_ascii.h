@@ -80,6 +80,12 @@ inline bool is_control_but_htab(char c) {
 
 inline bool is_tchar(char c) { return kAsciiClasses[static_cast<unsigned char>(c)] & kTchar; }
 
+// RFC 9110 §5.5: a field value may hold HTAB, visible bytes and obs-text, but no other control
+// byte (CR, LF and NUL among them: they would end or split the field).
+inline bool is_field_value(absl::string_view s) {
+  return std::none_of(s.begin(), s.end(), is_control_but_htab);
+}
+
 inline bool is_token(absl::string_view s) {
   if (s.empty()) return false;
   for (char c : s) {

@@ -49,6 +49,9 @@ absl::Status validate_options(const HTTPClientOptions& options) {
         absl::StrCat("HTTPClientOptions.idle_timeout must not be negative (got ",
                      absl::FormatDuration(options.idle_timeout), ")"));
   }
+  if (internal::has_cr_lf_nul(options.user_agent)) {  // as request.headers' values
+    return absl::InvalidArgumentError("HTTPClientOptions.user_agent contains CR, LF or NUL");
+  }
   return absl::OkStatus();
 }
 

@@ -53,7 +53,7 @@ constexpr size_t kTailBound = sizeof("Content-Length: 18446744073709551615\r\n")
     logger().error("HTTP handler set status {}; sending 500", status);
     status = 500;
     reason = reason_phrase(500);
-  } else if (internal::has_cr_lf(reason)) {
+  } else if (internal::has_cr_lf_nul(reason)) {
     reason = reason_phrase(status);
   }
   size_t bound = kHeadFixed + reason.size() + server_name.size() + more;
@@ -81,8 +81,8 @@ constexpr size_t kTailBound = sizeof("Content-Length: 18446744073709551615\r\n")
   w.put(cached_http_date());
   w.literal("\r\n");
   for (const auto& [name, value] : writer.headers()) {
-    if (name.empty() || is_server_field(name) || internal::has_cr_lf(name) ||
-        internal::has_cr_lf(value)) {
+    if (name.empty() || is_server_field(name) || internal::has_cr_lf_nul(name) ||
+        internal::has_cr_lf_nul(value)) {
       continue;
     }
     w.put(name);

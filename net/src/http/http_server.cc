@@ -10,13 +10,20 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "http/http_ascii.h"
 #include "http_server_state.h"
 #include "ioloop/logging.h"
 
 namespace ioloop::net {
 namespace {
 
-absl::Status check_options(const HTTPServerOptions& o) {
+absl::Status check_options(const HTTPServerOptions& o, bool has_handler) {
+  if (!has_handler) return absl::InvalidArgumentError("HTTPServer: empty handler");
+  if (!internal::is_field_value(o.server_name)) {
+    return absl::InvalidArgumentError(
+        "HTTPServerOptions.server_name must be a field value: no CR, LF, NUL or other control "
+        "byte (it is sent as the Server field)");
+  }
   if (o.max_pending_output == 0) {
     return absl::InvalidArgumentError(
         "HTTPServerOptions.max_pending_output must be > 0 (0 would hold every response back)");
@@ -41,7 +48,7 @@ absl::Status check_options(const HTTPServerOptions& o) {
 static_assert(std::is_same_v<HTTPServer::Handler, HTTPRequestHandler>);
 
 HTTPServer::HTTPServer(IOLoop& loop, Handler handler, HTTPServerOptions options)
-    : options_status_(check_options(options)),
+    : options_status_(check_options(options, handler != nullptr)),
       state_(std::make_shared<HTTPServerState>(std::move(handler), options)),
       tcp_server_(
           loop,
@@ -52,7 +59,7 @@ HTTPServer::HTTPServer(IOLoop& loop, Handler handler, HTTPServerOptions options)
 
 HTTPServer::HTTPServer(IOLoop& loop, Handler handler, HTTPBodyHandlerFactory on_headers,
                        HTTPServerOptions options)
-    : options_status_(check_options(options)),
+    : options_status_(check_options(options, handler != nullptr)),
       state_(std::make_shared<HTTPServerState>(std::move(handler), std::move(on_headers), options)),
       tcp_server_(
           loop,
@@ -85,6 +92,7 @@ uint16_t HTTPServer::port() const { return tcp_server_.port(); }
 std::vector<SocketAddress> HTTPServer::addresses() const { return tcp_server_.addresses(); }
 
 absl::Status HTTPServer::serve(std::shared_ptr<IOStream> stream) {
+  if (stream == nullptr) return absl::InvalidArgumentError("HTTPServer::serve: null stream");
   if (!options_status_.ok()) {
     stream->close(options_status_);
     return options_status_;

@@ -279,6 +279,13 @@ TEST_F(HTTPClientTest, InvalidRequestsFailFromTheLoopWithInvalidArgument) {
   absl::StatusOr<HTTPClientResponse> r = get(bad_client, "http://127.0.0.1:1/");
   EXPECT_EQ(r.status(),
             absl::InvalidArgumentError("HTTPClientOptions.max_connections_per_host must be > 0"));
+  // A CR or LF in user_agent would add fields of the caller's choosing to every request (found
+  // by an API probe: request.headers were checked, this option was not).
+  HTTPClientOptions injecting;
+  injecting.user_agent = "demo\r\nX-Injected: 1";
+  HTTPClient injecting_client(loop(), injecting);
+  EXPECT_EQ(get(injecting_client, "http://127.0.0.1:1/").status(),
+            absl::InvalidArgumentError("HTTPClientOptions.user_agent contains CR, LF or NUL"));
 }
 
 TEST_F(HTTPClientTest, ConnectionRefusedIsUnavailable) {

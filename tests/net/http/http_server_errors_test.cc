@@ -125,25 +125,44 @@ TEST_P(HTTPServerOptionsTest, RejectedWithInvalidArgumentNamingTheField) {
 
 INSTANTIATE_TEST_SUITE_P(
     Options, HTTPServerOptionsTest,
-    ::testing::Values(BadOption{"MaxPendingOutputZero",
-                                [](HTTPServerOptions& o) { o.max_pending_output = 0; },
-                                "max_pending_output"},
-                      BadOption{"MaxHeaderSizeZero",
-                                [](HTTPServerOptions& o) { o.max_header_size = 0; },
-                                "max_header_size"},
-                      BadOption{"BodyRateWindowZero",
-                                [](HTTPServerOptions& o) {
-                                  o.min_body_rate = 1;
-                                  o.body_rate_window = absl::ZeroDuration();
-                                },
-                                "body_rate_window"},
-                      BadOption{"BodyRateWindowInfinite",
-                                [](HTTPServerOptions& o) {
-                                  o.min_body_rate = 1;
-                                  o.body_rate_window = absl::InfiniteDuration();
-                                },
-                                "body_rate_window"}),
+    ::testing::Values(
+        BadOption{"MaxPendingOutputZero", [](HTTPServerOptions& o) { o.max_pending_output = 0; },
+                  "max_pending_output"},
+        BadOption{"MaxHeaderSizeZero", [](HTTPServerOptions& o) { o.max_header_size = 0; },
+                  "max_header_size"},
+        BadOption{"BodyRateWindowZero",
+                  [](HTTPServerOptions& o) {
+                    o.min_body_rate = 1;
+                    o.body_rate_window = absl::ZeroDuration();
+                  },
+                  "body_rate_window"},
+        // A CR or LF would split the Server field into fields of the caller's
+        // choosing in every response (found by an API probe).
+        BadOption{
+            "ServerNameWithCrLf",
+            [](HTTPServerOptions& o) { o.server_name = "demo\r\nSet-Cookie: session=attacker"; },
+            "server_name"},
+        BadOption{"ServerNameWithNul",
+                  [](HTTPServerOptions& o) { o.server_name = std::string("a\0b", 3); },
+                  "server_name"},
+        BadOption{"BodyRateWindowInfinite",
+                  [](HTTPServerOptions& o) {
+                    o.min_body_rate = 1;
+                    o.body_rate_window = absl::InfiniteDuration();
+                  },
+                  "body_rate_window"}),
     [](const ::testing::TestParamInfo<BadOption>& p) { return p.param.name; });
+
+// Found by an API probe: an empty handler was accepted, and the first request aborted the
+// process; serve(nullptr) dereferenced it.
+TEST_F(HTTPServerTest, AnEmptyHandlerOrANullStreamIsInvalidArgument) {
+  start_server(nullptr);
+  const absl::Status empty = absl::InvalidArgumentError("HTTPServer: empty handler");
+  EXPECT_EQ(server_->listen(0, "127.0.0.1"), empty);
+  EXPECT_EQ(server_->start(), empty);
+  start_server();
+  EXPECT_EQ(server_->serve(nullptr), absl::InvalidArgumentError("HTTPServer::serve: null stream"));
+}
 
 TEST_F(HTTPServerTest, DefaultOptionsAreAccepted) {
   start_server();

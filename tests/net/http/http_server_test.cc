@@ -116,6 +116,9 @@ TEST_F(HTTPServerTest, ServerFieldsFromHandlerAreReplacedAndInjectionDropped) {
     w.add_header("Transfer-Encoding", "chunked");
     w.add_header("Date", "yesterday");
     w.add_header("X-Evil", "a\r\nSet-Cookie: x=1");
+    // A NUL ends a field for some parsers, and makes others (this client's) fail the response.
+    w.add_header("X-Nul", std::string("v\0Set-Cookie: x=1", 18));
+    w.add_header(std::string("X-\0", 3), "v");
     w.add_header("X-Good", "yes");
     w.set_body("nope");
   });

@@ -69,8 +69,8 @@ class HTTPResponseWriter {
   }
 
   /// Header fields, sent in this order after the server's own (see the file comment).
-  /// Names and values must not contain CR or LF: such a field is dropped (response
-  /// splitting).
+  /// Names and values must not contain CR, LF or NUL: such a field is dropped (response
+  /// splitting). So is a reason phrase, for the status's own.
   void add_header(std::string name, std::string value) {
     headers_.add(std::move(name), std::move(value));
   }
