@@ -485,6 +485,10 @@ absl::StatusOr<std::unique_ptr<TLSTransport>> TLSContext::new_client_transport(
     return absl::InvalidArgumentError(
         "TLSContext: new_client_transport needs the server's host name to verify it");
   }
+  // OpenSSL takes C strings: the name would be verified (and sent) up to the NUL.
+  if (hostname.find('\0') != std::string_view::npos) {
+    return absl::InvalidArgumentError("TLSContext: host name contains NUL");
+  }
   ERR_clear_error();
   SslPtr ssl(SSL_new(ctx_));
   if (absl::Status s = attach_socket(ssl.get(), fd); !s.ok()) return s;

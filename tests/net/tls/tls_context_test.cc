@@ -167,6 +167,13 @@ TEST(TLSContextTest, TransportFactoriesCheckTheSide) {
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ((*client)->new_client_transport(pair.fd[0], "", 443).status().code(),
             absl::StatusCode::kInvalidArgument);
+  // OpenSSL takes C strings: "localhost\0.evil.example" was verified as "localhost" (found
+  // by an API probe).
+  EXPECT_EQ(
+      (*client)
+          ->new_client_transport(pair.fd[0], std::string_view("localhost\0.evil.example", 23), 443)
+          .status(),
+      absl::InvalidArgumentError("TLSContext: host name contains NUL"));
   EXPECT_TRUE((*client)->new_client_transport(pair.fd[0], "localhost", 443).ok());
   EXPECT_TRUE((*client)->new_client_transport(pair.fd[0], "127.0.0.1", 443).ok());
   EXPECT_TRUE((*server)->new_server_transport(pair.fd[1]).ok());

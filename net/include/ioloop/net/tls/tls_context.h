@@ -163,7 +163,7 @@ class TLSContext : public TransportFactory, public std::enable_shared_from_this<
   /// A transport for a connected (or connecting) socket to `hostname`:`port` (client
   /// contexts only). `hostname` is sent as SNI (unless it is an IP literal), is what the
   /// certificate is verified against, and with `port` keys the session cache. An empty
-  /// hostname is InvalidArgument while verify_peer is on.
+  /// hostname is InvalidArgument while verify_peer is on, and one holding a NUL always is.
   absl::StatusOr<std::unique_ptr<TLSTransport>> new_client_transport(int fd,
                                                                      std::string_view hostname,
                                                                      uint16_t port) const;
