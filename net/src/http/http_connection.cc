@@ -10,6 +10,7 @@
 #include "http_date.h"
 #include "http_exception.h"
 #include "ioloop/logging.h"
+#include "ioloop/net/io_stream.h"
 
 namespace ioloop::net {
 namespace {
@@ -137,6 +138,9 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size
     completed += result_.requests.size();
     answer(out);
     if (n == 0 && !finished_) input = {};  // the parser takes nothing more (never spin)
+    // A handler that stopped or destroyed the server closed the stream (the close is reported
+    // after this dispatch): no request behind that one reaches the handler.
+    if (writer_.stream_ != nullptr && writer_.stream_->closed()) input = {};
   }
   cur_out_ = nullptr;
   if (out.close && input.empty() && parser_.state() == RequestParser::State::kClosed) {
