@@ -2,7 +2,7 @@
 /// HTTPResponseStream: a response that finishes after its handler returned (Tornado's
 /// RequestHandler.write/flush/finish). A handler calls HTTPResponseWriter::defer() and keeps the
 /// returned stream; it then writes the body in pieces and finishes at any later time, from a
-/// timer, another stream's callback, or another thread through loop().add_callback().
+/// timer, another stream's callback, or another thread through its loop's handle (see Threading).
 ///
 /// ```
 ///   HTTPServer server(loop, [&](const HTTPRequest&, HTTPResponseWriter& w) {
@@ -54,7 +54,10 @@
 /// http_server.h); so finish() (or a failure) is what lets the connection go on.
 ///
 /// Threading: loop-thread only (the connection's loop, loop()). To complete a response from
-/// another thread, post to it: s->loop().add_callback([s] { s->finish().IgnoreError(); }).
+/// another thread, post to that loop through its handle, taken on the loop thread (h =
+/// s->loop().handle(), then h->post([s] { s->finish().IgnoreError(); })): post() returns
+/// false once the loop is gone (a server's worker loop goes with the server), where a
+/// reference to loop() kept by that thread would dangle.
 /// Lifetime: shared_ptr, owned by the handler's code; the connection keeps only a plain
 /// pointer, cleared when the response ends. Dropping the last reference before finish() is a
 /// handler error (a 500 or a close, see above): that is how an exception that unwinds through
