@@ -7,7 +7,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
+#include <sys/stat.h>
 
+#include <cerrno>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -402,6 +404,18 @@ absl::StatusOr<std::shared_ptr<const TLSContext>> TLSContext::client(
     if (absl::Status s = add_trusted(ctx.get(), *cas); !s.ok()) return s;
   }
   if (!options.ca_dir.empty()) {
+    // OpenSSL looks into the directory only when it verifies: check it now, as files are.
+    struct stat st;
+    if (options.ca_dir.find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError("TLSContext: ca_dir holds a NUL");
+    }
+    if (::stat(options.ca_dir.c_str(), &st) != 0) {
+      return absl::ErrnoToStatus(errno, absl::StrCat("TLSContext: CA directory ", options.ca_dir));
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("TLSContext: CA directory ", options.ca_dir, " is not a directory"));
+    }
     if (SSL_CTX_load_verify_dir(ctx.get(), options.ca_dir.c_str()) != 1) {
       return absl::InvalidArgumentError(
           with_errors(absl::StrCat("TLSContext: cannot use CA directory ", options.ca_dir)));

@@ -42,6 +42,9 @@ absl::StatusOr<PemSource> load_source(const std::string& file, const std::string
     if (pem.empty()) return PemSource{};
     return PemSource{pem, absl::StrCat("<", pem_field, ">")};
   }
+  if (file.find('\0') != std::string::npos) {  // fopen() would open the path up to it
+    return absl::InvalidArgumentError(absl::StrCat("TLSContext: ", file_field, " holds a NUL"));
+  }
   // Read it ourselves rather than let OpenSSL open it: the errno becomes the status code and
   // the message names the path, which OpenSSL's "system library" errors do not do well.
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(file.c_str(), "rbe"), &std::fclose);

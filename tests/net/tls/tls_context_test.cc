@@ -71,6 +71,17 @@ TEST(TLSContextTest, MissingFileNamesThePath) {
   auto ca = TLSContext::client({.ca_file = missing});
   EXPECT_EQ(ca.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(ca.status().message(), HasSubstr(missing));
+  // A CA directory too (OpenSSL looks into it only when it verifies: a missing one was
+  // accepted), and a path cut short by a NUL (it was opened up to the NUL); both found by an
+  // API probe.
+  auto dir_missing = TLSContext::client({.ca_dir = missing});
+  EXPECT_EQ(dir_missing.status().code(), absl::StatusCode::kNotFound) << dir_missing.status();
+  EXPECT_THAT(dir_missing.status().message(), HasSubstr("CA directory " + missing));
+  auto dir_file = TLSContext::client({.ca_dir = files.root_ca});
+  EXPECT_EQ(dir_file.status(), absl::InvalidArgumentError("TLSContext: CA directory " +
+                                                          files.root_ca + " is not a directory"));
+  auto nul = TLSContext::client({.ca_file = files.root_ca + std::string("\0x", 2)});
+  EXPECT_EQ(nul.status(), absl::InvalidArgumentError("TLSContext: ca_file holds a NUL"));
 }
 
 TEST(TLSContextTest, KeyNotMatchingTheCertificate) {
