@@ -24,6 +24,17 @@ absl::Status check_options(const HTTPServerOptions& o, bool has_handler) {
         "HTTPServerOptions.server_name must be a field value: no CR, LF, NUL or other control "
         "byte (it is sent as the Server field)");
   }
+  for (const auto& [d, field] : {std::pair{o.idle_timeout, "idle_timeout"},
+                                 {o.header_timeout, "header_timeout"},
+                                 {o.linger_timeout, "linger_timeout"},
+                                 {o.request_timeout, "request_timeout"},
+                                 {o.response_timeout, "response_timeout"}}) {
+    if (d < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(absl::StrCat("HTTPServerOptions.", field,
+                                                     " must not be negative (got ",
+                                                     absl::FormatDuration(d), ")"));
+    }
+  }
   if (o.max_pending_output == 0) {
     return absl::InvalidArgumentError(
         "HTTPServerOptions.max_pending_output must be > 0 (0 would hold every response back)");

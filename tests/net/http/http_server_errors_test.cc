@@ -145,6 +145,21 @@ INSTANTIATE_TEST_SUITE_P(
         BadOption{"ServerNameWithNul",
                   [](HTTPServerOptions& o) { o.server_name = std::string("a\0b", 3); },
                   "server_name"},
+        // Negative durations were taken for "off" (HTTPClient refuses them).
+        BadOption{"NegativeIdleTimeout",
+                  [](HTTPServerOptions& o) { o.idle_timeout = absl::Seconds(-1); }, "idle_timeout"},
+        BadOption{"NegativeHeaderTimeout",
+                  [](HTTPServerOptions& o) { o.header_timeout = absl::Seconds(-1); },
+                  "header_timeout"},
+        BadOption{"NegativeLingerTimeout",
+                  [](HTTPServerOptions& o) { o.linger_timeout = absl::Seconds(-1); },
+                  "linger_timeout"},
+        BadOption{"NegativeRequestTimeout",
+                  [](HTTPServerOptions& o) { o.request_timeout = absl::Seconds(-1); },
+                  "request_timeout"},
+        BadOption{"NegativeResponseTimeout",
+                  [](HTTPServerOptions& o) { o.response_timeout = absl::Seconds(-1); },
+                  "response_timeout"},
         BadOption{"BodyRateWindowInfinite",
                   [](HTTPServerOptions& o) {
                     o.min_body_rate = 1;

@@ -114,7 +114,8 @@
 /// Options are checked when the server is constructed: listen(), add_sockets(), start() and
 /// serve() return InvalidArgument, naming the field, for options that cannot work
 /// (max_pending_output or max_header_size 0, body_rate_window under 1 ms or infinite with
-/// min_body_rate set).
+/// min_body_rate set, a negative timeout, a server_name with a control byte, an empty handler);
+/// serve(nullptr) is InvalidArgument too.
 ///
 /// Threading: construct, listen, start and stop on `loop`'s thread (or before it runs). With
 /// start(N > 1) the handler runs concurrently on N threads and must be thread-safe. stats() is
