@@ -106,20 +106,18 @@ inline uint64_t zero_byte_bits(uint64_t x) {
   return (x - kOnes) & ~x & (kOnes * 0x80);
 }
 
-// Whether `s` holds CR or LF (with kNul, NUL too): a word at a time, since the checks run over
-// every field name and value a server or client sends.
-template <bool kNul>
-inline bool has_line_bytes(absl::string_view s) {
+// Whether a field name or value holds CR, LF or NUL (never allowed in one we send): a word at
+// a time, since the check runs over every field name and value a server or client sends.
+inline bool has_cr_lf_nul(absl::string_view s) {
   constexpr uint64_t kOnes = 0x0101010101010101ULL;
   auto hit = [](uint64_t w) {
-    uint64_t bits = zero_byte_bits(w ^ (kOnes * '\r')) | zero_byte_bits(w ^ (kOnes * '\n'));
-    if constexpr (kNul) bits |= zero_byte_bits(w);
-    return bits != 0;
+    return (zero_byte_bits(w ^ (kOnes * '\r')) | zero_byte_bits(w ^ (kOnes * '\n')) |
+            zero_byte_bits(w)) != 0;
   };
   const size_t n = s.size();
   if (n < 8) {
     for (char c : s) {
-      if (c == '\r' || c == '\n' || (kNul && c == '\0')) return true;
+      if (c == '\r' || c == '\n' || c == '\0') return true;
     }
     return false;
   }
@@ -128,11 +126,6 @@ inline bool has_line_bytes(absl::string_view s) {
   }
   return hit(load8(s.data() + n - 8));  // the last eight bytes, overlapping
 }
-
-// Whether a field value holds CR, LF or NUL (never allowed in one we send).
-inline bool has_cr_lf_nul(absl::string_view value) { return has_line_bytes<true>(value); }
-// Whether `s` holds CR or LF (what would split a line of a head).
-inline bool has_cr_lf(absl::string_view s) { return has_line_bytes<false>(s); }
 
 // Whether the bytes one http_parser_execute() call consumed end with CR LF, `before` being the
 // byte before them in the stream (the CR of a split pair). libhttp_parser, not built strict,

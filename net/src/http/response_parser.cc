@@ -260,10 +260,8 @@ int ResponseParser::Impl::on_headers_complete(http_parser* p) {
   // RFC 9112 §4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ); libhttp_parser lets
   // control bytes through, which a proxy would forward. (Checked here with the names, so that
   // the error is the same at every split.)
-  for (const char c : me->head_.reason) {
-    if (internal::is_control_but_htab(c)) {
-      return me->fail(malformed("invalid character in reason phrase"));
-    }
+  if (!internal::is_field_value(me->head_.reason)) {
+    return me->fail(malformed("invalid character in reason phrase"));
   }
   const int status = static_cast<int>(p->status_code);  // 3 digits (http_parser checks)
   if (p->http_major != 1) {

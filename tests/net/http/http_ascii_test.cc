@@ -49,18 +49,16 @@ TEST(HTTPAsciiTest, EqualsIgnoreCaseAgreesWithAbslAtEveryLengthAndPosition) {
   }
 }
 
-TEST(HTTPAsciiTest, LineByteChecksFindCrLfAndNulAtEveryLengthAndPosition) {
+TEST(HTTPAsciiTest, LineByteCheckFindsCrLfAndNulAtEveryLengthAndPosition) {
   for (size_t n = 0; n <= 24; ++n) {
     std::string s(n, 'a');
     for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + i);  // no false positives
-    EXPECT_FALSE(has_cr_lf(s)) << n;
     EXPECT_FALSE(has_cr_lf_nul(s)) << n;
     for (size_t i = 0; i < n; ++i) {
       for (int c = 0; c < 256; ++c) {
         std::string t = s;
         t[i] = static_cast<char>(c);
         const bool line = c == '\r' || c == '\n';
-        ASSERT_EQ(has_cr_lf(t), line) << "n=" << n << " i=" << i << " c=" << c;
         ASSERT_EQ(has_cr_lf_nul(t), line || c == 0) << "n=" << n << " i=" << i << " c=" << c;
       }
     }
