@@ -1,0 +1,366 @@
+// File: examples/reverse_proxy.h
+// The request path of examples/http_proxy: one loop's Proxy forwards each request its
+// HTTPServer hands it to the upstream through an HTTPClient pool, and streams the answer back.
+// Header-only, as each examples/*.cc is built as its own program; http_proxy.cc holds the
+// flags, the threads and main(). What the proxy does to requests and responses is in
+// http_proxy.cc's header comment and docs/guide.md §9.
+//
+// Threads: a Proxy, its Exchanges and every callback here run on the loop thread of the
+// HTTPServer that calls the Proxy; one Proxy per loop.
+#ifndef IOLOOP_EXAMPLES_REVERSE_PROXY_H_
+#define IOLOOP_EXAMPLES_REVERSE_PROXY_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "ioloop/io_loop.h"
+#include "ioloop/logging.h"
+#include "ioloop/net/http/http_body_handler.h"
+#include "ioloop/net/http/http_client.h"
+#include "ioloop/net/http/http_forwarding.h"
+#include "ioloop/net/http/http_response_stream.h"
+#include "ioloop/net/http/http_server.h"
+#include "ioloop/net/http/url.h"
+
+namespace ioloop::examples {
+
+// Response bytes queued towards a client above which the upstream is not read (and below
+// which, once flushed, it is read again): bounds the memory of a fast upstream and a slow
+// client to about this much per request.
+constexpr size_t kHighWater = 256 * 1024;
+
+struct ProxyConfig {
+  net::URL upstream;
+  absl::Duration connect_timeout;
+  absl::Duration upstream_timeout;
+  size_t max_upstream_connections = 64;
+  absl::Duration idle_timeout;
+  size_t min_body_rate = 0;
+  // TLS (http_proxy.cc's configure_tls()); null: plain. Contexts are immutable and shared by every
+  // thread.
+  std::shared_ptr<const net::TransportFactory> upstream_tls;  // https upstream
+  std::shared_ptr<const net::TransportFactory> server_tls;    // --tls_cert/--tls_key
+  absl::Duration handshake_timeout;
+};
+
+// The status and a one-line body for a request the upstream did not answer.
+inline void answer_error(net::HTTPResponseStream& response, int status, absl::string_view why) {
+  net::HTTPResponseWriter& head = response.head();
+  head.set_status(status);
+  head.mutable_headers().clear();
+  head.set_header("Content-Type", "text/plain");
+  const std::string body = absl::StrCat(net::reason_phrase(status), ": ", why, "\n");
+  head.set_header("Content-Length", absl::StrCat(body.size()));
+  response.write(body).IgnoreError();
+  response.finish().IgnoreError();
+}
+
+class Proxy;
+
+// One proxied request: the client's response and the upstream fetch, shared by the fetch's
+// callbacks, the response's close callback and, for a request with a body, its Upload.
+struct Exchange {
+  // The proxy it runs on (which outlives it). Held here so that the callbacks capture only the
+  // exchange: 16 bytes fit in AnyInvocable's inline storage, with `this` they would not.
+  Proxy* proxy = nullptr;
+  // Null while a streamed request body is still arriving (the response writer comes with
+  // on_end); what the upstream sends meanwhile waits in early_* (its reading paused).
+  std::shared_ptr<net::HTTPResponseStream> response;
+  uint64_t fetch = 0;   // 0 once the fetch completed
+  bool paused = false;  // the upstream is not read until the client drained
+  std::optional<net::HTTPResponseHead> early_head;
+  std::string early_body;
+  std::optional<absl::Status> early_done;
+
+  // The request body, client -> upstream (requests with a body only).
+  net::HTTPBodyControl* control = nullptr;  // until on_end or on_close returned
+  bool client_paused = false;               // on_body returned false: waits for pending to drain
+  std::string pending;                      // body bytes not yet handed to the upstream
+  net::HTTPClientBodyWriter writer;         // the upstream's side, from the body_producer
+  bool writer_ready = false;                // everything written so far was flushed upstream
+  bool body_complete = false;               // on_end ran: finish() once pending is written
+};
+
+// One loop's proxy: its upstream pool and the requests in flight on it. Loop thread only;
+// lives as long as the loop's HTTPServer (declared before it).
+class Proxy {
+ public:
+  Proxy(IOLoop& loop, const ProxyConfig& config)
+      : config_(config), origin_(config.upstream.origin()), client_(loop, client_options(config)) {}
+
+  // A request without a body, complete: forward it.
+  void handle(const net::HTTPRequest& request, net::HTTPResponseWriter& writer) {
+    auto exchange = std::make_shared<Exchange>();
+    exchange->proxy = this;
+    start(exchange, request, writer.remote_address(), /*streamed_body=*/false);
+    attach(exchange, writer);
+  }
+
+  // A request with a body, at its header section: forward the head now and the body as it
+  // arrives (HTTPServer's on_headers factory).
+  std::unique_ptr<net::HTTPBodyHandler> on_headers(const net::HTTPRequest& head,
+                                                   net::HTTPBodyControl& control) {
+    auto exchange = std::make_shared<Exchange>();
+    exchange->proxy = this;
+    exchange->control = &control;
+    start(exchange, head, control.remote_address(), /*streamed_body=*/true);
+    return std::make_unique<Upload>(*this, std::move(exchange));
+  }
+
+ private:
+  // The streamed body of one request, client -> upstream, with backpressure both ways: the
+  // client is not read while kHighWater bytes wait for the upstream, and the upstream is
+  // given the next piece once everything before it was flushed.
+  class Upload final : public net::HTTPBodyHandler {
+   public:
+    Upload(Proxy& proxy, std::shared_ptr<Exchange> ex) : proxy_(proxy), ex_(std::move(ex)) {}
+    bool on_body(absl::string_view chunk) override {
+      if (ex_->fetch == 0) return true;  // the exchange already ended (a 502): drop the rest
+      ex_->pending.append(chunk.data(), chunk.size());
+      pump_upload(*ex_);
+      if (ex_->pending.size() < kHighWater) return true;
+      ex_->client_paused = true;
+      if (ex_->paused && !ex_->response) {
+        proxy_.give_up_early(*ex_);  // resumes the client: the rest of the body is dropped
+        return true;
+      }
+      return false;
+    }
+    void on_end(const net::HTTPRequest&, net::HTTPResponseWriter& writer) override {
+      ex_->control = nullptr;
+      ex_->body_complete = true;
+      pump_upload(*ex_);
+      proxy_.attach(ex_, writer);
+    }
+    void on_close(const absl::Status&) override {
+      // The client left (or sent a bad body) before the end of its request.
+      ex_->control = nullptr;
+      if (ex_->fetch != 0) proxy_.client_.cancel(ex_->fetch);
+    }
+
+   private:
+    Proxy& proxy_;
+    std::shared_ptr<Exchange> ex_;
+  };
+
+  static net::HTTPClientOptions client_options(const ProxyConfig& config) {
+    net::HTTPClientOptions o;
+    o.max_connections_per_host = config.max_upstream_connections;
+    o.user_agent.clear();  // forward the client's User-Agent, add none
+    o.tls = config.upstream_tls;
+    return o;
+  }
+
+  // Starts the upstream fetch for `request` (its body, if any, comes through the Upload).
+  void start(const std::shared_ptr<Exchange>& exchange, const net::HTTPRequest& request,
+             const std::string& peer, bool streamed_body) {
+    // net::HTTPClient sends origin-form targets only: no tunnel, no asterisk form. The client gets
+    // a 501 (on_done) once its request is complete; a body is dropped as it arrives.
+    if (request.method() == "CONNECT" || request.target() == "*") {
+      exchange->early_done = absl::UnimplementedError(
+          request.method() == "CONNECT"
+              ? "CONNECT: this reverse proxy does not open tunnels"
+              : "OPTIONS *: the asterisk form is not forwarded to the upstream");
+      return;
+    }
+    net::HTTPClientRequest up = upstream_request(request, peer);
+    std::weak_ptr<Exchange> weak = exchange;
+    if (streamed_body) {
+      up.body_producer = [weak](net::HTTPClientBodyWriter& writer) {
+        std::shared_ptr<Exchange> ex = weak.lock();
+        if (!ex) return;
+        ex->writer = writer;
+        ex->writer_ready = true;
+        pump_upload(*ex);
+      };
+    }
+    up.header_callback = [weak](const net::HTTPResponseHead& head) {
+      if (auto ex = weak.lock()) on_head(*ex, head);
+    };
+    up.streaming_callback = [weak](absl::string_view chunk) {
+      if (auto ex = weak.lock()) ex->proxy->on_body(ex, chunk);
+    };
+    exchange->fetch = client_.fetch(
+        std::move(up),
+        [exchange](absl::StatusOr<net::HTTPClientResponse> r) { on_done(*exchange, r.status()); });
+  }
+
+  // The request is complete: take over its response and replay what the upstream already sent.
+  void attach(const std::shared_ptr<Exchange>& ex, net::HTTPResponseWriter& writer) {
+    ex->response = writer.defer();
+    std::weak_ptr<Exchange> weak = ex;
+    // The client left mid-response: stop the fetch; its upstream connection is closed rather
+    // than pooled, since the rest of that response would still be on it.
+    ex->response->set_close_callback([weak](absl::Status) {
+      if (auto self = weak.lock(); self && self->fetch != 0)
+        self->proxy->client_.cancel(self->fetch);
+    });
+    if (ex->early_head) on_head(*ex, *std::exchange(ex->early_head, std::nullopt));
+    if (!ex->early_body.empty()) {
+      ex->response->write(std::exchange(ex->early_body, std::string())).IgnoreError();
+    }
+    if (ex->early_done) {
+      on_done(*ex, *ex->early_done);
+    } else if (ex->paused) {
+      resume_when_flushed(ex);
+    }
+  }
+
+  // Hands the pending body to the upstream when it can take it, finishes the body after the
+  // last piece, and lets the client send more once little is pending.
+  static void pump_upload(Exchange& ex) {
+    if (ex.writer_ready && !ex.pending.empty()) {
+      ex.writer_ready = false;
+      ex.writer.write(std::exchange(ex.pending, std::string()));
+    }
+    if (ex.writer_ready && ex.body_complete) {
+      ex.writer_ready = false;
+      ex.writer.finish();
+    }
+    if (ex.client_paused && ex.pending.size() < kHighWater && ex.control != nullptr) {
+      ex.client_paused = false;
+      ex.control->resume();
+    }
+  }
+
+  net::HTTPClientRequest upstream_request(const net::HTTPRequest& request,
+                                          const std::string& peer) {
+    net::HTTPClientRequest up;
+    up.method = request.method();
+    // Only a path and query follow the upstream's origin (target text there could name another
+    // host): "http://host/p?q" is sent on as "/p?q", its authority being the Host field. "*"
+    // and CONNECT's form, the only others the server lets through, get start()'s 501.
+    absl::string_view path = request.path();
+    if (path.empty() || path[0] != '/') path = "/";
+    const absl::string_view query = request.query();
+    up.url.reserve(origin_.size() + path.size() + query.size() + 1);
+    up.url = origin_;
+    up.url.append(path.data(), path.size());
+    if (!query.empty()) absl::StrAppend(&up.url, "?", query);
+    // A body keeps the client's Content-Length (sent unframed) or goes chunked without one.
+    // Room for the two fields appended next (X-Forwarded-For, Via): each append to a full
+    // vector would move every field.
+    net::copy_end_to_end_fields(request.headers(), up.headers, 2);
+    if (!peer.empty()) net::append_forwarded_for(up.headers, peer);
+    net::append_via(up.headers, request.version_minor(), "ioloop");
+    up.connect_timeout = config_.connect_timeout;
+    // --upstream_timeout bounds the upstream's silence (response_timeout): before the
+    // response's head, from the request's first write (time in the pool's queue excluded),
+    // while request body bytes wait for the upstream, and from the body's end; then between
+    // pieces of the response body. Not while the proxy waits for the client's body or for the
+    // client to drain the response: uploads and downloads last as long as the client takes.
+    up.response_timeout = config_.upstream_timeout;
+    up.request_timeout = absl::InfiniteDuration();
+    up.follow_redirects = false;  // a proxy passes redirects on
+    return up;
+  }
+
+  static void on_head(Exchange& ex, const net::HTTPResponseHead& upstream) {
+    if (!ex.response) {
+      ex.early_head = upstream;
+      return;
+    }
+    if (ex.response->closed()) return;
+    net::HTTPResponseWriter& head = ex.response->head();
+    head.set_status(upstream.status, upstream.reason);
+    head.mutable_headers().clear();
+    // HTTPServer writes its own Date (and drops a handler's), as nginx's proxy_pass does: the
+    // upstream's is not worth a copy.
+    net::copy_end_to_end_fields(upstream.headers, head.mutable_headers(), 1, "Date");
+    net::append_via(head.mutable_headers(), upstream.version_minor, "ioloop");
+  }
+
+  void on_body(const std::shared_ptr<Exchange>& ex, absl::string_view chunk) {
+    if (!ex->response) {
+      // The upstream answers before the request's body ended (the response goes out once the
+      // request is complete): hold up to kHighWater of it, then read no more of the upstream
+      // until the client's response exists.
+      ex->early_body.append(chunk.data(), chunk.size());
+      if (ex->paused || ex->early_body.size() < kHighWater) return;
+      if (client_.pause_reading(ex->fetch)) ex->paused = true;
+      if (ex->paused && ex->client_paused) give_up_early(*ex);
+      return;
+    }
+    if (!ex->response->write(std::string(chunk)).ok() || ex->paused) return;
+    if (ex->response->write_buffer_size() < kHighWater) return;
+    // The client is slower than the upstream: stop reading the upstream until it caught up.
+    if (!client_.pause_reading(ex->fetch)) return;
+    ex->paused = true;
+    resume_when_flushed(ex);
+  }
+
+  // Neither side can go on: the upstream's early response fills what the proxy holds for it
+  // (the upstream is not read), and the request body waits for an upstream that does not read
+  // it (the client is not read), typically because the upstream blocks writing that response.
+  // Waiting would hold both connections and a pool slot for ever: the fetch is cancelled (its
+  // connection closed), the rest of the body dropped, and the client gets a 502 at its end.
+  void give_up_early(Exchange& ex) {
+    ex.early_head.reset();
+    ex.early_body.clear();
+    client_.cancel(ex.fetch);  // on_done runs inside: it resumes the client
+    ex.early_done = absl::UnavailableError(absl::StrCat(
+        "the upstream's response (over ", kHighWater,
+        " bytes) came before the request body ended, and the upstream stopped reading the body"));
+  }
+
+  void resume_when_flushed(const std::shared_ptr<Exchange>& ex) {
+    ex->response->flush([this, weak = std::weak_ptr<Exchange>(ex)](absl::Status) {
+      std::shared_ptr<Exchange> self = weak.lock();
+      if (!self || !self->paused) return;
+      self->paused = false;
+      if (self->fetch != 0) client_.resume_reading(self->fetch);
+    });
+  }
+
+  static void on_done(Exchange& ex, const absl::Status& status) {
+    ex.fetch = 0;
+    // A body still arriving is dropped from here on (Upload::on_body); let it come.
+    ex.pending.clear();
+    if (ex.client_paused && ex.control != nullptr) {
+      ex.client_paused = false;
+      ex.control->resume();
+    }
+    if (!ex.response) {
+      ex.early_done = status;
+      return;
+    }
+    net::HTTPResponseStream& response = *ex.response;
+    if (response.closed()) return;
+    if (status.ok()) {
+      response.finish().IgnoreError();
+      return;
+    }
+    logger().debug("upstream: {}", status.ToString());
+    if (response.head_sent()) {
+      // The upstream died mid-response: the client sees its connection end before the
+      // response's end, which is the only honest signal left.
+      response.abort(status);
+      return;
+    }
+    // No response byte within --upstream_timeout of the request being sent: 504. A request
+    // form start() does not forward: 501. Everything else before a response (refused,
+    // unreachable, connect timeout, reset, malformed): 502.
+    const bool timeout = status.code() == absl::StatusCode::kDeadlineExceeded &&
+                         absl::StrContains(status.message(), "waiting for the response");
+    const bool unforwardable = status.code() == absl::StatusCode::kUnimplemented;
+    answer_error(response, timeout ? 504 : unforwardable ? 501 : 502, status.message());
+  }
+
+  const ProxyConfig& config_;
+  const std::string origin_;  // scheme://authority of the upstream, the start of every net::URL
+  net::HTTPClient client_;
+};
+
+}  // namespace ioloop::examples
+
+#endif  // IOLOOP_EXAMPLES_REVERSE_PROXY_H_
