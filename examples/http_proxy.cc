@@ -13,7 +13,7 @@
 //  - --upstream=https://HOST:PORT: upstream connections are TLS (ALPN "http/1.1"); the
 //    upstream's certificate must be issued for HOST and verify against the system's trusted
 //    CAs or, with --upstream_ca_file, against that PEM file's CAs only. A handshake or
-//    verification failure is a 502 naming the reason (and a debug log line), like a refused
+//    verification failure is a 502 (the reason in a warning line), like a refused
 //    connect; --connect_timeout bounds the handshake too.
 //  - --tls_cert/--tls_key: clients speak HTTPS on --port (TLS 1.2 or 1.3, ALPN "http/1.1");
 //    --handshake_timeout bounds each client's handshake from accept, and the proxy's own
@@ -33,7 +33,8 @@
 //    is silent for --upstream_timeout before its response (that connection is then closed, not
 //    pooled; the client's stays usable); silence mid-body, or an upstream that dies, cuts the
 //    response and closes the client connection; a client that leaves mid-response cancels the
-//    fetch (its upstream connection is closed, not pooled);
+//    fetch (its upstream connection is closed, not pooled); each upstream failure is a warning
+//    line with its reason (rate-limited), which the client's 502 or 504 does not carry;
 //  - a client holds an upstream connection only while it keeps up: a request body slower than
 //    --min_body_rate is a 408, and a response the client takes no byte of for --idle_timeout
 //    (twice, at most) closes its connection (HTTPServerOptions' idle_timeout);

@@ -10,6 +10,7 @@
 #ifndef IOLOOP_EXAMPLES_REVERSE_PROXY_H_
 #define IOLOOP_EXAMPLES_REVERSE_PROXY_H_
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -31,6 +32,7 @@
 #include "ioloop/net/http/http_response_stream.h"
 #include "ioloop/net/http/http_server.h"
 #include "ioloop/net/http/url.h"
+#include "ioloop/rate_limiter.h"
 
 namespace ioloop::examples {
 
@@ -53,13 +55,15 @@ struct ProxyConfig {
   absl::Duration handshake_timeout;
 };
 
-// The status and a one-line body for a request the upstream did not answer.
+// The status and a one-line body for a request the upstream did not answer: the reason phrase,
+// then `why` if not empty.
 inline void answer_error(net::HTTPResponseStream& response, int status, absl::string_view why) {
   net::HTTPResponseWriter& head = response.head();
   head.set_status(status);
   head.mutable_headers().clear();
   head.set_header("Content-Type", "text/plain");
-  const std::string body = absl::StrCat(net::reason_phrase(status), ": ", why, "\n");
+  const std::string body =
+      absl::StrCat(net::reason_phrase(status), why.empty() ? "" : ": ", why, "\n");
   head.set_header("Content-Length", absl::StrCat(body.size()));
   response.write(body).IgnoreError();
   response.finish().IgnoreError();
@@ -96,7 +100,10 @@ struct Exchange {
 class Proxy {
  public:
   Proxy(IOLoop& loop, const ProxyConfig& config)
-      : config_(config), origin_(config.upstream.origin()), client_(loop, client_options(config)) {}
+      : loop_(loop),
+        config_(config),
+        origin_(config.upstream.origin()),
+        client_(loop, client_options(config)) {}
 
   // A request without a body, complete: forward it.
   void handle(const net::HTTPRequest& request, net::HTTPResponseWriter& writer) {
@@ -340,10 +347,10 @@ class Proxy {
       response.finish().IgnoreError();
       return;
     }
-    logger().debug("upstream: {}", status.ToString());
     if (response.head_sent()) {
       // The upstream died mid-response: the client sees its connection end before the
       // response's end, which is the only honest signal left.
+      ex.proxy->log_failure(status, 0);
       response.abort(status);
       return;
     }
@@ -352,13 +359,34 @@ class Proxy {
     // unreachable, connect timeout, reset, malformed): 502.
     const bool timeout = status.code() == absl::StatusCode::kDeadlineExceeded &&
                          absl::StrContains(status.message(), "waiting for the response");
-    const bool unforwardable = status.code() == absl::StatusCode::kUnimplemented;
-    answer_error(response, timeout ? 504 : unforwardable ? 501 : 502, status.message());
+    if (status.code() == absl::StatusCode::kUnimplemented) {
+      answer_error(response, 501, status.message());  // the client's request, not the upstream
+      return;
+    }
+    const int code = timeout ? 504 : 502;
+    ex.proxy->log_failure(status, code);
+    answer_error(response, code, "");
   }
 
+  // The upstream failed a request; the client got `answered` (0: its response was cut short).
+  // The reason names the upstream's address and what went wrong there, so it goes to the log,
+  // not to the client (nginx logs these at error level and sends a generic page): a warning,
+  // at most a few lines a second per loop, since a dead upstream fails every request.
+  void log_failure(const absl::Status& status, int answered) {
+    uint64_t suppressed = 0;
+    if (!log_limiter_.allow(loop_.time(), &suppressed)) return;
+    logger().warn("upstream {}/: {} to the client: {}{}", origin_,
+                  answered != 0 ? absl::StrCat(answered) : std::string("response cut short"),
+                  status.ToString(),
+                  suppressed != 0 ? absl::StrCat(" (", suppressed, " similar lines suppressed)")
+                                  : std::string());
+  }
+
+  IOLoop& loop_;
   const ProxyConfig& config_;
   const std::string origin_;  // scheme://authority of the upstream, the start of every net::URL
   net::HTTPClient client_;
+  LogRateLimiter log_limiter_{5, std::chrono::seconds(1)};
 };
 
 }  // namespace ioloop::examples

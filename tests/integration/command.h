@@ -6,6 +6,8 @@
 #define IOLOOP_TESTS_INTEGRATION_COMMAND_H_
 
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 namespace ioloop::testing {
@@ -29,6 +31,14 @@ inline std::string run(const std::string& command, int* status) {
 // goes inside double quotes: it must not contain ", $, ` or \.
 inline std::string run_python(const std::string& program, int* status) {
   return run("python3 -c \"" + program + "\" 2>&1", status);
+}
+
+// The whole file at `path`, byte-exact ("" if it cannot be read).
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
 }
 
 // Whether `tool` is on PATH.

@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "integration/command.h"
 #include "ioloop/net/socket.h"
 #include "ioloop/net/socket_address.h"
 #include "testing/sanitizers.h"
@@ -157,11 +158,6 @@ inline rlim_t raise_own_fd_limit() {
     ::getrlimit(RLIMIT_NOFILE, &rl);
   }
   return rl.rlim_cur;
-}
-
-inline std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 }  // namespace ioloop::testing

@@ -13,10 +13,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+#include "integration/command.h"
 #include "ioloop/mutex.h"
 
 #ifndef HTTP_FETCH_PATH
@@ -176,13 +175,6 @@ struct Result {
   std::string out;
   std::string err;
 };
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // Runs http_fetch with `args` (each single-quoted for sh), stdout and stderr to files.
 Result fetch(const std::vector<std::string>& args) {

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -326,6 +327,31 @@ TEST(ProxyErrorsTest, RefusedUpstreamIs502AndTheConnectionStaysUsable) {
   const std::string out = two_gets_on_one_connection(proxy->port(), &status);
   ASSERT_EQ(status, 0) << out;
   EXPECT_EQ(out, "502 None\n502 None\n");
+}
+
+// The client's 502 says only that: the reason, which names the upstream's address, goes to the
+// proxy's log as a warning (nginx logs it at error level and sends a generic page).
+TEST(ProxyErrorsTest, TheReasonIsLoggedNotSentToTheClient) {
+  if (!have("curl")) GTEST_SKIP() << "curl not installed";
+  absl::StatusOr<net::Socket> bound = bound_loopback_socket();
+  ASSERT_TRUE(bound.ok()) << bound.status();
+  auto local = bound->local_address();
+  ASSERT_TRUE(local.ok());
+  const std::string log = absl::StrCat(::testing::TempDir(), "/proxy_refused_", ::getpid(), ".log");
+  auto proxy = start_proxy(local->port(), {}, log);
+  ASSERT_NE(proxy, nullptr);
+  int status;
+  const std::string out = run(
+      absl::StrCat("curl -sS -i --max-time 20 http://127.0.0.1:", proxy->port(), "/x"), &status);
+  EXPECT_EQ(status, 0);
+  EXPECT_TRUE(absl::StartsWith(out, "HTTP/1.1 502 Bad Gateway\r\n")) << out;
+  EXPECT_TRUE(absl::EndsWith(out, "\r\nContent-Length: 12\r\n\r\nBad Gateway\n")) << out;
+  const std::string text = read_file(log);
+  EXPECT_TRUE(absl::StrContains(
+      text, absl::StrCat("[warning] upstream http://127.0.0.1:", local->port(), "/: 502 to")))
+      << text;
+  EXPECT_TRUE(absl::StrContains(text, "Connection refused")) << text;
+  ::unlink(log.c_str());
 }
 
 TEST(ProxyErrorsTest, SilentUpstreamIs504AfterTheUpstreamTimeout) {

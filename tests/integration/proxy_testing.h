@@ -6,6 +6,7 @@
 #define IOLOOP_TESTS_INTEGRATION_PROXY_TESTING_H_
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <fstream>
@@ -42,11 +43,12 @@ inline std::unique_ptr<ServerProcess> start_python_upstream() {
 }
 
 inline std::unique_ptr<ServerProcess> start_proxy(uint16_t upstream_port,
-                                                  std::vector<std::string> extra = {}) {
+                                                  std::vector<std::string> extra = {},
+                                                  const std::string& stderr_path = "") {
   std::vector<std::string> args = {"--port=0", "--address=127.0.0.1", "--log_level=warn",
                                    absl::StrCat("--upstream=http://127.0.0.1:", upstream_port)};
   args.insert(args.end(), extra.begin(), extra.end());
-  auto server = ServerProcess::start(HTTP_PROXY_PATH, args);
+  auto server = ServerProcess::start(HTTP_PROXY_PATH, args, absl::Seconds(20), stderr_path);
   EXPECT_TRUE(server.ok()) << server.status();
   return server.ok() ? *std::move(server) : nullptr;
 }
@@ -73,20 +75,28 @@ inline std::string read_all(int fd) {
   return out;
 }
 
-// A proxy in front of the Python upstream; url_ is the proxy's http://127.0.0.1:PORT.
+// A proxy in front of the Python upstream; url_ is the proxy's http://127.0.0.1:PORT, and
+// log() what it wrote to stderr so far (warnings and errors).
 class ProxyToPythonTest : public ::testing::Test {
  protected:
   void SetUp() override {
     upstream_ = start_python_upstream();
     if (upstream_ == nullptr) GTEST_SKIP() << "python3 not installed";
     if (!have("curl")) GTEST_SKIP() << "curl not installed";
-    proxy_ = start_proxy(upstream_->port());
+    log_path_ = absl::StrCat(::testing::TempDir(), "/proxy_", ::getpid(), ".log");
+    proxy_ = start_proxy(upstream_->port(), {}, log_path_);
     ASSERT_NE(proxy_, nullptr);
     url_ = absl::StrCat("http://127.0.0.1:", proxy_->port());
   }
+  void TearDown() override {
+    if (!log_path_.empty()) ::unlink(log_path_.c_str());
+  }
+  std::string log() const { return read_file(log_path_); }
+
   std::unique_ptr<ServerProcess> upstream_;
   std::unique_ptr<ServerProcess> proxy_;
   std::string url_;
+  std::string log_path_;
 };
 
 }  // namespace ioloop::testing
