@@ -22,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "integration/command.h"
+#include "integration/proc_stats.h"
 #include "ioloop/net/socket.h"
 #include "ioloop/net/socket_address.h"
 #include "testing/sanitizers.h"
@@ -114,38 +115,6 @@ inline std::string pattern(size_t n, uint64_t offset = 0) {
   std::string s(n, '\0');
   for (size_t i = 0; i < n; ++i) s[i] = pattern_byte(offset + i);
   return s;
-}
-
-// A field of /proc/<pid>/status in KiB ("VmRSS", "VmHWM", ...).
-inline absl::StatusOr<int64_t> proc_status_kib(pid_t pid, const std::string& field) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  if (!in) return absl::NotFoundError(absl::StrCat("no /proc/", pid, "/status"));
-  std::string line;
-  const std::string prefix = field + ":";
-  while (std::getline(in, line)) {
-    if (line.rfind(prefix, 0) != 0) continue;
-    std::istringstream fields(line.substr(prefix.size()));
-    int64_t kib = 0;
-    if (fields >> kib) return kib;
-  }
-  return absl::NotFoundError(absl::StrCat(field, " not in /proc/", pid, "/status"));
-}
-
-// utime + stime of `pid` from /proc/<pid>/stat, in clock ticks (sysconf(_SC_CLK_TCK)).
-inline absl::StatusOr<int64_t> proc_cpu_ticks(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  // Field 2 (comm) may contain spaces: count fields after its closing parenthesis.
-  const size_t paren = text.rfind(')');
-  if (paren == std::string::npos) return absl::NotFoundError(absl::StrCat("no /proc/", pid));
-  std::istringstream fields(text.substr(paren + 2));
-  std::string f;
-  int64_t utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && fields >> f; ++i) {
-    if (i == 14 && !absl::SimpleAtoi(f, &utime)) return absl::InternalError("bad utime");
-    if (i == 15 && !absl::SimpleAtoi(f, &stime)) return absl::InternalError("bad stime");
-  }
-  return utime + stime;
 }
 
 // Raises this process's soft RLIMIT_NOFILE to its hard limit; returns the new soft limit.

@@ -33,7 +33,7 @@ namespace {
 TEST_F(ProxyToPythonTest, LargeDownloadStreamsWithBoundedMemory) {
   // 1 GiB in the optimized build; a quarter of it under the sanitizers (several times slower).
   const int64_t bytes = kSanitized ? (256ll << 20) : (1ll << 30);
-  const int64_t before = proc_kib(proxy_->pid(), "VmRSS");
+  const int64_t before = proc_status_kib(proxy_->pid(), "VmRSS").value_or(-1);
   ASSERT_GT(before, 0);
   int status;
   const std::string out = run(absl::StrCat("curl -s -o /dev/null -w '%{size_download}' ",
@@ -41,7 +41,7 @@ TEST_F(ProxyToPythonTest, LargeDownloadStreamsWithBoundedMemory) {
                               &status);
   ASSERT_EQ(status, 0) << out;
   EXPECT_EQ(out, absl::StrCat(bytes));
-  const int64_t peak = proc_kib(proxy_->pid(), "VmHWM");
+  const int64_t peak = proc_status_kib(proxy_->pid(), "VmHWM").value_or(-1);
   // The proxy holds at most kHighWater (256 KiB) plus a read or two per transfer: a few MiB
   // over its idle size, not the body. (The sanitizers' allocators keep freed memory resident,
   // ASan's quarantine alone up to 256 MiB: there only the bytes are checked.)
@@ -81,14 +81,14 @@ TEST_F(ProxyToPythonTest, LargeChunkedUploadStreamsWithBoundedMemory) {
   // curl -T - sends stdin chunked; the proxy streams it on chunked. 1 GiB in the optimized
   // build; a quarter of it under the sanitizers.
   const int64_t bytes = kSanitized ? (256ll << 20) : (1ll << 30);
-  const int64_t before = proc_kib(proxy_->pid(), "VmRSS");
+  const int64_t before = proc_status_kib(proxy_->pid(), "VmRSS").value_or(-1);
   ASSERT_GT(before, 0);
   int status;
   const std::string out =
       run(pattern_program(bytes) + " | curl -s --max-time 110 -T - " + url_ + "/count", &status);
   ASSERT_EQ(status, 0) << out;
   EXPECT_EQ(out, absl::StrCat(bytes, " ok chunked\n"));
-  const int64_t peak = proc_kib(proxy_->pid(), "VmHWM");
+  const int64_t peak = proc_status_kib(proxy_->pid(), "VmHWM").value_or(-1);
   // At most kHighWater (256 KiB) waits for the upstream, plus a read or two: a few MiB.
   std::printf("uploaded %lld bytes: proxy VmRSS %lld KiB before, VmHWM %lld KiB after\n",
               static_cast<long long>(bytes), static_cast<long long>(before),
@@ -173,7 +173,7 @@ TEST_F(ProxyToPythonTest, StalledClientHoldsTheDownloadWithBoundedMemory) {
   // proxy stops reading the upstream once kHighWater (256 KiB) waits for the client, so its
   // memory stays put; then the client reads every byte.
   const int64_t bytes = int64_t{kSanitized ? 64 : 256} << 20;  // the sanitizers are slower
-  const int64_t before = proc_kib(proxy_->pid(), "VmRSS");
+  const int64_t before = proc_status_kib(proxy_->pid(), "VmRSS").value_or(-1);
   ASSERT_GT(before, 0);
   const int fd = connect_with_small_buffer(proxy_->port());
   ASSERT_GE(fd, 0) << "connect: " << std::strerror(errno);
@@ -181,7 +181,7 @@ TEST_F(ProxyToPythonTest, StalledClientHoldsTheDownloadWithBoundedMemory) {
   ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
             static_cast<ssize_t>(request.size()));
   ::sleep(1);  // not a timing assertion: long enough for an unbounded proxy to buffer much
-  const int64_t stalled_peak = proc_kib(proxy_->pid(), "VmHWM");
+  const int64_t stalled_peak = proc_status_kib(proxy_->pid(), "VmHWM").value_or(-1);
   // Count the rest as it comes (the proxy keeps the connection open: read the head, then the
   // body's bytes, until Content-Length of them arrived).
   std::string head;

@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "integration/command.h"
+#include "integration/proc_stats.h"
 #include "integration/server_process.h"
 #include "testing/sanitizers.h"
 
@@ -51,19 +52,6 @@ inline std::unique_ptr<ServerProcess> start_proxy(uint16_t upstream_port,
   auto server = ServerProcess::start(HTTP_PROXY_PATH, args, absl::Seconds(20), stderr_path);
   EXPECT_TRUE(server.ok()) << server.status();
   return server.ok() ? *std::move(server) : nullptr;
-}
-
-// A /proc/<pid>/status field in KiB (VmRSS, VmHWM).
-inline int64_t proc_kib(pid_t pid, const std::string& field) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) != 0) continue;
-    int64_t v = 0;
-    std::vector<std::string> parts = absl::StrSplit(line, ' ', absl::SkipEmpty());
-    if (parts.size() >= 2 && absl::SimpleAtoi(parts[1], &v)) return v;
-  }
-  return -1;
 }
 
 // Everything the peer sends on `fd` until it closes.
