@@ -104,8 +104,12 @@ IOLoop::~IOLoop() {
   remove_handler(waker_->fd());
   // Destroy user callables while the loop is still whole: their destructors may call back
   // into it (a stream's destructor calls remove_handler), which must find consistent state.
-  // Several rounds, because destroying one callable may register another.
-  for (int round = 0; round < 4; ++round) {
+  // Round after round until none is left, since destroying one callable may register another
+  // (cleanup scheduled from a destructor): the members below must be empty by the time they
+  // are destroyed, or a registration would land in a member being destroyed. A callable that
+  // registers another on every destruction never ends, as a callback re-adding itself never
+  // lets the loop sleep.
+  for (;;) {
     std::vector<std::unique_ptr<Entry>> handlers;
     handlers.swap(handlers_);
     handler_count_ = 0;
@@ -114,6 +118,10 @@ IOLoop::~IOLoop() {
       MutexLock lock(&mu_);
       pending.swap(pending_);
     }
+    const bool none = pending.empty() && graveyard_.empty() && timers_->live() == 0 &&
+                      std::none_of(handlers.begin(), handlers.end(),
+                                   [](const std::unique_ptr<Entry>& e) { return e != nullptr; });
+    if (none) break;
     handlers.clear();
     pending.clear();
     graveyard_.clear();

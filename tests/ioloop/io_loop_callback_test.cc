@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -176,6 +177,40 @@ TEST(IOLoopLifetimeTest, PendingCallbacksAndTimersDestroyedWithLoop) {
     EXPECT_FALSE(weak.expired());
   }
   EXPECT_TRUE(weak.expired());
+}
+
+// A callable whose destructor registers the next one (alternately a callback and a timer),
+// `left` more times: teardown code that schedules cleanup from a destructor.
+struct Regenerating {
+  IOLoop* loop;
+  int left;
+  int* destroyed;
+  Regenerating(IOLoop* l, int n, int* d) : loop(l), left(n), destroyed(d) {}
+  Regenerating(Regenerating&& o) noexcept
+      : loop(o.loop), left(std::exchange(o.left, -1)), destroyed(o.destroyed) {}
+  Regenerating& operator=(Regenerating&&) = delete;
+  ~Regenerating() {
+    if (left < 0) return;  // moved from
+    ++*destroyed;
+    if (left == 0) return;
+    if (left % 2 == 0) {
+      loop->add_callback(Regenerating(loop, left - 1, destroyed));
+    } else {
+      loop->call_later(absl::Hours(1), Regenerating(loop, left - 1, destroyed));
+    }
+  }
+  void operator()() {}
+};
+
+// Found by a threading probe: ~IOLoop tore down in four rounds, so the fifth registration from
+// a destructor went into a member being destroyed (a use-after-free under ASan).
+TEST(IOLoopLifetimeTest, CallablesRegisteredByDestructorsDuringTeardownAreAllDestroyed) {
+  int destroyed = 0;
+  {
+    IOLoop loop;
+    loop.add_callback(Regenerating(&loop, 12, &destroyed));
+  }
+  EXPECT_EQ(destroyed, 13);
 }
 
 // ---------------------------------------------------------------------------------------------
