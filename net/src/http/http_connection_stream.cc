@@ -34,7 +34,7 @@ std::shared_ptr<HTTPResponseStream> HTTPConnectionCore::defer() {
   d_.minor = r.version_minor() == 0 ? 0 : 1;
   d_.head = r.method_id() == HTTPMethod::kHead;
   d_.keep_alive = request_keep_alive(r);  // decided by the parser: no second pass
-  auto stream = std::make_shared<HTTPResponseStream>(this, loop_, &writer_, d_.minor, d_.head);
+  auto stream = HTTPResponseStream::make(this, loop_, &writer_, d_.minor, d_.head);
   d_.weak = stream;
   d_.stream = stream.get();
   s_->deferred_responses.fetch_add(1, std::memory_order_relaxed);

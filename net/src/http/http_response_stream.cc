@@ -3,6 +3,7 @@
 // (http_connection_stream.cc), which implements internal::HTTPResponseTarget.
 #include "ioloop/net/http/http_response_stream.h"
 
+#include <thread>
 #include <utility>
 
 #include "http_exception.h"
@@ -11,6 +12,64 @@ namespace ioloop::net {
 
 std::shared_ptr<HTTPResponseStream> HTTPResponseWriter::defer() {
   return target_ != nullptr ? target_->defer() : nullptr;
+}
+
+HTTPResponseStream::HTTPResponseStream(internal::HTTPResponseTarget* target, IOLoop* loop,
+                                       HTTPResponseWriter* head, int version_minor,
+                                       bool head_request)
+    : target_(target),
+      loop_thread_(std::this_thread::get_id()),
+      handle_(loop != nullptr ? loop->handle() : nullptr),
+      loop_(loop),
+      head_(head),
+      version_minor_(version_minor),
+      head_request_(head_request) {}
+
+std::shared_ptr<HTTPResponseStream> HTTPResponseStream::make(internal::HTTPResponseTarget* target,
+                                                             IOLoop* loop, HTTPResponseWriter* head,
+                                                             int version_minor, bool head_request) {
+  return std::shared_ptr<HTTPResponseStream>(
+      new HTTPResponseStream(target, loop, head, version_minor, head_request), Release());
+}
+
+// A stream whose last reference went on another thread, on its way to the loop thread: run,
+// it destroys the stream there; destroyed unrun (the post failed, or the loop went before
+// running it), it hands the stream to orphan().
+class HTTPResponseStream::Orphan {
+ public:
+  explicit Orphan(HTTPResponseStream* stream) : stream_(stream) {}
+  Orphan(Orphan&& other) noexcept : stream_(std::exchange(other.stream_, nullptr)) {}
+  Orphan& operator=(Orphan&&) = delete;
+  ~Orphan() {
+    if (stream_ != nullptr) stream_->orphan();
+  }
+  void operator()() { delete std::exchange(stream_, nullptr); }
+
+ private:
+  HTTPResponseStream* stream_;
+};
+
+void HTTPResponseStream::Release::operator()(HTTPResponseStream* stream) const {
+  if (std::this_thread::get_id() == stream->loop_thread_ || stream->handle_ == nullptr) {
+    delete stream;
+    return;
+  }
+  // Another thread: the connection the stream may still be attached to belongs to the loop
+  // thread, and so does failing an abandoned response. post() destroys the Orphan here,
+  // unrun, if the loop is gone.
+  std::shared_ptr<LoopHandle> handle = std::move(stream->handle_);
+  handle->post(Orphan(stream));
+}
+
+void HTTPResponseStream::orphan() {
+  {
+    MutexLock lock(&link_mu_);
+    if (target_ != nullptr) {  // the connection still uses it: its detach() deletes it
+      orphaned_ = true;
+      return;
+    }
+  }
+  delete this;
 }
 
 HTTPResponseStream::~HTTPResponseStream() {
@@ -91,25 +150,33 @@ void HTTPResponseStream::run_close_callback() {
 }
 
 void HTTPResponseStream::detach(absl::Status status) {
-  target_ = nullptr;
   detached_head_.reset();
   head_ = &detached_head_;
+  Callback dropped;  // destroyed last: it may hold the last reference to this stream
   if (status.ok()) {
     finished_ = true;
-    close_cb_ = nullptr;  // never runs: it may hold the stream itself
-    return;
-  }
-  closed_ = true;
-  status_ = std::move(status);
-  if (!close_cb_) return;
-  if (loop_ != nullptr) {
-    // weak: the stream may be dropped meanwhile (then nobody is left to tell).
-    loop_->add_callback([weak = weak_from_this()] {
-      if (std::shared_ptr<HTTPResponseStream> self = weak.lock()) self->run_close_callback();
-    });
+    dropped = std::move(close_cb_);  // never runs
+    close_cb_ = nullptr;
   } else {
-    run_close_callback();
+    closed_ = true;
+    status_ = std::move(status);
+    if (close_cb_ && loop_ != nullptr) {
+      // weak: the stream may be dropped meanwhile (then nobody is left to tell).
+      loop_->add_callback([weak = weak_from_this()] {
+        if (std::shared_ptr<HTTPResponseStream> self = weak.lock()) self->run_close_callback();
+      });
+    } else if (close_cb_) {
+      run_close_callback();
+    }
   }
+  // Last: once target_ is null, an orphan() on another thread may delete the stream.
+  bool orphaned;
+  {
+    MutexLock lock(&link_mu_);
+    target_ = nullptr;
+    orphaned = orphaned_;
+  }
+  if (orphaned) delete this;
 }
 
 absl::Status HTTPResponseStream::on_exception() {

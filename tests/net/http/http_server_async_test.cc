@@ -294,6 +294,21 @@ TEST_F(HTTPServerAsyncTest, DroppedStreamIs500) {
   EXPECT_EQ(stats().stream_errors, 1u);
 }
 
+// Found by a threading probe: the last reference dropped on a worker thread (its copy of the
+// stream, after posting the rest) failed the response from that thread, racing the loop
+// (ThreadSanitizer: the connection's state written from both). It now fails on the loop.
+TEST_F(HTTPServerAsyncTest, DroppedOnAnotherThreadIs500FromTheLoop) {
+  start_manual_server(keep());
+  connect();
+  send(kGet);
+  settle();
+  ASSERT_NE(stream_, nullptr);
+  std::thread worker([s = std::move(stream_)]() mutable { s.reset(); });
+  EXPECT_EQ(read_to_eof(), error_response(500, "Internal Server Error"));  // the loop runs
+  worker.join();
+  EXPECT_EQ(stats().stream_errors, 1u);
+}
+
 TEST_F(HTTPServerAsyncTest, TimerCallbackThatThrowsDropsItsStream) {
   start_server([this](const HTTPRequest&, HTTPResponseWriter& w) {
     std::shared_ptr<HTTPResponseStream> s = w.defer();

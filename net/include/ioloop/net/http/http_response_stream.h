@@ -61,18 +61,25 @@
 /// Lifetime: shared_ptr, owned by the handler's code; the connection keeps only a plain
 /// pointer, cleared when the response ends. Dropping the last reference before finish() is a
 /// handler error (a 500 or a close, see above): that is how an exception that unwinds through
-/// the callback holding the stream is noticed.
+/// the callback holding the stream is noticed. The last reference may be dropped on any
+/// thread (a worker's copy, or a post() that failed because the loop is gone): off the loop
+/// thread, the stream is destroyed on its loop (posted through the loop's handle), or, if that
+/// loop is being destroyed, by its connection as that goes.
 #ifndef IOLOOP_NET_HTTP_HTTP_RESPONSE_STREAM_H_
 #define IOLOOP_NET_HTTP_HTTP_RESPONSE_STREAM_H_
 
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "ioloop/io_loop.h"
+#include "ioloop/loop_handle.h"
+#include "ioloop/mutex.h"
 #include "ioloop/net/http/http_response.h"
 
 namespace ioloop::net {
@@ -165,27 +172,40 @@ class HTTPResponseStream : public std::enable_shared_from_this<HTTPResponseStrea
   HTTPResponseStream& operator=(const HTTPResponseStream&) = delete;
 
   // --- For the server's connection only ---------------------------------------------------
-  /// Made by the connection for defer(); `target`, `loop` and `head` are not owned (detach()
-  /// ends their use).
-  HTTPResponseStream(internal::HTTPResponseTarget* target, IOLoop* loop, HTTPResponseWriter* head,
-                     int version_minor, bool head_request)
-      : target_(target),
-        loop_(loop),
-        head_(head),
-        version_minor_(version_minor),
-        head_request_(head_request) {}
+  /// Made by the connection for defer(), on `loop`'s thread; `target`, `loop` and `head` are
+  /// not owned (detach() ends their use). The shared_ptr's deleter sees to the destruction on
+  /// the loop thread (see "Lifetime").
+  static std::shared_ptr<HTTPResponseStream> make(internal::HTTPResponseTarget* target,
+                                                  IOLoop* loop, HTTPResponseWriter* head,
+                                                  int version_minor, bool head_request);
   /// The response ended. With an error status: closed, and the close callback is scheduled
   /// (run at once without a loop). Either way the stream stops using the target and the head.
+  /// Called last by the connection: it may destroy the stream (an orphan, below).
   void detach(absl::Status status);
   /// The connection queued the head.
   void mark_head_sent() { head_sent_ = true; }
 
  private:
+  class Orphan;
+  struct Release {  // the shared_ptr's deleter
+    void operator()(HTTPResponseStream* stream) const;
+  };
+  HTTPResponseStream(internal::HTTPResponseTarget* target, IOLoop* loop, HTTPResponseWriter* head,
+                     int version_minor, bool head_request);
   absl::Status on_exception();  ///< inside a catch block
   absl::Status unusable() const;
   void run_close_callback();
+  /// The last reference went off the loop thread and the loop cannot run the destruction:
+  /// destroys the stream now if no connection uses it, else leaves that to detach().
+  void orphan();
 
+  /// Cleared by detach() (under link_mu_, so that orphan() on another thread sees whether the
+  /// connection is done with the stream) and by the destructor; read freely on the loop thread.
   internal::HTTPResponseTarget* target_;
+  Mutex link_mu_;
+  bool orphaned_ ABSL_GUARDED_BY(link_mu_) = false;  ///< detach() destroys the stream
+  std::thread::id loop_thread_;                      ///< where make() ran
+  std::shared_ptr<LoopHandle> handle_;               ///< for the deleter, off that thread
   IOLoop* loop_;
   HTTPResponseWriter* head_;
   HTTPResponseWriter detached_head_;  ///< head() after detach: a scratch writer
