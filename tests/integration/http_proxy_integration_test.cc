@@ -5,6 +5,7 @@
 // clients, 502/504 with the client connection still usable, 501 for CONNECT and OPTIONS *, an
 // upstream dying mid-response, pipelining, and a clean exit on SIGTERM. Large transfers:
 // http_proxy_streaming_test.cc.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -193,6 +194,38 @@ TEST_F(ProxyToPythonTest, TheTargetNamesNoOtherUpstream) {
   out = run("curl -s --max-time 20 " + url_ + "/headers", &status);
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("Host: 127.0.0.1:"), std::string::npos) << out;
+}
+
+// Sends `requests` to the proxy on one connection and returns all it answers up to EOF (so the
+// last request should say "Connection: close").
+std::string exchange_raw(uint16_t port, const std::string& requests) {
+  auto sock = net::Socket::create(AF_INET, SOCK_STREAM);
+  EXPECT_TRUE(sock.ok()) << sock.status();
+  if (!sock.ok()) return "";
+  EXPECT_EQ(::fcntl(sock->fd(), F_SETFL, 0), 0);  // blocking: connect, send, read to EOF
+  auto addr = net::SocketAddress::parse("127.0.0.1", port);
+  EXPECT_TRUE(addr.ok()) << addr.status();
+  if (!addr.ok() || ::connect(sock->fd(), addr->get(), addr->length()) != 0) {
+    ADD_FAILURE() << "connect to the proxy failed";
+    return "";
+  }
+  EXPECT_EQ(::send(sock->fd(), requests.data(), requests.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(requests.size()));
+  return read_all(sock->fd());
+}
+
+// Host is end-to-end and mandatory (RFC 9112 §3.2): "Connection: Host" does not remove it, as
+// in nginx and HAProxy. It did, and HTTPClient then wrote the upstream's own address as Host:
+// a client chose the upstream's virtual host (found by a differential probe).
+TEST_F(ProxyToPythonTest, ConnectionNamingHostKeepsTheClientsHost) {
+  const std::string out = exchange_raw(
+      proxy_->port(),
+      "GET /headers HTTP/1.1\r\nHost: h.test\r\nConnection: Host, close\r\nX-A: 1\r\n\r\n");
+  EXPECT_TRUE(absl::StartsWith(out, "HTTP/1.1 200 OK\r\n")) << out;
+  const size_t split = out.find("\r\n\r\n");
+  ASSERT_NE(split, std::string::npos) << out;
+  EXPECT_EQ(out.substr(split + 4),  // the fields the upstream received
+            "Host: h.test\nX-A: 1\nX-Forwarded-For: 127.0.0.1\nVia: 1.1 ioloop\n");
 }
 
 TEST_F(ProxyToPythonTest, SequentialRequestsReuseOneUpstreamConnection) {

@@ -59,7 +59,13 @@ bool is_fixed_hop_by_hop(absl::string_view name) {
   }
 }
 
-// The field names a message's Connection fields list (views into `headers`).
+// The field names a message's Connection fields list (views into `headers`), but "Host". Host
+// is end-to-end and every HTTP/1.1 request must carry it (RFC 9112 §3.2), so RFC 9110 §7.6.1
+// forbids a sender to list it; a forwarder that obeyed the token would leave the next hop to
+// pick a Host (HTTPClient writes the upstream's own authority), letting a client choose the
+// upstream's virtual host. nginx and HAProxy ignore the token too. Other end-to-end fields a
+// client lists are removed as asked: without them the next hop learns less, and framing
+// (Content-Length) is the forwarder's to redo anyway.
 using ConnectionTokens = absl::InlinedVector<absl::string_view, 4>;
 
 ConnectionTokens connection_tokens(const HTTPHeaders& headers) {
@@ -67,7 +73,7 @@ ConnectionTokens connection_tokens(const HTTPHeaders& headers) {
   for (const HTTPHeaders::Field& f : headers) {
     if (!equals_ignore_case(f.first, "Connection")) continue;
     internal::any_list_element(f.second, [&named](absl::string_view token) {
-      named.push_back(token);
+      if (!equals_ignore_case(token, "Host")) named.push_back(token);
       return false;
     });
   }

@@ -74,6 +74,20 @@ TEST(HTTPForwardingTest, CopyOfEndToEndFieldsKeepsWhatRemovalKeeps) {
   EXPECT_EQ(from.size(), 11u);  // the source is untouched
 }
 
+// Host is end-to-end and mandatory (RFC 9112 §3.2): a Connection token naming it is ignored,
+// as nginx and HAProxy do. Removing it let a client make http_proxy's HTTPClient send the
+// upstream's internal authority as Host instead (found by a differential probe).
+TEST(HTTPForwardingTest, ConnectionNamingHostDoesNotRemoveHost) {
+  const HTTPHeaders from = make(
+      {{"Host", "h.test"}, {"Connection", "host, X-Secret"}, {"X-Secret", "1"}, {"Accept", "*/*"}});
+  HTTPHeaders removed = from;
+  EXPECT_EQ(remove_hop_by_hop_fields(removed), 2u);
+  EXPECT_EQ(fields(removed), (Fields{{"Host", "h.test"}, {"Accept", "*/*"}}));
+  HTTPHeaders to;
+  EXPECT_EQ(copy_end_to_end_fields(from, to), 2u);
+  EXPECT_EQ(fields(to), (Fields{{"Host", "h.test"}, {"Accept", "*/*"}}));
+}
+
 TEST(HTTPForwardingTest, CopyLeavesOutTheFieldNamedToSkipInAnyCase) {
   const HTTPHeaders from = make({{"Date", "Fri, 04 Dec 2026 15:00:00 GMT"},
                                  {"Connection", "close"},

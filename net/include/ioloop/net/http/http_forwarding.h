@@ -25,8 +25,9 @@ namespace ioloop::net {
 /// Removes the fields that describe one connection, not the message (RFC 9110 §7.6.1):
 /// Connection and every field its tokens name, Keep-Alive, Proxy-Connection, TE, Trailer,
 /// Transfer-Encoding, Upgrade, Proxy-Authenticate and Proxy-Authorization. Returns how many
-/// fields were removed. A Connection token naming an end-to-end field the proxy needs (say
-/// "Host") removes it too: the sender asked for exactly that.
+/// fields were removed. A Connection token naming another end-to-end field removes it too (the
+/// sender asked for exactly that), except "Host": Host is mandatory in a request (RFC 9112
+/// §3.2) and may not be listed (RFC 9110 §7.6.1), so it stays, as nginx and HAProxy keep it.
 size_t remove_hop_by_hop_fields(HTTPHeaders& headers);
 
 /// Appends to `to` the fields of `from` that remove_hop_by_hop_fields(from) would keep, in
