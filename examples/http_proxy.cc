@@ -21,11 +21,12 @@
 //    handshake fails is closed (rate-limited log line); the proxy goes on.
 //
 // What it does to each request and response (RFC 9110 §7.6; docs/guide.md §9 has the detail):
-//  - forwards method, target, fields and body both ways; Host as received (for an absolute-form
-//    target, the server made it the target's authority: RFC 9112 §3.2.2); removes hop-by-hop
-//    fields both ways (http_forwarding.h; a Connection token naming Host is ignored: Host is
-//    mandatory and end-to-end); re-frames bodies for each side; appends the client to
-//    X-Forwarded-For and "1.x ioloop" to Via both ways;
+//  - forwards method, target, fields and body both ways: the target's path and query as
+//    received (the '?' of an empty query too: RFC 9110 §7.7), in origin-form; Host as received
+//    (for an absolute-form target, the server made it the target's authority: RFC 9112
+//    §3.2.2); removes hop-by-hop fields both ways (http_forwarding.h; a Connection token
+//    naming Host is ignored: Host is mandatory and end-to-end); re-frames bodies for each
+//    side; appends the client to X-Forwarded-For and "1.x ioloop" to Via both ways;
 //  - streams bodies both ways with backpressure (kHighWater each way). A response that starts
 //    before the request body ended is held (up to kHighWater) until the request is complete;
 //    if the body meanwhile waits kHighWater for an upstream that does not read it, the fetch

@@ -250,10 +250,16 @@ class Proxy {
     absl::string_view path = request.path();
     if (path.empty() || path[0] != '/') path = "/";
     const absl::string_view query = request.query();
+    // "/p?" is not "/p" (RFC 9110 §7.7: a proxy does not rewrite the path or query), and
+    // query() is empty for both: the target's text tells. Only a target longer than its path
+    // (a query, a fragment or the absolute form) is searched; "/p" alone costs a comparison.
+    const std::string& target = request.target();
+    const bool has_query =
+        !query.empty() || (target.size() > path.size() && target.find('?') != std::string::npos);
     up.url.reserve(origin_.size() + path.size() + query.size() + 1);
     up.url = origin_;
     up.url.append(path.data(), path.size());
-    if (!query.empty()) absl::StrAppend(&up.url, "?", query);
+    if (has_query) absl::StrAppend(&up.url, "?", query);
     // A body keeps the client's Content-Length (sent unframed) or goes chunked without one.
     // Room for the two fields appended next (X-Forwarded-For, Via): each append to a full
     // vector would move every field.

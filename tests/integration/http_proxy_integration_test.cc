@@ -228,6 +228,35 @@ TEST_F(ProxyToPythonTest, ConnectionNamingHostKeepsTheClientsHost) {
             "Host: h.test\nX-A: 1\nX-Forwarded-For: 127.0.0.1\nVia: 1.1 ioloop\n");
 }
 
+// The request lines the upstream received since the previous call, as it received them, one a
+// line; the last is this call's own "GET /requests HTTP/1.1".
+std::string upstream_request_lines(uint16_t port) {
+  const std::string out =
+      exchange_raw(port, "GET /requests HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n");
+  const size_t split = out.find("\r\n\r\n");
+  return split == std::string::npos ? "(no response: " + out + ")" : out.substr(split + 4);
+}
+
+// RFC 9110 §7.7: a proxy does not rewrite the path or query, and "/p?" (an empty query) is not
+// "/p": "GET /? HTTP/1.1" went on as "GET / HTTP/1.1" (found by a differential probe). An
+// absolute-form target goes on as origin-form, its query as it was.
+TEST_F(ProxyToPythonTest, AnEmptyQueryReachesTheUpstreamAsSent) {
+  for (const char* target : {"/?", "/a/b?", "http://h.test?", "http://h.test/c?", "/d?e=1", "/f"}) {
+    const std::string out = exchange_raw(
+        proxy_->port(),
+        absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n"));
+    EXPECT_TRUE(absl::StartsWith(out, "HTTP/1.1 404 Not Found\r\n")) << target << ": " << out;
+  }
+  EXPECT_EQ(upstream_request_lines(proxy_->port()),
+            "GET /? HTTP/1.1\n"
+            "GET /a/b? HTTP/1.1\n"
+            "GET /? HTTP/1.1\n"
+            "GET /c? HTTP/1.1\n"
+            "GET /d?e=1 HTTP/1.1\n"
+            "GET /f HTTP/1.1\n"
+            "GET /requests HTTP/1.1\n");
+}
+
 TEST_F(ProxyToPythonTest, SequentialRequestsReuseOneUpstreamConnection) {
   int status;
   // Three requests on one client connection (curl reuses it for URLs given together); the

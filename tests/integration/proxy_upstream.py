@@ -15,6 +15,8 @@
 #                   reads (and drops) the body and closes
 #   /early/N (POST) 200 with N bytes of the pattern before reading the body, written in one go
 #                   (blocking until taken), then reads the body and closes
+#   /requests       the request lines received since the previous /requests (this one
+#                   included), one a line: what the proxy sent on, exactly
 #   /count (PUT or POST)  reads the body (Content-Length or chunked) a block at a time, checks
 #                   it against the repeating pattern (byte i is i % 256), and answers
 #                   "<bytes> <ok|mismatch at N> <chunked|length>"
@@ -26,6 +28,7 @@ import time
 ABORTED = 0
 LOCK = threading.Lock()
 PATTERN = bytes(range(256)) * 4097  # 1 MiB and 256 bytes: any 1 MiB slice of the pattern
+REQUEST_LINES = []  # every request line received, as received (/requests reads and clears)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -33,6 +36,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+    def parse_request(self):
+        ok = super().parse_request()
+        if ok:
+            with LOCK:
+                REQUEST_LINES.append(self.requestline)
+        return ok
 
     def reply(self, status, body=b"", fields=(), send_body=True):
         self.send_response(status)
@@ -67,6 +77,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.reply(200, body, [("Connection", "keep-alive, X-Hop"), ("X-Hop", "1"),
                                    ("Keep-Alive", "timeout=5"),
                                    ("X-Upstream-Peer", str(self.client_address[1]))], send_body)
+        elif path == "/requests":
+            with LOCK:
+                body = "".join(line + "\n" for line in REQUEST_LINES).encode("latin-1")
+                REQUEST_LINES.clear()
+            self.reply(200, body, (), send_body)
         elif path.startswith("/status/"):
             self.reply(int(path[8:]), b"short\n", (), send_body)
         elif path.startswith("/big/"):
