@@ -40,7 +40,9 @@
 //  - a client holds an upstream connection only while it keeps up: a request body slower than
 //    --min_body_rate is a 408, and a response the client takes no byte of for --idle_timeout
 //    (twice, at most) closes its connection (HTTPServerOptions' idle_timeout);
-//  - 501 for CONNECT and for OPTIONS * (HTTPClient sends origin-form targets only);
+//  - 501 for CONNECT and for OPTIONS * (HTTPClient sends origin-form targets only); 400 for a
+//    target with a '%' not followed by two hex digits or a non-ASCII byte (URL::check_target:
+//    HTTPClient cannot send it), without contacting the upstream;
 //  - upstream connections are pooled per thread (--max_upstream_connections; beyond it requests
 //    wait in the pool's FIFO queue); an idempotent request that meets a pooled connection the
 //    upstream had just closed is retried once on a fresh one.

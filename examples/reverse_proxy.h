@@ -85,6 +85,9 @@ struct Exchange {
   std::optional<net::HTTPResponseHead> early_head;
   std::string early_body;
   std::optional<absl::Status> early_done;
+  // Not 0: start() did not forward the request, and this (400, 501) with early_done's message
+  // is the answer. Kept apart from the status's code, which HTTPClient's failures could share.
+  int rejected = 0;
 
   // The request body, client -> upstream (requests with a body only).
   net::HTTPBodyControl* control = nullptr;  // until on_end or on_close returned
@@ -174,6 +177,7 @@ class Proxy {
     // net::HTTPClient sends origin-form targets only: no tunnel, no asterisk form. The client gets
     // a 501 (on_done) once its request is complete; a body is dropped as it arrives.
     if (request.method() == "CONNECT" || request.target() == "*") {
+      exchange->rejected = 501;
       exchange->early_done = absl::UnimplementedError(
           request.method() == "CONNECT"
               ? "CONNECT: this reverse proxy does not open tunnels"
@@ -181,6 +185,16 @@ class Proxy {
       return;
     }
     net::HTTPClientRequest up = upstream_request(request, peer);
+    // A target the server lets through but HTTPClient's URL parsing refuses (a '%' without two
+    // hex digits after it, a non-ASCII byte) is the client's malformed request: a 400 as nginx
+    // answers it, and the upstream is not contacted. The fetch would fail too, but as a 502 that
+    // blames the upstream. URL::check_target is that parsing's rule for a target.
+    const absl::string_view target = absl::string_view(up.url).substr(origin_.size());
+    if (absl::Status bad = net::URL::check_target(target); !bad.ok()) {
+      exchange->rejected = 400;
+      exchange->early_done = std::move(bad);
+      return;
+    }
     std::weak_ptr<Exchange> weak = exchange;
     if (streamed_body) {
       up.body_producer = [weak](net::HTTPClientBodyWriter& writer) {
@@ -360,15 +374,16 @@ class Proxy {
       response.abort(status);
       return;
     }
-    // No response byte within --upstream_timeout of the request being sent: 504. A request
-    // form start() does not forward: 501. Everything else before a response (refused,
-    // unreachable, connect timeout, reset, malformed): 502.
-    const bool timeout = status.code() == absl::StatusCode::kDeadlineExceeded &&
-                         absl::StrContains(status.message(), "waiting for the response");
-    if (status.code() == absl::StatusCode::kUnimplemented) {
-      answer_error(response, 501, status.message());  // the client's request, not the upstream
+    // A request start() did not forward: 501 for a form it cannot carry, 400 for a malformed
+    // target; the client's request, not the upstream, and the reason names no upstream.
+    if (ex.rejected != 0) {
+      answer_error(response, ex.rejected, status.message());
       return;
     }
+    // No response byte within --upstream_timeout of the request being sent: 504. Everything
+    // else before a response (refused, unreachable, connect timeout, reset, malformed): 502.
+    const bool timeout = status.code() == absl::StatusCode::kDeadlineExceeded &&
+                         absl::StrContains(status.message(), "waiting for the response");
     const int code = timeout ? 504 : 502;
     ex.proxy->log_failure(status, code);
     answer_error(response, code, "");

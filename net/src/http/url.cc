@@ -286,6 +286,20 @@ absl::Status set_target(absl::string_view url, absl::string_view path_and_query,
 
 }  // namespace
 
+absl::Status URL::check_target(absl::string_view target) {
+  // parse()'s checks in parse()'s order (every character first, then the '%'s), with the same
+  // table and bad_percent(): one rule, two messages.
+  for (const char c : target) {
+    if (!has_class(c, kVisible)) {
+      return absl::InvalidArgumentError("invalid character in the target");
+    }
+  }
+  if (bad_percent(target)) {
+    return absl::InvalidArgumentError("invalid percent-encoding in the target");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<URL> URL::parse(absl::string_view url) {
   // Characters that cannot appear in a request line or a Host field, nor in any URI.
   if (absl::Status s = check_visible(url, 0); !s.ok()) return s;

@@ -7,6 +7,8 @@
 #include <set>
 #include <string>
 
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "http/http_client_core.h"
 #include "http/url_internal.h"
@@ -123,6 +125,37 @@ TEST(URLTest, RejectsInvalidURLsSayingWhy) {
     absl::StatusOr<URL> url = URL::parse(c.input);
     ASSERT_FALSE(url.ok()) << url->to_string();
     EXPECT_EQ(url.status(), absl::InvalidArgumentError(c.message));
+  }
+}
+
+// check_target() is parse()'s rule for a target: it fails exactly when parse() of a URL ending
+// in that target does, with a message that quotes nothing (http_proxy sends it to the client).
+TEST(URLTest, CheckTargetRejectsWhatParseRejectsInATarget) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"/", ""},
+      {"/a%2Fb?q=%41&r=%25zz", ""},
+      {"/{}|^`<>[]\"\\;", ""},
+      {"/a%zz", "invalid percent-encoding in the target"},
+      {"/?q=%zz", "invalid percent-encoding in the target"},
+      {"/a%", "invalid percent-encoding in the target"},
+      {"/a%2", "invalid percent-encoding in the target"},
+      {"/\xc3\xa9", "invalid character in the target"},
+      {"/a%zz\xc3", "invalid character in the target"},  // parse() also says this first
+      {"/a b", "invalid character in the target"},
+      {std::string("/\0", 2), "invalid character in the target"},
+      {"/\x7f", "invalid character in the target"},
+  };
+  for (const auto& [target, message] : cases) {
+    SCOPED_TRACE(target);
+    const absl::Status checked = URL::check_target(target);
+    EXPECT_EQ(checked, message.empty() ? absl::OkStatus() : absl::InvalidArgumentError(message));
+    const absl::StatusOr<URL> parsed = URL::parse("http://h:8080" + target);
+    EXPECT_EQ(parsed.ok(), checked.ok()) << parsed.status();
+    if (!parsed.ok()) {  // the same problem: "URL: invalid character '\\xc3' at ..."
+      const std::string problem = message.substr(0, message.find(" in the target"));
+      EXPECT_TRUE(absl::StartsWith(parsed.status().message(), "URL: " + problem + " '"))
+          << parsed.status();
+    }
   }
 }
 

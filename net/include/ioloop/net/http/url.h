@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
@@ -59,6 +60,15 @@ struct URL {
   /// range", "URL: userinfo not supported", "URL: invalid character ' ' at 4 in '...'" (control
   /// characters, space and other characters RFC 3986 does not allow), etc.
   static absl::StatusOr<URL> parse(absl::string_view url);
+
+  /// Checks a request target (a path and query, as `target` holds, without a fragment) by the
+  /// rules parse() applies to one: parse(origin + target) fails on the target if and only if
+  /// this fails. For a server or proxy that builds a URL from a client's target and must tell
+  /// a malformed target (the client's error) from other failures. InvalidArgument "invalid
+  /// character in the target" (a control character, space or non-ASCII byte) or "invalid
+  /// percent-encoding in the target" (a '%' not followed by two hex digits); the message
+  /// quotes nothing, so that it can go back to whoever sent the target.
+  static absl::Status check_target(absl::string_view target);
 
   /// Resolves a reference (a Location value, for redirects) against this URL, by RFC 3986
   /// §5.2: absolute ("https://h/p"), scheme-relative ("//h/p"), absolute-path ("/p"), relative
