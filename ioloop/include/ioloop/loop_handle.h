@@ -17,7 +17,8 @@
 ///   destroys anything else (waiting for a post() in progress on another thread to finish),
 ///   so a post() either completes while the loop is whole or sees the loop gone.
 /// - post() while the loop exists is add_callback(): `cb` runs on the loop thread, or, if the
-///   loop is destroyed before it runs, is destroyed unrun by ~IOLoop on the loop's thread.
+///   loop is destroyed before it runs, is destroyed unrun by ~IOLoop, on the thread destroying
+///   the loop (for a TCPServer's or HTTPServer's worker loop, the one destroying the server).
 /// - post() after the loop's destruction began returns false and destroys `cb` on the calling
 ///   thread, unrun, before it returns (after releasing the handle's lock, so the callable's
 ///   destructor may post again). Whatever `cb` owns must therefore be safe to destroy on the
@@ -52,8 +53,8 @@ class LoopHandle {
   /// Called by ~IOLoop first. Waits for posts in progress.
   void detach() ABSL_LOCKS_EXCLUDED(mu_);
 
-  /// Posts hold it shared (they may run in parallel: add_callback is thread-safe); detach()
-  /// holds it exclusively.
+  /// Held by post() around its add_callback() and by detach(), so that detach() waits for a
+  /// post in progress (posts from several threads take turns on it).
   mutable Mutex mu_;
   IOLoop* loop_ ABSL_GUARDED_BY(mu_);
 };

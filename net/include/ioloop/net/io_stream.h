@@ -4,7 +4,9 @@
 /// (read_until, read_bytes, read_until_close, read_streaming); writes are queued in order.
 ///
 /// Threading: an IOStream belongs to one IOLoop. Every method must be called on that
-/// loop's thread (use IOLoop::add_callback to get there from another thread).
+/// loop's thread, and the last reference dropped there (the destructor unregisters from the
+/// loop). Another thread keeps a weak_ptr and posts through the loop's handle (LoopHandle),
+/// locking the weak_ptr in the posted callable (docs/guide.md §3).
 ///
 /// Lifetime: create() returns a shared_ptr. The stream registers its fd with the loop
 /// lazily, the first time a read or a queued write needs it, and stays registered until it

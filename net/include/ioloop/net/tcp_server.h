@@ -18,8 +18,10 @@
 /// the kernel spreads connections with no hand-off and no shared lock. (The alternative, one
 /// acceptor handing sockets round-robin to N loops as muduo does, costs a cross-thread
 /// add_callback per connection and lets one thread's backlog stall all of them.) Every
-/// stream lives on exactly one loop for its whole life; reach it from elsewhere with
-/// `stream->loop().add_callback(...)`. With N > 1, `handler` is called concurrently from the
+/// stream lives on exactly one loop for its whole life; reach it from another thread through
+/// that loop's handle and a weak_ptr to the stream, both taken on the loop thread
+/// (docs/guide.md §3): worker loops go with the server, and a stream's last reference must not
+/// be dropped off its loop thread. With N > 1, `handler` is called concurrently from the
 /// worker threads and must be thread-safe. Worker threads block all signals, so signal
 /// handlers on the main loop keep working.
 ///

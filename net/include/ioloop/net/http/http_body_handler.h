@@ -52,7 +52,7 @@
 /// server is unharmed.
 ///
 /// Threading: every callback runs on the connection's loop thread; HTTPBodyControl is usable
-/// only there (from another thread, post to that loop with add_callback), and only until
+/// only there (from another thread, post to that loop through its handle), and only until
 /// on_end or on_close has returned. With HTTPServer::start(N > 1) the factory runs
 /// concurrently on N threads and must be thread-safe.
 #ifndef IOLOOP_NET_HTTP_HTTP_BODY_HANDLER_H_

@@ -6,7 +6,7 @@
 /// response later through the returned HTTPResponseStream (write/flush/finish, possibly
 /// streaming a chunked body; see http_response_stream.h). Either way keep the loop free: do
 /// slow work elsewhere and finish from a timer, another stream's callback, or (from another
-/// thread) through loop.add_callback().
+/// thread) by posting through the loop's handle (http_response_stream.h, "Threading").
 ///
 /// ```
 ///   ioloop::IOLoop loop;
@@ -120,8 +120,9 @@
 /// Threading: construct, listen, start and stop on `loop`'s thread (or before it runs). With
 /// start(N > 1) the handler runs concurrently on N threads and must be thread-safe. stats() is
 /// thread-safe. A deferred response's stream belongs to its connection's loop thread
-/// (stream->loop()); complete it from another thread only by posting to that loop
-/// (add_callback).
+/// (stream->loop()); complete it from another thread only by posting to that loop through its
+/// handle (stream->loop().handle(), taken on the loop thread): with start(N > 1) the loops go
+/// with the server, and a kept IOLoop& would dangle where the handle's post() returns false.
 /// Lifetime: destroying the server stops it and closes its connections. The handler and options
 /// are shared with the connections, so a connection that outlives the server (closing on its
 /// loop) never touches freed state.
