@@ -4,6 +4,9 @@
 // bytes, Content-Length misuse both ways, pipelined order behind a slow response, exceptions
 // and abandoned streams. Timeouts (response_timeout, idle) and slow readers are in
 // http_server_async_flow_test.cc.
+#include <sys/socket.h>
+
+#include <atomic>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -12,11 +15,14 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "ioloop/net/http/http_response_stream.h"
 #include "ioloop/net/http/http_server.h"
+#include "ioloop/net/socket.h"
+#include "ioloop/net/socket_address.h"
 #include "net/http/http_server_testing.h"
 
 namespace ioloop::net {
@@ -307,6 +313,40 @@ TEST_F(HTTPServerAsyncTest, DroppedOnAnotherThreadIs500FromTheLoop) {
   EXPECT_EQ(read_to_eof(), error_response(500, "Internal Server Error"));  // the loop runs
   worker.join();
   EXPECT_EQ(stats().stream_errors, 1u);
+}
+
+// Found by a threading probe: with start(N > 1), destroying the server stopped each worker
+// loop one iteration after closing its connections, before the close callbacks of pending
+// deferred responses (a later hop) ran; a callback that held its own stream leaked it.
+TEST(HTTPServerWorkersTest, DestroyingTheServerRunsPendingResponsesCloseCallbacks) {
+  constexpr int kClients = 4;
+  IOLoop loop;
+  std::atomic<int> deferred{0};
+  std::atomic<int> closed{0};
+  auto server = std::make_unique<HTTPServer>(loop, [&](const HTTPRequest&, HTTPResponseWriter& w) {
+    std::shared_ptr<HTTPResponseStream> s = w.defer();
+    // Holds its own stream, as a handler that keeps the response with its callback does.
+    s->set_close_callback([&closed, s](absl::Status status) {
+      EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+      ++closed;
+    });
+    ++deferred;
+  });
+  ASSERT_TRUE(server->listen(0, "127.0.0.1").ok());
+  ASSERT_TRUE(server->start(2).ok());
+  absl::StatusOr<SocketAddress> to = SocketAddress::parse("127.0.0.1", server->port());
+  ASSERT_TRUE(to.ok());
+  std::vector<Socket> clients;
+  for (int i = 0; i < kClients; ++i) {
+    Socket c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_EQ(::connect(c.fd(), to->get(), to->length()), 0);
+    ASSERT_EQ(::send(c.fd(), kGet, sizeof kGet - 1, MSG_NOSIGNAL),
+              static_cast<ssize_t>(sizeof kGet - 1));
+    clients.push_back(std::move(c));
+  }
+  while (deferred.load() < kClients) std::this_thread::yield();  // the workers' handlers ran
+  server.reset();                                                // joins the workers
+  EXPECT_EQ(closed.load(), kClients);
 }
 
 TEST_F(HTTPServerAsyncTest, TimerCallbackThatThrowsDropsItsStream) {
