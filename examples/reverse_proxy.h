@@ -180,8 +180,9 @@ class Proxy {
       exchange->rejected = 501;
       exchange->early_done = absl::UnimplementedError(
           request.method() == "CONNECT"
-              ? "CONNECT: this reverse proxy does not open tunnels"
-              : "OPTIONS *: the asterisk form is not forwarded to the upstream");
+              ? std::string("CONNECT: this reverse proxy does not open tunnels")
+              : absl::StrCat(request.method(),
+                             " *: the asterisk form is not forwarded to the upstream"));
       return;
     }
     net::HTTPClientRequest up = upstream_request(request, peer);

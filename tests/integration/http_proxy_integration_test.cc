@@ -129,6 +129,12 @@ TEST_F(ProxyToResponderTest, RequestFormsTheUpstreamRequestCannotCarryAre501) {
   EXPECT_EQ(options.rfind("HTTP/1.1 501 Not Implemented\r\n", 0), 0u) << options;
   EXPECT_NE(options.find("\r\n\r\nNot Implemented: OPTIONS *"), std::string::npos) << options;
   EXPECT_TRUE(absl::EndsWith(options, "Connection: close\r\n\r\nHello, world!")) << options;
+  // Any method may use the asterisk form (SSDP's M-SEARCH does); the reason names the method.
+  const std::string get = exchange("GET * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(absl::EndsWith(get,
+                             "\r\n\r\nNot Implemented: GET *: the asterisk form is not "
+                             "forwarded to the upstream\n"))
+      << get;
   const std::string connect = exchange(
       "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
       "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
