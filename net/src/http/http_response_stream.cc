@@ -152,7 +152,8 @@ void HTTPResponseStream::run_close_callback() {
 void HTTPResponseStream::detach(absl::Status status) {
   detached_head_.reset();
   head_ = &detached_head_;
-  Callback dropped;  // destroyed last: it may hold the last reference to this stream
+  Callback dropped;      // destroyed last: it may hold the last reference to this stream
+  bool run_now = false;  // no loop to run the close callback later
   if (status.ok()) {
     finished_ = true;
     dropped = std::move(close_cb_);  // never runs
@@ -165,8 +166,8 @@ void HTTPResponseStream::detach(absl::Status status) {
       loop_->add_callback([weak = weak_from_this()] {
         if (std::shared_ptr<HTTPResponseStream> self = weak.lock()) self->run_close_callback();
       });
-    } else if (close_cb_) {
-      run_close_callback();
+    } else {
+      run_now = static_cast<bool>(close_cb_);
     }
   }
   // Last: once target_ is null, an orphan() on another thread may delete the stream.
@@ -176,7 +177,11 @@ void HTTPResponseStream::detach(absl::Status status) {
     target_ = nullptr;
     orphaned = orphaned_;
   }
-  if (orphaned) delete this;
+  if (orphaned) {
+    delete this;
+    return;
+  }
+  if (run_now) run_close_callback();  // after the target is gone, as a later iteration would
 }
 
 absl::Status HTTPResponseStream::on_exception() {
