@@ -161,10 +161,12 @@ inline bool is_valid_host(absl::string_view host) {
 //  - authority-form "host:port", for CONNECT only;
 //  - asterisk-form "*" (RFC 9112 §3.2.4 names OPTIONS; SSDP's M-SEARCH uses it too, so any
 //    method but CONNECT may: the server's handler, or http_proxy's 501, answers it).
+// No form has a fragment ("#"): libhttp_parser cut it off the path, and a proxy then forwarded
+// a target other than the one received.
 inline bool is_valid_target(absl::string_view target, bool connect) {
   for (const char c : target) {
     const auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u == 0x7f) return false;
+    if (u <= 0x20 || u == 0x7f || c == '#') return false;
   }
   if (connect) {
     const size_t colon = target.rfind(':');

@@ -76,6 +76,20 @@ TEST(RequestTargetTest, OnlyTheFourFormsAreAccepted) {
 
 // RFC 9112 §3.2.2: the target's authority is the request's host, whatever Host said; a proxy
 // forwarding Host as received sends that on.
+// A fragment is no part of a request target (RFC 9112 §3.2: "?" query at most; RFC 9110 §4.2.5
+// leaves fragments to the user agent). libhttp_parser parsed "/p#f" as path "/p", so http_proxy
+// forwarded "/p" (found by a differential probe; HAProxy answers 400 too).
+TEST(RequestTargetTest, AFragmentIsMalformed) {
+  expect_at_every_split(
+      {
+          "GET /p#f HTTP/1.1\r\nHost: h\r\n\r\n",
+          "GET /p?q#f HTTP/1.1\r\nHost: h\r\n\r\n",
+          "GET /# HTTP/1.1\r\nHost: h\r\n\r\n",
+          "GET http://h/p#f HTTP/1.1\r\nHost: h\r\n\r\n",
+      },
+      RequestError::kMalformed);
+}
+
 TEST(RequestTargetTest, AnAbsoluteFormTargetGivesTheHost) {
   struct Case {
     std::string input;
