@@ -27,6 +27,8 @@
 //    §3.2.2); removes hop-by-hop fields both ways (http_forwarding.h; a Connection token
 //    naming Host is ignored: Host is mandatory and end-to-end); re-frames bodies for each
 //    side; appends the client to X-Forwarded-For and "1.x ioloop" to Via both ways;
+//  - forwards the upstream's 1xx (103 Early Hints...) but 100 Continue (the server answered
+//    Expect itself), unless the request body is still arriving or the client is HTTP/1.0;
 //  - streams bodies both ways with backpressure (kHighWater each way). A response that starts
 //    before the request body ended is held (up to kHighWater) until the request is complete;
 //    if the body meanwhile waits kHighWater for an upstream that does not read it, the fetch

@@ -209,6 +209,9 @@ class Proxy {
     up.header_callback = [weak](const net::HTTPResponseHead& head) {
       if (auto ex = weak.lock()) on_head(*ex, head);
     };
+    up.interim_callback = [weak](const net::HTTPResponseHead& head) {
+      if (auto ex = weak.lock()) on_interim(*ex, head);
+    };
     up.streaming_callback = [weak](absl::string_view chunk) {
       if (auto ex = weak.lock()) ex->proxy->on_body(ex, chunk);
     };
@@ -306,6 +309,18 @@ class Proxy {
     // upstream's is not worth a copy.
     net::copy_end_to_end_fields(upstream.headers, head.mutable_headers(), 1, "Date");
     net::append_via(head.mutable_headers(), upstream.version_minor, "ioloop");
+  }
+
+  // RFC 9110 §15.2: a proxy forwards the 1xx it did not ask for (103 Early Hints, 102), with
+  // the same field rules as a final head. Not 100 Continue: the server answered the client's
+  // Expect itself. Dropped while the request body is still arriving (no response to put it
+  // before yet) and for an HTTP/1.0 client (send_interim sends nothing).
+  static void on_interim(Exchange& ex, const net::HTTPResponseHead& upstream) {
+    if (upstream.status == 100 || !ex.response || ex.response->closed()) return;
+    net::HTTPHeaders fields;
+    net::copy_end_to_end_fields(upstream.headers, fields, 1);
+    net::append_via(fields, upstream.version_minor, "ioloop");
+    ex.response->send_interim(upstream.status, upstream.reason, fields).IgnoreError();
   }
 
   void on_body(const std::shared_ptr<Exchange>& ex, absl::string_view chunk) {

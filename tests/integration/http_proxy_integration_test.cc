@@ -419,6 +419,33 @@ std::string two_gets_on_one_connection(uint16_t port, int* status) {
   return run_python(script, status);
 }
 
+// RFC 9110 §15.2: the upstream's 1xx reach the client before the final response, hop-by-hop
+// fields removed and Via added as for a final head; an HTTP/1.0 client gets none.
+TEST_F(ProxyToPythonTest, InterimResponsesAreForwarded) {
+  auto exchange = [&](const std::string& request) {
+    auto sock = net::Socket::create(AF_INET, SOCK_STREAM);
+    EXPECT_TRUE(sock.ok());
+    EXPECT_EQ(::fcntl(sock->fd(), F_SETFL, 0), 0);
+    auto addr = net::SocketAddress::parse("127.0.0.1", proxy_->port());
+    EXPECT_EQ(::connect(sock->fd(), addr->get(), addr->length()), 0);
+    EXPECT_EQ(::send(sock->fd(), request.data(), request.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(request.size()));
+    return read_all(sock->fd());
+  };
+  const std::string got =
+      exchange("GET /hints HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(absl::StartsWith(got,
+                               "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n"
+                               "Via: 1.1 ioloop\r\n\r\n"
+                               "HTTP/1.1 102 Processing\r\nVia: 1.1 ioloop\r\n\r\n"
+                               "HTTP/1.1 200 OK\r\n"))
+      << got;
+  EXPECT_TRUE(absl::EndsWith(got, "\r\n\r\nhinted\n")) << got;
+  const std::string old = exchange("GET /hints HTTP/1.0\r\nHost: h.test\r\n\r\n");
+  EXPECT_TRUE(absl::StartsWith(old, "HTTP/1.0 200 OK\r\n")) << old;
+  EXPECT_TRUE(absl::EndsWith(old, "\r\n\r\nhinted\n")) << old;
+}
+
 // A refused upstream: 502, and the client's connection goes on. The 502 says only that: the
 // reason, which names the upstream's address, goes to the proxy's log as a warning (nginx logs
 // it at error level and sends a generic page).

@@ -115,6 +115,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(int(path[6:]) / 1000.0)
             self.reply(200, b"slept\n", [("X-Upstream-Peer", str(self.client_address[1]))],
                        send_body)
+        elif path == "/hints":
+            # Two interim responses, then the final one (RFC 9110 §15.2: a proxy forwards them).
+            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n"
+                             b"Connection: X-Hop\r\nX-Hop: 1\r\n\r\n"
+                             b"HTTP/1.1 102 Processing\r\n\r\n")
+            self.reply(200, b"hinted\n", (), send_body)
         elif path == "/die":
             self.send_response(200)
             self.send_header("Content-Length", "100")

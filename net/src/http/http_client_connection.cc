@@ -148,6 +148,11 @@ void ClientConnection::on_head(HTTPResponseHead head) {
   feeding_owner_->on_head(*this, exchange_, std::move(head));
 }
 
+void ClientConnection::on_interim(HTTPResponseHead head) {
+  if (closed_ || feeding_owner_ == nullptr) return;
+  feeding_owner_->on_interim(*this, exchange_, std::move(head));
+}
+
 void ClientConnection::on_body(absl::string_view data) {
   if (closed_ || feeding_owner_ == nullptr || data.empty()) return;
   if (body_view_.empty()) {

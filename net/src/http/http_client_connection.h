@@ -44,6 +44,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
    public:
     virtual ~Owner() = default;
     virtual void on_head(ClientConnection& c, uint64_t exchange, HTTPResponseHead head) = 0;
+    virtual void on_interim(ClientConnection& c, uint64_t exchange, HTTPResponseHead head) = 0;
     virtual void on_body(ClientConnection& c, uint64_t exchange, absl::string_view data) = 0;
     // The response ended; `reusable`: keep-alive and nothing after it.
     virtual void on_complete(ClientConnection& c, uint64_t exchange, bool reusable) = 0;
@@ -105,6 +106,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
 
   // ResponseParser::Sink
   void on_head(HTTPResponseHead head) override;
+  void on_interim(HTTPResponseHead head) override;
   void on_body(absl::string_view data) override;
   void on_complete() override;
   // Hands the owner what on_body() gathered during one feed (see body_view_).

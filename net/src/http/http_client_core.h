@@ -164,6 +164,7 @@ class HTTPClientCore : public ClientConnection::Owner,
   FetchPtr fetch_of(ClientConnection& c, uint64_t exchange) const;
   // ClientConnection::Owner
   void on_head(ClientConnection& c, uint64_t exchange, HTTPResponseHead head) override;
+  void on_interim(ClientConnection& c, uint64_t exchange, HTTPResponseHead head) override;
   void on_body(ClientConnection& c, uint64_t exchange, absl::string_view data) override;
   void on_complete(ClientConnection& c, uint64_t exchange, bool reusable) override;
   void on_failed(ClientConnection& c, uint64_t exchange, absl::Status status,

@@ -259,6 +259,15 @@ void HTTPClientCore::on_head(ClientConnection& c, uint64_t exchange, HTTPRespons
   f->response.headers = std::move(head.headers);
 }
 
+void HTTPClientCore::on_interim(ClientConnection& c, uint64_t exchange, HTTPResponseHead head) {
+  FetchPtr f = fetch_of(c, exchange);
+  if (f == nullptr || !f->request.interim_callback) return;
+  // Moved out while it runs: the fetch may end (and be freed) inside it.
+  auto cb = std::move(f->request.interim_callback);
+  if (!call_user(f, "HTTPClient interim_callback", [&] { cb(head); })) return;
+  f->request.interim_callback = std::move(cb);
+}
+
 void HTTPClientCore::on_body(ClientConnection& c, uint64_t exchange, absl::string_view data) {
   FetchPtr f = fetch_of(c, exchange);
   if (f == nullptr) return;

@@ -247,6 +247,28 @@ void HTTPConnectionCore::respond_and_close(int status, int minor, bool head, HTT
   release_backlog();
 }
 
+// Here rather than with the other stream_* calls (http_connection_stream.cc) for
+// is_server_field(): an interim head drops the same fields a final one does.
+absl::Status HTTPConnectionCore::stream_interim(int status, absl::string_view reason,
+                                                const HTTPHeaders& fields) {
+  if (!d_.active) return absl::FailedPreconditionError("HTTP response not active");
+  // RFC 9110 §15.2: an HTTP/1.0 client would take it for the final response.
+  if (d_.minor == 0) return absl::OkStatus();
+  if (reason.empty() || internal::has_cr_lf_nul(reason)) reason = reason_phrase(status);
+  std::string& h = stream_out().head;
+  absl::StrAppend(&h, "HTTP/1.1 ", status, " ", reason, "\r\n");
+  for (const auto& [name, value] : fields) {
+    if (name.empty() || is_server_field(name) || internal::has_cr_lf_nul(name) ||
+        internal::has_cr_lf_nul(value)) {
+      continue;
+    }
+    absl::StrAppend(&h, name, ": ", value, "\r\n");
+  }
+  h.append("\r\n");
+  notify(/*response_ended=*/false);
+  return absl::OkStatus();
+}
+
 int HTTPConnectionCore::append_status_and_fields(int minor, std::string& h) {
   int status = 0;
   char* end = append_head(writer_, s_->server_name, minor, h, 0, status);

@@ -208,6 +208,8 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   absl::Status stream_write(std::string chunk) override;
   void stream_flush(HTTPOutput::FlushCallback done) override;
   absl::Status stream_finish() override;
+  absl::Status stream_interim(int status, absl::string_view reason,
+                              const HTTPHeaders& fields) override;
   void stream_fail(const absl::Status& why, bool exception) override;
   size_t stream_queued() const override;
 

@@ -18,6 +18,10 @@ absl::string_view reason_phrase(int status) {
       return "Continue";
     case 101:
       return "Switching Protocols";
+    case 102:
+      return "Processing";  // RFC 2518
+    case 103:
+      return "Early Hints";  // RFC 8297
     case 200:
       return "OK";
     case 201:

@@ -6,6 +6,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "http_exception.h"
 
 namespace ioloop::net {
@@ -105,6 +106,19 @@ void HTTPResponseStream::flush(Callback done) {
     return;
   }
   target_->stream_flush(std::move(done));
+}
+
+absl::Status HTTPResponseStream::send_interim(int status, absl::string_view reason,
+                                              const HTTPHeaders& fields) {
+  if (absl::Status s = unusable(); !s.ok()) return s;
+  if (status < 100 || status > 199 || status == 101) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("HTTP interim response status must be 1xx but 101, not ", status));
+  }
+  if (head_sent_) {
+    return absl::FailedPreconditionError("HTTP response head already sent: too late for a 1xx");
+  }
+  return target_->stream_interim(status, reason, fields);
 }
 
 absl::Status HTTPResponseStream::finish() {

@@ -440,6 +440,7 @@ absl::StatusOr<size_t> ResponseParser::Impl::feed(absl::string_view data, Sink& 
         message_done_ = false;
         if (interim_) {  // a 1xx ended: the final response (or another 1xx) follows
           interim_ = false;
+          sink.on_interim(std::move(head_));
           head_ = HTTPResponseHead();
           section_bytes_ = 0;
           init_parser();

@@ -68,6 +68,33 @@ TEST_F(HTTPClientFramingTest, EveryFramingAtEverySplitPoint) {
   }
 }
 
+// Interim responses reach interim_callback, each once and whole, in order, at every split;
+// the final response is what the fetch returns (a proxy forwards the 1xx: RFC 9110 §15.2).
+TEST_F(HTTPClientFramingTest, InterimResponsesReachTheInterimCallback) {
+  auto raw = raw_server();
+  const std::string bytes =
+      "HTTP/1.1 102 Processing\r\n\r\n"
+      "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  for (size_t split = 0; split <= bytes.size(); ++split) {
+    std::vector<std::string> interim;
+    HTTPClientRequest request;
+    request.interim_callback = [&interim](const HTTPResponseHead& head) {
+      std::string seen = absl::StrCat(head.status, " ", head.reason);
+      for (const auto& [name, value] : head.headers)
+        absl::StrAppend(&seen, "; ", name, ": ", value);
+      interim.push_back(std::move(seen));
+    };
+    absl::StatusOr<HTTPClientResponse> r = exchange(*raw, bytes, split, false, std::move(request));
+    ASSERT_TRUE(r.ok()) << "split " << split << ": " << r.status();
+    EXPECT_EQ(r->status, 200) << "split " << split;
+    EXPECT_EQ(r->body, "ok") << "split " << split;
+    EXPECT_EQ(interim, (std::vector<std::string>{"102 Processing",
+                                                 "103 Early Hints; Link: </s.css>; rel=preload"}))
+        << "split " << split;
+  }
+}
+
 TEST_F(HTTPClientFramingTest, NoBodyForHeadNoContentAndNotModifiedAndTheConnectionIsReused) {
   auto raw = raw_server();
   HTTPClient client(loop());

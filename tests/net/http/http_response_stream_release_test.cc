@@ -27,6 +27,9 @@ class FakeTarget final : public internal::HTTPResponseTarget {
     std::move(done)(absl::OkStatus());
   }
   absl::Status stream_finish() override { return absl::OkStatus(); }
+  absl::Status stream_interim(int, absl::string_view, const HTTPHeaders&) override {
+    return absl::OkStatus();
+  }
   void stream_fail(const absl::Status&, bool) override {
     fail_threads.push_back(std::this_thread::get_id());
   }

@@ -98,6 +98,53 @@ TEST_F(HTTPServerAsyncTest, FinishFromAnotherThreadThroughAddCallback) {
   worker.join();
 }
 
+// 1xx before the final response (103 Early Hints, or one a proxy forwards: RFC 9110 §15.2):
+// exact bytes, unsafe fields dropped; nothing to an HTTP/1.0 client; too late once the head
+// went; never 101.
+TEST_F(HTTPServerAsyncTest, InterimResponsesComeBeforeTheHead) {
+  std::vector<absl::Status> results;
+  start_server([&](const HTTPRequest&, HTTPResponseWriter& w) {
+    w.set_header("Content-Length", "2");
+    std::shared_ptr<HTTPResponseStream> s = w.defer();
+    HTTPHeaders hints;
+    hints.add("Link", "</s.css>; rel=preload");
+    hints.add("Content-Length", "9");  // framing: never in a 1xx
+    hints.add("X-Bad", std::string("a\0b", 3));
+    results.push_back(s->send_interim(103, "", hints));
+    results.push_back(s->send_interim(102, "Still Here", {}));
+    results.push_back(s->send_interim(101, "", {}));
+    results.push_back(s->send_interim(200, "", {}));
+    loop().call_later(absl::Milliseconds(1), [s, &results] {
+      EXPECT_TRUE(s->write("ok").ok());
+      results.push_back(s->send_interim(103, "", {}));
+      EXPECT_TRUE(s->finish().ok());
+    });
+  });
+  connect();
+  send(kGet);
+  const std::string want =
+      "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+      "HTTP/1.1 102 Still Here\r\n\r\n"
+      "HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 2\r\n\r\nok";
+  wait_for([&] { return normalize(received_) == want || eof_; });
+  EXPECT_EQ(normalize(received_), want);
+  ASSERT_EQ(results.size(), 5u);
+  EXPECT_TRUE(results[0].ok()) << results[0];
+  EXPECT_TRUE(results[1].ok()) << results[1];
+  EXPECT_EQ(results[2].code(), absl::StatusCode::kInvalidArgument) << results[2];
+  EXPECT_EQ(results[3].code(), absl::StatusCode::kInvalidArgument) << results[3];
+  EXPECT_EQ(results[4].code(), absl::StatusCode::kFailedPrecondition) << results[4];
+  // HTTP/1.0: the 1xx is not sent (and not an error).
+  results.clear();
+  received_.clear();
+  send("GET /a HTTP/1.0\r\n\r\n");
+  wait_for([&] { return eof_; });
+  EXPECT_EQ(normalize(received_),
+            "HTTP/1.0 200 OK\r\nDate: D\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+  ASSERT_FALSE(results.empty());
+  EXPECT_TRUE(results[0].ok()) << results[0];
+}
+
 TEST_F(HTTPServerAsyncTest, FinishInsideTheHandlerIsLikeASynchronousResponse) {
   start_manual_server([](const HTTPRequest& r, HTTPResponseWriter& w) {
     w.set_body("pre-");  // a body set on the writer is the first write

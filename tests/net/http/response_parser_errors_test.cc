@@ -217,7 +217,8 @@ TEST(ResponseParserErrorsTest, MaxHeaderSizeCountsEachInterimHeadOnItsOwn) {
   const std::string final_head = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";  // 38 bytes
   ResponseParserOptions options{.max_header_size = final_head.size()};
   Outcome out = run_every_split(HTTPMethod::kGet, interim + interim + final_head, false, options);
-  EXPECT_THAT(out.events, ElementsAre("head 200 OK", "complete"));
+  EXPECT_THAT(out.events, ElementsAre("interim 100 Continue", "interim 100 Continue", "head 200 OK",
+                                      "complete"));
 }
 
 TEST(ResponseParserErrorsTest, MaxHeaderSizeAppliesToTrailersSeparately) {

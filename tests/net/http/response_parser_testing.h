@@ -46,6 +46,12 @@ class RecordingSink : public ResponseParser::Sink {
     out_.body.append(data.data(), data.size());
   }
   void on_complete() override { out_.events.push_back("complete"); }
+  void on_interim(HTTPResponseHead head) override {
+    EXPECT_FALSE(out_.head.has_value()) << "on_interim after the final head";
+    std::string event = absl::StrCat("interim ", head.status, " ", head.reason);
+    for (const auto& [name, value] : head.headers) absl::StrAppend(&event, " ", name, "=", value);
+    out_.events.push_back(std::move(event));
+  }
 
  private:
   Outcome& out_;

@@ -53,11 +53,11 @@
 ///      Aborted            "too many redirects": more than max_redirects redirects.
 ///      Cancelled          cancel(), or the client destroyed with the fetch pending.
 ///      Internal           a user callback other than the final one (header_callback,
-///                         streaming_callback, body_producer) threw: the exception is logged and
-///                         counted by the loop (IOLoop::invoke_guarded, stats().exceptions), the
-///                         connection is closed, and the fetch ends with Internal "exception in
-///                         <callback>: <what()>". An exception from the FetchCallback itself is
-///                         logged and counted and goes no further.
+///                         interim_callback, streaming_callback, body_producer) threw: the
+///                         exception is logged and counted by the loop (IOLoop::invoke_guarded,
+///                         stats().exceptions), the connection is closed, and the fetch ends with
+///                         Internal "exception in <callback>: <what()>". An exception from the
+///                         FetchCallback itself is logged and counted and goes no further.
 ///  - HTTPS (https:// with HTTPClientOptions::tls): each connection runs its TLS handshake as
 ///    part of the connect, sending the URL's host as SNI and verifying the certificate against
 ///    it (an IP literal against the certificate's IP addresses); the Host field is the same
@@ -79,7 +79,7 @@
 ///    is not produced by a body_producer (it cannot be replayed). Never otherwise: a POST then
 ///    fails with Unavailable. Stats::retries counts retries.
 ///  - Framing: Content-Length, chunked or close-delimited; no body for HEAD, 1xx, 204, 304;
-///    interim 1xx responses are skipped (ResponseParser).
+///    interim 1xx responses go to interim_callback, never taken for the final response.
 ///  - Redirects (follow_redirects): 301, 302 and 303 are followed with GET and no body (HEAD
 ///    stays HEAD); 307 and 308 keep the method and body. The Location is resolved against the
 ///    current URL (RFC 3986). The redirect responses' bodies are read and dropped (so their
@@ -190,6 +190,10 @@ struct HTTPClientRequest {
   size_t max_body_size = 64 * 1024 * 1024;
   /// The final response's head, once complete (before any of its body).
   absl::AnyInvocable<void(const HTTPResponseHead&)> header_callback;
+  /// Each interim (1xx) response before the final one (100 Continue, 103 Early Hints, ...),
+  /// with its fields as received; a proxy forwards them (RFC 9110 §15.2). Redirect responses'
+  /// interim heads come too. An exception fails the fetch as header_callback's does.
+  absl::AnyInvocable<void(const HTTPResponseHead&)> interim_callback;
   /// The final response's body pieces as they arrive, instead of HTTPClientResponse::body
   /// (which stays empty): one call per read that brought body bytes, however many chunks of a
   /// chunked body it held (the view is valid during the call only). See

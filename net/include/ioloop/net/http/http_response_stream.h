@@ -92,6 +92,8 @@ class HTTPResponseTarget {
   virtual absl::Status stream_write(std::string chunk) = 0;
   virtual void stream_flush(absl::AnyInvocable<void(absl::Status) &&> done) = 0;
   virtual absl::Status stream_finish() = 0;
+  virtual absl::Status stream_interim(int status, absl::string_view reason,
+                                      const HTTPHeaders& fields) = 0;
   /// The response failed (exception, abandoned): 500 or close.
   virtual void stream_fail(const absl::Status& why, bool exception) = 0;
   virtual size_t stream_queued() const = 0;
@@ -125,6 +127,14 @@ class HTTPResponseStream : public std::enable_shared_from_this<HTTPResponseStrea
   /// Ends the response (see "Framing"). Errors as write(); InvalidArgument when fewer bytes
   /// than the Content-Length were written (the response then fails).
   absl::Status finish();
+  /// Queues an interim response before the head: "HTTP/1.1 <status> <reason>" and `fields`
+  /// (an empty or unsafe reason is the status's own; fields with CR, LF or NUL, and framing
+  /// and connection fields, are dropped; no Date or Server), e.g. 103 Early Hints, or a 1xx
+  /// a proxy forwards (RFC 9110 §15.2). Sends nothing to an HTTP/1.0 client, which would
+  /// take it for the final response (§15.2), and returns OK. Errors: InvalidArgument for a
+  /// status outside 100..199 or 101 (no upgrades); FailedPrecondition once the head was sent
+  /// or after finish(); Unavailable once closed.
+  absl::Status send_interim(int status, absl::string_view reason, const HTTPHeaders& fields);
   /// Ends the response unfinished, for one that cannot be completed (its source failed, e.g. an
   /// upstream that died mid-body): a failed response (see above: 500 if no byte was sent, else
   /// the connection closes after what was written), with `why` as the stream's status. A no-op

@@ -16,8 +16,9 @@
 ///    304, whatever the fields say; otherwise chunked (Transfer-Encoding: chunked, the only
 ///    coding accepted), Content-Length, or close-delimited (neither: the body runs until the peer
 ///    closes, which finish() reports).
-///  - 1xx interim responses (100, 102, 103, ...) are consumed and skipped: the Sink never sees
-///    them. 101 Switching Protocols is an error (this client never asks for an upgrade).
+///  - 1xx interim responses (100, 102, 103, ...) are consumed and handed to Sink::on_interim
+///    (a proxy forwards them), never taken for the final response. 101 Switching Protocols is
+///    an error (this client never asks for an upgrade).
 ///  - Line endings: CRLF or bare LF in the head and trailers. A CR not followed by LF is an
 ///    error anywhere in a head or trailer section, and chunk-size lines and the end of each
 ///    chunk's data need CRLF (Debian's libhttp_parser is built non-strict and would take any
@@ -112,8 +113,8 @@ struct ResponseParserOptions {
 /// ioloop/net/http/response_parser.h.
 class ResponseParser {
  public:
-  /// Receives the events of one response, in order: on_head once, on_body zero or more times,
-  /// on_complete once (unless an error comes first).
+  /// Receives the events of one response, in order: on_interim for each 1xx before it, on_head
+  /// once, on_body zero or more times, on_complete once (unless an error comes first).
   class Sink {
    public:
     virtual ~Sink() = default;
@@ -123,6 +124,9 @@ class ResponseParser {
     virtual void on_body(absl::string_view data) = 0;
     /// The response ended.
     virtual void on_complete() = 0;
+    /// An interim (1xx but 101) head, complete, before the final one; its fields are as
+    /// received (no body, no framing: a 1xx has none). Ignored unless overridden.
+    virtual void on_interim(HTTPResponseHead /*head*/) {}
   };
 
   /// A parser with these limits; call start() before each response.
@@ -142,7 +146,7 @@ class ResponseParser {
   /// Feeds bytes of the current response. Returns how many were consumed: all of `data`, or
   /// fewer when the response completed inside it (it stops right after on_complete; the rest
   /// belongs to whatever follows, the caller decides). 1xx interim responses (100, 102, 103)
-  /// are consumed and skipped (not reported; 101 is an error: no upgrades). Errors (the parser
+  /// are consumed and go to Sink::on_interim (101 is an error: no upgrades). Errors (the parser
   /// then stays failed): DataLoss with libhttp_parser's reason for malformed input ("malformed
   /// response: invalid HTTP status code" etc.), ResourceExhausted when the head exceeds
   /// max_header_size, InvalidArgument for feed() before start() / after completion. Framing:
