@@ -146,7 +146,7 @@ TEST(ResponseParserTest, SuccessfulConnectHasNoBody) {
 
 // Each interim head reaches the sink whole (a proxy forwards them: RFC 9110 §15.2), then the
 // final response as usual, at every split.
-TEST(ResponseParserTest, InterimResponsesAreSkipped) {
+TEST(ResponseParserTest, InterimResponsesReachTheSinkBeforeTheFinalOne) {
   const std::string input =
       "HTTP/1.1 100 Continue\r\n\r\n"
       "HTTP/1.1 102 Processing\r\nContent-Length: 4\r\n\r\n"  // a 1xx never has a body
