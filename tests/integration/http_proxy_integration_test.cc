@@ -114,14 +114,7 @@ TEST_F(ProxyToResponderTest, PipelinedRequestsAreAnsweredInOrder) {
 // keep-alive connection goes on (CONNECT closes it: no request may follow one).
 TEST_F(ProxyToResponderTest, RequestFormsTheUpstreamRequestCannotCarryAre501) {
   auto exchange = [&](const std::string& requests) {
-    auto sock = net::Socket::create(AF_INET, SOCK_STREAM);
-    EXPECT_TRUE(sock.ok());
-    EXPECT_EQ(::fcntl(sock->fd(), F_SETFL, 0), 0);
-    auto addr = net::SocketAddress::parse("127.0.0.1", proxy_->port());
-    EXPECT_EQ(::connect(sock->fd(), addr->get(), addr->length()), 0);
-    EXPECT_EQ(::send(sock->fd(), requests.data(), requests.size(), MSG_NOSIGNAL),
-              static_cast<ssize_t>(requests.size()));
-    return read_all(sock->fd());
+    return exchange_on_one_connection(proxy_->port(), requests);
   };
   const std::string options = exchange(
       "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -423,14 +416,7 @@ std::string two_gets_on_one_connection(uint16_t port, int* status) {
 // fields removed and Via added as for a final head; an HTTP/1.0 client gets none.
 TEST_F(ProxyToPythonTest, InterimResponsesAreForwarded) {
   auto exchange = [&](const std::string& request) {
-    auto sock = net::Socket::create(AF_INET, SOCK_STREAM);
-    EXPECT_TRUE(sock.ok());
-    EXPECT_EQ(::fcntl(sock->fd(), F_SETFL, 0), 0);
-    auto addr = net::SocketAddress::parse("127.0.0.1", proxy_->port());
-    EXPECT_EQ(::connect(sock->fd(), addr->get(), addr->length()), 0);
-    EXPECT_EQ(::send(sock->fd(), request.data(), request.size(), MSG_NOSIGNAL),
-              static_cast<ssize_t>(request.size()));
-    return read_all(sock->fd());
+    return exchange_on_one_connection(proxy_->port(), request);
   };
   const std::string got =
       exchange("GET /hints HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n");

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -21,6 +22,8 @@
 #include "integration/command.h"
 #include "integration/proc_stats.h"
 #include "integration/server_process.h"
+#include "ioloop/net/socket.h"
+#include "ioloop/net/socket_address.h"
 #include "testing/sanitizers.h"
 
 #if !defined(HTTP_PROXY_PATH) || !defined(PROXY_UPSTREAM_PY)
@@ -61,6 +64,20 @@ inline std::string read_all(int fd) {
   ssize_t n;
   while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
   return out;
+}
+
+// Sends `requests` on a fresh blocking connection to 127.0.0.1:port and returns everything
+// the peer sends until it closes.
+inline std::string exchange_on_one_connection(uint16_t port, const std::string& requests) {
+  net::Socket sock(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  EXPECT_TRUE(sock.valid());
+  absl::StatusOr<net::SocketAddress> addr = net::SocketAddress::parse("127.0.0.1", port);
+  EXPECT_TRUE(addr.ok());
+  if (!sock.valid() || !addr.ok()) return "";
+  EXPECT_EQ(::connect(sock.fd(), addr->get(), addr->length()), 0);
+  EXPECT_EQ(::send(sock.fd(), requests.data(), requests.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(requests.size()));
+  return read_all(sock.fd());
 }
 
 // A proxy in front of the Python upstream; url_ is the proxy's http://127.0.0.1:PORT, and
