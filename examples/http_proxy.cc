@@ -4,7 +4,7 @@
 //   http_proxy --upstream=http://127.0.0.1:8080 [--port=8000] [--address=] [--threads=1]
 //              [--poller=epoll|poll|select] [--connect_timeout=5s] [--upstream_timeout=60s]
 //              [--max_upstream_connections=64] [--idle_timeout=60s] [--min_body_rate=500]
-//              [--log_level=info]
+//              [--max_buffered_body=65536] [--log_level=info]
 //              [--upstream_ca_file=PEM] [--tls_cert=PEM --tls_key=PEM] [--handshake_timeout=10s]
 //   curl -i http://127.0.0.1:8000/any/path    # what the upstream answers, plus "Via: 1.1 ioloop"
 //   http_proxy --upstream=https://origin.example:443 --tls_cert=chain.pem --tls_key=key.pem
@@ -29,19 +29,22 @@
 //    side; appends the client to X-Forwarded-For and "1.x ioloop" to Via both ways;
 //  - forwards the upstream's 1xx (103 Early Hints...) but 100 Continue (the server answered
 //    Expect itself), unless the request body is still arriving or the client is HTTP/1.0;
-//  - streams bodies both ways with backpressure (kHighWater each way). A response that starts
-//    before the request body ended is held (up to kHighWater) until the request is complete;
-//    if the body meanwhile waits kHighWater for an upstream that does not read it, the fetch
-//    is cancelled and the client gets a 502;
+//  - reads a request body of up to --max_buffered_body whole before it asks the upstream, and
+//    sends it under its own Content-Length; a longer one, from there on, and every response
+//    body stream with backpressure (kHighWater each way). A response that starts before a
+//    streamed request body ended is held (up to kHighWater) until the request is complete; if
+//    the body meanwhile waits kHighWater for an upstream that does not read it, the fetch is
+//    cancelled and the client gets a 502;
 //  - 502 when the upstream refuses or cannot be reached within --connect_timeout, 504 when it
 //    is silent for --upstream_timeout before its response (that connection is then closed, not
 //    pooled; the client's stays usable); silence mid-body, or an upstream that dies, cuts the
 //    response and closes the client connection; a client that leaves mid-response cancels the
 //    fetch (its upstream connection is closed, not pooled); each upstream failure is a warning
 //    line with its reason (rate-limited), which the client's 502 or 504 does not carry;
-//  - a client holds an upstream connection only while it keeps up: a request body slower than
-//    --min_body_rate is a 408, and a response the client takes no byte of for --idle_timeout
-//    (twice, at most) closes its connection (HTTPServerOptions' idle_timeout);
+//  - a client holds an upstream connection only while it keeps up: a small request body holds
+//    none while it arrives, a request body slower than --min_body_rate is a 408, and a response
+//    the client takes no byte of for --idle_timeout (twice, at most) closes its connection
+//    (HTTPServerOptions' idle_timeout);
 //  - 501 for CONNECT and for OPTIONS * (HTTPClient sends origin-form targets only); 400 for a
 //    target with a '%' not followed by two hex digits or a non-ASCII byte (URL::check_target:
 //    HTTPClient cannot send it), without contacting the upstream;
@@ -97,6 +100,9 @@ ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
           "close a client connection idle this long, or not reading its response (0 disables)");
 ABSL_FLAG(int, min_body_rate, 500,
           "408 for a request body slower than this many bytes/s over 10 s (0 disables)");
+ABSL_FLAG(int, max_buffered_body, 64 * 1024,
+          "a request body is read whole before the upstream is asked, up to this many bytes; "
+          "longer ones stream from there (0: every body streams)");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, critical or off");
 
 namespace {
@@ -188,10 +194,12 @@ int main(int argc, char** argv) {
   const int port = absl::GetFlag(FLAGS_port);
   const int max_upstream = absl::GetFlag(FLAGS_max_upstream_connections);
   const int min_body_rate = absl::GetFlag(FLAGS_min_body_rate);
-  if (threads < 1 || port < 0 || port > 65535 || max_upstream < 1 || min_body_rate < 0) {
+  const int max_buffered_body = absl::GetFlag(FLAGS_max_buffered_body);
+  if (threads < 1 || port < 0 || port > 65535 || max_upstream < 1 || min_body_rate < 0 ||
+      max_buffered_body < 0) {
     std::fprintf(stderr,
                  "http_proxy: --threads and --max_upstream_connections must be >= 1, --port in "
-                 "0..65535, --min_body_rate >= 0\n");
+                 "0..65535, --min_body_rate and --max_buffered_body >= 0\n");
     return 2;
   }
   absl::StatusOr<IOLoop::Options> options = ex::loop_options(absl::GetFlag(FLAGS_poller));
@@ -206,6 +214,7 @@ int main(int argc, char** argv) {
   config.max_upstream_connections = static_cast<size_t>(max_upstream);
   config.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
   config.min_body_rate = static_cast<size_t>(min_body_rate);
+  config.max_buffered_body = static_cast<size_t>(max_buffered_body);
   if (absl::Status s = configure_tls(config); !s.ok()) {
     std::fprintf(stderr, "http_proxy: %s\n", std::string(s.message()).c_str());
     return 2;

@@ -48,6 +48,9 @@ struct ProxyConfig {
   size_t max_upstream_connections = 64;
   absl::Duration idle_timeout;
   size_t min_body_rate = 0;
+  // A request body is read whole before the upstream is asked, up to this many bytes; past
+  // them it streams. 0: every body streams from the header section on.
+  size_t max_buffered_body = 64 * 1024;
   // TLS (http_proxy.cc's configure_tls()); null: plain. Contexts are immutable and shared by every
   // thread.
   std::shared_ptr<const net::TransportFactory> upstream_tls;  // https upstream
@@ -112,31 +115,59 @@ class Proxy {
   void handle(const net::HTTPRequest& request, net::HTTPResponseWriter& writer) {
     auto exchange = std::make_shared<Exchange>();
     exchange->proxy = this;
-    start(exchange, request, writer.remote_address(), /*streamed_body=*/false);
+    net::HTTPClientRequest up;
+    if (prepare(*exchange, request, writer.remote_address(), up)) {
+      launch(exchange, std::move(up), /*streamed_body=*/false);
+    }
     attach(exchange, writer);
   }
 
-  // A request with a body, at its header section: forward the head now and the body as it
-  // arrives (HTTPServer's on_headers factory).
+  // A request with a body, at its header section (HTTPServer's on_headers factory). The body is
+  // read up to config_.max_buffered_body before the upstream is asked: a client sending a small
+  // body slowly then holds no upstream connection (nginx buffers every body). A longer body
+  // streams from there on.
   std::unique_ptr<net::HTTPBodyHandler> on_headers(const net::HTTPRequest& head,
                                                    net::HTTPBodyControl& control) {
     auto exchange = std::make_shared<Exchange>();
     exchange->proxy = this;
     exchange->control = &control;
-    start(exchange, head, control.remote_address(), /*streamed_body=*/true);
-    return std::make_unique<Upload>(*this, std::move(exchange));
+    auto upload = std::make_unique<Upload>(*this, exchange);
+    if (prepare(*exchange, head, control.remote_address(), upload->request)) {
+      upload->buffering = true;
+      if (config_.max_buffered_body == 0) upload->stream();
+    }
+    return upload;
   }
 
  private:
-  // The streamed body of one request, client -> upstream, with backpressure both ways: the
-  // client is not read while kHighWater bytes wait for the upstream, and the upstream is
-  // given the next piece once everything before it was flushed.
+  // The body of one request, client -> upstream: buffered up to max_buffered_body, then
+  // streamed with backpressure both ways: the client is not read while kHighWater bytes wait
+  // for the upstream, and the upstream is given the next piece once everything before it was
+  // flushed.
   class Upload final : public net::HTTPBodyHandler {
    public:
     Upload(Proxy& proxy, std::shared_ptr<Exchange> ex) : proxy_(proxy), ex_(std::move(ex)) {}
+
+    // The upstream request, prepared and not sent yet while `buffering`.
+    net::HTTPClientRequest request;
+    bool buffering = false;
+
+    // Sends the request now; the body follows as it arrives (pending first).
+    void stream() {
+      buffering = false;
+      proxy_.launch(ex_, std::move(request), /*streamed_body=*/true);
+    }
+
     bool on_body(absl::string_view chunk) override {
-      if (ex_->fetch == 0) return true;  // the exchange already ended (a 502): drop the rest
-      ex_->pending.append(chunk.data(), chunk.size());
+      if (buffering) {
+        ex_->pending.append(chunk.data(), chunk.size());
+        if (ex_->pending.size() <= proxy_.config_.max_buffered_body) return true;
+        stream();
+      } else if (ex_->fetch == 0) {
+        return true;  // the exchange ended (a 502) or was never sent (a 501): drop the rest
+      } else {
+        ex_->pending.append(chunk.data(), chunk.size());
+      }
       pump_upload(*ex_);
       if (ex_->pending.size() < kHighWater) return true;
       ex_->client_paused = true;
@@ -148,8 +179,14 @@ class Proxy {
     }
     void on_end(const net::HTTPRequest&, net::HTTPResponseWriter& writer) override {
       ex_->control = nullptr;
-      ex_->body_complete = true;
-      pump_upload(*ex_);
+      if (buffering) {  // the whole body is in: sent with it, under its length
+        buffering = false;
+        request.body = std::exchange(ex_->pending, std::string());
+        proxy_.launch(ex_, std::move(request), /*streamed_body=*/false);
+      } else {
+        ex_->body_complete = true;
+        pump_upload(*ex_);
+      }
       proxy_.attach(ex_, writer);
     }
     void on_close(const absl::Status&) override {
@@ -171,31 +208,38 @@ class Proxy {
     return o;
   }
 
-  // Starts the upstream fetch for `request` (its body, if any, comes through the Upload).
-  void start(const std::shared_ptr<Exchange>& exchange, const net::HTTPRequest& request,
-             const std::string& peer, bool streamed_body) {
-    // net::HTTPClient sends origin-form targets only: no tunnel, no asterisk form. The client gets
-    // a 501 (on_done) once its request is complete; a body is dropped as it arrives.
+  // Makes `up`, the upstream request for `request`: false if the proxy answers it itself
+  // (exchange.rejected and early_done say how; the client gets that once its request is
+  // complete, and a body is dropped as it arrives).
+  bool prepare(Exchange& exchange, const net::HTTPRequest& request, const std::string& peer,
+               net::HTTPClientRequest& up) {
+    // net::HTTPClient sends origin-form targets only: no tunnel, no asterisk form.
     if (request.method() == "CONNECT" || request.target() == "*") {
-      exchange->rejected = 501;
-      exchange->early_done = absl::UnimplementedError(
+      exchange.rejected = 501;
+      exchange.early_done = absl::UnimplementedError(
           request.method() == "CONNECT"
               ? std::string("CONNECT: this reverse proxy does not open tunnels")
               : absl::StrCat(request.method(),
                              " *: the asterisk form is not forwarded to the upstream"));
-      return;
+      return false;
     }
-    net::HTTPClientRequest up = upstream_request(request, peer);
+    upstream_request(request, peer, up);
     // A target the server lets through but HTTPClient's URL parsing refuses (a '%' without two
     // hex digits after it, a non-ASCII byte) is the client's malformed request: a 400 as nginx
     // answers it, and the upstream is not contacted. The fetch would fail too, but as a 502 that
     // blames the upstream. URL::check_target is that parsing's rule for a target.
     const absl::string_view target = absl::string_view(up.url).substr(origin_.size());
     if (absl::Status bad = net::URL::check_target(target); !bad.ok()) {
-      exchange->rejected = 400;
-      exchange->early_done = std::move(bad);
-      return;
+      exchange.rejected = 400;
+      exchange.early_done = std::move(bad);
+      return false;
     }
+    return true;
+  }
+
+  // Starts the fetch of `up`. streamed_body: its body comes through the Upload, pending first.
+  void launch(const std::shared_ptr<Exchange>& exchange, net::HTTPClientRequest&& up,
+              bool streamed_body) {
     std::weak_ptr<Exchange> weak = exchange;
     if (streamed_body) {
       up.body_producer = [weak](net::HTTPClientBodyWriter& writer) {
@@ -258,9 +302,8 @@ class Proxy {
     }
   }
 
-  net::HTTPClientRequest upstream_request(const net::HTTPRequest& request,
-                                          const std::string& peer) {
-    net::HTTPClientRequest up;
+  void upstream_request(const net::HTTPRequest& request, const std::string& peer,
+                        net::HTTPClientRequest& up) {
     up.method = request.method();
     // Only a path and query follow the upstream's origin (target text there could name another
     // host): "http://host/p?q" is sent on as "/p?q", its authority being the Host field. "*"
@@ -278,7 +321,8 @@ class Proxy {
     up.url = origin_;
     up.url.append(path.data(), path.size());
     if (has_query) absl::StrAppend(&up.url, "?", query);
-    // A body keeps the client's Content-Length (sent unframed) or goes chunked without one.
+    // A streamed body keeps the client's Content-Length (sent unframed) or goes chunked without
+    // one; a body read whole goes under its own length (HTTPClient writes it).
     // Room for the two fields appended next (X-Forwarded-For, Via): each append to a full
     // vector would move every field.
     net::copy_end_to_end_fields(request.headers(), up.headers, 2);
@@ -293,7 +337,6 @@ class Proxy {
     up.response_timeout = config_.upstream_timeout;
     up.request_timeout = absl::InfiniteDuration();
     up.follow_redirects = false;  // a proxy passes redirects on
-    return up;
   }
 
   static void on_head(Exchange& ex, const net::HTTPResponseHead& upstream) {
