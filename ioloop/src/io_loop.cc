@@ -465,6 +465,25 @@ void IOLoop::stop() {
   }
 }
 
+void IOLoop::stop_when_idle(int max_rounds) {
+  add_callback([this, max_rounds] { stop_if_idle_since(stats(), max_rounds); });
+}
+
+void IOLoop::stop_if_idle_since(const Stats& before, int rounds_left) {
+  const Stats now = stats();
+  // This check is the one callback run since `before` (the first check has run none: it
+  // compares with itself, and goes round once more).
+  const bool idle = now.callbacks_run == before.callbacks_run + 1 &&
+                    now.events_dispatched == before.events_dispatched &&
+                    now.timers_fired == before.timers_fired &&
+                    now.signals_dispatched == before.signals_dispatched;
+  if (idle || rounds_left <= 1) {
+    stop();
+    return;
+  }
+  add_callback([this, now, rounds_left] { stop_if_idle_since(now, rounds_left - 1); });
+}
+
 absl::Status IOLoop::run_sync(absl::AnyInvocable<void(Done) &&> fn, absl::Duration timeout) {
   if (!fn) return absl::InvalidArgumentError("run_sync: empty function");
   if (running()) {

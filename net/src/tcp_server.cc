@@ -101,24 +101,6 @@ absl::Status validate(const TCPServerOptions& options) {
   return absl::OkStatus();
 }
 
-// Rounds a shutting-down worker loop gets for its closed streams' completions.
-constexpr int kMaxDrainRounds = 64;
-
-// Stops `loop` at the first iteration that ran nothing but this check (no other callback, I/O
-// event or timer) since the last one, `before`; or after `rounds` checks, since user callbacks may
-// queue more for ever (a re-adding callback), and a shutdown must end.
-void stop_when_drained(IOLoop& loop, const IOLoop::Stats& before, int rounds) {
-  const IOLoop::Stats now = loop.stats();
-  const bool idle = now.callbacks_run == before.callbacks_run + 1 &&
-                    now.events_dispatched == before.events_dispatched &&
-                    now.timers_fired == before.timers_fired;
-  if (idle || rounds <= 1) {
-    loop.stop();
-    return;
-  }
-  loop.add_callback([&loop, now, rounds] { stop_when_drained(loop, now, rounds - 1); });
-}
-
 }  // namespace
 
 TCPServer::TCPServer(IOLoop& loop, StreamHandler handler, TCPServerOptions options)
@@ -148,7 +130,7 @@ void TCPServer::shut_down_workers() {
     // connection's close reaches a deferred response's close callback a hop later).
     w->loop->add_callback([worker] {
       worker->close_listeners(/*close_streams=*/true);
-      stop_when_drained(*worker->loop, worker->loop->stats(), kMaxDrainRounds);
+      worker->loop->stop_when_idle();
     });
   }
   for (auto& w : workers_) {

@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "io_loop_fixture.h"
 #include "ioloop/io_loop.h"
+#include "ioloop/loop_handle.h"
 #include "testing/log_capture.h"
 #include "testing/notification.h"
 #include "testing/socket_pair.h"
@@ -227,6 +228,71 @@ TEST(IOLoopRunSyncTest, LateDoneAfterTheLoopIsDestroyedTouchesNothing) {
     EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
   }
   std::move(kept)(absl::OkStatus());  // ASan: no use of the destroyed loop
+}
+
+// stop_when_idle(): start() returns once what was queued, and what that queues in turn, has
+// run (a shutdown's close callbacks reach their users a hop or two later).
+TEST(IOLoopStopWhenIdleTest, ReturnsOnceTheChainOfCallbacksHasRun) {
+  IOLoop loop;
+  int ran = 0;
+  std::function<void(int)> chain = [&](int left) {
+    ++ran;
+    if (left > 0) loop.add_callback([&chain, left] { chain(left - 1); });
+  };
+  loop.add_callback([&] { chain(9); });
+  loop.stop_when_idle();
+  loop.start();
+  EXPECT_EQ(ran, 10);
+}
+
+TEST(IOLoopStopWhenIdleTest, DueTimersAndEventsRunTooButLaterTimersWait) {
+  IOLoop loop;
+  SocketPair pair;
+  bool read_ready = false;
+  bool due_fired = false;
+  bool later_fired = false;
+  ASSERT_TRUE(loop.add_handler(
+                      pair.fd[0],
+                      [&](int, uint32_t) {
+                        read_ready = true;
+                        loop.remove_handler(pair.fd[0]);
+                      },
+                      IOLoop::READ)
+                  .ok());
+  ASSERT_EQ(::write(pair.fd[1], "x", 1), 1);
+  loop.call_later(absl::ZeroDuration(), [&] { due_fired = true; });
+  loop.call_later(absl::Hours(1), [&] { later_fired = true; });
+  loop.stop_when_idle();
+  loop.start();
+  EXPECT_TRUE(read_ready);
+  EXPECT_TRUE(due_fired);
+  EXPECT_FALSE(later_fired);
+  EXPECT_EQ(loop.stats().timers_pending, 1u);
+}
+
+TEST(IOLoopStopWhenIdleTest, ACallbackThatReaddsItselfForEverEndsAfterMaxRounds) {
+  IOLoop loop;
+  uint64_t ran = 0;
+  std::function<void()> again = [&] {
+    ++ran;
+    loop.add_callback([&again] { again(); });
+  };
+  loop.add_callback([&again] { again(); });
+  loop.stop_when_idle(/*max_rounds=*/8);
+  loop.start();
+  EXPECT_GE(ran, 7u);
+  EXPECT_LE(ran, 10u);
+}
+
+TEST(IOLoopStopWhenIdleTest, CalledFromAnotherThreadWhileRunning) {
+  IOLoop loop;
+  std::thread runner([&] { loop.start(); });
+  std::shared_ptr<LoopHandle> handle = loop.handle();
+  int ran = 0;
+  ASSERT_TRUE(handle->post([&] { loop.add_callback([&] { ++ran; }); }));
+  loop.stop_when_idle();
+  runner.join();
+  EXPECT_EQ(ran, 1);
 }
 
 TEST(IOLoopRunTest, TimeIsMonotonic) {

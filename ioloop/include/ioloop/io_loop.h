@@ -208,6 +208,15 @@ class IOLoop {
   /// Thread-safe. Makes start() return after the current iteration. Not async-signal-safe
   /// (it takes the loop's mutex): to stop on a signal, call it from add_signal_handler().
   void stop();
+  /// Thread-safe. Makes start() return at the first iteration that ran nothing but this check
+  /// (no other callback, I/O event, timer or signal since the check before), or after
+  /// `max_rounds` checks, since a callback that re-adds itself would keep it going for ever.
+  /// For a shutdown: what closing the connections queued (close callbacks, and what those queue
+  /// in turn a hop later) runs before start() returns. Timers not yet due are left pending.
+  ///   server.stop(/*close_connections=*/true);
+  ///   loop.stop_when_idle();
+  ///   loop.start();  // returns once the closes have run their course
+  void stop_when_idle(int max_rounds = 64);
   /// Runs the loop until `fn` calls its Done argument (any thread), then returns that status;
   /// DeadlineExceeded if `timeout` passes first (InfiniteDuration means no limit); Cancelled if
   /// the loop is stopped by someone else's stop() first. FailedPrecondition, and `fn` never
@@ -255,6 +264,8 @@ class IOLoop {
 
   IOLoop(std::unique_ptr<Poller> poller, std::unique_ptr<Waker> waker, Options options);
   void run_once();
+  // stop_when_idle()'s check: `before` is the stats at the previous one.
+  void stop_if_idle_since(const Stats& before, int rounds_left);
   void run_callbacks();
   void run_timers();
   void dispatch(const Poller::Event& ev);

@@ -126,7 +126,9 @@ class TCPServer {
   /// again.
   absl::Status start(int num_threads = 1);
   /// Stops accepting (listeners closed); with `close_streams`, closes every open stream too.
-  /// With N > 1 the workers do it asynchronously; the destructor waits for them.
+  /// With N > 1 the workers do it asynchronously; the destructor waits for them, and each
+  /// worker loop runs what the closes queued first (IOLoop::stop_when_idle()). On the caller's
+  /// loop, close callbacks run on its later iterations: `loop.stop_when_idle(); loop.start();`.
   void stop(bool close_streams = false);
 
   /// The addresses listened on, with the real port when 0 was asked.

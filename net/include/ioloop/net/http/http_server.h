@@ -243,7 +243,10 @@ class HTTPServer {
   absl::Status add_sockets(std::vector<Socket> sockets);
   absl::Status start(int num_threads = 1);
   /// @}
-  /// Stops accepting; with `close_connections`, closes every open connection too.
+  /// Stops accepting; with `close_connections`, closes every open connection too. The close
+  /// callbacks of pending deferred responses run on later iterations of their loop: on the
+  /// caller's loop (start(1)), run `loop.stop_when_idle(); loop.start();` after this to let
+  /// them run; worker loops do it themselves when the server is destroyed.
   void stop(bool close_connections = false);
   /// The port of the first address listened on; 0 if none.
   uint16_t port() const;
