@@ -272,7 +272,9 @@ TEST(URLTest, ParseOnAKnownOriginGivesWhatParseGives) {
       absl::StatusOr<URL> expected = URL::parse(url);
       absl::StatusOr<URL> got = internal::parse_url_on_origin(url, *origin, text.size());
       ASSERT_EQ(got.status(), expected.status());
-      if (expected.ok()) EXPECT_EQ(*got, *expected);
+      if (expected.ok()) {
+        EXPECT_EQ(*got, *expected);
+      }
     }
   }
 }
@@ -302,7 +304,9 @@ TEST(URLTest, LastOriginParsesEachURLAsParseDoesAndKeysItsPool) {
     if (!got.ok()) continue;
     EXPECT_EQ(*got, *expected);
     // `canonical` never claims a URL that is not its own canonical text (it may miss one).
-    if (last.canonical) EXPECT_EQ(got->to_string(), c.url);
+    if (last.canonical) {
+      EXPECT_EQ(got->to_string(), c.url);
+    }
     EXPECT_EQ(last.key, pool_key(*expected));
     auto [it, added] = key_of_pool.emplace(c.pool, last.key);
     EXPECT_EQ(it->second, last.key);
@@ -328,7 +332,9 @@ TEST(URLTest, LastOriginKnowsWhenAURLIsItsCanonicalText) {
     absl::StatusOr<URL> got = last.parse(c.url);
     ASSERT_TRUE(got.ok()) << got.status();
     EXPECT_EQ(last.canonical, c.canonical);
-    if (c.canonical) EXPECT_EQ(got->to_string(), c.url);
+    if (c.canonical) {
+      EXPECT_EQ(got->to_string(), c.url);
+    }
   }
 }
 
