@@ -5,7 +5,8 @@
 ///
 /// Threading: an IOLoop belongs to the thread that runs start(). Every method must be called
 /// on that thread (or before start(), by the thread that will run it), unless its comment
-/// begins "Thread-safe." Only add_callback(), stop(), handle() and in_loop_thread() are.
+/// begins "Thread-safe." Only add_callback(), stop(), stop_when_idle(), handle() and
+/// in_loop_thread() are.
 ///
 /// Ownership: the loop never owns registered fds. remove_handler() before closing an fd.
 /// Callables passed in are owned by the loop until they run or are removed; a handler may
