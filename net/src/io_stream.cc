@@ -281,7 +281,7 @@ void IOStream::on_events(uint32_t events) {
     if (events & IOLoop::ERROR) {
       absl::Status err = socket_.take_error();
       if (!err.ok()) {
-        close(std::move(err));
+        close_on_connection_error(std::move(err));
       } else if (peer_eof_) {
         // Hang-up after EOF: the write side is gone too.
         if (writing()) {

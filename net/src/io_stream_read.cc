@@ -199,6 +199,23 @@ void IOStream::handle_read(bool force) {
   }
 }
 
+// What the peer sent before a reset stays readable in the kernel, and it may be what matters
+// most: an HTTP server's early error response, sent before it closed with the client's upload
+// unread (which resets: RFC 9112 sections 9.5, 9.6). It is read into the read buffer, given a
+// block of its own (the close callbacks run later), and the reads get it before the error
+// (run_close_callbacks() serves them first). Bounded by max_buffer_size like any read.
+void IOStream::close_on_connection_error(absl::Status error) {
+  if (!closed() && !peer_eof_ && !(transport_wait_ & kHandshaking)) {
+    Transport& t = transport();
+    while (read_buffer_.size() <= max_buffer_size_) {
+      IOResult r = t.read(socket_.fd(), read_buffer_, max_buffer_size_ - read_buffer_.size() + 1);
+      if (r.outcome != IOResult::kDone || r.drained) break;
+    }
+    if (!read_buffer_.empty()) read_buffer_.end_lending();
+  }
+  close(std::move(error));
+}
+
 // The peer ended its side. `truncation` is not OK when that end was not clean (a TLS peer
 // that sent FIN without close_notify): it becomes the close status, so a read to the end
 // fails with it instead of passing a cut stream off as complete.

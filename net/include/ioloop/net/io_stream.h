@@ -349,6 +349,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void flush_transport();
   void run_handshake_callback();
   void handle_read(bool force);
+  // A write or the socket reported the connection gone: close with `error`, after reading what
+  // the peer sent before it went (still in the kernel) into the read buffer.
+  void close_on_connection_error(absl::Status error);
   void on_peer_eof(absl::Status truncation);
   void maybe_close_after_eof();
   WriteQueue& queue();
