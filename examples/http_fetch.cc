@@ -25,6 +25,7 @@
 // written), 2 for a transport error or bad usage, with one line on stderr naming the reason:
 // refused, timeout, malformed response, a body cut short, too many redirects, a certificate
 // that does not verify, ...
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -34,6 +35,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -140,10 +142,16 @@ int main(int argc, char** argv) {
       return fail(absl::StrCat("cannot open ", output, ": ", std::strerror(errno)));
     }
   }
-  bool write_failed = false;
-  request.streaming_callback = [out, &write_failed](absl::string_view piece) {
-    if (!write_failed && std::fwrite(piece.data(), 1, piece.size(), out) != piece.size()) {
-      write_failed = true;
+  // A failed write (stdout closed, disk full) ends the transfer: `stop_transfer` cancels the
+  // fetch (set once it exists), and the error is kept for the one line at the end (errno would
+  // be stale by then).
+  std::string write_error;
+  absl::AnyInvocable<void()> stop_transfer;
+  request.streaming_callback = [out, &write_error, &stop_transfer](absl::string_view piece) {
+    if (!write_error.empty()) return;
+    if (std::fwrite(piece.data(), 1, piece.size(), out) != piece.size()) {
+      write_error = std::strerror(errno);
+      if (stop_transfer) stop_transfer();
     }
   };
   if (absl::GetFlag(FLAGS_include)) {
@@ -178,7 +186,9 @@ int main(int argc, char** argv) {
     const uint64_t id =
         client.fetch(std::move(request), [&](absl::StatusOr<net::HTTPClientResponse> response) {
           (*loop)->stop();
-          if (timed_out) {
+          if (!write_error.empty()) {
+            exit_code = kExitTransport;  // said below
+          } else if (timed_out) {
             exit_code = fail(absl::StrCat("timeout: the transfer took longer than ",
                                           absl::FormatDuration(timeout)));
           } else if (!response.ok()) {
@@ -187,6 +197,8 @@ int main(int argc, char** argv) {
             exit_code = response->status < 400 ? kExitOk : kExitHTTPError;
           }
         });
+    // Not from inside the streaming callback: cancel() completes the fetch, which is running.
+    stop_transfer = [&] { (*loop)->add_callback([&] { client.cancel(id); }); };
     if (timeout > absl::ZeroDuration()) {
       (*loop)->call_later(timeout, [&] {
         timed_out = true;
@@ -195,9 +207,10 @@ int main(int argc, char** argv) {
     }
     (*loop)->start();
   }
-  if (std::fflush(out) != 0 || std::ferror(out) || write_failed) {
-    exit_code = fail(absl::StrCat("cannot write the body: ", std::strerror(errno)));
+  if (write_error.empty() && (std::fflush(out) != 0 || std::ferror(out))) {
+    write_error = std::strerror(errno);
   }
+  if (!write_error.empty()) exit_code = fail(absl::StrCat("cannot write the body: ", write_error));
   if (out != stdout) std::fclose(out);
   return exit_code;
 }

@@ -42,8 +42,9 @@ class ScriptedServer {
  public:
   struct Reply {
     std::string bytes;
-    bool close = false;   // close the connection after writing
-    bool silent = false;  // write nothing; wait for the client to go away
+    bool close = false;    // close the connection after writing
+    bool silent = false;   // write nothing; wait for the client to go away
+    bool endless = false;  // after `bytes`, send zeros until the client goes away
   };
 
   explicit ScriptedServer(std::map<std::string, Reply> replies) : replies_(std::move(replies)) {
@@ -147,7 +148,11 @@ class ScriptedServer {
         if (n <= 0) break;
         sent += static_cast<size_t>(n);
       }
-      if (reply.close) break;
+      while (reply.endless && sent == reply.bytes.size()) {
+        static const std::string kZeros(65536, '\0');
+        if (::send(fd, kZeros.data(), kZeros.size(), MSG_NOSIGNAL) <= 0) break;
+      }
+      if (reply.close || reply.endless) break;
     }
     ::shutdown(fd, SHUT_RDWR);
     MutexLock lock(&mu_);
@@ -362,6 +367,24 @@ TEST(HTTPFetchTest, TimeoutExitsTwo) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err, "http_fetch: timeout: the transfer took longer than 300ms\n");
+}
+
+// Found by a probe: with stdout closed (`| head -c 10`), http_fetch read on until the body's
+// end or --timeout, for ever without one, and then printed two lines (the second with a stale
+// errno). It now stops the transfer at the failed write: exit 2, one line naming the error.
+TEST(HTTPFetchTest, AClosedStdoutEndsTheTransfer) {
+  ScriptedServer server(Replies{{"/endless", {"HTTP/1.1 200 OK\r\n\r\n", false, false, true}}});
+  static int calls = 0;
+  const std::string err =
+      absl::StrCat(::testing::TempDir(), "/http_fetch_pipe.", ::getpid(), ".", ++calls, ".err");
+  const std::string command =
+      absl::StrCat("bash -c \"", HTTP_FETCH_PATH, " --timeout=60s '", server.url("/endless"),
+                   "' 2>", err, " | head -c 10 >/dev/null; exit \\${PIPESTATUS[0]}\"");
+  const int status = std::system(command.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_EQ(read_file(err), "http_fetch: cannot write the body: Broken pipe\n");
+  std::remove(err.c_str());
 }
 
 TEST(HTTPFetchTest, UsageErrorsExitTwo) {
