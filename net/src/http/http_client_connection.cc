@@ -1,6 +1,9 @@
 // File: net/src/http/http_client_connection.cc
 #include "http/http_client_connection.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -60,6 +63,13 @@ void ClientConnection::write_copy(absl::string_view data, IOStream::WriteCallbac
 void ClientConnection::pause_reading() { stream_->pause_reading(); }
 void ClientConnection::resume_reading() { stream_->resume_reading(); }
 bool ClientConnection::reading_paused() const { return stream_->reading_paused(); }
+
+bool ClientConnection::peer_closed() const {
+  if (closed_) return true;
+  char byte;
+  const ssize_t n = ::recv(stream_->fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
 
 void ClientConnection::close(absl::Status reason) {
   if (closed_) return;

@@ -25,6 +25,11 @@ void HTTPClientCore::acquire(const FetchPtr& f) {
       drop(*conn);
       continue;
     }
+    if (!idempotent(f->request.method) && conn->peer_closed()) {
+      conn->close();
+      drop(*conn);
+      continue;
+    }
     start_exchange(f, std::move(conn), /*reused=*/true);
     return;
   }
@@ -103,12 +108,18 @@ void HTTPClientCore::release(std::shared_ptr<ClientConnection> conn) {
   if (conn->reading_paused()) conn->resume_reading();
   HostPool& pool = pools[conn->key()];
   while (!pool.queue.empty()) {
+    if (pool.queue.front()->finished) {
+      pool.queue.pop_front();
+      continue;
+    }
+    if (!idempotent(pool.queue.front()->request.method) && conn->peer_closed()) {
+      conn->close();
+      return drop(*conn);  // the queue gets a new connection
+    }
     FetchPtr f = std::move(pool.queue.front());
     pool.queue.pop_front();
-    if (!f->finished) {
-      start_exchange(f, std::move(conn), /*reused=*/true);
-      return;
-    }
+    start_exchange(f, std::move(conn), /*reused=*/true);
+    return;
   }
   if (options.idle_timeout == absl::ZeroDuration()) {
     conn->close();

@@ -77,7 +77,10 @@
 ///    before any byte of the response, the fetch is retried once, on a fresh connection, if its
 ///    method is idempotent (GET, HEAD, PUT, DELETE, OPTIONS, TRACE; RFC 9110 §9.2.2) and its body
 ///    is not produced by a body_producer (it cannot be replayed). Never otherwise: a POST then
-///    fails with Unavailable. Stats::retries counts retries.
+///    fails with Unavailable. Stats::retries counts retries. Before a request that would not be
+///    retried goes on a reused connection, the pool checks (one non-blocking peek) that the
+///    server has not already closed it: a FIN right behind the last response, not yet read, then
+///    sends the request on another connection instead of failing it.
 ///  - Framing: Content-Length, chunked or close-delimited; no body for HEAD, 1xx, 204, 304;
 ///    interim 1xx responses go to interim_callback, never taken for the final response.
 ///  - Redirects (follow_redirects): 301, 302 and 303 are followed with GET and no body (HEAD
