@@ -357,7 +357,10 @@ TEST(HTTPFetchTest, MalformedAndCutShortResponsesExitTwo) {
               {"/short", {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", true}}});
   expect_transport_error({server.url("/bad")}, "malformed response: invalid HTTP status code");
   // What arrived before the cut is on stdout.
-  expect_transport_error({server.url("/short")}, "connection closed after 3 of 10 body bytes",
+  // The reason names the request and the phase.
+  expect_transport_error({server.url("/short")},
+                         "connection closed after 3 of 10 body bytes (GET " + server.url("/short") +
+                             ", reading the body)",
                          "abc");
 }
 

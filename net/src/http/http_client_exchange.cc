@@ -4,6 +4,7 @@
 // the request_timeout, the keep-alive race retry and redirects.
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "http/http_client_core.h"
@@ -15,6 +16,22 @@ namespace {
 
 bool is_redirect(int status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+// A connection's failure as the fetch's error: the message names the request of this hop and
+// the phase, as the timeouts' do (http_client.h). The stream's "socket fd N: " means nothing
+// to the caller and goes.
+absl::Status in_context(const ClientFetch& f, const absl::Status& status, bool response_started) {
+  absl::string_view why = status.message();
+  if (absl::StartsWith(why, "socket fd ")) {
+    const size_t colon = why.find(": ");
+    if (colon != absl::string_view::npos) why.remove_prefix(colon + 2);
+  }
+  const char* phase = response_started ? (f.head_received ? "reading the body" : "reading the head")
+                      : !f.upload_done || f.writes_in_flight > 0 ? "sending the request"
+                                                                 : "waiting for the response";
+  return absl::Status(status.code(), absl::StrCat(why, " (", f.request.method, " ",
+                                                  f.url.to_string(), ", ", phase, ")"));
 }
 
 }  // namespace
@@ -354,7 +371,7 @@ void HTTPClientCore::on_failed(ClientConnection& c, uint64_t exchange, absl::Sta
   }
   drop(*conn);
   if (shut_down || f->finished) return;
-  fail(f, std::move(status));
+  fail(f, in_context(*f, status, response_started));
 }
 
 }  // namespace ioloop::net

@@ -186,14 +186,18 @@ TEST_F(HTTPClientFramingTest, MalformedAndTruncatedResponsesAreDataLoss) {
     std::string bytes;
     absl::Status status;
   };
+  // Each names the request and the phase (http_client.h).
+  const std::string get = "GET " + raw->url();
   const std::vector<Case> cases = {
       {"HTTP/1.1 2x0 OK\r\n\r\n", absl::DataLossError("")},
       {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
-       absl::DataLossError("connection closed after 3 of 10 body bytes")},
+       absl::DataLossError("connection closed after 3 of 10 body bytes (" + get +
+                           ", reading the body)")},
       {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
-       absl::DataLossError("connection closed in a chunked body")},
+       absl::DataLossError("connection closed in a chunked body (" + get + ", reading the body)")},
       {"HTTP/1.1 200 OK\r\nContent-Le",
-       absl::DataLossError("connection closed in the response head")},
+       absl::DataLossError("connection closed in the response head (" + get +
+                           ", reading the head)")},
   };
   for (const Case& c : cases) {
     absl::StatusOr<HTTPClientResponse> r = exchange(*raw, c.bytes, c.bytes.size(), true);
@@ -210,8 +214,9 @@ TEST_F(HTTPClientFramingTest, MalformedAndTruncatedResponsesAreDataLoss) {
 TEST_F(HTTPClientFramingTest, ServerClosingBeforeAnyByteOfAFreshConnectionIsUnavailable) {
   auto raw = raw_server();
   absl::StatusOr<HTTPClientResponse> r = exchange(*raw, "", 0, true);
-  EXPECT_EQ(r.status(),
-            absl::UnavailableError("the server closed the connection before sending a response"));
+  EXPECT_EQ(r.status(), absl::UnavailableError(
+                            "the server closed the connection before sending a response (GET " +
+                            raw->url() + ", waiting for the response)"));
 }
 
 TEST_F(HTTPClientFramingTest, HeadOverMaxHeaderSizeIsResourceExhausted) {

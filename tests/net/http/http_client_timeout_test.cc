@@ -359,8 +359,9 @@ TEST_F(HTTPClientTest, PostOnAStaleConnectionIsNeverRetried) {
       absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(request));
       EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
       if (!reset) {
-        EXPECT_EQ(r.status(), absl::UnavailableError(
-                                  "the server closed the connection before sending a response"));
+        EXPECT_EQ(r.status(), absl::UnavailableError(absl::StrCat(
+                                  "the server closed the connection before sending a response (",
+                                  method, " ", raw->url(), ", waiting for the response)")));
       }
       EXPECT_EQ(client.stats().retries, 0u);
       settle();
@@ -385,8 +386,9 @@ TEST_F(HTTPClientTest, RetryHappensOnceAndNotAfterAResponseByte) {
   HTTPClient client(loop());
   ASSERT_TRUE(get(client, raw->url()).ok());
   absl::StatusOr<HTTPClientResponse> res = get(client, raw->url());
-  EXPECT_EQ(res.status(),
-            absl::UnavailableError("the server closed the connection before sending a response"));
+  EXPECT_EQ(res.status(), absl::UnavailableError(
+                              "the server closed the connection before sending a response (GET " +
+                              raw->url() + ", waiting for the response)"));
   EXPECT_EQ(client.stats().retries, 1u);
   EXPECT_EQ(raw->connections(), 2u);
 
