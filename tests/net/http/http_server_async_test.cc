@@ -362,6 +362,21 @@ TEST_F(HTTPServerAsyncTest, DroppedOnAnotherThreadIs500FromTheLoop) {
   EXPECT_EQ(stats().stream_errors, 1u);
 }
 
+// `count` blocking connections to 127.0.0.1:port, each of which has sent kGet.
+std::vector<Socket> clients_sending_a_get(uint16_t port, int count) {
+  absl::StatusOr<SocketAddress> to = SocketAddress::parse("127.0.0.1", port);
+  EXPECT_TRUE(to.ok());
+  std::vector<Socket> clients;
+  for (int i = 0; to.ok() && i < count; ++i) {
+    Socket c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    EXPECT_EQ(::connect(c.fd(), to->get(), to->length()), 0);
+    EXPECT_EQ(::send(c.fd(), kGet, sizeof kGet - 1, MSG_NOSIGNAL),
+              static_cast<ssize_t>(sizeof kGet - 1));
+    clients.push_back(std::move(c));
+  }
+  return clients;
+}
+
 // Found by a threading probe: with start(N > 1), destroying the server stopped each worker
 // loop one iteration after closing its connections, before the close callbacks of pending
 // deferred responses (a later hop) ran; a callback that held its own stream leaked it.
@@ -381,16 +396,7 @@ TEST(HTTPServerWorkersTest, DestroyingTheServerRunsPendingResponsesCloseCallback
   });
   ASSERT_TRUE(server->listen(0, "127.0.0.1").ok());
   ASSERT_TRUE(server->start(2).ok());
-  absl::StatusOr<SocketAddress> to = SocketAddress::parse("127.0.0.1", server->port());
-  ASSERT_TRUE(to.ok());
-  std::vector<Socket> clients;
-  for (int i = 0; i < kClients; ++i) {
-    Socket c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    ASSERT_EQ(::connect(c.fd(), to->get(), to->length()), 0);
-    ASSERT_EQ(::send(c.fd(), kGet, sizeof kGet - 1, MSG_NOSIGNAL),
-              static_cast<ssize_t>(sizeof kGet - 1));
-    clients.push_back(std::move(c));
-  }
+  std::vector<Socket> clients = clients_sending_a_get(server->port(), kClients);
   while (deferred.load() < kClients) std::this_thread::yield();  // the workers' handlers ran
   server.reset();                                                // joins the workers
   EXPECT_EQ(closed.load(), kClients);
@@ -414,16 +420,7 @@ TEST(HTTPServerShutdownTest, StopThenStopWhenIdleRunsPendingResponsesCloseCallba
   });
   ASSERT_TRUE(server.listen(0, "127.0.0.1").ok());
   ASSERT_TRUE(server.start().ok());
-  absl::StatusOr<SocketAddress> to = SocketAddress::parse("127.0.0.1", server.port());
-  ASSERT_TRUE(to.ok());
-  std::vector<Socket> clients;
-  for (int i = 0; i < kClients; ++i) {
-    Socket c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    ASSERT_EQ(::connect(c.fd(), to->get(), to->length()), 0);
-    ASSERT_EQ(::send(c.fd(), kGet, sizeof kGet - 1, MSG_NOSIGNAL),
-              static_cast<ssize_t>(sizeof kGet - 1));
-    clients.push_back(std::move(c));
-  }
+  std::vector<Socket> clients = clients_sending_a_get(server.port(), kClients);
   loop.start();  // until the last handler deferred
   ASSERT_EQ(deferred, kClients);
   server.stop(/*close_connections=*/true);
