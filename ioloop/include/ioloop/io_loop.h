@@ -214,6 +214,8 @@ class IOLoop {
   /// `max_rounds` checks, since a callback that re-adds itself would keep it going for ever.
   /// For a shutdown: what closing the connections queued (close callbacks, and what those queue
   /// in turn a hop later) runs before start() returns. Timers not yet due are left pending.
+  /// If start() returns first for another reason (a stop()), the check is still queued and
+  /// goes on at the next start(), as a stop() made before start() applies to it.
   ///   server.stop(/*close_connections=*/true);
   ///   loop.stop_when_idle();
   ///   loop.start();  // returns once the closes have run their course
