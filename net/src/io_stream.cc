@@ -281,7 +281,7 @@ void IOStream::on_events(uint32_t events) {
     if (events & IOLoop::ERROR) {
       absl::Status err = socket_.take_error();
       if (!err.ok()) {
-        close_on_connection_error(std::move(err));
+        close_on_connection_error(std::move(err), /*write_failed=*/false);
       } else if (peer_eof_) {
         // Hang-up after EOF: the write side is gone too.
         if (writing()) {
@@ -418,6 +418,11 @@ void IOStream::run_close_callbacks() {
       HandshakeCallback cb = std::move(side_->on_handshake);
       side_->on_handshake = nullptr;
       run_user(kHandshakeCallback, [&] { std::move(cb)(closed_status()); });
+    }
+    // What close_on_connection_error() read: no read callback runs now, so the buffer is free.
+    if (side_ && !side_->unread.empty()) {
+      (void)read_buffer_.append(side_->unread);  // within max_buffer_size: bounded by the read
+      side_->unread = std::string();
     }
     serve_reads();
     if (std::unique_ptr<WriteQueue> writes = std::move(writes_)) {

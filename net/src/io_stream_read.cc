@@ -201,17 +201,23 @@ void IOStream::handle_read(bool force) {
 
 // What the peer sent before a reset stays readable in the kernel, and it may be what matters
 // most: an HTTP server's early error response, sent before it closed with the client's upload
-// unread (which resets: RFC 9112 sections 9.5, 9.6). It is read into the read buffer, given a
-// block of its own (the close callbacks run later), and the reads get it before the error
-// (run_close_callbacks() serves them first). Bounded by max_buffer_size like any read.
-void IOStream::close_on_connection_error(absl::Status error) {
-  if (!closed() && !peer_eof_ && !(transport_wait_ & kHandshaking)) {
+// unread (which resets: RFC 9112 sections 9.5, 9.6). It is read now and handed to the reads by
+// run_close_callbacks(), before the error. Not into the read buffer here: a write failing
+// inside a read callback gets here while that callback holds a view of the buffer. Bounded by
+// max_buffer_size like any read. A TLS transport whose write failed refuses further I/O
+// (OpenSSL: none after a fatal error), so that case reads nothing.
+void IOStream::close_on_connection_error(absl::Status error, bool write_failed) {
+  const bool tls = side_ && side_->transport;
+  if (!closed() && !peer_eof_ && !(transport_wait_ & kHandshaking) && !(write_failed && tls) &&
+      read_buffer_.size() < max_buffer_size_) {
     Transport& t = transport();
-    while (read_buffer_.size() <= max_buffer_size_) {
-      IOResult r = t.read(socket_.fd(), read_buffer_, max_buffer_size_ - read_buffer_.size() + 1);
+    Buffer tail;
+    const size_t limit = max_buffer_size_ - read_buffer_.size();
+    while (tail.size() < limit) {
+      IOResult r = t.read(socket_.fd(), tail, limit - tail.size());
       if (r.outcome != IOResult::kDone || r.drained) break;
     }
-    if (!read_buffer_.empty()) read_buffer_.end_lending();
+    if (!tail.empty()) side().unread = std::string(tail.view());
   }
   close(std::move(error));
 }

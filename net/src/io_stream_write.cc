@@ -66,7 +66,7 @@ void IOStream::write_one(Data data, WriteCallback on_flushed) {
     } else if (r.outcome == IOResult::kWantRead) {
       transport_wait_ |= kWriteNeedsRead;
     } else if (r.outcome == IOResult::kError) {
-      close_on_connection_error(std::move(r.status));
+      close_on_connection_error(std::move(r.status), /*write_failed=*/true);
     }
   }
   if (closed()) {
@@ -132,7 +132,7 @@ void IOStream::flush_queue(size_t budget) {
       return;
     }
     if (r.outcome != IOResult::kDone) {
-      close_on_connection_error(std::move(r.status));
+      close_on_connection_error(std::move(r.status), /*write_failed=*/true);
       return;
     }
     writes_->consume(r.bytes);

@@ -316,6 +316,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
     std::unique_ptr<Transport> transport;
     /// shutdown_write_truncated(): the transport's goodbye is never sent.
     bool truncated_end = false;
+    /// What the peer sent before a connection error, read by close_on_connection_error() and
+    /// handed to the reads by run_close_callbacks().
+    std::string unread;
   };
   class LoopRef;
   class HandlerRef;
@@ -350,8 +353,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void run_handshake_callback();
   void handle_read(bool force);
   // A write or the socket reported the connection gone: close with `error`, after reading what
-  // the peer sent before it went (still in the kernel) into the read buffer.
-  void close_on_connection_error(absl::Status error);
+  // the peer sent before it went (still in the kernel), for the reads at close.
+  // `write_failed`: a write met the error (a TLS transport then refuses further I/O).
+  void close_on_connection_error(absl::Status error, bool write_failed);
   void on_peer_eof(absl::Status truncation);
   void maybe_close_after_eof();
   WriteQueue& queue();
