@@ -88,7 +88,7 @@ struct Exchange {
   std::optional<net::HTTPResponseHead> early_head;
   std::string early_body;
   std::optional<absl::Status> early_done;
-  // Not 0: start() did not forward the request, and this (400, 501) with early_done's message
+  // Not 0: prepare() did not forward the request, and this (400, 501) with early_done's message
   // is the answer. Kept apart from the status's code, which HTTPClient's failures could share.
   int rejected = 0;
 
@@ -307,7 +307,7 @@ class Proxy {
     up.method = request.method();
     // Only a path and query follow the upstream's origin (target text there could name another
     // host): "http://host/p?q" is sent on as "/p?q", its authority being the Host field. "*"
-    // and CONNECT's form, the only others the server lets through, get start()'s 501.
+    // and CONNECT's form, the only others the server lets through, get prepare()'s 501.
     absl::string_view path = request.path();
     if (path.empty() || path[0] != '/') path = "/";
     const absl::string_view query = request.query();
@@ -433,7 +433,7 @@ class Proxy {
       response.abort(status);
       return;
     }
-    // A request start() did not forward: 501 for a form it cannot carry, 400 for a malformed
+    // A request prepare() did not forward: 501 for a form it cannot carry, 400 for a malformed
     // target; the client's request, not the upstream, and the reason names no upstream.
     if (ex.rejected != 0) {
       answer_error(response, ex.rejected, status.message());
@@ -441,8 +441,11 @@ class Proxy {
     }
     // No response byte within --upstream_timeout of the request being sent: 504. Everything
     // else before a response (refused, unreachable, connect timeout, reset, malformed): 502.
+    // HTTPClient's own timeout, not a socket's ETIMEDOUT (also DeadlineExceeded, and its message
+    // names the phase too): nginx answers that one 502 as well.
     const bool timeout = status.code() == absl::StatusCode::kDeadlineExceeded &&
-                         absl::StrContains(status.message(), "waiting for the response");
+                         absl::StartsWith(status.message(), "response_timeout (") &&
+                         absl::StrContains(status.message(), "expired waiting for the response");
     const int code = timeout ? 504 : 502;
     ex.proxy->log_failure(status, code);
     answer_error(response, code, "");

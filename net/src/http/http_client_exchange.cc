@@ -2,9 +2,9 @@
 // One request/response exchange of HTTPClient on a ClientConnection: writing the request (a
 // string body, or a streamed one from body_producer with flow control), the response events,
 // the request_timeout, the keep-alive race retry and redirects.
+#include <string>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "http/http_client_core.h"
@@ -19,13 +19,17 @@ bool is_redirect(int status) {
 }
 
 // A connection's failure as the fetch's error: the message names the request of this hop and
-// the phase, as the timeouts' do (http_client.h). The stream's "socket fd N: " means nothing
-// to the caller and goes.
+// the phase, as the timeouts' do (http_client.h). The stream's file descriptor ("socket fd N: ",
+// "IOStream: write to fd N: ", "IOStream: read from fd N: ") means nothing to the caller and
+// goes, wherever it is in the message.
 absl::Status in_context(const ClientFetch& f, const absl::Status& status, bool response_started) {
-  absl::string_view why = status.message();
-  if (absl::StartsWith(why, "socket fd ")) {
-    const size_t colon = why.find(": ");
-    if (colon != absl::string_view::npos) why.remove_prefix(colon + 2);
+  std::string why(status.message());
+  for (absl::string_view prefix :
+       {"socket fd ", "IOStream: write to fd ", "IOStream: read from fd "}) {
+    const size_t at = why.find(prefix.data(), 0, prefix.size());
+    if (at == std::string::npos) continue;
+    const size_t end = why.find(": ", at + prefix.size());
+    if (end != std::string::npos) why.erase(at, end + 2 - at);
   }
   const char* phase = response_started ? (f.head_received ? "reading the body" : "reading the head")
                       : !f.upload_done || f.writes_in_flight > 0 ? "sending the request"

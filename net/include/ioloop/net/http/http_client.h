@@ -82,7 +82,9 @@
 ///    fails with Unavailable. Stats::retries counts retries. Before a request that would not be
 ///    retried goes on a reused connection, the pool checks (one non-blocking peek) that the
 ///    server has not already closed it: a FIN right behind the last response, not yet read, then
-///    sends the request on another connection instead of failing it.
+///    sends the request on another connection instead of failing it. Over https the server's
+///    close_notify comes before its FIN and the peek sees data: the request goes on, and may
+///    fail as before.
 ///  - Framing: Content-Length, chunked or close-delimited; no body for HEAD, 1xx, 204, 304;
 ///    interim 1xx responses go to interim_callback, never taken for the final response.
 ///  - Redirects (follow_redirects): 301, 302 and 303 are followed with GET and no body (HEAD
