@@ -159,14 +159,13 @@ class Proxy {
     }
 
     bool on_body(absl::string_view chunk) override {
+      if (!buffering && ex_->fetch == 0) {
+        return true;  // the exchange ended (a 502) or was never sent (a 501): drop the rest
+      }
+      ex_->pending.append(chunk.data(), chunk.size());
       if (buffering) {
-        ex_->pending.append(chunk.data(), chunk.size());
         if (ex_->pending.size() <= proxy_.config_.max_buffered_body) return true;
         stream();
-      } else if (ex_->fetch == 0) {
-        return true;  // the exchange ended (a 502) or was never sent (a 501): drop the rest
-      } else {
-        ex_->pending.append(chunk.data(), chunk.size());
       }
       pump_upload(*ex_);
       if (ex_->pending.size() < kHighWater) return true;

@@ -421,8 +421,8 @@ void IOStream::run_close_callbacks() {
     }
     // What close_on_connection_error() read: no read callback runs now, so the buffer is free.
     if (side_ && !side_->unread.empty()) {
-      (void)read_buffer_.append(side_->unread);  // within max_buffer_size: bounded by the read
-      side_->unread = std::string();
+      (void)read_buffer_.append(side_->unread.view());  // bounded by max_buffer_size at the read
+      side_->unread = Buffer();
     }
     serve_reads();
     if (std::unique_ptr<WriteQueue> writes = std::move(writes_)) {

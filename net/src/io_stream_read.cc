@@ -217,7 +217,7 @@ void IOStream::close_on_connection_error(absl::Status error, bool write_failed) 
       IOResult r = t.read(socket_.fd(), tail, limit - tail.size());
       if (r.outcome != IOResult::kDone || r.drained) break;
     }
-    if (!tail.empty()) side().unread = std::string(tail.view());
+    if (!tail.empty()) side().unread = std::move(tail);
   }
   close(std::move(error));
 }

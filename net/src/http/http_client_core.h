@@ -136,6 +136,11 @@ class HTTPClientCore : public ClientConnection::Owner,
   void release(std::shared_ptr<ClientConnection> conn);
   // A connection closed (or is closed now): no longer counted; the queue may connect.
   void drop(ClientConnection& conn);
+  // True when `conn` must not carry `f`, which is then closed and dropped: a request that is
+  // never retried (POST, PATCH) does not go on a connection whose peer already closed (a FIN or
+  // reset waits unread; one recv(MSG_PEEK)). Idempotent requests pay nothing: the retry covers
+  // them.
+  bool discard_if_closed_for(const ClientFetch& f, ClientConnection& conn);
   void dispatch_queue(const std::string& key);
   void expire_idle(const std::shared_ptr<ClientConnection>& conn);
 

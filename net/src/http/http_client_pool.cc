@@ -25,11 +25,7 @@ void HTTPClientCore::acquire(const FetchPtr& f) {
       drop(*conn);
       continue;
     }
-    if (!idempotent(f->request.method) && conn->peer_closed()) {
-      conn->close();
-      drop(*conn);
-      continue;
-    }
+    if (discard_if_closed_for(*f, *conn)) continue;
     start_exchange(f, std::move(conn), /*reused=*/true);
     return;
   }
@@ -112,10 +108,7 @@ void HTTPClientCore::release(std::shared_ptr<ClientConnection> conn) {
       pool.queue.pop_front();
       continue;
     }
-    if (!idempotent(pool.queue.front()->request.method) && conn->peer_closed()) {
-      conn->close();
-      return drop(*conn);  // the queue gets a new connection
-    }
+    if (discard_if_closed_for(*pool.queue.front(), *conn)) return;  // the queue gets a new one
     FetchPtr f = std::move(pool.queue.front());
     pool.queue.pop_front();
     start_exchange(f, std::move(conn), /*reused=*/true);
@@ -130,6 +123,13 @@ void HTTPClientCore::release(std::shared_ptr<ClientConnection> conn) {
     wake_at(conn, conn->idle_until);
   }
   pool.idle.push_back(std::move(conn));
+}
+
+bool HTTPClientCore::discard_if_closed_for(const ClientFetch& f, ClientConnection& conn) {
+  if (idempotent(f.request.method) || !conn.peer_closed()) return false;
+  conn.close();
+  drop(conn);
+  return true;
 }
 
 void HTTPClientCore::expire_idle(const std::shared_ptr<ClientConnection>& conn) {

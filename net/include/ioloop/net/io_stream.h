@@ -318,7 +318,7 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
     bool truncated_end = false;
     /// What the peer sent before a connection error, read by close_on_connection_error() and
     /// handed to the reads by run_close_callbacks().
-    std::string unread;
+    Buffer unread;
   };
   class LoopRef;
   class HandlerRef;
