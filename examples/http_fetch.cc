@@ -12,7 +12,9 @@
 // line, to stderr (CRLF line ends, like curl -i). --method defaults to GET, or POST when
 // --data is given. --header may be repeated (values may contain commas); it overrides the
 // client's own User-Agent and Host. --timeout bounds the whole transfer, connect included, like
-// curl's --max-time (0: none; connecting still times out after 20 s).
+// curl's --max-time (0: none; connecting still times out after 20 s); its error line says where
+// the transfer was: "(GET URL, connecting)", "... waiting for the response)", "... reading the
+// body)" and so on.
 //
 // HTTPS: https:// URLs (and redirects between http and https) are fetched over TLS 1.2 or 1.3,
 // offering ALPN "http/1.1". The server's certificate must verify against the system's trusted
@@ -25,6 +27,7 @@
 // written), 2 for a transport error or bad usage, with one line on stderr naming the reason:
 // refused, timeout, malformed response, a body cut short, too many redirects, a certificate
 // that does not verify, ...
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -189,8 +192,12 @@ int main(int argc, char** argv) {
           if (!write_error.empty()) {
             exit_code = kExitTransport;  // said below
           } else if (timed_out) {
+            // The cancellation's message names the request and where it was: " (GET URL,
+            // connecting)".
+            absl::string_view where = response.status().message();
+            where = where.substr(std::min(where.find(" ("), where.size()));
             exit_code = fail(absl::StrCat("timeout: the transfer took longer than ",
-                                          absl::FormatDuration(timeout)));
+                                          absl::FormatDuration(timeout), where));
           } else if (!response.ok()) {
             exit_code = fail(response.status().message());
           } else {

@@ -142,7 +142,9 @@ void HTTPClientCore::complete(FetchPtr f, absl::StatusOr<HTTPClientResponse> res
 bool HTTPClientCore::cancel(uint64_t id) {
   FetchPtr f = find(id);
   if (shut_down || f == nullptr) return false;
-  fail(std::move(f), absl::CancelledError("fetch cancelled"));
+  const bool response_started = f->conn != nullptr && f->conn->first_byte_at() != TimePoint{};
+  absl::Status status = in_context(*f, absl::CancelledError("fetch cancelled"), response_started);
+  fail(std::move(f), std::move(status));
   return true;
 }
 

@@ -95,6 +95,16 @@ struct ClientFetch {
 
 using FetchPtr = std::shared_ptr<ClientFetch>;
 
+// Where the fetch is, for its error messages: "starting", "queued for a connection",
+// "connecting", "sending the request", "waiting for the response", "reading the head" or
+// "reading the body". `response_started`: a byte of the current response arrived.
+const char* phase_name(const ClientFetch& f, bool response_started);
+// `status` as the fetch's error: its message followed by " (METHOD URL, PHASE)", the request
+// of this hop and phase_name(). The stream's file descriptor ("socket fd N: ", "IOStream: write
+// to fd N: ", "IOStream: read from fd N: ") means nothing to the caller and goes, wherever it is
+// in the message.
+absl::Status in_context(const ClientFetch& f, const absl::Status& status, bool response_started);
+
 class HTTPClientCore : public ClientConnection::Owner,
                        public std::enable_shared_from_this<HTTPClientCore> {
  public:

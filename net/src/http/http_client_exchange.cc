@@ -18,10 +18,24 @@ bool is_redirect(int status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
-// A connection's failure as the fetch's error: the message names the request of this hop and
-// the phase, as the timeouts' do (http_client.h). The stream's file descriptor ("socket fd N: ",
-// "IOStream: write to fd N: ", "IOStream: read from fd N: ") means nothing to the caller and
-// goes, wherever it is in the message.
+}  // namespace
+
+const char* phase_name(const ClientFetch& f, bool response_started) {
+  switch (f.phase) {
+    case ClientFetch::Phase::kNew:
+      return "starting";
+    case ClientFetch::Phase::kQueued:
+      return "queued for a connection";
+    case ClientFetch::Phase::kConnecting:
+      return "connecting";
+    case ClientFetch::Phase::kExchange:
+      break;
+  }
+  if (response_started) return f.head_received ? "reading the body" : "reading the head";
+  return !f.upload_done || f.writes_in_flight > 0 ? "sending the request"
+                                                  : "waiting for the response";
+}
+
 absl::Status in_context(const ClientFetch& f, const absl::Status& status, bool response_started) {
   std::string why(status.message());
   for (absl::string_view prefix :
@@ -31,14 +45,12 @@ absl::Status in_context(const ClientFetch& f, const absl::Status& status, bool r
     const size_t end = why.find(": ", at + prefix.size());
     if (end != std::string::npos) why.erase(at, end + 2 - at);
   }
-  const char* phase = response_started ? (f.head_received ? "reading the body" : "reading the head")
-                      : !f.upload_done || f.writes_in_flight > 0 ? "sending the request"
-                                                                 : "waiting for the response";
-  return absl::Status(status.code(), absl::StrCat(why, " (", f.request.method, " ",
-                                                  f.url.to_string(), ", ", phase, ")"));
+  // Before validation the URL is only the request's text.
+  const std::string url =
+      f.phase == ClientFetch::Phase::kNew ? std::string(f.request.url) : f.url.to_string();
+  return absl::Status(status.code(), absl::StrCat(why, " (", f.request.method, " ", url, ", ",
+                                                  phase_name(f, response_started), ")"));
 }
-
-}  // namespace
 
 // The fetch's timers and flush callbacks hold weak_ptrs to the core and the fetch: the core
 // cancels the timers when the exchange ends, but a timer or flush that still runs (or is

@@ -46,7 +46,8 @@ TEST_F(HTTPClientTest, CancelInsideTheBodyProducerEndsTheUploadOnceAndTheKeptWri
   ASSERT_TRUE(wait_for([&] { return raw->connections() == 1 && raw->last().eof; }));
   settle();
   EXPECT_EQ(producer_calls, 1);
-  EXPECT_EQ(results, (std::vector<std::string>{"CANCELLED: fetch cancelled"}));
+  EXPECT_EQ(results, (std::vector<std::string>{"CANCELLED: fetch cancelled (POST " +
+                                               raw->url("/up") + ", sending the request)"}));
   EXPECT_EQ(raw->last().received,
             "POST /up HTTP/1.1\r\nHost: " + raw->url("").substr(7) +
                 "\r\nUser-Agent: ioloop\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
@@ -121,7 +122,9 @@ TEST_F(HTTPClientTest, CancelInsideTheHeaderCallbackIgnoresTheRestOfThatResponse
   });
   ASSERT_TRUE(wait_for([&] { return raw->connections() == 1 && raw->last().eof; }));
   settle();
-  EXPECT_EQ(calls, (std::vector<std::string>{"head 200", "CANCELLED: fetch cancelled"}));
+  EXPECT_EQ(calls,
+            (std::vector<std::string>{"head 200", "CANCELLED: fetch cancelled (GET " +
+                                                      raw->url("/a") + ", reading the body)"}));
   EXPECT_EQ(client.stats().open_connections, 0u);
   EXPECT_EQ(client.stats().pending, 0u);
   absl::StatusOr<HTTPClientResponse> next = get(client, raw->url("/b"));

@@ -328,6 +328,19 @@ TEST_F(HTTPClientTest, ConnectionRefusedIsUnavailable) {
   EXPECT_EQ(client.stats().open_connections, 0u);
 }
 
+TEST_F(HTTPClientTest, CancelWhileConnectingNamesThatPhase) {
+  auto raw = raw_server();
+  HTTPClient client(loop());
+  Result result;
+  HTTPClientRequest request;
+  request.url = raw->url("/c");
+  const uint64_t id = start(client, std::move(request), &result);  // the connect is under way
+  EXPECT_TRUE(client.cancel(id));
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->status(),
+            absl::CancelledError("fetch cancelled (GET " + raw->url("/c") + ", connecting)"));
+}
+
 TEST_F(HTTPClientTest, CancelCompletesInsideCancelAndClosesABusyConnection) {
   auto raw = raw_server();
   HTTPClientOptions options;
@@ -342,11 +355,14 @@ TEST_F(HTTPClientTest, CancelCompletesInsideCancelAndClosesABusyConnection) {
   const uint64_t id2 = start(client, std::move(r2), &queued);
   EXPECT_TRUE(client.cancel(id2));
   ASSERT_TRUE(queued.has_value());
-  EXPECT_EQ(queued->status(), absl::CancelledError("fetch cancelled"));
+  // The message names the request and where it was (as http_fetch's --timeout shows).
+  EXPECT_EQ(queued->status(), absl::CancelledError("fetch cancelled (GET " + raw->url("/2") +
+                                                   ", queued for a connection)"));
   EXPECT_FALSE(client.cancel(id2));
   ASSERT_TRUE(wait_for([&] { return raw->connections() == 1 && raw->last().heads() == 1; }));
   EXPECT_TRUE(client.cancel(id1));
-  EXPECT_EQ(busy->status(), absl::CancelledError("fetch cancelled"));
+  EXPECT_EQ(busy->status(), absl::CancelledError("fetch cancelled (GET " + raw->url("/1") +
+                                                 ", waiting for the response)"));
   ASSERT_TRUE(wait_for([&] { return raw->last().eof; }));  // closed, not pooled
   EXPECT_EQ(client.stats().open_connections, 0u);
   EXPECT_EQ(client.stats().pending, 0u);
