@@ -365,6 +365,16 @@ absl::Status ResponseParser::Impl::classify_parser_error(http_errno err) const {
       return absl::ResourceExhaustedError(
           absl::StrCat("response head exceeds ", HTTP_MAX_HEADER_SIZE, " bytes"));
     case HPE_UNEXPECTED_CONTENT_LENGTH: {
+      // libhttp_parser raises it in a Content-Length value or at the head's end: every name
+      // before is complete. One that is no token ("Transfer-Encoding :", which libhttp_parser
+      // reads as Transfer-Encoding) is the first error.
+      auto bad_name = [](absl::string_view name) {
+        return !name.empty() && !internal::is_token(name);
+      };
+      if (bad_name(field_) || std::any_of(head_.headers.begin(), head_.headers.end(),
+                                          [&](const auto& f) { return bad_name(f.first); })) {
+        return malformed("invalid character in header field name");
+      }
       // A second Content-Length, or Content-Length with chunked: tell which.
       bool te = head_.headers.contains("Transfer-Encoding") ||
                 absl::EqualsIgnoreCase(field_, "Transfer-Encoding");

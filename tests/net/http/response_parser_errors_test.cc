@@ -72,6 +72,13 @@ TEST(ResponseParserErrorsTest, MalformedResponses) {
        absl::DataLossError("malformed response: both Content-Length and Transfer-Encoding")},
       {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
        absl::DataLossError("malformed response: unsupported Transfer-Encoding: gzip")},
+      // Found by a probe: libhttp_parser takes "Transfer-Encoding :" (a space before the colon,
+      // RFC 9112 §5.1) for Transfer-Encoding, so the Content-Length after it was reported as
+      // "several Content-Length fields". The bad name is the first error.
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding : chunked\r\nContent-Length: 3\r\n\r\nabc",
+       absl::DataLossError("malformed response: invalid character in header field name")},
+      {"HTTP/1.1 200 OK\r\nContent-Length : 3\r\nContent-Length: 3\r\n\r\nabc",
+       absl::DataLossError("malformed response: invalid character in header field name")},
       {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
        absl::DataLossError("malformed response: unsupported Transfer-Encoding: chunked, gzip")},
       {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
