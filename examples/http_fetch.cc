@@ -133,9 +133,10 @@ int main(int argc, char** argv) {
   const absl::Duration timeout = absl::GetFlag(FLAGS_timeout);
   if (timeout < absl::ZeroDuration()) return fail("--timeout must not be negative");
   // The whole transfer is bounded by the timer below; the client's own per-exchange limit
-  // would cut a long download short.
+  // would cut a long download short, and its connect_timeout (left at its default without
+  // --timeout) would fire first and name a limit http_fetch has no flag for.
   request.request_timeout = timeout;
-  if (timeout > absl::ZeroDuration()) request.connect_timeout = timeout;
+  if (timeout > absl::ZeroDuration()) request.connect_timeout = absl::ZeroDuration();  // none
 
   std::FILE* out = stdout;
   const std::string output = absl::GetFlag(FLAGS_output);

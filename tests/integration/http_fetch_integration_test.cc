@@ -375,6 +375,18 @@ TEST(HTTPFetchTest, TimeoutExitsTwo) {
                        server.url("/hang") + ", waiting for the response)\n");
 }
 
+// Found by a probe: a TLS handshake that never ends gave "connect to 127.0.0.1: connect_timeout
+// (300ms) expired", naming a limit http_fetch has no flag for, instead of --timeout's line.
+TEST(HTTPFetchTest, TimeoutInAHandshakeThatNeverEndsSaysConnecting) {
+  ScriptedServer server(Replies{});  // reads the ClientHello as the start of a head, forever
+  const std::string url = "https" + server.url("/hang").substr(4);
+  Result r = fetch({"--timeout=300ms", url});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "http_fetch: timeout: the transfer took longer than 300ms (GET " + url +
+                       ", connecting)\n");
+}
+
 // Found by a probe: with stdout closed (`| head -c 10`), http_fetch read on until the body's
 // end or --timeout, for ever without one, and then printed two lines (the second with a stale
 // errno). It now stops the transfer at the failed write: exit 2, one line naming the error.
