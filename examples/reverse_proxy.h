@@ -357,8 +357,12 @@ class Proxy {
   // the same field rules as a final head. Not 100 Continue: the server answered the client's
   // Expect itself. Dropped while the request body is still arriving (no response to put it
   // before yet) and for an HTTP/1.0 client (send_interim sends nothing).
+  // Also dropped while kHighWater waits for the client: an upstream may send them without end,
+  // and they carry no part of the response. (Not paused like the body: waiting for a flush would
+  // send the final head before the upstream gave it.)
   static void on_interim(Exchange& ex, const net::HTTPResponseHead& upstream) {
     if (upstream.status == 100 || !ex.response || ex.response->closed()) return;
+    if (ex.response->write_buffer_size() >= kHighWater) return;
     net::HTTPHeaders fields;
     net::copy_end_to_end_fields(upstream.headers, fields, 1);
     net::append_via(fields, upstream.version_minor, "ioloop");

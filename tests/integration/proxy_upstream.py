@@ -7,6 +7,8 @@
 #   /big/N          N bytes of a repeating pattern, Content-Length framed, written 1 MiB at a time
 #                   (a connection closed mid-body counts in /aborted)
 #   /aborted        how many /big responses ended with the connection closed under them
+#   /hints/N        N interim 103 responses of 2 KiB each (written as fast as taken), then
+#                   "hinted\n"
 #   /die            Content-Length 100, then 10 bytes, then the connection is closed
 #   /chunked        "hello chunked world\n" in three chunks (Transfer-Encoding: chunked)
 #   /slow/MS        waits MS milliseconds, then "slept\n" with X-Upstream-Peer as for /headers
@@ -120,6 +122,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n"
                              b"Connection: X-Hop\r\nX-Hop: 1\r\n\r\n"
                              b"HTTP/1.1 102 Processing\r\n\r\n")
+            self.reply(200, b"hinted\n", (), send_body)
+        elif path.startswith("/hints/"):
+            hint = b"HTTP/1.1 103 Early Hints\r\nLink: <" + b"x" * 2000 + b">\r\n\r\n"
+            for _ in range(int(path[7:])):
+                self.wfile.write(hint)
             self.reply(200, b"hinted\n", (), send_body)
         elif path == "/die":
             self.send_response(200)
