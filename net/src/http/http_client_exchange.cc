@@ -324,8 +324,13 @@ void HTTPClientCore::on_complete(ClientConnection& c, uint64_t exchange, bool re
   FetchPtr f = fetch_of(c, exchange);
   std::shared_ptr<ClientConnection> conn = c.shared_from_this();
   // A response that came while the request body was still being streamed leaves the request
-  // unfinished on the wire: that connection cannot carry another request.
-  if (f != nullptr && !f->upload_done) reusable = false;
+  // unfinished on the wire: that connection cannot carry another request. Unless the body had
+  // a Content-Length and all of it was written: finish() would send nothing more (a server may
+  // well answer at the last byte, before the producer calls it).
+  if (f != nullptr && !f->upload_done &&
+      (f->chunked_upload || !f->upload_length || f->uploaded != *f->upload_length)) {
+    reusable = false;
+  }
   if (f != nullptr && f->conn == conn) {
     f->conn = nullptr;
     c.fetch.reset();

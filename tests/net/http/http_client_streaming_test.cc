@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "http_client_testing.h"
@@ -162,6 +163,41 @@ TEST_F(HTTPClientTest, BodyProducerUploadsToHTTPServerWithAContentLengthAndAKept
   ASSERT_TRUE(result->ok()) << result->status();
   EXPECT_EQ((*result)->body, "PUT /kept|0123456789");
   EXPECT_FALSE(kept.active());
+}
+
+// Found by a probe of http_proxy: a server may answer once the last byte of a Content-Length
+// body arrived, before the producer's finish(). The request is whole on the wire then, yet the
+// connection was closed instead of reused (12 new upstream connections for 40 uploads).
+TEST_F(HTTPClientTest, AConnectionAnsweredAfterTheWholeLengthIsReusedBeforeFinish) {
+  auto raw = raw_server();
+  HTTPClient client(loop());
+  HTTPClientRequest request;
+  request.method = "PUT";
+  request.url = raw->url("/up");
+  request.headers.add("Content-Length", "10");
+  HTTPClientBodyWriter kept;
+  request.body_producer = [&](HTTPClientBodyWriter& w) {     // called again after each flush
+    if (!kept.active()) EXPECT_TRUE(w.write("0123456789"));  // all of it, and no finish() yet
+    kept = w;
+  };
+  Result result;
+  start(client, std::move(request), &result);
+  ASSERT_TRUE(wait_for([&] {
+    return raw->connections() == 1 && absl::EndsWith(raw->last().received, "\r\n\r\n0123456789");
+  }));
+  raw->last().stream->write("HTTP/1.1 204 No Content\r\n\r\n");
+  ASSERT_TRUE(wait_for([&] { return result.has_value(); }));
+  ASSERT_TRUE(result->ok()) << result->status();
+  EXPECT_EQ((*result)->status, 204);
+  EXPECT_FALSE(kept.active());
+  EXPECT_FALSE(kept.finish());  // too late: inert
+  Result next;
+  HTTPClientRequest get;
+  get.url = raw->url("/next");
+  start(client, std::move(get), &next);
+  ASSERT_TRUE(wait_for([&] { return raw->last().heads() == 2; }));
+  EXPECT_EQ(raw->connections(), 1u);
+  EXPECT_EQ(client.stats().connections_reused, 1u);
 }
 
 TEST_F(HTTPClientTest, BodyProducerMisuseAndExceptionsFailTheFetch) {
