@@ -1,6 +1,8 @@
 // File: net/src/http/http_connection_stream.cc
 // HTTPConnectionCore as the target of a deferred response (HTTPResponseStream): the framing
 // (Content-Length, chunked, close-delimited), its misuse, and how the response ends.
+#include <chrono>
+#include <cstdint>
 #include <exception>
 #include <utility>
 
@@ -9,6 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "http_connection.h"
 #include "ioloop/logging.h"
+#include "ioloop/rate_limiter.h"
+#include "ioloop/time.h"
 
 namespace ioloop::net {
 namespace {
@@ -184,7 +188,15 @@ void HTTPConnectionCore::stream_fail(const absl::Status& why, bool exception) {
     // Dropped while an exception unwinds out of the handler: answer() counts and logs that.
   } else {
     s_->stream_errors.fetch_add(1, std::memory_order_relaxed);
-    logger().error("{}", std::string(why.message()));
+    // A few lines a second per thread: a failing source (an upstream resetting every response)
+    // would otherwise write one per request.
+    thread_local LogRateLimiter limiter{5, std::chrono::seconds(1)};
+    uint64_t suppressed = 0;
+    if (limiter.allow(Clock::now(), &suppressed)) {
+      logger().error(
+          "{}{}", std::string(why.message()),
+          suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)") : "");
+    }
   }
   fail_response(why, 500, stream_out());
   notify(/*response_ended=*/true);

@@ -5,14 +5,17 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "ioloop/net/bind.h"
 #include "ioloop/net/http/http_response_stream.h"
 #include "ioloop/net/http/http_server.h"
 #include "ioloop/net/tcp_client.h"
 #include "net/http/http_server_testing.h"
+#include "testing/log_capture.h"
 
 namespace ioloop::net {
 namespace {
@@ -52,6 +55,30 @@ TEST_F(HTTPServerIntermediaryTest, AbortAfterTheHeadClosesWithTheBodyCutShort) {
   EXPECT_EQ(read_to_eof(), "HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 10\r\n\r\n12345");
   stream_->abort(absl::InternalError("again"));  // a no-op once closed
   EXPECT_EQ(stream_->status(), absl::DataLossError("upstream closed mid-body"));
+}
+
+// Found by a probe of http_proxy: an upstream that resets every response mid-body made one
+// error line per request (300 in a row). abort() and abandoned responses are logged at most 5
+// times a second per thread, the next line saying how many were left out; all are counted.
+TEST_F(HTTPServerIntermediaryTest, AbortsInABurstAreLoggedAFewTimes) {
+  std::vector<std::shared_ptr<HTTPResponseStream>> streams;
+  start_server([&](const HTTPRequest&, HTTPResponseWriter& w) { streams.push_back(w.defer()); });
+  std::vector<std::shared_ptr<IOStream>> clients;  // each connection stays open
+  for (int i = 0; i < 20; ++i) {
+    connect();
+    clients.push_back(client_);
+    send(kGet);
+    settle();
+  }
+  ASSERT_EQ(streams.size(), 20u);
+  ::ioloop::testing::ScopedLogCapture log;
+  for (auto& s : streams) s->abort(absl::UnavailableError("upstream went away"));
+  int lines = 0;
+  for (const std::string& line : log.lines()) lines += absl::StartsWith(line, "upstream went away");
+  // One burst, within microseconds: 5, or 10 should the limiter's second end inside it.
+  EXPECT_GE(lines, 5);
+  EXPECT_LE(lines, 10);
+  EXPECT_EQ(stats().stream_errors, 20u);
 }
 
 TEST_F(HTTPServerIntermediaryTest, AbortAfterFinishIsANoOp) {

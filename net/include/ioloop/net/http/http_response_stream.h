@@ -137,8 +137,9 @@ class HTTPResponseStream : public std::enable_shared_from_this<HTTPResponseStrea
   absl::Status send_interim(int status, absl::string_view reason, const HTTPHeaders& fields);
   /// Ends the response unfinished, for one that cannot be completed (its source failed, e.g. an
   /// upstream that died mid-body): a failed response (see above: 500 if no byte was sent, else
-  /// the connection closes after what was written), with `why` as the stream's status. A no-op
-  /// once closed or finished.
+  /// the connection closes after what was written), with `why` as the stream's status. Counted
+  /// (stats().stream_errors) and logged with `why`'s message, at most 5 lines a second per
+  /// thread (abandoned responses share that limit). A no-op once closed or finished.
   void abort(absl::Status why);
 
   /// Runs once when the response ends without finishing (see "Closed"); replaces an earlier
