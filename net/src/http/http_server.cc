@@ -50,6 +50,13 @@ absl::Status check_options(const HTTPServerOptions& o, bool has_handler) {
         "is set, got ",
         absl::FormatDuration(o.body_rate_window)));
   }
+  if (o.min_send_rate > 0 && (o.send_rate_window < absl::Milliseconds(1) ||
+                              o.send_rate_window == absl::InfiniteDuration())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "HTTPServerOptions.send_rate_window must be finite and at least 1ms when min_send_rate "
+        "is set, got ",
+        absl::FormatDuration(o.send_rate_window)));
+  }
   return absl::OkStatus();
 }
 
@@ -129,6 +136,7 @@ HTTPServer::Stats http_server_stats(const HTTPServerState& s) {
   out.idle_timeouts = s.idle_timeouts.load(std::memory_order_relaxed);
   out.header_timeouts = s.header_timeouts.load(std::memory_order_relaxed);
   out.body_rate_timeouts = s.body_rate_timeouts.load(std::memory_order_relaxed);
+  out.send_rate_timeouts = s.send_rate_timeouts.load(std::memory_order_relaxed);
   out.request_timeouts = s.request_timeouts.load(std::memory_order_relaxed);
   out.output_stalls = s.output_stalls.load(std::memory_order_relaxed);
   out.max_output_queued = s.max_output_queued.load(std::memory_order_relaxed);

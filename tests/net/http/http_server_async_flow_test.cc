@@ -131,6 +131,65 @@ TEST_F(HTTPServerAsyncFlowTest, IdleTimeoutClosesAPendingResponseTheClientDoesNo
   EXPECT_EQ(stats().idle_timeouts, 1u);
 }
 
+// Found by a probe of http_proxy: clients reading 100 bytes a second kept the idle timeout
+// away (their queues moved) and held every upstream connection of the pool. min_send_rate
+// closes a client that took fewer bytes in a window than it could have: a window starts when
+// at least a window's worth (min_send_rate * send_rate_window) waits for it.
+HTTPServerOptions send_rate() {
+  HTTPServerOptions o;
+  o.idle_timeout = absl::Seconds(60);
+  o.min_send_rate = 1000;  // bytes per second: 10,000 per window
+  o.send_rate_window = absl::Seconds(10);
+  return o;
+}
+
+TEST_F(HTTPServerAsyncFlowTest, MinSendRateClosesAClientThatTakesTooLittle) {
+  start_manual_server(keep(), send_rate());
+  connect();
+  client_->pause_reading();
+  send(kGet);
+  settle();
+  ASSERT_NE(stream_, nullptr);
+  ASSERT_TRUE(stream_->write(std::string(16 << 20, 'x')).ok());  // more than the socket buffers
+  settle();
+  advance(absl::Milliseconds(9999));
+  EXPECT_FALSE(stream_->closed());
+  advance(absl::Milliseconds(1));
+  EXPECT_TRUE(stream_->closed());
+  EXPECT_EQ(close_calls_, 1);
+  EXPECT_EQ(close_status_,
+            absl::UnavailableError("HTTP connection closed: HTTP client read slower than "
+                                   "min_send_rate (1000 bytes/s over 10s)"));
+  EXPECT_EQ(stats().send_rate_timeouts, 1u);
+  EXPECT_EQ(stats().idle_timeouts, 0u);
+}
+
+TEST_F(HTTPServerAsyncFlowTest, MinSendRateCountsFromWhenEnoughWaits) {
+  start_manual_server(keep(), send_rate());
+  connect();
+  client_->pause_reading();
+  send(kGet);
+  settle();
+  ASSERT_NE(stream_, nullptr);
+  ASSERT_TRUE(stream_->write(std::string(16 << 20, 'x')).ok());
+  settle();
+  advance(absl::Seconds(5));
+  client_->resume_reading();  // takes everything: the window is met
+  settle();
+  ASSERT_EQ(stream_->write_buffer_size(), 0u);
+  client_->pause_reading();
+  advance(absl::Seconds(5));  // the window ends; nothing waits, so none starts
+  advance(absl::Seconds(30));
+  EXPECT_FALSE(stream_->closed());
+  ASSERT_TRUE(stream_->write(std::string(16 << 20, 'y')).ok());  // a window starts now
+  settle();
+  advance(absl::Milliseconds(9999));
+  EXPECT_FALSE(stream_->closed());
+  advance(absl::Milliseconds(1));
+  EXPECT_TRUE(stream_->closed());
+  EXPECT_EQ(stats().send_rate_timeouts, 1u);
+}
+
 // Found by http_body_stream_fuzzer. The last request of a connection (Connection: close)
 // leaves the parser closed rather than idle; its header, whole-request and body-rate
 // deadlines must end with it all the same, or a pending response to it is cut by a 408 long
