@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <initializer_list>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -43,19 +44,14 @@ absl::Status check_options(const HTTPServerOptions& o, bool has_handler) {
     return absl::InvalidArgumentError(
         "HTTPServerOptions.max_header_size must be > 0 (0 would reject every request)");
   }
-  if (o.min_body_rate > 0 && (o.body_rate_window < absl::Milliseconds(1) ||
-                              o.body_rate_window == absl::InfiniteDuration())) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "HTTPServerOptions.body_rate_window must be finite and at least 1ms when min_body_rate "
-        "is set, got ",
-        absl::FormatDuration(o.body_rate_window)));
-  }
-  if (o.min_send_rate > 0 && (o.send_rate_window < absl::Milliseconds(1) ||
-                              o.send_rate_window == absl::InfiniteDuration())) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "HTTPServerOptions.send_rate_window must be finite and at least 1ms when min_send_rate "
-        "is set, got ",
-        absl::FormatDuration(o.send_rate_window)));
+  for (const auto& [rate, window, rate_name, window_name] :
+       {std::tuple(o.min_body_rate, o.body_rate_window, "min_body_rate", "body_rate_window"),
+        std::tuple(o.min_send_rate, o.send_rate_window, "min_send_rate", "send_rate_window")}) {
+    if (rate > 0 && (window < absl::Milliseconds(1) || window == absl::InfiniteDuration())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("HTTPServerOptions.", window_name, " must be finite and at least 1ms when ",
+                       rate_name, " is set, got ", absl::FormatDuration(window)));
+    }
   }
   return absl::OkStatus();
 }

@@ -44,6 +44,22 @@ class HTTPServerAsyncFlowTest : public HTTPServerTest {
     o.response_timeout = absl::Seconds(5);
     return o;
   }
+  // A deferred response with more output (16 MiB of `fill`) than the socket buffers hold, to
+  // a client that reads nothing (until the test resumes client_).
+  void start_stalled_download(HTTPServerOptions o) {
+    start_manual_server(keep(), o);
+    connect();
+    client_->pause_reading();
+    send(kGet);
+    settle();
+    ASSERT_NE(stream_, nullptr);
+    stall_more('x');
+  }
+  void stall_more(char fill) {
+    ASSERT_TRUE(stream_->write(std::string(16 << 20, fill)).ok());
+    settle();
+    ASSERT_GT(stream_->write_buffer_size(), 0u);
+  }
   std::shared_ptr<HTTPResponseStream> stream_;
   int close_calls_ = 0;
   absl::Status close_status_;
@@ -112,15 +128,7 @@ TEST_F(HTTPServerAsyncFlowTest, IdleTimeoutDoesNotCloseAPendingResponse) {
 TEST_F(HTTPServerAsyncFlowTest, IdleTimeoutClosesAPendingResponseTheClientDoesNotRead) {
   HTTPServerOptions o = timeouts();
   o.response_timeout = absl::ZeroDuration();  // off
-  start_manual_server(keep(), o);
-  connect();
-  client_->pause_reading();
-  send(kGet);
-  settle();
-  ASSERT_NE(stream_, nullptr);
-  ASSERT_TRUE(stream_->write(std::string(16 << 20, 'x')).ok());  // more than the socket buffers
-  settle();
-  ASSERT_GT(stream_->write_buffer_size(), 0u);
+  start_stalled_download(o);
   advance(absl::Seconds(60));  // the first look at the queue
   EXPECT_FALSE(stream_->closed());
   advance(absl::Milliseconds(59999));
@@ -144,14 +152,7 @@ HTTPServerOptions send_rate() {
 }
 
 TEST_F(HTTPServerAsyncFlowTest, MinSendRateClosesAClientThatTakesTooLittle) {
-  start_manual_server(keep(), send_rate());
-  connect();
-  client_->pause_reading();
-  send(kGet);
-  settle();
-  ASSERT_NE(stream_, nullptr);
-  ASSERT_TRUE(stream_->write(std::string(16 << 20, 'x')).ok());  // more than the socket buffers
-  settle();
+  start_stalled_download(send_rate());
   advance(absl::Milliseconds(9999));
   EXPECT_FALSE(stream_->closed());
   advance(absl::Milliseconds(1));
@@ -165,14 +166,7 @@ TEST_F(HTTPServerAsyncFlowTest, MinSendRateClosesAClientThatTakesTooLittle) {
 }
 
 TEST_F(HTTPServerAsyncFlowTest, MinSendRateCountsFromWhenEnoughWaits) {
-  start_manual_server(keep(), send_rate());
-  connect();
-  client_->pause_reading();
-  send(kGet);
-  settle();
-  ASSERT_NE(stream_, nullptr);
-  ASSERT_TRUE(stream_->write(std::string(16 << 20, 'x')).ok());
-  settle();
+  start_stalled_download(send_rate());
   advance(absl::Seconds(5));
   client_->resume_reading();  // takes everything: the window is met
   settle();
@@ -181,8 +175,7 @@ TEST_F(HTTPServerAsyncFlowTest, MinSendRateCountsFromWhenEnoughWaits) {
   advance(absl::Seconds(5));  // the window ends; nothing waits, so none starts
   advance(absl::Seconds(30));
   EXPECT_FALSE(stream_->closed());
-  ASSERT_TRUE(stream_->write(std::string(16 << 20, 'y')).ok());  // a window starts now
-  settle();
+  stall_more('y');  // a window starts now
   advance(absl::Milliseconds(9999));
   EXPECT_FALSE(stream_->closed());
   advance(absl::Milliseconds(1));
