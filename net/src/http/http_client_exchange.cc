@@ -325,10 +325,12 @@ void HTTPClientCore::on_complete(ClientConnection& c, uint64_t exchange, bool re
   std::shared_ptr<ClientConnection> conn = c.shared_from_this();
   // A response that came while the request body was still being streamed leaves the request
   // unfinished on the wire: that connection cannot carry another request. Unless the body had
-  // a Content-Length and all of it was written: finish() would send nothing more (a server may
-  // well answer at the last byte, before the producer calls it).
+  // a Content-Length, all of it was written and flushed: finish() would send nothing more (a
+  // server may well answer at the last byte, before the producer calls it), and no flush
+  // callback of this exchange is left to run in the next one (a redirect may reuse it).
   if (f != nullptr && !f->upload_done &&
-      (f->chunked_upload || !f->upload_length || f->uploaded != *f->upload_length)) {
+      (f->chunked_upload || !f->upload_length || f->uploaded != *f->upload_length ||
+       f->writes_in_flight > 0)) {
     reusable = false;
   }
   if (f != nullptr && f->conn == conn) {
