@@ -4,7 +4,7 @@
 //   http_proxy --upstream=http://127.0.0.1:8080 [--port=8000] [--address=] [--threads=1]
 //              [--poller=epoll|poll|select] [--connect_timeout=5s] [--upstream_timeout=60s]
 //              [--max_upstream_connections=64] [--idle_timeout=60s] [--min_body_rate=500]
-//              [--min_send_rate=500] [--max_buffered_body=65536] [--log_level=info]
+//              [--max_buffered_body=65536] [--log_level=info]
 //              [--upstream_ca_file=PEM] [--tls_cert=PEM --tls_key=PEM] [--handshake_timeout=10s]
 //   curl -i http://127.0.0.1:8000/any/path    # what the upstream answers, plus "Via: 1.1 ioloop"
 //   http_proxy --upstream=https://origin.example:443 --tls_cert=chain.pem --tls_key=key.pem
@@ -41,11 +41,11 @@
 //    response and closes the client connection; a client that leaves mid-response cancels the
 //    fetch (its upstream connection is closed, not pooled); each upstream failure is a warning
 //    line with its reason (rate-limited), which the client's 502 or 504 does not carry;
-//  - a client holds an upstream connection only while it keeps up: a small request body holds
-//    none while it arrives, a request body slower than --min_body_rate is a 408, a response
-//    the client takes slower than --min_send_rate (over 10 s, while at least 10 s worth of it
-//    waits) or takes no byte of for --idle_timeout (twice, at most) closes its connection
-//    (HTTPServerOptions' min_send_rate and idle_timeout): slow readers cannot keep the pool;
+//  - a small request body holds no upstream connection while it arrives, a request body slower
+//    than --min_body_rate is a 408, and a response the client takes no byte of for
+//    --idle_timeout (twice, at most) closes its connection (HTTPServerOptions' idle_timeout);
+//    a client reading its response slowly but steadily holds its upstream connection until it
+//    is done (responses are not buffered: guide §9);
 //  - 501 for CONNECT and for OPTIONS * (HTTPClient sends origin-form targets only); 400 for a
 //    target with a '%' not followed by two hex digits or a non-ASCII byte (URL::check_target:
 //    HTTPClient cannot send it), without contacting the upstream;
@@ -101,9 +101,6 @@ ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
           "close a client connection idle this long, or not reading its response (0 disables)");
 ABSL_FLAG(int, min_body_rate, 500,
           "408 for a request body slower than this many bytes/s over 10 s (0 disables)");
-ABSL_FLAG(int, min_send_rate, 500,
-          "close a client taking its response slower than this many bytes/s over 10 s while "
-          "that much waits for it (0 disables)");
 ABSL_FLAG(int, max_buffered_body, 64 * 1024,
           "a request body is read whole before the upstream is asked, up to this many bytes; "
           "longer ones stream from there (0: every body streams)");
@@ -151,7 +148,6 @@ absl::Status serve(IOLoop& loop, const ProxyConfig& config,
   ioloop::net::HTTPServerOptions options;
   options.idle_timeout = config.idle_timeout;
   options.min_body_rate = config.min_body_rate;  // over the default 10 s window
-  options.min_send_rate = config.min_send_rate;  // likewise
   options.tcp_options.tls = config.server_tls;
   options.tcp_options.handshake_timeout = config.handshake_timeout;
   HTTPServer server(
@@ -196,13 +192,12 @@ int main(int argc, char** argv) {
   const int port = absl::GetFlag(FLAGS_port);
   const int max_upstream = absl::GetFlag(FLAGS_max_upstream_connections);
   const int min_body_rate = absl::GetFlag(FLAGS_min_body_rate);
-  const int min_send_rate = absl::GetFlag(FLAGS_min_send_rate);
   const int max_buffered_body = absl::GetFlag(FLAGS_max_buffered_body);
   if (threads < 1 || port < 0 || port > 65535 || max_upstream < 1 || min_body_rate < 0 ||
-      min_send_rate < 0 || max_buffered_body < 0) {
+      max_buffered_body < 0) {
     std::fprintf(stderr,
                  "http_proxy: --threads and --max_upstream_connections must be >= 1, --port in "
-                 "0..65535, --min_body_rate, --min_send_rate and --max_buffered_body >= 0\n");
+                 "0..65535, --min_body_rate and --max_buffered_body >= 0\n");
     return 2;
   }
   absl::StatusOr<IOLoop::Options> options = ex::loop_options(absl::GetFlag(FLAGS_poller));
@@ -217,7 +212,6 @@ int main(int argc, char** argv) {
   config.max_upstream_connections = static_cast<size_t>(max_upstream);
   config.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
   config.min_body_rate = static_cast<size_t>(min_body_rate);
-  config.min_send_rate = static_cast<size_t>(min_send_rate);
   config.max_buffered_body = static_cast<size_t>(max_buffered_body);
   if (absl::Status s = configure_tls(config); !s.ok()) {
     std::fprintf(stderr, "http_proxy: %s\n", std::string(s.message()).c_str());

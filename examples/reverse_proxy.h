@@ -48,7 +48,6 @@ struct ProxyConfig {
   size_t max_upstream_connections = 64;
   absl::Duration idle_timeout;
   size_t min_body_rate = 0;
-  size_t min_send_rate = 0;
   // A request body is read whole before the upstream is asked, up to this many bytes; past
   // them it streams. 0: every body streams from the header section on.
   size_t max_buffered_body = 64 * 1024;

@@ -66,7 +66,6 @@ struct HTTPCoreState {
   std::atomic<uint64_t> idle_timeouts{0};
   std::atomic<uint64_t> header_timeouts{0};
   std::atomic<uint64_t> body_rate_timeouts{0};
-  std::atomic<uint64_t> send_rate_timeouts{0};
   std::atomic<uint64_t> request_timeouts{0};
   std::atomic<uint64_t> output_stalls{0};
   std::atomic<uint64_t> max_output_queued{0};

@@ -9,9 +9,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
-#include "absl/time/time.h"
 #include "http_server_state.h"
 #include "ioloop/logging.h"
 
@@ -242,10 +239,6 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
       return;
     }
     state_->writes.fetch_add(1, std::memory_order_relaxed);
-    if (options_.min_send_rate > 0) {
-      queued_total_ += out.head.size();
-      for (const std::string& chunk : out.chunks) queued_total_ += chunk.size();
-    }
     if (out.chunks.empty()) {
       stream_->write_copy(out.head);
       out.head.clear();
@@ -257,31 +250,11 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     }
     out.head.clear();
     if (!out.on_flushed.empty()) flush_callbacks(out);
-    if (options_.min_send_rate > 0) watch_send_rate(now());
     const uint64_t queued = stream_->write_buffer_size();
     uint64_t seen = state_->max_output_queued.load(std::memory_order_relaxed);
     while (queued > seen && !state_->max_output_queued.compare_exchange_weak(
                                 seen, queued, std::memory_order_relaxed)) {
     }
-  }
-
-  // min_send_rate: a window starts when at least a window's worth of bytes waits for the
-  // client, so that one it ends with fewer of them taken is the client's doing, not a slow
-  // source's. (Bytes handed to the kernel: queued so far less those still queued.)
-  uint64_t send_rate_bytes() const {
-    const double b = static_cast<double>(options_.min_send_rate) *
-                     absl::ToDoubleSeconds(options_.send_rate_window);
-    return std::max<uint64_t>(1, static_cast<uint64_t>(b));
-  }
-  uint64_t bytes_sent() const { return queued_total_ - stream_->write_buffer_size(); }
-  void watch_send_rate(TimePoint t) {
-    if (send_deadline_ != kNever || closing_ || closed_ ||
-        stream_->write_buffer_size() < send_rate_bytes()) {
-      return;
-    }
-    send_deadline_ = after(t, options_.send_rate_window);
-    send_mark_ = bytes_sent();
-    rearm();
   }
 
   // A stream's flush(done): an empty write behind its bytes completes once they are in the
@@ -381,8 +354,8 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
 
   TimePoint next_deadline() const {
     if (closing_) return close_deadline_;
-    return earliest({idle_deadline_, header_deadline_, request_deadline_, rate_deadline_,
-                     response_deadline_, send_deadline_});
+    return earliest(
+        {idle_deadline_, header_deadline_, request_deadline_, rate_deadline_, response_deadline_});
   }
 
   // Makes the timer fire no later than next_deadline(). It is only moved when the deadline
@@ -461,18 +434,6 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
       rate_bytes_ = 0;
       rate_deadline_ = after(t, options_.body_rate_window);
     }
-    if (send_deadline_ <= t) {
-      send_deadline_ = kNever;
-      if (bytes_sent() - send_mark_ < send_rate_bytes()) {
-        state_->send_rate_timeouts.fetch_add(1, std::memory_order_relaxed);
-        logger().debug("HTTP connection fd {} send rate timeout", stream_->fd());
-        stream_->close(absl::DeadlineExceededError(
-            absl::StrCat("HTTP client read slower than min_send_rate (", options_.min_send_rate,
-                         " bytes/s over ", absl::FormatDuration(options_.send_rate_window), ")")));
-        return;
-      }
-      watch_send_rate(t);  // the next window, if enough waits again
-    }
     // A response in progress is not idleness: its own timeout is response_timeout. Nor is a
     // streamed body its handler stopped (flow control). Output the client does not take is
     // (nginx's send_timeout): then the queue must move between two looks (output_progress).
@@ -524,9 +485,6 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   TimePoint close_deadline_ = kNever;     // closing: flush progress, then the linger timeout
   TimePoint response_deadline_ = kNever;  // a deferred response started response_timeout ago
   uint64_t rate_bytes_ = 0;               // bytes read in the current body-rate window
-  TimePoint send_deadline_ = kNever;      // end of the current send-rate window
-  uint64_t send_mark_ = 0;                // bytes_sent() when that window started
-  uint64_t queued_total_ = 0;             // bytes given to the stream (with min_send_rate)
   size_t last_pending_ = 0;
   bool output_full_ = false;        // over the high watermark
   bool waiting_for_drain_ = false;  // wait_for_drain()'s write is pending

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <initializer_list>
-#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -44,14 +43,12 @@ absl::Status check_options(const HTTPServerOptions& o, bool has_handler) {
     return absl::InvalidArgumentError(
         "HTTPServerOptions.max_header_size must be > 0 (0 would reject every request)");
   }
-  for (const auto& [rate, window, rate_name, window_name] :
-       {std::tuple(o.min_body_rate, o.body_rate_window, "min_body_rate", "body_rate_window"),
-        std::tuple(o.min_send_rate, o.send_rate_window, "min_send_rate", "send_rate_window")}) {
-    if (rate > 0 && (window < absl::Milliseconds(1) || window == absl::InfiniteDuration())) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("HTTPServerOptions.", window_name, " must be finite and at least 1ms when ",
-                       rate_name, " is set, got ", absl::FormatDuration(window)));
-    }
+  if (o.min_body_rate > 0 && (o.body_rate_window < absl::Milliseconds(1) ||
+                              o.body_rate_window == absl::InfiniteDuration())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "HTTPServerOptions.body_rate_window must be finite and at least 1ms when min_body_rate "
+        "is set, got ",
+        absl::FormatDuration(o.body_rate_window)));
   }
   return absl::OkStatus();
 }
@@ -132,7 +129,6 @@ HTTPServer::Stats http_server_stats(const HTTPServerState& s) {
   out.idle_timeouts = s.idle_timeouts.load(std::memory_order_relaxed);
   out.header_timeouts = s.header_timeouts.load(std::memory_order_relaxed);
   out.body_rate_timeouts = s.body_rate_timeouts.load(std::memory_order_relaxed);
-  out.send_rate_timeouts = s.send_rate_timeouts.load(std::memory_order_relaxed);
   out.request_timeouts = s.request_timeouts.load(std::memory_order_relaxed);
   out.output_stalls = s.output_stalls.load(std::memory_order_relaxed);
   out.max_output_queued = s.max_output_queued.load(std::memory_order_relaxed);

@@ -44,22 +44,6 @@ class HTTPServerAsyncFlowTest : public HTTPServerTest {
     o.response_timeout = absl::Seconds(5);
     return o;
   }
-  // A deferred response with more output (16 MiB of `fill`) than the socket buffers hold, to
-  // a client that reads nothing (until the test resumes client_).
-  void start_stalled_download(HTTPServerOptions o) {
-    start_manual_server(keep(), o);
-    connect();
-    client_->pause_reading();
-    send(kGet);
-    settle();
-    ASSERT_NE(stream_, nullptr);
-    stall_more('x');
-  }
-  void stall_more(char fill) {
-    ASSERT_TRUE(stream_->write(std::string(16 << 20, fill)).ok());
-    settle();
-    ASSERT_GT(stream_->write_buffer_size(), 0u);
-  }
   std::shared_ptr<HTTPResponseStream> stream_;
   int close_calls_ = 0;
   absl::Status close_status_;
@@ -128,7 +112,15 @@ TEST_F(HTTPServerAsyncFlowTest, IdleTimeoutDoesNotCloseAPendingResponse) {
 TEST_F(HTTPServerAsyncFlowTest, IdleTimeoutClosesAPendingResponseTheClientDoesNotRead) {
   HTTPServerOptions o = timeouts();
   o.response_timeout = absl::ZeroDuration();  // off
-  start_stalled_download(o);
+  start_manual_server(keep(), o);
+  connect();
+  client_->pause_reading();
+  send(kGet);
+  settle();
+  ASSERT_NE(stream_, nullptr);
+  ASSERT_TRUE(stream_->write(std::string(16 << 20, 'x')).ok());  // more than the socket buffers
+  settle();
+  ASSERT_GT(stream_->write_buffer_size(), 0u);
   advance(absl::Seconds(60));  // the first look at the queue
   EXPECT_FALSE(stream_->closed());
   advance(absl::Milliseconds(59999));
@@ -137,50 +129,6 @@ TEST_F(HTTPServerAsyncFlowTest, IdleTimeoutClosesAPendingResponseTheClientDoesNo
   EXPECT_TRUE(stream_->closed());
   EXPECT_EQ(close_calls_, 1);
   EXPECT_EQ(stats().idle_timeouts, 1u);
-}
-
-// Found by a probe of http_proxy: clients reading 100 bytes a second kept the idle timeout
-// away (their queues moved) and held every upstream connection of the pool. min_send_rate
-// closes a client that took fewer bytes in a window than it could have: a window starts when
-// at least a window's worth (min_send_rate * send_rate_window) waits for it.
-HTTPServerOptions send_rate() {
-  HTTPServerOptions o;
-  o.idle_timeout = absl::Seconds(60);
-  o.min_send_rate = 1000;  // bytes per second: 10,000 per window
-  o.send_rate_window = absl::Seconds(10);
-  return o;
-}
-
-TEST_F(HTTPServerAsyncFlowTest, MinSendRateClosesAClientThatTakesTooLittle) {
-  start_stalled_download(send_rate());
-  advance(absl::Milliseconds(9999));
-  EXPECT_FALSE(stream_->closed());
-  advance(absl::Milliseconds(1));
-  EXPECT_TRUE(stream_->closed());
-  EXPECT_EQ(close_calls_, 1);
-  EXPECT_EQ(close_status_,
-            absl::UnavailableError("HTTP connection closed: HTTP client read slower than "
-                                   "min_send_rate (1000 bytes/s over 10s)"));
-  EXPECT_EQ(stats().send_rate_timeouts, 1u);
-  EXPECT_EQ(stats().idle_timeouts, 0u);
-}
-
-TEST_F(HTTPServerAsyncFlowTest, MinSendRateCountsFromWhenEnoughWaits) {
-  start_stalled_download(send_rate());
-  advance(absl::Seconds(5));
-  client_->resume_reading();  // takes everything: the window is met
-  settle();
-  ASSERT_EQ(stream_->write_buffer_size(), 0u);
-  client_->pause_reading();
-  advance(absl::Seconds(5));  // the window ends; nothing waits, so none starts
-  advance(absl::Seconds(30));
-  EXPECT_FALSE(stream_->closed());
-  stall_more('y');  // a window starts now
-  advance(absl::Milliseconds(9999));
-  EXPECT_FALSE(stream_->closed());
-  advance(absl::Milliseconds(1));
-  EXPECT_TRUE(stream_->closed());
-  EXPECT_EQ(stats().send_rate_timeouts, 1u);
 }
 
 // Found by http_body_stream_fuzzer. The last request of a connection (Connection: close)

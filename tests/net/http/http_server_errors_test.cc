@@ -136,12 +136,6 @@ INSTANTIATE_TEST_SUITE_P(
                     o.body_rate_window = absl::ZeroDuration();
                   },
                   "body_rate_window"},
-        BadOption{"SendRateWindowInfinite",
-                  [](HTTPServerOptions& o) {
-                    o.min_send_rate = 1;
-                    o.send_rate_window = absl::InfiniteDuration();
-                  },
-                  "send_rate_window"},
         // A CR or LF would split the Server field into fields of the caller's
         // choosing in every response (found by an API probe).
         BadOption{

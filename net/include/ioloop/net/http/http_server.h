@@ -106,15 +106,8 @@
 ///    end of its header section; a window in which fewer than min_body_rate *
 ///    body_rate_window bytes arrived is answered 408 and the connection closed (the bytes of
 ///    the read that ended the header section count toward the first window).
-///  - min_send_rate (off by default): a window of send_rate_window starts when at least
-///    min_send_rate * send_rate_window response bytes wait for the client; if it took fewer
-///    than that by the window's end, it could have and did not: the connection is closed (no
-///    408: a response is under way), its pending response's stream closing with Unavailable
-///    "HTTP connection closed: HTTP client read slower than min_send_rate (...)". nginx's
-///    send_timeout only catches a client that takes nothing at all; the idle timeout does that
-///    here.
-///  While the server has stopped reading a connection (backpressure), the header, request and
-///  body-rate clocks start again when they run out: the client's bytes cannot arrive then.
+///  While the server has stopped reading a connection (backpressure), the last three clocks
+///  start again when they run out: the client's bytes cannot arrive then.
 ///  Zero or InfiniteDuration() disables idle_timeout, header_timeout and request_timeout.
 ///  Each 408 is counted in Stats (header_timeouts, request_timeouts, body_rate_timeouts).
 ///
@@ -181,13 +174,6 @@ struct HTTPServerOptions {
   size_t min_body_rate = 0;
   /// The window of min_body_rate.
   absl::Duration body_rate_window = absl::Seconds(10);
-  /// Closes a connection whose client takes its response slower than min_send_rate bytes per
-  /// second (see "Timeouts"): a slow reader holds what produces its response (an upstream
-  /// connection of a proxy's pool) for as long as it likes otherwise. 0 (the default)
-  /// disables; when set, the window must be finite and at least 1 ms.
-  size_t min_send_rate = 0;
-  /// The window of min_send_rate.
-  absl::Duration send_rate_window = absl::Seconds(10);
   /// 408 for a request not complete this long after its first byte. Zero (the default) or
   /// InfiniteDuration() disables.
   absl::Duration request_timeout = absl::ZeroDuration();
@@ -223,7 +209,6 @@ class HTTPServer {
     uint64_t idle_timeouts = 0;       ///< connections closed by idle_timeout
     uint64_t header_timeouts = 0;     ///< 408 for a header section past header_timeout
     uint64_t body_rate_timeouts = 0;  ///< 408 for a body below min_body_rate
-    uint64_t send_rate_timeouts = 0;  ///< connections closed for reading below min_send_rate
     uint64_t request_timeouts = 0;    ///< 408 for a request past request_timeout
     uint64_t output_stalls = 0;       ///< reads whose answering stopped at max_pending_output
     uint64_t max_output_queued = 0;   ///< most response bytes queued unsent on one connection
