@@ -88,7 +88,10 @@ struct ClientFetch {
   std::optional<size_t> upload_length;  // a Content-Length the producer must match
   size_t uploaded = 0;
   size_t writes_in_flight = 0;  // writer writes not yet flushed (head included)
-  bool upload_done = false;     // finish() called (always true without a producer)
+  // Counts exchanges: a flush callback of an earlier one (a connection reused by a redirect
+  // before its upload's flushes ran) must not count in the current one.
+  uint64_t exchange_serial = 0;
+  bool upload_done = false;  // finish() called (always true without a producer)
   bool in_producer = false;
   bool streamed_body = false;  // the request's body comes from a body_producer
 };

@@ -82,7 +82,9 @@ void HTTPClientCore::start_exchange(const FetchPtr& f, std::shared_ptr<ClientCon
   }
   conn->begin(f->id, f->method);
   serialize_request(*f, options, request_text);
+  ++f->exchange_serial;
   if (!f->request.body_producer) {
+    f->writes_in_flight = 0;
     conn->write_copy(request_text);
   } else {
     f->writes_in_flight = 1;
@@ -92,10 +94,13 @@ void HTTPClientCore::start_exchange(const FetchPtr& f, std::shared_ptr<ClientCon
 }
 
 IOStream::WriteCallback HTTPClientCore::upload_flushed_callback(const FetchPtr& f) {
-  return [weak = weak_from_this(), fetch = std::weak_ptr(f)](absl::Status s) {
+  return [weak = weak_from_this(), fetch = std::weak_ptr(f),
+          serial = f->exchange_serial](absl::Status s) {
     std::shared_ptr<HTTPClientCore> core = weak.lock();
     FetchPtr locked = fetch.lock();
-    if (core && locked && !core->shut_down) core->on_upload_flushed(locked, s);
+    if (core && locked && !core->shut_down && locked->exchange_serial == serial) {
+      core->on_upload_flushed(locked, s);
+    }
   };
 }
 
@@ -325,12 +330,11 @@ void HTTPClientCore::on_complete(ClientConnection& c, uint64_t exchange, bool re
   std::shared_ptr<ClientConnection> conn = c.shared_from_this();
   // A response that came while the request body was still being streamed leaves the request
   // unfinished on the wire: that connection cannot carry another request. Unless the body had
-  // a Content-Length, all of it was written and flushed: finish() would send nothing more (a
-  // server may well answer at the last byte, before the producer calls it), and no flush
-  // callback of this exchange is left to run in the next one (a redirect may reuse it).
+  // a Content-Length and all of it was written: finish() would send nothing more (a server may
+  // well answer at the last byte, before the producer calls it). The writes' flush callbacks
+  // may still run: exchange_serial keeps them out of the next exchange.
   if (f != nullptr && !f->upload_done &&
-      (f->chunked_upload || !f->upload_length || f->uploaded != *f->upload_length ||
-       f->writes_in_flight > 0)) {
+      (f->chunked_upload || !f->upload_length || f->uploaded != *f->upload_length)) {
     reusable = false;
   }
   if (f != nullptr && f->conn == conn) {
