@@ -170,6 +170,7 @@ TEST_F(HTTPClientTest, BodyProducerUploadsToHTTPServerWithAContentLengthAndAKept
 // connection was closed instead of reused (12 new upstream connections for 40 uploads).
 TEST_F(HTTPClientTest, AConnectionAnsweredAfterTheWholeLengthIsReusedBeforeFinish) {
   auto raw = raw_server();
+  Result result, next;  // before the client: ~HTTPClient completes `next`, still pending
   HTTPClient client(loop());
   HTTPClientRequest request;
   request.method = "PUT";
@@ -180,7 +181,6 @@ TEST_F(HTTPClientTest, AConnectionAnsweredAfterTheWholeLengthIsReusedBeforeFinis
     if (!kept.active()) EXPECT_TRUE(w.write("0123456789"));  // all of it, and no finish() yet
     kept = w;
   };
-  Result result;
   start(client, std::move(request), &result);
   ASSERT_TRUE(wait_for([&] {
     return raw->connections() == 1 && absl::EndsWith(raw->last().received, "\r\n\r\n0123456789");
@@ -191,7 +191,6 @@ TEST_F(HTTPClientTest, AConnectionAnsweredAfterTheWholeLengthIsReusedBeforeFinis
   EXPECT_EQ((*result)->status, 204);
   EXPECT_FALSE(kept.active());
   EXPECT_FALSE(kept.finish());  // too late: inert
-  Result next;
   HTTPClientRequest get;
   get.url = raw->url("/next");
   start(client, std::move(get), &next);
