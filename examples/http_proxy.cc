@@ -3,7 +3,8 @@
 //
 //   http_proxy --upstream=http://127.0.0.1:8080 [--port=8000] [--address=] [--threads=1]
 //              [--poller=epoll|poll|select] [--connect_timeout=5s] [--upstream_timeout=60s]
-//              [--max_upstream_connections=64] [--idle_timeout=60s] [--min_body_rate=500]
+//              [--max_upstream_connections=64] [--queue_timeout=30s] [--idle_timeout=60s]
+//              [--min_body_rate=500]
 //              [--max_buffered_body=65536] [--log_level=info]
 //              [--upstream_ca_file=PEM] [--tls_cert=PEM --tls_key=PEM] [--handshake_timeout=10s]
 //   curl -i http://127.0.0.1:8000/any/path    # what the upstream answers, plus "Via: 1.1 ioloop"
@@ -50,8 +51,10 @@
 //    target with a '%' not followed by two hex digits or a non-ASCII byte (URL::check_target:
 //    HTTPClient cannot send it), without contacting the upstream;
 //  - upstream connections are pooled per thread (--max_upstream_connections; beyond it requests
-//    wait in the pool's FIFO queue); an idempotent request that meets a pooled connection the
-//    upstream had just closed is retried once on a fresh one.
+//    wait in the pool's FIFO queue, for --queue_timeout at most: then a 503, as HAProxy's
+//    `timeout queue`, so that clients holding every upstream connection, slow readers
+//    included, delay the others by that much and no more); an idempotent request that meets a
+//    pooled connection the upstream had just closed is retried once on a fresh one.
 // Pipelined requests are answered in order (HTTPServer runs the next one when the previous
 // response finished). SIGINT or SIGTERM stops it and it exits 0.
 #include <sys/socket.h>
@@ -97,6 +100,8 @@ ABSL_FLAG(absl::Duration, upstream_timeout, absl::Seconds(60),
           "504 when no response arrives within this of the request being sent; a response "
           "body silent this long is cut (the client connection closes)");
 ABSL_FLAG(int, max_upstream_connections, 64, "upstream connections per thread (pool size)");
+ABSL_FLAG(absl::Duration, queue_timeout, absl::Seconds(30),
+          "503 for a request that waited this long for a free upstream connection (0: no limit)");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
           "close a client connection idle this long, or not reading its response (0 disables)");
 ABSL_FLAG(int, min_body_rate, 500,
@@ -200,6 +205,15 @@ int main(int argc, char** argv) {
                  "0..65535, --min_body_rate and --max_buffered_body >= 0\n");
     return 2;
   }
+  for (const auto& [name, value] :
+       {std::pair{"--connect_timeout", absl::GetFlag(FLAGS_connect_timeout)},
+        std::pair{"--upstream_timeout", absl::GetFlag(FLAGS_upstream_timeout)},
+        std::pair{"--queue_timeout", absl::GetFlag(FLAGS_queue_timeout)}}) {
+    if (value < absl::ZeroDuration()) {
+      std::fprintf(stderr, "http_proxy: %s must not be negative\n", name);
+      return 2;
+    }
+  }
   absl::StatusOr<IOLoop::Options> options = ex::loop_options(absl::GetFlag(FLAGS_poller));
   if (!options.ok()) {
     std::fprintf(stderr, "http_proxy: %s\n", std::string(options.status().message()).c_str());
@@ -209,6 +223,7 @@ int main(int argc, char** argv) {
   config.upstream = *std::move(upstream);
   config.connect_timeout = absl::GetFlag(FLAGS_connect_timeout);
   config.upstream_timeout = absl::GetFlag(FLAGS_upstream_timeout);
+  config.queue_timeout = absl::GetFlag(FLAGS_queue_timeout);
   config.max_upstream_connections = static_cast<size_t>(max_upstream);
   config.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
   config.min_body_rate = static_cast<size_t>(min_body_rate);

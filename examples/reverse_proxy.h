@@ -20,7 +20,6 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -46,6 +45,7 @@ struct ProxyConfig {
   absl::Duration connect_timeout;
   absl::Duration upstream_timeout;
   size_t max_upstream_connections = 64;
+  absl::Duration queue_timeout;  // zero: requests wait in the pool's queue as long as it takes
   absl::Duration idle_timeout;
   size_t min_body_rate = 0;
   // A request body is read whole before the upstream is asked, up to this many bytes; past
@@ -335,6 +335,7 @@ class Proxy {
     // client to drain the response: uploads and downloads last as long as the client takes.
     up.response_timeout = config_.upstream_timeout;
     up.request_timeout = absl::InfiniteDuration();
+    up.queue_timeout = config_.queue_timeout;
     up.follow_redirects = false;  // a proxy passes redirects on
   }
 
@@ -442,14 +443,21 @@ class Proxy {
       answer_error(response, ex.rejected, status.message());
       return;
     }
-    // No response byte within --upstream_timeout of the request being sent: 504. Everything
-    // else before a response (refused, unreachable, connect timeout, reset, malformed): 502.
-    // HTTPClient's own timeout, not a socket's ETIMEDOUT (also DeadlineExceeded, and its message
-    // names the phase too): nginx answers that one 502 as well.
-    const bool timeout = status.code() == absl::StatusCode::kDeadlineExceeded &&
-                         absl::StartsWith(status.message(), "response_timeout (") &&
-                         absl::StrContains(status.message(), "expired waiting for the response");
-    const int code = timeout ? 504 : 502;
+    // The upstream silent for --upstream_timeout before anything of its response reached the
+    // client: 504. No upstream connection free within --queue_timeout: 503 (the upstream was
+    // not asked). Everything else before a response (refused, unreachable, connect timeout,
+    // reset, malformed): 502, a socket's own ETIMEDOUT included, as nginx answers it.
+    int code = 502;
+    switch (net::fetch_timeout(status)) {
+      case net::FetchTimeout::kResponse:
+        code = 504;
+        break;
+      case net::FetchTimeout::kQueue:
+        code = 503;
+        break;
+      default:
+        break;
+    }
     ex.proxy->log_failure(status, code);
     answer_error(response, code, "");
   }
@@ -461,9 +469,10 @@ class Proxy {
   void log_failure(const absl::Status& status, int answered) {
     uint64_t suppressed = 0;
     if (!log_limiter_.allow(loop_.time(), &suppressed)) return;
-    logger().warn("upstream {}/: {} to the client: {}{}", origin_,
+    // The code and message: ToString() would add the status's payloads.
+    logger().warn("upstream {}/: {} to the client: {}: {}{}", origin_,
                   answered != 0 ? absl::StrCat(answered) : std::string("response cut short"),
-                  status.ToString(),
+                  absl::StatusCodeToString(status.code()), std::string(status.message()),
                   suppressed != 0 ? absl::StrCat(" (", suppressed, " similar lines suppressed)")
                                   : std::string());
   }

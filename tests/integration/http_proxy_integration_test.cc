@@ -478,5 +478,94 @@ TEST(ProxyErrorsTest, SilentUpstreamIs504AfterTheUpstreamTimeout) {
   EXPECT_EQ(out, "504 None\n504 None\n");
 }
 
+// Requests that find every upstream connection busy wait in the pool's queue for
+// --queue_timeout, then get a 503 (the upstream never sees them) on a connection that stays
+// usable; the request holding the connection is not disturbed.
+TEST(ProxyErrorsTest, BusyPoolIs503AfterTheQueueTimeout) {
+  if (!have("python3") || !have("curl")) GTEST_SKIP() << "python3 or curl not installed";
+  absl::StatusOr<net::Socket> upstream = bound_loopback_socket();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  ASSERT_EQ(::listen(upstream->fd(), 16), 0);
+  ASSERT_EQ(::fcntl(upstream->fd(), F_SETFL, 0), 0);  // accept() below waits for the proxy
+  auto local = upstream->local_address();
+  ASSERT_TRUE(local.ok());
+  const std::string log = absl::StrCat(::testing::TempDir(), "/proxy_queue_", ::getpid(), ".log");
+  auto proxy =
+      start_proxy(local->port(), {"--max_upstream_connections=1", "--queue_timeout=300ms"}, log);
+  ASSERT_NE(proxy, nullptr);
+
+  // The first request takes the one upstream connection, which the test holds unanswered.
+  net::Socket held(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  absl::StatusOr<net::SocketAddress> addr = net::SocketAddress::parse("127.0.0.1", proxy->port());
+  ASSERT_TRUE(addr.ok());
+  ASSERT_EQ(::connect(held.fd(), addr->get(), addr->length()), 0);
+  const std::string first = "GET /held HTTP/1.1\r\nHost: h\r\n\r\n";
+  ASSERT_EQ(::send(held.fd(), first.data(), first.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(first.size()));
+  net::Socket up(::accept4(upstream->fd(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(up.valid());
+  std::string request;
+  char buf[4096];
+  while (!absl::StrContains(request, "\r\n\r\n")) {
+    const ssize_t n = ::recv(up.fd(), buf, sizeof buf, 0);
+    ASSERT_GT(n, 0);
+    request.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_TRUE(absl::StartsWith(request, "GET /held HTTP/1.1\r\n")) << request;
+
+  int status;
+  const std::string out = two_gets_on_one_connection(proxy->port(), &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "503 None\n503 None\n");
+  const std::string head = run(
+      absl::StrCat("curl -sS -i --max-time 20 http://127.0.0.1:", proxy->port(), "/y"), &status);
+  EXPECT_EQ(status, 0);
+  EXPECT_TRUE(absl::StartsWith(head, "HTTP/1.1 503 Service Unavailable\r\n")) << head;
+  EXPECT_TRUE(absl::EndsWith(head, "\r\nContent-Length: 20\r\n\r\nService Unavailable\n")) << head;
+  const std::string text = read_file(log);
+  EXPECT_TRUE(absl::StrContains(
+      text, absl::StrCat("503 to the client: DEADLINE_EXCEEDED: queue_timeout (300ms) expired: "
+                         "no free connection to 127.0.0.1:",
+                         local->port(), " (max_connections_per_host 1) (GET http://127.0.0.1:",
+                         local->port(), "/x, queued for a connection)")))
+      << text;
+
+  // The held request is answered as usual; the queued ones never reached the upstream.
+  const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  ASSERT_EQ(::send(up.fd(), answer.data(), answer.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(answer.size()));
+  std::string reply;
+  while (!absl::EndsWith(reply, "\r\n\r\nok")) {
+    const ssize_t n = ::recv(held.fd(), buf, sizeof buf, 0);
+    ASSERT_GT(n, 0) << reply;
+    reply.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_TRUE(absl::StartsWith(reply, "HTTP/1.1 200 OK\r\n")) << reply;
+  EXPECT_EQ(::recv(up.fd(), buf, sizeof buf, MSG_DONTWAIT), -1);  // nothing more was sent
+  EXPECT_EQ(errno, EAGAIN);
+  ::unlink(log.c_str());
+}
+
+TEST(ProxyFlagsTest, FlagsThatCannotWorkExitTwoWithTheReason) {
+  struct Case {
+    const char* flags;
+    const char* says;
+  };
+  for (const Case& c : {
+           Case{"--upstream=ftp://127.0.0.1:1",
+                "http_proxy: --upstream must be http(s)://HOST:PORT"},
+           Case{"--upstream=http://127.0.0.1:1 --queue_timeout=-1s",
+                "http_proxy: --queue_timeout must not be negative\n"},
+           Case{"--upstream=http://127.0.0.1:1 --connect_timeout=-5ms",
+                "http_proxy: --connect_timeout must not be negative\n"},
+       }) {
+    int status;
+    const std::string out =
+        run(absl::StrCat(HTTP_PROXY_PATH, " --port=0 ", c.flags, " 2>&1"), &status);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << c.flags << ": " << status;
+    EXPECT_TRUE(absl::StartsWith(out, c.says)) << c.flags << ": " << out;
+  }
+}
+
 }  // namespace
 }  // namespace ioloop::testing

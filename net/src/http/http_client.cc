@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "http/http_client_core.h"
 
@@ -30,6 +31,39 @@ bool HTTPClientBodyWriter::active() const {
   std::shared_ptr<HTTPClientCore> core = core_.lock();
   std::shared_ptr<ClientFetch> fetch = fetch_.lock();
   return core && fetch && core->writer_active(fetch);
+}
+
+// --- Timeouts as data ------------------------------------------------------------------------
+
+namespace {
+
+// The payload naming the limit; its value is the option's name (what Status::ToString() shows).
+constexpr absl::string_view kTimeoutPayload = "ioloop.net.FetchTimeout";
+
+constexpr std::pair<FetchTimeout, absl::string_view> kTimeoutNames[] = {
+    {FetchTimeout::kConnect, "connect_timeout"},
+    {FetchTimeout::kQueue, "queue_timeout"},
+    {FetchTimeout::kRequest, "request_timeout"},
+    {FetchTimeout::kResponse, "response_timeout"},
+};
+
+}  // namespace
+
+absl::Status mark_timeout(absl::Status status, FetchTimeout which) {
+  for (const auto& [t, name] : kTimeoutNames) {
+    if (t == which) status.SetPayload(kTimeoutPayload, absl::Cord(name));
+  }
+  return status;
+}
+
+FetchTimeout fetch_timeout(const absl::Status& status) {
+  if (status.code() != absl::StatusCode::kDeadlineExceeded) return FetchTimeout::kNone;
+  const auto name = status.GetPayload(kTimeoutPayload);  // absl::optional in Debian's abseil
+  if (!name.has_value()) return FetchTimeout::kNone;
+  for (const auto& [t, n] : kTimeoutNames) {
+    if (*name == n) return t;
+  }
+  return FetchTimeout::kNone;
 }
 
 // --- HTTPClient -----------------------------------------------------------------------------
@@ -104,6 +138,7 @@ void HTTPClientCore::complete(FetchPtr f, absl::StatusOr<HTTPClientResponse> res
   fetches.erase(f->id);
   stop_timers(*f);
   if (f->phase == ClientFetch::Phase::kQueued) {
+    dequeued(*f);
     auto pit = pools.find(f->key);
     if (pit != pools.end()) {
       auto& q = pit->second.queue;
@@ -201,6 +236,7 @@ void HTTPClientCore::shutdown() {
   for (auto& f : pending) {
     f->finished = true;
     stop_timers(*f);
+    dequeued(*f);
     if (std::shared_ptr<ClientConnection> conn = std::move(f->conn)) {
       conn->fetch.reset();
       conn->close(absl::CancelledError("HTTPClient destroyed"));

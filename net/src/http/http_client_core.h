@@ -68,6 +68,7 @@ struct ClientFetch {
   HTTPMethod method = HTTPMethod::kGet;
   Phase phase = Phase::kNew;
   std::shared_ptr<ClientConnection> conn;
+  TimeoutHandle queue_timer;  // queue_timeout, while queued with one
   // The current exchange's request_timeout and response_timeout, as deadlines (zero: none),
   // watched by its connection's timer (HTTPClientCore::wake_at()).
   TimePoint deadline{};
@@ -107,6 +108,8 @@ const char* phase_name(const ClientFetch& f, bool response_started);
 // to fd N: ", "IOStream: read from fd N: ") means nothing to the caller and goes, wherever it is
 // in the message.
 absl::Status in_context(const ClientFetch& f, const absl::Status& status, bool response_started);
+// `status` (a DeadlineExceeded) marked as the expiry of `which`, for fetch_timeout().
+absl::Status mark_timeout(absl::Status status, FetchTimeout which);
 
 class HTTPClientCore : public ClientConnection::Owner,
                        public std::enable_shared_from_this<HTTPClientCore> {
@@ -155,6 +158,11 @@ class HTTPClientCore : public ClientConnection::Owner,
   // them.
   bool discard_if_closed_for(const ClientFetch& f, ClientConnection& conn);
   void dispatch_queue(const std::string& key);
+  // The fetch waits for a connection to its host (phase kQueued), with its queue_timeout.
+  void enqueue(const FetchPtr& f);
+  // The fetch leaves the queue for a connection: its queue_timeout stops.
+  void dequeued(ClientFetch& f);
+  void on_queue_timeout(const FetchPtr& f);
   void expire_idle(const std::shared_ptr<ClientConnection>& conn);
 
   // --- http_client_exchange.cc ------------------------------------------------------------

@@ -148,10 +148,11 @@ void HTTPClientCore::on_request_timeout(const FetchPtr& f, bool response_timeout
   const char* name = response_timeout ? "response_timeout" : "request_timeout";
   const absl::Duration d =
       response_timeout ? f->request.response_timeout : f->request.request_timeout;
-  fail(f, absl::DeadlineExceededError(
-              absl::StrCat(name, " (", absl::FormatDuration(d), ") expired ",
+  fail(f, mark_timeout(absl::DeadlineExceededError(absl::StrCat(
+                           name, " (", absl::FormatDuration(d), ") expired ",
                            f->head_received ? "reading the body" : "waiting for the response",
-                           " from ", f->url.to_string())));
+                           " from ", f->url.to_string())),
+                       response_timeout ? FetchTimeout::kResponse : FetchTimeout::kRequest));
 }
 
 // --- Streamed upload ------------------------------------------------------------------------

@@ -34,8 +34,38 @@ void HTTPClientCore::acquire(const FetchPtr& f) {
     connect(f);
     return;
   }
+  enqueue(f);
+}
+
+void HTTPClientCore::enqueue(const FetchPtr& f) {
   f->phase = ClientFetch::Phase::kQueued;
-  pool.queue.push_back(f);
+  pools[f->key].queue.push_back(f);
+  const absl::Duration t = f->request.queue_timeout;
+  if (t == absl::ZeroDuration() || t == absl::InfiniteDuration()) return;
+  // Weak: the timer may outlive the fetch and the client (then it does nothing).
+  f->queue_timer = loop.call_later(t, [weak = weak_from_this(), fetch = std::weak_ptr(f)] {
+    std::shared_ptr<HTTPClientCore> core = weak.lock();
+    FetchPtr waiting = fetch.lock();
+    if (!core || core->shut_down || !waiting) return;
+    waiting->queue_timer = TimeoutHandle();
+    core->on_queue_timeout(waiting);
+  });
+}
+
+void HTTPClientCore::dequeued(ClientFetch& f) {
+  if (!f.queue_timer.valid()) return;
+  loop.remove_timeout(f.queue_timer);
+  f.queue_timer = TimeoutHandle();
+}
+
+void HTTPClientCore::on_queue_timeout(const FetchPtr& f) {
+  if (f->finished || f->phase != ClientFetch::Phase::kQueued) return;
+  // complete() takes it out of the queue.
+  absl::Status s = absl::DeadlineExceededError(
+      absl::StrCat("queue_timeout (", absl::FormatDuration(f->request.queue_timeout),
+                   ") expired: no free connection to ", f->url.authority(),
+                   " (max_connections_per_host ", options.max_connections_per_host, ")"));
+  fail(f, mark_timeout(in_context(*f, s, /*response_started=*/false), FetchTimeout::kQueue));
 }
 
 void HTTPClientCore::connect(const FetchPtr& f) {
@@ -71,9 +101,10 @@ void HTTPClientCore::connect(const FetchPtr& f) {
           if (waiting != nullptr) {
             absl::Status s = stream.status();
             if (absl::IsDeadlineExceeded(s)) {
-              s = absl::DeadlineExceededError(absl::StrCat("connect to ", host,
-                                                           ": connect_timeout (",
-                                                           absl::FormatDuration(t), ") expired"));
+              s = mark_timeout(absl::DeadlineExceededError(
+                                   absl::StrCat("connect to ", host, ": connect_timeout (",
+                                                absl::FormatDuration(t), ") expired")),
+                               FetchTimeout::kConnect);
             } else {
               s = absl::Status(s.code(), absl::StrCat("connect to ", host, ": ", s.message()));
             }
@@ -111,6 +142,7 @@ void HTTPClientCore::release(std::shared_ptr<ClientConnection> conn) {
     if (discard_if_closed_for(*pool.queue.front(), *conn)) return;  // the queue gets a new one
     FetchPtr f = std::move(pool.queue.front());
     pool.queue.pop_front();
+    dequeued(*f);
     start_exchange(f, std::move(conn), /*reused=*/true);
     return;
   }
@@ -169,6 +201,7 @@ void HTTPClientCore::dispatch_queue(const std::string& key) {
     FetchPtr f = std::move(pool.queue.front());
     pool.queue.pop_front();
     if (!f->finished) {
+      dequeued(*f);
       ++pool.open;
       connect(f);
     }

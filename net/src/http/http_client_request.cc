@@ -91,7 +91,8 @@ absl::StatusOr<URL> validate_request(const HTTPClientRequest& request, LastOrigi
   }
   if (request.connect_timeout < absl::ZeroDuration() ||
       request.request_timeout < absl::ZeroDuration() ||
-      request.response_timeout < absl::ZeroDuration()) {
+      request.response_timeout < absl::ZeroDuration() ||
+      request.queue_timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("HTTPClientRequest: timeouts must not be negative");
   }
   if (request.body_producer && !request.body.empty()) {

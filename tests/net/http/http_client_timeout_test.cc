@@ -1,6 +1,7 @@
 // HTTPClient timeouts on the manual clock (each fires exactly at its deadline, no wall-clock
 // wait), and the keep-alive race retry: idempotent requests only, once, proven not to retry a
 // POST.
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +17,20 @@ namespace {
 
 using Result = std::optional<absl::StatusOr<HTTPClientResponse>>;
 
+// An HTTPClient timeout error: DeadlineExceeded, the exact message, and the limit
+// fetch_timeout() reads from it.
+::testing::AssertionResult IsTimeout(const absl::Status& s, FetchTimeout which,
+                                     absl::string_view message) {
+  if (s.code() != absl::StatusCode::kDeadlineExceeded || s.message() != message) {
+    return ::testing::AssertionFailure() << s << ", not DEADLINE_EXCEEDED: " << message;
+  }
+  if (fetch_timeout(s) != which) {
+    return ::testing::AssertionFailure() << "fetch_timeout() " << static_cast<int>(fetch_timeout(s))
+                                         << ", not " << static_cast<int>(which) << ": " << s;
+  }
+  return ::testing::AssertionSuccess();
+}
+
 TEST_F(HTTPClientTest, ConnectTimeoutNamesTheConnectPhase) {
   ::ioloop::testing::Blackhole hole;  // SYNs dropped: the connect hangs
   HTTPClient client(loop());
@@ -24,9 +39,9 @@ TEST_F(HTTPClientTest, ConnectTimeoutNamesTheConnectPhase) {
   request.connect_timeout = absl::Seconds(2);
   const TimePoint t0 = loop().time();
   absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(request));
-  EXPECT_EQ(r.status(),
-            absl::DeadlineExceededError(absl::StrCat("connect to 127.0.0.1:", hole.address.port(),
-                                                     ": connect_timeout (2s) expired")));
+  EXPECT_TRUE(IsTimeout(r.status(), FetchTimeout::kConnect,
+                        absl::StrCat("connect to 127.0.0.1:", hole.address.port(),
+                                     ": connect_timeout (2s) expired")));
   EXPECT_EQ(loop().time() - t0, std::chrono::seconds(2));
   EXPECT_EQ(client.stats().open_connections, 0u);
 }
@@ -61,10 +76,10 @@ TEST_F(HTTPClientTest, RequestTimeoutWaitingForTheResponse) {
   request.request_timeout = absl::Seconds(3);
   const TimePoint t0 = loop().time();
   absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(request));
-  EXPECT_EQ(r.status(), absl::DeadlineExceededError(
-                            absl::StrCat("request_timeout (3s) expired waiting for the response "
-                                         "from ",
-                                         raw->url("/slow"))));
+  EXPECT_TRUE(IsTimeout(r.status(), FetchTimeout::kRequest,
+                        absl::StrCat("request_timeout (3s) expired waiting for the response "
+                                     "from ",
+                                     raw->url("/slow"))));
   EXPECT_EQ(loop().time() - t0, std::chrono::seconds(3));
   ASSERT_TRUE(wait_for([&] { return raw->last().eof; }));  // closed, not pooled
   EXPECT_EQ(client.stats().open_connections, 0u);
@@ -113,9 +128,10 @@ TEST_F(HTTPClientTest, TimeoutsOnAReusedConnectionShareItsOneTimerAndFireOnTime)
       start(client, request(), &r);
     });
     ASSERT_TRUE(wait_for([&] { return r.has_value(); }));
-    EXPECT_EQ(r->status(),
-              absl::DeadlineExceededError(absl::StrCat(
-                  "response_timeout (6s) expired waiting for the response from ", raw->url("/"))));
+    EXPECT_TRUE(
+        IsTimeout(r->status(), FetchTimeout::kResponse,
+                  absl::StrCat("response_timeout (6s) expired waiting for the response from ",
+                               raw->url("/"))));
     EXPECT_EQ(loop().time() - sent, std::chrono::seconds(6));
     EXPECT_EQ(client.stats().connections_reused, 3u);
     EXPECT_EQ(client.stats().idle_expired, 0u);
@@ -133,8 +149,9 @@ TEST_F(HTTPClientTest, RequestTimeoutReadingTheBody) {
   request.url = raw->url();
   request.request_timeout = absl::Seconds(3);
   absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(request));
-  EXPECT_EQ(r.status(), absl::DeadlineExceededError(absl::StrCat(
-                            "request_timeout (3s) expired reading the body from ", raw->url())));
+  EXPECT_TRUE(
+      IsTimeout(r.status(), FetchTimeout::kRequest,
+                absl::StrCat("request_timeout (3s) expired reading the body from ", raw->url())));
 }
 
 TEST_F(HTTPClientTest, ResponseTimeoutBoundsTheServersSilenceNotTheResponsesLength) {
@@ -146,9 +163,9 @@ TEST_F(HTTPClientTest, ResponseTimeoutBoundsTheServersSilenceNotTheResponsesLeng
   silent.response_timeout = absl::Seconds(2);
   const TimePoint t0 = loop().time();
   absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(silent));
-  EXPECT_EQ(r.status(), absl::DeadlineExceededError(absl::StrCat(
-                            "response_timeout (2s) expired waiting for the response from ",
-                            raw->url("/silent"))));
+  EXPECT_TRUE(IsTimeout(r.status(), FetchTimeout::kResponse,
+                        absl::StrCat("response_timeout (2s) expired waiting for the response from ",
+                                     raw->url("/silent"))));
   EXPECT_EQ(loop().time() - t0, std::chrono::seconds(2));
 
   // The head at 1 s, then a body piece every 1.5 s until 10 s: each wait is under 2 s.
@@ -188,9 +205,9 @@ TEST_F(HTTPClientTest, ResponseTimeoutBoundsTheServersSilenceNotTheResponsesLeng
   stalled.response_timeout = absl::Seconds(2);
   const TimePoint t1 = loop().time();
   r = fetch(client, std::move(stalled));
-  EXPECT_EQ(r.status(), absl::DeadlineExceededError(
-                            absl::StrCat("response_timeout (2s) expired reading the body from ",
-                                         raw->url("/stalled-body"))));
+  EXPECT_TRUE(IsTimeout(r.status(), FetchTimeout::kResponse,
+                        absl::StrCat("response_timeout (2s) expired reading the body from ",
+                                     raw->url("/stalled-body"))));
   EXPECT_EQ(loop().time() - t1, std::chrono::seconds(3));
 }
 
@@ -269,9 +286,9 @@ TEST_F(HTTPClientTest, ResponseTimeoutFailsAnUploadTheServerStopsReading) {
   const TimePoint written = loop().time();
   EXPECT_TRUE(kept.write(std::string(64 << 20, 'x')));
   ASSERT_TRUE(wait_for([&] { return result.has_value(); }));
-  EXPECT_EQ(result->status(), absl::DeadlineExceededError(absl::StrCat(
-                                  "response_timeout (2s) expired waiting for the response from ",
-                                  raw->url("/stalled"))));
+  EXPECT_TRUE(IsTimeout(result->status(), FetchTimeout::kResponse,
+                        absl::StrCat("response_timeout (2s) expired waiting for the response from ",
+                                     raw->url("/stalled"))));
   EXPECT_EQ(loop().time() - written, std::chrono::seconds(2));
 }
 
@@ -409,6 +426,94 @@ TEST_F(HTTPClientTest, RetryHappensOnceAndNotAfterAResponseByte) {
   EXPECT_EQ(res.status().code(), absl::StatusCode::kDataLoss) << res.status();
   EXPECT_EQ(client2.stats().retries, 0u);
   EXPECT_EQ(raw2->connections(), 1u);
+}
+
+// queue_timeout bounds the wait for a pooled connection, and only that: the queued fetch fails
+// at its deadline without being sent, the busy one goes on, and the connection then goes idle.
+TEST_F(HTTPClientTest, QueueTimeoutFailsAFetchStillWaitingForAConnection) {
+  auto raw = raw_server();  // answers only when told
+  HTTPClientOptions options;
+  options.max_connections_per_host = 1;
+  HTTPClient client(loop(), options);
+  Result first, second;
+  HTTPClientRequest r1;
+  r1.url = raw->url("/1");
+  r1.request_timeout = absl::InfiniteDuration();
+  start(client, std::move(r1), &first);
+  HTTPClientRequest r2;
+  r2.url = raw->url("/2");
+  r2.queue_timeout = absl::Seconds(3);
+  const TimePoint t0 = loop().time();
+  start(client, std::move(r2), &second);
+  EXPECT_EQ(client.stats().queued, 1u);
+  ASSERT_TRUE(wait_for([&] { return second.has_value(); }));
+  EXPECT_EQ(loop().time() - t0, std::chrono::seconds(3));
+  EXPECT_TRUE(IsTimeout(second->status(), FetchTimeout::kQueue,
+                        absl::StrCat("queue_timeout (3s) expired: no free connection to 127.0.0.1:",
+                                     raw->port(), " (max_connections_per_host 1) (GET ",
+                                     raw->url("/2"), ", queued for a connection)")));
+  EXPECT_EQ(client.stats().queued, 0u);
+  EXPECT_FALSE(first.has_value());
+
+  raw->last().stream->write("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1");
+  ASSERT_TRUE(wait_for([&] { return first.has_value(); }));
+  ASSERT_TRUE(first->ok()) << first->status();
+  settle();
+  EXPECT_EQ(raw->connections(), 1u);
+  EXPECT_EQ(raw->last().heads(), 1u);  // the timed-out request was never sent
+  EXPECT_EQ(client.stats().idle_connections, 1u);
+}
+
+// A fetch that leaves the queue in time (for the connection released after the exchange before
+// it, or for a new one when that connection closed) stops its queue_timeout: a long exchange
+// afterwards succeeds, and no timer of it is left.
+TEST_F(HTTPClientTest, QueueTimeoutStopsWhenTheFetchGetsAConnection) {
+  for (const bool close_first : {false, true}) {
+    SCOPED_TRACE(close_first);
+    auto raw = raw_server();
+    std::map<RawServer::Conn*, size_t> seen;  // heads answered (or scheduled), per connection
+    int requests = 0;
+    raw->on_data = [&](RawServer::Conn& c) {
+      if (c.eof || c.heads() == seen[&c]) return;
+      seen[&c] = c.heads();
+      RawServer::Conn* conn = &c;
+      const bool first = requests++ == 0;
+      // The first answered after 1 s, the second after 50 s.
+      loop().call_later(absl::Seconds(first ? 1 : 50), [conn, first, close_first] {
+        conn->stream->write(first && close_first ? "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+                                                   "Content-Length: 1\r\n\r\n1"
+                                                 : "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1");
+      });
+    };
+    HTTPClientOptions options;
+    options.max_connections_per_host = 1;
+    HTTPClient client(loop(), options);
+    const size_t timers_before = loop().stats().timers_pending;
+    Result first, second;
+    HTTPClientRequest r1;
+    r1.url = raw->url("/1");
+    start(client, std::move(r1), &first);
+    HTTPClientRequest r2;
+    r2.url = raw->url("/2");
+    r2.request_timeout = absl::InfiniteDuration();
+    r2.queue_timeout = absl::Seconds(100);
+    start(client, std::move(r2), &second);
+    ASSERT_TRUE(wait_for([&] { return second.has_value(); }));
+    ASSERT_TRUE(first->ok()) << first->status();
+    ASSERT_TRUE(second->ok()) << second->status();
+    EXPECT_EQ(raw->connections(), close_first ? 2u : 1u);
+    // The idle connection's timer only: the queue_timeout (due at 100 s) was removed.
+    EXPECT_EQ(loop().stats().timers_pending, timers_before + 1);
+  }
+}
+
+TEST(FetchTimeoutTest, OnlyTheClientsOwnLimitsAreTimeouts) {
+  EXPECT_EQ(fetch_timeout(absl::OkStatus()), FetchTimeout::kNone);
+  // A socket's ETIMEDOUT, or anyone else's DeadlineExceeded, with the same text.
+  EXPECT_EQ(fetch_timeout(absl::DeadlineExceededError("connect to h:1: connect_timeout (1s) "
+                                                      "expired")),
+            FetchTimeout::kNone);
+  EXPECT_EQ(fetch_timeout(absl::UnavailableError("Connection refused")), FetchTimeout::kNone);
 }
 
 }  // namespace

@@ -46,8 +46,9 @@
 ///      NotFound           the host name does not resolve (the Resolver's error).
 ///      DeadlineExceeded   a timeout, naming its phase: "connect" (connect_timeout, which
 ///                         bounds resolution, the TCP connect and the TLS handshake),
-///                         "waiting for the response" or "reading the body" (request_timeout,
-///                         response_timeout).
+///                         "queued for a connection" (queue_timeout), "waiting for the
+///                         response" or "reading the body" (request_timeout,
+///                         response_timeout). fetch_timeout() tells which limit it was.
 ///      DataLoss           a malformed response or one cut short, with the parser's reason
 ///                         ("malformed response: ...", "connection closed after 3 of 10 body
 ///                         bytes", see response_parser.h).
@@ -76,7 +77,8 @@
 ///    nothing unexpected after it is kept idle and reused (the most recently used first); idle
 ///    connections close after idle_timeout, or when the server closes them. At most
 ///    max_connections_per_host connections (connecting, busy or idle) per scheme+host+port;
-///    more fetches wait in a FIFO queue. Time spent in the queue counts toward neither timeout.
+///    more fetches wait in a FIFO queue. Time spent in the queue counts toward no timeout but
+///    queue_timeout.
 ///  - The keep-alive race: when a request written on a REUSED connection meets EOF or a reset
 ///    before any byte of the response, the fetch is retried once, on a fresh connection, if its
 ///    method is idempotent (GET, HEAD, PUT, DELETE, OPTIONS, TRACE; RFC 9110 §9.2.2) and its body
@@ -191,6 +193,13 @@ struct HTTPClientRequest {
   /// as it takes, and a server that stops reading or sending fails it. For a proxy's 504, with
   /// request_timeout infinite.
   absl::Duration response_timeout = absl::ZeroDuration();
+  /// Optional (zero or infinite: off): bounds the wait in the pool's FIFO queue, when all
+  /// max_connections_per_host connections to the URL's host are busy (HAProxy's `timeout
+  /// queue`). DeadlineExceeded "queue_timeout (..) expired: no free connection to <host:port>
+  /// (max_connections_per_host N) (METHOD URL, queued for a connection)". A fetch that got a
+  /// connection in time is not affected, however long its exchange lasts. Each redirect hop
+  /// that queues waits anew.
+  absl::Duration queue_timeout = absl::ZeroDuration();
   /// Follows 301, 302, 303, 307 and 308 up to max_redirects times (see the file comment).
   bool follow_redirects = true;
   int max_redirects = 5;  ///< >= 0, else InvalidArgument
@@ -249,6 +258,16 @@ struct HTTPClientOptions {
 };
 // Options that cannot work (max_connections_per_host or max_header_size 0, a negative
 // idle_timeout) fail every fetch with InvalidArgument naming the field.
+
+/// Which of the request's own limits ended a fetch: connect_timeout, queue_timeout,
+/// request_timeout or response_timeout.
+enum class FetchTimeout { kNone, kConnect, kQueue, kRequest, kResponse };
+
+/// The limit named in an error status an HTTPClient delivered, read from the status's payload
+/// (not its message), for a program that answers each differently (a proxy: 502, 503, 504).
+/// kNone for OK, for every other error (a socket's own ETIMEDOUT included: the kernel's, not a
+/// limit of the request) and for statuses HTTPClient did not make. Any thread.
+FetchTimeout fetch_timeout(const absl::Status& status);
 
 /// An asynchronous HTTP/1.1 client with a keep-alive connection pool. Loop thread only; the
 /// callback, error and retry rules are in the file comment of ioloop/net/http/http_client.h.
