@@ -77,9 +77,8 @@ class EchoServer {
       // second, with the count of those left out.
       uint64_t suppressed = 0;
       if (refusal_log_.allow(loop_.time(), &suppressed)) {
-        logger().warn(
-            "cannot watch {}: {}{}", peer.to_string(), std::string(s.message()),
-            suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)") : "");
+        logger().warn("cannot watch {}: {}{}", peer.to_string(), std::string(s.message()),
+                      ioloop::suppressed_note(suppressed));
       }
       return;  // `conn` closes the socket
     }

@@ -473,8 +473,7 @@ class Proxy {
     logger().warn("upstream {}/: {} to the client: {}: {}{}", origin_,
                   answered != 0 ? absl::StrCat(answered) : std::string("response cut short"),
                   absl::StatusCodeToString(status.code()), std::string(status.message()),
-                  suppressed != 0 ? absl::StrCat(" (", suppressed, " similar lines suppressed)")
-                                  : std::string());
+                  suppressed_note(suppressed));
   }
 
   IOLoop& loop_;

@@ -271,8 +271,7 @@ void IOLoop::guarded(const char* what, F&& f) {
       if (log_limiter_.allow(Clock::now(), &suppressed)) {
         logger().warn(
             "slow {}: blocked the loop for {} (threshold {}){}", what, absl::FormatDuration(took),
-            absl::FormatDuration(options_.slow_callback_threshold),
-            suppressed ? absl::StrCat("; ", suppressed, " similar lines suppressed") : "");
+            absl::FormatDuration(options_.slow_callback_threshold), suppressed_note(suppressed));
       }
     }
   } catch (...) {
@@ -320,8 +319,7 @@ void IOLoop::report_exception(const char* what, const char* message) {
   ++stats_.exceptions;
   uint64_t suppressed = 0;
   if (log_limiter_.allow(Clock::now(), &suppressed)) {
-    logger().error("exception escaped {}: {}{}", what, message,
-                   suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)") : "");
+    logger().error("exception escaped {}: {}{}", what, message, suppressed_note(suppressed));
   }
 }
 
@@ -425,8 +423,7 @@ void IOLoop::back_off_after_poll_failure(const absl::Status& status) {
   if (log_limiter_.allow(Clock::now(), &suppressed)) {
     logger().error("poller ({}) failed: {}; retrying in {}{}",
                    std::string(poller_kind_name(poller_->kind())), status.ToString(),
-                   absl::FormatDuration(poll_backoff_),
-                   suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)") : "");
+                   absl::FormatDuration(poll_backoff_), suppressed_note(suppressed));
   }
   if (sleep_for_) {
     sleep_for_(poll_backoff_);

@@ -176,8 +176,7 @@ void Acceptor::State::pause(const std::shared_ptr<State>& self, const char* why,
         "{}",
         // "why: strerror text", thread-safely (std::strerror may share a buffer across threads).
         listen_fd, std::string(absl::ErrnoToStatus(err, why).message()), stats.rejected,
-        absl::FormatDuration(options.emfile_backoff),
-        suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)") : "");
+        absl::FormatDuration(options.emfile_backoff), suppressed_note(suppressed));
   }
   ++stats.paused;
   // Removing the handler (rather than clearing READ) also silences ERROR, so no backend
@@ -208,8 +207,7 @@ void Acceptor::State::resume(const std::shared_ptr<State>& self) {
     if (s.log_limiter.allow(s.loop.time(), &suppressed)) {
       logger().warn("accept on fd {}: cannot re-enable the listener: {}; retrying in {}{}",
                     s.listen_fd, std::string(status.message()),
-                    absl::FormatDuration(s.options.emfile_backoff),
-                    suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)") : "");
+                    absl::FormatDuration(s.options.emfile_backoff), suppressed_note(suppressed));
     }
     ++s.stats.paused;
     s.schedule_resume(self);

@@ -30,7 +30,7 @@ struct TCPServer::Handoff {
       if (!log_limiter.allow(Clock::now(), &suppressed)) return;
     }
     logger().warn("TCPServer: handshake with {} failed: {}{}", peer.to_string(), status.ToString(),
-                  suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)") : "");
+                  suppressed_note(suppressed));
   }
 };
 

@@ -49,5 +49,11 @@ TEST(LogRateLimiterTest, FirstCallAtClockStartIsAllowed) {
   EXPECT_FALSE(limiter.allow(TimePoint(), &suppressed));
 }
 
+TEST(LogRateLimiterTest, SuppressedNoteEndsTheAllowedLine) {
+  EXPECT_EQ(suppressed_note(0), "");
+  EXPECT_EQ(suppressed_note(1), " (1 similar line suppressed)");
+  EXPECT_EQ(suppressed_note(990), " (990 similar lines suppressed)");
+}
+
 }  // namespace
 }  // namespace ioloop

@@ -6,7 +6,9 @@
 #define IOLOOP_RATE_LIMITER_H_
 
 #include <cstdint>
+#include <string>
 
+#include "absl/strings/str_cat.h"
 #include "ioloop/time.h"
 
 namespace ioloop {
@@ -20,7 +22,8 @@ class LogRateLimiter {
       : burst_(burst), window_(window) {}
 
   /// True if a line may be logged at `now`. On true, `*suppressed` receives the number of
-  /// lines refused since the previous allowed one (and the count restarts).
+  /// lines refused since the previous allowed one (and the count restarts): end the line with
+  /// suppressed_note(*suppressed).
   bool allow(TimePoint now, uint64_t* suppressed) {
     if (now - window_start_ >= window_) {
       window_start_ = now;
@@ -43,6 +46,14 @@ class LogRateLimiter {
   int used_ = 0;
   uint64_t suppressed_ = 0;
 };
+
+/// The end of a line LogRateLimiter::allow() let through: " (N similar lines suppressed)", or
+/// nothing when it refused none before it.
+inline std::string suppressed_note(uint64_t suppressed) {
+  if (suppressed == 0) return std::string();
+  return absl::StrCat(" (", suppressed, suppressed == 1 ? " similar line" : " similar lines",
+                      " suppressed)");
+}
 
 }  // namespace ioloop
 

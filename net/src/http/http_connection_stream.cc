@@ -193,9 +193,7 @@ void HTTPConnectionCore::stream_fail(const absl::Status& why, bool exception) {
     thread_local LogRateLimiter limiter{5, std::chrono::seconds(1)};
     uint64_t suppressed = 0;
     if (limiter.allow(Clock::now(), &suppressed)) {
-      logger().error(
-          "{}{}", std::string(why.message()),
-          suppressed ? absl::StrCat(" (", suppressed, " similar lines suppressed)") : "");
+      logger().error("{}{}", std::string(why.message()), suppressed_note(suppressed));
     }
   }
   fail_response(why, 500, stream_out());

@@ -52,6 +52,11 @@ absl::Status malformed(absl::string_view what) {
   return absl::DataLossError(absl::StrCat("malformed response: ", what));
 }
 
+// Debian's non-strict libhttp_parser lets spaces (and more) into a field name; it refuses an
+// empty one itself.
+bool bad_field_name(absl::string_view name) { return !name.empty() && !internal::is_token(name); }
+constexpr absl::string_view kBadFieldName = "invalid character in header field name";
+
 }  // namespace
 
 class ResponseParser::Impl {
@@ -248,9 +253,7 @@ int ResponseParser::Impl::on_headers_complete(http_parser* p) {
   me->at_head_end_ = true;
   me->commit_header();
   for (const auto& [name, value] : me->head_.headers) {
-    if (!name.empty() && !internal::is_token(name)) {  // (http_parser rejects an empty name)
-      return me->fail(malformed("invalid character in header field name"));
-    }
+    if (bad_field_name(name)) return me->fail(malformed(kBadFieldName));
     // libhttp_parser checks every byte of a value but the first (after the colon and any
     // whitespace): a NUL or an escape sequence there would reach a proxy's client.
     if (!value.empty() && internal::is_control_but_htab(value[0])) {
@@ -368,12 +371,10 @@ absl::Status ResponseParser::Impl::classify_parser_error(http_errno err) const {
       // libhttp_parser raises it in a Content-Length value or at the head's end: every name
       // before is complete. One that is no token ("Transfer-Encoding :", which libhttp_parser
       // reads as Transfer-Encoding) is the first error.
-      auto bad_name = [](absl::string_view name) {
-        return !name.empty() && !internal::is_token(name);
-      };
-      if (bad_name(field_) || std::any_of(head_.headers.begin(), head_.headers.end(),
-                                          [&](const auto& f) { return bad_name(f.first); })) {
-        return malformed("invalid character in header field name");
+      if (bad_field_name(field_) ||
+          std::any_of(head_.headers.begin(), head_.headers.end(),
+                      [](const auto& f) { return bad_field_name(f.first); })) {
+        return malformed(kBadFieldName);
       }
       // A second Content-Length, or Content-Length with chunked: tell which.
       bool te = head_.headers.contains("Transfer-Encoding") ||
