@@ -126,8 +126,10 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
       }
     }
   }
-  // No overlap: answer without ALPN rather than abort; the application protocol decides.
-  return SSL_TLSEXT_ERR_NOACK;
+  // No overlap: RFC 7301 §3.2's fatal no_application_protocol alert (nginx's answer too), so
+  // that a client wanting h2 does not speak it to an HTTP/1.1 server. (A client offering no
+  // ALPN never gets here: it is served without a protocol.)
+  return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
 // Never prompt on a terminal for an encrypted key's passphrase (OpenSSL's default).

@@ -56,9 +56,25 @@ TEST(TLSTransportTest, AlpnServerPicksItsFirstTheClientOffers) {
   EXPECT_EQ(p.server->alpn_protocol(), "http/1.1");
 }
 
-TEST(TLSTransportTest, AlpnWithoutOverlapGoesOnWithoutProtocol) {
+// RFC 7301 §3.2: a server that supports none of the protocols the client offers SHALL answer
+// with a fatal no_application_protocol alert (as nginx does): the client would otherwise speak
+// a protocol the server does not (h2 to an HTTP/1.1 server).
+TEST(TLSTransportTest, AlpnWithoutOverlapFailsTheHandshakeOnBothSides) {
   TLSPair p(server_context(test_pki().ecdsa_leaf, {"http/1.1"}),
             client_context({.alpn_protocols = {"h2"}}));
+  HandshakeResults r = p.handshake();
+  ASSERT_EQ(r.server.outcome, IOResult::kError);
+  EXPECT_EQ(r.server.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(r.server.status.message(), HasSubstr("no application protocol"));
+  ASSERT_EQ(r.client.outcome, IOResult::kError);
+  EXPECT_EQ(r.client.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(r.client.status.message(), HasSubstr("no application protocol"));
+}
+
+// A client that offers no ALPN at all (curl --no-alpn, most non-HTTP clients) is served, without
+// a protocol: only an offer the server cannot meet is refused.
+TEST(TLSTransportTest, AlpnNotOfferedGoesOnWithoutProtocol) {
+  TLSPair p(server_context(test_pki().ecdsa_leaf, {"http/1.1"}), client_context());
   p.connect();
   EXPECT_EQ(p.client->alpn_protocol(), "");
   EXPECT_EQ(p.server->alpn_protocol(), "");

@@ -80,9 +80,10 @@ struct TLSServerOptions {
   std::string client_ca_pem{};
   /// @}
   /// Application protocols the server accepts, in its order of preference: the server picks
-  /// the first of this list the client offers. A client offering none of them gets no ALPN
-  /// answer (the handshake goes on; TLSTransport::alpn_protocol() is empty). Empty: ALPN is
-  /// ignored.
+  /// the first of this list the client offers. A client offering only others fails its
+  /// handshake with the fatal no_application_protocol alert (RFC 7301 §3.2; the server's
+  /// handshake error says "no application protocol"); one offering no ALPN at all is served
+  /// without a protocol (TLSTransport::alpn_protocol() is empty). Empty: ALPN is ignored.
   std::vector<std::string> alpn_protocols{};
   /// Session resumption (a server-side session cache for TLS 1.2, session tickets for both
   /// versions). On by default.
