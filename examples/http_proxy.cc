@@ -38,10 +38,12 @@
 //    cancelled and the client gets a 502;
 //  - 502 when the upstream refuses or cannot be reached within --connect_timeout, 504 when it
 //    is silent for --upstream_timeout before its response (that connection is then closed, not
-//    pooled; the client's stays usable); silence mid-body, or an upstream that dies, cuts the
-//    response and closes the client connection; a client that leaves mid-response cancels the
-//    fetch (its upstream connection is closed, not pooled); each upstream failure is a warning
-//    line with its reason (rate-limited), which the client's 502 or 504 does not carry;
+//    pooled; the client's stays usable; a head and then silence before any body byte is a
+//    502), 503 when no upstream connection is free within --queue_timeout (below); silence
+//    mid-body, or an upstream that dies, cuts the response and closes the client connection;
+//    a client that leaves mid-response cancels the fetch (its upstream connection is closed,
+//    not pooled); each upstream failure is a warning line with its reason (rate-limited),
+//    which the client's 502, 503 or 504 does not carry;
 //  - a small request body holds no upstream connection while it arrives, a request body slower
 //    than --min_body_rate is a 408, and a response the client takes no byte of for
 //    --idle_timeout (twice, at most) closes its connection (HTTPServerOptions' idle_timeout);
@@ -98,7 +100,8 @@ ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(5),
           "502 when the upstream cannot be reached within this");
 ABSL_FLAG(absl::Duration, upstream_timeout, absl::Seconds(60),
           "504 when no response arrives within this of the request being sent; a response "
-          "body silent this long is cut (the client connection closes)");
+          "silent this long after its head is a 502, or cut (the client connection closes) "
+          "once some of it went to the client");
 ABSL_FLAG(int, max_upstream_connections, 64, "upstream connections per thread (pool size)");
 ABSL_FLAG(absl::Duration, queue_timeout, absl::Seconds(30),
           "503 for a request that waited this long for a free upstream connection (0: no limit)");
@@ -208,7 +211,8 @@ int main(int argc, char** argv) {
   for (const auto& [name, value] :
        {std::pair{"--connect_timeout", absl::GetFlag(FLAGS_connect_timeout)},
         std::pair{"--upstream_timeout", absl::GetFlag(FLAGS_upstream_timeout)},
-        std::pair{"--queue_timeout", absl::GetFlag(FLAGS_queue_timeout)}}) {
+        std::pair{"--queue_timeout", absl::GetFlag(FLAGS_queue_timeout)},
+        std::pair{"--idle_timeout", absl::GetFlag(FLAGS_idle_timeout)}}) {
     if (value < absl::ZeroDuration()) {
       std::fprintf(stderr, "http_proxy: %s must not be negative\n", name);
       return 2;

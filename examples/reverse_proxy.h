@@ -91,6 +91,7 @@ struct Exchange {
   // Not 0: prepare() did not forward the request, and this (400, 501) with early_done's message
   // is the answer. Kept apart from the status's code, which HTTPClient's failures could share.
   int rejected = 0;
+  bool head_arrived = false;  // the upstream's final head came (a 504 is for no response)
 
   // The request body, client -> upstream (requests with a body only).
   net::HTTPBodyControl* control = nullptr;  // until on_end or on_close returned
@@ -340,6 +341,7 @@ class Proxy {
   }
 
   static void on_head(Exchange& ex, const net::HTTPResponseHead& upstream) {
+    ex.head_arrived = true;
     if (!ex.response) {
       ex.early_head = upstream;
       return;
@@ -443,14 +445,15 @@ class Proxy {
       answer_error(response, ex.rejected, status.message());
       return;
     }
-    // The upstream silent for --upstream_timeout before anything of its response reached the
-    // client: 504. No upstream connection free within --queue_timeout: 503 (the upstream was
-    // not asked). Everything else before a response (refused, unreachable, connect timeout,
-    // reset, malformed): 502, a socket's own ETIMEDOUT included, as nginx answers it.
+    // No response from the upstream within --upstream_timeout of the request being sent: 504.
+    // No upstream connection free within --queue_timeout: 503 (the upstream was not asked).
+    // Everything else before the client got a byte (refused, unreachable, connect timeout,
+    // reset, malformed, a head and then silence): 502, a socket's own ETIMEDOUT included, as
+    // nginx answers it.
     int code = 502;
     switch (net::fetch_timeout(status)) {
       case net::FetchTimeout::kResponse:
-        code = 504;
+        if (!ex.head_arrived) code = 504;
         break;
       case net::FetchTimeout::kQueue:
         code = 503;

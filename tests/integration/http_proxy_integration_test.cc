@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -360,7 +361,7 @@ TEST_F(ProxyToPythonTest, ChunkedUpstreamIsReframedForEachClient) {
   EXPECT_TRUE(absl::EndsWith(h10, "\r\n\r\nhello chunked world\n")) << h10;
 }
 
-TEST(ProxyPoolTest, QueueTimeCountsTowardNeitherTimeout) {
+TEST(ProxyPoolTest, QueueTimeCountsTowardNeitherConnectNorUpstreamTimeout) {
   // One upstream connection and a 1 s --upstream_timeout; four concurrent requests that each
   // take the upstream 400 ms. The fourth waits about 1.2 s in the pool's queue, longer than the
   // timeout, and still gets its 200: the timeout runs from the request's first write. All four
@@ -478,6 +479,52 @@ TEST(ProxyErrorsTest, SilentUpstreamIs504AfterTheUpstreamTimeout) {
   EXPECT_EQ(out, "504 None\n504 None\n");
 }
 
+// The next connection the proxy makes to `listener` (a blocking socket), once the head of a
+// request arrived on it (then in *head).
+net::Socket accept_request(int listener, std::string* head) {
+  net::Socket up(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+  EXPECT_TRUE(up.valid());
+  char buf[4096];
+  while (up.valid() && !absl::StrContains(*head, "\r\n\r\n")) {
+    const ssize_t n = ::recv(up.fd(), buf, sizeof buf, 0);
+    if (n <= 0) break;
+    head->append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_TRUE(absl::StrContains(*head, "\r\n\r\n")) << *head;
+  return up;
+}
+
+// An upstream that sends a response head and then nothing: the proxy had no byte of it sent to
+// the client yet, so the client gets a 502 (504 is for no response at all) on a connection
+// that stays usable.
+TEST(ProxyErrorsTest, HeadThenSilenceBeforeAnyBodyByteIs502) {
+  if (!have("curl")) GTEST_SKIP() << "curl not installed";
+  absl::StatusOr<net::Socket> upstream = bound_loopback_socket();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  ASSERT_EQ(::listen(upstream->fd(), 16), 0);
+  ASSERT_EQ(::fcntl(upstream->fd(), F_SETFL, 0), 0);  // accept() below waits for the proxy
+  auto local = upstream->local_address();
+  ASSERT_TRUE(local.ok());
+  auto proxy = start_proxy(local->port(), {"--upstream_timeout=300ms"});
+  ASSERT_NE(proxy, nullptr);
+  std::string head_out;
+  int status = -1;
+  std::thread client([&] {
+    head_out =
+        run(absl::StrCat("curl -sS -i --max-time 20 http://127.0.0.1:", proxy->port(), "/stalls"),
+            &status);
+  });
+  std::string request;
+  net::Socket up = accept_request(upstream->fd(), &request);
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
+  EXPECT_EQ(::send(up.fd(), head.data(), head.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(head.size()));
+  client.join();
+  EXPECT_EQ(status, 0);
+  EXPECT_TRUE(absl::StartsWith(head_out, "HTTP/1.1 502 Bad Gateway\r\n")) << head_out;
+  EXPECT_TRUE(absl::EndsWith(head_out, "\r\nContent-Length: 12\r\n\r\nBad Gateway\n")) << head_out;
+}
+
 // Requests that find every upstream connection busy wait in the pool's queue for
 // --queue_timeout, then get a 503 (the upstream never sees them) on a connection that stays
 // usable; the request holding the connection is not disturbed.
@@ -502,15 +549,10 @@ TEST(ProxyErrorsTest, BusyPoolIs503AfterTheQueueTimeout) {
   const std::string first = "GET /held HTTP/1.1\r\nHost: h\r\n\r\n";
   ASSERT_EQ(::send(held.fd(), first.data(), first.size(), MSG_NOSIGNAL),
             static_cast<ssize_t>(first.size()));
-  net::Socket up(::accept4(upstream->fd(), nullptr, nullptr, SOCK_CLOEXEC));
-  ASSERT_TRUE(up.valid());
   std::string request;
+  net::Socket up = accept_request(upstream->fd(), &request);
+  ASSERT_TRUE(up.valid());
   char buf[4096];
-  while (!absl::StrContains(request, "\r\n\r\n")) {
-    const ssize_t n = ::recv(up.fd(), buf, sizeof buf, 0);
-    ASSERT_GT(n, 0);
-    request.append(buf, static_cast<size_t>(n));
-  }
   EXPECT_TRUE(absl::StartsWith(request, "GET /held HTTP/1.1\r\n")) << request;
 
   int status;
@@ -543,6 +585,9 @@ TEST(ProxyErrorsTest, BusyPoolIs503AfterTheQueueTimeout) {
   EXPECT_TRUE(absl::StartsWith(reply, "HTTP/1.1 200 OK\r\n")) << reply;
   EXPECT_EQ(::recv(up.fd(), buf, sizeof buf, MSG_DONTWAIT), -1);  // nothing more was sent
   EXPECT_EQ(errno, EAGAIN);
+  ASSERT_EQ(::fcntl(upstream->fd(), F_SETFL, O_NONBLOCK), 0);
+  EXPECT_EQ(::accept4(upstream->fd(), nullptr, nullptr, SOCK_CLOEXEC), -1);
+  EXPECT_EQ(errno, EAGAIN);  // nor on another connection
   ::unlink(log.c_str());
 }
 
@@ -558,6 +603,8 @@ TEST(ProxyFlagsTest, FlagsThatCannotWorkExitTwoWithTheReason) {
                 "http_proxy: --queue_timeout must not be negative\n"},
            Case{"--upstream=http://127.0.0.1:1 --connect_timeout=-5ms",
                 "http_proxy: --connect_timeout must not be negative\n"},
+           Case{"--upstream=http://127.0.0.1:1 --idle_timeout=-1s",
+                "http_proxy: --idle_timeout must not be negative\n"},
        }) {
     int status;
     const std::string out =

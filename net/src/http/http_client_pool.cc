@@ -100,7 +100,12 @@ void HTTPClientCore::connect(const FetchPtr& f) {
           --core->pools[key].open;
           if (waiting != nullptr) {
             absl::Status s = stream.status();
-            if (absl::IsDeadlineExceeded(s)) {
+            // connect_timeout's own expiry, not the kernel's ETIMEDOUT (also DeadlineExceeded,
+            // after its SYN retries: over two minutes, so only under a longer or no limit).
+            const bool expired = absl::IsDeadlineExceeded(s) && t != absl::ZeroDuration() &&
+                                 t != absl::InfiniteDuration() &&
+                                 to_duration(core->loop.time() - waiting->connect_started) >= t;
+            if (expired) {
               s = mark_timeout(absl::DeadlineExceededError(
                                    absl::StrCat("connect to ", host, ": connect_timeout (",
                                                 absl::FormatDuration(t), ") expired")),

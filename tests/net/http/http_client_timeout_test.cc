@@ -465,8 +465,9 @@ TEST_F(HTTPClientTest, QueueTimeoutFailsAFetchStillWaitingForAConnection) {
 }
 
 // A fetch that leaves the queue in time (for the connection released after the exchange before
-// it, or for a new one when that connection closed) stops its queue_timeout: a long exchange
-// afterwards succeeds, and no timer of it is left.
+// it, or for a new one when that connection closed) has its queue_timeout timer removed: once
+// both fetches are done, only the idle connection's timer is pending, where the queue_timeout
+// (due at 100 s, after the exchanges end at 51 s) would otherwise still be.
 TEST_F(HTTPClientTest, QueueTimeoutStopsWhenTheFetchGetsAConnection) {
   for (const bool close_first : {false, true}) {
     SCOPED_TRACE(close_first);
@@ -505,6 +506,38 @@ TEST_F(HTTPClientTest, QueueTimeoutStopsWhenTheFetchGetsAConnection) {
     // The idle connection's timer only: the queue_timeout (due at 100 s) was removed.
     EXPECT_EQ(loop().stats().timers_pending, timers_before + 1);
   }
+}
+
+// Ending a queued fetch otherwise (cancel(), the client's destruction) removes its timer too.
+TEST_F(HTTPClientTest, AQueuedFetchEndedOtherwiseLeavesNoQueueTimer) {
+  auto raw = raw_server();  // never answers
+  const size_t timers_before = loop().stats().timers_pending;
+  Result first, second, third;
+  {
+    HTTPClientOptions options;
+    options.max_connections_per_host = 1;
+    HTTPClient client(loop(), options);
+    HTTPClientRequest r1;
+    r1.url = raw->url("/1");
+    r1.request_timeout = absl::InfiniteDuration();
+    start(client, std::move(r1), &first);
+    settle();  // connected, the request sent
+    const size_t base = loop().stats().timers_pending;
+    auto queued = [&] {
+      HTTPClientRequest r;
+      r.url = raw->url("/q");
+      r.queue_timeout = absl::Seconds(100);
+      return r;
+    };
+    const uint64_t id = start(client, queued(), &second);
+    start(client, queued(), &third);
+    EXPECT_EQ(loop().stats().timers_pending, base + 2);
+    EXPECT_TRUE(client.cancel(id));
+    EXPECT_EQ(loop().stats().timers_pending, base + 1);
+    EXPECT_EQ(second->status().code(), absl::StatusCode::kCancelled);
+  }
+  EXPECT_EQ(third->status(), absl::CancelledError("HTTPClient destroyed with the fetch pending"));
+  EXPECT_EQ(loop().stats().timers_pending, timers_before);
 }
 
 TEST(FetchTimeoutTest, OnlyTheClientsOwnLimitsAreTimeouts) {

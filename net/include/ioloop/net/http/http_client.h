@@ -195,7 +195,7 @@ struct HTTPClientRequest {
   absl::Duration response_timeout = absl::ZeroDuration();
   /// Optional (zero or infinite: off): bounds the wait in the pool's FIFO queue, when all
   /// max_connections_per_host connections to the URL's host are busy (HAProxy's `timeout
-  /// queue`). DeadlineExceeded "queue_timeout (..) expired: no free connection to <host:port>
+  /// queue`). DeadlineExceeded "queue_timeout (..) expired: no free connection to <authority>
   /// (max_connections_per_host N) (METHOD URL, queued for a connection)". A fetch that got a
   /// connection in time is not affected, however long its exchange lasts. Each redirect hop
   /// that queues waits anew.
