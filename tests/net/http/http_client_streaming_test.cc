@@ -177,8 +177,10 @@ TEST_F(HTTPClientTest, AConnectionAnsweredAfterTheWholeLengthIsReusedBeforeFinis
   request.url = raw->url("/up");
   request.headers.add("Content-Length", "10");
   HTTPClientBodyWriter kept;
-  request.body_producer = [&](HTTPClientBodyWriter& w) {     // called again after each flush
-    if (!kept.active()) EXPECT_TRUE(w.write("0123456789"));  // all of it, and no finish() yet
+  request.body_producer = [&](HTTPClientBodyWriter& w) {  // called again after each flush
+    if (!kept.active()) {
+      EXPECT_TRUE(w.write("0123456789"));  // all of it, and no finish() yet
+    }
     kept = w;
   };
   start(client, std::move(request), &result);

@@ -1,0 +1,237 @@
+// Runs the built examples/http_proxy in front of upstreams that fail (refused, silent, a head
+// then silence, a pool held busy) and checks what the client gets: 502, 503 or 504, the client
+// connection still usable, the reason in the proxy's log; and flags that cannot work (exit 2).
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "integration/command.h"
+#include "integration/proxy_testing.h"
+#include "integration/server_process.h"
+#include "ioloop/net/socket.h"
+#include "ioloop/net/socket_address.h"
+
+namespace ioloop::testing {
+namespace {
+
+// A TCP socket bound to a free loopback port (not listening): held by the test, so no other
+// test's server can take the port meanwhile (ctest -j).
+absl::StatusOr<net::Socket> bound_loopback_socket() {
+  absl::StatusOr<net::Socket> s = net::Socket::create(AF_INET, SOCK_STREAM);
+  if (!s.ok()) return s.status();
+  absl::StatusOr<net::SocketAddress> any = net::SocketAddress::parse("127.0.0.1", 0);
+  if (!any.ok()) return any.status();
+  if (::bind(s->fd(), any->get(), any->length()) != 0) return absl::ErrnoToStatus(errno, "bind");
+  return s;
+}
+
+// Two GETs on one connection to the proxy with Python's http.client, printing each status and
+// Connection field: the second proves the connection survived the first.
+std::string two_gets_on_one_connection(uint16_t port, int* status) {
+  const std::string script = absl::StrCat(
+      "import http.client\n"
+      "c = http.client.HTTPConnection('127.0.0.1', ",
+      port,
+      ", timeout=20)\n"
+      "for i in range(2):\n"
+      "    c.request('GET', '/x')\n"
+      "    r = c.getresponse()\n"
+      "    r.read()\n"
+      "    print(r.status, r.getheader('Connection'))\n");
+  return run_python(script, status);
+}
+
+// RFC 9110 §15.2: the upstream's 1xx reach the client before the final response, hop-by-hop
+
+// A refused upstream: 502, and the client's connection goes on. The 502 says only that: the
+// reason, which names the upstream's address, goes to the proxy's log as a warning (nginx logs
+// it at error level and sends a generic page).
+TEST(ProxyErrorsTest, RefusedUpstreamIs502AndTheConnectionStaysUsable) {
+  if (!have("python3") || !have("curl")) GTEST_SKIP() << "python3 or curl not installed";
+  // Bound for the whole test and never listening: connecting to it is refused.
+  absl::StatusOr<net::Socket> bound = bound_loopback_socket();
+  ASSERT_TRUE(bound.ok()) << bound.status();
+  auto local = bound->local_address();
+  ASSERT_TRUE(local.ok());
+  const std::string log = absl::StrCat(::testing::TempDir(), "/proxy_refused_", ::getpid(), ".log");
+  auto proxy = start_proxy(local->port(), {}, log);
+  ASSERT_NE(proxy, nullptr);
+  int status;
+  const std::string out = two_gets_on_one_connection(proxy->port(), &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "502 None\n502 None\n");
+  const std::string head = run(
+      absl::StrCat("curl -sS -i --max-time 20 http://127.0.0.1:", proxy->port(), "/x"), &status);
+  EXPECT_EQ(status, 0);
+  EXPECT_TRUE(absl::StartsWith(head, "HTTP/1.1 502 Bad Gateway\r\n")) << head;
+  EXPECT_TRUE(absl::EndsWith(head, "\r\nContent-Length: 12\r\n\r\nBad Gateway\n")) << head;
+  const std::string text = read_file(log);
+  EXPECT_TRUE(absl::StrContains(
+      text, absl::StrCat("[warning] upstream http://127.0.0.1:", local->port(), "/: 502 to")))
+      << text;
+  EXPECT_TRUE(absl::StrContains(text, "Connection refused")) << text;
+  ::unlink(log.c_str());
+}
+
+TEST(ProxyErrorsTest, SilentUpstreamIs504AfterTheUpstreamTimeout) {
+  if (!have("python3")) GTEST_SKIP() << "python3 not installed";
+  // An upstream that accepts (the kernel does, from the backlog) and never answers.
+  absl::StatusOr<net::Socket> silent = bound_loopback_socket();
+  ASSERT_TRUE(silent.ok()) << silent.status();
+  ASSERT_EQ(::listen(silent->fd(), 16), 0);
+  auto local = silent->local_address();
+  ASSERT_TRUE(local.ok());
+  auto proxy = start_proxy(local->port(), {"--upstream_timeout=300ms"});
+  ASSERT_NE(proxy, nullptr);
+  int status;
+  const std::string out = two_gets_on_one_connection(proxy->port(), &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "504 None\n504 None\n");
+}
+
+// The next connection the proxy makes to `listener` (a blocking socket), once the head of a
+// request arrived on it (then in *head).
+net::Socket accept_request(int listener, std::string* head) {
+  net::Socket up(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+  EXPECT_TRUE(up.valid());
+  char buf[4096];
+  while (up.valid() && !absl::StrContains(*head, "\r\n\r\n")) {
+    const ssize_t n = ::recv(up.fd(), buf, sizeof buf, 0);
+    if (n <= 0) break;
+    head->append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_TRUE(absl::StrContains(*head, "\r\n\r\n")) << *head;
+  return up;
+}
+
+// An upstream that sends a response head and then nothing: the proxy had no byte of it sent to
+// the client yet, so the client gets a 502 (504 is for no response at all) on a connection
+// that stays usable.
+TEST(ProxyErrorsTest, HeadThenSilenceBeforeAnyBodyByteIs502) {
+  if (!have("curl")) GTEST_SKIP() << "curl not installed";
+  absl::StatusOr<net::Socket> upstream = bound_loopback_socket();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  ASSERT_EQ(::listen(upstream->fd(), 16), 0);
+  ASSERT_EQ(::fcntl(upstream->fd(), F_SETFL, 0), 0);  // accept() below waits for the proxy
+  auto local = upstream->local_address();
+  ASSERT_TRUE(local.ok());
+  auto proxy = start_proxy(local->port(), {"--upstream_timeout=300ms"});
+  ASSERT_NE(proxy, nullptr);
+  std::string head_out;
+  int status = -1;
+  std::thread client([&] {
+    head_out =
+        run(absl::StrCat("curl -sS -i --max-time 20 http://127.0.0.1:", proxy->port(), "/stalls"),
+            &status);
+  });
+  std::string request;
+  net::Socket up = accept_request(upstream->fd(), &request);
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
+  EXPECT_EQ(::send(up.fd(), head.data(), head.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(head.size()));
+  client.join();
+  EXPECT_EQ(status, 0);
+  EXPECT_TRUE(absl::StartsWith(head_out, "HTTP/1.1 502 Bad Gateway\r\n")) << head_out;
+  EXPECT_TRUE(absl::EndsWith(head_out, "\r\nContent-Length: 12\r\n\r\nBad Gateway\n")) << head_out;
+}
+
+// Requests that find every upstream connection busy wait in the pool's queue for
+// --queue_timeout, then get a 503 (the upstream never sees them) on a connection that stays
+// usable; the request holding the connection is not disturbed.
+TEST(ProxyErrorsTest, BusyPoolIs503AfterTheQueueTimeout) {
+  if (!have("python3") || !have("curl")) GTEST_SKIP() << "python3 or curl not installed";
+  absl::StatusOr<net::Socket> upstream = bound_loopback_socket();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  ASSERT_EQ(::listen(upstream->fd(), 16), 0);
+  ASSERT_EQ(::fcntl(upstream->fd(), F_SETFL, 0), 0);  // accept() below waits for the proxy
+  auto local = upstream->local_address();
+  ASSERT_TRUE(local.ok());
+  const std::string log = absl::StrCat(::testing::TempDir(), "/proxy_queue_", ::getpid(), ".log");
+  auto proxy =
+      start_proxy(local->port(), {"--max_upstream_connections=1", "--queue_timeout=300ms"}, log);
+  ASSERT_NE(proxy, nullptr);
+
+  // The first request takes the one upstream connection, which the test holds unanswered.
+  net::Socket held(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  absl::StatusOr<net::SocketAddress> addr = net::SocketAddress::parse("127.0.0.1", proxy->port());
+  ASSERT_TRUE(addr.ok());
+  ASSERT_EQ(::connect(held.fd(), addr->get(), addr->length()), 0);
+  const std::string first = "GET /held HTTP/1.1\r\nHost: h\r\n\r\n";
+  ASSERT_EQ(::send(held.fd(), first.data(), first.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(first.size()));
+  std::string request;
+  net::Socket up = accept_request(upstream->fd(), &request);
+  ASSERT_TRUE(up.valid());
+  char buf[4096];
+  EXPECT_TRUE(absl::StartsWith(request, "GET /held HTTP/1.1\r\n")) << request;
+
+  int status;
+  const std::string out = two_gets_on_one_connection(proxy->port(), &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "503 None\n503 None\n");
+  const std::string head = run(
+      absl::StrCat("curl -sS -i --max-time 20 http://127.0.0.1:", proxy->port(), "/y"), &status);
+  EXPECT_EQ(status, 0);
+  EXPECT_TRUE(absl::StartsWith(head, "HTTP/1.1 503 Service Unavailable\r\n")) << head;
+  EXPECT_TRUE(absl::EndsWith(head, "\r\nContent-Length: 20\r\n\r\nService Unavailable\n")) << head;
+  const std::string text = read_file(log);
+  EXPECT_TRUE(absl::StrContains(
+      text, absl::StrCat("503 to the client: DEADLINE_EXCEEDED: queue_timeout (300ms) expired: "
+                         "no free connection to 127.0.0.1:",
+                         local->port(), " (max_connections_per_host 1) (GET http://127.0.0.1:",
+                         local->port(), "/x, queued for a connection)")))
+      << text;
+
+  // The held request is answered as usual; the queued ones never reached the upstream.
+  const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  ASSERT_EQ(::send(up.fd(), answer.data(), answer.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(answer.size()));
+  std::string reply;
+  while (!absl::EndsWith(reply, "\r\n\r\nok")) {
+    const ssize_t n = ::recv(held.fd(), buf, sizeof buf, 0);
+    ASSERT_GT(n, 0) << reply;
+    reply.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_TRUE(absl::StartsWith(reply, "HTTP/1.1 200 OK\r\n")) << reply;
+  EXPECT_EQ(::recv(up.fd(), buf, sizeof buf, MSG_DONTWAIT), -1);  // nothing more was sent
+  EXPECT_EQ(errno, EAGAIN);
+  ASSERT_EQ(::fcntl(upstream->fd(), F_SETFL, O_NONBLOCK), 0);
+  EXPECT_EQ(::accept4(upstream->fd(), nullptr, nullptr, SOCK_CLOEXEC), -1);
+  EXPECT_EQ(errno, EAGAIN);  // nor on another connection
+  ::unlink(log.c_str());
+}
+
+TEST(ProxyFlagsTest, FlagsThatCannotWorkExitTwoWithTheReason) {
+  struct Case {
+    const char* flags;
+    const char* says;
+  };
+  for (const Case& c : {
+           Case{"--upstream=ftp://127.0.0.1:1",
+                "http_proxy: --upstream must be http(s)://HOST:PORT"},
+           Case{"--upstream=http://127.0.0.1:1 --queue_timeout=-1s",
+                "http_proxy: --queue_timeout must not be negative\n"},
+           Case{"--upstream=http://127.0.0.1:1 --connect_timeout=-5ms",
+                "http_proxy: --connect_timeout must not be negative\n"},
+           Case{"--upstream=http://127.0.0.1:1 --idle_timeout=-1s",
+                "http_proxy: --idle_timeout must not be negative\n"},
+       }) {
+    int status;
+    const std::string out =
+        run(absl::StrCat(HTTP_PROXY_PATH, " --port=0 ", c.flags, " 2>&1"), &status);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << c.flags << ": " << status;
+    EXPECT_TRUE(absl::StartsWith(out, c.says)) << c.flags << ": " << out;
+  }
+}
+
+}  // namespace
+}  // namespace ioloop::testing
