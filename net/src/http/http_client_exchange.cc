@@ -259,6 +259,14 @@ void HTTPClientCore::on_head(ClientConnection& c, uint64_t exchange, HTTPRespons
   if (!f->timeout_paused) restart_response_timeout(f);
   if (f->request.follow_redirects && is_redirect(head.status)) {
     if (auto location = head.headers.get("Location")) {
+      // One URI (RFC 9110 §10.2.2): with several, an intermediary and this client could each
+      // follow another.
+      for (absl::string_view other : head.headers.get_all("Location")) {
+        if (other == *location) continue;
+        return fail(f, absl::DataLossError(absl::StrCat(
+                           "malformed response: several different Location fields in the ",
+                           head.status, " from ", f->url.to_string())));
+      }
       if (f->redirects >= f->request.max_redirects) {
         return fail(f,
                     absl::AbortedError(absl::StrCat(

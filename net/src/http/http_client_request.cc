@@ -233,12 +233,13 @@ bool rewrite_for_redirect(ClientFetch& f, int status, const URL& target) {
   } else if (f.streamed_body) {
     return false;  // 307/308 must resend the body, which was streamed once
   }
+  // Within the origin the caller's Host (a virtual host reached by address) and credentials
+  // still apply; another origin gets neither, and its own authority as Host.
   if (target.host != f.url.host || target.port != f.url.port || target.scheme != f.url.scheme) {
     r.headers.remove("Authorization");
     r.headers.remove("Cookie");
+    r.headers.remove("Host");
   }
-  // The Host given by the caller named the old authority.
-  r.headers.remove("Host");
   r.url = target.to_string();
   f.url = target;
   f.url_is_request_text = true;  // r.url was just made from it

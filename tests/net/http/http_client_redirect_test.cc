@@ -23,6 +23,12 @@ class HTTPClientRedirectTest : public HTTPClientTest {
   void SetUp() override {
     start_server([this](const HTTPRequest& r, HTTPResponseWriter& w) {
       seen.push_back(absl::StrCat(r.method(), " ", r.target(), " ", r.body().size()));
+      auto field = [&](absl::string_view name) {
+        auto v = r.headers().get(name);
+        return v ? std::string(*v) : std::string("-");
+      };
+      credentials.push_back(
+          absl::StrCat(field("Host"), " ", field("Authorization"), " ", field("Cookie")));
       absl::string_view path = r.path();
       if (absl::ConsumePrefix(&path, "/redirect/")) {
         int status = 0;
@@ -63,6 +69,7 @@ class HTTPClientRedirectTest : public HTTPClientTest {
   }
 
   std::vector<std::string> seen;
+  std::vector<std::string> credentials;  // "Host Authorization Cookie" of each request
 };
 
 TEST_F(HTTPClientRedirectTest, SeeOtherFamilyBecomesGetWithoutBody) {
@@ -155,6 +162,63 @@ TEST_F(HTTPClientRedirectTest, NotFollowedWhenDisabledAndCallbacksSeeOnlyTheFina
   EXPECT_EQ(heads, std::vector<int>{200});
   EXPECT_EQ(streamed, "GET /t||none");
   EXPECT_EQ(r->body, "");
+}
+
+// The caller's Host, Authorization and Cookie go on with a redirect within the origin (a virtual
+// host reached by address, /dir to /dir/: curl keeps them too), and none of them to another
+// origin (a RawServer on another port), whose Host is its own authority.
+TEST_F(HTTPClientRedirectTest, CallersHostAndCredentialsStayWithinTheOrigin) {
+  auto other = raw_server();
+  other->on_data = [](RawServer::Conn& c) {
+    if (c.heads() == 1 && !c.eof) c.stream->write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  };
+  HTTPClient client(loop());
+  auto request = [&](std::string path) {
+    HTTPClientRequest r;
+    r.url = url(path);
+    r.headers.add("Host", "vhost.example");
+    r.headers.add("Authorization", "Bearer t");
+    r.headers.add("Cookie", "c=1");
+    return r;
+  };
+  ASSERT_TRUE(fetch(client, request("/redirect/301/t")).ok());
+  EXPECT_EQ(credentials,
+            (std::vector<std::string>{"vhost.example Bearer t c=1", "vhost.example Bearer t c=1"}));
+
+  absl::StatusOr<HTTPClientResponse> r =
+      fetch(client, request(absl::StrCat("/redirect/302/", other->url("/x"))));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->effective_url, other->url("/x"));
+  const std::string& sent = other->last().received;
+  EXPECT_TRUE(absl::StartsWith(sent, "GET /x HTTP/1.1\r\n")) << sent;
+  EXPECT_TRUE(absl::StrContains(sent, absl::StrCat("\r\nHost: 127.0.0.1:", other->port(), "\r\n")))
+      << sent;
+  EXPECT_FALSE(absl::StrContains(sent, "vhost")) << sent;
+  EXPECT_FALSE(absl::StrContains(sent, "Authorization")) << sent;
+  EXPECT_FALSE(absl::StrContains(sent, "Cookie")) << sent;
+}
+
+// Location holds one URI (RFC 9110 §10.2.2): a redirect with two different ones is malformed,
+// since a proxy on the way and this client could each follow another; the same one twice is
+// followed.
+TEST_F(HTTPClientRedirectTest, DifferentLocationsInOneRedirectAreMalformed) {
+  auto raw = raw_server();
+  raw->on_data = [&](RawServer::Conn& c) {
+    if (c.eof || c.heads() != 1) return;
+    const bool same = absl::StrContains(c.received, "GET /same ");
+    c.stream->write(absl::StrCat("HTTP/1.1 302 Found\r\nLocation: ", url("/a"),
+                                 "\r\nLocation: ", url(same ? "/a" : "/b"),
+                                 "\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"));
+  };
+  HTTPClient client(loop());
+  absl::StatusOr<HTTPClientResponse> r = get(client, raw->url("/two"));
+  EXPECT_EQ(r.status(), absl::DataLossError(absl::StrCat(
+                            "malformed response: several different Location fields in the 302 "
+                            "from ",
+                            raw->url("/two"))));
+  r = get(client, raw->url("/same"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->effective_url, url("/a"));
 }
 
 }  // namespace

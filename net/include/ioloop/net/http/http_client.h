@@ -95,9 +95,11 @@
 ///    stays HEAD); 307 and 308 keep the method and body. The Location is resolved against the
 ///    current URL (RFC 3986). The redirect responses' bodies are read and dropped (so their
 ///    connection can be reused) and header_callback/streaming_callback see only the final
-///    response. On a change of host, Authorization and Cookie fields are not forwarded. Each hop
-///    gets its own connect_timeout and request_timeout. A 3xx without Location, a 307/308 to a
-///    request with a body_producer, and any 3xx with follow_redirects false are final responses.
+///    response. On a change of origin (scheme, host or port), Host, Authorization and Cookie
+///    fields given by the caller are not forwarded; within it they are. Each hop gets its own
+///    connect_timeout and request_timeout. A 3xx without Location, a 307/308 to a request with
+///    a body_producer, and any 3xx with follow_redirects false are final responses. One to
+///    follow with several different Location fields is malformed (DataLoss).
 ///
 /// Threading: every method on the loop thread. The loop (and the resolver) must outlive the
 /// client. Lifetime: the client may be destroyed from inside any of its callbacks; nothing it
