@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -180,9 +181,11 @@ absl::Status parse_host(absl::string_view authority, absl::string_view url, URL&
     for (char c : port) {
       if (!absl::ascii_isdigit(c)) return invalid(absl::StrCat("invalid port ", quote(port)));
     }
+    // Leading zeros are allowed (RFC 3986 §3.2.3: port = *DIGIT); the value saturates above
+    // the range, however many digits follow.
     int value = 0;
-    for (char c : port.substr(0, 6)) value = value * 10 + (c - '0');
-    if (port.size() > 5 || value > 65535 || value == 0) {
+    for (char c : port) value = std::min(value * 10 + (c - '0'), 65536);
+    if (value > 65535 || value == 0) {
       return invalid(absl::StrCat("port ", port, " out of range"));
     }
     out.port = static_cast<uint16_t>(value);

@@ -40,6 +40,9 @@ TEST(URLTest, ParsesValidURLs) {
       {"https://h:80", "https", "h", 80, "/", "h:80", "https://h:80/"},
       {"http://h:/x", "http", "h", 80, "/x", "h", "http://h/x"},  // empty port: the default
       {"http://h:65535", "http", "h", 65535, "/", "h:65535", "http://h:65535/"},
+      // RFC 3986 §3.2.3: port = *DIGIT, so leading zeros are allowed (curl and WHATWG agree).
+      {"http://h:08080/", "http", "h", 8080, "/", "h:8080", "http://h:8080/"},
+      {"http://h:0000000000000000000080/", "http", "h", 80, "/", "h", "http://h/"},
       {"http://h?q=1", "http", "h", 80, "/?q=1", "h", "http://h/?q=1"},
       {"http://h/p#frag", "http", "h", 80, "/p", "h", "http://h/p"},
       {"http://h#frag", "http", "h", 80, "/", "h", "http://h/"},
@@ -95,6 +98,8 @@ TEST(URLTest, RejectsInvalidURLsSayingWhy) {
       {"http://h:99999/", "URL: port 99999 out of range"},
       {"http://h:65536/", "URL: port 65536 out of range"},
       {"http://h:0/", "URL: port 0 out of range"},
+      {"http://h:000/", "URL: port 000 out of range"},
+      {"http://h:0065536/", "URL: port 0065536 out of range"},
       {"http://h:123456789012345678901234567890/",
        "URL: port 123456789012345678901234567890 out of range"},
       {"http://h:8a/", "URL: invalid port '8a'"},
