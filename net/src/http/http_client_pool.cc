@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "http/http_client_core.h"
 
@@ -106,13 +107,18 @@ void HTTPClientCore::connect(const FetchPtr& f) {
                                  t != absl::InfiniteDuration() &&
                                  to_duration(core->loop.time() - waiting->connect_started) >= t;
             if (expired) {
-              s = mark_timeout(absl::DeadlineExceededError(
-                                   absl::StrCat("connect to ", host, ": connect_timeout (",
-                                                absl::FormatDuration(t), ") expired")),
-                               FetchTimeout::kConnect);
+              s = absl::DeadlineExceededError(absl::StrCat("connect to ", host,
+                                                           ": connect_timeout (",
+                                                           absl::FormatDuration(t), ") expired"));
+            } else if (absl::StartsWith(s.message(), absl::StrCat("connect ", host, ": "))) {
+              // TCPClient's message names the address, here the same as the URL's authority.
+              s = absl::Status(s.code(), absl::StrCat("connect to", s.message().substr(7)));
             } else {
               s = absl::Status(s.code(), absl::StrCat("connect to ", host, ": ", s.message()));
             }
+            // Named like a connection's failure: "(GET URL, connecting)", the fd left out.
+            s = in_context(*waiting, s, /*response_started=*/false);
+            if (expired) s = mark_timeout(std::move(s), FetchTimeout::kConnect);
             core->fail(std::move(waiting), std::move(s));
             if (core->shut_down) return;
           }

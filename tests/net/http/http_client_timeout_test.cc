@@ -36,12 +36,14 @@ TEST_F(HTTPClientTest, ConnectTimeoutNamesTheConnectPhase) {
   HTTPClient client(loop());
   HTTPClientRequest request;
   request.url = absl::StrCat("http://127.0.0.1:", hole.address.port(), "/");
+  const std::string request_url = request.url;
   request.connect_timeout = absl::Seconds(2);
   const TimePoint t0 = loop().time();
   absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(request));
-  EXPECT_TRUE(IsTimeout(r.status(), FetchTimeout::kConnect,
-                        absl::StrCat("connect to 127.0.0.1:", hole.address.port(),
-                                     ": connect_timeout (2s) expired")));
+  EXPECT_TRUE(IsTimeout(
+      r.status(), FetchTimeout::kConnect,
+      absl::StrCat("connect to 127.0.0.1:", hole.address.port(),
+                   ": connect_timeout (2s) expired (GET ", request_url, ", connecting)")));
   EXPECT_EQ(loop().time() - t0, std::chrono::seconds(2));
   EXPECT_EQ(client.stats().open_connections, 0u);
 }

@@ -185,7 +185,8 @@ TEST_F(HTTPClientTLSTest, UnknownCaFailsWithTheVerifyReasonAndIsNotRetried) {
     EXPECT_EQ(r.status().message(),
               absl::StrCat("connect to 127.0.0.1:", server_->port(),
                            ": TLS handshake failed: certificate verify failed: unable to get "
-                           "local issuer certificate"));
+                           "local issuer certificate (GET ",
+                           https_url(), ", connecting)"));
   }
   EXPECT_EQ(client.stats().retries, 0u);
   EXPECT_EQ(client.stats().connections_opened, 0u);

@@ -26,10 +26,12 @@
 ///  - fetch() runs its callback exactly once, on the loop thread, never inside fetch() itself:
 ///    with the final response (any status code: a 404 is a response, not an error) or with an
 ///    error status. cancel() runs it inside cancel(); ~HTTPClient inside the destructor.
-///  - Errors (the message names the URL or host and the phase; a connection's failure and
-///    cancel() end with "(METHOD URL, PHASE)", PHASE one of "starting" (before the request was
-///    checked), "queued for a connection", "connecting", "sending the request", "waiting for
-///    the response", "reading the head", "reading the body"):
+///  - Errors (the message names the URL or host and the phase; a failed connect, a connection's
+///    failure, queue_timeout and cancel() end with "(METHOD URL, PHASE)", PHASE one of
+///    "starting" (before the request was checked), "queued for a connection", "connecting",
+///    "sending the request", "waiting for the response", "reading the head", "reading the
+///    body"; e.g. "connect to 127.0.0.1:1: Connection refused (GET http://127.0.0.1:1/,
+///    connecting)"):
 ///      InvalidArgument    a bad URL (URL::parse's message), method, header field or option;
 ///                         a body_producer that writes more or fewer bytes than the
 ///                         Content-Length it gave. The response parser's InvalidArgument.
