@@ -79,8 +79,8 @@ absl::StatusOr<URL> LastOrigin::parse(absl::string_view u) {
 
 absl::StatusOr<URL> validate_request(const HTTPClientRequest& request, LastOrigin& origins) {
   if (!is_token(request.method)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("HTTPClientRequest.method is not a token: '", request.method, "'"));
+    return absl::InvalidArgumentError(absl::StrCat("HTTPClientRequest.method is not a token: '",
+                                                   absl::CHexEscape(request.method), "'"));
   }
   if (request.method == "CONNECT") {
     return absl::InvalidArgumentError("HTTPClientRequest.method CONNECT is not supported");

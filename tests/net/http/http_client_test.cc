@@ -285,6 +285,9 @@ TEST_F(HTTPClientTest, InvalidRequestsFailFromTheLoopWithInvalidArgument) {
       {"GET", "nope", "v", absl::StatusCode::kInvalidArgument, "URL: "},
       {"G T", "http://127.0.0.1:1/", "v", absl::StatusCode::kInvalidArgument,
        "HTTPClientRequest.method is not a token: 'G T'"},
+      // Escaped, as a field name is: the message stays one line.
+      {"GET /x HTTP/1.1\r\nA:", "http://127.0.0.1:1/", "v", absl::StatusCode::kInvalidArgument,
+       "HTTPClientRequest.method is not a token: 'GET /x HTTP/1.1\\r\\nA:'"},
       {"GET", "http://127.0.0.1:1/", "a\r\nb", absl::StatusCode::kInvalidArgument,
        "HTTPClientRequest.headers: the value of X contains CR, LF or NUL"},
       {"GET", "https://127.0.0.1:1/", "v", absl::StatusCode::kFailedPrecondition,
