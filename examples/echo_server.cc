@@ -87,6 +87,7 @@ int usage_error(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ioloop::examples::hold_standard_fds();
   absl::SetProgramUsageMessage("TCP echo server on ioloop's TCPServer and IOStream");
   absl::ParseCommandLine(argc, argv);
   namespace ex = ioloop::examples;

@@ -199,6 +199,7 @@ class EchoServer {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ioloop::examples::hold_standard_fds();
   absl::SetProgramUsageMessage("TCP echo server on the bare ioloop reactor (add_handler level)");
   absl::ParseCommandLine(argc, argv);
   namespace ex = ioloop::examples;

@@ -2,6 +2,7 @@
 // Process set-up shared by the example servers (header-only: each examples/*.cc is built as
 // its own program). Call these from main() before starting any thread, in this order:
 //
+//   ioloop::examples::hold_standard_fds();   // first thing, before any fd is opened
 //   ioloop::examples::configure_logging(absl::GetFlag(FLAGS_log_level));
 //   auto loop = ioloop::examples::make_server_loop(options);  // or the steps one by one:
 //     raise_fd_limit(); ignore_sigpipe(); create the IOLoop; stop_on_signals(loop);
@@ -12,6 +13,7 @@
 #ifndef IOLOOP_EXAMPLES_EXAMPLE_SUPPORT_H_
 #define IOLOOP_EXAMPLES_EXAMPLE_SUPPORT_H_
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -32,6 +34,18 @@
 #include "ioloop/poller.h"
 
 namespace ioloop::examples {
+
+// A program started with stdin, stdout or stderr closed (`>&-`, some daemon launchers) would
+// hand that number to its first socket or epoll descriptor, and then write its output or log
+// lines there. Each closed one is held on /dev/null, read-only: reads see EOF, and writes fail
+// with EBADF as on a closed descriptor. (Calls open() only for a closed one.)
+inline void hold_standard_fds() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    // open() takes the lowest free number: `fd` itself, since the ones below are open.
+    if (::open("/dev/null", O_RDONLY | O_CLOEXEC) < 0) return;
+  }
+}
 
 // Sets the logger's level from a --log_level flag value. InvalidArgument for an unknown name.
 inline absl::Status configure_logging(const std::string& level) {

@@ -103,6 +103,7 @@ std::vector<std::string> take_headers(int& argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ioloop::examples::hold_standard_fds();
   absl::SetProgramUsageMessage("fetches URL over HTTP/1.1 and writes the body to stdout");
   std::vector<std::string> header_args = take_headers(argc, argv);
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);

@@ -181,6 +181,7 @@ absl::Status serve(IOLoop& loop, const ProxyConfig& config,
 }  // namespace
 
 int main(int argc, char** argv) {
+  ioloop::examples::hold_standard_fds();
   absl::SetProgramUsageMessage("HTTP/1.1 reverse proxy: --upstream=http(s)://HOST:PORT");
   absl::ParseCommandLine(argc, argv);
   namespace ex = ioloop::examples;

@@ -49,6 +49,7 @@ ABSL_FLAG(absl::Duration, handshake_timeout, absl::Seconds(10),
           "TLS: most time from accept to the end of the handshake");
 
 int main(int argc, char** argv) {
+  ioloop::examples::hold_standard_fds();
   absl::SetProgramUsageMessage("HTTP/1.1 server answering every request with Hello, world!");
   absl::ParseCommandLine(argc, argv);
   namespace ex = ioloop::examples;

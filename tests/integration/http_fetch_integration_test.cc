@@ -405,6 +405,23 @@ TEST(HTTPFetchTest, AClosedStdoutEndsTheTransfer) {
   std::remove(err.c_str());
 }
 
+// Found by a probe: started with stdout closed (`>&-`), http_fetch's epoll descriptor took fd 1,
+// and the body went to it: "cannot write the body: Invalid argument". With 0 to 2 held on
+// /dev/null (read-only) at start, the write fails as on any closed stdout.
+TEST(HTTPFetchTest, StartedWithStdoutClosedSaysSo) {
+  ScriptedServer server(Replies{{"/x", {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true}}});
+  static int calls = 0;
+  const std::string err =
+      absl::StrCat(::testing::TempDir(), "/http_fetch_closed.", ::getpid(), ".", ++calls, ".err");
+  const std::string command =
+      absl::StrCat(HTTP_FETCH_PATH, " '", server.url("/x"), "' >&- 2>", err);
+  const int status = std::system(command.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_EQ(read_file(err), "http_fetch: cannot write the body: Bad file descriptor\n");
+  std::remove(err.c_str());
+}
+
 TEST(HTTPFetchTest, UsageErrorsExitTwo) {
   Result r = fetch({"ftp://example.com/"});
   EXPECT_EQ(r.exit_code, 2);
