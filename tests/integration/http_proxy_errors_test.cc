@@ -50,6 +50,22 @@ std::string two_gets_on_one_connection(uint16_t port, int* status) {
   return run_python(script, status);
 }
 
+// Two GETs on one connection, then one with curl: each gets the proxy's own `code` answer (the
+// reason phrase as its body), and the connection stays usable after the first.
+void expect_answers(uint16_t port, int code, absl::string_view reason) {
+  int status;
+  const std::string out = two_gets_on_one_connection(port, &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(out, absl::StrCat(code, " None\n", code, " None\n"));
+  const std::string head =
+      run(absl::StrCat("curl -sS -i --max-time 20 http://127.0.0.1:", port, "/y"), &status);
+  EXPECT_EQ(status, 0);
+  EXPECT_TRUE(absl::StartsWith(head, absl::StrCat("HTTP/1.1 ", code, " ", reason, "\r\n"))) << head;
+  EXPECT_TRUE(absl::EndsWith(
+      head, absl::StrCat("\r\nContent-Length: ", reason.size() + 1, "\r\n\r\n", reason, "\n")))
+      << head;
+}
+
 // RFC 9110 §15.2: the upstream's 1xx reach the client before the final response, hop-by-hop
 
 // A refused upstream: 502, and the client's connection goes on. The 502 says only that: the
@@ -65,15 +81,7 @@ TEST(ProxyErrorsTest, RefusedUpstreamIs502AndTheConnectionStaysUsable) {
   const std::string log = absl::StrCat(::testing::TempDir(), "/proxy_refused_", ::getpid(), ".log");
   auto proxy = start_proxy(local->port(), {}, log);
   ASSERT_NE(proxy, nullptr);
-  int status;
-  const std::string out = two_gets_on_one_connection(proxy->port(), &status);
-  ASSERT_EQ(status, 0) << out;
-  EXPECT_EQ(out, "502 None\n502 None\n");
-  const std::string head = run(
-      absl::StrCat("curl -sS -i --max-time 20 http://127.0.0.1:", proxy->port(), "/x"), &status);
-  EXPECT_EQ(status, 0);
-  EXPECT_TRUE(absl::StartsWith(head, "HTTP/1.1 502 Bad Gateway\r\n")) << head;
-  EXPECT_TRUE(absl::EndsWith(head, "\r\nContent-Length: 12\r\n\r\nBad Gateway\n")) << head;
+  expect_answers(proxy->port(), 502, "Bad Gateway");
   const std::string text = read_file(log);
   EXPECT_TRUE(absl::StrContains(
       text, absl::StrCat("[warning] upstream http://127.0.0.1:", local->port(), "/: 502 to")))
@@ -83,7 +91,7 @@ TEST(ProxyErrorsTest, RefusedUpstreamIs502AndTheConnectionStaysUsable) {
 }
 
 TEST(ProxyErrorsTest, SilentUpstreamIs504AfterTheUpstreamTimeout) {
-  if (!have("python3")) GTEST_SKIP() << "python3 not installed";
+  if (!have("python3") || !have("curl")) GTEST_SKIP() << "python3 or curl not installed";
   // An upstream that accepts (the kernel does, from the backlog) and never answers.
   absl::StatusOr<net::Socket> silent = bound_loopback_socket();
   ASSERT_TRUE(silent.ok()) << silent.status();
@@ -92,10 +100,18 @@ TEST(ProxyErrorsTest, SilentUpstreamIs504AfterTheUpstreamTimeout) {
   ASSERT_TRUE(local.ok());
   auto proxy = start_proxy(local->port(), {"--upstream_timeout=300ms"});
   ASSERT_NE(proxy, nullptr);
-  int status;
-  const std::string out = two_gets_on_one_connection(proxy->port(), &status);
-  ASSERT_EQ(status, 0) << out;
-  EXPECT_EQ(out, "504 None\n504 None\n");
+  expect_answers(proxy->port(), 504, "Gateway Timeout");
+}
+
+// An upstream the test drives by hand: a blocking listening socket on a free loopback port
+// (accept_request() waits for the proxy's connection).
+absl::StatusOr<net::Socket> listening_upstream() {
+  absl::StatusOr<net::Socket> s = bound_loopback_socket();
+  if (!s.ok()) return s;
+  if (::listen(s->fd(), 16) != 0 || ::fcntl(s->fd(), F_SETFL, 0) != 0) {
+    return absl::ErrnoToStatus(errno, "listen");
+  }
+  return s;
 }
 
 // The next connection the proxy makes to `listener` (a blocking socket), once the head of a
@@ -118,10 +134,8 @@ net::Socket accept_request(int listener, std::string* head) {
 // that stays usable.
 TEST(ProxyErrorsTest, HeadThenSilenceBeforeAnyBodyByteIs502) {
   if (!have("curl")) GTEST_SKIP() << "curl not installed";
-  absl::StatusOr<net::Socket> upstream = bound_loopback_socket();
+  absl::StatusOr<net::Socket> upstream = listening_upstream();
   ASSERT_TRUE(upstream.ok()) << upstream.status();
-  ASSERT_EQ(::listen(upstream->fd(), 16), 0);
-  ASSERT_EQ(::fcntl(upstream->fd(), F_SETFL, 0), 0);  // accept() below waits for the proxy
   auto local = upstream->local_address();
   ASSERT_TRUE(local.ok());
   auto proxy = start_proxy(local->port(), {"--upstream_timeout=300ms"});
@@ -149,10 +163,8 @@ TEST(ProxyErrorsTest, HeadThenSilenceBeforeAnyBodyByteIs502) {
 // usable; the request holding the connection is not disturbed.
 TEST(ProxyErrorsTest, BusyPoolIs503AfterTheQueueTimeout) {
   if (!have("python3") || !have("curl")) GTEST_SKIP() << "python3 or curl not installed";
-  absl::StatusOr<net::Socket> upstream = bound_loopback_socket();
+  absl::StatusOr<net::Socket> upstream = listening_upstream();
   ASSERT_TRUE(upstream.ok()) << upstream.status();
-  ASSERT_EQ(::listen(upstream->fd(), 16), 0);
-  ASSERT_EQ(::fcntl(upstream->fd(), F_SETFL, 0), 0);  // accept() below waits for the proxy
   auto local = upstream->local_address();
   ASSERT_TRUE(local.ok());
   const std::string log = absl::StrCat(::testing::TempDir(), "/proxy_queue_", ::getpid(), ".log");
@@ -174,15 +186,7 @@ TEST(ProxyErrorsTest, BusyPoolIs503AfterTheQueueTimeout) {
   char buf[4096];
   EXPECT_TRUE(absl::StartsWith(request, "GET /held HTTP/1.1\r\n")) << request;
 
-  int status;
-  const std::string out = two_gets_on_one_connection(proxy->port(), &status);
-  ASSERT_EQ(status, 0) << out;
-  EXPECT_EQ(out, "503 None\n503 None\n");
-  const std::string head = run(
-      absl::StrCat("curl -sS -i --max-time 20 http://127.0.0.1:", proxy->port(), "/y"), &status);
-  EXPECT_EQ(status, 0);
-  EXPECT_TRUE(absl::StartsWith(head, "HTTP/1.1 503 Service Unavailable\r\n")) << head;
-  EXPECT_TRUE(absl::EndsWith(head, "\r\nContent-Length: 20\r\n\r\nService Unavailable\n")) << head;
+  expect_answers(proxy->port(), 503, "Service Unavailable");
   const std::string text = read_file(log);
   EXPECT_TRUE(absl::StrContains(
       text, absl::StrCat("503 to the client: DEADLINE_EXCEEDED: queue_timeout (300ms) expired: "
