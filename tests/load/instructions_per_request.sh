@@ -25,8 +25,9 @@
 # CACHE_SIM=1 adds callgrind's cache simulation (the host's cache sizes) and prints the
 # instruction-cache (I1) and data-cache (D1 read, write) misses per request too: how much
 # distinct code and data one request touches, which instruction counts alone do not show.
-# CALLGRIND_OUT=FILE keeps the counted dump there, for callgrind_annotate (per function:
-# `callgrind_annotate --show=Ir,I1mr --sort=I1mr FILE`).
+# CALLGRIND_OUT=FILE keeps the counted dump there, with uncompressed names. Per function:
+# `tests/load/callgrind_self.py FILE REQUESTS` (callgrind_annotate charges a dump taken after
+# `callgrind_control -z` to __libc_start_main alone).
 set -euo pipefail
 
 SCRIPT_NAME=instructions_per_request
@@ -62,6 +63,9 @@ require_built "(cmake --preset release && cmake --build build/release --target $
 or set BUILD_DIR" "${built[@]}"
 callgrind=(valgrind --tool=callgrind "--callgrind-out-file=$WORK_DIR/callgrind.out")
 if [[ "${CACHE_SIM:-0}" == 1 ]]; then callgrind+=(--cache-sim=yes); fi
+# A dump names each function only the first time (compressed names): the counted dump, the
+# second, would leave a reader with bare ids.
+if [[ -n "${CALLGRIND_OUT:-}" ]]; then callgrind+=(--compress-strings=no); fi
 common=(--port=0 --address=127.0.0.1 --log_level=warn)
 if [[ "$TARGET" == proxy || "$TARGET" == nginx ]]; then
   start upstream "$examples/http_responder" "${common[@]}"

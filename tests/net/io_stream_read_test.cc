@@ -374,7 +374,9 @@ class IOStreamResetTest : public IOStreamPlainTest {
     EXPECT_FALSE(read_status.ok());  // the stream did not end cleanly: the reset is reported
     EXPECT_NE(absl::AsciiStrToLower(close_status.message()).find("reset"), absl::string_view::npos)
         << close_status;
-    if (write_first) EXPECT_FALSE(write_status.ok());
+    if (write_first) {
+      EXPECT_FALSE(write_status.ok());
+    }
   }
 };
 INSTANTIATE_TEST_SUITE_P(Streams, IOStreamResetTest, PlainCases(), CaseName);
