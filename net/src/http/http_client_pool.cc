@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "http/http_client_core.h"
 
@@ -110,11 +110,11 @@ void HTTPClientCore::connect(const FetchPtr& f) {
               s = absl::DeadlineExceededError(absl::StrCat("connect to ", host,
                                                            ": connect_timeout (",
                                                            absl::FormatDuration(t), ") expired"));
-            } else if (absl::StartsWith(s.message(), absl::StrCat("connect ", host, ": "))) {
-              // TCPClient's message names the address, here the same as the URL's authority.
-              s = absl::Status(s.code(), absl::StrCat("connect to", s.message().substr(7)));
             } else {
-              s = absl::Status(s.code(), absl::StrCat("connect to ", host, ": ", s.message()));
+              // TCPClient's message may name the address first: here the URL's authority too.
+              absl::string_view why = s.message();
+              absl::ConsumePrefix(&why, absl::StrCat("connect ", host, ": "));
+              s = absl::Status(s.code(), absl::StrCat("connect to ", host, ": ", why));
             }
             // Named like a connection's failure: "(GET URL, connecting)", the fd left out.
             s = in_context(*waiting, s, /*response_started=*/false);
