@@ -10,8 +10,8 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "http/http_client_core.h"
 
 namespace ioloop::net {
