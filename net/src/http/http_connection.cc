@@ -122,6 +122,10 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size
   }
   size_t completed = 0;
   cur_out_ = &out;
+  if (body_.end_held && !body_.paused) [[unlikely]] {
+    body_.end_held = false;
+    answer(out);  // the held request: on_end now
+  }
   // Streamed bodies cost the synchronous fast path this one test.
   const bool streaming = static_cast<bool>(s_->body_factory);
   // One request per feed(), so that answering can stop between any two requests, with the
@@ -161,6 +165,12 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size
 
 void HTTPConnectionCore::answer(HTTPOutput& out) {
   for (const HTTPRequest& request : result_.requests) {
+    if (body_.paused) [[unlikely]] {
+      // A streamed body whose last piece on_body stopped after: on_end waits for resume(),
+      // as it would for any other piece (on_data() comes back to this request).
+      body_.end_held = true;
+      return;
+    }
     s_->requests.fetch_add(1, std::memory_order_relaxed);
     writer_.reset();
     // The parser answers any major version but 1 with 505, so only the minor matters here;

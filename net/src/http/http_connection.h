@@ -115,6 +115,11 @@ struct HTTPOutput {
   }
 };
 
+// What a response's stream, and its flush callbacks, report once the connection closed: the
+// IOStream's error `why` (OK for a close without one) as Unavailable "HTTP connection
+// closed[: why]".
+absl::Status connection_closed_status(const absl::Status& why);
+
 class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HTTPBodyControl {
  public:
   // The stream glue, told about deferred-response output produced outside on_data().
@@ -207,7 +212,7 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   std::shared_ptr<HTTPResponseStream> defer() override;
   absl::Status stream_write(std::string chunk) override;
   void stream_flush(HTTPOutput::FlushCallback done) override;
-  absl::Status stream_finish() override;
+  absl::Status stream_finish(HTTPOutput::FlushCallback done) override;
   absl::Status stream_interim(int status, absl::string_view reason,
                               const HTTPHeaders& fields) override;
   void stream_fail(const absl::Status& why, bool exception) override;
@@ -246,6 +251,9 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   // The response failed: 500/503 (`status`) if its head was not sent, else close; the stream
   // is closed with `why`. The caller notifies.
   void fail_response(const absl::Status& why, int status, HTTPOutput& out);
+  // The handler misused its stream (or dropped or aborted it): counted in stream_errors and
+  // logged, a few lines a second per thread.
+  void report_stream_error(const absl::Status& why);
   // Tells the listener about output made outside on_data().
   void notify(bool response_ended);
   // Runs `cb(status)` on a later loop iteration (at once without a loop).
@@ -308,6 +316,9 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
     bool in_sink = false;  // on_body is running
     bool resumed = false;  // resume() during on_body
     bool threw = false;    // on_body threw (the sink stopped feed())
+    // The body ended on a piece that on_body stopped after: on_end waits for resume(), its
+    // request kept in result_ (answer() held it, on_data() answers it once resumed).
+    bool end_held = false;
   } body_;
 };
 

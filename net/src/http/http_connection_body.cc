@@ -82,7 +82,8 @@ bool HTTPConnectionCore::on_body_piece(absl::string_view chunk) {
 }
 
 void HTTPConnectionCore::end_body(const HTTPRequest& request) {
-  // Destroyed when on_end returns or throws. A stop after the last piece ends with the body.
+  // Destroyed when on_end returns or throws. Never paused here: answer() holds the request
+  // until resume().
   std::unique_ptr<HTTPBodyHandler> handler = std::move(body_.handler);
   body_.paused = false;
   handler->on_end(request, writer_);
@@ -91,6 +92,7 @@ void HTTPConnectionCore::end_body(const HTTPRequest& request) {
 void HTTPConnectionCore::close_body(const absl::Status& why) {
   std::unique_ptr<HTTPBodyHandler> handler = std::move(body_.handler);
   body_.paused = false;
+  body_.end_held = false;
   if (handler == nullptr) return;
   try {
     handler->on_close(why);

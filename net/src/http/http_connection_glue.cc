@@ -257,11 +257,21 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     }
   }
 
-  // A stream's flush(done): an empty write behind its bytes completes once they are in the
-  // kernel (or with the close status).
+  // A stream's flush(done) or finish(done): an empty write behind its bytes completes once
+  // they are in the kernel. The IOStream fails its write callbacks before its close callback
+  // runs (on_closed()): a failed one closes the response first, so that `done` finds the
+  // stream closed and gets the stream's own status, as the close callback will.
   void flush_callbacks(HTTPOutput& out) {
-    for (HTTPOutput::FlushCallback& cb : out.on_flushed)
-      stream_->write(std::string(), std::move(cb));
+    for (HTTPOutput::FlushCallback& cb : out.on_flushed) {
+      stream_->write(std::string(),
+                     [self = shared_from_this(), cb = std::move(cb)](absl::Status status) mutable {
+                       if (!status.ok()) {
+                         self->on_closed(self->stream_->error());
+                         status = connection_closed_status(self->stream_->error());
+                       }
+                       std::move(cb)(std::move(status));
+                     });
+    }
     out.on_flushed.clear();
   }
 
@@ -461,7 +471,9 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     begin_close();
   }
 
+  // Once: the stream's close callback, or a flush callback the close failed (before it).
   void on_closed(const absl::Status& status) {
+    if (closed_) return;
     closed_ = true;
     cancel_timer();
     // A pending response's stream learns it here.

@@ -29,6 +29,11 @@ bool parse_length(absl::string_view v, uint64_t& n) {
 
 }  // namespace
 
+absl::Status connection_closed_status(const absl::Status& why) {
+  return absl::UnavailableError(why.ok() ? std::string("HTTP connection closed")
+                                         : absl::StrCat("HTTP connection closed: ", why.message()));
+}
+
 std::shared_ptr<HTTPResponseStream> HTTPConnectionCore::defer() {
   if (d_.active) return d_.weak.lock();
   if (current_ == nullptr || d_.used) return nullptr;  // outside a handler, or ended already
@@ -67,7 +72,7 @@ absl::Status HTTPConnectionCore::send_stream_head(HTTPOutput& out, size_t first,
                                                     " of its Content-Length ", length, " bytes"));
   }
   if (!error.ok()) {
-    s_->stream_errors.fetch_add(1, std::memory_order_relaxed);
+    report_stream_error(error);
     fail_response(error, 500, out);
     return error;
   }
@@ -107,7 +112,7 @@ absl::Status HTTPConnectionCore::append_body(std::string chunk, HTTPOutput& out)
       absl::Status error = absl::InvalidArgumentError(
           absl::StrCat("HTTP response write of ", chunk.size(),
                        " bytes exceeds its Content-Length (", d_.remaining, " bytes left)"));
-      s_->stream_errors.fetch_add(1, std::memory_order_relaxed);
+      report_stream_error(error);
       fail_response(error, 500, out);
       return error;
     }
@@ -149,21 +154,27 @@ void HTTPConnectionCore::stream_flush(HTTPOutput::FlushCallback done) {
   notify(/*response_ended=*/false);
 }
 
-absl::Status HTTPConnectionCore::stream_finish() {
-  if (!d_.active) return absl::FailedPreconditionError("HTTP response not active");
+absl::Status HTTPConnectionCore::stream_finish(HTTPOutput::FlushCallback done) {
+  if (!d_.active) {
+    absl::Status status = absl::FailedPreconditionError("HTTP response not active");
+    if (done) post(std::move(done), status);
+    return status;
+  }
   HTTPOutput& out = stream_out();
   absl::Status status = send_stream_head(out, 0, /*finishing=*/true);
   if (status.ok() && d_.has_length && !d_.no_body && d_.remaining > 0) {
     status = absl::InvalidArgumentError(absl::StrCat("HTTP response finished with ", d_.remaining,
                                                      " bytes of its Content-Length missing"));
-    s_->stream_errors.fetch_add(1, std::memory_order_relaxed);
+    report_stream_error(status);
     fail_response(status, 500, out);
   }
   if (!status.ok()) {
+    if (done) post(std::move(done), status);
     notify(/*response_ended=*/true);
     return status;
   }
   if (d_.chunked && !d_.no_body) out.head.append("0\r\n\r\n");
+  if (done) out.on_flushed.push_back(std::move(done));  // behind the last bytes
   s_->responses.fetch_add(1, std::memory_order_relaxed);
   if (!d_.keep_alive) {
     // Later pipelined requests are not answered (RFC 9112 §9.6).
@@ -187,17 +198,21 @@ void HTTPConnectionCore::stream_fail(const absl::Status& why, bool exception) {
   } else if (current_ != nullptr && std::uncaught_exceptions() > 0) {
     // Dropped while an exception unwinds out of the handler: answer() counts and logs that.
   } else {
-    s_->stream_errors.fetch_add(1, std::memory_order_relaxed);
-    // A few lines a second per thread: a failing source (an upstream resetting every response)
-    // would otherwise write one per request.
-    thread_local LogRateLimiter limiter{5, std::chrono::seconds(1)};
-    uint64_t suppressed = 0;
-    if (limiter.allow(Clock::now(), &suppressed)) {
-      logger().error("{}{}", std::string(why.message()), suppressed_note(suppressed));
-    }
+    report_stream_error(why);
   }
   fail_response(why, 500, stream_out());
   notify(/*response_ended=*/true);
+}
+
+void HTTPConnectionCore::report_stream_error(const absl::Status& why) {
+  s_->stream_errors.fetch_add(1, std::memory_order_relaxed);
+  // A few lines a second per thread: a failing source (an upstream resetting every response)
+  // would otherwise write one per request.
+  thread_local LogRateLimiter limiter{5, std::chrono::seconds(1)};
+  uint64_t suppressed = 0;
+  if (limiter.allow(Clock::now(), &suppressed)) {
+    logger().error("{}{}", std::string(why.message()), suppressed_note(suppressed));
+  }
 }
 
 void HTTPConnectionCore::fail_response(const absl::Status& why, int status, HTTPOutput& out) {
@@ -230,9 +245,7 @@ void HTTPConnectionCore::on_connection_closed(const absl::Status& why) {
   finished_ = true;
   // Nobody to tell (the usual close of an idle connection): spare making the status.
   if (body_.handler == nullptr && pending_.on_flushed.empty() && !d_.active) return;
-  const absl::Status status =
-      absl::UnavailableError(why.ok() ? std::string("HTTP connection closed")
-                                      : absl::StrCat("HTTP connection closed: ", why.message()));
+  const absl::Status status = connection_closed_status(why);
   if (body_.handler != nullptr) close_body(status);  // the client left mid-body
   for (HTTPOutput::FlushCallback& cb : pending_.on_flushed) post(std::move(cb), status);
   pending_.on_flushed.clear();

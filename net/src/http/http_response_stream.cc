@@ -95,14 +95,22 @@ absl::Status HTTPResponseStream::write(std::string chunk) {
   return target_->stream_write(std::move(chunk));
 }
 
+void HTTPResponseStream::post(Callback done, absl::Status s) {
+  if (loop_ != nullptr) {
+    loop_->add_callback([done = std::move(done), s]() mutable { std::move(done)(s); });
+  } else {
+    std::move(done)(s);
+  }
+}
+
 void HTTPResponseStream::flush(Callback done) {
   if (target_ == nullptr) {
-    absl::Status s = closed_ ? status_ : absl::OkStatus();  // finished: nothing is pending
-    if (loop_ != nullptr) {
-      loop_->add_callback([done = std::move(done), s]() mutable { std::move(done)(s); });
-    } else {
-      std::move(done)(s);
-    }
+    // Finished: the connection has moved on, so "everything written so far" is no longer
+    // this stream's to wait for (finish(done) is).
+    post(std::move(done), closed_ ? status_
+                                  : absl::FailedPreconditionError(
+                                        "HTTP response already finished (finish(done) tells "
+                                        "when it was sent)"));
     return;
   }
   target_->stream_flush(std::move(done));
@@ -121,9 +129,14 @@ absl::Status HTTPResponseStream::send_interim(int status, absl::string_view reas
   return target_->stream_interim(status, reason, fields);
 }
 
-absl::Status HTTPResponseStream::finish() {
-  if (absl::Status s = unusable(); !s.ok()) return s;
-  return target_->stream_finish();
+absl::Status HTTPResponseStream::finish() { return finish(nullptr); }
+
+absl::Status HTTPResponseStream::finish(Callback done) {
+  if (absl::Status s = unusable(); !s.ok()) {
+    if (done) post(std::move(done), s);
+    return s;
+  }
+  return target_->stream_finish(std::move(done));
 }
 
 void HTTPResponseStream::abort(absl::Status why) {
@@ -139,14 +152,16 @@ size_t HTTPResponseStream::write_buffer_size() const {
 void HTTPResponseStream::set_close_callback(Callback cb) {
   close_cb_ = std::move(cb);
   close_cb_ran_ = false;
-  if (closed_) {
-    if (loop_ != nullptr) {
-      loop_->add_callback([weak = weak_from_this()] {
-        if (std::shared_ptr<HTTPResponseStream> self = weak.lock()) self->run_close_callback();
-      });
-    } else {
-      run_close_callback();
-    }
+  if (closed_) schedule_close_callback();
+}
+
+void HTTPResponseStream::schedule_close_callback() {
+  if (loop_ == nullptr) return run_close_callback();
+  // A strong reference: the callback runs even if the stream's last reference goes before
+  // the next iteration (a failure inside the timer that held it). An orphan (no reference
+  // left, detach() destroys it) has nobody to tell.
+  if (std::shared_ptr<HTTPResponseStream> self = weak_from_this().lock()) {
+    loop_->add_callback([self = std::move(self)] { self->run_close_callback(); });
   }
 }
 
@@ -176,10 +191,7 @@ void HTTPResponseStream::detach(absl::Status status) {
     closed_ = true;
     status_ = std::move(status);
     if (close_cb_ && loop_ != nullptr) {
-      // weak: the stream may be dropped meanwhile (then nobody is left to tell).
-      loop_->add_callback([weak = weak_from_this()] {
-        if (std::shared_ptr<HTTPResponseStream> self = weak.lock()) self->run_close_callback();
-      });
+      schedule_close_callback();
     } else {
       run_now = static_cast<bool>(close_cb_);
     }

@@ -26,7 +26,10 @@ class FakeTarget final : public internal::HTTPResponseTarget {
   void stream_flush(absl::AnyInvocable<void(absl::Status) &&> done) override {
     std::move(done)(absl::OkStatus());
   }
-  absl::Status stream_finish() override { return absl::OkStatus(); }
+  absl::Status stream_finish(absl::AnyInvocable<void(absl::Status) &&> done) override {
+    if (done) std::move(done)(absl::OkStatus());
+    return absl::OkStatus();
+  }
   absl::Status stream_interim(int, absl::string_view, const HTTPHeaders&) override {
     return absl::OkStatus();
   }

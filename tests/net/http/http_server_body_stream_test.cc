@@ -187,6 +187,28 @@ TEST_F(HTTPServerBodyStreamTest, StoppedHandlerStopsReadingUntilResumedFromATime
   EXPECT_LE(rec_.max_read_buffer, 256u * 1024);
 }
 
+// Found by a probe: a stop on the last piece of a Content-Length body ran on_end at once (a
+// chunked body's last piece waited), so a handler that resumes once its piece is stored (the
+// guide's Upload) resumed a control that on_end had already ended.
+TEST_F(HTTPServerBodyStreamTest, StopOnTheLastPieceHoldsOnEndUntilResumed) {
+  start_streaming();
+  connect();
+  rec_.stop = true;
+  send(
+      "POST /s HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET /e HTTP/1.1\r\nHost: "
+      "h\r\n\r\n");
+  settle();
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"headers /s"});
+  EXPECT_EQ(rec_.body, "hello");
+  ASSERT_NE(rec_.control, nullptr);
+  EXPECT_TRUE(rec_.control->paused());
+  EXPECT_EQ(received_, "");
+  loop().call_later(absl::ZeroDuration(), [this] { rec_.control->resume(); });
+  EXPECT_EQ(read_responses(2), ok_response("/s|5") + ok_response("/e|"));
+  EXPECT_EQ(rec_.events, (std::vector<std::string>{"headers /s", "end"}));
+  EXPECT_EQ(stats().body_pauses, 1u);
+}
+
 TEST_F(HTTPServerBodyStreamTest, ResumeInsideOnBodyMeansGoOn) {
   server_ = std::make_unique<HTTPServer>(
       loop(), echo, [](const HTTPRequest&, HTTPBodyControl& c) -> std::unique_ptr<HTTPBodyHandler> {

@@ -29,9 +29,11 @@
 ///     handler that stops after every piece then pays a loop iteration per chunk. Returning true
 ///     asks for the next piece at once; false stops: the connection parses nothing more and
 ///     stops reading (TCP flow control then stops the client) until control.resume(). A
-///     resume() made during that on_body call means "go on". While a handler holds the body
-///     stopped, the idle, header, request and body-rate timeouts do not fire (the wait is the
-///     handler's).
+///     resume() made during that on_body call means "go on". A stop on the body's last piece
+///     holds on_end until resume() too. While a handler holds the body stopped, the idle,
+///     header, request and body-rate timeouts do not fire (the wait is the handler's), and the
+///     connection does not read: a client's EOF is noticed only after resume() (a reset at
+///     once, as an error the kernel reports without a read).
 ///  3. on_end(request, response) once the body is complete: `request` is the head again (body
 ///     empty); respond exactly as a Handler does (fill `response` and return, or
 ///     response.defer()). Pipelined requests after it follow the server's rule (http_server.h,

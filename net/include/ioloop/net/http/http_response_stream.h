@@ -45,10 +45,11 @@
 ///
 /// Closed: once the client has gone (reset, EOF, the idle/response timeout, server stop) or the
 /// response failed, before finish() completed, the close callback runs once (on a later loop
-/// iteration, never inside a call of this class), closed() is true, and write(), finish() and
-/// flush() report Unavailable "HTTP connection closed: <why>" (the failure's own status for
-/// a failed response). After finish() succeeded, write() and finish() return
-/// FailedPrecondition and the close callback never runs.
+/// iteration, never inside a call of this class, even if the stream's last reference went
+/// meanwhile), closed() is true, and write(), finish() and flush() report Unavailable "HTTP
+/// connection closed: <why>" (the failure's own status for a failed response). A flush
+/// callback that the close fails sees the stream closed already. After finish() succeeded,
+/// write(), finish() and flush() return FailedPrecondition and the close callback never runs.
 ///
 /// Pipelining: requests after this one on the same connection wait until it finishes (see
 /// http_server.h); so finish() (or a failure) is what lets the connection go on.
@@ -91,7 +92,9 @@ class HTTPResponseTarget {
   virtual std::shared_ptr<HTTPResponseStream> defer() = 0;
   virtual absl::Status stream_write(std::string chunk) = 0;
   virtual void stream_flush(absl::AnyInvocable<void(absl::Status) &&> done) = 0;
-  virtual absl::Status stream_finish() = 0;
+  /// `done` (may be empty) runs once the finished response is in the kernel, or with the
+  /// error (posted, never inside the call).
+  virtual absl::Status stream_finish(absl::AnyInvocable<void(absl::Status) &&> done) = 0;
   virtual absl::Status stream_interim(int status, absl::string_view reason,
                                       const HTTPHeaders& fields) = 0;
   /// The response failed (exception, abandoned): 500 or close.
@@ -122,11 +125,18 @@ class HTTPResponseStream : public std::enable_shared_from_this<HTTPResponseStrea
   absl::Status write(std::string chunk);
   /// `done` runs once (never inside this call): OK when everything written so far (the head
   /// included, sent now if it was not) has been handed to the kernel, or the closed status if
-  /// the connection goes first. Wait for it before writing more to keep memory bounded.
+  /// the connection goes first (the stream is closed by then: closed() is true, its close
+  /// callback is scheduled). Wait for it before writing more to keep memory bounded. After
+  /// finish(): FailedPrecondition (the connection has moved on; finish(done) tells instead).
   void flush(Callback done);
   /// Ends the response (see "Framing"). Errors as write(); InvalidArgument when fewer bytes
   /// than the Content-Length were written (the response then fails).
   absl::Status finish();
+  /// finish(), then `done` runs once (never inside this call): OK when the whole response, its
+  /// last bytes included, has been handed to the kernel; Unavailable "HTTP connection closed:
+  /// <why>" if the connection goes first (the close callback does not run: the response was
+  /// finished); finish()'s error if it failed.
+  absl::Status finish(Callback done);
   /// Queues an interim response before the head: "HTTP/1.1 <status> <reason>" and `fields`
   /// (an empty or unsafe reason is the status's own; fields with CR, LF or NUL, and framing
   /// and connection fields, are dropped; no Date or Server), e.g. 103 Early Hints, or a 1xx
@@ -203,7 +213,9 @@ class HTTPResponseStream : public std::enable_shared_from_this<HTTPResponseStrea
   };
   HTTPResponseStream(internal::HTTPResponseTarget* target, IOLoop* loop, HTTPResponseWriter* head,
                      int version_minor, bool head_request);
-  absl::Status on_exception();  ///< inside a catch block
+  absl::Status on_exception();               ///< inside a catch block
+  void post(Callback done, absl::Status s);  ///< runs `done(s)` on a later loop iteration
+  void schedule_close_callback();
   absl::Status unusable() const;
   void run_close_callback();
   /// The last reference went off the loop thread and the loop cannot run the destruction:
