@@ -116,6 +116,34 @@ TEST_F(HTTPServerAsyncCloseTest, FlushFailedByTheClientLeavingSeesAClosedStream)
   EXPECT_EQ(stats().stream_errors, 0u);  // the client's doing, not the handler's
 }
 
+// The guide's pump(): the flush callback holds the stream and drops it when the flush fails.
+// Found by a probe: that was an abandoned response (logged as a handler error, counted in
+// stream_errors) and the close callback was lost.
+TEST_F(HTTPServerAsyncCloseTest, ProducerDroppingTheStreamOnAFailedFlushIsNoHandlerError) {
+  ::ioloop::testing::ScopedLogCapture log;
+  int close_calls = 0;
+  int flush_calls = 0;
+  start_manual_server([&](const HTTPRequest&, HTTPResponseWriter& w) {
+    std::shared_ptr<HTTPResponseStream> s = w.defer();
+    s->set_close_callback([&](absl::Status) { ++close_calls; });
+    ASSERT_TRUE(s->write(std::string(kBig, 'x')).ok());
+    s->flush([s, &flush_calls](absl::Status) mutable {
+      ++flush_calls;
+      s.reset();  // the only reference
+    });
+  });
+  connect();
+  client_->pause_reading();
+  send(kGet);
+  settle();
+  client_->close();
+  settle();
+  EXPECT_EQ(flush_calls, 1);
+  EXPECT_EQ(close_calls, 1);
+  EXPECT_EQ(stats().stream_errors, 0u);
+  EXPECT_EQ(log.text(), "");
+}
+
 // Found by a probe: flush() after finish() reported OK at once, with the whole response still
 // queued for a client that was not reading. It now says it cannot tell; finish(done) does.
 TEST_F(HTTPServerAsyncCloseTest, FinishWithACallbackWaitsForTheLastBytes) {
