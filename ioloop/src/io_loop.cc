@@ -515,13 +515,43 @@ absl::Status IOLoop::run_sync(absl::AnyInvocable<void(Done) &&> fn, absl::Durati
           absl::StrCat("run_sync: not done after ", absl::FormatDuration(timeout))));
     });
   }
+  // fn's Done: hops back onto the loop, unless run_sync has returned (the loop may be gone).
+  // Destroyed uncalled (fn dropped it, or threw), it ends the run with Cancelled: nothing
+  // could call it any more, and the caller would otherwise wait for ever.
+  class DoneOnce {
+   public:
+    DoneOnce(IOLoop* loop, std::shared_ptr<State> state, decltype(finish) finish)
+        : loop_(loop), state_(std::move(state)), finish_(std::move(finish)) {}
+    DoneOnce(DoneOnce&& other) noexcept
+        : loop_(std::exchange(other.loop_, nullptr)),
+          state_(std::move(other.state_)),
+          finish_(std::move(other.finish_)) {}
+    DoneOnce& operator=(DoneOnce&&) = delete;
+    ~DoneOnce() {
+      if (loop_ != nullptr) {
+        deliver(absl::CancelledError("run_sync: fn's Done was destroyed without being called"));
+      }
+    }
+    void operator()(absl::Status s) && {
+      if (loop_ != nullptr) deliver(std::move(s));
+      loop_ = nullptr;
+    }
+
+   private:
+    void deliver(absl::Status s) {
+      MutexLock lock(&state_->mu);
+      if (state_->over) return;
+      loop_->add_callback([finish = finish_, s = std::move(s)]() mutable { finish(std::move(s)); });
+    }
+    IOLoop* loop_;
+    std::shared_ptr<State> state_;
+    decltype(finish) finish_;
+  };
   add_callback([this, state, finish, fn = std::move(fn)]() mutable {
-    std::move(fn)([this, state, finish](absl::Status s) mutable {
-      // Hop back onto the loop, unless run_sync has returned (the loop may be gone).
-      MutexLock lock(&state->mu);
-      if (state->over) return;
-      add_callback([finish, s = std::move(s)]() mutable { finish(std::move(s)); });
-    });
+    // An exception ends the run with it (logged and counted as any callback's).
+    absl::Status thrown =
+        invoke_guarded("run_sync fn", [&] { std::move(fn)(Done(DoneOnce(this, state, finish))); });
+    if (!thrown.ok()) finish(std::move(thrown));
   });
   start();
   remove_timeout(deadline);

@@ -45,10 +45,12 @@ void IOStream::after_read_started() {
 }
 
 void IOStream::read_until(std::string delimiter, ReadCallback cb, size_t max_bytes) {
-  if (delimiter.empty() || delimiter.size() > std::min<size_t>(max_buffer_size_, UINT16_MAX)) {
-    post_read(std::move(cb), absl::InvalidArgumentError(absl::StrCat(
-                                 "IOStream::read_until: delimiter of ", delimiter.size(),
-                                 " bytes (must be 1..max_buffer_size)")));
+  const size_t longest = std::min<size_t>(max_buffer_size_, UINT16_MAX);
+  if (delimiter.empty() || delimiter.size() > longest) {
+    post_read(std::move(cb),
+              absl::InvalidArgumentError(absl::StrCat(
+                  "IOStream::read_until: delimiter of ", delimiter.size(), " bytes (must be 1..",
+                  longest, ": 65535 at most, and max_buffer_size)")));
     return;
   }
   if (!start_read(cb)) return;
@@ -59,6 +61,13 @@ void IOStream::read_until(std::string delimiter, ReadCallback cb, size_t max_byt
 void IOStream::read_bytes(size_t n, ReadCallback cb, bool partial) {
   if (!start_read(cb)) return;
   read_.start_bytes(n, partial);
+  if (!partial && n > max_buffer_size_ && !closed()) {
+    // It could only fail once more than max_buffer_size had arrived: a peer waiting for an
+    // answer would never send that much. The pending read completes with the close's status.
+    close(absl::ResourceExhaustedError(absl::StrCat(
+        "IOStream::read_bytes: ", n, " bytes cannot fit max_buffer_size=", max_buffer_size_)));
+    return;
+  }
   after_read_started();
 }
 
@@ -171,7 +180,14 @@ void IOStream::handle_read(bool force) {
   while (budget > 0 && !closed() && !peer_eof_ && (force || !paused_)) {
     const size_t size = read_buffer_.size();
     if (size > max_buffer_size_) break;
-    const size_t limit = std::min(budget, max_buffer_size_ - size + 1);
+    // A read in progress may take one byte past the limit: that is how it learns it needs more
+    // than max_buffer_size (and fails). Read-ahead with no read asking stops at the limit, so
+    // that bytes nobody asked for yet cannot close the stream. (A forced read, looking for the
+    // EOF behind a hang-up, must read something, or the hang-up would be reported again and
+    // again.)
+    const size_t room = max_buffer_size_ - size + (read_.active() || force ? 1 : 0);
+    if (room == 0) break;
+    const size_t limit = std::min(budget, room);
     IOResult r = t.read(socket_.fd(), read_buffer_, limit);
     transport_wait_ &= static_cast<uint8_t>(~kReadNeedsWrite);
     if (r.outcome == IOResult::kWantRead) break;

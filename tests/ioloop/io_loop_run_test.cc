@@ -144,6 +144,25 @@ TEST(IOLoopRunTest, RunSyncTimesOut) {
   EXPECT_TRUE(s.ok()) << s;
 }
 
+// Found by a probe: both blocked run_sync for ever (without a timeout), where the caller can
+// only be told.
+TEST(IOLoopRunTest, RunSyncEndsWhenFnThrowsOrDropsItsDone) {
+  IOLoop loop;
+  absl::Status s = loop.run_sync([](IOLoop::Done) { throw std::runtime_error("boom"); });
+  EXPECT_EQ(s, absl::InternalError("exception in run_sync fn: boom"));
+  EXPECT_EQ(loop.stats().exceptions, 1u);
+  s = loop.run_sync([](IOLoop::Done done) {
+    IOLoop::Done dropped = std::move(done);  // destroyed uncalled
+  });
+  EXPECT_EQ(s, absl::CancelledError("run_sync: fn's Done was destroyed without being called"));
+  // Dropped later, from a timer: the same.
+  s = loop.run_sync(
+      [&](IOLoop::Done done) { loop.call_later(absl::ZeroDuration(), [d = std::move(done)] {}); });
+  EXPECT_EQ(s, absl::CancelledError("run_sync: fn's Done was destroyed without being called"));
+  s = loop.run_sync([](IOLoop::Done done) { std::move(done)(absl::OkStatus()); });
+  EXPECT_TRUE(s.ok()) << s;
+}
+
 TEST(IOLoopRunSyncTest, OnARunningLoopFailsAndRunsNothing) {
   IOLoop loop;
   absl::Status status;

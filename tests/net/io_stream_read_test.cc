@@ -308,6 +308,53 @@ TEST_P(IOStreamTest, MaxBufferSizeClosesWithResourceExhausted) {
   EXPECT_EQ(stream_->error().code(), absl::StatusCode::kResourceExhausted);
 }
 
+// Found by a probe: with no read pending, the stream read ahead one byte past
+// max_buffer_size and closed with ResourceExhausted, losing what the peer sent, though no read
+// ever asked for more than 4 bytes (a reader that issues each read one loop hop later).
+TEST_P(IOStreamTest, ReadAheadBetweenReadsStopsAtMaxBufferSize) {
+  IOStreamOptions options;
+  options.max_buffer_size = 16;
+  make_pair(options);
+  const std::string sent = pattern(0, 64);
+  std::string got;
+  absl::Status failed;
+  std::function<void()> next = [&] {
+    stream_->read_bytes(4, [&](absl::StatusOr<std::string> r) {
+      if (!r.ok()) {
+        failed = r.status();
+        return done();
+      }
+      got += *r;
+      if (got.size() == sent.size()) return done();
+      loop().add_callback([&] { next(); });
+    });
+  };
+  next();
+  peer_write(sent);
+  ASSERT_TRUE(wait());
+  EXPECT_TRUE(failed.ok()) << failed;
+  EXPECT_EQ(got, sent);
+  EXPECT_FALSE(stream_->closed());
+  EXPECT_LE(stream_->read_buffer_size(), 16u);
+}
+
+// Found by a probe: read_bytes(n) over max_buffer_size waited for ever when the peer sent
+// less (it failed only once more than max_buffer_size had arrived).
+TEST_P(IOStreamTest, ReadBytesOverMaxBufferSizeFailsAtOnce) {
+  IOStreamOptions options;
+  options.max_buffer_size = 16;
+  make_pair(options);
+  absl::Status read_status, close_status;
+  done_on_close(close_status);
+  peer_write("0123456789");
+  stream_->read_bytes(17, [&](absl::StatusOr<std::string> r) { read_status = r.status(); });
+  ASSERT_TRUE(wait());
+  const absl::Status expected =
+      absl::ResourceExhaustedError("IOStream::read_bytes: 17 bytes cannot fit max_buffer_size=16");
+  EXPECT_EQ(read_status, expected);
+  EXPECT_EQ(close_status, expected);
+}
+
 TEST_P(IOStreamTest, EmptyDelimiterIsInvalid) {
   make_pair();
   absl::Status s;

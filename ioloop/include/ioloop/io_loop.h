@@ -224,7 +224,9 @@ class IOLoop {
   /// DeadlineExceeded if `timeout` passes first (InfiniteDuration means no limit); Cancelled if
   /// the loop is stopped by someone else's stop() first. FailedPrecondition, and `fn` never
   /// runs, if the loop is already running (e.g. run_sync from inside one of its callbacks).
-  /// InvalidArgument for an empty `fn`.
+  /// InvalidArgument for an empty `fn`. If `fn` throws, the exception is logged and counted
+  /// (stats().exceptions) and run_sync returns Internal "exception in run_sync fn: <what()>";
+  /// if its Done is destroyed without being called, Cancelled.
   /// A Done called after run_sync returned does nothing: it never stops a later start() and
   /// never touches the loop, which may be gone by then.
   absl::Status run_sync(absl::AnyInvocable<void(Done) &&> fn,

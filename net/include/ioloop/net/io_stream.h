@@ -127,7 +127,9 @@ class WriteQueue;
 struct IOStreamOptions {
   /// Most bytes the read buffer may hold. A read that needs more (a read_until with no
   /// delimiter in sight, read_until_close of a bigger stream, read_bytes(n) with a larger
-  /// n) closes the stream with ResourceExhausted. Capped at 4 GiB - 1.
+  /// n, which fails at once) closes the stream with ResourceExhausted. Between reads the
+  /// stream reads ahead at most this much, so bytes no read asked for never close it.
+  /// Capped at 4 GiB - 1.
   size_t max_buffer_size = 100 * 1024 * 1024;
   /// Keep the stream open for writing after the peer's EOF (see "Half-close" above).
   bool allow_half_open = false;
@@ -178,7 +180,8 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   /// (and no longer than max_buffer_size), else this read fails with InvalidArgument.
   void read_until(std::string delimiter, ReadCallback cb, size_t max_bytes = 0);
   /// Completes with exactly `n` bytes; with `partial`, with 1..n bytes as soon as any are
-  /// available. n == 0 completes with "".
+  /// available. n == 0 completes with "". Without `partial`, an n over max_buffer_size
+  /// closes the stream with ResourceExhausted at once (this read fails with it).
   void read_bytes(size_t n, ReadCallback cb, bool partial = false);
   /// Completes with everything until the peer's EOF (subject to max_buffer_size).
   void read_until_close(ReadCallback cb);
