@@ -34,6 +34,17 @@ class HTTPServerAsyncCloseTest : public HTTPServerTest {
       });
     };
   }
+  // A deferred response with kBig bytes written to a client that does not read: most of them
+  // stay queued in the server's stream.
+  void start_stalled_response(HTTPServerOptions options = {}) {
+    start_manual_server(keep(), std::move(options));
+    connect();
+    client_->pause_reading();
+    send(kGet);
+    settle();
+    ASSERT_NE(stream_, nullptr);
+    ASSERT_TRUE(stream_->write(std::string(kBig, 'x')).ok());
+  }
   static HTTPServerOptions idle_after(absl::Duration d) {
     HTTPServerOptions o;
     o.idle_timeout = d;
@@ -65,13 +76,7 @@ class HTTPServerAsyncCloseTest : public HTTPServerTest {
 // still open, so write() and finish() inside it succeeded, the response was counted as
 // delivered, and the close callback never ran.
 TEST_F(HTTPServerAsyncCloseTest, FlushFailedByTheIdleTimeoutSeesAClosedStream) {
-  start_manual_server(keep(), idle_after(absl::Seconds(10)));
-  connect();
-  client_->pause_reading();
-  send(kGet);
-  settle();
-  ASSERT_NE(stream_, nullptr);
-  ASSERT_TRUE(stream_->write(std::string(kBig, 'x')).ok());
+  ASSERT_NO_FATAL_FAILURE(start_stalled_response(idle_after(absl::Seconds(10))));
   FlushSeen seen;
   stream_->flush(record(seen));
   settle();
@@ -91,13 +96,7 @@ TEST_F(HTTPServerAsyncCloseTest, FlushFailedByTheIdleTimeoutSeesAClosedStream) {
 }
 
 TEST_F(HTTPServerAsyncCloseTest, FlushFailedByTheClientLeavingSeesAClosedStream) {
-  start_manual_server(keep());
-  connect();
-  client_->pause_reading();
-  send(kGet);
-  settle();
-  ASSERT_NE(stream_, nullptr);
-  ASSERT_TRUE(stream_->write(std::string(kBig, 'x')).ok());
+  ASSERT_NO_FATAL_FAILURE(start_stalled_response());
   FlushSeen seen;
   stream_->flush(record(seen));
   settle();
@@ -147,13 +146,7 @@ TEST_F(HTTPServerAsyncCloseTest, ProducerDroppingTheStreamOnAFailedFlushIsNoHand
 // Found by a probe: flush() after finish() reported OK at once, with the whole response still
 // queued for a client that was not reading. It now says it cannot tell; finish(done) does.
 TEST_F(HTTPServerAsyncCloseTest, FinishWithACallbackWaitsForTheLastBytes) {
-  start_manual_server(keep());
-  connect();
-  client_->pause_reading();
-  send(kGet);
-  settle();
-  ASSERT_NE(stream_, nullptr);
-  ASSERT_TRUE(stream_->write(std::string(kBig, 'x')).ok());
+  ASSERT_NO_FATAL_FAILURE(start_stalled_response());
   int calls = 0;
   absl::Status finished;
   bool all_received = false;
@@ -183,13 +176,7 @@ TEST_F(HTTPServerAsyncCloseTest, FinishWithACallbackWaitsForTheLastBytes) {
 }
 
 TEST_F(HTTPServerAsyncCloseTest, FinishWithACallbackReportsAConnectionThatWentFirst) {
-  start_manual_server(keep());
-  connect();
-  client_->pause_reading();
-  send(kGet);
-  settle();
-  ASSERT_NE(stream_, nullptr);
-  ASSERT_TRUE(stream_->write(std::string(kBig, 'x')).ok());
+  ASSERT_NO_FATAL_FAILURE(start_stalled_response());
   absl::Status finished;
   int calls = 0;
   ASSERT_TRUE(stream_
