@@ -4,6 +4,7 @@
 #ifndef IOLOOP_TESTS_TESTING_LOOP_TEST_BASE_H_
 #define IOLOOP_TESTS_TESTING_LOOP_TEST_BASE_H_
 
+#include <functional>
 #include <memory>
 
 #include "absl/time/time.h"
@@ -37,6 +38,20 @@ class LoopTestBase : public ::testing::Test {
     loop_->remove_timeout(t);
     EXPECT_FALSE(timed_out) << "wait() timed out after " << absl::FormatDuration(timeout);
     return !timed_out;
+  }
+  // Runs `turns` loop iterations (each a poll that does not block: a callback is pending),
+  // so that what the kernel has ready now is dispatched, without a wall-clock wait.
+  void run_turns(int turns) {
+    int left = turns;
+    std::function<void()> step = [&] {
+      if (left-- == 0) {
+        done();
+        return;
+      }
+      loop_->add_callback([&step] { step(); });
+    };
+    step();
+    ASSERT_TRUE(wait());
   }
   // Ends the current wait(). Loop thread only (use loop().add_callback from others).
   void done() {

@@ -194,7 +194,10 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   bool reading() const { return read_.active(); }
 
   /// Stops reading from the socket and delivering buffered data until resume_reading().
-  /// A read may be outstanding meanwhile. Idempotent.
+  /// A read may be outstanding meanwhile. Idempotent. The peer's end (FIN, or the hang-up of
+  /// a closed socketpair peer) waits too: the outstanding read gets what came before it after
+  /// resume_reading(), then the stream closes. A reset or a failed write still closes the
+  /// stream at once, completing the read with what was buffered.
   void pause_reading();
   /// Undoes pause_reading(): buffered data is delivered and the socket read again. Idempotent.
   void resume_reading();
@@ -349,6 +352,8 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void post_read(ReadCallback cb, absl::StatusOr<std::string> result);
   void post_write(WriteCallback cb, absl::Status status);
   void update_interest();
+  // Unregisters the fd (re-registered by update_interest() when a write needs it).
+  void stop_watching();
   uint32_t wanted_events() const;
   void on_events(uint32_t events);
   void advance_handshake();
@@ -361,6 +366,8 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void close_on_connection_error(absl::Status error, bool write_failed);
   void on_peer_eof(absl::Status truncation);
   void maybe_close_after_eof();
+  // Paused with data for the pending read: the EOF's close waits for resume_reading().
+  bool holding_for_resume() const;
   WriteQueue& queue();
   template <typename Data>
   void write_one(Data data, WriteCallback on_flushed);
@@ -402,6 +409,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   uint8_t transport_wait_ = 0;  ///< TransportWait bits
   /// IOLoop::READ | WRITE as registered with the loop, or kUnregistered.
   uint8_t interest_ = kUnregistered;
+  /// Handlers stop_watching() removed that the loop has not destroyed yet (it does at the
+  /// batch's end): their destruction is no abandon, even if the stream registered again.
+  uint8_t retired_handlers_ = 0;
   bool peer_eof_ = false;  ///< the peer ended its side (kept after the close, for statuses)
   bool paused_ = false;
   bool dispatching_ = false;  ///< inside on_events(), dispatch_deferred() or close callbacks
