@@ -67,7 +67,7 @@ void serve(IOStream& stream, size_t max_pending) {
   // Callbacks stored on the stream capture a raw pointer: owning the stream from inside
   // itself would be a cycle. The loop keeps the stream alive while it is open.
   IOStream* s = &stream;
-  s->set_write_watermarks(max_pending, max_pending / 2);
+  s->set_write_watermarks(max_pending, max_pending / 2).IgnoreError();  // low < high, or 0
   s->set_high_watermark_callback([s] { s->pause_reading(); });
   s->set_low_watermark_callback([s] { s->resume_reading(); });
   s->set_close_callback([](absl::Status why) {

@@ -241,10 +241,19 @@ void IOLoop::add_callback(Callback cb) {
 }
 
 TimeoutHandle IOLoop::call_later(absl::Duration delay, Callback cb) {
-  return call_at(add_saturating(time(), to_clock_duration(delay)), std::move(cb));
+  if (!cb) {  // as add_callback: nothing could run it
+    logger().error("IOLoop::call_later: empty callback ignored");
+    return TimeoutHandle();
+  }
+  return TimeoutHandle(
+      timers_->add(add_saturating(time(), to_clock_duration(delay)), std::move(cb)));
 }
 
 TimeoutHandle IOLoop::call_at(TimePoint deadline, Callback cb) {
+  if (!cb) {
+    logger().error("IOLoop::call_at: empty callback ignored");
+    return TimeoutHandle();
+  }
   return TimeoutHandle(timers_->add(deadline, std::move(cb)));
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "ioloop/net/io_stream.h"
 #include "write_queue.h"
 
@@ -159,11 +160,16 @@ void IOStream::run_flush_callbacks() {
   }
 }
 
-void IOStream::set_write_watermarks(size_t high, size_t low) {
+absl::Status IOStream::set_write_watermarks(size_t high, size_t low) {
+  if (high > 0 && low >= high) {
+    return absl::InvalidArgumentError(absl::StrCat("IOStream::set_write_watermarks: low (", low,
+                                                   ") must be below high (", high, "), or high 0"));
+  }
   high = std::min<size_t>(high, kMaxWatermark);
   watermark_high_ = static_cast<uint32_t>(high);
   watermark_low_ = static_cast<uint32_t>(high == 0 ? 0 : std::min(low, high - 1));
   check_high_watermark();
+  return absl::OkStatus();
 }
 
 void IOStream::set_high_watermark_callback(WatermarkCallback cb) { on_high_ = std::move(cb); }

@@ -44,6 +44,29 @@ absl::Status validate(const RetryPolicy& retry) {
   return absl::OkStatus();
 }
 
+// Options under which an attempt would end before it began, or never try: refused up front.
+absl::Status validate(const ConnectOptions& o) {
+  if (o.timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("ConnectOptions.timeout must be positive (got ",
+                                                   absl::FormatDuration(o.timeout), ")"));
+  }
+  if (o.handshake_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ConnectOptions.handshake_timeout must be positive (got ",
+                     absl::FormatDuration(o.handshake_timeout), ")"));
+  }
+  if (o.happy_eyeballs_delay < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ConnectOptions.happy_eyeballs_delay must not be negative (got ",
+                     absl::FormatDuration(o.happy_eyeballs_delay), ")"));
+  }
+  if (o.family != AF_UNSPEC && o.family != AF_INET && o.family != AF_INET6) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ConnectOptions.family must be AF_UNSPEC, AF_INET or AF_INET6 (got ", o.family, ")"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 // What one connect() asked for. It moves from try to try (retries), and completing the
@@ -384,6 +407,7 @@ void TCPClient::begin(std::string host, uint16_t port, std::vector<SocketAddress
   if (invalid.ok() && host.find('\0') != std::string::npos) {
     invalid = absl::InvalidArgumentError("TCPClient: host name contains a NUL byte");
   }
+  if (invalid.ok()) invalid = validate(options);
   Request request;
   request.host = std::move(host);
   request.port = port;

@@ -60,7 +60,16 @@ TEST(IOLoopRunTest, StopBeforeStartRunsOneIteration) {
 TEST(IOLoopRunTest, EmptyCallbackAndRunSyncFunctionAreRefused) {
   auto loop = IOLoop::create();
   ASSERT_TRUE(loop.ok());
+  ScopedLogCapture log;
   (*loop)->add_callback(nullptr);  // ignored (logged)
+  EXPECT_FALSE((*loop)->call_later(absl::Seconds(1), nullptr).valid());
+  EXPECT_FALSE((*loop)->call_at(TimePoint{}, nullptr).valid());
+  EXPECT_EQ((*loop)->stats().timers_pending, 0u);
+  EXPECT_EQ(log.lines(), (std::vector<std::string>{
+                             "IOLoop::add_callback: empty callback ignored",
+                             "IOLoop::call_later: empty callback ignored",
+                             "IOLoop::call_at: empty callback ignored",
+                         }));
   EXPECT_EQ((*loop)->run_sync(nullptr), absl::InvalidArgumentError("run_sync: empty function"));
   EXPECT_TRUE((*loop)
                   ->run_sync([&](IOLoop::Done done) {

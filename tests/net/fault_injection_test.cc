@@ -460,7 +460,7 @@ TEST_P(FaultInjectionTest, SignalStormDuringABidirectionalTransferLosesNothing) 
   uint64_t echoed = 0;
   absl::Status read_status = absl::UnknownError("not finished");
   absl::Status close_status = absl::UnknownError("not closed");
-  s->set_write_watermarks(1 << 20, 256 << 10);
+  ASSERT_TRUE(s->set_write_watermarks(1 << 20, 256 << 10).ok());
   s->set_high_watermark_callback([s] { s->pause_reading(); });
   s->set_low_watermark_callback([s] { s->resume_reading(); });
   s->read_streaming(

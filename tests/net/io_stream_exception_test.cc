@@ -242,7 +242,7 @@ TEST_P(IOStreamExceptionTest, ThrowingFlushCallbackFailsTheWritesStillQueued) {
 TEST_P(IOStreamExceptionTest, ThrowingHighWatermarkCallbackClosesTheStreamNotTheCaller) {
   Pair p = make_pair();
   ASSERT_TRUE(p.stream->socket().set_send_buffer(4096).ok());
-  p.stream->set_write_watermarks(64 * 1024, 16 * 1024);
+  ASSERT_TRUE(p.stream->set_write_watermarks(64 * 1024, 16 * 1024).ok());
   p.stream->set_high_watermark_callback([] { throw std::runtime_error("boom"); });
   // Before the fix the exception escaped from write() into this test.
   p.stream->write(std::string(1 << 20, 'x'), record_write("write"));
@@ -260,7 +260,7 @@ TEST_P(IOStreamExceptionTest, ThrowingLowWatermarkCallbackClosesTheStream) {
   ASSERT_TRUE(p.stream->socket().set_send_buffer(4096).ok());
   ASSERT_TRUE(p.peer.set_receive_buffer(4096).ok());
   int highs = 0, lows = 0;
-  p.stream->set_write_watermarks(64 * 1024, 16 * 1024);
+  ASSERT_TRUE(p.stream->set_write_watermarks(64 * 1024, 16 * 1024).ok());
   p.stream->set_high_watermark_callback([&] { ++highs; });
   p.stream->set_low_watermark_callback([&] {
     ++lows;

@@ -55,7 +55,7 @@ class IOStreamMemoryTest : public ::ioloop::testing::LoopTestBase {
     for (int fd : ends) {
       streams.push_back(IOStream::create(loop(), Socket(fd), options));
       IOStream* s = streams.back().get();
-      s->set_write_watermarks(1 << 20, 1 << 19);
+      EXPECT_TRUE(s->set_write_watermarks(1 << 20, 1 << 19).ok());
       s->set_high_watermark_callback([s] { s->pause_reading(); });
       s->set_low_watermark_callback([s] { s->resume_reading(); });
       s->set_close_callback([](absl::Status) {});

@@ -130,7 +130,7 @@ TEST_P(IOStreamTest, WatermarksFireOncePerCrossing) {
   ASSERT_TRUE(stream_->socket().set_send_buffer(4096).ok());
   ASSERT_TRUE(peer_->socket().set_receive_buffer(4096).ok());
   int highs = 0, lows = 0;
-  stream_->set_write_watermarks(64 * 1024, 16 * 1024);
+  ASSERT_TRUE(stream_->set_write_watermarks(64 * 1024, 16 * 1024).ok());
   stream_->set_high_watermark_callback([&] { ++highs; });
   stream_->set_low_watermark_callback([&] {
     ++lows;
@@ -155,6 +155,17 @@ TEST_P(IOStreamTest, WatermarksFireOncePerCrossing) {
       spin(1);
     }
   }
+}
+
+// Watermarks without hysteresis would fire on every write: low must be below high.
+TEST_P(IOStreamTest, WatermarksNeedLowBelowHigh) {
+  make_pair();
+  ASSERT_TRUE(stream_->set_write_watermarks(8, 4).ok());
+  EXPECT_EQ(stream_->set_write_watermarks(10, 10),
+            absl::InvalidArgumentError(
+                "IOStream::set_write_watermarks: low (10) must be below high (10), or high 0"));
+  EXPECT_EQ(stream_->set_write_watermarks(10, 11).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(stream_->set_write_watermarks(0, 5).ok());  // disables both
 }
 
 // --- Flow control and fairness -------------------------------------------------------------

@@ -83,6 +83,44 @@ TEST_F(TCPClientTest, NulInHostAndEmptyCallbackAreRefused) {
   EXPECT_EQ(client.pending(), 0u);
 }
 
+// Options that make no sense are refused before anything starts, each naming its field (a
+// negative timeout used to end the attempt at once with "timed out after -1s").
+TEST_F(TCPClientTest, InvalidConnectOptionsAreRefused) {
+  ClosedPort closed;
+  TCPClient client(loop());
+  struct Case {
+    ConnectOptions options;
+    std::string error;
+  };
+  std::vector<Case> cases;
+  cases.push_back(
+      {{.timeout = absl::Seconds(-1)}, "ConnectOptions.timeout must be positive (got -1s)"});
+  cases.push_back({{.handshake_timeout = absl::ZeroDuration()},
+                   "ConnectOptions.handshake_timeout must be positive (got 0)"});
+  cases.push_back({{.happy_eyeballs_delay = absl::Milliseconds(-5)},
+                   "ConnectOptions.happy_eyeballs_delay must not be negative (got -5ms)"});
+  cases.push_back({{.family = AF_UNIX},
+                   "ConnectOptions.family must be AF_UNSPEC, AF_INET or AF_INET6 (got 1)"});
+  for (Case& c : cases) {
+    SCOPED_TRACE(c.error);
+    absl::Status connect_status, connect_to_status;
+    client.connect(
+        "127.0.0.1", closed.port,
+        [&](absl::StatusOr<std::shared_ptr<IOStream>> s) { connect_status = s.status(); },
+        c.options);
+    client.connect_to(
+        {SocketAddress::ipv4_loopback(closed.port)},
+        [&](absl::StatusOr<std::shared_ptr<IOStream>> s) {
+          connect_to_status = s.status();
+          done();
+        },
+        c.options);
+    ASSERT_TRUE(wait());
+    EXPECT_EQ(connect_status, absl::InvalidArgumentError(c.error));
+    EXPECT_EQ(connect_to_status, absl::InvalidArgumentError(c.error));
+  }
+}
+
 TEST_F(TCPClientTest, TimeoutIsDeadlineExceeded) {
   // A listener whose accept queue is full drops further SYNs, so connect() hangs.
   absl::StatusOr<std::vector<Socket>> listeners = bind_sockets(0, "127.0.0.1", AF_INET, 0);

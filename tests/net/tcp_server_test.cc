@@ -152,6 +152,19 @@ TEST_F(TCPServerTest, ListenOnBusyPortNamesTheAddress) {
   EXPECT_NE(s.message().find("127.0.0.1"), absl::string_view::npos) << s;
 }
 
+// The side effect of the default reuse_port, as tcp_server.h states it: a second server
+// binds the same port; one without SO_REUSEPORT does not.
+TEST_F(TCPServerTest, ReusePortLetsASecondServerShareThePort) {
+  TCPServer first(loop(), line_echo());
+  ASSERT_TRUE(first.listen(0, "127.0.0.1").ok());
+  TCPServer second(loop(), line_echo());
+  EXPECT_TRUE(second.listen(first.port(), "127.0.0.1").ok());
+  TCPServerOptions no_reuse;
+  no_reuse.reuse_port = false;
+  TCPServer third(loop(), line_echo(), no_reuse);
+  EXPECT_FALSE(third.listen(first.port(), "127.0.0.1").ok());
+}
+
 TEST_F(TCPServerTest, ThreadsNeedReusePortSockets) {
   absl::StatusOr<std::vector<Socket>> sockets = bind_sockets(0, "127.0.0.1");
   ASSERT_TRUE(sockets.ok());

@@ -180,10 +180,11 @@ class IOLoop {
   /// Not async-signal-safe: use add_signal_handler() for signals. An empty `cb` is ignored
   /// (an error log line): nothing could run it.
   void add_callback(Callback cb) ABSL_LOCKS_EXCLUDED(mu_);
-  /// Runs `cb` once `delay` has passed on the monotonic clock; never earlier.
+  /// Runs `cb` once `delay` has passed on the monotonic clock; never earlier. An empty `cb`
+  /// is ignored (an error log line) and the handle returned is invalid.
   TimeoutHandle call_later(absl::Duration delay, Callback cb);
   /// Runs `cb` at `deadline` or later. Timeouts due together run in deadline, then
-  /// insertion, order.
+  /// insertion, order. An empty `cb` is ignored as by call_later().
   TimeoutHandle call_at(TimePoint deadline, Callback cb);
   /// Cancels a timeout and frees its callback now. Safe to call even if the timeout ran.
   void remove_timeout(TimeoutHandle handle);

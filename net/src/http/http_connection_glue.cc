@@ -134,8 +134,9 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   void start() {
     std::shared_ptr<HTTPConnection> self = shared_from_this();
     stream_->set_close_callback([self](absl::Status status) { self->on_closed(status); });
-    // max_pending_output > 0: HTTPServer rejects 0.
-    stream_->set_write_watermarks(options_.max_pending_output, options_.max_pending_output / 4);
+    // max_pending_output > 0 (HTTPServer rejects 0), so low < high.
+    stream_->set_write_watermarks(options_.max_pending_output, options_.max_pending_output / 4)
+        .IgnoreError();
     stream_->set_high_watermark_callback([self] {
       self->output_full_ = true;
       self->update_reading();

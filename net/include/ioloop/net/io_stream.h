@@ -225,9 +225,10 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   /// Backpressure. When write_buffer_size() rises to >= `high` the high callback runs once
   /// (synchronously, at the end of the write() that crossed it); when it then drains to
   /// <= `low` the low callback runs once (from the loop's handler); and so on for each
-  /// crossing. high == 0 disables both. Requires low < high. Both are capped at 4 GiB - 1 (as
-  /// max_buffer_size is), which keeps them in the stream object itself.
-  void set_write_watermarks(size_t high, size_t low);
+  /// crossing. high == 0 disables both. InvalidArgument, and the watermarks set before stay,
+  /// if low >= high (with high > 0). Both are capped at 4 GiB - 1 (as max_buffer_size is),
+  /// which keeps them in the stream object itself.
+  absl::Status set_write_watermarks(size_t high, size_t low);
   /// @{
   /// The callbacks of set_write_watermarks(): run on each crossing of `high` (rising) and
   /// `low` (draining). Replace the previous ones.

@@ -56,7 +56,9 @@
 
 namespace ioloop::net {
 
-/// The options of one TCPClient connect.
+/// The options of one TCPClient connect. A connect whose timeout or handshake_timeout is not
+/// positive, whose happy_eyeballs_delay is negative or whose family is another completes with
+/// InvalidArgument naming the field.
 struct ConnectOptions {
   /// TLS (or another transport with a handshake): the connection is handed over only after
   /// tls->client_transport()'s handshake succeeded; a failed one completes the connect with

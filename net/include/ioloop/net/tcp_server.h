@@ -79,7 +79,11 @@ struct TCPServerOptions {
   absl::Duration handshake_timeout = absl::Seconds(10);
   /// listen()'s backlog for the sockets listen() binds.
   int backlog = kDefaultBacklog;
-  /// Bind listen() sockets with SO_REUSEPORT, which start(N > 1) needs.
+  /// Bind listen() sockets with SO_REUSEPORT, which start(N > 1) needs. Its side effect:
+  /// another socket of the same user with SO_REUSEPORT (a second server, another process
+  /// running this one) binds the same port too, with no EADDRINUSE, and the kernel spreads
+  /// the connections between them. With false on either, the second listen() fails
+  /// (EADDRINUSE).
   bool reuse_port = true;
   bool nodelay = true;  ///< TCP_NODELAY on accepted TCP connections
   /// The options of every accepted connection's stream.
