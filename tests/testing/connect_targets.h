@@ -11,7 +11,10 @@
 #ifndef IOLOOP_TESTS_TESTING_CONNECT_TARGETS_H_
 #define IOLOOP_TESTS_TESTING_CONNECT_TARGETS_H_
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <vector>
 
@@ -70,6 +73,19 @@ struct Blackhole {
       ::connect(s.fd(), address.get(), address.length());
       fillers.push_back(std::move(s));
     }
+    // The non-blocking connects finish in the kernel's softirq, which a loaded machine may
+    // run late; until a filler sits in the accept queue, the listener still answers SYNs
+    // (with backlog 0, by SYN cookies) and a test's connect would succeed. Wait for it.
+    for (int i = 0; i < 10000 && accept_queue_length() < 1; ++i) ::usleep(1000);
+    EXPECT_GE(accept_queue_length(), 1) << "the blackhole's accept queue did not fill";
+  }
+  // Connections the kernel completed that nobody accepted (for a listener, tcp_info's
+  // tcpi_unacked is its accept queue's length: what `ss -lnt` shows as Recv-Q).
+  int accept_queue_length() const {
+    tcp_info info = {};
+    socklen_t len = sizeof info;
+    if (::getsockopt(listener.fd(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return -1;
+    return static_cast<int>(info.tcpi_unacked);
   }
 };
 

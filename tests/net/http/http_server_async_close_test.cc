@@ -23,26 +23,13 @@ namespace {
 constexpr char kGet[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
 constexpr size_t kBig = 4 << 20;  // far more than the socket buffers hold
 
-class HTTPServerAsyncCloseTest : public HTTPServerTest {
+class HTTPServerAsyncCloseTest : public HTTPServerDeferredTest {
  protected:
-  HTTPServer::Handler keep() {
-    return [this](const HTTPRequest&, HTTPResponseWriter& w) {
-      stream_ = w.defer();
-      stream_->set_close_callback([this](absl::Status s) {
-        ++close_calls_;
-        close_status_ = s;
-      });
-    };
-  }
   // A deferred response with kBig bytes written to a client that does not read: most of them
   // stay queued in the server's stream.
   void start_stalled_response(HTTPServerOptions options = {}) {
-    start_manual_server(keep(), std::move(options));
-    connect();
+    ASSERT_TRUE(start_deferred(kGet, std::move(options)));
     client_->pause_reading();
-    send(kGet);
-    settle();
-    ASSERT_NE(stream_, nullptr);
     ASSERT_TRUE(stream_->write(std::string(kBig, 'x')).ok());
   }
   static HTTPServerOptions idle_after(absl::Duration d) {
@@ -66,10 +53,6 @@ class HTTPServerAsyncCloseTest : public HTTPServerTest {
       seen.write = stream_->write("after");
     };
   }
-
-  std::shared_ptr<HTTPResponseStream> stream_;
-  int close_calls_ = 0;
-  absl::Status close_status_;
 };
 
 // Found by a probe: the flush callback ran with the socket's own error while the stream was
@@ -197,11 +180,7 @@ TEST_F(HTTPServerAsyncCloseTest, FinishWithACallbackReportsAConnectionThatWentFi
 
 // The connection closes right after a close-delimited (HTTP/1.0) response: its bytes went.
 TEST_F(HTTPServerAsyncCloseTest, FinishWithACallbackEndingTheConnectionIsOk) {
-  start_manual_server(keep());
-  connect();
-  send("GET /a HTTP/1.0\r\n\r\n");
-  settle();
-  ASSERT_NE(stream_, nullptr);
+  ASSERT_TRUE(start_deferred("GET /a HTTP/1.0\r\n\r\n"));
   ASSERT_TRUE(stream_->write("body").ok());
   absl::Status finished = absl::UnknownError("not called");
   ASSERT_TRUE(stream_->finish([&](absl::Status s) { finished = s; }).ok());
@@ -212,11 +191,7 @@ TEST_F(HTTPServerAsyncCloseTest, FinishWithACallbackEndingTheConnectionIsOk) {
 }
 
 TEST_F(HTTPServerAsyncCloseTest, FinishThatFailsGivesItsCallbackTheError) {
-  start_manual_server(keep());
-  connect();
-  send(kGet);
-  settle();
-  ASSERT_NE(stream_, nullptr);
+  ASSERT_TRUE(start_deferred(kGet));
   stream_->head().set_header("Content-Length", "5");
   ASSERT_TRUE(stream_->write("abc").ok());
   absl::Status finished;
@@ -263,11 +238,7 @@ TEST_F(HTTPServerAsyncCloseTest, FailedResponseRunsTheCloseCallbackWhenItsLastRe
 // counted.
 TEST_F(HTTPServerAsyncCloseTest, ContentLengthMisuseIsLogged) {
   ::ioloop::testing::ScopedLogCapture log;
-  start_manual_server(keep());
-  connect();
-  send(kGet);
-  settle();
-  ASSERT_NE(stream_, nullptr);
+  ASSERT_TRUE(start_deferred(kGet));
   stream_->head().set_header("Content-Length", "5");
   EXPECT_FALSE(stream_->finish().ok());
   EXPECT_EQ(read_to_eof(), error_response(500, "Internal Server Error"));

@@ -27,33 +27,18 @@ namespace {
 
 constexpr char kGet[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
 
-class HTTPServerAsyncFlowTest : public HTTPServerTest {
+class HTTPServerAsyncFlowTest : public HTTPServerDeferredTest {
  protected:
-  HTTPServer::Handler keep() {
-    return [this](const HTTPRequest&, HTTPResponseWriter& w) {
-      stream_ = w.defer();
-      stream_->set_close_callback([this](absl::Status s) {
-        ++close_calls_;
-        close_status_ = s;
-      });
-    };
-  }
   static HTTPServerOptions timeouts() {
     HTTPServerOptions o;
     o.idle_timeout = absl::Seconds(60);
     o.response_timeout = absl::Seconds(5);
     return o;
   }
-  std::shared_ptr<HTTPResponseStream> stream_;
-  int close_calls_ = 0;
-  absl::Status close_status_;
 };
 
 TEST_F(HTTPServerAsyncFlowTest, ResponseTimeoutBeforeAnyByteIs503) {
-  start_manual_server(keep(), timeouts());
-  connect();
-  send(kGet);
-  settle();
+  ASSERT_TRUE(start_deferred(kGet, timeouts()));
   advance(absl::Milliseconds(4999));
   EXPECT_EQ(received_, "");
   EXPECT_FALSE(stream_->closed());
@@ -67,10 +52,7 @@ TEST_F(HTTPServerAsyncFlowTest, ResponseTimeoutBeforeAnyByteIs503) {
 }
 
 TEST_F(HTTPServerAsyncFlowTest, ResponseTimeoutAfterPartialResponseCloses) {
-  start_manual_server(keep(), timeouts());
-  connect();
-  send(kGet);
-  settle();
+  ASSERT_TRUE(start_deferred(kGet, timeouts()));
   EXPECT_TRUE(stream_->write("part").ok());
   settle();
   advance(absl::Seconds(5));
@@ -84,10 +66,7 @@ TEST_F(HTTPServerAsyncFlowTest, ResponseTimeoutAfterPartialResponseCloses) {
 TEST_F(HTTPServerAsyncFlowTest, IdleTimeoutDoesNotCloseAPendingResponse) {
   HTTPServerOptions o = timeouts();
   o.response_timeout = absl::ZeroDuration();  // off
-  start_manual_server(keep(), o);
-  connect();
-  send(kGet);
-  settle();
+  ASSERT_TRUE(start_deferred(kGet, o));
   advance(absl::Seconds(600));
   EXPECT_FALSE(eof_);
   EXPECT_FALSE(stream_->closed());
@@ -112,12 +91,8 @@ TEST_F(HTTPServerAsyncFlowTest, IdleTimeoutDoesNotCloseAPendingResponse) {
 TEST_F(HTTPServerAsyncFlowTest, IdleTimeoutClosesAPendingResponseTheClientDoesNotRead) {
   HTTPServerOptions o = timeouts();
   o.response_timeout = absl::ZeroDuration();  // off
-  start_manual_server(keep(), o);
-  connect();
+  ASSERT_TRUE(start_deferred(kGet, o));
   client_->pause_reading();
-  send(kGet);
-  settle();
-  ASSERT_NE(stream_, nullptr);
   ASSERT_TRUE(stream_->write(std::string(16 << 20, 'x')).ok());  // more than the socket buffers
   settle();
   ASSERT_GT(stream_->write_buffer_size(), 0u);
@@ -160,10 +135,7 @@ TEST_F(HTTPServerAsyncFlowTest, RequestTimeoutsEndWithTheLastRequestOfAConnectio
 }
 
 TEST_F(HTTPServerAsyncFlowTest, ClientEofClosesTheStream) {
-  start_manual_server(keep(), timeouts());
-  connect();
-  send(kGet);
-  settle();
+  ASSERT_TRUE(start_deferred(kGet, timeouts()));
   ASSERT_NE(stream_, nullptr);
   ::shutdown(client_->fd(), SHUT_WR);
   settle();

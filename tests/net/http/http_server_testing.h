@@ -19,6 +19,7 @@
 #include "http/http_connection.h"
 #include "http/http_server_state.h"
 #include "http/manual_http_clock.h"
+#include "ioloop/net/http/http_response_stream.h"
 #include "ioloop/net/http/http_server.h"
 #include "ioloop/net/io_stream.h"
 #include "ioloop/net/socket.h"
@@ -234,6 +235,35 @@ class HTTPServerTest : public ::ioloop::testing::LoopTestBase {
   bool eof_ = false;
   absl::Status end_status_;  // how the client's read ended (a TLS truncation: DataLoss)
   std::function<bool()> pred_;
+};
+
+// For deferred responses: keep() is a handler that takes the response (stream_) and records
+// its close callback's calls.
+class HTTPServerDeferredTest : public HTTPServerTest {
+ protected:
+  HTTPServer::Handler keep() {
+    return [this](const HTTPRequest&, HTTPResponseWriter& w) {
+      stream_ = w.defer();
+      stream_->set_close_callback([this](absl::Status s) {
+        ++close_calls_;
+        close_status_ = s;
+      });
+    };
+  }
+
+  // Starts a server with keep() and a connection, and sends `request`: true once the
+  // handler took its response (stream_).
+  [[nodiscard]] bool start_deferred(const std::string& request, HTTPServerOptions options = {}) {
+    start_manual_server(keep(), std::move(options));
+    connect();
+    send(request);
+    settle();
+    return stream_ != nullptr;
+  }
+
+  std::shared_ptr<HTTPResponseStream> stream_;
+  int close_calls_ = 0;
+  absl::Status close_status_;
 };
 
 }  // namespace ioloop::net
