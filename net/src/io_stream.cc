@@ -91,16 +91,12 @@ class IOStream::HandlerRef {
   HandlerRef(HandlerRef&& other) noexcept = default;
   HandlerRef& operator=(HandlerRef&&) = delete;
   ~HandlerRef() {
-    if (!stream_) return;
-    // stop_watching() removed this one on purpose, whatever the stream registered since.
-    if (stream_->retired_handlers_ > 0) {
-      --stream_->retired_handlers_;
-      return;
-    }
     // close() removes the handler on purpose; its queued close callbacks still run. A handler
     // the loop refused (add_handler failed: interest_ still kUnregistered) is not an abandon
     // either: update_interest() closes the stream next, which completes every callback.
-    if (!stream_->closed() && stream_->interest_ != kUnregistered) stream_->drop_callbacks();
+    if (stream_ && !stream_->closed() && stream_->interest_ != kUnregistered) {
+      stream_->drop_callbacks();
+    }
   }
   IOStream* get() const { return stream_.get(); }
 
@@ -277,13 +273,6 @@ void IOStream::update_interest() {
   }
 }
 
-void IOStream::stop_watching() {
-  if (interest_ == kUnregistered) return;
-  interest_ = kUnregistered;
-  ++retired_handlers_;  // first: the handler's destruction is no abandon
-  loop_->remove_handler(socket_.fd());
-}
-
 void IOStream::on_events(uint32_t events) {
   if (closed()) return;
   {
@@ -294,14 +283,11 @@ void IOStream::on_events(uint32_t events) {
       if (!err.ok()) {
         close_on_connection_error(std::move(err), /*write_failed=*/false);
       } else if (peer_eof_) {
-        // Hang-up after EOF: the write side is gone too.
+        // Hang-up after EOF: the write side is gone too. Paused or not, the stream ends now
+        // (as at a reset): its owner must hear that the connection is gone, and a hang-up
+        // cannot be masked, so waiting for resume_reading() would wake the loop every turn.
         if (writing()) {
           events |= IOLoop::WRITE;
-        } else if (holding_for_resume()) {
-          // As behind a plain FIN, the data waits for resume_reading() and the close for it.
-          // A hang-up cannot be masked (epoll and poll report it whatever the interest): stop
-          // watching the fd, or it would wake the loop on every turn.
-          stop_watching();
         } else {
           close();
         }

@@ -264,12 +264,8 @@ void IOStream::maybe_close_after_eof() {
   } else if (phase_ != Phase::kDraining) {
     return;
   }
-  if (holding_for_resume()) return;
+  if (paused_ && !read_buffer_.empty() && read_.active()) return;
   close();
-}
-
-bool IOStream::holding_for_resume() const {
-  return paused_ && !read_buffer_.empty() && read_.active();
 }
 
 }  // namespace ioloop::net

@@ -207,6 +207,7 @@ bool HTTPClientCore::pause_reading(uint64_t id, bool pause) {
 HTTPClient::Stats HTTPClientCore::stats() const {
   HTTPClient::Stats s = counters;
   s.open_connections = s.idle_connections = s.queued = 0;
+  s.hosts = pools.size();
   for (const auto& [key, pool] : pools) {
     s.open_connections += pool.open;
     s.idle_connections += pool.idle.size();

@@ -138,7 +138,7 @@ class HTTPClientCore : public ClientConnection::Owner,
     absl::Status s = loop.invoke_guarded(what, std::forward<F>(fn));
     if (shut_down) return false;
     if (!s.ok()) {
-      if (!f->finished) fail(f, std::move(s));
+      if (!f->finished) fail(f, in_context(*f, s, f->head_received));
       return false;
     }
     return !f->finished;
@@ -152,12 +152,14 @@ class HTTPClientCore : public ClientConnection::Owner,
   void release(std::shared_ptr<ClientConnection> conn);
   // A connection closed (or is closed now): no longer counted; the queue may connect.
   void drop(ClientConnection& conn);
-  // True when `conn` must not carry `f`, which is then closed and dropped: a request that is
-  // never retried (POST, PATCH) does not go on a connection whose peer already closed (a FIN or
-  // reset waits unread; one recv(MSG_PEEK)). Idempotent requests pay nothing: the retry covers
-  // them.
+  // True when `conn` must not carry `f`, which is then closed and dropped: a request that would
+  // not be retried (POST, PATCH, a streamed body) does not go on a connection whose peer
+  // already closed (a FIN or reset waits unread; one recv(MSG_PEEK)). Retriable requests pay
+  // nothing: the retry covers them.
   bool discard_if_closed_for(const ClientFetch& f, ClientConnection& conn);
+  // Connects queued fetches while the pool has room; an emptied pool is freed later.
   void dispatch_queue(const std::string& key);
+  void schedule_pool_sweep();
   // The fetch waits for a connection to its host (phase kQueued), with its queue_timeout.
   void enqueue(const FetchPtr& f);
   // The fetch leaves the queue for a connection: its queue_timeout stops.
@@ -202,6 +204,7 @@ class HTTPClientCore : public ClientConnection::Owner,
   const absl::Status options_status;
   TCPClient tcp;
   bool shut_down = false;
+  bool pool_sweep_scheduled = false;
   uint64_t next_id = 1;
   absl::flat_hash_map<uint64_t, FetchPtr> fetches;  // the pending ones, by public id
 
@@ -235,6 +238,9 @@ void serialize_request(ClientFetch& f, const HTTPClientOptions& options, std::st
 std::string pool_key(const URL& url);
 // RFC 9110 §9.2.2.
 bool idempotent(absl::string_view method);
+// Whether the keep-alive race may retry `f` (see http_client.h): once, an idempotent method
+// whose body can be sent again (not a body_producer's).
+bool retriable(const ClientFetch& f);
 // The request for following a redirect of `status` to `target` (see http_client.h). False if it
 // must not be followed (a 307/308 with a body_producer).
 bool rewrite_for_redirect(ClientFetch& f, int status, const URL& target);

@@ -206,8 +206,11 @@ bool HTTPClientCore::writer_write(const FetchPtr& f, std::string chunk) {
   if (chunk.empty()) return true;
   f->uploaded += chunk.size();
   if (f->upload_length && f->uploaded > *f->upload_length) {
-    fail(f, absl::InvalidArgumentError(absl::StrCat(
-                "body_producer wrote more than the Content-Length (", *f->upload_length, ")")));
+    fail(f, in_context(
+                *f,
+                absl::InvalidArgumentError(absl::StrCat(
+                    "body_producer wrote more than the Content-Length (", *f->upload_length, ")")),
+                f->head_received));
     return false;
   }
   std::string data;
@@ -228,9 +231,11 @@ bool HTTPClientCore::writer_write(const FetchPtr& f, std::string chunk) {
 bool HTTPClientCore::writer_finish(const FetchPtr& f) {
   if (!writer_active(f)) return false;
   if (f->upload_length && f->uploaded != *f->upload_length) {
-    fail(f, absl::InvalidArgumentError(absl::StrCat("body_producer finished after ", f->uploaded,
-                                                    " bytes; the Content-Length is ",
-                                                    *f->upload_length)));
+    fail(f, in_context(*f,
+                       absl::InvalidArgumentError(
+                           absl::StrCat("body_producer finished after ", f->uploaded,
+                                        " bytes; the Content-Length is ", *f->upload_length)),
+                       f->head_received));
     return false;
   }
   f->upload_done = true;
@@ -398,8 +403,7 @@ void HTTPClientCore::on_failed(ClientConnection& c, uint64_t exchange, absl::Sta
   stop_timers(*f);
   // The keep-alive race: the server closed a pooled connection as the request went out. The
   // retry inherits the dead connection's slot (so the queue cannot take it first).
-  if (!response_started && conn->exchanges() > 1 && !f->retried && idempotent(f->request.method) &&
-      !f->streamed_body) {
+  if (!response_started && f->response.reused_connection && retriable(*f)) {
     f->retried = true;
     ++counters.retries;
     conn->counted = false;

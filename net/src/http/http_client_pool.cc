@@ -169,7 +169,7 @@ void HTTPClientCore::release(std::shared_ptr<ClientConnection> conn) {
 }
 
 bool HTTPClientCore::discard_if_closed_for(const ClientFetch& f, ClientConnection& conn) {
-  if (idempotent(f.request.method) || !conn.peer_closed()) return false;
+  if (retriable(f) || !conn.peer_closed()) return false;
   conn.close();
   drop(conn);
   return true;
@@ -217,6 +217,22 @@ void HTTPClientCore::dispatch_queue(const std::string& key) {
       connect(f);
     }
   }
+  if (pool.open == 0 && pool.queue.empty()) schedule_pool_sweep();
+}
+
+// Later, from the loop: the pools' callers hold references to them (a pool may empty and
+// fill again within one call), and the next fetch to a host usually comes soon.
+void HTTPClientCore::schedule_pool_sweep() {
+  if (pool_sweep_scheduled) return;
+  pool_sweep_scheduled = true;
+  loop.add_callback([weak = weak_from_this()] {
+    std::shared_ptr<HTTPClientCore> core = weak.lock();
+    if (!core) return;
+    core->pool_sweep_scheduled = false;
+    absl::erase_if(core->pools, [](const auto& entry) {
+      return entry.second.open == 0 && entry.second.queue.empty();
+    });
+  });
 }
 
 void HTTPClientCore::on_idle_closed(ClientConnection& c) { drop(c); }

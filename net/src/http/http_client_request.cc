@@ -146,6 +146,10 @@ bool idempotent(absl::string_view m) {
   return m == "GET" || m == "HEAD" || m == "PUT" || m == "DELETE" || m == "OPTIONS" || m == "TRACE";
 }
 
+bool retriable(const ClientFetch& f) {
+  return !f.retried && !f.streamed_body && idempotent(f.request.method);
+}
+
 void serialize_request(ClientFetch& f, const HTTPClientOptions& options, std::string& out) {
   const HTTPClientRequest& r = f.request;
   // One pass over the fields finds Host, User-Agent and Content-Length and bounds the output:

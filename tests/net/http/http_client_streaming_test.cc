@@ -215,11 +215,16 @@ TEST_F(HTTPClientTest, BodyProducerMisuseAndExceptionsFailTheFetch) {
          w.write("hi");
          w.finish();
        },
-       absl::InvalidArgumentError("body_producer finished after 2 bytes; the Content-Length is 5")},
+       absl::InvalidArgumentError(
+           absl::StrCat("body_producer finished after 2 bytes; the Content-Length is 5 (POST ",
+                        url(), ", sending the request)"))},
       {"5", [](HTTPClientBodyWriter& w) { w.write("too long"); },
-       absl::InvalidArgumentError("body_producer wrote more than the Content-Length (5)")},
+       absl::InvalidArgumentError(
+           absl::StrCat("body_producer wrote more than the Content-Length (5) (POST ", url(),
+                        ", sending the request)"))},
       {"", [](HTTPClientBodyWriter&) { throw std::runtime_error("no data"); },
-       absl::InternalError("exception in HTTPClient body_producer: no data")},
+       absl::InternalError(absl::StrCat("exception in HTTPClient body_producer: no data (POST ",
+                                        url(), ", sending the request)"))},
   };
   for (const Case& c : cases) {
     HTTPClientRequest request;
@@ -234,8 +239,10 @@ TEST_F(HTTPClientTest, BodyProducerMisuseAndExceptionsFailTheFetch) {
   HTTPClientRequest throws;
   throws.url = url();
   throws.streaming_callback = [](absl::string_view) { throw std::runtime_error("sink"); };
-  EXPECT_EQ(fetch(client, std::move(throws)).status(),
-            absl::InternalError("exception in HTTPClient streaming_callback: sink"));
+  EXPECT_EQ(
+      fetch(client, std::move(throws)).status(),
+      absl::InternalError(absl::StrCat("exception in HTTPClient streaming_callback: sink (GET ",
+                                       url(), ", reading the body)")));
   EXPECT_EQ(loop().stats().exceptions, 2u);
 }
 

@@ -389,6 +389,36 @@ TEST_F(HTTPClientTest, PostOnAStaleConnectionIsNeverRetried) {
   }
 }
 
+// A connection opened for a fetch that was cancelled while it connected waits in the pool
+// like any other, and the server may close it just as the next request arrives: that request
+// is on a reused connection (so counted), and retried (found by a probe: it failed).
+TEST_F(HTTPClientTest, ARequestOnAConnectionItsFirstFetchLeftIsRetried) {
+  auto raw = raw_server();
+  RawServer* r = raw.get();
+  raw->on_data = [r](RawServer::Conn& c) {  // connection 0 closes on its first request
+    if (c.eof || c.heads() == 0) return;
+    if (&c == &r->conn(0)) {
+      c.stream->close();
+      return;
+    }
+    c.stream->write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  };
+  HTTPClientOptions options;
+  options.max_connections_per_host = 1;
+  HTTPClient client(loop(), options);
+  Result cancelled;
+  HTTPClientRequest first;
+  first.url = raw->url("/a");
+  EXPECT_TRUE(client.cancel(start(client, std::move(first), &cancelled)));  // while connecting
+  ASSERT_TRUE(wait_for([&] { return client.stats().idle_connections == 1; }));
+  absl::StatusOr<HTTPClientResponse> res = get(client, raw->url("/b"));
+  ASSERT_TRUE(res.ok()) << res.status();
+  EXPECT_EQ(res->body, "ok");
+  EXPECT_EQ(client.stats().connections_reused, 1u);
+  EXPECT_EQ(client.stats().retries, 1u);
+  EXPECT_EQ(raw->connections(), 2u);
+}
+
 TEST_F(HTTPClientTest, RetryHappensOnceAndNotAfterAResponseByte) {
   auto raw = raw_server();
   RawServer* r = raw.get();

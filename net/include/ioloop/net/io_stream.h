@@ -194,10 +194,14 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   bool reading() const { return read_.active(); }
 
   /// Stops reading from the socket and delivering buffered data until resume_reading().
-  /// A read may be outstanding meanwhile. Idempotent. The peer's end (FIN, or the hang-up of
-  /// a closed socketpair peer) waits too: the outstanding read gets what came before it after
-  /// resume_reading(), then the stream closes. A reset or a failed write still closes the
-  /// stream at once, completing the read with what was buffered.
+  /// A read may be outstanding meanwhile. Idempotent. The peer's FIN waits too: the
+  /// outstanding read gets what came before it after resume_reading(), then the stream closes
+  /// (the peer may still read what we write meanwhile). A connection that is gone both ways
+  /// ends the stream at once, paused or not, so that its owner hears of it now: a reset, a
+  /// failed write, or a hang-up (epoll and poll report one when a socketpair peer closes, or
+  /// a TCP peer's FIN follows shutdown_write(); select reports none, so there it waits for
+  /// resume_reading() like a FIN). The outstanding read then completes with what was
+  /// buffered.
   void pause_reading();
   /// Undoes pause_reading(): buffered data is delivered and the socket read again. Idempotent.
   void resume_reading();
@@ -353,8 +357,6 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void post_read(ReadCallback cb, absl::StatusOr<std::string> result);
   void post_write(WriteCallback cb, absl::Status status);
   void update_interest();
-  // Unregisters the fd (re-registered by update_interest() when a write needs it).
-  void stop_watching();
   uint32_t wanted_events() const;
   void on_events(uint32_t events);
   void advance_handshake();
@@ -367,8 +369,6 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void close_on_connection_error(absl::Status error, bool write_failed);
   void on_peer_eof(absl::Status truncation);
   void maybe_close_after_eof();
-  // Paused with data for the pending read: the EOF's close waits for resume_reading().
-  bool holding_for_resume() const;
   WriteQueue& queue();
   template <typename Data>
   void write_one(Data data, WriteCallback on_flushed);
@@ -410,9 +410,6 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   uint8_t transport_wait_ = 0;  ///< TransportWait bits
   /// IOLoop::READ | WRITE as registered with the loop, or kUnregistered.
   uint8_t interest_ = kUnregistered;
-  /// Handlers stop_watching() removed that the loop has not destroyed yet (it does at the
-  /// batch's end): their destruction is no abandon, even if the stream registered again.
-  uint8_t retired_handlers_ = 0;
   bool peer_eof_ = false;  ///< the peer ended its side (kept after the close, for statuses)
   bool paused_ = false;
   bool dispatching_ = false;  ///< inside on_events(), dispatch_deferred() or close callbacks

@@ -27,7 +27,8 @@
 ///    with the final response (any status code: a 404 is a response, not an error) or with an
 ///    error status. cancel() runs it inside cancel(); ~HTTPClient inside the destructor.
 ///  - Errors (the message names the URL or host and the phase; a failed connect, a connection's
-///    failure, queue_timeout and cancel() end with "(METHOD URL, PHASE)", PHASE one of
+///    failure, queue_timeout, cancel(), a body_producer's misuse and a user callback's exception
+///    end with "(METHOD URL, PHASE)", PHASE one of
 ///    "starting" (before the request was checked), "queued for a connection", "connecting",
 ///    "sending the request", "waiting for the response", "reading the head", "reading the
 ///    body"; e.g. "connect to 127.0.0.1:1: Connection refused (GET http://127.0.0.1:1/,
@@ -42,16 +43,21 @@
 ///                         certificate verify failed: <OpenSSL's reason>".
 ///      Unavailable        connecting failed ("Connection refused"), the TLS handshake failed
 ///                         otherwise ("connect to h:443: TLS handshake failed: <reason>": no
-///                         common protocol, not TLS at all, ...), or the server closed or reset
+///                         common protocol, not TLS at all, ...), the server closed or reset
 ///                         the connection before any byte of the response (after the one retry
-///                         described below, if it applied).
+///                         described below, if it applied), or a socket error (a reset) or a
+///                         TLS end without close_notify cut the response after it began
+///                         ("connection error while reading the response: ..."): the
+///                         transport failed, where DataLoss says the server's own bytes were
+///                         malformed or ended early.
 ///      NotFound           the host name does not resolve (the Resolver's error).
 ///      DeadlineExceeded   a timeout, naming its phase: "connect" (connect_timeout, which
 ///                         bounds resolution, the TCP connect and the TLS handshake),
 ///                         "queued for a connection" (queue_timeout), "waiting for the
 ///                         response" or "reading the body" (request_timeout,
 ///                         response_timeout). fetch_timeout() tells which limit it was.
-///      DataLoss           a malformed response or one cut short, with the parser's reason
+///      DataLoss           a malformed response, or one the server ended (FIN) before its
+///                         framing said it was complete, with the parser's reason
 ///                         ("malformed response: ...", "connection closed after 3 of 10 body
 ///                         bytes", see response_parser.h).
 ///      ResourceExhausted  the response head over max_header_size, or the body over
@@ -63,8 +69,9 @@
 ///                         interim_callback, streaming_callback, body_producer) threw: the
 ///                         exception is logged and counted by the loop (IOLoop::invoke_guarded,
 ///                         stats().exceptions), the connection is closed, and the fetch ends with
-///                         Internal "exception in <callback>: <what()>". An exception from the
-///                         FetchCallback itself is logged and counted and goes no further.
+///                         Internal "exception in <callback>: <what()> (METHOD URL, PHASE)".
+///                         An exception from the FetchCallback itself is logged and counted
+///                         and goes no further.
 ///  - HTTPS (https:// with HTTPClientOptions::tls): each connection runs its TLS handshake as
 ///    part of the connect, sending the URL's host as SNI and verifying the certificate against
 ///    it (an IP literal against the certificate's IP addresses); the Host field is the same
@@ -292,6 +299,9 @@ class HTTPClient {
     size_t idle_connections = 0;      ///< pooled, waiting for a fetch
     size_t queued = 0;                ///< fetches waiting for a connection
     size_t pending = 0;               ///< fetches not yet completed
+    /// scheme+host+port pools: those with a connection or a queued fetch (an unused one is
+    /// freed on a later loop iteration).
+    size_t hosts = 0;
   };
 
   /// A client on `loop` (which must outlive it); nothing is connected before the first fetch().

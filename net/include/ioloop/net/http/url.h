@@ -58,7 +58,9 @@ struct URL {
   /// Parses an absolute http(s) URL. InvalidArgument naming the problem: "URL: missing scheme
   /// in 'foo'", "URL: unsupported scheme 'ftp'", "URL: empty host", "URL: port 99999 out of
   /// range", "URL: userinfo not supported", "URL: invalid character ' ' at 4 in '...'" (control
-  /// characters, space and other characters RFC 3986 does not allow), etc.
+  /// characters, space, non-ASCII bytes, and in a host what RFC 3986 does not allow there),
+  /// etc. Other printable ASCII in the path and query ('|', '{', '"', ...) is kept as given,
+  /// as the file comment says: servers differ on it, and encoding it is the caller's choice.
   static absl::StatusOr<URL> parse(absl::string_view url);
 
   /// Checks a request target (a path and query, as `target` holds, without a fragment) by the
