@@ -141,7 +141,7 @@ void HTTPClientCore::complete(FetchPtr f, absl::StatusOr<HTTPClientResponse> res
     dequeued(*f);
     auto pit = pools.find(f->key);
     if (pit != pools.end()) {
-      auto& q = pit->second.queue;
+      auto& q = pit->second->queue;
       q.erase(std::remove(q.begin(), q.end(), f), q.end());
     }
   }
@@ -209,9 +209,9 @@ HTTPClient::Stats HTTPClientCore::stats() const {
   s.open_connections = s.idle_connections = s.queued = 0;
   s.hosts = pools.size();
   for (const auto& [key, pool] : pools) {
-    s.open_connections += pool.open;
-    s.idle_connections += pool.idle.size();
-    s.queued += pool.queue.size();
+    s.open_connections += pool->open;
+    s.idle_connections += pool->idle.size();
+    s.queued += pool->queue.size();
   }
   s.pending = fetches.size();
   return s;
@@ -221,12 +221,12 @@ void HTTPClientCore::shutdown() {
   if (shut_down) return;
   shut_down = true;
   for (auto& [key, pool] : pools) {
-    for (auto& conn : pool.idle) {
+    for (auto& conn : pool->idle) {
       loop.remove_timeout(conn->timer);
       conn->close();
     }
-    pool.idle.clear();
-    pool.queue.clear();
+    pool->idle.clear();
+    pool->queue.clear();
   }
   std::vector<FetchPtr> pending;
   pending.reserve(fetches.size());

@@ -213,7 +213,11 @@ class HTTPClientCore : public ClientConnection::Owner,
     std::deque<FetchPtr> queue;                           // waiting for a connection, FIFO
     size_t open = 0;                                      // connecting, busy or idle
   };
-  absl::flat_hash_map<std::string, HostPool> pools;
+  // Boxed, so that a pool stays where it is while the map grows: its users hold a reference
+  // across calls that may run user code, which may start a fetch to a new host.
+  absl::flat_hash_map<std::string, std::unique_ptr<HostPool>> pools;
+  // The pool for `key`, made if there is none.
+  HostPool& pool_of(const std::string& key);
   HTTPClient::Stats counters;
   LastOrigin last_origin;
   // Where each request is serialized before the connection copies what the kernel does not

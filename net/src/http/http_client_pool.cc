@@ -17,7 +17,7 @@
 namespace ioloop::net {
 
 void HTTPClientCore::acquire(const FetchPtr& f) {
-  HostPool& pool = pools[f->key];
+  HostPool& pool = pool_of(f->key);
   while (!pool.idle.empty()) {
     std::shared_ptr<ClientConnection> conn = std::move(pool.idle.back());
     pool.idle.pop_back();
@@ -40,7 +40,7 @@ void HTTPClientCore::acquire(const FetchPtr& f) {
 
 void HTTPClientCore::enqueue(const FetchPtr& f) {
   f->phase = ClientFetch::Phase::kQueued;
-  pools[f->key].queue.push_back(f);
+  pool_of(f->key).queue.push_back(f);
   const absl::Duration t = f->request.queue_timeout;
   if (t == absl::ZeroDuration() || t == absl::InfiniteDuration()) return;
   // Weak: the timer may outlive the fetch and the client (then it does nothing).
@@ -98,7 +98,7 @@ void HTTPClientCore::connect(const FetchPtr& f) {
           waiting = nullptr;
         }
         if (!stream.ok()) {
-          --core->pools[key].open;
+          --core->pool_of(key).open;
           if (waiting != nullptr) {
             absl::Status s = stream.status();
             // connect_timeout's own expiry, not the kernel's ETIMEDOUT (also DeadlineExceeded,
@@ -144,7 +144,7 @@ void HTTPClientCore::connect(const FetchPtr& f) {
 void HTTPClientCore::release(std::shared_ptr<ClientConnection> conn) {
   if (conn->closed()) return drop(*conn);
   if (conn->reading_paused()) conn->resume_reading();
-  HostPool& pool = pools[conn->key()];
+  HostPool& pool = pool_of(conn->key());
   while (!pool.queue.empty()) {
     if (pool.queue.front()->finished) {
       pool.queue.pop_front();
@@ -176,7 +176,7 @@ bool HTTPClientCore::discard_if_closed_for(const ClientFetch& f, ClientConnectio
 }
 
 void HTTPClientCore::expire_idle(const std::shared_ptr<ClientConnection>& conn) {
-  HostPool& pool = pools[conn->key()];
+  HostPool& pool = pool_of(conn->key());
   auto it = std::find(pool.idle.begin(), pool.idle.end(), conn);
   if (it == pool.idle.end()) return;
   pool.idle.erase(it);
@@ -193,7 +193,7 @@ void HTTPClientCore::drop(ClientConnection& conn) {
   conn.timer_at = conn.idle_until = TimePoint{};
   auto pit = pools.find(conn.key());
   if (pit == pools.end()) return;
-  HostPool& pool = pit->second;
+  HostPool& pool = *pit->second;
   auto it = std::find_if(pool.idle.begin(), pool.idle.end(),
                          [&](const auto& c) { return c.get() == &conn; });
   std::shared_ptr<ClientConnection> keep;  // `conn` may be owned only by the idle list
@@ -205,9 +205,15 @@ void HTTPClientCore::drop(ClientConnection& conn) {
   dispatch_queue(conn.key());
 }
 
+HTTPClientCore::HostPool& HTTPClientCore::pool_of(const std::string& key) {
+  std::unique_ptr<HostPool>& pool = pools[key];
+  if (pool == nullptr) pool = std::make_unique<HostPool>();
+  return *pool;
+}
+
 void HTTPClientCore::dispatch_queue(const std::string& key) {
   if (shut_down) return;
-  HostPool& pool = pools[key];
+  HostPool& pool = pool_of(key);
   while (!pool.queue.empty() && pool.open < options.max_connections_per_host) {
     FetchPtr f = std::move(pool.queue.front());
     pool.queue.pop_front();
@@ -230,7 +236,7 @@ void HTTPClientCore::schedule_pool_sweep() {
     if (!core) return;
     core->pool_sweep_scheduled = false;
     absl::erase_if(core->pools, [](const auto& entry) {
-      return entry.second.open == 0 && entry.second.queue.empty();
+      return entry.second->open == 0 && entry.second->queue.empty();
     });
   });
 }
