@@ -46,7 +46,6 @@ void ClientConnection::start_reading() {
 
 void ClientConnection::begin(uint64_t id, HTTPMethod method) {
   exchange_ = id;
-  ++exchanges_;
   completed_ = false;
   first_byte_at_ = TimePoint{};
   parser_.start(method);

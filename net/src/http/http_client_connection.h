@@ -64,8 +64,6 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
   // Starts an exchange answering a request with `method`; `id` is never 0.
   void begin(uint64_t id, HTTPMethod method);
   uint64_t exchange() const { return exchange_; }
-  // Exchanges begun on this connection, including the current one.
-  uint64_t exchanges() const { return exchanges_; }
   // When the first byte of the current (or last) exchange's response arrived; zero if none.
   TimePoint first_byte_at() const { return first_byte_at_; }
 
@@ -123,7 +121,6 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
   std::weak_ptr<Owner> owner_;
   Owner* feeding_owner_ = nullptr;  // set while feed()/finish() run
   uint64_t exchange_ = 0;
-  uint64_t exchanges_ = 0;
   TimePoint first_byte_at_{};
   bool closed_ = false;
   bool completed_ = false;  // the parser reported on_complete for the current exchange

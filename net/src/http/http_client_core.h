@@ -108,6 +108,8 @@ const char* phase_name(const ClientFetch& f, bool response_started);
 // to fd N: ", "IOStream: read from fd N: ") means nothing to the caller and goes, wherever it is
 // in the message.
 absl::Status in_context(const ClientFetch& f, const absl::Status& status, bool response_started);
+// The same with the phase named by the caller.
+absl::Status in_context(const ClientFetch& f, const absl::Status& status, const char* phase);
 // `status` (a DeadlineExceeded) marked as the expiry of `which`, for fetch_timeout().
 absl::Status mark_timeout(absl::Status status, FetchTimeout which);
 
@@ -132,13 +134,17 @@ class HTTPClientCore : public ClientConnection::Owner,
   void complete(FetchPtr f, absl::StatusOr<HTTPClientResponse> result);
   void fail(FetchPtr f, absl::Status status) { complete(std::move(f), std::move(status)); }
   // Runs user code; on an exception fails the fetch with Internal and returns false. Also false
-  // if the fetch finished (or the client shut down) when it returns.
+  // if the fetch finished (or the client shut down) when it returns. `phase` names where the
+  // fetch is in that error (a head's callbacks run once the head is read, so phase_name()
+  // would say "reading the body"); null: phase_name()'s.
   template <typename F>
-  bool call_user(const FetchPtr& f, const char* what, F&& fn) {
+  bool call_user(const FetchPtr& f, const char* what, const char* phase, F&& fn) {
     absl::Status s = loop.invoke_guarded(what, std::forward<F>(fn));
     if (shut_down) return false;
     if (!s.ok()) {
-      if (!f->finished) fail(f, in_context(*f, s, f->head_received));
+      if (!f->finished) {
+        fail(f, in_context(*f, s, phase != nullptr ? phase : phase_name(*f, f->head_received)));
+      }
       return false;
     }
     return !f->finished;
@@ -212,6 +218,8 @@ class HTTPClientCore : public ClientConnection::Owner,
     std::vector<std::shared_ptr<ClientConnection>> idle;  // most recently used last
     std::deque<FetchPtr> queue;                           // waiting for a connection, FIFO
     size_t open = 0;                                      // connecting, busy or idle
+    // No connection and no fetch waiting: the pool may be freed.
+    bool unused() const { return open == 0 && queue.empty(); }
   };
   // Boxed, so that a pool stays where it is while the map grows: its users hold a reference
   // across calls that may run user code, which may start a fetch to a new host.

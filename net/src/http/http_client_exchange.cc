@@ -37,6 +37,10 @@ const char* phase_name(const ClientFetch& f, bool response_started) {
 }
 
 absl::Status in_context(const ClientFetch& f, const absl::Status& status, bool response_started) {
+  return in_context(f, status, phase_name(f, response_started));
+}
+
+absl::Status in_context(const ClientFetch& f, const absl::Status& status, const char* phase) {
   std::string why(status.message());
   for (absl::string_view prefix :
        {"socket fd ", "IOStream: write to fd ", "IOStream: read from fd "}) {
@@ -48,8 +52,8 @@ absl::Status in_context(const ClientFetch& f, const absl::Status& status, bool r
   // Before validation the URL is only the request's text.
   const std::string url =
       f.phase == ClientFetch::Phase::kNew ? std::string(f.request.url) : f.url.to_string();
-  return absl::Status(status.code(), absl::StrCat(why, " (", f.request.method, " ", url, ", ",
-                                                  phase_name(f, response_started), ")"));
+  return absl::Status(status.code(),
+                      absl::StrCat(why, " (", f.request.method, " ", url, ", ", phase, ")"));
 }
 
 // The fetch's timers and flush callbacks hold weak_ptrs to the core and the fetch: the core
@@ -191,7 +195,7 @@ void HTTPClientCore::run_producer(const FetchPtr& f) {
   // The producer is moved out while it runs so that the fetch may end inside it (complete()
   // then drops the request's callables, which must not include the running one).
   auto producer = std::move(f->request.body_producer);
-  const bool alive = call_user(f, "HTTPClient body_producer", [&] { producer(writer); });
+  const bool alive = call_user(f, "HTTPClient body_producer", nullptr, [&] { producer(writer); });
   if (!alive) return;
   f->in_producer = false;
   if (!f->upload_done) f->request.body_producer = std::move(producer);
@@ -302,7 +306,7 @@ void HTTPClientCore::on_head(ClientConnection& c, uint64_t exchange, HTTPRespons
   if (f->request.header_callback) {
     // Moved out while it runs: the fetch may end (and be freed) inside it.
     auto cb = std::move(f->request.header_callback);
-    if (!call_user(f, "HTTPClient header_callback", [&] { cb(head); })) return;
+    if (!call_user(f, "HTTPClient header_callback", "reading the head", [&] { cb(head); })) return;
     f->request.header_callback = std::move(cb);
   }
   f->response.status = head.status;
@@ -316,7 +320,7 @@ void HTTPClientCore::on_interim(ClientConnection& c, uint64_t exchange, HTTPResp
   if (f == nullptr || !f->request.interim_callback) return;
   // Moved out while it runs: the fetch may end (and be freed) inside it.
   auto cb = std::move(f->request.interim_callback);
-  if (!call_user(f, "HTTPClient interim_callback", [&] { cb(head); })) return;
+  if (!call_user(f, "HTTPClient interim_callback", "reading the head", [&] { cb(head); })) return;
   f->request.interim_callback = std::move(cb);
 }
 
@@ -327,7 +331,7 @@ void HTTPClientCore::on_body(ClientConnection& c, uint64_t exchange, absl::strin
   if (f->redirecting) return;
   if (f->request.streaming_callback) {
     auto cb = std::move(f->request.streaming_callback);
-    if (!call_user(f, "HTTPClient streaming_callback", [&] { cb(data); })) return;
+    if (!call_user(f, "HTTPClient streaming_callback", nullptr, [&] { cb(data); })) return;
     f->request.streaming_callback = std::move(cb);
     return;
   }

@@ -223,7 +223,7 @@ void HTTPClientCore::dispatch_queue(const std::string& key) {
       connect(f);
     }
   }
-  if (pool.open == 0 && pool.queue.empty()) schedule_pool_sweep();
+  if (pool.unused()) schedule_pool_sweep();
 }
 
 // Later, from the loop: the pools' callers hold references to them (a pool may empty and
@@ -235,9 +235,7 @@ void HTTPClientCore::schedule_pool_sweep() {
     std::shared_ptr<HTTPClientCore> core = weak.lock();
     if (!core) return;
     core->pool_sweep_scheduled = false;
-    absl::erase_if(core->pools, [](const auto& entry) {
-      return entry.second->open == 0 && entry.second->queue.empty();
-    });
+    absl::erase_if(core->pools, [](const auto& entry) { return entry.second->unused(); });
   });
 }
 

@@ -256,7 +256,7 @@ TEST_F(HTTPClientTest, ARequestThatIsNotRetriedAvoidsAConnectionTheServerAlready
     auto raw = raw_server();
     raw->on_data = [](RawServer::Conn& c) {
       if (c.heads() == 1 && !c.eof && c.stream->write_buffer_size() == 0 && !c.stream->closed()) {
-        c.stream->write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        c.stream->write(kOkResponse);
         c.stream->close();  // the FIN right behind a keep-alive response
       }
     };
@@ -284,7 +284,7 @@ TEST_F(HTTPClientTest, AStreamedPutAvoidsAConnectionTheServerAlreadyClosed) {
   raw->on_data = [server](RawServer::Conn& c) {  // answers a whole request, then closes
     if (c.eof || c.stream->closed()) return;
     if (&c == &server->conn(0) ? c.heads() == 1 : absl::EndsWith(c.received, "\r\n0\r\n\r\n")) {
-      c.stream->write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      c.stream->write(kOkResponse);
       c.stream->close();
     }
   };
@@ -318,7 +318,7 @@ TEST_F(HTTPClientTest, PoolsOfHostsNoLongerInUseAreFreed) {
   }
   auto raw = raw_server();
   raw->on_data = [](RawServer::Conn& c) {
-    if (c.heads() == 1 && !c.eof) c.stream->write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    if (c.heads() == 1 && !c.eof) c.stream->write(kOkResponse);
   };
   ASSERT_TRUE(get(client, raw->url()).ok());
   settle();
@@ -492,9 +492,23 @@ TEST_F(HTTPClientTest, CallbackExceptionsEndTheFetchWithInternalAndAreCounted) {
   absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(request));
   EXPECT_EQ(r.status(),
             absl::InternalError(absl::StrCat("exception in HTTPClient header_callback: boom (GET ",
-                                             url(), ", reading the body)")));
+                                             url(), ", reading the head)")));
   EXPECT_EQ(loop().stats().exceptions, 1u);
   EXPECT_EQ(client.stats().open_connections, 0u);  // that connection was closed
+
+  // An interim response's callback runs before the final head: the head is still being read.
+  auto raw = raw_server();
+  raw->on_data = [](RawServer::Conn& c) {
+    if (c.heads() == 1)
+      c.stream->write(absl::StrCat("HTTP/1.1 103 Early Hints\r\n\r\n", kOkResponse));
+  };
+  HTTPClientRequest early;
+  early.url = raw->url();
+  early.interim_callback = [](const HTTPResponseHead&) { throw std::runtime_error("hint"); };
+  EXPECT_EQ(fetch(client, std::move(early)).status(),
+            absl::InternalError(absl::StrCat("exception in HTTPClient interim_callback: hint (GET ",
+                                             raw->url(), ", reading the head)")));
+  EXPECT_EQ(loop().stats().exceptions, 2u);
 
   // An exception from the final callback is counted and goes no further.
   HTTPClientRequest again;
@@ -506,7 +520,7 @@ TEST_F(HTTPClientTest, CallbackExceptionsEndTheFetchWithInternalAndAreCounted) {
     throw std::runtime_error("late");
   });
   ASSERT_TRUE(wait_for([&] { return ran; }));
-  EXPECT_EQ(loop().stats().exceptions, 2u);
+  EXPECT_EQ(loop().stats().exceptions, 3u);
   EXPECT_TRUE(get(client, url()).ok());
 }
 

@@ -29,6 +29,9 @@
 
 namespace ioloop::net {
 
+// The smallest complete response, which RawServer tests write when only success matters.
+inline constexpr char kOkResponse[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
 // A TCP server whose connections the test drives: it records what each one received and lets
 // the test write exact bytes (or close/reset) whenever it likes.
 class RawServer {

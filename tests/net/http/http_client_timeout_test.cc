@@ -341,7 +341,7 @@ std::unique_ptr<RawServer> racy_server(std::unique_ptr<RawServer> raw, bool rese
       c.stream->close();
       return;
     }
-    c.stream->write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    c.stream->write(kOkResponse);
   };
   return raw;
 }
@@ -401,7 +401,7 @@ TEST_F(HTTPClientTest, ARequestOnAConnectionItsFirstFetchLeftIsRetried) {
       c.stream->close();
       return;
     }
-    c.stream->write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    c.stream->write(kOkResponse);
   };
   HTTPClientOptions options;
   options.max_connections_per_host = 1;
@@ -427,7 +427,7 @@ TEST_F(HTTPClientTest, RetryHappensOnceAndNotAfterAResponseByte) {
   raw->on_data = [r](RawServer::Conn& c) {
     if (c.eof) return;
     if (&c == &r->conn(0) && c.heads() == 1) {
-      c.stream->write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      c.stream->write(kOkResponse);
     } else if (c.heads() >= 1) {
       c.stream->close();
     }
@@ -446,7 +446,7 @@ TEST_F(HTTPClientTest, RetryHappensOnceAndNotAfterAResponseByte) {
   RawServer* r2 = raw2.get();
   raw2->on_data = [r2](RawServer::Conn& c) {
     if (c.eof || &c != &r2->conn(0)) return;
-    if (c.heads() == 1) c.stream->write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    if (c.heads() == 1) c.stream->write(kOkResponse);
     if (c.heads() == 2) {
       c.stream->write("HTTP/1.1 2");
       c.stream->close();
