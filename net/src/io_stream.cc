@@ -392,7 +392,7 @@ void IOStream::close(absl::Status reason) {
   // A clean local close of a TLS stream says goodbye (close_notify, unless sent already),
   // best effort: the fd closes right after, whatever the peer does.
   if (reason.ok() && error().ok() && side_ && side_->transport && !side_->truncated_end &&
-      !(transport_wait_ & kHandshaking)) {
+      !side_->message_incomplete && !(transport_wait_ & kHandshaking)) {
     side_->transport->end_before_close(socket_.fd());
   }
   phase_ = Phase::kClosed;

@@ -220,8 +220,14 @@ void IOStream::shutdown_write_truncated() {
   shutdown_write();
 }
 
+void IOStream::set_message_complete(bool complete) {
+  if (side_ && side_->transport) side_->message_incomplete = !complete;
+}
+
 // The queue is empty: send our end (FIN, or TLS close_notify unless the data was cut short).
 void IOStream::do_shutdown_write() {
+  // Cut short by this FIN whatever is said later: close() sends no goodbye after it either.
+  if (side_ && side_->message_incomplete) side_->truncated_end = true;
   const bool truncated = side_ && side_->truncated_end;
   IOResult r = (truncated ? Transport::plain() : transport()).shutdown_write(socket_.fd());
   if (r.outcome == IOResult::kError) {

@@ -103,6 +103,11 @@ struct HTTPOutput {
   // The connection must not end cleanly: over TLS, no close_notify, which would pass a
   // close-delimited body off as complete (IOStream::shutdown_write_truncated()).
   bool truncated = false;
+  // A close-delimited body begins (kIncomplete) or ends whole (kComplete) with this output: in
+  // between, the connection's end, whatever causes it (a server stopping closes its streams),
+  // must not look clean (IOStream::set_message_complete()). The glue applies it and resets it.
+  enum class Message : uint8_t { kUnchanged, kIncomplete, kComplete };
+  Message message = Message::kUnchanged;
   // HTTPResponseStream::flush() callbacks: run once these bytes (and all before) are in the
   // kernel, or with the error if the connection closes first.
   std::vector<FlushCallback> on_flushed;
@@ -307,7 +312,8 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
     bool head_sent = false;
     bool has_length = false;
     bool chunked = false;
-    bool no_body = false;  // HEAD, 1xx, 204, 304: body bytes are discarded
+    bool close_delimited = false;  // HTTP/1.0 without a length: the connection's end ends it
+    bool no_body = false;          // HEAD, 1xx, 204, 304: body bytes are discarded
   } d_;
   struct Body {
     std::unique_ptr<HTTPBodyHandler> handler;  // the streamed request's, until on_end/close

@@ -235,6 +235,10 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   void flush() { flush_output(out_); }
 
   void flush_output(HTTPOutput& out) {
+    if (out.message != HTTPOutput::Message::kUnchanged) {
+      stream_->set_message_complete(out.message == HTTPOutput::Message::kComplete);
+      out.message = HTTPOutput::Message::kUnchanged;
+    }
     if (out.empty()) {
       if (!out.on_flushed.empty()) flush_callbacks(out);
       return;

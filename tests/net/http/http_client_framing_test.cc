@@ -266,6 +266,55 @@ TEST_F(HTTPClientFramingTest, BodyOverMaxBodySizeIsResourceExhausted) {
   EXPECT_EQ(raw->connections(), 3u);  // the refused bodies' connections were closed
 }
 
+// A server that sends one response too many, late: the extra one answers the next request
+// (nothing on the wire can tell it apart), but that request's own response must not answer the
+// request after it (and so on down the line, each fetch getting the previous one's response;
+// in http_proxy, each client another client's response). It comes behind the extra one (bytes
+// after a complete response) or once the connection is idle (bytes nobody asked for): either way
+// the connection is closed. Pins what a probe of http_proxy checked; what no client can catch
+// (the next request sent before the late response arrives) is in http_client.h.
+TEST_F(HTTPClientFramingTest, ALateExtraResponseDoesNotShiftTheResponsesAfterIt) {
+  auto answer = [](absl::string_view body) {
+    return absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", body.size(), "\r\n\r\n", body);
+  };
+  for (const bool together : {true, false}) {
+    SCOPED_TRACE(together ? "behind the extra response" : "to an idle connection");
+    auto raw = raw_server();
+    HTTPClient client(loop());
+    // Answers each request with its path, except /b (the test answers that one itself).
+    std::vector<size_t> parsed;  // per connection: the bytes of the requests seen
+    raw->on_data = [&](RawServer::Conn& c) {
+      size_t index = 0;
+      while (&raw->conn(index) != &c) ++index;
+      parsed.resize(raw->connections());
+      size_t end;
+      while ((end = c.received.find("\r\n\r\n", parsed[index])) != std::string::npos) {
+        const size_t from = parsed[index] + 4;  // after "GET "
+        const std::string path = c.received.substr(from, c.received.find(' ', from) - from);
+        parsed[index] = end + 4;
+        if (path != "/b") c.stream->write(answer(path));
+      }
+    };
+    ASSERT_EQ(get(client, raw->url("/a"))->body, "/a");
+
+    std::optional<absl::StatusOr<HTTPClientResponse>> b;
+    client.fetch(HTTPClientRequest{.url = raw->url("/b")},
+                 [&](absl::StatusOr<HTTPClientResponse> r) { b = std::move(r); });
+    ASSERT_TRUE(wait_for([&] { return raw->conn(0).heads() == 2; }));
+    // The extra answer to /a, then /b's own.
+    raw->conn(0).stream->write(together ? answer("stale") + answer("/b") : answer("stale"));
+    ASSERT_TRUE(wait_for([&] { return b.has_value(); }));
+    EXPECT_EQ((*b)->body, "stale");
+    if (!together) raw->conn(0).stream->write(answer("/b"));
+    settle();
+
+    absl::StatusOr<HTTPClientResponse> c = get(client, raw->url("/c"));
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->body, "/c");
+    EXPECT_EQ(raw->connections(), 2u);
+  }
+}
+
 // A server that answers an upload at once with an error and closes without reading the rest
 // resets the connection (its receive queue is not empty). The answer came before the reset and
 // is the response (RFC 9112 sections 9.5, 9.6): the fetch completes with it, not with the reset.

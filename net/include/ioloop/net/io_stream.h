@@ -248,6 +248,13 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   /// a clean end. For a message whose end only the connection's end marks (a close-delimited
   /// HTTP body) that failed midway. A plain stream: shutdown_write().
   void shutdown_write_truncated();
+  /// Says whether the data written so far is a whole message (false: one in progress, such as
+  /// a close-delimited HTTP body). While it is not, a TLS stream ends as after
+  /// shutdown_write_truncated(), by whatever ends it (close() or shutdown_write(), a server
+  /// stopping included): a peer must not take a message cut by a clean end for a whole one.
+  /// Set it back once the message is complete, before the stream's clean end. Plain streams:
+  /// no effect. Initially true.
+  void set_message_complete(bool complete);
 
   // --- Handshake ---------------------------------------------------------------------------
   /// `cb` runs once: with OK when the transport's handshake has finished (a plain stream: on
@@ -327,6 +334,8 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
     std::unique_ptr<Transport> transport;
     /// shutdown_write_truncated(): the transport's goodbye is never sent.
     bool truncated_end = false;
+    /// set_message_complete(false): not sent meanwhile.
+    bool message_incomplete = false;
     /// What the peer sent before a connection error, read by close_on_connection_error() and
     /// handed to the reads by run_close_callbacks().
     Buffer unread;

@@ -129,7 +129,9 @@ class TCPServer {
   /// far are closed, addresses() is empty, and the server may be given new sockets and started
   /// again.
   absl::Status start(int num_threads = 1);
-  /// Stops accepting (listeners closed); with `close_streams`, closes every open stream too.
+  /// Stops accepting (listeners closed); with `close_streams`, closes every open stream too
+  /// (IOStream::close(): a TLS stream says goodbye with close_notify, unless its handler marked
+  /// a message in progress with IOStream::set_message_complete(false)).
   /// With N > 1 the workers do it asynchronously; the destructor waits for them, and each
   /// worker loop runs what the closes queued first (IOLoop::stop_when_idle()). On the caller's
   /// loop, close callbacks run on its later iterations: `loop.stop_when_idle(); loop.start();`.

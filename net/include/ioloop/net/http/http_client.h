@@ -84,7 +84,10 @@
 ///  - Keep-alive pool, one per scheme+host+port (http://h and https://h never share a
 ///    connection): a connection whose response completed with keep-alive (RFC 9112 §9.3) and
 ///    nothing unexpected after it is kept idle and reused (the most recently used first); idle
-///    connections close after idle_timeout, or when the server closes them. At most
+///    connections close after idle_timeout, when the server closes them, or when bytes nobody
+///    asked for arrive. (A server that sends one response too many is caught only when the
+///    extra bytes come before the next request goes out: after it, HTTP/1.1 cannot tell them
+///    from that request's response, for this client as for any other.) At most
 ///    max_connections_per_host connections (connecting, busy or idle) per scheme+host+port;
 ///    more fetches wait in a FIFO queue. Time spent in the queue counts toward no timeout but
 ///    queue_timeout.
