@@ -25,9 +25,11 @@
 //  - forwards method, target, fields and body both ways: the target's path and query as
 //    received (the '?' of an empty query too: RFC 9110 §7.7), in origin-form; Host as received
 //    (for an absolute-form target, the server made it the target's authority: RFC 9112
-//    §3.2.2); removes hop-by-hop fields both ways (http_forwarding.h; a Connection token
-//    naming Host is ignored: Host is mandatory and end-to-end); re-frames bodies for each
-//    side; appends the client to X-Forwarded-For and "1.x ioloop" to Via both ways;
+//    §3.2.2; an HTTP/1.0 request without one gets the upstream's); the upstream's Date is
+//    replaced by the proxy's own, as nginx's proxy_pass does; removes hop-by-hop fields both ways
+//    (http_forwarding.h; a Connection token naming Host is ignored: Host is mandatory and
+//    end-to-end); re-frames bodies for each side; appends the client to X-Forwarded-For and "1.x
+//    ioloop" to Via both ways;
 //  - forwards the upstream's 1xx (103 Early Hints...) but 100 Continue (the server answered
 //    Expect itself), unless the request body is still arriving or the client is HTTP/1.0;
 //  - reads a request body of up to --max_buffered_body whole before it asks the upstream, and
@@ -40,7 +42,10 @@
 //    is silent for --upstream_timeout before its response (that connection is then closed, not
 //    pooled; the client's stays usable; a head and then silence before any body byte is a
 //    502), 503 when no upstream connection is free within --queue_timeout (below); silence
-//    mid-body, or an upstream that dies, cuts the response and closes the client connection;
+//    mid-body, or an upstream that dies, cuts the response and closes the client connection
+//    (its framing shows the cut: no last chunk, or fewer bytes than Content-Length; over TLS
+//    no close_notify; only a plain HTTP/1.0 client's close-delimited body looks whole, as
+//    behind nginx, since nothing but the end of the connection ends it);
 //    a client that leaves mid-response cancels the fetch (its upstream connection is closed,
 //    not pooled); each upstream failure is a warning line with its reason (rate-limited),
 //    which the client's 502, 503 or 504 does not carry;

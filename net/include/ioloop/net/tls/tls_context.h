@@ -74,7 +74,11 @@ struct TLSServerOptions {
   /// @}
   /// @{
   /// Require a client certificate that verifies against client_ca (file or memory); the
-  /// handshake fails without one.
+  /// server's handshake fails without one. Under TLS 1.2 the client's handshake fails too.
+  /// Under TLS 1.3 the client finished its handshake before the server checked, so the client
+  /// learns it at its first read (Unavailable "TLS: read: tlsv13 alert certificate required"),
+  /// after its first write went out (RFC 8446 §4.4.2.4): an HTTPClient fetch fails "waiting
+  /// for the response", not "connecting", and is not retried.
   bool verify_client = false;
   std::string client_ca_file{};
   std::string client_ca_pem{};
