@@ -14,6 +14,9 @@
 //    here instead, from the wrapper's own phase.
 //  - After a message that does not keep the connection alive it enters s_dead; the parser is
 //    re-initialised after each 1xx and on start(), so that never matters.
+//  - Non-strict, it checks only the first letter of "HTTP" and reads a status code with
+//    leading zeros ("0200" as 200): the status line's first 12 bytes are kept as they are fed
+//    and checked at the head's end.
 //  - Debian builds it non-strict: spaces in field names are let through, and after a CR
 //    where an LF must follow it takes any byte as that LF (status line, end of the head,
 //    chunk-size lines, the CRLF after chunk data, trailers). Both are rejected here: field
@@ -104,9 +107,30 @@ class ResponseParser::Impl {
     kError,
   };
 
+  // Also for each head after a 1xx: its status line is the next one kept.
   void init_parser() {
     http_parser_init(&parser_, HTTP_RESPONSE);
     parser_.data = this;
+    status_kept_ = 0;
+  }
+
+  // Keeps the start of the status line from `offered`, bytes about to be given to
+  // libhttp_parser in a head: a head that completes consumed them all (they precede its end).
+  void keep_status_line(absl::string_view offered) {
+    for (char c : offered) {
+      if (status_kept_ == sizeof(status_line_)) return;
+      if (status_kept_ == 0 && (c == '\r' || c == '\n')) continue;  // skipped before it
+      status_line_[status_kept_++] = c;
+    }
+  }
+  // RFC 9112 §4: "HTTP/" DIGIT "." DIGIT SP 3DIGIT, the code being `status`.
+  bool status_line_ok(int status) const {
+    if (status_kept_ != sizeof(status_line_)) return false;
+    const absl::string_view line(status_line_, sizeof(status_line_));
+    auto digit = [&line](size_t i) { return line[i] >= '0' && line[i] <= '9'; };
+    return absl::StartsWith(line, "HTTP/") && digit(5) && line[6] == '.' && digit(7) &&
+           line[8] == ' ' && digit(9) && digit(10) && digit(11) &&
+           (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0') == status;
   }
 
   // Records the first error; a callback that calls it returns -1 to stop libhttp_parser.
@@ -180,6 +204,8 @@ class ResponseParser::Impl {
   uint64_t body_bytes_ = 0;
   uint64_t content_length_ = 0;  // of the final head, when it has Content-Length
   Sink* sink_ = nullptr;         // during feed() only
+  char status_line_[12];         // "HTTP/1.1 200": the current head's, as far as kept
+  size_t status_kept_ = 0;
 };
 
 const http_parser_settings& ResponseParser::Impl::settings() {
@@ -266,7 +292,8 @@ int ResponseParser::Impl::on_headers_complete(http_parser* p) {
   if (!internal::is_field_value(me->head_.reason)) {
     return me->fail(malformed("invalid character in reason phrase"));
   }
-  const int status = static_cast<int>(p->status_code);  // 3 digits (http_parser checks)
+  const int status = static_cast<int>(p->status_code);
+  if (!me->status_line_ok(status)) return me->fail(malformed("invalid status line"));
   if (p->http_major != 1) {
     return me->fail(
         malformed(absl::StrCat("unsupported version HTTP/", p->http_major, ".", p->http_minor)));
@@ -423,6 +450,7 @@ absl::StatusOr<size_t> ResponseParser::Impl::feed(absl::string_view data, Sink& 
       fail(malformed(chunk_line_.reason()));
       break;
     }
+    if (before == Phase::kHead) keep_status_line(data.substr(0, len));
     size_t n = http_parser_execute(&parser_, &settings(), data.data(), len);
     if (!started_) {
       // Empty lines before a status line (which libhttp_parser skips) are not a response yet.

@@ -35,6 +35,23 @@ TEST(ResponseParserErrorsTest, MalformedResponses) {
       {"HTTP/x.1 200 OK\r\n\r\n", absl::DataLossError("malformed response: invalid HTTP version")},
       {"HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n",
        absl::DataLossError("malformed response: unsupported version HTTP/2.0")},
+      // Debian's non-strict libhttp_parser took these for HTTP/1.1 200 (found by a probe of
+      // http_proxy, which forwarded them as such): RFC 9112 §4 wants "HTTP/" DIGIT "." DIGIT SP
+      // 3DIGIT.
+      {"HTTX/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+       absl::DataLossError("malformed response: invalid status line")},
+      {"HXXX/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+       absl::DataLossError("malformed response: invalid status line")},
+      {"HTTP/1.1 0200 OK\r\nContent-Length: 0\r\n\r\n",
+       absl::DataLossError("malformed response: invalid status line")},
+      {"HTTP/1.1 00200 OK\r\nContent-Length: 0\r\n\r\n",
+       absl::DataLossError("malformed response: invalid status line")},
+      {"HTTP/1.1  200 OK\r\nContent-Length: 0\r\n\r\n",
+       absl::DataLossError("malformed response: invalid status line")},
+      {"HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n",
+       absl::DataLossError("malformed response: invalid status line")},
+      {"HTTP/1.1 103 Early\r\n\r\nHTTP/1.1 0200 OK\r\nContent-Length: 0\r\n\r\n",
+       absl::DataLossError("malformed response: invalid status line")},
       {"HTTP/1.1 099 Low\r\n\r\n",
        absl::DataLossError("malformed response: invalid status code 99")},
       {"HTTP/1.1 600 High\r\n\r\n",
