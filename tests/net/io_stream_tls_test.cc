@@ -293,6 +293,32 @@ TEST_P(IOStreamTLSTest, ShutdownWriteTruncatedSendsFinWithoutCloseNotify) {
   EXPECT_FALSE(stream_->closed());
 }
 
+// set_message_complete(false): whatever ends the stream (here close(), as a server stopping
+// does) sends no close_notify, so the peer reads a truncation; once the message is complete
+// again, the same close() says goodbye.
+TEST_P(IOStreamTLSTest, CloseInTheMiddleOfAMessageSendsNoCloseNotify) {
+  for (const bool complete : {false, true}) {
+    SCOPED_TRACE(complete ? "complete again" : "in progress");
+    make_pair();
+    stream_->set_message_complete(false);
+    if (complete) stream_->set_message_complete(true);
+    stream_->write("part", [this](absl::Status) { stream_->close(); });  // once in the kernel
+    PeerReader reader{loop(), *peer_, 65536};
+    reader.on_data = [&] {
+      if (reader.eof) done();
+    };
+    reader.start();
+    ASSERT_TRUE(wait());
+    EXPECT_EQ(reader.received, "part");
+    const absl::Status end = peer().transport().eof_status();
+    if (complete) {
+      EXPECT_TRUE(end.ok()) << end;
+    } else {
+      EXPECT_EQ(end.code(), absl::StatusCode::kDataLoss) << end;
+    }
+  }
+}
+
 TEST_P(IOStreamTLSTest, FinWithoutCloseNotifyFailsReadUntilCloseWithDataLoss) {
   make_pair();
   absl::StatusOr<std::string> got;
