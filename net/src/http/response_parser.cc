@@ -30,6 +30,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -117,11 +118,14 @@ class ResponseParser::Impl {
   // Keeps the start of the status line from `offered`, bytes about to be given to
   // libhttp_parser in a head: a head that completes consumed them all (they precede its end).
   void keep_status_line(absl::string_view offered) {
-    for (char c : offered) {
-      if (status_kept_ == sizeof(status_line_)) return;
-      if (status_kept_ == 0 && (c == '\r' || c == '\n')) continue;  // skipped before it
-      status_line_[status_kept_++] = c;
+    if (status_kept_ == 0) {  // libhttp_parser skips empty lines before a status line
+      while (!offered.empty() && (offered[0] == '\r' || offered[0] == '\n')) {
+        offered.remove_prefix(1);
+      }
     }
+    const size_t n = std::min(offered.size(), sizeof(status_line_) - status_kept_);
+    std::memcpy(status_line_ + status_kept_, offered.data(), n);
+    status_kept_ += n;
   }
   // RFC 9112 §4: "HTTP/" DIGIT "." DIGIT SP 3DIGIT, the code being `status`.
   bool status_line_ok(int status) const {
@@ -450,7 +454,9 @@ absl::StatusOr<size_t> ResponseParser::Impl::feed(absl::string_view data, Sink& 
       fail(malformed(chunk_line_.reason()));
       break;
     }
-    if (before == Phase::kHead) keep_status_line(data.substr(0, len));
+    if (before == Phase::kHead && status_kept_ < sizeof(status_line_)) {
+      keep_status_line(data.substr(0, len));
+    }
     size_t n = http_parser_execute(&parser_, &settings(), data.data(), len);
     if (!started_) {
       // Empty lines before a status line (which libhttp_parser skips) are not a response yet.
