@@ -312,8 +312,9 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
     bool head_sent = false;
     bool has_length = false;
     bool chunked = false;
-    bool close_delimited = false;  // HTTP/1.0 without a length: the connection's end ends it
-    bool no_body = false;          // HEAD, 1xx, 204, 304: body bytes are discarded
+    bool no_body = false;  // HEAD, 1xx, 204, 304: body bytes are discarded
+    // HTTP/1.0 without a length: the connection's end ends the body.
+    bool close_delimited() const { return head_sent && !has_length && !chunked && !no_body; }
   } d_;
   struct Body {
     std::unique_ptr<HTTPBodyHandler> handler;  // the streamed request's, until on_end/close

@@ -91,7 +91,6 @@ absl::Status HTTPConnectionCore::send_stream_head(HTTPOutput& out, size_t first,
     d_.chunked = true;
   } else if (!d_.head) {
     keep_alive = false;  // HTTP/1.0 without a length: the close ends the body
-    d_.close_delimited = true;
     out.message = HTTPOutput::Message::kIncomplete;
   }
   d_.no_body = no_body;
@@ -176,7 +175,7 @@ absl::Status HTTPConnectionCore::stream_finish(HTTPOutput::FlushCallback done) {
     return status;
   }
   if (d_.chunked && !d_.no_body) out.head.append("0\r\n\r\n");
-  if (d_.close_delimited) out.message = HTTPOutput::Message::kComplete;
+  if (d_.close_delimited()) out.message = HTTPOutput::Message::kComplete;
   if (done) out.on_flushed.push_back(std::move(done));  // behind the last bytes
   s_->responses.fetch_add(1, std::memory_order_relaxed);
   if (!d_.keep_alive) {

@@ -133,7 +133,7 @@ class ResponseParser::Impl {
     const absl::string_view line(status_line_, sizeof(status_line_));
     auto digit = [&line](size_t i) { return line[i] >= '0' && line[i] <= '9'; };
     return absl::StartsWith(line, "HTTP/") && digit(5) && line[6] == '.' && digit(7) &&
-           line[8] == ' ' && digit(9) && digit(10) && digit(11) &&
+           line[8] == ' ' && internal::is_digits(line.substr(9, 3)) &&
            (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0') == status;
   }
 
