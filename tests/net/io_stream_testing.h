@@ -236,6 +236,9 @@ class IOStreamTest : public testing::LoopTestBase,
   // Reads from the peer end (64 KiB per event) until `total` bytes arrived or the wait (60 s)
   // ends, then stops watching it; returns what arrived. Defined after PeerReader.
   std::string receive(size_t total);
+  // The same until the peer end reads its EOF (a TLS peer: close_notify or a FIN; its
+  // transport's eof_status() tells which); returns what arrived before it.
+  std::string receive_to_end();
 
   // stream_ over one end of a socketpair; peer_ drives the other end. Over TLS the stream is
   // the server (as TCPServer makes it) and the handshake has completed on return.
@@ -422,6 +425,17 @@ inline std::string IOStreamTest::receive(size_t total) {
   reader.start();
   EXPECT_TRUE(wait(absl::Seconds(60)));
   loop().remove_handler(peer_->fd());
+  return std::move(reader.received);
+}
+
+inline std::string IOStreamTest::receive_to_end() {
+  PeerReader reader{loop(), *peer_, 65536};
+  reader.on_data = [&] {
+    if (reader.eof) done();  // the reader stopped watching the peer
+  };
+  reader.start();
+  EXPECT_TRUE(wait(absl::Seconds(60)));
+  if (!reader.eof) loop().remove_handler(peer_->fd());
   return std::move(reader.received);
 }
 

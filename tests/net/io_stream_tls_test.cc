@@ -99,13 +99,7 @@ class IOStreamTLSTest : public IOStreamTest {
     });
     peer_write("request");
     end_peer();
-    PeerReader reader{loop(), *peer_, 65536};
-    reader.on_data = [&] {
-      if (reader.eof) done();
-    };
-    reader.start();
-    EXPECT_TRUE(wait());
-    received = std::move(reader.received);
+    received = receive_to_end();
     spin(2);
     return log;
   }
@@ -252,13 +246,7 @@ TEST_P(IOStreamTLSTest, ShutdownWriteSendsCloseNotifyAndKeepsReading) {
   make_pair();
   stream_->write("last words");
   stream_->shutdown_write();
-  PeerReader reader{loop(), *peer_, 65536};
-  reader.on_data = [&] {
-    if (reader.eof) done();
-  };
-  reader.start();
-  ASSERT_TRUE(wait());
-  EXPECT_EQ(reader.received, "last words");
+  EXPECT_EQ(receive_to_end(), "last words");
   EXPECT_TRUE(peer().transport().eof_status().ok()) << peer().transport().eof_status();
   peer_write("reply after your close_notify");
   absl::StatusOr<std::string> got;
@@ -280,13 +268,7 @@ TEST_P(IOStreamTLSTest, ShutdownWriteTruncatedSendsFinWithoutCloseNotify) {
   make_pair();
   stream_->write("cut short");
   stream_->shutdown_write_truncated();
-  PeerReader reader{loop(), *peer_, 65536};
-  reader.on_data = [&] {
-    if (reader.eof) done();
-  };
-  reader.start();
-  ASSERT_TRUE(wait());
-  EXPECT_EQ(reader.received, "cut short");
+  EXPECT_EQ(receive_to_end(), "cut short");
   const absl::Status end = peer().transport().eof_status();
   EXPECT_EQ(end.code(), absl::StatusCode::kDataLoss) << end;
   // Our reading side stays open (the peer cannot use it: OpenSSL ends a truncated session).
@@ -303,13 +285,7 @@ TEST_P(IOStreamTLSTest, CloseInTheMiddleOfAMessageSendsNoCloseNotify) {
     stream_->set_message_complete(false);
     if (complete) stream_->set_message_complete(true);
     stream_->write("part", [this](absl::Status) { stream_->close(); });  // once in the kernel
-    PeerReader reader{loop(), *peer_, 65536};
-    reader.on_data = [&] {
-      if (reader.eof) done();
-    };
-    reader.start();
-    ASSERT_TRUE(wait());
-    EXPECT_EQ(reader.received, "part");
+    EXPECT_EQ(receive_to_end(), "part");
     const absl::Status end = peer().transport().eof_status();
     if (complete) {
       EXPECT_TRUE(end.ok()) << end;
