@@ -3,11 +3,13 @@
 // (http_connection_stream.cc), which implements internal::HTTPResponseTarget.
 #include "ioloop/net/http/http_response_stream.h"
 
+#include <cassert>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "http_exception.h"
+#include "ioloop/recycling_allocator.h"
 
 namespace ioloop::net {
 
@@ -30,7 +32,18 @@ std::shared_ptr<HTTPResponseStream> HTTPResponseStream::make(internal::HTTPRespo
                                                              IOLoop* loop, HTTPResponseWriter* head,
                                                              int version_minor, bool head_request) {
   return std::shared_ptr<HTTPResponseStream>(
-      new HTTPResponseStream(target, loop, head, version_minor, head_request), Release());
+      new HTTPResponseStream(target, loop, head, version_minor, head_request), Release(),
+      RecyclingAllocator<HTTPResponseStream>());
+}
+
+void* HTTPResponseStream::operator new(size_t size) {
+  assert(size == sizeof(HTTPResponseStream));
+  (void)size;
+  return RecyclingAllocator<HTTPResponseStream>().allocate(1);
+}
+
+void HTTPResponseStream::operator delete(void* block) {
+  RecyclingAllocator<HTTPResponseStream>().deallocate(static_cast<HTTPResponseStream*>(block), 1);
 }
 
 // A stream whose last reference went on another thread, on its way to the loop thread: run,

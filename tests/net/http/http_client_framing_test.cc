@@ -298,7 +298,9 @@ TEST_F(HTTPClientFramingTest, ALateExtraResponseDoesNotShiftTheResponsesAfterIt)
     ASSERT_EQ(get(client, raw->url("/a"))->body, "/a");
 
     std::optional<absl::StatusOr<HTTPClientResponse>> b;
-    client.fetch(HTTPClientRequest{.url = raw->url("/b")},
+    HTTPClientRequest request_b;
+    request_b.url = raw->url("/b");
+    client.fetch(std::move(request_b),
                  [&](absl::StatusOr<HTTPClientResponse> r) { b = std::move(r); });
     ASSERT_TRUE(wait_for([&] { return raw->conn(0).heads() == 2; }));
     // The extra answer to /a, then /b's own.

@@ -207,6 +207,10 @@ class HTTPResponseStream : public std::enable_shared_from_this<HTTPResponseStrea
   void mark_head_sent() { head_sent_ = true; }
 
  private:
+  // One stream per deferred response, made and freed in bursts under load: its block and its
+  // shared_ptr's control block are recycled per thread (ioloop/recycling_allocator.h).
+  static void* operator new(size_t size);
+  static void operator delete(void* block);
   class Orphan;
   struct Release {  // the shared_ptr's deleter
     void operator()(HTTPResponseStream* stream) const;
