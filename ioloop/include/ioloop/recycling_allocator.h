@@ -125,8 +125,7 @@ class RecyclingAllocator {
   RecyclingAllocator() noexcept = default;
   /// The rebinding conversion (std::allocate_shared allocates its control block with it).
   template <typename U>
-  RecyclingAllocator(const RecyclingAllocator<U>&) noexcept {
-  }  // NOLINT(google-explicit-constructor)
+  RecyclingAllocator(const RecyclingAllocator<U>& /*other*/) noexcept {}
 
   /// One T: a block from this thread's list, else from the heap. Several: from the heap.
   /// Throws std::bad_alloc as std::allocator does.
