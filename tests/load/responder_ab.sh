@@ -4,12 +4,15 @@
 # side by side in one run, driven alternately by wrk keep-alive, so that the machine's load
 # hits both alike: the per-round ratios B/A are what count, not the absolute figures.
 # Not part of `make test` (it takes minutes and its figures depend on the machine).
+# TARGET=proxy compares two builds of examples/http_proxy the same way, both in front of one
+# http_responder (BUILD_B's, single-threaded, on CLIENT_CPU with wrk) that they share.
 #
 #   tests/load/responder_ab.sh BUILD_A BUILD_B [OUTPUT.md]
 #   ROUNDS=7 DURATION=5 tests/load/responder_ab.sh /tmp/prev/build build/release /tmp/ab.md
+#   TARGET=proxy ROUNDS=9 tests/load/responder_ab.sh /tmp/prev/build build/release
 #
 # BUILD_A and BUILD_B (absolute, or relative to the repository) must each hold
-# examples/http_responder, normally Release builds (`cmake --preset release`, or for an older
+# examples/http_responder (examples/http_proxy with TARGET=proxy), normally Release builds (`cmake --preset release`, or for an older
 # commit a `git worktree` configured with -DCMAKE_BUILD_TYPE=Release). A is the baseline: the
 # ratio is B/A, so below 1 means B spends less CPU per request.
 # Environment: ROUNDS (5) measured rounds, DURATION (5) seconds per wrk run, WARMUP (2) seconds
@@ -44,7 +47,7 @@ SCRIPT_NAME=responder_ab
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
-  echo "usage: [ROUNDS=5] [DURATION=5] $0 BUILD_A BUILD_B [OUTPUT.md]" >&2
+  echo "usage: [TARGET=responder|proxy] [ROUNDS=5] [DURATION=5] $0 BUILD_A BUILD_B [OUTPUT.md]" >&2
   exit 2
 }
 (($# >= 2 && $# <= 3)) || usage
@@ -57,16 +60,19 @@ WARMUP="${WARMUP:-2}"
 CONNECTIONS="${CONNECTIONS:-64}"
 SERVER_CPU="${SERVER_CPU:-0}"
 CLIENT_CPU="${CLIENT_CPU:-1}"
+TARGET="${TARGET:-responder}"
+case "$TARGET" in responder | proxy) ;; *) usage ;; esac
 LABEL_A="${LABEL_A:-$1}"
 LABEL_B="${LABEL_B:-$2}"
 
 # --- prerequisites ------------------------------------------------------------------------
 require_tools wrk:wrk taskset:util-linux python3:python3
 declare -A BIN
-BIN[A]="$BUILD_A/examples/http_responder"
-BIN[B]="$BUILD_B/examples/http_responder"
+BIN[A]="$BUILD_A/examples/http_$TARGET"
+BIN[B]="$BUILD_B/examples/http_$TARGET"
+UPSTREAM_BIN="$BUILD_B/examples/http_responder"
 require_built "(cmake -B DIR -G Ninja -DCMAKE_BUILD_TYPE=Release && ninja -C DIR \
-http_responder)" "${BIN[A]}" "${BIN[B]}"
+http_$TARGET http_responder)" "${BIN[A]}" "${BIN[B]}" "$UPSTREAM_BIN"
 (($(nproc) >= 2)) || die "needs 2 CPUs (the server on one, wrk on the other)"
 
 make_work_dir
@@ -88,9 +94,16 @@ cpu_ns() {
 # --- start both --------------------------------------------------------------------------------
 echo "responder_ab: scratch directory $WORK_DIR" >&2
 declare -A PID PORT
+TARGET_ARGS=()
+if [[ "$TARGET" == proxy ]]; then
+  start upstream taskset -c "$CLIENT_CPU" "$UPSTREAM_BIN" --port=0 --address=127.0.0.1 \
+    --threads=1 --log_level=warn
+  TARGET_ARGS=(--upstream="http://127.0.0.1:$(port_from_stdout "$WORK_DIR/upstream.out")"
+    --max_upstream_connections="$CONNECTIONS")
+fi
 for side in A B; do
   start "$side" taskset -c "$SERVER_CPU" "${BIN[$side]}" --port=0 --address=127.0.0.1 \
-    --threads=1 --log_level=warn
+    --threads=1 --log_level=warn "${TARGET_ARGS[@]}"
   PID[$side]=$STARTED_PID
   PORT[$side]="$(port_from_stdout "$WORK_DIR/$side.out")"
 done
@@ -177,9 +190,10 @@ PY
   echo
   echo "$MACHINE"
   bt='`'
-  echo "Command: ${bt}ROUNDS=$ROUNDS DURATION=$DURATION tests/load/responder_ab.sh $1 $2\
-${OUTPUT:+ $OUTPUT}${bt}; wrk ${bt}-t1 -c$CONNECTIONS -d${DURATION}s${bt} on CPU $CLIENT_CPU, \
-each responder (one thread) on CPU $SERVER_CPU."
+  echo "Command: ${bt}TARGET=$TARGET ROUNDS=$ROUNDS DURATION=$DURATION tests/load/responder_ab.sh \
+$1 $2${OUTPUT:+ $OUTPUT}${bt}; wrk ${bt}-t1 -c$CONNECTIONS -d${DURATION}s${bt} on CPU $CLIENT_CPU, \
+each http_$TARGET (one thread) on CPU $SERVER_CPU\
+$([[ "$TARGET" == proxy ]] && echo ", both in front of one http_responder on CPU $CLIENT_CPU")."
 } >>"$REPORT"
 
 cat "$REPORT"
