@@ -317,7 +317,10 @@ TEST_P(EchoAcceptanceTest, OutOfFdsDoesNotSpinAndRecovers) {
   EXPECT_GT(served, 0);
   EXPECT_LT(served, kClients) << "not saturated: the fd limit did not apply";
   EXPECT_GT(refusals - refusals0 + waiting, 0) << "nobody was kept waiting: not saturated";
-  EXPECT_LT(cpu, 0.30);
+  // Under the sanitizers each refused connection costs several times the CPU (914 refusals a
+  // second at 30.9% of a core failed a TSan run of 2026-12-06), while a spin still shows ~100%:
+  // there the bound is doubled.
+  EXPECT_LT(cpu, IOLOOP_SANITIZED ? 0.60 : 0.30);
 
   // Clients leave: every one not being served, and ten served ones. A new client is served.
   int closed_served = 0;
