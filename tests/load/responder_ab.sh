@@ -12,12 +12,13 @@
 #   TARGET=proxy ROUNDS=9 tests/load/responder_ab.sh /tmp/prev/build build/release
 #
 # BUILD_A and BUILD_B (absolute, or relative to the repository) must each hold
-# examples/http_responder (examples/http_proxy with TARGET=proxy), normally Release builds (`cmake --preset release`, or for an older
-# commit a `git worktree` configured with -DCMAKE_BUILD_TYPE=Release). A is the baseline: the
-# ratio is B/A, so below 1 means B spends less CPU per request.
-# Environment: ROUNDS (5) measured rounds, DURATION (5) seconds per wrk run, WARMUP (2) seconds
-# of wrk per responder before the first round, CONNECTIONS (64), SERVER_CPU (0) and
-# CLIENT_CPU (1), LABEL_A and LABEL_B (default: the build directories) for the table.
+# examples/http_responder (and examples/http_proxy with TARGET=proxy), normally Release builds
+# (`cmake --preset release`, or for an older commit a `git worktree` configured with
+# -DCMAKE_BUILD_TYPE=Release). A is the baseline: the ratio is B/A, so below 1 means B spends
+# less CPU per request.
+# Environment: TARGET (responder, or proxy), ROUNDS (5) measured rounds, DURATION (5) seconds
+# per wrk run, WARMUP (2) seconds of wrk per server before the first round, CONNECTIONS (64),
+# SERVER_CPU (0) and CLIENT_CPU (1), LABEL_A and LABEL_B (default: the build directories).
 # Needs wrk, taskset, python3 and 2 CPUs; it names the Debian packages to install when one is
 # missing.
 #
