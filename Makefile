@@ -2,8 +2,8 @@
 #   make run   install what is missing, build, run the echo server on port 5000
 #   make test  install what is missing, build the default, asan and tsan presets, run every
 #              test in each (the default preset's include the tooling checks: format, links,
-#              examples' --help, thread-safety; the asan preset's build runs clang-tidy on the
-#              library and builds the fuzzers), then run every libFuzzer target for 30 s
+#              examples' --help, thread-safety; the asan preset's, clang-tidy on the library;
+#              that preset also builds the fuzzers), then run every libFuzzer target for 30 s
 #              with a fixed seed (a CI failure replays anywhere; `make fuzz` explores)
 # Longer runs, not part of `make test`:
 #   make fuzz      every fuzzer for FUZZ_SECONDS (default here 300 s)

@@ -14,7 +14,8 @@ packages=(
   # dpkg-deb/dpkg -x (dpkg, Essential on every Debian): nothing beyond this list.
   cmake ninja-build g++ make pkg-config
   clang libclang-rt-14-dev          # libFuzzer target and clang builds
-  clang-format clang-tidy           # tests/cmake/tooling.cmake; clang-tidy in the asan preset
+  lld                               # links the tests and examples (CMakeLists.txt)
+  clang-format clang-tidy           # tests/cmake/tooling.cmake, tests/cmake/clang_tidy.cmake
   libabsl-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libhttp-parser-dev

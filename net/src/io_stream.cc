@@ -5,16 +5,16 @@
 #include <algorithm>
 #include <utility>
 
+#include "io_stream_names.h"
 #include "write_queue.h"
 
 namespace ioloop::net {
 namespace {
 
-// What a throwing callback is called in the log and in the status that closes its stream.
-constexpr char kReadCallback[] = "IOStream read callback";
-constexpr char kWriteCallback[] = "IOStream write callback";
-constexpr char kHandshakeCallback[] = "IOStream handshake callback";
-constexpr char kCloseCallback[] = "IOStream close callback";
+using internal::kCloseCallback;
+using internal::kHandshakeCallback;
+using internal::kReadCallback;
+using internal::kWriteCallback;
 
 }  // namespace
 

@@ -5,10 +5,14 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "io_stream_names.h"
 #include "ioloop/net/io_stream.h"
 
 namespace ioloop::net {
 namespace {
+
+using internal::kReadCallback;
+using internal::kStreamingCallback;
 
 // Per readiness event: at most this many bytes read, so one fast sender yields to timers
 // and other fds (level-triggered polling brings it back next iteration).
@@ -17,8 +21,6 @@ constexpr size_t kReadSlice = 256 * 1024;
 // iteration (pipelined requests issued from callbacks).
 constexpr int kMaxCompletionsPerDispatch = 64;
 
-constexpr char kReadCallback[] = "IOStream read callback";
-constexpr char kStreamingCallback[] = "IOStream streaming callback";
 constexpr char kSecondRead[] = "IOStream: a read is already outstanding (one read at a time)";
 
 }  // namespace

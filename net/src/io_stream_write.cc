@@ -4,19 +4,20 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "io_stream_names.h"
 #include "ioloop/net/io_stream.h"
 #include "write_queue.h"
 
 namespace ioloop::net {
 namespace {
 
+using internal::kHighCallback;
+using internal::kLowCallback;
+using internal::kWriteCallback;
+
 // Per readiness event: at most this many bytes written, so one stream's huge write cannot
 // starve timers and other fds.
 constexpr size_t kWriteSlice = 256 * 1024;
-
-constexpr char kWriteCallback[] = "IOStream write callback";
-constexpr char kHighCallback[] = "IOStream high watermark callback";
-constexpr char kLowCallback[] = "IOStream low watermark callback";
 
 // Queues what write() and write_copy() did not send: write()'s string itself (the queue skips
 // the `sent` bytes), a copy of the rest of write_copy()'s view.

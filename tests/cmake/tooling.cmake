@@ -2,8 +2,8 @@
 # links. Included at the end of tests/CMakeLists.txt. None of them depends on a sanitizer, so
 # they are registered in the default preset only (a build whose CMAKE_CXX_FLAGS name no
 # -fsanitize, with the tests on): the asan and tsan presets would run them again for nothing.
-# clang-tidy is not here: it runs on the library sources while the asan preset compiles them
-# (IOLOOP_CLANG_TIDY, top-level CMakeLists.txt), where clang builds them anyway.
+# clang-tidy is not here: it is a test of the asan preset (tests/cmake/clang_tidy.cmake), whose
+# compile commands are clang's.
 if(NOT IOLOOP_BUILD_TESTS OR IOLOOP_SANITIZED)
   return()
 endif()
