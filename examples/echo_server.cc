@@ -89,7 +89,12 @@ int usage_error(const std::string& message) {
 int main(int argc, char** argv) {
   ioloop::examples::hold_standard_fds();
   absl::SetProgramUsageMessage("TCP echo server on ioloop's TCPServer and IOStream");
-  absl::ParseCommandLine(argc, argv);
+  if (absl::StatusOr<std::vector<std::string>> args =
+          ioloop::examples::parse_command_line(argc, argv);
+      !args.ok()) {
+    std::fprintf(stderr, "echo_server: %s\n", std::string(args.status().message()).c_str());
+    return 2;
+  }
   namespace ex = ioloop::examples;
 
   if (absl::Status s = ex::configure_logging(absl::GetFlag(FLAGS_log_level)); !s.ok()) {

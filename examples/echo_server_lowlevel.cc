@@ -201,7 +201,13 @@ class EchoServer {
 int main(int argc, char** argv) {
   ioloop::examples::hold_standard_fds();
   absl::SetProgramUsageMessage("TCP echo server on the bare ioloop reactor (add_handler level)");
-  absl::ParseCommandLine(argc, argv);
+  if (absl::StatusOr<std::vector<std::string>> args =
+          ioloop::examples::parse_command_line(argc, argv);
+      !args.ok()) {
+    std::fprintf(stderr, "echo_server_lowlevel: %s\n",
+                 std::string(args.status().message()).c_str());
+    return 2;
+  }
   namespace ex = ioloop::examples;
 
   if (absl::Status s = ex::configure_logging(absl::GetFlag(FLAGS_log_level)); !s.ok()) {

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/parse.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -34,6 +35,22 @@
 #include "ioloop/poller.h"
 
 namespace ioloop::examples {
+
+// absl::ParseCommandLine for a program that takes up to `positional` arguments besides its
+// flags (the servers none, http_fetch its URL). Returns them, argv[0] not among them, or
+// InvalidArgument naming the first one too many: `echo_server 5000`, meant as --port=5000, is
+// refused rather than ignored by a server that would then start on its default port. (absl
+// itself prints the reason for a bad flag and exits 1.)
+inline absl::StatusOr<std::vector<std::string>> parse_command_line(int argc, char** argv,
+                                                                   size_t positional = 0) {
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> rest(args.begin() + 1, args.end());  // args[0]: the program
+  if (rest.size() > positional) {
+    return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", rest[positional],
+                                                   "' (flags are --name=value; see --help)"));
+  }
+  return rest;
+}
 
 // A program started with stdin, stdout or stderr closed (`>&-`, some daemon launchers) would
 // hand that number to its first socket or epoll descriptor, and then write its output or log

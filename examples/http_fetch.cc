@@ -106,17 +106,19 @@ int main(int argc, char** argv) {
   ioloop::examples::hold_standard_fds();
   absl::SetProgramUsageMessage("fetches URL over HTTP/1.1 and writes the body to stdout");
   std::vector<std::string> header_args = take_headers(argc, argv);
-  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  absl::StatusOr<std::vector<std::string>> positional =
+      ioloop::examples::parse_command_line(argc, argv, /*positional=*/1);
   namespace net = ioloop::net;
 
   if (absl::Status s = ioloop::examples::configure_logging(absl::GetFlag(FLAGS_log_level));
       !s.ok()) {
     return fail(s.message());
   }
-  if (positional.size() != 2) return fail("usage: http_fetch [flags] URL (see --help)");
+  if (!positional.ok()) return fail(positional.status().message());
+  if (positional->empty()) return fail("usage: http_fetch [flags] URL (see --help)");
 
   net::HTTPClientRequest request;
-  request.url = positional[1];
+  request.url = positional->front();
   const std::string data = absl::GetFlag(FLAGS_data);
   request.method = absl::GetFlag(FLAGS_method);
   if (request.method.empty()) request.method = data.empty() ? "GET" : "POST";

@@ -188,7 +188,12 @@ absl::Status serve(IOLoop& loop, const ProxyConfig& config,
 int main(int argc, char** argv) {
   ioloop::examples::hold_standard_fds();
   absl::SetProgramUsageMessage("HTTP/1.1 reverse proxy: --upstream=http(s)://HOST:PORT");
-  absl::ParseCommandLine(argc, argv);
+  if (absl::StatusOr<std::vector<std::string>> args =
+          ioloop::examples::parse_command_line(argc, argv);
+      !args.ok()) {
+    std::fprintf(stderr, "http_proxy: %s\n", std::string(args.status().message()).c_str());
+    return 2;
+  }
   namespace ex = ioloop::examples;
 
   if (absl::Status s = ex::configure_logging(absl::GetFlag(FLAGS_log_level)); !s.ok()) {

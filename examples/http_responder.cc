@@ -51,7 +51,12 @@ ABSL_FLAG(absl::Duration, handshake_timeout, absl::Seconds(10),
 int main(int argc, char** argv) {
   ioloop::examples::hold_standard_fds();
   absl::SetProgramUsageMessage("HTTP/1.1 server answering every request with Hello, world!");
-  absl::ParseCommandLine(argc, argv);
+  if (absl::StatusOr<std::vector<std::string>> args =
+          ioloop::examples::parse_command_line(argc, argv);
+      !args.ok()) {
+    std::fprintf(stderr, "http_responder: %s\n", std::string(args.status().message()).c_str());
+    return 2;
+  }
   namespace ex = ioloop::examples;
   using ioloop::IOLoop;
   using ioloop::logger;

@@ -110,7 +110,12 @@ void on_events(IOLoop& loop, int fd, uint32_t /*events*/) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("HTTP/1.0 Hello, world! responder on the bare ioloop reactor");
-  absl::ParseCommandLine(argc, argv);
+  if (absl::StatusOr<std::vector<std::string>> args =
+          ioloop::examples::parse_command_line(argc, argv);
+      !args.ok()) {
+    std::fprintf(stderr, "raw_epoll_responder: %s\n", std::string(args.status().message()).c_str());
+    return 2;
+  }
   namespace ex = ioloop::examples;
   // Bad flags exit 2 with the reason, before anything is bound (as the other examples do).
   if (absl::Status s = ex::configure_logging(absl::GetFlag(FLAGS_log_level)); !s.ok()) {

@@ -3,7 +3,9 @@
 # after printing help) and documents every flag the program's source defines (its ABSL_FLAG
 # names, read from SOURCE, so a new flag is checked without an edit here), with the program's
 # usage message and none of the flags absl defines in its own modules (those are --helpfull's);
-# and `PROGRAM --log_level=bogus` exits non-zero, at once, naming the bad level.
+# `PROGRAM --log_level=bogus` exits non-zero, at once, naming the bad level; and a stray
+# argument (`echo_server 5000`, meant as --port=5000) is refused with exit status 2, at once,
+# naming it, never ignored by a server that would then start on its default port.
 #
 # Usage: check_example_help.sh PROGRAM SOURCE    (ctest: <example>_help_check)
 set -uo pipefail
@@ -65,9 +67,21 @@ else
   fail "${source##*/} defines no --log_level flag"
 fi
 
+# Two stray arguments: one more than any example's positional ones (http_fetch takes a URL).
+args=(stray_arg_1 stray_arg_2)
+if printf '%s\n' "${flags[@]}" | grep -qx port; then args+=(--port=0); fi
+out="$(timeout 30 "${program}" "${args[@]}" 2>&1)"
+stray_status=$?
+if [[ ${stray_status} -ne 2 ]]; then
+  fail "stray arguments exited ${stray_status}, not 2 (124: the server started): ${out}"
+elif ! grep -q "stray_arg_" <<< "${out}"; then
+  fail "stray arguments exited 2 without naming them: ${out}"
+fi
+
 if [[ ${failed} -ne 0 ]]; then
   echo "--- ${name} --help:" >&2
   echo "${help}" >&2
   exit 1
 fi
-echo "${name}: --help documents its ${#flags[@]} flags; --log_level=bogus exits ${status}"
+echo "${name}: --help documents its ${#flags[@]} flags; --log_level=bogus exits ${status};" \
+  "stray arguments exit ${stray_status}"
