@@ -47,13 +47,15 @@ inline constexpr bool kRecyclingEnabled = true;
 inline constexpr bool kRecyclingEnabled = true;
 #endif
 
+// The most blocks of one size class a thread keeps (RecyclingAllocator::kMaxCachedBlocks).
+inline constexpr size_t kMaxRecycledBlocks = 256;
+
 // The calling thread's free blocks of kSize bytes aligned to kAlign, as an intrusive list (a
 // free block holds the pointer to the next one).
 template <size_t kSize, size_t kAlign>
 class BlockFreeList {
  public:
   static_assert(kSize >= sizeof(void*) && kAlign >= alignof(void*));
-  static constexpr size_t kMaxBlocks = 256;
 
   static void* take() {
     List& list = local();
@@ -65,7 +67,7 @@ class BlockFreeList {
   }
   static void give(void* block) noexcept {
     List& list = local();
-    if (list.count >= kMaxBlocks) {
+    if (list.count >= kMaxRecycledBlocks) {
       heap_delete(block);
       return;
     }
@@ -87,7 +89,7 @@ class BlockFreeList {
     // reads as full.
     ~List() {
       while (head != nullptr) heap_delete(std::exchange(head, head->next));
-      count = kMaxBlocks;
+      count = kMaxRecycledBlocks;
     }
   };
   static List& local() {
@@ -120,7 +122,7 @@ class RecyclingAllocator {
   /// False under AddressSanitizer: every block then comes from and goes back to the heap.
   static constexpr bool kRecycles = internal::kRecyclingEnabled;
   /// The most blocks of one size a thread keeps.
-  static constexpr size_t kMaxCachedBlocks = 256;
+  static constexpr size_t kMaxCachedBlocks = internal::kMaxRecycledBlocks;
 
   RecyclingAllocator() noexcept = default;
   /// The rebinding conversion (std::allocate_shared allocates its control block with it).
@@ -154,7 +156,6 @@ class RecyclingAllocator {
   static constexpr size_t kAlign = alignof(T) < alignof(void*) ? alignof(void*) : alignof(T);
   static constexpr size_t kSize = (sizeof(T) + kAlign - 1) / kAlign * kAlign;  // >= a pointer
   using List = internal::BlockFreeList<kSize, kAlign>;
-  static_assert(List::kMaxBlocks == kMaxCachedBlocks);
 };
 
 }  // namespace ioloop
