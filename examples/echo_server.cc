@@ -92,8 +92,7 @@ int main(int argc, char** argv) {
   if (absl::StatusOr<std::vector<std::string>> args =
           ioloop::examples::parse_command_line(argc, argv);
       !args.ok()) {
-    std::fprintf(stderr, "echo_server: %s\n", std::string(args.status().message()).c_str());
-    return 2;
+    return usage_error(std::string(args.status().message()));
   }
   namespace ex = ioloop::examples;
 
