@@ -261,8 +261,6 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   void report_stream_error(const absl::Status& why);
   // Tells the listener about output made outside on_data().
   void notify(bool response_ended);
-  // Runs `cb(status)` on a later loop iteration (at once without a loop).
-  void post(HTTPOutput::FlushCallback cb, absl::Status status);
 
   // Streamed request bodies (http_connection_body.cc). feed_streaming() is feed() with
   // stop_at_headers, asking the factory at a header section; returns the bytes consumed.

@@ -13,6 +13,7 @@
 #include "ioloop/logging.h"
 #include "ioloop/rate_limiter.h"
 #include "ioloop/time.h"
+#include "post_status.h"
 
 namespace ioloop::net {
 namespace {
@@ -143,11 +144,14 @@ absl::Status HTTPConnectionCore::stream_write(std::string chunk) {
 }
 
 void HTTPConnectionCore::stream_flush(HTTPOutput::FlushCallback done) {
-  if (!d_.active) return post(std::move(done), absl::FailedPreconditionError("not active"));
+  if (!d_.active) {
+    return internal::post_status(loop_, std::move(done),
+                                 absl::FailedPreconditionError("not active"));
+  }
   HTTPOutput& out = stream_out();
   absl::Status status = send_stream_head(out, 0, /*finishing=*/false);
   if (!status.ok()) {
-    post(std::move(done), status);
+    internal::post_status(loop_, std::move(done), status);
     notify(/*response_ended=*/true);
     return;
   }
@@ -158,7 +162,7 @@ void HTTPConnectionCore::stream_flush(HTTPOutput::FlushCallback done) {
 absl::Status HTTPConnectionCore::stream_finish(HTTPOutput::FlushCallback done) {
   if (!d_.active) {
     absl::Status status = absl::FailedPreconditionError("HTTP response not active");
-    if (done) post(std::move(done), status);
+    if (done) internal::post_status(loop_, std::move(done), status);
     return status;
   }
   HTTPOutput& out = stream_out();
@@ -170,7 +174,7 @@ absl::Status HTTPConnectionCore::stream_finish(HTTPOutput::FlushCallback done) {
     fail_response(status, 500, out);
   }
   if (!status.ok()) {
-    if (done) post(std::move(done), status);
+    if (done) internal::post_status(loop_, std::move(done), status);
     notify(/*response_ended=*/true);
     return status;
   }
@@ -249,7 +253,9 @@ void HTTPConnectionCore::on_connection_closed(const absl::Status& why) {
   if (body_.handler == nullptr && pending_.on_flushed.empty() && !d_.active) return;
   const absl::Status status = connection_closed_status(why);
   if (body_.handler != nullptr) close_body(status);  // the client left mid-body
-  for (HTTPOutput::FlushCallback& cb : pending_.on_flushed) post(std::move(cb), status);
+  for (HTTPOutput::FlushCallback& cb : pending_.on_flushed) {
+    internal::post_status(loop_, std::move(cb), status);
+  }
   pending_.on_flushed.clear();
   if (!d_.active) return;
   HTTPResponseStream* stream = d_.stream;
@@ -266,14 +272,6 @@ size_t HTTPConnectionCore::stream_queued() const {
 void HTTPConnectionCore::notify(bool response_ended) {
   if (cur_out_ != nullptr) return;  // inside on_data(): its caller sends the output
   if (listener_ != nullptr) listener_->on_stream_output(response_ended);
-}
-
-void HTTPConnectionCore::post(HTTPOutput::FlushCallback cb, absl::Status status) {
-  if (loop_ != nullptr) {
-    loop_->add_callback([cb = std::move(cb), status]() mutable { std::move(cb)(status); });
-  } else {
-    std::move(cb)(status);
-  }
 }
 
 }  // namespace ioloop::net

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "http_exception.h"
 #include "ioloop/recycling_allocator.h"
+#include "post_status.h"
 
 namespace ioloop::net {
 
@@ -108,19 +109,12 @@ absl::Status HTTPResponseStream::write(std::string chunk) {
   return target_->stream_write(std::move(chunk));
 }
 
-void HTTPResponseStream::post(Callback done, absl::Status s) {
-  if (loop_ != nullptr) {
-    loop_->add_callback([done = std::move(done), s]() mutable { std::move(done)(s); });
-  } else {
-    std::move(done)(s);
-  }
-}
-
 void HTTPResponseStream::flush(Callback done) {
   if (target_ == nullptr) {
     // Finished: the connection has moved on, so "everything written so far" is no longer
     // this stream's to wait for (finish(done) is).
-    post(std::move(done), closed_ ? status_
+    internal::post_status(loop_, std::move(done),
+                          closed_ ? status_
                                   : absl::FailedPreconditionError(
                                         "HTTP response already finished (finish(done) tells "
                                         "when it was sent)"));
@@ -146,7 +140,7 @@ absl::Status HTTPResponseStream::finish() { return finish(nullptr); }
 
 absl::Status HTTPResponseStream::finish(Callback done) {
   if (absl::Status s = unusable(); !s.ok()) {
-    if (done) post(std::move(done), s);
+    if (done) internal::post_status(loop_, std::move(done), s);
     return s;
   }
   return target_->stream_finish(std::move(done));

@@ -217,8 +217,7 @@ class HTTPResponseStream : public std::enable_shared_from_this<HTTPResponseStrea
   };
   HTTPResponseStream(internal::HTTPResponseTarget* target, IOLoop* loop, HTTPResponseWriter* head,
                      int version_minor, bool head_request);
-  absl::Status on_exception();               ///< inside a catch block
-  void post(Callback done, absl::Status s);  ///< runs `done(s)` on a later loop iteration
+  absl::Status on_exception();  ///< inside a catch block
   void schedule_close_callback();
   absl::Status unusable() const;
   void run_close_callback();
