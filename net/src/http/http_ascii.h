@@ -80,12 +80,6 @@ inline bool is_control_but_htab(char c) {
 
 inline bool is_tchar(char c) { return kAsciiClasses[static_cast<unsigned char>(c)] & kTchar; }
 
-// RFC 9110 §5.5: a field value may hold HTAB, visible bytes and obs-text, but no other control
-// byte (CR, LF and NUL among them: they would end or split the field).
-inline bool is_field_value(absl::string_view s) {
-  return std::none_of(s.begin(), s.end(), is_control_but_htab);
-}
-
 inline bool is_token(absl::string_view s) {
   if (s.empty()) return false;
   for (char c : s) {
@@ -99,32 +93,37 @@ inline bool is_digits(absl::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// Nonzero exactly when some byte of `x` is zero (its lowest zero byte's bit 7 is set; borrows
-// may set bits above it, which only matters to a caller asking which byte).
-inline uint64_t zero_byte_bits(uint64_t x) {
+// Bit 7 of each byte of the result is set exactly when that byte of `x` is below `n` (1..0x80),
+// each byte on its own: its bit 7 is cleared before the add, so no carry crosses into the next.
+inline uint64_t bytes_below(uint64_t x, unsigned char n) {
   constexpr uint64_t kOnes = 0x0101010101010101ULL;
-  return (x - kOnes) & ~x & (kOnes * 0x80);
+  constexpr uint64_t kHigh = kOnes * 0x80;
+  return ~(((x & ~kHigh) + kOnes * (0x80 - n)) | x) & kHigh;
 }
 
-// Whether a field name or value holds CR, LF or NUL (never allowed in one we send): a word at
-// a time, since the check runs over every field name and value a server or client sends.
-inline bool has_cr_lf_nul(absl::string_view s) {
+// RFC 9110 §5.5: a field value (or a reason phrase) may hold HTAB, SP, visible bytes and
+// obs-text, but no other control byte: CR, LF and NUL would end or split the line, and every
+// parser of this library rejects the others, as strict ones elsewhere do. Checked on every field
+// a server or client sends, so a word at a time.
+inline bool is_field_value(absl::string_view s) {
   constexpr uint64_t kOnes = 0x0101010101010101ULL;
-  auto hit = [](uint64_t w) {
-    return (zero_byte_bits(w ^ (kOnes * '\r')) | zero_byte_bits(w ^ (kOnes * '\n')) |
-            zero_byte_bits(w)) != 0;
+  auto control = [](uint64_t w) {
+    const uint64_t tab = bytes_below(w ^ (kOnes * '\t'), 1);
+    const uint64_t del = bytes_below(w ^ (kOnes * 0x7f), 1);
+    return ((bytes_below(w, 0x20) & ~tab) | del) != 0;
   };
   const size_t n = s.size();
-  if (n < 8) {
-    for (char c : s) {
-      if (c == '\r' || c == '\n' || c == '\0') return true;
-    }
-    return false;
-  }
+  if (n < 8) return std::none_of(s.begin(), s.end(), is_control_but_htab);
   for (size_t i = 0; i + 8 < n; i += 8) {
-    if (hit(load8(s.data() + i))) return true;
+    if (control(load8(s.data() + i))) return false;
   }
-  return hit(load8(s.data() + n - 8));  // the last eight bytes, overlapping
+  return !control(load8(s.data() + n - 8));  // the last eight bytes, overlapping
+}
+
+// A field this library may put on the wire: a token for a name (a space or colon in one would
+// make another field of it), a field value for a value.
+inline bool is_sendable_field(absl::string_view name, absl::string_view value) {
+  return is_token(name) && is_field_value(value);
 }
 
 // Whether the bytes one http_parser_execute() call consumed end with CR LF, `before` being the

@@ -49,8 +49,9 @@ absl::Status validate_options(const HTTPClientOptions& options) {
         absl::StrCat("HTTPClientOptions.idle_timeout must not be negative (got ",
                      absl::FormatDuration(options.idle_timeout), ")"));
   }
-  if (internal::has_cr_lf_nul(options.user_agent)) {  // as request.headers' values
-    return absl::InvalidArgumentError("HTTPClientOptions.user_agent contains CR, LF or NUL");
+  if (!internal::is_field_value(options.user_agent)) {  // as request.headers' values
+    return absl::InvalidArgumentError(
+        "HTTPClientOptions.user_agent contains a control byte (only HTAB may)");
   }
   return absl::OkStatus();
 }
@@ -104,9 +105,10 @@ absl::StatusOr<URL> validate_request(const HTTPClientRequest& request, LastOrigi
       return absl::InvalidArgumentError(absl::StrCat(
           "HTTPClientRequest.headers: field name is not a token: '", absl::CHexEscape(name), "'"));
     }
-    if (internal::has_cr_lf_nul(value)) {
+    if (!internal::is_field_value(value)) {
       return absl::InvalidArgumentError(absl::StrCat("HTTPClientRequest.headers: the value of ",
-                                                     name, " contains CR, LF or NUL"));
+                                                     name,
+                                                     " contains a control byte (only HTAB may)"));
     }
   }
   if (request.body_producer) {

@@ -54,7 +54,7 @@ constexpr size_t kTailBound = sizeof("Content-Length: 18446744073709551615\r\n")
     logger().error("HTTP handler set status {}; sending 500", status);
     status = 500;
     reason = reason_phrase(500);
-  } else if (internal::has_cr_lf_nul(reason)) {
+  } else if (!internal::is_field_value(reason)) {
     reason = reason_phrase(status);
   }
   size_t bound = kHeadFixed + reason.size() + server_name.size() + more;
@@ -82,10 +82,7 @@ constexpr size_t kTailBound = sizeof("Content-Length: 18446744073709551615\r\n")
   w.put(cached_http_date());
   w.literal("\r\n");
   for (const auto& [name, value] : writer.headers()) {
-    if (name.empty() || is_server_field(name) || internal::has_cr_lf_nul(name) ||
-        internal::has_cr_lf_nul(value)) {
-      continue;
-    }
+    if (is_server_field(name) || !internal::is_sendable_field(name, value)) continue;
     w.put(name);
     w.literal(": ");
     w.put(value);
@@ -264,14 +261,11 @@ absl::Status HTTPConnectionCore::stream_interim(int status, absl::string_view re
   if (!d_.active) return absl::FailedPreconditionError("HTTP response not active");
   // RFC 9110 §15.2: an HTTP/1.0 client would take it for the final response.
   if (d_.minor == 0) return absl::OkStatus();
-  if (reason.empty() || internal::has_cr_lf_nul(reason)) reason = reason_phrase(status);
+  if (reason.empty() || !internal::is_field_value(reason)) reason = reason_phrase(status);
   std::string& h = stream_out().head;
   absl::StrAppend(&h, "HTTP/1.1 ", status, " ", reason, "\r\n");
   for (const auto& [name, value] : fields) {
-    if (name.empty() || is_server_field(name) || internal::has_cr_lf_nul(name) ||
-        internal::has_cr_lf_nul(value)) {
-      continue;
-    }
+    if (is_server_field(name) || !internal::is_sendable_field(name, value)) continue;
     absl::StrAppend(&h, name, ": ", value, "\r\n");
   }
   h.append("\r\n");

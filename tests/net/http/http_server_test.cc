@@ -128,6 +128,27 @@ TEST_F(HTTPServerTest, ServerFieldsFromHandlerAreReplacedAndInjectionDropped) {
             "HTTP/1.1 404 Not Found\r\nDate: D\r\nX-Good: yes\r\nContent-Length: 4\r\n\r\nnope");
 }
 
+// What a parser would reject must not leave the server either: a name that is not a token
+// ("X:Y" would reach a client as field X with value "Y: v"), a value or reason phrase with a
+// control byte (found by a black-box probe: only CR, LF and NUL were dropped, so this server's
+// own client failed such a response as malformed).
+TEST_F(HTTPServerTest, FieldsAndReasonsNoParserAcceptsAreNotSent) {
+  start_server([](const HTTPRequest&, HTTPResponseWriter& w) {
+    w.set_status(200, "O\x01K");
+    w.add_header("X:Y", "v");
+    w.add_header("Bad Name", "v");
+    w.add_header("X-Ctl", "a\x01z");
+    w.add_header("X-Esc", "\x1b[31mred");
+    w.add_header("X-Del", "a\x7f");
+    w.add_header("X-Tab", "a\tb \x80");
+    w.set_body("ok");
+  });
+  connect();
+  send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(read_responses(1),
+            "HTTP/1.1 200 OK\r\nDate: D\r\nX-Tab: a\tb \x80\r\nContent-Length: 2\r\n\r\nok");
+}
+
 TEST_F(HTTPServerTest, NoContentHasNoContentLengthAndNoBody) {
   start_server([](const HTTPRequest&, HTTPResponseWriter& w) {
     w.set_status(204);

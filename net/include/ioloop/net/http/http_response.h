@@ -69,8 +69,9 @@ class HTTPResponseWriter {
   }
 
   /// Header fields, sent in this order after the server's own (see the file comment).
-  /// Names and values must not contain CR, LF or NUL: such a field is dropped (response
-  /// splitting). So is a reason phrase, for the status's own.
+  /// A field whose name is not a token or whose value holds a control byte other than HTAB
+  /// (CR, LF and NUL among them) is dropped: response splitting, or a response every client
+  /// parser must reject. So is such a reason phrase, for the status's own.
   void add_header(std::string name, std::string value) {
     headers_.add(std::move(name), std::move(value));
   }

@@ -138,7 +138,7 @@ class HTTPResponseStream : public std::enable_shared_from_this<HTTPResponseStrea
   /// finished); finish()'s error if it failed.
   absl::Status finish(Callback done);
   /// Queues an interim response before the head: "HTTP/1.1 <status> <reason>" and `fields`
-  /// (an empty or unsafe reason is the status's own; fields with CR, LF or NUL, and framing
+  /// (an empty or unsafe reason is the status's own; fields add_header() would drop, and framing
   /// and connection fields, are dropped; no Date or Server), e.g. 103 Early Hints, or a 1xx
   /// a proxy forwards (RFC 9110 §15.2). Sends nothing to an HTTP/1.0 client, which would
   /// take it for the final response (§15.2), and returns OK. Errors: InvalidArgument for a
