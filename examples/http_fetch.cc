@@ -10,11 +10,12 @@
 // The body goes to stdout (or --output) byte for byte, binary-safe, as it arrives.
 // --include writes the final response's status line and fields, as received, then an empty
 // line, to stderr (CRLF line ends, like curl -i). --method defaults to GET, or POST when
-// --data is given. --header may be repeated (values may contain commas); it overrides the
-// client's own User-Agent and Host. --timeout bounds the whole transfer, connect included, like
-// curl's --max-time (0: none; connecting still times out after 20 s); its error line says where
-// the transfer was: "(GET URL, connecting)", "... waiting for the response)", "... reading the
-// body)" and so on.
+// --data is given (even empty, as curl -d ''). --header may be repeated (values may contain
+// commas); it overrides the client's own User-Agent and Host. --timeout bounds the whole
+// transfer like curl's --max-time, connecting included, and waiting on an output nobody reads too
+// (examples/body_output.h) (0: none; connecting still times out after 20 s); its error line says
+// where the transfer was: "(GET URL, connecting)", "... waiting for the response)", "... reading
+// the body)" and so on.
 //
 // HTTPS: https:// URLs (and redirects between http and https) are fetched over TLS 1.2 or 1.3,
 // offering ALPN "http/1.1". The server's certificate must verify against the system's trusted
@@ -45,6 +46,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "body_output.h"
 #include "example_support.h"
 #include "example_tls.h"
 #include "ioloop/io_loop.h"
@@ -100,12 +102,25 @@ std::vector<std::string> take_headers(int& argc, char** argv) {
   return headers;
 }
 
+// Whether argv sets --`name` (--name=V, -name=V, or "--name V"), even to an empty value:
+// --data='' posts an empty body (as curl -d ''), and absl's value cannot tell that from unset.
+bool flag_given(int argc, char** argv, absl::string_view name) {
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") return false;  // the rest are positional
+    if (!absl::ConsumePrefix(&arg, "--") && !absl::ConsumePrefix(&arg, "-")) continue;
+    if (absl::ConsumePrefix(&arg, name) && (arg.empty() || arg.front() == '=')) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   ioloop::examples::hold_standard_fds();
   absl::SetProgramUsageMessage("fetches URL over HTTP/1.1 and writes the body to stdout");
   std::vector<std::string> header_args = take_headers(argc, argv);
+  const bool data_given = flag_given(argc, argv, "data");
   absl::StatusOr<std::vector<std::string>> positional =
       ioloop::examples::parse_command_line(argc, argv, /*positional=*/1);
   namespace net = ioloop::net;
@@ -121,7 +136,7 @@ int main(int argc, char** argv) {
   request.url = positional->front();
   const std::string data = absl::GetFlag(FLAGS_data);
   request.method = absl::GetFlag(FLAGS_method);
-  if (request.method.empty()) request.method = data.empty() ? "GET" : "POST";
+  if (request.method.empty()) request.method = data_given ? "POST" : "GET";
   request.body = data;
   for (const std::string& arg : header_args) {
     size_t colon = arg.find(':');
@@ -141,25 +156,26 @@ int main(int argc, char** argv) {
   request.request_timeout = timeout;
   if (timeout > absl::ZeroDuration()) request.connect_timeout = absl::ZeroDuration();  // none
 
-  std::FILE* out = stdout;
-  const std::string output = absl::GetFlag(FLAGS_output);
-  if (!output.empty()) {
-    out = std::fopen(output.c_str(), "wb");
-    if (out == nullptr) {
-      return fail(absl::StrCat("cannot open ", output, ": ", std::strerror(errno)));
-    }
-  }
+  absl::StatusOr<ioloop::examples::BodyOutput> out =
+      ioloop::examples::BodyOutput::open(absl::GetFlag(FLAGS_output));
+  if (!out.ok()) return fail(out.status().message());
+  // --timeout bounds waiting for the output too (set when the loop starts).
+  absl::Time deadline = absl::InfiniteFuture();
   // A failed write (stdout closed, disk full) ends the transfer: `stop_transfer` cancels the
-  // fetch (set once it exists), and the error is kept for the one line at the end (errno would
-  // be stale by then).
+  // fetch (set once it exists), and the error is kept for the one line at the end. An output
+  // that takes nothing until the deadline is the transfer's timeout (`timed_out`, below).
   std::string write_error;
+  bool timed_out = false;
   absl::AnyInvocable<void()> stop_transfer;
-  request.streaming_callback = [out, &write_error, &stop_transfer](absl::string_view piece) {
-    if (!write_error.empty()) return;
-    if (std::fwrite(piece.data(), 1, piece.size(), out) != piece.size()) {
-      write_error = std::strerror(errno);
-      if (stop_transfer) stop_transfer();
+  request.streaming_callback = [&](absl::string_view piece) {
+    if (!write_error.empty() || timed_out) return;
+    absl::Status s = out->write(piece, deadline);
+    if (absl::IsDeadlineExceeded(s)) {
+      timed_out = true;
+    } else if (!s.ok()) {
+      write_error = std::string(s.message());
     }
+    if (!s.ok() && stop_transfer) stop_transfer();
   };
   if (absl::GetFlag(FLAGS_include)) {
     request.header_callback = [](const net::HTTPResponseHead& head) {
@@ -185,7 +201,6 @@ int main(int argc, char** argv) {
   (*loop)->make_current();
 
   int exit_code = kExitTransport;
-  bool timed_out = false;
   {
     net::HTTPClientOptions client_options;
     client_options.tls = *tls;
@@ -211,6 +226,7 @@ int main(int argc, char** argv) {
     // Not from inside the streaming callback: cancel() completes the fetch, which is running.
     stop_transfer = [&] { (*loop)->add_callback([&] { client.cancel(id); }); };
     if (timeout > absl::ZeroDuration()) {
+      deadline = absl::Now() + timeout;
       (*loop)->call_later(timeout, [&] {
         timed_out = true;
         client.cancel(id);  // runs the callback above, with Cancelled
@@ -218,10 +234,9 @@ int main(int argc, char** argv) {
     }
     (*loop)->start();
   }
-  if (write_error.empty() && (std::fflush(out) != 0 || std::ferror(out))) {
-    write_error = std::strerror(errno);
+  if (absl::Status closed = out->close(); write_error.empty() && !closed.ok()) {
+    write_error = std::string(closed.message());
   }
   if (!write_error.empty()) exit_code = fail(absl::StrCat("cannot write the body: ", write_error));
-  if (out != stdout) std::fclose(out);
   return exit_code;
 }

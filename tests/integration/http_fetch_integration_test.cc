@@ -3,7 +3,9 @@
 // responses are exact) and checks its exit status (0 for 2xx/3xx, 1 for 4xx/5xx, 2 for
 // transport errors with a one-line reason), the body on stdout byte for byte, --include's head
 // on stderr, and what it sent (method, fields, body).
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -323,6 +325,22 @@ TEST(HTTPFetchTest, MethodFlagAndDefaultGet) {
   EXPECT_TRUE(absl::StartsWith(requests[1], "GET /p?q=1 HTTP/1.1\r\n")) << requests[1];
 }
 
+// Found by a probe: --data='' sent a GET (the method followed the value, not the flag). curl
+// -d '' posts an empty body.
+TEST(HTTPFetchTest, EmptyDataStillPosts) {
+  ScriptedServer server(Replies{{"/p", ok("done")}});
+  Result r = fetch({"--data=", server.url("/p")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = fetch({"--data", "", server.url("/p")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> requests = server.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  for (const std::string& request : requests) {
+    EXPECT_TRUE(absl::StartsWith(request, "POST /p HTTP/1.1\r\n")) << request;
+    EXPECT_TRUE(absl::EndsWith(request, "\r\nContent-Length: 0\r\n\r\n")) << request;
+  }
+}
+
 // Runs http_fetch once with `args` and expects exit status 2, nothing on stdout beyond
 // `out`, and one line on stderr starting "http_fetch: " and containing `reason`.
 void expect_transport_error(const std::vector<std::string>& args, absl::string_view reason,
@@ -405,6 +423,50 @@ TEST(HTTPFetchTest, AClosedStdoutEndsTheTransfer) {
   std::remove(err.c_str());
 }
 
+// Found by a probe: with stdout a pipe nobody read (`http_fetch --timeout=2s URL | sleep 600`),
+// the body's write blocked the loop thread, so --timeout's timer never ran and http_fetch
+// waited as long as the reader did. The wait for room is now bounded by --timeout too.
+TEST(HTTPFetchTest, TimeoutBoundsAnOutputNobodyReads) {
+  ScriptedServer server(Replies{{"/endless", {"HTTP/1.1 200 OK\r\n\r\n", false, false, true}}});
+  static int calls = 0;
+  const std::string err =
+      absl::StrCat(::testing::TempDir(), "/http_fetch_full.", ::getpid(), ".", ++calls, ".err");
+  const std::string url = server.url("/endless");
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);  // never read: full after its 64 KiB
+  const int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  ASSERT_GE(err_fd, 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {  // only async-signal-safe calls: the server's threads share this process
+    ::dup2(pipe_fds[1], STDOUT_FILENO);
+    ::dup2(err_fd, STDERR_FILENO);
+    ::execl(HTTP_FETCH_PATH, HTTP_FETCH_PATH, "--timeout=1s", url.c_str(), nullptr);
+    ::_exit(127);
+  }
+  ::close(pipe_fds[1]);
+  ::close(err_fd);
+  // Before the fix it never exited: this guard then kills it after a minute, a failure either
+  // way (no duration is asserted).
+  int status = 0;
+  bool exited = false;
+  for (int i = 0; i < 600 && !exited; ++i) {
+    exited = ::waitpid(pid, &status, WNOHANG) == pid;
+    if (!exited) ::usleep(100 * 1000);
+  }
+  if (!exited) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  ::close(pipe_fds[0]);
+  ASSERT_TRUE(exited) << "http_fetch outlived --timeout=1s by a minute";
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_EQ(read_file(err), "http_fetch: timeout: the transfer took longer than 1s (GET " + url +
+                                ", reading the body)\n");
+  std::remove(err.c_str());
+}
+
 // Found by a probe: started with stdout closed (`>&-`), http_fetch's epoll descriptor took fd 1,
 // and the body went to it: "cannot write the body: Invalid argument". With 0 to 2 held on
 // /dev/null (read-only) at start, the write fails as on any closed stdout.
@@ -429,6 +491,12 @@ TEST(HTTPFetchTest, UsageErrorsExitTwo) {
   r = fetch({"--header=NoColon", "http://127.0.0.1:1/"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err, "http_fetch: --header must be 'Name: value', got 'NoColon'\n");
+  // Found by a probe: a control byte in a value went on the wire (a server answers 400).
+  r = fetch({"--header=X-Ctl: a\x1b[31m", "http://127.0.0.1:1/"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err,
+            "http_fetch: HTTPClientRequest.headers: the value of X-Ctl contains a control byte "
+            "(only HTAB may)\n");
 }
 
 }  // namespace
