@@ -57,13 +57,16 @@ class BodyOutput {
 
   // Writes all of `data`, waiting for room up to `deadline` (absl::InfiniteFuture(): no bound).
   absl::Status write(absl::string_view data, absl::Time deadline) {
+    bool wait = kind_ != Kind::kNeverFull;
     while (!data.empty()) {
-      if (kind_ != Kind::kNeverFull) {
+      if (wait) {
         absl::Status room = wait_for_room(deadline);
         if (!room.ok()) return room;
       }
       const ssize_t n = write_some(data);
       if (n < 0) {
+        // EAGAIN: an output another program left O_NONBLOCK. Wait for it, never spin.
+        if (errno == EAGAIN) wait = true;
         if (errno == EINTR || errno == EAGAIN) continue;
         return absl::UnknownError(error());
       }
