@@ -231,21 +231,25 @@ int RequestParser::Impl::on_url(http_parser* p, const char* at, size_t n) {
 
 int RequestParser::Impl::on_header_field(http_parser* p, const char* at, size_t n) {
   Impl* me = self(p);
-  if (me->in_trailers_) return 0;  // trailers are framing leftovers: counted, not kept
-  if (me->in_value_) me->commit_header();
   // Debian builds libhttp_parser non-strict, which lets spaces into field names ("Host : h",
-  // " Host: h"); RFC 9112 §5.1 requires a 400 for those.
+  // " Host: h"); RFC 9112 §5.1 requires a 400 for those, in trailer field lines too.
   for (size_t i = 0; i < n; ++i) {
     if (!is_tchar(at[i])) {
       return me->fail(RequestError::kMalformed, "invalid character in header field name");
     }
   }
+  if (me->in_trailers_) return 0;  // trailers are framing leftovers: checked, not kept
+  if (me->in_value_) me->commit_header();
   me->field_.add(at, n);
   return 0;
 }
 
 int RequestParser::Impl::on_header_value(http_parser* p, const char* at, size_t n) {
   Impl* me = self(p);
+  // For a trailer value's first byte: libhttp_parser checks the others (validate_head() a head's).
+  if (me->in_trailers_ && !internal::is_field_value(absl::string_view(at, n))) {
+    return me->fail(RequestError::kMalformed, http_errno_description(HPE_INVALID_HEADER_TOKEN));
+  }
   if (me->in_trailers_) return 0;
   me->in_value_ = true;
   me->value_.add(at, n);

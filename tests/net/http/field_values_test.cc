@@ -89,6 +89,37 @@ TEST(RequestFieldValueTest, VisibleBytesObsTextAndInnerWhitespaceAreKept) {
   EXPECT_EQ(result.requests[0].headers().get("X-B"), "");
 }
 
+// Found by a black-box probe: trailer field lines skipped the name and first-byte checks of
+// the header section, so "X : y" (RFC 9112 §5.1: a server MUST answer 400) and "X: \0y" were
+// accepted there, and the request after them served.
+TEST(RequestFieldValueTest, TrailerFieldLinesAreCheckedAsHeaderFieldLinesAre) {
+  const std::string head =
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n";
+  struct Case {
+    std::string trailer;
+    std::string detail;
+  };
+  const std::vector<Case> cases = {
+      {"X : y", "invalid character in header field name"},
+      {"X Y: y", "invalid character in header field name"},
+      {std::string("X: \0y", 5), "invalid character in header"},
+      {"X: \x01y", "invalid character in header"},
+      {"X: \x7fy", "invalid character in header"},
+  };
+  for (const Case& c : cases) {
+    const std::string input = absl::StrCat(head, c.trailer, "\r\n\r\n");
+    SCOPED_TRACE(absl::CEscape(input));
+    const RequestOutcome out = feed_request_every_split(input);
+    ASSERT_TRUE(out.error.has_value());
+    EXPECT_EQ(*out.error, RequestError::kMalformed);
+    EXPECT_EQ(out.detail, c.detail);
+    EXPECT_EQ(out.requests, 0u);
+  }
+  const RequestOutcome fine = feed_request_every_split(absl::StrCat(head, "X: y\t~\r\n\r\n"));
+  EXPECT_FALSE(fine.error.has_value()) << fine.detail;
+  EXPECT_EQ(fine.requests, 1u);
+}
+
 TEST(ResponseFieldValueTest, AControlByteAnywhereInAValueIsMalformedAtEverySplit) {
   for (const std::string& value : values_with_a_control_byte()) {
     for (const char* ows : {"", " ", " \t "}) {
