@@ -228,7 +228,7 @@ void HTTPConnectionCore::answer(HTTPOutput& out) {
       close_body(absl::InvalidArgumentError(absl::StrCat(
           "HTTP request body: ", error_name(*result_.error), " (", parser_.error_detail(), ")")));
     }
-    respond_and_close(error_status(*result_.error), error_minor(), false, out);
+    respond_and_close(error_status(*result_.error), error_minor(), error_head(), out);
     return;
   }
   if (result_.send_continue) out.head.append("HTTP/1.1 100 Continue\r\n\r\n");
@@ -239,7 +239,7 @@ void HTTPConnectionCore::on_timeout(HTTPOutput& out) {
   if (body_.handler != nullptr) {
     close_body(absl::DeadlineExceededError("HTTP request body timed out"));
   }
-  respond_and_close(408, error_minor(), false, out);
+  respond_and_close(408, error_minor(), error_head(), out);
 }
 
 void HTTPConnectionCore::respond_and_close(int status, int minor, bool head, HTTPOutput& out) {

@@ -244,6 +244,7 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   void respond_and_close(int status, int minor, bool head, HTTPOutput& out);
   // The minor version for an error response: the request's if known, else 1.
   int error_minor() const { return parser_.version_minor().value_or(1) == 0 ? 0 : 1; }
+  bool error_head() const { return parser_.head_request(); }  // no body (RFC 9110 §9.3.2)
   // Deferred responses (http_connection_stream.cc).
   // Where stream bytes go now: on_data()'s output during it, else pending_.
   HTTPOutput& stream_out() { return cur_out_ != nullptr ? *cur_out_ : pending_; }

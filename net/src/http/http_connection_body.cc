@@ -53,7 +53,7 @@ size_t HTTPConnectionCore::feed_streaming(absl::string_view input, HTTPOutput& o
     s_->handler_exceptions.fetch_add(1, std::memory_order_relaxed);
     close_body(absl::InternalError("HTTP body handler's on_body threw"));
     result_.clear();  // a request its last piece completed is not answered
-    respond_and_close(500, error_minor(), false, out);
+    respond_and_close(500, error_minor(), error_head(), out);
   }
   return n;
 }

@@ -55,6 +55,7 @@ class RequestParser::Impl {
     if (!request_line_done_ || parser_.http_major != 1) return std::nullopt;
     return parser_.http_minor;
   }
+  bool head_request() const { return request_line_done_ && parser_.method == HTTP_HEAD; }
   std::optional<RequestError> error() const { return error_; }
   const std::string& error_detail() const { return error_detail_; }
   const HTTPRequest* pending_request() const {
@@ -147,9 +148,8 @@ class RequestParser::Impl {
   // them (internal::consumed_ends_with_crlf), with the last byte of the previous call.
   bool chunk_data_end_ = false;
   char last_byte_ = 0;
-  // Checked apart from libhttp_parser: chunk-size lines (before it sees them), and CRs and folds
-  // in head and trailer sections (at_head_end_: on_headers_complete ran, data[n] is the head's
-  // last LF).
+  // Checked apart from libhttp_parser: chunk-size lines (before it sees them); CRs and folds in
+  // head and trailer sections (at_head_end_: on_headers_complete ran, data[n] is the head's LF).
   internal::ChunkLineGuard chunk_line_;
   internal::LineEndScan line_ends_{internal::LineEndScan::Folds::kReject};
   bool at_head_end_ = false;
@@ -190,8 +190,7 @@ class RequestParser::Impl {
 
 const http_parser_settings& RequestParser::Impl::settings() {
   static const http_parser_settings kSettings = [] {
-    http_parser_settings s;
-    http_parser_settings_init(&s);
+    http_parser_settings s{};  // what http_parser_settings_init() does: no callback
     s.on_message_begin = &Impl::on_message_begin;
     s.on_url = &Impl::on_url;
     s.on_header_field = &Impl::on_header_field;
@@ -595,6 +594,7 @@ std::optional<RequestError> RequestParser::error() const { return impl_->error()
 const std::string& RequestParser::error_detail() const { return impl_->error_detail(); }
 const HTTPRequest* RequestParser::pending_request() const { return impl_->pending_request(); }
 std::optional<int> RequestParser::version_minor() const { return impl_->version_minor(); }
+bool RequestParser::head_request() const { return impl_->head_request(); }
 const RequestParser::Options& RequestParser::options() const { return impl_->options(); }
 
 }  // namespace ioloop::net

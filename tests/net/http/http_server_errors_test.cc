@@ -41,6 +41,12 @@ TEST_P(HTTPServerErrorVersionTest, StatusLineFollowsTheRequestWhenKnown) {
   EXPECT_EQ(read_to_eof(), GetParam().response);
 }
 
+// RFC 9110 §9.3.2: a response to HEAD has no content, error responses included (found by a
+// black-box probe: they had their reason phrase as a body).
+std::string head_of(const std::string& response) {
+  return response.substr(0, response.find("\r\n\r\n") + 4);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Versions, HTTPServerErrorVersionTest,
     ::testing::Values(
@@ -65,7 +71,14 @@ INSTANTIATE_TEST_SUITE_P(
         VersionCase{"UnknownMethod", "QUERY / HTTP/1.1\r\nHost: x\r\n\r\n",
                     error_response(501, "Not Implemented")},
         VersionCase{"RequestLineTooLarge10", "GET /" + std::string(2000, 'a') + " HTTP/1.0\r\n",
-                    error_response(414, "URI Too Long")}),
+                    error_response(414, "URI Too Long")},
+        VersionCase{"HeadBadHost", "HEAD / HTTP/1.1\r\nHost: a b\r\n\r\n",
+                    head_of(error_response(400, "Bad Request"))},
+        VersionCase{"HeadUnknownCoding",
+                    "HEAD / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+                    head_of(error_response(501, "Not Implemented"))},
+        VersionCase{"HeadBodyTooLarge10", "HEAD / HTTP/1.0\r\nContent-Length: 101\r\n\r\n",
+                    head_of(error_response(413, "Content Too Large", "HTTP/1.0"))}),
     [](const ::testing::TestParamInfo<VersionCase>& p) { return p.param.name; });
 
 TEST_F(HTTPServerTest, TimeoutAnswersInTheRequestsVersion) {
@@ -85,6 +98,13 @@ TEST_F(HTTPServerTest, TimeoutAnswersInTheRequestsVersion) {
   advance(absl::Seconds(10));
   EXPECT_TRUE(eof_);
   EXPECT_EQ(normalize(received_), error_response(408, "Request Timeout"));
+
+  connect();  // a HEAD's: no body
+  send("HEAD / HTTP/1.1\r\nHost: x\r\n");
+  settle();
+  advance(absl::Seconds(10));
+  EXPECT_TRUE(eof_);
+  EXPECT_EQ(normalize(received_), head_of(error_response(408, "Request Timeout")));
 }
 
 struct BadOption {

@@ -260,6 +260,9 @@ class RequestParser {
   /// request line is complete and says HTTP/1.x; nullopt before that or for another major
   /// version. Error and timeout responses use it for their status line.
   std::optional<int> version_minor() const;
+  /// Whether the request being parsed (or the one that failed) is a HEAD, once its request
+  /// line is complete (false before): error and timeout responses to it carry no body.
+  bool head_request() const;
   /// The limits the parser was made (or last reset()) with.
   const Options& options() const;
 
