@@ -1,6 +1,7 @@
 #include "ioloop/net/io_stream.h"
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 
 #include <algorithm>
 #include <utility>
@@ -281,6 +282,15 @@ void IOStream::on_events(uint32_t events) {
     if (events & IOLoop::ERROR) {
       absl::Status err = socket_.take_error();
       if (!err.ok()) {
+        // A TLS peer that refuses the handshake sends an alert, and may reset the connection
+        // right after (closing with our bytes unread). The alert says why; the reset only that
+        // the connection is gone: let the handshake read what is in the socket first.
+        int pending = 0;
+        if ((transport_wait_ & kHandshaking) && ::ioctl(socket_.fd(), FIONREAD, &pending) == 0 &&
+            pending > 0) {
+          IOResult r = transport().handshake(socket_.fd());
+          if (r.outcome == IOResult::kError) err = std::move(r.status);
+        }
         close_on_connection_error(std::move(err), /*write_failed=*/false);
       } else if (peer_eof_) {
         // Hang-up after EOF: the write side is gone too. Paused or not, the stream ends now
