@@ -67,15 +67,9 @@ class RequestParser::Impl {
   enum class Section { kHead, kBody, kTrailers, kOther };
 
   Section section() const {
-    switch (state_) {
-      case State::kIdle:
-      case State::kHeaders:
-        return Section::kHead;
-      case State::kBody:
-        return in_trailers_ ? Section::kTrailers : Section::kBody;
-      default:
-        return Section::kOther;
-    }
+    if (state_ == State::kIdle || state_ == State::kHeaders) return Section::kHead;
+    if (state_ == State::kBody) return in_trailers_ ? Section::kTrailers : Section::kBody;
+    return Section::kOther;
   }
 
   // Records the first error; the callback that calls it returns -1 to stop libhttp_parser.
@@ -406,7 +400,9 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
     size_t len = data.size();
     if (before == Section::kHead || before == Section::kTrailers) {
       if (section_bytes_ >= options_.max_header_size) {
-        if (before == Section::kHead && !request_line_done_) {
+        if (method_.pending()) {  // RFC 9112 §3: longer than any method is a 501
+          fail(RequestError::kUnknownMethod, "request method not implemented");
+        } else if (before == Section::kHead && !request_line_done_) {
           fail(RequestError::kUriTooLong,
                absl::StrCat("request line exceeds max_header_size ", options_.max_header_size));
         } else {
@@ -518,6 +514,10 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
               : absl::string_view();
       if (!in_chunk_line.empty()) {
         fail(RequestError::kMalformed, std::string(in_chunk_line));
+      } else if (err == HPE_INVALID_METHOD && !data.empty() && data[0] == ' ' &&
+                 state_ == State::kHeaders && !leading_) {
+        // A known method's prefix ("GE"): on_message_begin ran, so it took a letter at least.
+        fail(RequestError::kUnknownMethod, "request method not implemented");
       } else if (err == HPE_INVALID_METHOD && !data.empty() && method_.start(data[0])) {
         state_ = State::kHeaders;  // a request has begun: the header timeout and limit count
         continue;

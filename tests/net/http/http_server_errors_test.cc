@@ -70,6 +70,16 @@ INSTANTIATE_TEST_SUITE_P(
         // RFC 9110 §9.1: a method token the server does not know.
         VersionCase{"UnknownMethod", "QUERY / HTTP/1.1\r\nHost: x\r\n\r\n",
                     error_response(501, "Not Implemented")},
+        // Found by a black-box probe: a method that is a known one's prefix was a 400, and one
+        // longer than max_header_size a 414 (RFC 9112 §3: 501 for a method longer than any).
+        VersionCase{"MethodPrefix", "GE / HTTP/1.1\r\nHost: x\r\n\r\n",
+                    error_response(501, "Not Implemented")},
+        VersionCase{"OneLetterMethodPrefix", "P / HTTP/1.1\r\nHost: x\r\n\r\n",
+                    error_response(501, "Not Implemented")},
+        VersionCase{"MethodLongerThanTheLimit", std::string(2000, 'A') + " / HTTP/1.1\r\n",
+                    error_response(501, "Not Implemented")},
+        VersionCase{"SpaceBeforeTheMethod", " GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                    error_response(400, "Bad Request")},
         VersionCase{"RequestLineTooLarge10", "GET /" + std::string(2000, 'a') + " HTTP/1.0\r\n",
                     error_response(414, "URI Too Long")},
         VersionCase{"HeadBadHost", "HEAD / HTTP/1.1\r\nHost: a b\r\n\r\n",

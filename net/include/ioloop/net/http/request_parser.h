@@ -35,8 +35,8 @@
 ///                                    max_header_size bytes; detected as soon as byte
 ///                                    max_header_size + 1 arrives. Trailers have the same limit.
 ///      414 kUriTooLong               the request line alone (its LF not yet seen) longer than
-///                                    max_header_size: in practice the target, as libhttp_parser
-///                                    fails a long method or version at once (RFC 9112 §3)
+///                                    max_header_size: in practice the target (a long version
+///                                    fails at once, a long method is kUnknownMethod)
 ///      413 kBodyTooLarge             Content-Length above max_body_size (at the end of the
 ///                                    header section, before any body byte), or chunks whose
 ///                                    sizes add up past it (at the chunk-size line)
@@ -48,8 +48,9 @@
 ///                                    connection, so the body is never misread either way.
 ///      505 kUnsupportedVersion       an HTTP major version other than 1 (including 0.9)
 ///      501 kUnknownMethod            a method token libhttp_parser does not know, followed
-///                                    by a space ("QUERY /", "get /"; RFC 9110 §9.1); one
-///                                    ended by any other byte is kMalformed. Its list: RFC
+///                                    by a space ("QUERY /", "get /", "GE /"; RFC 9110 §9.1),
+///                                    or longer than max_header_size (RFC 9112 §3); one ended
+///                                    by any other byte is kMalformed. libhttp_parser's list: RFC
 ///                                    9110's, WebDAV's, PATCH, PURGE, LINK, UNLINK, SOURCE,
 ///                                    M-SEARCH and a few more
 ///  - After a request whose keep_alive() is false, the parser enters State::kClosed and ignores
