@@ -12,10 +12,10 @@
 // line, to stderr (CRLF line ends, like curl -i). --method defaults to GET, or POST when
 // --data is given (even empty, as curl -d ''). --header may be repeated (values may contain
 // commas); it overrides the client's own User-Agent and Host. --timeout bounds the whole
-// transfer like curl's --max-time, connecting included, and waiting on an output nobody reads too
-// (examples/body_output.h) (0: none; connecting still times out after 20 s); its error line says
-// where the transfer was: "(GET URL, connecting)", "... waiting for the response)", "... reading
-// the body)" and so on.
+// transfer like curl's --max-time, connecting included, and so waiting on an output nobody
+// reads (examples/body_output.h); 0 means none (connecting still times out after 20 s). Its
+// error line says where the transfer was: "(GET URL, connecting)", "... waiting for the
+// response)", "... reading the body)" and so on.
 //
 // HTTPS: https:// URLs (and redirects between http and https) are fetched over TLS 1.2 or 1.3,
 // offering ALPN "http/1.1". The server's certificate must verify against the system's trusted

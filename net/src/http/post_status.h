@@ -1,7 +1,7 @@
 // File: net/src/http/post_status.h (private)
-// How the HTTP layer hands a status to a completion callback (a flush's, a finish's): never
-// from inside the call that was given the callback, so a handler may call write() or finish()
-// again from it without recursing into the connection mid-update.
+// How the HTTP layer hands a status to a completion callback (a flush's, a finish's): on a
+// connection, never from inside the call that was given the callback, so a handler may call
+// write() or finish() again from it without recursing into the connection mid-update.
 #ifndef IOLOOP_NET_SRC_HTTP_POST_STATUS_H_
 #define IOLOOP_NET_SRC_HTTP_POST_STATUS_H_
 
