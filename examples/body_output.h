@@ -1,13 +1,18 @@
 // File: examples/body_output.h
-// Where http_fetch writes a response body: stdout or a file, written from the loop thread
-// with a bound on how long a write may wait.
+// Where http_fetch writes: stdout (or a file) for the body, stderr for the head and its last
+// line, from the loop thread, with a bound on how long a write may wait.
 //
 // Why not fwrite(): a pipe, socket or terminal whose reader stops reading blocks a write, and
 // a write blocked on the loop thread stops the loop, --timeout's timer included, so the
 // transfer could outlive its limit for ever (found by a probe: `http_fetch --timeout=2s URL |
-// sleep 600` ran until sleep ended). BodyOutput waits for such an output in poll(), up to the
-// deadline, and then writes only what it can take without blocking. The output's file flags are
-// left alone (O_NONBLOCK on an inherited terminal would be the shell's too).
+// sleep 600` ran until sleep ended). BodyOutput writes to such an output without blocking and
+// waits for room in poll(), up to the deadline:
+//  - a pipe or terminal through a descriptor of its own, opened with O_NONBLOCK through
+//    /proc/self/fd: the inherited one's flags are shared with other processes (a terminal's
+//    with the shell), so they are left alone. Only where /proc cannot reopen it: poll(), then
+//    PIPE_BUF bytes per write(), which a pipe with one writer takes without blocking;
+//  - a socket with send(MSG_DONTWAIT);
+//  - a file, a block device or /dev/null as it is: they wait for the disk, never for a reader.
 //
 // Threads: one, the loop's. Errors: errno's message as a Status (UNKNOWN), DeadlineExceeded
 // once the deadline passed with the output still full.
@@ -17,13 +22,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <string>
 
@@ -31,8 +36,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
+#include "ioloop/time.h"
 
 namespace ioloop::examples {
 
@@ -45,19 +49,23 @@ class BodyOutput {
     if (fd < 0) return absl::UnknownError(absl::StrCat("cannot open ", path, ": ", error()));
     return BodyOutput(fd, true);
   }
+  // An inherited descriptor (STDERR_FILENO), not closed by this object.
+  static BodyOutput inherited(int fd) { return BodyOutput(fd, false); }
 
   BodyOutput(BodyOutput&& other) noexcept
-      : fd_(other.fd_), owned_(other.owned_), kind_(other.kind_) {
+      : fd_(other.fd_), owned_(other.owned_), own_fd_(other.own_fd_), kind_(other.kind_) {
     other.owned_ = false;
+    other.own_fd_ = -1;
   }
   BodyOutput& operator=(BodyOutput&&) = delete;
   ~BodyOutput() {
+    if (own_fd_ >= 0) ::close(own_fd_);
     if (owned_) ::close(fd_);
   }
 
-  // Writes all of `data`, waiting for room up to `deadline` (absl::InfiniteFuture(): no bound).
-  absl::Status write(absl::string_view data, absl::Time deadline) {
-    bool wait = kind_ != Kind::kNeverFull;
+  // Writes all of `data`, waiting for room up to `deadline` (TimePoint::max(): no bound).
+  absl::Status write(absl::string_view data, TimePoint deadline) {
+    bool wait = kind_ == Kind::kChunked;
     while (!data.empty()) {
       if (wait) {
         absl::Status room = wait_for_room(deadline);
@@ -65,7 +73,7 @@ class BodyOutput {
       }
       const ssize_t n = write_some(data);
       if (n < 0) {
-        // EAGAIN: an output another program left O_NONBLOCK. Wait for it, never spin.
+        // EAGAIN: full (or, on a file, left O_NONBLOCK by another program): wait, never spin.
         if (errno == EAGAIN) wait = true;
         if (errno == EINTR || errno == EAGAIN) continue;
         return absl::UnknownError(error());
@@ -83,39 +91,43 @@ class BodyOutput {
   }
 
  private:
-  // How much a write may take without blocking, once poll() said POLLOUT.
   enum class Kind {
-    kNeverFull,  // a regular file, a block device, /dev/null: waits only for the disk
-    kPipe,       // PIPE_BUF bytes (a free slot), or its whole capacity when it is empty
-    kSocket,     // whatever send(MSG_DONTWAIT) takes
-    kTerminal,   // PIPE_BUF bytes at a time (a terminal may take less: a stopped one can
-                 // still hold that one write)
+    kDirect,       // a file, a block device, /dev/null: write() as it is
+    kNonBlocking,  // a pipe or terminal: write() to own_fd_ (O_NONBLOCK), poll() on EAGAIN
+    kSocket,       // send(MSG_DONTWAIT), poll() on EAGAIN
+    kChunked,      // a pipe or terminal /proc could not reopen: poll(), then PIPE_BUF bytes
   };
 
   BodyOutput(int fd, bool owned) : fd_(fd), owned_(owned) {
     struct stat st {};
     if (::fstat(fd, &st) != 0) return;  // write() reports the error (EBADF)
-    if (S_ISFIFO(st.st_mode)) {
-      kind_ = Kind::kPipe;
-    } else if (S_ISSOCK(st.st_mode)) {
+    if (S_ISSOCK(st.st_mode)) {
       kind_ = Kind::kSocket;
-    } else if (S_ISCHR(st.st_mode) && ::isatty(fd)) {
-      kind_ = Kind::kTerminal;
+    } else if (S_ISFIFO(st.st_mode) || (S_ISCHR(st.st_mode) && ::isatty(fd))) {
+      // A new open file description of the same pipe or terminal. Write-only, as this one
+      // may be (hold_standard_fds() opens a closed stdout read-only: then the write fails).
+      const int flags = ::fcntl(fd, F_GETFL);
+      if (flags >= 0 && (flags & O_ACCMODE) != O_RDONLY) {
+        own_fd_ = ::open(absl::StrCat("/proc/self/fd/", fd).c_str(),
+                         O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+      }
+      kind_ = own_fd_ >= 0 ? Kind::kNonBlocking : Kind::kChunked;
     }
   }
 
   static std::string error() { return std::strerror(errno); }
 
-  absl::Status wait_for_room(absl::Time deadline) {
+  int write_fd() const { return own_fd_ >= 0 ? own_fd_ : fd_; }
+
+  absl::Status wait_for_room(TimePoint deadline) {
     while (true) {
       int timeout_ms = -1;
-      if (deadline != absl::InfiniteFuture()) {
+      if (deadline != TimePoint::max()) {
         // Rounded up: poll() would otherwise return just before the deadline, and again.
-        const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now() +
-                                                     absl::Milliseconds(1) - absl::Nanoseconds(1));
-        timeout_ms = static_cast<int>(std::clamp<int64_t>(ms, 0, INT_MAX));
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+        timeout_ms = static_cast<int>(std::clamp<int64_t>(left.count(), 0, INT_MAX));
       }
-      pollfd p{fd_, POLLOUT, 0};
+      pollfd p{write_fd(), POLLOUT, 0};
       const int ready = ::poll(&p, 1, timeout_ms);
       if (ready > 0) return absl::OkStatus();  // POLLERR or POLLHUP too: write() says which
       if (ready == 0) return absl::DeadlineExceededError("the output took no bytes");
@@ -124,31 +136,22 @@ class BodyOutput {
   }
 
   ssize_t write_some(absl::string_view data) {
-    size_t n = data.size();
     switch (kind_) {
-      case Kind::kNeverFull:
-        break;
       case Kind::kSocket:
-        return ::send(fd_, data.data(), n, MSG_DONTWAIT | MSG_NOSIGNAL);
-      case Kind::kPipe: {
-        // An empty pipe takes its whole capacity; otherwise POLLOUT promises one free slot,
-        // which takes PIPE_BUF bytes. Only the reader changes the pipe meanwhile, emptying it.
-        int queued = 0;
-        const int capacity = ::fcntl(fd_, F_GETPIPE_SZ);
-        const bool empty = ::ioctl(fd_, FIONREAD, &queued) == 0 && queued == 0 && capacity > 0;
-        n = std::min(n, empty ? static_cast<size_t>(capacity) : size_t{PIPE_BUF});
-        break;
-      }
-      case Kind::kTerminal:
-        n = std::min(n, size_t{PIPE_BUF});
+        return ::send(fd_, data.data(), data.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      case Kind::kChunked:
+        return ::write(fd_, data.data(), std::min(data.size(), size_t{PIPE_BUF}));
+      case Kind::kDirect:
+      case Kind::kNonBlocking:
         break;
     }
-    return ::write(fd_, data.data(), n);
+    return ::write(write_fd(), data.data(), data.size());
   }
 
   int fd_;
   bool owned_;
-  Kind kind_ = Kind::kNeverFull;
+  int own_fd_ = -1;  // kNonBlocking: the O_NONBLOCK descriptor of the same pipe or terminal
+  Kind kind_ = Kind::kDirect;
 };
 
 }  // namespace ioloop::examples

@@ -30,6 +30,7 @@
 // that does not verify, ...
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -73,8 +74,25 @@ constexpr int kExitOk = 0;
 constexpr int kExitHTTPError = 1;
 constexpr int kExitTransport = 2;
 
+// When --timeout runs out (TimePoint::max() without one): the body and --include's head wait
+// for room in their output until then.
+ioloop::TimePoint transfer_deadline = ioloop::TimePoint::max();
+
+// Standard error through a writer that never blocks past a deadline (body_output.h): with
+// `2>&1` into a pipe nobody reads, the last line must not hold the process there either.
+ioloop::examples::BodyOutput& standard_error() {
+  static ioloop::examples::BodyOutput err = ioloop::examples::BodyOutput::inherited(STDERR_FILENO);
+  return err;
+}
+
 int fail(absl::string_view message) {
-  std::fprintf(stderr, "http_fetch: %s\n", std::string(message).c_str());
+  // A second past the transfer's deadline (it may say that the deadline passed), else none.
+  ioloop::TimePoint until = ioloop::TimePoint::max();
+  if (transfer_deadline != ioloop::TimePoint::max()) {
+    until = std::max(transfer_deadline, ioloop::Clock::now()) + std::chrono::seconds(1);
+  }
+  // Nowhere to report a failure to write it.
+  standard_error().write(absl::StrCat("http_fetch: ", message, "\n"), until).IgnoreError();
   return kExitTransport;
 }
 
@@ -159,8 +177,6 @@ int main(int argc, char** argv) {
   absl::StatusOr<ioloop::examples::BodyOutput> out =
       ioloop::examples::BodyOutput::open(absl::GetFlag(FLAGS_output));
   if (!out.ok()) return fail(out.status().message());
-  // --timeout bounds waiting for the output too (set when the loop starts).
-  absl::Time deadline = absl::InfiniteFuture();
   // A failed write (stdout closed, disk full) ends the transfer: `stop_transfer` cancels the
   // fetch (set once it exists), and the error is kept for the one line at the end. An output
   // that takes nothing until the deadline is the transfer's timeout (`timed_out`, below).
@@ -169,7 +185,7 @@ int main(int argc, char** argv) {
   absl::AnyInvocable<void()> stop_transfer;
   request.streaming_callback = [&](absl::string_view piece) {
     if (!write_error.empty() || timed_out) return;
-    absl::Status s = out->write(piece, deadline);
+    absl::Status s = out->write(piece, transfer_deadline);
     if (absl::IsDeadlineExceeded(s)) {
       timed_out = true;
     } else if (!s.ok()) {
@@ -178,14 +194,18 @@ int main(int argc, char** argv) {
     if (!s.ok() && stop_transfer) stop_transfer();
   };
   if (absl::GetFlag(FLAGS_include)) {
-    request.header_callback = [](const net::HTTPResponseHead& head) {
+    request.header_callback = [&](const net::HTTPResponseHead& head) {
       std::string text =
           absl::StrCat("HTTP/1.", head.version_minor, " ", head.status, " ", head.reason, "\r\n");
       for (const auto& [name, value] : head.headers)
         absl::StrAppend(&text, name, ": ", value, "\r\n");
       text += "\r\n";
-      std::fwrite(text.data(), 1, text.size(), stderr);
-      std::fflush(stderr);
+      // A write error on stderr is ignored, as fprintf's was; a stderr full past the deadline
+      // is the transfer's timeout.
+      if (absl::IsDeadlineExceeded(standard_error().write(text, transfer_deadline))) {
+        timed_out = true;
+        if (stop_transfer) stop_transfer();
+      }
     };
   }
 
@@ -201,6 +221,8 @@ int main(int argc, char** argv) {
   (*loop)->make_current();
 
   int exit_code = kExitTransport;
+  // Named in a timeout's line when the output ran out of time after the response had arrived.
+  const std::string method = request.method;
   {
     net::HTTPClientOptions client_options;
     client_options.tls = *tls;
@@ -212,8 +234,11 @@ int main(int argc, char** argv) {
             exit_code = kExitTransport;  // said below
           } else if (timed_out) {
             // The cancellation's message names the request and where it was: " (GET URL,
-            // connecting)".
-            absl::string_view where = response.status().message();
+            // connecting)". The response may also have completed before the cancellation ran.
+            std::string where = response.ok()
+                                    ? absl::StrCat(" (", method, " ", response->effective_url,
+                                                   ", writing the body)")
+                                    : std::string(response.status().message());
             where = where.substr(std::min(where.find(" ("), where.size()));
             exit_code = fail(absl::StrCat("timeout: the transfer took longer than ",
                                           absl::FormatDuration(timeout), where));
@@ -226,7 +251,8 @@ int main(int argc, char** argv) {
     // Not from inside the streaming callback: cancel() completes the fetch, which is running.
     stop_transfer = [&] { (*loop)->add_callback([&] { client.cancel(id); }); };
     if (timeout > absl::ZeroDuration()) {
-      deadline = absl::Now() + timeout;
+      transfer_deadline =
+          ioloop::add_saturating(ioloop::Clock::now(), absl::ToChronoNanoseconds(timeout));
       (*loop)->call_later(timeout, [&] {
         timed_out = true;
         client.cancel(id);  // runs the callback above, with Cancelled

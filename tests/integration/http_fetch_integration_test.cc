@@ -17,6 +17,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,7 +47,8 @@ class ScriptedServer {
     std::string bytes;
     bool close = false;    // close the connection after writing
     bool silent = false;   // write nothing; wait for the client to go away
-    bool endless = false;  // after `bytes`, send zeros until the client goes away
+    bool endless = false;  // after `bytes`, send `fill` bytes until the client goes away
+    char fill = '\0';
   };
 
   explicit ScriptedServer(std::map<std::string, Reply> replies) : replies_(std::move(replies)) {
@@ -150,9 +152,9 @@ class ScriptedServer {
         if (n <= 0) break;
         sent += static_cast<size_t>(n);
       }
+      const std::string filler(reply.endless ? 65536 : 0, reply.fill);
       while (reply.endless && sent == reply.bytes.size()) {
-        static const std::string kZeros(65536, '\0');
-        if (::send(fd, kZeros.data(), kZeros.size(), MSG_NOSIGNAL) <= 0) break;
+        if (::send(fd, filler.data(), filler.size(), MSG_NOSIGNAL) <= 0) break;
       }
       if (reply.close || reply.endless) break;
     }
@@ -423,6 +425,28 @@ TEST(HTTPFetchTest, AClosedStdoutEndsTheTransfer) {
   std::remove(err.c_str());
 }
 
+// Runs `http_fetch --timeout=1s URL` with stdout and stderr on the given fds (nobody reads
+// them) and returns its wait status; nullopt if it outlived the guard (then it is killed). The
+// guard is a minute: a failure either way, no duration is asserted.
+std::optional<int> fetch_into(const std::string& url, int out_fd, int err_fd) {
+  const pid_t pid = ::fork();
+  if (pid < 0) return std::nullopt;
+  if (pid == 0) {  // only async-signal-safe calls: the server's threads share this process
+    ::dup2(out_fd, STDOUT_FILENO);
+    ::dup2(err_fd, STDERR_FILENO);
+    ::execl(HTTP_FETCH_PATH, HTTP_FETCH_PATH, "--timeout=1s", url.c_str(), nullptr);
+    ::_exit(127);
+  }
+  int status = 0;
+  for (int i = 0; i < 600; ++i) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) return status;
+    ::usleep(100 * 1000);
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &status, 0);
+  return std::nullopt;
+}
+
 // Found by a probe: with stdout a pipe nobody read (`http_fetch --timeout=2s URL | sleep 600`),
 // the body's write blocked the loop thread, so --timeout's timer never ran and http_fetch
 // waited as long as the reader did. The wait for room is now bounded by --timeout too.
@@ -436,35 +460,59 @@ TEST(HTTPFetchTest, TimeoutBoundsAnOutputNobodyReads) {
   ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);  // never read: full after its 64 KiB
   const int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   ASSERT_GE(err_fd, 0);
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {  // only async-signal-safe calls: the server's threads share this process
-    ::dup2(pipe_fds[1], STDOUT_FILENO);
-    ::dup2(err_fd, STDERR_FILENO);
-    ::execl(HTTP_FETCH_PATH, HTTP_FETCH_PATH, "--timeout=1s", url.c_str(), nullptr);
-    ::_exit(127);
-  }
+  const std::optional<int> status = fetch_into(url, pipe_fds[1], err_fd);
+  ::close(pipe_fds[0]);
   ::close(pipe_fds[1]);
   ::close(err_fd);
-  // Before the fix it never exited: this guard then kills it after a minute, a failure either
-  // way (no duration is asserted).
-  int status = 0;
-  bool exited = false;
-  for (int i = 0; i < 600 && !exited; ++i) {
-    exited = ::waitpid(pid, &status, WNOHANG) == pid;
-    if (!exited) ::usleep(100 * 1000);
-  }
-  if (!exited) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, &status, 0);
-  }
-  ::close(pipe_fds[0]);
-  ASSERT_TRUE(exited) << "http_fetch outlived --timeout=1s by a minute";
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 2);
+  ASSERT_TRUE(status.has_value()) << "http_fetch outlived --timeout=1s by a minute";
+  ASSERT_TRUE(WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 2);
   EXPECT_EQ(read_file(err), "http_fetch: timeout: the transfer took longer than 1s (GET " + url +
                                 ", reading the body)\n");
   std::remove(err.c_str());
+}
+
+// Found by a review: a terminal reports room (POLLOUT) for less than a PIPE_BUF write, which
+// then blocked on a terminal nobody read (a stalled ssh session); and with `2>&1` into a full
+// pipe, the last line's write blocked after the body's had timed out. Both now give up at the
+// deadline (the line a second after it, then dropped: the exit status still says why).
+TEST(HTTPFetchTest, TimeoutBoundsATerminalAndAStderrNobodyReads) {
+  // Newlines: a terminal writes two bytes for each (ONLCR), so it reports room for a write
+  // it cannot take whole.
+  ScriptedServer server(
+      Replies{{"/endless", {"HTTP/1.1 200 OK\r\n\r\n", false, false, true, '\n'}}});
+  const std::string url = server.url("/endless");
+
+  const int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);  // never read
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(::grantpt(master), 0);
+  ASSERT_EQ(::unlockpt(master), 0);
+  const int terminal = ::open(::ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(terminal, 0);
+  static int calls = 0;
+  const std::string err =
+      absl::StrCat(::testing::TempDir(), "/http_fetch_tty.", ::getpid(), ".", ++calls, ".err");
+  const int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  ASSERT_GE(err_fd, 0);
+  std::optional<int> status = fetch_into(url, terminal, err_fd);
+  ::close(terminal);
+  ::close(master);
+  ::close(err_fd);
+  ASSERT_TRUE(status.has_value()) << "a terminal: http_fetch outlived --timeout=1s by a minute";
+  ASSERT_TRUE(WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 2);
+  EXPECT_EQ(read_file(err), "http_fetch: timeout: the transfer took longer than 1s (GET " + url +
+                                ", reading the body)\n");
+  std::remove(err.c_str());
+
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  status = fetch_into(url, pipe_fds[1], pipe_fds[1]);  // 2>&1, never read
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+  ASSERT_TRUE(status.has_value()) << "2>&1: http_fetch outlived --timeout=1s by a minute";
+  ASSERT_TRUE(WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 2);
 }
 
 // Found by a probe: started with stdout closed (`>&-`), http_fetch's epoll descriptor took fd 1,
