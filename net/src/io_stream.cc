@@ -284,12 +284,15 @@ void IOStream::on_events(uint32_t events) {
       if (!err.ok()) {
         // A TLS peer that refuses the handshake sends an alert, and may reset the connection
         // right after (closing with our bytes unread). The alert says why; the reset only that
-        // the connection is gone: let the handshake read what is in the socket first.
+        // the connection is gone: let the handshake read what is in the socket first, and
+        // report what it found if that was the peer's alert (not a failed send, an EOF).
         int pending = 0;
         if ((transport_wait_ & kHandshaking) && ::ioctl(socket_.fd(), FIONREAD, &pending) == 0 &&
             pending > 0) {
           IOResult r = transport().handshake(socket_.fd());
-          if (r.outcome == IOResult::kError) err = std::move(r.status);
+          if (r.outcome == IOResult::kError && r.status.GetPayload(kPeerAlertPayload)) {
+            err = std::move(r.status);
+          }
         }
         close_on_connection_error(std::move(err), /*write_failed=*/false);
       } else if (peer_eof_) {

@@ -4,7 +4,6 @@
 // every other stream test over TLS too.
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
-#include <poll.h>
 #include <sys/socket.h>
 
 #include <functional>
@@ -436,36 +435,6 @@ TEST_P(IOStreamTLSTest, WaitForHandshakeReportsTheFailure) {
   if (n > 0) {
     EXPECT_EQ(buf[0], 21);
   }
-}
-
-// Found by a black-box probe: a server that refuses the handshake with an alert and then resets
-// the connection (it closed with the ClientHello unread) left only "Connection reset by peer"
-// in the client's error, though the alert, which says why, was waiting in the socket. The
-// stream now lets the handshake read what is there before it reports the reset.
-TEST_P(IOStreamTLSTest, AnAlertThatCameWithAResetIsTheHandshakeError) {
-  auto pair = Socket::pair();
-  ASSERT_TRUE(pair.ok());
-  auto client = testing::client_context()->new_client_transport(pair->first.fd(), "localhost", 443);
-  ASSERT_TRUE(client.ok());
-  Socket peer = std::move(pair->second);
-  stream_ = IOStream::create(loop(), std::move(pair->first), {}, *std::move(client));
-  absl::Status handshake = absl::UnknownError("not called");
-  stream_->wait_for_handshake([&](absl::Status s) {
-    handshake = s;
-    done();
-  });
-  pollfd hello{peer.fd(), POLLIN, 0};
-  while (::poll(&hello, 1, 0) == 0) spin(1);  // the ClientHello is out, unread
-  // A fatal handshake_failure alert record (TLS 1.2 framing, as servers send it), then a close
-  // with the ClientHello unread: the stream sees the alert and the reset together.
-  const char alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28};
-  ASSERT_EQ(::send(peer.fd(), alert, sizeof alert, MSG_NOSIGNAL),
-            static_cast<ssize_t>(sizeof alert));
-  peer = Socket();
-  ASSERT_TRUE(wait());
-  EXPECT_EQ(handshake.code(), absl::StatusCode::kUnavailable) << handshake;
-  EXPECT_NE(handshake.message().find("alert handshake failure"), absl::string_view::npos)
-      << handshake;
 }
 
 // --- Plaintext held inside OpenSSL ------------------------------------------------------------

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "ioloop/net/tls/tls_context.h"
 #include "tls/tls_util.h"
@@ -244,7 +245,14 @@ IOResult TLSTransport::failure(int ret, const char* what) {
   }
   std::string reasons = drain_errors();
   if (reasons.empty()) reasons = absl::StrCat("SSL error ", err);
-  return IOResult::error(absl::UnavailableError(absl::StrCat(prefix, ": ", reasons)));
+  absl::Status status = absl::UnavailableError(absl::StrCat(prefix, ": ", reasons));
+  // OpenSSL's reason for an alert received is the alert's code past SSL_AD_REASON_OFFSET.
+  const int reason = ERR_GET_REASON(first);
+  if (ERR_GET_LIB(first) == ERR_LIB_SSL && reason >= SSL_AD_REASON_OFFSET &&
+      reason < SSL_AD_REASON_OFFSET + 256) {
+    status.SetPayload(kPeerAlertPayload, absl::Cord());
+  }
+  return IOResult::error(std::move(status));
 }
 
 IOResult TLSTransport::handshake(int fd) {

@@ -63,6 +63,12 @@ struct IOResult {
   /// @}
 };
 
+/// The type URL of the payload (absl::Status::GetPayload) on a handshake error that an alert
+/// from the peer caused (TLS: it refused the handshake and said why), as opposed to a local or
+/// socket failure. A stream that finds the connection reset mid-handshake reports such an
+/// error, read from what the socket still held, rather than the reset.
+inline constexpr char kPeerAlertPayload[] = "type.ioloop.net/PeerAlert";
+
 /// How a stream moves bytes over its fd: plain send/recv, or TLS. One thread (the stream's
 /// loop thread); it does not own the fd; errors are the Status the stream closes with. See the
 /// file comment of ioloop/net/transport.h.
