@@ -55,7 +55,7 @@ class RequestParser::Impl {
     if (!request_line_done_ || parser_.http_major != 1) return std::nullopt;
     return parser_.http_minor;
   }
-  bool head_request() const { return request_line_done_ && parser_.method == HTTP_HEAD; }
+  bool head_request() const { return head_; }
   std::optional<RequestError> error() const { return error_; }
   const std::string& error_detail() const { return error_detail_; }
   const HTTPRequest* pending_request() const {
@@ -99,15 +99,16 @@ class RequestParser::Impl {
   int validate_head();
   // An error in the bytes of a head or trailer section found after http_parser_execute()
   // returned (a bare CR, a fold, a request line's version not spelled HTTP): it overrides any
-  // other from the same call (those bytes came first), and a request it completed is none.
-  // `in_trailers`: the version stands for the error response. In a head it does not: the
-  // parser may have run past a bare CR (and taken an LF for a letter of the version), so what it
-  // knows of the version depends on the split.
+  // other from the same call (those bytes came first), and a request it completed is none
+  // (its method stays, for head_request()). `in_trailers`: the version stands for the error
+  // response. In a head it does not: the parser may have run past a bare CR (and taken an LF for
+  // a letter of the version), so what it knows of the version depends on the split.
   void fail_after_parse(Result& result, size_t requests_before, bool in_trailers,
                         absl::string_view detail) {
     error_.reset();
     fail(RequestError::kMalformed, std::string(detail));
-    while (result.requests.size() > requests_before) {
+    while (result.requests.size() > requests_before) {  // one at most: each completion pauses
+      head_ = result.requests.back().method_id() == HTTPMethod::kHead;
       if (!result.streamed.empty() && result.streamed.back() + 1 == result.requests.size()) {
         result.streamed.pop_back();
       }
@@ -169,6 +170,7 @@ class RequestParser::Impl {
   internal::UnknownMethod method_;  // libhttp_parser failed at a method token's byte: reads on
   internal::EmptyLines empty_lines_;
   bool request_line_done_ = false;      // the current request's line has its LF: version known
+  bool head_ = false;                   // and it named HEAD (head_request())
   internal::RequestLine request_line_;  // where it ends; whether its version spells HTTP
   Result* result_ = nullptr;            // where on_message_complete puts requests
   // Streaming: this feed()'s stop_at_headers; why the last pause ends feed() (a header section
@@ -204,7 +206,7 @@ int RequestParser::Impl::on_message_begin(http_parser* p) {
   me->state_ = State::kHeaders;
   me->leading_ = false;
   me->empty_lines_.reset_count();
-  me->request_line_done_ = false;
+  me->request_line_done_ = me->head_ = false;
   me->in_trailers_ = false;
   me->current_.clear();
   me->target_.clear();
@@ -373,9 +375,8 @@ int RequestParser::Impl::on_message_complete(http_parser* p) {
   me->result_->requests.push_back(std::move(me->current_));
   me->current_ = std::move(me->spare_);  // cleared by recycle(), or empty
   me->state_ = keep_alive ? State::kIdle : State::kClosed;
-  me->request_line_done_ = false;
-  me->in_trailers_ = false;
-  me->continue_pending_ = false;
+  me->request_line_done_ = me->head_ = false;
+  me->in_trailers_ = me->continue_pending_ = false;
   http_parser_pause(p, 1);
   return 0;
 }
@@ -464,16 +465,15 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
         break;
       }
     }
-    // The request line ends at the first LF consumed (the first byte handed to libhttp_parser
-    // in a header section is the line's first): http_major/minor are final then.
+    // The request line ends at the first LF consumed: http_major/minor are final then.
     const size_t line_end =
         line_pending ? request_line_.find_end(data.substr(0, n)) : absl::string_view::npos;
     if (line_end != absl::string_view::npos && state_ != State::kIdle && state_ != State::kClosed) {
       request_line_done_ = true;
+      head_ = parser_.method == HTTP_HEAD;
     }
     // At a head's end libhttp_parser stopped on the byte it takes for the head's last LF (it
-    // consumes it after the pause, or never: the callback may have failed). That byte is
-    // checked first: a bare CR there is the error, whatever the callback said.
+    // consumes it after the pause, or never): checked first, a bare CR there is the error.
     const absl::string_view next =
         std::exchange(at_head_end_, false) ? data.substr(n, 1) : absl::string_view();
     const size_t bad = before == Section::kHead || before == Section::kTrailers

@@ -87,6 +87,12 @@ INSTANTIATE_TEST_SUITE_P(
         VersionCase{"HeadUnknownCoding",
                     "HEAD / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
                     head_of(error_response(501, "Not Implemented"))},
+        // Found by a review: errors found after the parse (a fold, a bare CR) forget the
+        // version, and forgot the method with it.
+        VersionCase{"HeadObsFold", "HEAD / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
+                    head_of(error_response(400, "Bad Request"))},
+        VersionCase{"HeadBareCr", "HEAD / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n",
+                    head_of(error_response(400, "Bad Request"))},
         VersionCase{"HeadBodyTooLarge10", "HEAD / HTTP/1.0\r\nContent-Length: 101\r\n\r\n",
                     head_of(error_response(413, "Content Too Large", "HTTP/1.0"))}),
     [](const ::testing::TestParamInfo<VersionCase>& p) { return p.param.name; });
