@@ -447,29 +447,35 @@ std::optional<int> fetch_into(const std::string& url, int out_fd, int err_fd) {
   return std::nullopt;
 }
 
+// Runs fetch_into() with stdout on `out_fd` and stderr to a file, and expects --timeout's exit
+// status and line. `what`: the output, for the failure message.
+void expect_timed_out(const std::string& url, int out_fd, const std::string& what) {
+  static int calls = 0;
+  const std::string err =
+      absl::StrCat(::testing::TempDir(), "/http_fetch_full.", ::getpid(), ".", ++calls, ".err");
+  const int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  ASSERT_GE(err_fd, 0);
+  const std::optional<int> status = fetch_into(url, out_fd, err_fd);
+  ::close(err_fd);
+  ASSERT_TRUE(status.has_value()) << what << ": http_fetch outlived --timeout=1s by a minute";
+  ASSERT_TRUE(WIFEXITED(*status)) << what;
+  EXPECT_EQ(WEXITSTATUS(*status), 2) << what;
+  EXPECT_EQ(read_file(err), "http_fetch: timeout: the transfer took longer than 1s (GET " + url +
+                                ", reading the body)\n")
+      << what;
+  std::remove(err.c_str());
+}
+
 // Found by a probe: with stdout a pipe nobody read (`http_fetch --timeout=2s URL | sleep 600`),
 // the body's write blocked the loop thread, so --timeout's timer never ran and http_fetch
 // waited as long as the reader did. The wait for room is now bounded by --timeout too.
 TEST(HTTPFetchTest, TimeoutBoundsAnOutputNobodyReads) {
   ScriptedServer server(Replies{{"/endless", {"HTTP/1.1 200 OK\r\n\r\n", false, false, true}}});
-  static int calls = 0;
-  const std::string err =
-      absl::StrCat(::testing::TempDir(), "/http_fetch_full.", ::getpid(), ".", ++calls, ".err");
-  const std::string url = server.url("/endless");
   int pipe_fds[2];
   ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);  // never read: full after its 64 KiB
-  const int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  ASSERT_GE(err_fd, 0);
-  const std::optional<int> status = fetch_into(url, pipe_fds[1], err_fd);
+  expect_timed_out(server.url("/endless"), pipe_fds[1], "a pipe");
   ::close(pipe_fds[0]);
   ::close(pipe_fds[1]);
-  ::close(err_fd);
-  ASSERT_TRUE(status.has_value()) << "http_fetch outlived --timeout=1s by a minute";
-  ASSERT_TRUE(WIFEXITED(*status));
-  EXPECT_EQ(WEXITSTATUS(*status), 2);
-  EXPECT_EQ(read_file(err), "http_fetch: timeout: the transfer took longer than 1s (GET " + url +
-                                ", reading the body)\n");
-  std::remove(err.c_str());
 }
 
 // Found by a review: a terminal reports room (POLLOUT) for less than a PIPE_BUF write, which
@@ -489,25 +495,13 @@ TEST(HTTPFetchTest, TimeoutBoundsATerminalAndAStderrNobodyReads) {
   ASSERT_EQ(::unlockpt(master), 0);
   const int terminal = ::open(::ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
   ASSERT_GE(terminal, 0);
-  static int calls = 0;
-  const std::string err =
-      absl::StrCat(::testing::TempDir(), "/http_fetch_tty.", ::getpid(), ".", ++calls, ".err");
-  const int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  ASSERT_GE(err_fd, 0);
-  std::optional<int> status = fetch_into(url, terminal, err_fd);
+  expect_timed_out(url, terminal, "a terminal");
   ::close(terminal);
   ::close(master);
-  ::close(err_fd);
-  ASSERT_TRUE(status.has_value()) << "a terminal: http_fetch outlived --timeout=1s by a minute";
-  ASSERT_TRUE(WIFEXITED(*status));
-  EXPECT_EQ(WEXITSTATUS(*status), 2);
-  EXPECT_EQ(read_file(err), "http_fetch: timeout: the transfer took longer than 1s (GET " + url +
-                                ", reading the body)\n");
-  std::remove(err.c_str());
 
   int pipe_fds[2];
   ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
-  status = fetch_into(url, pipe_fds[1], pipe_fds[1]);  // 2>&1, never read
+  const std::optional<int> status = fetch_into(url, pipe_fds[1], pipe_fds[1]);  // 2>&1, unread
   ::close(pipe_fds[0]);
   ::close(pipe_fds[1]);
   ASSERT_TRUE(status.has_value()) << "2>&1: http_fetch outlived --timeout=1s by a minute";
