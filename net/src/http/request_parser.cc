@@ -97,12 +97,12 @@ class RequestParser::Impl {
   }
 
   int validate_head();
-  // An error in the bytes of a head or trailer section found after http_parser_execute()
-  // returned (a bare CR, a fold, a request line's version not spelled HTTP): it overrides any
-  // other from the same call (those bytes came first), and a request it completed is none
-  // (its method stays, for head_request()). `in_trailers`: the version stands for the error
-  // response. In a head it does not: the parser may have run past a bare CR (and taken an LF for
-  // a letter of the version), so what it knows of the version depends on the split.
+  // An error in a head's or trailers' bytes found after http_parser_execute() returned (a bare
+  // CR, a fold, a version not spelled HTTP) overrides any other from that call (those bytes came
+  // first). A request it completed is none; its method stays for head_request() (the caller
+  // drops it for a bare CR in the request line: fed bytewise, that line never ended). Only
+  // `in_trailers` does the version stand for the error response: in a head, the parser may have
+  // run past a bare CR (taking an LF for a letter of the version), so it depends on the split.
   void fail_after_parse(Result& result, size_t requests_before, bool in_trailers,
                         absl::string_view detail) {
     error_.reset();
@@ -269,11 +269,10 @@ int RequestParser::Impl::validate_head() {
                                         : hosts > 1 ? "several Host fields"
                                                     : "invalid Host value");
   }
-  if (lengths > 1) {
-    return fail(RequestError::kInvalidContentLength, "several Content-Length fields");
-  }
-  if (lengths == 1 && !internal::is_digits(length)) {
-    return fail(RequestError::kInvalidContentLength, absl::StrCat("Content-Length: ", length));
+  if (lengths > 1 || (lengths == 1 && !internal::is_digits(length))) {
+    return fail(RequestError::kInvalidContentLength,
+                lengths > 1 ? std::string("several Content-Length fields")
+                            : absl::StrCat("Content-Length: ", length));
   }
   if (transfer_encoding) {
     auto [error, detail] = internal::check_transfer_encoding(current_.headers(), lengths > 0,
@@ -486,6 +485,7 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
     }
     if (bad != absl::string_view::npos) {
       fail_after_parse(result, requests_before, before == Section::kTrailers, line_ends_.error());
+      if (line_end != absl::string_view::npos && bad < line_end) head_ = false;
       break;
     }
     data.remove_prefix(n);

@@ -22,6 +22,7 @@ struct Outcome {
   std::optional<RequestError> error;
   State state = State::kIdle;
   std::optional<int> version_minor;
+  bool head_request = false;
   bool operator==(const Outcome&) const = default;
 };
 
@@ -35,6 +36,7 @@ Outcome parse_pieces(const std::vector<std::string>& pieces) {
   }
   out.state = parser.state();
   out.version_minor = parser.version_minor();
+  out.head_request = parser.head_request();
   return out;
 }
 
@@ -154,6 +156,26 @@ TEST(RequestParserLinesTest, TheVersionIsSpelledHttp) {
             std::vector<std::string>{"/a"});
   EXPECT_EQ(parse_every_split("GET /a\r\n\r\n").error, RequestError::kUnsupportedVersion);
   EXPECT_EQ(parse_every_split("GET  /a\n\n").error, RequestError::kUnsupportedVersion);
+}
+
+// An error response to HEAD has no body, so whether the failed request was a HEAD must not
+// depend on the split either (http_connection_fuzzer found "HEAD /x HT\rq/1.1": a bare CR
+// in the request line was a HEAD's error fed whole, and not fed a byte at a time). A request
+// line with a bare CR, or not complete, names no method; one that is complete does, even
+// when its version is not HTTP's or the error comes later in the head.
+TEST(RequestParserLinesTest, AFailedRequestIsAHeadAsItsRequestLineSays) {
+  for (const std::string& before : {std::string(), std::string(kGet)}) {
+    SCOPED_TRACE(before);
+    EXPECT_FALSE(parse_every_split(before + "HEAD /x HT\rq/1.1\r\nHost: h\r\n\r\n").head_request);
+    EXPECT_FALSE(parse_every_split(before + "HEAD /x\r HTTP/1.1\r\nHost: h\r\n\r\n").head_request);
+    EXPECT_FALSE(parse_every_split(before + "HEAD /x HT").head_request);
+    EXPECT_TRUE(parse_every_split(before + "HEAD /x H\r\n\r`1.0\r\nHost: a\r\n\r\n").head_request);
+    EXPECT_TRUE(parse_every_split(before + "HEAD /x HXTP/1.1\r\nHost: h\r\n\r\n").head_request);
+    EXPECT_TRUE(parse_every_split(before + "HEAD /x HTTP/1.1\r\nX: a\rb\r\n\r\n").head_request);
+    EXPECT_TRUE(parse_every_split(before + "HEAD /x HTTP/1.1\r\nX: a\r\n b\r\n\r\n").head_request);
+    EXPECT_TRUE(parse_every_split(before + "HEAD /x HTTP/1.1\r\nHo st: h\r\n\r\n").head_request);
+    EXPECT_FALSE(parse_every_split(before + "GET /x HT\rq/1.1\r\nHost: h\r\n\r\n").head_request);
+  }
 }
 
 // RFC 9110 §9.1: a method the server does not know is a 501, not a 400. libhttp_parser knows a
