@@ -3,7 +3,8 @@
 // the sizes of the pieces the rest is fed in; the rest is the byte stream. Besides the
 // sanitizers' checks, it traps when:
 //  - feeding in those pieces, or one byte at a time, gives other requests, another error or
-//    another final state than one feed() of the whole stream (split independence);
+//    another final state, version or HEAD flag (what an error response is written from) than
+//    one feed() of the whole stream (split independence);
 //  - an error's status is not one of 400/413/414/431/501/505;
 //  - a body exceeds max_body_size, or is kept although discard_body is set;
 //  - a request other than the last one of the stream does not keep the connection alive;
@@ -37,6 +38,13 @@ struct Outcome {
   std::vector<HTTPRequest> requests;
   std::optional<RequestError> error;
   RequestParser::State state;
+  // What an error or timeout response is written from: its version, and whether it has a body.
+  std::optional<int> version_minor;
+  bool head_request;
+  bool same_as(const Outcome& o) const {
+    return requests == o.requests && error == o.error && state == o.state &&
+           version_minor == o.version_minor && head_request == o.head_request;
+  }
 };
 
 void check(bool ok) {
@@ -60,6 +68,8 @@ Outcome run(const RequestParser::Options& options, absl::string_view input,
   out.requests = std::move(result.requests);
   out.error = parser.error();
   out.state = parser.state();
+  out.version_minor = parser.version_minor();
+  out.head_request = parser.head_request();
   if (out.error) {
     // Sticky: more input changes nothing.
     RequestParser::Result again = parser.feed("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
@@ -178,10 +188,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Outcome whole = run(options, input, {});
   Outcome split = run(options, input, sizes);
   Outcome bytes = run(options, input, {1});
-  check(split.requests == whole.requests && split.error == whole.error &&
-        split.state == whole.state);
-  check(bytes.requests == whole.requests && bytes.error == whole.error &&
-        bytes.state == whole.state);
+  check(split.same_as(whole) && bytes.same_as(whole));
 
   if (whole.error) {
     int status = ioloop::net::error_status(*whole.error);
