@@ -96,10 +96,18 @@ int fail(absl::string_view message) {
   return kExitTransport;
 }
 
-// Removes every --header=V and "--header V" from argv (keeping argv[0] and the rest in order)
-// and returns the values.
-std::vector<std::string> take_headers(int& argc, char** argv) {
+// What the flag library cannot tell from argv: the --header values, as many as given, and
+// whether --data is set at all (--data='' posts an empty body, as curl -d '' does, and absl's
+// value cannot tell that from unset).
+struct RawFlags {
   std::vector<std::string> headers;
+  bool data_given = false;
+};
+
+// Removes every --header=V and "--header V" from argv (keeping argv[0] and the rest in order),
+// and notes --data=V, -data=V or "--data V".
+RawFlags take_raw_flags(int& argc, char** argv) {
+  RawFlags flags;
   int out = 1;
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
@@ -107,29 +115,22 @@ std::vector<std::string> take_headers(int& argc, char** argv) {
       while (i < argc) argv[out++] = argv[i++];
       break;
     }
-    if (absl::ConsumePrefix(&arg, "--header=") || absl::ConsumePrefix(&arg, "-header=")) {
-      headers.emplace_back(arg);
-    } else if ((arg == "--header" || arg == "-header") && i + 1 < argc) {
-      headers.emplace_back(argv[++i]);
+    if (!absl::ConsumePrefix(&arg, "--") && !absl::ConsumePrefix(&arg, "-")) {
+      argv[out++] = argv[i];
+    } else if (absl::ConsumePrefix(&arg, "header=")) {
+      flags.headers.emplace_back(arg);
+    } else if (arg == "header" && i + 1 < argc) {
+      flags.headers.emplace_back(argv[++i]);
     } else {
+      if (absl::ConsumePrefix(&arg, "data") && (arg.empty() || arg.front() == '=')) {
+        flags.data_given = true;
+      }
       argv[out++] = argv[i];
     }
   }
   argc = out;
   argv[argc] = nullptr;
-  return headers;
-}
-
-// Whether argv sets --`name` (--name=V, -name=V, or "--name V"), even to an empty value:
-// --data='' posts an empty body (as curl -d ''), and absl's value cannot tell that from unset.
-bool flag_given(int argc, char** argv, absl::string_view name) {
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view arg = argv[i];
-    if (arg == "--") return false;  // the rest are positional
-    if (!absl::ConsumePrefix(&arg, "--") && !absl::ConsumePrefix(&arg, "-")) continue;
-    if (absl::ConsumePrefix(&arg, name) && (arg.empty() || arg.front() == '=')) return true;
-  }
-  return false;
+  return flags;
 }
 
 }  // namespace
@@ -137,8 +138,7 @@ bool flag_given(int argc, char** argv, absl::string_view name) {
 int main(int argc, char** argv) {
   ioloop::examples::hold_standard_fds();
   absl::SetProgramUsageMessage("fetches URL over HTTP/1.1 and writes the body to stdout");
-  std::vector<std::string> header_args = take_headers(argc, argv);
-  const bool data_given = flag_given(argc, argv, "data");
+  const RawFlags raw_flags = take_raw_flags(argc, argv);
   absl::StatusOr<std::vector<std::string>> positional =
       ioloop::examples::parse_command_line(argc, argv, /*positional=*/1);
   namespace net = ioloop::net;
@@ -154,9 +154,9 @@ int main(int argc, char** argv) {
   request.url = positional->front();
   const std::string data = absl::GetFlag(FLAGS_data);
   request.method = absl::GetFlag(FLAGS_method);
-  if (request.method.empty()) request.method = data_given ? "POST" : "GET";
+  if (request.method.empty()) request.method = raw_flags.data_given ? "POST" : "GET";
   request.body = data;
-  for (const std::string& arg : header_args) {
+  for (const std::string& arg : raw_flags.headers) {
     size_t colon = arg.find(':');
     if (colon == std::string::npos || colon == 0) {
       return fail(absl::StrCat("--header must be 'Name: value', got '", arg, "'"));
@@ -183,15 +183,21 @@ int main(int argc, char** argv) {
   std::string write_error;
   bool timed_out = false;
   absl::AnyInvocable<void()> stop_transfer;
-  request.streaming_callback = [&](absl::string_view piece) {
-    if (!write_error.empty() || timed_out) return;
-    absl::Status s = out->write(piece, transfer_deadline);
+  // A write's result: past the deadline, or (`keep_error`) failed otherwise, it stops the
+  // transfer. Write errors on stderr are ignored, as fprintf's were.
+  const auto after_write = [&](const absl::Status& s, bool keep_error) {
     if (absl::IsDeadlineExceeded(s)) {
       timed_out = true;
-    } else if (!s.ok()) {
+    } else if (s.ok() || !keep_error) {
+      return;
+    } else {
       write_error = std::string(s.message());
     }
-    if (!s.ok() && stop_transfer) stop_transfer();
+    if (stop_transfer) stop_transfer();
+  };
+  request.streaming_callback = [&](absl::string_view piece) {
+    if (!write_error.empty() || timed_out) return;
+    after_write(out->write(piece, transfer_deadline), /*keep_error=*/true);
   };
   if (absl::GetFlag(FLAGS_include)) {
     request.header_callback = [&](const net::HTTPResponseHead& head) {
@@ -200,12 +206,7 @@ int main(int argc, char** argv) {
       for (const auto& [name, value] : head.headers)
         absl::StrAppend(&text, name, ": ", value, "\r\n");
       text += "\r\n";
-      // A write error on stderr is ignored, as fprintf's was; a stderr full past the deadline
-      // is the transfer's timeout.
-      if (absl::IsDeadlineExceeded(standard_error().write(text, transfer_deadline))) {
-        timed_out = true;
-        if (stop_transfer) stop_transfer();
-      }
+      after_write(standard_error().write(text, transfer_deadline), /*keep_error=*/false);
     };
   }
 

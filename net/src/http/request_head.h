@@ -324,6 +324,9 @@ class RequestLine {
   bool spells_http_ = true;
 };
 
+// The detail of a 501 for a method token (RequestError::kUnknownMethod).
+inline constexpr char kMethodNotImplemented[] = "request method not implemented";
+
 // A method token libhttp_parser does not know. It knows a fixed list (RFC 9110's, WebDAV's,
 // PATCH, PURGE, M-SEARCH and a few more) and fails at the first byte that continues none of
 // them. When that byte is a token character, the rest of the token decides: a space after it

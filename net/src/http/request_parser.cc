@@ -401,7 +401,7 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
     if (before == Section::kHead || before == Section::kTrailers) {
       if (section_bytes_ >= options_.max_header_size) {
         if (method_.pending()) {  // RFC 9112 §3: longer than any method is a 501
-          fail(RequestError::kUnknownMethod, "request method not implemented");
+          fail(RequestError::kUnknownMethod, internal::kMethodNotImplemented);
         } else if (before == Section::kHead && !request_line_done_) {
           fail(RequestError::kUriTooLong,
                absl::StrCat("request line exceeds max_header_size ", options_.max_header_size));
@@ -419,7 +419,7 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
       const size_t n = method_.read(data.substr(0, len), decided);
       data.remove_prefix(n);
       section_bytes_ += n;
-      if (decided == RequestError::kUnknownMethod) fail(*decided, "request method not implemented");
+      if (decided == RequestError::kUnknownMethod) fail(*decided, internal::kMethodNotImplemented);
       if (decided == RequestError::kMalformed) fail(*decided, "invalid HTTP method");
       continue;
     }
@@ -517,7 +517,7 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
       } else if (err == HPE_INVALID_METHOD && !data.empty() && data[0] == ' ' &&
                  state_ == State::kHeaders && !leading_) {
         // A known method's prefix ("GE"): on_message_begin ran, so it took a letter at least.
-        fail(RequestError::kUnknownMethod, "request method not implemented");
+        fail(RequestError::kUnknownMethod, internal::kMethodNotImplemented);
       } else if (err == HPE_INVALID_METHOD && !data.empty() && method_.start(data[0])) {
         state_ = State::kHeaders;  // a request has begun: the header timeout and limit count
         continue;
