@@ -108,6 +108,7 @@ uint64_t HTTPClientCore::fetch(HTTPClientRequest&& request, HTTPClient::FetchCal
   f->started = loop.time();
   f->request = std::move(request);
   fetches.emplace(id, f);
+  if (shut_down) return id;  // from a callback ~HTTPClient runs: shutdown() completes it
   absl::StatusOr<URL> url = options_status.ok() ? validate_request(f->request, last_origin)
                                                 : absl::StatusOr<URL>(options_status);
   if (url.ok()) {
@@ -230,6 +231,12 @@ void HTTPClientCore::shutdown() {
     pool->idle.clear();
     pool->queue.clear();
   }
+  // Until none is left: a callback run below may start another fetch, completed here too (so
+  // a callback that always fetches again keeps the destructor from returning).
+  while (!fetches.empty()) complete_pending();
+}
+
+void HTTPClientCore::complete_pending() {
   std::vector<FetchPtr> pending;
   pending.reserve(fetches.size());
   for (auto& [id, f] : fetches) pending.push_back(std::move(f));

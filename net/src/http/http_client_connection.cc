@@ -128,12 +128,14 @@ void ClientConnection::on_done(absl::Status status) {
     return;
   }
   if (!status.ok()) {
-    // A reset (or another socket error): the response, if it started, is cut short.
-    return fail(*owner,
-                parser_.started_response()
-                    ? absl::UnavailableError(absl::StrCat(
-                          "connection error while reading the response: ", status.message()))
-                    : status);
+    // A reset (or another socket error): the response, if it started, is cut short. Either way
+    // the transport failed: Unavailable, also for EPIPE (a write after the server went, which
+    // absl's errno mapping calls FailedPrecondition).
+    return fail(*owner, absl::UnavailableError(
+                            parser_.started_response()
+                                ? absl::StrCat("connection error while reading the response: ",
+                                               status.message())
+                                : status.message()));
   }
   if (!parser_.started_response()) {
     return fail(*owner, absl::UnavailableError(

@@ -126,6 +126,8 @@ class HTTPClientCore : public ClientConnection::Owner,
   bool pause_reading(uint64_t id, bool pause);
   HTTPClient::Stats stats() const;
   void shutdown();
+  // shutdown()'s round: completes every fetch in `fetches` (Cancelled, or its invalid status).
+  void complete_pending();
   // The pending fetch with this id (a public API handle), or null.
   FetchPtr find(uint64_t id) const;
   // Completes the fetch (marking it finished and removing it) with `result`; the connection it

@@ -133,5 +133,38 @@ TEST_F(HTTPClientTest, CancelInsideTheHeaderCallbackIgnoresTheRestOfThatResponse
   EXPECT_EQ(raw->connections(), 2u);
 }
 
+// Found by a probe: a callback the destructor runs starts another fetch (a retry on error).
+// fetch() took it and nothing ever completed it. The destructor completes it too, Cancelled,
+// whether its URL is valid or not; the server never sees it.
+TEST_F(HTTPClientTest, AFetchStartedFromACallbackTheDestructorRunsIsCompletedByIt) {
+  auto raw = raw_server();
+  auto client = std::make_unique<HTTPClient>(loop());
+  HTTPClient* being_destroyed = client.get();  // unique_ptr::reset() nulls `client` first
+  std::vector<std::string> calls;
+  HTTPClientRequest request;
+  request.url = raw->url("/first");
+  client->fetch(std::move(request), [&](absl::StatusOr<HTTPClientResponse> r) {
+    calls.push_back(absl::StrCat("first: ", r.status().ToString()));
+    for (const char* url : {"/again", "bad"}) {
+      HTTPClientRequest again;
+      again.url = url[0] == '/' ? raw->url(url) : url;
+      const uint64_t id =
+          being_destroyed->fetch(std::move(again), [&, url](absl::StatusOr<HTTPClientResponse> r) {
+            calls.push_back(absl::StrCat(url, ": ", r.status().ToString()));
+          });
+      EXPECT_NE(id, 0u);
+    }
+  });
+  ASSERT_TRUE(wait_for([&] { return raw->connections() == 1 && raw->last().heads() == 1; }));
+  client.reset();
+  EXPECT_EQ(calls, (std::vector<std::string>{
+                       "first: CANCELLED: HTTPClient destroyed with the fetch pending",
+                       "/again: CANCELLED: HTTPClient destroyed with the fetch pending",
+                       "bad: CANCELLED: HTTPClient destroyed with the fetch pending"}));
+  settle();
+  EXPECT_EQ(calls.size(), 3u);
+  EXPECT_EQ(raw->connections(), 1u);
+}
+
 }  // namespace
 }  // namespace ioloop::net

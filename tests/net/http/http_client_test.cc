@@ -3,6 +3,8 @@
 // cancel(), destruction with fetches pending and exceptions from user callbacks.
 #include "ioloop/net/http/http_client.h"
 
+#include <sys/socket.h>
+
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -305,6 +307,38 @@ TEST_F(HTTPClientTest, AStreamedPutAvoidsAConnectionTheServerAlreadyClosed) {
   ASSERT_EQ(raw->connections(), 2u);
   EXPECT_TRUE(absl::EndsWith(raw->conn(1).received, "\r\n\r\n4\r\nonce\r\n0\r\n\r\n"))
       << raw->conn(1).received;
+}
+
+// Found by a probe: a server that closes the connection while a request's body is still
+// going out (here a FIN and then a reset after its head) failed the fetch with FailedPrecondition
+// "Broken pipe", absl's code for EPIPE, where the contract says Unavailable. Whichever error the
+// socket reports first (EPIPE or ECONNRESET), the server went away before any byte of the response.
+TEST_F(HTTPClientTest, AServerClosingDuringTheUploadIsUnavailable) {
+  auto raw = raw_server();
+  raw->on_data = [](RawServer::Conn& c) {
+    if (c.heads() != 1 || c.stream->closed()) return;
+    ::shutdown(c.stream->fd(), SHUT_RDWR);  // a FIN, then (the body unread) a reset
+    c.stream->close();
+  };
+  HTTPClient client(loop());
+  for (const bool streamed : {false, true}) {
+    SCOPED_TRACE(streamed ? "body_producer" : "body");
+    HTTPClientRequest request;
+    request.method = "POST";
+    request.url = raw->url("/upload");
+    const std::string body(8 << 20, 'b');
+    if (streamed) {
+      request.headers.add("Content-Length", std::to_string(body.size()));
+      request.body_producer = [&body](HTTPClientBodyWriter& w) {
+        EXPECT_TRUE(w.write(body));
+        w.finish();
+      };
+    } else {
+      request.body = body;
+    }
+    absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(request));
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  }
 }
 
 // A pool lives while it has a connection or a queued fetch: a client that reaches many hosts

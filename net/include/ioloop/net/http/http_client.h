@@ -311,7 +311,9 @@ class HTTPClient {
   /// A client on `loop` (which must outlive it); nothing is connected before the first fetch().
   explicit HTTPClient(IOLoop& loop, HTTPClientOptions options = {});
   /// Closes every connection and completes every pending fetch, in fetch order, from here:
-  /// with Cancelled (or with the InvalidArgument it was already failing with).
+  /// with Cancelled (or with the InvalidArgument it was already failing with). A fetch that one
+  /// of those callbacks starts is completed here too, Cancelled, and never sent (so a callback
+  /// that always fetches again keeps the destructor from returning).
   ~HTTPClient();
   HTTPClient(const HTTPClient&) = delete;
   HTTPClient& operator=(const HTTPClient&) = delete;
