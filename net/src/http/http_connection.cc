@@ -191,11 +191,14 @@ void HTTPConnectionCore::answer(HTTPOutput& out) {
     if (d_.used) {
       // The handler deferred its response: the stream serialized (or will serialize) it.
       d_.used = false;
+      const bool failed_unwinding = std::exchange(d_.failed_unwinding, false);
       if (threw) {
         s_->handler_exceptions.fetch_add(1, std::memory_order_relaxed);
         if (d_.active) {
           fail_response(absl::InternalError("HTTP handler threw after defer()"), 500, out);
         }
+      } else if (failed_unwinding) {
+        report_stream_error(d_.failure);  // the exception that dropped it was caught
       }
       if (d_.active || finished_) return;  // wait for it, or the connection ended
       continue;

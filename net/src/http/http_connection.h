@@ -212,6 +212,11 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   // The connection closed: a pending response's stream is closed with Unavailable "HTTP
   // connection closed[: why]" and its flush callbacks in pending_output() fail.
   void on_connection_closed(const absl::Status& why);
+  // What a flush or finish callback that the connection's end fails gets: the response's own
+  // failure if it failed (as its stream reports), else connection_closed_status(why).
+  absl::Status closed_status(const absl::Status& why) const {
+    return d_.failure.ok() ? connection_closed_status(why) : d_.failure;
+  }
 
   // internal::HTTPResponseTarget (HTTPResponseStream calls these).
   std::shared_ptr<HTTPResponseStream> defer() override;
@@ -312,6 +317,10 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
     bool has_length = false;
     bool chunked = false;
     bool no_body = false;  // HEAD, 1xx, 204, 304: body bytes are discarded
+    absl::Status failure;  // why fail_response() ended it: what its pending flushes report
+    // Dropped while an exception unwound in the handler: answer() counts the exception if it
+    // leaves the handler, else reports `failure` as a stream error (the handler caught it).
+    bool failed_unwinding = false;
     // HTTP/1.0 without a length: the connection's end ends the body.
     bool close_delimited() const { return head_sent && !has_length && !chunked && !no_body; }
   } d_;

@@ -265,17 +265,19 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   // A stream's flush(done) or finish(done): an empty write behind its bytes completes once
   // they are in the kernel. The IOStream fails its write callbacks before its close callback
   // runs (on_closed()): a failed one closes the response first, so that `done` finds the
-  // stream closed and gets the stream's own status, as the close callback will.
+  // stream closed and gets the stream's own status (a failed response's failure), as the close
+  // callback will.
   void flush_callbacks(HTTPOutput& out) {
     for (HTTPOutput::FlushCallback& cb : out.on_flushed) {
-      stream_->write(std::string(),
-                     [self = shared_from_this(), cb = std::move(cb)](absl::Status status) mutable {
-                       if (!status.ok()) {
-                         self->on_closed(self->stream_->error());
-                         status = connection_closed_status(self->stream_->error());
-                       }
-                       std::move(cb)(std::move(status));
-                     });
+      stream_->write(std::string(), [self = shared_from_this(),
+                                     cb = std::move(cb)](absl::Status status) mutable {
+        if (!status.ok()) {
+          self->on_closed(self->stream_->error());
+          const absl::Status& why = self->stream_->error();
+          status = self->core_ ? self->core_->closed_status(why) : connection_closed_status(why);
+        }
+        std::move(cb)(std::move(status));
+      });
     }
     out.on_flushed.clear();
   }

@@ -202,7 +202,7 @@ void HTTPConnectionCore::stream_fail(const absl::Status& why, bool exception) {
   if (exception) {
     s_->handler_exceptions.fetch_add(1, std::memory_order_relaxed);  // the loop logged it
   } else if (current_ != nullptr && std::uncaught_exceptions() > 0) {
-    // Dropped while an exception unwinds out of the handler: answer() counts and logs that.
+    d_.failed_unwinding = true;  // answer() decides, once the handler returned or threw
   } else {
     report_stream_error(why);
   }
@@ -227,6 +227,7 @@ void HTTPConnectionCore::fail_response(const absl::Status& why, int status, HTTP
   HTTPResponseStream* stream = d_.stream;
   d_.stream = nullptr;
   d_.active = false;
+  d_.failure = why;
   if (!d_.head_sent) {
     respond_and_close(status, d_.minor, d_.head, out);
   } else {
@@ -251,7 +252,7 @@ void HTTPConnectionCore::on_connection_closed(const absl::Status& why) {
   finished_ = true;
   // Nobody to tell (the usual close of an idle connection): spare making the status.
   if (body_.handler == nullptr && pending_.on_flushed.empty() && !d_.active) return;
-  const absl::Status status = connection_closed_status(why);
+  const absl::Status status = closed_status(why);
   if (body_.handler != nullptr) close_body(status);  // the client left mid-body
   for (HTTPOutput::FlushCallback& cb : pending_.on_flushed) {
     internal::post_status(loop_, std::move(cb), status);

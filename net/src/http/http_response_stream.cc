@@ -110,6 +110,7 @@ absl::Status HTTPResponseStream::write(std::string chunk) {
 }
 
 void HTTPResponseStream::flush(Callback done) {
+  if (!done) done = [](absl::Status) {};  // no callback: as finish() without one
   if (target_ == nullptr) {
     // Finished: the connection has moved on, so "everything written so far" is no longer
     // this stream's to wait for (finish(done) is).

@@ -98,6 +98,60 @@ TEST_F(HTTPServerAsyncCloseTest, FlushFailedByTheClientLeavingSeesAClosedStream)
   EXPECT_EQ(stats().stream_errors, 0u);  // the client's doing, not the handler's
 }
 
+// Found by a probe: a flush pending when the response failed (here by response_timeout, with
+// part of it sent; and by a write past its Content-Length) got Unavailable "HTTP connection
+// closed" while the stream and its close callback reported the failure itself.
+TEST_F(HTTPServerAsyncCloseTest, FlushFailedByAFailedResponseReportsTheFailure) {
+  HTTPServerOptions options;
+  options.response_timeout = absl::Seconds(5);
+  ASSERT_NO_FATAL_FAILURE(start_stalled_response(options));
+  FlushSeen seen;
+  stream_->flush(record(seen));
+  settle();
+  advance(absl::Seconds(5));
+  EXPECT_EQ(seen.calls, 0);  // the bytes written go out first, then the connection closes
+  client_->close();
+  settle();
+  ASSERT_EQ(seen.calls, 1);
+  EXPECT_EQ(seen.status,
+            absl::DeadlineExceededError("HTTP response not finished within response_timeout"));
+  EXPECT_TRUE(seen.closed);
+  EXPECT_EQ(stream_->status(), seen.status);
+  settle();
+  EXPECT_EQ(close_calls_, 1);
+  EXPECT_EQ(close_status_, seen.status);
+}
+
+TEST_F(HTTPServerAsyncCloseTest, FlushFailedByContentLengthMisuseReportsTheMisuse) {
+  ASSERT_TRUE(start_deferred(kGet));
+  client_->pause_reading();
+  stream_->head().set_header("Content-Length", std::to_string(kBig));
+  ASSERT_TRUE(stream_->write(std::string(kBig - 1, 'x')).ok());
+  FlushSeen seen;
+  stream_->flush(record(seen));
+  const absl::Status misuse = stream_->write("yz");
+  EXPECT_EQ(misuse.code(), absl::StatusCode::kInvalidArgument) << misuse;
+  settle();
+  client_->close();
+  settle();
+  ASSERT_EQ(seen.calls, 1);
+  EXPECT_EQ(seen.status, misuse);
+  EXPECT_EQ(stream_->status(), misuse);
+}
+
+// Found by a probe: flush(nullptr) was accepted and aborted the process later, from the loop
+// (an empty AnyInvocable called). An empty callback is no callback, as for finish().
+TEST_F(HTTPServerAsyncCloseTest, FlushWithoutACallbackIsAFlush) {
+  ASSERT_TRUE(start_deferred(kGet));
+  ASSERT_TRUE(stream_->write("a").ok());
+  stream_->flush(nullptr);
+  settle();
+  ASSERT_TRUE(stream_->finish().ok());
+  stream_->flush(nullptr);  // after finish(): an error nobody hears
+  settle();
+  EXPECT_TRUE(absl::EndsWith(received_, "1\r\na\r\n0\r\n\r\n")) << received_;
+}
+
 // The guide's pump(): the flush callback holds the stream and drops it when the flush fails.
 // Found by a probe: that was an abandoned response (logged as a handler error, counted in
 // stream_errors) and the close callback was lost.

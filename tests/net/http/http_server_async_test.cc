@@ -337,6 +337,24 @@ TEST_F(HTTPServerAsyncTest, HandlerThrowingAfterDeferIs500) {
   EXPECT_EQ(stats().stream_errors, 0u);  // the unwinding dropped the stream: counted once
 }
 
+// Found by a probe: the same unwinding, but the handler catches the exception itself. The
+// stream was dropped while an exception was in flight, so it was left for answer() to count,
+// which saw no exception: the 500 went out neither logged nor counted.
+TEST_F(HTTPServerAsyncTest, StreamDroppedByAnExceptionTheHandlerCatchesIsAStreamError) {
+  start_manual_server([](const HTTPRequest&, HTTPResponseWriter& w) {
+    try {
+      std::shared_ptr<HTTPResponseStream> s = w.defer();
+      throw std::runtime_error("caught by the handler");
+    } catch (const std::runtime_error&) {
+    }
+  });
+  connect();
+  send(kGet);
+  EXPECT_EQ(read_to_eof(), error_response(500, "Internal Server Error"));
+  EXPECT_EQ(stats().handler_exceptions, 0u);
+  EXPECT_EQ(stats().stream_errors, 1u);
+}
+
 TEST_F(HTTPServerAsyncTest, DroppedStreamIs500) {
   start_manual_server(keep());
   connect();

@@ -123,11 +123,12 @@ class HTTPResponseStream : public std::enable_shared_from_this<HTTPResponseStrea
   /// Queues `chunk` (see "Framing"). Errors: Unavailable once closed; FailedPrecondition after
   /// finish(); InvalidArgument past the Content-Length (the response then fails).
   absl::Status write(std::string chunk);
-  /// `done` runs once (never inside this call): OK when everything written so far (the head
-  /// included, sent now if it was not) has been handed to the kernel, or the closed status if
-  /// the connection goes first (the stream is closed by then: closed() is true, its close
-  /// callback is scheduled). Wait for it before writing more to keep memory bounded. After
-  /// finish(): FailedPrecondition (the connection has moved on; finish(done) tells instead).
+  /// `done` (may be empty) runs once (never inside this call): OK when everything written so
+  /// far (the head included, sent now if it was not) has been handed to the kernel, or the
+  /// closed status if the connection goes first (the stream is closed by then: closed() is
+  /// true, its close callback is scheduled). Wait for it before writing more to keep memory
+  /// bounded. After finish(): FailedPrecondition (the connection has moved on; finish(done)
+  /// tells instead).
   void flush(Callback done);
   /// Ends the response (see "Framing"). Errors as write(); InvalidArgument when fewer bytes
   /// than the Content-Length were written (the response then fails).
@@ -163,8 +164,10 @@ class HTTPResponseStream : public std::enable_shared_from_this<HTTPResponseStrea
   const absl::Status& status() const { return status_; }
 
   /// Runs `fn()`; if it throws, the exception is logged and counted (the loop's
-  /// handle_callback_exception, HTTPServer::Stats::handler_exceptions) and the response fails
-  /// (500 or close). Returns OK or that Internal status. Use it around deferred code:
+  /// handle_callback_exception; also HTTPServer::Stats::handler_exceptions while the response
+  /// is open: once finished or closed it belongs to no connection, and its server may be gone)
+  /// and the response fails (500 or close). Returns OK or that Internal status. Use it around
+  /// deferred code:
   /// ```
   ///   loop.call_later(d, [s] { s->run([&] { produce(*s); }).IgnoreError(); });
   /// ```

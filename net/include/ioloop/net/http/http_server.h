@@ -206,8 +206,9 @@ class HTTPServer {
                                       ///< the kernel takes everything at once)
     uint64_t protocol_errors = 0;     ///< 400/413/431/501/505 sent
     uint64_t handler_exceptions = 0;  ///< exceptions from handlers and from deferred code run
-                                      ///< through HTTPResponseStream::run() (also in the
-                                      ///< loop's stats().exceptions): 500 or close
+                                      ///< through HTTPResponseStream::run() on an open
+                                      ///< response (all also in the loop's
+                                      ///< stats().exceptions): 500 or close
     uint64_t idle_timeouts = 0;       ///< connections closed by idle_timeout
     uint64_t header_timeouts = 0;     ///< 408 for a header section past header_timeout
     uint64_t body_rate_timeouts = 0;  ///< 408 for a body below min_body_rate
