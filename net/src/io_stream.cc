@@ -250,13 +250,15 @@ void IOStream::update_interest() {
   }
   const uint32_t want = wanted_events();
   if (interest_ == kUnregistered) {
-    if (want == 0) return;
+    // A read while paused registers too, for errors only: the loop then holds the stream (and
+    // drops its callbacks if it goes first) as it holds any stream with work outstanding.
+    if (want == 0 && !read_.active()) return;
     absl::Status s = loop_->add_handler(
         socket_.fd(),
         [ref = HandlerRef(shared_from_this())](int, uint32_t events) {
           ref.get()->on_events(events);
         },
-        want);
+        want != 0 ? want : IOLoop::ERROR);
     if (!s.ok()) {
       close(s);
       return;
