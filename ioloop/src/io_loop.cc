@@ -100,6 +100,8 @@ IOLoop::~IOLoop() {
     remove_handler(signals_->fd);
     ::close(signals_->fd);
     signals_->release_all();
+    // Their captures go while the loop is whole, as every other callable's below.
+    for (SignalHandler& h : signals_->handlers) (void)std::exchange(h, SignalHandler());
   }
   remove_handler(waker_->fd());
   // Destroy user callables while the loop is still whole: their destructors may call back
@@ -124,7 +126,7 @@ IOLoop::~IOLoop() {
     if (none) break;
     handlers.clear();
     pending.clear();
-    graveyard_.clear();
+    bury_removed_handlers();
     timers_->clear();
   }
 }
@@ -416,7 +418,18 @@ void IOLoop::run_once() {
   last_poll_end_ = Clock::now();
   stats_.time_blocked += to_duration(last_poll_end_ - now);
   for (const Poller::Event& ev : events_) dispatch(ev);
-  graveyard_.clear();
+  bury_removed_handlers();
+}
+
+void IOLoop::bury_removed_handlers() {
+  // Out of graveyard_ first: a callable's destructor may remove another handler (a stream's
+  // removes its fd), which then lands in graveyard_ for the next batch, not in the vector
+  // being cleared. The storage comes back when nothing was added, so a batch does not
+  // allocate.
+  std::vector<std::unique_ptr<Entry>> dead;
+  dead.swap(graveyard_);
+  dead.clear();
+  if (graveyard_.empty()) graveyard_.swap(dead);
 }
 
 void IOLoop::back_off_after_poll_failure(const absl::Status& status) {

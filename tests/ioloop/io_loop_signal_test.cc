@@ -132,6 +132,30 @@ TEST(IOLoopSignalTest, DestroyingTheLoopRestoresTheSignalMask) {
   EXPECT_FALSE(Blocked(SIGWINCH));
 }
 
+// Found by a probe: the signal handlers were the one kind of callable ~IOLoop did not destroy
+// while the loop was whole. A capture whose destructor schedules cleanup (add_callback) used
+// the loop's mutex and queue after they were gone, and the cleanup leaked.
+TEST(IOLoopSignalTest, ASignalHandlersCapturesMayUseTheLoopAsItIsDestroyed) {
+  std::weak_ptr<int> cleanup;
+  {
+    IOLoop loop;
+    struct SchedulesCleanup {
+      SchedulesCleanup(IOLoop& l, std::weak_ptr<int>& c) : loop(l), cleanup(c) {}
+      IOLoop& loop;
+      std::weak_ptr<int>& cleanup;
+      ~SchedulesCleanup() {
+        auto token = std::make_shared<int>(1);
+        cleanup = token;
+        loop.add_callback([token] {});
+      }
+    };
+    auto capture = std::make_shared<SchedulesCleanup>(loop, cleanup);
+    ASSERT_TRUE(loop.add_signal_handler(SIGUSR2, [capture](int) {}).ok());
+  }
+  EXPECT_TRUE(cleanup.expired()) << "the cleanup callback was destroyed with the loop";
+  EXPECT_FALSE(Blocked(SIGUSR2));
+}
+
 TEST(IOLoopSignalTest, ASignalBlockedBeforeTheLoopStaysBlocked) {
   sigset_t one;
   sigemptyset(&one);

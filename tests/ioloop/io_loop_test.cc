@@ -418,6 +418,52 @@ TEST_P(IOLoopTest, HandlerReplacingItselfKeepsItsCapturesAlive) {
   EXPECT_EQ(second_calls, 1);
 }
 
+// Found by a probe: a removed handler's captures are destroyed at the end of the batch, and a
+// capture whose destructor removes other handlers (as a stream's destructor removes its fd)
+// added to the list being cleared: a use-after-free (ASan), or a corrupt list.
+TEST_P(IOLoopTest, ARemovedHandlersDestructorMayRemoveOtherHandlers) {
+  constexpr int kOthers = 8;
+  SocketPair trigger;
+  std::vector<std::unique_ptr<SocketPair>> others;
+  std::vector<std::weak_ptr<int>> captures;  // each other handler's
+  for (int i = 0; i < kOthers; ++i) {
+    others.push_back(std::make_unique<SocketPair>());
+    auto capture = std::make_shared<int>(i);
+    captures.push_back(capture);
+    ASSERT_TRUE(loop()
+                    .add_handler(
+                        others.back()->fd[0], [capture](int, uint32_t) {}, READ)
+                    .ok());
+  }
+  struct RemovesOthers {
+    RemovesOthers(IOLoop& l, const std::vector<std::unique_ptr<SocketPair>>& o)
+        : loop(l), others(o) {}
+    IOLoop& loop;
+    const std::vector<std::unique_ptr<SocketPair>>& others;
+    ~RemovesOthers() {
+      for (const auto& sp : others) loop.remove_handler(sp->fd[0]);
+    }
+  };
+  auto removes = std::make_shared<RemovesOthers>(loop(), others);
+  ASSERT_TRUE(loop()
+                  .add_handler(
+                      trigger.fd[0],
+                      [&, removes](int fd, uint32_t) {
+                        loop().remove_handler(fd);
+                        loop().add_callback([&] { done(); });
+                      },
+                      READ)
+                  .ok());
+  removes.reset();  // the handler holds the only reference
+  trigger.send();
+  ASSERT_TRUE(wait());
+  for (const auto& sp : others) EXPECT_FALSE(loop().has_handler(sp->fd[0]));
+  // Removed in the batch's cleanup: their captures go at the end of a later batch at most.
+  loop().add_callback([&] { done(); });
+  ASSERT_TRUE(wait());
+  for (const std::weak_ptr<int>& capture : captures) EXPECT_TRUE(capture.expired());
+}
+
 // ---------------------------------------------------------------------------------------------
 // 11. stats()
 

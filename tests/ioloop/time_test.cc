@@ -30,14 +30,15 @@ TEST(TimeTest, ClockIsMonotonic) {
   EXPECT_LE(a, b);
 }
 
-// advance() saturates at the end of the clock's range instead of wrapping into the past.
+// advance() saturates at the end of the clock's range instead of wrapping into the past. Found
+// by a probe: an infinite advance went 146 years (to_clock_duration's cap), not to the end as
+// the header says.
 TEST(ManualClockTest, InfiniteAdvancesSaturate) {
   ManualClock clock;
   clock.advance(absl::InfiniteDuration());
-  const TimePoint once = clock.now();
-  EXPECT_GT(once, TimePoint(std::chrono::hours(24)));
+  EXPECT_EQ(clock.now(), TimePoint::max());
   clock.advance(absl::InfiniteDuration());
-  clock.advance(absl::InfiniteDuration());
+  clock.advance(absl::Hours(1));
   EXPECT_EQ(clock.now(), TimePoint::max());
   EXPECT_EQ(add_saturating(clock.now(), std::chrono::hours(1)), TimePoint::max());
   EXPECT_EQ(add_saturating(TimePoint(std::chrono::hours(1)), std::chrono::hours(1)),

@@ -275,6 +275,8 @@ class IOLoop {
   void run_callbacks();
   void run_timers();
   void dispatch(const Poller::Event& ev);
+  /// Frees graveyard_ (the entries removed during the batch).
+  void bury_removed_handlers();
   void handle_signals();
   /// Runs user code with the exception and slow-callback guards.
   template <typename F>

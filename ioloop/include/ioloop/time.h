@@ -54,7 +54,9 @@ class ManualClock {
   /// (an infinite `d` goes there), so that the clock never wraps around into the past.
   void advance(absl::Duration d) {
     if (d <= absl::ZeroDuration()) return;
-    const Clock::duration step = to_clock_duration(d);
+    // to_clock_duration() caps an infinite `d` at half the range (146 years): the end is meant.
+    const Clock::duration step =
+        d == absl::InfiniteDuration() ? Clock::duration::max() : to_clock_duration(d);
     Clock::rep have = ns_.load(std::memory_order_acquire);
     Clock::rep want;
     do {
