@@ -296,8 +296,8 @@ void HTTPConnectionCore::recycle() {
   if (writer_.body_.capacity() > kRecycledCapacity) std::string().swap(writer_.body_);
   // idle() guarantees the rest: no backlog, pending output, stream or body handler, and
   // the parser between requests (rebind() resets it). A past deferred response's stream may
-  // still be referenced weakly.
-  d_.weak.reset();
+  // still be referenced weakly, and its failure kept.
+  d_ = Deferred{};
 }
 
 void HTTPConnectionCore::rebind(std::shared_ptr<HTTPCoreState> shared, IOLoop* loop) {
