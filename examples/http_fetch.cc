@@ -253,7 +253,7 @@ int main(int argc, char** argv) {
     stop_transfer = [&] { (*loop)->add_callback([&] { client.cancel(id); }); };
     if (timeout > absl::ZeroDuration()) {
       transfer_deadline =
-          ioloop::add_saturating(ioloop::Clock::now(), absl::ToChronoNanoseconds(timeout));
+          ioloop::add_saturating(ioloop::Clock::now(), ioloop::to_clock_duration(timeout));
       (*loop)->call_later(timeout, [&] {
         timed_out = true;
         client.cancel(id);  // runs the callback above, with Cancelled
