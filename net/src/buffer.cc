@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <new>
 #include <utility>
@@ -83,7 +84,15 @@ void Buffer::own_lent_bytes() {
 
 absl::Status Buffer::append(const char* data, size_t n) {
   if (n == 0) return absl::OkStatus();
+  // A source inside the readable bytes (append(view())) moves with them when ensure_writable()
+  // slides them to the front or into a new block (freeing the old): it is found again by its
+  // offset, as std::string::append allows its own contents.
+  const char* readable = peek();
+  const bool own = readable != nullptr && std::less_equal<const char*>()(readable, data) &&
+                   std::less<const char*>()(data, readable + readable_bytes());
+  const size_t offset = own ? static_cast<size_t>(data - readable) : 0;
   if (absl::Status s = ensure_writable(n); !s.ok()) return s;
+  if (own) data = peek() + offset;
   std::memcpy(data_ + write_, data, n);
   write_ += static_cast<uint32_t>(n);
   return absl::OkStatus();

@@ -74,6 +74,28 @@ TEST(BufferTest, ShrinkToReadable) {
   EXPECT_EQ(b.view(), "aaa");
 }
 
+// A source inside the buffer's own readable bytes (append(view()), repeating a part) moves
+// with them when the append slides or reallocates them; it is copied from where it went.
+TEST(BufferTest, AppendingItsOwnBytesWhileSlidingCopiesThem) {
+  Buffer b;
+  ASSERT_TRUE(b.append("abcdefghij").ok());
+  ASSERT_EQ(b.capacity(), 10u);
+  b.retrieve(3);
+  ASSERT_TRUE(b.append(b.peek(), 3).ok());  // fits once "abc" is reclaimed: a slide
+  EXPECT_EQ(b.capacity(), 10u);
+  EXPECT_EQ(b.view(), "defghijdef");
+}
+
+TEST(BufferTest, AppendingItsOwnBytesWhileGrowingCopiesThem) {
+  Buffer b;
+  ASSERT_TRUE(b.append("0123456789").ok());
+  ASSERT_TRUE(b.append(b.view()).ok());  // a new block; the old one is freed
+  EXPECT_EQ(b.view(), "01234567890123456789");
+  b.retrieve(15);
+  ASSERT_TRUE(b.append(b.view().substr(2)).ok());  // room at the end: no move
+  EXPECT_EQ(b.view(), "56789789");
+}
+
 TEST(BufferTest, FindFromOffsetAndStraddle) {
   Buffer b;
   ASSERT_TRUE(b.append("ab\r\ncd\r\n").ok());
@@ -237,6 +259,13 @@ TEST_F(BufferFdTest, WritingIntoALentBufferTakesABlockFirst) {
   EXPECT_EQ(b.read_fd(sv_[0], &err), 2);
   EXPECT_FALSE(b.lending());
   EXPECT_EQ(b.view(), "abcdefgh");
+}
+
+TEST_F(BufferFdTest, AppendingLentBytesToTheirBufferCopiesThem) {
+  Buffer b = lent("abc");
+  ASSERT_TRUE(b.append(b.view()).ok());
+  EXPECT_FALSE(b.lending());
+  EXPECT_EQ(b.view(), "abcabc");
 }
 
 TEST_F(BufferFdTest, ReadingAgainWhileLendingAppends) {

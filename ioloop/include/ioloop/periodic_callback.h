@@ -7,11 +7,12 @@
 /// missed while the loop was busy are skipped, not replayed back to back); skipped() counts
 /// them. A wall-clock jump changes nothing.
 ///
-/// Threading and lifetime: loop thread only. Destroying it stops it; it may be stopped or
-/// destroyed from inside its own callback. (The lifetime idiom of docs/architecture.md,
-/// "Lifetimes": the state lives in a shared_ptr the object owns; the loop's timer holds it
-/// weakly, and a run holds it strongly only while it lasts, so the running callable survives
-/// its owner's destruction.)
+/// Threading and lifetime: loop thread only. The loop must outlive it, as for every object that
+/// runs on a loop: stop() and the destructor cancel its timer there. Destroying it stops it; it
+/// may be stopped or destroyed from inside its own callback. (The lifetime idiom of
+/// docs/architecture.md, "Lifetimes": the state lives in a shared_ptr the object owns; the loop's
+/// timer holds it weakly, and a run holds it strongly only while it lasts, so the running callable
+/// survives its owner's destruction.)
 ///
 /// Errors: an exception from the callback is logged through the loop's rate-limited path as
 /// "exception escaped periodic callback: <what()>" and counted in the loop's stats().exceptions;

@@ -86,7 +86,9 @@ class Buffer {
   absl::string_view view() const { return absl::string_view(peek(), readable_bytes()); }
 
   /// Appends `n` bytes, or fails with ResourceExhausted (appending nothing, reading nothing
-  /// from `data`) if the buffer would then hold more than kMaxSize bytes.
+  /// from `data`) if the buffer would then hold more than kMaxSize bytes. `data` may point into
+  /// this buffer's own readable bytes (append(view()) repeats them), though the append may move
+  /// them.
   absl::Status append(const char* data, size_t n);
   /// As append(data.data(), data.size()).
   absl::Status append(absl::string_view data) { return append(data.data(), data.size()); }

@@ -67,7 +67,8 @@
 ///  - Errors (each response says "Connection: close", then the connection closes once it is
 ///    flushed; responses to requests before the bad one in the same read go out first):
 ///    malformed request, bad Content-Length, Content-Length with Transfer-Encoding, HTTP/1.1
-///    without Host -> 400; header section over max_header_size -> 431; body over
+///    without Host -> 400; header section over max_header_size -> 431 (414 when the request
+///    line alone is over it: a target that long); body over
 ///    max_body_size -> 413; unsupported Transfer-Encoding -> 501; HTTP major version != 1 ->
 ///    505; more than 8 empty lines (or a bare CR) before a request line -> 400 (see
 ///    request_parser.h). The status line says HTTP/1.0 when the request's line said so
@@ -154,7 +155,9 @@ struct HTTPServerState;  // net/src/http/http_server_state.h
 /// The options of an HTTPServer; invalid ones make listen(), add_sockets(), start() and
 /// serve() return InvalidArgument.
 struct HTTPServerOptions {
-  size_t max_header_size = 64 * 1024;       ///< 431 above this
+  /// 431 above this (414 for a request line alone over it). libhttp_parser's own limit, 80
+  /// KiB, caps it: a larger value acts as 80 KiB (request_parser.h).
+  size_t max_header_size = 64 * 1024;
   size_t max_body_size = 64 * 1024 * 1024;  ///< 413 above this
   /// Count and frame request bodies but do not keep them (HTTPRequest::body() is empty).
   bool discard_body = false;
@@ -204,7 +207,7 @@ class HTTPServer {
     uint64_t responses = 0;           ///< serialized, including error responses and 408
     uint64_t writes = 0;              ///< write/writev calls on streams (one syscall each when
                                       ///< the kernel takes everything at once)
-    uint64_t protocol_errors = 0;     ///< 400/413/431/501/505 sent
+    uint64_t protocol_errors = 0;     ///< 400/413/414/431/501/505 sent
     uint64_t handler_exceptions = 0;  ///< exceptions from handlers and from deferred code run
                                       ///< through HTTPResponseStream::run() on an open
                                       ///< response (all also in the loop's
