@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
+#include "socket_status.h"
 
 namespace ioloop::net {
 
@@ -80,7 +81,7 @@ absl::Status Socket::take_error() {
   absl::StatusOr<int> err = get_option(SOL_SOCKET, SO_ERROR, "SO_ERROR");
   if (!err.ok()) return err.status();
   if (*err == 0) return absl::OkStatus();
-  return absl::ErrnoToStatus(*err, absl::StrCat("socket fd ", fd_));
+  return internal::socket_errno_status(*err, absl::StrCat("socket fd ", fd_));
 }
 
 absl::StatusOr<size_t> Socket::unread_bytes() const {

@@ -84,8 +84,14 @@ absl::StatusOr<Socket> bind_copy(const SocketAddress& addr, int backlog) {
   return sock;
 }
 
-// Options under which an error path would spin instead of backing off.
+// Options under which an error path would spin instead of backing off, or under which no
+// connection could be served.
 absl::Status validate(const TCPServerOptions& options) {
+  if (options.handshake_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("TCPServer: handshake_timeout must be positive, got ",
+                     absl::FormatDuration(options.handshake_timeout)));
+  }
   const AcceptOptions& accept = options.accept_options;
   if (accept.max_accepts_per_wakeup <= 0) {
     return absl::InvalidArgumentError(

@@ -5,6 +5,7 @@
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
+#include "socket_status.h"
 
 namespace ioloop::net {
 namespace {
@@ -23,7 +24,8 @@ class PlainTransport final : public Transport {
     if (n > 0) return IOResult::done(static_cast<size_t>(n), static_cast<size_t>(n) < asked);
     if (n == 0) return IOResult::eof();
     if (would_block(err)) return IOResult::want_read();
-    return IOResult::error(absl::ErrnoToStatus(err, absl::StrCat("IOStream: read from fd ", fd)));
+    return IOResult::error(
+        internal::socket_errno_status(err, absl::StrCat("IOStream: read from fd ", fd)));
   }
 
   IOResult write(int fd, const struct iovec* iov, int count) override {
@@ -40,13 +42,14 @@ class PlainTransport final : public Transport {
     } while (n < 0 && errno == EINTR);
     if (n >= 0) return IOResult::done(static_cast<size_t>(n));
     if (would_block(errno)) return IOResult::want_write();
-    return IOResult::error(absl::ErrnoToStatus(errno, absl::StrCat("IOStream: write to fd ", fd)));
+    return IOResult::error(
+        internal::socket_errno_status(errno, absl::StrCat("IOStream: write to fd ", fd)));
   }
 
   IOResult shutdown_write(int fd) override {
     if (::shutdown(fd, SHUT_WR) != 0 && errno != ENOTCONN) {
-      return IOResult::error(
-          absl::ErrnoToStatus(errno, absl::StrCat("IOStream: shutdown(SHUT_WR) fd ", fd)));
+      return IOResult::error(internal::socket_errno_status(
+          errno, absl::StrCat("IOStream: shutdown(SHUT_WR) fd ", fd)));
     }
     return IOResult::done(0);
   }

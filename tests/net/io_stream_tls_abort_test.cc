@@ -96,5 +96,28 @@ TEST_P(IOStreamTLSAbortTest, AClientHelloThenAResetIsTheReset) {
   EXPECT_TRUE(absl::StrContains(handshake.message(), "Connection reset by peer")) << handshake;
 }
 
+// Found by a probe of the TLS layer: a server that shuts its side down, then closes with the
+// ClientHello unread (a FIN, then a reset), before the client looked. Linux reports a reset in
+// CLOSE_WAIT as EPIPE, which absl's errno mapping calls FailedPrecondition: the handshake
+// failed "FailedPrecondition: Broken pipe", a code that blames the caller. A peer gone is
+// Unavailable, whichever errno says so.
+TEST_P(IOStreamTLSAbortTest, AFinThenAResetBeforeTheServersFlightIsUnavailable) {
+  auto [mine, peer] = tcp_pair();  // `mine` is the non-blocking end: the TLS client here
+  auto client = testing::client_context()->new_client_transport(mine.fd(), "localhost", 443);
+  ASSERT_TRUE(client.ok());
+  stream_ = IOStream::create(loop(), std::move(mine), {}, *std::move(client));
+  absl::Status handshake = absl::UnknownError("not called");
+  stream_->wait_for_handshake([&](absl::Status s) {
+    handshake = s;
+    done();
+  });
+  pollfd hello{peer.fd(), POLLIN, 0};
+  while (::poll(&hello, 1, 0) == 0) spin(1);  // the ClientHello is out, unread
+  ASSERT_EQ(::shutdown(peer.fd(), SHUT_WR), 0);
+  peer = Socket();  // the ClientHello unread: a reset, in the client's CLOSE_WAIT
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(handshake.code(), absl::StatusCode::kUnavailable) << handshake;
+}
+
 }  // namespace
 }  // namespace ioloop::net::stream_testing

@@ -141,6 +141,20 @@ TEST_F(TCPServerTest, EmptyHandlerIsInvalidArgumentAtStart) {
   EXPECT_EQ(server.start(1), absl::InvalidArgumentError("TCPServer::start: empty handler"));
 }
 
+// Found by a probe: a handshake_timeout of zero or below was taken, and then every TLS
+// connection was closed (DeadlineExceeded) before its handshake could finish. TCPClient's
+// ConnectOptions refuse it; so does start().
+TEST_F(TCPServerTest, AHandshakeTimeoutThatIsNotPositiveIsInvalidArgumentAtStart) {
+  for (absl::Duration bad : {absl::ZeroDuration(), absl::Milliseconds(-5)}) {
+    TCPServerOptions options;
+    options.handshake_timeout = bad;
+    TCPServer server(loop(), line_echo(), options);
+    EXPECT_EQ(server.start(1), absl::InvalidArgumentError(absl::StrCat(
+                                   "TCPServer: handshake_timeout must be positive, got ",
+                                   absl::FormatDuration(bad))));
+  }
+}
+
 TEST_F(TCPServerTest, ListenOnBusyPortNamesTheAddress) {
   TCPServerOptions no_reuse;
   no_reuse.reuse_port = false;

@@ -129,8 +129,8 @@ void ClientConnection::on_done(absl::Status status) {
   }
   if (!status.ok()) {
     // A reset (or another socket error): the response, if it started, is cut short. Either way
-    // the transport failed: Unavailable, also for EPIPE (a write after the server went, which
-    // absl's errno mapping calls FailedPrecondition).
+    // the transport failed: Unavailable, whatever the errno (a keep-alive probe's ETIMEDOUT,
+    // which absl calls DeadlineExceeded, is no fetch timeout).
     return fail(*owner, absl::UnavailableError(
                             parser_.started_response()
                                 ? absl::StrCat("connection error while reading the response: ",

@@ -15,6 +15,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "ioloop/net/tls/tls_context.h"
+#include "socket_status.h"
 #include "tls/tls_util.h"
 
 namespace ioloop::net {
@@ -176,7 +177,9 @@ int TLSTransport::bio_send(BIO* bio, const char* data, int len) {
   return static_cast<int>(n);
 }
 
-IOResult TLSTransport::flush(int fd) {
+IOResult TLSTransport::flush(int fd) { return send_staged(fd, "TLS: send"); }
+
+IOResult TLSTransport::send_staged(int fd, absl::string_view what) {
   while (!staged_.empty()) {
     const ssize_t n =
         ::send(fd, staged_.data(), staged_.size(), MSG_NOSIGNAL | (closing_ ? MSG_MORE : 0));
@@ -184,7 +187,7 @@ IOResult TLSTransport::flush(int fd) {
       if (errno == EINTR) continue;
       if (would_block(errno)) return IOResult::want_write();
       failed_ = true;
-      return IOResult::error(absl::ErrnoToStatus(errno, "TLS: send"));
+      return IOResult::error(internal::socket_errno_status(errno, what));
     }
     staged_.erase(0, static_cast<size_t>(n));
   }
@@ -235,7 +238,7 @@ IOResult TLSTransport::failure(int ret, const char* what) {
   }
   if (err == SSL_ERROR_SYSCALL) {
     ERR_clear_error();
-    return IOResult::error(absl::ErrnoToStatus(saved_errno, prefix));
+    return IOResult::error(internal::socket_errno_status(saved_errno, prefix));
   }
   const long verify = SSL_get_verify_result(ssl_);
   if (is_reason(first, ERR_LIB_SSL, SSL_R_CERTIFICATE_VERIFY_FAILED) && verify != X509_V_OK) {
@@ -256,8 +259,9 @@ IOResult TLSTransport::failure(int ret, const char* what) {
 }
 
 IOResult TLSTransport::handshake(int fd) {
+  constexpr absl::string_view kFailed = "TLS handshake failed";
   if (!staged_.empty() && !handshake_done_) {  // the last flight did not fit: send it first
-    IOResult f = flush(fd);
+    IOResult f = send_staged(fd, kFailed);
     if (f.outcome != IOResult::kDone) return f;
   }
   ERR_clear_error();
@@ -290,7 +294,7 @@ IOResult TLSTransport::handshake(int fd) {
   }
   if (staged_.empty()) return r;
   // The peer waits for this flight (or reads the alert of a failure) now.
-  const IOResult f = flush(fd);
+  const IOResult f = send_staged(fd, kFailed);
   if (r.outcome == IOResult::kError) {
     std::string().swap(staged_);  // best effort: the stream closes with r
     return r;

@@ -32,6 +32,18 @@ std::string with_errors(absl::string_view prefix) {
   return absl::StrCat(prefix, ": ", reasons);
 }
 
+namespace {
+
+// errno's status for `file`, but InvalidArgument for a directory (fopen() opens one, and reading
+// it fails with EISDIR, which absl calls FailedPrecondition): the path is the caller's mistake.
+absl::Status read_error(int err, const std::string& file) {
+  absl::Status status = absl::ErrnoToStatus(err, absl::StrCat("TLSContext: cannot read ", file));
+  if (err == EISDIR) return absl::InvalidArgumentError(status.message());
+  return status;
+}
+
+}  // namespace
+
 absl::StatusOr<PemSource> load_source(const std::string& file, const std::string& pem,
                                       absl::string_view file_field, absl::string_view pem_field) {
   if (!file.empty() && !pem.empty()) {
@@ -48,10 +60,7 @@ absl::StatusOr<PemSource> load_source(const std::string& file, const std::string
   // Read it ourselves rather than let OpenSSL open it: the errno becomes the status code and
   // the message names the path, which OpenSSL's "system library" errors do not do well.
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(file.c_str(), "rbe"), &std::fclose);
-  if (f == nullptr) {
-    const int err = errno;
-    return absl::ErrnoToStatus(err, absl::StrCat("TLSContext: cannot read ", file));
-  }
+  if (f == nullptr) return read_error(errno, file);
   std::string text;
   char chunk[8192];
   size_t n;
@@ -62,10 +71,7 @@ absl::StatusOr<PemSource> load_source(const std::string& file, const std::string
       return absl::InvalidArgumentError(absl::StrCat("TLSContext: ", file, " is over 16 MiB"));
     }
   }
-  if (std::ferror(f.get())) {
-    const int err = errno;
-    return absl::ErrnoToStatus(err, absl::StrCat("TLSContext: cannot read ", file));
-  }
+  if (std::ferror(f.get())) return read_error(errno, file);
   return PemSource{std::move(text), file};
 }
 

@@ -204,6 +204,17 @@ INSTANTIATE_TEST_SUITE_P(
                   "body_rate_window"}),
     [](const ::testing::TestParamInfo<BadOption>& p) { return p.param.name; });
 
+// The TCP options are TCPServer's to check, at start() (found by a probe: a handshake_timeout
+// that is not positive was taken, and every TLS connection then timed out at once).
+TEST_F(HTTPServerTest, ATcpOptionThatCannotWorkFailsStart) {
+  HTTPServerOptions options;
+  options.tcp_options.handshake_timeout = absl::Milliseconds(-5);
+  start_server(hello, options);
+  ASSERT_TRUE(server_->listen(0, "127.0.0.1").ok());
+  EXPECT_EQ(server_->start(),
+            absl::InvalidArgumentError("TCPServer: handshake_timeout must be positive, got -5ms"));
+}
+
 // Found by an API probe: an empty handler was accepted, and the first request aborted the
 // process; serve(nullptr) dereferenced it.
 TEST_F(HTTPServerTest, AnEmptyHandlerOrANullStreamIsInvalidArgument) {

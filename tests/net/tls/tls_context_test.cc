@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ioloop/net/tls/tls_transport.h"
@@ -82,6 +83,18 @@ TEST(TLSContextTest, MissingFileNamesThePath) {
                                                           files.root_ca + " is not a directory"));
   auto nul = TLSContext::client({.ca_file = files.root_ca + std::string("\0x", 2)});
   EXPECT_EQ(nul.status(), absl::InvalidArgumentError("TLSContext: ca_file holds a NUL"));
+  // A directory where a file belongs: fopen() succeeds and reading fails with EISDIR, which
+  // absl calls FailedPrecondition (found by a probe); the path is the caller's mistake.
+  const absl::Status is_dir = absl::InvalidArgumentError(
+      absl::StrCat("TLSContext: cannot read ", dir.path(), ": Is a directory"));
+  EXPECT_EQ(TLSContext::server({.cert_chain_file = dir.path(), .private_key_file = files.ecdsa_key})
+                .status(),
+            is_dir);
+  EXPECT_EQ(
+      TLSContext::server({.cert_chain_file = files.ecdsa_chain, .private_key_file = dir.path()})
+          .status(),
+      is_dir);
+  EXPECT_EQ(TLSContext::client({.ca_file = dir.path()}).status(), is_dir);
 }
 
 TEST(TLSContextTest, KeyNotMatchingTheCertificate) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <utility>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -234,6 +235,19 @@ TEST(TLSTransportTest, PeerClosesMidHandshake) {
   IOResult r = server_handshake(*p.server, p.sfd());
   ASSERT_EQ(r.outcome, IOResult::kError);
   EXPECT_EQ(r.status.message(), "TLS handshake failed: peer closed the connection");
+}
+
+// Found by a probe: a server whose flight could not be sent (the client gone after its
+// ClientHello) failed with "TLS: send: Broken pipe", without the prefix every handshake failure
+// has, and with absl's FailedPrecondition for EPIPE.
+TEST(TLSTransportTest, AServerFlightThatCannotBeSentIsAHandshakeFailure) {
+  TLSPair p(server_context(test_pki().ecdsa_leaf), client_context());
+  ASSERT_EQ(p.client->handshake(p.cfd()).outcome, IOResult::kWantRead);  // ClientHello out
+  ::close(std::exchange(p.sockets.fd[0], -1));  // the hello stays readable; sends get EPIPE
+  IOResult r = p.server->handshake(p.sfd());
+  ASSERT_EQ(r.outcome, IOResult::kError);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kUnavailable) << r.status;
+  EXPECT_EQ(r.status.message(), "TLS handshake failed: Broken pipe");
 }
 
 TEST(TLSTransportTest, ClientCertificateVerifiedByServer) {

@@ -27,8 +27,8 @@
 ///
 /// Status codes a callback can see:
 ///   - error(): the status that closed the stream. OK for a clean EOF from the peer or for
-///     close() with no reason; the errno text otherwise ("Connection reset by peer"
-///     (Unavailable), "Broken pipe", ...); ResourceExhausted when max_buffer_size or a
+///     close() with no reason; the errno text otherwise, Unavailable when the peer is gone
+///     ("Connection reset by peer", "Broken pipe"); ResourceExhausted when max_buffer_size or a
 ///     read_until max_bytes is exceeded; whatever was passed to close(reason).
 ///   - A read that data already buffered can satisfy completes with that data, even after
 ///     the stream closed (so nothing received is lost to a race with close()).

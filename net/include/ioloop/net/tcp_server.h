@@ -75,7 +75,7 @@ struct TCPServerOptions {
   std::shared_ptr<const TransportFactory> tls;
   /// Most time from accept to the end of the handshake (counted from accept, not from the
   /// last byte received, so a client that dribbles its hello cannot hold a connection
-  /// longer). Only with `tls`.
+  /// longer). Only with `tls`; must be positive (start() checks it).
   absl::Duration handshake_timeout = absl::Seconds(10);
   /// listen()'s backlog for the sockets listen() binds.
   int backlog = kDefaultBacklog;
@@ -121,13 +121,13 @@ class TCPServer {
   /// is unchanged and the earlier listeners go on.
   absl::Status add_sockets(std::vector<Socket> sockets);
   /// Starts accepting on `num_threads` loops. InvalidArgument for an empty handler, if
-  /// num_threads < 1, or if an option would turn an error path into a busy loop
-  /// (accept_options.max_accepts_per_wakeup < 1, accept_options.emfile_backoff not positive
-  /// and finite); FailedPrecondition if already started or (N > 1) a listener lacks
-  /// SO_REUSEPORT; else the first error of installing a listener. Every listener is installed
-  /// before any worker thread starts, so on error no thread is left running, the sockets added so
-  /// far are closed, addresses() is empty, and the server may be given new sockets and started
-  /// again.
+  /// num_threads < 1, for a handshake_timeout that is not positive, or if an option would turn
+  /// an error path into a busy loop (accept_options.max_accepts_per_wakeup < 1,
+  /// accept_options.emfile_backoff not positive and finite); FailedPrecondition if already started
+  /// or (N > 1) a listener lacks SO_REUSEPORT; else the first error of installing a listener. Every
+  /// listener is installed before any worker thread starts, so on error no thread is left running,
+  /// the sockets added so far are closed, addresses() is empty, and the server may be given new
+  /// sockets and started again.
   absl::Status start(int num_threads = 1);
   /// Stops accepting (listeners closed); with `close_streams`, closes every open stream too
   /// (IOStream::close(): a TLS stream says goodbye with close_notify, unless its handler marked

@@ -23,8 +23,8 @@
 ///     content OpenSSL refuses: "TLSContext: no certificate in <file>: <reason>",
 ///     "TLSContext: private key does not match the certificate in <file>", ...
 ///   - NotFound / PermissionDenied / InvalidArgument naming the path for a file that cannot be
-///     read, or a ca_dir that is not a directory (the errno text is included); InvalidArgument
-///     for a path holding a NUL.
+///     read (InvalidArgument for a directory), or a ca_dir that is not a directory (the errno
+///     text is included); InvalidArgument for a path holding a NUL.
 ///   OpenSSL's reasons (its per-thread error queue, drained) are appended after the file
 ///   name. Sources given in memory are named "<cert_chain_pem>", "<private_key_pem>", ...
 ///

@@ -67,6 +67,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "ioloop/net/buffer.h"
 #include "ioloop/net/transport.h"
 
@@ -121,6 +122,9 @@ class TLSTransport final : public Transport {
   class CallScope;
   /// Maps a failed SSL_read_ex / SSL_write_ex / SSL_do_handshake to an IOResult.
   IOResult failure(int ret, const char* what);
+  /// flush(), its send error's message starting with `what`: a handshake's flight that cannot
+  /// go out is a handshake failure, and says so.
+  IOResult send_staged(int fd, absl::string_view what);
   /// The socket BIO's read and write (tls_internal::bio_read / bio_write): OpenSSL's recv and
   /// send, with drained_, staged_ and closing_ applied.
   int bio_recv(bio_st* bio, char* out, int len);
