@@ -135,17 +135,40 @@ inline bool consumed_ends_with_crlf(absl::string_view consumed, char before) {
   return (n >= 2 ? consumed[n - 2] : before) == '\r' && consumed[n - 1] == '\n';
 }
 
+// Where the element that starts `value` ends: its first comma outside a quoted-string (RFC 9110
+// §5.6.4, '\\' escaping the next byte) and outside a comment (§5.6.5: Via's "(a, b)", nested,
+// '\\' escaping too), or npos. An unterminated string or comment runs to the end. A byte loop,
+// not memchr: values are short, and a null data pointer (an empty view) is never passed on.
+inline size_t list_element_end(absl::string_view value) {
+  const size_t n = value.size();
+  for (size_t i = 0; i < n; ++i) {
+    const char c = value[i];
+    if (c == ',') return i;
+    if (c != '"' && c != '(') continue;
+    int depth = 1;  // of comments; a quoted-string ends at its one closing quote
+    for (++i; i < n && depth > 0; ++i) {
+      if (value[i] == '\\') {
+        ++i;
+      } else if (c == '"') {
+        depth -= value[i] == '"' ? 1 : 0;
+      } else if (value[i] == '(' || value[i] == ')') {
+        depth += value[i] == '(' ? 1 : -1;
+      }
+    }
+    if (depth > 0) return absl::string_view::npos;
+    --i;  // the closing byte; the loop's ++i moves past it
+  }
+  return absl::string_view::npos;
+}
+
 // Calls fn(element) for each non-empty element of a comma-separated field value (RFC 9110
 // §5.6.1), trimmed of spaces and tabs, in order, until fn returns true; returns whether one
-// did. Allocates nothing (split_header_list() is the vector-returning form).
+// did. Commas inside quoted-strings and comments belong to their element (list_element_end).
+// Allocates nothing (split_header_list() is the vector-returning form).
 template <typename Fn>
 bool any_list_element(absl::string_view value, Fn fn) {
   while (true) {
-    // memchr, not string_view::find: an out-of-line call in this abseil build.
-    const void* found = std::memchr(value.data(), ',', value.size());
-    const size_t comma = found == nullptr
-                             ? absl::string_view::npos
-                             : static_cast<size_t>(static_cast<const char*>(found) - value.data());
+    const size_t comma = list_element_end(value);
     absl::string_view element = value.substr(0, comma);
     while (!element.empty() && (element.front() == ' ' || element.front() == '\t')) {
       element.remove_prefix(1);

@@ -1,6 +1,9 @@
 // File: net/src/http/http_headers.cc
 #include "ioloop/net/http/http_headers.h"
 
+#include <functional>
+#include <string>
+
 #include "http/http_ascii.h"
 
 namespace ioloop::net {
@@ -10,7 +13,23 @@ void HTTPHeaders::set(std::string name, std::string value) {
   add(std::move(name), std::move(value));
 }
 
+namespace {
+
+bool views_into(absl::string_view view, const std::string& s) {
+  return std::less_equal<const char*>()(s.data(), view.data()) &&
+         std::less<const char*>()(view.data(), s.data() + s.size());
+}
+
+}  // namespace
+
 size_t HTTPHeaders::remove(absl::string_view name) {
+  // A name viewing one of these fields (remove(h[i].first)) would change as the removal moves
+  // fields over it: compare against a copy then.
+  for (const Field& f : fields_) {
+    if (!name.empty() && (views_into(name, f.first) || views_into(name, f.second))) {
+      return remove(std::string(name));
+    }
+  }
   return remove_if([name](const Field& f) { return internal::equals_ignore_case(f.first, name); });
 }
 

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -202,11 +203,9 @@ void URL::append_authority(std::string& out) const {
   if (bracket) out += ']';
   if (port == default_port(scheme)) return;
   char digits[8];
-  char* end = digits + sizeof(digits);
-  char* p = end;
-  for (unsigned v = port; p == end || v != 0; v /= 10) *--p = static_cast<char>('0' + v % 10);
+  const char* end = std::to_chars(digits, digits + sizeof digits, port).ptr;
   out += ':';
-  out.append(p, static_cast<size_t>(end - p));
+  out.append(digits, static_cast<size_t>(end - digits));
 }
 
 std::string URL::authority() const {
@@ -245,14 +244,12 @@ bool URL::to_string_equals(absl::string_view text) const {
   const bool bracket = host.find(':') != std::string::npos;
   if ((bracket && !take("[")) || !take(host) || (bracket && !take("]"))) return false;
   if (port != default_port(scheme)) {
-    if (!take(":")) return false;
-    size_t digits = 0;
-    while (digits < text.size() && absl::ascii_isdigit(text[digits])) ++digits;
-    if (digits == 0 || digits == text.size()) return false;  // the target follows
-    int value = 0;
-    for (char c : text.substr(0, digits)) value = value * 10 + (c - '0');
-    if (digits > 5 || value != port || text[0] == '0') return false;
-    text.remove_prefix(digits);
+    // The port's decimal digits, as append_authority() writes them.
+    char digits[8];
+    const char* end = std::to_chars(digits, digits + sizeof digits, port).ptr;
+    if (!take(":") || !take(absl::string_view(digits, static_cast<size_t>(end - digits)))) {
+      return false;
+    }
   }
   return text == target;
 }

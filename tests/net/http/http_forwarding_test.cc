@@ -122,6 +122,11 @@ TEST(HTTPForwardingTest, ViaNamesTheReceivedProtocolVersion) {
   HTTPHeaders h10 = make({{"Via", "1.0 fred, 1.1 p.example.net"}});
   append_via(h10, 0, "ioloop");
   EXPECT_EQ(fields(h10), (Fields{{"Via", "1.0 fred, 1.1 p.example.net, 1.0 ioloop"}}));
+
+  // A comment may hold commas (RFC 9110 §7.6.3): it was split and rejoined as "(a, b)".
+  HTTPHeaders commented = make({{"Via", "1.1 proxy (a,b)"}, {"Via", "1.0 q (x,,y)"}});
+  append_via(commented, 1, "ioloop");
+  EXPECT_EQ(fields(commented), (Fields{{"Via", "1.1 proxy (a,b), 1.0 q (x,,y), 1.1 ioloop"}}));
 }
 
 }  // namespace

@@ -252,6 +252,19 @@ TEST(URLTest, ToStringEqualsMatchesToStringExactly) {
   EXPECT_FALSE(URL::parse("http://h:8080/")->to_string_equals("http://h:8081/"));
   EXPECT_FALSE(URL::parse("HTTP://H/")->to_string_equals("HTTP://H/"));
   EXPECT_FALSE(URL::parse("http://h:80/")->to_string_equals("http://h:80/"));
+  // Found by a probe: ten digits or more overflowed an int (UBSan stopped the process), and a
+  // URL built by hand with port 0 did not equal its own to_string().
+  EXPECT_FALSE(URL::parse("http://h:8080/")->to_string_equals("http://h:99999999999/"));
+  EXPECT_FALSE(
+      URL::parse("http://h:8080/")->to_string_equals("http://h:" + std::string(40, '9') + "8080/"));
+  URL port0;
+  port0.scheme = "http";
+  port0.host = "h";
+  port0.port = 0;
+  port0.target = "/";
+  EXPECT_EQ(port0.to_string(), "http://h:0/");
+  EXPECT_TRUE(port0.to_string_equals("http://h:0/"));
+  EXPECT_FALSE(port0.to_string_equals("http://h:00/"));
 }
 
 // Every rest that can follow an origin: valid targets and each error parse() reports after

@@ -54,7 +54,8 @@ class HTTPHeaders {
   }
   /// Removes every field named `name`, then appends (name, value).
   void set(std::string name, std::string value);
-  /// Removes every field named `name`; returns how many were removed.
+  /// Removes every field named `name` (which may view one of these fields); returns how many
+  /// were removed.
   size_t remove(absl::string_view name);
   /// Removes every field for which pred(const Field&) is true, in one pass, keeping the order
   /// of the others; returns how many were removed. `pred` must not refer into this object's
@@ -79,9 +80,9 @@ class HTTPHeaders {
   bool contains(absl::string_view name) const { return get(name).has_value(); }
   /// How many fields are named `name`.
   size_t count(absl::string_view name) const;
-  /// True if any field named `name`, read as a comma-separated list (RFC 9110 §5.6.1), has an
-  /// element equal to `token` ignoring case and surrounding whitespace. For Connection, Expect,
-  /// Transfer-Encoding and the like.
+  /// True if any field named `name`, read as a comma-separated list (RFC 9110 §5.6.1, as
+  /// split_header_list() splits it), has an element equal to `token` ignoring case and
+  /// surrounding whitespace. For Connection, Expect, Transfer-Encoding and the like.
   bool has_token(absl::string_view name, absl::string_view token) const;
 
   /// @{
@@ -102,6 +103,7 @@ class HTTPHeaders {
 };
 
 /// Splits a comma-separated header list into its non-empty elements, trimmed of spaces and tabs.
+/// A comma inside a quoted-string or a comment (RFC 9110 §5.6.4, §5.6.5) belongs to its element.
 std::vector<absl::string_view> split_header_list(absl::string_view value);
 
 }  // namespace ioloop::net
