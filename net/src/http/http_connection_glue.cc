@@ -87,7 +87,8 @@ std::string& spare_head() {
 //
 // Timeouts: one timer, at the earliest of the deadlines below, moved only when a deadline
 // comes earlier than it fires; when it fires early it re-arms itself (so a read costs a clock
-// read, not a timer insert and cancel).
+// read, not a timer insert and cancel). While the server takes none of the client's bytes
+// (track_stall()), the client's header, request and body-rate clocks stand still.
 //
 // Deferred responses: the core calls on_stream_output() when a response stream wrote outside
 // on_data(); the output is sent at once (flush callbacks as empty writes behind it). While the
@@ -230,6 +231,29 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     } else {
       stream_->resume_reading();
     }
+    track_stall();
+  }
+
+  // While the server takes none of the client's bytes (its output backed up, requests waiting
+  // unparsed, a body its handler holds stopped), the time is the server's or the handler's:
+  // the client's header, request and body-rate deadlines stand still (on_timer() and
+  // next_deadline() skip them), and move on by the stall's length when it ends, so the client
+  // has exactly the time it had left. (A deadline merely re-armed at its expiry would leave it
+  // anything from nothing to a whole period after a resume.)
+  void track_stall() {
+    const bool stalled = output_full_ || has_backlog() || body_paused();
+    if (stalled == (stalled_since_ != kNever)) return;
+    const TimePoint t = now();
+    if (stalled) {
+      stalled_since_ = t;
+      return;
+    }
+    const Clock::duration length = t - stalled_since_;
+    stalled_since_ = kNever;
+    for (TimePoint* deadline : {&header_deadline_, &request_deadline_, &rate_deadline_}) {
+      if (*deadline != kNever) *deadline = add_saturating(*deadline, length);
+    }
+    rearm();
   }
 
   void flush() { flush_output(out_); }
@@ -371,6 +395,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
 
   TimePoint next_deadline() const {
     if (closing_) return close_deadline_;
+    if (stalled_since_ != kNever) return earliest({idle_deadline_, response_deadline_});
     return earliest(
         {idle_deadline_, header_deadline_, request_deadline_, rate_deadline_, response_deadline_});
   }
@@ -424,9 +449,8 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
       stream_->close();
       return;
     }
-    // While the server itself is not reading (its output is backed up), the client's bytes
-    // cannot arrive: the header, request and body-rate clocks start again meanwhile.
-    const bool backed_up = output_full_ || has_backlog() || body_paused();
+    // The client's clocks stand still while it is stalled (track_stall()).
+    const bool stalled = stalled_since_ != kNever;
     if (response_deadline_ <= t) {
       response_deadline_ = kNever;
       logger().debug("HTTP connection fd {} response timeout", stream_->fd());
@@ -434,18 +458,14 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
       flush();
       return begin_close(false, out_.truncated);
     }
-    if (header_deadline_ <= t) {
-      if (!backed_up) return time_out(state_->header_timeouts, "header");
-      header_deadline_ = after(t, options_.header_timeout);
+    if (!stalled && header_deadline_ <= t) return time_out(state_->header_timeouts, "header");
+    if (!stalled && request_deadline_ <= t) {
+      return time_out(state_->request_timeouts, "request");
     }
-    if (request_deadline_ <= t) {
-      if (!backed_up) return time_out(state_->request_timeouts, "request");
-      request_deadline_ = after(t, options_.request_timeout);
-    }
-    if (rate_deadline_ <= t) {
+    if (!stalled && rate_deadline_ <= t) {
       const double needed = static_cast<double>(options_.min_body_rate) *
                             absl::ToDoubleSeconds(options_.body_rate_window);
-      if (!backed_up && static_cast<double>(rate_bytes_) < needed) {
+      if (static_cast<double>(rate_bytes_) < needed) {
         return time_out(state_->body_rate_timeouts, "body rate");
       }
       rate_bytes_ = 0;
@@ -503,6 +523,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   TimePoint rate_deadline_ = kNever;      // end of the current body-rate window
   TimePoint close_deadline_ = kNever;     // closing: flush progress, then the linger timeout
   TimePoint response_deadline_ = kNever;  // a deferred response started response_timeout ago
+  TimePoint stalled_since_ = kNever;      // the server takes no byte of the client's since then
   uint64_t rate_bytes_ = 0;               // bytes read in the current body-rate window
   size_t last_pending_ = 0;
   bool output_full_ = false;        // over the high watermark

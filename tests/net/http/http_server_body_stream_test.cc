@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "http_server_testing.h"
 #include "ioloop/net/http/http_body_handler.h"
@@ -340,6 +341,61 @@ TEST_F(HTTPServerBodyStreamTest, StoppedBodyOutwaitsTimeoutsThenResumedOneTimesO
   EXPECT_EQ(rec_.events, (std::vector<std::string>{"headers /s", "close DEADLINE_EXCEEDED"}));
   EXPECT_EQ(stats().request_timeouts, 1u);
   EXPECT_EQ(stats().idle_timeouts, 0u);
+}
+
+// Found by a probe: a deadline that passed while the handler held the body stopped was set a
+// whole period from then, so once the handler resumed the client had anything from nothing to a
+// whole period left: a resume just before it was a 408 for a client that had sent its body in
+// time. The handler's time is now taken out of the client's: here 10 s of 30 before the stop,
+// and exactly the 20 s left after the resume.
+TEST_F(HTTPServerBodyStreamTest, TheTimeAHandlerHoldsTheBodyIsNotCountedAgainstTheClient) {
+  HTTPServerOptions o = body_timeouts();
+  o.request_timeout = absl::Seconds(30);
+  start_manual_streaming(o);
+  connect();
+  rec_.stop = true;
+  send("POST /s HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\n\r\n");
+  settle();
+  advance(absl::Seconds(10));  // the client's own time
+  send("abc");
+  settle();
+  ASSERT_NE(rec_.control, nullptr);
+  ASSERT_TRUE(rec_.control->paused());
+  advance(absl::Milliseconds(49999));  // the handler's: past the request deadline
+  rec_.stop = false;
+  rec_.control->resume();
+  settle();
+  advance(absl::Milliseconds(19999));
+  EXPECT_FALSE(eof_);
+  EXPECT_EQ(rec_.events, std::vector<std::string>{"headers /s"});
+  advance(absl::Milliseconds(1));  // 10 s + 20 s of the client's
+  EXPECT_EQ(read_to_eof(), error_response(408, "Request Timeout"));
+  EXPECT_EQ(stats().request_timeouts, 1u);
+}
+
+// The same for the body-rate window: the handler's stop does not count as the client's slowness,
+// and a client that sends the rest right after the resume is answered.
+TEST_F(HTTPServerBodyStreamTest, ABodyRateWindowExcludesTheHandlersStop) {
+  HTTPServerOptions o = body_timeouts();
+  o.min_body_rate = 1000;
+  o.body_rate_window = absl::Seconds(1);
+  start_manual_streaming(o);
+  connect();
+  rec_.stop = true;
+  send(absl::StrCat("POST /s HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n",
+                    std::string(2000, 'a')));
+  settle();
+  ASSERT_TRUE(rec_.control->paused());
+  advance(absl::Milliseconds(1999));  // the handler's
+  rec_.stop = false;
+  rec_.control->resume();
+  settle();
+  advance(absl::Milliseconds(500));
+  send(std::string(3000, 'b'));
+  settle();
+  EXPECT_EQ(rec_.events, (std::vector<std::string>{"headers /s", "end"}));
+  EXPECT_EQ(stats().body_rate_timeouts, 0u);
+  EXPECT_THAT(received_, ::testing::EndsWith("/s|5000"));
 }
 
 // The idle timeout mid-body: closed without a response (http_server.h, "Timeouts").

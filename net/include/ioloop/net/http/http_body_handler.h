@@ -31,7 +31,8 @@
 ///     stops reading (TCP flow control then stops the client) until control.resume(). A
 ///     resume() made during that on_body call means "go on". A stop on the body's last piece
 ///     holds on_end until resume() too. While a handler holds the body stopped, the idle,
-///     header, request and body-rate timeouts do not fire (the wait is the handler's), and the
+///     header, request and body-rate timeouts do not fire and their clocks stand still (the
+///     wait is the handler's: after resume() the client has the time it had left), and the
 ///     connection does not read: a client's EOF is noticed only after resume() (a reset at
 ///     once, as an error the kernel reports without a read).
 ///  3. on_end(request, response) once the body is complete: `request` is the head again (body

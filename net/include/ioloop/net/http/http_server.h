@@ -107,8 +107,9 @@
 ///    end of its header section; a window in which fewer than min_body_rate *
 ///    body_rate_window bytes arrived is answered 408 and the connection closed (the bytes of
 ///    the read that ended the header section count toward the first window).
-///  While the server has stopped reading a connection (backpressure), the last three clocks
-///  start again when they run out: the client's bytes cannot arrive then.
+///  While the server takes none of a connection's bytes (its output backed up, requests
+///  waiting unparsed, a streamed body its handler holds stopped), the last three clocks stand
+///  still: the time is not the client's, and afterwards it has exactly what it had left.
 ///  Zero or InfiniteDuration() disables idle_timeout, header_timeout and request_timeout.
 ///  Each 408 is counted in Stats (header_timeouts, request_timeouts, body_rate_timeouts).
 ///
