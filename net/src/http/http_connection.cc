@@ -2,6 +2,8 @@
 #include "http_connection.h"
 
 #include <cassert>
+#include <chrono>
+#include <cstdint>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -11,17 +13,20 @@
 #include "http_exception.h"
 #include "ioloop/logging.h"
 #include "ioloop/net/io_stream.h"
+#include "ioloop/rate_limiter.h"
 
 namespace ioloop::net {
 namespace {
 
 using internal::RawWriter;
 
-// Fields the server writes itself (see http_response.h).
-bool is_server_field(absl::string_view name) {
+// Fields the server writes itself (see http_response.h); Server too while it names one.
+bool is_server_field(absl::string_view name, const std::string& server_name) {
   switch (name.size()) {
     case 4:
       return internal::equals_ignore_case(name, "Date");
+    case 6:
+      return !server_name.empty() && internal::equals_ignore_case(name, "Server");
     case 10:
       return internal::equals_ignore_case(name, "Connection");
     case 14:
@@ -48,11 +53,16 @@ constexpr size_t kTailBound = sizeof("Content-Length: 18446744073709551615\r\n")
 [[gnu::always_inline]] inline char* append_head(const HTTPResponseWriter& writer,
                                                 const std::string& server_name, int minor,
                                                 std::string& h, size_t more, int& status_out) {
-  int status = writer.status();
+  const int status = sent_status(writer.status());
   absl::string_view reason = writer.reason();
-  if (status < 100 || status > 999) {
-    logger().error("HTTP handler set status {}; sending 500", status);
-    status = 500;
+  if (status != writer.status()) {
+    // A few lines a second per thread: a handler that does this does it for every request.
+    thread_local LogRateLimiter limiter{5, std::chrono::seconds(1)};
+    uint64_t suppressed = 0;
+    if (limiter.allow(Clock::now(), &suppressed)) {
+      logger().error("HTTP handler set status {}, not a final status (200..599); sending 500{}",
+                     writer.status(), suppressed_note(suppressed));
+    }
     reason = reason_phrase(500);
   } else if (!internal::is_field_value(reason)) {
     reason = reason_phrase(status);
@@ -82,7 +92,7 @@ constexpr size_t kTailBound = sizeof("Content-Length: 18446744073709551615\r\n")
   w.put(cached_http_date());
   w.literal("\r\n");
   for (const auto& [name, value] : writer.headers()) {
-    if (is_server_field(name) || !internal::is_sendable_field(name, value)) continue;
+    if (is_server_field(name, server_name) || !internal::is_sendable_field(name, value)) continue;
     w.put(name);
     w.literal(": ");
     w.put(value);
@@ -174,6 +184,7 @@ void HTTPConnectionCore::answer(HTTPOutput& out) {
     // HTTP/1.2+ is answered as HTTP/1.1, the highest version we speak (RFC 9110 §6.2).
     const int minor = request.version_minor() == 0 ? 0 : 1;
     const bool head = request.method_id() == HTTPMethod::kHead;
+    const bool connect = request.method_id() == HTTPMethod::kConnect;
     bool threw = false;
     current_ = &request;
     try {
@@ -212,7 +223,7 @@ void HTTPConnectionCore::answer(HTTPOutput& out) {
     }
     const bool keep_alive = request_keep_alive(request) && !writer_.close_requested() &&
                             !writer_.headers().has_token("Connection", "close");
-    serialize(minor, head, keep_alive, out);
+    serialize(minor, head, connect, keep_alive, out);
     s_->responses.fetch_add(1, std::memory_order_relaxed);
     if (!keep_alive) {
       // Later pipelined requests are not answered (RFC 9112 §9.6: the connection ends with
@@ -250,7 +261,7 @@ void HTTPConnectionCore::respond_and_close(int status, int minor, bool head, HTT
   writer_.set_status(status);
   writer_.add_header("Content-Type", "text/plain");
   writer_.set_body(absl::StrCat(reason_phrase(status), "\n"));
-  serialize(minor, head, /*keep_alive=*/false, out);
+  serialize(minor, head, /*connect=*/false, /*keep_alive=*/false, out);  // 4xx, 5xx: framed
   s_->responses.fetch_add(1, std::memory_order_relaxed);
   finished_ = true;
   out.close = true;
@@ -268,7 +279,9 @@ absl::Status HTTPConnectionCore::stream_interim(int status, absl::string_view re
   std::string& h = stream_out().head;
   absl::StrAppend(&h, "HTTP/1.1 ", status, " ", reason, "\r\n");
   for (const auto& [name, value] : fields) {
-    if (is_server_field(name) || !internal::is_sendable_field(name, value)) continue;
+    if (is_server_field(name, s_->server_name) || !internal::is_sendable_field(name, value)) {
+      continue;
+    }
     absl::StrAppend(&h, name, ": ", value, "\r\n");
   }
   h.append("\r\n");
@@ -328,7 +341,8 @@ bool HTTPConnectionCore::idle() const {
          parser_.state() == RequestParser::State::kIdle;
 }
 
-void HTTPConnectionCore::serialize(int minor, bool head, bool keep_alive, HTTPOutput& out) {
+void HTTPConnectionCore::serialize(int minor, bool head, bool connect, bool keep_alive,
+                                   HTTPOutput& out) {
   std::string& h = out.head;
   std::string& body = writer_.mutable_body();
   // The body is copied behind the head unless it is large (then it gets its own chunk); a
@@ -337,8 +351,7 @@ void HTTPConnectionCore::serialize(int minor, bool head, bool keep_alive, HTTPOu
   int status = 0;
   RawWriter w(append_head(writer_, s_->server_name, minor, h,
                           kTailBound + (copy_body ? body.size() : 0), status));
-  // 1xx, 204 and 304 responses have no body and no Content-Length (RFC 9110 §8.6).
-  const bool bodyless = status < 200 || status == 204 || status == 304;
+  const bool bodyless = unframed_response(status, connect);
   if (!bodyless) {
     w.literal("Content-Length: ");
     w.decimal(body.size());

@@ -32,6 +32,18 @@
 
 namespace ioloop::net {
 
+// The status a handler's response is sent with (RFC 9110 §15): its own if a final status,
+// 200..599; else 500. A 1xx is interim (a final response must follow it, and 101 would switch
+// protocols), and no client takes 600 and above.
+inline int sent_status(int status) { return status >= 200 && status <= 599 ? status : 500; }
+
+// Whether a final response of `status` goes without framing fields and body: a 204, a 304
+// (RFC 9110 §8.6), a 2xx to CONNECT (§9.3.6: what follows it would be the tunnel's, and this
+// server opens none). A HEAD's keeps its Content-Length.
+inline bool unframed_response(int status, bool connect) {
+  return status == 204 || status == 304 || (connect && status < 300);
+}
+
 // What the core calls for each complete request; the same type as HTTPServer::Handler
 // (http_server.cc checks), spelled here so that the core does not include the server.
 using HTTPRequestHandler = absl::AnyInvocable<void(const HTTPRequest&, HTTPResponseWriter&)>;
@@ -243,8 +255,9 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   // Appends writer_'s status line (after checking its status), the Server and Date fields and
   // the handler's fields; returns the status sent.
   int append_status_and_fields(int minor, std::string& h);
-  // Serializes writer_ as the answer to a request of HTTP/1.`minor`.
-  void serialize(int minor, bool head, bool keep_alive, HTTPOutput& out);
+  // Serializes writer_ as the answer to a HEAD (`head`), CONNECT (`connect`) or other request
+  // of HTTP/1.`minor`.
+  void serialize(int minor, bool head, bool connect, bool keep_alive, HTTPOutput& out);
   // A canned response (errors, 408, 500) that closes the connection.
   void respond_and_close(int status, int minor, bool head, HTTPOutput& out);
   // The minor version for an error response: the request's if known, else 1.
@@ -309,14 +322,15 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
     HTTPResponseStream* stream = nullptr;  // attached while active
     uint64_t remaining = 0;                // Content-Length bytes still to write
     int minor = 1;
-    bool used = false;    // defer() was called by the running handler
-    bool active = false;  // not ended
-    bool head = false;    // HEAD request
+    bool used = false;     // defer() was called by the running handler
+    bool active = false;   // not ended
+    bool head = false;     // HEAD request
+    bool connect = false;  // CONNECT request
     bool keep_alive = false;
     bool head_sent = false;
     bool has_length = false;
     bool chunked = false;
-    bool no_body = false;  // HEAD, 1xx, 204, 304: body bytes are discarded
+    bool no_body = false;  // HEAD, 204, 304, 2xx to CONNECT: body bytes are discarded
     absl::Status failure;  // why fail_response() ended it: what its pending flushes report
     // Dropped while an exception unwound in the handler: answer() counts the exception if it
     // leaves the handler, else reports `failure` as a stream error (the handler caught it).

@@ -43,6 +43,7 @@ std::shared_ptr<HTTPResponseStream> HTTPConnectionCore::defer() {
   d_.used = d_.active = true;
   d_.minor = r.version_minor() == 0 ? 0 : 1;
   d_.head = r.method_id() == HTTPMethod::kHead;
+  d_.connect = r.method_id() == HTTPMethod::kConnect;
   d_.keep_alive = request_keep_alive(r);  // decided by the parser: no second pass
   auto stream = HTTPResponseStream::make(this, loop_, &writer_, d_.minor, d_.head);
   d_.weak = stream;
@@ -57,9 +58,7 @@ absl::Status HTTPConnectionCore::send_stream_head(HTTPOutput& out, size_t first,
   writer_.mutable_body().clear();
   uint64_t length = 0;
   const std::optional<absl::string_view> cl = writer_.headers().get("Content-Length");
-  int status = writer_.status();
-  if (status < 100 || status > 999) status = 500;  // as append_status_and_fields() sends it
-  const bool bodyless = status < 200 || status == 204 || status == 304;
+  const bool bodyless = unframed_response(sent_status(writer_.status()), d_.connect);
   const bool no_body = bodyless || d_.head;
   absl::Status error;
   if (cl && !bodyless && !parse_length(*cl, length)) {

@@ -163,6 +163,21 @@ TEST_F(HTTPServerAsyncTest, FinishInsideTheHandlerIsLikeASynchronousResponse) {
   EXPECT_EQ(stats().writes, 1u);  // both responses in one send, as synchronous ones
 }
 
+// As HTTPServerTest.ATwoHundredToConnectHasNoFramingAndNoBody, deferred: no chunked framing,
+// and the writes are dropped like a HEAD's body.
+TEST_F(HTTPServerAsyncTest, ATwoHundredToConnectHasNoFramingAndNoBody) {
+  start_manual_server(keep());
+  connect();
+  send("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+  settle();
+  ASSERT_NE(stream_, nullptr);
+  EXPECT_TRUE(stream_->write("later").ok());
+  EXPECT_TRUE(stream_->finish().ok());
+  EXPECT_EQ(read_to_eof(),
+            "HTTP/1.1 200 OK\r\nDate: D\r\nContent-Type: text/plain\r\nConnection: "
+            "close\r\n\r\n");
+}
+
 TEST_F(HTTPServerAsyncTest, Http10IsCloseDelimited) {
   start_manual_server(keep());
   connect();

@@ -128,6 +128,69 @@ TEST_F(HTTPServerTest, ServerFieldsFromHandlerAreReplacedAndInjectionDropped) {
             "HTTP/1.1 404 Not Found\r\nDate: D\r\nX-Good: yes\r\nContent-Length: 4\r\n\r\nnope");
 }
 
+// Found by a probe: a handler's 1xx went out as its final response (a client then took the next
+// request's response for this one's, and curl waited for the idle timeout), a 101 without
+// Upgrade was followed by HTTP, and 600..999 went out though every client (this library's
+// included) rejects them. A final status is 200..599 (RFC 9110 §15); others are sent as 500.
+TEST_F(HTTPServerTest, AFinalStatusOutside200To599IsSentAs500) {
+  start_server([](const HTTPRequest& r, HTTPResponseWriter& w) {
+    int status = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(r.path().substr(1), &status));
+    w.set_status(status);
+    w.set_header("Content-Type", "text/plain");
+    w.set_body("BODY");
+  });
+  connect();
+  for (int status : {100, 101, 103, 199, 600, 999, 0, -1, 1000}) {
+    SCOPED_TRACE(status);
+    received_.clear();
+    send(absl::StrCat("GET /", status, " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_EQ(read_responses(1),
+              "HTTP/1.1 500 Internal Server Error\r\nDate: D\r\nContent-Type: text/plain\r\n"
+              "Content-Length: 4\r\n\r\nBODY");
+  }
+  received_.clear();
+  send("GET /200 HTTP/1.1\r\nHost: x\r\n\r\nGET /599 HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(read_responses(2),
+            "HTTP/1.1 200 OK\r\nDate: D\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\n"
+            "BODY"
+            "HTTP/1.1 599 Unknown\r\nDate: D\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n"
+            "\r\nBODY");
+}
+
+// RFC 9110 §9.3.6: a 2xx answer to CONNECT has no Content-Length or Transfer-Encoding (what
+// follows it is the tunnel's). Found by a probe: the server framed a handler's body; its own
+// client, like every other, read those bytes as tunnel data. This server opens no tunnel: the
+// head goes alone, and the connection closes (a CONNECT is never kept alive).
+TEST_F(HTTPServerTest, ATwoHundredToConnectHasNoFramingAndNoBody) {
+  start_server([](const HTTPRequest&, HTTPResponseWriter& w) { w.set_body("tunnel?"); });
+  connect();
+  send("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+  EXPECT_EQ(read_to_eof(), "HTTP/1.1 200 OK\r\nDate: D\r\nConnection: close\r\n\r\n");
+}
+
+// Found by a probe: a handler's Server field went out beside server_name's (two Server fields;
+// it is not a list field). server_name's is the one sent; without a server_name, the handler's.
+TEST_F(HTTPServerTest, OneServerFieldWhateverTheHandlerSets) {
+  auto handler = [](const HTTPRequest&, HTTPResponseWriter& w) {
+    w.add_header("Server", "mine");
+    w.set_body("hi");
+  };
+  HTTPServerOptions named;
+  named.server_name = "probe";
+  start_server(handler, named);
+  connect();
+  send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(read_responses(1),
+            "HTTP/1.1 200 OK\r\nServer: probe\r\nDate: D\r\nContent-Length: 2\r\n\r\nhi");
+  start_server(handler);
+  connect();
+  received_.clear();
+  send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(read_responses(1),
+            "HTTP/1.1 200 OK\r\nDate: D\r\nServer: mine\r\nContent-Length: 2\r\n\r\nhi");
+}
+
 // What a parser would reject must not leave the server either: a name that is not a token
 // ("X:Y" would reach a client as field X with value "Y: v"), a value or reason phrase with a
 // control byte (found by a black-box probe: only CR, LF and NUL were dropped, so this server's

@@ -325,7 +325,9 @@ class HTTPClient {
   bool cancel(uint64_t id);
   /// @{
   /// Backpressure for streaming_callback users: stop (and resume) reading the fetch's response
-  /// from its connection. The request_timeout still runs. False if `id` has no connection now.
+  /// from its connection. Body bytes of a read already made are still delivered (a pause in
+  /// header_callback stops the reads after the head's, not the body that came with it). The
+  /// request_timeout still runs. False if `id` has no connection now.
   /// A fetch that ends paused resumes reading before its connection goes back to the pool.
   bool pause_reading(uint64_t id);
   bool resume_reading(uint64_t id);

@@ -7,7 +7,8 @@
 /// The server writes these fields itself and ignores any the handler sets:
 /// ```
 ///   Content-Length  the body's size (also for HEAD, where the body is not sent; omitted
-///                   for 1xx, 204 and 304, which have no body)
+///                   for 204, 304 and a 2xx to CONNECT, whose bodies are not sent: RFC 9110
+///                   §9.3.6, this server opens no tunnel and closes after a CONNECT)
 ///   Date            the current time, from a per-thread cache refreshed once per second
 ///   Connection      "close" when the connection ends after this response, "keep-alive"
 ///                   for an HTTP/1.0 request that asked to stay open, absent otherwise
@@ -16,7 +17,8 @@
 ///                   http_response_stream.h), where a Content-Length set by the handler counts
 /// ```
 /// A handler that sets "Connection: close" (or calls set_close()) ends the connection after
-/// its response. `Server` is added when HTTPServerOptions::server_name is not empty.
+/// its response. `Server` is added when HTTPServerOptions::server_name is not empty (a
+/// handler's own Server field is then dropped; with an empty server_name it is sent).
 ///
 /// Threading: one writer per connection, used on that connection's loop thread.
 /// Lifetime: valid only during the handler call it is passed to (a deferred response's head
@@ -50,8 +52,9 @@ class HTTPResponseWriter {
  public:
   HTTPResponseWriter() = default;
 
-  /// The status code, 100..999 (others are sent as 500). The reason phrase is the standard one
-  /// unless given.
+  /// The status code: a final status, 200..599 (RFC 9110 §15). Others are sent as 500 and
+  /// logged (rate-limited); a 1xx is interim, sent with HTTPResponseStream::send_interim(). The
+  /// reason phrase is the standard one unless given.
   void set_status(int status) {
     status_ = status;
     reason_.clear();

@@ -29,9 +29,10 @@
 ///    empty one sends nothing) and finish() sends the last chunk "0\r\n\r\n".
 ///  - else HTTP/1.0: close-delimited: no length, "Connection: close", and the connection
 ///    closes once finish()ed output is flushed.
-///  - HEAD requests get the head only (the same framing fields as GET would); 1xx, 204 and 304
-///    responses get no body and no framing fields. Body bytes written to them are discarded,
-///    as the synchronous writer's body is.
+///  - HEAD requests get the head only (the same framing fields as GET would); 204, 304 and a
+///    2xx to CONNECT get no body and no framing fields (a status outside 200..599 is sent as
+///    500, http_response.h). Body bytes written to them are discarded, as the synchronous
+///    writer's body is.
 ///  Transfer-Encoding, Date and Connection set by the handler are ignored (http_response.h).
 ///
 /// A failed response (Content-Length misuse, an exception caught by run(), dropping the last
