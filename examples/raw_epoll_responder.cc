@@ -27,6 +27,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "example_support.h"
+#include "ioloop/logging.h"
 #include "ioloop/net/accept.h"
 #include "ioloop/net/bind.h"
 
@@ -122,6 +123,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "raw_epoll_responder: %s\n", std::string(s.message()).c_str());
     return 2;
   }
+  const int port = absl::GetFlag(FLAGS_port);
+  if (port < 0 || port > 65535) {
+    std::fprintf(stderr, "raw_epoll_responder: --port must be 0..65535\n");
+    return 2;
+  }
   ex::raise_fd_limit();
   ex::ignore_sigpipe();
   auto options = ex::loop_options(absl::GetFlag(FLAGS_poller));
@@ -131,10 +137,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   IOLoop loop(*options);
-  if (!ex::stop_on_signals(loop).ok()) return 1;
+  if (absl::Status s = ex::stop_on_signals(loop); !s.ok()) {
+    ioloop::logger().critical("{}", s.ToString());
+    return 1;
+  }
 
-  auto sockets = ioloop::net::bind_sockets(absl::GetFlag(FLAGS_port), absl::GetFlag(FLAGS_address));
-  if (!sockets.ok()) return 1;
+  auto sockets = ioloop::net::bind_sockets(port, absl::GetFlag(FLAGS_address));
+  if (!sockets.ok()) {  // e.g. the port in use
+    ioloop::logger().critical("{}", sockets.status().ToString());
+    return 1;
+  }
   std::vector<std::unique_ptr<ioloop::net::Acceptor>> acceptors;
   for (const Socket& listener : *sockets) {
     auto acceptor = ioloop::net::add_accept_handler(
@@ -148,7 +160,10 @@ int main(int argc, char** argv) {
           connections[fd] = std::make_unique<Connection>();
           connections[fd]->socket = std::move(conn);
         });
-    if (!acceptor.ok()) return 1;
+    if (!acceptor.ok()) {
+      ioloop::logger().critical("{}", acceptor.status().ToString());
+      return 1;
+    }
     acceptors.push_back(*std::move(acceptor));
   }
   ex::announce_listening(*sockets);

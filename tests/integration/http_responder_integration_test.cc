@@ -3,6 +3,7 @@
 // keep-alive connections from this process. A tool that is not installed skips its test
 // (third_party/install-deps.sh installs curl, python3 and apache2-utils).
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -267,6 +268,33 @@ TEST(HTTPResponderThreadsTest, FourThreadsServeCurl) {
   absl::StatusOr<int> exit = (*server)->signal_and_wait(SIGTERM);
   ASSERT_TRUE(exit.ok()) << exit.status();
   EXPECT_EQ(WEXITSTATUS(*exit), 0);
+}
+
+// Found by a check of the docs against the programs: raw_epoll_responder exited 1 without a
+// word for a port out of range and for a failed bind, where its comment (and every other
+// example) says a bad flag exits 2 with the reason.
+TEST(RawEpollResponderTest, APortOutOfRangeExitsTwoAndAFailedBindSaysWhy) {
+  int status = 0;
+  std::string out = run(absl::StrCat(RAW_EPOLL_RESPONDER_PATH, " --port=70000 2>&1"), &status);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_EQ(out, "raw_epoll_responder: --port must be 0..65535\n");
+
+  // A port taken by a listener without SO_REUSEPORT: the bind fails, and the log says so.
+  Socket taken(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(taken.fd(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(taken.fd(), 1), 0);
+  ASSERT_EQ(::getsockname(taken.fd(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  out = run(absl::StrCat(RAW_EPOLL_RESPONDER_PATH,
+                         " --address=127.0.0.1 --port=", ntohs(addr.sin_port), " 2>&1"),
+            &status);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_NE(out.find("Address already in use"), std::string::npos) << out;
 }
 
 }  // namespace
