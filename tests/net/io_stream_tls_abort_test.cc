@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -18,7 +19,20 @@
 namespace ioloop::net::stream_testing {
 namespace {
 
-class IOStreamTLSAbortTest : public IOStreamTest {};
+class IOStreamTLSAbortTest : public IOStreamTest {
+ protected:
+  // Makes stream_ on `socket` with `transport` and starts its handshake; its outcome goes to
+  // handshake_, and ends wait().
+  void start_handshake(Socket socket, std::unique_ptr<Transport> transport) {
+    stream_ = IOStream::create(loop(), std::move(socket), {}, std::move(transport));
+    stream_->wait_for_handshake([this](absl::Status s) {
+      handshake_ = std::move(s);
+      done();
+    });
+  }
+
+  absl::Status handshake_ = absl::UnknownError("not called");
+};
 
 INSTANTIATE_TEST_SUITE_P(Streams, IOStreamTLSAbortTest,
                          ::testing::Values(StreamCase{PollerKind::kEpoll, Wire::kTls}), CaseName);
@@ -33,12 +47,7 @@ TEST_P(IOStreamTLSAbortTest, AnAlertThatCameWithAResetIsTheHandshakeError) {
   auto client = testing::client_context()->new_client_transport(pair->first.fd(), "localhost", 443);
   ASSERT_TRUE(client.ok());
   Socket peer = std::move(pair->second);
-  stream_ = IOStream::create(loop(), std::move(pair->first), {}, *std::move(client));
-  absl::Status handshake = absl::UnknownError("not called");
-  stream_->wait_for_handshake([&](absl::Status s) {
-    handshake = s;
-    done();
-  });
+  start_handshake(std::move(pair->first), *std::move(client));
   pollfd hello{peer.fd(), POLLIN, 0};
   while (::poll(&hello, 1, 0) == 0) spin(1);  // the ClientHello is out, unread
   // A fatal handshake_failure alert record (TLS 1.2 framing, as servers send it), then a close
@@ -48,9 +57,9 @@ TEST_P(IOStreamTLSAbortTest, AnAlertThatCameWithAResetIsTheHandshakeError) {
             static_cast<ssize_t>(sizeof alert));
   peer = Socket();
   ASSERT_TRUE(wait());
-  EXPECT_EQ(handshake.code(), absl::StatusCode::kUnavailable) << handshake;
-  EXPECT_NE(handshake.message().find("alert handshake failure"), absl::string_view::npos)
-      << handshake;
+  EXPECT_EQ(handshake_.code(), absl::StatusCode::kUnavailable) << handshake_;
+  EXPECT_NE(handshake_.message().find("alert handshake failure"), absl::string_view::npos)
+      << handshake_;
 }
 
 // A client's first flight, as a scanner sends it: a client transport's output over a
@@ -77,12 +86,7 @@ TEST_P(IOStreamTLSAbortTest, AClientHelloThenAResetIsTheReset) {
   auto server = testing::server_context(testing::test_pki().ecdsa_leaf)
                     ->new_server_transport(server_socket.fd());
   ASSERT_TRUE(server.ok());
-  stream_ = IOStream::create(loop(), std::move(server_socket), {}, *std::move(server));
-  absl::Status handshake = absl::UnknownError("not called");
-  stream_->wait_for_handshake([&](absl::Status s) {
-    handshake = s;
-    done();
-  });
+  start_handshake(std::move(server_socket), *std::move(server));
   spin(2);  // the server waits for the ClientHello
   const std::string hello = client_hello();
   ASSERT_FALSE(hello.empty());
@@ -92,8 +96,8 @@ TEST_P(IOStreamTLSAbortTest, AClientHelloThenAResetIsTheReset) {
   ASSERT_EQ(::setsockopt(peer.fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset), 0);
   peer = Socket();
   ASSERT_TRUE(wait());
-  EXPECT_EQ(handshake.code(), absl::StatusCode::kUnavailable) << handshake;
-  EXPECT_TRUE(absl::StrContains(handshake.message(), "Connection reset by peer")) << handshake;
+  EXPECT_EQ(handshake_.code(), absl::StatusCode::kUnavailable) << handshake_;
+  EXPECT_TRUE(absl::StrContains(handshake_.message(), "Connection reset by peer")) << handshake_;
 }
 
 // Found by a probe of the TLS layer: a server that shuts its side down, then closes with the
@@ -105,18 +109,13 @@ TEST_P(IOStreamTLSAbortTest, AFinThenAResetBeforeTheServersFlightIsUnavailable) 
   auto [mine, peer] = tcp_pair();  // `mine` is the non-blocking end: the TLS client here
   auto client = testing::client_context()->new_client_transport(mine.fd(), "localhost", 443);
   ASSERT_TRUE(client.ok());
-  stream_ = IOStream::create(loop(), std::move(mine), {}, *std::move(client));
-  absl::Status handshake = absl::UnknownError("not called");
-  stream_->wait_for_handshake([&](absl::Status s) {
-    handshake = s;
-    done();
-  });
+  start_handshake(std::move(mine), *std::move(client));
   pollfd hello{peer.fd(), POLLIN, 0};
   while (::poll(&hello, 1, 0) == 0) spin(1);  // the ClientHello is out, unread
   ASSERT_EQ(::shutdown(peer.fd(), SHUT_WR), 0);
   peer = Socket();  // the ClientHello unread: a reset, in the client's CLOSE_WAIT
   ASSERT_TRUE(wait());
-  EXPECT_EQ(handshake.code(), absl::StatusCode::kUnavailable) << handshake;
+  EXPECT_EQ(handshake_.code(), absl::StatusCode::kUnavailable) << handshake_;
 }
 
 }  // namespace
