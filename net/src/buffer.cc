@@ -88,8 +88,8 @@ absl::Status Buffer::append(const char* data, size_t n) {
   // slides them to the front or into a new block (freeing the old): it is found again by its
   // offset, as std::string::append allows its own contents.
   const char* readable = peek();
-  const bool own = readable != nullptr && std::less_equal<const char*>()(readable, data) &&
-                   std::less<const char*>()(data, readable + readable_bytes());
+  const bool own = readable != nullptr && std::less_equal<>()(readable, data) &&
+                   std::less<>()(data, readable + readable_bytes());
   const size_t offset = own ? static_cast<size_t>(data - readable) : 0;
   if (absl::Status s = ensure_writable(n); !s.ok()) return s;
   if (own) data = peek() + offset;

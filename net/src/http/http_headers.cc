@@ -16,8 +16,8 @@ void HTTPHeaders::set(std::string name, std::string value) {
 namespace {
 
 bool views_into(absl::string_view view, const std::string& s) {
-  return std::less_equal<const char*>()(s.data(), view.data()) &&
-         std::less<const char*>()(view.data(), s.data() + s.size());
+  return std::less_equal<>()(s.data(), view.data()) &&
+         std::less<>()(view.data(), s.data() + s.size());
 }
 
 }  // namespace
