@@ -100,6 +100,8 @@ absl::StatusOr<URL> validate_request(const HTTPClientRequest& request, LastOrigi
     return absl::InvalidArgumentError(
         "HTTPClientRequest: set either body or body_producer, not both");
   }
+  const std::string* host = nullptr;
+  const std::string* content_length = nullptr;
   for (const auto& [name, value] : request.headers) {
     if (!is_token(name)) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -110,14 +112,24 @@ absl::StatusOr<URL> validate_request(const HTTPClientRequest& request, LastOrigi
                                                      name,
                                                      " contains a control byte (only HTAB may)"));
     }
+    // Only the first Host and Content-Length are sent: two that differ are the caller's
+    // mistake, which must not go out as a request it did not mean.
+    const bool is_host = equals_ignore_case(name, "Host");
+    if (!is_host && !equals_ignore_case(name, "Content-Length")) continue;
+    const std::string*& first = is_host ? host : content_length;
+    if (first == nullptr) {
+      first = &value;
+    } else if (*first != value && (is_host || request.body_producer)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("HTTPClientRequest.headers: ", is_host ? "Host" : "Content-Length",
+                       " fields that differ: '", *first, "' and '", value, "'"));
+    }
   }
-  if (request.body_producer) {
-    if (auto cl = request.headers.get("Content-Length")) {
-      size_t n;
-      if (!absl::SimpleAtoi(*cl, &n)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("HTTPClientRequest.headers: bad Content-Length '", *cl, "'"));
-      }
+  if (request.body_producer && content_length != nullptr) {
+    size_t n;
+    if (!absl::SimpleAtoi(*content_length, &n)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("HTTPClientRequest.headers: bad Content-Length '", *content_length, "'"));
     }
   }
   return origins.parse(request.url);

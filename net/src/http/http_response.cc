@@ -36,6 +36,12 @@ absl::string_view reason_phrase(int status) {
       return "Reset Content";
     case 206:
       return "Partial Content";
+    case 207:
+      return "Multi-Status";  // RFC 4918
+    case 208:
+      return "Already Reported";  // RFC 5842
+    case 226:
+      return "IM Used";  // RFC 3229
     case 300:
       return "Multiple Choices";
     case 301:
@@ -46,6 +52,8 @@ absl::string_view reason_phrase(int status) {
       return "See Other";
     case 304:
       return "Not Modified";
+    case 305:
+      return "Use Proxy";
     case 307:
       return "Temporary Redirect";
     case 308:
@@ -90,6 +98,12 @@ absl::string_view reason_phrase(int status) {
       return "Misdirected Request";
     case 422:
       return "Unprocessable Content";
+    case 423:
+      return "Locked";  // RFC 4918
+    case 424:
+      return "Failed Dependency";  // RFC 4918
+    case 425:
+      return "Too Early";  // RFC 8470
     case 426:
       return "Upgrade Required";
     case 428:
@@ -98,6 +112,8 @@ absl::string_view reason_phrase(int status) {
       return "Too Many Requests";
     case 431:
       return "Request Header Fields Too Large";
+    case 451:
+      return "Unavailable For Legal Reasons";  // RFC 7725
     case 500:
       return "Internal Server Error";
     case 501:
@@ -110,6 +126,14 @@ absl::string_view reason_phrase(int status) {
       return "Gateway Timeout";
     case 505:
       return "HTTP Version Not Supported";
+    case 506:
+      return "Variant Also Negotiates";  // RFC 2295
+    case 507:
+      return "Insufficient Storage";  // RFC 4918
+    case 508:
+      return "Loop Detected";  // RFC 5842
+    case 511:
+      return "Network Authentication Required";  // RFC 6585
     default:
       return "Unknown";
   }

@@ -246,6 +246,45 @@ TEST_F(HTTPClientTest, BodyProducerMisuseAndExceptionsFailTheFetch) {
   EXPECT_EQ(loop().stats().exceptions, 2u);
 }
 
+// A request whose fields disagree on its length or its host is ambiguous: the client sent the
+// first Content-Length (or Host) and dropped the others, so the caller's mistake went out as
+// a request it did not mean. Found by an API probe.
+TEST_F(HTTPClientTest, FieldsThatDisagreeOnLengthOrHostAreInvalidArgument) {
+  start_server(echo_handler);
+  HTTPClient client(loop());
+  HTTPClientRequest lengths;
+  lengths.method = "PUT";
+  lengths.url = url("/up");
+  lengths.headers.add("Content-Length", "5");
+  lengths.headers.add("content-length", "6");
+  lengths.body_producer = [](HTTPClientBodyWriter& w) { w.write("12345"); };
+  EXPECT_EQ(fetch(client, std::move(lengths)).status(),
+            absl::InvalidArgumentError(
+                "HTTPClientRequest.headers: Content-Length fields that differ: '5' and '6'"));
+  HTTPClientRequest hosts;
+  hosts.url = url("/h");
+  hosts.headers.add("Host", "a.example");
+  hosts.headers.add("Host", "b.example");
+  EXPECT_EQ(fetch(client, std::move(hosts)).status(),
+            absl::InvalidArgumentError(
+                "HTTPClientRequest.headers: Host fields that differ: 'a.example' and 'b.example'"));
+  EXPECT_EQ(client.stats().connections_opened, 0u);  // refused before any connection
+  HTTPClientRequest same;                            // equal values are one value said twice
+  same.method = "PUT";
+  same.url = url("/same");
+  same.headers.add("Content-Length", "5");
+  same.headers.add("Content-Length", "5");
+  same.headers.add("Host", "127.0.0.1");
+  same.headers.add("Host", "127.0.0.1");
+  same.body_producer = [](HTTPClientBodyWriter& w) {
+    w.write("12345");
+    w.finish();
+  };
+  absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(same));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, "PUT /same|12345");
+}
+
 // On the real clock: 4 MiB in 256 KiB writes is bulk enough for the kernel to finish some
 // loopback work after send() (see HTTPClientRealClockTest); the manual clock then jumped to the
 // 20 s request_timeout under TSan.

@@ -19,6 +19,24 @@ TEST(ReasonPhraseTest, StandardCodes) {
   EXPECT_EQ(reason_phrase(799), "Unknown");
 }
 
+// Codes in IANA's registry outside RFC 9110 (WebDAV, RFC 6585, RFC 7725, RFC 8470) are sent by
+// real servers; a handler that sets one without a reason must not send "Unknown".
+TEST(ReasonPhraseTest, RegisteredCodesBeyondRfc9110) {
+  EXPECT_EQ(reason_phrase(207), "Multi-Status");
+  EXPECT_EQ(reason_phrase(208), "Already Reported");
+  EXPECT_EQ(reason_phrase(226), "IM Used");
+  EXPECT_EQ(reason_phrase(305), "Use Proxy");
+  EXPECT_EQ(reason_phrase(423), "Locked");
+  EXPECT_EQ(reason_phrase(424), "Failed Dependency");
+  EXPECT_EQ(reason_phrase(425), "Too Early");
+  EXPECT_EQ(reason_phrase(451), "Unavailable For Legal Reasons");
+  EXPECT_EQ(reason_phrase(506), "Variant Also Negotiates");
+  EXPECT_EQ(reason_phrase(507), "Insufficient Storage");
+  EXPECT_EQ(reason_phrase(508), "Loop Detected");
+  EXPECT_EQ(reason_phrase(511), "Network Authentication Required");
+  EXPECT_EQ(reason_phrase(306), "Unknown");  // RFC 9110 §15.4.7: unused
+}
+
 TEST(HTTPResponseWriterTest, DefaultsToEmpty200) {
   HTTPResponseWriter w;
   EXPECT_EQ(w.status(), 200);

@@ -176,7 +176,8 @@ struct HTTPClientRequest {
   /// Connection and Keep-Alive. Host is taken from here if given (a proxy forwards it), else
   /// from the URL's authority. User-Agent is HTTPClientOptions::user_agent unless given. Names
   /// must be tokens and values free of control bytes but HTAB (RFC 9110 §5.5; CR, LF and NUL
-  /// among them): InvalidArgument otherwise.
+  /// among them), and Host fields (and, with a body_producer, Content-Length fields) must not
+  /// differ: InvalidArgument otherwise.
   HTTPHeaders headers;
   /// Sent with Content-Length (also "Content-Length: 0" for an empty POST, PUT or PATCH).
   std::string body;

@@ -41,8 +41,9 @@ namespace internal {
 class HTTPResponseTarget;
 }  // namespace internal
 
-/// The standard reason phrase of `status` (RFC 9110 §15), e.g. "Not Found" for 404; "Unknown"
-/// for a code it does not list.
+/// The standard reason phrase of `status` (RFC 9110 §15 and the other codes of IANA's HTTP
+/// status code registry that are in use), e.g. "Not Found" for 404; "Unknown" for a code it
+/// does not list.
 absl::string_view reason_phrase(int status);
 
 /// What an HTTPServer handler fills in to answer one request: status, header fields, body.
