@@ -68,27 +68,33 @@ absl::StatusOr<std::unique_ptr<IOLoop>> IOLoop::create(Options options) {
   if (!poller.ok()) return poller.status();
   auto waker = Waker::create();
   if (!waker.ok()) return waker.status();
-  return std::unique_ptr<IOLoop>(new IOLoop(*std::move(poller), *std::move(waker), options));
+  std::unique_ptr<IOLoop> loop(new IOLoop(*std::move(poller), *std::move(waker), options));
+  if (absl::Status s = loop->watch_waker(); !s.ok()) return s;
+  return loop;
 }
 
 IOLoop::IOLoop() : IOLoop(Options{}) {}
 
 IOLoop::IOLoop(Options options)
     : IOLoop(value_or_die(Poller::create(options.poller), "poller"),
-             value_or_die(Waker::create(), "waker"), options) {}
+             value_or_die(Waker::create(), "waker"), options) {
+  if (absl::Status s = watch_waker(); !s.ok()) {
+    logger().critical("cannot watch the IOLoop waker: {}", s.ToString());
+    std::abort();
+  }
+}
 
 IOLoop::IOLoop(std::unique_ptr<Poller> poller, std::unique_ptr<Waker> waker, Options options)
     : options_(options),
       poller_(std::move(poller)),
       waker_(std::move(waker)),
       timers_(std::make_unique<TimerQueue>()),
-      handle_(new LoopHandle(this)) {
-  absl::Status s = add_handler(
+      handle_(new LoopHandle(this)) {}
+
+absl::Status IOLoop::watch_waker() {
+  // Fails on select when the eventfd is past FD_SETSIZE (every lower fd in use).
+  return add_handler(
       waker_->fd(), [this](int, uint32_t) { waker_->drain(); }, READ);
-  if (!s.ok()) {
-    logger().critical("cannot watch the IOLoop waker: {}", s.ToString());
-    std::abort();
-  }
 }
 
 IOLoop::~IOLoop() {
@@ -101,7 +107,7 @@ IOLoop::~IOLoop() {
     ::close(signals_->fd);
     signals_->release_all();
     // Their captures go while the loop is whole, as every other callable's below.
-    for (SignalHandler& h : signals_->handlers) (void)std::exchange(h, SignalHandler());
+    for (std::unique_ptr<SignalHandler>& h : signals_->handlers) h.reset();
   }
   remove_handler(waker_->fd());
   // Destroy user callables while the loop is still whole: their destructors may call back
@@ -300,16 +306,20 @@ void IOLoop::handle_signals() {
       state->retired.clear();
     }
   } done{signals_.get()};
-  for (;;) {
-    ssize_t n = ::read(signals_->fd, info, sizeof info);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // EAGAIN: drained
-    for (size_t i = 0; i < static_cast<size_t>(n) / sizeof info[0]; ++i) {
-      const int signo = static_cast<int>(info[i].ssi_signo);
-      if (signo <= 0 || signo >= _NSIG || !signals_->handlers[signo]) continue;
-      ++stats_.signals_dispatched;
-      guarded("signal handler", [&] { signals_->handlers[signo](signo); });
-    }
+  // One read a dispatch, not until the signalfd is empty: a handler that raises a signal again
+  // would otherwise hold the loop in this iteration for ever (stop() never taking effect).
+  // What is left keeps the fd readable for the next iteration.
+  ssize_t n;
+  do {
+    n = ::read(signals_->fd, info, sizeof info);
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return;  // EAGAIN: nothing pending
+  for (size_t i = 0; i < static_cast<size_t>(n) / sizeof info[0]; ++i) {
+    const int signo = static_cast<int>(info[i].ssi_signo);
+    if (signo <= 0 || signo >= _NSIG || !signals_->handlers[signo]) continue;
+    ++stats_.signals_dispatched;
+    SignalHandler& handler = *signals_->handlers[signo];  // stays put if removed meanwhile
+    guarded("signal handler", [&] { handler(signo); });
   }
 }
 

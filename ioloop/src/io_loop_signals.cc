@@ -43,6 +43,13 @@ absl::Status IOLoop::add_signal_handler(int signo, SignalHandler handler) {
     return absl::InvalidArgumentError(
         absl::StrCat("add_signal_handler: cannot handle signal ", signo));
   }
+  // glibc's pthread_sigmask() silently leaves these out (SIGCANCEL, SIGSETXID): the signal would
+  // never be blocked, so never reach the signalfd, and its default action would kill.
+  if (signo >= 32 && signo < SIGRTMIN) {
+    return absl::InvalidArgumentError(absl::StrCat("add_signal_handler: cannot handle signal ",
+                                                   signo,
+                                                   " (reserved by the C library for its threads)"));
+  }
   if (!handler) return absl::InvalidArgumentError("add_signal_handler: empty handler");
   if (!signals_) signals_ = std::make_unique<SignalState>();
   const bool handled = signals_->handlers[signo] != nullptr;
@@ -85,13 +92,14 @@ absl::Status IOLoop::add_signal_handler(int signo, SignalHandler handler) {
     }
   }
   signals_->mask = mask;
-  signals_->retire(std::exchange(signals_->handlers[signo], std::move(handler)));
+  signals_->retire(std::exchange(signals_->handlers[signo],
+                                 std::make_unique<SignalHandler>(std::move(handler))));
   return absl::OkStatus();
 }
 
 void IOLoop::remove_signal_handler(int signo) {
   if (!signals_ || signo <= 0 || signo >= _NSIG || !signals_->handlers[signo]) return;
-  signals_->retire(std::exchange(signals_->handlers[signo], nullptr));
+  signals_->retire(std::move(signals_->handlers[signo]));
   sigdelset(&signals_->mask, signo);
   ::signalfd(signals_->fd, &signals_->mask, SFD_NONBLOCK | SFD_CLOEXEC);
   signals_->release(signo);

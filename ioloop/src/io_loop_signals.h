@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include <array>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -21,18 +22,21 @@ struct IOLoop::SignalState {
   // Of those, the ones the calling thread had blocked already when the loop took them: the
   // application's own choice, left blocked when the loop lets them go.
   sigset_t blocked_before;
-  std::array<SignalHandler, _NSIG> handlers;
+  // Boxed, so that removing or replacing a handler moves the box, never the callable: the
+  // running one may be the one removed, and a callable held inline by AnyInvocable would be
+  // moved out from under it, captures and all.
+  std::array<std::unique_ptr<SignalHandler>, _NSIG> handlers;
   // Handlers removed or replaced while handle_signals() runs: one of them may be the running
   // handler, so they are destroyed only once the dispatch is over.
-  std::vector<SignalHandler> retired;
+  std::vector<std::unique_ptr<SignalHandler>> retired;
   bool dispatching = false;
 
   SignalState() {
     sigemptyset(&mask);
     sigemptyset(&blocked_before);
   }
-  void retire(SignalHandler h) {
-    if (dispatching) retired.push_back(std::move(h));
+  void retire(std::unique_ptr<SignalHandler> h) {
+    if (dispatching && h) retired.push_back(std::move(h));
   }
   // Gives `signo` back to the calling thread: unless it was blocked before the loop took it,
   // discards what is pending of it (it was meant for the loop's handler, which is gone; its

@@ -30,6 +30,10 @@ class IOLoopTestPeer {
     }
     options.poller = poller->kind();
     std::unique_ptr<IOLoop> loop(new IOLoop(std::move(poller), *std::move(waker), options));
+    if (absl::Status s = loop->watch_waker(); !s.ok()) {
+      logger().critical("IOLoopTestPeer: cannot watch the waker: {}", s.ToString());
+      std::abort();
+    }
     if (sleep) loop->sleep_for_ = std::move(sleep);
     return loop;
   }

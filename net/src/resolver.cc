@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "gai_status.h"
 #include "ioloop/logging.h"
+#include "thread_signals.h"
 
 namespace ioloop::net {
 
@@ -63,11 +64,8 @@ Resolver::Resolver(int num_threads, Lookup lookup)
     : lookup_(std::move(lookup)), num_threads_(num_threads < 1 ? 1 : num_threads) {}
 
 absl::Status Resolver::start_threads() {
-  // Threads inherit the creator's signal mask; block everything so a signal meant for a
-  // loop's signalfd is never delivered to a resolver thread instead.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
+  // A signal meant for a loop's signalfd is never delivered to a lookup thread instead.
+  internal::ScopedLibraryThreadMask mask;
   absl::Status status;
   try {
     while (threads_.size() < static_cast<size_t>(num_threads_)) {
@@ -77,7 +75,6 @@ absl::Status Resolver::start_threads() {
     status = absl::ResourceExhaustedError(
         absl::StrCat("resolver: cannot start a lookup thread: ", e.what()));
   }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return threads_.empty() ? status : absl::OkStatus();  // fewer threads still serve
 }
 

@@ -11,6 +11,7 @@
 #include "ioloop/logging.h"
 #include "ioloop/mutex.h"
 #include "ioloop/rate_limiter.h"
+#include "thread_signals.h"
 
 namespace ioloop::net {
 
@@ -210,15 +211,12 @@ absl::Status TCPServer::start(int num_threads) {
     return s;
   }
   if (num_threads > 1) {
-    // Workers block every signal so that SIGINT/SIGTERM reach the main loop's signalfd.
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
+    // Workers block signals so that SIGINT/SIGTERM reach the main loop's signalfd.
+    internal::ScopedLibraryThreadMask mask;
     for (auto& w : workers_) {
       IOLoop* loop = w->loop;
       w->thread = std::thread([loop] { loop->start(); });
     }
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
   return absl::OkStatus();
 }

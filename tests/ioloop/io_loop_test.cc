@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -99,6 +101,40 @@ TEST_P(IOLoopTest, AddHandlerErrors) {
   EXPECT_EQ(s.code(), absl::StatusCode::kAlreadyExists) << s;
   EXPECT_THAT(s.message(), HasSubstr(std::to_string(sp.fd[0])));
   loop().remove_handler(sp.fd[0]);
+}
+
+// create() promises the loop's own failures as a Status. On select, the waker's eventfd lands
+// past FD_SETSIZE when every lower fd is in use (a server holding 1,024 connections starting
+// a select worker loop): the constructor aborted the process instead. Found by a probe of the
+// pollers.
+TEST(IOLoopCreateTest, ASelectLoopWhoseWakerIsPastFdSetsizeIsAnError) {
+  struct rlimit old;
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+  struct rlimit raised = old;
+  raised.rlim_cur = std::max<rlim_t>(old.rlim_cur, FD_SETSIZE + 64);
+  if (old.rlim_max != RLIM_INFINITY && old.rlim_max < raised.rlim_cur) {
+    GTEST_SKIP() << "RLIMIT_NOFILE's hard limit is under FD_SETSIZE + 64";
+  }
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &raised), 0);
+  std::vector<int> fillers;  // every fd below FD_SETSIZE in use
+  for (;;) {
+    const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    if (fd >= FD_SETSIZE) {
+      ::close(fd);
+      break;
+    }
+    fillers.push_back(fd);
+  }
+  IOLoopOptions options;
+  options.poller = PollerKind::kSelect;
+  absl::StatusOr<std::unique_ptr<IOLoop>> loop = IOLoop::create(options);
+  for (int fd : fillers) ::close(fd);
+  ::setrlimit(RLIMIT_NOFILE, &old);
+  ASSERT_FALSE(loop.ok());
+  EXPECT_EQ(loop.status().code(), absl::StatusCode::kInvalidArgument) << loop.status();
+  EXPECT_THAT(loop.status().message(), HasSubstr("FD_SETSIZE"));
+  EXPECT_TRUE(IOLoop::create(options).ok());  // the fds are back: the next one works
 }
 
 TEST_P(IOLoopTest, UpdateAndRemoveUnknownFd) {

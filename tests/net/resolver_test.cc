@@ -2,6 +2,7 @@
 
 #include <netdb.h>
 #include <netinet/in.h>
+#include <signal.h>
 
 #include <atomic>
 #include <cerrno>
@@ -13,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gai_status.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ioloop/mutex.h"
 #include "testing/gated_lookup.h"
@@ -103,6 +105,27 @@ TEST_F(ResolverTest, ThreadsStartWithTheFirstLookupThatNeedsOne) {
   // At least: a sanitizer's runtime starts a thread of its own with the first user thread.
   EXPECT_GE(threads_in_process(), before + 2);
   EXPECT_EQ(got, (std::vector<std::string>{"127.0.0.1:80", "10.0.0.1:80"}));
+}
+
+// Lookup threads block the signals a loop's signalfd waits for (SIGINT, SIGTERM, ...), but not
+// those the kernel sends to the thread that faults: blocked, a SIGSEGV killed the process
+// without its crash handler (no sanitizer report, no core dump handler). Found by a probe.
+TEST_F(ResolverTest, LookupThreadsBlockSignalsButNotTheFaultSignals) {
+  std::vector<int> unblocked;  // of the signals checked, those open on the lookup thread
+  Resolver resolver(1, [&](const std::string&, uint16_t port, int) {
+    sigset_t mask;
+    ::pthread_sigmask(SIG_BLOCK, nullptr, &mask);
+    for (int signo :
+         {SIGINT, SIGTERM, SIGUSR1, SIGCHLD, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS}) {
+      if (sigismember(&mask, signo) == 0) unblocked.push_back(signo);
+    }
+    return absl::StatusOr<std::vector<SocketAddress>>(
+        std::vector<SocketAddress>{*SocketAddress::parse("10.0.0.1", port)});
+  });
+  resolver.resolve(loop(), "backend", 80, AF_UNSPEC,
+                   [&](absl::StatusOr<std::vector<SocketAddress>>) { done(); });
+  ASSERT_TRUE(wait());
+  EXPECT_THAT(unblocked, ::testing::ElementsAre(SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS));
 }
 
 TEST_F(ResolverTest, LocalhostResolvesOnAWorkerThreadAndPostsBackToTheLoopThread) {

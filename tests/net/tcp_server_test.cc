@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ioloop/mutex.h"
 #include "ioloop/net/tcp_client.h"
@@ -230,6 +232,37 @@ TEST_F(TCPServerTest, FourThreadsSpreadConnectionsAndEachStreamStaysOnItsLoop) {
   EXPECT_EQ(threads.size(), 4u);
   EXPECT_EQ(on_wrong_thread, 0);
   EXPECT_EQ(threads.count(std::this_thread::get_id()), 0u) << "main loop must not accept";
+}
+
+// Worker threads block the signals the main loop's signalfd waits for, but not those the kernel
+// sends to the thread that faults: blocked, a SIGSEGV in a handler killed the process without
+// its crash handler (no sanitizer report, no core dump handler). Found by a probe.
+TEST_F(TCPServerTest, WorkerThreadsBlockSignalsButNotTheFaultSignals) {
+  ioloop::Mutex mu;
+  std::vector<int> unblocked;  // of the signals checked, those open on the worker
+  TCPServer server(loop(), [&](std::shared_ptr<IOStream> stream, const SocketAddress&) {
+    sigset_t mask;
+    ::pthread_sigmask(SIG_BLOCK, nullptr, &mask);
+    ioloop::MutexLock lock(&mu);
+    for (int signo :
+         {SIGINT, SIGTERM, SIGUSR1, SIGCHLD, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS}) {
+      if (sigismember(&mask, signo) == 0) unblocked.push_back(signo);
+    }
+    stream->close();
+  });
+  ASSERT_TRUE(server.listen(0, "127.0.0.1").ok());
+  ASSERT_TRUE(server.start(2).ok());
+  TCPClient client(loop());
+  std::shared_ptr<IOStream> stream;
+  client.connect("127.0.0.1", server.port(), [&](absl::StatusOr<std::shared_ptr<IOStream>> s) {
+    ASSERT_TRUE(s.ok()) << s.status();
+    stream = *s;
+    stream->set_close_callback([&](absl::Status) { done(); });  // the worker closed it
+    stream->read_bytes(1, [](absl::StatusOr<std::string>) {});
+  });
+  ASSERT_TRUE(wait());
+  ioloop::MutexLock lock(&mu);
+  EXPECT_THAT(unblocked, ::testing::ElementsAre(SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS));
 }
 
 TEST_F(TCPServerTest, StopClosesListenersAndOptionallyStreams) {

@@ -125,13 +125,14 @@ class IOLoop {
     size_t timer_store_size = 0;  ///< heap entries + slots the timer store holds, live or dead
   };
 
-  /// Dies (logs, then aborts) if the backend or the eventfd cannot be created; use create()
-  /// to get that failure as a Status instead.
+  /// Dies (logs, then aborts) if the backend or the eventfd cannot be created or watched (on
+  /// select, an eventfd past FD_SETSIZE); use create() to get that failure as a Status instead.
   IOLoop();
   /// As IOLoop(), with `options`; dies the same way on failure.
   explicit IOLoop(Options options);
-  /// Creates a loop owned by the caller; the failure to create the backend or the eventfd is
-  /// returned as a Status instead of dying.
+  /// Creates a loop owned by the caller; the failure to create the backend or the eventfd, or
+  /// to watch it (InvalidArgument on select when it is past FD_SETSIZE), is returned as a
+  /// Status instead of dying.
   static absl::StatusOr<std::unique_ptr<IOLoop>> create(Options options = {});
   /// Must not be running. Pending callbacks and timeouts are destroyed unrun; registered
   /// fds are left open. Every thread that made it current stops seeing it as current. Its
@@ -161,7 +162,8 @@ class IOLoop {
   PollerKind poller_kind() const;
 
   // --- File descriptors ---------------------------------------------------------------
-  /// Watches `fd` for `events` (READ|WRITE, plus EDGE on epoll); ERROR is always reported.
+  /// Watches `fd` for `events` (READ|WRITE, plus EDGE on epoll); ERROR is always reported,
+  /// except on select (see ERROR in events.h).
   /// InvalidArgument: fd negative or not open, no READ/WRITE and no ERROR asked, EDGE on
   /// poll/select, fd >= FD_SETSIZE on select. AlreadyExists: fd is registered already.
   absl::Status add_handler(int fd, Handler handler, uint32_t events);
@@ -193,9 +195,12 @@ class IOLoop {
   /// Runs `handler` on the loop thread when `signo` arrives, through a signalfd. Blocks the
   /// signal in the calling thread (threads started afterwards inherit the mask; block it in
   /// older threads yourself, or it may be delivered to them by default action), remembering
-  /// whether it was blocked already.
-  /// Replaces an earlier handler for the same signal. InvalidArgument for a bad signo or
-  /// SIGKILL/SIGSTOP.
+  /// whether it was blocked already. A standard signal that arrives again before its handler
+  /// ran is one call (the kernel keeps one pending); real-time signals are queued, a call each.
+  /// Signals pending together are dispatched a batch an iteration, so a handler that raises a
+  /// signal again does not keep the loop in one iteration.
+  /// Replaces an earlier handler for the same signal (a handler may replace or remove itself).
+  /// InvalidArgument for a bad signo, SIGKILL/SIGSTOP, or 32 and 33 (glibc's own).
   absl::Status add_signal_handler(int signo, SignalHandler handler);
   /// Stops handling `signo` and restores the calling thread's mask for it: a signal the thread
   /// had blocked before add_signal_handler() stays blocked; otherwise instances of it that
@@ -268,7 +273,9 @@ class IOLoop {
   struct SignalState;
   friend class IOLoopTestPeer;  // src/io_loop_test_peer.h: fake pollers, injected sleep
 
+  /// Does not watch the waker yet: watch_waker() does, so that create() can return its error.
   IOLoop(std::unique_ptr<Poller> poller, std::unique_ptr<Waker> waker, Options options);
+  absl::Status watch_waker();
   void run_once();
   // stop_when_idle()'s check: `before` is the stats at the previous one.
   void stop_if_idle_since(const Stats& before, int rounds_left);

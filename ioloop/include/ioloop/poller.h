@@ -53,7 +53,8 @@ class Poller {
   /// Which backend this is.
   virtual PollerKind kind() const = 0;
 
-  /// Starts watching `fd` for `events` (READ|WRITE, optional EDGE). ERROR is always watched.
+  /// Starts watching `fd` for `events` (READ|WRITE, optional EDGE). ERROR is always watched,
+  /// except by select, which has no error set (see ERROR in events.h).
   /// InvalidArgument: negative or closed fd ("fd N is not open"), EDGE on a level-only backend,
   /// fd >= FD_SETSIZE for select.
   /// AlreadyExists: fd already registered. Other failures carry the errno text.

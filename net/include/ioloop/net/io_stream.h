@@ -199,9 +199,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   /// (the peer may still read what we write meanwhile). A connection that is gone both ways
   /// ends the stream at once, paused or not, so that its owner hears of it now: a reset, a
   /// failed write, or a hang-up (epoll and poll report one when a socketpair peer closes, or
-  /// a TCP peer's FIN follows shutdown_write(); select reports none, so there it waits for
-  /// resume_reading() like a FIN). The outstanding read then completes with what was
-  /// buffered.
+  /// a TCP peer's FIN follows shutdown_write()). select reports neither a reset nor a hang-up
+  /// to a paused stream, so there they wait for resume_reading() (or a write) like a FIN. The
+  /// outstanding read then completes with what was buffered.
   void pause_reading();
   /// Undoes pause_reading(): buffered data is delivered and the socket read again. Idempotent.
   void resume_reading();

@@ -61,7 +61,8 @@ class Resolver {
   using RequestId = uint64_t;
 
   /// `num_threads` below 1 means 1. The threads start with the first lookup that needs one;
-  /// they block every signal. If none can start, that lookup fails with ResourceExhausted.
+  /// they block every signal but the fault signals (as TCPServer's workers). If none can start,
+  /// that lookup fails with ResourceExhausted.
   explicit Resolver(int num_threads = 2);
   /// As Resolver(num_threads), with the threads running `lookup` instead of resolve_blocking().
   Resolver(int num_threads, Lookup lookup);

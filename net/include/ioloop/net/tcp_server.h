@@ -22,8 +22,9 @@
 /// that loop's handle and a weak_ptr to the stream, both taken on the loop thread
 /// (docs/guide.md §3): worker loops go with the server, and a stream's last reference must not
 /// be dropped off its loop thread. With N > 1, `handler` is called concurrently from the
-/// worker threads and must be thread-safe. Worker threads block all signals, so signal
-/// handlers on the main loop keep working.
+/// worker threads and must be thread-safe. Worker threads block every signal but the fault
+/// signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, which go to the faulting thread:
+/// a crash handler still runs), so signal handlers on the main loop keep working.
 ///
 /// Methods are called on `loop`'s thread (or before it starts). stop() stops accepting;
 /// open streams go on unless `close_streams`. The destructor stops, closes streams and joins
