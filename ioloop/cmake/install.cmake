@@ -15,8 +15,11 @@ include(CMakePackageConfigHelpers)
 
 set(_ioloop_cmake_dir ${CMAKE_INSTALL_LIBDIR}/cmake/ioloop)
 
+# The exported targets' include directory is the one the headers go to (INCLUDES
+# DESTINATION), whatever CMAKE_INSTALL_INCLUDEDIR says, as the .pc files' Cflags are.
 install(TARGETS ioloop_ioloop ioloop_net ioloop_http ioloop_tls EXPORT ioloopTargets
-        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 # Every header under the include/ directories is public (ioloop/net/internal/ too: io_stream.h
 # includes it); the private ones live in src/ and are never installed.
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/ioloop/include/ioloop
@@ -37,9 +40,11 @@ install(FILES ${PROJECT_BINARY_DIR}/ioloopConfig.cmake
 # so what their archives need goes in Requires.private / Libs.private and a consumer asks for
 # it with `pkg-config --static --libs`. Dependencies the public headers use (abseil, spdlog)
 # are in Requires: their Cflags are needed to compile against ioloop at all.
-if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
-  message(FATAL_ERROR "ioloop: the pkg-config files need a relative CMAKE_INSTALL_LIBDIR")
-endif()
+foreach(_ioloop_dir CMAKE_INSTALL_LIBDIR CMAKE_INSTALL_INCLUDEDIR)
+  if(IS_ABSOLUTE "${${_ioloop_dir}}")
+    message(FATAL_ERROR "ioloop: the pkg-config files need a relative ${_ioloop_dir}")
+  endif()
+endforeach()
 file(RELATIVE_PATH IOLOOP_PC_PREFIX_FROM_PCDIR /p/${CMAKE_INSTALL_LIBDIR}/pkgconfig /p)
 string(REGEX REPLACE "/$" "" IOLOOP_PC_PREFIX_FROM_PCDIR "${IOLOOP_PC_PREFIX_FROM_PCDIR}")
 

@@ -37,12 +37,15 @@ set(CPACK_DEBIAN_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${IOLOOP_DEB_MAINTAINER}")
 # The -dev packages of what the headers include and what the archives link (the same list as
-# third_party/install-deps.sh). abseil is pinned from below to the version built against: its
-# symbols carry the LTS release in their namespace (absl::lts_YYYYMMDD), so an older one
-# cannot link these archives.
+# third_party/install-deps.sh). abseil is pinned to the release built against, from both
+# sides: its symbols carry the release in their inline namespace (Debian's: absl::debian3,
+# changed with each release), so no other release links these archives. Debian's versions
+# of that release are ${absl_VERSION}.N-R.
 set(_ioloop_absl_dep libabsl-dev)
-if(absl_VERSION)
-  set(_ioloop_absl_dep "libabsl-dev (>= ${absl_VERSION})")
+if(absl_VERSION MATCHES "^[0-9]+$")
+  math(EXPR _ioloop_absl_next "${absl_VERSION} + 1")
+  set(_ioloop_absl_dep
+      "libabsl-dev (>= ${absl_VERSION}), libabsl-dev (<< ${_ioloop_absl_next})")
 endif()
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
     "${_ioloop_absl_dep}, libfmt-dev, libspdlog-dev, libssl-dev (>= 3.0), libhttp-parser-dev")

@@ -5,6 +5,8 @@
 # and runs its two round-trip programs (tests/consumer/lib.sh says what each step checks).
 #   package_consumer_install   cmake --install --prefix, then the consumer
 #   package_consumer_deb       cpack -G DEB, dpkg-deb -I/-c checks, dpkg -x, then the consumer
+#   package_export_settings    configures only: the exported include directory, and a parent
+#                              project's CPack settings (tests/consumer/check_export.sh)
 # They need `all` built first (as ctest after `make build` does), and no network. The work
 # directory is removed when the test passes (it holds about 150 MB) and kept when it fails.
 if(IOLOOP_INSTALL AND CMAKE_BUILD_TYPE STREQUAL "RelWithDebInfo"
@@ -19,4 +21,9 @@ if(IOLOOP_INSTALL AND CMAKE_BUILD_TYPE STREQUAL "RelWithDebInfo"
                      ${CMAKE_INSTALL_LIBDIR} ${PROJECT_VERSION})
     set_tests_properties(package_consumer_${kind} PROPERTIES TIMEOUT 300 LABELS packaging)
   endforeach()
+  add_test(NAME package_export_settings
+           COMMAND ${CMAKE_COMMAND} -E env CMAKE=${CMAKE_COMMAND}
+                   bash ${CMAKE_CURRENT_SOURCE_DIR}/consumer/check_export.sh ${PROJECT_SOURCE_DIR}
+                   ${PROJECT_BINARY_DIR}/packaging/export)
+  set_tests_properties(package_export_settings PROPERTIES TIMEOUT 300 LABELS packaging)
 endif()

@@ -51,6 +51,21 @@ consumer_build_and_run() {
   expect_output "$work/cmake/echo_roundtrip" $'echo: hello, ioloop\n'
   expect_output "$work/cmake/http_roundtrip" $'http: 200 hello from /consumer\n'
 
+  # 1b. OPTIONAL_COMPONENTS: without OpenSSL, an optional tls leaves the package found (and
+  #     the stream library linked and working); a required one fails with the reason.
+  "$CMAKE" -S "$consumer_src/optional" -B "$work/optional" -G Ninja \
+    -DCMAKE_PREFIX_PATH="$prefix" >"$work/optional-configure.log" 2>&1 ||
+    { cat "$work/optional-configure.log"; fail "configure with tls optional and no OpenSSL"; }
+  "$CMAKE" --build "$work/optional" -j 1 >"$work/optional-build.log" 2>&1 ||
+    { cat "$work/optional-build.log"; fail "build with tls optional"; }
+  expect_output "$work/optional/echo_roundtrip" $'echo: hello, ioloop\n'
+  if "$CMAKE" -S "$consumer_src/optional" -B "$work/required" -G Ninja -DTLS_REQUIRED=ON \
+    -DCMAKE_PREFIX_PATH="$prefix" >"$work/required-configure.log" 2>&1; then
+    fail "tls required without OpenSSL configured"
+  fi
+  grep -q "OpenSSL 3.0 not found" "$work/required-configure.log" ||
+    { cat "$work/required-configure.log"; fail "no reason given for the missing tls"; }
+
   # 2. pkg-config: nothing but the compiler and `pkg-config --static` (the archives are
   #    static, so their own dependencies come from Requires.private and Libs.private).
   export PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig"
