@@ -59,9 +59,15 @@ class Poller {
   /// fd >= FD_SETSIZE for select.
   /// AlreadyExists: fd already registered. Other failures carry the errno text.
   virtual absl::Status add(int fd, uint32_t events, uint32_t tag) = 0;
-  /// Changes the interest of a registered fd. NotFound if it is not registered.
+  /// Changes the interest of a registered fd. NotFound if it is not registered, except that an
+  /// fd add() would refuse (negative, closed, past FD_SETSIZE on select, or EDGE asked of a
+  /// level-only backend) may be InvalidArgument first, as add() words it. IOLoop checks
+  /// registration itself, so update_handler() is NotFound for every unregistered fd.
   virtual absl::Status modify(int fd, uint32_t events, uint32_t tag) = 0;
-  /// Stops watching `fd`. A no-op for an unknown fd. Safe after the fd was closed.
+  /// Stops watching `fd`. A no-op for an unknown fd. Safe after the fd was closed, with one
+  /// exception on epoll: a closed fd whose open file lives on in a dup() stays in the kernel's
+  /// set (epoll_ctl needs the closed number), and its readiness is reported (and dropped by
+  /// IOLoop) until that file is closed too. Remove before closing.
   virtual void remove(int fd) = 0;
 
   /// Waits until at least one fd is ready or `timeout` passes (nullopt: no limit; zero: do not
