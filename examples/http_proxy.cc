@@ -54,6 +54,8 @@
 //    --idle_timeout (twice, at most) closes its connection (HTTPServerOptions' idle_timeout);
 //    a client reading its response slowly but steadily holds its upstream connection until it
 //    is done (responses are not buffered: guide §9);
+//  - a TRACE or OPTIONS goes on with its Max-Forwards one less; at Max-Forwards: 0 the proxy
+//    answers it itself (RFC 9110 §7.6.2): a 200, a TRACE reflected without its credentials;
 //  - 501 for CONNECT and for OPTIONS * (HTTPClient sends origin-form targets only); 400 for a
 //    target with a '%' not followed by two hex digits or a non-ASCII byte (URL::check_target:
 //    HTTPClient cannot send it), without contacting the upstream;

@@ -10,6 +10,7 @@
 #ifndef IOLOOP_EXAMPLES_REVERSE_PROXY_H_
 #define IOLOOP_EXAMPLES_REVERSE_PROXY_H_
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -20,6 +21,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -90,8 +94,10 @@ struct Exchange {
   std::string early_body;
   std::optional<absl::Status> early_done;
   // Not 0: prepare() did not forward the request, and this (400, 501) with early_done's message
-  // is the answer. Kept apart from the status's code, which HTTPClient's failures could share.
+  // is the answer, or a 200 with `own_body` (a TRACE or OPTIONS whose Max-Forwards is 0). Kept
+  // apart from the status's code, which HTTPClient's failures could share.
   int rejected = 0;
+  std::string own_body;       // with rejected == 200: a TRACE's reflection, else empty
   bool head_arrived = false;  // the upstream's final head came (a 504 is for no response)
 
   // The request body, client -> upstream (requests with a body only).
@@ -229,7 +235,19 @@ class Proxy {
                              " *: the asterisk form is not forwarded to the upstream"));
       return false;
     }
+    // RFC 9110 §7.6.2: a TRACE or OPTIONS with Max-Forwards 0 is answered here, as if the proxy
+    // were the origin; above 0 it goes on one less. Other methods ignore the field.
+    const std::optional<uint64_t> forwards =
+        request.method() == "TRACE" || request.method() == "OPTIONS" ? max_forwards(request)
+                                                                     : std::nullopt;
+    if (forwards == 0u) {
+      exchange.rejected = 200;
+      if (request.method() == "TRACE") exchange.own_body = reflect(request);
+      exchange.early_done = absl::CancelledError("Max-Forwards: 0");
+      return false;
+    }
     upstream_request(request, peer, up);
+    if (forwards) up.headers.set("Max-Forwards", absl::StrCat(*forwards - 1));
     // A target the server lets through but HTTPClient's URL parsing refuses (a '%' without two
     // hex digits after it, a non-ASCII byte) is the client's malformed request: a 400 as nginx
     // answers it, and the upstream is not contacted. The fetch would fail too, but as a 502 that
@@ -241,6 +259,35 @@ class Proxy {
       return false;
     }
     return true;
+  }
+
+  // Max-Forwards' value (1*DIGIT), or nullopt when there is none or it is not a number.
+  static std::optional<uint64_t> max_forwards(const net::HTTPRequest& request) {
+    const std::optional<absl::string_view> value = request.headers().get("Max-Forwards");
+    uint64_t n = 0;
+    if (!value || value->empty() ||
+        !std::all_of(value->begin(), value->end(), [](char c) { return absl::ascii_isdigit(c); }) ||
+        !absl::SimpleAtoi(*value, &n)) {
+      return std::nullopt;
+    }
+    return n;
+  }
+
+  // A TRACE's reflection, as its final recipient sends it back (RFC 9110 §9.3.8): the request
+  // line and fields as received, without those likely to carry credentials.
+  static std::string reflect(const net::HTTPRequest& request) {
+    std::string out = absl::StrCat(request.method(), " ", request.target(), " HTTP/1.",
+                                   request.version_minor(), "\r\n");
+    for (const auto& [name, value] : request.headers()) {
+      if (absl::EqualsIgnoreCase(name, "Authorization") ||
+          absl::EqualsIgnoreCase(name, "Proxy-Authorization") ||
+          absl::EqualsIgnoreCase(name, "Cookie")) {
+        continue;
+      }
+      absl::StrAppend(&out, name, ": ", value, "\r\n");
+    }
+    out += "\r\n";
+    return out;
   }
 
   // Starts the fetch of `up`. streamed_body: its body comes through the Upload, pending first.
@@ -447,6 +494,14 @@ class Proxy {
     }
     // A request prepare() did not forward: 501 for a form it cannot carry, 400 for a malformed
     // target; the client's request, not the upstream, and the reason names no upstream.
+    if (ex.rejected == 200) {
+      net::HTTPResponseWriter& head = response.head();
+      if (!ex.own_body.empty()) head.set_header("Content-Type", "message/http");
+      head.set_header("Content-Length", absl::StrCat(ex.own_body.size()));
+      response.write(std::move(ex.own_body)).IgnoreError();
+      response.finish().IgnoreError();
+      return;
+    }
     if (ex.rejected != 0) {
       answer_error(response, ex.rejected, status.message());
       return;

@@ -258,11 +258,13 @@ TEST_F(ProxyToPythonTest, AnEmptyQueryReachesTheUpstreamAsSent) {
             "GET /requests HTTP/1.1\n");
 }
 
-// `response` without its Date field line (the one part of the proxy's own answers that varies).
-std::string without_date(std::string response) {
-  const size_t date = response.find("\r\nDate: ");
-  if (date != std::string::npos) response.erase(date, response.find("\r\n", date + 2) - date);
-  return response;
+// `responses` without their Date field lines (the one part of the proxy's own answers that
+// varies).
+std::string without_date(std::string responses) {
+  for (size_t date; (date = responses.find("\r\nDate: ")) != std::string::npos;) {
+    responses.erase(date, responses.find("\r\n", date + 2) - date);
+  }
+  return responses;
 }
 
 // A target that HTTPClient cannot send (a '%' without two hex digits after it, a raw non-ASCII
@@ -292,6 +294,48 @@ TEST_F(ProxyToPythonTest, AMalformedTargetIs400AndNeverReachesTheUpstream) {
                            "Content-Length: ", body.size(), "\r\n\r\n", body));
     EXPECT_TRUE(absl::EndsWith(out, "\r\n\r\nGET /requests HTTP/1.1\n")) << out;
   }
+}
+
+// RFC 9110 §7.6.2: a proxy decrements a TRACE's or OPTIONS's Max-Forwards, and answers one at 0
+// itself, as its final recipient (a TRACE reflected without credentials, §9.3.8). Other
+// methods leave the field alone. The proxy forwarded them all unchanged (found by a probe).
+TEST_F(ProxyToPythonTest, MaxForwardsIsCountedDownForTraceAndOptions) {
+  const std::string requests =
+      "OPTIONS /headers HTTP/1.1\r\nHost: h.test\r\nMax-Forwards: 5\r\n\r\n"
+      "TRACE /headers HTTP/1.1\r\nHost: h.test\r\nMax-Forwards: 1\r\n\r\n"
+      "GET /headers HTTP/1.1\r\nHost: h.test\r\nMax-Forwards: 0\r\n\r\n"
+      "OPTIONS /o HTTP/1.1\r\nHost: h.test\r\nMax-Forwards: 0\r\n\r\n"
+      "TRACE /t HTTP/1.1\r\nHost: h.test\r\nMax-Forwards: 00\r\nCookie: s=1\r\n"
+      "Authorization: Basic eA==\r\nX-A: 1\r\nConnection: close\r\n\r\n";
+  const std::string out = exchange_raw(proxy_->port(), requests);
+  // The fields the upstream received (/headers), in the order of the requests: the OPTIONS's 5
+  // and the TRACE's 1 less one (set anew, so after the fields the proxy appends), then the GET's
+  // 0 as it was.
+  const std::string forwarded =
+      "\r\n\r\nHost: h.test\nX-Forwarded-For: 127.0.0.1\nVia: 1.1 ioloop\n";
+  const size_t options = out.find(absl::StrCat(forwarded, "Max-Forwards: 4\n"));
+  const size_t trace = out.find(absl::StrCat(forwarded, "Max-Forwards: 0\n"));
+  const size_t get = out.find(
+      "\r\n\r\nHost: h.test\nMax-Forwards: 0\nX-Forwarded-For: 127.0.0.1\nVia: 1.1 ioloop\n");
+  ASSERT_NE(options, std::string::npos) << out;
+  ASSERT_NE(trace, std::string::npos) << out;
+  ASSERT_NE(get, std::string::npos) << out;
+  EXPECT_LT(options, trace);
+  EXPECT_LT(trace, get);
+  const std::string reflected =
+      "TRACE /t HTTP/1.1\r\nHost: h.test\r\nMax-Forwards: 00\r\n"
+      "X-A: 1\r\nConnection: close\r\n\r\n";
+  EXPECT_TRUE(absl::EndsWith(
+      without_date(out),
+      absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                   "HTTP/1.1 200 OK\r\nContent-Type: message/http\r\nContent-Length: ",
+                   reflected.size(), "\r\nConnection: close\r\n\r\n", reflected)))
+      << out;
+  EXPECT_EQ(upstream_request_lines(proxy_->port()),
+            "OPTIONS /headers HTTP/1.1\n"
+            "TRACE /headers HTTP/1.1\n"
+            "GET /headers HTTP/1.1\n"
+            "GET /requests HTTP/1.1\n");
 }
 
 TEST_F(ProxyToPythonTest, SequentialRequestsReuseOneUpstreamConnection) {

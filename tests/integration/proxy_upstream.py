@@ -144,6 +144,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_HEAD(self):
         self.route(False)
 
+    def do_OPTIONS(self):
+        self.route(True)
+
+    def do_TRACE(self):
+        self.route(True)
+
     def count_body(self):
         # The pattern repeats every 256 bytes: byte i of the body is i % 256.
         received, bad = 0, None
