@@ -1,5 +1,6 @@
 # The Debian package libioloop-dev (CPack's DEB generator): what `cmake --install` installs
-# (ioloop/cmake/install.cmake), under /usr.
+# (ioloop/cmake/install.cmake), under /usr. Included only when ioloop is the top-level project:
+# a parent's CPack settings are its own.
 #
 #   cmake --build build/default                  # the libraries must be built first
 #   (cd build/default && cpack -G DEB)           # or: cmake --build build/default --target package
@@ -42,10 +43,11 @@ set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${IOLOOP_DEB_MAINTAINER}")
 # changed with each release), so no other release links these archives. Debian's versions
 # of that release are ${absl_VERSION}.N-R.
 set(_ioloop_absl_dep libabsl-dev)
-if(absl_VERSION MATCHES "^[0-9]+$")
-  math(EXPR _ioloop_absl_next "${absl_VERSION} + 1")
+string(REGEX MATCH "^[0-9]+" _ioloop_absl_release "${absl_VERSION}")  # 20220623 of 20220623.1
+if(_ioloop_absl_release)
+  math(EXPR _ioloop_absl_next "${_ioloop_absl_release} + 1")
   set(_ioloop_absl_dep
-      "libabsl-dev (>= ${absl_VERSION}), libabsl-dev (<< ${_ioloop_absl_next})")
+      "libabsl-dev (>= ${_ioloop_absl_release}), libabsl-dev (<< ${_ioloop_absl_next})")
 endif()
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
     "${_ioloop_absl_dep}, libfmt-dev, libspdlog-dev, libssl-dev (>= 3.0), libhttp-parser-dev")

@@ -99,10 +99,13 @@ absl::Status IOLoop::add_signal_handler(int signo, SignalHandler handler) {
 
 void IOLoop::remove_signal_handler(int signo) {
   if (!signals_ || signo <= 0 || signo >= _NSIG || !signals_->handlers[signo]) return;
-  signals_->retire(std::move(signals_->handlers[signo]));
+  std::unique_ptr<SignalHandler> removed = std::move(signals_->handlers[signo]);
   sigdelset(&signals_->mask, signo);
   ::signalfd(signals_->fd, &signals_->mask, SFD_NONBLOCK | SFD_CLOEXEC);
   signals_->release(signo);
+  // Last: destroyed here when no dispatch runs, and its captures' destructors may add a handler
+  // for the same signal, which the lines above would otherwise undo.
+  signals_->retire(std::move(removed));
 }
 
 }  // namespace ioloop

@@ -19,7 +19,7 @@ namespace ioloop {
 class IOLoopTestPeer {
  public:
   // A loop on `poller`. `sleep`, if set, replaces the back-off sleep after a poller failure.
-  // Dies if the waker cannot be created (as IOLoop() does).
+  // Dies if the waker cannot be created or watched (as IOLoop() does).
   static std::unique_ptr<IOLoop> create(std::unique_ptr<Poller> poller,
                                         absl::AnyInvocable<void(absl::Duration)> sleep = nullptr,
                                         IOLoop::Options options = {}) {

@@ -30,6 +30,15 @@ depends=", $(field Depends),"
 for dep in libabsl-dev libspdlog-dev libfmt-dev libssl-dev libhttp-parser-dev; do
   grep -Eq ", $dep( \([^)]*\))?," <<<"$depends" || fail "Depends lacks $dep: $depends"
 done
+# abseil pinned to the release built against, from both sides (its symbols' inline namespace
+# changes with each release), in a form the installed libabsl-dev satisfies.
+absl_installed=$(dpkg-query -W -f='${Version}' libabsl-dev)
+absl_release=${absl_installed%%.*}
+pin="libabsl-dev (>= $absl_release), libabsl-dev (<< $((absl_release + 1)))"
+[[ "$depends" == *", $pin,"* ]] || fail "Depends lacks '$pin': $depends"
+dpkg --compare-versions "$absl_installed" ge "$absl_release" &&
+  dpkg --compare-versions "$absl_installed" lt "$((absl_release + 1))" ||
+  fail "the installed libabsl-dev $absl_installed does not satisfy '$pin'"
 
 # Contents: the archives, the headers of every library, the CMake package and the .pc
 # files, all under /usr; nothing else (no private header from net/src, no binary).

@@ -117,6 +117,15 @@ TEST(IOLoopCreateTest, ASelectLoopWhoseWakerIsPastFdSetsizeIsAnError) {
   }
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &raised), 0);
   std::vector<int> fillers;  // every fd below FD_SETSIZE in use
+  struct Restore {           // whatever the test's outcome: the fds and the limit come back
+    std::vector<int>& fds;
+    struct rlimit limit;
+    ~Restore() {
+      for (int fd : fds) ::close(fd);
+      fds.clear();
+      ::setrlimit(RLIMIT_NOFILE, &limit);
+    }
+  } restore{fillers, old};
   for (;;) {
     const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     ASSERT_GE(fd, 0);
@@ -130,7 +139,7 @@ TEST(IOLoopCreateTest, ASelectLoopWhoseWakerIsPastFdSetsizeIsAnError) {
   options.poller = PollerKind::kSelect;
   absl::StatusOr<std::unique_ptr<IOLoop>> loop = IOLoop::create(options);
   for (int fd : fillers) ::close(fd);
-  ::setrlimit(RLIMIT_NOFILE, &old);
+  fillers.clear();
   ASSERT_FALSE(loop.ok());
   EXPECT_EQ(loop.status().code(), absl::StatusCode::kInvalidArgument) << loop.status();
   EXPECT_THAT(loop.status().message(), HasSubstr("FD_SETSIZE"));

@@ -2,7 +2,6 @@
 
 #include <netdb.h>
 #include <netinet/in.h>
-#include <signal.h>
 
 #include <atomic>
 #include <cerrno>
@@ -14,11 +13,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "gai_status.h"
-#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ioloop/mutex.h"
 #include "testing/gated_lookup.h"
 #include "testing/loop_test_base.h"
+#include "testing/thread_signal_mask.h"
 
 namespace ioloop::net {
 namespace {
@@ -111,21 +110,16 @@ TEST_F(ResolverTest, ThreadsStartWithTheFirstLookupThatNeedsOne) {
 // those the kernel sends to the thread that faults: blocked, a SIGSEGV killed the process
 // without its crash handler (no sanitizer report, no core dump handler). Found by a probe.
 TEST_F(ResolverTest, LookupThreadsBlockSignalsButNotTheFaultSignals) {
-  std::vector<int> unblocked;  // of the signals checked, those open on the lookup thread
+  std::vector<int> unblocked;
   Resolver resolver(1, [&](const std::string&, uint16_t port, int) {
-    sigset_t mask;
-    ::pthread_sigmask(SIG_BLOCK, nullptr, &mask);
-    for (int signo :
-         {SIGINT, SIGTERM, SIGUSR1, SIGCHLD, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS}) {
-      if (sigismember(&mask, signo) == 0) unblocked.push_back(signo);
-    }
+    unblocked = ioloop::testing::open_signals();
     return absl::StatusOr<std::vector<SocketAddress>>(
         std::vector<SocketAddress>{*SocketAddress::parse("10.0.0.1", port)});
   });
   resolver.resolve(loop(), "backend", 80, AF_UNSPEC,
                    [&](absl::StatusOr<std::vector<SocketAddress>>) { done(); });
   ASSERT_TRUE(wait());
-  EXPECT_THAT(unblocked, ::testing::ElementsAre(SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS));
+  EXPECT_EQ(unblocked, ioloop::testing::kFaultSignals);
 }
 
 TEST_F(ResolverTest, LocalhostResolvesOnAWorkerThreadAndPostsBackToTheLoopThread) {

@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,11 +15,11 @@
 #include <stdexcept>
 #include <thread>
 
-#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ioloop/mutex.h"
 #include "ioloop/net/tcp_client.h"
 #include "testing/loop_test_base.h"
+#include "testing/thread_signal_mask.h"
 
 namespace ioloop::net {
 namespace {
@@ -239,15 +238,11 @@ TEST_F(TCPServerTest, FourThreadsSpreadConnectionsAndEachStreamStaysOnItsLoop) {
 // its crash handler (no sanitizer report, no core dump handler). Found by a probe.
 TEST_F(TCPServerTest, WorkerThreadsBlockSignalsButNotTheFaultSignals) {
   ioloop::Mutex mu;
-  std::vector<int> unblocked;  // of the signals checked, those open on the worker
+  std::vector<int> unblocked;
   TCPServer server(loop(), [&](std::shared_ptr<IOStream> stream, const SocketAddress&) {
-    sigset_t mask;
-    ::pthread_sigmask(SIG_BLOCK, nullptr, &mask);
+    std::vector<int> open = ioloop::testing::open_signals();
     ioloop::MutexLock lock(&mu);
-    for (int signo :
-         {SIGINT, SIGTERM, SIGUSR1, SIGCHLD, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS}) {
-      if (sigismember(&mask, signo) == 0) unblocked.push_back(signo);
-    }
+    unblocked = std::move(open);
     stream->close();
   });
   ASSERT_TRUE(server.listen(0, "127.0.0.1").ok());
@@ -262,7 +257,7 @@ TEST_F(TCPServerTest, WorkerThreadsBlockSignalsButNotTheFaultSignals) {
   });
   ASSERT_TRUE(wait());
   ioloop::MutexLock lock(&mu);
-  EXPECT_THAT(unblocked, ::testing::ElementsAre(SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS));
+  EXPECT_EQ(unblocked, ioloop::testing::kFaultSignals);
 }
 
 TEST_F(TCPServerTest, StopClosesListenersAndOptionallyStreams) {

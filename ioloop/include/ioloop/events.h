@@ -15,8 +15,9 @@ inline constexpr uint32_t READ = 0x001;  ///< EPOLLIN, POLLIN
 /// Writable: the send buffer has room.
 inline constexpr uint32_t WRITE = 0x004;  ///< EPOLLOUT, POLLOUT
 /// Error or hang-up. epoll and poll always report it, whether or not it was asked for. select
-/// never does (it has no error set): there an error or hang-up shows as READ or WRITE if those
-/// are watched, and a registration for ERROR alone hears nothing.
+/// has no error set: there an error or hang-up shows as READ or WRITE if those are watched, and
+/// a registration for ERROR alone hears nothing (ERROR comes only for an fd closed while
+/// registered, once).
 inline constexpr uint32_t ERROR = 0x018;  ///< EPOLLERR | EPOLLHUP
 /// Edge-triggered registration; only the epoll backend accepts it.
 inline constexpr uint32_t EDGE = 1u << 31;  ///< EPOLLET

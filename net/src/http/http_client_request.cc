@@ -112,14 +112,21 @@ absl::StatusOr<URL> validate_request(const HTTPClientRequest& request, LastOrigi
                                                      name,
                                                      " contains a control byte (only HTAB may)"));
     }
-    // Only the first Host and Content-Length are sent: two that differ are the caller's
-    // mistake, which must not go out as a request it did not mean.
+    // Only the first Host (and, with a body_producer, Content-Length) is sent: two that differ
+    // are the caller's mistake, which must not go out as a request it did not mean. Equal means
+    // the same host in any case, the same number however written.
     const bool is_host = equals_ignore_case(name, "Host");
     if (!is_host && !equals_ignore_case(name, "Content-Length")) continue;
     const std::string*& first = is_host ? host : content_length;
     if (first == nullptr) {
       first = &value;
-    } else if (*first != value && (is_host || request.body_producer)) {
+      continue;
+    }
+    size_t a = 0, b = 0;
+    const bool differ = is_host ? !equals_ignore_case(*first, value)
+                                : request.body_producer && !(absl::SimpleAtoi(*first, &a) &&
+                                                             absl::SimpleAtoi(value, &b) && a == b);
+    if (differ) {
       return absl::InvalidArgumentError(
           absl::StrCat("HTTPClientRequest.headers: ", is_host ? "Host" : "Content-Length",
                        " fields that differ: '", *first, "' and '", value, "'"));

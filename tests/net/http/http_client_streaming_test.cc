@@ -273,9 +273,9 @@ TEST_F(HTTPClientTest, FieldsThatDisagreeOnLengthOrHostAreInvalidArgument) {
   same.method = "PUT";
   same.url = url("/same");
   same.headers.add("Content-Length", "5");
-  same.headers.add("Content-Length", "5");
-  same.headers.add("Host", "127.0.0.1");
-  same.headers.add("Host", "127.0.0.1");
+  same.headers.add("Content-Length", "05");
+  same.headers.add("Host", "LOCALHOST");
+  same.headers.add("Host", "localhost");
   same.body_producer = [](HTTPClientBodyWriter& w) {
     w.write("12345");
     w.finish();

@@ -16,6 +16,7 @@ TEST(ReasonPhraseTest, StandardCodes) {
   EXPECT_EQ(reason_phrase(500), "Internal Server Error");
   EXPECT_EQ(reason_phrase(501), "Not Implemented");
   EXPECT_EQ(reason_phrase(505), "HTTP Version Not Supported");
+  EXPECT_EQ(reason_phrase(305), "Use Proxy");  // deprecated (RFC 9110 §15.4.6), still listed
   EXPECT_EQ(reason_phrase(799), "Unknown");
 }
 
@@ -25,7 +26,6 @@ TEST(ReasonPhraseTest, RegisteredCodesBeyondRfc9110) {
   EXPECT_EQ(reason_phrase(207), "Multi-Status");
   EXPECT_EQ(reason_phrase(208), "Already Reported");
   EXPECT_EQ(reason_phrase(226), "IM Used");
-  EXPECT_EQ(reason_phrase(305), "Use Proxy");
   EXPECT_EQ(reason_phrase(423), "Locked");
   EXPECT_EQ(reason_phrase(424), "Failed Dependency");
   EXPECT_EQ(reason_phrase(425), "Too Early");
