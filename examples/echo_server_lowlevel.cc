@@ -224,6 +224,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "echo_server_lowlevel: --max_pending must be positive\n");
     return 2;
   }
+  if (const int port = absl::GetFlag(FLAGS_port); port < 0 || port > 65535) {
+    std::fprintf(stderr, "echo_server_lowlevel: --port must be 0..65535\n");
+    return 2;
+  }
   // Raises the fd limit, ignores SIGPIPE, stops the loop on SIGINT/SIGTERM; before any
   // thread starts, so that every thread inherits the blocked signals.
   absl::StatusOr<std::unique_ptr<IOLoop>> loop = ex::make_server_loop(*options);

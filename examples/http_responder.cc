@@ -94,6 +94,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "http_responder: --handshake_timeout must be positive\n");
     return 2;
   }
+  // Here, not at server.start(): that comes after "listening on", which a script reads first.
+  for (const auto& [name, value] :
+       {std::pair{"--idle_timeout", absl::GetFlag(FLAGS_idle_timeout)},
+        std::pair{"--header_timeout", absl::GetFlag(FLAGS_header_timeout)}}) {
+    if (value < absl::ZeroDuration()) {
+      std::fprintf(stderr, "http_responder: %s must not be negative\n", name);
+      return 2;
+    }
+  }
 
   ioloop::net::HTTPServerOptions http_options;
   http_options.tcp_options.tls = *tls;

@@ -16,9 +16,11 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "integration/command.h"
 #include "integration/echo_test_support.h"
 #include "integration/server_process.h"
 #include "ioloop/net/socket.h"
@@ -233,6 +235,23 @@ TEST(EchoServerFlagsTest, BadPollerExitsWithUsageError) {
         ServerProcess::start(program, {"--port=0", "--poller=kqueue"});
     ASSERT_FALSE(s.ok()) << program;
     EXPECT_EQ(s.status().code(), absl::StatusCode::kUnavailable) << s.status();
+  }
+}
+
+// A bad flag exits 2 with the reason, before anything is bound. echo_server_lowlevel left the
+// port to bind_sockets(): exit 1, after a log line, or silently with --log_level=off (found by
+// a probe of the examples' flags).
+TEST(EchoServerFlagsTest, APortOutOfRangeExitsTwoWithTheReason) {
+  for (const char* program : {ECHO_SERVER_PATH, ECHO_SERVER_LOWLEVEL_PATH}) {
+    const std::string name = std::string(program).substr(std::string(program).rfind('/') + 1);
+    for (const char* port : {"70000", "65536", "-1"}) {
+      int status = 0;
+      const std::string out =
+          run(absl::StrCat(program, " --log_level=off --port=", port, " 2>&1"), &status);
+      ASSERT_TRUE(WIFEXITED(status)) << name;
+      EXPECT_EQ(WEXITSTATUS(status), 2) << name << " --port=" << port;
+      EXPECT_EQ(out, absl::StrCat(name, ": --port must be 0..65535\n")) << port;
+    }
   }
 }
 

@@ -270,6 +270,21 @@ TEST(HTTPResponderThreadsTest, FourThreadsServeCurl) {
   EXPECT_EQ(WEXITSTATUS(*exit), 0);
 }
 
+// A bad flag exits 2 with the reason before anything is bound or announced: a negative
+// --idle_timeout or --header_timeout printed "listening on", then exited 1 (silently with
+// --log_level=off), to a script that had just read the port (found by a probe of the flags).
+TEST(HTTPResponderFlagsTest, ANegativeTimeoutExitsTwoBeforeListening) {
+  for (const char* flag : {"--idle_timeout=-1s", "--header_timeout=-1ms"}) {
+    int status = 0;
+    const std::string out = run(
+        absl::StrCat(HTTP_RESPONDER_PATH, " --port=0 --log_level=off ", flag, " 2>&1"), &status);
+    ASSERT_TRUE(WIFEXITED(status)) << flag;
+    EXPECT_EQ(WEXITSTATUS(status), 2) << flag;
+    const std::string name = std::string(flag).substr(0, std::string(flag).find('='));
+    EXPECT_EQ(out, absl::StrCat("http_responder: ", name, " must not be negative\n"));
+  }
+}
+
 // Found by a check of the docs against the programs: raw_epoll_responder exited 1 without a
 // word for a port out of range and for a failed bind, where its comment (and every other
 // example) says a bad flag exits 2 with the reason.
