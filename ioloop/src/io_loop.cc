@@ -361,10 +361,16 @@ void IOLoop::run_callbacks() {
 }
 
 void IOLoop::dispatch(const Poller::Event& ev) {
-  if (ev.fd < 0 || static_cast<size_t>(ev.fd) >= handlers_.size()) return;
+  if (ev.fd < 0 || static_cast<size_t>(ev.fd) >= handlers_.size()) {
+    stale_now_.push_back(static_cast<uint64_t>(static_cast<uint32_t>(ev.fd)) << 32 | ev.tag);
+    return;
+  }
   Entry* entry = handlers_[ev.fd].get();
   // Removed earlier in this batch, or removed and the number re-registered: stale.
-  if (entry == nullptr || entry->generation != ev.tag) return;
+  if (entry == nullptr || entry->generation != ev.tag) {
+    stale_now_.push_back(static_cast<uint64_t>(ev.fd) << 32 | ev.tag);
+    return;
+  }
   // Mask to the current interest: an earlier handler in the batch may have dropped WRITE.
   const uint32_t events = ev.events & ((entry->events & (READ | WRITE)) | ERROR);
   if (events == 0) return;
@@ -429,6 +435,46 @@ void IOLoop::run_once() {
   stats_.time_blocked += to_duration(last_poll_end_ - now);
   for (const Poller::Event& ev : events_) dispatch(ev);
   bury_removed_handlers();
+  if (!stale_now_.empty() || !stale_before_.empty()) check_stale_events();
+}
+
+void IOLoop::check_stale_events() {
+  // A stale event is normal within the batch that removed its handler; the poller forgets the
+  // registration then. One seen again in the next batch was not forgotten.
+  const bool stuck = std::any_of(stale_now_.begin(), stale_now_.end(), [&](uint64_t key) {
+    return std::find(stale_before_.begin(), stale_before_.end(), key) != stale_before_.end();
+  });
+  stale_before_.swap(stale_now_);
+  stale_now_.clear();
+  if (!stuck) return;
+  stale_before_.clear();
+  rebuild_poller();
+}
+
+void IOLoop::rebuild_poller() {
+  absl::StatusOr<std::unique_ptr<Poller>> fresh = Poller::create(poller_->kind());
+  uint64_t suppressed = 0;
+  const bool log = log_limiter_.allow(Clock::now(), &suppressed);
+  if (!fresh.ok()) {
+    if (log) {
+      logger().error("cannot rebuild the poller: {}{}", fresh.status().ToString(),
+                     suppressed_note(suppressed));
+    }
+    return;
+  }
+  for (size_t fd = 0; fd < handlers_.size(); ++fd) {
+    const Entry* e = handlers_[fd].get();
+    if (e == nullptr) continue;
+    // Fails for an fd closed behind the loop's back: the old poller reported it once, muted.
+    (void)(*fresh)->add(static_cast<int>(fd), e->events, e->generation);
+  }
+  poller_ = *std::move(fresh);
+  if (log) {
+    logger().warn(
+        "an fd closed before its remove_handler() was still reported after remove_handler() (a "
+        "dup() of it keeps its file open): rebuilt the {} set{}",
+        std::string(poller_kind_name(poller_->kind())), suppressed_note(suppressed));
+  }
 }
 
 void IOLoop::bury_removed_handlers() {

@@ -249,6 +249,55 @@ TEST_P(ClosedFdTest, SeveralClosedFdsEachReportedOnce) {
   }
 }
 
+// The one closed fd epoll cannot forget: closed while registered, then removed, while a dup() of
+// it keeps its file open. EPOLL_CTL_DEL needs the closed number (EBADF), so the kernel kept the
+// registration and reported the readable file on every wait: the loop spun at 100% CPU,
+// dropping each event as stale, until the dup'ed copy was closed (found by a probe of the
+// pollers; a child process holding an inherited copy does the same). The loop now notices an
+// event it dropped as stale in two waits running and rebuilds its poller from its handlers.
+TEST_P(ClosedFdTest, ClosedBeforeItsRemovalWhileADupLivesIsNotSpunOn) {
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+  const int dup_fd = ::fcntl(p[0], F_DUPFD_CLOEXEC, 0);
+  ASSERT_GE(dup_fd, 0);
+  SocketPair sp;
+  int stale_reads = 0, reads = 0;
+  ASSERT_TRUE(loop()
+                  .add_handler(
+                      p[0], [&](int, uint32_t) { ++stale_reads; }, READ)
+                  .ok());
+  ASSERT_TRUE(loop()
+                  .add_handler(
+                      sp.fd[0],
+                      [&](int fd, uint32_t) {
+                        char c;
+                        ASSERT_EQ(::read(fd, &c, 1), 1);
+                        ++reads;
+                        loop().stop();
+                      },
+                      READ)
+                  .ok());
+  ASSERT_EQ(::write(p[1], "x", 1), 1);  // readable for good: nothing reads it
+  ::close(p[0]);                        // the user's bug: closed while registered,
+  loop().remove_handler(p[0]);          // then removed
+  ScopedLogCapture logs;
+  // Bounds the run: the other fd becomes readable later, and its handler stops the loop.
+  loop().call_later(absl::Milliseconds(20), [&] { sp.send(); });
+  const uint64_t before = loop().stats().iterations;
+  loop().start();
+  // Two waits that report the stale file, the one that blocks until the timer, the one that
+  // runs it and serves the other fd; a spinning loop runs thousands.
+  EXPECT_LE(loop().stats().iterations - before, 6u);
+  EXPECT_EQ(stale_reads, 0);
+  EXPECT_EQ(reads, 1);
+  if (GetParam() == PollerKind::kEpoll) {
+    EXPECT_THAT(logs.text(), HasSubstr("still reported after remove_handler()")) << logs.text();
+  }
+  loop().remove_handler(sp.fd[0]);
+  ::close(dup_fd);
+  ::close(p[1]);
+}
+
 INSTANTIATE_TEST_SUITE_P(Pollers, ClosedFdTest, AllPollers(), PollerName);
 
 // ---------------------------------------------------------------------------------------------

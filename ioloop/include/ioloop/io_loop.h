@@ -284,6 +284,13 @@ class IOLoop {
   void dispatch(const Poller::Event& ev);
   /// Frees graveyard_ (the entries removed during the batch).
   void bury_removed_handlers();
+  /// After a batch that dropped stale events: rebuilds the poller if one of them was dropped
+  /// in the batch before too.
+  void check_stale_events();
+  /// A fresh poller of the same kind with every registered handler, for one that keeps a
+  /// registration of an fd closed before remove_handler() while a dup() keeps its file open
+  /// (epoll: EPOLL_CTL_DEL needs the closed number). Logged; on failure the old one stays.
+  void rebuild_poller();
   void handle_signals();
   /// Runs user code with the exception and slow-callback guards.
   template <typename F>
@@ -304,6 +311,11 @@ class IOLoop {
   uint32_t next_generation_ = 1;
   size_t handler_count_ = 0;
   std::vector<Poller::Event> events_;
+  /// (fd << 32 | tag) of the events dispatch() dropped as stale in this batch and the last one.
+  /// The same in two batches running means the kernel kept a registration remove_handler()
+  /// could not take out: see rebuild_poller().
+  std::vector<uint64_t> stale_now_;
+  std::vector<uint64_t> stale_before_;
 
   std::unique_ptr<SignalState> signals_;
 

@@ -66,8 +66,9 @@ class Poller {
   virtual absl::Status modify(int fd, uint32_t events, uint32_t tag) = 0;
   /// Stops watching `fd`. A no-op for an unknown fd. Safe after the fd was closed, with one
   /// exception on epoll: a closed fd whose open file lives on in a dup() stays in the kernel's
-  /// set (epoll_ctl needs the closed number), and its readiness is reported (and dropped by
-  /// IOLoop) until that file is closed too. Remove before closing.
+  /// set (epoll_ctl needs the closed number), and its readiness is still reported. IOLoop
+  /// notices (the event matches no handler in two waits running) and replaces its poller with
+  /// a fresh one holding its handlers. Remove before closing.
   virtual void remove(int fd) = 0;
 
   /// Waits until at least one fd is ready or `timeout` passes (nullopt: no limit; zero: do not
