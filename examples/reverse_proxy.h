@@ -63,18 +63,23 @@ struct ProxyConfig {
   absl::Duration handshake_timeout;
 };
 
-// The status and a one-line body for a request the upstream did not answer: the reason phrase,
-// then `why` if not empty.
-inline void answer_error(net::HTTPResponseStream& response, int status, absl::string_view why) {
+// The proxy's own answer to a request the upstream did not answer: `status`, `body` (of
+// `content_type`, none when empty) under its Content-Length, and the end.
+inline void answer(net::HTTPResponseStream& response, int status, absl::string_view content_type,
+                   std::string body) {
   net::HTTPResponseWriter& head = response.head();
   head.set_status(status);
   head.mutable_headers().clear();
-  head.set_header("Content-Type", "text/plain");
-  const std::string body =
-      absl::StrCat(net::reason_phrase(status), why.empty() ? "" : ": ", why, "\n");
+  if (!content_type.empty()) head.set_header("Content-Type", std::string(content_type));
   head.set_header("Content-Length", absl::StrCat(body.size()));
-  response.write(body).IgnoreError();
+  response.write(std::move(body)).IgnoreError();
   response.finish().IgnoreError();
+}
+
+// An error answer with a one-line body: the reason phrase, then `why` if not empty.
+inline void answer_error(net::HTTPResponseStream& response, int status, absl::string_view why) {
+  answer(response, status, "text/plain",
+         absl::StrCat(net::reason_phrase(status), why.empty() ? "" : ": ", why, "\n"));
 }
 
 class Proxy;
@@ -495,11 +500,8 @@ class Proxy {
     // A request prepare() did not forward: 501 for a form it cannot carry, 400 for a malformed
     // target; the client's request, not the upstream, and the reason names no upstream.
     if (ex.rejected == 200) {
-      net::HTTPResponseWriter& head = response.head();
-      if (!ex.own_body.empty()) head.set_header("Content-Type", "message/http");
-      head.set_header("Content-Length", absl::StrCat(ex.own_body.size()));
-      response.write(std::move(ex.own_body)).IgnoreError();
-      response.finish().IgnoreError();
+      const absl::string_view type = ex.own_body.empty() ? "" : "message/http";
+      answer(response, 200, type, std::move(ex.own_body));
       return;
     }
     if (ex.rejected != 0) {

@@ -361,14 +361,12 @@ void IOLoop::run_callbacks() {
 }
 
 void IOLoop::dispatch(const Poller::Event& ev) {
-  if (ev.fd < 0 || static_cast<size_t>(ev.fd) >= handlers_.size()) {
-    stale_now_.push_back(static_cast<uint64_t>(static_cast<uint32_t>(ev.fd)) << 32 | ev.tag);
-    return;
-  }
-  Entry* entry = handlers_[ev.fd].get();
+  Entry* entry = ev.fd >= 0 && static_cast<size_t>(ev.fd) < handlers_.size()
+                     ? handlers_[ev.fd].get()
+                     : nullptr;
   // Removed earlier in this batch, or removed and the number re-registered: stale.
   if (entry == nullptr || entry->generation != ev.tag) {
-    stale_now_.push_back(static_cast<uint64_t>(ev.fd) << 32 | ev.tag);
+    stale_now_.push_back(static_cast<uint64_t>(static_cast<uint32_t>(ev.fd)) << 32 | ev.tag);
     return;
   }
   // Mask to the current interest: an earlier handler in the batch may have dropped WRITE.
