@@ -1,5 +1,6 @@
 #include "ioloop/net/buffer.h"
 
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <algorithm>
@@ -189,6 +190,14 @@ size_t Buffer::read_fd_request(size_t max_bytes) const {
 }
 
 ssize_t Buffer::read_fd(int fd, int* saved_errno, size_t max_bytes) {
+  return read_impl(fd, saved_errno, max_bytes, /*socket=*/false);
+}
+
+ssize_t Buffer::read_socket(int fd, int* saved_errno, size_t max_bytes) {
+  return read_impl(fd, saved_errno, max_bytes, /*socket=*/true);
+}
+
+ssize_t Buffer::read_impl(int fd, int* saved_errno, size_t max_bytes, bool socket) {
   if (lending_) own_lent_bytes();  // what is read next is appended to those bytes
   max_bytes = std::min(max_bytes, kMaxSize - readable_bytes());  // so the append below fits
   // No block: all that is read lands in the spill area, so with lending it may stay there.
@@ -222,7 +231,16 @@ ssize_t Buffer::read_fd(int fd, int* saved_errno, size_t max_bytes) {
   }
   ssize_t n;
   do {
-    n = ::readv(fd, iov, iovcnt);
+    if (!socket) {
+      n = ::readv(fd, iov, iovcnt);
+    } else if (iovcnt == 1) {
+      n = ::recv(fd, iov[0].iov_base, iov[0].iov_len, 0);
+    } else {
+      struct msghdr msg = {};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = static_cast<size_t>(iovcnt);
+      n = ::recvmsg(fd, &msg, 0);
+    }
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     *saved_errno = errno;

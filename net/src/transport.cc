@@ -12,7 +12,7 @@ namespace {
 
 bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
-// The socket itself: what IOStream did before transports existed, syscall for syscall.
+// The socket itself: one recv (recvmsg) per read, one send (sendmsg) per write batch.
 class PlainTransport final : public Transport {
  public:
   IOResult handshake(int) override { return IOResult::done(0); }
@@ -20,7 +20,7 @@ class PlainTransport final : public Transport {
   IOResult read(int fd, Buffer& buffer, size_t limit) override {
     const size_t asked = buffer.read_fd_request(limit);
     int err = 0;
-    const ssize_t n = buffer.read_fd(fd, &err, limit);
+    const ssize_t n = buffer.read_socket(fd, &err, limit);
     if (n > 0) return IOResult::done(static_cast<size_t>(n), static_cast<size_t>(n) < asked);
     if (n == 0) return IOResult::eof();
     if (would_block(err)) return IOResult::want_read();

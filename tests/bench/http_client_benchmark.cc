@@ -12,7 +12,7 @@
 //   BM_ClientFetch/1   19,500 fetches/s, 13.1 us of client CPU per fetch
 //   BM_ClientFetch/64  17,200 fetches/s, 12.5 us of client CPU per fetch
 //   BM_ClientFetchFixed under strace: 3 syscalls per fetch on a reused connection (sendto of
-//   the request, epoll_pwait2, one readv of the response).
+//   the request, epoll_pwait2, one recvfrom of the response).
 #include <atomic>
 #include <cstdlib>
 #include <functional>

@@ -1,5 +1,6 @@
 #include "ioloop/net/buffer.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -216,6 +217,55 @@ TEST_F(BufferFdTest, EmptySocketAndEof) {
   ::shutdown(sv_[1], SHUT_WR);
   EXPECT_EQ(b.read_fd(sv_[0], &err), 0);
   EXPECT_EQ(b.capacity(), 0u);
+}
+
+// read_socket() (recv, or recvmsg with the spill area as a second iovec) gives read_fd()'s
+// results: the bytes, the limits, EAGAIN, EOF and lending; a pipe is not a socket.
+TEST_F(BufferFdTest, ReadSocketReadsAsReadFdDoes) {
+  int err = 0;
+  Buffer small;
+  put("hello");
+  EXPECT_EQ(small.read_socket(sv_[0], &err), 5);  // no block: one iovec, recv()
+  EXPECT_EQ(small.view(), "hello");
+  EXPECT_EQ(small.capacity(), 5u);
+
+  std::string data(Buffer::kSpillSize + 100, 'x');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + i % 26);
+  put(data);
+  Buffer two;
+  ASSERT_TRUE(two.append("0123456789").ok());
+  two.retrieve(10);  // 10 bytes of writable space, plus the spill area: recvmsg()
+  EXPECT_EQ(two.read_socket(sv_[0], &err), static_cast<ssize_t>(10 + Buffer::kSpillSize));
+  EXPECT_EQ(two.view(), data.substr(0, 10 + Buffer::kSpillSize));
+  EXPECT_EQ(two.read_socket(sv_[0], &err, 3), 3);
+  EXPECT_EQ(two.read_socket(sv_[0], &err, 0), -1);
+  EXPECT_EQ(err, ENOBUFS);
+  EXPECT_EQ(two.read_socket(sv_[0], &err), 87);
+  EXPECT_TRUE(two.view() == data);
+
+  Buffer lending;
+  lending.set_lending(true);
+  put("lent");
+  EXPECT_EQ(lending.read_socket(sv_[0], &err), 4);
+  EXPECT_TRUE(lending.lending());
+  EXPECT_EQ(lending.view(), "lent");
+  EXPECT_EQ(lending.read_socket(sv_[0], &err), -1);
+  EXPECT_EQ(err, EAGAIN);
+  EXPECT_EQ(lending.view(), "lent");
+  ::shutdown(sv_[1], SHUT_WR);
+  EXPECT_EQ(lending.read_socket(sv_[0], &err), 0);
+  EXPECT_EQ(lending.view(), "lent");
+
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_NONBLOCK), 0);
+  ASSERT_EQ(::write(fds[1], "pipe", 4), 4);
+  Buffer pipe;
+  EXPECT_EQ(pipe.read_socket(fds[0], &err), -1);
+  EXPECT_EQ(err, ENOTSOCK);
+  EXPECT_EQ(pipe.read_fd(fds[0], &err), 4);  // read_fd() reads any fd
+  EXPECT_EQ(pipe.view(), "pipe");
+  ::close(fds[0]);
+  ::close(fds[1]);
 }
 
 // Lending: a read into an empty buffer leaves the bytes in the thread's spill area (no block);

@@ -3,8 +3,8 @@
 // retries (injected) and from real signals delivered thousands of times during a transfer.
 // The stream faults (reset, EPIPE, self-close) are in fault_injection_stream_test.cc.
 //
-// Injection: this binary is linked with -Wl,--wrap=<syscall> for accept4, readv, send,
-// sendmsg and the pollers' waits (tests/CMakeLists.txt), so the library's own calls go
+// Injection: this binary is linked with -Wl,--wrap=<syscall> for accept4, recv, recvmsg,
+// send, sendmsg and the pollers' waits (tests/CMakeLists.txt), so the library's own calls go
 // through the __wrap_ functions below. They pass through unless a test switches a fault on.
 #include <dirent.h>
 #include <fcntl.h>
@@ -57,7 +57,7 @@ struct Counter {
   std::atomic<uint64_t> calls{0};
   std::atomic<uint64_t> injected{0};
 };
-Counter accept4_calls, readv_calls, send_calls, sendmsg_calls, wait_calls;
+Counter accept4_calls, recv_calls, recvmsg_calls, send_calls, sendmsg_calls, wait_calls;
 
 bool inject_eintr(Counter& c) {
   if (!eintr_on.load(std::memory_order_relaxed)) return false;
@@ -78,7 +78,8 @@ uint64_t accept_injected = 0;
 
 extern "C" {
 int __real_accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags);
-ssize_t __real_readv(int fd, const struct iovec* iov, int iovcnt);
+ssize_t __real_recv(int fd, void* buf, size_t n, int flags);
+ssize_t __real_recvmsg(int fd, struct msghdr* msg, int flags);
 ssize_t __real_send(int fd, const void* buf, size_t n, int flags);
 ssize_t __real_sendmsg(int fd, const struct msghdr* msg, int flags);
 int __real_epoll_wait(int epfd, struct epoll_event* events, int max, int timeout);
@@ -98,9 +99,13 @@ int __wrap_accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
   }
   return __real_accept4(fd, addr, len, flags);
 }
-ssize_t __wrap_readv(int fd, const struct iovec* iov, int iovcnt) {
-  if (fault::inject_eintr(fault::readv_calls)) return -1;
-  return __real_readv(fd, iov, iovcnt);
+ssize_t __wrap_recv(int fd, void* buf, size_t n, int flags) {
+  if (fault::inject_eintr(fault::recv_calls)) return -1;
+  return __real_recv(fd, buf, n, flags);
+}
+ssize_t __wrap_recvmsg(int fd, struct msghdr* msg, int flags) {
+  if (fault::inject_eintr(fault::recvmsg_calls)) return -1;
+  return __real_recvmsg(fd, msg, flags);
 }
 ssize_t __wrap_send(int fd, const void* buf, size_t n, int flags) {
   if (fault::inject_eintr(fault::send_calls)) return -1;
@@ -326,8 +331,8 @@ TEST_P(FaultInjectionTest, EnfileOnAcceptBacksOffExactlyAsEmfileAndRecovers) {
 // --- EINTR, injected into every syscall the library retries ---------------------------------
 
 // Four clients connect through an Acceptor and send 1 MiB each through IOStreams to an echo
-// server on the same loop, which sends it back, while every other accept4, readv, send,
-// sendmsg and poller wait fails with EINTR. Every byte must come back, no error surface, and
+// server on the same loop, which sends it back, while every other accept4, recv, recvmsg,
+// send, sendmsg and poller wait fails with EINTR. Every byte must come back, no error surface, and
 // each of those syscalls must really have been interrupted.
 TEST_P(FaultInjectionTest, EintrFromEverySyscallIsRetriedAndLosesNothing) {
   constexpr int kClients = 4;
@@ -351,8 +356,8 @@ TEST_P(FaultInjectionTest, EintrFromEverySyscallIsRetriedAndLosesNothing) {
 
   std::vector<Socket> sockets;
   for (int i = 0; i < kClients; ++i) sockets.push_back(connect_blocking(addr));
-  for (fault::Counter* c : {&fault::accept4_calls, &fault::readv_calls, &fault::send_calls,
-                            &fault::sendmsg_calls, &fault::wait_calls}) {
+  for (fault::Counter* c : {&fault::accept4_calls, &fault::recv_calls, &fault::recvmsg_calls,
+                            &fault::send_calls, &fault::sendmsg_calls, &fault::wait_calls}) {
     c->calls = 0;
     c->injected = 0;
   }
@@ -388,7 +393,8 @@ TEST_P(FaultInjectionTest, EintrFromEverySyscallIsRetriedAndLosesNothing) {
   EXPECT_GT(fault::accept4_calls.injected.load(), 0u);
   EXPECT_EQ((*acceptor)->stats().transient_errors, fault::accept4_calls.injected.load());
   EXPECT_EQ((*acceptor)->stats().accepted, static_cast<uint64_t>(kClients));
-  EXPECT_GT(fault::readv_calls.injected.load(), 0u);
+  EXPECT_GT(fault::recv_calls.injected.load(), 0u);
+  EXPECT_GT(fault::recvmsg_calls.injected.load(), 0u);
   EXPECT_GT(fault::send_calls.injected.load(), 0u);
   EXPECT_GT(fault::sendmsg_calls.injected.load(), 0u);
   EXPECT_GT(fault::wait_calls.injected.load(), 0u) << "the poller's wait was not interrupted";

@@ -127,6 +127,11 @@ class Buffer {
   /// (EINTR is retried). max_bytes is lowered to what still fits under kMaxSize; if that is
   /// 0, it reads nothing and fails with ENOBUFS.
   ssize_t read_fd(int fd, int* saved_errno, size_t max_bytes = npos);
+  /// read_fd() for a socket: the same bytes, results and errors, read with recv() (recvmsg()
+  /// when the spill area is a second iovec), which the kernel serves without readv()'s file
+  /// layer (docs/benchmarks.md: BM_SocketRead; IOStream reads this way). On a fd that is
+  /// not a socket it fails with ENOTSOCK.
+  ssize_t read_socket(int fd, int* saved_errno, size_t max_bytes = npos);
   /// How many bytes read_fd(fd, _, max_bytes) would ask for: a return value below this
   /// means the fd had no more data at that moment.
   size_t read_fd_request(size_t max_bytes = npos) const;
@@ -142,6 +147,7 @@ class Buffer {
 
  private:
   void own_lent_bytes();
+  ssize_t read_impl(int fd, int* saved_errno, size_t max_bytes, bool socket);
 
   char* data_ = nullptr;
   uint32_t capacity_ = 0;

@@ -2,9 +2,9 @@
 /// Transport: how an IOStream moves bytes through its socket. The stream keeps the buffers,
 /// the read modes, the write queue, the callbacks and the close order; the transport only
 /// turns "read into this buffer" / "send these bytes" / "end the write side" into syscalls.
-/// Two exist: the plain transport (the socket itself: one readv per read, one sendmsg per
-/// write batch, shutdown(SHUT_WR)) and TLS (ioloop/net/tls/tls_transport.h, OpenSSL over the
-/// same fd).
+/// Two exist: the plain transport (the socket itself: one recv per read, one send or
+/// sendmsg per write batch, shutdown(SHUT_WR)) and TLS (ioloop/net/tls/tls_transport.h, OpenSSL
+/// over the same fd).
 ///
 /// Contract for every implementation:
 ///   - Non-blocking and synchronous: each call does what it can now and returns what
