@@ -381,6 +381,7 @@ void IOLoop::run_once() {
   run_callbacks();
 
   TimePoint now = Clock::now();
+  iteration_time_ = now;
   if (timers_->live() > 0) {
     due_.clear();
     timers_->pop_due(options_.clock ? options_.clock->now() : now, &due_);
@@ -395,6 +396,7 @@ void IOLoop::run_once() {
       }
       due_.clear();
       now = Clock::now();
+      iteration_time_ = now;
     }
   }
   // Busy: everything since the last wait ended (its handlers, these callbacks and timers).
@@ -430,6 +432,7 @@ void IOLoop::run_once() {
     back_off_after_poll_failure(n.status());
   }
   last_poll_end_ = Clock::now();
+  iteration_time_ = last_poll_end_;
   stats_.time_blocked += to_duration(last_poll_end_ - now);
   for (const Poller::Event& ev : events_) dispatch(ev);
   bury_removed_handlers();
@@ -516,6 +519,7 @@ void IOLoop::start() {
   CurrentLoop previous = std::exchange(t_current, CurrentLoop{this, handle_});
   thread_id_.store(std::this_thread::get_id(), std::memory_order_release);
   last_poll_end_ = Clock::now();
+  iteration_time_ = last_poll_end_;
   do {
     run_once();
   } while (!stop_requested_.load(std::memory_order_acquire));

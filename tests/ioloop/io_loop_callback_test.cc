@@ -369,6 +369,51 @@ TEST_P(IOLoopTest, TimerPollDoesNotWakeBeforeDeadline) {
 
 INSTANTIATE_TEST_SUITE_P(Pollers, IOLoopTest, AllPollers(), PollerName);
 
+// iteration_time() is the loop's last clock read: time() outside start(); within a callback
+// fixed however long it runs; later in the next iteration; in a timer, at or past its deadline
+// (the read the timer was found due by, so a deadline moved to it is due, never re-armed).
+TEST(IOLoopIterationTimeTest, IsTheLoopsLastClockRead) {
+  IOLoop loop;
+  const TimePoint before = loop.time();
+  const TimePoint outside = loop.iteration_time();
+  EXPECT_GE(outside, before);
+  EXPECT_LE(outside, loop.time());
+
+  TimePoint first{}, first_later{}, second{}, deadline{}, in_timer{}, in_handler{};
+  SocketPair sp;
+  ASSERT_TRUE(loop.add_handler(
+                      sp.fd[0],
+                      [&](int fd, uint32_t) {
+                        char c;
+                        ASSERT_EQ(::read(fd, &c, 1), 1);
+                        in_handler = loop.iteration_time();
+                        loop.stop();
+                      },
+                      READ)
+                  .ok());
+  loop.add_callback([&] {
+    first = loop.iteration_time();
+    while (loop.time() <= first) {
+    }  // the clock moves on; the iteration's time stays
+    first_later = loop.iteration_time();
+    loop.add_callback([&] {
+      second = loop.iteration_time();
+      deadline = loop.time() + std::chrono::milliseconds(1);
+      loop.call_at(deadline, [&] {
+        in_timer = loop.iteration_time();
+        sp.send();
+      });
+    });
+  });
+  loop.start();
+  EXPECT_EQ(first_later, first);
+  EXPECT_GT(second, first);
+  EXPECT_GE(in_timer, deadline);
+  EXPECT_GE(in_handler, in_timer);  // the wait that found the byte ended after the timer ran
+  EXPECT_LE(in_handler, loop.time());
+  loop.remove_handler(sp.fd[0]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Timers on a ManualClock (IOLoopOptions::clock)
 
@@ -431,6 +476,21 @@ TEST_P(ManualClockLoopTest, ReadyFdsAreServedBeforeTheClockJumps) {
   EXPECT_TRUE(timer_ran);
   EXPECT_EQ(loop_->time(), start + std::chrono::seconds(30));
   loop_->remove_handler(sp.fd[0]);
+}
+
+// iteration_time() is the injected clock's now(), even as it moves within a callback.
+TEST_P(ManualClockLoopTest, IterationTimeIsTheClocksTime) {
+  EXPECT_EQ(loop_->iteration_time(), clock_.now());
+  std::vector<TimePoint> seen;
+  loop_->add_callback([&] {
+    seen.push_back(loop_->iteration_time());
+    clock_.advance(absl::Seconds(5));
+    seen.push_back(loop_->iteration_time());
+    loop_->stop();
+  });
+  const TimePoint start = clock_.now();
+  loop_->start();
+  EXPECT_THAT(seen, ::testing::ElementsAre(start, start + std::chrono::seconds(5)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Pollers, ManualClockLoopTest, AllPollers(), PollerName);

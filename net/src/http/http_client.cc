@@ -105,7 +105,7 @@ uint64_t HTTPClientCore::fetch(HTTPClientRequest&& request, HTTPClient::FetchCal
   FetchPtr f = std::allocate_shared<ClientFetch>(RecyclingAllocator<ClientFetch>());
   f->id = id;
   f->callback = std::move(callback);
-  f->started = loop.time();
+  f->started = loop.iteration_time();
   f->request = std::move(request);
   fetches.emplace(id, f);
   if (shut_down) return id;  // from a callback ~HTTPClient runs: shutdown() completes it
@@ -163,7 +163,7 @@ void HTTPClientCore::complete(FetchPtr f, absl::StatusOr<HTTPClientResponse> res
       result->effective_url = f->url.to_string();
     }
     result->redirects = f->redirects;
-    result->timings.total = to_duration(loop.time() - f->started);
+    result->timings.total = to_duration(loop.iteration_time() - f->started);
   }
   HTTPClient::FetchCallback cb = std::move(f->callback);
   // The user's callables go now, as if the fetch were destroyed: a dispatch up the stack may

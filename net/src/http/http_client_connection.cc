@@ -99,7 +99,7 @@ void ClientConnection::on_chunk(absl::string_view chunk) {
     owner->on_idle_closed(*this);
     return;
   }
-  if (first_byte_at_ == TimePoint{}) first_byte_at_ = loop_.time();
+  if (first_byte_at_ == TimePoint{}) first_byte_at_ = loop_.iteration_time();
   const uint64_t id = exchange_;
   feeding_owner_ = owner.get();
   absl::StatusOr<size_t> used = parser_.feed(chunk, *this);

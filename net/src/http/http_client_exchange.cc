@@ -73,7 +73,7 @@ void HTTPClientCore::start_exchange(const FetchPtr& f, std::shared_ptr<ClientCon
     ++counters.connections_reused;
     f->connect_time = absl::ZeroDuration();
   }
-  f->request_started = loop.time();
+  f->request_started = loop.iteration_time();
   const absl::Duration t = f->request.request_timeout;
   if (t != absl::ZeroDuration() && t != absl::InfiniteDuration()) {
     f->deadline = f->request_started + to_clock_duration(t);
@@ -127,7 +127,7 @@ void HTTPClientCore::wake_at(const std::shared_ptr<ClientConnection>& conn, Time
 
 void HTTPClientCore::on_connection_timer(const std::shared_ptr<ClientConnection>& conn) {
   if (conn->closed()) return;
-  const TimePoint now = loop.time();
+  const TimePoint now = loop.iteration_time();
   if (conn->idle_until != TimePoint{}) {
     if (conn->idle_until <= now) return expire_idle(conn);
     return wake_at(conn, conn->idle_until);
@@ -164,7 +164,7 @@ void HTTPClientCore::on_request_timeout(const FetchPtr& f, bool response_timeout
 void HTTPClientCore::restart_response_timeout(const FetchPtr& f) {
   const absl::Duration h = f->request.response_timeout;
   if (h == absl::ZeroDuration() || h == absl::InfiniteDuration()) return;
-  f->response_deadline = loop.time() + to_clock_duration(h);
+  f->response_deadline = loop.iteration_time() + to_clock_duration(h);
   wake_at(f->conn, f->response_deadline);
 }
 

@@ -71,7 +71,7 @@ void HTTPClientCore::on_queue_timeout(const FetchPtr& f) {
 
 void HTTPClientCore::connect(const FetchPtr& f) {
   f->phase = ClientFetch::Phase::kConnecting;
-  f->connect_started = loop.time();
+  f->connect_started = loop.iteration_time();
   ConnectOptions co;
   absl::Duration t = f->request.connect_timeout;
   co.timeout = (t == absl::ZeroDuration()) ? absl::InfiniteDuration() : t;
@@ -103,9 +103,10 @@ void HTTPClientCore::connect(const FetchPtr& f) {
             absl::Status s = stream.status();
             // connect_timeout's own expiry, not the kernel's ETIMEDOUT (also DeadlineExceeded,
             // after its SYN retries: over two minutes, so only under a longer or no limit).
-            const bool expired = absl::IsDeadlineExceeded(s) && t != absl::ZeroDuration() &&
-                                 t != absl::InfiniteDuration() &&
-                                 to_duration(core->loop.time() - waiting->connect_started) >= t;
+            const bool expired =
+                absl::IsDeadlineExceeded(s) && t != absl::ZeroDuration() &&
+                t != absl::InfiniteDuration() &&
+                to_duration(core->loop.iteration_time() - waiting->connect_started) >= t;
             if (expired) {
               s = absl::DeadlineExceededError(absl::StrCat("connect to ", host,
                                                            ": connect_timeout (",
@@ -132,7 +133,8 @@ void HTTPClientCore::connect(const FetchPtr& f) {
             ClientConnection::create(core->loop, *std::move(stream), key, po,
                                      std::static_pointer_cast<ClientConnection::Owner>(core));
         if (waiting != nullptr) {
-          waiting->connect_time = to_duration(core->loop.time() - waiting->connect_started);
+          waiting->connect_time =
+              to_duration(core->loop.iteration_time() - waiting->connect_started);
           core->start_exchange(waiting, std::move(conn), /*reused=*/false);
         } else {
           core->release(std::move(conn));  // its fetch went away: serve the queue or idle
@@ -162,7 +164,7 @@ void HTTPClientCore::release(std::shared_ptr<ClientConnection> conn) {
     return drop(*conn);
   }
   if (options.idle_timeout != absl::InfiniteDuration()) {
-    conn->idle_until = loop.time() + to_clock_duration(options.idle_timeout);
+    conn->idle_until = loop.iteration_time() + to_clock_duration(options.idle_timeout);
     wake_at(conn, conn->idle_until);
   }
   pool.idle.push_back(std::move(conn));

@@ -417,7 +417,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
                        : loop_.call_at(deadline, std::move(cb)).id();
   }
 
-  TimePoint now() const { return clock_ ? clock_->now() : loop_.time(); }
+  TimePoint now() const { return clock_ ? clock_->now() : loop_.iteration_time(); }
 
   void cancel_timer() {
     if (timer_id_ == 0) return;

@@ -23,7 +23,7 @@
 namespace ioloop::net {
 
 // Where a connection's timeouts come from. With none installed (the default) the stream glue
-// uses its loop: loop.time() and loop.call_at(). Tests and the fuzzer install a
+// uses its loop: loop.iteration_time() and loop.call_at(). Tests and the fuzzer install a
 // ManualHTTPClock (manual_http_clock.h) to drive every timeout deterministically, without
 // wall-clock waits. Loop thread only.
 class HTTPClock {

@@ -112,6 +112,8 @@
 ///  still: the time is not the client's, and afterwards it has exactly what it had left.
 ///  Zero or InfiniteDuration() disables idle_timeout, header_timeout and request_timeout.
 ///  Each 408 is counted in Stats (header_timeouts, request_timeouts, body_rate_timeouts).
+///  The clocks read IOLoop::iteration_time() (no clock read per request), so a timeout may
+///  start up to one loop iteration's work early, as libuv's timers do.
 ///
 /// Options are checked when the server is constructed: listen(), add_sockets(), start() and
 /// serve() return InvalidArgument, naming the field, for options that cannot work
