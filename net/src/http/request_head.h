@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -196,6 +197,12 @@ inline bool host_from_target(HTTPRequest& request) {
 // RFC 9112 §6.1 for a request with Transfer-Encoding: exactly one coding, "chunked" (which
 // libhttp_parser, `parser_chunked`, must have seen too), and no Content-Length beside it. The
 // error (none if the fields are good) and its detail.
+// None, or one Content-Length of digits whose value (`parsed`, libhttp_parser's) a signed
+// 64-bit length holds: many an upstream would wrap a larger one (nginx answers 400 too).
+inline bool valid_content_length(size_t fields, absl::string_view value, uint64_t parsed) {
+  return fields == 0 || (fields == 1 && is_digits(value) && parsed <= uint64_t{INT64_MAX});
+}
+
 inline std::pair<std::optional<RequestError>, std::string> check_transfer_encoding(
     const HTTPHeaders& headers, bool content_length, bool parser_chunked) {
   if (content_length) {
@@ -203,9 +210,10 @@ inline std::pair<std::optional<RequestError>, std::string> check_transfer_encodi
             "both Content-Length and Transfer-Encoding"};
   }
   int chunked = 0;
-  bool any = false;
+  bool empty_field = false;  // refused wherever it is: libhttp_parser frames by the last field
   for (const auto& [name, value] : headers) {
     if (!equals_ignore_case(name, "Transfer-Encoding")) continue;
+    bool any = false;
     for (absl::string_view coding : split_header_list(value)) {
       any = true;
       if (!equals_ignore_case(coding, "chunked")) {
@@ -214,8 +222,9 @@ inline std::pair<std::optional<RequestError>, std::string> check_transfer_encodi
       }
       ++chunked;
     }
+    empty_field = empty_field || !any;
   }
-  if (!any || chunked != 1 || !parser_chunked) {
+  if (empty_field || chunked != 1 || !parser_chunked) {
     return {RequestError::kInvalidTransferEncoding,
             "Transfer-Encoding must be exactly \"chunked\""};
   }

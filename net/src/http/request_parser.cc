@@ -269,7 +269,7 @@ int RequestParser::Impl::validate_head() {
                                         : hosts > 1 ? "several Host fields"
                                                     : "invalid Host value");
   }
-  if (lengths > 1 || (lengths == 1 && !internal::is_digits(length))) {
+  if (!internal::valid_content_length(lengths, length, parser_.content_length)) {
     return fail(RequestError::kInvalidContentLength,
                 lengths > 1 ? std::string("several Content-Length fields")
                             : absl::StrCat("Content-Length: ", length));

@@ -263,16 +263,21 @@ int ResponseParser::Impl::validate_head() {
   // Only "chunked", once: this client asks for no other transfer coding (it sends no TE), and
   // passing on a body still encoded (or framed by EOF for "gzip") would hand its user bytes
   // that are not the representation.
+  // A field with no coding is refused wherever it is: libhttp_parser frames by the last one.
   int chunked = 0;
+  bool empty_field = false;
   for (absl::string_view value : encodings) {
+    bool any = false;
     for (absl::string_view coding : split_header_list(value)) {
       if (!absl::EqualsIgnoreCase(coding, "chunked")) {
         return fail(malformed(absl::StrCat("unsupported Transfer-Encoding: ", value)));
       }
+      any = true;
       ++chunked;
     }
+    empty_field = empty_field || !any;
   }
-  if (chunked != 1 || !(parser_.flags & F_CHUNKED)) {
+  if (empty_field || chunked != 1 || !(parser_.flags & F_CHUNKED)) {
     return fail(malformed("Transfer-Encoding must be exactly \"chunked\""));
   }
   return 0;
@@ -317,6 +322,11 @@ int ResponseParser::Impl::on_headers_complete(http_parser* p) {
     return 1;
   }
   if (me->validate_head() != 0) return -1;
+  // Over what a signed 64-bit length holds (a proxy's client may wrap it): nginx's 502.
+  if ((p->flags & F_CONTENTLENGTH) && p->content_length > uint64_t{INT64_MAX}) {
+    return me->fail(
+        malformed(absl::StrCat("Content-Length ", p->content_length, " is over 2^63 - 1")));
+  }
   me->no_body_ = response_is_bodyless(me->method_, status);
   if (me->no_body_) return 1;
   if (p->flags & F_CONTENTLENGTH) {

@@ -408,6 +408,16 @@ INSTANTIATE_TEST_SUITE_P(
                   "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
                   "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
                   RequestError::kInvalidTransferEncoding, 400},
+        // Found by a probe: an empty field then "chunked" passed (libhttp_parser frames by the
+        // last field) where the other order was a 400. Both orders are now refused.
+        ErrorCase{"EmptyTransferEncodingThenChunked",
+                  "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                  RequestError::kInvalidTransferEncoding, 400},
+        ErrorCase{"ChunkedThenEmptyTransferEncoding",
+                  "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+                  "Transfer-Encoding: \r\n\r\n0\r\n\r\n",
+                  RequestError::kInvalidTransferEncoding, 400},
         ErrorCase{"MissingHost", "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", RequestError::kBadHost,
                   400},
         ErrorCase{"TwoHosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
@@ -434,6 +444,14 @@ INSTANTIATE_TEST_SUITE_P(
                   RequestError::kHeaderTooLarge, 431},
         ErrorCase{"ContentLengthTooLarge",
                   "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 17\r\n\r\n",
+                  RequestError::kBodyTooLarge, 413},
+        // Found by a probe: a length libhttp_parser holds but a signed 64-bit one cannot (an
+        // upstream that wraps it would frame the body otherwise) was taken as a body.
+        ErrorCase{"ContentLengthOverInt64Max",
+                  "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 9223372036854775808\r\n\r\n",
+                  RequestError::kInvalidContentLength, 400},
+        ErrorCase{"ContentLengthInt64Max",
+                  "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 9223372036854775807\r\n\r\n",
                   RequestError::kBodyTooLarge, 413},
         ErrorCase{"HugeContentLength",
                   "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n\r\n",

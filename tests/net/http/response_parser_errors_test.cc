@@ -102,6 +102,16 @@ TEST(ResponseParserErrorsTest, MalformedResponses) {
        absl::DataLossError("malformed response: unsupported Transfer-Encoding: gzip, chunked")},
       {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
        absl::DataLossError("malformed response: Transfer-Encoding must be exactly \"chunked\"")},
+      // Found by a probe: accepted in this order only (libhttp_parser frames by the last field).
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding:\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+       absl::DataLossError("malformed response: Transfer-Encoding must be exactly \"chunked\"")},
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding:\r\n\r\n0\r\n\r\n",
+       absl::DataLossError("malformed response: Transfer-Encoding must be exactly \"chunked\"")},
+      // Found by a probe: a length a signed 64-bit number cannot hold was taken (and forwarded
+      // by a proxy to clients that may wrap it).
+      {"HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775808\r\n\r\n",
+       absl::DataLossError(
+           "malformed response: Content-Length 9223372036854775808 is over 2^63 - 1")},
       {"HTTP/1.1 200 OK\r\nTransfer-Encoding: ,\r\n\r\n",
        absl::DataLossError("malformed response: Transfer-Encoding must be exactly \"chunked\"")},
       {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",

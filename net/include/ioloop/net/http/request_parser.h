@@ -24,11 +24,14 @@
 ///                                    header name character, bad chunk size, ...); more than
 ///                                    8 empty lines, or a bare CR, before a request line (at
 ///                                    that byte)
-///      400 kInvalidContentLength     a non-numeric Content-Length, or several Content-Length
+///      400 kInvalidContentLength     a non-numeric Content-Length, one over 2^63 - 1 (what a
+///                                    signed 64-bit length holds), or several Content-Length
 ///                                    fields (even equal ones: RFC 9112 §6.3 lets a recipient
 ///                                    reject them, and libhttp_parser does)
 ///      400 kContentLengthWithTransferEncoding  both framing headers (request smuggling)
-///      400 kInvalidTransferEncoding  "chunked" more than once, or an empty coding list
+///      400 kInvalidTransferEncoding  "chunked" more than once, a field with an empty coding
+///                                    list (wherever it is), or a value libhttp_parser does not
+///                                    frame as chunked ("chunked" then an HTAB or a comma)
 ///      400 kBadHost                  HTTP/1.1 without Host, or several Host fields (§3.2)
 ///      431 kHeaderTooLarge           header section (request line, headers, blank line, and
 ///                                    any empty lines before the request line) longer than

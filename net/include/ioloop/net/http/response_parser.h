@@ -151,9 +151,9 @@ class ResponseParser {
   /// response: invalid HTTP status code" etc.), ResourceExhausted when the head exceeds
   /// max_header_size, InvalidArgument for feed() before start() / after completion. Framing:
   /// Content-Length, chunked, or close-delimited (no length, not chunked); none for HEAD, 1xx,
-  /// 204, 304. Content-Length with Transfer-Encoding, several differing Content-Lengths, or a
-  /// non-chunked final coding: DataLoss. An empty `data` consumes nothing and is not an EOF
-  /// (that is finish()).
+  /// 204, 304. Content-Length with Transfer-Encoding, several Content-Lengths, one over 2^63 - 1,
+  /// or Transfer-Encoding other than one "chunked" (an empty field anywhere included): DataLoss. An
+  /// empty `data` consumes nothing and is not an EOF (that is finish()).
   absl::StatusOr<size_t> feed(absl::string_view data, Sink& sink);
 
   /// The peer closed the connection. Completes a close-delimited body (on_complete, OK);
