@@ -247,10 +247,11 @@ class IOLoop {
   /// time() as the loop last read it, without reading the clock (libuv's uv_now()): inside
   /// start(), when this iteration's wait ended (what its handlers see), when its timers came
   /// due (what they see), or, for the callbacks at an iteration's start, when the previous
-  /// wait ended. So it lags time() by at most the work of one iteration. For deadlines and
-  /// timings that need no finer grain, read many times per iteration: the HTTP server's and
-  /// client's timeouts use it (a clock read is 20 to 40 ns). Outside start(), and with
-  /// Options::clock set, it is time(). Loop thread only while the loop runs.
+  /// wait ended. So it lags time() by the work done since, which a callback that blocks makes
+  /// long. For deadlines moved many times an iteration and for timings (a clock read is 20 to
+  /// 40 ns): the HTTP server's timeouts use it, and the client's once started (a fetch takes
+  /// time() when it begins, so that it gets its whole timeout after a long callback). Outside
+  /// start(), and with Options::clock set, it is time(). Loop thread only while the loop runs.
   TimePoint iteration_time() const {
     if (options_.clock || !running_.load(std::memory_order_relaxed)) return time();
     return iteration_time_;

@@ -105,7 +105,7 @@ uint64_t HTTPClientCore::fetch(HTTPClientRequest&& request, HTTPClient::FetchCal
   FetchPtr f = std::allocate_shared<ClientFetch>(RecyclingAllocator<ClientFetch>());
   f->id = id;
   f->callback = std::move(callback);
-  f->started = loop.iteration_time();
+  f->started = loop.time();  // fresh: a callback before this one may have held the loop
   f->request = std::move(request);
   fetches.emplace(id, f);
   if (shut_down) return id;  // from a callback ~HTTPClient runs: shutdown() completes it

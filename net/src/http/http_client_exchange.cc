@@ -73,7 +73,9 @@ void HTTPClientCore::start_exchange(const FetchPtr& f, std::shared_ptr<ClientCon
     ++counters.connections_reused;
     f->connect_time = absl::ZeroDuration();
   }
-  f->request_started = loop.iteration_time();
+  // Fresh, not iteration_time(): the deadlines start here, and this may run within fetch()
+  // after the caller held the loop longer than the timeouts (they would have passed already).
+  f->request_started = loop.time();
   const absl::Duration t = f->request.request_timeout;
   if (t != absl::ZeroDuration() && t != absl::InfiniteDuration()) {
     f->deadline = f->request_started + to_clock_duration(t);

@@ -71,7 +71,7 @@ void HTTPClientCore::on_queue_timeout(const FetchPtr& f) {
 
 void HTTPClientCore::connect(const FetchPtr& f) {
   f->phase = ClientFetch::Phase::kConnecting;
-  f->connect_started = loop.iteration_time();
+  f->connect_started = loop.time();  // fresh, as request_started (start_exchange())
   ConnectOptions co;
   absl::Duration t = f->request.connect_timeout;
   co.timeout = (t == absl::ZeroDuration()) ? absl::InfiniteDuration() : t;

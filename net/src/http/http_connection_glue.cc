@@ -86,9 +86,10 @@ std::string& spare_head() {
 // max_pending_output bytes wait and resume at a quarter of it.
 //
 // Timeouts: one timer, at the earliest of the deadlines below, moved only when a deadline
-// comes earlier than it fires; when it fires early it re-arms itself (so a read costs a clock
-// read, not a timer insert and cancel). While the server takes none of the client's bytes
-// (track_stall()), the client's header, request and body-rate clocks stand still.
+// comes earlier than it fires; when it fires early it re-arms itself (so a read costs no timer
+// insert and cancel, and no clock read: the deadlines move on IOLoop::iteration_time()). While the
+// server takes none of the client's bytes (track_stall()), the client's header, request and
+// body-rate clocks stand still.
 //
 // Deferred responses: the core calls on_stream_output() when a response stream wrote outside
 // on_data(); the output is sent at once (flush callbacks as empty writes behind it). While the

@@ -129,7 +129,7 @@ class Buffer {
   ssize_t read_fd(int fd, int* saved_errno, size_t max_bytes = npos);
   /// read_fd() for a socket: the same bytes, results and errors, read with recv() (recvmsg()
   /// when the spill area is a second iovec), which the kernel serves without readv()'s file
-  /// layer (docs/benchmarks.md: BM_SocketRead; IOStream reads this way). On a fd that is
+  /// layer (docs/benchmarks.md §5: BM_SocketRead; IOStream reads this way). On a fd that is
   /// not a socket it fails with ENOTSOCK.
   ssize_t read_socket(int fd, int* saved_errno, size_t max_bytes = npos);
   /// How many bytes read_fd(fd, _, max_bytes) would ask for: a return value below this

@@ -243,8 +243,9 @@ struct HTTPClientResponse {
   HTTPHeaders headers;        ///< in arrival order
   std::string body;           ///< empty with a streaming_callback
   std::string effective_url;  ///< the URL of the final response, after redirects
-  /// Where the time of the fetch went, on IOLoop::iteration_time() (as are the timeouts:
-  /// no clock read per step, a grain of one loop iteration).
+  /// Where the time of the fetch went: each span starts on a fresh clock read and ends on
+  /// IOLoop::iteration_time() (as do the timeouts: no clock read per step; a span is at most
+  /// the iteration's work short).
   struct Timings {
     absl::Duration connect;        ///< the final exchange's connect (zero on a reused connection)
     absl::Duration first_byte;     ///< from the final request's first write to the first response
