@@ -194,15 +194,15 @@ inline bool host_from_target(HTTPRequest& request) {
   return true;
 }
 
-// RFC 9112 §6.1 for a request with Transfer-Encoding: exactly one coding, "chunked" (which
-// libhttp_parser, `parser_chunked`, must have seen too), and no Content-Length beside it. The
-// error (none if the fields are good) and its detail.
 // None, or one Content-Length of digits whose value (`parsed`, libhttp_parser's) a signed
 // 64-bit length holds: many an upstream would wrap a larger one (nginx answers 400 too).
 inline bool valid_content_length(size_t fields, absl::string_view value, uint64_t parsed) {
   return fields == 0 || (fields == 1 && is_digits(value) && parsed <= uint64_t{INT64_MAX});
 }
 
+// RFC 9112 §6.1 for a request with Transfer-Encoding: exactly one coding, "chunked" (which
+// libhttp_parser, `parser_chunked`, must have seen too), and no Content-Length beside it. The
+// error (none if the fields are good) and its detail.
 inline std::pair<std::optional<RequestError>, std::string> check_transfer_encoding(
     const HTTPHeaders& headers, bool content_length, bool parser_chunked) {
   if (content_length) {
