@@ -64,16 +64,7 @@ TEST_P(IOLoopTest, CallbackAddedDuringCallbacksRunsNextIteration) {
 TEST_P(IOLoopTest, IOIsNotStarvedByCallbacksAddingCallbacks) {
   SocketPair sp;
   std::vector<std::string> order;
-  ASSERT_TRUE(loop()
-                  .add_handler(
-                      sp.fd[0],
-                      [&](int fd, uint32_t) {
-                        char c;
-                        ASSERT_EQ(::read(fd, &c, 1), 1);
-                        order.push_back("io");
-                      },
-                      READ)
-                  .ok());
+  ASSERT_TRUE(sp.read_on(loop(), [&] { order.push_back("io"); }).ok());
   sp.send();
   loop().add_callback([&] {
     order.push_back("cb1");
@@ -381,16 +372,10 @@ TEST(IOLoopIterationTimeTest, IsTheLoopsLastClockRead) {
 
   TimePoint first{}, first_later{}, second{}, deadline{}, in_timer{}, in_handler{};
   SocketPair sp;
-  ASSERT_TRUE(loop.add_handler(
-                      sp.fd[0],
-                      [&](int fd, uint32_t) {
-                        char c;
-                        ASSERT_EQ(::read(fd, &c, 1), 1);
-                        in_handler = loop.iteration_time();
-                        loop.stop();
-                      },
-                      READ)
-                  .ok());
+  ASSERT_TRUE(sp.read_on(loop, [&] {
+                  in_handler = loop.iteration_time();
+                  loop.stop();
+                }).ok());
   loop.add_callback([&] {
     first = loop.iteration_time();
     while (loop.time() <= first) {
@@ -455,17 +440,10 @@ TEST_P(ManualClockLoopTest, ReadyFdsAreServedBeforeTheClockJumps) {
   const TimePoint start = loop_->time();
   TimePoint read_at{};
   bool timer_ran = false;
-  ASSERT_TRUE(loop_
-                  ->add_handler(
-                      sp.fd[0],
-                      [&](int fd, uint32_t) {
-                        char c;
-                        ASSERT_EQ(::read(fd, &c, 1), 1);
-                        read_at = loop_->time();
-                        EXPECT_FALSE(timer_ran);
-                      },
-                      READ)
-                  .ok());
+  ASSERT_TRUE(sp.read_on(*loop_, [&] {
+                  read_at = loop_->time();
+                  EXPECT_FALSE(timer_ran);
+                }).ok());
   loop_->call_later(absl::Seconds(30), [&] {
     timer_ran = true;
     loop_->stop();

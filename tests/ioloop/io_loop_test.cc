@@ -521,16 +521,9 @@ TEST_P(IOLoopTest, StatsCountWhatRan) {
   EXPECT_EQ(before.exceptions, 0u);
 
   SocketPair sp;
-  ASSERT_TRUE(loop()
-                  .add_handler(
-                      sp.fd[0],
-                      [&](int fd, uint32_t) {
-                        char c;
-                        ASSERT_EQ(::read(fd, &c, 1), 1);
-                        loop().call_later(absl::Milliseconds(5), [this] { done(); });
-                      },
-                      READ)
-                  .ok());
+  ASSERT_TRUE(sp.read_on(loop(), [&] {
+                  loop().call_later(absl::Milliseconds(5), [this] { done(); });
+                }).ok());
   for (int i = 0; i < 3; ++i) loop().add_callback([] {});
   // A chain, not a schedule of fixed times (which a slow machine, e.g. under TSan, may find all
   // due in one iteration): each step is armed by the one before, so the first timer, the

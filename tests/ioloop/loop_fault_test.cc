@@ -50,17 +50,10 @@ TEST_P(LoopFaultTest, StopFromATimerEndsThisIteration) {
 TEST_P(LoopFaultTest, StopFromAHandler) {
   SocketPair sp;
   int reads = 0;
-  ASSERT_TRUE(loop()
-                  .add_handler(
-                      sp.fd[0],
-                      [&](int fd, uint32_t) {
-                        char c;
-                        ASSERT_EQ(::read(fd, &c, 1), 1);
-                        ++reads;
-                        loop().stop();
-                      },
-                      READ)
-                  .ok());
+  ASSERT_TRUE(sp.read_on(loop(), [&] {
+                  ++reads;
+                  loop().stop();
+                }).ok());
   sp.send();
   loop().start();  // blocks in the wait until the byte is there; no timer, no callback
   EXPECT_EQ(reads, 1);
@@ -127,21 +120,14 @@ TEST_P(LoopFaultTest, ZeroDelayTimerRearmingItselfDoesNotStarveIO) {
     ++timer_runs;
     loop().call_later(absl::ZeroDuration(), [&] { rearm(); });
   };
-  ASSERT_TRUE(loop()
-                  .add_handler(
-                      sp.fd[0],
-                      [&](int fd, uint32_t) {
-                        char c;
-                        ASSERT_EQ(::read(fd, &c, 1), 1);
-                        read_iterations.push_back(loop().stats().iterations);
-                        if (read_iterations.size() < 5) {
-                          sp.send();
-                        } else {
-                          loop().stop();
-                        }
-                      },
-                      READ)
-                  .ok());
+  ASSERT_TRUE(sp.read_on(loop(), [&] {
+                  read_iterations.push_back(loop().stats().iterations);
+                  if (read_iterations.size() < 5) {
+                    sp.send();
+                  } else {
+                    loop().stop();
+                  }
+                }).ok());
   loop().call_later(absl::ZeroDuration(), [&] { rearm(); });
   sp.send();
   loop().start();
@@ -164,21 +150,14 @@ TEST_P(LoopFaultTest, ZeroDelayTimerAndSelfReaddingCallbackTogetherDoNotStarveIO
     if (spinning) loop().add_callback([&] { callback(); });
   };
   int reads = 0;
-  ASSERT_TRUE(loop()
-                  .add_handler(
-                      sp.fd[0],
-                      [&](int fd, uint32_t) {
-                        char c;
-                        ASSERT_EQ(::read(fd, &c, 1), 1);
-                        if (++reads == 3) {
-                          spinning = false;
-                          loop().stop();
-                        } else {
-                          sp.send();
-                        }
-                      },
-                      READ)
-                  .ok());
+  ASSERT_TRUE(sp.read_on(loop(), [&] {
+                  if (++reads == 3) {
+                    spinning = false;
+                    loop().stop();
+                  } else {
+                    sp.send();
+                  }
+                }).ok());
   timer();
   callback();
   sp.send();

@@ -115,16 +115,7 @@ TEST_P(PollFailureTest, FailureIsLoggedWithThePollerAndTheBackOff) {
 TEST_P(PollFailureTest, HandlersStillRunAfterTheFailuresEnd) {
   SocketPair sp;
   int reads = 0;
-  ASSERT_TRUE(loop_
-                  ->add_handler(
-                      sp.fd[0],
-                      [&](int fd, uint32_t) {
-                        char c;
-                        ASSERT_EQ(::read(fd, &c, 1), 1);
-                        ++reads;
-                      },
-                      READ)
-                  .ok());
+  ASSERT_TRUE(sp.read_on(*loop_, [&] { ++reads; }).ok());
   sp.send();
   script_->fail_waits = 3;
   run_iterations(4);
@@ -150,16 +141,7 @@ TEST_P(ClosedFdTest, ReportedOnceAsErrorAndNeverSpunOn) {
                       p[0], [&](int, uint32_t ev) { seen.push_back(ev); }, READ)
                   .ok());
   int other_reads = 0;
-  ASSERT_TRUE(loop()
-                  .add_handler(
-                      sp.fd[0],
-                      [&](int fd, uint32_t) {
-                        char c;
-                        ASSERT_EQ(::read(fd, &c, 1), 1);
-                        ++other_reads;
-                      },
-                      READ)
-                  .ok());
+  ASSERT_TRUE(sp.read_on(loop(), [&] { ++other_reads; }).ok());
   sp.send();
   ::close(p[0]);  // the user's bug: closed while registered
   IterationChain chain{loop(), 6};
@@ -266,17 +248,10 @@ TEST_P(ClosedFdTest, ClosedBeforeItsRemovalWhileADupLivesIsNotSpunOn) {
                   .add_handler(
                       p[0], [&](int, uint32_t) { ++stale_reads; }, READ)
                   .ok());
-  ASSERT_TRUE(loop()
-                  .add_handler(
-                      sp.fd[0],
-                      [&](int fd, uint32_t) {
-                        char c;
-                        ASSERT_EQ(::read(fd, &c, 1), 1);
-                        ++reads;
-                        loop().stop();
-                      },
-                      READ)
-                  .ok());
+  ASSERT_TRUE(sp.read_on(loop(), [&] {
+                  ++reads;
+                  loop().stop();
+                }).ok());
   ASSERT_EQ(::write(p[1], "x", 1), 1);  // readable for good: nothing reads it
   ::close(p[0]);                        // the user's bug: closed while registered,
   loop().remove_handler(p[0]);          // then removed
@@ -382,16 +357,10 @@ TEST(EpollProbeTest, EpollWaitFallbackServesTimersAndFds) {
 
   SocketPair sp;
   int reads = 0;
-  ASSERT_TRUE(loop->add_handler(
-                      sp.fd[0],
-                      [&](int fd, uint32_t) {
-                        char c;
-                        ASSERT_EQ(::read(fd, &c, 1), 1);
-                        ++reads;
-                        loop->stop();
-                      },
-                      READ)
-                  .ok());
+  ASSERT_TRUE(sp.read_on(*loop, [&] {
+                  ++reads;
+                  loop->stop();
+                }).ok());
   sp.send();
   loop->start();
   EXPECT_EQ(reads, 1);

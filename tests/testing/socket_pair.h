@@ -8,7 +8,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <utility>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
 #include "gtest/gtest.h"
+#include "ioloop/io_loop.h"
 
 namespace ioloop::testing {
 
@@ -26,6 +31,18 @@ struct SocketPair {
   SocketPair& operator=(const SocketPair&) = delete;
   // Makes fd[0] readable: writes the first byte of `s` into fd[1].
   void send(const char* s = "x") { ASSERT_EQ(::write(fd[1], s, 1), 1); }
+  // Watches fd[0] on `loop` for READ: each time, the handler reads one byte (one send()) and
+  // runs `on_byte`. add_handler()'s status.
+  absl::Status read_on(IOLoop& loop, absl::AnyInvocable<void()> on_byte) {
+    return loop.add_handler(
+        fd[0],
+        [on_byte = std::move(on_byte)](int f, uint32_t) mutable {
+          char c;
+          ASSERT_EQ(::read(f, &c, 1), 1);
+          on_byte();
+        },
+        IOLoop::READ);
+  }
 };
 
 }  // namespace ioloop::testing
