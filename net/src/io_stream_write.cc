@@ -222,7 +222,7 @@ void IOStream::shutdown_write_truncated() {
 }
 
 void IOStream::set_message_complete(bool complete) {
-  if (side_ && side_->transport) side_->message_incomplete = !complete;
+  if (!complete || side_) side().message_incomplete = !complete;
 }
 
 // The queue is empty: send our end (FIN, or TLS close_notify unless the data was cut short).
@@ -230,6 +230,10 @@ void IOStream::do_shutdown_write() {
   // Cut short by this FIN whatever is said later: close() sends no goodbye after it either.
   if (side_ && side_->message_incomplete) side_->truncated_end = true;
   const bool truncated = side_ && side_->truncated_end;
+  if (truncated && !side_->transport) {
+    close();  // a plain stream's only end that says "cut short": a reset (see close())
+    return;
+  }
   IOResult r = (truncated ? Transport::plain() : transport()).shutdown_write(socket_.fd());
   if (r.outcome == IOResult::kError) {
     close(std::move(r.status));

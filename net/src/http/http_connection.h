@@ -113,7 +113,8 @@ struct HTTPOutput {
   bool client_done = false;
   // With `close`: the response was cut short after its head (a failed deferred response).
   // The connection must not end cleanly: over TLS, no close_notify, which would pass a
-  // close-delimited body off as complete (IOStream::shutdown_write_truncated()).
+  // close-delimited body off as complete (IOStream::shutdown_write_truncated(); a plain
+  // stream's such body ends with a reset, by `message` below).
   bool truncated = false;
   // A close-delimited body begins (kIncomplete) or ends whole (kComplete) with this output: in
   // between, the connection's end, whatever causes it (a server stopping closes its streams),

@@ -2,6 +2,10 @@
 // What a handler that forwards to another server needs beyond deferred responses:
 // HTTPResponseStream::abort() for a source that failed (500 before any byte, a cut-short body
 // after) and HTTPResponseWriter::remote_address() for X-Forwarded-For.
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <utility>
@@ -15,6 +19,7 @@
 #include "ioloop/net/http/http_server.h"
 #include "ioloop/net/tcp_client.h"
 #include "net/http/http_server_testing.h"
+#include "net/io_stream_testing.h"
 #include "testing/log_capture.h"
 
 namespace ioloop::net {
@@ -55,6 +60,38 @@ TEST_F(HTTPServerIntermediaryTest, AbortAfterTheHeadClosesWithTheBodyCutShort) {
   EXPECT_EQ(read_to_eof(), "HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 10\r\n\r\n12345");
   stream_->abort(absl::InternalError("again"));  // a no-op once closed
   EXPECT_EQ(stream_->status(), absl::DataLossError("upstream closed mid-body"));
+}
+
+// Found by a probe of http_proxy: an HTTP/1.0 client, whose body without a length ends with
+// the connection, read a body cut short by a dead upstream as complete (a FIN after the five
+// bytes). Over TCP the end that says "cut short" is a reset after the bytes; a finished body
+// still ends with a FIN. (TLS: http_server_tls_test.cc.)
+TEST_F(HTTPServerIntermediaryTest, CloseDelimitedBodyCutShortEndsWithAReset) {
+  for (const bool cut : {true, false}) {
+    SCOPED_TRACE(cut ? "aborted" : "finished");
+    start_server(keep());
+    auto [server, client] = stream_testing::tcp_pair();
+    ASSERT_TRUE(server_->serve(IOStream::create(loop(), std::move(server))).ok());
+    constexpr absl::string_view kGet10 = "GET /a HTTP/1.0\r\n\r\n";
+    ASSERT_EQ(::send(client.fd(), kGet10.data(), kGet10.size(), 0), kGet10.size());
+    settle();
+    ASSERT_NE(stream_, nullptr);
+    ASSERT_TRUE(stream_->write("12345").ok());
+    if (cut) {
+      stream_->abort(absl::DataLossError("upstream closed mid-body"));
+    } else {
+      ASSERT_TRUE(stream_->finish().ok());
+    }
+    settle();
+    std::string got;
+    char buf[256];
+    ssize_t n;
+    while ((n = ::recv(client.fd(), buf, sizeof buf, 0)) > 0) got.append(buf, n);
+    const int error = n < 0 ? errno : 0;
+    EXPECT_EQ(normalize(got), "HTTP/1.0 200 OK\r\nDate: D\r\nConnection: close\r\n\r\n12345");
+    EXPECT_EQ(error, cut ? ECONNRESET : 0) << std::strerror(error);
+    stream_.reset();
+  }
 }
 
 // Found by a probe of http_proxy: an upstream that resets every response mid-body made one

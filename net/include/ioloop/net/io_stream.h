@@ -246,14 +246,17 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   /// shutdown_write() for data that was cut short: a TLS stream sends the FIN without
   /// close_notify (and close() sends none after it), so that the peer reads a truncation, not
   /// a clean end. For a message whose end only the connection's end marks (a close-delimited
-  /// HTTP body) that failed midway. A plain stream: shutdown_write().
+  /// HTTP body) that failed midway. A plain stream: shutdown_write() (a message in progress,
+  /// below, ends with a reset instead).
   void shutdown_write_truncated();
   /// Says whether the data written so far is a whole message (false: one in progress, such as
-  /// a close-delimited HTTP body). While it is not, a TLS stream ends as after
-  /// shutdown_write_truncated(), by whatever ends it (close() or shutdown_write(), a server
-  /// stopping included): a peer must not take a message cut by a clean end for a whole one.
-  /// Set it back once the message is complete, before the stream's clean end. Plain streams:
-  /// no effect. Initially true.
+  /// a close-delimited HTTP body). While it is not, whatever ends the stream (close() or
+  /// shutdown_write(), a server stopping included) ends it as cut short, so that the peer
+  /// cannot take the message for a whole one: a TLS stream as after shutdown_write_truncated(),
+  /// a plain one with a reset (SO_LINGER 0) once the queued data is in the kernel, so the
+  /// stream closes then. The peer reads what it received, then ECONNRESET; bytes the kernel
+  /// had not sent yet are lost with the reset. Set it back once the message is complete,
+  /// before the stream's clean end. Initially true.
   void set_message_complete(bool complete);
 
   // --- Handshake ---------------------------------------------------------------------------
