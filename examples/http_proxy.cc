@@ -43,9 +43,10 @@
 //    pooled; the client's stays usable; a head and then silence before any body byte is a
 //    502), 503 when no upstream connection is free within --queue_timeout (below); silence
 //    mid-body, or an upstream that dies, cuts the response and closes the client connection
-//    (its framing shows the cut: no last chunk, or fewer bytes than Content-Length; over TLS
-//    no close_notify; only a plain HTTP/1.0 client's close-delimited body looks whole, as
-//    behind nginx, since nothing but the end of the connection ends it);
+//    (its framing shows the cut: no last chunk, or fewer bytes than Content-Length; an
+//    HTTP/1.0 client's close-delimited body, which only the connection's end ends, ends with
+//    a TCP reset after its bytes, over TLS without close_notify, where behind nginx it would
+//    look whole);
 //    a client that leaves mid-response cancels the fetch (its upstream connection is closed,
 //    not pooled); each upstream failure is a warning line with its reason (rate-limited),
 //    which the client's 502, 503 or 504 does not carry;

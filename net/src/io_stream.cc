@@ -410,11 +410,13 @@ void IOStream::close(absl::Status reason) {
       !side_->message_incomplete && !(transport_wait_ & kHandshaking)) {
     side_->transport->end_before_close(socket_.fd());
   }
-  // A plain stream has no goodbye to withhold: a message in progress (or cut short) ends with
-  // a reset, which the peer cannot take for the message's end as it would a FIN. Bytes the
-  // kernel holds unsent are dropped with it; the peer reads those it received, then the reset.
-  if (side_ && !side_->transport && (side_->message_incomplete || side_->truncated_end)) {
-    (void)socket_.set_linger_zero();  // fails only for a socket that cannot linger
+  // A plain TCP stream has no goodbye to withhold: a message in progress (or cut short) ends
+  // with a reset, which the peer cannot take for the message's end as it would a FIN. Bytes
+  // the kernel holds unsent are dropped with it; the peer reads those it received, then the
+  // reset.
+  if (side_ && !side_->transport && (side_->message_incomplete || side_->truncated_end) &&
+      can_reset()) {
+    (void)socket_.set_linger_zero();  // best effort: the close follows either way
   }
   phase_ = Phase::kClosed;
   if (!reason.ok() && error().ok()) set_error(std::move(reason));

@@ -1,5 +1,7 @@
 // IOStream's write side: the send fast path, the queue, watermarks and shutdown_write().
 // (Reads are in io_stream_read.cc; registration, dispatch and close order in io_stream.cc.)
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -181,6 +183,11 @@ IOStream::SideState& IOStream::side() {
   return *side_;
 }
 
+bool IOStream::can_reset() const {
+  const absl::StatusOr<int> domain = socket_.get_option(SOL_SOCKET, SO_DOMAIN, "SO_DOMAIN");
+  return domain.ok() && (*domain == AF_INET || *domain == AF_INET6);
+}
+
 void IOStream::check_high_watermark() {
   if (watermark_high_ == 0 || above_high_ || closed()) return;
   if (write_buffer_size() < watermark_high_) return;
@@ -230,8 +237,8 @@ void IOStream::do_shutdown_write() {
   // Cut short by this FIN whatever is said later: close() sends no goodbye after it either.
   if (side_ && side_->message_incomplete) side_->truncated_end = true;
   const bool truncated = side_ && side_->truncated_end;
-  if (truncated && !side_->transport) {
-    close();  // a plain stream's only end that says "cut short": a reset (see close())
+  if (truncated && !side_->transport && can_reset()) {
+    close();  // a plain TCP stream's only end that says "cut short": a reset (see close())
     return;
   }
   IOResult r = (truncated ? Transport::plain() : transport()).shutdown_write(socket_.fd());

@@ -1,6 +1,7 @@
 // IOStream closing: close order, exactly-once callbacks, half-close, lifetime.
 // The fixture (tests/net/io_stream_testing.h) runs each test over every poller and over both
 // transports (plain socket, TLS); IOStreamPlainTest's tests are about the socket itself.
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -354,6 +355,29 @@ TEST_P(IOStreamPlainTest, AMessageInProgressEndsWithAResetAfterItsBytes) {
       stream_->close();
     }
   }
+}
+
+// A Unix-domain socket has no reset to say "cut short" (its peer reads EOF after one too), so
+// a message in progress there ends as any other: shutdown_write() half-closes and the stream
+// stays open for reading. Found by a review: it closed the stream, for nothing.
+TEST_P(IOStreamPlainTest, OnAUnixSocketAMessageInProgressEndsAsUsual) {
+  auto pair = Socket::pair();
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  Socket client = std::move(pair->second);
+  ASSERT_EQ(::fcntl(client.fd(), F_SETFL, 0), 0);  // blocking reads below
+  stream_ = IOStream::create(loop(), std::move(pair->first));
+  stream_->set_message_complete(false);
+  stream_->write("part");
+  stream_->shutdown_write();
+  run_turns(5);
+  EXPECT_FALSE(stream_->closed());
+  std::string got;
+  char buf[64];
+  ssize_t n;
+  while ((n = ::recv(client.fd(), buf, sizeof buf, 0)) > 0) got.append(buf, n);
+  EXPECT_EQ(got, "part");
+  EXPECT_EQ(n, 0) << std::strerror(errno);
+  stream_->close();
 }
 
 }  // namespace

@@ -65,7 +65,8 @@
 /// (OK) and run the close callback. With IOStreamOptions::allow_half_open the stream
 /// instead stays open for writing after EOF until you close() it or call shutdown_write()
 /// (then it closes once the queue flushed). shutdown_write() sends FIN once queued data has
-/// flushed; reading goes on. Over TLS the peer's EOF is its close_notify and our end is
+/// flushed; reading goes on (unless a message is in progress on a plain TCP stream: see
+/// set_message_complete()). Over TLS the peer's EOF is its close_notify and our end is
 /// ours; a peer that sends FIN without close_notify still ends the stream, but the close
 /// status is DataLoss (truncation), so read_until_close and a streaming read to EOF fail
 /// rather than pass a cut stream off as complete.
@@ -240,23 +241,25 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void set_low_watermark_callback(WatermarkCallback cb);
   /// @}
 
-  /// Once queued data has flushed, shutdown(SHUT_WR): the peer sees EOF. Reading goes on.
-  /// Later writes fail with FailedPrecondition.
+  /// Once queued data has flushed, shutdown(SHUT_WR): the peer sees EOF. Reading goes on
+  /// (a plain TCP stream with a message in progress closes with a reset instead: see
+  /// set_message_complete()). Later writes fail with FailedPrecondition.
   void shutdown_write();
   /// shutdown_write() for data that was cut short: a TLS stream sends the FIN without
   /// close_notify (and close() sends none after it), so that the peer reads a truncation, not
   /// a clean end. For a message whose end only the connection's end marks (a close-delimited
-  /// HTTP body) that failed midway. A plain stream: shutdown_write() (a message in progress,
-  /// below, ends with a reset instead).
+  /// HTTP body) that failed midway. A plain stream: shutdown_write() (a TCP one with a message
+  /// in progress, below, ends with a reset instead).
   void shutdown_write_truncated();
   /// Says whether the data written so far is a whole message (false: one in progress, such as
   /// a close-delimited HTTP body). While it is not, whatever ends the stream (close() or
   /// shutdown_write(), a server stopping included) ends it as cut short, so that the peer
   /// cannot take the message for a whole one: a TLS stream as after shutdown_write_truncated(),
-  /// a plain one with a reset (SO_LINGER 0) once the queued data is in the kernel, so the
+  /// a plain TCP one with a reset (SO_LINGER 0) once the queued data is in the kernel, so the
   /// stream closes then. The peer reads what it received, then ECONNRESET; bytes the kernel
-  /// had not sent yet are lost with the reset. Set it back once the message is complete,
-  /// before the stream's clean end. Initially true.
+  /// had not sent yet are lost with the reset. (A plain Unix-domain stream has no such end:
+  /// its peer reads EOF either way, and it ends as usual.) Set it back once the message is
+  /// complete, before the stream's clean end. Initially true.
   void set_message_complete(bool complete);
 
   // --- Handshake ---------------------------------------------------------------------------
@@ -395,6 +398,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   /// Destroys pending callbacks unrun when the loop abandons the stream (see LoopRef).
   void drop_callbacks();
   SideState& side();
+  /// Whether the socket is TCP, whose reset tells the peer "cut short" (see
+  /// set_message_complete()); a Unix-domain peer reads EOF after a reset too.
+  bool can_reset() const;
   void set_error(absl::Status status);
 
   /// Members are ordered to avoid padding: sizeof(IOStream) is most of what an idle

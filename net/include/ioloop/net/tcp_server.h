@@ -133,7 +133,7 @@ class TCPServer {
   /// Stops accepting (listeners closed); with `close_streams`, closes every open stream too
   /// (IOStream::close(): a TLS stream says goodbye with close_notify, unless its handler marked
   /// a message in progress with IOStream::set_message_complete(false), which makes a plain
-  /// stream's end a reset).
+  /// TCP stream's end a reset).
   /// With N > 1 the workers do it asynchronously; the destructor waits for them, and each
   /// worker loop runs what the closes queued first (IOLoop::stop_when_idle()). On the caller's
   /// loop, close callbacks run on its later iterations: `loop.stop_when_idle(); loop.start();`.

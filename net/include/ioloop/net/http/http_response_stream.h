@@ -40,8 +40,8 @@
 /// Server Error" ("503 Service Unavailable" for the timeout) with "Connection: close" if no
 /// byte of the response was sent yet, else the connection closes after what was written (a
 /// body cut short: the client sees the connection end before the declared length or the last
-/// chunk; a close-delimited body, which has no other sign, ends with a reset after its bytes,
-/// over TLS without close_notify). Logged, counted
+/// chunk; a close-delimited body, which has no other sign, ends with a TCP reset after its
+/// bytes, over TLS without close_notify). Logged, counted
 /// in HTTPServer::Stats (stream_errors, handler_exceptions, response_timeouts), the server
 /// unharmed. Then the stream is closed (below).
 ///

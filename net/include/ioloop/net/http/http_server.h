@@ -128,7 +128,7 @@
 /// handle (stream->loop().handle(), taken on the loop thread): with start(N > 1) the loops go
 /// with the server, and a kept IOLoop& would dangle where the handle's post() returns false.
 /// Lifetime: destroying the server stops it and closes its connections (one in the middle of a
-/// close-delimited body with a reset, over TLS without close_notify: the client sees a
+/// close-delimited body with a TCP reset, over TLS without close_notify: the client sees a
 /// truncation, not the body's end). The handler and options
 /// are shared with the connections, so a connection that outlives the server (closing on its
 /// loop) never touches freed state.
