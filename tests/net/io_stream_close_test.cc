@@ -345,13 +345,9 @@ TEST_P(IOStreamPlainTest, AMessageInProgressEndsWithAResetAfterItsBytes) {
       });
       if (!by_close) stream_->shutdown_write();
       run_turns(5);
-      std::string got;
-      char buf[64];
-      ssize_t n;
-      while ((n = ::recv(client.fd(), buf, sizeof buf, 0)) > 0) got.append(buf, n);
-      const int error = n < 0 ? errno : 0;
-      EXPECT_EQ(got, "part");
-      EXPECT_EQ(error, complete ? 0 : ECONNRESET) << std::strerror(error);
+      const ReadEnd end = read_until_end(client.fd());
+      EXPECT_EQ(end.bytes, "part");
+      EXPECT_EQ(end.error, complete ? 0 : ECONNRESET) << std::strerror(end.error);
       stream_->close();
     }
   }
@@ -371,12 +367,9 @@ TEST_P(IOStreamPlainTest, OnAUnixSocketAMessageInProgressEndsAsUsual) {
   stream_->shutdown_write();
   run_turns(5);
   EXPECT_FALSE(stream_->closed());
-  std::string got;
-  char buf[64];
-  ssize_t n;
-  while ((n = ::recv(client.fd(), buf, sizeof buf, 0)) > 0) got.append(buf, n);
-  EXPECT_EQ(got, "part");
-  EXPECT_EQ(n, 0) << std::strerror(errno);
+  const ReadEnd end = read_until_end(client.fd());
+  EXPECT_EQ(end.bytes, "part");
+  EXPECT_EQ(end.error, 0) << std::strerror(end.error);
   stream_->close();
 }
 

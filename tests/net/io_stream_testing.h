@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <ctime>
 #include <functional>
 #include <memory>
@@ -69,6 +70,21 @@ inline int unread(int fd) {
   int n = 0;
   ::ioctl(fd, FIONREAD, &n);
   return n;
+}
+
+// What a blocking socket delivers until its end: the bytes, and the errno of the read that
+// ended it (0 for EOF; ECONNRESET for a reset).
+struct ReadEnd {
+  std::string bytes;
+  int error = 0;
+};
+inline ReadEnd read_until_end(int fd) {
+  ReadEnd end;
+  char buf[256];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) end.bytes.append(buf, static_cast<size_t>(n));
+  end.error = n < 0 ? errno : 0;
+  return end;
 }
 
 // A connected loopback TCP pair (for RST and TCP options; socketpairs cannot reset).

@@ -83,13 +83,9 @@ TEST_F(HTTPServerIntermediaryTest, CloseDelimitedBodyCutShortEndsWithAReset) {
       ASSERT_TRUE(stream_->finish().ok());
     }
     settle();
-    std::string got;
-    char buf[256];
-    ssize_t n;
-    while ((n = ::recv(client.fd(), buf, sizeof buf, 0)) > 0) got.append(buf, n);
-    const int error = n < 0 ? errno : 0;
-    EXPECT_EQ(normalize(got), "HTTP/1.0 200 OK\r\nDate: D\r\nConnection: close\r\n\r\n12345");
-    EXPECT_EQ(error, cut ? ECONNRESET : 0) << std::strerror(error);
+    const stream_testing::ReadEnd end = stream_testing::read_until_end(client.fd());
+    EXPECT_EQ(normalize(end.bytes), "HTTP/1.0 200 OK\r\nDate: D\r\nConnection: close\r\n\r\n12345");
+    EXPECT_EQ(end.error, cut ? ECONNRESET : 0) << std::strerror(end.error);
     stream_.reset();
   }
 }
