@@ -208,7 +208,10 @@ void IOStream::dispatch_deferred() {
 // Both dispatch paths end here: close a finished half-close, free an empty read buffer, and
 // register what the stream now waits for.
 void IOStream::dispatch_epilogue() {
-  if (side_ && side_->transport && !closed() && side_->transport->has_pending_output()) {
+  // A queued write sends them first when the socket is writable; a send now would only find
+  // it full.
+  if (side_ && side_->transport && !closed() && !writing() &&
+      side_->transport->has_pending_output()) {
     flush_transport();
   }
   maybe_close_after_eof();
@@ -352,8 +355,9 @@ void IOStream::advance_handshake() {
   }
 }
 
-// What the transport held back (a TLS server's session tickets) goes out at the end of the
-// dispatch that did not send it with a record of its own.
+// What the transport held back (a TLS server's session tickets, an alert a read made for a
+// full socket) goes out at the end of the dispatch that did not send it with a record of its
+// own.
 void IOStream::flush_transport() {
   transport_wait_ &= static_cast<uint8_t>(~kFlushNeedsWrite);
   IOResult r = transport().flush(socket_.fd());

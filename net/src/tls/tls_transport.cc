@@ -40,6 +40,11 @@ constexpr size_t kRecordSize = 16 * 1024;
 // What one SSL_read_ex asks for at most (a record's worth; OpenSSL returns one record's
 // plaintext per call anyway).
 constexpr size_t kReadChunk = 16 * 1024;
+// Most output kept for a socket that does not take it, after the handshake: the tail of one
+// record (write() sends no other before it is out) plus what OpenSSL writes on its own (a
+// key update's answer, alerts). Only a peer that keeps making OpenSSL answer while it reads
+// nothing reaches it.
+constexpr size_t kMaxStaged = 64 * 1024;
 
 bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
@@ -140,41 +145,45 @@ int TLSTransport::bio_recv(BIO* bio, char* out, int len) {
 }
 
 int TLSTransport::bio_send(BIO* bio, const char* data, int len) {
+  BIO_clear_retry_flags(bio);
+  const size_t size = static_cast<size_t>(len);
   if (staging_) {
-    BIO_clear_retry_flags(bio);
-    staged_.append(data, static_cast<size_t>(len));
+    staged_.append(data, size);
     return len;
   }
-  const int flags = MSG_NOSIGNAL | (closing_ ? MSG_MORE : 0);
-  const size_t held = staged_.size();
-  if (held == 0) return socket_send(bio, data, len, flags);
   // What is staged goes first, in the same send.
-  BIO_clear_retry_flags(bio);
-  struct iovec iov[2] = {{staged_.data(), held},
-                         {const_cast<char*>(data), static_cast<size_t>(len)}};
+  const size_t held = staged_.size();
+  struct iovec iov[2] = {{staged_.data(), held}, {const_cast<char*>(data), size}};
   struct msghdr msg = {};
   msg.msg_iov = iov;
   msg.msg_iovlen = 2;
+  const int flags = MSG_NOSIGNAL | (closing_ ? MSG_MORE : 0);
   ssize_t n;
   do {
-    n = ::sendmsg(bio_fd(bio), &msg, flags);
+    n = held > 0 ? ::sendmsg(bio_fd(bio), &msg, flags) : ::send(bio_fd(bio), data, size, flags);
   } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (would_block(errno)) BIO_set_retry_write(bio);
-    return -1;
-  }
-  if (static_cast<size_t>(n) < held) {  // none of `data` went: OpenSSL offers it again
-    staged_.erase(0, static_cast<size_t>(n));
+  if (n < 0 && !would_block(errno)) return -1;
+  const size_t sent = n < 0 ? 0 : static_cast<size_t>(n);
+  const size_t taken = sent > held ? sent - held : 0;  // of `data`
+  drop_sent(std::min(sent, held));
+  if (taken == size) return len;
+  if (!handshake_done_) {
+    // In the handshake OpenSSL keeps the rest of its flight and offers it again.
+    if (taken > 0) return static_cast<int>(taken);
     BIO_set_retry_write(bio);
     return -1;
   }
-  std::string().swap(staged_);
-  n -= static_cast<ssize_t>(held);
-  if (n == 0 && len > 0) {
-    BIO_set_retry_write(bio);
+  // After the handshake the rest is kept here: OpenSSL must never hold a record it began to
+  // send, because answering a key update then fails its write (see write()). A peer that
+  // makes OpenSSL write (alerts) without reading is cut off past a bound.
+  if (staged_.size() + (size - taken) > kMaxStaged) {
+    overflow_ = true;
+    errno = ENOBUFS;
     return -1;
   }
-  return static_cast<int>(n);
+  staged_.append(data + taken, size - taken);
+  kept_ = true;
+  return len;
 }
 
 IOResult TLSTransport::flush(int fd) { return send_staged(fd, "TLS: send"); }
@@ -189,10 +198,18 @@ IOResult TLSTransport::send_staged(int fd, absl::string_view what) {
       failed_ = true;
       return IOResult::error(internal::socket_errno_status(errno, what));
     }
-    staged_.erase(0, static_cast<size_t>(n));
+    drop_sent(static_cast<size_t>(n));
   }
-  std::string().swap(staged_);
   return IOResult::done(0);
+}
+
+void TLSTransport::drop_sent(size_t n) {
+  answer_left_ -= std::min(answer_left_, n);
+  if (n < staged_.size()) {
+    staged_.erase(0, n);
+  } else {
+    std::string().swap(staged_);  // frees the storage
+  }
 }
 
 void TLSTransport::end_before_close(int fd) {
@@ -238,6 +255,11 @@ IOResult TLSTransport::failure(int ret, const char* what) {
   }
   if (err == SSL_ERROR_SYSCALL) {
     ERR_clear_error();
+    if (overflow_) {
+      return IOResult::error(absl::ResourceExhaustedError(
+          absl::StrCat(prefix, ": the peer reads nothing while it makes OpenSSL answer; over ",
+                       kMaxStaged, " bytes wait to be sent")));
+    }
     return IOResult::error(internal::socket_errno_status(saved_errno, prefix));
   }
   const long verify = SSL_get_verify_result(ssl_);
@@ -302,10 +324,17 @@ IOResult TLSTransport::handshake(int fd) {
   return f.outcome == IOResult::kDone ? r : f;  // kWantWrite: sent first by the next call
 }
 
-IOResult TLSTransport::read(int, Buffer& buffer, size_t limit) {
+IOResult TLSTransport::read(int fd, Buffer& buffer, size_t limit) {
   if (read_ended_) {
     end_held_ = false;
     return read_end_;
+  }
+  if (answer_left_ > 0) {
+    // A read made OpenSSL answer (a key update) and the socket did not take it: read on only
+    // once it is out, so a peer that asks without reading is held back, as a write would be.
+    IOResult f = send_staged(fd, "TLS: send");
+    if (f.outcome == IOResult::kError) return f;
+    if (answer_left_ > 0) return IOResult::want_write();
   }
   starved_ = false;
   CallScope call(this, carry_drained_);  // right after the handshake: its last recv counts
@@ -321,7 +350,9 @@ IOResult TLSTransport::read(int, Buffer& buffer, size_t limit) {
     ERR_clear_error();
     errno = 0;
     size_t got = 0;
+    kept_ = false;
     const int ret = SSL_read_ex(ssl_, in_place ? buffer.begin_write() : spill, want, &got);
+    if (kept_) answer_left_ = staged_.size();
     if (ret == 1) {
       if (in_place) {
         buffer.has_written(got);
@@ -334,6 +365,7 @@ IOResult TLSTransport::read(int, Buffer& buffer, size_t limit) {
         return total > 0 ? IOResult::done(total) : read_end_;
       }
       total += got;
+      if (kept_) return IOResult::done(total);  // the next read() waits for the answer first
       // The socket came up short and OpenSSL holds nothing more: another SSL_read would only
       // recv EAGAIN, so stop here and say so.
       if (drained_ && !SSL_has_pending(ssl_)) {
@@ -366,7 +398,7 @@ IOResult TLSTransport::read(int, Buffer& buffer, size_t limit) {
   return IOResult::done(total);
 }
 
-IOResult TLSTransport::write(int, const struct iovec* iov, int count) {
+IOResult TLSTransport::write(int fd, const struct iovec* iov, int count) {
   // Position in the caller's buffers.
   int index = 0;
   size_t offset = 0;
@@ -376,33 +408,44 @@ IOResult TLSTransport::write(int, const struct iovec* iov, int count) {
       offset = 0;
     }
   };
+  auto advance = [&](size_t n) {
+    while (n > 0) {
+      const size_t step = std::min(n, iov[index].iov_len - offset);
+      offset += step;
+      n -= step;
+      skip_empty();
+    }
+  };
   size_t available = 0;  // bytes offered from the current position on
   for (int i = 0; i < count; ++i) available += iov[i].iov_len;
-  char staging[kRecordSize];
+  const size_t owed = retry_len_ > 0 ? retry_len_ : staged_len_;
+  if (available < owed) {
+    failed_ = true;
+    return IOResult::error(absl::InternalError(absl::StrCat(
+        "TLS: write retried with ", available, " bytes; the interrupted write had ", owed)));
+  }
   size_t total = 0;
-  CallScope call(this, false);  // a write may have to read (a handshake message)
   skip_empty();
+  if (staged_len_ > 0) {
+    // The record made of these bytes is encrypted; they count once the socket took its rest.
+    IOResult f = send_staged(fd, "TLS: send");
+    if (f.outcome != IOResult::kDone) return f;
+    total = staged_len_;
+    available -= staged_len_;
+    staged_len_ = 0;
+    advance(total);
+  }
+  char staging[kRecordSize];
+  CallScope call(this, false);  // a write may have to read (a handshake message)
   while (index < count) {
     const char* data;
-    size_t n;
+    // At most one record per call: OpenSSL returns after each record anyway, and a retry
+    // (which must offer the same bytes, however the caller cuts them next time) then always
+    // fits the staging area.
+    const size_t n = retry_len_ > 0 ? retry_len_ : std::min(available, kRecordSize);
     const size_t in_this = iov[index].iov_len - offset;
-    const char* here = static_cast<const char*>(iov[index].iov_base) + offset;
-    if (retry_len_ > 0) {
-      // OpenSSL holds a record begun with these bytes: offer exactly them again.
-      n = retry_len_;
-      if (available < n) {
-        failed_ = true;
-        return IOResult::error(absl::InternalError(absl::StrCat(
-            "TLS: write retried with ", available, " bytes; the interrupted write had ", n)));
-      }
-    } else {
-      // At most one record per call: with partial writes OpenSSL returns after each record
-      // anyway, and a retry (which must offer the same bytes, however the caller cuts them
-      // next time) then always fits the staging area.
-      n = std::min(available, kRecordSize);
-    }
     if (n <= in_this) {
-      data = here;
+      data = static_cast<const char*>(iov[index].iov_base) + offset;
     } else {
       size_t copied = 0;
       int i = index;
@@ -423,7 +466,7 @@ IOResult TLSTransport::write(int, const struct iovec* iov, int count) {
     if (ret != 1) {
       IOResult r = failure(ret, "write");
       if (r.outcome == IOResult::kWantRead || r.outcome == IOResult::kWantWrite) {
-        retry_len_ = n;
+        retry_len_ = n;  // OpenSSL holds a record begun with these bytes
         if (total > 0) return IOResult::done(total);
         return r;
       }
@@ -433,38 +476,36 @@ IOResult TLSTransport::write(int, const struct iovec* iov, int count) {
       return r;
     }
     retry_len_ = 0;
+    if (!staged_.empty()) {
+      // The socket is full and holds only part of the record: its bytes count with the next
+      // write, which sends the rest first.
+      staged_len_ = written;
+      return total > 0 ? IOResult::done(total) : IOResult::want_write();
+    }
     total += written;
     available -= written;
-    // Advance past `written` bytes.
-    size_t left = written;
-    while (left > 0) {
-      const size_t step = std::min(left, iov[index].iov_len - offset);
-      offset += step;
-      left -= step;
-      skip_empty();
-    }
-    skip_empty();
+    advance(written);
   }
   return IOResult::done(total);
 }
 
-IOResult TLSTransport::shutdown_write(int) {
-  // Nothing to send after a fatal error (OpenSSL forbids it), before the handshake (no
-  // session to close) or once close_notify is out.
-  if (failed_ || shutdown_sent_ || !handshake_done_) return IOResult::done(0);
-  if (retry_len_ > 0) {
-    // The alert would go behind (or into) the record OpenSSL began; finish the write first.
+IOResult TLSTransport::shutdown_write(int fd) {
+  // Nothing to send after a fatal error (OpenSSL forbids it) or before the handshake (no
+  // session to close); once close_notify is made, only what the socket has not taken.
+  if (failed_ || !handshake_done_) return IOResult::done(0);
+  if (shutdown_sent_) return send_staged(fd, "TLS: shutdown");
+  if (retry_len_ > 0 || staged_len_ > 0) {
+    // The alert would go behind (or into) a record that is not out; finish the write first.
     return IOResult::error(
         absl::InternalError("TLS: shutdown_write while a write waits to be retried"));
   }
   ERR_clear_error();
   errno = 0;
   CallScope call(this, false);
-  // A retry after kWantWrite only flushes the pending alert; it never waits for the peer's.
   const int ret = SSL_shutdown(ssl_);
-  if (ret >= 0) {  // 0: ours sent, theirs not yet read; 1: both
+  if (ret >= 0) {  // 0: ours made, theirs not yet read; 1: both
     shutdown_sent_ = true;
-    return IOResult::done(0);
+    return staged_.empty() ? IOResult::done(0) : IOResult::want_write();
   }
   IOResult r = failure(ret, "shutdown");
   if (r.outcome == IOResult::kEof) return IOResult::done(0);
@@ -472,7 +513,9 @@ IOResult TLSTransport::shutdown_write(int) {
 }
 
 bool TLSTransport::has_buffered_input() const {
-  return end_held_ || SSL_pending(ssl_) > 0 || (!starved_ && SSL_has_pending(ssl_) == 1);
+  // While an answer waits for room, read() returns only kWantWrite: nothing to read now.
+  return end_held_ || (answer_left_ == 0 &&
+                       (SSL_pending(ssl_) > 0 || (!starved_ && SSL_has_pending(ssl_) == 1)));
 }
 
 std::string TLSTransport::protocol_version() const { return SSL_get_version(ssl_); }

@@ -82,8 +82,10 @@ class Transport {
   /// Appends at most `limit` (> 0) bytes of plaintext to `buffer`.
   virtual IOResult read(int fd, Buffer& buffer, size_t limit) = 0;
   /// Sends a prefix of the `count` (1..64) buffers; kDone with the bytes accepted (a partial
-  /// write is normal). After kWantRead/kWantWrite, the next write must pass the same bytes
-  /// first (they may have moved: only their content must be the same).
+  /// write is normal). After kWantRead/kWantWrite, or a kDone that took fewer bytes than
+  /// offered, the next write must pass the bytes not taken first (they may have moved: only
+  /// their content must be the same): TLS may have encrypted them into a record whose tail
+  /// the socket has not taken yet.
   virtual IOResult write(int fd, const struct iovec* iov, int count) = 0;
   /// Ends the write direction: the peer reads EOF once what was written before arrives.
   virtual IOResult shutdown_write(int fd) = 0;
@@ -97,9 +99,11 @@ class Transport {
 
   /// Bytes the transport produced but has not sent: a TLS server's last handshake flight
   /// (its session tickets), held by a handshake() that returned kDone so that they leave in
-  /// one send with the first response record instead of a segment of their own. They go out
+  /// one send with the first response record instead of a segment of their own; what a full
+  /// socket did not take of a record, or of an alert a read made. They go out
   /// ahead of anything written later (write(), shutdown_write(), close()); the stream calls
-  /// flush() at the end of the dispatch if nothing else sent them. The plain transport: never.
+  /// flush() at the end of a dispatch that leaves them held and no write queued. The plain
+  /// transport: never.
   virtual bool has_pending_output() const { return false; }
   /// Sends what has_pending_output() holds: kDone once all of it is out, kWantWrite if the
   /// socket took only part (call again when writable), kError for a socket error.

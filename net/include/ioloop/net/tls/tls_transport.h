@@ -19,19 +19,25 @@
 ///     close_notify (truncation)"); kError with the errno text for a reset, with OpenSSL's
 ///     reason for a bad record or a fatal alert ("TLS: read: sslv3 alert handshake failure").
 ///     Bytes read before an end are returned first (kDone); the end comes with every later
-///     call. kWantWrite: OpenSSL must send before it can read on (TLS 1.2: the
-///     no_renegotiation alert answering a peer's renegotiation request; OpenSSL sends a
-///     TLS 1.3 key-update answer with the next write instead): retry read() when the fd is
-///     writable, even while the stream has nothing to write. A read never needs the write
-///     side otherwise.
+///     call. kWantWrite: a read made OpenSSL answer the peer (a TLS 1.3 key update, TLS 1.2's
+///     no_renegotiation alert) and the socket did not take the answer; it is held
+///     (has_pending_output()) and the read returned what it had, and the next read() sends it
+///     before reading on: retry read() when the fd is writable, even while the stream has
+///     nothing to write. A peer that asks without reading is held back as a write would be.
+///     A read never needs the write side otherwise.
 ///   - write(): encrypts a prefix of the buffers, one record (at most 16 KiB) per
 ///     SSL_write_ex: in place when the record lies within one buffer, else gathered from
 ///     several small ones into one record (one send instead of one per buffer).
-///     kDone(bytes) counts plaintext accepted; a partial write is normal. After kWantWrite (or
-///     kWantRead) the next write() must start with the same bytes (Transport's rule; they may
-///     be cut differently), because OpenSSL holds the record it began and finishes it first;
-///     fewer bytes than that record is kError (Internal). After the handshake a write does not
-///     need to read in practice (renegotiation is refused); kWantRead is mapped anyway.
+///     kDone(bytes) counts plaintext whose records the socket took whole; a partial write is
+///     normal. A record the socket took only part of is finished by the transport, not by
+///     OpenSSL: its tail is held (has_pending_output()) and its bytes count with the next
+///     write(), which sends the tail first. OpenSSL never holds a record half sent after the
+///     handshake, because it cannot answer a peer's key update then (openssl#8677: "bad
+///     length"). So after kWantWrite, or a kDone that took fewer bytes than offered, the next
+///     write() must start with the same bytes (Transport's rule; they may be cut
+///     differently); fewer bytes than that record is kError (Internal). After the handshake a
+///     write does not need to read in practice (renegotiation is refused); kWantRead is
+///     mapped anyway.
 ///   - Output: a server's handshake() holds what OpenSSL writes and sends it in one piece
 ///     before returning; when it returns kDone, the session tickets stay held
 ///     (has_pending_output()) and leave with the next record in the same send (the first
@@ -39,7 +45,9 @@
 ///     close_notify with MSG_MORE so that the close's FIN rides in its segment. No recv is
 ///     made that would only find EAGAIN: not after one that came up short in the same call,
 ///     nor in the first read() after a handshake() that completed holding the client's first
-///     data and whose last recv came up short.
+///     data and whose last recv came up short. Output held for a socket that does not take
+///     it is bounded (64 KiB: a record's tail and OpenSSL's own answers); a peer that keeps
+///     making OpenSSL answer while reading nothing ends its connection with ResourceExhausted.
 ///   - shutdown_write(): sends close_notify (kWantWrite until it is out) without waiting for
 ///     the peer's. Writing after the peer's close_notify is allowed (half-close, RFC 8446
 ///     §6.1); reading after our own close_notify is too. After a fatal error or before the
@@ -51,7 +59,8 @@
 ///     stopped at `limit`, and after handshake() completes (the client's first data often
 ///     arrives with its Finished). False after a read()/handshake() that ended wanting the
 ///     socket (kWantRead, or drained), even if a partial record is held, so a stream that
-///     polls it never spins. True also while read() holds an end (close_notify, EOF or an
+///     polls it never spins; false also while a read's answer waits for room (read() returns
+///     kWantWrite until it is out). True also while read() holds an end (close_notify, EOF or an
 ///     error found after the bytes it returned) for its next call.
 ///
 /// Threading: one thread at a time (the stream's loop thread). Ownership: the fd is
@@ -125,6 +134,9 @@ class TLSTransport final : public Transport {
   /// flush(), its send error's message starting with `what`: a handshake's flight that cannot
   /// go out is a handshake failure, and says so.
   IOResult send_staged(int fd, absl::string_view what);
+  /// Removes the first `n` bytes of staged_ (the socket took them), freeing its storage once
+  /// empty.
+  void drop_sent(size_t n);
   /// The socket BIO's read and write (tls_internal::bio_read / bio_write): OpenSSL's recv and
   /// send, with drained_, staged_ and closing_ applied.
   int bio_recv(bio_st* bio, char* out, int len);
@@ -134,6 +146,17 @@ class TLSTransport final : public Transport {
   ssl_st* const ssl_;
   /// Bytes of the write OpenSSL has begun and must be offered again (0: none).
   size_t retry_len_ = 0;
+  /// Bytes of the last record SSL_write_ex took whose tail is still in staged_: the next
+  /// write() must offer them again, and counts them once staged_ is out (0: none).
+  size_t staged_len_ = 0;
+  /// staged_ would have grown past its bound: the BIO failed the send (failure() says why).
+  bool overflow_ = false;
+  /// The BIO kept bytes in staged_ that the socket did not take (reset before each SSL_read).
+  bool kept_ = false;
+  /// Bytes at the front of staged_ that end with what an SSL_read made OpenSSL send (a
+  /// key-update answer) and the socket did not take: read() sends them before reading on
+  /// (kWantWrite until they are out).
+  size_t answer_left_ = 0;
   /// An end found while bytes were being returned: handed out by the next read().
   bool read_ended_ = false;
   IOResult read_end_;
@@ -167,8 +190,10 @@ class TLSTransport final : public Transport {
   /// end_before_close() runs: what is sent now waits for the FIN (MSG_MORE).
   bool closing_ = false;
   /// Output OpenSSL wrote that the socket has not taken: a server's handshake flight until
-  /// handshake() sends it, its session tickets until the next send (has_pending_output()).
-  /// Sent ahead of every later record; its storage is freed once empty.
+  /// handshake() sends it, its session tickets until the next send (has_pending_output()),
+  /// and after the handshake whatever a send left over (the tail of a record, an alert), so
+  /// that OpenSSL never holds a record half sent. Sent ahead of every later record; its
+  /// storage is freed once empty.
   std::string staged_;
   absl::Status eof_status_;
 };

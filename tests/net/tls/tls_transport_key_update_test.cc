@@ -1,0 +1,262 @@
+// TLSTransport and TLS 1.3 key updates from the peer: a peer that asks for a key update
+// (KeyUpdate with update_requested) while our write waits for a full socket must get its
+// answer and every byte, in order. OpenSSL holds a record it could not send and, asked to
+// send the KeyUpdate answer, fails the retried write ("bad length", openssl#8677); the
+// transport therefore never lets OpenSSL see a short send after the handshake.
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "ioloop/net/tls/tls_transport.h"
+#include "testing/tls_fixture.h"
+
+namespace ioloop::net {
+namespace {
+
+using ::ioloop::testing::client_context;
+using ::ioloop::testing::PairKind;
+using ::ioloop::testing::server_context;
+using ::ioloop::testing::test_pki;
+using ::ioloop::testing::TLSPair;
+
+std::string random_bytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+// Reads what `t` returns without waiting; the readiness to wait for next (POLLIN, or POLLOUT
+// while an answer waits for room), or 0 (and a test failure) on an end or error.
+short read_available(Transport& t, int fd, Buffer& in) {
+  for (;;) {
+    const IOResult r = t.read(fd, in, 1 << 20);
+    if (r.outcome == IOResult::kDone) {
+      if (r.drained) return POLLIN;
+      continue;
+    }
+    if (r.outcome == IOResult::kWantRead) return POLLIN;
+    EXPECT_EQ(r.outcome, IOResult::kWantWrite) << r.status;
+    return r.outcome == IOResult::kWantWrite ? POLLOUT : 0;
+  }
+}
+
+// Counts the KeyUpdate messages an SSL sends (its message callback's argument: an int).
+void count_key_updates_sent(int write_p, int, int content_type, const void* buf, size_t len, SSL*,
+                            void* arg) {
+  if (write_p == 1 && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
+      static_cast<const unsigned char*>(buf)[0] == SSL3_MT_KEY_UPDATE) {
+    ++*static_cast<int*>(arg);
+  }
+}
+
+class TLSKeyUpdateTest : public ::testing::TestWithParam<PairKind> {};
+
+// The server writes 1 MiB to a client that asks for a key update each time the server's write
+// waits, before it reads: the server reads the request (and the client's bytes behind it)
+// mid-write and answers it, and every byte arrives both ways.
+TEST_P(TLSKeyUpdateTest, ARequestWhileOurWriteWaitsIsAnsweredAndLosesNothing) {
+  TLSPair p(server_context(test_pki().ecdsa_leaf), client_context(), "localhost", GetParam());
+  p.sockets.shrink_buffers(4096);
+  p.connect();
+  SSL* client_ssl = p.client->native_handle();
+  int answers = 0;
+  SSL_set_msg_callback(p.server->native_handle(), count_key_updates_sent);
+  SSL_set_msg_callback_arg(p.server->native_handle(), &answers);
+  const std::string down = random_bytes(1 << 20, 11);
+  std::string up_sent, up_pending;  // the client's bytes: all, and those not yet taken
+  Buffer up, got;
+  size_t sent = 0;
+  int updates = 0;
+  for (int round = 0; round < 100000 && (got.size() < down.size() || !up_pending.empty());
+       ++round) {
+    bool server_waits = false;
+    while (sent < down.size()) {  // until the socket is full
+      iovec iov = {const_cast<char*>(down.data() + sent), down.size() - sent};
+      const IOResult w = p.server->write(p.sfd(), &iov, 1);
+      ASSERT_NE(w.outcome, IOResult::kError) << w.status << " after " << sent << " bytes";
+      if (w.outcome != IOResult::kDone) {
+        ASSERT_EQ(w.outcome, IOResult::kWantWrite);
+        server_waits = true;
+        break;
+      }
+      sent += w.bytes;
+    }
+    if (server_waits && up_pending.empty()) {
+      // Our write waits: the peer asks for new keys and sends a few bytes behind the request.
+      ASSERT_EQ(SSL_key_update(client_ssl, SSL_KEY_UPDATE_REQUESTED), 1);
+      up_pending = "ping " + std::to_string(updates++) + "\n";
+      up_sent += up_pending;
+    }
+    if (!up_pending.empty()) {
+      iovec iov = {up_pending.data(), up_pending.size()};
+      const IOResult w = p.client->write(p.cfd(), &iov, 1);
+      ASSERT_NE(w.outcome, IOResult::kError) << w.status;
+      if (w.outcome == IOResult::kDone) up_pending.erase(0, w.bytes);
+    }
+    const short server_wait = read_available(*p.server, p.sfd(), up);
+    ASSERT_NE(server_wait, 0);
+    ASSERT_NE(read_available(*p.client, p.cfd(), got), 0);
+    ASSERT_TRUE(ioloop::testing::wait_ready(p.cfd(), POLLIN, p.sfd(), server_wait | POLLOUT));
+  }
+  // The server reads the rest of what the client sent (the last requests among it).
+  for (int round = 0; round < 1000 && up.size() < up_sent.size(); ++round) {
+    const short server_wait = read_available(*p.server, p.sfd(), up);
+    ASSERT_NE(server_wait, 0);
+    ASSERT_NE(read_available(*p.client, p.cfd(), got), 0);
+    ASSERT_TRUE(ioloop::testing::wait_ready(p.cfd(), POLLIN, p.sfd(), server_wait));
+  }
+  // A last request read after the server's last record is answered by its next write.
+  const std::string end = "end";
+  bool end_sent = false;
+  for (int round = 0; round < 1000 && got.size() < down.size() + end.size(); ++round) {
+    if (!end_sent) {  // retried with the same bytes when the socket has room
+      iovec iov = {const_cast<char*>(end.data()), end.size()};
+      const IOResult w = p.server->write(p.sfd(), &iov, 1);
+      ASSERT_NE(w.outcome, IOResult::kError) << w.status;
+      end_sent = w.outcome == IOResult::kDone && w.bytes == end.size();
+    }
+    ASSERT_TRUE(ioloop::testing::wait_ready(p.cfd(), POLLIN, p.sfd(), end_sent ? 0 : POLLOUT));
+    ASSERT_NE(read_available(*p.client, p.cfd(), got), 0);
+  }
+  EXPECT_GT(updates, 10);
+  // Decrypted with each new key in turn: the answers came in order with the records.
+  ASSERT_EQ(got.size(), down.size() + end.size());
+  EXPECT_TRUE(got.view() == down + end);
+  EXPECT_EQ(up.view(), up_sent);
+  EXPECT_EQ(answers, updates);
+}
+
+// A read that made OpenSSL answer for a full socket returns what it read and stops, and the
+// records OpenSSL read ahead meanwhile are no buffered input until the answer is out: a stream
+// polling has_buffered_input() would call read() again and again while the socket is full.
+TEST(TLSKeyUpdateTest, RecordsBehindAHeldAnswerWaitForRoom) {
+  TLSPair p(server_context(test_pki().ecdsa_leaf), client_context());
+  p.sockets.shrink_buffers(4096);
+  p.connect();
+  const std::string block(16384, 'b');
+  IOResult w;
+  for (int i = 0; i < 1000; ++i) {  // fill the server's socket
+    iovec iov = {const_cast<char*>(block.data()), block.size()};
+    w = p.server->write(p.sfd(), &iov, 1);
+    if (w.outcome != IOResult::kDone) break;
+  }
+  ASSERT_EQ(w.outcome, IOResult::kWantWrite) << w.status;
+  // OpenSSL answers a request when it writes next or reads the next handshake message: the
+  // second request makes the server's read send the first one's answer.
+  int answers = 0;
+  SSL_set_msg_callback(p.server->native_handle(), count_key_updates_sent);
+  SSL_set_msg_callback_arg(p.server->native_handle(), &answers);
+  for (const char* record : {"first", "second", "third"}) {
+    if (std::strcmp(record, "third") != 0) {
+      ASSERT_EQ(SSL_key_update(p.client->native_handle(), SSL_KEY_UPDATE_REQUESTED), 1);
+    }
+    iovec iov = {const_cast<char*>(record), std::strlen(record)};
+    const IOResult cw = p.client->write(p.cfd(), &iov, 1);
+    ASSERT_EQ(cw.outcome, IOResult::kDone) << cw.status;
+  }
+  pollfd pfd = {p.sfd(), POLLIN, 0};
+  ASSERT_EQ(::poll(&pfd, 1, ioloop::testing::kPollMs), 1);
+  Buffer in;
+  IOResult r = p.server->read(p.sfd(), in, 1 << 20);
+  ASSERT_EQ(r.outcome, IOResult::kDone) << r.status;
+  EXPECT_EQ(in.retrieve_all_as_string(), "firstsecond");
+  EXPECT_EQ(answers, 1);
+  EXPECT_TRUE(p.server->has_pending_output());   // the answer, behind the record's tail
+  EXPECT_FALSE(p.server->has_buffered_input());  // "third" waits for the answer to go
+  EXPECT_EQ(p.server->read(p.sfd(), in, 1 << 20).outcome, IOResult::kWantWrite);
+  EXPECT_FALSE(p.server->has_buffered_input());
+  // The client reads: the socket has room, the answer goes, the read goes on.
+  Buffer got;
+  for (int round = 0; round < 100 && p.server->has_pending_output(); ++round) {
+    ASSERT_NE(read_available(*p.client, p.cfd(), got), 0);
+    r = p.server->read(p.sfd(), in, 1 << 20);
+    ASSERT_NE(r.outcome, IOResult::kError) << r.status;
+  }
+  EXPECT_FALSE(p.server->has_pending_output());
+  EXPECT_EQ(in.retrieve_all_as_string(), "third");
+}
+
+// Moves what `from` holds (non-blocking) to `to`, in one write per read.
+void relay(int from, int to) {
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::read(from, buf, sizeof(buf))) > 0) {
+    ASSERT_EQ(::write(to, buf, static_cast<size_t>(n)), n);
+  }
+}
+
+// A peer that sends nothing but key-update requests and reads nothing, while the server's
+// socket is full: the answers the server keeps for it are bounded. One read takes every
+// request the socket holds (OpenSSL answers each at once), and past 64 KiB of answers that
+// connection ends with ResourceExhausted instead of growing.
+//
+// client <-> a[0] | a[1] <-test-> b[0] | b[1] <-> server: after the handshake the test gathers
+// the client's requests and hands them to the server's socket in one write, and relays
+// nothing back, so the server's socket stays full.
+TEST(TLSKeyUpdateBoundTest, APeerThatOnlyAsksWhileReadingNothingIsCutOff) {
+  ioloop::testing::StreamPair a, b;
+  auto client = *client_context()->new_client_transport(a.fd[0], "localhost", 443);
+  auto server = *server_context(test_pki().ecdsa_leaf)->new_server_transport(b.fd[1]);
+  IOResult c = IOResult::want_write(), s = IOResult::want_write();
+  for (int round = 0; round < 100 && (c.outcome != IOResult::kDone || s.outcome != IOResult::kDone);
+       ++round) {
+    if (c.outcome != IOResult::kDone) c = client->handshake(a.fd[0]);
+    relay(a.fd[1], b.fd[0]);
+    if (s.outcome != IOResult::kDone) s = server->handshake(b.fd[1]);
+    relay(b.fd[0], a.fd[1]);
+    ASSERT_NE(c.outcome, IOResult::kError) << c.status;
+    ASSERT_NE(s.outcome, IOResult::kError) << s.status;
+  }
+  ASSERT_EQ(c.outcome, IOResult::kDone);
+  ASSERT_EQ(s.outcome, IOResult::kDone);
+  const int small = 4096, big = 1 << 20;
+  ASSERT_EQ(::setsockopt(b.fd[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+  ASSERT_EQ(::setsockopt(b.fd[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big)), 0);
+  const std::string block(16384, 'b');
+  IOResult w;
+  for (int i = 0; i < 1000; ++i) {  // fill the server's socket (nobody reads b[0])
+    iovec iov = {const_cast<char*>(block.data()), block.size()};
+    w = server->write(b.fd[1], &iov, 1);
+    if (w.outcome != IOResult::kDone) break;
+  }
+  ASSERT_EQ(w.outcome, IOResult::kWantWrite) << w.status;
+  // 3,000 requests (27 bytes each) would need 81 KB of answers.
+  SSL* client_ssl = client->native_handle();
+  std::string requests;
+  char buf[4096];
+  for (int i = 0; i < 3000; ++i) {
+    ASSERT_EQ(SSL_key_update(client_ssl, SSL_KEY_UPDATE_REQUESTED), 1);
+    ASSERT_EQ(SSL_do_handshake(client_ssl), 1);  // sends the request
+    ssize_t n;
+    while ((n = ::read(a.fd[1], buf, sizeof(buf))) > 0)
+      requests.append(buf, static_cast<size_t>(n));
+  }
+  ASSERT_FALSE(client->has_pending_output());
+  ASSERT_EQ(requests.size(), 3000u * 27);
+  ASSERT_EQ(::write(b.fd[0], requests.data(), requests.size()),
+            static_cast<ssize_t>(requests.size()));
+  Buffer in;
+  const IOResult r = server->read(b.fd[1], in, 1 << 20);
+  ASSERT_EQ(r.outcome, IOResult::kError);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kResourceExhausted) << r.status;
+  EXPECT_EQ(r.status.message(),
+            "TLS: read: the peer reads nothing while it makes OpenSSL answer; over 65536 bytes "
+            "wait to be sent");
+  EXPECT_EQ(in.size(), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Sockets, TLSKeyUpdateTest,
+                         ::testing::Values(PairKind::kUnix, PairKind::kTcp),
+                         [](const ::testing::TestParamInfo<PairKind>& param_info) {
+                           return param_info.param == PairKind::kUnix ? "Unix" : "Tcp";
+                         });
+
+}  // namespace
+}  // namespace ioloop::net
