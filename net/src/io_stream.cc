@@ -208,11 +208,15 @@ void IOStream::dispatch_deferred() {
 // Both dispatch paths end here: close a finished half-close, free an empty read buffer, and
 // register what the stream now waits for.
 void IOStream::dispatch_epilogue() {
-  // A queued write sends them first when the socket is writable; a send now would only find
-  // it full.
-  if (side_ && side_->transport && !closed() && !writing() &&
-      side_->transport->has_pending_output()) {
-    flush_transport();
+  if (side_ && side_->transport && !closed()) {
+    if (!side_->transport->has_pending_output()) {
+      // A read or a write may have sent what a flush waited to send.
+      transport_wait_ &= static_cast<uint8_t>(~kFlushNeedsWrite);
+    } else if (!writing() || (transport_wait_ & kWriteNeedsRead)) {
+      // (A queued write waiting for WRITE sends it first; a send now would find the socket
+      // full.)
+      flush_transport();
+    }
   }
   maybe_close_after_eof();
   if (read_buffer_.empty()) {
@@ -355,9 +359,9 @@ void IOStream::advance_handshake() {
   }
 }
 
-// What the transport held back (a TLS server's session tickets, an alert a read made for a
-// full socket) goes out at the end of the dispatch that did not send it with a record of its
-// own.
+// What the transport held back (a TLS server's session tickets; an answer a read made, or a
+// record's tail, that a full socket did not take) goes out at the end of a dispatch that
+// leaves it held with no write queued to send it first.
 void IOStream::flush_transport() {
   transport_wait_ &= static_cast<uint8_t>(~kFlushNeedsWrite);
   IOResult r = transport().flush(socket_.fd());

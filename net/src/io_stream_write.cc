@@ -241,7 +241,14 @@ void IOStream::do_shutdown_write() {
     close();  // a plain TCP stream's only end that says "cut short": a reset (see close())
     return;
   }
-  IOResult r = (truncated ? Transport::plain() : transport()).shutdown_write(socket_.fd());
+  Transport& t = transport();
+  IOResult r = IOResult::done(0);
+  // What the transport holds (an answer to the peer) goes before a bare FIN; a TLS
+  // close_notify is sent behind it by the transport itself.
+  if (truncated && t.has_pending_output()) r = t.flush(socket_.fd());
+  if (r.outcome == IOResult::kDone) {
+    r = (truncated ? Transport::plain() : t).shutdown_write(socket_.fd());
+  }
   if (r.outcome == IOResult::kError) {
     close(std::move(r.status));
     return;

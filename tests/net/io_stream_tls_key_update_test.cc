@@ -6,6 +6,7 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
+#include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -54,6 +55,8 @@ TEST_P(IOStreamTLSKeyUpdateTest, RequestsWhileAWriteWaitsKeepBothDirections) {
   stream_->read_streaming([&](absl::string_view chunk) { absl::StrAppend(&pings_got, chunk); },
                           [&](absl::StatusOr<std::string> r) { read_status = r.status(); },
                           kPings * 8);
+  int answers = 0;
+  testing::count_key_updates_sent(dynamic_cast<TLSTransport&>(stream_->transport()), &answers);
   stream_->set_close_callback([this](const absl::Status&) { done(); });  // fails the test below
   std::string received;
   SSL* peer_ssl = peer.transport().native_handle();
@@ -82,9 +85,64 @@ TEST_P(IOStreamTLSKeyUpdateTest, RequestsWhileAWriteWaitsKeepBothDirections) {
   loop().remove_handler(peer.fd());
   EXPECT_EQ(pings_sent.size(), kPings * 8u);
   EXPECT_EQ(pings_got, pings_sent);
+  EXPECT_EQ(answers, kPings);  // each request answered (the peer would not notice otherwise)
   EXPECT_TRUE(read_status.ok()) << read_status;
   EXPECT_TRUE(received == out) << "received " << received.size() << " of " << out.size();
   EXPECT_TRUE(flush_status.ok()) << flush_status;
+  EXPECT_FALSE(stream_->closed()) << stream_->error();
+}
+
+// Plain I/O, plus output it holds (as TLS holds an answer a full socket did not take) that
+// flush() sends only once the test says there is room.
+class HeldOutputTransport final : public Transport {
+ public:
+  std::string held;
+  bool room = false;
+
+  IOResult handshake(int fd) override { return Transport::plain().handshake(fd); }
+  IOResult read(int fd, Buffer& buffer, size_t limit) override {
+    return Transport::plain().read(fd, buffer, limit);
+  }
+  IOResult write(int fd, const struct iovec* iov, int count) override {
+    return Transport::plain().write(fd, iov, count);
+  }
+  IOResult shutdown_write(int fd) override { return Transport::plain().shutdown_write(fd); }
+  bool has_buffered_input() const override { return false; }
+  bool has_pending_output() const override { return !held.empty(); }
+  IOResult flush(int fd) override {
+    if (!room) return IOResult::want_write();
+    if (::send(fd, held.data(), held.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(held.size())) {
+      return IOResult::error(absl::InternalError("short send"));
+    }
+    held.clear();
+    return IOResult::done(0);
+  }
+};
+
+// shutdown_write_truncated() ends a stream with a bare FIN (no close_notify): what the
+// transport still holds goes first, or the peer would read EOF before it (and the held bytes
+// would then meet a closed write side).
+TEST_P(IOStreamTLSKeyUpdateTest, ATruncatedEndWaitsForHeldOutput) {
+  auto pair = Socket::pair();
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  auto owned = std::make_unique<HeldOutputTransport>();
+  HeldOutputTransport* transport = owned.get();
+  transport->held = "held";
+  Socket peer = std::move(pair->second);
+  stream_ = IOStream::create(loop(), std::move(pair->first), {}, std::move(owned));
+  absl::Status handshake = absl::UnknownError("not called");
+  stream_->wait_for_handshake([&](absl::Status s) { handshake = s; });
+  spin(2);
+  ASSERT_TRUE(handshake.ok()) << handshake;
+  stream_->shutdown_write_truncated();
+  spin(5);
+  char buf[16];
+  EXPECT_EQ(::recv(peer.fd(), buf, sizeof buf, MSG_DONTWAIT), -1) << "EOF before the held bytes";
+  transport->room = true;
+  spin(5);
+  EXPECT_EQ(::recv(peer.fd(), buf, sizeof buf, MSG_DONTWAIT), 4);
+  EXPECT_EQ(std::string(buf, 4), "held");
+  EXPECT_EQ(::recv(peer.fd(), buf, sizeof buf, MSG_DONTWAIT), 0);  // then the FIN
   EXPECT_FALSE(stream_->closed()) << stream_->error();
 }
 

@@ -8,9 +8,9 @@
 //     interest is checked through the transport's call counts: a wrong registration makes
 //     the stream call again on every iteration.
 //   - Real OpenSSL: TLS 1.3 KeyUpdate answered by a read while the stream's send buffer is
-//     full (SSL_read returns WANT_WRITE), and a TLS 1.2 renegotiation under way while the
-//     stream writes (SSL_write returns WANT_READ). The counting wrapper records which
-//     outcome OpenSSL actually produced, so each test proves its path was taken.
+//     full (the transport holds the answer: kWantWrite), and a TLS 1.2 renegotiation under
+//     way while the stream writes (SSL_write returns WANT_READ). The counting wrapper records
+//     which outcome the transport actually produced, so each test proves its path was taken.
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -353,10 +353,11 @@ INSTANTIATE_TEST_SUITE_P(Streams, IOStreamOpenSSLWantTest,
                          stream_testing::CaseName);
 
 // WANT_WRITE during a read: the peer asks for a TLS 1.3 key update before every record and
-// does not read. Each KeyUpdate(update_requested) makes the stream's SSL_read answer with a
-// KeyUpdate of its own, until the tiny send buffer is full and SSL_read returns WANT_WRITE.
-// The stream must then wait for WRITE only (no read() calls while the peer's records sit
-// readable), and once the peer drains, deliver every byte in order.
+// does not read. Each KeyUpdate(update_requested) makes the stream's read answer the one
+// before with a KeyUpdate of its own, until the tiny send buffer is full, the transport holds
+// an answer and read() returns kWantWrite. The stream must then wait for WRITE only (no read()
+// calls while the peer's records sit readable), once the peer drains, deliver every byte in
+// order, and then wait for nothing.
 TEST_P(IOStreamOpenSSLWantTest, ReadAnsweringKeyUpdateWaitsForRoomThenDeliversEveryByte) {
   make_scripted_pair();
   ASSERT_EQ(stream_tls_->protocol_version(), "TLSv1.3");
@@ -423,10 +424,15 @@ TEST_P(IOStreamOpenSSLWantTest, ReadAnsweringKeyUpdateWaitsForRoomThenDeliversEv
   EXPECT_GT(key_updates, 1);
   EXPECT_EQ(transport_->writes, 0);
   EXPECT_FALSE(stream_->closed());
+  // Every answer is out: the stream waits for nothing (a WRITE interest left behind would
+  // dispatch on every iteration).
+  const uint64_t dispatched = loop().stats().events_dispatched;
+  spin(20);
+  EXPECT_EQ(loop().stats().events_dispatched, dispatched);
 }
 
 // The peer asks for a key update while the stream's own write is blocked halfway through a
-// record (SSL_write returned WANT_WRITE, OpenSSL holds the rest of the record). The stream's
+// record (the transport holds the rest of the record for the full socket). The stream's
 // read must still take the peer's data, its KeyUpdate must not cut into the pending record,
 // and once the peer drains, every byte of the write arrives in order.
 TEST_P(IOStreamOpenSSLWantTest, KeyUpdateWhileAWriteIsBlockedMidRecordKeepsBothDirections) {

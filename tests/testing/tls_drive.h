@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <ostream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -82,6 +84,14 @@ struct StreamPair {
  private:
   PairKind kind_;
 };
+
+// `n` bytes from a generator seeded with `seed`: the same bytes for the same seed.
+inline std::string random_bytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
 
 inline short events_for(const net::IOResult& r) {
   return r.outcome == net::IOResult::kWantWrite ? POLLOUT : POLLIN;

@@ -4,6 +4,8 @@
 #ifndef IOLOOP_TESTS_TESTING_TLS_FIXTURE_H_
 #define IOLOOP_TESTS_TESTING_TLS_FIXTURE_H_
 
+#include <openssl/ssl.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
@@ -82,6 +84,20 @@ struct TLSPair {
     ASSERT_EQ(r.server.outcome, net::IOResult::kDone) << r.server.status;
   }
 };
+
+// From now on, counts in *count the TLS 1.3 KeyUpdate messages `transport` sends (through
+// OpenSSL's message callback, which `count` must outlive).
+inline void count_key_updates_sent(net::TLSTransport& transport, int* count) {
+  SSL* ssl = transport.native_handle();
+  SSL_set_msg_callback(
+      ssl, [](int write_p, int, int content_type, const void* buf, size_t len, SSL*, void* arg) {
+        if (write_p == 1 && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
+            static_cast<const unsigned char*>(buf)[0] == SSL3_MT_KEY_UPDATE) {
+          ++*static_cast<int*>(arg);
+        }
+      });
+  SSL_set_msg_callback_arg(ssl, count);
+}
 
 // Counts the server transports it makes, so a test knows the server accepted a connection
 // before that connection's handshake starts.

@@ -256,6 +256,7 @@ IOResult TLSTransport::failure(int ret, const char* what) {
   if (err == SSL_ERROR_SYSCALL) {
     ERR_clear_error();
     if (overflow_) {
+      overflow_ = false;  // reported once; the connection has failed
       return IOResult::error(absl::ResourceExhaustedError(
           absl::StrCat(prefix, ": the peer reads nothing while it makes OpenSSL answer; over ",
                        kMaxStaged, " bytes wait to be sent")));

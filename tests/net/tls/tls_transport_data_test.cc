@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,18 +25,12 @@ using ::ioloop::testing::client_context;
 using ::ioloop::testing::PairKind;
 using ::ioloop::testing::pump;
 using ::ioloop::testing::PumpStats;
+using ::ioloop::testing::random_bytes;
 using ::ioloop::testing::read_to_end;
 using ::ioloop::testing::server_context;
 using ::ioloop::testing::test_pki;
 using ::ioloop::testing::TLSPair;
 using ::testing::HasSubstr;
-
-std::string random_bytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (char& c : s) c = static_cast<char>(rng());
-  return s;
-}
 
 // Writes all of `data` (waiting for writability as a stream would).
 void write_all(Transport& t, int fd, const std::string& data) {

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <random>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -20,17 +19,12 @@ namespace ioloop::net {
 namespace {
 
 using ::ioloop::testing::client_context;
+using ::ioloop::testing::count_key_updates_sent;
 using ::ioloop::testing::PairKind;
+using ::ioloop::testing::random_bytes;
 using ::ioloop::testing::server_context;
 using ::ioloop::testing::test_pki;
 using ::ioloop::testing::TLSPair;
-
-std::string random_bytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (char& c : s) c = static_cast<char>(rng());
-  return s;
-}
 
 // Reads what `t` returns without waiting; the readiness to wait for next (POLLIN, or POLLOUT
 // while an answer waits for room), or 0 (and a test failure) on an end or error.
@@ -47,13 +41,17 @@ short read_available(Transport& t, int fd, Buffer& in) {
   }
 }
 
-// Counts the KeyUpdate messages an SSL sends (its message callback's argument: an int).
-void count_key_updates_sent(int write_p, int, int content_type, const void* buf, size_t len, SSL*,
-                            void* arg) {
-  if (write_p == 1 && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
-      static_cast<const unsigned char*>(buf)[0] == SSL3_MT_KEY_UPDATE) {
-    ++*static_cast<int*>(arg);
+// Writes 16 KiB blocks until the socket is full: the last outcome (kWantWrite then).
+IOResult::Outcome fill(Transport& t, int fd) {
+  const std::string block(16384, 'b');
+  IOResult w;
+  for (int i = 0; i < 1000; ++i) {
+    iovec iov = {const_cast<char*>(block.data()), block.size()};
+    w = t.write(fd, &iov, 1);
+    if (w.outcome != IOResult::kDone) break;
   }
+  EXPECT_NE(w.outcome, IOResult::kError) << w.status;
+  return w.outcome;
 }
 
 class TLSKeyUpdateTest : public ::testing::TestWithParam<PairKind> {};
@@ -67,8 +65,7 @@ TEST_P(TLSKeyUpdateTest, ARequestWhileOurWriteWaitsIsAnsweredAndLosesNothing) {
   p.connect();
   SSL* client_ssl = p.client->native_handle();
   int answers = 0;
-  SSL_set_msg_callback(p.server->native_handle(), count_key_updates_sent);
-  SSL_set_msg_callback_arg(p.server->native_handle(), &answers);
+  count_key_updates_sent(*p.server, &answers);
   const std::string down = random_bytes(1 << 20, 11);
   std::string up_sent, up_pending;  // the client's bytes: all, and those not yet taken
   Buffer up, got;
@@ -140,19 +137,11 @@ TEST(TLSKeyUpdateTest, RecordsBehindAHeldAnswerWaitForRoom) {
   TLSPair p(server_context(test_pki().ecdsa_leaf), client_context());
   p.sockets.shrink_buffers(4096);
   p.connect();
-  const std::string block(16384, 'b');
-  IOResult w;
-  for (int i = 0; i < 1000; ++i) {  // fill the server's socket
-    iovec iov = {const_cast<char*>(block.data()), block.size()};
-    w = p.server->write(p.sfd(), &iov, 1);
-    if (w.outcome != IOResult::kDone) break;
-  }
-  ASSERT_EQ(w.outcome, IOResult::kWantWrite) << w.status;
+  ASSERT_EQ(fill(*p.server, p.sfd()), IOResult::kWantWrite);
   // OpenSSL answers a request when it writes next or reads the next handshake message: the
   // second request makes the server's read send the first one's answer.
   int answers = 0;
-  SSL_set_msg_callback(p.server->native_handle(), count_key_updates_sent);
-  SSL_set_msg_callback_arg(p.server->native_handle(), &answers);
+  count_key_updates_sent(*p.server, &answers);
   for (const char* record : {"first", "second", "third"}) {
     if (std::strcmp(record, "third") != 0) {
       ASSERT_EQ(SSL_key_update(p.client->native_handle(), SSL_KEY_UPDATE_REQUESTED), 1);
@@ -168,8 +157,9 @@ TEST(TLSKeyUpdateTest, RecordsBehindAHeldAnswerWaitForRoom) {
   ASSERT_EQ(r.outcome, IOResult::kDone) << r.status;
   EXPECT_EQ(in.retrieve_all_as_string(), "firstsecond");
   EXPECT_EQ(answers, 1);
-  EXPECT_TRUE(p.server->has_pending_output());   // the answer, behind the record's tail
-  EXPECT_FALSE(p.server->has_buffered_input());  // "third" waits for the answer to go
+  EXPECT_TRUE(p.server->has_pending_output());               // the answer, behind the record's tail
+  ASSERT_EQ(SSL_has_pending(p.server->native_handle()), 1);  // "third", read ahead
+  EXPECT_FALSE(p.server->has_buffered_input());              // waits for the answer to go
   EXPECT_EQ(p.server->read(p.sfd(), in, 1 << 20).outcome, IOResult::kWantWrite);
   EXPECT_FALSE(p.server->has_buffered_input());
   // The client reads: the socket has room, the answer goes, the read goes on.
@@ -219,14 +209,7 @@ TEST(TLSKeyUpdateBoundTest, APeerThatOnlyAsksWhileReadingNothingIsCutOff) {
   const int small = 4096, big = 1 << 20;
   ASSERT_EQ(::setsockopt(b.fd[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
   ASSERT_EQ(::setsockopt(b.fd[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big)), 0);
-  const std::string block(16384, 'b');
-  IOResult w;
-  for (int i = 0; i < 1000; ++i) {  // fill the server's socket (nobody reads b[0])
-    iovec iov = {const_cast<char*>(block.data()), block.size()};
-    w = server->write(b.fd[1], &iov, 1);
-    if (w.outcome != IOResult::kDone) break;
-  }
-  ASSERT_EQ(w.outcome, IOResult::kWantWrite) << w.status;
+  ASSERT_EQ(fill(*server, b.fd[1]), IOResult::kWantWrite);  // nobody reads b[0]
   // 3,000 requests (27 bytes each) would need 81 KB of answers.
   SSL* client_ssl = client->native_handle();
   std::string requests;

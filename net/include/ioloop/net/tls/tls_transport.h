@@ -19,12 +19,14 @@
 ///     close_notify (truncation)"); kError with the errno text for a reset, with OpenSSL's
 ///     reason for a bad record or a fatal alert ("TLS: read: sslv3 alert handshake failure").
 ///     Bytes read before an end are returned first (kDone); the end comes with every later
-///     call. kWantWrite: a read made OpenSSL answer the peer (a TLS 1.3 key update, TLS 1.2's
-///     no_renegotiation alert) and the socket did not take the answer; it is held
-///     (has_pending_output()) and the read returned what it had, and the next read() sends it
-///     before reading on: retry read() when the fd is writable, even while the stream has
-///     nothing to write. A peer that asks without reading is held back as a write would be.
-///     A read never needs the write side otherwise.
+///     call. OpenSSL 3.0 answers a TLS 1.3 key-update request with our next write, or from
+///     the read that takes the peer's next handshake message; TLS 1.2's no_renegotiation alert
+///     from the read that takes the request. When a full socket does not take such an answer,
+///     it is held (has_pending_output()), that read returns what it read (kDone, or kWantRead),
+///     and the next read() returns kWantWrite until the answer is out: retry read() when the
+///     fd is writable, even while the stream has nothing to write. A peer that asks without
+///     reading is so held back, as a write would be. A read never needs the write side
+///     otherwise.
 ///   - write(): encrypts a prefix of the buffers, one record (at most 16 KiB) per
 ///     SSL_write_ex: in place when the record lies within one buffer, else gathered from
 ///     several small ones into one record (one send instead of one per buffer).
@@ -52,7 +54,8 @@
 ///     the peer's. Writing after the peer's close_notify is allowed (half-close, RFC 8446
 ///     §6.1); reading after our own close_notify is too. After a fatal error or before the
 ///     handshake completes there is nothing to send: kDone at once. Call it only once the
-///     last write() was not left waiting (kWantRead/kWantWrite) on a record: Internal.
+///     last write() took every byte offered (not kWantRead/kWantWrite, nor a short kDone):
+///     else Internal.
 ///   - has_buffered_input(): OpenSSL holds bytes already received (decrypted plaintext or
 ///     records read ahead in the same recv) that read() can return without the socket: the
 ///     stream must call read() again without waiting for readability, e.g. after a read that
