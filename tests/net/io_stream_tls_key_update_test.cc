@@ -15,6 +15,7 @@
 #include "ioloop/net/io_stream.h"
 #include "ioloop/net/tls/tls_transport.h"
 #include "net/io_stream_testing.h"
+#include "testing/plain_transport.h"
 
 namespace ioloop::net::stream_testing {
 namespace {
@@ -94,20 +95,11 @@ TEST_P(IOStreamTLSKeyUpdateTest, RequestsWhileAWriteWaitsKeepBothDirections) {
 
 // Plain I/O, plus output it holds (as TLS holds an answer a full socket did not take) that
 // flush() sends only once the test says there is room.
-class HeldOutputTransport final : public Transport {
+class HeldOutputTransport final : public testing::PlainTransport {
  public:
   std::string held;
   bool room = false;
 
-  IOResult handshake(int fd) override { return Transport::plain().handshake(fd); }
-  IOResult read(int fd, Buffer& buffer, size_t limit) override {
-    return Transport::plain().read(fd, buffer, limit);
-  }
-  IOResult write(int fd, const struct iovec* iov, int count) override {
-    return Transport::plain().write(fd, iov, count);
-  }
-  IOResult shutdown_write(int fd) override { return Transport::plain().shutdown_write(fd); }
-  bool has_buffered_input() const override { return false; }
   bool has_pending_output() const override { return !held.empty(); }
   IOResult flush(int fd) override {
     if (!room) return IOResult::want_write();

@@ -15,6 +15,7 @@
 #include "ioloop/net/tcp_client.h"
 #include "testing/connect_targets.h"
 #include "testing/loop_test_base.h"
+#include "testing/plain_transport.h"
 
 namespace ioloop::net {
 namespace {
@@ -24,7 +25,7 @@ using ioloop::testing::Listener;
 using ConnectResult = absl::StatusOr<std::shared_ptr<IOStream>>;
 
 // Handshake: read one byte. Everything else: the plain socket.
-class OneByteHandshake final : public Transport {
+class OneByteHandshake final : public ioloop::testing::PlainTransport {
  public:
   IOResult handshake(int fd) override {
     char c = 0;
@@ -37,14 +38,6 @@ class OneByteHandshake final : public Transport {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return IOResult::want_read();
     return IOResult::error(absl::ErrnoToStatus(errno, "handshake recv"));
   }
-  IOResult read(int fd, Buffer& buffer, size_t limit) override {
-    return Transport::plain().read(fd, buffer, limit);
-  }
-  IOResult write(int fd, const struct iovec* iov, int count) override {
-    return Transport::plain().write(fd, iov, count);
-  }
-  IOResult shutdown_write(int fd) override { return Transport::plain().shutdown_write(fd); }
-  bool has_buffered_input() const override { return false; }
 };
 
 class OneByteHandshakeFactory final : public TransportFactory {
