@@ -105,6 +105,38 @@ inline bool wait_ready(int fd0, short ev0, int fd1, short ev1) {
   return n > 0;
 }
 
+// Moves up to `max` bytes from one fd to another (non-blocking both); returns how many.
+inline size_t relay(int from, int to, size_t max = SIZE_MAX) {
+  size_t moved = 0;
+  char buf[4096];
+  while (moved < max) {
+    const ssize_t n = ::read(from, buf, std::min(sizeof(buf), max - moved));
+    if (n <= 0) break;
+    EXPECT_EQ(::write(to, buf, static_cast<size_t>(n)), n);
+    moved += static_cast<size_t>(n);
+  }
+  return moved;
+}
+
+// client <-> a.fd[0] | a.fd[1] <-relay-> b.fd[0] | b.fd[1] <-> server: runs both handshakes
+// with the test carrying every byte between the pairs, so that afterwards it decides what
+// reaches the other side and when. Fails the test unless both complete.
+inline void handshake_through_relay(net::Transport& client, StreamPair& a, net::Transport& server,
+                                    StreamPair& b) {
+  net::IOResult c = net::IOResult::want_write(), s = net::IOResult::want_write();
+  for (int round = 0; round < 100; ++round) {
+    if (c.outcome != net::IOResult::kDone) c = client.handshake(a.fd[0]);
+    relay(a.fd[1], b.fd[0]);
+    if (s.outcome != net::IOResult::kDone) s = server.handshake(b.fd[1]);
+    relay(b.fd[0], a.fd[1]);
+    if (c.outcome == net::IOResult::kDone && s.outcome == net::IOResult::kDone) break;
+    ASSERT_NE(c.outcome, net::IOResult::kError) << c.status;
+    ASSERT_NE(s.outcome, net::IOResult::kError) << s.status;
+  }
+  ASSERT_EQ(c.outcome, net::IOResult::kDone);
+  ASSERT_EQ(s.outcome, net::IOResult::kDone);
+}
+
 struct HandshakeResults {
   net::IOResult client;
   net::IOResult server;

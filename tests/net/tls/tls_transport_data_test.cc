@@ -27,6 +27,7 @@ using ::ioloop::testing::pump;
 using ::ioloop::testing::PumpStats;
 using ::ioloop::testing::random_bytes;
 using ::ioloop::testing::read_to_end;
+using ::ioloop::testing::relay;
 using ::ioloop::testing::server_context;
 using ::ioloop::testing::test_pki;
 using ::ioloop::testing::TLSPair;
@@ -372,19 +373,6 @@ TEST(TLSTransportDataTest, RenegotiationIsRefused) {
 namespace ioloop::net {
 namespace {
 
-// Moves up to `max` bytes from one fd to another (non-blocking both); returns how many.
-size_t relay(int from, int to, size_t max = SIZE_MAX) {
-  size_t moved = 0;
-  char buf[4096];
-  while (moved < max) {
-    const ssize_t n = ::read(from, buf, std::min(sizeof(buf), max - moved));
-    if (n <= 0) break;
-    EXPECT_EQ(::write(to, buf, static_cast<size_t>(n)), n);
-    moved += static_cast<size_t>(n);
-  }
-  return moved;
-}
-
 // client <-> a[0] | a[1] <-relay-> b[0] | b[1] <-> server: the test decides which bytes the
 // server's socket gets, to leave half a record inside OpenSSL.
 TEST(TLSTransportDataTest, PartialRecordIsNotBufferedInput) {
@@ -393,18 +381,7 @@ TEST(TLSTransportDataTest, PartialRecordIsNotBufferedInput) {
   auto client_ctx = client_context();
   auto client = *client_ctx->new_client_transport(a.fd[0], "localhost", 443);
   auto server = *server_ctx->new_server_transport(b.fd[1]);
-  IOResult c = IOResult::want_write(), s = IOResult::want_write();
-  for (int round = 0; round < 100; ++round) {
-    if (c.outcome != IOResult::kDone) c = client->handshake(a.fd[0]);
-    relay(a.fd[1], b.fd[0]);
-    if (s.outcome != IOResult::kDone) s = server->handshake(b.fd[1]);
-    relay(b.fd[0], a.fd[1]);
-    if (c.outcome == IOResult::kDone && s.outcome == IOResult::kDone) break;
-    ASSERT_NE(c.outcome, IOResult::kError) << c.status;
-    ASSERT_NE(s.outcome, IOResult::kError) << s.status;
-  }
-  ASSERT_EQ(c.outcome, IOResult::kDone);
-  ASSERT_EQ(s.outcome, IOResult::kDone);
+  ASSERT_NO_FATAL_FAILURE(ioloop::testing::handshake_through_relay(*client, a, *server, b));
   Buffer in;
   EXPECT_EQ(server->read(b.fd[1], in, 1 << 20).outcome, IOResult::kWantRead);
 

@@ -173,15 +173,6 @@ TEST(TLSKeyUpdateTest, RecordsBehindAHeldAnswerWaitForRoom) {
   EXPECT_EQ(in.retrieve_all_as_string(), "third");
 }
 
-// Moves what `from` holds (non-blocking) to `to`, in one write per read.
-void relay(int from, int to) {
-  char buf[65536];
-  ssize_t n;
-  while ((n = ::read(from, buf, sizeof(buf))) > 0) {
-    ASSERT_EQ(::write(to, buf, static_cast<size_t>(n)), n);
-  }
-}
-
 // A peer that sends nothing but key-update requests and reads nothing, while the server's
 // socket is full: the answers the server keeps for it are bounded. One read takes every
 // request the socket holds (OpenSSL answers each at once), and past 64 KiB of answers that
@@ -194,18 +185,7 @@ TEST(TLSKeyUpdateBoundTest, APeerThatOnlyAsksWhileReadingNothingIsCutOff) {
   ioloop::testing::StreamPair a, b;
   auto client = *client_context()->new_client_transport(a.fd[0], "localhost", 443);
   auto server = *server_context(test_pki().ecdsa_leaf)->new_server_transport(b.fd[1]);
-  IOResult c = IOResult::want_write(), s = IOResult::want_write();
-  for (int round = 0; round < 100 && (c.outcome != IOResult::kDone || s.outcome != IOResult::kDone);
-       ++round) {
-    if (c.outcome != IOResult::kDone) c = client->handshake(a.fd[0]);
-    relay(a.fd[1], b.fd[0]);
-    if (s.outcome != IOResult::kDone) s = server->handshake(b.fd[1]);
-    relay(b.fd[0], a.fd[1]);
-    ASSERT_NE(c.outcome, IOResult::kError) << c.status;
-    ASSERT_NE(s.outcome, IOResult::kError) << s.status;
-  }
-  ASSERT_EQ(c.outcome, IOResult::kDone);
-  ASSERT_EQ(s.outcome, IOResult::kDone);
+  ASSERT_NO_FATAL_FAILURE(ioloop::testing::handshake_through_relay(*client, a, *server, b));
   const int small = 4096, big = 1 << 20;
   ASSERT_EQ(::setsockopt(b.fd[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
   ASSERT_EQ(::setsockopt(b.fd[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big)), 0);
