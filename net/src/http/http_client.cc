@@ -188,21 +188,20 @@ bool HTTPClientCore::cancel(uint64_t id) {
 
 bool HTTPClientCore::pause_reading(uint64_t id, bool pause) {
   FetchPtr f = find(id);
-  if (f == nullptr || !f->conn || f->conn->closed()) return false;
+  if (shut_down || f == nullptr || f->finished) return false;
   // While the caller does not read, the server's silence is not the server's: response_timeout
-  // stops, and starts again from the resume.
+  // stops, and starts again from the resume if the server owes something then. A fetch between
+  // connections (the keep-alive retry connecting, a redirect hop queued) keeps the pause for
+  // its next one (start_exchange()).
+  if (f->paused == pause) return true;
+  f->paused = pause;
+  const bool exchanging = f->phase == ClientFetch::Phase::kExchange && f->conn != nullptr;
   if (pause) {
-    f->conn->pause_reading();
-    if (f->response_deadline != TimePoint{} || f->head_received) {
-      f->timeout_paused = true;
-      f->response_deadline = TimePoint{};
-    }
-  } else {
+    if (exchanging) f->conn->pause_reading();
+    f->response_deadline = TimePoint{};
+  } else if (exchanging) {
     f->conn->resume_reading();
-    if (f->timeout_paused) {
-      f->timeout_paused = false;
-      restart_response_timeout(f);
-    }
+    if (server_owes(*f)) restart_response_timeout(f, loop.time());
   }
   return true;
 }

@@ -73,7 +73,10 @@ struct ClientFetch {
   // watched by its connection's timer (HTTPClientCore::wake_at()).
   TimePoint deadline{};
   TimePoint response_deadline{};
-  bool timeout_paused = false;  // pause_reading() stopped response_timeout (resume restarts it)
+  // The caller's pause_reading() holds: the connection is not read and response_timeout does
+  // not run. For the whole fetch: the keep-alive retry's and each redirect hop's connection
+  // start paused.
+  bool paused = false;
   bool head_received = false;
   bool redirecting = false;  // the current response is a redirect being followed
   std::string location;
@@ -185,10 +188,17 @@ class HTTPClientCore : public ClientConnection::Owner,
   // deadline, else re-arms for the next of them.
   void on_connection_timer(const std::shared_ptr<ClientConnection>& conn);
   void on_upload_flushed(const FetchPtr& f, absl::Status status);
-  // Sets f's response_timeout deadline to now + response_timeout (if it has one): it bounds the
-  // server's silence, so a streamed upload, each body piece and pause_reading() stop and start
-  // it (see HTTPClientRequest::response_timeout).
-  void restart_response_timeout(const FetchPtr& f);
+  // Sets f's response_timeout deadline to `from` + response_timeout (if it has one): it bounds
+  // the server's silence, so a streamed upload, each body piece and pause_reading() stop and
+  // start it (see HTTPClientRequest::response_timeout). `from` is loop.iteration_time() for an
+  // event, loop.time() where the caller's code calls in (the producer's writer, a resume): that
+  // code may come after a callback that held the loop longer than the timeout.
+  void restart_response_timeout(const FetchPtr& f, TimePoint from);
+  // Whether the server owes the fetch something now, so that its silence counts: the head came
+  // (the body's next piece), or written bytes wait for it, or the request is complete.
+  static bool server_owes(const ClientFetch& f) {
+    return f.head_received || f.writes_in_flight > 0 || f.upload_done;
+  }
   // A flush callback for `f`'s upload (weak: a flush after the fetch ended does nothing).
   IOStream::WriteCallback upload_flushed_callback(const FetchPtr& f);
   void run_producer(const FetchPtr& f);

@@ -65,7 +65,6 @@ void HTTPClientCore::start_exchange(const FetchPtr& f, std::shared_ptr<ClientCon
   f->conn = conn;
   conn->fetch = f;
   f->head_received = false;
-  f->timeout_paused = false;
   f->redirecting = false;
   f->response = HTTPClientResponse();
   f->response.reused_connection = reused;
@@ -82,7 +81,9 @@ void HTTPClientCore::start_exchange(const FetchPtr& f, std::shared_ptr<ClientCon
     wake_at(conn, f->deadline);
   }
   const absl::Duration h = f->request.response_timeout;
-  if (h != absl::ZeroDuration() && h != absl::InfiniteDuration()) {
+  if (f->paused) {
+    conn->pause_reading();  // a retry's or redirect hop's connection: the caller still holds
+  } else if (h != absl::ZeroDuration() && h != absl::InfiniteDuration()) {
     f->response_deadline = f->request_started + to_clock_duration(h);
     wake_at(conn, f->response_deadline);
   }
@@ -163,10 +164,10 @@ void HTTPClientCore::on_request_timeout(const FetchPtr& f, bool response_timeout
 
 // --- Streamed upload ------------------------------------------------------------------------
 
-void HTTPClientCore::restart_response_timeout(const FetchPtr& f) {
+void HTTPClientCore::restart_response_timeout(const FetchPtr& f, TimePoint from) {
   const absl::Duration h = f->request.response_timeout;
   if (h == absl::ZeroDuration() || h == absl::InfiniteDuration()) return;
-  f->response_deadline = loop.iteration_time() + to_clock_duration(h);
+  f->response_deadline = from + to_clock_duration(h);
   wake_at(f->conn, f->response_deadline);
 }
 
@@ -181,7 +182,7 @@ void HTTPClientCore::on_upload_flushed(const FetchPtr& f, absl::Status status) {
   const bool waiting = f->writes_in_flight > 0 || f->upload_done;
   if (!f->head_received && f->response_deadline != TimePoint{}) {
     if (waiting) {
-      restart_response_timeout(f);
+      restart_response_timeout(f, loop.iteration_time());
     } else {
       f->response_deadline = TimePoint{};
     }
@@ -227,8 +228,8 @@ bool HTTPClientCore::writer_write(const FetchPtr& f, std::string chunk) {
   }
   // Bytes wait for the server again: its silence counts (before the head; after it, the
   // response's own pace does).
-  if (f->writes_in_flight++ == 0 && !f->head_received && !f->timeout_paused) {
-    restart_response_timeout(f);
+  if (f->writes_in_flight++ == 0 && !f->head_received && !f->paused) {
+    restart_response_timeout(f, loop.time());
   }
   f->conn->write(std::move(data), upload_flushed_callback(f));
   return true;
@@ -247,8 +248,8 @@ bool HTTPClientCore::writer_finish(const FetchPtr& f) {
   f->upload_done = true;
   f->request.body_producer = nullptr;
   if (f->chunked_upload) f->conn->write("0\r\n\r\n");
-  if (!f->head_received && !f->timeout_paused && f->response_deadline == TimePoint{}) {
-    restart_response_timeout(f);  // the wait for the response begins
+  if (!f->head_received && !f->paused && f->response_deadline == TimePoint{}) {
+    restart_response_timeout(f, loop.time());  // the wait for the response begins
   }
   return true;
 }
@@ -267,7 +268,7 @@ void HTTPClientCore::on_head(ClientConnection& c, uint64_t exchange, HTTPRespons
   f->head_received = true;
   // From here response_timeout bounds the silence between body pieces (not the body's length).
   f->response_deadline = TimePoint{};
-  if (!f->timeout_paused) restart_response_timeout(f);
+  if (!f->paused) restart_response_timeout(f, loop.iteration_time());
   if (f->request.follow_redirects && is_redirect(head.status)) {
     if (auto location = head.headers.get("Location")) {
       // One URI (RFC 9110 §10.2.2): with several, an intermediary and this client could each
@@ -329,7 +330,7 @@ void HTTPClientCore::on_interim(ClientConnection& c, uint64_t exchange, HTTPResp
 void HTTPClientCore::on_body(ClientConnection& c, uint64_t exchange, absl::string_view data) {
   FetchPtr f = fetch_of(c, exchange);
   if (f == nullptr) return;
-  if (f->response_deadline != TimePoint{}) restart_response_timeout(f);
+  if (f->response_deadline != TimePoint{}) restart_response_timeout(f, loop.iteration_time());
   if (f->redirecting) return;
   if (f->request.streaming_callback) {
     auto cb = std::move(f->request.streaming_callback);

@@ -149,8 +149,8 @@ TEST_F(HTTPClientTest, AFetchStartedFromACallbackTheDestructorRunsIsCompletedByI
       HTTPClientRequest again;
       again.url = url[0] == '/' ? raw->url(url) : url;
       const uint64_t id =
-          being_destroyed->fetch(std::move(again), [&, url](absl::StatusOr<HTTPClientResponse> r) {
-            calls.push_back(absl::StrCat(url, ": ", r.status().ToString()));
+          being_destroyed->fetch(std::move(again), [&, url](absl::StatusOr<HTTPClientResponse> a) {
+            calls.push_back(absl::StrCat(url, ": ", a.status().ToString()));
           });
       EXPECT_NE(id, 0u);
     }

@@ -329,9 +329,13 @@ class HTTPClient {
   /// @{
   /// Backpressure for streaming_callback users: stop (and resume) reading the fetch's response
   /// from its connection. Body bytes of a read already made are still delivered (a pause in
-  /// header_callback stops the reads after the head's, not the body that came with it). The
-  /// request_timeout still runs. False if `id` has no connection now.
-  /// A fetch that ends paused resumes reading before its connection goes back to the pool.
+  /// header_callback stops the reads after the head's, not the body that came with it). A pause
+  /// holds for the whole fetch: a keep-alive retry's or a redirect hop's connection starts
+  /// paused, and a pause made while the fetch waits for a connection applies to the one it
+  /// gets. response_timeout does not run while paused; the resume starts it again, whole, if
+  /// the server owes the fetch something then. The request_timeout still runs. False if `id` is
+  /// not pending. A fetch that ends paused resumes reading before its connection goes back to
+  /// the pool.
   bool pause_reading(uint64_t id);
   bool resume_reading(uint64_t id);
   /// @}
