@@ -154,8 +154,11 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size
     if (writer_.stream_ != nullptr && writer_.stream_->closed()) input = {};
   }
   cur_out_ = nullptr;
-  if (out.close && input.empty() && parser_.state() == RequestParser::State::kClosed) {
-    out.client_done = true;
+  // Decided here, over stream_finish()'s guess, when this call made the close: a deferred
+  // response finished inside its handler could not see the bytes after its request, which are
+  // still in `input`, not yet in the backlog.
+  if (out.close) {
+    out.client_done = input.empty() && parser_.state() == RequestParser::State::kClosed;
   }
   if (finished_ || input.empty()) {
     if (had_backlog || !backlog_.empty()) release_backlog();

@@ -269,6 +269,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
       return;
     }
     state_->writes.fetch_add(1, std::memory_order_relaxed);
+    handed_ += out.size();
     if (out.chunks.empty()) {
       stream_->write_copy(out.head);
       out.head.clear();
@@ -371,9 +372,10 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     }
     stream_->resume_reading();  // drain input so the client's EOF can be seen
     const TimePoint t = now();
-    last_pending_ = stream_->write_buffer_size();
+    const size_t pending = stream_->write_buffer_size();
+    last_sent_ = handed_ - pending;
     // While output is still flushing, allow the idle timeout for progress first.
-    const TimePoint deadline = last_pending_ > 0 ? after(t, options_.idle_timeout) : kNever;
+    const TimePoint deadline = pending > 0 ? after(t, options_.idle_timeout) : kNever;
     close_deadline_ = deadline != kNever ? deadline : linger_deadline(t);
     rearm();
   }
@@ -431,11 +433,13 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   }
 
   // Output still draining to a slow reader is progress, not idleness: true (and the deadline
-  // moved) if the queue changed since the last look.
+  // moved) if bytes left the queue since the last look. Not "the queue's size changed": a
+  // handler may have written as many as the client took.
   bool output_progress(TimePoint t, TimePoint& deadline) {
     const size_t pending = stream_->write_buffer_size();
-    if (pending == 0 || pending == last_pending_) return false;
-    last_pending_ = pending;
+    const uint64_t sent = handed_ - pending;
+    if (pending == 0 || sent == last_sent_) return false;
+    last_sent_ = sent;
     const TimePoint next = after(t, options_.idle_timeout);
     deadline = next != kNever ? next : linger_deadline(t);
     return true;
@@ -526,7 +530,8 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   TimePoint response_deadline_ = kNever;  // a deferred response started response_timeout ago
   TimePoint stalled_since_ = kNever;      // the server takes no byte of the client's since then
   uint64_t rate_bytes_ = 0;               // bytes read in the current body-rate window
-  size_t last_pending_ = 0;
+  uint64_t handed_ = 0;                   // bytes flush_output() gave the stream, ever
+  uint64_t last_sent_ = 0;          // of those, the bytes that had left its queue at the last look
   bool output_full_ = false;        // over the high watermark
   bool waiting_for_drain_ = false;  // wait_for_drain()'s write is pending
   bool closing_ = false;

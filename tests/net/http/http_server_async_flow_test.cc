@@ -1,8 +1,9 @@
 // File: tests/net/http/http_server_async_flow_test.cc
 // Deferred responses over time and flow control: response_timeout (503, or close after a
-// partial response), the idle timeout leaving a pending response alone, flush() with a reader
-// that does not read (memory bounded, the producer waits for each flush), and the close
-// notification when the client resets the connection mid-stream.
+// partial response), the idle timeout leaving a pending response alone (unless the client takes
+// no byte of it between two looks), flush() with a reader that does not read (memory bounded,
+// the producer waits for each flush), and the close notification when the client resets the
+// connection mid-stream.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -103,6 +104,39 @@ TEST_F(HTTPServerAsyncFlowTest, IdleTimeoutClosesAPendingResponseTheClientDoesNo
   advance(absl::Milliseconds(1));  // the next: not one byte taken since
   EXPECT_TRUE(stream_->closed());
   EXPECT_EQ(close_calls_, 1);
+  EXPECT_EQ(stats().idle_timeouts, 1u);
+}
+
+// The queue is looked at every idle_timeout; the client took bytes in between even when the
+// handler wrote as many again, so that the queue has the same size at both looks. Regression:
+// progress was a change of the queue's size, and this client, reading, was closed as idle.
+TEST_F(HTTPServerAsyncFlowTest, AQueueRefilledToTheSameSizeIsProgress) {
+  HTTPServerOptions o = timeouts();
+  o.response_timeout = absl::ZeroDuration();  // off
+  // HTTP/1.0: the body is close-delimited, so the queue holds exactly the bytes written.
+  ASSERT_TRUE(start_deferred("GET /a HTTP/1.0\r\n\r\n", o));
+  client_->pause_reading();
+  ASSERT_TRUE(stream_->write(std::string(16 << 20, 'x')).ok());  // more than the socket buffers
+  settle();
+  const size_t queued = stream_->write_buffer_size();
+  ASSERT_GT(queued, 0u);
+  advance(absl::Seconds(60));  // the first look at the queue
+  EXPECT_FALSE(stream_->closed());
+  client_->resume_reading();  // one iteration of reading, then none
+  loop().stop();
+  loop().start();
+  client_->pause_reading();
+  settle();
+  const size_t left = stream_->write_buffer_size();
+  ASSERT_LT(left, queued);  // the client took some
+  ASSERT_TRUE(stream_->write(std::string(queued - left, 'y')).ok());
+  settle();
+  ASSERT_EQ(stream_->write_buffer_size(), queued);
+  advance(absl::Seconds(60));  // the next look: the same size, but bytes were taken
+  EXPECT_FALSE(stream_->closed());
+  EXPECT_EQ(stats().idle_timeouts, 0u);
+  advance(absl::Seconds(60));  // and none since: idle
+  EXPECT_TRUE(stream_->closed());
   EXPECT_EQ(stats().idle_timeouts, 1u);
 }
 

@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "http_server_testing.h"
+#include "ioloop/net/http/http_response_stream.h"
 #include "testing/heap.h"
 
 namespace ioloop::net {
@@ -95,6 +96,31 @@ TEST_F(HTTPServerCloseTest, BytesAfterTheClosingRequestMakeTheServerLinger) {
   EXPECT_EQ(recv_raw(&eof), ok_response("Hello, world!", "Connection: close\r\n"));
   EXPECT_TRUE(eof);  // the server's FIN: it shut down its side and drains ours
   raw_.reset();      // the client's EOF ends the lingering close
+  settle();
+  EXPECT_TRUE(server_stream_->closed());
+}
+
+// The same with the closing request's response deferred and finished inside its handler.
+// Regression: the finish took the parser's end for the client's last word while the bytes after
+// that request were still only in the read being parsed, and the server closed at once.
+TEST_F(HTTPServerCloseTest, BytesAfterAClosingRequestFinishedInItsHandlerMakeTheServerLinger) {
+  start_manual_server([](const HTTPRequest&, HTTPResponseWriter& w) {
+    w.set_header("Content-Type", "text/plain");
+    w.set_header("Content-Length", "2");
+    std::shared_ptr<HTTPResponseStream> response = w.defer();
+    EXPECT_TRUE(response->write("ok").ok());
+    EXPECT_TRUE(response->finish().ok());
+  });
+  connect_raw();
+  send_raw(
+      "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+      "GET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
+  settle();
+  EXPECT_FALSE(server_stream_->closed());
+  bool eof = false;
+  EXPECT_EQ(recv_raw(&eof), ok_response("ok", "Connection: close\r\n"));
+  EXPECT_TRUE(eof);
+  raw_.reset();
   settle();
   EXPECT_TRUE(server_stream_->closed());
 }
