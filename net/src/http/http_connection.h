@@ -121,9 +121,15 @@ struct HTTPOutput {
   // must not look clean (IOStream::set_message_complete()). The glue applies it and resets it.
   enum class Message : uint8_t { kUnchanged, kIncomplete, kComplete };
   Message message = Message::kUnchanged;
-  // HTTPResponseStream::flush() callbacks: run once these bytes (and all before) are in the
-  // kernel, or with the error if the connection closes first.
-  std::vector<FlushCallback> on_flushed;
+  // HTTPResponseStream::flush() and finish(done) callbacks: run once these bytes (and all
+  // before) are in the kernel, or with the error if the connection closes first. `response` is
+  // the deferred response's serial (HTTPConnectionCore::closed_status()): the connection may be
+  // serving the next one, whose failure is not this callback's, when the error comes.
+  struct Flush {
+    FlushCallback callback;
+    uint64_t response = 0;
+  };
+  std::vector<Flush> on_flushed;
 
   bool empty() const { return chunks.empty() && head.empty(); }
   size_t size() const {
@@ -225,10 +231,11 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   // The connection closed: a pending response's stream is closed with Unavailable "HTTP
   // connection closed[: why]" and its flush callbacks in pending_output() fail.
   void on_connection_closed(const absl::Status& why);
-  // What a flush or finish callback that the connection's end fails gets: the response's own
-  // failure if it failed (as its stream reports), else connection_closed_status(why).
-  absl::Status closed_status(const absl::Status& why) const {
-    return d_.failure.ok() ? connection_closed_status(why) : d_.failure;
+  // What the stream of response `response` (a serial, see Deferred), or a flush or finish
+  // callback of it, gets when the connection's end fails it: that response's own failure if it
+  // failed (as its stream reports), else connection_closed_status(why).
+  absl::Status closed_status(const absl::Status& why, uint64_t response) const {
+    return response != d_.serial || d_.failure.ok() ? connection_closed_status(why) : d_.failure;
   }
 
   // internal::HTTPResponseTarget (HTTPResponseStream calls these).
@@ -319,6 +326,9 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   Listener* listener_ = nullptr;
   // The deferred response (one at a time: later requests wait).
   struct Deferred {
+    // Unique to each deferred response of the process (its flush callbacks carry it), so that
+    // a recycled core's next response is never taken for an earlier one.
+    uint64_t serial = 0;
     std::weak_ptr<HTTPResponseStream> weak;
     HTTPResponseStream* stream = nullptr;  // attached while active
     uint64_t remaining = 0;                // Content-Length bytes still to write

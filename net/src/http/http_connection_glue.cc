@@ -294,13 +294,14 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   // stream closed and gets the stream's own status (a failed response's failure), as the close
   // callback will.
   void flush_callbacks(HTTPOutput& out) {
-    for (HTTPOutput::FlushCallback& cb : out.on_flushed) {
-      stream_->write(std::string(), [self = shared_from_this(),
-                                     cb = std::move(cb)](absl::Status status) mutable {
+    for (HTTPOutput::Flush& f : out.on_flushed) {
+      stream_->write(std::string(), [self = shared_from_this(), cb = std::move(f.callback),
+                                     response = f.response](absl::Status status) mutable {
         if (!status.ok()) {
           self->on_closed(self->stream_->error());
           const absl::Status& why = self->stream_->error();
-          status = self->core_ ? self->core_->closed_status(why) : connection_closed_status(why);
+          status = self->core_ ? self->core_->closed_status(why, response)
+                               : connection_closed_status(why);
         }
         std::move(cb)(std::move(status));
       });

@@ -1,6 +1,7 @@
 // File: net/src/http/http_connection_stream.cc
 // HTTPConnectionCore as the target of a deferred response (HTTPResponseStream): the framing
 // (Content-Length, chunked, close-delimited), its misuse, and how the response ends.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -39,7 +40,9 @@ std::shared_ptr<HTTPResponseStream> HTTPConnectionCore::defer() {
   if (d_.active) return d_.weak.lock();
   if (current_ == nullptr || d_.used) return nullptr;  // outside a handler, or ended already
   const HTTPRequest& r = *current_;
+  static std::atomic<uint64_t> serials{0};
   d_ = Deferred{};
+  d_.serial = serials.fetch_add(1, std::memory_order_relaxed) + 1;
   d_.used = d_.active = true;
   d_.minor = r.version_minor() == 0 ? 0 : 1;
   d_.head = r.method_id() == HTTPMethod::kHead;
@@ -154,7 +157,7 @@ void HTTPConnectionCore::stream_flush(HTTPOutput::FlushCallback done) {
     notify(/*response_ended=*/true);
     return;
   }
-  out.on_flushed.push_back(std::move(done));
+  out.on_flushed.push_back({std::move(done), d_.serial});
   notify(/*response_ended=*/false);
 }
 
@@ -179,7 +182,7 @@ absl::Status HTTPConnectionCore::stream_finish(HTTPOutput::FlushCallback done) {
   }
   if (d_.chunked && !d_.no_body) out.head.append("0\r\n\r\n");
   if (d_.close_delimited()) out.message = HTTPOutput::Message::kComplete;
-  if (done) out.on_flushed.push_back(std::move(done));  // behind the last bytes
+  if (done) out.on_flushed.push_back({std::move(done), d_.serial});  // behind the last bytes
   s_->responses.fetch_add(1, std::memory_order_relaxed);
   if (!d_.keep_alive) {
     // Later pipelined requests are not answered (RFC 9112 §9.6).
@@ -251,10 +254,10 @@ void HTTPConnectionCore::on_connection_closed(const absl::Status& why) {
   finished_ = true;
   // Nobody to tell (the usual close of an idle connection): spare making the status.
   if (body_.handler == nullptr && pending_.on_flushed.empty() && !d_.active) return;
-  const absl::Status status = closed_status(why);
+  const absl::Status status = closed_status(why, d_.serial);
   if (body_.handler != nullptr) close_body(status);  // the client left mid-body
-  for (HTTPOutput::FlushCallback& cb : pending_.on_flushed) {
-    internal::post_status(loop_, std::move(cb), status);
+  for (HTTPOutput::Flush& f : pending_.on_flushed) {
+    internal::post_status(loop_, std::move(f.callback), closed_status(why, f.response));
   }
   pending_.on_flushed.clear();
   if (!d_.active) return;

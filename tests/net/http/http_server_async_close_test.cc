@@ -232,6 +232,40 @@ TEST_F(HTTPServerAsyncCloseTest, FinishWithACallbackReportsAConnectionThatWentFi
   EXPECT_EQ(stats().responses, 1u);
 }
 
+// A finish(done) whose bytes still wait when the next request's deferred response fails: done
+// reports the connection that went, not that other response's failure. Regression: it got the
+// failure of whichever response the connection was serving when the write failed.
+TEST_F(HTTPServerAsyncCloseTest, FinishWithACallbackIgnoresTheNextResponsesFailure) {
+  ASSERT_TRUE(start_deferred(kGet));
+  client_->pause_reading();
+  // Just past what the sockets hold: a few bytes stay queued, too few to stop the reading.
+  while (stream_->write_buffer_size() == 0) {
+    ASSERT_TRUE(stream_->write(std::string(4096, 'x')).ok());
+    settle();
+  }
+  absl::Status finished;
+  int calls = 0;
+  ASSERT_TRUE(stream_
+                  ->finish([&](absl::Status s) {
+                    ++calls;
+                    finished = s;
+                  })
+                  .ok());
+  const std::shared_ptr<HTTPResponseStream> first = stream_;
+  send(kGet);
+  settle();
+  ASSERT_NE(stream_, first) << "the second request was not read";
+  ASSERT_TRUE(stream_->write("partial").ok());
+  ::ioloop::testing::ScopedLogCapture log;
+  stream_->abort(absl::InternalError("the second response failed"));
+  settle();
+  client_->close();
+  settle();
+  ASSERT_EQ(calls, 1);
+  EXPECT_EQ(finished.code(), absl::StatusCode::kUnavailable) << finished;
+  EXPECT_TRUE(absl::StartsWith(finished.message(), "HTTP connection closed")) << finished;
+}
+
 // The connection closes right after a close-delimited (HTTP/1.0) response: its bytes went.
 TEST_F(HTTPServerAsyncCloseTest, FinishWithACallbackEndingTheConnectionIsOk) {
   ASSERT_TRUE(start_deferred("GET /a HTTP/1.0\r\n\r\n"));
