@@ -414,6 +414,8 @@ void HTTPClientCore::on_failed(ClientConnection& c, uint64_t exchange, absl::Sta
     f->retried = true;
     ++counters.retries;
     conn->counted = false;
+    loop.remove_timeout(conn->timer);  // as drop() does: the dead connection watches nothing
+    conn->timer = TimeoutHandle();
     return connect(f);
   }
   drop(*conn);

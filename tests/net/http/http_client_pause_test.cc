@@ -88,17 +88,7 @@ TEST_F(HTTPClientPauseTest, APauseBeforeTheProducerWritesHoldsTheTimeout) {
 // read and streamed while the caller held it. (A reset, which the paused stream sees; an EOF is
 // read only after the resume, and the retry then starts unpaused anyway.)
 TEST_F(HTTPClientPauseTest, APauseHoldsAcrossTheStaleConnectionRetry) {
-  auto raw = raw_server();
-  RawServer* r = raw.get();
-  raw->on_data = [r](RawServer::Conn& c) {  // resets its first connection at its second request
-    if (c.eof) return;
-    if (&c == &r->conn(0) && c.heads() == 2) {
-      (void)c.stream->socket().set_linger_zero();
-      c.stream->close();
-      return;
-    }
-    c.stream->write(kOkResponse);
-  };
+  auto raw = racy_server(raw_server(), /*reset=*/true);
   HTTPClient client(loop());
   ASSERT_TRUE(get(client, raw->url()).ok());
   HTTPClientRequest request;

@@ -213,6 +213,24 @@ class HTTPClientRealClockTest : public HTTPClientTest {
   HTTPClientRealClockTest() : HTTPClientTest(/*manual_clock=*/false) {}
 };
 
+// Answers the first request on each connection; on the second request of connection 0 it
+// closes without a byte (EOF, or a reset with `reset`), as a server whose keep-alive timeout
+// fires just as the request arrives. Later connections answer every request.
+inline std::unique_ptr<RawServer> racy_server(std::unique_ptr<RawServer> raw, bool reset) {
+  RawServer* r = raw.get();
+  raw->on_data = [r, reset](RawServer::Conn& c) {
+    if (c.eof) return;
+    const bool first_conn = &c == &r->conn(0);
+    if (first_conn && c.heads() == 2) {
+      if (reset) (void)c.stream->socket().set_linger_zero();
+      c.stream->close();
+      return;
+    }
+    c.stream->write(kOkResponse);
+  };
+  return raw;
+}
+
 // Answers "<method> <target>|<body>" with the request's Content-Type echoed.
 inline void echo_handler(const HTTPRequest& r, HTTPResponseWriter& w) {
   w.set_header("Content-Type", "text/plain");
