@@ -403,7 +403,8 @@ void IOLoop::run_once() {
   stats_.time_busy += to_duration(now - last_poll_end_);
 
   std::optional<absl::Duration> timeout;
-  if (std::optional<TimePoint> next = timers_->next_deadline()) {
+  const std::optional<TimePoint> next = timers_->next_deadline();
+  if (next) {
     const TimePoint t = options_.clock ? options_.clock->now() : now;
     timeout = next <= t ? absl::ZeroDuration() : to_duration(*next - t);
   }
@@ -418,9 +419,18 @@ void IOLoop::run_once() {
     polling_ = wait != absl::ZeroDuration();
   }
 
+  // Handlers removed by this iteration's callbacks and timers go now: the wait may be long, and
+  // they may hold sockets and memory (nothing runs them any more).
+  if (!graveyard_.empty()) bury_removed_handlers();
   events_.clear();
   absl::StatusOr<int> n = poller_->poll(wait, &events_);
-  if (options_.clock && timeout && n.ok() && events_.empty()) options_.clock->advance(*timeout);
+  // With nothing ready (a zero timeout: something is), the manual clock jumps to the deadline
+  // itself, not by the wait's length: a length of 100 years or more is capped
+  // (to_clock_duration()), and another thread may have moved the clock meanwhile.
+  if (options_.clock && next && timeout && *timeout > absl::ZeroDuration() && n.ok() &&
+      events_.empty()) {
+    options_.clock->advance_to(*next);
+  }
   {
     MutexLock lock(&mu_);
     polling_ = false;

@@ -471,6 +471,21 @@ TEST_P(ManualClockLoopTest, IterationTimeIsTheClocksTime) {
   EXPECT_THAT(seen, ::testing::ElementsAre(start, start + std::chrono::seconds(5)));
 }
 
+// Regression: the loop jumped the clock by the wait's length, a duration that
+// to_clock_duration() turns into 146 years from 100 years on, so a timer 120 years away ran
+// 26 years late (and a test thread's own advance during the wait was added to the jump). It
+// now jumps to the next deadline itself.
+TEST_P(ManualClockLoopTest, AFarTimerRunsAtItsDeadline) {
+  const TimePoint deadline = clock_.now() + std::chrono::hours(24 * 365 * 120);
+  TimePoint ran_at{};
+  loop_->call_at(deadline, [&] {
+    ran_at = loop_->time();
+    loop_->stop();
+  });
+  loop_->start();
+  EXPECT_EQ(ran_at, deadline);
+}
+
 INSTANTIATE_TEST_SUITE_P(Pollers, ManualClockLoopTest, AllPollers(), PollerName);
 
 }  // namespace

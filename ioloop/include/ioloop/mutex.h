@@ -57,7 +57,15 @@ class ABSL_LOCKABLE Mutex {
     wake_before_sleeping();
     ++waiters_;
     std::unique_lock<std::mutex> lk(mu_, std::adopt_lock);
-    const bool ok = cv_.wait_for(lk, absl::ToChronoNanoseconds(timeout), pred);
+    // wait_for() adds the timeout to now(): a timeout of centuries (InfiniteDuration() becomes
+    // nanoseconds::max()) would overflow into the past and return at once.
+    bool ok;
+    if (timeout >= absl::Hours(24 * 365 * 100)) {
+      cv_.wait(lk, pred);
+      ok = true;
+    } else {
+      ok = cv_.wait_for(lk, absl::ToChronoNanoseconds(timeout), pred);
+    }
     lk.release();
     --waiters_;
     return ok;
