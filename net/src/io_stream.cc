@@ -151,8 +151,10 @@ std::shared_ptr<IOStream> IOStream::create(IOLoop& loop, Socket socket, IOStream
 IOStream::IOStream(CreateToken, IOLoop& loop, Socket socket, const IOStreamOptions& options,
                    std::unique_ptr<Transport> transport)
     : loop_(&loop),
+      // 0 is 1: a stream that reads ahead must have room for a byte, or READ would stay
+      // registered with nothing read (a spin).
       max_buffer_size_(
-          static_cast<uint32_t>(std::min<size_t>(options.max_buffer_size, UINT32_MAX - 1))),
+          static_cast<uint32_t>(std::clamp<size_t>(options.max_buffer_size, 1, UINT32_MAX - 1))),
       socket_(std::move(socket)),
       allow_half_open_(options.allow_half_open) {
   // A message read whole and consumed within the dispatch costs no block and no copy; the
@@ -200,6 +202,7 @@ void IOStream::dispatch_deferred() {
     run_handshake_callback();
     // TLS plaintext read ahead of the socket: read it now, no readiness will announce it.
     if (!closed() && has_buffered_input()) handle_read(false);
+    take_unread();  // queued before the close callbacks: a read waiting here gets those bytes
     serve_reads();  // a closed stream too: reads started after the close complete here
   }
   dispatch_epilogue();
@@ -442,6 +445,15 @@ void IOStream::close(absl::Status reason) {
   });
 }
 
+// What close_on_connection_error() read goes behind the read buffer's bytes. Only here, from
+// a dispatch of the stream's own (deferred, or the close callbacks): no read callback runs
+// then, so the buffer is free.
+void IOStream::take_unread() {
+  if (!side_ || side_->unread.empty()) return;
+  (void)read_buffer_.append(side_->unread.view());  // bounded by max_buffer_size at the read
+  side_->unread = Buffer();
+}
+
 // Completion order at close: the handshake callback, the pending read, the write callbacks
 // in write order, then the close callback.
 void IOStream::run_close_callbacks() {
@@ -452,11 +464,7 @@ void IOStream::run_close_callbacks() {
       side_->on_handshake = nullptr;
       run_user(kHandshakeCallback, [&] { std::move(cb)(closed_status()); });
     }
-    // What close_on_connection_error() read: no read callback runs now, so the buffer is free.
-    if (side_ && !side_->unread.empty()) {
-      (void)read_buffer_.append(side_->unread.view());  // bounded by max_buffer_size at the read
-      side_->unread = Buffer();
-    }
+    take_unread();
     serve_reads();
     if (std::unique_ptr<WriteQueue> writes = std::move(writes_)) {
       const absl::Status status = closed_status();

@@ -86,5 +86,32 @@ TEST_F(IOStreamCreateTest, FdTheLoopRefusesClosesTheStreamAndRunsEveryCallbackOn
   }
 }
 
+// Regression: with max_buffer_size 0 a stream with only a close callback kept READ registered
+// (it reads ahead into an empty buffer) but had no room to read, so a byte from the peer made
+// the level-triggered loop dispatch it on every turn. 0 is taken as 1.
+TEST_F(IOStreamCreateTest, AZeroMaxBufferSizeDoesNotSpinOnUnreadBytes) {
+  auto pair = Socket::pair();
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  IOStreamOptions options;
+  options.max_buffer_size = 0;
+  std::shared_ptr<IOStream> stream = IOStream::create(loop(), std::move(pair->first), options);
+  stream->set_close_callback([](absl::Status) {});
+  ASSERT_EQ(::send(pair->second.fd(), "ab", 2, MSG_NOSIGNAL), 2);
+  const uint64_t before = loop().stats().events_dispatched;
+  run_turns(20);
+  EXPECT_LE(loop().stats().events_dispatched - before, 1u);
+  std::string got;
+  stream->read_bytes(
+      2,
+      [&](absl::StatusOr<std::string> r) {
+        ASSERT_TRUE(r.ok()) << r.status();
+        got = *r;
+        done();
+      },
+      /*partial=*/true);
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(got, "a");
+}
+
 }  // namespace
 }  // namespace ioloop::net

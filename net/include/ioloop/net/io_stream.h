@@ -130,7 +130,7 @@ struct IOStreamOptions {
   /// delimiter in sight, read_until_close of a bigger stream, read_bytes(n) with a larger
   /// n, which fails at once) closes the stream with ResourceExhausted. Between reads the
   /// stream reads ahead at most this much, so bytes no read asked for never close it.
-  /// Capped at 4 GiB - 1.
+  /// Capped at 4 GiB - 1; 0 is taken as 1.
   size_t max_buffer_size = 100 * 1024 * 1024;
   /// Keep the stream open for writing after the peer's EOF (see "Half-close" above).
   bool allow_half_open = false;
@@ -395,6 +395,8 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void check_low_watermark();
   void do_shutdown_write();
   void run_close_callbacks();
+  /// Appends what close_on_connection_error() kept to the read buffer (dispatches only).
+  void take_unread();
   /// Destroys pending callbacks unrun when the loop abandons the stream (see LoopRef).
   void drop_callbacks();
   SideState& side();
