@@ -363,13 +363,19 @@ TCPClient::TCPClient(IOLoop& loop, Resolver* resolver)
     : state_(std::make_unique<State>(loop, resolver ? resolver : &Resolver::instance())) {}
 
 TCPClient::~TCPClient() {
-  std::vector<ConnectCallback> cancelled;
+  // Rounds: a Cancelled callback may connect again (a retry on error); that try is cancelled
+  // in the next round, so every callback runs once (one that always reconnects keeps the
+  // destructor from returning, as HTTPClient's).
   while (!state_->tries.empty()) {
-    cancelled.push_back(state_->abandon_try(state_->tries.begin()->second.get()).cb);
-  }
-  for (ConnectCallback& cb : cancelled) {
-    State::run_callback(state_->loop, std::move(cb),
-                        absl::CancelledError("TCPClient destroyed before the connection was made"));
+    std::vector<ConnectCallback> cancelled;
+    while (!state_->tries.empty()) {
+      cancelled.push_back(state_->abandon_try(state_->tries.begin()->second.get()).cb);
+    }
+    for (ConnectCallback& cb : cancelled) {
+      State::run_callback(
+          state_->loop, std::move(cb),
+          absl::CancelledError("TCPClient destroyed before the connection was made"));
+    }
   }
 }
 

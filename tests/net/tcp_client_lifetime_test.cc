@@ -125,6 +125,27 @@ TEST_F(TCPClientLifetimeTest, InvalidConnectIsCancelledIfTheClientGoesFirst) {
   EXPECT_EQ(calls, 1);
 }
 
+// A Cancelled callback that connects again (a retry on error) while the client is being
+// destroyed: that connect is completed too, Cancelled, before the destructor returns.
+// Regression: it was started and then destroyed with the client, its callback never run.
+TEST_F(TCPClientLifetimeTest, AConnectStartedByACancelledCallbackIsCancelledToo) {
+  std::vector<std::string> calls;
+  {
+    TCPClient client(loop());
+    client.connect_to({}, [&](ConnectResult s) {
+      calls.push_back(absl::StrCat("first: ", s.status().code()));
+      client.connect_to({}, [&](ConnectResult again) {
+        calls.push_back(absl::StrCat("again: ", again.status().code()));
+      });
+    });
+  }
+  loop().add_callback([&] { done(); });
+  ASSERT_TRUE(wait());
+  const int cancelled = static_cast<int>(absl::StatusCode::kCancelled);
+  EXPECT_EQ(calls, (std::vector<std::string>{absl::StrCat("first: ", cancelled),
+                                             absl::StrCat("again: ", cancelled)}));
+}
+
 // Defect 1 audit: a connect callback that throws is logged and counted by the loop; the
 // client stays usable.
 TEST_F(TCPClientLifetimeTest, ThrowingConnectCallbackIsCountedAndTheClientStaysUsable) {

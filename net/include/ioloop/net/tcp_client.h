@@ -103,7 +103,8 @@ class TCPClient {
   /// `resolver` may be shared between clients and must outlive them; null uses
   /// Resolver::instance().
   explicit TCPClient(IOLoop& loop, Resolver* resolver = nullptr);
-  /// Completes every pending connect with Cancelled.
+  /// Completes every pending connect with Cancelled, a connect that one of those callbacks
+  /// starts included (so a callback that always connects again keeps it from returning).
   ~TCPClient();
   TCPClient(const TCPClient&) = delete;
   TCPClient& operator=(const TCPClient&) = delete;
