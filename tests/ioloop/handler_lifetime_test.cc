@@ -12,6 +12,7 @@
 #include "ioloop/io_loop.h"
 #include "ioloop/poller.h"
 #include "testing/pollers.h"
+#include "testing/scripted_poller.h"
 #include "testing/socket_pair.h"
 
 namespace ioloop {
@@ -19,38 +20,9 @@ namespace {
 
 using ::ioloop::testing::AllPollers;
 using ::ioloop::testing::PollerName;
+using ::ioloop::testing::PollerScript;
+using ::ioloop::testing::ScriptedPoller;
 using ::ioloop::testing::SocketPair;
-
-// A real poller that records, at each wait without a timeout, whether the captured token is
-// gone, then stops the loop (the waker ends that wait at once).
-class WatchingPoller final : public Poller {
- public:
-  WatchingPoller(std::unique_ptr<Poller> real, std::weak_ptr<int> token, IOLoop** loop,
-                 std::vector<bool>* gone)
-      : real_(std::move(real)), token_(std::move(token)), loop_(loop), gone_(gone) {}
-  PollerKind kind() const override { return real_->kind(); }
-  absl::Status add(int fd, uint32_t events, uint32_t tag) override {
-    return real_->add(fd, events, tag);
-  }
-  absl::Status modify(int fd, uint32_t events, uint32_t tag) override {
-    return real_->modify(fd, events, tag);
-  }
-  void remove(int fd) override { real_->remove(fd); }
-  absl::StatusOr<int> poll(std::optional<absl::Duration> timeout,
-                           std::vector<Event>* out) override {
-    if (!timeout) {
-      gone_->push_back(token_.expired());
-      (*loop_)->stop();
-    }
-    return real_->poll(timeout, out);
-  }
-
- private:
-  std::unique_ptr<Poller> real_;
-  std::weak_ptr<int> token_;
-  IOLoop** loop_;
-  std::vector<bool>* gone_;
-};
 
 class HandlerLifetimeTest : public ::testing::TestWithParam<PollerKind> {};
 
@@ -60,11 +32,16 @@ TEST_P(HandlerLifetimeTest, AHandlerRemovedByACallbackIsDestroyedBeforeTheNextWa
   auto real = Poller::create(GetParam());
   ASSERT_TRUE(real.ok()) << real.status();
   auto token = std::make_shared<int>(0);
-  IOLoop* raw = nullptr;
-  std::vector<bool> gone;
-  std::unique_ptr<IOLoop> loop = IOLoopTestPeer::create(
-      std::make_unique<WatchingPoller>(*std::move(real), token, &raw, &gone));
-  raw = loop.get();
+  std::vector<bool> gone;  // at each wait without a timeout: whether the token was destroyed
+  auto script = std::make_shared<PollerScript>();
+  std::unique_ptr<IOLoop> loop =
+      IOLoopTestPeer::create(std::make_unique<ScriptedPoller>(*std::move(real), script));
+  script->before_wait = [&,
+                         weak = std::weak_ptr<int>(token)](std::optional<absl::Duration> timeout) {
+    if (timeout) return;
+    gone.push_back(weak.expired());
+    loop->stop();  // the waker ends that wait at once
+  };
   SocketPair sp;
   ASSERT_TRUE(loop->add_handler(
                       sp.fd[0], [t = std::move(token)](int, uint32_t) { (void)t; }, IOLoop::READ)

@@ -1,12 +1,13 @@
 // File: testing/scripted_poller.h
 // ScriptedPoller: a real readiness backend whose calls fail on demand, for the tests of what
 // the loop and its users do when the kernel refuses (epoll_wait's ENOMEM, epoll_ctl's ENOSPC at
-// fs.epoll.max_user_watches). The test keeps the PollerScript and changes it while the loop
-// owns the poller; the loop's thread reads it.
+// fs.epoll.max_user_watches), and that can run a hook before each wait. The test keeps the
+// PollerScript and changes it while the loop owns the poller; the loop's thread reads it.
 #ifndef IOLOOP_TESTS_TESTING_SCRIPTED_POLLER_H_
 #define IOLOOP_TESTS_TESTING_SCRIPTED_POLLER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -26,6 +27,9 @@ struct PollerScript {
   absl::Status add_status =
       absl::ResourceExhaustedError("injected: epoll_ctl(ADD): No space left on device");
   int waits = 0;  // poll() calls so far
+  // If set, called at each poll() with its timeout, before anything else (to look at the
+  // loop's state just before it waits).
+  std::function<void(std::optional<absl::Duration>)> before_wait;
 };
 
 class ScriptedPoller final : public Poller {
@@ -47,6 +51,7 @@ class ScriptedPoller final : public Poller {
   absl::StatusOr<int> poll(std::optional<absl::Duration> timeout,
                            std::vector<Event>* out) override {
     ++script_->waits;
+    if (script_->before_wait) script_->before_wait(timeout);
     if (script_->fail_waits > 0) {
       --script_->fail_waits;
       return script_->wait_status;
