@@ -8,6 +8,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <utility>
 
@@ -16,10 +17,41 @@
 
 namespace ioloop {
 
+namespace {
+
+// Signal masks are per thread, and several loops of one thread (run in turn) may handle the same
+// signal: per thread, how many loops hold each signal, and which of them the thread had blocked
+// before the first of those took it.
+struct ThreadSignals {
+  std::array<int, _NSIG> holders{};
+  sigset_t blocked_before;
+  ThreadSignals() { sigemptyset(&blocked_before); }
+};
+thread_local ThreadSignals t_signals;
+
+}  // namespace
+
+int IOLoop::SignalState::hold(int signo) {
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, signo);
+  sigset_t old;
+  // Block first: a signal arriving between this and the signalfd then waits in the signalfd.
+  if (int err = ::pthread_sigmask(SIG_BLOCK, &one, &old); err != 0) return err;
+  if (t_signals.holders[signo]++ == 0) {
+    if (sigismember(&old, signo) == 1) {
+      sigaddset(&t_signals.blocked_before, signo);
+    } else {
+      sigdelset(&t_signals.blocked_before, signo);
+    }
+  }
+  return 0;
+}
+
 void IOLoop::SignalState::release(int signo) {
-  const bool keep_blocked = sigismember(&blocked_before, signo) == 1;
-  sigdelset(&blocked_before, signo);
-  if (keep_blocked) return;
+  // 0: taken on another thread (a loop destroyed elsewhere), whose mask this thread cannot undo.
+  if (t_signals.holders[signo] == 0 || --t_signals.holders[signo] > 0) return;
+  if (sigismember(&t_signals.blocked_before, signo) == 1) return;
   sigset_t one;
   sigemptyset(&one);
   sigaddset(&one, signo);
@@ -53,19 +85,9 @@ absl::Status IOLoop::add_signal_handler(int signo, SignalHandler handler) {
   if (!handler) return absl::InvalidArgumentError("add_signal_handler: empty handler");
   if (!signals_) signals_ = std::make_unique<SignalState>();
   const bool handled = signals_->handlers[signo] != nullptr;
-  sigset_t one;
-  sigemptyset(&one);
-  sigaddset(&one, signo);
-  sigset_t old;
-  // Block first: a signal arriving between the two steps then waits in the signalfd.
-  if (int err = ::pthread_sigmask(SIG_BLOCK, &one, &old); err != 0) {
-    return absl::ErrnoToStatus(err, "pthread_sigmask");
-  }
   if (!handled) {
-    if (sigismember(&old, signo)) {
-      sigaddset(&signals_->blocked_before, signo);
-    } else {
-      sigdelset(&signals_->blocked_before, signo);
+    if (int err = SignalState::hold(signo); err != 0) {
+      return absl::ErrnoToStatus(err, "pthread_sigmask");
     }
   }
   // On failure below, give the signal back as it was (unless an earlier handler holds it).

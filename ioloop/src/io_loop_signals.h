@@ -19,9 +19,6 @@ namespace ioloop {
 struct IOLoop::SignalState {
   int fd = -1;
   sigset_t mask;  // the signals handled (the signalfd's mask)
-  // Of those, the ones the calling thread had blocked already when the loop took them: the
-  // application's own choice, left blocked when the loop lets them go.
-  sigset_t blocked_before;
   // Boxed, so that removing or replacing a handler moves the box, never the callable: the
   // running one may be the one removed, and a callable held inline by AnyInvocable would be
   // moved out from under it, captures and all.
@@ -31,16 +28,18 @@ struct IOLoop::SignalState {
   std::vector<std::unique_ptr<SignalHandler>> retired;
   bool dispatching = false;
 
-  SignalState() {
-    sigemptyset(&mask);
-    sigemptyset(&blocked_before);
-  }
+  SignalState() { sigemptyset(&mask); }
   void retire(std::unique_ptr<SignalHandler> h) {
     if (dispatching && h) retired.push_back(std::move(h));
   }
-  // Gives `signo` back to the calling thread: unless it was blocked before the loop took it,
-  // discards what is pending of it (it was meant for the loop's handler, which is gone; its
-  // default action could kill the process) and unblocks it.
+  // Blocks `signo` in the calling thread for this loop (which did not hold it yet): the
+  // thread's count of loops holding it goes up (see release()). Returns pthread_sigmask's error.
+  static int hold(int signo);
+  // Gives `signo` back to the calling thread. While another loop of the thread still holds it,
+  // nothing changes (its signals are that loop's now). The last one to let it go, unless the
+  // thread had it blocked before the first took it (the application's own choice, left
+  // blocked), discards what is pending of it (meant for handlers that are gone; its default
+  // action could kill the process) and unblocks it.
   void release(int signo);
   // release() for every handled signal (~IOLoop).
   void release_all();

@@ -257,6 +257,26 @@ TEST(IOLoopSignalTest, UndispatchedSignalDiesWithTheLoop) {
   EXPECT_FALSE(sigismember(&pending, SIGUSR2));
 }
 
+// Two loops of one thread handling the same signal: the first to let it go leaves it to the
+// other, blocked and with what is pending of it. Regression: the loop that took it first let
+// it go as if alone: it discarded the pending signal and unblocked it under the other loop,
+// whose next one would have killed the process by its default action.
+TEST(IOLoopSignalTest, TwoLoopsOfAThreadShareASignalUntilTheLastLetsItGo) {
+  auto first = std::make_unique<IOLoop>();
+  IOLoop second;
+  ASSERT_TRUE(first->add_signal_handler(SIGUSR2, [](int) {}).ok());
+  int calls = 0;
+  ASSERT_TRUE(second.add_signal_handler(SIGUSR2, [&](int) { ++calls; }).ok());
+  ASSERT_EQ(::raise(SIGUSR2), 0);  // pending, for whichever loop reads it
+  first.reset();
+  ASSERT_TRUE(Blocked(SIGUSR2));  // else the next SIGUSR2 would kill the test
+  second.stop_when_idle(3);
+  second.start();
+  EXPECT_EQ(calls, 1);
+  second.remove_signal_handler(SIGUSR2);
+  EXPECT_FALSE(Blocked(SIGUSR2));
+}
+
 TEST(IOLoopSignalTest, RemoveDiscardsAnUndispatchedSignal) {
   IOLoop loop;
   ASSERT_TRUE(loop.add_signal_handler(SIGUSR2, [](int) {}).ok());
