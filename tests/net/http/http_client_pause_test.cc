@@ -1,12 +1,11 @@
 // HTTPClient::pause_reading() and response_timeout together, on the manual clock: the caller's
 // pause holds for the whole fetch (across the keep-alive retry), and response_timeout runs only
 // while the server owes something (written bytes in flight, a finished request, a response under
-// way) and nobody holds the response, each time for its whole length, counted from when the
-// caller acted even after a callback that held the loop.
+// way) and nobody holds the response. (After a callback that held the loop, the timeout still
+// gets its whole length: http_client_clock_test.cc, on the real clock.)
 #include <optional>
 #include <string>
 
-#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "http_client_testing.h"
 #include "ioloop/net/http/http_client.h"
