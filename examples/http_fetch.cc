@@ -139,6 +139,8 @@ RawFlags take_raw_flags(int& argc, char** argv) {
 
 int main(int argc, char** argv) {
   ioloop::examples::hold_standard_fds();
+  // First: a closed stdout or stderr is a write error, not a kill, for a usage error's line too.
+  ioloop::examples::ignore_sigpipe();
   absl::SetProgramUsageMessage("fetches URL over HTTP/1.1 and writes the body to stdout");
   const RawFlags raw_flags = take_raw_flags(argc, argv);
   absl::StatusOr<std::vector<std::string>> positional =
@@ -218,7 +220,6 @@ int main(int argc, char** argv) {
       ioloop::examples::client_tls_context(absl::GetFlag(FLAGS_ca_file), {"http/1.1"});
   if (!tls.ok()) return fail(tls.status().message());
 
-  ioloop::examples::ignore_sigpipe();  // a closed stdout is a write error, not a kill
   absl::StatusOr<std::unique_ptr<ioloop::IOLoop>> loop = ioloop::IOLoop::create();
   if (!loop.ok()) return fail(loop.status().message());
   (*loop)->make_current();

@@ -105,11 +105,11 @@ ABSL_FLAG(absl::Duration, handshake_timeout, absl::Seconds(10),
 ABSL_FLAG(int, threads, 1, "event loops (threads); each has its own listener and upstream pool");
 ABSL_FLAG(std::string, poller, "epoll", "readiness backend: epoll, poll or select");
 ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(5),
-          "502 when the upstream cannot be reached within this");
+          "502 when the upstream cannot be reached within this (0: no limit)");
 ABSL_FLAG(absl::Duration, upstream_timeout, absl::Seconds(60),
           "504 when no response arrives within this of the request being sent; a response "
           "silent this long after its head is a 502, or cut (the client connection closes) "
-          "once some of it went to the client");
+          "once some of it went to the client (0: no limit)");
 ABSL_FLAG(int, max_upstream_connections, 64, "upstream connections per thread (pool size)");
 ABSL_FLAG(absl::Duration, queue_timeout, absl::Seconds(30),
           "503 for a request that waited this long for a free upstream connection (0: no limit)");

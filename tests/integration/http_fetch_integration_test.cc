@@ -541,5 +541,27 @@ TEST(HTTPFetchTest, UsageErrorsExitTwo) {
             "(only HTAB may)\n");
 }
 
+// Found by a review: a usage error's line written to a stderr nobody reads any more (a pipe
+// whose reader has gone) killed http_fetch by SIGPIPE (status 141 in a shell), since SIGPIPE
+// was ignored only once the loop was about to run. It exits 2 like any usage error.
+TEST(HTTPFetchTest, AUsageErrorOnAClosedStderrPipeExitsTwo) {
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  ::close(pipe_fds[0]);  // the reader has gone
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {                // only async-signal-safe calls: the test may have threads
+    ::signal(SIGPIPE, SIG_DFL);  // as from a shell (an ignored signal stays ignored in exec)
+    ::dup2(pipe_fds[1], STDERR_FILENO);
+    ::execl(HTTP_FETCH_PATH, HTTP_FETCH_PATH, nullptr);  // no URL: a usage error
+    ::_exit(127);
+  }
+  ::close(pipe_fds[1]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+}
+
 }  // namespace
 }  // namespace ioloop::testing
