@@ -38,10 +38,10 @@ PeriodicCallback::~PeriodicCallback() { state_->stop(); }
 absl::Status PeriodicCallback::start() {
   State& s = *state_;
   // to_clock_duration() saturates from 100 years on: such a period (infinite included)
-  // could not be kept.
-  if (s.period <= absl::ZeroDuration() || s.period >= absl::Hours(24 * 365 * 100)) {
+  // could not be kept. Under the clock's tick (1 ns) it truncates to 0: no grid at all.
+  if (s.period < absl::Nanoseconds(1) || s.period >= absl::Hours(24 * 365 * 100)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("PeriodicCallback: period must be positive and under 100 years, got ",
+        absl::StrCat("PeriodicCallback: period must be from 1ns to under 100 years, got ",
                      absl::FormatDuration(s.period)));
   }
   if (!s.callback) return absl::InvalidArgumentError("PeriodicCallback: empty callback");

@@ -61,8 +61,13 @@ void WriteQueue::consume(size_t n) {
 bool WriteQueue::pop_flushed(Callback* cb) {
   if (cb_head_ >= callbacks_.size() || callbacks_[cb_head_].first > written_total_) return false;
   *cb = std::move(callbacks_[cb_head_].second);
+  // As consume() does for chunks: a queue that never drains (a stream always a callback
+  // ahead) must not keep a slot per callback it ever had.
   if (++cb_head_ == callbacks_.size()) {
     callbacks_.clear();
+    cb_head_ = 0;
+  } else if (cb_head_ >= 32 && cb_head_ * 2 >= callbacks_.size()) {
+    callbacks_.erase(callbacks_.begin(), callbacks_.begin() + static_cast<long>(cb_head_));
     cb_head_ = 0;
   }
   return true;

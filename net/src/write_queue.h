@@ -6,7 +6,8 @@
 // hands back (exactly once each: popped callbacks are the stream's to run).
 //
 // Memory: the stream allocates one only while bytes or callbacks are queued; sent chunks are
-// freed as soon as they are out, not when the queue drains.
+// freed as soon as they are out, not when the queue drains, and the slots of sent chunks and
+// popped callbacks are compacted away, so a queue that never drains stays bounded too.
 // Threading: the stream's loop thread, like the stream.
 #ifndef IOLOOP_NET_SRC_WRITE_QUEUE_H_
 #define IOLOOP_NET_SRC_WRITE_QUEUE_H_

@@ -268,6 +268,34 @@ TEST_F(PeriodicCallbackTest, InvalidPeriodOrCallback) {
   EXPECT_EQ(loop().stats().timers_pending, 0u);
 }
 
+// Found by a review: a period under the clock's tick (1 ns) passed the check, became 0 on the
+// clock, and the first reschedule divided by it: the process died of SIGFPE. It is refused, and
+// the shortest period there is, one tick, keeps its grid.
+TEST_F(PeriodicCallbackTest, APeriodUnderOneNanosecondIsRefusedAndOneNanosecondRuns) {
+  PeriodicCallback too_short(
+      loop(), [] {}, absl::Nanoseconds(1) / 4);
+  absl::Status s = too_short.start();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_EQ(s.message(),
+            "PeriodicCallback: period must be from 1ns to under 100 years, got 0.25ns");
+  EXPECT_FALSE(too_short.is_running());
+
+  std::vector<TimePoint> at;
+  PeriodicCallback tick(
+      loop(),
+      [&] {
+        at.push_back(loop().time());
+        if (at.size() == 3) done();
+      },
+      absl::Nanoseconds(1));
+  const TimePoint start = loop().time();
+  ASSERT_TRUE(tick.start().ok());
+  ASSERT_TRUE(wait());
+  tick.stop();
+  const Clock::duration ns(1);
+  EXPECT_THAT(at, ElementsAre(start + ns, start + 2 * ns, start + 3 * ns));
+}
+
 // Tornado's PeriodicCallback logs an exception and keeps running: so does this one, on its
 // grid, with the exception logged as the periodic callback's and counted by the loop.
 TEST_F(PeriodicCallbackTest, ExceptionIsLoggedCountedAndTheScheduleKept) {

@@ -44,7 +44,8 @@ namespace ioloop {
 /// ioloop/periodic_callback.h.
 class PeriodicCallback {
  public:
-  /// `period` must be positive and under 100 years; start() reports InvalidArgument otherwise.
+  /// `period` must be from 1 ns (the clock's tick) to under 100 years; start() reports
+  /// InvalidArgument otherwise.
   /// On a ManualClock jumped to the end of the clock's range, the runs stop there.
   PeriodicCallback(IOLoop& loop, absl::AnyInvocable<void()> callback, absl::Duration period);
   ~PeriodicCallback();
