@@ -123,6 +123,8 @@ IOLoop::~IOLoop() {
     handler_count_ = 0;
     std::vector<Callback> pending;
     {
+      // The first time also waits for another thread's stop() or add_callback() that is still
+      // inside (they do all their work under mu_): nothing is freed before.
       MutexLock lock(&mu_);
       pending.swap(pending_);
     }
@@ -234,18 +236,21 @@ void IOLoop::add_callback(Callback cb) {
     logger().error("IOLoop::add_callback: empty callback ignored");
     return;
   }
-  bool wake = false;
-  {
-    MutexLock lock(&mu_);
-    pending_.push_back(std::move(cb));
-    // The loop thread itself is never polling here, and a loop that is not polling
-    // checks pending_ before it next blocks: only a sleeping loop needs the eventfd.
-    if (polling_ && !wake_sent_) wake = wake_sent_ = true;
-  }
-  if (wake) {
-    wakeups_sent_.fetch_add(1, std::memory_order_relaxed);
-    waker_->wake();
-  }
+  MutexLock lock(&mu_);
+  pending_.push_back(std::move(cb));
+  // The loop thread itself is never polling here, and a loop that is not polling checks
+  // pending_ before it next blocks: only a sleeping loop needs the eventfd.
+  wake_if_sleeping();
+}
+
+void IOLoop::wake_if_sleeping() {
+  // Under mu_, the eventfd write included: the callback may stop the loop, whose owner may
+  // destroy it as soon as start() returns, and ~IOLoop takes mu_ before it frees anything,
+  // so the caller's last touch of the loop must be inside the lock.
+  if (!polling_ || wake_sent_) return;
+  wake_sent_ = true;
+  wakeups_sent_.fetch_add(1, std::memory_order_relaxed);
+  waker_->wake();
 }
 
 TimeoutHandle IOLoop::call_later(absl::Duration delay, Callback cb) {
@@ -540,16 +545,11 @@ void IOLoop::start() {
 }
 
 void IOLoop::stop() {
+  // The flag too under mu_ (see wake_if_sleeping()): a loop that sees it may be destroyed at
+  // once, so nothing of stop() may come after it outside the lock.
+  MutexLock lock(&mu_);
   stop_requested_.store(true, std::memory_order_release);
-  bool wake = false;
-  {
-    MutexLock lock(&mu_);
-    if (polling_ && !wake_sent_) wake = wake_sent_ = true;
-  }
-  if (wake) {
-    wakeups_sent_.fetch_add(1, std::memory_order_relaxed);
-    waker_->wake();
-  }
+  wake_if_sleeping();
 }
 
 void IOLoop::stop_when_idle(int max_rounds) {

@@ -1,7 +1,8 @@
 // File: testing/scripted_poller.h
 // ScriptedPoller: a real readiness backend whose calls fail on demand, for the tests of what
 // the loop and its users do when the kernel refuses (epoll_wait's ENOMEM, epoll_ctl's ENOSPC at
-// fs.epoll.max_user_watches), and that can run a hook before each wait. The test keeps the
+// fs.epoll.max_user_watches), and that can run a hook before each wait or hide what a wait
+// found. The test keeps the
 // PollerScript and changes it while the loop owns the poller; the loop's thread reads it.
 #ifndef IOLOOP_TESTS_TESTING_SCRIPTED_POLLER_H_
 #define IOLOOP_TESTS_TESTING_SCRIPTED_POLLER_H_
@@ -30,6 +31,9 @@ struct PollerScript {
   // If set, called at each poll() with its timeout, before anything else (to look at the
   // loop's state just before it waits).
   std::function<void(std::optional<absl::Duration>)> before_wait;
+  // If set, poll() waits as the real one does, then reports no event: the loop never hears
+  // of (or reads) what woke it.
+  bool discard_events = false;
 };
 
 class ScriptedPoller final : public Poller {
@@ -56,7 +60,10 @@ class ScriptedPoller final : public Poller {
       --script_->fail_waits;
       return script_->wait_status;
     }
-    return real_->poll(timeout, out);
+    absl::StatusOr<int> n = real_->poll(timeout, out);
+    if (!script_->discard_events || !n.ok()) return n;
+    out->clear();
+    return 0;
   }
 
  private:

@@ -180,7 +180,8 @@ class IOLoop {
   /// Callbacks added while callbacks run wait for the next iteration, so I/O is never
   /// starved. The loop is woken (one eventfd write, coalesced) only if it may be sleeping.
   /// Not async-signal-safe: use add_signal_handler() for signals. An empty `cb` is ignored
-  /// (an error log line): nothing could run it.
+  /// (an error log line): nothing could run it. As stop(), it is done with the loop before the
+  /// loop can be destroyed, even when `cb` ends the loop's run.
   void add_callback(Callback cb) ABSL_LOCKS_EXCLUDED(mu_);
   /// Runs `cb` once `delay` has passed on the monotonic clock; never earlier. An empty `cb`
   /// is ignored (an error log line) and the handle returned is invalid.
@@ -214,7 +215,9 @@ class IOLoop {
   void start();
   /// Thread-safe. Makes start() return after the current iteration. Not async-signal-safe
   /// (it takes the loop's mutex): to stop on a signal, call it from add_signal_handler().
-  void stop();
+  /// Called from another thread, it is done with the loop before the loop's destructor can
+  /// free it, so the loop's own thread may destroy the loop as soon as start() returns.
+  void stop() ABSL_LOCKS_EXCLUDED(mu_);
   /// Thread-safe. Makes start() return at the first iteration that ran nothing but this check
   /// (no other callback, I/O event, timer or signal since the check before), or after
   /// `max_rounds` checks, since a callback that re-adds itself would keep it going for ever.
@@ -292,6 +295,10 @@ class IOLoop {
   // stop_when_idle()'s check: `before` is the stats at the previous one.
   void stop_if_idle_since(const Stats& before, int rounds_left);
   void run_callbacks();
+  /// The eventfd write of add_callback() and stop(), if the loop may be sleeping and none is
+  /// outstanding. Under mu_, so that a caller that ends the loop's run is done with the loop
+  /// before ~IOLoop (which takes mu_ first) can free it.
+  void wake_if_sleeping() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void run_timers();
   void dispatch(const Poller::Event& ev);
   /// Frees graveyard_ (the entries removed during the batch).
