@@ -5,8 +5,8 @@
 ///
 /// Threading: an IOLoop belongs to the thread that runs start(). Every method must be called
 /// on that thread (or before start(), by the thread that will run it), unless its comment
-/// begins "Thread-safe." Only add_callback(), stop(), stop_when_idle(), handle() and
-/// in_loop_thread() are.
+/// begins "Thread-safe." Only add_callback(), stop(), stop_when_idle(), handle(),
+/// in_loop_thread() and running() are.
 ///
 /// Ownership: the loop never owns registered fds. remove_handler() before closing an fd.
 /// Callables passed in are owned by the loop until they run or are removed; a handler may
@@ -240,7 +240,7 @@ class IOLoop {
   /// never touches the loop, which may be gone by then.
   absl::Status run_sync(absl::AnyInvocable<void(Done) &&> fn,
                         absl::Duration timeout = absl::InfiniteDuration());
-  /// True while start() runs.
+  /// Thread-safe. True while start() runs.
   bool running() const { return running_.load(std::memory_order_acquire); }
   /// Thread-safe. True on the thread currently inside start().
   bool in_loop_thread() const;

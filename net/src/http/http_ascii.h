@@ -163,12 +163,18 @@ inline size_t list_element_end(absl::string_view value) {
 
 // Calls fn(element) for each non-empty element of a comma-separated field value (RFC 9110
 // §5.6.1), trimmed of spaces and tabs, in order, until fn returns true; returns whether one
-// did. Commas inside quoted-strings and comments belong to their element (list_element_end).
-// Allocates nothing (split_header_list() is the vector-returning form).
+// did. Commas inside quoted-strings and comments belong to their element (list_element_end),
+// unless `tokens`: a token list (`#token`, as Connection) holds neither, so it is split at
+// every comma, as its peers read it (libhttp_parser, nginx). Allocates nothing
+// (split_header_list() is the vector-returning form).
 template <typename Fn>
-bool any_list_element(absl::string_view value, Fn fn) {
+bool any_element(absl::string_view value, bool tokens, Fn fn) {
   while (true) {
-    const size_t comma = list_element_end(value);
+    const void* at =
+        tokens && !value.empty() ? std::memchr(value.data(), ',', value.size()) : nullptr;
+    const size_t comma = !tokens ? list_element_end(value)
+                         : at    ? static_cast<size_t>(static_cast<const char*>(at) - value.data())
+                                 : absl::string_view::npos;
     absl::string_view element = value.substr(0, comma);
     while (!element.empty() && (element.front() == ' ' || element.front() == '\t')) {
       element.remove_prefix(1);
@@ -181,6 +187,14 @@ bool any_list_element(absl::string_view value, Fn fn) {
     value.remove_prefix(comma + 1);
   }
 }
+template <typename Fn>
+bool any_list_element(absl::string_view value, Fn fn) {
+  return any_element(value, /*tokens=*/false, fn);
+}
+template <typename Fn>
+bool any_token(absl::string_view value, Fn fn) {
+  return any_element(value, /*tokens=*/true, fn);
+}
 
 // The Connection tokens that decide keep-alive, accumulated over every Connection field.
 struct ConnectionTokens {
@@ -188,11 +202,20 @@ struct ConnectionTokens {
   bool keep_alive = false;
 };
 inline void scan_connection_tokens(absl::string_view value, ConnectionTokens& tokens) {
-  any_list_element(value, [&tokens](absl::string_view token) {
+  any_token(value, [&tokens](absl::string_view token) {
     tokens.close = tokens.close || equals_ignore_case(token, "close");
     tokens.keep_alive = tokens.keep_alive || equals_ignore_case(token, "keep-alive");
     return false;
   });
+}
+// The same over every Connection field of `headers` (a range of name-value pairs).
+template <typename Headers>
+ConnectionTokens connection_tokens_of(const Headers& headers) {
+  ConnectionTokens tokens;
+  for (const auto& [name, value] : headers) {
+    if (equals_ignore_case(name, "Connection")) scan_connection_tokens(value, tokens);
+  }
+  return tokens;
 }
 
 // RFC 9112 §9.3 as HTTPRequest::keep_alive() states it: the one rule, shared with the

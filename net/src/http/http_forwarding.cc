@@ -72,7 +72,7 @@ ConnectionTokens connection_tokens(const HTTPHeaders& headers) {
   ConnectionTokens named;
   for (const HTTPHeaders::Field& f : headers) {
     if (!equals_ignore_case(f.first, "Connection")) continue;
-    internal::any_list_element(f.second, [&named](absl::string_view token) {
+    internal::any_token(f.second, [&named](absl::string_view token) {
       if (!equals_ignore_case(token, "Host")) named.push_back(token);
       return false;
     });

@@ -55,9 +55,10 @@ size_t HTTPHeaders::count(absl::string_view name) const {
 }
 
 bool HTTPHeaders::has_token(absl::string_view name, absl::string_view token) const {
+  const bool token_list = internal::equals_ignore_case(name, "Connection");
   for (const Field& f : fields_) {
     if (!internal::equals_ignore_case(f.first, name)) continue;
-    if (internal::any_list_element(f.second, [token](absl::string_view element) {
+    if (internal::any_element(f.second, token_list, [token](absl::string_view element) {
           return internal::equals_ignore_case(element, token);
         })) {
       return true;

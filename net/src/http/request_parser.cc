@@ -206,16 +206,13 @@ int RequestParser::Impl::on_message_begin(http_parser* p) {
   me->state_ = State::kHeaders;
   me->leading_ = false;
   me->empty_lines_.reset_count();
-  me->request_line_done_ = me->head_ = false;
-  me->in_trailers_ = false;
+  me->request_line_done_ = me->head_ = me->in_trailers_ = false;
   me->current_.clear();
   me->target_.clear();
   me->field_.clear();
   me->value_.clear();
-  me->in_value_ = false;
+  me->in_value_ = me->continue_pending_ = me->too_large_pending_ = false;
   me->body_bytes_ = 0;
-  me->continue_pending_ = false;
-  me->too_large_pending_ = false;
   return 0;
 }
 
@@ -307,10 +304,13 @@ int RequestParser::Impl::on_headers_complete(http_parser* p) {
   me->current_.set_version(p->http_major, p->http_minor);
   if (me->validate_head() != 0) return -1;
   me->state_ = State::kBody;
-  bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
+  // What follows a CONNECT's head is the tunnel's (RFC 9110 §9.3.6), never read as a body.
+  const bool has_body =
+      p->method != HTTP_CONNECT &&
+      ((p->flags & F_CHUNKED) || ((p->flags & F_CONTENTLENGTH) && p->content_length > 0));
   me->continue_pending_ = has_body && me->expects_continue_;
   if (has_body && me->stop_at_headers_) me->stop_ = Stop::kHeaders;
-  if (p->flags & F_CHUNKED) me->chunk_line_.begin(/*after_head=*/true);
+  if (has_body && (p->flags & F_CHUNKED)) me->chunk_line_.begin(/*after_head=*/true);
   // Without a body the message completes on the same LF (and pauses there): one
   // http_parser_execute() per request on the fast path instead of two.
   if (has_body) http_parser_pause(p, 1);
@@ -492,7 +492,10 @@ size_t RequestParser::Impl::feed(absl::string_view data, Result& result,
     if (before == Section::kHead || before == Section::kTrailers) section_bytes_ += n;
     // A request without a body goes from its header section to the next one's in one call.
     if (section() != before || result.requests.size() != requests_before) section_bytes_ = 0;
-    if (result.requests.size() != requests_before) line_ends_.reset();  // a new message starts
+    if (result.requests.size() != requests_before) {  // a new message starts
+      line_ends_.reset();
+      parser_.nread = 0;  // libhttp_parser's own head count (80 KiB) outlived trailers
+    }
 
     http_errno err = HTTP_PARSER_ERRNO(&parser_);
     if (error_) break;  // a callback failed
@@ -571,19 +574,15 @@ RequestParser::Result RequestParser::feed(absl::string_view data) {
   impl_->feed(data, result, FeedOptions());
   return result;
 }
-
 void RequestParser::feed(absl::string_view data, Result& result) {
   impl_->feed(data, result, FeedOptions());
 }
-
 size_t RequestParser::feed(absl::string_view data, Result& result, size_t max_requests) {
   return impl_->feed(data, result, FeedOptions{.max_requests = max_requests});
 }
-
 size_t RequestParser::feed(absl::string_view data, Result& result, const FeedOptions& options) {
   return impl_->feed(data, result, options);
 }
-
 absl::Status RequestParser::stream_body(BodySink sink) {
   return impl_->stream_body(std::move(sink));
 }

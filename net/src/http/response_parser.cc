@@ -43,11 +43,11 @@
 namespace ioloop::net {
 
 bool HTTPResponseHead::keep_alive() const {
-  if (headers.has_token("Connection", "close")) return false;
+  const internal::ConnectionTokens tokens = internal::connection_tokens_of(headers);
+  if (tokens.close) return false;
   // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing; close after.
   if (version_minor < 1 && headers.contains("Transfer-Encoding")) return false;
-  if (version_minor >= 1) return true;
-  return headers.has_token("Connection", "keep-alive");
+  return version_minor >= 1 || tokens.keep_alive;
 }
 
 namespace {
@@ -321,14 +321,16 @@ int ResponseParser::Impl::on_headers_complete(http_parser* p) {
     me->interim_ = true;
     return 1;
   }
-  if (me->validate_head() != 0) return -1;
   // Over what a signed 64-bit length holds (a proxy's client may wrap it): nginx's 502.
   if ((p->flags & F_CONTENTLENGTH) && p->content_length > uint64_t{INT64_MAX}) {
     return me->fail(
         malformed(absl::StrCat("Content-Length ", p->content_length, " is over 2^63 - 1")));
   }
+  // Without a body the head ends the response whatever its framing fields say (RFC 9112
+  // §6.3): a HEAD response names the codings its GET would have.
   me->no_body_ = response_is_bodyless(me->method_, status);
   if (me->no_body_) return 1;
+  if (me->validate_head() != 0) return -1;
   if (p->flags & F_CONTENTLENGTH) {
     me->content_length_ = p->content_length;
   } else if (!(p->flags & F_CHUNKED)) {

@@ -39,6 +39,19 @@ TEST(HTTPForwardingTest, RemovesEveryHopByHopFieldAndWhatConnectionNames) {
   EXPECT_EQ(fields(h), (Fields{{"Host", "example.com"}, {"Accept", "*/*"}}));
 }
 
+// Found by a review: Connection's tokens were split as a list of quoted-strings and comments,
+// so "x(" hid what followed it, and the field it named went on to the next hop.
+TEST(HTTPForwardingTest, ConnectionIsATokenListWhateverItsBytes) {
+  HTTPHeaders h = make({{"Host", "example.com"},
+                        {"Connection", "x(, Authorization"},
+                        {"Authorization", "Basic Zm9v"},
+                        {"Connection", "y\", X-Secret"},
+                        {"X-Secret", "1"},
+                        {"Accept", "*/*"}});
+  EXPECT_EQ(remove_hop_by_hop_fields(h), 4u);
+  EXPECT_EQ(fields(h), (Fields{{"Host", "example.com"}, {"Accept", "*/*"}}));
+}
+
 TEST(HTTPForwardingTest, EndToEndFieldsAreKeptInOrder) {
   HTTPHeaders h = make({{"Host", "a"}, {"Content-Length", "3"}, {"X-A", "1"}, {"X-A", "2"}});
   EXPECT_EQ(remove_hop_by_hop_fields(h), 0u);

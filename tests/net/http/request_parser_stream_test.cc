@@ -297,6 +297,21 @@ TEST(RequestParserStreamTest, RequestsWithoutBodyDoNotStop) {
   EXPECT_EQ(out.requests.size(), 3u);
 }
 
+// Found by a review: a CONNECT request's Content-Length or chunked made the parser stop at its
+// head as if a body followed, which libhttp_parser never reads (what follows a CONNECT is the
+// tunnel's, RFC 9110 §9.3.6): a handler streaming it waited for bytes that never came. Such a
+// request has no body, whatever its fields say, and ends the connection as any CONNECT.
+TEST(RequestParserStreamTest, AConnectRequestHasNoBodyWhateverItsFieldsSay) {
+  for (const std::string framing : {"Content-Length: 5\r\n", "Transfer-Encoding: chunked\r\n"}) {
+    Outcome out = drive_every_split(
+        "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n" + framing + "\r\n5\r\nhello", Mode{}, {});
+    EXPECT_THAT(out.heads, IsEmpty()) << framing;
+    ASSERT_EQ(out.requests.size(), 1u) << framing;
+    EXPECT_EQ(out.requests[0].body(), "");
+    EXPECT_FALSE(out.error) << framing;
+  }
+}
+
 TEST(RequestParserStreamTest, StreamedBodyHasNoMaxBodySize) {
   RequestParser::Options small;
   small.max_body_size = 4;

@@ -133,6 +133,24 @@ TEST(ResponseParserTest, NoBodyFor204And304) {
   EXPECT_TRUE(out.keep_alive);
 }
 
+// Found by a review: the transfer codings of a response without a body were checked as if it
+// had one, so a HEAD response carrying the fields its GET would have (RFC 9110 §9.3.2), or a
+// 304 naming a coding, failed with DataLoss "unsupported Transfer-Encoding". RFC 9112 §6.3:
+// such a response ends at its empty line, whatever its fields say.
+TEST(ResponseParserTest, NoBodyWhateverItsTransferCodingsSay) {
+  const std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+  Outcome out = run_every_split(HTTPMethod::kHead, head, false);
+  EXPECT_TRUE(out.status.ok()) << out.status;
+  EXPECT_THAT(out.events, ElementsAre("head 200 OK", "complete"));
+  EXPECT_TRUE(out.keep_alive);
+
+  const std::string not_modified = "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: gzip\r\n\r\n";
+  out = run_every_split(HTTPMethod::kGet, not_modified, false);
+  EXPECT_TRUE(out.status.ok()) << out.status;
+  EXPECT_THAT(out.events, ElementsAre("head 304 Not Modified", "complete"));
+  EXPECT_EQ(out.consumed, not_modified.size());
+}
+
 TEST(ResponseParserTest, SuccessfulConnectHasNoBody) {
   const std::string head = "HTTP/1.1 200 Connection established\r\n\r\n";
   Outcome out = run_every_split(HTTPMethod::kConnect, head + "tunnel", false);
@@ -178,6 +196,9 @@ TEST(ResponseParserTest, KeepAliveRules) {
       {"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true},
       {"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", false},
       {"HTTP/1.1 200 OK\r\nConnection: x, Close\r\nContent-Length: 0\r\n\r\n", false},
+      // A token list: '(' opens no comment there (found by a review: it hid the "close").
+      {"HTTP/1.1 200 OK\r\nConnection: x(, close\r\nContent-Length: 0\r\n\r\n", false},
+      {"HTTP/1.0 200 OK\r\nConnection: x\", keep-alive\r\nContent-Length: 0\r\n\r\n", true},
       {"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false},
       {"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", true},
       {"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",

@@ -83,6 +83,8 @@ class HTTPHeaders {
   /// True if any field named `name`, read as a comma-separated list (RFC 9110 §5.6.1, as
   /// split_header_list() splits it), has an element equal to `token` ignoring case and
   /// surrounding whitespace. For Connection, Expect, Transfer-Encoding and the like.
+  /// Connection is a list of tokens, where '"' and '(' open no string or comment: it is split
+  /// at every comma, as HTTP/1.1 parsers read it.
   bool has_token(absl::string_view name, absl::string_view token) const;
 
   /// @{

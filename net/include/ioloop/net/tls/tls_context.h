@@ -11,9 +11,10 @@
 /// ```
 ///
 /// Fixed policy (not options): TLS 1.2 is the lowest version ever negotiated; TLS 1.3 is
-/// negotiated whenever the peer offers it; renegotiation is refused; OpenSSL releases its
-/// read/write buffers while a connection is idle (SSL_MODE_RELEASE_BUFFERS); partial writes
-/// and moving write buffers are enabled (the Transport retry rule relies on both).
+/// negotiated whenever the peer offers it (unless max_version says 1.2); renegotiation is
+/// refused; OpenSSL releases its read/write buffers while a connection is idle
+/// (SSL_MODE_RELEASE_BUFFERS); partial writes and moving write buffers are enabled (the
+/// Transport retry rule relies on both).
 ///
 /// Errors: creation fails with an absl::Status and never logs:
 ///   - InvalidArgument for an option set that makes no sense (a server without a
