@@ -60,6 +60,7 @@ static_assert(std::is_same_v<HTTPServer::Handler, HTTPRequestHandler>);
 
 HTTPServer::HTTPServer(IOLoop& loop, Handler handler, HTTPServerOptions options)
     : options_status_(check_options(options, handler != nullptr)),
+      loop_(loop),
       state_(std::make_shared<HTTPServerState>(std::move(handler), options)),
       tcp_server_(
           loop,
@@ -71,6 +72,7 @@ HTTPServer::HTTPServer(IOLoop& loop, Handler handler, HTTPServerOptions options)
 HTTPServer::HTTPServer(IOLoop& loop, Handler handler, HTTPBodyHandlerFactory on_headers,
                        HTTPServerOptions options)
     : options_status_(check_options(options, handler != nullptr)),
+      loop_(loop),
       state_(std::make_shared<HTTPServerState>(std::move(handler), std::move(on_headers), options)),
       tcp_server_(
           loop,
@@ -79,7 +81,7 @@ HTTPServer::HTTPServer(IOLoop& loop, Handler handler, HTTPBodyHandlerFactory on_
           },
           options.tcp_options) {}
 
-HTTPServer::~HTTPServer() = default;
+HTTPServer::~HTTPServer() { close_served(); }
 
 absl::Status HTTPServer::listen(uint16_t port, absl::string_view address) {
   if (!options_status_.ok()) return options_status_;
@@ -96,7 +98,29 @@ absl::Status HTTPServer::start(int num_threads) {
   return tcp_server_.start(num_threads);
 }
 
-void HTTPServer::stop(bool close_connections) { tcp_server_.stop(close_connections); }
+void HTTPServer::stop(bool close_connections) {
+  tcp_server_.stop(close_connections);
+  if (close_connections) close_served();
+}
+
+void HTTPServer::close_served() {
+  std::vector<Served> served;
+  {
+    MutexLock lock(&served_mu_);
+    served.swap(served_);
+    served_after_prune_ = 0;
+  }
+  for (Served& s : served) {
+    if (s.loop == &loop_) {  // this thread's (the server's methods run on its loop's thread)
+      if (std::shared_ptr<IOStream> stream = s.stream.lock()) stream->close();
+      continue;
+    }
+    // Locked there only: a stream's last reference must go on its own loop's thread.
+    s.handle->post([weak = std::move(s.stream)] {
+      if (std::shared_ptr<IOStream> stream = weak.lock()) stream->close();
+    });
+  }
+}
 
 uint16_t HTTPServer::port() const { return tcp_server_.port(); }
 
@@ -107,6 +131,15 @@ absl::Status HTTPServer::serve(std::shared_ptr<IOStream> stream) {
   if (!options_status_.ok()) {
     stream->close(options_status_);
     return options_status_;
+  }
+  {
+    MutexLock lock(&served_mu_);
+    // Forget closed streams now and then, so the list tracks only the open ones.
+    if (served_.size() >= 2 * served_after_prune_ + 64) {
+      std::erase_if(served_, [](const Served& s) { return s.stream.expired(); });
+      served_after_prune_ = served_.size();
+    }
+    served_.push_back(Served{stream, &stream->loop(), stream->loop().handle()});
   }
   serve_http_connection(state_, stream);
   return absl::OkStatus();

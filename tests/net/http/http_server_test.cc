@@ -183,6 +183,8 @@ TEST_F(HTTPServerTest, OneServerFieldWhateverTheHandlerSets) {
   send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(read_responses(1),
             "HTTP/1.1 200 OK\r\nServer: probe\r\nDate: D\r\nContent-Length: 2\r\n\r\nhi");
+  server_.reset();  // closes its connection: the client's EOF comes before the next one's
+  settle();
   start_server(handler);
   connect();
   received_.clear();
@@ -504,6 +506,33 @@ TEST_F(HTTPServerTest, ListensOnLoopbackTcp) {
   EXPECT_EQ(normalize(received_),
             ok_response("Hello, world!", "Connection: close\r\n", "HTTP/1.0"));
   server_->stop(true);
+}
+
+// Found by a review: a connection handed to serve() was not the server's to close: stop(true)
+// and the destructor left it open, and its next request still ran the handler, after the
+// server (and whatever the handler took from the server's owner) was gone.
+TEST_F(HTTPServerTest, StopAndDestructionCloseServedConnections) {
+  for (const bool destroy : {false, true}) {
+    SCOPED_TRACE(destroy ? "destroyed" : "stopped");
+    int calls = 0;
+    start_server([&calls](const HTTPRequest&, HTTPResponseWriter& w) {
+      ++calls;
+      w.set_body("x");
+    });
+    connect();
+    if (destroy) {
+      server_.reset();
+    } else {
+      server_->stop(/*close_connections=*/true);
+    }
+    settle();
+    EXPECT_TRUE(server_stream_->closed());
+    send("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    settle();
+    EXPECT_EQ(calls, 0);
+    EXPECT_EQ(read_to_eof(), "");
+    server_.reset();
+  }
 }
 
 }  // namespace
