@@ -23,6 +23,8 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/string_view.h"
 #include "ioloop/net/http/http_body_handler.h"
 #include "ioloop/net/http/http_request.h"
@@ -42,6 +44,16 @@ inline int sent_status(int status) { return status >= 200 && status <= 599 ? sta
 // server opens none). A HEAD's keeps its Content-Length.
 inline bool unframed_response(int status, bool connect) {
   return status == 204 || status == 304 || (connect && status < 300);
+}
+
+// A Content-Length value a handler set: digits only (RFC 9110 §8.6), no sign or spaces inside.
+inline bool parse_length(absl::string_view v, uint64_t& n) {
+  v = absl::StripAsciiWhitespace(v);
+  if (v.empty()) return false;
+  for (char c : v) {
+    if (c < '0' || c > '9') return false;
+  }
+  return absl::SimpleAtoi(v, &n);
 }
 
 // What the core calls for each complete request; the same type as HTTPServer::Handler

@@ -17,20 +17,6 @@
 #include "post_status.h"
 
 namespace ioloop::net {
-namespace {
-
-// A Content-Length value: digits only (RFC 9110 §8.6), no sign or spaces inside.
-bool parse_length(absl::string_view v, uint64_t& n) {
-  v = absl::StripAsciiWhitespace(v);
-  if (v.empty()) return false;
-  for (char c : v) {
-    if (c < '0' || c > '9') return false;
-  }
-  return absl::SimpleAtoi(v, &n);
-}
-
-}  // namespace
-
 absl::Status connection_closed_status(const absl::Status& why) {
   return absl::UnavailableError(why.ok() ? std::string("HTTP connection closed")
                                          : absl::StrCat("HTTP connection closed: ", why.message()));
@@ -62,7 +48,9 @@ absl::Status HTTPConnectionCore::send_stream_head(HTTPOutput& out, size_t first,
   uint64_t length = 0;
   const std::optional<absl::string_view> cl = writer_.headers().get("Content-Length");
   const bool bodyless = unframed_response(sent_status(writer_.status()), d_.connect);
-  const bool no_body = bodyless || d_.head;
+  // A 205 has no content: "Content-Length: 0", writes dropped as a HEAD's (RFC 9110 §15.3.6).
+  const bool reset = writer_.status() == 205;
+  const bool no_body = bodyless || d_.head || reset;
   absl::Status error;
   if (cl && !bodyless && !parse_length(*cl, length)) {
     error = absl::InvalidArgumentError(
@@ -85,6 +73,10 @@ absl::Status HTTPConnectionCore::send_stream_head(HTTPOutput& out, size_t first,
                     !writer_.headers().has_token("Connection", "close");
   if (bodyless) {
     // no framing fields (RFC 9110 §8.6, RFC 9112 §6.1)
+  } else if (reset) {
+    h.append("Content-Length: 0\r\n");
+    d_.has_length = true;
+    d_.remaining = 0;
   } else if (cl) {
     absl::StrAppend(&h, "Content-Length: ", length, "\r\n");
     d_.has_length = true;

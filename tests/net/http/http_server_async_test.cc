@@ -214,6 +214,23 @@ TEST_F(HTTPServerAsyncTest, HeadAndNoContentGetNoBody) {
   EXPECT_FALSE(eof_);
 }
 
+// As a synchronous 205 (found by a review: it went out with its body, chunked): RFC 9110
+// §15.3.6 forbids content in it and asks for "Content-Length: 0".
+TEST_F(HTTPServerAsyncTest, ResetContentHasAnEmptyBody) {
+  start_manual_server([this](const HTTPRequest&, HTTPResponseWriter& w) {
+    w.set_status(205);
+    stream_ = w.defer();
+    EXPECT_TRUE(stream_->write("discarded").ok());
+    EXPECT_TRUE(stream_->finish().ok());
+  });
+  connect();
+  send(kGet);
+  settle();
+  EXPECT_EQ(normalize(received_),
+            "HTTP/1.1 205 Reset Content\r\nDate: D\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_FALSE(eof_);
+}
+
 // Found by http_connection_fuzzer: finish() counted a HEAD response's Content-Length as
 // missing body bytes and failed it.
 TEST_F(HTTPServerAsyncTest, HeadWithContentLengthFinishesWithoutBody) {

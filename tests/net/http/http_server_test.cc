@@ -239,6 +239,34 @@ TEST_F(HTTPServerTest, HeadGetsHeadersWithoutBodyInsidePipeline) {
             ok_response("/a|") + head_response + ok_response("/c|"));
 }
 
+// Found by a review: a HEAD handler that sets the Content-Length its GET would send (RFC 9110
+// §9.3.2) and no body got "Content-Length: 0", where a deferred response sent its own. With a
+// body, the body's size still wins (the handler's field is dropped, as for GET).
+TEST_F(HTTPServerTest, HeadSendsTheHandlersContentLengthWhenItSetsNoBody) {
+  start_server([](const HTTPRequest& r, HTTPResponseWriter& w) {
+    w.set_header("Content-Length", "100");
+    if (r.target() == "/body") w.set_body("hi");
+  });
+  connect();
+  send("HEAD / HTTP/1.1\r\nHost: x\r\n\r\nHEAD /body HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(read_responses(2, {true, true}),
+            "HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 100\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 2\r\n\r\n");
+}
+
+// Found by a review: a 205 went out with the handler's body; RFC 9110 §15.3.6 forbids content
+// in it and asks for "Content-Length: 0".
+TEST_F(HTTPServerTest, ResetContentHasAnEmptyBody) {
+  start_server([](const HTTPRequest&, HTTPResponseWriter& w) {
+    w.set_status(205);
+    w.set_body("x");
+  });
+  connect();
+  send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(read_responses(1),
+            "HTTP/1.1 205 Reset Content\r\nDate: D\r\nContent-Length: 0\r\n\r\n");
+}
+
 TEST_F(HTTPServerTest, HundredPipelinedRequestsAnsweredInOrderInOneWrite) {
   start_server(echo);
   connect();

@@ -6,9 +6,12 @@
 ///
 /// The server writes these fields itself and ignores any the handler sets:
 /// ```
-///   Content-Length  the body's size (also for HEAD, where the body is not sent; omitted
-///                   for 204, 304 and a 2xx to CONNECT, whose bodies are not sent: RFC 9110
-///                   §9.3.6, this server opens no tunnel and closes after a CONNECT)
+///   Content-Length  the body's size (also for HEAD, where the body is not sent; a HEAD
+///                   handler that sets no body may set the Content-Length its GET would
+///                   send, and that one is sent: RFC 9110 §9.3.2); 0 for a 205, whose body
+///                   is dropped (§15.3.6); omitted for 204, 304 and a 2xx to CONNECT, whose
+///                   bodies are not sent (§9.3.6: this server opens no tunnel and closes
+///                   after a CONNECT)
 ///   Date            the current time, from a per-thread cache refreshed once per second
 ///   Connection      "close" when the connection ends after this response, "keep-alive"
 ///                   for an HTTP/1.0 request that asked to stay open, absent otherwise
