@@ -355,10 +355,11 @@ void HTTPConnectionCore::serialize(int minor, bool head, bool connect, bool keep
   RawWriter w(append_head(writer_, s_->server_name, minor, h,
                           kTailBound + (copy_body ? body.size() : 0), status));
   const bool bodyless = unframed_response(status, connect);
-  if (status == 205) body.clear();  // no content, "Content-Length: 0" (RFC 9110 §15.3.6)
+  const bool reset = status == 205;  // no content, "Content-Length: 0" (RFC 9110 §15.3.6)
+  if (reset) body.clear();
   uint64_t length = body.size();
   // A HEAD without a body: the handler's Content-Length, what its GET would send (§9.3.2).
-  if (head && body.empty()) {
+  if (head && body.empty() && !reset) {
     uint64_t n = 0;
     const auto cl = writer_.headers().get("Content-Length");
     if (cl && parse_length(*cl, n)) length = n;

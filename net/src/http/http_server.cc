@@ -104,21 +104,11 @@ void HTTPServer::stop(bool close_connections) {
 }
 
 void HTTPServer::close_served() {
-  std::vector<Served> served;
-  {
-    MutexLock lock(&served_mu_);
-    served.swap(served_);
-    served_after_prune_ = 0;
-  }
-  for (Served& s : served) {
-    if (s.loop == &loop_) {  // this thread's (the server's methods run on its loop's thread)
-      if (std::shared_ptr<IOStream> stream = s.stream.lock()) stream->close();
-      continue;
-    }
-    // Locked there only: a stream's last reference must go on its own loop's thread.
-    s.handle->post([weak = std::move(s.stream)] {
-      if (std::shared_ptr<IOStream> stream = weak.lock()) stream->close();
-    });
+  std::vector<std::weak_ptr<IOStream>> served;
+  served.swap(served_);
+  served_after_prune_ = 0;
+  for (const std::weak_ptr<IOStream>& weak : served) {
+    if (std::shared_ptr<IOStream> stream = weak.lock()) stream->close();
   }
 }
 
@@ -128,19 +118,20 @@ std::vector<SocketAddress> HTTPServer::addresses() const { return tcp_server_.ad
 
 absl::Status HTTPServer::serve(std::shared_ptr<IOStream> stream) {
   if (stream == nullptr) return absl::InvalidArgumentError("HTTPServer::serve: null stream");
+  if (&stream->loop() != &loop_) {  // not closed: it is another thread's to touch
+    return absl::InvalidArgumentError(
+        "HTTPServer::serve: the stream belongs to another loop than the server's");
+  }
   if (!options_status_.ok()) {
     stream->close(options_status_);
     return options_status_;
   }
-  {
-    MutexLock lock(&served_mu_);
-    // Forget closed streams now and then, so the list tracks only the open ones.
-    if (served_.size() >= 2 * served_after_prune_ + 64) {
-      std::erase_if(served_, [](const Served& s) { return s.stream.expired(); });
-      served_after_prune_ = served_.size();
-    }
-    served_.push_back(Served{stream, &stream->loop(), stream->loop().handle()});
+  // Forget closed streams now and then, so the list tracks only the open ones.
+  if (served_.size() >= 2 * served_after_prune_ + 64) {
+    std::erase_if(served_, [](const std::weak_ptr<IOStream>& s) { return s.expired(); });
+    served_after_prune_ = served_.size();
   }
+  served_.push_back(stream);
   serve_http_connection(state_, stream);
   return absl::OkStatus();
 }

@@ -283,7 +283,8 @@ int RequestParser::Impl::validate_head() {
   if (!internal::host_from_target(current_)) {
     return fail(RequestError::kBadHost, "invalid authority in the request target");
   }
-  if ((parser_.flags & F_CONTENTLENGTH) && parser_.content_length > options_.max_body_size) {
+  if ((parser_.flags & F_CONTENTLENGTH) && parser_.content_length > options_.max_body_size &&
+      parser_.method != HTTP_CONNECT) {  // a CONNECT has no body (on_headers_complete)
     // Stopping at this header section, the caller may yet stream the body (no limit then).
     if (stop_at_headers_) {
       too_large_pending_ = true;

@@ -226,6 +226,25 @@ TEST_F(HTTPServerTest, AnEmptyHandlerOrANullStreamIsInvalidArgument) {
   EXPECT_EQ(server_->serve(nullptr), absl::InvalidArgumentError("HTTPServer::serve: null stream"));
 }
 
+// Found by a review: a stream of another loop was closed by stop(true) or the destructor only
+// through that loop's handle, later, so its handler could still run after the server was gone,
+// on that loop's thread. serve() takes only the server's own loop's streams (as an accepted
+// connection is its worker's), and leaves any other alone (another thread's to touch).
+TEST_F(HTTPServerTest, ServeRefusesAStreamOfAnotherLoop) {
+  start_server();
+  absl::StatusOr<std::unique_ptr<IOLoop>> other = IOLoop::create();
+  ASSERT_TRUE(other.ok()) << other.status();
+  auto pair = Socket::pair();
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  std::shared_ptr<IOStream> stream = IOStream::create(**other, std::move(pair->first));
+  EXPECT_EQ(server_->serve(stream),
+            absl::InvalidArgumentError(
+                "HTTPServer::serve: the stream belongs to another loop than the server's"));
+  EXPECT_FALSE(stream->closed());
+  EXPECT_EQ(server_->stats().connections, 0u);
+  stream->close();
+}
+
 TEST_F(HTTPServerTest, DefaultOptionsAreAccepted) {
   start_server();
   EXPECT_TRUE(server_->listen(0, "127.0.0.1").ok());

@@ -255,16 +255,18 @@ TEST_F(HTTPServerTest, HeadSendsTheHandlersContentLengthWhenItSetsNoBody) {
 }
 
 // Found by a review: a 205 went out with the handler's body; RFC 9110 §15.3.6 forbids content
-// in it and asks for "Content-Length: 0".
+// in it and asks for "Content-Length: 0". To HEAD too, whatever Content-Length the handler set
+// (as a deferred 205).
 TEST_F(HTTPServerTest, ResetContentHasAnEmptyBody) {
   start_server([](const HTTPRequest&, HTTPResponseWriter& w) {
     w.set_status(205);
+    w.set_header("Content-Length", "9");
     w.set_body("x");
   });
   connect();
-  send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
-  EXPECT_EQ(read_responses(1),
-            "HTTP/1.1 205 Reset Content\r\nDate: D\r\nContent-Length: 0\r\n\r\n");
+  send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\nHEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+  const std::string reset = "HTTP/1.1 205 Reset Content\r\nDate: D\r\nContent-Length: 0\r\n\r\n";
+  EXPECT_EQ(read_responses(2, {false, true}), reset + reset);
 }
 
 TEST_F(HTTPServerTest, HundredPipelinedRequestsAnsweredInOrderInOneWrite) {

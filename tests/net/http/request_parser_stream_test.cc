@@ -302,13 +302,17 @@ TEST(RequestParserStreamTest, RequestsWithoutBodyDoNotStop) {
 // tunnel's, RFC 9110 §9.3.6): a handler streaming it waited for bytes that never came. Such a
 // request has no body, whatever its fields say, and ends the connection as any CONNECT.
 TEST(RequestParserStreamTest, AConnectRequestHasNoBodyWhateverItsFieldsSay) {
-  for (const std::string framing : {"Content-Length: 5\r\n", "Transfer-Encoding: chunked\r\n"}) {
+  for (const std::string framing :
+       {"Content-Length: 5\r\n", "Transfer-Encoding: chunked\r\n",
+        "Content-Length: 99999999999\r\n"}) {  // over max_body_size: no 413 either
     Outcome out = drive_every_split(
         "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n" + framing + "\r\n5\r\nhello", Mode{}, {});
     EXPECT_THAT(out.heads, IsEmpty()) << framing;
     ASSERT_EQ(out.requests.size(), 1u) << framing;
     EXPECT_EQ(out.requests[0].body(), "");
     EXPECT_FALSE(out.error) << framing;
+    EXPECT_FALSE(buffered("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n" + framing + "\r\n", {}).error)
+        << framing;
   }
 }
 

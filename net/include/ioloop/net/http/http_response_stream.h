@@ -31,8 +31,9 @@
 ///    closes once finish()ed output is flushed.
 ///  - HEAD requests get the head only (the same framing fields as GET would); 204, 304 and a
 ///    2xx to CONNECT get no body and no framing fields (a status outside 200..599 is sent as
-///    500, http_response.h). Body bytes written to them are discarded, as the synchronous
-///    writer's body is.
+///    500, http_response.h); a 205 gets "Content-Length: 0" and no body, whatever
+///    Content-Length the handler set (RFC 9110 §15.3.6). Body bytes written to them are
+///    discarded, as the synchronous writer's body is.
 ///  Transfer-Encoding, Date and Connection set by the handler are ignored (http_response.h).
 ///
 /// A failed response (Content-Length misuse, an exception caught by run(), dropping the last

@@ -145,8 +145,6 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "ioloop/io_loop.h"
-#include "ioloop/loop_handle.h"
-#include "ioloop/mutex.h"
 #include "ioloop/net/http/http_body_handler.h"
 #include "ioloop/net/http/http_request.h"
 #include "ioloop/net/http/http_response.h"
@@ -265,30 +263,25 @@ class HTTPServer {
   /// The addresses listened on, with the real port when 0 was asked.
   std::vector<SocketAddress> addresses() const;
 
-  /// Serves an already connected stream (e.g. one end of a socketpair) on the stream's loop,
-  /// exactly as an accepted connection: stop(true) and the destructor close it too (at once
-  /// when it is on the server's loop, else through its loop's handle). Call on that loop's
-  /// thread. InvalidArgument (and the stream is closed) if the options are invalid.
+  /// Serves an already connected stream (e.g. one end of a socketpair) of the server's loop,
+  /// exactly as an accepted connection: stop(true) and the destructor close it too. Call on
+  /// that loop's thread. InvalidArgument if the stream belongs to another loop (whose thread
+  /// could still run the handler after the server is gone; the stream is left alone), or if
+  /// the options are invalid (the stream is closed).
   absl::Status serve(std::shared_ptr<IOStream> stream);
 
   /// Thread-safe. A snapshot of the counters.
   Stats stats() const;
 
  private:
-  /// A stream given to serve(), with how to reach it from the server's thread.
-  struct Served {
-    std::weak_ptr<IOStream> stream;
-    const IOLoop* loop;                  ///< compared only: the server's own closes it at once
-    std::shared_ptr<LoopHandle> handle;  ///< another loop's: the close is posted there
-  };
   /// Closes the streams given to serve() (stop(true), the destructor).
   void close_served();
 
   const absl::Status options_status_;  ///< InvalidArgument for options that cannot work
   IOLoop& loop_;
-  Mutex served_mu_;  ///< serve() may run on any loop's thread
-  std::vector<Served> served_ ABSL_GUARDED_BY(served_mu_);
-  size_t served_after_prune_ ABSL_GUARDED_BY(served_mu_) = 0;
+  /// The streams given to serve(), all of loop_ (so used on its thread only).
+  std::vector<std::weak_ptr<IOStream>> served_;
+  size_t served_after_prune_ = 0;
   /// Handler, options and counters, shared with the connections (private: only the library
   /// sees its definition).
   std::shared_ptr<HTTPServerState> state_;
