@@ -3,6 +3,23 @@
 #include <algorithm>
 
 namespace ioloop::net {
+namespace {
+
+// Drops the entries before `head` once they are all of `v`, or at least 32 and half of it: a
+// queue that never drains (a stream always a write or a callback ahead) must not keep a slot
+// per entry it ever had, and the erase stays amortised O(1) per entry.
+template <typename T>
+void compact_front(std::vector<T>& v, size_t& head) {
+  if (head == v.size()) {
+    v.clear();
+    head = 0;
+  } else if (head >= 32 && head * 2 >= v.size()) {
+    v.erase(v.begin(), v.begin() + static_cast<long>(head));
+    head = 0;
+  }
+}
+
+}  // namespace
 
 void WriteQueue::append(std::string data, size_t already_sent) {
   const size_t unsent = data.size() - already_sent;
@@ -49,27 +66,14 @@ void WriteQueue::consume(size_t n) {
     ++head_;
     head_offset_ = 0;
   }
-  if (head_ == chunks_.size()) {
-    chunks_.clear();
-    head_ = 0;
-  } else if (head_ >= 32 && head_ * 2 >= chunks_.size()) {
-    chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<long>(head_));
-    head_ = 0;
-  }
+  compact_front(chunks_, head_);
 }
 
 bool WriteQueue::pop_flushed(Callback* cb) {
   if (cb_head_ >= callbacks_.size() || callbacks_[cb_head_].first > written_total_) return false;
   *cb = std::move(callbacks_[cb_head_].second);
-  // As consume() does for chunks: a queue that never drains (a stream always a callback
-  // ahead) must not keep a slot per callback it ever had.
-  if (++cb_head_ == callbacks_.size()) {
-    callbacks_.clear();
-    cb_head_ = 0;
-  } else if (cb_head_ >= 32 && cb_head_ * 2 >= callbacks_.size()) {
-    callbacks_.erase(callbacks_.begin(), callbacks_.begin() + static_cast<long>(cb_head_));
-    cb_head_ = 0;
-  }
+  ++cb_head_;
+  compact_front(callbacks_, cb_head_);
   return true;
 }
 
