@@ -284,13 +284,15 @@ void IOLoop::guarded(const char* what, F&& f) {
       f();
       return;
     }
-    const TimePoint t0 = Clock::now();
+    // On the loop's clock (Options::clock's, if set), as every other time the loop reads.
+    const TimePoint t0 = time();
     f();
-    const absl::Duration took = to_duration(Clock::now() - t0);
+    const TimePoint t1 = time();
+    const absl::Duration took = to_duration(t1 - t0);
     if (took > options_.slow_callback_threshold) {
       ++stats_.slow_callbacks;
       uint64_t suppressed = 0;
-      if (log_limiter_.allow(Clock::now(), &suppressed)) {
+      if (log_limiter_.allow(t1, &suppressed)) {
         logger().warn(
             "slow {}: blocked the loop for {} (threshold {}){}", what, absl::FormatDuration(took),
             absl::FormatDuration(options_.slow_callback_threshold), suppressed_note(suppressed));
@@ -344,7 +346,7 @@ absl::Status IOLoop::handle_callback_exception(const char* what) {
 void IOLoop::report_exception(const char* what, const char* message) {
   ++stats_.exceptions;
   uint64_t suppressed = 0;
-  if (log_limiter_.allow(Clock::now(), &suppressed)) {
+  if (log_limiter_.allow(time(), &suppressed)) {
     logger().error("exception escaped {}: {}{}", what, message, suppressed_note(suppressed));
   }
 }
@@ -470,7 +472,7 @@ void IOLoop::check_stale_events() {
 void IOLoop::rebuild_poller() {
   absl::StatusOr<std::unique_ptr<Poller>> fresh = Poller::create(poller_->kind());
   uint64_t suppressed = 0;
-  const bool log = log_limiter_.allow(Clock::now(), &suppressed);
+  const bool log = log_limiter_.allow(time(), &suppressed);
   if (!fresh.ok()) {
     if (log) {
       logger().error("cannot rebuild the poller: {}{}", fresh.status().ToString(),
@@ -514,7 +516,7 @@ void IOLoop::back_off_after_poll_failure(const absl::Status& status) {
       poll_backoff_ == absl::ZeroDuration() ? kFirst : std::min(poll_backoff_ * 2, kMax);
   ++stats_.poll_failures;
   uint64_t suppressed = 0;
-  if (log_limiter_.allow(Clock::now(), &suppressed)) {
+  if (log_limiter_.allow(time(), &suppressed)) {
     logger().error("poller ({}) failed: {}; retrying in {}{}",
                    std::string(poller_kind_name(poller_->kind())), status.ToString(),
                    absl::FormatDuration(poll_backoff_), suppressed_note(suppressed));

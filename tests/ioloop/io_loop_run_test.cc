@@ -23,6 +23,7 @@
 #include "io_loop_fixture.h"
 #include "ioloop/io_loop.h"
 #include "ioloop/loop_handle.h"
+#include "ioloop/time.h"
 #include "testing/log_capture.h"
 #include "testing/notification.h"
 #include "testing/socket_pair.h"
@@ -397,23 +398,36 @@ TEST_P(IOLoopTest, ThrowingHandlerDoesNotFloodTheLog) {
   EXPECT_THAT(lines.front(), HasSubstr("boom"));
 }
 
+// A callback's duration is read on the loop's clock (Options::clock here), so "slow" is a
+// number the test sets, not a sleep: exactly the callbacks that moved the clock past the
+// threshold are counted.
 TEST(IOLoopSlowCallbackTest, SlowCallbackIsLoggedAndCounted) {
   ScopedLogCapture log;
+  ManualClock clock;
   IOLoop::Options options;
   options.slow_callback_threshold = absl::Milliseconds(1);
+  options.clock = &clock;
   IOLoop loop(options);
-  loop.add_callback([] { std::this_thread::sleep_for(std::chrono::milliseconds(20)); });
+  loop.add_callback([&] { clock.advance(absl::Milliseconds(20)); });
+  loop.add_callback([&] { clock.advance(absl::Milliseconds(1)); });  // at the threshold: not over
   loop.add_callback([&] { loop.stop(); });
   loop.start();
-  EXPECT_GE(loop.stats().slow_callbacks, 1u);
-  bool logged = false;
-  for (const std::string& l : log.lines()) logged |= l.find("slow callback") != std::string::npos;
-  EXPECT_TRUE(logged);
+  EXPECT_EQ(loop.stats().slow_callbacks, 1u);
+  std::vector<std::string> slow;
+  for (const std::string& l : log.lines()) {
+    if (l.find("slow callback") != std::string::npos) slow.push_back(l);
+  }
+  ASSERT_EQ(slow.size(), 1u);
+  EXPECT_THAT(slow[0], HasSubstr("blocked the loop for 20ms (threshold 1ms)"));
 }
 
 TEST(IOLoopSlowCallbackTest, DisabledByDefault) {
-  IOLoop loop;
-  loop.add_callback([] { std::this_thread::sleep_for(std::chrono::milliseconds(5)); });
+  EXPECT_EQ(IOLoop::Options{}.slow_callback_threshold, absl::ZeroDuration());
+  ManualClock clock;
+  IOLoop::Options options;
+  options.clock = &clock;
+  IOLoop loop(options);
+  loop.add_callback([&] { clock.advance(absl::Hours(1)); });
   loop.add_callback([&] { loop.stop(); });
   loop.start();
   EXPECT_EQ(loop.stats().slow_callbacks, 0u);

@@ -77,7 +77,8 @@ struct IOLoopOptions {
   /// A callback, handler or timer that runs longer than this is logged with its duration
   /// (rate-limited) and counted. Zero disables the check and its clock reads.
   absl::Duration slow_callback_threshold = absl::ZeroDuration();
-  /// Tests: run time() and every timeout on this clock (not owned; must outlive the loop).
+  /// Tests: run time(), every timeout and slow_callback_threshold's measure on this clock
+  /// (not owned; must outlive the loop).
   /// When the loop would sleep until a timeout, it checks readiness without blocking and, if
   /// no fd is ready and no callback pending, jumps the clock to that timeout instead: timers
   /// fire at once and in order, exactly at their deadlines. Waits with no timeout pending

@@ -47,10 +47,14 @@ absl::string_view cached_http_date() {
   // granularity do not matter for a value with one-second resolution.
   struct timespec ts;
   ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return cached_http_date(ts.tv_sec);
+}
+
+absl::string_view cached_http_date(int64_t unix_seconds) {
   DateCache& cache = tls_cache;
-  if (ts.tv_sec != cache.second) {
-    cache.second = ts.tv_sec;
-    format_into(ts.tv_sec, cache.text);
+  if (unix_seconds != cache.second) {
+    cache.second = unix_seconds;
+    format_into(unix_seconds, cache.text);
     ++cache.formats;
   }
   return absl::string_view(cache.text, kHTTPDateLength);

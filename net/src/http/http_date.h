@@ -21,6 +21,9 @@ std::string format_http_date(int64_t unix_seconds);
 // The current time as an IMF-fixdate, from this thread's cache (re-formatted when the
 // wall-clock second changes). The view stays valid until the next call on this thread.
 absl::string_view cached_http_date();
+// The same cache for `unix_seconds` (what cached_http_date() passes the clock's second as): a
+// second other than the cached one is formatted and becomes the cached one.
+absl::string_view cached_http_date(int64_t unix_seconds);
 
 // How many times this thread's cache has been (re)formatted: for tests.
 uint64_t http_date_format_count();
