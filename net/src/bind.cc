@@ -56,7 +56,8 @@ absl::StatusOr<std::vector<SocketAddress>> resolve_passive(int port, absl::strin
                                           ", family=", family_name(family), ")");
     // ErrnoToStatus's message is "what: strerror text", made thread-safely (std::strerror may
     // share a buffer across threads); the code stays InvalidArgument.
-    return absl::InvalidArgumentError(rc == EAI_SYSTEM
+    // (errno 0 after EAI_SYSTEM would give an empty message: getaddrinfo's text then.)
+    return absl::InvalidArgumentError(rc == EAI_SYSTEM && err != 0
                                           ? std::string(absl::ErrnoToStatus(err, what).message())
                                           : absl::StrCat(what, ": ", ::gai_strerror(rc)));
   }

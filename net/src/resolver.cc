@@ -30,7 +30,11 @@ namespace internal {
 
 absl::Status gai_error_to_status(int gai_error, int saved_errno, absl::string_view host) {
   const std::string message = absl::StrCat("resolve '", host, "'");
-  if (gai_error == EAI_SYSTEM) return absl::ErrnoToStatus(saved_errno, message);
+  // An EAI_SYSTEM that left errno at 0 (NSS modules can) would be an OK status: it falls to
+  // Unknown below with getaddrinfo's text.
+  if (gai_error == EAI_SYSTEM && saved_errno != 0) {
+    return absl::ErrnoToStatus(saved_errno, message);
+  }
   const std::string text = absl::StrCat(message, ": ", ::gai_strerror(gai_error));
   switch (gai_error) {
     case EAI_AGAIN:  // the name server is unreachable or busy: worth retrying

@@ -12,6 +12,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "ioloop/logging.h"
 
 namespace ioloop::net {
@@ -42,6 +43,14 @@ absl::Status validate(const RetryPolicy& retry) {
                      retry.max_attempts, ")"));
   }
   return absl::OkStatus();
+}
+
+// What a connection's failure is whatever its errno (connect(), or SO_ERROR later): the address
+// could not be reached, Unavailable, the errno's text kept. abseil's mapping would make the
+// kernel's ETIMEDOUT a DeadlineExceeded, which is the client's own `timeout`, and
+// EADDRNOTAVAIL (no ephemeral port left) AlreadyExists.
+absl::Status connection_failed(const absl::Status& error) {
+  return absl::UnavailableError(error.message());
 }
 
 // Options under which an attempt would end before it began, or never try: refused up front.
@@ -212,13 +221,15 @@ struct TCPClient::State {
     // returned EINPROGRESS.
     if (::connect(sock->fd(), addr.get(), addr.length()) != 0 && errno != EINPROGRESS &&
         errno != EINTR) {
-      return absl::ErrnoToStatus(errno, absl::StrCat("connect ", addr.to_string()));
+      return connection_failed(
+          absl::ErrnoToStatus(errno, absl::StrCat("connect ", addr.to_string())));
     }
     absl::Status s = loop.add_handler(
         sock->fd(),
         bind_try(t, [](State& self, Try* at, int fd, uint32_t) { self.on_connect_ready(at, fd); }),
         WRITE);
-    if (!s.ok()) return s;
+    // The loop cannot watch one more fd (select's FD_SETSIZE, epoll's max_user_watches).
+    if (!s.ok()) return absl::ResourceExhaustedError(s.message());
     t->in_flight.push_back(Try::InFlight{*std::move(sock), fi, addr});
     return absl::OkStatus();
   }
@@ -257,8 +268,9 @@ struct TCPClient::State {
     t->in_flight.erase(it);
     if (absl::Status err = done.socket.take_error(); !err.ok()) {
       note_failure(t, done.family_index,
-                   absl::Status(err.code(), absl::StrCat("connect ", done.address.to_string(), ": ",
-                                                         err.message())));
+                   connection_failed(absl::Status(
+                       err.code(),
+                       absl::StrCat("connect ", done.address.to_string(), ": ", err.message()))));
       start_next(t, done.family_index);
       return settle(t);
     }
@@ -266,7 +278,15 @@ struct TCPClient::State {
     if (options.nodelay) (void)done.socket.set_nodelay(true);
     std::unique_ptr<Transport> transport;
     if (options.tls) {
-      const std::string& name = options.server_name.empty() ? t->request.host : options.server_name;
+      // The host's name, or its address without the brackets that only say where the port
+      // is ("[::1]"): sent as SNI unless an IP literal, and what the certificate must match.
+      absl::string_view name = options.server_name;
+      if (name.empty()) {
+        name = t->request.host;
+        if (name.size() >= 2 && name.front() == '[' && name.back() == ']') {
+          name = name.substr(1, name.size() - 2);
+        }
+      }
       absl::StatusOr<std::unique_ptr<Transport>> made =
           options.tls->client_transport(done.socket.fd(), name, t->request.port);
       if (!made.ok()) return complete(t, made.status());
@@ -396,6 +416,18 @@ void TCPClient::connect_to(std::vector<SocketAddress> addresses, ConnectCallback
     begin("", 0, {}, std::move(cb), std::nullopt, std::move(options),
           absl::InvalidArgumentError("connect_to: no addresses"));
     return;
+  }
+  // ConnectOptions::family holds here as for a name looked up: only that family is tried.
+  if (options.family == AF_INET || options.family == AF_INET6) {
+    const int family = options.family;
+    std::erase_if(addresses, [family](const SocketAddress& a) { return a.family() != family; });
+    if (addresses.empty()) {
+      begin("", 0, {}, std::move(cb), std::nullopt, std::move(options),
+            absl::InvalidArgumentError(
+                absl::StrCat("connect_to: no address of the family asked for (",
+                             family == AF_INET ? "AF_INET" : "AF_INET6", ")")));
+      return;
+    }
   }
   std::string host = addresses.front().host();
   const uint16_t port = addresses.front().port();

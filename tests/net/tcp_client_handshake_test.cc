@@ -57,14 +57,17 @@ class OneByteHandshakeFactory final : public TransportFactory {
 
 class TCPClientHandshakeTest : public ioloop::testing::LoopTestBase {
  protected:
-  // Accepts on `server_` and answers each connection with `reply` (nothing if empty).
-  void serve(std::string reply) {
+  // Accepts on `server` (server_ by default) and answers each connection with `reply`
+  // (nothing if empty).
+  void serve(std::string reply) { serve(std::move(reply), server_); }
+  void serve(std::string reply, const Listener& server) {
+    const int listener = server.listener.fd();
     ASSERT_TRUE(loop()
                     .add_handler(
-                        server_.listener.fd(),
-                        [this, reply](int, uint32_t) {
-                          int fd = ::accept4(server_.listener.fd(), nullptr, nullptr,
-                                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+                        listener,
+                        [this, reply, listener](int, uint32_t) {
+                          int fd =
+                              ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
                           if (fd < 0) return;
                           accepted_.emplace_back(fd);
                           if (!reply.empty()) {
@@ -113,6 +116,22 @@ TEST_F(TCPClientHandshakeTest, ConnectCompletesAfterTheHandshake) {
   EXPECT_EQ(factory_->last_host, "name.test");
   EXPECT_EQ(client.pending(), 0u);
   (*result_)->close();
+}
+
+// Found by a review: the default TLS name was the host as written, so "[::1]" reached the
+// transport with its brackets: sent as SNI (RFC 6066 allows no IP literal there) and checked
+// as a DNS name, where no IP-address SAN could match it. The brackets are addressing syntax.
+TEST_F(TCPClientHandshakeTest, TheDefaultNameOfABracketedAddressIsTheAddress) {
+  SKIP_WITHOUT_IPV6_LOOPBACK();
+  Listener v6("::1");
+  serve("K", v6);
+  TCPClient client(loop());
+  client.connect("[::1]", v6.address.port(), record(), options());
+  ASSERT_TRUE(wait());
+  ASSERT_TRUE(result_.ok()) << result_.status();
+  EXPECT_EQ(factory_->last_host, "::1");
+  (*result_)->close();
+  loop().remove_handler(v6.listener.fd());
 }
 
 TEST_F(TCPClientHandshakeTest, AFailedHandshakeCompletesWithItsReasonAndIsNotRetried) {

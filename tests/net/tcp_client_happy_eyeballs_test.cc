@@ -49,6 +49,25 @@ class HappyEyeballsTest : public ioloop::testing::LoopTestBase {
   int calls_ = 0;
 };
 
+// Found by a review: connect_to() ignored ConnectOptions::family, so the IPv4 address (first,
+// hence the primary family) won though only IPv6 was asked for. Only the family asked for is
+// tried, and none of it given is InvalidArgument, as no address at all is.
+TEST_F(HappyEyeballsTest, ConnectToTriesOnlyTheFamilyAskedFor) {
+  SKIP_WITHOUT_IPV6_LOOPBACK();
+  Listener v4("127.0.0.1"), v6("::1");
+  ConnectOptions options;
+  options.family = AF_INET6;
+  ConnectResult result = connect({v4.address, v6.address}, options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(peer(result), v6.address.to_string());
+  EXPECT_EQ(v4.connections(), 0);
+  (*result)->close();
+  result = connect({v4.address}, options);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument) << result.status();
+  EXPECT_EQ(result.status().message(), "connect_to: no address of the family asked for (AF_INET6)");
+  EXPECT_EQ(v4.connections(), 0);
+}
+
 // Regression (defect 8), Tornado's test_two_families_immediate_failure: the first failure in
 // the first family starts the second family at once (here long before the 60 s delay), and
 // the next address of the first family is tried as well. Before the fix the second family

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "ioloop/net/bind.h"
 #include "testing/connect_targets.h"
@@ -66,6 +67,27 @@ TEST_F(TCPClientTest, RefusedConnectionIsUnavailableAndNamesTheAddress) {
 
 // A host with a NUL would be resolved up to the NUL: refused. An empty callback has nobody to
 // answer: ignored (nothing pending), never a crash later.
+// Found by a review: a connection's failure kept abseil's mapping of its errno, so a link-local
+// address without a scope (EINVAL) came back InvalidArgument, the kernel's own SYN timeout
+// (ETIMEDOUT) DeadlineExceeded, like the client's `timeout`, and EADDRNOTAVAIL (ephemeral ports
+// used up) AlreadyExists. Every failed connection is Unavailable, with its errno's text.
+TEST_F(TCPClientTest, EveryConnectionFailureIsUnavailable) {
+  absl::StatusOr<SocketAddress> link_local = SocketAddress::parse("fe80::1", 9);
+  ASSERT_TRUE(link_local.ok());
+  absl::Status got;
+  TCPClient client(loop());
+  client.connect_to({*link_local}, [&](absl::StatusOr<std::shared_ptr<IOStream>> r) {
+    got = r.status();
+    done();
+  });
+  ASSERT_TRUE(wait());
+  if (absl::StrContains(got.message(), "Address family not supported")) {
+    GTEST_SKIP() << "no IPv6 here: " << got;
+  }
+  EXPECT_EQ(got.code(), absl::StatusCode::kUnavailable) << got;
+  EXPECT_EQ(got.message(), "connect [fe80::1]:9: Invalid argument");
+}
+
 TEST_F(TCPClientTest, NulInHostAndEmptyCallbackAreRefused) {
   using namespace std::string_literals;
   ClosedPort closed;
@@ -92,14 +114,21 @@ TEST_F(TCPClientTest, InvalidConnectOptionsAreRefused) {
     ConnectOptions options;
     std::string error;
   };
+  // Each case sets one field on the defaults (assigned, not designated, as -Wextra warns of
+  // every field a designated initializer leaves out).
+  auto with = [](auto set) {
+    ConnectOptions options;
+    set(options);
+    return options;
+  };
   std::vector<Case> cases;
-  cases.push_back(
-      {{.timeout = absl::Seconds(-1)}, "ConnectOptions.timeout must be positive (got -1s)"});
-  cases.push_back({{.handshake_timeout = absl::ZeroDuration()},
+  cases.push_back({with([](ConnectOptions& o) { o.timeout = absl::Seconds(-1); }),
+                   "ConnectOptions.timeout must be positive (got -1s)"});
+  cases.push_back({with([](ConnectOptions& o) { o.handshake_timeout = absl::ZeroDuration(); }),
                    "ConnectOptions.handshake_timeout must be positive (got 0)"});
-  cases.push_back({{.happy_eyeballs_delay = absl::Milliseconds(-5)},
+  cases.push_back({with([](ConnectOptions& o) { o.happy_eyeballs_delay = absl::Milliseconds(-5); }),
                    "ConnectOptions.happy_eyeballs_delay must not be negative (got -5ms)"});
-  cases.push_back({{.family = AF_UNIX},
+  cases.push_back({with([](ConnectOptions& o) { o.family = AF_UNIX; }),
                    "ConnectOptions.family must be AF_UNSPEC, AF_INET or AF_INET6 (got 1)"});
   for (Case& c : cases) {
     SCOPED_TRACE(c.error);

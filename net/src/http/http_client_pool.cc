@@ -101,12 +101,9 @@ void HTTPClientCore::connect(const FetchPtr& f) {
           --core->pool_of(key).open;
           if (waiting != nullptr) {
             absl::Status s = stream.status();
-            // connect_timeout's own expiry, not the kernel's ETIMEDOUT (also DeadlineExceeded,
-            // after its SYN retries: over two minutes, so only under a longer or no limit).
-            const bool expired =
-                absl::IsDeadlineExceeded(s) && t != absl::ZeroDuration() &&
-                t != absl::InfiniteDuration() &&
-                to_duration(core->loop.iteration_time() - waiting->connect_started) >= t;
+            // TCPClient's DeadlineExceeded is its `timeout` (and handshake_timeout), both
+            // connect_timeout here; the kernel's own ETIMEDOUT comes as Unavailable.
+            const bool expired = absl::IsDeadlineExceeded(s);
             if (expired) {
               s = absl::DeadlineExceededError(absl::StrCat("connect to ", host,
                                                            ": connect_timeout (",

@@ -25,13 +25,15 @@
 /// - connect_with_retry() retries failed attempts with exponential back-off (muduo's
 ///   Connector), up to `max_attempts`.
 /// The callback runs exactly once on the loop thread: with the stream, with the last
-/// connection error (Unavailable with the errno text, e.g. "Connection refused"), with the
-/// resolver's error (NotFound; Unavailable for a transient DNS failure), with
-/// DeadlineExceeded, with InvalidArgument for bad arguments (see each method), or with
-/// Cancelled if the TCPClient is destroyed first (then it runs from the destructor). It never
-/// runs inside the call that was given it. An exception thrown by it is logged and counted by
-/// the loop (IOLoop::handle_callback_exception, stats().exceptions) and goes no further: the
-/// client stays usable, other connects are unaffected.
+/// connection error (Unavailable with the errno text, e.g. "Connection refused", whatever the
+/// errno; ResourceExhausted if no socket could be made or watched: out of file descriptors,
+/// or past select's FD_SETSIZE), with the resolver's error (NotFound; Unavailable for a
+/// transient DNS failure), with DeadlineExceeded (`timeout`), with InvalidArgument for bad
+/// arguments (see each method), or with Cancelled if the TCPClient is destroyed first (then it
+/// runs from the destructor). It never runs inside the call that was given it. An exception
+/// thrown by it is logged and counted by the loop (IOLoop::handle_callback_exception,
+/// stats().exceptions) and goes no further: the client stays usable, other connects are
+/// unaffected.
 ///
 /// Threading: loop thread only. The loop and the resolver must outlive the client.
 /// Lifetime: destroying the client cancels its lookups in the resolver (queued ones are never
@@ -65,7 +67,8 @@ struct ConnectOptions {
   /// its reason (e.g. a certificate that does not verify). Null: plain TCP.
   std::shared_ptr<const TransportFactory> tls;
   /// The name the server must prove and that is sent as SNI; empty: the host given to
-  /// connect() (for connect_to(), the first address's numeric host).
+  /// connect(), an IPv6 literal without its brackets (for connect_to(), the first address's
+  /// numeric host).
   std::string server_name;
   /// Most time from the TCP connection to the end of the handshake (within `timeout`).
   absl::Duration handshake_timeout = absl::Seconds(10);
@@ -117,8 +120,9 @@ class TCPClient {
   /// InvalidArgument through `cb` for a RetryPolicy that could spin (see RetryPolicy).
   void connect_with_retry(std::string host, uint16_t port, ConnectCallback cb, RetryPolicy retry,
                           ConnectOptions options = {});
-  /// Skips resolution: Happy Eyeballs over `addresses` (each with its port), in this order.
-  /// InvalidArgument through `cb` if the list is empty.
+  /// Skips resolution: Happy Eyeballs over `addresses` (each with its port), in this order,
+  /// less those of another family than ConnectOptions::family. InvalidArgument through `cb`
+  /// if none is left.
   void connect_to(std::vector<SocketAddress> addresses, ConnectCallback cb,
                   ConnectOptions options = {});
 
