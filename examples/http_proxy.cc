@@ -39,17 +39,17 @@
 //    the body meanwhile waits kHighWater for an upstream that does not read it, the fetch is
 //    cancelled and the client gets a 502;
 //  - 502 when the upstream refuses or cannot be reached within --connect_timeout, 504 when it
-//    is silent for --upstream_timeout before its response (that connection is then closed, not
-//    pooled; the client's stays usable; a head and then silence before any body byte is a
-//    502), 503 when no upstream connection is free within --queue_timeout (below); silence
-//    mid-body, or an upstream that dies, cuts the response and closes the client connection
-//    (its framing shows the cut: no last chunk, or fewer bytes than Content-Length; an
-//    HTTP/1.0 client's close-delimited body, which only the connection's end ends, ends with
-//    a TCP reset after its bytes, over TLS without close_notify, where behind nginx it would
-//    look whole);
-//    a client that leaves mid-response cancels the fetch (its upstream connection is closed,
-//    not pooled); each upstream failure is a warning line with its reason (rate-limited),
-//    which the client's 502, 503 or 504 does not carry;
+//    is silent for --upstream_timeout before its response (any byte of it, an interim 102
+//    Processing too, starts that time again; that connection is then closed, not pooled; the
+//    client's stays usable; an interim or final head and then silence is a 502), 503 when no
+//    upstream connection is free within --queue_timeout (below); silence mid-body, or an upstream
+//    that dies, cuts the response and closes the client connection (its framing shows the cut: no
+//    last chunk, or fewer bytes than Content-Length; an HTTP/1.0 client's close-delimited body,
+//    which only the connection's end ends, ends with a TCP reset after its bytes, over TLS without
+//    close_notify, where behind nginx it would look whole); a client that leaves mid-response
+//    cancels the fetch (its upstream connection is closed, not pooled); each upstream failure is a
+//    warning line with its reason (rate-limited), which the client's 502, 503 or 504 does not
+//    carry;
 //  - a small request body holds no upstream connection while it arrives, a request body slower
 //    than --min_body_rate is a 408, and a response the client takes no byte of for
 //    --idle_timeout (twice, at most) closes its connection (HTTPServerOptions' idle_timeout);

@@ -102,8 +102,9 @@ struct Exchange {
   // is the answer, or a 200 with `own_body` (a TRACE or OPTIONS whose Max-Forwards is 0). Kept
   // apart from the status's code, which HTTPClient's failures could share.
   int rejected = 0;
-  std::string own_body;       // with rejected == 200: a TRACE's reflection, else empty
-  bool head_arrived = false;  // the upstream's final head came (a 504 is for no response)
+  std::string own_body;  // with rejected == 200: a TRACE's reflection, else empty
+  // The upstream answered something: its final head or an interim one (a 504 is for nothing).
+  bool upstream_answered = false;
 
   // The request body, client -> upstream (requests with a body only).
   net::HTTPBodyControl* control = nullptr;  // until on_end or on_close returned
@@ -399,7 +400,7 @@ class Proxy {
   }
 
   static void on_head(Exchange& ex, const net::HTTPResponseHead& upstream) {
-    ex.head_arrived = true;
+    ex.upstream_answered = true;
     if (!ex.response) {
       ex.early_head = upstream;
       return;
@@ -422,6 +423,7 @@ class Proxy {
   // and they carry no part of the response. (Not paused like the body: waiting for a flush would
   // send the final head before the upstream gave it.)
   static void on_interim(Exchange& ex, const net::HTTPResponseHead& upstream) {
+    ex.upstream_answered = true;
     if (upstream.status == 100 || !ex.response || ex.response->closed()) return;
     if (ex.response->write_buffer_size() >= kHighWater) return;
     net::HTTPHeaders fields;
@@ -508,7 +510,8 @@ class Proxy {
       answer_error(response, ex.rejected, status.message());
       return;
     }
-    // No response from the upstream within --upstream_timeout of the request being sent: 504.
+    // No response from the upstream within --upstream_timeout of the request being sent (not
+    // even an interim one): 504.
     // No upstream connection free within --queue_timeout: 503 (the upstream was not asked).
     // Everything else before the client got a byte (refused, unreachable, connect timeout,
     // reset, malformed, a head and then silence): 502, a socket's own ETIMEDOUT included, as
@@ -516,7 +519,7 @@ class Proxy {
     int code = 502;
     switch (net::fetch_timeout(status)) {
       case net::FetchTimeout::kResponse:
-        if (!ex.head_arrived) code = 504;
+        if (!ex.upstream_answered) code = 504;
         break;
       case net::FetchTimeout::kQueue:
         code = 503;

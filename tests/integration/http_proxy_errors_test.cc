@@ -138,7 +138,8 @@ TEST(ProxyErrorsTest, HeadThenSilenceBeforeAnyBodyByteIs502) {
   ASSERT_TRUE(upstream.ok()) << upstream.status();
   auto local = upstream->local_address();
   ASSERT_TRUE(local.ok());
-  auto proxy = start_proxy(local->port(), {"--upstream_timeout=300ms"});
+  // Long enough for this thread to accept and answer on a loaded machine (a 504 otherwise).
+  auto proxy = start_proxy(local->port(), {"--upstream_timeout=2s"});
   ASSERT_NE(proxy, nullptr);
   std::string head_out;
   int status = -1;
@@ -156,6 +157,35 @@ TEST(ProxyErrorsTest, HeadThenSilenceBeforeAnyBodyByteIs502) {
   EXPECT_EQ(status, 0);
   EXPECT_TRUE(absl::StartsWith(head_out, "HTTP/1.1 502 Bad Gateway\r\n")) << head_out;
   EXPECT_TRUE(absl::EndsWith(head_out, "\r\nContent-Length: 12\r\n\r\nBad Gateway\n")) << head_out;
+}
+
+// Found by a review: only the final head counted as the upstream's answer, so an interim
+// response (forwarded to the client) and then silence got a 504, "no response". It is a 502, as
+// a final head and then silence is; the interim also started --upstream_timeout again (the
+// client's response_timeout test shows that on a manual clock).
+TEST(ProxyErrorsTest, InterimResponseThenSilenceIs502) {
+  if (!have("curl")) GTEST_SKIP() << "curl not installed";
+  absl::StatusOr<net::Socket> upstream = listening_upstream();
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  auto local = upstream->local_address();
+  ASSERT_TRUE(local.ok());
+  auto proxy = start_proxy(local->port(), {"--upstream_timeout=2s"});
+  ASSERT_NE(proxy, nullptr);
+  std::string out;
+  int status = -1;
+  std::thread client([&] {
+    out = run(absl::StrCat("curl -sS -i --max-time 20 http://127.0.0.1:", proxy->port(), "/job"),
+              &status);
+  });
+  std::string request;
+  net::Socket up = accept_request(upstream->fd(), &request);
+  const std::string interim = "HTTP/1.1 102 Processing\r\n\r\n";
+  EXPECT_EQ(::send(up.fd(), interim.data(), interim.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(interim.size()));
+  client.join();
+  EXPECT_EQ(status, 0);
+  EXPECT_TRUE(absl::StartsWith(out, "HTTP/1.1 102 Processing\r\nVia: 1.1 ioloop\r\n\r\n")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "\r\n\r\nHTTP/1.1 502 Bad Gateway\r\n")) << out;
 }
 
 // Requests that find every upstream connection busy wait in the pool's queue for

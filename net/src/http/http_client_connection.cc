@@ -48,6 +48,7 @@ void ClientConnection::begin(uint64_t id, HTTPMethod method) {
   exchange_ = id;
   completed_ = false;
   first_byte_at_ = TimePoint{};
+  last_byte_at_ = TimePoint{};
   parser_.start(method);
 }
 
@@ -99,7 +100,8 @@ void ClientConnection::on_chunk(absl::string_view chunk) {
     owner->on_idle_closed(*this);
     return;
   }
-  if (first_byte_at_ == TimePoint{}) first_byte_at_ = loop_.iteration_time();
+  last_byte_at_ = loop_.iteration_time();
+  if (first_byte_at_ == TimePoint{}) first_byte_at_ = last_byte_at_;
   const uint64_t id = exchange_;
   feeding_owner_ = owner.get();
   absl::StatusOr<size_t> used = parser_.feed(chunk, *this);

@@ -64,8 +64,10 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
   // Starts an exchange answering a request with `method`; `id` is never 0.
   void begin(uint64_t id, HTTPMethod method);
   uint64_t exchange() const { return exchange_; }
-  // When the first byte of the current (or last) exchange's response arrived; zero if none.
+  // When the first and the last byte of the current (or last) exchange's response arrived;
+  // zero if none.
   TimePoint first_byte_at() const { return first_byte_at_; }
+  TimePoint last_byte_at() const { return last_byte_at_; }
 
   void write(std::string data, IOStream::WriteCallback on_flushed = nullptr);
   // As write(), copying only what the kernel does not take at once (IOStream::write_copy).
@@ -122,6 +124,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
   Owner* feeding_owner_ = nullptr;  // set while feed()/finish() run
   uint64_t exchange_ = 0;
   TimePoint first_byte_at_{};
+  TimePoint last_byte_at_{};
   bool closed_ = false;
   bool completed_ = false;  // the parser reported on_complete for the current exchange
   // The body pieces of one feed, delivered together after it: a chunked body of tiny chunks

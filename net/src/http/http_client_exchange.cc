@@ -2,6 +2,7 @@
 // One request/response exchange of HTTPClient on a ClientConnection: writing the request (a
 // string body, or a streamed one from body_producer with flow control), the response events,
 // the request_timeout, the keep-alive race retry and redirects.
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -139,6 +140,15 @@ void HTTPClientCore::on_connection_timer(const std::shared_ptr<ClientConnection>
   if (f == nullptr || f->finished || f->phase != ClientFetch::Phase::kExchange || f->conn != conn) {
     return;  // nothing to watch until the next exchange or idle period arms it again
   }
+  // Before the final head, bytes (an interim response, part of the head) end a silence too;
+  // read here, when it would expire, rather than at every read. (From the head on, each body
+  // piece restarts it: on_body().)
+  if (f->response_deadline != TimePoint{} && !f->head_received &&
+      conn->last_byte_at() != TimePoint{}) {
+    f->response_deadline =
+        std::max(f->response_deadline,
+                 conn->last_byte_at() + to_clock_duration(f->request.response_timeout));
+  }
   // The earlier deadline first; on a tie request_timeout (as when each had its own timer and
   // request_timeout's was added first).
   const bool has_silence = f->response_deadline != TimePoint{};
@@ -155,10 +165,13 @@ void HTTPClientCore::on_request_timeout(const FetchPtr& f, bool response_timeout
   const char* name = response_timeout ? "response_timeout" : "request_timeout";
   const absl::Duration d =
       response_timeout ? f->request.response_timeout : f->request.request_timeout;
-  fail(f, mark_timeout(absl::DeadlineExceededError(absl::StrCat(
-                           name, " (", absl::FormatDuration(d), ") expired ",
-                           f->head_received ? "reading the body" : "waiting for the response",
-                           " from ", f->url.to_string())),
+  const char* phase = f->head_received ? "reading the body"
+                      : f->conn && f->conn->first_byte_at() != TimePoint{}
+                          ? "reading the head"
+                          : "waiting for the response";
+  fail(f, mark_timeout(absl::DeadlineExceededError(absl::StrCat(name, " (", absl::FormatDuration(d),
+                                                                ") expired ", phase, " from ",
+                                                                f->url.to_string())),
                        response_timeout ? FetchTimeout::kResponse : FetchTimeout::kRequest));
 }
 

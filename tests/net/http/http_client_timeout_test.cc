@@ -212,6 +212,62 @@ TEST_F(HTTPClientTest, ResponseTimeoutBoundsTheServersSilenceNotTheResponsesLeng
   EXPECT_EQ(loop().time() - t1, std::chrono::seconds(3));
 }
 
+// Found by a review: before the final head, response_timeout ran from the request's write
+// whatever came meanwhile, so a server sending 102 Processing every 1.5 s (as a WebDAV server
+// does through a long job) was cut off at 2 s. Any byte ends a silence: an interim response,
+// part of the head.
+TEST_F(HTTPClientTest, ResponseTimeoutStartsAgainAtEachByteBeforeTheHead) {
+  auto raw = raw_server();
+  bool answered = false;
+  raw->on_data = [&](RawServer::Conn& c) {
+    if (answered || c.received.find("\r\n\r\n") == std::string::npos) return;
+    answered = true;
+    RawServer::Conn* conn = &c;
+    for (int i = 1; i <= 3; ++i) {
+      loop().call_later(absl::Milliseconds(1500) * i,
+                        [conn] { conn->stream->write("HTTP/1.1 102 Processing\r\n\r\n"); });
+    }
+    loop().call_later(absl::Seconds(6), [conn] { conn->stream->write("HTTP/1.1 200 OK\r\n"); });
+    loop().call_later(absl::Milliseconds(7500),
+                      [conn] { conn->stream->write("Content-Length: 2\r\n\r\nok"); });
+  };
+  HTTPClientRequest slow;
+  slow.url = raw->url("/slow");
+  slow.request_timeout = absl::InfiniteDuration();
+  slow.response_timeout = absl::Seconds(2);
+  int interims = 0;
+  slow.interim_callback = [&](const HTTPResponseHead& head) {
+    EXPECT_EQ(head.status, 102);
+    ++interims;
+  };
+  HTTPClient client(loop());
+  const TimePoint t0 = loop().time();
+  absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(slow));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, "ok");
+  EXPECT_EQ(interims, 3);
+  EXPECT_EQ(loop().time() - t0, std::chrono::milliseconds(7500));
+
+  // Part of a head at 1 s, then silence: 2 s after that byte it expires, reading the head.
+  answered = false;
+  raw->on_data = [&](RawServer::Conn& c) {
+    if (answered || c.received.find("/partial") == std::string::npos) return;
+    answered = true;
+    RawServer::Conn* conn = &c;
+    loop().call_later(absl::Seconds(1), [conn] { conn->stream->write("HTTP/1.1 200 OK\r\n"); });
+  };
+  HTTPClientRequest partial;
+  partial.url = raw->url("/partial");
+  partial.request_timeout = absl::InfiniteDuration();
+  partial.response_timeout = absl::Seconds(2);
+  const TimePoint t1 = loop().time();
+  r = fetch(client, std::move(partial));
+  EXPECT_TRUE(IsTimeout(
+      r.status(), FetchTimeout::kResponse,
+      absl::StrCat("response_timeout (2s) expired reading the head from ", raw->url("/partial"))));
+  EXPECT_EQ(loop().time() - t1, std::chrono::seconds(3));
+}
+
 TEST_F(HTTPClientTest, ResponseTimeoutDoesNotRunWhileTheCallerPausesReading) {
   auto raw = raw_server();
   raw->on_data = [&](RawServer::Conn& c) {

@@ -54,8 +54,9 @@
 ///      DeadlineExceeded   a timeout, naming its phase: "connect" (connect_timeout, which
 ///                         bounds resolution, the TCP connect and the TLS handshake),
 ///                         "queued for a connection" (queue_timeout), "waiting for the
-///                         response" or "reading the body" (request_timeout,
-///                         response_timeout). fetch_timeout() tells which limit it was.
+///                         response", "reading the head" (some of it came) or "reading
+///                         the body" (request_timeout, response_timeout). fetch_timeout() tells
+///                         which limit it was.
 ///      DataLoss           a malformed response, or one the server ended (FIN) before its
 ///                         framing said it was complete, with the parser's reason
 ///                         ("malformed response: ...", "connection closed after 3 of 10 body
@@ -199,15 +200,16 @@ struct HTTPClientRequest {
   absl::Duration request_timeout = absl::Seconds(20);
   /// Optional (zero or infinite: off): bounds the server's silence, as nginx's
   /// proxy_read_timeout, not the exchange's length. First the wait for the final response's
-  /// head, from the request's first write: DeadlineExceeded "response_timeout (..) expired
-  /// waiting for the response from <url>". Then the wait for each piece of its body, from the
-  /// head or the last piece: "... expired reading the body from <url>". The connection is
-  /// closed. It does not run while pause_reading() holds the response (it starts again at the
-  /// resume), nor, with a body_producer, while the producer has nothing to send: before the
-  /// head it runs only while written body bytes wait for the server (starting again each time
-  /// the server took a write) and from finish() on. So an upload or a download may last as long
-  /// as it takes, and a server that stops reading or sending fails it. For a proxy's 504, with
-  /// request_timeout infinite.
+  /// head, from the request's first write or the response's last byte (an interim response,
+  /// part of the head): DeadlineExceeded "response_timeout (..) expired waiting for the
+  /// response from <url>" ("reading the head" once a byte came). Then the wait for each
+  /// piece of its body, from the head or the last piece: "... expired reading the body from
+  /// <url>". The connection is closed. It does not run while pause_reading() holds the response (it
+  /// starts again at the resume), nor, with a body_producer, while the producer has nothing to
+  /// send: before the head it runs only while written body bytes wait for the server (starting
+  /// again each time the server took a write) and from finish() on. So an upload or a download may
+  /// last as long as it takes, and a server that stops reading or sending fails it. For a proxy's
+  /// 504, with request_timeout infinite.
   absl::Duration response_timeout = absl::ZeroDuration();
   /// Optional (zero or infinite: off): bounds the wait in the pool's FIFO queue, when all
   /// max_connections_per_host connections to the URL's host are busy (HAProxy's `timeout
