@@ -72,6 +72,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -290,14 +291,21 @@ int main(int argc, char** argv) {
     loops.push_back(*std::move(loop));
   }
   std::vector<std::thread> workers;
-  for (int i = 1; i < threads; ++i) {
-    workers.emplace_back(
-        [&config, &loop = *loops[i - 1], sockets = std::move(listeners[i])]() mutable {
-          loop.make_current();
-          if (absl::Status s = serve(loop, config, std::move(sockets)); !s.ok()) {
-            logger().critical("thread cannot serve: {}", std::string(s.message()));
-          }
-        });
+  try {
+    for (int i = 1; i < threads; ++i) {
+      workers.emplace_back(
+          [&config, &loop = *loops[i - 1], sockets = std::move(listeners[i])]() mutable {
+            loop.make_current();
+            if (absl::Status s = serve(loop, config, std::move(sockets)); !s.ok()) {
+              logger().critical("thread cannot serve: {}", std::string(s.message()));
+            }
+          });
+    }
+  } catch (const std::system_error& e) {  // EAGAIN: the thread or memory limit
+    logger().critical("cannot start thread {} of {}: {}", workers.size() + 1, threads, e.what());
+    for (auto& loop : loops) loop->stop();
+    for (std::thread& t : workers) t.join();
+    return 1;
   }
   logger().info("HTTP{} proxy to {} on {} thread(s); Ctrl-C stops it", config.server_tls ? "S" : "",
                 config.upstream.to_string(), threads);

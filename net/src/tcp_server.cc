@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <system_error>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -213,9 +214,19 @@ absl::Status TCPServer::start(int num_threads) {
   if (num_threads > 1) {
     // Workers block signals so that SIGINT/SIGTERM reach the main loop's signalfd.
     internal::ScopedLibraryThreadMask mask;
-    for (auto& w : workers_) {
-      IOLoop* loop = w->loop;
-      w->thread = std::thread([loop] { loop->start(); });
+    size_t started = 0;
+    try {
+      for (auto& w : workers_) {
+        IOLoop* loop = w->loop;
+        w->thread = std::thread([loop] { loop->start(); });
+        ++started;
+      }
+    } catch (const std::system_error& e) {  // EAGAIN: the thread or memory limit
+      shut_down_workers();  // stops and joins the threads started, closes every listener
+      addresses_.clear();
+      return absl::ResourceExhaustedError(
+          absl::StrCat("TCPServer::start: cannot start worker thread ", started + 1, " of ",
+                       num_threads, ": ", e.what()));
     }
   }
   return absl::OkStatus();

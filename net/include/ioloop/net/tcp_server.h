@@ -125,10 +125,11 @@ class TCPServer {
   /// num_threads < 1, for a handshake_timeout that is not positive, or if an option would turn
   /// an error path into a busy loop (accept_options.max_accepts_per_wakeup < 1,
   /// accept_options.emfile_backoff not positive and finite); FailedPrecondition if already started
-  /// or (N > 1) a listener lacks SO_REUSEPORT; else the first error of installing a listener. Every
-  /// listener is installed before any worker thread starts, so on error no thread is left running,
-  /// the sockets added so far are closed, addresses() is empty, and the server may be given new
-  /// sockets and started again.
+  /// or (N > 1) a listener lacks SO_REUSEPORT; ResourceExhausted if a worker thread cannot be
+  /// created; else the first error of installing a listener. Every listener is installed before
+  /// any worker thread starts, and the ones started are stopped, so on error no thread is left
+  /// running, the sockets added so far are closed, addresses() is empty, and the server may be
+  /// given new sockets and started again.
   absl::Status start(int num_threads = 1);
   /// Stops accepting (listeners closed); with `close_streams`, closes every open stream too
   /// (IOStream::close(): a TLS stream says goodbye with close_notify, unless its handler marked
