@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -463,10 +464,17 @@ TEST_F(HTTPServerTest, RequestTrickledByteByByteOverSocket) {
   start_server(echo);
   connect();
   const std::string request = "POST /t HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok";
-  for (size_t i = 0; i < request.size(); ++i) {
-    loop().call_later(absl::Microseconds(100 * i), [this, c = request.substr(i, 1)] { send(c); });
-  }
+  // One byte per loop iteration: each from a timer that the previous one set, so the loop
+  // waits for readiness (and the server reads what came) between two sends. Timers set apart
+  // in time could all fall due in one iteration and go out as one write.
+  size_t sent = 0;
+  std::function<void()> send_next = [&] {
+    send(request.substr(sent++, 1));
+    if (sent < request.size()) loop().call_later(absl::ZeroDuration(), send_next);
+  };
+  loop().call_later(absl::ZeroDuration(), send_next);
   EXPECT_EQ(read_responses(1), ok_response("/t|ok"));
+  EXPECT_EQ(sent, request.size());
 }
 
 // Every two-way split of a pipeline through the connection core gives the same bytes as one
