@@ -24,10 +24,14 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/commandlineflag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "ioloop/io_loop.h"
 #include "ioloop/logging.h"
 #include "ioloop/net/socket.h"
@@ -39,10 +43,24 @@ namespace ioloop::examples {
 // absl::ParseCommandLine for a program that takes up to `positional` arguments besides its
 // flags (the servers none, http_fetch its URL). Returns them, argv[0] not among them, or
 // InvalidArgument naming the first one too many: `echo_server 5000`, meant as --port=5000, is
-// refused rather than ignored by a server that would then start on its default port. (absl
-// itself prints the reason for a bad flag and exits 1.)
+// refused rather than ignored by a server that would then start on its default port. A
+// `--name=value` whose value the flag cannot take (`--port=abc`, `--timeout=5` without a unit)
+// is InvalidArgument with absl's reason too, so that the program exits 2 as for any bad usage:
+// absl's parser would print it and exit 1. (It still does for an unknown flag.)
 inline absl::StatusOr<std::vector<std::string>> parse_command_line(int argc, char** argv,
                                                                    size_t positional = 0) {
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") break;  // what follows is positional
+    if (!absl::ConsumePrefix(&arg, "--") && !absl::ConsumePrefix(&arg, "-")) continue;
+    const size_t eq = arg.find('=');
+    if (eq == absl::string_view::npos) continue;
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(arg.substr(0, eq));
+    std::string error;
+    if (flag != nullptr && !flag->ParseFrom(arg.substr(eq + 1), &error)) {
+      return absl::InvalidArgumentError(error);
+    }
+  }
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   std::vector<std::string> rest(args.begin() + 1, args.end());  // args[0]: the program
   if (rest.size() > positional) {

@@ -27,9 +27,8 @@
 // Exit status: 0 for a final 2xx or 3xx response, 1 for 4xx or 5xx (the body is still
 // written), 2 for a transport error or bad usage, with one line on stderr naming the reason:
 // refused, timeout, malformed response, a body cut short, too many redirects, a certificate
-// that does not verify, a missing URL, a bad --header or --timeout, ... (An unknown flag, or a
-// value absl's flag parser cannot read, such as --timeout=xyz, is reported by that parser,
-// which exits 1 before anything runs.)
+// that does not verify, a missing URL, a bad --header or --timeout (--timeout=xyz too), ...
+// (An unknown flag is reported by absl's flag parser, which exits 1 before anything runs.)
 #include <algorithm>
 #include <cerrno>
 #include <chrono>

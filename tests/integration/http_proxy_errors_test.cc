@@ -258,6 +258,12 @@ TEST(ProxyFlagsTest, FlagsThatCannotWorkExitTwoWithTheReason) {
                 "http_proxy: --connect_timeout must not be negative\n"},
            Case{"--upstream=http://127.0.0.1:1 --idle_timeout=-1s",
                 "http_proxy: --idle_timeout must not be negative\n"},
+           // Found by a review: values absl's parser cannot read made it exit 1 with its own
+           // "ERROR: ..." line.
+           Case{"--upstream=http://127.0.0.1:1 --upstream_timeout=5",
+                "http_proxy: Illegal value '5' specified for flag 'upstream_timeout'"},
+           Case{"--upstream=http://127.0.0.1:1 --threads=two",
+                "http_proxy: Illegal value 'two' specified for flag 'threads'"},
        }) {
     int status;
     const std::string out =
