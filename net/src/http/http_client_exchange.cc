@@ -282,7 +282,10 @@ void HTTPClientCore::on_head(ClientConnection& c, uint64_t exchange, HTTPRespons
   // From here response_timeout bounds the silence between body pieces (not the body's length).
   f->response_deadline = TimePoint{};
   if (!f->paused) restart_response_timeout(f, loop.iteration_time());
-  if (f->request.follow_redirects && is_redirect(head.status)) {
+  // A 307 or 308 keeps the method and body: one from a body_producer cannot be produced again,
+  // so that redirect is the final response, whatever its Location fields or max_redirects.
+  if (f->request.follow_redirects && is_redirect(head.status) &&
+      (head.status <= 303 || !f->streamed_body)) {
     if (auto location = head.headers.get("Location")) {
       // One URI (RFC 9110 §10.2.2): with several, an intermediary and this client could each
       // follow another.
@@ -298,12 +301,10 @@ void HTTPClientCore::on_head(ClientConnection& c, uint64_t exchange, HTTPRespons
                         "too many redirects: max_redirects is ", f->request.max_redirects, ", and ",
                         f->url.to_string(), " redirects (", head.status, ") to ", *location)));
       }
-      if (head.status <= 303 || !f->streamed_body) {
-        f->redirecting = true;
-        f->response.status = head.status;
-        f->location = std::string(*location);
-        return;  // its body is read and dropped
-      }
+      f->redirecting = true;
+      f->response.status = head.status;
+      f->location = std::string(*location);
+      return;  // its body is read and dropped
     }
   }
   // A bodiless response's Content-Length describes a body that does not come.

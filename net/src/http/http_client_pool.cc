@@ -99,6 +99,9 @@ void HTTPClientCore::connect(const FetchPtr& f) {
         }
         if (!stream.ok()) {
           --core->pool_of(key).open;
+          // The freed slot goes to the queue's head before the callback below runs, as
+          // drop() gives it: a fetch started from that callback queues behind the others.
+          core->dispatch_queue(key);
           if (waiting != nullptr) {
             absl::Status s = stream.status();
             // TCPClient's DeadlineExceeded is its `timeout` (and handshake_timeout), both
@@ -118,9 +121,7 @@ void HTTPClientCore::connect(const FetchPtr& f) {
             s = in_context(*waiting, s, /*response_started=*/false);
             if (expired) s = mark_timeout(std::move(s), FetchTimeout::kConnect);
             core->fail(std::move(waiting), std::move(s));
-            if (core->shut_down) return;
           }
-          core->dispatch_queue(key);
           return;
         }
         ++core->counters.connections_opened;

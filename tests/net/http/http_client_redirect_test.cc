@@ -221,5 +221,37 @@ TEST_F(HTTPClientRedirectTest, DifferentLocationsInOneRedirectAreMalformed) {
   EXPECT_EQ(r->effective_url, url("/a"));
 }
 
+// Found by a review: a 307 or 308 to a request with a body_producer is its final response (the
+// body cannot be produced again), but the checks made before following one ran first: two
+// different Location fields gave DataLoss, and max_redirects 0 Aborted "too many redirects",
+// though no redirect was to be followed.
+TEST_F(HTTPClientRedirectTest, ATemporaryRedirectOfAStreamedBodyIsTheFinalResponse) {
+  auto raw = raw_server();
+  raw->on_data = [&](RawServer::Conn& c) {
+    if (c.eof || !absl::StrContains(c.received, "\r\n0\r\n\r\n")) return;
+    c.received.clear();
+    c.stream->write(absl::StrCat("HTTP/1.1 307 Temporary Redirect\r\nLocation: ", url("/a"),
+                                 "\r\nLocation: ", url("/b"),
+                                 "\r\nContent-Length: 5\r\n\r\nmoved"));
+  };
+  HTTPClient client(loop());
+  for (int max_redirects : {5, 0}) {
+    HTTPClientRequest request;
+    request.method = "POST";
+    request.url = raw->url("/up");
+    request.max_redirects = max_redirects;
+    request.body_producer = [](HTTPClientBodyWriter& w) {
+      EXPECT_TRUE(w.write("x"));
+      EXPECT_TRUE(w.finish());
+    };
+    absl::StatusOr<HTTPClientResponse> r = fetch(client, std::move(request));
+    ASSERT_TRUE(r.ok()) << "max_redirects " << max_redirects << ": " << r.status();
+    EXPECT_EQ(r->status, 307);
+    EXPECT_EQ(r->body, "moved");
+    EXPECT_EQ(r->effective_url, raw->url("/up"));
+  }
+  EXPECT_TRUE(seen.empty()) << "the redirect was followed";
+}
+
 }  // namespace
 }  // namespace ioloop::net
