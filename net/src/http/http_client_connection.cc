@@ -64,11 +64,11 @@ void ClientConnection::pause_reading() { stream_->pause_reading(); }
 void ClientConnection::resume_reading() { stream_->resume_reading(); }
 bool ClientConnection::reading_paused() const { return stream_->reading_paused(); }
 
-bool ClientConnection::peer_closed() const {
+bool ClientConnection::stale() const {
   if (closed_) return true;
   char byte;
   const ssize_t n = ::recv(stream_->fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+  return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 void ClientConnection::close(absl::Status reason) {

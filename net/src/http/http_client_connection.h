@@ -78,10 +78,11 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
   // Closes the stream; nothing is reported afterwards. Idempotent.
   void close(absl::Status reason = absl::OkStatus());
   bool closed() const { return closed_; }
-  // Whether the server already ended this idle connection: its FIN (or reset) waits in the
-  // kernel, unread, having come right behind the last response. One non-blocking peek, paid
-  // only before a request that would not be retried (a retry covers the others).
-  bool peer_closed() const;
+  // Whether this idle connection can no longer carry a request: the server's FIN (or reset),
+  // or bytes nobody asked for (a stray response, a 408 said on closing), wait in the kernel,
+  // unread, having come behind the last response. One non-blocking peek, paid only before a
+  // request that would not be retried (a retry covers the others).
+  bool stale() const;
 
   const std::string& key() const { return key_; }
   // The pool's bookkeeping: whether this connection still counts toward its host's limit.

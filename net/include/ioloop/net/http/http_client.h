@@ -87,21 +87,22 @@
 ///    nothing unexpected after it is kept idle and reused (the most recently used first); idle
 ///    connections close after idle_timeout, when the server closes them, or when bytes nobody
 ///    asked for arrive. (A server that sends one response too many is caught only when the
-///    extra bytes come before the next request goes out: after it, HTTP/1.1 cannot tell them
-///    from that request's response, for this client as for any other.) At most
+///    extra bytes come before the next request goes out, read or, for a request that would not
+///    be retried, waiting unread: after it, HTTP/1.1 cannot tell them from that request's
+///    response, for this client as for any other.) At most
 ///    max_connections_per_host connections (connecting, busy or idle) per scheme+host+port;
 ///    more fetches wait in a FIFO queue. Time spent in the queue counts toward no timeout but
 ///    queue_timeout.
 ///  - The keep-alive race: when a request written on a REUSED connection meets EOF or a reset
-///    before any byte of the response, the fetch is retried once, on a fresh connection, if its
-///    method is idempotent (GET, HEAD, PUT, DELETE, OPTIONS, TRACE; RFC 9110 §9.2.2) and its body
-///    is not produced by a body_producer (it cannot be replayed). Never otherwise: a POST then
-///    fails with Unavailable. Stats::retries counts retries. Before a request that would not be
-///    retried goes on a reused connection, the pool checks (one non-blocking peek) that the
-///    server has not already closed it: a FIN right behind the last response, not yet read, then
-///    sends the request on another connection instead of failing it. Over https the server's
-///    close_notify comes before its FIN and the peek sees data: the request goes on, and may
-///    fail as before.
+///    before any byte of the response, or a 408 (what some servers send as they close an idle
+///    connection; RFC 9110 §15.5.9 lets the client repeat the request), the fetch is retried
+///    once, on a fresh connection, if its method is idempotent (GET, HEAD, PUT, DELETE, OPTIONS,
+///    TRACE; RFC 9110 §9.2.2) and its body is not produced by a body_producer (it cannot be
+///    replayed). Never otherwise: a POST then fails with Unavailable (or gets the 408).
+///    Stats::retries counts retries. Before a request that would not be retried goes on a
+///    reused connection, the pool checks (one non-blocking peek) that the server has neither
+///    closed it nor sent anything on it since the last response: a FIN, a stray response or a
+///    TLS close_notify waiting unread then sends the request on another connection instead.
 ///  - Framing: Content-Length, chunked or close-delimited; no body for HEAD, 1xx, 204, 304;
 ///    interim 1xx responses go to interim_callback, never taken for the final response.
 ///  - Redirects (follow_redirects): 301, 302 and 303 are followed with GET and no body (HEAD
