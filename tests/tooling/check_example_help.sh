@@ -26,6 +26,10 @@ mapfile -t flags < <(tr '\n' ' ' < "${source}" |
 if [[ ${#flags[@]} -eq 0 ]]; then
   fail "no ABSL_FLAG in ${source}"
 fi
+# One string for `grep -qx` to read: `printf ... | grep -q` would fail under pipefail whenever
+# grep exits at its match before printf has written the rest (SIGPIPE, status 141), which made
+# this check fail now and then on a loaded machine.
+flag_list="$(printf '%s\n' "${flags[@]}")"
 
 help="$(timeout 30 "${program}" --help 2>&1)"
 status=$?
@@ -46,16 +50,16 @@ fi
 mapfile -t documented < <(grep -oE -- '^[[:space:]]+--[A-Za-z_][A-Za-z0-9_]* \(' <<< "${help}" |
   sed -E 's/^[[:space:]]+--//; s/ \($//')
 for flag in "${documented[@]}"; do
-  if ! printf '%s\n' "${flags[@]}" | grep -qx -- "${flag}"; then
+  if ! grep -qx -- "${flag}" <<< "${flag_list}"; then
     fail "--help documents --${flag}, which ${source##*/} does not define"
   fi
 done
 
-if printf '%s\n' "${flags[@]}" | grep -qx log_level; then
+if grep -qx log_level <<< "${flag_list}"; then
   # A server that accepted the level would start serving (on a kernel-chosen port, so no clash):
   # timeout's 124 is a failure too.
   args=(--log_level=bogus)
-  if printf '%s\n' "${flags[@]}" | grep -qx port; then args+=(--port=0); fi
+  if grep -qx port <<< "${flag_list}"; then args+=(--port=0); fi
   out="$(timeout 30 "${program}" "${args[@]}" 2>&1)"
   status=$?
   if [[ ${status} -eq 0 || ${status} -eq 124 ]]; then
@@ -69,7 +73,7 @@ fi
 
 # Two stray arguments: one more than any example's positional ones (http_fetch takes a URL).
 args=(stray_arg_1 stray_arg_2)
-if printf '%s\n' "${flags[@]}" | grep -qx port; then args+=(--port=0); fi
+if grep -qx port <<< "${flag_list}"; then args+=(--port=0); fi
 out="$(timeout 30 "${program}" "${args[@]}" 2>&1)"
 stray_status=$?
 if [[ ${stray_status} -ne 2 ]]; then
