@@ -53,6 +53,13 @@ absl::Status connection_failed(const absl::Status& error) {
   return absl::UnavailableError(error.message());
 }
 
+// DeadlineExceeded from the client is its own `timeout` or handshake_timeout, which callers
+// tell by the code (HTTPClient names it connect_timeout): one from a lookup or a socket (the
+// kernel's ETIMEDOUT) is Unavailable.
+absl::Status not_our_deadline(absl::Status error) {
+  return absl::IsDeadlineExceeded(error) ? absl::UnavailableError(error.message()) : error;
+}
+
 // Options under which an attempt would end before it began, or never try: refused up front.
 absl::Status validate(const ConnectOptions& o) {
   if (o.timeout <= absl::ZeroDuration()) {
@@ -179,7 +186,7 @@ struct TCPClient::State {
   }
 
   void on_resolved(Try* t, absl::StatusOr<std::vector<SocketAddress>> addrs) {
-    if (!addrs.ok()) return fail_try(t, addrs.status());
+    if (!addrs.ok()) return fail_try(t, not_our_deadline(addrs.status()));
     if (addrs->empty()) return fail_try(t, absl::UnavailableError("no address to connect to"));
     // Primary family: the resolver's first choice; the rest of its family keeps its order.
     const int primary = addrs->front().family();
@@ -216,6 +223,13 @@ struct TCPClient::State {
 
   absl::Status start_connect(Try* t, int fi, const SocketAddress& addr) {
     absl::StatusOr<Socket> sock = Socket::create(addr.family());
+    // Out of fds or memory stays ResourceExhausted; anything else (EAFNOSUPPORT without IPv6)
+    // is this address failing.
+    if (!sock.ok() && !absl::IsResourceExhausted(sock.status())) {
+      return connection_failed(
+          absl::Status(sock.status().code(),
+                       absl::StrCat("connect ", addr.to_string(), ": ", sock.status().message())));
+    }
     if (!sock.ok()) return sock.status();
     // A non-blocking connect() interrupted by a signal goes on asynchronously, as one that
     // returned EINPROGRESS.
@@ -318,6 +332,9 @@ struct TCPClient::State {
                         }));
     stream->wait_for_handshake(bind_try(t, [](State& self, Try* at, absl::Status status) {
       std::shared_ptr<IOStream> s = std::move(at->handshaking);
+      // The timer above clears its handle before it closes the stream: with the handle still
+      // set, a DeadlineExceeded is the socket's (the kernel's ETIMEDOUT), not handshake_timeout.
+      if (!status.ok() && at->handshake_timer.valid()) status = not_our_deadline(status);
       if (!status.ok()) return self.complete(at, std::move(status));
       self.complete(at, std::move(s));
     }));

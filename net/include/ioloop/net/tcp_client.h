@@ -26,9 +26,10 @@
 ///   Connector), up to `max_attempts`.
 /// The callback runs exactly once on the loop thread: with the stream, with the last
 /// connection error (Unavailable with the errno text, e.g. "Connection refused", whatever the
-/// errno; ResourceExhausted if no socket could be made or watched: out of file descriptors,
-/// or past select's FD_SETSIZE), with the resolver's error (NotFound; Unavailable for a
-/// transient DNS failure), with DeadlineExceeded (`timeout`), with InvalidArgument for bad
+/// errno, the kernel's ETIMEDOUT too; ResourceExhausted if no socket could be made or watched:
+/// out of file descriptors or memory, or past select's FD_SETSIZE), with the resolver's error
+/// (NotFound; Unavailable for a transient DNS failure or a lookup that timed out), with
+/// DeadlineExceeded (`timeout` or handshake_timeout, and only those), with InvalidArgument for bad
 /// arguments (see each method), or with Cancelled if the TCPClient is destroyed first (then it
 /// runs from the destructor). It never runs inside the call that was given it. An exception
 /// thrown by it is logged and counted by the loop (IOLoop::handle_callback_exception,

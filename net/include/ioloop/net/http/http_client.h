@@ -195,8 +195,9 @@ struct HTTPClientRequest {
   absl::Duration connect_timeout = absl::Seconds(20);
   /// Bounds one exchange: from the moment the request starts being written (on a connection
   /// out of the pool or just made; queue time excluded) until the response's last byte. Its
-  /// phase is "waiting for the response" until the final response's head is complete (the
-  /// request may still be being sent), then "reading the body". The connection is closed.
+  /// phase is "waiting for the response" until a byte of the response comes (the request may
+  /// still be being sent), then "reading the head" (an interim response too) until the final
+  /// head is complete, then "reading the body". The connection is closed.
   /// Zero or infinite: no limit.
   absl::Duration request_timeout = absl::Seconds(20);
   /// Optional (zero or infinite: off): bounds the server's silence, as nginx's
