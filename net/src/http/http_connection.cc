@@ -148,7 +148,10 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size
     input.remove_prefix(n);
     completed += result_.requests.size();
     answer(out);
-    if (n == 0 && !finished_) input = {};  // the parser takes nothing more (never spin)
+    // The parser takes nothing more (never spin), unless it stopped at a streamed request's
+    // head: then its last LF is still to be fed, whatever else the read held.
+    if (n == 0 && !finished_ && !std::exchange(body_.at_head, false)) input = {};
+    body_.at_head = false;
     // A handler that stopped or destroyed the server closed the stream (the close is reported
     // after this dispatch): no request behind that one reaches the handler.
     if (writer_.stream_ != nullptr && writer_.stream_->closed()) input = {};

@@ -368,6 +368,9 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
     bool in_sink = false;  // on_body is running
     bool resumed = false;  // resume() during on_body
     bool threw = false;    // on_body threw (the sink stopped feed())
+    // feed_streaming() stopped at a header section: progress though it may have consumed no
+    // byte (the head's last LF, which the parser takes next, can be all a read held).
+    bool at_head = false;
     // The body ended on a piece that on_body stopped after: on_end waits for resume(), its
     // request kept in result_ (answer() held it, on_data() answers it once resumed).
     bool end_held = false;

@@ -21,6 +21,7 @@ size_t HTTPConnectionCore::feed_streaming(absl::string_view input, HTTPOutput& o
     const HTTPRequest& head = *parser_.pending_request();
     std::unique_ptr<HTTPBodyHandler> handler;
     body_ = Body{};
+    body_.at_head = true;
     try {
       handler = s_->body_factory(head, *this);
     } catch (...) {
@@ -41,7 +42,8 @@ size_t HTTPConnectionCore::feed_streaming(absl::string_view input, HTTPOutput& o
       buffered_too_large =
           absl::SimpleAtoi(*cl, &length) && length > s_->parser_options.max_body_size;
     }
-    // The rest of this read follows in the caller's next feed(). If nothing is left, an empty
+    // The rest of this read (the head's last LF at least, as the parser stops before it)
+    // follows in the caller's next feed(). If nothing is left, an empty
     // feed() reports a 100 Continue the client may be waiting for (not for a buffered body
     // over max_body_size: its 413 comes with the next byte).
     if (n == input.size() && !buffered_too_large) parser_.feed({}, result_, options);
