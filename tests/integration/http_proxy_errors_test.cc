@@ -129,34 +129,40 @@ net::Socket accept_request(int listener, std::string* head) {
   return up;
 }
 
+// curl's `-i` output for a GET through a proxy (--upstream_timeout=2s: long enough for this
+// thread to accept and answer on a loaded machine) to an upstream that answers the request with
+// `answer` and then stays silent: what the client got when the proxy gave up.
+std::string answer_then_silence(const std::string& answer) {
+  absl::StatusOr<net::Socket> upstream = listening_upstream();
+  EXPECT_TRUE(upstream.ok()) << upstream.status();
+  if (!upstream.ok()) return "";
+  auto local = upstream->local_address();
+  auto proxy = start_proxy(local.ok() ? local->port() : 1, {"--upstream_timeout=2s"});
+  EXPECT_NE(proxy, nullptr);
+  if (proxy == nullptr) return "";
+  std::string out;
+  int status = -1;
+  std::thread client([&] {
+    out = run(absl::StrCat("curl -sS -i --max-time 20 http://127.0.0.1:", proxy->port(), "/x"),
+              &status);
+  });
+  std::string request;
+  net::Socket up = accept_request(upstream->fd(), &request);
+  EXPECT_EQ(::send(up.fd(), answer.data(), answer.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(answer.size()));
+  client.join();
+  EXPECT_EQ(status, 0);
+  return out;
+}
+
 // An upstream that sends a response head and then nothing: the proxy had no byte of it sent to
 // the client yet, so the client gets a 502 (504 is for no response at all) on a connection
 // that stays usable.
 TEST(ProxyErrorsTest, HeadThenSilenceBeforeAnyBodyByteIs502) {
   if (!have("curl")) GTEST_SKIP() << "curl not installed";
-  absl::StatusOr<net::Socket> upstream = listening_upstream();
-  ASSERT_TRUE(upstream.ok()) << upstream.status();
-  auto local = upstream->local_address();
-  ASSERT_TRUE(local.ok());
-  // Long enough for this thread to accept and answer on a loaded machine (a 504 otherwise).
-  auto proxy = start_proxy(local->port(), {"--upstream_timeout=2s"});
-  ASSERT_NE(proxy, nullptr);
-  std::string head_out;
-  int status = -1;
-  std::thread client([&] {
-    head_out =
-        run(absl::StrCat("curl -sS -i --max-time 20 http://127.0.0.1:", proxy->port(), "/stalls"),
-            &status);
-  });
-  std::string request;
-  net::Socket up = accept_request(upstream->fd(), &request);
-  const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
-  EXPECT_EQ(::send(up.fd(), head.data(), head.size(), MSG_NOSIGNAL),
-            static_cast<ssize_t>(head.size()));
-  client.join();
-  EXPECT_EQ(status, 0);
-  EXPECT_TRUE(absl::StartsWith(head_out, "HTTP/1.1 502 Bad Gateway\r\n")) << head_out;
-  EXPECT_TRUE(absl::EndsWith(head_out, "\r\nContent-Length: 12\r\n\r\nBad Gateway\n")) << head_out;
+  const std::string out = answer_then_silence("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n");
+  EXPECT_TRUE(absl::StartsWith(out, "HTTP/1.1 502 Bad Gateway\r\n")) << out;
+  EXPECT_TRUE(absl::EndsWith(out, "\r\nContent-Length: 12\r\n\r\nBad Gateway\n")) << out;
 }
 
 // Found by a review: only the final head counted as the upstream's answer, so an interim
@@ -165,25 +171,7 @@ TEST(ProxyErrorsTest, HeadThenSilenceBeforeAnyBodyByteIs502) {
 // client's response_timeout test shows that on a manual clock).
 TEST(ProxyErrorsTest, InterimResponseThenSilenceIs502) {
   if (!have("curl")) GTEST_SKIP() << "curl not installed";
-  absl::StatusOr<net::Socket> upstream = listening_upstream();
-  ASSERT_TRUE(upstream.ok()) << upstream.status();
-  auto local = upstream->local_address();
-  ASSERT_TRUE(local.ok());
-  auto proxy = start_proxy(local->port(), {"--upstream_timeout=2s"});
-  ASSERT_NE(proxy, nullptr);
-  std::string out;
-  int status = -1;
-  std::thread client([&] {
-    out = run(absl::StrCat("curl -sS -i --max-time 20 http://127.0.0.1:", proxy->port(), "/job"),
-              &status);
-  });
-  std::string request;
-  net::Socket up = accept_request(upstream->fd(), &request);
-  const std::string interim = "HTTP/1.1 102 Processing\r\n\r\n";
-  EXPECT_EQ(::send(up.fd(), interim.data(), interim.size(), MSG_NOSIGNAL),
-            static_cast<ssize_t>(interim.size()));
-  client.join();
-  EXPECT_EQ(status, 0);
+  const std::string out = answer_then_silence("HTTP/1.1 102 Processing\r\n\r\n");
   EXPECT_TRUE(absl::StartsWith(out, "HTTP/1.1 102 Processing\r\nVia: 1.1 ioloop\r\n\r\n")) << out;
   EXPECT_TRUE(absl::StrContains(out, "\r\n\r\nHTTP/1.1 502 Bad Gateway\r\n")) << out;
 }

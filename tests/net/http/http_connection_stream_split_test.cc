@@ -9,7 +9,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
-#include "http/http_connection.h"
 #include "http/http_server_state.h"
 #include "ioloop/net/http/http_body_handler.h"
 #include "net/http/http_server_testing.h"
@@ -48,33 +47,19 @@ TEST(HTTPConnectionStreamSplitTest, EverySplitGivesTheSameResponsesAndBodies) {
         return std::make_unique<CollectingHandler>();
       },
       HTTPServerOptions{});
-  auto run = [&](const std::vector<absl::string_view>& pieces) {
-    HTTPConnectionCore core(shared);
-    std::string bytes;
-    bool closed = false;
-    for (absl::string_view piece : pieces) {
-      HTTPOutput out;
-      core.on_data(piece, out);
-      for (std::string& c : out.chunks) bytes += c;
-      bytes += out.head;
-      closed = closed || out.close;
-    }
-    EXPECT_TRUE(closed);
-    return normalize(bytes);
-  };
   const absl::string_view all = input;
-  const std::string whole = run({all});
+  const std::string whole = feed_core(shared, {all});
   EXPECT_EQ(whole, ok_response("/a|abc") + ok_response("/b|q") + ok_response("/c|") +
                        ok_response("/d|zz", "Connection: close\r\n", "HTTP/1.0"));
   for (size_t i = 0; i <= all.size(); ++i) {
     for (size_t j = i; j <= all.size(); ++j) {
-      ASSERT_EQ(run({all.substr(0, i), all.substr(i, j - i), all.substr(j)}), whole)
+      ASSERT_EQ(feed_core(shared, {all.substr(0, i), all.substr(i, j - i), all.substr(j)}), whole)
           << "split at " << i << " and " << j;
     }
   }
   std::vector<absl::string_view> bytes;
   for (size_t i = 0; i < all.size(); ++i) bytes.push_back(all.substr(i, 1));
-  EXPECT_EQ(run(bytes), whole);
+  EXPECT_EQ(feed_core(shared, bytes), whole);
 }
 
 }  // namespace

@@ -486,28 +486,15 @@ TEST(HTTPConnectionCoreTest, EverySplitGivesTheSameResponses) {
       "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nq\r\n0\r\n\r\n"
       "GET /d HTTP/1.0\n\n";
   auto shared = std::make_shared<HTTPServerState>(echo, HTTPServerOptions{});
-  auto run = [&](const std::vector<std::string>& pieces) {
-    HTTPConnectionCore core(shared);
-    std::string bytes;
-    bool closed = false;
-    for (const std::string& piece : pieces) {
-      HTTPOutput out;
-      core.on_data(piece, out);
-      for (std::string& c : out.chunks) bytes += c;
-      bytes += out.head;
-      closed = closed || out.close;
-    }
-    EXPECT_TRUE(closed);
-    return normalize(bytes);
-  };
-  const std::string whole = run({input});
+  const absl::string_view all = input;
+  const std::string whole = feed_core(shared, {all});
   EXPECT_EQ(count_responses(whole, {false, true, false, false}), 4u);
-  for (size_t k = 0; k <= input.size(); ++k) {
-    ASSERT_EQ(run({input.substr(0, k), input.substr(k)}), whole) << "split at " << k;
+  for (size_t k = 0; k <= all.size(); ++k) {
+    ASSERT_EQ(feed_core(shared, {all.substr(0, k), all.substr(k)}), whole) << "split at " << k;
   }
-  std::vector<std::string> bytes;
-  for (char c : input) bytes.emplace_back(1, c);
-  EXPECT_EQ(run(bytes), whole);
+  std::vector<absl::string_view> bytes;
+  for (size_t i = 0; i < all.size(); ++i) bytes.push_back(all.substr(i, 1));
+  EXPECT_EQ(feed_core(shared, bytes), whole);
 }
 
 // A client over loopback TCP to the listening server_, in client_.

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
 #include "http/http_connection.h"
 #include "http/http_server_state.h"
@@ -80,6 +81,24 @@ inline std::string ok_response(absl::string_view body, absl::string_view extra =
                                absl::string_view version = "HTTP/1.1") {
   return absl::StrCat(version, " 200 OK\r\nDate: D\r\nContent-Type: text/plain\r\n",
                       "Content-Length: ", body.size(), "\r\n", extra, "\r\n", body);
+}
+
+// Feeds `pieces` to a fresh connection core on `shared`, one on_data() per piece (as the reads
+// of one connection), and returns what it wrote, normalize()d. The core must close by the end.
+inline std::string feed_core(const std::shared_ptr<HTTPServerState>& shared,
+                             const std::vector<absl::string_view>& pieces) {
+  HTTPConnectionCore core(shared);
+  std::string bytes;
+  bool closed = false;
+  for (absl::string_view piece : pieces) {
+    HTTPOutput out;
+    core.on_data(piece, out);
+    for (std::string& c : out.chunks) bytes += c;
+    bytes += out.head;
+    closed = closed || out.close;
+  }
+  EXPECT_TRUE(closed);
+  return normalize(bytes);
 }
 
 inline std::string error_response(int status, absl::string_view reason,
