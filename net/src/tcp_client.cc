@@ -49,8 +49,8 @@ absl::Status validate(const RetryPolicy& retry) {
 // could not be reached, Unavailable, the errno's text kept. abseil's mapping would make the
 // kernel's ETIMEDOUT a DeadlineExceeded, which is the client's own `timeout`, and
 // EADDRNOTAVAIL (no ephemeral port left) AlreadyExists.
-absl::Status connection_failed(const absl::Status& error) {
-  return absl::UnavailableError(error.message());
+absl::Status connection_failed(absl::string_view message) {
+  return absl::UnavailableError(message);
 }
 
 // DeadlineExceeded from the client is its own `timeout` or handshake_timeout, which callers
@@ -227,8 +227,7 @@ struct TCPClient::State {
     // is this address failing.
     if (!sock.ok() && !absl::IsResourceExhausted(sock.status())) {
       return connection_failed(
-          absl::Status(sock.status().code(),
-                       absl::StrCat("connect ", addr.to_string(), ": ", sock.status().message())));
+          absl::StrCat("connect ", addr.to_string(), ": ", sock.status().message()));
     }
     if (!sock.ok()) return sock.status();
     // A non-blocking connect() interrupted by a signal goes on asynchronously, as one that
@@ -236,7 +235,7 @@ struct TCPClient::State {
     if (::connect(sock->fd(), addr.get(), addr.length()) != 0 && errno != EINPROGRESS &&
         errno != EINTR) {
       return connection_failed(
-          absl::ErrnoToStatus(errno, absl::StrCat("connect ", addr.to_string())));
+          absl::ErrnoToStatus(errno, absl::StrCat("connect ", addr.to_string())).message());
     }
     absl::Status s = loop.add_handler(
         sock->fd(),
@@ -282,9 +281,8 @@ struct TCPClient::State {
     t->in_flight.erase(it);
     if (absl::Status err = done.socket.take_error(); !err.ok()) {
       note_failure(t, done.family_index,
-                   connection_failed(absl::Status(
-                       err.code(),
-                       absl::StrCat("connect ", done.address.to_string(), ": ", err.message()))));
+                   connection_failed(
+                       absl::StrCat("connect ", done.address.to_string(), ": ", err.message())));
       start_next(t, done.family_index);
       return settle(t);
     }

@@ -282,8 +282,9 @@ void HTTPClientCore::on_head(ClientConnection& c, uint64_t exchange, HTTPRespons
   // connection, sent before our request came (RFC 9110 §15.5.9 lets a client repeat the
   // request): the keep-alive race again, retried once on a fresh connection if it may be.
   if (head.status == 408 && f->response.reused_connection && retriable(*f)) {
-    c.close(absl::UnavailableError("408 Request Timeout on a reused connection"));
-    return on_failed(c, exchange, absl::UnavailableError("408"), /*response_started=*/false);
+    const absl::Status why = absl::UnavailableError("408 Request Timeout on a reused connection");
+    c.close(why);
+    return on_failed(c, exchange, why, /*response_started=*/false);
   }
   f->head_received = true;
   // From here response_timeout bounds the silence between body pieces (not the body's length).

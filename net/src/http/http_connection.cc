@@ -150,8 +150,8 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size
     answer(out);
     // The parser takes nothing more (never spin), unless it stopped at a streamed request's
     // head: then its last LF is still to be fed, whatever else the read held.
-    if (n == 0 && !finished_ && !std::exchange(body_.at_head, false)) input = {};
-    body_.at_head = false;
+    const bool at_head = std::exchange(body_.at_head, false);
+    if (n == 0 && !finished_ && !at_head) input = {};
     // A handler that stopped or destroyed the server closed the stream (the close is reported
     // after this dispatch): no request behind that one reaches the handler.
     if (writer_.stream_ != nullptr && writer_.stream_->closed()) input = {};
