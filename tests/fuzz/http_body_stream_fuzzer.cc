@@ -12,11 +12,13 @@
 // chunked or Expect: 100-continue body of up to 30 KB, or a GET; its query carries "stream",
 // "defer", "close", "fthrow" (the factory throws), the handler's schedule "s=N" and an id),
 // advance the clock, fire the next timer, read on the client, half-close, complete the deferred
-// response, resume the stopped body. What the client sends waits in an outbox the loop drains
-// as the server reads (so large bodies arrive in many pieces, and not at all while stopped).
-// A schedule byte: bits 0-3, piece i returns false if bit i%4 is set; bit 4, call resume()
-// inside on_body first (meaning "go on"); bit 5, resume from a loop callback, else wait for the
-// resume operation; bits 6-7, on_body throws at piece 1..3. A "/throw" path throws in on_end.
+// response, resume the stopped body. A canned request's operation byte of 202 to 252 adds a byte
+// that cuts the request into reads around the end of its head or its body (split_points()). What
+// the client sends waits in an outbox the loop drains as the server reads (so large bodies arrive
+// in many pieces, and not at all while stopped). A schedule byte: bits 0-3, piece i returns false
+// if bit i%4 is set; bit 4, call resume() inside on_body first (meaning "go on"); bit 5, resume
+// from a loop callback, else wait for the resume operation; bits 6-7, on_body throws at piece 1..3.
+// A "/throw" path throws in on_end.
 //
 // Besides http_server_fuzzer's invariants on the response stream (well-formed, the handler's
 // answers in request order, Connection: close honoured, no busy loop, bounded queue, closed at
@@ -35,6 +37,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -344,8 +347,9 @@ class Harness {
 
   // c: bits 0-1 framing (Content-Length, chunked, Expect: 100-continue, a GET), 2 "stream",
   // 3 "close", 4 "defer", 5 path /throw, 6 "fthrow", 7 HTTP/1.0 (not chunked);
-  // d: bits 0-2 body size, 3-4 response size, 5-7 chunk size; e: the schedule.
-  void send_canned(uint8_t c, uint8_t d, uint8_t e) {
+  // d: bits 0-2 body size, 3-4 response size, 5-7 chunk size; e: the schedule; split: where
+  // the request is cut into reads (split_points()), 0 for none.
+  void send_canned(uint8_t c, uint8_t d, uint8_t e, uint8_t split) {
     static constexpr size_t kBodies[] = {1, 10, 100, 1000, 4000, 9000, 20000, 30000};
     static constexpr size_t kResponses[] = {0, 1000, 20000, kMaxBody};
     static constexpr size_t kChunks[] = {1, 7, 64, 500, 1000, 4096, 16384, 100000};
@@ -377,7 +381,27 @@ class Harness {
     } else {
       absl::StrAppend(&r, "\r\n");
     }
-    send(r);
+    size_t at = 0;
+    for (const size_t point : split_points(r, split)) {
+      send(absl::string_view(r).substr(at, point - at));
+      settle();  // the server reads what came so far on its own
+      at = point;
+    }
+    send(absl::string_view(r).substr(at));
+  }
+
+  // Where `split` cuts request `r`: near the end of its head (bit 7 clear) or of the request
+  // (set: the last chunk and the final CRLF), bits 0-2 the first cut's offset from 4 bytes
+  // before that end, bits 3-6 the distance to a second cut (0: none). The head's last CR and LF
+  // in reads of their own is how a pipelined request once became the previous one's body.
+  static std::vector<size_t> split_points(const std::string& r, uint8_t split) {
+    if (split == 0) return {};
+    const size_t head_end = r.find("\r\n\r\n") + 4;
+    const size_t end = (split & 0x80) ? r.size() : head_end;
+    const size_t first = std::clamp<size_t>(end - 4 + (split & 7), 1, r.size() - 1);
+    const size_t second = first + ((split >> 3) & 15);
+    if (second == first || second >= r.size()) return {first};
+    return {first, second};
   }
 
   // Reads up to `n` bytes (0: all there is) on the client.
@@ -533,8 +557,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         h.send(in.bytes(1 + in.byte()));  // 1..256 bytes, exactly as the input has them
         break;
       case 2: {
-        const uint8_t c = in.byte(), d = in.byte();
-        h.send_canned(c, d, in.byte());
+        const uint8_t c = in.byte(), d = in.byte(), e = in.byte();
+        h.send_canned(c, d, e, op >= 200 ? in.byte() : 0);  // only 202..252 split it
         break;
       }
       case 3: {
