@@ -35,9 +35,9 @@
 //  - reads a request body of up to --max_buffered_body whole before it asks the upstream, and
 //    sends it under its own Content-Length; a longer one, from there on, and every response
 //    body stream with backpressure (kHighWater each way). A response that starts before a
-//    streamed request body ended is held (up to kHighWater) until the request is complete; if
-//    the body meanwhile waits kHighWater for an upstream that does not read it, the fetch is
-//    cancelled and the client gets a 502;
+//    streamed request body ended (an early 413) goes to the client at once
+//    (HTTPBodyControl::answer_early()): the rest of the body is read and dropped, not sent
+//    on, and both connections close after that response;
 //  - 502 when the upstream refuses or cannot be reached within --connect_timeout, 504 when it
 //    is silent for --upstream_timeout before its response (any byte of it, an interim 102
 //    Processing too, starts that time again; that connection is then closed, not pooled; the

@@ -91,7 +91,8 @@ struct Exchange {
   // exchange: 16 bytes fit in AnyInvocable's inline storage, with `this` they would not.
   Proxy* proxy = nullptr;
   // Null while a streamed request body is still arriving (the response writer comes with
-  // on_end); what the upstream sends meanwhile waits in early_* (its reading paused).
+  // on_end, which the upstream's head brings forward: answer_early()); what the upstream sends
+  // meanwhile waits in early_* (its reading paused beyond kHighWater).
   std::shared_ptr<net::HTTPResponseStream> response;
   uint64_t fetch = 0;   // 0 once the fetch completed
   bool paused = false;  // the upstream is not read until the client drained
@@ -113,6 +114,10 @@ struct Exchange {
   net::HTTPClientBodyWriter writer;         // the upstream's side, from the body_producer
   bool writer_ready = false;                // everything written so far was flushed upstream
   bool body_complete = false;               // on_end ran: finish() once pending is written
+  // The upstream answered before the request body ended: on_end comes early (answer_early()),
+  // the rest of the body is dropped, and the upstream request is never finished (HTTPClient
+  // then closes that connection rather than pool it).
+  bool answered_early = false;
 };
 
 // One loop's proxy: its upstream pool and the requests in flight on it. Loop thread only;
@@ -189,10 +194,6 @@ class Proxy {
       pump_upload(*ex_);
       if (ex_->pending.size() < kHighWater) return true;
       ex_->client_paused = true;
-      if (ex_->paused && !ex_->response) {
-        proxy_.give_up_early(*ex_);  // resumes the client: the rest of the body is dropped
-        return true;
-      }
       return false;
     }
     void on_end(const net::HTTPRequest&, net::HTTPResponseWriter& writer) override {
@@ -201,6 +202,8 @@ class Proxy {
         buffering = false;
         request.body = std::exchange(ex_->pending, std::string());
         proxy_.launch(ex_, std::move(request), /*streamed_body=*/false);
+      } else if (ex_->answered_early) {
+        ex_->pending.clear();  // the upstream has answered: the rest of the body goes nowhere
       } else {
         ex_->body_complete = true;
         pump_upload(*ex_);
@@ -402,7 +405,15 @@ class Proxy {
   static void on_head(Exchange& ex, const net::HTTPResponseHead& upstream) {
     ex.upstream_answered = true;
     if (!ex.response) {
+      // The upstream answered before the request body ended (a 413, a 401, an early error):
+      // the client gets that now rather than after a body nobody reads any more, which it may
+      // never finish sending (RFC 9110 §15: a final response ends the exchange). The server
+      // runs on_end from a callback of its own, which replays this head (attach()).
       ex.early_head = upstream;
+      if (ex.control != nullptr) {
+        ex.answered_early = true;
+        ex.control->answer_early();
+      }
       return;
     }
     if (ex.response->closed()) return;
@@ -434,13 +445,11 @@ class Proxy {
 
   void on_body(const std::shared_ptr<Exchange>& ex, absl::string_view chunk) {
     if (!ex->response) {
-      // The upstream answers before the request's body ended (the response goes out once the
-      // request is complete): hold up to kHighWater of it, then read no more of the upstream
-      // until the client's response exists.
+      // The head came before the request's body ended (on_head): until the server's on_end
+      // makes the client's response, hold up to kHighWater, then read no more of the upstream.
       ex->early_body.append(chunk.data(), chunk.size());
       if (ex->paused || ex->early_body.size() < kHighWater) return;
       if (client_.pause_reading(ex->fetch)) ex->paused = true;
-      if (ex->paused && ex->client_paused) give_up_early(*ex);
       return;
     }
     if (!ex->response->write(std::string(chunk)).ok() || ex->paused) return;
@@ -449,20 +458,6 @@ class Proxy {
     if (!client_.pause_reading(ex->fetch)) return;
     ex->paused = true;
     resume_when_flushed(ex);
-  }
-
-  // Neither side can go on: the upstream's early response fills what the proxy holds for it
-  // (the upstream is not read), and the request body waits for an upstream that does not read
-  // it (the client is not read), typically because the upstream blocks writing that response.
-  // Waiting would hold both connections and a pool slot for ever: the fetch is cancelled (its
-  // connection closed), the rest of the body dropped, and the client gets a 502 at its end.
-  void give_up_early(Exchange& ex) {
-    ex.early_head.reset();
-    ex.early_body.clear();
-    client_.cancel(ex.fetch);  // on_done runs inside: it resumes the client
-    ex.early_done = absl::UnavailableError(absl::StrCat(
-        "the upstream's response (over ", kHighWater,
-        " bytes) came before the request body ended, and the upstream stopped reading the body"));
   }
 
   void resume_when_flushed(const std::shared_ptr<Exchange>& ex) {

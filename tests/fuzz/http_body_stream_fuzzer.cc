@@ -17,8 +17,9 @@
 // the client sends waits in an outbox the loop drains as the server reads (so large bodies arrive
 // in many pieces, and not at all while stopped). A schedule byte: bits 0-3, piece i returns false
 // if bit i%4 is set; bit 4, call resume() inside on_body first (meaning "go on"); bit 5, resume
-// from a loop callback, else wait for the resume operation; bits 6-7, on_body throws at piece 1..3.
-// A "/throw" path throws in on_end.
+// from a loop callback, else wait for the resume operation; bits 4 and 5 both, answer_early()
+// inside on_body instead; bits 6-7, on_body throws at piece 1..3. A "/throw" path throws in
+// on_end. The resume operation's bytes of 208 to 249 call answer_early() instead, from outside.
 //
 // Besides http_server_fuzzer's invariants on the response stream (well-formed, the handler's
 // answers in request order, Connection: close honoured, no busy loop, bounded queue, closed at
@@ -102,6 +103,7 @@ struct Stream {
   bool ended = false;
   bool closed = false;
   bool threw = false;  // on_body threw
+  bool early = false;  // answer_early() was called: no on_body after it
   bool destroyed = false;
   bool alive() const { return !ended && !closed; }
 };
@@ -193,7 +195,7 @@ class Harness {
   bool on_body(const std::shared_ptr<Stream>& sp, absl::string_view chunk) {
     Stream& s = *sp;
     if (debug()) std::fprintf(stderr, "on_body %s %zu\n", s.target.c_str(), chunk.size());
-    FUZZ_CHECK(s.alive() && !s.stopped && !chunk.empty());
+    FUZZ_CHECK(s.alive() && !s.stopped && !s.early && !chunk.empty());
     FUZZ_CHECK(!s.control->paused());
     s.received += chunk.size();
     FUZZ_CHECK(s.control->received() == s.received);
@@ -210,6 +212,11 @@ class Harness {
       throw std::runtime_error("fuzz: on_body");
     }
     if ((s.schedule & (1 << (piece % 4))) == 0) return true;
+    if ((s.schedule & 0x30) == 0x30) {  // answer now, not after the body
+      s.early = true;
+      s.control->answer_early();
+      return false;
+    }
     if (s.schedule & 0x10) {
       s.control->resume();  // during on_body: false then means "go on"
       return false;
@@ -227,7 +234,9 @@ class Harness {
     s.stopped = false;  // a stop after the last piece ends with the body
     FUZZ_CHECK(r.body().empty() && r.target() == s.target);
     FUZZ_CHECK(s.control->received() == s.received);
-    if (s.expected != nullptr) FUZZ_CHECK(s.received == s.expected->size());
+    if (s.expected != nullptr) {
+      FUZZ_CHECK(s.early ? s.received <= s.expected->size() : s.received == s.expected->size());
+    }
     handle(r, w, s.received);
   }
 
@@ -262,6 +271,17 @@ class Harness {
   }
 
   bool resume_current() { return !streams_.empty() && resume(*streams_.back()); }
+
+  // answer_early() on the current handler from outside the server's calls: on_end follows
+  // from a loop callback, never inside.
+  void answer_early_current() {
+    if (streams_.empty() || !streams_.back()->alive()) return;
+    Stream& s = *streams_.back();
+    s.early = true;
+    s.stopped = false;
+    s.control->answer_early();
+    FUZZ_CHECK(s.alive() && !s.control->paused());
+  }
 
   void handle_buffered(const HTTPRequest& r, HTTPResponseWriter& w) {
     if (const std::string* body = canned_body(r.target())) {
@@ -382,26 +402,12 @@ class Harness {
       absl::StrAppend(&r, "\r\n");
     }
     size_t at = 0;
-    for (const size_t point : split_points(r, split)) {
+    for (const size_t point : ioloop_fuzz::split_points(r, split)) {
       send(absl::string_view(r).substr(at, point - at));
       settle();  // the server reads what came so far on its own
       at = point;
     }
     send(absl::string_view(r).substr(at));
-  }
-
-  // Where `split` cuts request `r`: near the end of its head (bit 7 clear) or of the request
-  // (set: the last chunk and the final CRLF), bits 0-2 the first cut's offset from 4 bytes
-  // before that end, bits 3-6 the distance to a second cut (0: none). The head's last CR and LF
-  // in reads of their own is how a pipelined request once became the previous one's body.
-  static std::vector<size_t> split_points(const std::string& r, uint8_t split) {
-    if (split == 0) return {};
-    const size_t head_end = r.find("\r\n\r\n") + 4;
-    const size_t end = (split & 0x80) ? r.size() : head_end;
-    const size_t first = std::clamp<size_t>(end - 4 + (split & 7), 1, r.size() - 1);
-    const size_t second = first + ((split >> 3) & 15);
-    if (second == first || second >= r.size()) return {first};
-    return {first, second};
   }
 
   // Reads up to `n` bytes (0: all there is) on the client.
@@ -579,7 +585,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         h.complete();
         break;
       default:
-        h.resume_current();
+        if (op >= 200) {
+          h.answer_early_current();  // 208, 209, ..., 248, 249
+        } else {
+          h.resume_current();
+        }
         break;
     }
     h.settle();

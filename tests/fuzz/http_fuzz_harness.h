@@ -1,6 +1,7 @@
 // File: tests/fuzz/http_fuzz_harness.h
 // What http_server_fuzzer and http_body_stream_fuzzer share: the input reader, the options
-// decoding, the FUZZ_CHECK() macro and the checks on the response stream the client received.
+// decoding, the split points of a canned request, the FUZZ_CHECK() macro and the checks on the
+// response stream the client received.
 // Header-only, included by exactly one fuzzer source each (so the definitions are inline).
 #ifndef IOLOOP_TESTS_FUZZ_HTTP_FUZZ_HARNESS_H_
 #define IOLOOP_TESTS_FUZZ_HTTP_FUZZ_HARNESS_H_
@@ -68,6 +69,21 @@ inline size_t wanted_size(absl::string_view path) {
     n = n * 10 + static_cast<size_t>(path[i] - '0');
   }
   return std::min(n, kMaxBody);
+}
+
+// Where `split` cuts request `r` into reads: near the end of its head (bit 7 clear) or of the
+// request (set: the last chunk and the final CRLF), bits 0-2 the first cut's offset from 4
+// bytes before that end, bits 3-6 the distance to a second cut (0: none); no cut for 0. The
+// head's last CR and LF in reads of their own is how a pipelined request once became the
+// previous one's body.
+inline std::vector<size_t> split_points(absl::string_view r, uint8_t split) {
+  if (split == 0) return {};
+  const size_t head_end = r.find("\r\n\r\n") + 4;
+  const size_t end = (split & 0x80) ? r.size() : head_end;
+  const size_t first = std::clamp<size_t>(end - 4 + (split & 7), 1, r.size() - 1);
+  const size_t second = first + ((split >> 3) & 15);
+  if (second == first || second >= r.size()) return {first};
+  return {first, second};
 }
 
 // The options from the first 4 input bytes.

@@ -133,13 +133,20 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size
     body_.end_held = false;
     answer(out);  // the held request: on_end now
   }
+  if (body_.early_requested) [[unlikely]] {  // answer_early() from outside on_data()
+    recycle_requests();
+    result_.clear();
+    start_early_answer();
+    answer(out);
+  }
   // Streamed bodies cost the synchronous fast path this one test.
   const bool streaming = static_cast<bool>(s_->body_factory);
   // One request per feed(), so that answering can stop between any two requests, with the
   // bytes after the stop still unparsed (they cost their size; parsed requests would cost
   // far more). A pending deferred response stops it too (the pipelining rule), and so does a
   // streamed body's handler that stopped (flow control).
-  while (!input.empty() && !finished_ && out.size() < output_limit && !d_.active && !body_.paused) {
+  while (!input.empty() && !finished_ && out.size() < output_limit && !d_.active && !body_.paused &&
+         !body_.early) {
     recycle_requests();
     result_.send_continue = false;
     result_.error.reset();
@@ -163,7 +170,7 @@ size_t HTTPConnectionCore::on_data(absl::string_view data, HTTPOutput& out, size
   if (out.close) {
     out.client_done = input.empty() && parser_.state() == RequestParser::State::kClosed;
   }
-  if (finished_ || input.empty()) {
+  if (finished_ || body_.early || input.empty()) {  // answered early: the rest is dropped
     if (had_backlog || !backlog_.empty()) release_backlog();
   } else if (had_backlog) {
     backlog_pos_ = backlog_.size() - input.size();
@@ -332,6 +339,7 @@ void HTTPConnectionCore::rebind(std::shared_ptr<HTTPCoreState> shared, IOLoop* l
 }
 
 bool HTTPConnectionCore::request_keep_alive(const HTTPRequest& request) const {
+  if (body_.early) return false;  // its body's rest is not read: the connection's last
   // The parser decided it already: after a request that is not keep-alive it is kClosed for
   // good and completes no other (request_parser.h), so only the last request of a feed can be
   // one, and it is one exactly when the parser is closed.

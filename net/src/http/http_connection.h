@@ -229,7 +229,14 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   void recycle();
   void rebind(std::shared_ptr<HTTPCoreState> shared, IOLoop* loop);
 
-  RequestParser::State parser_state() const { return parser_.state(); }
+  // The parser's state, except that a request answered early (answer_early()) is complete:
+  // the connection's last, whose remaining bytes are dropped (no request timeout applies).
+  RequestParser::State parser_state() const {
+    return body_.early ? RequestParser::State::kClosed : parser_.state();
+  }
+  // A request was answered early: on_data() drops its input, so reading goes on whatever the
+  // output (a client that reads only once it has sent its body must be able to send it).
+  bool dropping_input() const { return body_.early; }
   bool finished() const { return finished_; }
   // A streamed body's handler returned false from on_body and has not resumed: parse and
   // read nothing (http_connection_body.cc).
@@ -309,8 +316,12 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   void end_body(const HTTPRequest& request);
   // The streamed request ended without on_end: on_close(why), then the handler is dropped.
   void close_body(const absl::Status& why);
+  // answer_early() was called and the body is not complete: puts the request's head in
+  // result_ for answer() (which runs on_end), and drops the rest of the connection's input.
+  void start_early_answer();
   // HTTPBodyControl.
   void resume() override;
+  void answer_early() override;
   uint64_t received() const override { return body_.received; }
   bool paused() const override { return body_.paused; }
   const std::string& remote_address() const override { return writer_.remote_address(); }
@@ -374,6 +385,10 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
     // The body ended on a piece that on_body stopped after: on_end waits for resume(), its
     // request kept in result_ (answer() held it, on_data() answers it once resumed).
     bool end_held = false;
+    bool in_factory = false;       // on_headers is running (body_.handler is not set yet)
+    bool early_requested = false;  // answer_early(): on_end as soon as the caller returned
+    // Answered before its body ended: the connection's last request, input dropped.
+    bool early = false;
   } body_;
 };
 

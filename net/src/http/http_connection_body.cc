@@ -22,14 +22,17 @@ size_t HTTPConnectionCore::feed_streaming(absl::string_view input, HTTPOutput& o
     std::unique_ptr<HTTPBodyHandler> handler;
     body_ = Body{};
     body_.at_head = true;
+    body_.in_factory = true;
     try {
       handler = s_->body_factory(head, *this);
     } catch (...) {
+      body_.in_factory = false;
       internal::report_http_exception(loop_, "HTTP body handler factory").IgnoreError();
       s_->handler_exceptions.fetch_add(1, std::memory_order_relaxed);
       respond_and_close(500, error_minor(), head.method_id() == HTTPMethod::kHead, out);
       return n;
     }
+    body_.in_factory = false;
     bool buffered_too_large = false;
     if (handler != nullptr) {
       s_->streamed_requests.fetch_add(1, std::memory_order_relaxed);
@@ -37,6 +40,10 @@ size_t HTTPConnectionCore::feed_streaming(absl::string_view input, HTTPOutput& o
       // Cannot fail: state() is kBody and no body byte has been consumed.
       parser_.stream_body([this](absl::string_view chunk) { return on_body_piece(chunk); })
           .IgnoreError();
+      if (body_.early_requested) {  // answered at the head: no 100 Continue, no body
+        start_early_answer();
+        return n;
+      }
     } else if (const auto cl = head.headers().get("Content-Length")) {
       uint64_t length = 0;
       buffered_too_large =
@@ -46,6 +53,7 @@ size_t HTTPConnectionCore::feed_streaming(absl::string_view input, HTTPOutput& o
     // follows in the caller's next feed(). If nothing is left, an empty
     // feed() reports a 100 Continue the client may be waiting for (not for a buffered body
     // over max_body_size: its 413 comes with the next byte).
+    body_.early_requested = false;  // a buffered body: answer_early() does not apply
     if (n == input.size() && !buffered_too_large) parser_.feed({}, result_, options);
     return n;
   }
@@ -56,8 +64,37 @@ size_t HTTPConnectionCore::feed_streaming(absl::string_view input, HTTPOutput& o
     close_body(absl::InternalError("HTTP body handler's on_body threw"));
     result_.clear();  // a request its last piece completed is not answered
     respond_and_close(500, error_minor(), error_head(), out);
+    return n;
+  }
+  if (body_.early_requested) {
+    // on_body asked: on_end now, unless that piece completed the body (then on_end as usual).
+    if (result_.requests.empty() && !result_.error) {
+      start_early_answer();
+    } else {
+      body_.early_requested = false;
+    }
   }
   return n;
+}
+
+void HTTPConnectionCore::start_early_answer() {
+  body_.early_requested = false;
+  body_.early = true;
+  body_.paused = false;
+  body_.end_held = false;
+  result_.requests.push_back(*parser_.pending_request());
+}
+
+void HTTPConnectionCore::answer_early() {
+  if (body_.handler == nullptr && !body_.in_factory) return;  // ended, or buffered
+  if (body_.early_requested || body_.early) return;
+  if (body_.end_held) return resume();  // the body is complete: on_end comes with resume()
+  body_.early_requested = true;
+  // Inside on_headers or on_body feed_streaming() acts on it when that returns; elsewhere the
+  // glue comes back to on_data() from a callback of its own (as for resume()).
+  if (body_.in_sink || body_.in_factory) return;
+  body_.paused = false;
+  if (listener_ != nullptr) listener_->on_body_resumed();
 }
 
 bool HTTPConnectionCore::on_body_piece(absl::string_view chunk) {
@@ -75,6 +112,7 @@ bool HTTPConnectionCore::on_body_piece(absl::string_view chunk) {
     return false;
   }
   body_.in_sink = false;
+  if (body_.early_requested) return false;  // stop here: feed_streaming() answers
   if (!go && !body_.resumed) {
     body_.paused = true;
     s_->body_pauses.fetch_add(1, std::memory_order_relaxed);

@@ -178,6 +178,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   bool has_backlog() const { return core_ && core_->has_backlog(); }
   bool body_paused() const { return core_ && core_->body_paused(); }
   bool response_pending() const { return core_ && core_->response_pending(); }
+  bool dropping_input() const { return core_ && core_->dropping_input(); }
 
   void on_chunk(absl::string_view chunk) {
     if (closing_) {  // lingering close: discard; the client is still sending, so linger on
@@ -223,11 +224,14 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     });
   }
 
-  // Reading pauses while output is over the high watermark or requests wait unanswered.
+  // Reading pauses while output is over the high watermark or requests wait unanswered, unless
+  // the core drops what it reads (a request answered early).
   void update_reading() {
     if (closing_ || closed_) return;  // begin_close() drains input until the end
-    if (output_full_ || body_paused() ||
-        (has_backlog() && (!response_pending() || core_->backlog_size() > kMaxWaitingBacklog))) {
+    const bool hold =
+        output_full_ || body_paused() ||
+        (has_backlog() && (!response_pending() || core_->backlog_size() > kMaxWaitingBacklog));
+    if (hold && !dropping_input()) {
       stream_->pause_reading();
     } else {
       stream_->resume_reading();

@@ -39,6 +39,12 @@
 ///     empty); respond exactly as a Handler does (fill `response` and return, or
 ///     response.defer()). Pipelined requests after it follow the server's rule (http_server.h,
 ///     "Pipelining").
+///     Or earlier, if the handler asked with control.answer_early() (a 413 or 401 decided at the
+///     head, a proxy whose upstream answered before the body ended): on_end then runs before
+///     the body is complete, on_body no more. The response says "Connection: close" and the
+///     connection ends after it; meanwhile the rest of the request is read and dropped, so that
+///     a client that sends its whole body before it reads (curl, Python's http.client) is not
+///     stuck behind a response it does not read yet, and is not reset before it has read it.
 ///  4. on_close(why) instead of on_end if the request ends first: the client's EOF or reset
 ///     mid-body, or the server closing the connection (Unavailable); a framing error in the
 ///     body (InvalidArgument with the parser's reason; the client gets its 400/431); a timeout
@@ -88,6 +94,12 @@ class HTTPBodyControl {
   /// The client's IP address, as HTTPResponseWriter::remote_address() (a proxy's
   /// X-Forwarded-For needs it before on_end).
   virtual const std::string& remote_address() const = 0;
+  /// Answers now, before the body ended (see 3. in the file comment): on_end runs next, after
+  /// the on_headers or on_body call this is made in has returned, or from a loop callback when
+  /// made elsewhere (never inside this call), and on_body no more. With "Expect: 100-continue"
+  /// and no body byte read yet, no 100 Continue is sent. A no-op once the body is complete
+  /// (on_end comes anyway, the connection kept alive) and after on_end or on_close.
+  virtual void answer_early() = 0;
 
  protected:
   ~HTTPBodyControl() = default;
