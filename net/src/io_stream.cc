@@ -211,6 +211,10 @@ void IOStream::dispatch_deferred() {
 // Both dispatch paths end here: close a finished half-close, free an empty read buffer, and
 // register what the stream now waits for.
 void IOStream::dispatch_epilogue() {
+  // Queued bytes went (or go) with WRITE, and handle_write() did the rest after them.
+  if (side_ && std::exchange(side_->handshake_finished, false) && !closed() && !writing()) {
+    handle_write();
+  }
   if (side_ && side_->transport && !closed()) {
     if (!side_->transport->has_pending_output()) {
       // A read or a write may have sent what a flush waited to send.
@@ -345,6 +349,7 @@ void IOStream::advance_handshake() {
   switch (r.outcome) {
     case IOResult::kDone:
       transport_wait_ = 0;
+      side().handshake_finished = true;
       return;
     case IOResult::kWantRead:
       transport_wait_ = kHandshaking;

@@ -42,7 +42,12 @@ bool IOStream::start_read(ReadCallback& cb) {
 
 void IOStream::after_read_started() {
   if (dispatching_) return;  // the running dispatch serves it after the callback returns
-  if (!read_buffer_.empty() || peer_ended() || read_.wants_nothing()) schedule_deferred();
+  // Buffered data, an end, a read of nothing, or TLS plaintext already decrypted (a dispatch
+  // that stopped at its budget inside a record): none of them makes the fd readable.
+  if (!read_buffer_.empty() || peer_ended() || read_.wants_nothing() ||
+      (has_buffered_input() && !paused_)) {
+    schedule_deferred();
+  }
   update_interest();
 }
 

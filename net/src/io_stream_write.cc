@@ -114,8 +114,7 @@ void IOStream::writev(std::vector<std::string> chunks, WriteCallback on_flushed)
     // iteration, never in here.
     if (writing()) flush_queue(kWriteSlice);
     if (closed()) return;  // close() completes the callbacks
-    WriteCallback cb;
-    while (writes_->pop_flushed(&cb)) post_write(std::move(cb), absl::OkStatus());
+    run_flush_callbacks();
     if (writes_->idle()) writes_.reset();
     update_interest();
   }
@@ -149,18 +148,18 @@ void IOStream::handle_write() {
   flush_queue(kWriteSlice);
   if (closed()) return;
   run_flush_callbacks();
-  if (closed()) return;
   check_low_watermark();
   if (closed() || writing()) return;
   if (phase_ == Phase::kShuttingDown || phase_ == Phase::kDraining) do_shutdown_write();
   if (writes_ && writes_->idle()) writes_.reset();
 }
 
+// Posted like the fast path's (write_one(), writev()): run here, a later write's callback
+// would overtake an earlier write's that the kernel took at once and that waits in the loop's
+// queue. Callbacks run in write order, on a later iteration.
 void IOStream::run_flush_callbacks() {
   WriteCallback cb;
-  while (!closed() && writes_ && writes_->pop_flushed(&cb)) {
-    run_user(kWriteCallback, [&] { std::move(cb)(absl::OkStatus()); });
-  }
+  while (writes_ && writes_->pop_flushed(&cb)) post_write(std::move(cb), absl::OkStatus());
 }
 
 absl::Status IOStream::set_write_watermarks(size_t high, size_t low) {

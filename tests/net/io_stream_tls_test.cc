@@ -60,6 +60,19 @@ std::string pattern_sha256(size_t offset, size_t n) {
 class IOStreamTLSTest : public IOStreamTest {
  protected:
   TLSPeer& peer() { return static_cast<TLSPeer&>(*peer_); }
+
+  // stream_ and its TLS peer over a socketpair, the handshake not begun (make_pair() runs it).
+  void make_pair_before_handshake() {
+    auto pair = Socket::pair();
+    ASSERT_TRUE(pair.ok());
+    auto server = testing::server_context(testing::test_pki().ecdsa_leaf)
+                      ->new_server_transport(pair->first.fd());
+    auto client =
+        testing::client_context()->new_client_transport(pair->second.fd(), "localhost", 443);
+    ASSERT_TRUE(server.ok() && client.ok());
+    peer_ = std::make_unique<TLSPeer>(std::move(pair->second), *std::move(client));
+    stream_ = IOStream::create(loop(), std::move(pair->first), {}, *std::move(server));
+  }
   TLSTransport& stream_tls() { return dynamic_cast<TLSTransport&>(stream_->transport()); }
 
   // Drives the peer both ways from a loop handler on its fd: on READ `receive()`; on WRITE
@@ -348,17 +361,8 @@ TEST_P(IOStreamTLSTest, FinWithoutCloseNotifyStillFlushesQueuedData) {
 // callbacks; a read started meanwhile waits for it. (make_pair() would finish the handshake
 // first, so this builds its pair by hand.)
 TEST_P(IOStreamTLSTest, WritesQueuedBeforeTheHandshakeGoOutAfterItInOrder) {
-  auto pair = Socket::pair();
-  ASSERT_TRUE(pair.ok());
-  auto server = testing::server_context(testing::test_pki().ecdsa_leaf)
-                    ->new_server_transport(pair->first.fd());
-  auto client =
-      testing::client_context()->new_client_transport(pair->second.fd(), "localhost", 443);
-  ASSERT_TRUE(server.ok() && client.ok());
-  auto peer = std::make_unique<TLSPeer>(std::move(pair->second), *std::move(client));
-  TLSPeer& tls_peer = *peer;
-  peer_ = std::move(peer);
-  stream_ = IOStream::create(loop(), std::move(pair->first), {}, *std::move(server));
+  ASSERT_NO_FATAL_FAILURE(make_pair_before_handshake());
+  TLSPeer& tls_peer = peer();
   std::vector<std::string> log;
   stream_->write("one ", [&](absl::Status s) { log.push_back("1:" + s.ToString()); });
   stream_->writev({"two ", "three "}, [&](absl::Status s) { log.push_back("2:" + s.ToString()); });
@@ -375,6 +379,30 @@ TEST_P(IOStreamTLSTest, WritesQueuedBeforeTheHandshakeGoOutAfterItInOrder) {
   EXPECT_EQ(reader.received, "one two three four");
   spin(2);
   EXPECT_EQ(log, (std::vector<std::string>{"1:OK", "2:OK", "3:OK"}));
+}
+
+// Found by a review: with nothing queued when the handshake finished, a shutdown_write() made
+// before it was never carried out (no close_notify: a peer waiting for our end waited for
+// ever), and the callback of a write of nothing stayed queued.
+TEST_P(IOStreamTLSTest, AShutdownAndAnEmptyWriteMadeBeforeTheHandshakeHappenAfterIt) {
+  ASSERT_NO_FATAL_FAILURE(make_pair_before_handshake());
+  TLSPeer& tls_peer = peer();
+  std::vector<std::string> log;
+  stream_->write("", [&](absl::Status s) { log.push_back("write " + s.ToString()); });
+  stream_->shutdown_write();
+  stream_->read_until_close([&](absl::StatusOr<std::string> r) {
+    log.push_back(r.ok() ? "read " + *r : r.status().ToString());
+  });
+  complete_handshake(tls_peer);
+  PeerReader reader{loop(), *peer_, 65536};
+  reader.on_data = [&] {
+    if (reader.eof) done();
+  };
+  reader.start();
+  ASSERT_TRUE(wait());  // our close_notify
+  EXPECT_EQ(reader.received, "");
+  spin(2);
+  EXPECT_EQ(log, (std::vector<std::string>{"write OK"}));
 }
 
 TEST_P(IOStreamTLSTest, WaitForHandshakeAfterItFinishedIsOk) {
@@ -472,6 +500,35 @@ TEST_P(IOStreamTLSTest, ResumeReadingDeliversPlaintextOpenSSLAlreadyHolds) {
   EXPECT_EQ(got1, first);
   EXPECT_EQ(got2, second);
   EXPECT_FALSE(stream_->closed());
+}
+
+// Found by a review: a dispatch that stopped at its 256 KiB budget inside a TLS record left
+// plaintext in OpenSSL and none in the read buffer; a read started later from outside any
+// dispatch (a posted callback) then waited for a readiness event that never came: the socket
+// was empty. It completes from what OpenSSL holds.
+TEST_P(IOStreamTLSTest, AReadStartedLaterFindsPlaintextOpenSSLAlreadyHolds) {
+  make_pair();
+  ASSERT_TRUE(peer_->socket().set_send_buffer(4 << 20).ok());
+  const size_t first = 256 << 10, total = 17 * 16000;  // records of 16,000 bytes
+  for (size_t off = 0; off < total; off += 16000) peer_write(pattern(off, 16000));
+  std::string got;
+  stream_->read_bytes(first, [&](absl::StatusOr<std::string> r) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    got = *r;
+    loop().add_callback([&] {
+      // What makes the case: nothing buffered by the stream, nothing in the socket.
+      EXPECT_EQ(stream_->read_buffer_size(), 0u);
+      EXPECT_EQ(unread(stream_->fd()), 0);
+      EXPECT_TRUE(stream_tls().has_buffered_input());
+      stream_->read_bytes(total - first, [&](absl::StatusOr<std::string> r2) {
+        ASSERT_TRUE(r2.ok()) << r2.status();
+        got += *r2;
+        done();
+      });
+    });
+  });
+  ASSERT_TRUE(wait());
+  EXPECT_TRUE(got == pattern(0, total));
 }
 
 // Data and close_notify arrive together: one transport read returns the data and holds the

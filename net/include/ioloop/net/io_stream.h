@@ -213,7 +213,8 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   /// Queues `data` after earlier writes. When nothing is queued it is sent at once with
   /// send(MSG_NOSIGNAL) and only the unsent rest is queued (then WRITE interest is
   /// registered until the queue drains). `on_flushed` runs once with OK when all of `data`
-  /// is in the kernel, or with the error if the stream closes first.
+  /// is in the kernel, or with the error if the stream closes first; always from a later loop
+  /// iteration (a posted callback), and in write order with the other writes' callbacks.
   void write(std::string data, WriteCallback on_flushed = nullptr);
   /// As write(), but the caller keeps `data`'s storage: only what the kernel does not take at
   /// once is copied (and queued). For a buffer reused across writes, e.g. a response head,
@@ -342,6 +343,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
     bool truncated_end = false;
     /// set_message_complete(false): not sent meanwhile.
     bool message_incomplete = false;
+    /// The handshake finished since the last dispatch_epilogue(), which sends what waited for
+    /// it without a byte to send (a write of nothing's callback, a shutdown_write()).
+    bool handshake_finished = false;
     /// What the peer sent before a connection error, read by close_on_connection_error() and
     /// handed to the reads by run_close_callbacks().
     Buffer unread;
