@@ -49,6 +49,7 @@ void ClientConnection::begin(uint64_t id, HTTPMethod method) {
   completed_ = false;
   first_byte_at_ = TimePoint{};
   last_byte_at_ = TimePoint{};
+  method_ = method;
   parser_.start(method);
 }
 
@@ -157,6 +158,7 @@ void ClientConnection::on_done(absl::Status status) {
 }
 
 void ClientConnection::on_head(HTTPResponseHead head) {
+  bodiless_ = method_ == HTTPMethod::kHead || head.status == 204 || head.status == 304;
   if (closed_ || feeding_owner_ == nullptr) return;
   feeding_owner_->on_head(*this, exchange_, std::move(head));
 }

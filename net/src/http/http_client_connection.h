@@ -83,6 +83,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
   // unread, having come behind the last response. One non-blocking peek, paid only before a
   // request that would not be retried (a retry covers the others).
   bool stale() const;
+  // The last response had no body by its framing (a HEAD's, a 204, a 304).
+  bool last_response_bodiless() const { return bodiless_; }
 
   const std::string& key() const { return key_; }
   // The pool's bookkeeping: whether this connection still counts toward its host's limit.
@@ -128,6 +130,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
   TimePoint last_byte_at_{};
   bool closed_ = false;
   bool completed_ = false;  // the parser reported on_complete for the current exchange
+  bool bodiless_ = false;   // see last_response_bodiless()
+  HTTPMethod method_ = HTTPMethod::kGet;  // the current exchange's request
   // The body pieces of one feed, delivered together after it: a chunked body of tiny chunks
   // would otherwise cost the owner a call (and a proxy a send) per chunk. One piece stays a
   // view into the read (no copy); several are joined.

@@ -166,7 +166,9 @@ class HTTPClientCore : public ClientConnection::Owner,
   // True when `conn` must not carry `f`, which is then closed and dropped: a request that would
   // not be retried (POST, PATCH, a streamed body) does not go on a connection whose peer
   // already closed it or sent bytes nobody asked for (ClientConnection::stale(): one
-  // recv(MSG_PEEK)). Retriable requests pay nothing: the retry covers them.
+  // recv(MSG_PEEK)). Retriable requests pay nothing (the retry covers them), unless the last
+  // response had no body: a server that sends one anyway (HEAD, 204, 304) would have it taken
+  // for this request's response.
   bool discard_if_closed_for(const ClientFetch& f, ClientConnection& conn);
   // Connects queued fetches while the pool has room; an emptied pool is freed later.
   void dispatch_queue(const std::string& key);

@@ -169,7 +169,7 @@ void HTTPClientCore::release(std::shared_ptr<ClientConnection> conn) {
 }
 
 bool HTTPClientCore::discard_if_closed_for(const ClientFetch& f, ClientConnection& conn) {
-  if (retriable(f) || !conn.stale()) return false;
+  if ((retriable(f) && !conn.last_response_bodiless()) || !conn.stale()) return false;
   conn.close();
   drop(conn);
   return true;

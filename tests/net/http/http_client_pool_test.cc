@@ -86,5 +86,41 @@ TEST_F(HTTPClientTest, AStrayResponseOnAnIdleConnectionIsNotTheNextRequestsAnswe
   EXPECT_EQ(client.stats().retries, 1u);  // the GET's
 }
 
+// Found by a review: a server that sends a body after a response that has none (a HEAD's, a
+// 204, a 304: a classic server bug, and with a body that looks like a response, the HEAD
+// desync), in a read of its own, had those bytes taken for the next GET's response on that
+// connection: through a proxy, a response crafted by one client served to another. A
+// connection is now peeked before it is reused after such a response, whatever the method.
+TEST_F(HTTPClientTest, BytesAfterABodilessResponseAreNotTheNextGetsAnswer) {
+  auto raw = raw_server();
+  std::map<RawServer::Conn*, size_t> answered;
+  raw->on_data = [&](RawServer::Conn& c) {
+    while (answered[&c] < c.heads()) {
+      ++answered[&c];
+      c.stream->write(answered[&c] == 1 && c.received.rfind("HEAD", 0) == 0
+                          ? "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+                          : kOkResponse);
+    }
+  };
+  HTTPClient client(loop());
+  std::optional<absl::StatusOr<HTTPClientResponse>> a, b;
+  HTTPClientRequest first;
+  first.method = "HEAD";
+  first.url = raw->url("/a");
+  client.fetch(std::move(first), [&](absl::StatusOr<HTTPClientResponse> r) {
+    a = std::move(r);
+    raw->last().stream->write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale");
+    HTTPClientRequest second;
+    second.url = raw->url("/b");
+    start(client, std::move(second), &b);
+  });
+  ASSERT_TRUE(wait_for([&] { return b.has_value(); }));
+  ASSERT_TRUE(a->ok()) << a->status();
+  EXPECT_EQ((*a)->body, "");
+  ASSERT_TRUE(b->ok()) << b->status();
+  EXPECT_EQ((*b)->body, "ok");
+  EXPECT_FALSE((*b)->reused_connection);
+}
+
 }  // namespace
 }  // namespace ioloop::net

@@ -87,9 +87,11 @@
 ///    nothing unexpected after it is kept idle and reused (the most recently used first); idle
 ///    connections close after idle_timeout, when the server closes them, or when bytes nobody
 ///    asked for arrive. (A server that sends one response too many is caught only when the
-///    extra bytes come before the next request goes out, read or, for a request that would not
-///    be retried, waiting unread: after it, HTTP/1.1 cannot tell them from that request's
-///    response, for this client as for any other.) At most
+///    extra bytes come before the next request goes out, read or waiting unread: unread, for a
+///    request that would not be retried, and for any request after a response without a body
+///    (a HEAD's, a 204, a 304), after which a buggy server's body is the classic case; after
+///    the request, HTTP/1.1 cannot tell them from its response, for this client as for any
+///    other.) At most
 ///    max_connections_per_host connections (connecting, busy or idle) per scheme+host+port;
 ///    more fetches wait in a FIFO queue. Time spent in the queue counts toward no timeout but
 ///    queue_timeout.
