@@ -1,7 +1,9 @@
-// http_responder: answers every HTTP request, any method and path, with "Hello, world!".
+// http_responder: answers every HTTP request, any path and any method libhttp_parser knows
+// (an unknown one is a 501), with "Hello, world!".
 //
 //   http_responder [--port=8080] [--address=] [--threads=1] [--poller=epoll|poll|select]
-//                  [--idle_timeout=60s] [--header_timeout=10s] [--log_level=info]
+//                  [--idle_timeout=60s] [--header_timeout=10s] [--min_body_rate=500]
+//                  [--log_level=info]
 //                  [--tls_cert=chain.pem --tls_key=key.pem] [--handshake_timeout=10s]
 //   curl -i http://127.0.0.1:8080/        # 200, Content-Type: text/plain, Hello, world!
 //   curl --cacert ca.pem https://localhost:8080/    # with --tls_cert/--tls_key
@@ -9,10 +11,12 @@
 //
 // The source tutorial's second program, as a real HTTP/1.1 server on HTTPServer: keep-alive,
 // pipelining, HEAD, request bodies read and discarded, limits and timeouts against hostile
-// clients. With --threads=N it runs N loops, each with its own SO_REUSEPORT listener.
-// SIGINT or SIGTERM stops it and it exits 0. With --tls_cert and --tls_key it serves HTTPS on
-// the same --port (TLS 1.2 or 1.3, ALPN "http/1.1"); the header timeout starts once the
-// handshake has finished, which --handshake_timeout bounds from accept.
+// clients (a head slower than --header_timeout, a body slower than --min_body_rate over 10 s
+// and a response not read for --idle_timeout get a 408 or the close). With --threads=N it runs N
+// loops, each with its own SO_REUSEPORT listener. SIGINT or SIGTERM stops it and it exits 0. With
+// --tls_cert and --tls_key it serves HTTPS on the same --port (TLS 1.2 or 1.3, ALPN "http/1.1");
+// the header timeout starts once the handshake has finished, which --handshake_timeout bounds from
+// accept.
 #include <sys/socket.h>
 
 #include <cstdio>
@@ -41,6 +45,8 @@ ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
           "close a keep-alive connection idle this long (0 disables)");
 ABSL_FLAG(absl::Duration, header_timeout, absl::Seconds(10),
           "answer 408 and close when a request's headers take longer than this (0 disables)");
+ABSL_FLAG(int, min_body_rate, 500,
+          "408 for a request body slower than this many bytes/s over 10 s (0 disables)");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, critical or off");
 ABSL_FLAG(std::string, tls_cert, "",
           "PEM certificate chain (leaf first); with --tls_key, serve HTTPS on --port");
@@ -72,8 +78,11 @@ int main(int argc, char** argv) {
   }
   const int threads = absl::GetFlag(FLAGS_threads);
   const int port = absl::GetFlag(FLAGS_port);
-  if (threads < 1 || port < 0 || port > 65535) {
-    std::fprintf(stderr, "http_responder: --threads must be >= 1 and --port in 0..65535\n");
+  const int min_body_rate = absl::GetFlag(FLAGS_min_body_rate);
+  if (threads < 1 || port < 0 || port > 65535 || min_body_rate < 0) {
+    std::fprintf(stderr,
+                 "http_responder: --threads must be >= 1, --port in 0..65535 and "
+                 "--min_body_rate >= 0\n");
     return 2;
   }
   // Raises the fd limit, ignores SIGPIPE, stops the loop on SIGINT/SIGTERM; before any
@@ -109,6 +118,7 @@ int main(int argc, char** argv) {
   http_options.tcp_options.handshake_timeout = absl::GetFlag(FLAGS_handshake_timeout);
   http_options.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
   http_options.header_timeout = absl::GetFlag(FLAGS_header_timeout);
+  http_options.min_body_rate = static_cast<size_t>(min_body_rate);  // over the default 10 s
   http_options.discard_body = true;  // bodies are framed (for pipelining) but not kept
   http_options.tcp_options.worker_poller = (*loop)->poller_kind();
 

@@ -270,6 +270,40 @@ TEST(HTTPResponderThreadsTest, FourThreadsServeCurl) {
   EXPECT_EQ(WEXITSTATUS(*exit), 0);
 }
 
+// Found by a probe: a body trickled a byte every few seconds held its connection for ever
+// (the idle timeout restarts at each byte, the header timeout ends with the head). Under
+// --min_body_rate (500 bytes/s over 10 s by default, as http_proxy's) it gets a 408 once the
+// rate window has passed; this client sends a byte a second and waits up to 30 s for it.
+TEST_F(HTTPResponderTest, ABodyTrickledSlowerThanTheMinimumRateGetsA408) {
+  const std::string script = absl::StrCat(
+      "import socket, time\n"
+      "s = socket.create_connection(('127.0.0.1', ",
+      server_->port(),
+      "), timeout=30)\n"
+      "s.sendall(b'POST / HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 100000\\r\\n\\r\\n')\n"
+      "s.setblocking(False)\n"
+      "data = b''\n"
+      "for _ in range(30):\n"
+      "    try:\n"
+      "        s.send(b'x')\n"
+      "    except OSError:\n"
+      "        pass\n"
+      "    time.sleep(1)\n"
+      "    try:\n"
+      "        data += s.recv(4096)\n"
+      "    except BlockingIOError:\n"
+      "        continue\n"
+      "    except OSError:\n"
+      "        break\n"
+      "    if b'\\r\\n\\r\\n' in data:\n"
+      "        break\n"
+      "print(data.split(b'\\r\\n')[0].decode())\n");
+  int status;
+  const std::string out = run_python(script, &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "HTTP/1.1 408 Request Timeout\n");
+}
+
 // A bad flag exits 2 with the reason before anything is bound or announced: a negative
 // --idle_timeout or --header_timeout printed "listening on", then exited 1 (silently with
 // --log_level=off), to a script that had just read the port (found by a probe of the flags).
