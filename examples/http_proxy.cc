@@ -34,10 +34,13 @@
 //    Expect itself), unless the request body is still arriving or the client is HTTP/1.0;
 //  - reads a request body of up to --max_buffered_body whole before it asks the upstream, and
 //    sends it under its own Content-Length; a longer one, from there on, and every response
-//    body stream with backpressure (kHighWater each way). A response that starts before a
-//    streamed request body ended (an early 413) goes to the client at once
-//    (HTTPBodyControl::answer_early()): the rest of the body is read and dropped, not sent
-//    on, and both connections close after that response;
+//    body stream with backpressure (kHighWater each way). An error response (an early 413) or
+//    one with Connection: close that starts before a streamed request body ended goes to the
+//    client at once (HTTPBodyControl::answer_early()): the rest of the body is read and
+//    dropped, not sent on, and both connections close after that response. Another early
+//    response is held (up to kHighWater) while the upload goes on, until the request is
+//    complete; if the body meanwhile waits kHighWater for an upstream that does not read it,
+//    the fetch is cancelled and the client gets a 502;
 //  - 502 when the upstream refuses or cannot be reached within --connect_timeout, 504 when it
 //    is silent for --upstream_timeout before its response (any byte of it, an interim 102
 //    Processing too, starts that time again; that connection is then closed, not pooled; the

@@ -91,8 +91,8 @@ struct Exchange {
   // exchange: 16 bytes fit in AnyInvocable's inline storage, with `this` they would not.
   Proxy* proxy = nullptr;
   // Null while a streamed request body is still arriving (the response writer comes with
-  // on_end, which the upstream's head brings forward: answer_early()); what the upstream sends
-  // meanwhile waits in early_* (its reading paused beyond kHighWater).
+  // on_end, which an upstream's early error or close brings forward: answer_early()); what the
+  // upstream sends meanwhile waits in early_* (its reading paused beyond kHighWater).
   std::shared_ptr<net::HTTPResponseStream> response;
   uint64_t fetch = 0;   // 0 once the fetch completed
   bool paused = false;  // the upstream is not read until the client drained
@@ -114,9 +114,9 @@ struct Exchange {
   net::HTTPClientBodyWriter writer;         // the upstream's side, from the body_producer
   bool writer_ready = false;                // everything written so far was flushed upstream
   bool body_complete = false;               // on_end ran: finish() once pending is written
-  // The upstream answered before the request body ended: on_end comes early (answer_early()),
-  // the rest of the body is dropped, and the upstream request is never finished (HTTPClient
-  // then closes that connection rather than pool it).
+  // The upstream refused the request before its body ended (an error status, or Connection:
+  // close): on_end comes early (answer_early()), the rest of the body is dropped, and the
+  // upstream request is never finished (HTTPClient then closes that connection, not pooled).
   bool answered_early = false;
 };
 
@@ -194,6 +194,10 @@ class Proxy {
       pump_upload(*ex_);
       if (ex_->pending.size() < kHighWater) return true;
       ex_->client_paused = true;
+      if (ex_->paused && !ex_->response) {
+        proxy_.give_up_early(*ex_);  // resumes the client: the rest of the body is dropped
+        return true;
+      }
       return false;
     }
     void on_end(const net::HTTPRequest&, net::HTTPResponseWriter& writer) override {
@@ -405,12 +409,15 @@ class Proxy {
   static void on_head(Exchange& ex, const net::HTTPResponseHead& upstream) {
     ex.upstream_answered = true;
     if (!ex.response) {
-      // The upstream answered before the request body ended (a 413, a 401, an early error):
-      // the client gets that now rather than after a body nobody reads any more, which it may
-      // never finish sending (RFC 9110 §15: a final response ends the exchange). The server
-      // runs on_end from a callback of its own, which replays this head (attach()).
+      // The upstream answered before the request body ended. An error (a 413, a 401) or a
+      // Connection: close says it reads no more of it (RFC 9110 §15.5, RFC 9112 §9.6): the
+      // client gets that now rather than after a body nobody reads, which it may never finish
+      // sending. The server runs on_end from a callback of its own, which replays this head
+      // (attach()). Another early head (a 200 streaming as the body arrives) goes out once the
+      // body is in, as the upload goes on.
       ex.early_head = upstream;
-      if (ex.control != nullptr) {
+      if (ex.control != nullptr &&
+          (upstream.status >= 400 || upstream.headers.has_token("Connection", "close"))) {
         ex.answered_early = true;
         ex.control->answer_early();
       }
@@ -450,6 +457,7 @@ class Proxy {
       ex->early_body.append(chunk.data(), chunk.size());
       if (ex->paused || ex->early_body.size() < kHighWater) return;
       if (client_.pause_reading(ex->fetch)) ex->paused = true;
+      if (ex->paused && ex->client_paused && !ex->answered_early) give_up_early(*ex);
       return;
     }
     if (!ex->response->write(std::string(chunk)).ok() || ex->paused) return;
@@ -458,6 +466,21 @@ class Proxy {
     if (!client_.pause_reading(ex->fetch)) return;
     ex->paused = true;
     resume_when_flushed(ex);
+  }
+
+  // Neither side can go on: an early response the upstream did not end the request with fills
+  // what the proxy holds for it (the upstream is not read), and the request body waits for an
+  // upstream that does not read it (the client is not read), typically because the upstream
+  // blocks writing that response. Waiting would hold both connections and a pool slot for ever:
+  // the fetch is cancelled (its connection closed), the rest of the body dropped, and the
+  // client gets a 502 at its end.
+  void give_up_early(Exchange& ex) {
+    ex.early_head.reset();
+    ex.early_body.clear();
+    client_.cancel(ex.fetch);  // on_done runs inside: it resumes the client
+    ex.early_done = absl::UnavailableError(absl::StrCat(
+        "the upstream's response (over ", kHighWater,
+        " bytes) came before the request body ended, and the upstream stopped reading the body"));
   }
 
   void resume_when_flushed(const std::shared_ptr<Exchange>& ex) {

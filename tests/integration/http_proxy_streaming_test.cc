@@ -183,6 +183,52 @@ TEST_F(ProxyToPythonTest, AnEarlyResponseLargerThanTheProxyHoldsIsRelayedWhole) 
   EXPECT_EQ(out, absl::StrCat("200 ", 24 << 20, " True\n204 0\n"));
 }
 
+// Found by a review of answer_early()'s first use: the proxy answered early on any early head,
+// so an upstream that answers at once and then reads the body (a 200 streaming its progress)
+// had the upload cut and the client got a 502 at --upstream_timeout. Only an error status or
+// Connection: close ends the upload; this 4 MiB goes through whole.
+TEST_F(ProxyToPythonTest, AnUpstreamThatAnswersAndKeepsReadingGetsTheWholeBody) {
+  const std::string script = absl::StrCat(
+      "import http.client\n"
+      "c = http.client.HTTPConnection('127.0.0.1', ",
+      proxy_->port(),
+      ", timeout=30)\n"
+      "c.request('POST', '/duplex', body=bytes(4 << 20))\n"
+      "r = c.getresponse()\n"
+      "print(r.status, r.read().decode(), end='')\n");
+  int status;
+  const std::string out = run_python(script, &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(out, absl::StrCat("200 ", 4 << 20, "\n"));
+}
+
+TEST_F(ProxyToPythonTest, AnOpenEarlyResponseLargerThanTheProxyHoldsGetsA502NotAHang) {
+  // The upstream writes 24 MiB of a 200 it does not end the request with before it reads any
+  // of the 48 MiB body: more than the proxy holds for a response it cannot send yet (its
+  // client is still sending) plus what the sockets buffer. Neither side can go on: the proxy
+  // gives up on that exchange (a 502, the rest of the body dropped, the upstream connection
+  // closed) instead of waiting for ever, and the client's next request is answered.
+  const std::string script = absl::StrCat(
+      "import http.client\n"
+      "c = http.client.HTTPConnection('127.0.0.1', ",
+      proxy_->port(),
+      ", timeout=60)\n"
+      "c.request('POST', '/open/",
+      24 << 20,
+      "', body=bytes(48 << 20))\n"
+      "r = c.getresponse()\n"
+      "body = r.read().decode()\n"
+      "print(r.status, body.strip())\n"
+      "c.request('GET', '/status/204')\n"
+      "r = c.getresponse()\n"
+      "print(r.status, len(r.read()))\n");
+  int status;
+  const std::string out = run_python(script, &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "502 Bad Gateway\n204 0\n");
+  EXPECT_TRUE(absl::StrContains(log(), "before the request body ended")) << log();
+}
+
 // A blocking TCP connection to 127.0.0.1:port with a small receive buffer (set before the
 // connect, so that the window stays small): -1 on failure.
 int connect_with_small_buffer(uint16_t port) {

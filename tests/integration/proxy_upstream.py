@@ -17,6 +17,9 @@
 #                   reads (and drops) the body and closes
 #   /early/N (POST) 200 with N bytes of the pattern before reading the body, written in one go
 #                   (blocking until taken), then reads the body and closes
+#   /open/N (POST)  the same without "Connection: close": the request is not refused
+#   /duplex (POST)  a chunked 200 head at once, then reads the whole body (Content-Length) and
+#                   answers its length in the one chunk, keeping the connection
 #   /requests       the request lines received since the previous /requests (this one
 #                   included), one a line: what the proxy sent on, exactly
 #   /count (PUT or POST)  reads the body (Content-Length or chunked) a block at a time, checks
@@ -206,11 +209,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.drain_body()
             self.close_connection = True
             return
-        if self.path.startswith("/early/"):
-            n = int(self.path[7:])
+        if self.path == "/duplex":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.flush()
+            left = int(self.headers.get("Content-Length", "0"))
+            received = 0
+            while left > 0:
+                block = self.rfile.read(min(left, 1 << 20))
+                if not block:
+                    break
+                received += len(block)
+                left -= len(block)
+            text = ("%d\n" % received).encode()
+            self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(text), text))
+            return
+        if self.path.startswith("/early/") or self.path.startswith("/open/"):
+            n = int(self.path.split("/")[2])
             self.send_response(200)
             self.send_header("Content-Length", str(n))
-            self.send_header("Connection", "close")
+            if self.path.startswith("/early/"):
+                self.send_header("Connection", "close")
             self.end_headers()
             self.close_connection = True
             try:

@@ -234,9 +234,11 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   RequestParser::State parser_state() const {
     return body_.early ? RequestParser::State::kClosed : parser_.state();
   }
-  // A request was answered early: on_data() drops its input, so reading goes on whatever the
-  // output (a client that reads only once it has sent its body must be able to send it).
-  bool dropping_input() const { return body_.early; }
+  // A request is answered early (or about to be: answer_early() waits for the glue's
+  // callback): on_data() drops its input, so reading goes on whatever the output (a client that
+  // reads only once it has sent its body must be able to send it), and no request timeout
+  // applies any more.
+  bool dropping_input() const { return body_.early || body_.early_requested; }
   bool finished() const { return finished_; }
   // A streamed body's handler returned false from on_body and has not resumed: parse and
   // read nothing (http_connection_body.cc).

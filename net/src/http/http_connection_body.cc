@@ -67,11 +67,15 @@ size_t HTTPConnectionCore::feed_streaming(absl::string_view input, HTTPOutput& o
     return n;
   }
   if (body_.early_requested) {
-    // on_body asked: on_end now, unless that piece completed the body (then on_end as usual).
-    if (result_.requests.empty() && !result_.error) {
+    // on_body asked: on_end now. If that piece completed the body, its request is in result_
+    // already; either way the connection ends with this response (no framing-dependent rule).
+    if (result_.error) {
+      body_.early_requested = false;  // the 400 of answer() wins
+    } else if (result_.requests.empty()) {
       start_early_answer();
     } else {
       body_.early_requested = false;
+      body_.early = true;
     }
   }
   return n;
@@ -88,7 +92,10 @@ void HTTPConnectionCore::start_early_answer() {
 void HTTPConnectionCore::answer_early() {
   if (body_.handler == nullptr && !body_.in_factory) return;  // ended, or buffered
   if (body_.early_requested || body_.early) return;
-  if (body_.end_held) return resume();  // the body is complete: on_end comes with resume()
+  if (body_.end_held) {  // the body is complete, its request held: on_end comes with resume()
+    body_.early = true;
+    return resume();
+  }
   body_.early_requested = true;
   // Inside on_headers or on_body feed_streaming() acts on it when that returns; elsewhere the
   // glue comes back to on_data() from a callback of its own (as for resume()).

@@ -29,6 +29,10 @@ TimePoint earliest(std::initializer_list<TimePoint> deadlines) { return std::min
 // reading goes on (so the client's EOF or reset is noticed) until the backlog exceeds this.
 constexpr size_t kMaxWaitingBacklog = 64 * 1024;
 
+// A lingering close that the client keeps busy (each read restarts linger_timeout) ends this
+// long after it began at most: nginx's lingering_time.
+constexpr absl::Duration kMaxLinger = absl::Seconds(30);
+
 // The idle cores of this thread's connections, kept for reuse: under keep-alive a connection
 // goes idle after every request, and reusing a core costs far less than deleting it and
 // making a new one (its parser, request vector and response buffers keep their capacity).
@@ -127,6 +131,9 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   // called from anywhere on the loop thread, e.g. inside another connection's callback).
   void on_body_resumed() override {
     if (closed_ || closing_) return;
+    // answer_early(): the request's own deadlines end now, not when the callback below runs (a
+    // 408 in between would replace the handler's answer).
+    if (dropping_input()) header_deadline_ = request_deadline_ = rate_deadline_ = kNever;
     loop_.add_callback([self = shared_from_this()] {
       if (self->closed_ || self->closing_ || self->body_paused()) return;
       self->process({});
@@ -183,6 +190,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   void on_chunk(absl::string_view chunk) {
     if (closing_) {  // lingering close: discard; the client is still sending, so linger on
       client_done_ = false;
+      linger_on();
       return;
     }
     process(chunk);
@@ -382,6 +390,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     // While output is still flushing, allow the idle timeout for progress first.
     const TimePoint deadline = pending > 0 ? after(t, options_.idle_timeout) : kNever;
     close_deadline_ = deadline != kNever ? deadline : linger_deadline(t);
+    linger_cap_ = after(t, kMaxLinger);
     rearm();
   }
 
@@ -393,6 +402,15 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   bool no_unread_input() {
     const absl::StatusOr<size_t> unread = stream_->socket().unread_bytes();
     return unread.ok() && *unread == 0;
+  }
+
+  // Input while lingering once the output is flushed: the client is still sending (a body its
+  // early answer made useless, which it may send before it reads): linger_timeout from this
+  // byte, as nginx's lingering_timeout, but kMaxLinger from the close at most (lingering_time).
+  void linger_on() {
+    if (stream_->write_buffer_size() > 0 || close_deadline_ == kNever) return;
+    const TimePoint t = now();
+    close_deadline_ = std::max(close_deadline_, std::min(linger_deadline(t), linger_cap_));
   }
 
   // A closing connection always ends: the linger timeout cannot be disabled.
@@ -532,6 +550,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   TimePoint request_deadline_ = kNever;   // request started request_timeout ago
   TimePoint rate_deadline_ = kNever;      // end of the current body-rate window
   TimePoint close_deadline_ = kNever;     // closing: flush progress, then the linger timeout
+  TimePoint linger_cap_ = kNever;         // closing: input extends the linger up to this
   TimePoint response_deadline_ = kNever;  // a deferred response started response_timeout ago
   TimePoint stalled_since_ = kNever;      // the server takes no byte of the client's since then
   uint64_t rate_bytes_ = 0;               // bytes read in the current body-rate window

@@ -96,9 +96,11 @@ class HTTPBodyControl {
   virtual const std::string& remote_address() const = 0;
   /// Answers now, before the body ended (see 3. in the file comment): on_end runs next, after
   /// the on_headers or on_body call this is made in has returned, or from a loop callback when
-  /// made elsewhere (never inside this call), and on_body no more. With "Expect: 100-continue"
-  /// and no body byte read yet, no 100 Continue is sent. A no-op once the body is complete
-  /// (on_end comes anyway, the connection kept alive) and after on_end or on_close.
+  /// made elsewhere (never inside this call), and on_body no more; the request's timeouts stop
+  /// at once. With "Expect: 100-continue" and no body byte read yet, no 100 Continue is sent.
+  /// The connection ends after that response even if the body turns out to be complete (a
+  /// last piece, a held end): one rule, whatever the framing. A no-op after on_end or
+  /// on_close.
   virtual void answer_early() = 0;
 
  protected:

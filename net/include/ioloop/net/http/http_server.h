@@ -77,8 +77,10 @@
 ///    path and counted in the loop's stats().exceptions (IOLoop::handle_callback_exception)
 ///    and in Stats::handler_exceptions. The handler is the only user code this layer calls.
 ///  - Closing: after the last response the server shuts down its sending side and reads and
-///    discards input until the client closes or linger_timeout passes (a "lingering close":
-///    closing with unread input would send a RST that can destroy the response in flight).
+///    discards input until the client closes or linger_timeout passes without a byte from it,
+///    30 s after the close began at most (a "lingering close", nginx's lingering_timeout and
+///    lingering_time: closing with unread input would send a RST that can destroy the response
+///    in flight, and a client may send the rest of a body before it reads the early answer).
 ///  - Backpressure: while max_pending_output bytes or more wait to be sent on a connection,
 ///    it stops reading from that connection (TCP flow control pushes back on the client), and
 ///    resumes at a quarter of it.
@@ -169,8 +171,8 @@ struct HTTPServerOptions {
   absl::Duration idle_timeout = absl::Seconds(60);
   /// 408 for a header section not complete this long after its first byte (see "Timeouts").
   absl::Duration header_timeout = absl::Seconds(10);
-  /// How long a closing connection waits for the client's EOF once its output is flushed
-  /// (see "Closing"). Cannot be disabled: zero or infinite means 2 s.
+  /// How long a closing connection waits for the client's EOF once its output is flushed, from
+  /// the client's last byte (see "Closing"). Cannot be disabled: zero or infinite means 2 s.
   absl::Duration linger_timeout = absl::Seconds(2);
   /// Output bound per connection: stop calling the handler once this many response bytes are
   /// unsent (see "Pipelining") and stop reading while they are (resume at a quarter of it).
