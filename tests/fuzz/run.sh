@@ -38,6 +38,8 @@ run_one() {
   local dict=()
   if [[ -f "${root}/tests/fuzz/${name}.dict" ]]; then
     dict=(-dict="${root}/tests/fuzz/${name}.dict")
+  elif [[ "${name}" == http_client ]]; then
+    dict=(-dict="${root}/tests/fuzz/response_parser.dict")  # it writes responses
   elif [[ "${name}" == http* ]]; then
     dict=(-dict="${root}/tests/fuzz/request_parser.dict")
   fi
