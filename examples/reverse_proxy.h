@@ -416,11 +416,10 @@ class Proxy {
       // (attach()). Another early head (a 200 streaming as the body arrives) goes out once the
       // body is in, as the upload goes on.
       ex.early_head = upstream;
-      if (ex.control != nullptr &&
-          (upstream.status >= 400 || upstream.headers.has_token("Connection", "close"))) {
-        ex.answered_early = true;
-        ex.control->answer_early();
-      }
+      const bool closes =
+          upstream.headers.has_token("Connection", "close") ||
+          (upstream.version_minor == 0 && !upstream.headers.has_token("Connection", "keep-alive"));
+      if (upstream.status >= 400 || closes) answer_early(ex);
       return;
     }
     if (ex.response->closed()) return;
@@ -468,6 +467,14 @@ class Proxy {
     resume_when_flushed(ex);
   }
 
+  // The client's request is answered before its body ended (answer_early()): on_end comes from
+  // the server's callback, the rest of the body is dropped, the upstream's request unfinished.
+  static void answer_early(Exchange& ex) {
+    if (ex.control == nullptr || ex.answered_early) return;
+    ex.answered_early = true;
+    ex.control->answer_early();
+  }
+
   // Neither side can go on: an early response the upstream did not end the request with fills
   // what the proxy holds for it (the upstream is not read), and the request body waits for an
   // upstream that does not read it (the client is not read), typically because the upstream
@@ -501,7 +508,10 @@ class Proxy {
       ex.control->resume();
     }
     if (!ex.response) {
+      // The exchange ended (a whole early response, or a failure) while the request body is
+      // still arriving: nothing will read the rest, so the client's answer need not wait for it.
       ex.early_done = status;
+      answer_early(ex);
       return;
     }
     net::HTTPResponseStream& response = *ex.response;

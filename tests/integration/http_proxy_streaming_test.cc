@@ -134,6 +134,30 @@ TEST_F(ProxyToPythonTest, UpstreamAnsweringBeforeTheBodyEndedIsRelayedAtOnce) {
   EXPECT_EQ(out, "413 True early\n");
 }
 
+// Found by a review: a whole early response that was not an error nor said Connection: close
+// (a 200 with its length, the upstream reading nothing) waited for the client's whole body,
+// which the upstream, closed once the exchange ended, would never read. The exchange's end
+// answers the client too.
+TEST_F(ProxyToPythonTest, AWholeEarlyResponseIsRelayedBeforeTheBodyEnds) {
+  const std::string script = absl::StrCat(
+      "import socket\n"
+      "s = socket.create_connection(('127.0.0.1', ",
+      proxy_->port(),
+      "), timeout=10)\n"
+      "s.sendall(b'POST /quick HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 104857600\\r\\n\\r\\n'"
+      " + bytes(1 << 20))\n"
+      "data = b''\n"
+      "while not data.endswith(b'ok'):\n"
+      "    chunk = s.recv(65536)\n"
+      "    if not chunk: break\n"
+      "    data += chunk\n"
+      "print(data.split()[1].decode(), data[-2:].decode())\n");
+  int status;
+  const std::string out = run_python(script, &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "200 ok\n");
+}
+
 TEST_F(ProxyToPythonTest, AnEarlyAnswerLetsAClientThatSendsItsWholeBodyFirstReadIt) {
   // Python's http.client sends the whole 8 MiB body before it reads: the proxy reads and drops
   // what follows the upstream's early 413, and the next request, on a new connection (the

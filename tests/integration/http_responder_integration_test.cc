@@ -319,6 +319,18 @@ TEST(HTTPResponderFlagsTest, ANegativeTimeoutExitsTwoBeforeListening) {
   }
 }
 
+TEST(HTTPResponderFlagsTest, ANegativeMinimumBodyRateExitsTwo) {
+  int status = 0;
+  const std::string out =
+      run(absl::StrCat(HTTP_RESPONDER_PATH, " --port=0 --log_level=off --min_body_rate=-1 2>&1"),
+          &status);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_EQ(out,
+            "http_responder: --threads must be >= 1, --port in 0..65535 and --min_body_rate >= "
+            "0\n");
+}
+
 // Found by a check of the docs against the programs: raw_epoll_responder exited 1 without a
 // word for a port out of range and for a failed bind, where its comment (and every other
 // example) says a bad flag exits 2 with the reason.

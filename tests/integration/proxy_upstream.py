@@ -18,6 +18,7 @@
 #   /early/N (POST) 200 with N bytes of the pattern before reading the body, written in one go
 #                   (blocking until taken), then reads the body and closes
 #   /open/N (POST)  the same without "Connection: close": the request is not refused
+#   /quick (POST)   200 "ok" at once, keep-alive, without reading the body (then closes)
 #   /duplex (POST)  a chunked 200 head at once, then reads the whole body (Content-Length) and
 #                   answers its length in the one chunk, keeping the connection
 #   /requests       the request lines received since the previous /requests (this one
@@ -207,6 +208,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.reply(413, b"early\n", [("Connection", "close")])
             self.wfile.flush()
             self.drain_body()
+            self.close_connection = True
+            return
+        if self.path == "/quick":
+            self.reply(200, b"ok")
+            self.wfile.flush()
             self.close_connection = True
             return
         if self.path == "/duplex":

@@ -207,8 +207,9 @@ TEST_P(IOStreamExceptionTest, ThrowingFastPathWriteCallbackClosesTheStream) {
   EXPECT_EQ(loop().stats().exceptions, 1u);
 }
 
-// The first write's flush callback runs from the loop's handler while the second write is
-// still queued (8 MiB cannot pass in one 256 KiB slice): that one fails with the status.
+// The first write's flush callback runs (posted once its bytes are in the kernel) while the
+// second write is still queued (8 MiB cannot pass in one 256 KiB slice): that one fails with
+// the status.
 TEST_P(IOStreamExceptionTest, ThrowingFlushCallbackFailsTheWritesStillQueued) {
   Pair p = make_pair();
   ASSERT_TRUE(p.stream->socket().set_send_buffer(4096).ok());

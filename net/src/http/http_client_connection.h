@@ -81,7 +81,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
   // Whether this idle connection can no longer carry a request: the server's FIN (or reset),
   // or bytes nobody asked for (a stray response, a 408 said on closing), wait in the kernel,
   // unread, having come behind the last response. One non-blocking peek, paid only before a
-  // request that would not be retried (a retry covers the others).
+  // request that would not be retried (a retry covers the others) and after a response without
+  // a body (HTTPClientCore::discard_if_closed_for()).
   bool stale() const;
   // The last response had no body by its framing (a HEAD's, a 204, a 304).
   bool last_response_bodiless() const { return bodiless_; }

@@ -322,8 +322,10 @@ void HTTPConnectionCore::recycle() {
   if (writer_.body_.capacity() > kRecycledCapacity) std::string().swap(writer_.body_);
   // idle() guarantees the rest: no backlog, pending output, stream or body handler, and
   // the parser between requests (rebind() resets it). A past deferred response's stream may
-  // still be referenced weakly, and its failure kept.
+  // still be referenced weakly, and its failure kept; a streamed body's flags go too (an
+  // early answer never leaves an idle core, but a reused one must not inherit one).
   d_ = Deferred{};
+  body_ = Body{};
 }
 
 void HTTPConnectionCore::rebind(std::shared_ptr<HTTPCoreState> shared, IOLoop* loop) {

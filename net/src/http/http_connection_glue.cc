@@ -371,11 +371,15 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     closing_ = true;
     client_done = client_done && !truncated;
     client_done_ = client_done;
-    if (client_done) {
-      if (stream_->write_buffer_size() == 0 && no_unread_input()) return stream_->close();
-      // An empty write completes once everything before it is in the kernel.
+    const bool flushing = stream_->write_buffer_size() > 0;
+    if (client_done && !flushing && no_unread_input()) return stream_->close();
+    if (client_done || flushing) {
+      // An empty write completes once everything before it is in the kernel: then the stream
+      // closes (client_done) or the linger starts.
       stream_->write(std::string(), [self = shared_from_this()](absl::Status status) {
-        if (status.ok() && self->client_done_ && self->no_unread_input()) self->stream_->close();
+        if (!status.ok() || self->closed_) return;
+        if (self->client_done_ && self->no_unread_input()) return self->stream_->close();
+        self->start_linger(self->now());
       });
     }
     if (truncated) {
@@ -389,7 +393,15 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     last_sent_ = handed_ - pending;
     // While output is still flushing, allow the idle timeout for progress first.
     const TimePoint deadline = pending > 0 ? after(t, options_.idle_timeout) : kNever;
-    close_deadline_ = deadline != kNever ? deadline : linger_deadline(t);
+    if (deadline == kNever) return start_linger(t);
+    close_deadline_ = deadline;
+    rearm();
+  }
+
+  // The output is in the kernel: linger_timeout for the client's end, which its input restarts
+  // up to kMaxLinger from now (linger_on()).
+  void start_linger(TimePoint t) {
+    close_deadline_ = linger_deadline(t);
     linger_cap_ = after(t, kMaxLinger);
     rearm();
   }
@@ -549,7 +561,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
   TimePoint header_deadline_ = kNever;    // header section started header_timeout ago
   TimePoint request_deadline_ = kNever;   // request started request_timeout ago
   TimePoint rate_deadline_ = kNever;      // end of the current body-rate window
-  TimePoint close_deadline_ = kNever;     // closing: flush progress, then the linger timeout
+  TimePoint close_deadline_ = kNever;     // closing: flush progress, then the linger (start_linger)
   TimePoint linger_cap_ = kNever;         // closing: input extends the linger up to this
   TimePoint response_deadline_ = kNever;  // a deferred response started response_timeout ago
   TimePoint stalled_since_ = kNever;      // the server takes no byte of the client's since then

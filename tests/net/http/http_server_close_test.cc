@@ -200,6 +200,36 @@ TEST_F(HTTPServerCloseTest, ServerChosenCloseOnAKeepAliveRequestLingers) {
   EXPECT_TRUE(server_stream_->closed());
 }
 
+// Found by a review: a close whose output was still queued waited for the idle timeout from
+// the last progress, not linger_timeout from the flush: a client that read the response and
+// stayed silent held the connection 60 s instead of 2. The linger starts once the output is
+// in the kernel.
+TEST_F(HTTPServerCloseTest, TheLingerStartsWhenTheOutputIsFlushed) {
+  shared_.reset();
+  HTTPServerOptions options;
+  options.max_pending_output = 4096;
+  options.idle_timeout = absl::Seconds(60);
+  start_manual_server(
+      [](const HTTPRequest&, HTTPResponseWriter& w) {
+        w.set_body(std::string(1 << 20, 'z'));
+        w.set_close();
+      },
+      options);
+  connect_raw();
+  send_raw("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+  settle();
+  ASSERT_GT(server_stream_->write_buffer_size(), 0u);  // more than the socket holds
+  std::string got;
+  bool eof = false;
+  while (!eof) {  // the client reads it all, in steps, and stays open
+    got += recv_raw(&eof);
+    settle();
+  }
+  EXPECT_EQ(got.size(), (1u << 20) + got.find("\r\n\r\n") + 4);
+  advance(absl::Seconds(3));  // linger_timeout (2 s) from the flush
+  EXPECT_TRUE(server_stream_->closed());
+}
+
 TEST_F(HTTPServerCloseTest, DeferredResponseToTheClientsLastRequestClosesAtOnce) {
   std::shared_ptr<HTTPResponseStream> pending;
   shared_.reset();

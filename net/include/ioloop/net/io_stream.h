@@ -214,7 +214,9 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   /// send(MSG_NOSIGNAL) and only the unsent rest is queued (then WRITE interest is
   /// registered until the queue drains). `on_flushed` runs once with OK when all of `data`
   /// is in the kernel, or with the error if the stream closes first; always from a later loop
-  /// iteration (a posted callback), and in write order with the other writes' callbacks.
+  /// iteration (a posted callback), and in write order with the callbacks of the other writes
+  /// the stream took (a write refused at once, after shutdown_write() or close, gets its error
+  /// posted at the call).
   void write(std::string data, WriteCallback on_flushed = nullptr);
   /// As write(), but the caller keeps `data`'s storage: only what the kernel does not take at
   /// once is copied (and queued). For a buffer reused across writes, e.g. a response head,

@@ -97,7 +97,8 @@ class HTTPBodyControl {
   /// Answers now, before the body ended (see 3. in the file comment): on_end runs next, after
   /// the on_headers or on_body call this is made in has returned, or from a loop callback when
   /// made elsewhere (never inside this call), and on_body no more; the request's timeouts stop
-  /// at once. With "Expect: 100-continue" and no body byte read yet, no 100 Continue is sent.
+  /// at once. With "Expect: 100-continue", no 100 Continue is sent if none was yet (a call
+  /// inside on_headers; the server sends it as soon as on_headers returned).
   /// The connection ends after that response even if the body turns out to be complete (a
   /// last piece, a held end): one rule, whatever the framing. A no-op after on_end or
   /// on_close.

@@ -77,10 +77,11 @@
 ///    path and counted in the loop's stats().exceptions (IOLoop::handle_callback_exception)
 ///    and in Stats::handler_exceptions. The handler is the only user code this layer calls.
 ///  - Closing: after the last response the server shuts down its sending side and reads and
-///    discards input until the client closes or linger_timeout passes without a byte from it,
-///    30 s after the close began at most (a "lingering close", nginx's lingering_timeout and
-///    lingering_time: closing with unread input would send a RST that can destroy the response
-///    in flight, and a client may send the rest of a body before it reads the early answer).
+///    discards input, once its output is in the kernel, until the client closes or
+///    linger_timeout passes without a byte from it, 30 s after the flush at most (or
+///    linger_timeout, if longer): a "lingering close", nginx's lingering_timeout and
+///    lingering_time. Closing with unread input would send a RST that can destroy the response
+///    in flight, and a client may send the rest of a body before it reads an early answer.
 ///  - Backpressure: while max_pending_output bytes or more wait to be sent on a connection,
 ///    it stops reading from that connection (TCP flow control pushes back on the client), and
 ///    resumes at a quarter of it.
