@@ -109,27 +109,40 @@ TEST_F(ProxyToPythonTest, UploadWithContentLengthIsForwardedUnframed) {
   EXPECT_EQ(out, absl::StrCat("200 ", bytes, " ok length\n"));
 }
 
+// Runs `program` in Python with `c`, an http.client connection to 127.0.0.1:port (timeout in
+// seconds), open; its output, and its exit status in `*status`.
+std::string run_with_http_client(uint16_t port, int timeout, const std::string& program,
+                                 int* status) {
+  return run_python(
+      absl::StrCat("import http.client\n", "c = http.client.HTTPConnection('127.0.0.1', ", port,
+                   ", timeout=", timeout, ")\n", program),
+      status);
+}
+
+// Sends POST `path` with a Content-Length of 100 MiB and 1 MiB of it to 127.0.0.1:port, then
+// only reads, until `marker` ends what it read (or 10 s pass); prints the status code, whether
+// the head said "Connection: close", and the body.
+std::string post_and_stop(uint16_t port, const std::string& path, const std::string& marker,
+                          int* status) {
+  return run_python(
+      absl::StrCat("import socket\n", "s = socket.create_connection(('127.0.0.1', ", port,
+                   "), timeout=10)\n", "s.sendall(b'POST ", path,
+                   " HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 104857600\\r\\n\\r\\n'",
+                   " + bytes(1 << 20))\n", "data = b''\n", "while not data.endswith(b'", marker,
+                   "'):\n", "    chunk = s.recv(65536)\n", "    if not chunk: break\n",
+                   "    data += chunk\n", "head, _, body = data.partition(b'\\r\\n\\r\\n')\n",
+                   "print(head.split()[1].decode(), b'Connection: close' in head, body.decode(), "
+                   "end='')\n"),
+      status);
+}
+
 TEST_F(ProxyToPythonTest, UpstreamAnsweringBeforeTheBodyEndedIsRelayedAtOnce) {
   // The upstream's 413 arrives while the client has sent 1 of its 100 MiB and waits: the
   // client gets it then, with "Connection: close" (the rest of its body would go nowhere).
   // Until the server could answer before a body's end (answer_early()), the proxy held the 413
   // for the whole body, and this client, which sends no more, got nothing for 10 s.
-  const std::string script = absl::StrCat(
-      "import socket\n"
-      "s = socket.create_connection(('127.0.0.1', ",
-      proxy_->port(),
-      "), timeout=10)\n"
-      "s.sendall(b'POST /early HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 104857600\\r\\n\\r\\n'"
-      " + bytes(1 << 20))\n"
-      "data = b''\n"
-      "while b'early\\n' not in data:\n"
-      "    chunk = s.recv(65536)\n"
-      "    if not chunk: break\n"
-      "    data += chunk\n"
-      "head, _, body = data.partition(b'\\r\\n\\r\\n')\n"
-      "print(head.split()[1].decode(), b'Connection: close' in head, body.decode(), end='')\n");
   int status;
-  const std::string out = run_python(script, &status);
+  const std::string out = post_and_stop(proxy_->port(), "/early", "early\\n", &status);
   ASSERT_EQ(status, 0) << out;
   EXPECT_EQ(out, "413 True early\n");
 }
@@ -139,42 +152,26 @@ TEST_F(ProxyToPythonTest, UpstreamAnsweringBeforeTheBodyEndedIsRelayedAtOnce) {
 // which the upstream, closed once the exchange ended, would never read. The exchange's end
 // answers the client too.
 TEST_F(ProxyToPythonTest, AWholeEarlyResponseIsRelayedBeforeTheBodyEnds) {
-  const std::string script = absl::StrCat(
-      "import socket\n"
-      "s = socket.create_connection(('127.0.0.1', ",
-      proxy_->port(),
-      "), timeout=10)\n"
-      "s.sendall(b'POST /quick HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 104857600\\r\\n\\r\\n'"
-      " + bytes(1 << 20))\n"
-      "data = b''\n"
-      "while not data.endswith(b'ok'):\n"
-      "    chunk = s.recv(65536)\n"
-      "    if not chunk: break\n"
-      "    data += chunk\n"
-      "print(data.split()[1].decode(), data[-2:].decode())\n");
   int status;
-  const std::string out = run_python(script, &status);
+  const std::string out = post_and_stop(proxy_->port(), "/quick", "ok", &status);
   ASSERT_EQ(status, 0) << out;
-  EXPECT_EQ(out, "200 ok\n");
+  EXPECT_EQ(out, "200 True ok");
 }
 
 TEST_F(ProxyToPythonTest, AnEarlyAnswerLetsAClientThatSendsItsWholeBodyFirstReadIt) {
   // Python's http.client sends the whole 8 MiB body before it reads: the proxy reads and drops
   // what follows the upstream's early 413, and the next request, on a new connection (the
   // 413 said "Connection: close"), is answered too.
-  const std::string script = absl::StrCat(
-      "import http.client\n"
-      "c = http.client.HTTPConnection('127.0.0.1', ",
-      proxy_->port(),
-      ", timeout=20)\n"
-      "c.request('POST', '/early', body=bytes(8 << 20))\n"
-      "r = c.getresponse()\n"
-      "print(r.status, r.getheader('Connection'), r.read().decode(), end='')\n"
-      "c.request('GET', '/status/204')\n"
-      "r = c.getresponse()\n"
-      "print(r.status, len(r.read()))\n");
   int status;
-  const std::string out = run_python(script, &status);
+  const std::string out = run_with_http_client(
+      proxy_->port(), 20,
+      absl::StrCat("c.request('POST', '/early', body=bytes(8 << 20))\n"
+                   "r = c.getresponse()\n"
+                   "print(r.status, r.getheader('Connection'), r.read().decode(), end='')\n"
+                   "c.request('GET', '/status/204')\n"
+                   "r = c.getresponse()\n"
+                   "print(r.status, len(r.read()))\n"),
+      &status);
   ASSERT_EQ(status, 0) << out;
   EXPECT_EQ(out, "413 close early\n204 0\n");
 }
@@ -184,25 +181,22 @@ TEST_F(ProxyToPythonTest, AnEarlyResponseLargerThanTheProxyHoldsIsRelayedWhole) 
   // client reads only once it has sent its body. The proxy relays the response as it comes
   // while it drops the body: the client gets all 24 MiB (before answer_early() the proxy could
   // not answer yet, held 256 KiB, and gave up with a 502), and its next request is answered.
-  const std::string script = absl::StrCat(
-      "import http.client\n"
-      "c = http.client.HTTPConnection('127.0.0.1', ",
-      proxy_->port(),
-      ", timeout=60)\n"
-      "c.request('POST', '/early/",
-      24 << 20,
-      "', body=bytes(48 << 20))\n"
-      "r = c.getresponse()\n"
-      "body = r.read()\n"
-      "p = bytes(range(256)) * 4096\n"
-      "ok = all(body[i:i + len(p)] == p[:len(body[i:i + len(p)])] for i in range(0, len(body), "
-      "len(p)))\n"
-      "print(r.status, len(body), ok)\n"
-      "c.request('GET', '/status/204')\n"
-      "r = c.getresponse()\n"
-      "print(r.status, len(r.read()))\n");
   int status;
-  const std::string out = run_python(script, &status);
+  const std::string out = run_with_http_client(
+      proxy_->port(), 60,
+      absl::StrCat(
+          "c.request('POST', '/early/", 24 << 20,
+          "', body=bytes(48 << 20))\n"
+          "r = c.getresponse()\n"
+          "body = r.read()\n"
+          "p = bytes(range(256)) * 4096\n"
+          "ok = all(body[i:i + len(p)] == p[:len(body[i:i + len(p)])] for i in range(0, len(body), "
+          "len(p)))\n"
+          "print(r.status, len(body), ok)\n"
+          "c.request('GET', '/status/204')\n"
+          "r = c.getresponse()\n"
+          "print(r.status, len(r.read()))\n"),
+      &status);
   ASSERT_EQ(status, 0) << out;
   EXPECT_EQ(out, absl::StrCat("200 ", 24 << 20, " True\n204 0\n"));
 }
@@ -212,16 +206,13 @@ TEST_F(ProxyToPythonTest, AnEarlyResponseLargerThanTheProxyHoldsIsRelayedWhole) 
 // had the upload cut and the client got a 502 at --upstream_timeout. Only an error status or
 // Connection: close ends the upload; this 4 MiB goes through whole.
 TEST_F(ProxyToPythonTest, AnUpstreamThatAnswersAndKeepsReadingGetsTheWholeBody) {
-  const std::string script = absl::StrCat(
-      "import http.client\n"
-      "c = http.client.HTTPConnection('127.0.0.1', ",
-      proxy_->port(),
-      ", timeout=30)\n"
-      "c.request('POST', '/duplex', body=bytes(4 << 20))\n"
-      "r = c.getresponse()\n"
-      "print(r.status, r.read().decode(), end='')\n");
   int status;
-  const std::string out = run_python(script, &status);
+  const std::string out =
+      run_with_http_client(proxy_->port(), 30,
+                           absl::StrCat("c.request('POST', '/duplex', body=bytes(4 << 20))\n"
+                                        "r = c.getresponse()\n"
+                                        "print(r.status, r.read().decode(), end='')\n"),
+                           &status);
   ASSERT_EQ(status, 0) << out;
   EXPECT_EQ(out, absl::StrCat("200 ", 4 << 20, "\n"));
 }
@@ -232,22 +223,17 @@ TEST_F(ProxyToPythonTest, AnOpenEarlyResponseLargerThanTheProxyHoldsGetsA502NotA
   // client is still sending) plus what the sockets buffer. Neither side can go on: the proxy
   // gives up on that exchange (a 502, the rest of the body dropped, the upstream connection
   // closed) instead of waiting for ever, and the client's next request is answered.
-  const std::string script = absl::StrCat(
-      "import http.client\n"
-      "c = http.client.HTTPConnection('127.0.0.1', ",
-      proxy_->port(),
-      ", timeout=60)\n"
-      "c.request('POST', '/open/",
-      24 << 20,
-      "', body=bytes(48 << 20))\n"
-      "r = c.getresponse()\n"
-      "body = r.read().decode()\n"
-      "print(r.status, body.strip())\n"
-      "c.request('GET', '/status/204')\n"
-      "r = c.getresponse()\n"
-      "print(r.status, len(r.read()))\n");
   int status;
-  const std::string out = run_python(script, &status);
+  const std::string out = run_with_http_client(proxy_->port(), 60,
+                                               absl::StrCat("c.request('POST', '/open/", 24 << 20,
+                                                            "', body=bytes(48 << 20))\n"
+                                                            "r = c.getresponse()\n"
+                                                            "body = r.read().decode()\n"
+                                                            "print(r.status, body.strip())\n"
+                                                            "c.request('GET', '/status/204')\n"
+                                                            "r = c.getresponse()\n"
+                                                            "print(r.status, len(r.read()))\n"),
+                                               &status);
   ASSERT_EQ(status, 0) << out;
   EXPECT_EQ(out, "502 Bad Gateway\n204 0\n");
   EXPECT_TRUE(absl::StrContains(log(), "before the request body ended")) << log();
