@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "ioloop/io_loop.h"
 #include "ioloop/net/http/http_server.h"
 
 namespace ioloop_fuzz {
@@ -84,6 +85,17 @@ inline std::vector<size_t> split_points(absl::string_view r, uint8_t split) {
   const size_t second = first + ((split >> 3) & 15);
   if (second == first || second >= r.size()) return {first};
   return {first, second};
+}
+
+// Runs one iteration of `loop` that does not block; true if it did nothing (no event, callback
+// or timer): what a fuzzer's settle() repeats until it holds, or traps as a busy loop.
+inline bool quiet_iteration(ioloop::IOLoop& loop) {
+  const ioloop::IOLoop::Stats before = loop.stats();
+  loop.stop();
+  loop.start();
+  const ioloop::IOLoop::Stats after = loop.stats();
+  return after.events_dispatched == before.events_dispatched &&
+         after.callbacks_run == before.callbacks_run && after.timers_fired == before.timers_fired;
 }
 
 // The options from the first 4 input bytes.

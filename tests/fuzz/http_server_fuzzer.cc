@@ -136,12 +136,7 @@ class Harness {
   // Runs loop iterations until one does nothing; traps on a loop that never settles.
   void settle() {
     for (int i = 0; i < 20000; ++i) {
-      const IOLoop::Stats before = loop_.stats();
-      loop_.stop();
-      loop_.start();
-      const IOLoop::Stats after = loop_.stats();
-      if (after.events_dispatched == before.events_dispatched &&
-          after.callbacks_run == before.callbacks_run) {
+      if (ioloop_fuzz::quiet_iteration(loop_)) {
         check_queue_bound();
         return;
       }
