@@ -115,8 +115,9 @@ struct Exchange {
   bool writer_ready = false;                // everything written so far was flushed upstream
   bool body_complete = false;               // on_end ran: finish() once pending is written
   // The upstream refused the request before its body ended (an error status, or Connection:
-  // close): on_end comes early (answer_early()), the rest of the body is dropped, and the
-  // upstream request is never finished (HTTPClient then closes that connection, not pooled).
+  // close), or the exchange ended then: on_end comes early (answer_early()), the rest of the
+  // body is dropped, and the upstream request is never finished (HTTPClient then closes that
+  // connection, not pooled).
   bool answered_early = false;
 };
 
@@ -480,7 +481,7 @@ class Proxy {
   // upstream that does not read it (the client is not read), typically because the upstream
   // blocks writing that response. Waiting would hold both connections and a pool slot for ever:
   // the fetch is cancelled (its connection closed), the rest of the body dropped, and the
-  // client gets a 502 at its end.
+  // client gets a 502 at once (on_done() answers early).
   void give_up_early(Exchange& ex) {
     ex.early_head.reset();
     ex.early_body.clear();
