@@ -153,6 +153,8 @@ class Proxy {
     if (prepare(*exchange, head, control.remote_address(), upload->request)) {
       upload->buffering = true;
       if (config_.max_buffered_body == 0) upload->stream();
+    } else {
+      answer_early(*exchange);  // the proxy's own answer (a 400, a 501) needs none of the body
     }
     return upload;
   }
@@ -235,8 +237,8 @@ class Proxy {
   }
 
   // Makes `up`, the upstream request for `request`: false if the proxy answers it itself
-  // (exchange.rejected and early_done say how; the client gets that once its request is
-  // complete, and a body is dropped as it arrives).
+  // (exchange.rejected and early_done say how; the client gets that at once, before any body,
+  // and the connection then closes).
   bool prepare(Exchange& exchange, const net::HTTPRequest& request, const std::string& peer,
                net::HTTPClientRequest& up) {
     // net::HTTPClient sends origin-form targets only: no tunnel, no asterisk form.

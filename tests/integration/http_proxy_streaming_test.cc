@@ -158,6 +158,15 @@ TEST_F(ProxyToPythonTest, AWholeEarlyResponseIsRelayedBeforeTheBodyEnds) {
   EXPECT_EQ(out, "200 True ok");
 }
 
+// The proxy's own refusal of a request with a body (here a target it cannot send on) no longer
+// waits for the body, of which it needs nothing.
+TEST_F(ProxyToPythonTest, ARefusedRequestIsAnsweredBeforeItsBody) {
+  int status;
+  const std::string out = post_and_stop(proxy_->port(), "/a%zz", "\\n", &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "400 True Bad Request: invalid percent-encoding in the target\n");
+}
+
 TEST_F(ProxyToPythonTest, AnEarlyAnswerLetsAClientThatSendsItsWholeBodyFirstReadIt) {
   // Python's http.client sends the whole 8 MiB body before it reads: the proxy reads and drops
   // what follows the upstream's early 413, and the next request, on a new connection (the
