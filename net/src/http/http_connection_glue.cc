@@ -30,7 +30,7 @@ TimePoint earliest(std::initializer_list<TimePoint> deadlines) { return std::min
 constexpr size_t kMaxWaitingBacklog = 64 * 1024;
 
 // A lingering close that the client keeps busy (each read restarts linger_timeout) ends this
-// long after it began at most: nginx's lingering_time.
+// long after the output was flushed at most: nginx's lingering_time.
 constexpr absl::Duration kMaxLinger = absl::Seconds(30);
 
 // The idle cores of this thread's connections, kept for reuse: under keep-alive a connection
@@ -418,7 +418,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
 
   // Input while lingering once the output is flushed: the client is still sending (a body its
   // early answer made useless, which it may send before it reads): linger_timeout from this
-  // byte, as nginx's lingering_timeout, but kMaxLinger from the close at most (lingering_time).
+  // byte, as nginx's lingering_timeout, but kMaxLinger from the flush at most (lingering_time).
   void linger_on() {
     if (stream_->write_buffer_size() > 0 || close_deadline_ == kNever) return;
     const TimePoint t = now();
