@@ -406,6 +406,10 @@ void IOLoop::run_once() {
       iteration_time_ = now;
     }
   }
+  // Handlers removed by this iteration's callbacks and timers go now: the wait may be long, and
+  // they may hold sockets and memory (nothing runs them any more). Before the wait's timeout is
+  // worked out: what they held may arm a timer or post a callback as it goes.
+  if (!graveyard_.empty()) bury_removed_handlers();
   // Busy: everything since the last wait ended (its handlers, these callbacks and timers).
   stats_.time_busy += to_duration(now - last_poll_end_);
 
@@ -426,23 +430,24 @@ void IOLoop::run_once() {
     polling_ = wait != absl::ZeroDuration();
   }
 
-  // Handlers removed by this iteration's callbacks and timers go now: the wait may be long, and
-  // they may hold sockets and memory (nothing runs them any more).
-  if (!graveyard_.empty()) bury_removed_handlers();
   events_.clear();
   absl::StatusOr<int> n = poller_->poll(wait, &events_);
-  // With nothing ready (a zero timeout: something is), the manual clock jumps to the deadline
-  // itself, not by the wait's length: a length of 100 years or more is capped
-  // (to_clock_duration()), and another thread may have moved the clock meanwhile.
-  if (options_.clock && next && timeout && *timeout > absl::ZeroDuration() && n.ok() &&
-      events_.empty()) {
-    options_.clock->advance_to(*next);
-  }
+  bool jump = options_.clock && next && timeout && *timeout > absl::ZeroDuration() && n.ok() &&
+              events_.empty();
   {
     MutexLock lock(&mu_);
     polling_ = false;
     wake_sent_ = false;
+    // A callback or stop() posted during the check sent no wake (polling_ was false): it is
+    // something ready too.
+    if (jump && (!pending_.empty() || stop_requested_.load(std::memory_order_relaxed))) {
+      jump = false;
+    }
   }
+  // With nothing ready (a zero timeout: something is), the manual clock jumps to the deadline
+  // itself, not by the wait's length: a length of 100 years or more is capped
+  // (to_clock_duration()), and another thread may have moved the clock meanwhile.
+  if (jump) options_.clock->advance_to(*next);
   if (n.ok()) {
     poll_backoff_ = absl::ZeroDuration();
   } else {

@@ -52,6 +52,43 @@ TEST_P(HandlerLifetimeTest, AHandlerRemovedByACallbackIsDestroyedBeforeTheNextWa
   EXPECT_TRUE(gone.front());
 }
 
+// Arms a timer from its destructor, as an object a removed handler held last may do.
+struct ArmsATimerWhenDestroyed {
+  explicit ArmsATimerWhenDestroyed(IOLoop* l, bool* fired) : loop(l), fired(fired) {}
+  ~ArmsATimerWhenDestroyed() {
+    loop->call_later(absl::ZeroDuration(), [f = fired] { *f = true; });
+  }
+  IOLoop* loop;
+  bool* fired;
+};
+
+// Regression: the removed handlers were destroyed after the wait's timeout was worked out, so a
+// timer their destruction armed was slept past: an unbounded wait with that timer due.
+TEST_P(HandlerLifetimeTest, ATimerArmedByARemovedHandlersDestructionBoundsTheNextWait) {
+  auto real = Poller::create(GetParam());
+  ASSERT_TRUE(real.ok()) << real.status();
+  auto script = std::make_shared<PollerScript>();
+  std::unique_ptr<IOLoop> loop =
+      IOLoopTestPeer::create(std::make_unique<ScriptedPoller>(*std::move(real), script));
+  bool fired = false;
+  std::vector<std::optional<absl::Duration>> waits;  // each wait's timeout until the timer ran
+  script->before_wait = [&](std::optional<absl::Duration> timeout) {
+    waits.push_back(timeout);
+    if (!timeout || fired) loop->stop();  // the waker ends an unbounded wait at once
+  };
+  SocketPair sp;
+  auto arms = std::make_shared<ArmsATimerWhenDestroyed>(loop.get(), &fired);
+  ASSERT_TRUE(loop->add_handler(
+                      sp.fd[0], [a = std::move(arms)](int, uint32_t) { (void)a; }, IOLoop::READ)
+                  .ok());
+  loop->add_callback([&] { loop->remove_handler(sp.fd[0]); });
+  loop->start();
+  ASSERT_FALSE(waits.empty());
+  // Bounded by the timer (its deadline, now just past), and the timer ran.
+  EXPECT_TRUE(waits.front().has_value());
+  EXPECT_TRUE(fired);
+}
+
 INSTANTIATE_TEST_SUITE_P(Pollers, HandlerLifetimeTest, AllPollers(), PollerName);
 
 }  // namespace

@@ -4,6 +4,7 @@
 // hears of the wake that ends its wait (the poller reports no event, so the loop does not read
 // the eventfd): only the loop's mutex can order the other thread's last touch of the loop
 // before the destruction.
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -67,6 +68,32 @@ TEST_P(LoopWakeRaceTest, AStopFromAnotherThreadIsDoneBeforeTheLoopCanGo) {
 // Regression: the same for add_callback(), whose callback stops the loop.
 TEST_P(LoopWakeRaceTest, AnAddCallbackFromAnotherThreadIsDoneBeforeTheLoopCanGo) {
   EXPECT_EQ(run_until([](IOLoop& loop) { loop.add_callback([&loop] { loop.stop(); }); }), 1);
+}
+
+// Regression: a loop on a ManualClock checks readiness without sleeping, then jumps the clock to
+// the next timer's deadline if nothing was ready. A callback posted during that check (another
+// thread's: the loop sends itself no wake then) was not looked at, so it ran after the jump, an
+// hour late in the clock's time. Posted here from the poller's hook, which is the same moment.
+TEST_P(LoopWakeRaceTest, ACallbackPostedDuringAManualClocksCheckRunsBeforeTheClockJumps) {
+  auto real = Poller::create(GetParam());
+  ASSERT_TRUE(real.ok()) << real.status();
+  ManualClock clock;
+  IOLoop::Options options;
+  options.clock = &clock;
+  auto script = std::make_shared<PollerScript>();
+  std::unique_ptr<IOLoop> loop = IOLoopTestPeer::create(
+      std::make_unique<ScriptedPoller>(*std::move(real), script), nullptr, options);
+  const TimePoint start = loop->time();
+  std::optional<TimePoint> ran_at;
+  script->before_wait = [&](std::optional<absl::Duration> timeout) {
+    if (timeout != absl::ZeroDuration() || script->waits != 1) return;
+    loop->add_callback([&] { ran_at = loop->time(); });
+  };
+  loop->call_later(absl::Hours(1), [&] { loop->stop(); });
+  loop->start();
+  ASSERT_TRUE(ran_at.has_value());
+  EXPECT_EQ(*ran_at, start);
+  EXPECT_EQ(loop->time(), start + std::chrono::hours(1));
 }
 
 INSTANTIATE_TEST_SUITE_P(Pollers, LoopWakeRaceTest, AllPollers(), PollerName);
