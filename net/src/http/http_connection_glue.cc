@@ -391,10 +391,11 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     const TimePoint t = now();
     const size_t pending = stream_->write_buffer_size();
     last_sent_ = handed_ - pending;
-    // While output is still flushing, allow the idle timeout for progress first.
-    const TimePoint deadline = pending > 0 ? after(t, options_.idle_timeout) : kNever;
-    if (deadline == kNever) return start_linger(t);
-    close_deadline_ = deadline;
+    if (pending == 0) return start_linger(t);
+    // While output is still flushing, the idle timeout bounds each wait for progress; without
+    // one, a slow reader is waited for as on a keep-alive connection. The linger starts at the
+    // flush (the empty write above).
+    close_deadline_ = after(t, options_.idle_timeout);
     rearm();
   }
 
@@ -475,8 +476,7 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
     const uint64_t sent = handed_ - pending;
     if (pending == 0 || sent == last_sent_) return false;
     last_sent_ = sent;
-    const TimePoint next = after(t, options_.idle_timeout);
-    deadline = next != kNever ? next : linger_deadline(t);
+    deadline = after(t, options_.idle_timeout);  // only armed with an idle timeout
     return true;
   }
 

@@ -230,6 +230,38 @@ TEST_F(HTTPServerCloseTest, TheLingerStartsWhenTheOutputIsFlushed) {
   EXPECT_TRUE(server_stream_->closed());
 }
 
+// Regression: with the idle timeout off, a closing response still flushing started the linger at
+// once, so a client that read nothing for linger_timeout (2 s) lost the rest of the response. A
+// keep-alive response is waited for in that case; a closing one is now too, and the linger
+// starts at the flush.
+TEST_F(HTTPServerCloseTest, WithoutAnIdleTimeoutAClosingResponseWaitsForASlowReader) {
+  shared_.reset();
+  HTTPServerOptions options;
+  options.max_pending_output = 4096;
+  options.idle_timeout = absl::ZeroDuration();
+  start_manual_server(
+      [](const HTTPRequest&, HTTPResponseWriter& w) {
+        w.set_body(std::string(1 << 20, 'z'));
+        w.set_close();
+      },
+      options);
+  connect_raw();
+  send_raw("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+  settle();
+  ASSERT_GT(server_stream_->write_buffer_size(), 0u);  // more than the socket holds
+  advance(absl::Seconds(10));                          // the client reads nothing meanwhile
+  EXPECT_FALSE(server_stream_->closed());
+  std::string got;
+  bool eof = false;
+  while (!eof) {
+    got += recv_raw(&eof);
+    settle();
+  }
+  EXPECT_EQ(got.size(), (1u << 20) + got.find("\r\n\r\n") + 4);
+  advance(absl::Seconds(3));  // linger_timeout (2 s) from the flush
+  EXPECT_TRUE(server_stream_->closed());
+}
+
 TEST_F(HTTPServerCloseTest, DeferredResponseToTheClientsLastRequestClosesAtOnce) {
   std::shared_ptr<HTTPResponseStream> pending;
   shared_.reset();
