@@ -380,6 +380,9 @@ void IOLoop::dispatch(const Poller::Event& ev) {
   const uint32_t events = ev.events & ((entry->events & (READ | WRITE)) | ERROR);
   if (events == 0) return;
   ++stats_.events_dispatched;
+  // The signalfd's handler guards and times each signal handler itself: one slow signal
+  // handler is one slow callback, not two.
+  if (signals_ != nullptr && ev.fd == signals_->fd) return handle_signals();
   guarded("handler", [&] { entry->handler(ev.fd, events); });
 }
 

@@ -38,6 +38,7 @@ int IOLoop::SignalState::hold(int signo) {
   sigset_t old;
   // Block first: a signal arriving between this and the signalfd then waits in the signalfd.
   if (int err = ::pthread_sigmask(SIG_BLOCK, &one, &old); err != 0) return err;
+  if (holder_thread == nullptr) holder_thread = &t_signals;
   if (t_signals.holders[signo]++ == 0) {
     if (sigismember(&old, signo) == 1) {
       sigaddset(&t_signals.blocked_before, signo);
@@ -49,7 +50,8 @@ int IOLoop::SignalState::hold(int signo) {
 }
 
 void IOLoop::SignalState::release(int signo) {
-  // 0: taken on another thread (a loop destroyed elsewhere), whose mask this thread cannot undo.
+  // Taken on another thread (a loop destroyed elsewhere), whose mask this thread cannot undo.
+  if (holder_thread != &t_signals) return;
   if (t_signals.holders[signo] == 0 || --t_signals.holders[signo] > 0) return;
   if (sigismember(&t_signals.blocked_before, signo) == 1) return;
   sigset_t one;
@@ -86,7 +88,7 @@ absl::Status IOLoop::add_signal_handler(int signo, SignalHandler handler) {
   if (!signals_) signals_ = std::make_unique<SignalState>();
   const bool handled = signals_->handlers[signo] != nullptr;
   if (!handled) {
-    if (int err = SignalState::hold(signo); err != 0) {
+    if (int err = signals_->hold(signo); err != 0) {
       return absl::ErrnoToStatus(err, "pthread_sigmask");
     }
   }
@@ -104,6 +106,7 @@ absl::Status IOLoop::add_signal_handler(int signo, SignalHandler handler) {
   }
   if (signals_->fd < 0) {
     signals_->fd = fd;
+    // dispatch() calls handle_signals() for this fd without timing it as a handler.
     absl::Status s = add_handler(
         fd, [this](int, uint32_t) { handle_signals(); }, READ);
     if (!s.ok()) {

@@ -27,6 +27,9 @@ struct IOLoop::SignalState {
   // handler, so they are destroyed only once the dispatch is over.
   std::vector<std::unique_ptr<SignalHandler>> retired;
   bool dispatching = false;
+  // The thread whose mask the holds were taken in (its ThreadSignals), set at the first.
+  // Only that thread can give them back: another's counts are another loop's.
+  const void* holder_thread = nullptr;
 
   SignalState() { sigemptyset(&mask); }
   void retire(std::unique_ptr<SignalHandler> h) {
@@ -34,8 +37,10 @@ struct IOLoop::SignalState {
   }
   // Blocks `signo` in the calling thread for this loop (which did not hold it yet): the
   // thread's count of loops holding it goes up (see release()). Returns pthread_sigmask's error.
-  static int hold(int signo);
-  // Gives `signo` back to the calling thread. While another loop of the thread still holds it,
+  int hold(int signo);
+  // Gives `signo` back to the calling thread, if it is the one that took it (else nothing
+  // changes: the holding thread's mask cannot be undone from here, and the calling thread's
+  // counts belong to its own loops). While another loop of the thread still holds it,
   // nothing changes (its signals are that loop's now). The last one to let it go, unless the
   // thread had it blocked before the first took it (the application's own choice, left
   // blocked), discards what is pending of it (meant for handlers that are gone; its default

@@ -421,6 +421,34 @@ TEST(IOLoopSlowCallbackTest, SlowCallbackIsLoggedAndCounted) {
   EXPECT_THAT(slow[0], HasSubstr("blocked the loop for 20ms (threshold 1ms)"));
 }
 
+// Regression: a signal handler runs inside the loop's own handler for its signalfd, and both
+// were timed: one slow signal handler counted twice and logged twice ("slow handler" too).
+TEST(IOLoopSlowCallbackTest, ASlowSignalHandlerIsCountedOnce) {
+  ScopedLogCapture log;
+  ManualClock clock;
+  IOLoop::Options options;
+  options.slow_callback_threshold = absl::Milliseconds(1);
+  options.clock = &clock;
+  IOLoop loop(options);
+  ASSERT_TRUE(loop.add_signal_handler(SIGUSR2,
+                                      [&](int) {
+                                        clock.advance(absl::Milliseconds(20));
+                                        loop.stop();
+                                      })
+                  .ok());
+  ASSERT_EQ(::raise(SIGUSR2), 0);
+  loop.start();
+  EXPECT_EQ(loop.stats().signals_dispatched, 1u);
+  EXPECT_EQ(loop.stats().slow_callbacks, 1u);
+  std::vector<std::string> slow;
+  for (const std::string& l : log.lines()) {
+    if (l.find("slow ") != std::string::npos) slow.push_back(l);
+  }
+  ASSERT_EQ(slow.size(), 1u);
+  EXPECT_THAT(slow[0], HasSubstr("slow signal handler: blocked the loop for 20ms"));
+  loop.remove_signal_handler(SIGUSR2);
+}
+
 TEST(IOLoopSlowCallbackTest, DisabledByDefault) {
   EXPECT_EQ(IOLoop::Options{}.slow_callback_threshold, absl::ZeroDuration());
   ManualClock clock;

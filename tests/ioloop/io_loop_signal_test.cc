@@ -277,6 +277,29 @@ TEST(IOLoopSignalTest, TwoLoopsOfAThreadShareASignalUntilTheLastLetsItGo) {
   EXPECT_FALSE(Blocked(SIGUSR2));
 }
 
+// A loop destroyed on another thread than the one that added its handlers changes no mask.
+// Regression: the destroying thread gave back its own hold instead, a loop of its own's: it
+// discarded that loop's pending signal and unblocked it, so the next one would have killed the
+// process by its default action.
+TEST(IOLoopSignalTest, ALoopDestroyedOnAnotherThreadLeavesThatThreadsSignalsAlone) {
+  IOLoop mine;
+  int calls = 0;
+  ASSERT_TRUE(mine.add_signal_handler(SIGUSR2, [&](int) { ++calls; }).ok());
+  std::unique_ptr<IOLoop> theirs;
+  std::thread([&] {
+    theirs = std::make_unique<IOLoop>();
+    ASSERT_TRUE(theirs->add_signal_handler(SIGUSR2, [](int) {}).ok());
+  }).join();
+  ASSERT_EQ(::raise(SIGUSR2), 0);  // pending, for this thread's loop
+  theirs.reset();
+  ASSERT_TRUE(Blocked(SIGUSR2));  // else the next SIGUSR2 would kill the test
+  mine.stop_when_idle(3);
+  mine.start();
+  EXPECT_EQ(calls, 1);
+  mine.remove_signal_handler(SIGUSR2);
+  EXPECT_FALSE(Blocked(SIGUSR2));
+}
+
 TEST(IOLoopSignalTest, RemoveDiscardsAnUndispatchedSignal) {
   IOLoop loop;
   ASSERT_TRUE(loop.add_signal_handler(SIGUSR2, [](int) {}).ok());

@@ -137,8 +137,9 @@ class IOLoop {
   static absl::StatusOr<std::unique_ptr<IOLoop>> create(Options options = {});
   /// Must not be running. Pending callbacks and timeouts are destroyed unrun; registered
   /// fds are left open. Every thread that made it current stops seeing it as current. Its
-  /// signals are given back as remove_signal_handler() does, to the destroying thread's mask
-  /// (destroy it on the thread that added the handlers).
+  /// signals are given back as remove_signal_handler() does when it is destroyed on the thread
+  /// that added the handlers; destroyed on another thread, it changes no thread's mask (that
+  /// thread keeps them blocked).
   ~IOLoop();
   IOLoop(const IOLoop&) = delete;
   IOLoop& operator=(const IOLoop&) = delete;
