@@ -45,6 +45,11 @@ constexpr size_t kReadChunk = 16 * 1024;
 // key update's answer, alerts). Only a peer that keeps making OpenSSL answer while it reads
 // nothing reaches it.
 constexpr size_t kMaxStaged = 64 * 1024;
+// Most handshake messages (key updates, session tickets) read after the handshake without
+// application data between them: OpenSSL handles records without data inside one SSL_read,
+// reading on while the socket has more, so a peer that sends only those would hold the loop's
+// thread for as long as it goes on. BoringSSL's limit (kMaxKeyUpdates); no peer needs more.
+constexpr int kMaxMessagesWithoutData = 32;
 
 bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
@@ -108,6 +113,17 @@ int bio_write(BIO* bio, const char* data, int len) {
 TLSTransport::TLSTransport(std::shared_ptr<const TLSContext> context, ssl_st* ssl)
     : context_(std::move(context)), ssl_(ssl) {
   BIO_set_data(SSL_get_rbio(ssl_), this);
+  SSL_set_msg_callback(ssl_, &TLSTransport::on_message);
+  SSL_set_msg_callback_arg(ssl_, this);
+}
+
+void TLSTransport::on_message(int write_p, int, int content_type, const void*, size_t, ssl_st*,
+                              void* arg) {
+  if (write_p != 0 || content_type != SSL3_RT_HANDSHAKE) return;
+  auto* t = static_cast<TLSTransport*>(arg);
+  if (t->handshake_done_ && ++t->messages_without_data_ > kMaxMessagesWithoutData) {
+    t->flooded_ = true;
+  }
 }
 
 TLSTransport::~TLSTransport() {
@@ -134,6 +150,11 @@ class TLSTransport::CallScope {
 };
 
 int TLSTransport::bio_recv(BIO* bio, char* out, int len) {
+  if (flooded_) {  // read no more: read() ends the connection
+    BIO_clear_retry_flags(bio);
+    errno = EPROTO;
+    return -1;
+  }
   if (in_call_ && drained_) {  // found empty moments ago: what arrives since makes the fd readable
     BIO_clear_retry_flags(bio);
     BIO_set_retry_read(bio);
@@ -354,7 +375,18 @@ IOResult TLSTransport::read(int fd, Buffer& buffer, size_t limit) {
     kept_ = false;
     const int ret = SSL_read_ex(ssl_, in_place ? buffer.begin_write() : spill, want, &got);
     if (kept_) answer_left_ = staged_.size();
+    if (flooded_) {
+      failed_ = true;
+      read_ended_ = true;
+      read_end_ = IOResult::error(absl::ResourceExhaustedError(absl::StrCat(
+          "TLS: read: the peer sent over ", kMaxMessagesWithoutData,
+          " post-handshake messages (key updates, session tickets) without application data "
+          "between them")));
+      end_held_ = total > 0;
+      return total > 0 ? IOResult::done(total) : read_end_;
+    }
     if (ret == 1) {
+      messages_without_data_ = 0;
       if (in_place) {
         buffer.has_written(got);
       } else if (absl::Status s = buffer.append(spill, got); !s.ok()) {

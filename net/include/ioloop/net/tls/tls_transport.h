@@ -26,7 +26,10 @@
 ///     and the next read() returns kWantWrite until the answer is out: retry read() when the
 ///     fd is writable, even while the stream has nothing to write. A peer that asks without
 ///     reading is so held back, as a write would be. A read never needs the write side
-///     otherwise.
+///     otherwise. More than 32 handshake messages (key updates, session tickets) in a row
+///     without application data end the connection: kError ResourceExhausted (OpenSSL would
+///     handle them all within one read, for as long as the peer sends them; BoringSSL's
+///     limit).
 ///   - write(): encrypts a prefix of the buffers, one record (at most 16 KiB) per
 ///     SSL_write_ex: in place when the record lies within one buffer, else gathered from
 ///     several small ones into one record (one send instead of one per buffer).
@@ -123,7 +126,9 @@ class TLSTransport final : public Transport {
   /// Whether the handshake resumed an earlier session (abbreviated handshake).
   bool session_resumed() const;
 
-  /// The OpenSSL connection (SSL*), for what this interface does not offer.
+  /// The OpenSSL connection (SSL*), for what this interface does not offer. The transport
+  /// owns its BIO and its message callback (SSL_set_msg_callback): one set in its place turns
+  /// off the bound on post-handshake messages (read()).
   ssl_st* native_handle() const { return ssl_; }
 
  private:
@@ -144,6 +149,9 @@ class TLSTransport final : public Transport {
   /// send, with drained_, staged_ and closing_ applied.
   int bio_recv(bio_st* bio, char* out, int len);
   int bio_send(bio_st* bio, const char* data, int len);
+  /// OpenSSL's message callback: counts the handshake messages read after the handshake.
+  static void on_message(int write_p, int version, int content_type, const void* buf, size_t len,
+                         ssl_st* ssl, void* arg);
 
   std::shared_ptr<const TLSContext> context_;
   ssl_st* const ssl_;
@@ -154,6 +162,10 @@ class TLSTransport final : public Transport {
   size_t staged_len_ = 0;
   /// staged_ would have grown past its bound: the BIO failed the send (failure() says why).
   bool overflow_ = false;
+  /// Handshake messages read since the handshake or the last plaintext, and whether they went
+  /// past kMaxMessagesWithoutData (then the BIO reads no more and read() fails).
+  int messages_without_data_ = 0;
+  bool flooded_ = false;
   /// The BIO kept bytes in staged_ that the socket did not take (reset before each SSL_read).
   bool kept_ = false;
   /// Bytes at the front of staged_ that end with what an SSL_read made OpenSSL send (a
