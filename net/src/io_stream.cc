@@ -310,7 +310,7 @@ void IOStream::on_events(uint32_t events) {
             err = std::move(r.status);
           }
         }
-        close_on_connection_error(std::move(err), /*write_failed=*/false);
+        close_on_connection_error(std::move(err));
       } else if (peer_eof_) {
         // Hang-up after EOF: the write side is gone too. Paused or not, the stream ends now
         // (as at a reset): its owner must hear that the connection is gone, and a hang-up

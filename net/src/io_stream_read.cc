@@ -227,11 +227,10 @@ void IOStream::handle_read(bool force) {
 // unread (which resets: RFC 9112 sections 9.5, 9.6). It is read now and handed to the reads by
 // run_close_callbacks(), before the error. Not into the read buffer here: a write failing
 // inside a read callback gets here while that callback holds a view of the buffer. Bounded by
-// max_buffer_size like any read. A TLS transport whose write failed refuses further I/O
-// (OpenSSL: none after a fatal error), so that case reads nothing.
-void IOStream::close_on_connection_error(absl::Status error, bool write_failed) {
-  const bool tls = side_ && side_->transport;
-  if (!closed() && !peer_eof_ && !(transport_wait_ & kHandshaking) && !(write_failed && tls) &&
+// max_buffer_size like any read. Over TLS too: a send's failure is no fatal error of
+// OpenSSL's (after which it allows no I/O), and the records before the reset decrypt.
+void IOStream::close_on_connection_error(absl::Status error) {
+  if (!closed() && !peer_eof_ && !(transport_wait_ & kHandshaking) &&
       read_buffer_.size() < max_buffer_size_) {
     Transport& t = transport();
     Buffer tail;

@@ -70,7 +70,7 @@ void IOStream::write_one(Data data, WriteCallback on_flushed) {
     } else if (r.outcome == IOResult::kWantRead) {
       transport_wait_ |= kWriteNeedsRead;
     } else if (r.outcome == IOResult::kError) {
-      close_on_connection_error(std::move(r.status), /*write_failed=*/true);
+      close_on_connection_error(std::move(r.status));
     }
   }
   if (closed()) {
@@ -135,7 +135,7 @@ void IOStream::flush_queue(size_t budget) {
       return;
     }
     if (r.outcome != IOResult::kDone) {
-      close_on_connection_error(std::move(r.status), /*write_failed=*/true);
+      close_on_connection_error(std::move(r.status));
       return;
     }
     writes_->consume(r.bytes);

@@ -9,6 +9,7 @@
 #define IOLOOP_TESTS_NET_IO_STREAM_TESTING_H_
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -256,11 +257,16 @@ class IOStreamTest : public testing::LoopTestBase,
   // transport's eof_status() tells which); returns what arrived before it.
   std::string receive_to_end();
 
-  // stream_ over one end of a socketpair; peer_ drives the other end. Over TLS the stream is
-  // the server (as TCPServer makes it) and the handshake has completed on return.
-  void make_pair(IOStreamOptions options = {}) {
-    auto pair = Socket::pair();
+  // stream_ over one end of a socketpair (a loopback TCP pair with `over_tcp`: for resets);
+  // peer_ drives the other end. Over TLS the stream is the server (as TCPServer makes it) and
+  // the handshake has completed on return.
+  void make_pair(IOStreamOptions options = {}, bool over_tcp = false) {
+    absl::StatusOr<std::pair<Socket, Socket>> pair =
+        over_tcp ? absl::StatusOr<std::pair<Socket, Socket>>(tcp_pair()) : Socket::pair();
     ASSERT_TRUE(pair.ok()) << pair.status();
+    // tcp_pair()'s connecting end blocks; the peer never waits.
+    const int flags = ::fcntl(pair->second.fd(), F_GETFL);
+    ASSERT_EQ(::fcntl(pair->second.fd(), F_SETFL, flags | O_NONBLOCK), 0);
     if (!tls()) {
       peer_ = std::make_unique<PlainPeer>(std::move(pair->second));
       stream_ = IOStream::create(loop(), std::move(pair->first), options);

@@ -386,8 +386,7 @@ class IOStream : public std::enable_shared_from_this<IOStream> {
   void handle_read(bool force);
   // A write or the socket reported the connection gone: close with `error`, after reading what
   // the peer sent before it went (still in the kernel), for the reads at close.
-  // `write_failed`: a write met the error (a TLS transport then refuses further I/O).
-  void close_on_connection_error(absl::Status error, bool write_failed);
+  void close_on_connection_error(absl::Status error);
   void on_peer_eof(absl::Status truncation);
   void maybe_close_after_eof();
   WriteQueue& queue();
