@@ -16,10 +16,10 @@
 //    CAs or, with --upstream_ca_file, against that PEM file's CAs only. A handshake or
 //    verification failure is a 502 (the reason in a warning line), like a refused
 //    connect; --connect_timeout bounds the handshake too.
-//  - --tls_cert/--tls_key: clients speak HTTPS on --port (TLS 1.2 or 1.3, ALPN "http/1.1");
-//    --handshake_timeout bounds each client's handshake from accept, and the proxy's own
-//    timeouts (--idle_timeout, the header timeout) start once it is done. A client whose
-//    handshake fails is closed (rate-limited log line); the proxy goes on.
+//  - --tls_cert/--tls_key: clients speak HTTPS on --port (TLS 1.2 or 1.3, ALPN "http/1.1" or
+//    "http/1.0"); --handshake_timeout bounds each client's handshake from accept, and the
+//    proxy's own timeouts (--idle_timeout, the header timeout) start once it is done. A client
+//    whose handshake fails is closed (rate-limited log line); the proxy goes on.
 //
 // What it does to each request and response (RFC 9110 §7.6; docs/guide.md §9 has the detail):
 //  - forwards method, target, fields and body both ways: the target's path and query as
@@ -151,7 +151,7 @@ absl::Status configure_tls(ProxyConfig& config) {
     return absl::InvalidArgumentError("--upstream_ca_file needs an https:// --upstream");
   }
   auto server = ex::server_tls_context(absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
-                                       {"http/1.1"});
+                                       {"http/1.1", "http/1.0"});
   if (!server.ok()) return server.status();
   config.server_tls = *std::move(server);
   config.handshake_timeout = absl::GetFlag(FLAGS_handshake_timeout);

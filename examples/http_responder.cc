@@ -14,9 +14,9 @@
 // clients (a head slower than --header_timeout, a body slower than --min_body_rate over 10 s
 // and a response not read for --idle_timeout get a 408 or the close). With --threads=N it runs N
 // loops, each with its own SO_REUSEPORT listener. SIGINT or SIGTERM stops it and it exits 0. With
-// --tls_cert and --tls_key it serves HTTPS on the same --port (TLS 1.2 or 1.3, ALPN "http/1.1");
-// the header timeout starts once the handshake has finished, which --handshake_timeout bounds from
-// accept.
+// --tls_cert and --tls_key it serves HTTPS on the same --port (TLS 1.2 or 1.3, ALPN "http/1.1"
+// or "http/1.0"); the header timeout starts once the handshake has finished, which
+// --handshake_timeout bounds from accept.
 #include <sys/socket.h>
 
 #include <cstdio>
@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
   }
 
   absl::StatusOr<std::shared_ptr<const ioloop::net::TLSContext>> tls = ex::server_tls_context(
-      absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key), {"http/1.1"});
+      absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key), {"http/1.1", "http/1.0"});
   if (!tls.ok()) {
     std::fprintf(stderr, "http_responder: %s\n", std::string(tls.status().message()).c_str());
     return 2;

@@ -232,6 +232,21 @@ TEST_F(TLSInteropTest, CurlWithTls12AndRsaCertificate) {
   stop(**server);
 }
 
+// `curl --http1.0` offers ALPN "http/1.0" alone. Regression (found by a probe): the server
+// offered only "http/1.1", so the handshake failed with "no application protocol" though the
+// server serves HTTP/1.0; nginx offers both.
+TEST_F(TLSInteropTest, CurlOfferingHttp10AloneIsServed) {
+  if (!have("curl")) GTEST_SKIP() << "curl not installed";
+  std::unique_ptr<ServerProcess> server = start_tls(HTTP_RESPONDER_PATH);
+  ASSERT_NE(server, nullptr);
+  int status = 0;
+  EXPECT_EQ(curl(server->port(), "--http1.0 " + https_url(server->port()), &status), kBody)
+      << err();
+  EXPECT_EQ(status, 0);
+  EXPECT_THAT(err(), HasSubstr("ALPN: server accepted http/1.0"));
+  stop(*server);
+}
+
 TEST_F(TLSInteropTest, CurlRefusesTheServerWithoutItsCa) {
   if (!have("curl")) GTEST_SKIP() << "curl not installed";
   std::unique_ptr<ServerProcess> server = start_tls(HTTP_RESPONDER_PATH);

@@ -21,12 +21,13 @@
 ///
 /// HTTPS: set HTTPServerOptions::tcp_options.tls to a server-side TransportFactory, normally a
 /// TLSContext (ioloop/net/tls/tls_context.h, library ioloop::tls; this library does not link
-/// OpenSSL) with ALPN "http/1.1":
+/// OpenSSL) with ALPN "http/1.1" and "http/1.0" (both served; `curl --http1.0` offers the
+/// second alone):
 ///
 /// ```
 ///   auto tls = TLSContext::server({.cert_chain_file = "chain.pem",
 ///                                  .private_key_file = "key.pem",
-///                                  .alpn_protocols = {"http/1.1"}});
+///                                  .alpn_protocols = {"http/1.1", "http/1.0"}});
 ///   if (!tls.ok()) return tls.status();
 ///   HTTPServerOptions options;
 ///   options.tcp_options.tls = *tls;   // and tcp_options.handshake_timeout (10 s)
