@@ -179,7 +179,8 @@ class HTTPConnectionCore final : public internal::HTTPResponseTarget, private HT
   // it (rate-limited log, stats().exceptions). Without one (benchmarks, the fuzzer) it is
   // logged through ioloop::logger().
   explicit HTTPConnectionCore(std::shared_ptr<HTTPCoreState> shared, IOLoop* loop = nullptr);
-  // A stream still attached is detached (Cancelled) without its close callback.
+  // A stream still attached is detached as finished (its write(), finish() and flush() then
+  // return FailedPrecondition), without its close callback: its loop may be going too.
   ~HTTPConnectionCore();
   HTTPConnectionCore(const HTTPConnectionCore&) = delete;
   HTTPConnectionCore& operator=(const HTTPConnectionCore&) = delete;
