@@ -50,9 +50,11 @@
 //    last chunk, or fewer bytes than Content-Length; an HTTP/1.0 client's close-delimited body,
 //    which only the connection's end ends, ends with a TCP reset after its bytes, over TLS without
 //    close_notify, where behind nginx it would look whole); a client that leaves mid-response
-//    cancels the fetch (its upstream connection is closed, not pooled); each upstream failure is a
-//    warning line with its reason (rate-limited), which the client's 502, 503 or 504 does not
-//    carry;
+//    cancels the fetch (its upstream connection is closed, not pooled), and so does its end,
+//    a half-close too, for each of its requests not yet answered (HTTPServer takes the EOF for
+//    the client gone, as nginx does without proxy_ignore_client_abort); each upstream failure
+//    is a warning line with its reason (rate-limited), which the client's 502, 503 or 504 does
+//    not carry;
 //  - a small request body holds no upstream connection while it arrives, a request body slower
 //    than --min_body_rate is a 408, and a response the client takes no byte of for
 //    --idle_timeout (twice, at most) closes its connection (HTTPServerOptions' idle_timeout);
