@@ -16,44 +16,23 @@
 namespace ioloop::net::stream_testing {
 namespace {
 
-// What a peer sent before it reset the connection is read, not dropped with the connection:
-// an HTTP server's early error response (a 413 sent at once, then a close with the upload
-// unread, which resets) must reach the client still uploading (RFC 9112 sections 9.5, 9.6).
-// Found by a probe of HTTPClient: the 413 was lost. Both the answer and the reset are in the
-// kernel before the loop runs, so one event reports them together (EPOLLIN | EPOLLERR), and
-// `write_first` finds the reset in a write instead.
-class IOStreamResetTest : public IOStreamPlainTest {
- protected:
-  void expect_bytes_before_a_reset_are_read(bool write_first) {
-    auto [server, client] = tcp_pair();
-    stream_ = IOStream::create(loop(), std::move(server));
-    std::string got;
-    absl::Status read_status, close_status;
-    stream_->set_close_callback([&](absl::Status s) {
-      close_status = s;
-      done();
-    });
-    stream_->read_streaming(
-        [&](absl::string_view chunk) { got.append(chunk.data(), chunk.size()); },
-        [&](absl::StatusOr<std::string> r) { read_status = r.status(); });
-    const std::string answer = "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n";
-    ASSERT_EQ(::send(client.fd(), answer.data(), answer.size(), MSG_NOSIGNAL),
-              static_cast<ssize_t>(answer.size()));
-    ASSERT_TRUE(client.set_linger_zero().ok());
-    client.reset();  // RST
-    absl::Status write_status;
-    if (write_first)
-      stream_->write("more of the upload", [&](absl::Status s) { write_status = s; });
-    ASSERT_TRUE(wait());
-    EXPECT_EQ(got, answer);
-    EXPECT_FALSE(read_status.ok());  // the stream did not end cleanly: the reset is reported
-    EXPECT_NE(absl::AsciiStrToLower(close_status.message()).find("reset"), absl::string_view::npos)
-        << close_status;
-    if (write_first) {
-      EXPECT_FALSE(write_status.ok());
-    }
-  }
-};
+// expect_bytes_before_a_reset_are_read(), every poller, both wires. Over TLS the answer comes
+// in a record. Regression (TLS): the stream refused to read after a failed TLS write (taking
+// it for OpenSSL's fatal error, after which no I/O is allowed; a failed send is not one), so an
+// HTTPS client lost the early 413 a plain one gets.
+using IOStreamResetReadTest = IOStreamTest;
+INSTANTIATE_TEST_SUITE_P(Streams, IOStreamResetReadTest, AllCases(), CaseName);
+
+TEST_P(IOStreamResetReadTest, BytesThePeerSentBeforeItsResetAreRead) {
+  expect_bytes_before_a_reset_are_read(/*write_first=*/false);
+}
+
+TEST_P(IOStreamResetReadTest, AWriteThatMeetsTheResetStillReadsWhatCameBeforeIt) {
+  expect_bytes_before_a_reset_are_read(/*write_first=*/true);
+}
+
+// Resets met in other ways, over plain sockets.
+using IOStreamResetTest = IOStreamPlainTest;
 INSTANTIATE_TEST_SUITE_P(Streams, IOStreamResetTest, PlainCases(), CaseName);
 
 // The reading of what came before a reset must leave alone the chunk a read callback holds: a
@@ -88,14 +67,6 @@ TEST_P(IOStreamResetTest, AWriteFailingInsideAReadCallbackLeavesItsChunkAlone) {
   EXPECT_EQ(chunks_changed, 0);
   EXPECT_EQ(got, pattern.substr(0, got.size()));
   EXPECT_FALSE(close_status.ok());
-}
-
-TEST_P(IOStreamResetTest, BytesThePeerSentBeforeItsResetAreRead) {
-  expect_bytes_before_a_reset_are_read(/*write_first=*/false);
-}
-
-TEST_P(IOStreamResetTest, AWriteThatMeetsTheResetStillReadsWhatCameBeforeIt) {
-  expect_bytes_before_a_reset_are_read(/*write_first=*/true);
 }
 
 // A read started with bytes already buffered waits for a deferred dispatch; a write that

@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
@@ -337,6 +338,42 @@ class IOStreamTest : public testing::LoopTestBase,
 
   // Sends `msg` from the peer in two writes split at `split`, the second once the stream has
   // read the first; then, with `end`, ends the peer's write side.
+  // What a peer sent before it reset the connection is read, not dropped with the connection:
+  // an HTTP server's early error response (a 413 sent at once, then a close with the upload
+  // unread, which resets) must reach the client still uploading (RFC 9112 sections 9.5, 9.6).
+  // Both the answer and the reset are in the kernel before the loop runs, so one event reports
+  // them together (EPOLLIN | EPOLLERR); `write_first` finds the reset in a write instead. Over
+  // a loopback TCP pair (make_pair(options, over_tcp)), either wire.
+  void expect_bytes_before_a_reset_are_read(bool write_first) {
+    make_pair({}, /*over_tcp=*/true);
+    std::string got;
+    absl::Status read_status, close_status;
+    stream_->set_close_callback([&](absl::Status s) {
+      close_status = s;
+      done();
+    });
+    stream_->read_streaming(
+        [&](absl::string_view chunk) { got.append(chunk.data(), chunk.size()); },
+        [&](absl::StatusOr<std::string> r) { read_status = r.status(); });
+    const std::string answer = "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n";
+    peer_write(answer);
+    const linger zero = {1, 0};
+    ASSERT_EQ(::setsockopt(peer_->fd(), SOL_SOCKET, SO_LINGER, &zero, sizeof zero), 0);
+    peer_.reset();  // RST
+    absl::Status write_status;
+    if (write_first) {
+      stream_->write("more of the upload", [&](absl::Status s) { write_status = s; });
+    }
+    ASSERT_TRUE(wait());
+    EXPECT_EQ(got, answer);
+    EXPECT_FALSE(read_status.ok());  // the stream did not end cleanly: the reset is reported
+    EXPECT_NE(absl::AsciiStrToLower(close_status.message()).find("reset"), absl::string_view::npos)
+        << close_status;
+    if (write_first) {
+      EXPECT_FALSE(write_status.ok());
+    }
+  }
+
   void peer_write_split(const std::string& msg, size_t split, bool end = false) {
     peer_write(msg.substr(0, split));
     when_drained([this, msg, split, end] {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -173,20 +174,28 @@ TEST(TLSKeyUpdateTest, RecordsBehindAHeldAnswerWaitForRoom) {
   EXPECT_EQ(in.retrieve_all_as_string(), "third");
 }
 
+// client <-> a[0] | a[1] <-test-> b[0] | b[1] <-> server, the handshake done through the test's
+// relay: after it the test decides what reaches the server's socket, and when.
+class TLSKeyUpdateBoundTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(ioloop::testing::handshake_through_relay(*client, a, *server, b));
+  }
+  ioloop::testing::StreamPair a, b;
+  std::unique_ptr<TLSTransport> client =
+      *client_context()->new_client_transport(a.fd[0], "localhost", 443);
+  std::unique_ptr<TLSTransport> server =
+      *server_context(test_pki().ecdsa_leaf)->new_server_transport(b.fd[1]);
+};
+
 // A peer that sends nothing but key-update requests and reads nothing, while the server's
 // socket is full: the answers the server keeps for it are bounded. One read would take every
 // request the socket holds (OpenSSL answers each at once); past 32 requests in a row without
 // data that connection ends with ResourceExhausted (before the bound on kept output, 64 KiB,
-// which ended it before that limit), its answers not growing.
-//
-// client <-> a[0] | a[1] <-test-> b[0] | b[1] <-> server: after the handshake the test gathers
-// the client's requests and hands them to the server's socket in one write, and relays
-// nothing back, so the server's socket stays full.
-TEST(TLSKeyUpdateBoundTest, APeerThatOnlyAsksWhileReadingNothingIsCutOff) {
-  ioloop::testing::StreamPair a, b;
-  auto client = *client_context()->new_client_transport(a.fd[0], "localhost", 443);
-  auto server = *server_context(test_pki().ecdsa_leaf)->new_server_transport(b.fd[1]);
-  ASSERT_NO_FATAL_FAILURE(ioloop::testing::handshake_through_relay(*client, a, *server, b));
+// which ended it before that limit), its answers not growing. The test gathers the client's
+// requests and hands them to the server's socket in one write, and relays nothing back, so
+// the server's socket stays full.
+TEST_F(TLSKeyUpdateBoundTest, APeerThatOnlyAsksWhileReadingNothingIsCutOff) {
   const int small = 4096, big = 1 << 20;
   ASSERT_EQ(::setsockopt(b.fd[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
   ASSERT_EQ(::setsockopt(b.fd[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big)), 0);
@@ -218,7 +227,7 @@ TEST(TLSKeyUpdateBoundTest, APeerThatOnlyAsksWhileReadingNothingIsCutOff) {
 
 // Sends `updates` key updates (none asking for an answer) and then `data` from the client,
 // and hands all of it to the server's socket in one write: the server's next read meets them
-// together. client <-> a[0] | a[1] <-test-> b[0] | b[1] <-> server.
+// together.
 void send_updates_then_data(TLSTransport& client, ioloop::testing::StreamPair& a,
                             ioloop::testing::StreamPair& b, int updates, const std::string& data) {
   SSL* client_ssl = client.native_handle();
@@ -240,11 +249,7 @@ void send_updates_then_data(TLSTransport& client, ioloop::testing::StreamPair& a
 // microseconds of CPU each here) held the loop's thread as long as it went on. Regression:
 // 100,000 of them kept one read() for 2.5 s. Past 32 in a row without application data
 // (BoringSSL's limit), the connection ends.
-TEST(TLSKeyUpdateBoundTest, KeyUpdatesWithoutDataBetweenThemEndTheConnection) {
-  ioloop::testing::StreamPair a, b;
-  auto client = *client_context()->new_client_transport(a.fd[0], "localhost", 443);
-  auto server = *server_context(test_pki().ecdsa_leaf)->new_server_transport(b.fd[1]);
-  ASSERT_NO_FATAL_FAILURE(ioloop::testing::handshake_through_relay(*client, a, *server, b));
+TEST_F(TLSKeyUpdateBoundTest, KeyUpdatesWithoutDataBetweenThemEndTheConnection) {
   ASSERT_NO_FATAL_FAILURE(send_updates_then_data(*client, a, b, 100, "late"));
   Buffer in;
   const IOResult r = server->read(b.fd[1], in, 1 << 20);
@@ -257,11 +262,7 @@ TEST(TLSKeyUpdateBoundTest, KeyUpdatesWithoutDataBetweenThemEndTheConnection) {
 }
 
 // Up to 32 in a row, between pieces of data, go on for ever.
-TEST(TLSKeyUpdateBoundTest, KeyUpdatesBetweenPiecesOfDataAreServed) {
-  ioloop::testing::StreamPair a, b;
-  auto client = *client_context()->new_client_transport(a.fd[0], "localhost", 443);
-  auto server = *server_context(test_pki().ecdsa_leaf)->new_server_transport(b.fd[1]);
-  ASSERT_NO_FATAL_FAILURE(ioloop::testing::handshake_through_relay(*client, a, *server, b));
+TEST_F(TLSKeyUpdateBoundTest, KeyUpdatesBetweenPiecesOfDataAreServed) {
   std::string sent;
   Buffer in;
   for (int round = 0; round < 20; ++round) {
