@@ -265,9 +265,10 @@ class IOStreamTest : public testing::LoopTestBase,
     absl::StatusOr<std::pair<Socket, Socket>> pair =
         over_tcp ? absl::StatusOr<std::pair<Socket, Socket>>(tcp_pair()) : Socket::pair();
     ASSERT_TRUE(pair.ok()) << pair.status();
-    // tcp_pair()'s connecting end blocks; the peer never waits.
-    const int flags = ::fcntl(pair->second.fd(), F_GETFL);
-    ASSERT_EQ(::fcntl(pair->second.fd(), F_SETFL, flags | O_NONBLOCK), 0);
+    if (over_tcp) {  // tcp_pair()'s connecting end blocks; the peer never waits
+      const int flags = ::fcntl(pair->second.fd(), F_GETFL);
+      ASSERT_EQ(::fcntl(pair->second.fd(), F_SETFL, flags | O_NONBLOCK), 0);
+    }
     if (!tls()) {
       peer_ = std::make_unique<PlainPeer>(std::move(pair->second));
       stream_ = IOStream::create(loop(), std::move(pair->first), options);
@@ -336,8 +337,6 @@ class IOStreamTest : public testing::LoopTestBase,
     }
   }
 
-  // Sends `msg` from the peer in two writes split at `split`, the second once the stream has
-  // read the first; then, with `end`, ends the peer's write side.
   // What a peer sent before it reset the connection is read, not dropped with the connection:
   // an HTTP server's early error response (a 413 sent at once, then a close with the upload
   // unread, which resets) must reach the client still uploading (RFC 9112 sections 9.5, 9.6).
@@ -374,6 +373,8 @@ class IOStreamTest : public testing::LoopTestBase,
     }
   }
 
+  // Sends `msg` from the peer in two writes split at `split`, the second once the stream has
+  // read the first; then, with `end`, ends the peer's write side.
   void peer_write_split(const std::string& msg, size_t split, bool end = false) {
     peer_write(msg.substr(0, split));
     when_drained([this, msg, split, end] {
