@@ -53,8 +53,8 @@
 //    cancels the fetch (its upstream connection is closed, not pooled), and so does its end,
 //    a half-close too, for each of its requests not yet answered (HTTPServer takes the EOF for
 //    the client gone, as nginx does without proxy_ignore_client_abort); each upstream failure
-//    is a warning line with its reason (rate-limited), which the client's 502, 503 or 504 does
-//    not carry;
+//    is a log line with its reason (rate-limited), which the client's 502, 503 or 504 does not
+//    carry: a warning, or for a response cut short the server's error line;
 //  - a small request body holds no upstream connection while it arrives, a request body slower
 //    than --min_body_rate is a 408, and a response the client takes no byte of for
 //    --idle_timeout (twice, at most) closes its connection (HTTPServerOptions' idle_timeout);

@@ -525,9 +525,11 @@ class Proxy {
     }
     if (response.head_sent()) {
       // The upstream died mid-response: the client sees its connection end before the
-      // response's end, which is the only honest signal left.
-      ex.proxy->log_failure(status, 0);
-      response.abort(status);
+      // response's end, which is the only honest signal left. The server logs the failure
+      // (rate-limited), so the reason names the upstream here instead of in a line of ours.
+      response.abort(absl::Status(
+          status.code(), absl::StrCat("upstream ", ex.proxy->origin_,
+                                      "/: response cut short to the client: ", status.message())));
       return;
     }
     // A request prepare() did not forward: 501 for a form it cannot carry, 400 for a malformed
@@ -562,16 +564,15 @@ class Proxy {
     answer_error(response, code, "");
   }
 
-  // The upstream failed a request; the client got `answered` (0: its response was cut short).
-  // The reason names the upstream's address and what went wrong there, so it goes to the log,
-  // not to the client (nginx logs these at error level and sends a generic page): a warning,
-  // at most a few lines a second per loop, since a dead upstream fails every request.
+  // The upstream failed a request; the client got `answered`. The reason names the upstream's
+  // address and what went wrong there, so it goes to the log, not to the client (nginx logs
+  // these at error level and sends a generic page): a warning, at most a few lines a second
+  // per loop, since a dead upstream fails every request.
   void log_failure(const absl::Status& status, int answered) {
     uint64_t suppressed = 0;
     if (!log_limiter_.allow(loop_.time(), &suppressed)) return;
     // The code and message: ToString() would add the status's payloads.
-    logger().warn("upstream {}/: {} to the client: {}: {}{}", origin_,
-                  answered != 0 ? absl::StrCat(answered) : std::string("response cut short"),
+    logger().warn("upstream {}/: {} to the client: {}: {}{}", origin_, answered,
                   absl::StatusCodeToString(status.code()), std::string(status.message()),
                   suppressed_note(suppressed));
   }

@@ -387,6 +387,19 @@ TEST_F(ProxyToPythonTest, UpstreamDyingMidResponseClosesTheClientConnection) {
   EXPECT_EQ(out, "0123456789");
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 18);
+  // One log line for it, naming the upstream. Regression (found by a probe): two, the proxy's
+  // warning and the server's error line for the failed response, which did not name it.
+  std::vector<std::string> problems;
+  for (absl::string_view line : absl::StrSplit(log(), '\n')) {
+    if (absl::StrContains(line, "[warning]") || absl::StrContains(line, "[error]")) {
+      problems.emplace_back(line);
+    }
+  }
+  ASSERT_EQ(problems.size(), 1u) << log();
+  EXPECT_TRUE(
+      absl::StrContains(problems[0], absl::StrCat("upstream http://127.0.0.1:", upstream_->port(),
+                                                  "/: response cut short to the client: ")))
+      << problems[0];
 }
 
 TEST_F(ProxyToPythonTest, ChunkedUpstreamIsReframedForEachClient) {
