@@ -80,6 +80,7 @@ class ResponseParser::Impl {
     value_.clear();
     in_value_ = false;
     section_bytes_ = 0;
+    interims_ = 0;
     line_ends_.reset();
     last_byte_ = 0;
     body_bytes_ = 0;
@@ -204,7 +205,9 @@ class ResponseParser::Impl {
   std::string field_;
   std::string value_;
   bool in_value_ = false;
-  size_t section_bytes_ = 0;  // bytes of the current head or trailer section so far
+  // Bytes of the current head (with the interim heads before it) or trailer section so far.
+  size_t section_bytes_ = 0;
+  size_t interims_ = 0;  // interim (1xx) heads of the current response
   uint64_t body_bytes_ = 0;
   uint64_t content_length_ = 0;  // of the final head, when it has Content-Length
   Sink* sink_ = nullptr;         // during feed() only
@@ -455,6 +458,10 @@ absl::StatusOr<size_t> ResponseParser::Impl::feed(absl::string_view data, Sink& 
       if (section_bytes_ >= options_.max_header_size) {
         fail(absl::ResourceExhaustedError(
             absl::StrCat("response ", before == Phase::kHead ? "head" : "trailer section",
+                         before == Phase::kHead && interims_ > 0
+                             ? absl::StrCat(", with its ", interims_, " interim (1xx) head",
+                                            interims_ == 1 ? "," : "s,")
+                             : "",
                          " exceeds max_header_size ", options_.max_header_size)));
         break;
       }
@@ -497,9 +504,10 @@ absl::StatusOr<size_t> ResponseParser::Impl::feed(absl::string_view data, Sink& 
         message_done_ = false;
         if (interim_) {  // a 1xx ended: the final response (or another 1xx) follows
           interim_ = false;
+          ++interims_;
           sink.on_interim(std::move(head_));
           head_ = HTTPResponseHead();
-          section_bytes_ = 0;
+          // section_bytes_ runs on: the interim heads and the final one share one budget.
           init_parser();
           continue;
         }

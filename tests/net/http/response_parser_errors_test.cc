@@ -246,13 +246,40 @@ TEST(ResponseParserErrorsTest, MaxHeaderSizeAtAFixedPosition) {
   EXPECT_EQ(out.status, absl::ResourceExhaustedError("response head exceeds max_header_size 20"));
 }
 
-TEST(ResponseParserErrorsTest, MaxHeaderSizeCountsEachInterimHeadOnItsOwn) {
+// Interim heads count toward max_header_size together with the final head (as curl's header
+// budget): an upstream that sends 1xx heads for ever would otherwise keep a fetch, and the
+// loop's thread, busy without end.
+TEST(ResponseParserErrorsTest, MaxHeaderSizeCountsInterimHeadsWithTheFinalOne) {
   const std::string interim = "HTTP/1.1 100 Continue\r\n\r\n";                    // 25 bytes
   const std::string final_head = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";  // 38 bytes
-  ResponseParserOptions options{.max_header_size = final_head.size()};
-  Outcome out = run_every_split(HTTPMethod::kGet, interim + interim + final_head, false, options);
+  const std::string input = interim + interim + final_head;
+  ResponseParserOptions options{.max_header_size = input.size()};
+  Outcome out = run_every_split(HTTPMethod::kGet, input, false, options);
+  EXPECT_TRUE(out.status.ok()) << out.status;
   EXPECT_THAT(out.events, ElementsAre("interim 100 Continue", "interim 100 Continue", "head 200 OK",
                                       "complete"));
+
+  // One byte less: the final head's empty line is over the budget, at that byte whatever the
+  // split, and the message says the interim heads counted.
+  options.max_header_size = input.size() - 1;
+  out = run_every_split(HTTPMethod::kGet, input, false, options);
+  EXPECT_THAT(out.events, ElementsAre("interim 100 Continue", "interim 100 Continue"));
+  EXPECT_EQ(out.status, absl::ResourceExhaustedError(
+                            absl::StrCat("response head, with its 2 interim (1xx) heads, exceeds "
+                                         "max_header_size ",
+                                         input.size() - 1)));
+
+  // An endless run of interim heads ends at the budget.
+  std::string endless;
+  while (endless.size() < 4096) endless += "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n";
+  options.max_header_size = 1024;
+  out = run_pieces(HTTPMethod::kGet, {endless}, false, options);
+  EXPECT_EQ(out.status.code(), absl::StatusCode::kResourceExhausted) << out.status;
+  // The first max_header_size bytes alone are not an error yet.
+  EXPECT_TRUE(run_pieces(HTTPMethod::kGet, {endless.substr(0, 1024)}, false, options).status.ok());
+  std::vector<std::string> bytes;
+  for (char c : endless) bytes.emplace_back(1, c);
+  expect_same(run_pieces(HTTPMethod::kGet, bytes, false, options), out, "one byte at a time");
 }
 
 TEST(ResponseParserErrorsTest, MaxHeaderSizeAppliesToTrailersSeparately) {

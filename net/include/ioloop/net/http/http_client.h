@@ -269,9 +269,10 @@ struct HTTPClientOptions {
   /// Pooled idle connections are closed after this. Zero: connections are not kept idle.
   /// InfiniteDuration(): kept until the server closes them.
   absl::Duration idle_timeout = absl::Seconds(60);
-  size_t max_header_size = 64 * 1024;  ///< of a response head; > 0
-  std::string user_agent = "ioloop";   ///< empty: no User-Agent field
-  Resolver* resolver = nullptr;        ///< null: Resolver::instance(); must outlive the client
+  /// Of a response head, with the interim (1xx) heads before it; > 0.
+  size_t max_header_size = 64 * 1024;
+  std::string user_agent = "ioloop";  ///< empty: no User-Agent field
+  Resolver* resolver = nullptr;       ///< null: Resolver::instance(); must outlive the client
   /// Makes the transport of every https:// connection: a client-side TransportFactory,
   /// normally TLSContext::client(...) (ioloop/net/tls/tls_context.h) offering ALPN "http/1.1".
   /// It is asked for a transport to the URL's host and port, and that host is the name the

@@ -104,7 +104,8 @@ bool response_is_bodyless(HTTPMethod method, int status);
 struct ResponseParserOptions {
   /// Bytes of the status line and fields, up to and including the empty line; the trailer
   /// section of a chunked body has the same limit, separately. Interim (1xx) heads count
-  /// each on its own.
+  /// toward it with the final head (one budget for all the heads of a response, as curl's):
+  /// a peer sending 1xx heads for ever is cut off at the limit.
   size_t max_header_size = 64 * 1024;
 };
 
