@@ -67,9 +67,11 @@ absl::StatusOr<std::vector<Socket>> bind_sockets(int port, absl::string_view add
 absl::StatusOr<std::vector<Socket>> bind_sockets(int port, absl::string_view address,
                                                  const BindOptions& options);
 
-/// A listening AF_UNIX stream socket at `path`, file mode `mode` (chmod after bind). A stale
-/// socket file at `path` (left by a previous run) is removed first; any other kind of file
-/// there is never removed: AlreadyExists naming the path.
+/// A listening AF_UNIX stream socket at `path`, file mode `mode` (chmod after bind). Any socket
+/// file at `path` is removed first, since one left by a previous run would fail the bind with
+/// EADDRINUSE; nothing checks whether a server still listens on it (as Tornado's
+/// bind_unix_socket), and that server keeps its socket but is no longer reachable by `path`.
+/// Any other kind of file there is never removed: AlreadyExists naming the path.
 absl::StatusOr<Socket> bind_unix_socket(absl::string_view path, mode_t mode = 0600,
                                         int backlog = kDefaultBacklog);
 
