@@ -14,6 +14,11 @@
 //  - a socket with send(MSG_DONTWAIT);
 //  - a file, a block device or /dev/null as it is: they wait for the disk, never for a reader.
 //
+// A file named by --output is opened at once (an unwritable path is an error before any
+// request) but replaced only by begin(), at the first byte of the body or a response without
+// one, as curl -o does: a transfer that fails before that leaves the file as it was, and
+// close() removes a file this object made for it.
+//
 // Threads: one, the loop's. Errors: errno's message as a Status (UNKNOWN), DeadlineExceeded
 // once the deadline passed with the output still full.
 #ifndef IOLOOP_EXAMPLES_BODY_OUTPUT_H_
@@ -31,6 +36,7 @@
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -42,20 +48,34 @@ namespace ioloop::examples {
 
 class BodyOutput {
  public:
-  // Standard output, or `path` (created or truncated) when it is not empty.
+  // Standard output, or `path` when it is not empty: created if missing, emptied by begin().
   static absl::StatusOr<BodyOutput> open(const std::string& path) {
     if (path.empty()) return BodyOutput(STDOUT_FILENO, false);
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    constexpr int kFlags = O_WRONLY | O_CLOEXEC;
+    bool created = true;
+    int fd = ::open(path.c_str(), kFlags | O_CREAT | O_EXCL, 0666);
+    if (fd < 0 && errno == EEXIST) {
+      created = false;
+      fd = ::open(path.c_str(), kFlags);
+    }
     if (fd < 0) return absl::UnknownError(absl::StrCat("cannot open ", path, ": ", error()));
-    return BodyOutput(fd, true);
+    BodyOutput out(fd, true);
+    if (created) out.made_path_ = path;
+    return out;
   }
   // An inherited descriptor (STDERR_FILENO), not closed by this object.
   static BodyOutput inherited(int fd) { return BodyOutput(fd, false); }
 
   BodyOutput(BodyOutput&& other) noexcept
-      : fd_(other.fd_), owned_(other.owned_), own_fd_(other.own_fd_), kind_(other.kind_) {
+      : fd_(other.fd_),
+        owned_(other.owned_),
+        own_fd_(other.own_fd_),
+        kind_(other.kind_),
+        begun_(other.begun_),
+        made_path_(std::move(other.made_path_)) {
     other.owned_ = false;
     other.own_fd_ = -1;
+    other.made_path_.clear();
   }
   BodyOutput& operator=(BodyOutput&&) = delete;
   ~BodyOutput() {
@@ -63,8 +83,17 @@ class BodyOutput {
     if (owned_) ::close(fd_);
   }
 
+  // The response has begun: a file that was there is emptied now (a FIFO or a device, which
+  // ftruncate() refuses with EINVAL, is written as it is).
+  absl::Status begin() {
+    if (std::exchange(begun_, true) || !owned_ || !made_path_.empty()) return absl::OkStatus();
+    if (::ftruncate(fd_, 0) != 0 && errno != EINVAL) return absl::UnknownError(error());
+    return absl::OkStatus();
+  }
+
   // Writes all of `data`, waiting for room up to `deadline` (TimePoint::max(): no bound).
   absl::Status write(absl::string_view data, TimePoint deadline) {
+    if (absl::Status s = begin(); !s.ok()) return s;
     bool wait = kind_ == Kind::kChunked;
     while (!data.empty()) {
       if (wait) {
@@ -83,10 +112,12 @@ class BodyOutput {
     return absl::OkStatus();
   }
 
-  // Closes a file opened by open(): its error (a full disk may only show here).
+  // Closes a file opened by open(): its error (a full disk may only show here). One it made
+  // is removed if nothing began.
   absl::Status close() {
     if (!owned_) return absl::OkStatus();
     owned_ = false;
+    if (!begun_ && !made_path_.empty()) ::unlink(made_path_.c_str());
     return ::close(fd_) == 0 ? absl::OkStatus() : absl::UnknownError(error());
   }
 
@@ -152,6 +183,8 @@ class BodyOutput {
   bool owned_;
   int own_fd_ = -1;  // kNonBlocking: the O_NONBLOCK descriptor of the same pipe or terminal
   Kind kind_ = Kind::kDirect;
+  bool begun_ = false;     // begin() ran: the file holds this response
+  std::string made_path_;  // the file open() created, removed by close() if nothing began
 };
 
 }  // namespace ioloop::examples

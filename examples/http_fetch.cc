@@ -7,7 +7,8 @@
 //   http_fetch --include --data='a=1' http://127.0.0.1:8080/form > body 2> head
 //   http_fetch --ca_file=ca.pem https://localhost:8443/
 //
-// The body goes to stdout (or --output) byte for byte, binary-safe, as it arrives.
+// The body goes to stdout (or --output) byte for byte, binary-safe, as it arrives. --output's
+// file is replaced only once a response arrives (curl -o): a failed transfer leaves it alone.
 // --include writes the final response's status line and fields, as received, then an empty
 // line, to stderr (CRLF line ends, like curl -i). --method defaults to GET, or POST when
 // --data is given (even empty, as curl -d ''). --header may be repeated (values may contain
@@ -247,6 +248,8 @@ int main(int argc, char** argv) {
                                           absl::FormatDuration(timeout), where));
           } else if (!response.ok()) {
             exit_code = fail(response.status().message());
+          } else if (absl::Status begun = out->begin(); !begun.ok()) {
+            write_error = std::string(begun.message());  // a response without body: said below
           } else {
             exit_code = response->status < 400 ? kExitOk : kExitHTTPError;
           }

@@ -256,6 +256,51 @@ TEST(HTTPFetchTest, OutputFlagWritesTheFile) {
   EXPECT_EQ(read_file(file), body);
 }
 
+// Found by a probe: --output truncated the file before the request, so a transfer that failed
+// (refused, malformed, too many redirects) left the user's file empty. As curl -o: the file is
+// replaced only once a response arrives, and a file made for a failed transfer is removed.
+TEST(HTTPFetchTest, AFailedTransferLeavesTheOutputFileAsItWas) {
+  ScriptedServer server(Replies{{"/bad", {"HTTP/1.1 abc OK\r\n\r\n", true}},
+                                {"/empty", {"HTTP/1.1 204 No Content\r\n\r\n"}},
+                                {"/body", ok("new")}});
+  const std::string file =
+      absl::StrCat(::testing::TempDir(), "/http_fetch_kept.", ::getpid(), ".txt");
+  std::remove(file.c_str());
+  const auto write = [&](const std::string& text) {
+    FILE* f = std::fopen(file.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::fwrite(text.data(), 1, text.size(), f);
+    std::fclose(f);
+  };
+  const auto exists = [&] { return ::access(file.c_str(), F_OK) == 0; };
+
+  write("precious");
+  Result r = fetch({"--output=" + file, server.url("/bad")});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(read_file(file), "precious");
+
+  // A file made for the transfer goes with it.
+  std::remove(file.c_str());
+  r = fetch({"--output=" + file, server.url("/bad")});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_FALSE(exists());
+
+  // A response replaces the file, an empty one too.
+  write("precious");
+  r = fetch({"--output=" + file, server.url("/body")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_file(file), "new");
+  r = fetch({"--output=" + file, server.url("/empty")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(exists());
+  EXPECT_EQ(read_file(file), "");
+  std::remove(file.c_str());
+  r = fetch({"--output=" + file, server.url("/empty")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(exists());
+  std::remove(file.c_str());
+}
+
 TEST(HTTPFetchTest, ClientAndServerErrorsExitOneWithTheBody) {
   ScriptedServer server(
       Replies{{"/500", {"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\noops"}}});
