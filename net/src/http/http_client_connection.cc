@@ -61,6 +61,8 @@ void ClientConnection::write_copy(absl::string_view data, IOStream::WriteCallbac
   stream_->write_copy(data, std::move(on_flushed));
 }
 
+bool ClientConnection::sending() const { return !closed_ && stream_->writing(); }
+
 void ClientConnection::pause_reading() { stream_->pause_reading(); }
 void ClientConnection::resume_reading() { stream_->resume_reading(); }
 bool ClientConnection::reading_paused() const { return stream_->reading_paused(); }

@@ -78,6 +78,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection>,
   // Closes the stream; nothing is reported afterwards. Idempotent.
   void close(absl::Status reason = absl::OkStatus());
   bool closed() const { return closed_; }
+  // Bytes written to this connection are still queued for the socket.
+  bool sending() const;
   // Whether this idle connection can no longer carry a request: the server's FIN (or reset),
   // or bytes nobody asked for (a stray response, a 408 said on closing), wait in the kernel,
   // unread, having come behind the last response. One non-blocking peek, paid only before a

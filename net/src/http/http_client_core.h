@@ -80,6 +80,7 @@ struct ClientFetch {
   bool head_received = false;
   bool redirecting = false;  // the current response is a redirect being followed
   std::string location;
+  size_t redirect_body_read = 0;  // bytes of that redirect's body read and dropped
   bool retried = false;
   int redirects = 0;
   HTTPClientResponse response;
@@ -208,6 +209,8 @@ class HTTPClientCore : public ClientConnection::Owner,
   bool writer_finish(const FetchPtr& f);
   bool writer_active(const FetchPtr& f) const;
   void follow_redirect(const FetchPtr& f);
+  // Follows the redirect before its body ended: its connection, with the rest on it, closes.
+  void follow_redirect_now(const FetchPtr& f);
   // The pending fetch whose exchange `exchange` runs on `c`, or null (a late event).
   FetchPtr fetch_of(ClientConnection& c, uint64_t exchange) const;
   // ClientConnection::Owner
@@ -246,6 +249,9 @@ class HTTPClientCore : public ClientConnection::Owner,
   // take at once: its storage is kept between requests (up to kKeptRequestCapacity).
   std::string request_text;
   static constexpr size_t kKeptRequestCapacity = 16 * 1024;
+  // A redirect's body (dropped) is read up to this to keep its connection; past it, or if
+  // Content-Length says more, the connection is closed and the redirect followed at once.
+  static constexpr size_t kMaxRedirectBodyRead = 64 * 1024;
 };
 
 // --- http_client_request.cc ---------------------------------------------------------------

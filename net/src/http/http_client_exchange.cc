@@ -33,8 +33,10 @@ const char* phase_name(const ClientFetch& f, bool response_started) {
       break;
   }
   if (response_started) return f.head_received ? "reading the body" : "reading the head";
-  return !f.upload_done || f.writes_in_flight > 0 ? "sending the request"
-                                                  : "waiting for the response";
+  // A body given whole is written without a flush callback: the stream's queue tells.
+  return !f.upload_done || f.writes_in_flight > 0 || (f.conn != nullptr && f.conn->sending())
+             ? "sending the request"
+             : "waiting for the response";
 }
 
 absl::Status in_context(const ClientFetch& f, const absl::Status& status, bool response_started) {
@@ -294,7 +296,8 @@ void HTTPClientCore::on_head(ClientConnection& c, uint64_t exchange, HTTPRespons
   // so that redirect is the final response, whatever its Location fields or max_redirects.
   if (f->request.follow_redirects && is_redirect(head.status) &&
       (head.status <= 303 || !f->streamed_body)) {
-    if (auto location = head.headers.get("Location")) {
+    // An empty Location names no target: the response is the final one (as curl).
+    if (auto location = head.headers.get("Location"); location && !location->empty()) {
       // One URI (RFC 9110 §10.2.2): with several, an intermediary and this client could each
       // follow another.
       for (absl::string_view other : head.headers.get_all("Location")) {
@@ -310,9 +313,18 @@ void HTTPClientCore::on_head(ClientConnection& c, uint64_t exchange, HTTPRespons
                         f->url.to_string(), " redirects (", head.status, ") to ", *location)));
       }
       f->redirecting = true;
+      f->redirect_body_read = 0;
       f->response.status = head.status;
       f->location = std::string(*location);
-      return;  // its body is read and dropped
+      // Its body is read and dropped, to keep the connection; one announced over the bound is
+      // not worth reading.
+      auto cl = head.headers.get("Content-Length");
+      size_t n = 0;
+      if (cl && !response_is_bodyless(f->method, head.status) && absl::SimpleAtoi(*cl, &n) &&
+          n > kMaxRedirectBodyRead) {
+        follow_redirect_now(f);
+      }
+      return;
     }
   }
   // A bodiless response's Content-Length describes a body that does not come.
@@ -353,7 +365,11 @@ void HTTPClientCore::on_body(ClientConnection& c, uint64_t exchange, absl::strin
   FetchPtr f = fetch_of(c, exchange);
   if (f == nullptr) return;
   if (f->response_deadline != TimePoint{}) restart_response_timeout(f, loop.iteration_time());
-  if (f->redirecting) return;
+  if (f->redirecting) {
+    f->redirect_body_read += data.size();
+    if (f->redirect_body_read > kMaxRedirectBodyRead) follow_redirect_now(f);
+    return;
+  }
   if (f->request.streaming_callback) {
     auto cb = std::move(f->request.streaming_callback);
     if (!call_user(f, "HTTPClient streaming_callback", nullptr, [&] { cb(data); })) return;
@@ -400,8 +416,39 @@ void HTTPClientCore::on_complete(ClientConnection& c, uint64_t exchange, bool re
   complete(f, std::move(f->response));
 }
 
+void HTTPClientCore::follow_redirect_now(const FetchPtr& f) {
+  if (std::shared_ptr<ClientConnection> conn = std::move(f->conn)) {
+    conn->fetch.reset();
+    conn->close();  // the rest of the redirect's body is on it
+    drop(*conn);
+  }
+  stop_timers(*f);
+  follow_redirect(f);
+}
+
+namespace {
+// A Location's spaces and bytes over 0x7F percent-encoded, as curl and browsers send them
+// (RFC 3986 §2.1); any other byte a URL cannot hold is left for URL::resolve() to refuse.
+std::string encode_location(absl::string_view location) {
+  std::string out;
+  out.reserve(location.size());
+  for (char c : location) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b == ' ' || b >= 0x80) {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      out += '%';
+      out += kHex[b >> 4];
+      out += kHex[b & 0xF];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+}  // namespace
+
 void HTTPClientCore::follow_redirect(const FetchPtr& f) {
-  absl::StatusOr<URL> target = f->url.resolve(f->location);
+  absl::StatusOr<URL> target = f->url.resolve(encode_location(f->location));
   if (!target.ok()) {
     return fail(
         f, absl::Status(target.status().code(), absl::StrCat("redirect from ", f->url.to_string(),

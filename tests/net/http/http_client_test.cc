@@ -341,6 +341,28 @@ TEST_F(HTTPClientTest, AServerClosingDuringTheUploadIsUnavailable) {
   }
 }
 
+// Found by a review: a fetch cancelled while its body (not a body_producer's) was still
+// queued for the socket said "waiting for the response".
+TEST_F(HTTPClientTest, ACancelWhileABodyIsQueuedSaysSendingTheRequest) {
+  auto raw = raw_server();
+  raw->on_data = [](RawServer::Conn& c) {
+    if (c.heads() == 1 && !c.eof && c.received.size() < 100) c.stream->write(kOkResponse);
+  };
+  HTTPClient client(loop());
+  ASSERT_TRUE(get(client, raw->url("/warm")).ok());
+  HTTPClientRequest request;
+  request.method = "POST";
+  request.url = raw->url("/upload");
+  request.body = std::string(64 << 20, 'b');  // more than the socket takes at once
+  std::optional<absl::StatusOr<HTTPClientResponse>> result;
+  const uint64_t id = start(client, std::move(request), &result);  // on the pooled connection
+  EXPECT_TRUE(client.cancel(id));
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->status(),
+            absl::CancelledError(absl::StrCat("fetch cancelled (POST ", raw->url("/upload"),
+                                              ", sending the request)")));
+}
+
 // A pool lives while it has a connection or a queued fetch: a client that reaches many hosts
 // does not keep one for each (found by a probe: about 1 KiB per host ever fetched).
 TEST_F(HTTPClientTest, PoolsOfHostsNoLongerInUseAreFreed) {
