@@ -14,8 +14,10 @@ packages=(
   # dpkg-deb/dpkg -x (dpkg, Essential on every Debian): nothing beyond this list.
   cmake ninja-build g++ make pkg-config
   clang libclang-rt-14-dev          # libFuzzer target and clang builds
+  llvm-14                           # llvm-symbolizer: the sanitizers' stack traces with names
   lld                               # links the tests and examples (CMakeLists.txt)
   clang-format clang-tidy           # tests/cmake/tooling.cmake, tests/cmake/clang_tidy.cmake
+  shellcheck                        # tests/load/compare/smoke.sh lints the load scripts
   libabsl-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libhttp-parser-dev

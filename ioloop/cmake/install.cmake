@@ -36,10 +36,11 @@ install(FILES ${PROJECT_BINARY_DIR}/ioloopConfig.cmake
               ${PROJECT_BINARY_DIR}/ioloopConfigVersion.cmake
         DESTINATION ${_ioloop_cmake_dir})
 
-# pkg-config: one file per library plus ioloop.pc for all of them. The libraries are static,
-# so what their archives need goes in Requires.private / Libs.private and a consumer asks for
-# it with `pkg-config --static --libs`. Dependencies the public headers use (abseil, spdlog)
-# are in Requires: their Cflags are needed to compile against ioloop at all.
+# pkg-config: one file per library plus ioloop.pc for all of them. The libraries are static
+# only, so what their archives need (libhttp_parser, OpenSSL, -pthread) is in Libs and Requires,
+# not in the .private fields: those serve a shared library's static link, and plain
+# `pkg-config --libs` (Meson's dependency(), autotools' PKG_CHECK_MODULES) leaves them out, so
+# the link would fail. Dependencies the public headers use (abseil, spdlog) are in Requires too.
 foreach(_ioloop_dir CMAKE_INSTALL_LIBDIR CMAKE_INSTALL_INCLUDEDIR)
   if(IS_ABSOLUTE "${${_ioloop_dir}}")
     message(FATAL_ERROR "ioloop: the pkg-config files need a relative ${_ioloop_dir}")
@@ -49,14 +50,13 @@ file(RELATIVE_PATH IOLOOP_PC_PREFIX_FROM_PCDIR /p/${CMAKE_INSTALL_LIBDIR}/pkgcon
 string(REGEX REPLACE "/$" "" IOLOOP_PC_PREFIX_FROM_PCDIR "${IOLOOP_PC_PREFIX_FROM_PCDIR}")
 
 function(ioloop_write_pc name description)
-  cmake_parse_arguments(PARSE_ARGV 2 IOLOOP_PC "" "LIBS"
-                        "REQUIRES;REQUIRES_PRIVATE;LIBS_PRIVATE")
+  cmake_parse_arguments(PARSE_ARGV 2 IOLOOP_PC "" "" "LIBS;REQUIRES")
   set(IOLOOP_PC_NAME ${name})
   set(IOLOOP_PC_DESCRIPTION ${description})
   if(IOLOOP_PC_LIBS)
-    set(IOLOOP_PC_LIBS "-L\${libdir} ${IOLOOP_PC_LIBS}")
+    set(IOLOOP_PC_LIBS "-L\${libdir};${IOLOOP_PC_LIBS}")
   endif()
-  foreach(field REQUIRES REQUIRES_PRIVATE LIBS_PRIVATE)
+  foreach(field LIBS REQUIRES)
     string(REPLACE ";" " " IOLOOP_PC_${field} "${IOLOOP_PC_${field}}")
   endforeach()
   configure_file(${CMAKE_CURRENT_FUNCTION_LIST_DIR}/ioloop.pc.in
@@ -66,15 +66,14 @@ function(ioloop_write_pc name description)
 endfunction()
 
 # The same dependencies as the targets' target_link_libraries (ioloop/ and net/CMakeLists.txt).
-ioloop_write_pc(ioloop-core "ioloop reactor (IOLoop, timers, signals)" LIBS -lioloop
+ioloop_write_pc(ioloop-core "ioloop reactor (IOLoop, timers, signals)" LIBS -lioloop -pthread
   REQUIRES absl_any_invocable absl_status absl_statusor absl_synchronization absl_time
-           absl_strings absl_str_format spdlog
-  LIBS_PRIVATE -pthread)
+           absl_strings absl_str_format spdlog)
 ioloop_write_pc(ioloop-net "ioloop streams, TCP server and client, resolver" LIBS -lioloop_net
   REQUIRES ioloop-core absl_flat_hash_map)
-ioloop_write_pc(ioloop-http "ioloop HTTP/1.1 server and client" LIBS -lioloop_http
-  REQUIRES ioloop-net LIBS_PRIVATE -lhttp_parser)
+ioloop_write_pc(ioloop-http "ioloop HTTP/1.1 server and client" LIBS -lioloop_http -lhttp_parser
+  REQUIRES ioloop-net)
 ioloop_write_pc(ioloop-tls "ioloop TLS transport (OpenSSL 3)" LIBS -lioloop_tls
-  REQUIRES ioloop-net REQUIRES_PRIVATE "openssl >= 3.0")
+  REQUIRES ioloop-net "openssl >= 3.0")
 ioloop_write_pc(ioloop "${PROJECT_DESCRIPTION}: every ioloop library"
   REQUIRES ioloop-http ioloop-tls)

@@ -66,8 +66,9 @@ consumer_build_and_run() {
   grep -q "OpenSSL 3.0 not found" "$work/required-configure.log" ||
     { cat "$work/required-configure.log"; fail "no reason given for the missing tls"; }
 
-  # 2. pkg-config: nothing but the compiler and `pkg-config --static` (the archives are
-  #    static, so their own dependencies come from Requires.private and Libs.private).
+  # 2. pkg-config: nothing but the compiler and plain `pkg-config --libs`, as Meson and
+  #    autotools ask (the archives are static, so their own dependencies are in Libs and
+  #    Requires, not in the .private fields those leave out).
   export PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig"
   local found
   found=$(pkg-config --modversion ioloop) || fail "pkg-config does not find ioloop"
@@ -77,7 +78,7 @@ consumer_build_and_run() {
   [ "$pcfiledir" = "$prefix/$libdir/pkgconfig" ] || fail "pkg-config used $pcfiledir, not $prefix"
   # The layers: the stream library alone pulls in neither HTTP nor TLS.
   local net_libs
-  net_libs=$(pkg-config --static --libs ioloop-net)
+  net_libs=$(pkg-config --libs ioloop-net)
   case " $net_libs " in
     *" -lioloop_net "*) ;;
     *) fail "ioloop-net's libs lack -lioloop_net: $net_libs" ;;
@@ -91,7 +92,7 @@ consumer_build_and_run() {
   for name in echo_roundtrip http_roundtrip; do
     # shellcheck disable=SC2046  # pkg-config's output is a list of words
     c++ -std=c++20 "$consumer_src/$name.cc" -o "$work/pc/$name" \
-      $(pkg-config --cflags --libs --static ioloop) || fail "c++ $name.cc with pkg-config"
+      $(pkg-config --cflags --libs ioloop) || fail "c++ $name.cc with pkg-config"
   done
   expect_output "$work/pc/echo_roundtrip" $'echo: hello, ioloop\n'
   expect_output "$work/pc/http_roundtrip" $'http: 200 hello from /consumer\n'
