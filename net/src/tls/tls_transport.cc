@@ -4,6 +4,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -304,6 +305,12 @@ IOResult TLSTransport::failure(int ret, const char* what) {
 
 IOResult TLSTransport::handshake(int fd) {
   constexpr absl::string_view kFailed = "TLS handshake failed";
+  // A server speaks second: no OpenSSL call (and so no record buffers) before the ClientHello
+  // has begun to arrive. See the file comment.
+  if (!std::exchange(handshake_started_, true) && SSL_is_server(ssl_) == 1) {
+    int pending = 0;
+    if (::ioctl(fd, FIONREAD, &pending) == 0 && pending == 0) return IOResult::want_read();
+  }
   if (!staged_.empty() && !handshake_done_) {  // the last flight did not fit: send it first
     IOResult f = send_staged(fd, kFailed);
     if (f.outcome != IOResult::kDone) return f;

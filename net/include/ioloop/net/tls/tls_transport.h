@@ -5,7 +5,12 @@
 ///
 /// Behaviour per call (every call non-blocking; OpenSSL's error queue is cleared before and
 /// drained after each operation, so one connection's errors never leak into another's):
-///   - handshake(): kDone once the handshake is complete. Failures are kError with
+///   - handshake(): kDone once the handshake is complete. A server's first call, with no byte
+///     in the socket yet (FIONREAD), returns kWantRead without calling OpenSSL: its first
+///     SSL_do_handshake allocates the record buffers (about 47 KB), which a client that
+///     connects and sends nothing (a scanner, a slowloris) would otherwise hold until the
+///     handshake timeout; so an accepted connection waiting for its ClientHello costs the SSL
+///     object alone (about 9 KB), as in nginx. Failures are kError with
 ///     "TLS handshake failed: <reason>": Unauthenticated for a certificate that does not
 ///     verify ("certificate verify failed: unable to get local issuer certificate",
 ///     "...: hostname mismatch", "...: certificate has expired"), Unavailable for everything
@@ -178,6 +183,8 @@ class TLSTransport final : public Transport {
   /// read_end_ was found behind bytes and no read() has returned it yet. It counts as
   /// buffered input: its record has left the socket, so no readiness will announce it.
   bool end_held_ = false;
+  /// handshake() has been called: a server's first call only waits for readability.
+  bool handshake_started_ = false;
   /// handshake() returned kDone. (Not SSL_is_init_finished: that turns false again after a
   /// fatal error, which would make a later read's failure look like a handshake's.)
   bool handshake_done_ = false;
