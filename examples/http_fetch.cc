@@ -10,7 +10,8 @@
 // The body goes to stdout (or --output) byte for byte, binary-safe, as it arrives. --output's
 // file is replaced only once a response arrives (curl -o): a failed transfer leaves it alone.
 // --include writes the final response's status line and fields, as received, then an empty
-// line, to stderr (CRLF line ends, like curl -i). --method defaults to GET, or POST when
+// line, to stderr (CRLF line ends, like curl -i), each interim (1xx) head first the same way.
+// --method defaults to GET, or POST when
 // --data is given (even empty, as curl -d ''). --header may be repeated (values may contain
 // commas); it overrides the client's own User-Agent and Host. --timeout bounds the whole
 // transfer like curl's --max-time, connecting included, and so waiting on an output nobody
@@ -204,7 +205,8 @@ int main(int argc, char** argv) {
     after_write(out->write(piece, transfer_deadline), /*keep_error=*/true);
   };
   if (absl::GetFlag(FLAGS_include)) {
-    request.header_callback = [&](const net::HTTPResponseHead& head) {
+    // The interim (1xx) heads too, each before the final one, as curl -i shows them.
+    const auto include = [&](const net::HTTPResponseHead& head) {
       std::string text =
           absl::StrCat("HTTP/1.", head.version_minor, " ", head.status, " ", head.reason, "\r\n");
       for (const auto& [name, value] : head.headers)
@@ -212,6 +214,8 @@ int main(int argc, char** argv) {
       text += "\r\n";
       after_write(standard_error().write(text, transfer_deadline), /*keep_error=*/false);
     };
+    request.interim_callback = include;
+    request.header_callback = include;
   }
 
   // Made whatever the URL's scheme: an http URL may redirect to https. An unreadable

@@ -244,6 +244,18 @@ TEST(HTTPFetchTest, IncludeWritesTheHeadToStderr) {
             "HTTP/1.1 200 OK\r\nX-Test: a, b\r\nServer: scripted\r\nContent-Length: 4\r\n\r\n");
 }
 
+// Found by a probe: the interim (1xx) heads were left out; curl -i shows them first.
+TEST(HTTPFetchTest, IncludeWritesInterimHeadsBeforeTheFinalOne) {
+  ScriptedServer server(
+      Replies{{"/h", {"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n" + ok("body").bytes}}});
+  Result r = fetch({"--include", server.url("/h")});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "body");
+  EXPECT_EQ(r.err,
+            "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n");
+}
+
 TEST(HTTPFetchTest, OutputFlagWritesTheFile) {
   const std::string body = binary_body();
   ScriptedServer server(Replies{{"/bin", ok(body)}});

@@ -428,6 +428,10 @@ absl::Status ResponseParser::Impl::classify_parser_error(http_errno err) const {
       return malformed(te ? "both Content-Length and Transfer-Encoding"
                           : "several Content-Length fields");
     }
+    case HPE_INVALID_CONSTANT:
+      // In response mode only the "HTTP/" a status line starts with is such a constant: bytes
+      // that are no HTTP response, or what follows a response whose framing ended before them.
+      return malformed("no status line (\"HTTP/\") where one begins");
     default:
       return malformed(http_errno_description(err));
   }

@@ -27,8 +27,13 @@ struct ErrorCase {
 
 TEST(ResponseParserErrorsTest, MalformedResponses) {
   const ErrorCase cases[] = {
+      // libhttp_parser's "invalid constant string" said nothing to a user (a probe's finding).
       {"XTTP/1.1 200 OK\r\n\r\n",
-       absl::DataLossError("malformed response: invalid constant string")},
+       absl::DataLossError("malformed response: no status line (\"HTTP/\") where one begins")},
+      {"http/1.1 200 OK\r\n\r\n",
+       absl::DataLossError("malformed response: no status line (\"HTTP/\") where one begins")},
+      {"HTTP/1.1 100 Continue\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n\r\n",
+       absl::DataLossError("malformed response: no status line (\"HTTP/\") where one begins")},
       {"HTTP/1.1 2x0 OK\r\n\r\n",
        absl::DataLossError("malformed response: invalid HTTP status code")},
       {"HTTP/1.1 OK\r\n\r\n", absl::DataLossError("malformed response: invalid HTTP status code")},
@@ -164,7 +169,8 @@ TEST(ResponseParserErrorsTest, ErrorIsStickyUntilStart) {
   Outcome out;
   RecordingSink sink(out);
   parser.start(HTTPMethod::kGet);
-  const absl::Status bad = absl::DataLossError("malformed response: invalid constant string");
+  const absl::Status bad =
+      absl::DataLossError("malformed response: no status line (\"HTTP/\") where one begins");
   EXPECT_EQ(parser.feed("garbage", sink).status(), bad);
   EXPECT_EQ(parser.feed("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", sink).status(), bad);
   EXPECT_EQ(parser.finish(sink), bad);
