@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "http/http_server_state.h"
 #include "ioloop/io_loop.h"
 #include "ioloop/net/http/http_server.h"
 
@@ -98,8 +99,10 @@ inline bool quiet_iteration(ioloop::IOLoop& loop) {
          after.callbacks_run == before.callbacks_run && after.timers_fired == before.timers_fired;
 }
 
-// The options from the first 4 input bytes.
+// Starts an input: drops the connection cores the last input left in this thread's cache (a
+// crash must reproduce from its input alone), then reads the options from its first 4 bytes.
 inline ioloop::net::HTTPServerOptions decode_options(Input& in) {
+  ioloop::net::discard_idle_connection_cores();
   static constexpr size_t kPending[] = {256, 1024, 4096, 16384, 65536, 1 << 20};
   static constexpr size_t kHeader[] = {64, 256, 1024, 64 * 1024};
   static constexpr size_t kBody[] = {16, 1024, 64 * 1024};

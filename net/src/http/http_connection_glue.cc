@@ -51,6 +51,7 @@ class CoreCache {
     core->rebind(std::move(state), loop);
     return core;
   }
+  void clear() { cores_.clear(); }
   // Takes an idle() core: recycled and kept, or destroyed if the cache is full.
   void give(std::unique_ptr<HTTPConnectionCore> core) {
     if (cores_.size() >= kMaxCores) return;
@@ -576,6 +577,8 @@ class HTTPConnection final : public std::enable_shared_from_this<HTTPConnection>
 };
 
 }  // namespace
+
+void discard_idle_connection_cores() { core_cache().clear(); }
 
 void serve_http_connection(const std::shared_ptr<HTTPServerState>& state,
                            const std::shared_ptr<IOStream>& stream) {

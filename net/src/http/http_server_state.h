@@ -56,6 +56,10 @@ struct HTTPServerState : HTTPCoreState {
 // as HTTPServer::serve() does, with `state`'s handler, options and clock.
 void serve_http_connection(const std::shared_ptr<HTTPServerState>& state,
                            const std::shared_ptr<IOStream>& stream);
+// Destroys the idle connection cores this thread keeps for reuse (http_connection_glue.cc), so
+// that a fuzzer's input starts with none of the previous input's: its crash then reproduces
+// alone.
+void discard_idle_connection_cores();
 // The counters of `state` (what HTTPServer::stats() returns).
 HTTPServer::Stats http_server_stats(const HTTPServerState& state);
 
