@@ -4,7 +4,7 @@
 #              test in each (the default preset's include the tooling checks: format, links,
 #              examples' --help, thread-safety; the asan preset's, clang-tidy on the library;
 #              that preset also builds the fuzzers), then run every libFuzzer target for 30 s
-#              with a fixed seed (a CI failure replays anywhere; `make fuzz` explores)
+#              with a fixed seed (a failure prints its input to replay; `make fuzz` explores)
 # Longer runs, not part of `make test`:
 #   make fuzz      every fuzzer for FUZZ_SECONDS (default here 300 s)
 #   make soak      load and soak runs against the real servers (tests/soak/)

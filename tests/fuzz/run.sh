@@ -3,10 +3,13 @@
 # tests/fuzz/*_fuzzer.cc target for SECONDS each (default 60), two at a time (one per core), on a
 # scratch copy of its seed corpus, so the checked-in corpus is never modified. Exits non-zero if
 # a fuzzer finds a crash, leak, sanitizer report or failed invariant; the reproducer is left in
-# the artifacts directory it prints.
+# the artifacts directory it prints, and printed in base64 with the command that replays it (a
+# CI machine's files are gone after the run; its log is not). The work directory is removed
+# when every fuzzer passed.
 #
-# FUZZ_SEED fixes libFuzzer's random seed (default: a new one each run). `make test` fixes it, so
-# that a failure in CI replays on any machine with the same seed; `make fuzz` explores.
+# FUZZ_SEED fixes libFuzzer's random seed (default: a new one each run). `make test` fixes it:
+# the same mutations in the same order, though how many a time-bounded run reaches depends on
+# the machine's speed, which is why the failing input itself is printed; `make fuzz` explores.
 #
 # Usage: [FUZZ_SEED=N] [FUZZ_JOBS=N] tests/fuzz/run.sh [SECONDS]
 set -euo pipefail
@@ -63,6 +66,12 @@ finish() {  # waits for the oldest running fuzzer and reports it
   else
     echo "FAILED: ${name}_fuzzer; log ${work}/${name}.log, reproducers in ${work}/${name}/artifacts/" >&2
     tail -40 "${work}/${name}.log" >&2
+    local artifact
+    for artifact in "${work}/${name}/artifacts/"*; do
+      [[ -f "${artifact}" ]] || continue
+      echo "replay $(basename "${artifact}"): echo '$(base64 -w0 "${artifact}")' | base64 -d" \
+        "> /tmp/input && build/asan/tests/fuzz/${name}_fuzzer /tmp/input" >&2
+    done
     status=1
   fi
 }
@@ -73,4 +82,5 @@ for name in "${names[@]}"; do
   running+=("${name}")
 done
 while [[ ${#pids[@]} -gt 0 ]]; do finish; done
+if [[ "${status}" -eq 0 ]]; then rm -rf "${work}"; fi
 exit "${status}"
