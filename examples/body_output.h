@@ -55,8 +55,10 @@ class BodyOutput {
     bool created = true;
     int fd = ::open(path.c_str(), kFlags | O_CREAT | O_EXCL, 0666);
     if (fd < 0 && errno == EEXIST) {
+      // There already (or a symbolic link, which O_EXCL never follows: one to a missing file
+      // makes it, as curl would): not ours to remove.
       created = false;
-      fd = ::open(path.c_str(), kFlags);
+      fd = ::open(path.c_str(), kFlags | O_CREAT, 0666);
     }
     if (fd < 0) return absl::UnknownError(absl::StrCat("cannot open ", path, ": ", error()));
     BodyOutput out(fd, true);
@@ -80,7 +82,7 @@ class BodyOutput {
   BodyOutput& operator=(BodyOutput&&) = delete;
   ~BodyOutput() {
     if (own_fd_ >= 0) ::close(own_fd_);
-    if (owned_) ::close(fd_);
+    (void)close();  // an early return's too: a file made for nothing goes
   }
 
   // The response has begun: a file that was there is emptied now (a FIFO or a device, which

@@ -297,6 +297,22 @@ TEST(HTTPFetchTest, AFailedTransferLeavesTheOutputFileAsItWas) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_FALSE(exists());
 
+  // Also when http_fetch gives up before any request (a review's finding: the file stayed).
+  r = fetch({"--output=" + file, "--ca_file=/nonexistent/ca.pem", server.url("/bad")});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_FALSE(exists());
+
+  // A symbolic link to a missing file makes that file, as curl does (a review's finding: a
+  // failure to open).
+  const std::string link = file + ".link";
+  std::remove(link.c_str());
+  ASSERT_EQ(::symlink(file.c_str(), link.c_str()), 0);
+  r = fetch({"--output=" + link, server.url("/body")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_file(file), "new");
+  std::remove(link.c_str());
+  std::remove(file.c_str());
+
   // A response replaces the file, an empty one too.
   write("precious");
   r = fetch({"--output=" + file, server.url("/body")});

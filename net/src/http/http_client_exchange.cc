@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "http/http_client_core.h"
@@ -167,10 +168,8 @@ void HTTPClientCore::on_request_timeout(const FetchPtr& f, bool response_timeout
   const char* name = response_timeout ? "response_timeout" : "request_timeout";
   const absl::Duration d =
       response_timeout ? f->request.response_timeout : f->request.request_timeout;
-  const char* phase = f->head_received ? "reading the body"
-                      : f->conn && f->conn->first_byte_at() != TimePoint{}
-                          ? "reading the head"
-                          : "waiting for the response";
+  const char* phase =
+      phase_name(*f, f->head_received || (f->conn && f->conn->first_byte_at() != TimePoint{}));
   fail(f, mark_timeout(absl::DeadlineExceededError(absl::StrCat(name, " (", absl::FormatDuration(d),
                                                                 ") expired ", phase, " from ",
                                                                 f->url.to_string())),
@@ -423,16 +422,27 @@ void HTTPClientCore::follow_redirect_now(const FetchPtr& f) {
     drop(*conn);
   }
   stop_timers(*f);
+  if (shut_down || f->finished) return;  // as on_complete(): drop() may have ended it
   follow_redirect(f);
 }
 
 namespace {
-// A Location's spaces and bytes over 0x7F percent-encoded, as curl and browsers send them
-// (RFC 3986 §2.1); any other byte a URL cannot hold is left for URL::resolve() to refuse.
+// A Location's spaces and bytes over 0x7F percent-encoded after its authority, as browsers
+// send them (the WHATWG URL standard; curl too, but for a space in the query, which it sends as
+// '+'); the scheme and authority are left as they are (an IDN host is no host once encoded),
+// and any other byte a URL cannot hold for URL::resolve() to refuse.
 std::string encode_location(absl::string_view location) {
-  std::string out;
+  size_t from = 0;  // where the path starts: after "scheme://authority" or "//authority"
+  const size_t scheme_end = location.find("://");
+  if (scheme_end != absl::string_view::npos && location.find('/') > scheme_end) {
+    from = scheme_end + 3;
+  } else if (absl::StartsWith(location, "//")) {
+    from = 2;
+  }
+  if (from > 0) from = std::min(location.find_first_of("/?#", from), location.size());
+  std::string out(location.substr(0, from));
   out.reserve(location.size());
-  for (char c : location) {
+  for (char c : location.substr(from)) {
     const auto b = static_cast<unsigned char>(c);
     if (b == ' ' || b >= 0x80) {
       static constexpr char kHex[] = "0123456789ABCDEF";

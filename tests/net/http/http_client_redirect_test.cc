@@ -334,6 +334,16 @@ TEST_F(HTTPClientRedirectTest, ALocationsSpacesAndHighBytesArePercentEncoded) {
   EXPECT_TRUE(absl::StrContains(raw->conn(0).received, "GET /a%20b/caf%C3%A9?q=%FF HTTP/1.1\r\n"))
       << raw->conn(0).received;
 
+  // An absolute Location: its authority stays as it is, the rest is encoded.
+  auto target = scripted(raw_server(), {kOkResponse});
+  auto absolute =
+      scripted(raw_server(),
+               {absl::StrCat("HTTP/1.1 301 Moved\r\nLocation: http://127.0.0.1:", target->port(),
+                             "/x y?q=a b\r\nContent-Length: 0\r\n\r\n")});
+  r = get(client, absolute->url("/abs"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->effective_url, target->url("/x%20y?q=a%20b"));
+
   auto bad = scripted(raw_server(), {"HTTP/1.1 302 Found\r\nLocation: /a%zz\r\n"
                                      "Content-Length: 0\r\n\r\n"});
   r = get(client, bad->url("/s"));

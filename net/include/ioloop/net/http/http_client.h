@@ -109,10 +109,10 @@
 ///    interim 1xx responses go to interim_callback, never taken for the final response.
 ///  - Redirects (follow_redirects): 301, 302 and 303 are followed with GET and no body (HEAD
 ///    stays HEAD); 307 and 308 keep the method and body. The Location is resolved against the
-///    current URL (RFC 3986), its spaces and bytes over 0x7F percent-encoded first (as curl
-///    and browsers do). The redirect responses' bodies are read and dropped, up to 64 KiB (so
-///    their connection can be reused; past that, or with a larger Content-Length, the
-///    connection is closed and the redirect followed at once), and
+///    current URL (RFC 3986), its spaces and bytes over 0x7F after the authority
+///    percent-encoded first (as browsers do). The redirect responses' bodies are read and
+///    dropped, up to 64 KiB (so their connection can be reused; past that, or with a larger
+///    Content-Length, the connection is closed and the redirect followed at once), and
 ///    header_callback/streaming_callback see only the final response. On a change of origin
 ///    (scheme, host or port), Host, Authorization and Cookie fields given by the caller are not
 ///    forwarded; within it they are. Each hop gets its own connect_timeout and request_timeout.
