@@ -80,9 +80,9 @@ struct IOLoopOptions {
   /// Tests: run time(), every timeout and slow_callback_threshold's measure on this clock
   /// (not owned; must outlive the loop).
   /// When the loop would sleep until a timeout, it checks readiness without blocking and, if
-  /// no fd is ready and no callback pending, jumps the clock to that timeout instead: timers
-  /// fire at once and in order, exactly at their deadlines. Waits with no timeout pending
-  /// block as usual. nullptr: the steady clock.
+  /// no fd is ready, no callback pending and no stop() requested, jumps the clock to that
+  /// timeout's deadline instead: timers fire at once and in order, exactly at their
+  /// deadlines. Waits with no timeout pending block as usual. nullptr: the steady clock.
   ManualClock* clock = nullptr;
 };
 
@@ -119,7 +119,10 @@ class IOLoop {
     uint64_t slow_callbacks = 0;      ///< over Options::slow_callback_threshold
     uint64_t wakeups_sent = 0;        ///< eventfd writes by add_callback()/stop()
     uint64_t poll_failures = 0;       ///< failed poller waits (EINTR excluded); each one backs off
-    absl::Duration time_blocked;  ///< in the poller's wait (and the back-off after a failed one)
+    /// In the poller's wait (and the back-off after a failed one); it also holds the
+    /// destruction of handlers removed by the iteration's callbacks and timers, which comes
+    /// between the clock read that ends the busy time and the wait.
+    absl::Duration time_blocked;
     absl::Duration time_busy;     ///< running callbacks, timers and handlers
     size_t handlers = 0;          ///< registered fds (including the loop's own)
     size_t timers_pending = 0;    ///< live timeouts
@@ -197,18 +200,22 @@ class IOLoop {
   // --- Signals ---------------------------------------------------------------------------
   /// Runs `handler` on the loop thread when `signo` arrives, through a signalfd. Blocks the
   /// signal in the calling thread (threads started afterwards inherit the mask; block it in
-  /// older threads yourself, or it may be delivered to them by default action), remembering
-  /// whether it was blocked already. A standard signal that arrives again before its handler
-  /// ran is one call (the kernel keeps one pending); real-time signals are queued, a call each.
-  /// Signals pending together are dispatched a batch an iteration, so a handler that raises a
-  /// signal again does not keep the loop in one iteration.
+  /// older threads yourself, or it may be delivered to them by default action). Whether the
+  /// thread had it blocked already is recorded by the first of the thread's loops to take it;
+  /// later loops of the thread that handle it share that record and the block. A standard signal
+  /// that arrives again before its handler ran is one call (the kernel keeps one pending);
+  /// real-time signals are queued, a call each. Signals pending together are dispatched a batch an
+  /// iteration, so a handler that raises a signal again does not keep the loop in one iteration.
   /// Replaces an earlier handler for the same signal (a handler may replace or remove itself).
   /// InvalidArgument for a bad signo, SIGKILL/SIGSTOP, or 32 and 33 (glibc's own).
   absl::Status add_signal_handler(int signo, SignalHandler handler);
-  /// Stops handling `signo` and restores the calling thread's mask for it: a signal the thread
-  /// had blocked before add_signal_handler() stays blocked; otherwise instances of it that
-  /// arrived but were not dispatched are discarded (not left to its default action, which may
-  /// kill the process) and it is unblocked. No-op if unknown.
+  /// Stops handling `signo` and gives the signal back to the thread that added this loop's
+  /// handlers; called on any other thread, it changes no thread's mask. While another loop of
+  /// that thread still handles `signo`, it stays blocked and nothing is discarded. Otherwise a
+  /// signal the thread had blocked before the first of its loops took it stays blocked; any
+  /// other is unblocked, and instances of it that arrived but were not dispatched are
+  /// discarded first (not left to its default action, which may kill the process). No-op if
+  /// unknown.
   void remove_signal_handler(int signo);
 
   // --- Running -----------------------------------------------------------------------------
