@@ -401,13 +401,8 @@ class Harness {
     } else {
       absl::StrAppend(&r, "\r\n");
     }
-    size_t at = 0;
-    for (const size_t point : ioloop_fuzz::split_points(r, split)) {
-      send(absl::string_view(r).substr(at, point - at));
-      settle();  // the server reads what came so far on its own
-      at = point;
-    }
-    send(absl::string_view(r).substr(at));
+    ioloop_fuzz::send_split(
+        r, split, [this](absl::string_view piece) { send(piece); }, [this] { settle(); });
   }
 
   // Reads up to `n` bytes (0: all there is) on the client.

@@ -88,6 +88,19 @@ inline std::vector<size_t> split_points(absl::string_view r, uint8_t split) {
   return {first, second};
 }
 
+// Sends `r` in the pieces split_points(r, split) cuts it into, calling `settle()` between them
+// (the server reads what came so far on its own).
+template <typename Send, typename Settle>
+void send_split(absl::string_view r, uint8_t split, Send&& send, Settle&& settle) {
+  size_t at = 0;
+  for (const size_t point : split_points(r, split)) {
+    send(r.substr(at, point - at));
+    settle();
+    at = point;
+  }
+  send(r.substr(at));
+}
+
 // Runs one iteration of `loop` that does not block; true if it did nothing (no event, callback
 // or timer): what a fuzzer's settle() repeats until it holds, or traps as a busy loop.
 inline bool quiet_iteration(ioloop::IOLoop& loop) {

@@ -11,7 +11,8 @@
 // and linger timeouts, min_body_rate, size limits); the rest is a sequence of operations:
 //   send N raw bytes (N from the input: truly arbitrary splits), send a canned request (GET,
 //   HEAD, POST with a body, chunked, HTTP/1.0, Connection: close, Expect: 100-continue, a
-//   handler that throws, bodies up to 70 KB), advance the clock, fire the next timer, read N
+//   handler that throws, bodies up to 70 KB; some cut into reads around the head's end or the
+//   body's, split_points()), advance the clock, fire the next timer, read N
 //   bytes on the client (not reading is how the peer applies backpressure), half-close,
 //   complete the deferred response (a canned request with "?defer" makes the handler
 //   defer() with a Content-Length; later pipelined requests wait behind it).
@@ -151,7 +152,8 @@ class Harness {
     (void)!::send(client_.fd(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   }
 
-  void send_canned(uint8_t c, uint8_t d) {
+  // split: where the request is cut into reads (split_points()), 0 for none.
+  void send_canned(uint8_t c, uint8_t d, uint8_t split) {
     static constexpr size_t kSizes[] = {0, 10, 1000, 5000, 20000, kMaxBody};
     const size_t size = kSizes[d % 6];
     const char* version = (c & 0x80) ? "HTTP/1.0" : "HTTP/1.1";
@@ -184,7 +186,8 @@ class Harness {
         r = absl::StrCat("GET ", target, " ", version, "\r\nHost: x\r\nConnection: close\r\n\r\n");
         break;
     }
-    send(r);
+    ioloop_fuzz::send_split(
+        r, split, [this](absl::string_view piece) { send(piece); }, [this] { settle(); });
   }
 
   // Reads up to `n` bytes (0: all there is) on the client.
@@ -316,8 +319,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         h.send(in.bytes(1 + in.byte()));  // 1..256 bytes, exactly as the input has them
         break;
       case 2: {
-        const uint8_t c = in.byte();
-        h.send_canned(c, in.byte());
+        const uint8_t c = in.byte(), d = in.byte();
+        h.send_canned(c, d, op >= 200 ? in.byte() : 0);  // only 202..250 split it
         break;
       }
       case 3: {
