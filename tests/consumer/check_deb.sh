@@ -64,6 +64,6 @@ if [ "${DEB_STRIPPED:-0}" = 1 ]; then
     if grep -q '\.debug_info' <<<"$sections"; then fail "$archive has debug info"; fi
   done
 fi
-consumer_build_and_run "$work/root/usr" "$libdir" "$version" "$work"
+consumer_build_and_run "$work/root/usr" "$libdir" "$version" "$work" -DCONSUMER_ALL_COMPONENTS=ON
 echo "PASS: $(basename "$deb") checked, unpacked and built against"
 rm -rf "$work"

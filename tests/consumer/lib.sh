@@ -38,10 +38,11 @@ expect_output() {
 
 consumer_build_and_run() {
   local prefix=$1 libdir=$2 version=$3 work=$4
+  shift 4  # the rest: the consumer's CMake options
 
   # 1. CMake: find_package(ioloop CONFIG) from PREFIX only (the cache must name it: a stray
   #    system-wide ioloop would otherwise pass unnoticed). No build type: -O0, fastest.
-  "$CMAKE" -S "$consumer_src" -B "$work/cmake" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
+  "$CMAKE" -S "$consumer_src" -B "$work/cmake" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" "$@" \
     >"$work/cmake-configure.log" 2>&1 || { cat "$work/cmake-configure.log"; fail "configure"; }
   local cache="$work/cmake/CMakeCache.txt"
   grep -qx "ioloop_DIR:PATH=$prefix/$libdir/cmake/ioloop" "$cache" ||
