@@ -11,9 +11,9 @@
 // file is replaced only once a response arrives (curl -o): a failed transfer leaves it alone.
 // --include writes the final response's status line and fields, as received, then an empty
 // line, to stderr (CRLF line ends, like curl -i), each interim (1xx) head first the same way.
-// --method defaults to GET, or POST when
-// --data is given (even empty, as curl -d ''). --header may be repeated (values may contain
-// commas); it overrides the client's own User-Agent and Host. --timeout bounds the whole
+// --method defaults to GET, or POST when --data is given (even empty, as curl -d '').
+// --header may be repeated (values may contain commas); it overrides the client's own
+// User-Agent and Host. --timeout bounds the whole
 // transfer like curl's --max-time, connecting included, and so waiting on an output nobody
 // reads (examples/body_output.h); 0 means none (connecting still times out after 20 s). Its
 // error line says where the transfer was: "(GET URL, connecting)", "... waiting for the
