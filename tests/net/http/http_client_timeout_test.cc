@@ -343,8 +343,9 @@ TEST_F(HTTPClientTest, ResponseTimeoutFailsAnUploadTheServerStopsReading) {
   const TimePoint written = loop().time();
   EXPECT_TRUE(kept.write(std::string(64 << 20, 'x')));
   ASSERT_TRUE(wait_for([&] { return result.has_value(); }));
+  // The upload never finished: the fetch was still sending its request.
   EXPECT_TRUE(IsTimeout(result->status(), FetchTimeout::kResponse,
-                        absl::StrCat("response_timeout (2s) expired waiting for the response from ",
+                        absl::StrCat("response_timeout (2s) expired sending the request from ",
                                      raw->url("/stalled"))));
   EXPECT_EQ(loop().time() - written, std::chrono::seconds(2));
 }
